@@ -1,0 +1,157 @@
+#include "config.h"
+#include "strbuf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Every key any Stowage program reads. A typo in the file is an error, not a silent default. */
+static const char *const config_known_keys[] = {
+	"database_url",		/* libpq connection string for the application role */
+	"database_owner_url",	/* libpq connection string for migrations (table owner) */
+	"master_key_file",	/* 32-byte key that encrypts secrets at rest; mode 0600 */
+	"fcgi_socket",		/* unix socket the web workers listen on */
+	"web_workers",		/* number of FastCGI worker processes */
+	"templates_dir",
+	"static_dir",
+	"allowed_networks",	/* CIDR list user-supplied URLs must resolve into */
+	"cookie_secure",	/* "yes" to mark cookies Secure (behind TLS) */
+	"runner_jobs",		/* jobs one runner executes at once */
+	"cluster_concurrency",	/* jobs running at once against one cluster */
+	"heartbeat_seconds",
+	"lua_memory_limit",
+	"lua_instruction_limit",
+	"lua_time_limit_ms",
+	"mover_path",
+	"work_dir",
+};
+
+static int config_key_known(const char *key)
+{
+	for (size_t i = 0; i < sizeof config_known_keys / sizeof config_known_keys[0]; i++)
+		if (strcmp(config_known_keys[i], key) == 0)
+			return 1;
+	return 0;
+}
+
+static char *trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+int config_parse(struct config *cfg, const char *text, const char *origin, char *err, size_t errlen)
+{
+	char *copy = xstrdup(text), *line, *next;
+	int lineno = 0, rc = 0;
+
+	memset(cfg, 0, sizeof *cfg);
+	for (line = copy; line; line = next) {
+		char *eq, *key, *value;
+
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		lineno++;
+		line = trim(line);
+		if (*line == '\0' || *line == '#')
+			continue;
+		eq = strchr(line, '=');
+		if (!eq) {
+			snprintf(err, errlen, "%s:%d: expected \"key = value\"", origin, lineno);
+			rc = -1;
+			break;
+		}
+		*eq = '\0';
+		key = trim(line);
+		value = trim(eq + 1);
+		if (!config_key_known(key)) {
+			snprintf(err, errlen, "%s:%d: unknown key \"%s\"", origin, lineno, key);
+			rc = -1;
+			break;
+		}
+		if (config_get(cfg, key, NULL)) {
+			snprintf(err, errlen, "%s:%d: key \"%s\" given twice", origin, lineno, key);
+			rc = -1;
+			break;
+		}
+		if (cfg->count == CONFIG_MAX_ENTRIES) {
+			snprintf(err, errlen, "%s:%d: too many keys", origin, lineno);
+			rc = -1;
+			break;
+		}
+		cfg->key[cfg->count] = xstrdup(key);
+		cfg->value[cfg->count] = xstrdup(value);
+		cfg->count++;
+	}
+	free(copy);
+	if (rc)
+		config_free(cfg);
+	return rc;
+}
+
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	struct strbuf sb = STRBUF_INIT;
+	char chunk[4096];
+	size_t n;
+	int rc;
+
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		strbuf_add(&sb, chunk, n);
+	fclose(f);
+	rc = config_parse(cfg, sb.buf ? sb.buf : "", path, err, errlen);
+	strbuf_release(&sb);
+	return rc;
+}
+
+const char *config_get(const struct config *cfg, const char *key, const char *def)
+{
+	for (int i = 0; i < cfg->count; i++)
+		if (strcmp(cfg->key[i], key) == 0)
+			return cfg->value[i];
+	return def;
+}
+
+int config_get_int(const struct config *cfg, const char *key, long def, long min, long max,
+		   long *out, char *err, size_t errlen)
+{
+	const char *v = config_get(cfg, key, NULL);
+	char *end;
+	long n;
+
+	if (!v) {
+		*out = def;
+		return 0;
+	}
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || end == v || *end != '\0' || n < min || n > max) {
+		snprintf(err, errlen, "%s: \"%s\" is not a whole number from %ld to %ld", key, v, min, max);
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+void config_free(struct config *cfg)
+{
+	for (int i = 0; i < cfg->count; i++) {
+		free(cfg->key[i]);
+		free(cfg->value[i]);
+	}
+	cfg->count = 0;
+}

@@ -1,0 +1,33 @@
+/* A growable byte buffer, always NUL-terminated. Allocation failure aborts: a worker that
+ * cannot allocate a few KiB cannot do anything useful, and callers stay simple. */
+#ifndef STOWAGE_STRBUF_H
+#define STOWAGE_STRBUF_H
+
+#include <stddef.h>
+
+struct strbuf {
+	char *buf;
+	size_t len;
+	size_t cap;
+};
+
+#define STRBUF_INIT { NULL, 0, 0 }
+
+void strbuf_grow(struct strbuf *sb, size_t extra);
+void strbuf_add(struct strbuf *sb, const void *data, size_t len);
+void strbuf_addstr(struct strbuf *sb, const char *s);
+void strbuf_addch(struct strbuf *sb, char c);
+void strbuf_addf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void strbuf_reset(struct strbuf *sb);
+/* Hands the string to the caller (never NULL) and leaves sb empty. */
+char *strbuf_take(struct strbuf *sb);
+void strbuf_release(struct strbuf *sb);
+
+/* Allocation helpers that abort on failure. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t n);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+#endif
