@@ -137,7 +137,6 @@ static int hex_value(char c)
 static const char *url_decode(const char *s, size_t len, struct strbuf *out, size_t *bad)
 {
 	strbuf_reset(out);
-	strbuf_grow(out, len);
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
 

@@ -80,7 +80,6 @@ void url_escape(struct strbuf *out, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789ABCDEF";
 
-	strbuf_grow(out, len);
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 

@@ -81,6 +81,7 @@ static void test_scalars_and_missing_keys(void)
 		     "42 -7 1.5 1.0000000000000001e+300 true false   ");
 	CHECK_RENDER("{{n}}", "{\"n\":9007199254740991}", "9007199254740991");
 	CHECK_RENDER("{{x}}", NULL, "");
+	CHECK_RENDER("{{%missing}}", "{}", "");
 }
 
 static void test_sections_over_arrays_objects_and_scalars(void)
