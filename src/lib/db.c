@@ -26,7 +26,7 @@ const char *db_last_sqlstate(void)
 PGconn *db_connect(const char *conninfo, const char *application_name, char *err, size_t errlen)
 {
 	const char *keys[] = { "dbname", "application_name", "options", NULL };
-	const char *vals[] = { conninfo, application_name, "-c search_path=stowage", NULL };
+	const char *vals[] = { conninfo, application_name, "-c search_path=stowage -c client_min_messages=warning", NULL };
 	PGconn *conn = PQconnectdbParams(keys, vals, 1);
 
 	if (!conn || PQstatus(conn) != CONNECTION_OK) {
