@@ -209,7 +209,7 @@ static int parse_pair(const char *pair, size_t len, size_t offset, struct kv_lis
 		set_err(err, errlen, "%s: value is not valid UTF-8", where);
 		return -1;
 	}
-	kv_append(out, key->buf, key->len, value->buf, value->len);
+	kv_append(out, key->buf, key->len, value->buf ? value->buf : "", value->len);
 	return 0;
 }
 

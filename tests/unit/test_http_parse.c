@@ -123,6 +123,7 @@ static void test_cookies_are_limited(void)
 	CHECK_INTEQ(http_parse_cookies(h.buf, &l, err, sizeof err), -1);
 	CHECK_STREQ(err, "Cookie header has more than 64 cookies");
 	CHECK_INTEQ(l.count, 0);
+	kv_list_free(&l);
 	strbuf_release(&h);
 }
 
@@ -243,6 +244,7 @@ static void test_multipart_errors(void)
 	CHECK_INTEQ(parse_mp(many.buf, many.len, "multipart/form-data; boundary=b", &l), -1);
 	CHECK_STREQ(err, "more than 10 parts");
 	CHECK_INTEQ(l.count, 0);
+	kv_list_free(&l);
 	strbuf_release(&many);
 }
 
