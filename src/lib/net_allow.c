@@ -160,8 +160,11 @@ static int net_allow_check_addrs(const struct net_allow *allow, const char *host
 
 		getnameinfo(ai->ai_addr, ai->ai_addrlen, text, sizeof text, NULL, 0, NI_NUMERICHOST);
 		if (!net_allow_contains(allow, ai->ai_addr)) {
-			snprintf(err, errlen, "host %s resolves to %s, which is outside the allowed networks",
-				 host, text);
+			if (literal)
+				snprintf(err, errlen, "address %s is outside the allowed networks", host);
+			else
+				snprintf(err, errlen, "host %s resolves to %s, which is outside the allowed networks",
+					 host, text);
 			rc = -1;
 			break;
 		}

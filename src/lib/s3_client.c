@@ -299,7 +299,8 @@ static size_t s3_on_body(char *data, size_t size, size_t n, void *ud)
 static void s3_url(const struct s3_client *c, const struct s3_req *q, struct strbuf *path, struct strbuf *url)
 {
 	strbuf_addstr(path, c->path_prefix);
-	strbuf_addch(path, '/');
+	if (q->key || !*c->path_prefix)
+		strbuf_addch(path, '/');
 	if (q->key)
 		strbuf_addstr(path, q->key);
 	strbuf_addstr(url, c->origin);
@@ -650,6 +651,25 @@ int s3_delete(struct s3_client *c, const char *key, struct s3_error *err)
 	int rc = s3_do(c, &q, &r, err);
 
 	strbuf_release(&r.reply);
+	return rc;
+}
+
+int s3_create_bucket(struct s3_client *c, struct s3_error *err)
+{
+	struct strbuf body = STRBUF_INIT;
+	struct s3_resp r;
+	int rc;
+
+	/* us-east-1 is the default location and must not be named. */
+	if (strcmp(c->region, "us-east-1") != 0)
+		strbuf_addf(&body, "<CreateBucketConfiguration><LocationConstraint>%s</LocationConstraint>"
+			    "</CreateBucketConfiguration>", c->region);
+	struct s3_req q = { .method = "PUT", .body = body.buf ? body.buf : "", .body_len = body.len };
+	rc = s3_do(c, &q, &r, err);
+	if (rc < 0 && strcmp(err->code, "BucketAlreadyOwnedByYou") == 0)
+		rc = 0;
+	strbuf_release(&r.reply);
+	strbuf_release(&body);
 	return rc;
 }
 

@@ -71,6 +71,8 @@ int s3_put_mem(struct s3_client *c, const char *key, const void *data, size_t le
  * unknown) only chooses the part size: 8 MiB, larger for objects over 80 GB, 64 MiB at most. */
 int s3_put_stream(struct s3_client *c, const char *key, s3_read_fn fn, void *ud,
 		  int64_t size_hint, struct s3_error *err);
+/* Creates the client's bucket in its region; one that we already own counts as created. */
+int s3_create_bucket(struct s3_client *c, struct s3_error *err);
 /* Deleting a missing key succeeds (S3 semantics). */
 int s3_delete(struct s3_client *c, const char *key, struct s3_error *err);
 /* ListObjectsV2 under prefix, page_size keys a request (1..1000), following continuation

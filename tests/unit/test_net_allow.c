@@ -31,7 +31,7 @@ static void test_v4_range_edges(void)
 	CHECK_STREQ(pin, "");
 	CHECK_INTEQ(net_allow_check_url(&a, "https://10.1.3.255:6443/", pin, sizeof pin, err, sizeof err), 0);
 	CHECK_INTEQ(net_allow_check_url(&a, "https://10.1.4.0/", pin, sizeof pin, err, sizeof err), -1);
-	CHECK_STREQ(err, "host 10.1.4.0 resolves to 10.1.4.0, which is outside the allowed networks");
+	CHECK_STREQ(err, "address 10.1.4.0 is outside the allowed networks");
 	CHECK_INTEQ(net_allow_check_url(&a, "https://10.1.1.255/", pin, sizeof pin, err, sizeof err), -1);
 	/* An IPv4-mapped IPv6 literal is judged as the IPv4 address it carries. */
 	CHECK_INTEQ(net_allow_check_url(&a, "https://[::ffff:10.1.2.9]/", pin, sizeof pin, err, sizeof err), 0);
