@@ -19,6 +19,20 @@ const struct route web_routes[] = {
 	{ "POST", "/members/:id/role", page_members_role, ROUTE_ADMIN },
 	{ "POST", "/members/:id/remove", page_members_remove, ROUTE_ADMIN },
 	{ "GET", "/audit", page_audit, 0 },
+	{ "GET", "/clusters", page_clusters, 0 },
+	{ "GET", "/clusters/new", page_cluster_new, ROUTE_OPERATOR },
+	{ "POST", "/clusters", page_cluster_create, ROUTE_OPERATOR },
+	{ "GET", "/clusters/:id", page_cluster_edit, 0 },
+	{ "POST", "/clusters/:id", page_cluster_update, ROUTE_OPERATOR },
+	{ "POST", "/clusters/:id/test", page_cluster_test, ROUTE_OPERATOR },
+	{ "POST", "/clusters/:id/delete", page_cluster_delete, ROUTE_OPERATOR },
+	{ "GET", "/repositories", page_repositories, 0 },
+	{ "GET", "/repositories/new", page_repository_new, ROUTE_OPERATOR },
+	{ "POST", "/repositories", page_repository_create, ROUTE_OPERATOR },
+	{ "GET", "/repositories/:id", page_repository_edit, 0 },
+	{ "POST", "/repositories/:id", page_repository_update, ROUTE_OPERATOR },
+	{ "POST", "/repositories/:id/test", page_repository_test, ROUTE_OPERATOR },
+	{ "POST", "/repositories/:id/delete", page_repository_delete, ROUTE_OPERATOR },
 };
 const size_t web_routes_count = sizeof web_routes / sizeof web_routes[0];
 

@@ -3,6 +3,8 @@
 #define STOWAGE_WEB_H
 
 #include "http_parse.h"
+#include "net_allow.h"
+#include "secret_store.h"
 #include "strbuf.h"
 #include "template.h"
 
@@ -18,6 +20,8 @@ struct web_context {
 	const char *database_url;
 	int cookie_secure;
 	size_t max_body;
+	struct secret_keyring keyring;	/* seals cluster tokens and S3 secret keys */
+	struct net_allow allowed_networks; /* where user-supplied URLs may point */
 };
 
 struct session {
@@ -112,5 +116,19 @@ void page_members_invite(struct request *r);
 void page_members_role(struct request *r);
 void page_members_remove(struct request *r);
 void page_audit(struct request *r);
+void page_clusters(struct request *r);
+void page_cluster_new(struct request *r);
+void page_cluster_create(struct request *r);
+void page_cluster_edit(struct request *r);
+void page_cluster_update(struct request *r);
+void page_cluster_test(struct request *r);
+void page_cluster_delete(struct request *r);
+void page_repositories(struct request *r);
+void page_repository_new(struct request *r);
+void page_repository_create(struct request *r);
+void page_repository_edit(struct request *r);
+void page_repository_update(struct request *r);
+void page_repository_test(struct request *r);
+void page_repository_delete(struct request *r);
 
 #endif

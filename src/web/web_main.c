@@ -128,6 +128,13 @@ int main(int argc, char **argv)
 		log_fatal("%s: fcgi_socket is not set", config_path);
 	ctx.cookie_secure = strcmp(config_get(&cfg, "cookie_secure", "no"), "yes") == 0;
 	ctx.max_body = 2 * 1024 * 1024;
+	const char *key_file = config_get(&cfg, "master_key_file", NULL);
+	if (!key_file)
+		log_fatal("%s: master_key_file is not set", config_path);
+	if (secret_keyring_load(key_file, &ctx.keyring, err, sizeof err) < 0)
+		log_fatal("%s", err);
+	if (net_allow_parse(config_get(&cfg, "allowed_networks", ""), &ctx.allowed_networks, err, sizeof err) < 0)
+		log_fatal("%s: allowed_networks: %s", config_path, err);
 	ctx.templates = template_set_open(config_get(&cfg, "templates_dir", "templates"), err, sizeof err);
 	if (!ctx.templates)
 		log_fatal("templates: %s", err);
