@@ -19,6 +19,7 @@ const struct route web_routes[] = {
 	{ "POST", "/members/:id/role", page_members_role, ROUTE_ADMIN },
 	{ "POST", "/members/:id/remove", page_members_remove, ROUTE_ADMIN },
 	{ "GET", "/audit", page_audit, 0 },
+	{ "GET", "/schedule/preview", page_schedule_preview, 0 },
 	{ "GET", "/clusters", page_clusters, 0 },
 	{ "GET", "/clusters/new", page_cluster_new, ROUTE_OPERATOR },
 	{ "GET", "/clusters/import", page_cluster_import_form, ROUTE_OPERATOR },

@@ -135,3 +135,16 @@ def test_scheduler_stops_cleanly_on_sigterm(stack):
     p.terminate()
     assert p.wait(timeout=10) == 0
     assert "scheduler stopped" in p.stderr.read()
+
+
+def test_schedule_preview_explains_the_next_five_runs(admin):
+    r = admin.http.get(admin.stack.url + "/schedule/preview", params={"kind": "daily", "at": "02:30", "tz": "Asia/Shanghai"},
+                       headers={"Accept": "application/json"})
+    body = r.json()
+    assert r.status_code == 200 and body["cron"] == "30 2 * * *"
+    assert len(body["next_runs"]) == 5 and all("02:30 CST" in t for t in body["next_runs"])
+    r = admin.http.get(admin.stack.url + "/schedule/preview", params={"kind": "cron", "cron": "61 * * * *"},
+                       headers={"Accept": "application/json"})
+    assert r.status_code == 422 and r.json()["error"] == "Cron expression: minute: 61-61 is outside 0-59"
+    r = admin.http.get(admin.stack.url + "/schedule/preview", params={"kind": "cron", "cron": "* * * * *", "tz": "Nowhere/X"})
+    assert r.status_code == 422 and "not a known time zone" in r.text
