@@ -13,6 +13,9 @@
 /* What one cJSON node costs outside the Lua heap, malloc overhead included. */
 #define CONVERT_NODE_COST (sizeof(cJSON) + 32)
 #define CONVERT_MAX_EXACT 9007199254740992.0	/* 2^53: doubles hold every integer up to it */
+/* cJSON prints numbers with 15 significant digits when they compare equal within an epsilon,
+ * so larger integers would come out rounded: refuse them instead. */
+#define CONVERT_MAX_PRINTED 1e15
 
 /* Registry keys (their addresses): the metatable marking arrays, and the guard's metatable. */
 static const char convert_array_key;
@@ -113,8 +116,8 @@ static cJSON *walk_number(struct convert_walk *w, int idx)
 	if (lua_isinteger(w->L, idx)) {
 		lua_Integer i = lua_tointeger(w->L, idx);
 
-		if ((double)i > CONVERT_MAX_EXACT || (double)i < -CONVERT_MAX_EXACT)
-			return walk_fail(w, "integer %lld is beyond 2^53, which JSON numbers cannot hold exactly",
+		if ((double)i > CONVERT_MAX_PRINTED || (double)i < -CONVERT_MAX_PRINTED)
+			return walk_fail(w, "integer %lld is beyond 10^15, which JSON numbers here cannot hold exactly",
 					 (long long)i);
 		return cJSON_CreateNumber((double)i);
 	}

@@ -1,8 +1,8 @@
 /* Converts values between Lua, cJSON, JSON text and YAML text: the one place values cross
  * the sandbox boundary, so one set of rules applies everywhere.
  *
- *   Lua -> JSON: nil and json.null -> null; booleans; integers up to 2^53 in magnitude;
- *   finite floats (NaN and inf refused); strings that are valid UTF-8 without NUL bytes;
+ *   Lua -> JSON: nil and json.null -> null; booleans; integers up to 10^15 in magnitude;
+ *   finite floats (NaN and inf refused; printed with 15 significant digits); strings that are valid UTF-8 without NUL bytes;
  *   a table is an array when it was made by json.array() or decoded from an array, or when
  *   its keys are exactly 1..n (n > 0); an object when all its keys are strings; so an empty
  *   table is the object {} unless marked with json.array(). Anything else, a table that
