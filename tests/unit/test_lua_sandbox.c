@@ -286,6 +286,9 @@ static void test_lua_sandbox_on_failure(void)
 	CHECK_STREQ(res.error, "hook.lua:2: pod not ready");
 	CHECK_INTEQ(run_script("on_failure = 'continue' while true do end", &res, NULL), -1);
 	CHECK_INTEQ(res.continue_on_failure, 1);
+	CHECK_INTEQ(run_script("on_failure = 'continue' t = {} while true do t[#t + 1] = ('x'):rep(4096) end", &res, NULL), -1);
+	CHECK(strstr(res.error, "memory limit") != NULL);
+	CHECK_INTEQ(res.continue_on_failure, 1);
 	CHECK_INTEQ(run_script("error('early') on_failure = 'continue'", &res, NULL), -1);
 	CHECK_INTEQ(res.continue_on_failure, 0);
 	CHECK_INTEQ(run_script("on_failure = 'fail' error('x')", &res, NULL), -1);
