@@ -950,10 +950,13 @@ static int syntax_column(const char *source, size_t len, int line, const char *m
 	memcpy(token, near, tlen);
 	/* The parser stopped at this token, so the rest of the line after it is rarely long:
 	 * its last whole occurrence on the line is the best guess. */
-	for (const char *s = eol - tlen; tlen && s >= p; s--)
+	for (size_t off = (size_t)(eol - p) >= tlen ? (size_t)(eol - p) - tlen + 1 : 0; tlen && off-- > 0;) {
+		const char *s = p + off;
+
 		if (memcmp(s, token, tlen) == 0 && !(is_word(token[0]) && s > p && is_word(s[-1])) &&
 		    !(is_word(token[tlen - 1]) && s + tlen < eol && is_word(s[tlen])))
-			return (int)(s - p) + 1;
+			return (int)off + 1;
+	}
 	return 0;
 }
 

@@ -89,6 +89,8 @@ static const struct escape_case {
 	{ "string.gsub(string.rep('a', 20000), '(.-)b', 'x')", "could take" },
 	{ "string.match(string.rep('a', 40), string.rep('a?', 40) .. string.rep('a', 40))", "could take" },
 	{ "string.find('x', string.rep('%a', 300))", "patterns longer than 256 bytes" },
+	{ "local s = ('x'):rep(1e7) return s:find(('x'):rep(1e5) .. 'y', 1, true)", "string.find: this pattern on 10000000 bytes could take" },
+	{ "local t = {} setmetatable(t, {__index = t}) return t.x", "chain too long" },
 	{ "string.format('%099999d', 1)", "invalid conversion" },
 	{ "string.format('%p', {})", "%p is not available" },
 	{ "table.insert(setmetatable({}, {__len = function() return 1e15 end}), 1, 'x')", "longer than the table" },
@@ -101,6 +103,7 @@ static const struct escape_case {
 	{ "local function f() return 1 + f() end f()", "stack overflow|limit: memory limit" },
 	{ "local t = setmetatable({}, {}) getmetatable(t).__index = function(t, k) return t[k] end return t.x",
 	  "stack overflow" },
+	{ "error(setmetatable({}, {__tostring = function() while true do end end}))", "(error object is a table value)" },
 	/* addresses */
 	{ "local s = tostring({}) .. tostring(print) .. string.format('%s', {}) .. tostring(json.null)\n"
 	  "if s:find('0x') then error('address leaked: ' .. s) end error('no address: ' .. s)",
