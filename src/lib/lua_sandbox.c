@@ -23,6 +23,10 @@
  * worst case exceeds this many matcher steps: about half a second here (5 ns a step). */
 #define PATTERN_STEP_LIMIT 1e8
 #define PATTERN_MAX_LEN 256
+/* Past the deadline the allocator refuses growth of this size or more: a C call that builds
+ * a large result (string.upper of 30 MB) then fails before doing the work, where the hook,
+ * which only runs between instructions, would let hundreds of them through. */
+#define LATE_ALLOC_MIN (16 * 1024)
 
 enum sandbox_limit { LIMIT_NONE, LIMIT_MEMORY, LIMIT_INSTRUCTIONS, LIMIT_TIME };
 
@@ -50,6 +54,8 @@ struct lua_sandbox {
 	uint64_t instructions;
 	int hook_interval;
 	long long start_ns, deadline_ns;
+	int running;			/* between lua_newstate and the end of the script */
+	int refused_late;		/* the allocator refused growth after the deadline */
 	enum sandbox_limit limit;
 	char limit_msg[256];
 	size_t log_bytes;
@@ -112,6 +118,10 @@ static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	}
 	if (nsize > osize && nsize - osize > sb->limits.memory_bytes - sb->mem_used)
 		return NULL;
+	if (nsize > osize && nsize >= LATE_ALLOC_MIN && sb->running && now_ns() >= sb->deadline_ns) {
+		sb->refused_late = 1;
+		return NULL;
+	}
 	p = realloc(ptr, nsize);
 	if (!p)
 		return NULL;
@@ -155,6 +165,13 @@ static void sandbox_set_limit(lua_State *L, struct lua_sandbox *sb, enum sandbox
 		snprintf(sb->limit_msg + n, sizeof sb->limit_msg - n, "%s%s", where, detail ? detail : "");
 	}
 	lua_sethook(L, sandbox_hook, LUA_MASKCOUNT, 1);
+}
+
+/* A failed allocation ends the script: as the memory limit, or as the time limit when the
+ * allocator refused it for being past the deadline. */
+static void sandbox_set_allocation_limit(lua_State *L, struct lua_sandbox *sb)
+{
+	sandbox_set_limit(L, sb, sb->refused_late ? LIMIT_TIME : LIMIT_MEMORY, NULL, NULL);
 }
 
 static int sandbox_raise_limit(lua_State *L, struct lua_sandbox *sb)
@@ -219,8 +236,8 @@ long lua_sandbox_remaining_ms(lua_State *L)
 
 	if (!sb)
 		return LONG_MAX;
-	left = (sb->deadline_ns - now_ns()) / 1000000;
-	return left > 0 ? (long)left : 0;
+	left = sb->deadline_ns - now_ns();
+	return left > 0 ? (long)((left + 999999) / 1000000) : 0;	/* 0 only once passed */
 }
 
 size_t lua_sandbox_remaining_memory(lua_State *L)
@@ -260,7 +277,7 @@ static int sandbox_after_pcall(lua_State *L, int status, int base)
 	if (status == LUA_OK)
 		return lua_gettop(L) - base;
 	if (status == LUA_ERRMEM)
-		sandbox_set_limit(L, sb, LIMIT_MEMORY, NULL, NULL);
+		sandbox_set_allocation_limit(L, sb);
 	if (sb->limit != LIMIT_NONE)
 		return lua_error(L);
 	lua_pushboolean(L, 0);
@@ -431,8 +448,11 @@ static int sandbox_sleep(lua_State *L)
 
 /* ---- bounded string and table functions ---------------------------------------------- */
 
+/* For the bounded C functions below: they check the deadline first, since the hook may be
+ * up to a thousand instructions away and each of them can take a while. */
 static int call_original(lua_State *L)
 {
+	lua_sandbox_check_limits(L);
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_insert(L, 1);
 	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
@@ -780,7 +800,7 @@ static void sandbox_finish(lua_State *L, struct lua_sandbox *sb, int status,
 	int on_failure = 0;
 
 	if (status == LUA_ERRMEM)
-		sandbox_set_limit(L, sb, LIMIT_MEMORY, NULL, NULL);
+		sandbox_set_allocation_limit(L, sb);
 	if (sb->limit != LIMIT_NONE)
 		snprintf(out->error, sizeof out->error, "%s", sb->limit_msg);
 	else if (status != LUA_OK && lua_type(L, -1) == LUA_TSTRING)
@@ -811,6 +831,7 @@ int lua_sandbox_run(struct lua_sandbox *sb, const char *chunkname, const char *s
 	sb->instructions = 0;
 	sb->limit = LIMIT_NONE;
 	sb->limit_msg[0] = '\0';
+	sb->refused_late = 0;
 	sb->log_bytes = 0;
 	sb->start_ns = now_ns();
 	sb->deadline_ns = sb->start_ns + sb->limits.time_ms * 1000000LL;
@@ -821,12 +842,14 @@ int lua_sandbox_run(struct lua_sandbox *sb, const char *chunkname, const char *s
 		return -1;
 	}
 	lua_sethook(L, sandbox_hook, LUA_MASKCOUNT, sb->hook_interval);
+	sb->running = 1;
 	lua_pushcfunction(L, sandbox_setup);
 	status = lua_pcall(L, 0, 0, 0);
 	if (status == LUA_OK)
 		status = sandbox_load(L, chunkname, source, len);
 	if (status == LUA_OK)
 		status = lua_pcall(L, 0, 0, 0);
+	sb->running = 0;
 	sandbox_finish(L, sb, status, out);
 	lua_close(L);
 	out->memory_peak = sb->mem_peak;

@@ -326,6 +326,39 @@ static void test_lua_sandbox_syntax_check(void)
 	CHECK(strstr(msg, "bytecode is not accepted") != NULL);
 }
 
+/* A C function that returns only at the deadline, as a slow API call would. */
+static int clock_spin(lua_State *L)
+{
+	while (lua_sandbox_remaining_ms(L) > 0)
+		;
+	return 0;
+}
+
+/* After a C call that used up the time, the hook may be up to a thousand instructions away:
+ * large allocations and the bounded C functions notice the deadline themselves. */
+static void test_lua_sandbox_deadline_between_hooks(void)
+{
+	static const luaL_Reg clock_fns[] = { { "spin", clock_spin }, { NULL, NULL } };
+	static const struct lua_sandbox_limits limits = { TEST_MEMORY, 10000000, 50 };
+	static const struct {
+		const char *script, *error;
+	} cases[] = {
+		{ "local big = ('x'):rep(100000) clock.spin() local s = big .. big", "limit: time limit of 50 ms exceeded" },
+		{ "local big = ('a'):rep(1000) clock.spin() return big:find('.-b')", "limit: time limit of 50 ms exceeded at hook.lua:1" },
+		{ "clock.spin() return json.encode({})", "limit: time limit of 50 ms exceeded at hook.lua:1" },
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct lua_sandbox *sb = lua_sandbox_new(&limits, NULL, NULL);
+		struct lua_sandbox_result res;
+
+		lua_sandbox_add_library(sb, "clock", clock_fns, NULL);
+		CHECK_INTEQ(lua_sandbox_run(sb, "hook.lua", cases[i].script, strlen(cases[i].script), &res), -1);
+		CHECK_STREQ(res.error, cases[i].error);
+		lua_sandbox_free(sb);
+	}
+}
+
 static void test_lua_sandbox_rejects_bad_limits(void)
 {
 	struct lua_sandbox_limits small = { 1000, 1000, 1000 }, zero_time = { TEST_MEMORY, 1000, 0 };
@@ -355,6 +388,7 @@ int main(void)
 	RUN(test_lua_sandbox_library_and_context);
 	RUN(test_lua_sandbox_on_failure);
 	RUN(test_lua_sandbox_syntax_check);
+	RUN(test_lua_sandbox_deadline_between_hooks);
 	RUN(test_lua_sandbox_rejects_bad_limits);
 	RUN(test_lua_sandbox_api_outside_sandbox);
 	return check_done();
