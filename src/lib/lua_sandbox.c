@@ -459,6 +459,13 @@ static int call_original(lua_State *L)
 	return lua_gettop(L);
 }
 
+/* Functions that walk a whole string without allocating (utf8.len of 60 MB, tonumber of a
+ * long string): only the deadline check in front. */
+static int sandbox_checked(lua_State *L)
+{
+	return call_original(L);
+}
+
 /* string.rep builds its result in one C call: refuse one larger than the memory left before
  * copying anything. */
 static int sandbox_string_rep(lua_State *L)
@@ -716,6 +723,13 @@ static void open_safe_libraries(lua_State *L)
 	set_field(L, "log", sandbox_print);
 	set_field(L, "sleep", sandbox_sleep);
 	wrap_field(L, "setmetatable", sandbox_setmetatable);
+	wrap_field(L, "tonumber", sandbox_checked);
+	lua_pop(L, 1);
+
+	lua_getglobal(L, LUA_UTF8LIBNAME);
+	wrap_field(L, "len", sandbox_checked);
+	wrap_field(L, "offset", sandbox_checked);
+	wrap_field(L, "codepoint", sandbox_checked);
 	lua_pop(L, 1);
 
 	lua_getglobal(L, LUA_STRLIBNAME);

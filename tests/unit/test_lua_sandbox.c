@@ -346,6 +346,8 @@ static void test_lua_sandbox_deadline_between_hooks(void)
 		{ "local big = ('x'):rep(100000) clock.spin() local s = big .. big", "limit: time limit of 50 ms exceeded" },
 		{ "local big = ('a'):rep(1000) clock.spin() return big:find('.-b')", "limit: time limit of 50 ms exceeded at hook.lua:1" },
 		{ "clock.spin() return json.encode({})", "limit: time limit of 50 ms exceeded at hook.lua:1" },
+		{ "local big = ('a'):rep(1000) clock.spin() return utf8.len(big)", "limit: time limit of 50 ms exceeded at hook.lua:1" },
+		{ "clock.spin() return tonumber('12')", "limit: time limit of 50 ms exceeded at hook.lua:1" },
 	};
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
