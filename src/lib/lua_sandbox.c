@@ -479,7 +479,7 @@ static int sandbox_string_rep(lua_State *L)
 	luaL_optlstring(L, 3, "", &seplen);
 	total = n > 0 ? (double)len * (double)n + (double)seplen * (double)(n - 1) : 0;
 	if (total > (double)lua_sandbox_remaining_memory(L))
-		return lua_sandbox_memory_error(L, total > (double)SIZE_MAX ? SIZE_MAX : (size_t)total);
+		return lua_sandbox_memory_error(L, total >= (double)SIZE_MAX ? SIZE_MAX : (size_t)total);
 	return call_original(L);
 }
 
