@@ -65,8 +65,8 @@ struct chunk_store {
 	size_t npacks, packs_cap;
 	struct chunk_store_stats stats;
 
-	pthread_mutex_t pack_lock;	/* the open pack */
-	struct open_pack *open;
+	pthread_mutex_t pack_lock;	/* the open packs */
+	struct open_pack *open[CHUNK_KINDS];
 
 	pthread_mutex_t queue_lock;	/* upload queue, in-flight count, failure, shutdown */
 	pthread_cond_t queue_cond;
@@ -508,15 +508,15 @@ static void *uploader_main(void *arg)
 
 /* Caller holds pack_lock. Seals the open pack's identity and queues it, waiting while the
  * queue is full: that wait is what bounds memory when the store is slower than the readers. */
-static int pack_finish(struct chunk_store *cs, char *err, size_t errlen)
+static int pack_finish(struct chunk_store *cs, enum chunk_kind kind, char *err, size_t errlen)
 {
-	struct open_pack *p = cs->open;
+	struct open_pack *p = cs->open[kind];
 	uint8_t digest[SHA256_DIGEST_LENGTH];
 	int rc = 0;
 
 	if (!p)
 		return 0;
-	cs->open = NULL;
+	cs->open[kind] = NULL;
 	SHA256((uint8_t *)p->data.buf, p->data.len, digest);
 	pthread_mutex_lock(&cs->index_lock);
 	memcpy(cs->packs[p->slot].id, digest, CHUNK_ID_LEN);
@@ -591,7 +591,7 @@ static int store_failed(struct chunk_store *cs, char *err, size_t errlen)
 	return failed;
 }
 
-int chunk_store_put(struct chunk_store *cs, const void *data, size_t len,
+int chunk_store_put(struct chunk_store *cs, enum chunk_kind kind, const void *data, size_t len,
 		    uint8_t id[CHUNK_ID_LEN], char *err, size_t errlen)
 {
 	uint8_t *blob;
@@ -630,13 +630,13 @@ int chunk_store_put(struct chunk_store *cs, const void *data, size_t len,
 		return -1;
 	}
 	pthread_mutex_lock(&cs->pack_lock);
-	if (!cs->open) {
-		cs->open = p = xcalloc(1, sizeof *p);
+	if (!cs->open[kind]) {
+		cs->open[kind] = p = xcalloc(1, sizeof *p);
 		pthread_mutex_lock(&cs->index_lock);
 		p->slot = pack_add(cs, NULL, 0);
 		pthread_mutex_unlock(&cs->index_lock);
 	}
-	p = cs->open;
+	p = cs->open[kind];
 	if (p->n == p->cap) {
 		p->cap = p->cap ? p->cap * 2 : 64;
 		p->entries = xrealloc(p->entries, p->cap * sizeof *p->entries);
@@ -648,7 +648,7 @@ int chunk_store_put(struct chunk_store *cs, const void *data, size_t len,
 	p->n++;
 	strbuf_add(&p->data, blob, blob_len);
 	if (p->data.len >= cs->opt.pack_target)
-		rc = pack_finish(cs, err, errlen);
+		rc = pack_finish(cs, kind, err, errlen);
 	pthread_mutex_unlock(&cs->pack_lock);
 	free(blob);
 	return rc;
@@ -659,7 +659,9 @@ int chunk_store_flush(struct chunk_store *cs, char *err, size_t errlen)
 	int rc;
 
 	pthread_mutex_lock(&cs->pack_lock);
-	rc = pack_finish(cs, err, errlen);
+	rc = pack_finish(cs, CHUNK_DATA, err, errlen);
+	if (rc == 0)
+		rc = pack_finish(cs, CHUNK_TREE, err, errlen);
 	pthread_mutex_unlock(&cs->pack_lock);
 	if (rc < 0)
 		return rc;
@@ -689,8 +691,9 @@ void chunk_store_close(struct chunk_store *cs)
 		cs->queue_head = p->next;
 		open_pack_free(p);
 	}
-	if (cs->open)
-		open_pack_free(cs->open);
+	for (int k = 0; k < CHUNK_KINDS; k++)
+		if (cs->open[k])
+			open_pack_free(cs->open[k]);
 	free(cs->threads);
 	pthread_mutex_destroy(&cs->index_lock);
 	pthread_mutex_destroy(&cs->pack_lock);

@@ -52,8 +52,12 @@ int chunk_store_open(struct chunk_store **out, struct object_store *os, const ch
 /* Waits for uploads still running, then frees. Chunks not flushed are lost. */
 void chunk_store_close(struct chunk_store *cs);
 
+/* File data and snapshot trees go to separate packs, so losing a data pack still leaves the
+ * trees readable and the damage can be reported by file name. */
+enum chunk_kind { CHUNK_DATA, CHUNK_TREE, CHUNK_KINDS };
+
 /* Stores one chunk unless the repository already holds it; id receives its id. */
-int chunk_store_put(struct chunk_store *cs, const void *data, size_t len,
+int chunk_store_put(struct chunk_store *cs, enum chunk_kind kind, const void *data, size_t len,
 		    uint8_t id[CHUNK_ID_LEN], char *err, size_t errlen);
 /* Writes the open pack and waits until every chunk put so far is in a pack with its index. */
 int chunk_store_flush(struct chunk_store *cs, char *err, size_t errlen);

@@ -144,6 +144,10 @@ int manifest_tag_valid(const char *key, const char *value, char *err, size_t err
 
 int manifest_path_cmp(const char *a, const char *b)
 {
+	int a_root = strcmp(a, ".") == 0, b_root = strcmp(b, ".") == 0;
+
+	if (a_root || b_root)
+		return b_root - a_root;
 	for (;; a++, b++) {
 		unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
 
@@ -416,9 +420,11 @@ static char *get_b64_path(const cJSON *o, const char *name, const char *what, ch
 	if (!s)
 		return NULL;
 	p = b64_decode(s, &n);
-	if (!p || !path_valid(p, n) || (strcmp(name, "path") == 0 && p[0] == '/')) {
-		snprintf(err, errlen, "%s: field \"%s\" must be base64 of a %s path without empty, \".\" or \"..\" parts",
-			 what, name, strcmp(name, "path") == 0 ? "relative" : "non-empty");
+	if (p && n == 1 && p[0] == '.')
+		return p;	/* the volume's root directory; entry_parse_obj allows it for dirs only */
+	if (!p || !path_valid(p, n) || p[0] == '/') {
+		snprintf(err, errlen, "%s: field \"%s\" must be base64 of a relative path without empty, \".\" or \"..\" parts",
+			 what, name);
 		free(p);
 		return NULL;
 	}
@@ -474,6 +480,10 @@ static int entry_parse_obj(const cJSON *o, struct manifest_entry *e, char *err, 
 		return -1;
 	if (!(e->path = get_b64_path(o, "path", what, err, errlen)))
 		return -1;
+	if (strcmp(e->path, ".") == 0 && e->type != ENTRY_DIR) {
+		snprintf(err, errlen, "%s: only a directory may have the path \".\"", what);
+		return -1;
+	}
 	if (get_uint(o, "mode", 07777, &v, what, err, errlen) < 0)
 		return -1;
 	e->mode = (uint32_t)v;

@@ -30,7 +30,7 @@ enum manifest_type { ENTRY_FILE, ENTRY_DIR, ENTRY_SYMLINK };
 
 struct manifest_entry {
 	enum manifest_type type;
-	char *path;			/* relative, '/'-separated, NUL-terminated bytes */
+	char *path;			/* relative, '/'-separated bytes; "." is the volume root */
 	char *target;			/* symlinks only */
 	uint32_t mode;			/* permission bits, 07777 */
 	uint32_t uid, gid;

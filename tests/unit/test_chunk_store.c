@@ -102,11 +102,11 @@ static void test_round_trip_and_dedup(void)
 
 	fill(data, CHUNK_MAX, 1);
 	CHECK_INTEQ(chunk_store_open(&cs, os, "repo1", master, NULL, err, sizeof err), 0);
-	CHECK_INTEQ(chunk_store_put(cs, data, CHUNK_MAX, id1, err, sizeof err), 0);
-	CHECK_INTEQ(chunk_store_put(cs, data, CHUNK_MAX, id2, err, sizeof err), 0);
+	CHECK_INTEQ(chunk_store_put(cs, CHUNK_DATA, data, CHUNK_MAX, id1, err, sizeof err), 0);
+	CHECK_INTEQ(chunk_store_put(cs, CHUNK_DATA, data, CHUNK_MAX, id2, err, sizeof err), 0);
 	CHECK(memcmp(id1, id2, CHUNK_ID_LEN) == 0);
 	memset(data, 'z', 1000);
-	CHECK_INTEQ(chunk_store_put(cs, data, 1000, id3, err, sizeof err), 0);
+	CHECK_INTEQ(chunk_store_put(cs, CHUNK_DATA, data, 1000, id3, err, sizeof err), 0);
 	CHECK_INTEQ(chunk_store_flush(cs, err, sizeof err), 0);
 	chunk_store_get_stats(cs, &st);
 	CHECK_INTEQ(st.chunks_new, 2);
@@ -127,7 +127,7 @@ static void test_round_trip_and_dedup(void)
 	CHECK_INTEQ(chunk_store_get(cs, id1, &out, err, sizeof err), 0);
 	CHECK(out.len == CHUNK_MAX && memcmp(out.buf, data, CHUNK_MAX) == 0);
 	/* the same data again stores nothing */
-	CHECK_INTEQ(chunk_store_put(cs, data, CHUNK_MAX, id2, err, sizeof err), 0);
+	CHECK_INTEQ(chunk_store_put(cs, CHUNK_DATA, data, CHUNK_MAX, id2, err, sizeof err), 0);
 	CHECK_INTEQ(chunk_store_flush(cs, err, sizeof err), 0);
 	chunk_store_get_stats(cs, &st);
 	CHECK_INTEQ(st.chunks_new, 0);
@@ -138,7 +138,7 @@ static void test_round_trip_and_dedup(void)
 
 	/* another repository id derives other keys: same data, another id */
 	CHECK_INTEQ(chunk_store_open(&cs, os, "repo2", master, NULL, err, sizeof err), 0);
-	CHECK_INTEQ(chunk_store_put(cs, data, CHUNK_MAX, id2, err, sizeof err), 0);
+	CHECK_INTEQ(chunk_store_put(cs, CHUNK_DATA, data, CHUNK_MAX, id2, err, sizeof err), 0);
 	CHECK(memcmp(id1, id2, CHUNK_ID_LEN) != 0);
 	chunk_store_close(cs);
 	strbuf_release(&out);
@@ -159,7 +159,7 @@ static void test_packs_fill_to_target(void)
 	CHECK_INTEQ(chunk_store_open(&cs, os, "r", master, &opt, err, sizeof err), 0);
 	for (int i = 0; i < 10; i++) {
 		fill(data, 1024 * 1024, (uint32_t)i + 100);
-		CHECK_INTEQ(chunk_store_put(cs, data, 1024 * 1024, id, err, sizeof err), 0);
+		CHECK_INTEQ(chunk_store_put(cs, CHUNK_DATA, data, 1024 * 1024, id, err, sizeof err), 0);
 	}
 	CHECK_INTEQ(chunk_store_flush(cs, err, sizeof err), 0);
 	chunk_store_get_stats(cs, &st);
@@ -198,7 +198,7 @@ static void test_tampered_and_missing_chunks_are_reported(void)
 
 	fill(data, sizeof data, 9);
 	CHECK_INTEQ(chunk_store_open(&cs, os, "r", master, NULL, err, sizeof err), 0);
-	CHECK_INTEQ(chunk_store_put(cs, data, sizeof data, id, err, sizeof err), 0);
+	CHECK_INTEQ(chunk_store_put(cs, CHUNK_DATA, data, sizeof data, id, err, sizeof err), 0);
 	CHECK_INTEQ(chunk_store_flush(cs, err, sizeof err), 0);
 	chunk_store_close(cs);
 
@@ -232,7 +232,7 @@ static void test_wrong_key_is_refused(void)
 	uint8_t data[100] = { 1 }, id[CHUNK_ID_LEN], other_key[AEAD_KEY_LEN] = { 0 };
 
 	CHECK_INTEQ(chunk_store_open(&cs, os, "r", master, NULL, err, sizeof err), 0);
-	CHECK_INTEQ(chunk_store_put(cs, data, sizeof data, id, err, sizeof err), 0);
+	CHECK_INTEQ(chunk_store_put(cs, CHUNK_DATA, data, sizeof data, id, err, sizeof err), 0);
 	CHECK_INTEQ(chunk_store_flush(cs, err, sizeof err), 0);
 	chunk_store_close(cs);
 	CHECK_INTEQ(chunk_store_open(&cs, os, "r", other_key, NULL, err, sizeof err), CHUNK_STORE_CORRUPT);
