@@ -48,7 +48,8 @@ char *xstrndup(const char *s, size_t n)
 {
 	char *p = xmalloc(n + 1);
 
-	memcpy(p, s, n);
+	if (n)
+		memcpy(p, s, n);
 	p[n] = '\0';
 	return p;
 }
@@ -66,6 +67,7 @@ void strbuf_grow(struct strbuf *sb, size_t extra)
 		cap = cap * 2 > cap ? cap * 2 : need;
 	sb->buf = xrealloc(sb->buf, cap);
 	sb->cap = cap;
+	sb->buf[sb->len] = '\0';	/* "always NUL-terminated" holds for a buffer only grown, too */
 }
 
 void strbuf_add(struct strbuf *sb, const void *data, size_t len)

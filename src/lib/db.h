@@ -1,0 +1,30 @@
+/* PostgreSQL access: connecting with a pinned search_path, tenant transactions, and one way to
+ * run a parameterised statement. There is no function that builds SQL from values. */
+#ifndef STOWAGE_DB_H
+#define STOWAGE_DB_H
+
+#include <stddef.h>
+#include <libpq-fe.h>
+
+PGconn *db_connect(const char *conninfo, const char *application_name, char *err, size_t errlen);
+/* Reconnects when the connection broke; 0 when usable. */
+int db_ensure(PGconn *conn, char *err, size_t errlen);
+
+/* Runs one statement with text parameters ($1..$n; NULL is SQL NULL). Returns the result on
+ * success (caller PQclear()s it), or NULL with the server's message in err. */
+PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
+		  char *err, size_t errlen);
+/* Same, for statements whose result is not needed. 0 or -1. */
+int db_run(PGconn *conn, const char *sql, int nparams, const char *const *params,
+	   char *err, size_t errlen);
+/* The SQLSTATE of the last failed db_exec/db_run in this process ("23505" for a unique
+ * violation), "" when it succeeded. */
+const char *db_last_sqlstate(void);
+
+/* BEGIN, then bind the transaction to an organisation and user (row-level security reads them).
+ * org_id 0 means "no tenant" (sign-up, sign-in). */
+int db_tenant_begin(PGconn *conn, long long org_id, long long user_id, char *err, size_t errlen);
+int db_commit(PGconn *conn, char *err, size_t errlen);
+void db_rollback(PGconn *conn);
+
+#endif

@@ -1,0 +1,19 @@
+/* Random tokens (sessions, CSRF) and their stored form. */
+#ifndef STOWAGE_TOKEN_H
+#define STOWAGE_TOKEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TOKEN_TEXT_LEN 43 /* 32 random bytes in unpadded base64url */
+
+/* Fills out (TOKEN_TEXT_LEN + 1 bytes) with a new token. 0 or -1. */
+int token_new(char out[TOKEN_TEXT_LEN + 1]);
+/* SHA-256 of the token text: what the database keeps, so a leaked table opens no session. */
+void token_hash(const char *token, uint8_t out[32]);
+/* Constant-time comparison of two NUL-terminated strings. */
+int token_equal(const char *a, const char *b);
+/* Lowercase hex of n bytes into out (2n + 1 bytes). */
+void hex_encode(const uint8_t *in, size_t n, char *out);
+
+#endif

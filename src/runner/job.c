@@ -1,0 +1,235 @@
+#include "job.h"
+#include "db.h"
+#include "log.h"
+#include "strbuf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+PGresult *job_query(struct job *job, const char *sql, int nparams, const char *const *params,
+		    char *err, size_t errlen)
+{
+	PGresult *res;
+
+	if (db_ensure(job->db, err, errlen) < 0)
+		return NULL;
+	if (db_tenant_begin(job->db, job->org_id, 0, err, errlen) < 0)
+		return NULL;
+	res = db_exec(job->db, sql, nparams, params, err, errlen);
+	if (!res) {
+		db_rollback(job->db);
+		return NULL;
+	}
+	if (db_commit(job->db, err, errlen) < 0) {
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+int job_exec(struct job *job, const char *sql, int nparams, const char *const *params,
+	     char *err, size_t errlen)
+{
+	PGresult *res = job_query(job, sql, nparams, params, err, errlen);
+
+	if (!res)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+void job_log(struct job *job, const char *level, const char *fmt, ...)
+{
+	char msg[2048], err[512], id[24];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	snprintf(id, sizeof id, "%lld", job->id);
+	const char *params[] = { id, level, msg };
+	if (job_exec(job, "INSERT INTO job_logs (job_id, level, message) VALUES ($1, $2, $3)", 3, params,
+		     err, sizeof err) < 0)
+		log_error("job %lld: cannot write its log: %s", job->id, err);
+	log_info("job %lld: %s: %s", job->id, level, msg);
+}
+
+static long elapsed_ms(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+void job_progress_flush(struct job *job)
+{
+	char id[24], done[24], total[24], failed[24], bdone[24], btotal[24], pct[24], err[512];
+	long percent;
+
+	if (job->bytes_total > 0)
+		percent = (long)(job->bytes_done * 100 / job->bytes_total);
+	else if (job->items_total > 0)
+		percent = job->items_done * 100 / job->items_total;
+	else
+		percent = 0;
+	if (percent > 99)
+		percent = 99;	/* 100 only when the job has finished */
+	snprintf(id, sizeof id, "%lld", job->id);
+	snprintf(done, sizeof done, "%ld", job->items_done);
+	snprintf(total, sizeof total, "%ld", job->items_total);
+	snprintf(failed, sizeof failed, "%ld", job->items_failed);
+	snprintf(bdone, sizeof bdone, "%lld", job->bytes_done);
+	snprintf(btotal, sizeof btotal, "%lld", job->bytes_total);
+	snprintf(pct, sizeof pct, "%ld", percent);
+	const char *params[] = { id, job->phase, done, total, failed, bdone, btotal, pct };
+	if (job_exec(job, "UPDATE jobs SET phase = $2, items_done = $3, items_total = $4, items_failed = $5, "
+		     "bytes_done = $6, bytes_total = $7, percent = $8, heartbeat_at = now() WHERE id = $1",
+		     8, params, err, sizeof err) < 0)
+		log_error("job %lld: cannot write progress: %s", job->id, err);
+	clock_gettime(CLOCK_MONOTONIC, &job->last_flush);
+}
+
+void job_progress(struct job *job, const char *phase, long items_done, long items_total,
+		  long long bytes_done, long long bytes_total)
+{
+	int phase_changed = strcmp(job->phase, phase) != 0;
+
+	snprintf(job->phase, sizeof job->phase, "%s", phase);
+	job->items_done = items_done;
+	job->items_total = items_total;
+	job->bytes_done = bytes_done;
+	job->bytes_total = bytes_total;
+	if (phase_changed || elapsed_ms(&job->last_flush) >= 500)
+		job_progress_flush(job);
+}
+
+int job_item(struct job *job, const char *action, const char *group, const char *resource,
+	     const char *ns, const char *name, const char *message)
+{
+	char id[24], err[512];
+	const char *params[] = { id, group ? group : "", resource, ns ? ns : "", name, action, message ? message : "" };
+
+	snprintf(id, sizeof id, "%lld", job->id);
+	if (strcmp(action, "failed") == 0)
+		job->items_failed++;
+	/* A resumed job may report an object again: the last word stands, counted once. */
+	if (job_exec(job, "INSERT INTO job_items (job_id, api_group, resource, namespace, name, action, message) "
+		     "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job_id, api_group, resource, namespace, name) "
+		     "DO UPDATE SET action = EXCLUDED.action, message = EXCLUDED.message",
+		     7, params, err, sizeof err) < 0) {
+		log_error("job %lld: cannot record %s/%s: %s", job->id, resource, name, err);
+		return -1;
+	}
+	return 0;
+}
+
+int job_cancel_requested(struct job *job)
+{
+	static struct timespec last;
+	char id[24], err[512];
+	const char *params[] = { id };
+	PGresult *res;
+
+	if (job->cancelled)
+		return 1;
+	if (last.tv_sec && elapsed_ms(&last) < 1000)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &last);
+	snprintf(id, sizeof id, "%lld", job->id);
+	res = job_query(job, "SELECT cancel_requested FROM jobs WHERE id = $1", 1, params, err, sizeof err);
+	if (res && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+		job->cancelled = 1;
+	PQclear(res);
+	return job->cancelled;
+}
+
+struct k8s_client *job_cluster_client(struct job *job, long long cluster_id, char *name_out, size_t name_len,
+				      char *err, size_t errlen)
+{
+	char id[24];
+	const char *params[] = { id };
+	struct k8s_cluster_conf conf = { 0 };
+	struct k8s_client *c = NULL;
+	PGresult *res;
+
+	snprintf(id, sizeof id, "%lld", cluster_id);
+	res = job_query(job, "SELECT name, api_url, ca_pem, token_enc FROM clusters WHERE id = $1", 1, params, err, errlen);
+	if (!res)
+		return NULL;
+	if (PQntuples(res) != 1) {
+		snprintf(err, errlen, "cluster %lld no longer exists", cluster_id);
+		PQclear(res);
+		return NULL;
+	}
+	if (name_out)
+		snprintf(name_out, name_len, "%s", PQgetvalue(res, 0, 0));
+	conf.api_url = PQgetvalue(res, 0, 1);
+	conf.ca_pem = PQgetisnull(res, 0, 2) ? NULL : PQgetvalue(res, 0, 2);
+	conf.token = secret_open(&job->ctx->keyring, job->org_id, "cluster.token", PQgetvalue(res, 0, 3));
+	if (!conf.token)
+		snprintf(err, errlen, "cluster %s: the stored token cannot be decrypted with the current master key",
+			 PQgetvalue(res, 0, 0));
+	else
+		c = k8s_client_new(&conf, &job->ctx->allowed_networks, err, errlen);
+	secret_free(conf.token);
+	PQclear(res);
+	return c;
+}
+
+int job_repository_open(struct job *job, long long repository_id, struct job_repository *repo,
+			char *err, size_t errlen)
+{
+	char id[24];
+	const char *params[] = { id };
+	struct s3_conf conf = { 0 };
+	PGresult *res;
+
+	memset(repo, 0, sizeof *repo);
+	snprintf(id, sizeof id, "%lld", repository_id);
+	res = job_query(job, "SELECT name, kind, bucket, region, endpoint, prefix, path_style, access_key, secret_key_enc "
+			"FROM repositories WHERE id = $1", 1, params, err, errlen);
+	if (!res)
+		return -1;
+	if (PQntuples(res) != 1) {
+		snprintf(err, errlen, "repository %lld no longer exists", repository_id);
+		PQclear(res);
+		return -1;
+	}
+	conf.bucket = PQgetvalue(res, 0, 2);
+	conf.region = PQgetvalue(res, 0, 3);
+	conf.endpoint = PQgetisnull(res, 0, 4) ? NULL : PQgetvalue(res, 0, 4);
+	conf.path_style = strcmp(PQgetvalue(res, 0, 6), "t") == 0;
+	conf.access_key = PQgetvalue(res, 0, 7);
+	conf.secret_key = secret_open(&job->ctx->keyring, job->org_id, "repository.secret_key", PQgetvalue(res, 0, 8));
+	if (!conf.secret_key) {
+		snprintf(err, errlen, "repository %s: the stored secret key cannot be decrypted with the current master key",
+			 PQgetvalue(res, 0, 0));
+		PQclear(res);
+		return -1;
+	}
+	repo->s3 = s3_client_new(&conf, &job->ctx->allowed_networks, err, errlen);
+	secret_free(conf.secret_key);
+	if (!repo->s3) {
+		PQclear(res);
+		return -1;
+	}
+	repo->id = repository_id;
+	repo->bucket = xstrdup(conf.bucket);
+	const char *prefix = PQgetvalue(res, 0, 5);
+	size_t plen = strlen(prefix);
+	repo->prefix = xmalloc(plen + 2);
+	snprintf(repo->prefix, plen + 2, "%s%s", prefix, plen && prefix[plen - 1] != '/' ? "/" : "");
+	PQclear(res);
+	return 0;
+}
+
+void job_repository_close(struct job_repository *repo)
+{
+	s3_client_free(repo->s3);
+	free(repo->prefix);
+	free(repo->bucket);
+	memset(repo, 0, sizeof *repo);
+}

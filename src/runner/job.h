@@ -1,0 +1,85 @@
+/* A job as the runner executes it: what it is about, and the calls every job kind uses to
+ * report progress, per-object results and log lines, to check for cancellation, and to open
+ * clients to its clusters and repositories. Every database write runs in its own short
+ * transaction bound to the job's organisation, so row-level security covers the runner too. */
+#ifndef STOWAGE_RUNNER_JOB_H
+#define STOWAGE_RUNNER_JOB_H
+
+#include "k8s_client.h"
+#include "net_allow.h"
+#include "s3_client.h"
+#include "secret_store.h"
+
+#include <cJSON.h>
+#include <libpq-fe.h>
+#include <stdint.h>
+#include <time.h>
+
+struct runner_context {
+	const char *runner_id;
+	const char *config_path;
+	struct secret_keyring keyring;
+	uint8_t master_key[AEAD_KEY_LEN];	/* for the data mover's per-repository keys */
+	struct net_allow allowed_networks;
+	const char *work_dir;
+	const char *mover_path;
+};
+
+struct job {
+	const struct runner_context *ctx;
+	PGconn *db;
+	long long id;
+	long long org_id;
+	char kind[16];
+	long long backup_plan_id;	/* 0 when none */
+	long long restore_plan_id;
+	long long backup_id;
+	long long cluster_id;
+	/* progress as last reported */
+	char phase[64];
+	long items_done, items_total, items_failed;
+	long long bytes_done, bytes_total;
+	struct timespec last_flush;
+	int cancelled;
+	cJSON *result;		/* the job's result document; job_finish stores it */
+};
+
+/* A repository opened for a job: its client and the key prefix everything goes under. */
+struct job_repository {
+	long long id;
+	struct s3_client *s3;
+	char *prefix;		/* "" or "team-a/" (always ends in '/' when not empty) */
+	char *bucket;
+};
+
+/* The job's transaction helpers: run one statement bound to the job's organisation. */
+PGresult *job_query(struct job *job, const char *sql, int nparams, const char *const *params,
+		    char *err, size_t errlen);
+int job_exec(struct job *job, const char *sql, int nparams, const char *const *params,
+	     char *err, size_t errlen);
+
+void job_log(struct job *job, const char *level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Sets the phase and counters; written to the database at most every 500 ms (and always when
+ * the phase changes), so progress is cheap to report per object. */
+void job_progress(struct job *job, const char *phase, long items_done, long items_total,
+		  long long bytes_done, long long bytes_total);
+void job_progress_flush(struct job *job);
+/* One object's result: action is backed_up, created, updated, skipped or failed. */
+int job_item(struct job *job, const char *action, const char *group, const char *resource,
+	     const char *ns, const char *name, const char *message);
+/* 1 when someone asked to cancel the job (checked in the database at most once a second). */
+int job_cancel_requested(struct job *job);
+
+/* Clients for the job's clusters and repositories, with their secrets opened in memory only. */
+struct k8s_client *job_cluster_client(struct job *job, long long cluster_id, char *name_out, size_t name_len,
+				      char *err, size_t errlen);
+int job_repository_open(struct job *job, long long repository_id, struct job_repository *repo,
+			char *err, size_t errlen);
+void job_repository_close(struct job_repository *repo);
+
+/* The job kinds. Each returns the final state: "succeeded", "partially_failed", "failed" or
+ * "cancelled", and fills err with the reason when it is not "succeeded". */
+const char *job_backup_run(struct job *job, char *err, size_t errlen);
+const char *job_restore_run(struct job *job, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,279 @@
+/* stowage-runner: claims queued jobs from PostgreSQL and executes them.
+ *
+ *   stowage-runner -c stowage.conf [-i runner-id] [--once]
+ *
+ * Woken by NOTIFY stowage_jobs when a job is queued, and polls every few seconds anyway. A
+ * heartbeat thread keeps the claimed job alive in the database and takes back the jobs of
+ * runners that stopped heart-beating (crashed, killed), so no job stays "running" forever.
+ * SIGTERM: finish the current job, then exit; a second SIGTERM exits at once. */
+#include "job.h"
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "strbuf.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+static volatile sig_atomic_t stopping;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	if (stopping)
+		_exit(1);
+	stopping = 1;
+}
+
+struct heartbeat {
+	const char *database_url;
+	const char *runner_id;
+	long interval_s;
+	long stale_after_s;
+};
+
+static void *heartbeat_loop(void *arg)
+{
+	const struct heartbeat *hb = arg;
+	char err[512], stale[24];
+	const char *beat[] = { hb->runner_id };
+	const char *reap[] = { stale };
+	PGconn *db = db_connect(hb->database_url, "stowage-runner-heartbeat", err, sizeof err);
+
+	if (!db)
+		log_fatal("heartbeat: %s", err);
+	snprintf(stale, sizeof stale, "%ld", hb->stale_after_s);
+	for (;;) {
+		if (db_ensure(db, err, sizeof err) == 0) {
+			PGresult *res;
+			if (db_run(db, "SELECT runner_heartbeat($1)", 1, beat, err, sizeof err) < 0)
+				log_error("heartbeat: %s", err);
+			res = db_exec(db, "SELECT job_id FROM reap_stale_jobs($1)", 1, reap, err, sizeof err);
+			for (int i = 0; res && i < PQntuples(res); i++)
+				log_warn("job %s failed: its runner stopped heart-beating", PQgetvalue(res, i, 0));
+			PQclear(res);
+		}
+		sleep((unsigned)hb->interval_s);
+	}
+	return NULL;
+}
+
+static int job_load(struct job *job, char *err, size_t errlen)
+{
+	char id[24];
+	const char *params[] = { id };
+	PGresult *res;
+
+	snprintf(id, sizeof id, "%lld", job->id);
+	res = job_query(job, "SELECT kind, coalesce(backup_plan_id, 0), coalesce(restore_plan_id, 0), "
+			"coalesce(backup_id, 0), coalesce(cluster_id, 0), result::text FROM jobs WHERE id = $1",
+			1, params, err, errlen);
+	if (!res)
+		return -1;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		snprintf(err, errlen, "job %lld vanished", job->id);
+		return -1;
+	}
+	snprintf(job->kind, sizeof job->kind, "%s", PQgetvalue(res, 0, 0));
+	job->backup_plan_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	job->restore_plan_id = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	job->backup_id = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+	job->cluster_id = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+	job->result = cJSON_Parse(PQgetvalue(res, 0, 5));
+	if (!cJSON_IsObject(job->result)) {
+		cJSON_Delete(job->result);
+		job->result = cJSON_CreateObject();
+	}
+	PQclear(res);
+	return 0;
+}
+
+static void job_finish(struct job *job, const char *state, const char *error)
+{
+	char id[24], err[512];
+	char *result = cJSON_PrintUnformatted(job->result);
+	const char *params[] = { id, state, error, result };
+
+	job_progress_flush(job);
+	snprintf(id, sizeof id, "%lld", job->id);
+	if (job_exec(job, "UPDATE jobs SET state = $2, error = $3, result = $4::jsonb, finished_at = now(), "
+		     "percent = CASE WHEN $2 IN ('succeeded', 'partially_failed') THEN 100 ELSE percent END "
+		     "WHERE id = $1", 4, params, err, sizeof err) < 0)
+		log_error("job %lld: cannot record its end: %s", job->id, err);
+	/* Whatever happened, a backup this job was writing is complete only if the job said so. */
+	if (job_exec(job, "UPDATE backups SET state = 'failed' WHERE id = (SELECT backup_id FROM jobs WHERE id = $1) "
+		     "AND state = 'running'", 1, params, err, sizeof err) < 0)
+		log_error("job %lld: %s", job->id, err);
+	free(result);
+}
+
+static void job_execute(const struct runner_context *ctx, PGconn *db, long long job_id, long long org_id)
+{
+	struct job job = { .ctx = ctx, .db = db, .id = job_id, .org_id = org_id };
+	char err[1024] = "";
+	const char *state;
+
+	if (job_load(&job, err, sizeof err) < 0) {
+		log_error("job %lld: %s", job_id, err);
+		job.result = cJSON_CreateObject();
+		job_finish(&job, "failed", err);
+		cJSON_Delete(job.result);
+		return;
+	}
+	log_info("job %lld (%s) of organisation %lld started", job.id, job.kind, job.org_id);
+	if (strcmp(job.kind, "backup") == 0)
+		state = job_backup_run(&job, err, sizeof err);
+	else if (strcmp(job.kind, "restore") == 0)
+		state = job_restore_run(&job, err, sizeof err);
+	else {
+		snprintf(err, sizeof err, "this runner cannot run %s jobs", job.kind);
+		state = "failed";
+	}
+	if (strcmp(state, "succeeded") != 0 && err[0])
+		job_log(&job, strcmp(state, "partially_failed") == 0 ? "warning" : "error", "%s", err);
+	job_finish(&job, state, strcmp(state, "succeeded") == 0 ? "" : err);
+	log_info("job %lld %s", job.id, state);
+	cJSON_Delete(job.result);
+}
+
+/* Claims one job and runs it; 1 when there was one. */
+static int claim_and_run(const struct runner_context *ctx, PGconn *db, long cluster_limit)
+{
+	char err[512], limit[24];
+	const char *params[] = { ctx->runner_id, limit };
+	PGresult *res;
+	long long job_id, org_id;
+
+	snprintf(limit, sizeof limit, "%ld", cluster_limit);
+	if (db_ensure(db, err, sizeof err) < 0) {
+		log_error("%s", err);
+		return 0;
+	}
+	res = db_exec(db, "SELECT job_id, job_org_id FROM claim_job($1, $2)", 2, params, err, sizeof err);
+	if (!res) {
+		log_error("claiming a job: %s", err);
+		return 0;
+	}
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return 0;
+	}
+	job_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	org_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	job_execute(ctx, db, job_id, org_id);
+	return 1;
+}
+
+/* Waits for a NOTIFY on the listening connection, at most timeout_ms. */
+static void wait_for_work(PGconn *listen, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = PQsocket(listen), .events = POLLIN };
+	PGnotify *n;
+
+	if (pfd.fd >= 0 && poll(&pfd, 1, timeout_ms) > 0)
+		PQconsumeInput(listen);
+	while ((n = PQnotifies(listen)) != NULL)
+		PQfreemem(n);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: stowage-runner -c config [-i runner-id] [--once]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "id", required_argument, NULL, 'i' },
+		{ "once", no_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct runner_context ctx = { 0 };
+	struct heartbeat hb = { 0 };
+	struct config cfg;
+	struct sigaction sa = { 0 };
+	char err[512], default_id[128], host[64];
+	const char *runner_id = NULL;
+	long cluster_limit, heartbeat_s;
+	int once = 0, c;
+	pthread_t hb_thread;
+	PGconn *db, *listen;
+
+	log_set_program("stowage-runner");
+	while ((c = getopt_long(argc, argv, "c:i:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': ctx.config_path = optarg; break;
+		case 'i': runner_id = optarg; break;
+		case 'o': once = 1; break;
+		default: usage();
+		}
+	}
+	if (!ctx.config_path || optind != argc)
+		usage();
+	if (config_load(&cfg, ctx.config_path, err, sizeof err) < 0)
+		log_fatal("%s", err);
+	if (config_get_int(&cfg, "cluster_concurrency", 2, 1, 64, &cluster_limit, err, sizeof err) < 0 ||
+	    config_get_int(&cfg, "heartbeat_seconds", 5, 1, 300, &heartbeat_s, err, sizeof err) < 0)
+		log_fatal("%s: %s", ctx.config_path, err);
+	const char *database_url = config_get(&cfg, "database_url", NULL);
+	const char *key_file = config_get(&cfg, "master_key_file", NULL);
+	if (!database_url || !key_file)
+		log_fatal("%s: database_url and master_key_file must be set", ctx.config_path);
+	if (master_key_load(key_file, ctx.master_key, err, sizeof err) < 0)
+		log_fatal("%s", err);
+	secret_keyring_from_master(ctx.master_key, &ctx.keyring);
+	if (net_allow_parse(config_get(&cfg, "allowed_networks", ""), &ctx.allowed_networks, err, sizeof err) < 0)
+		log_fatal("%s: allowed_networks: %s", ctx.config_path, err);
+	ctx.work_dir = config_get(&cfg, "work_dir", "/tmp");
+	ctx.mover_path = config_get(&cfg, "mover_path", "stowage-mover");
+	if (!runner_id) {
+		gethostname(host, sizeof host);
+		host[sizeof host - 1] = '\0';
+		snprintf(default_id, sizeof default_id, "%s:%ld", host, (long)getpid());
+		runner_id = default_id;
+	}
+	ctx.runner_id = runner_id;
+
+	db = db_connect(database_url, "stowage-runner", err, sizeof err);
+	listen = db_connect(database_url, "stowage-runner-listen", err, sizeof err);
+	if (!db || !listen)
+		log_fatal("%s", err);
+	if (db_run(listen, "LISTEN stowage_jobs", 0, NULL, err, sizeof err) < 0)
+		log_fatal("%s", err);
+
+	hb = (struct heartbeat){ database_url, runner_id, heartbeat_s, heartbeat_s * 6 };
+	if (pthread_create(&hb_thread, NULL, heartbeat_loop, &hb) != 0)
+		log_fatal("cannot start the heartbeat thread");
+	pthread_detach(hb_thread);
+
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	log_info("runner %s ready (at most %ld jobs per cluster)", runner_id, cluster_limit);
+	while (!stopping) {
+		if (claim_and_run(&ctx, db, cluster_limit))
+			continue;
+		if (once)
+			break;
+		wait_for_work(listen, 3000);
+	}
+	PQfinish(listen);
+	PQfinish(db);
+	OPENSSL_cleanse(ctx.master_key, sizeof ctx.master_key);
+	config_free(&cfg);
+	log_info("runner %s stopped", runner_id);
+	return 0;
+}

@@ -1,0 +1,169 @@
+/* Sign-up of a new organisation with its first admin, sign-in and sign-out. */
+#include "web.h"
+#include "audit.h"
+#include "db.h"
+#include "form.h"
+#include "log.h"
+#include "password.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct form_field signup_fields[] = {
+	{ .name = "org", .label = "Organisation", .kind = FORM_TEXT, .required = 1, .max_len = 100 },
+	{ .name = "display_name", .label = "Your name", .kind = FORM_TEXT, .required = 1, .max_len = 100 },
+	{ .name = "email", .label = "Email", .kind = FORM_EMAIL, .required = 1, .max_len = 254 },
+	{ .name = "password", .label = "Password", .kind = FORM_PASSWORD, .required = 1, .max_len = 256 },
+};
+#define SIGNUP_N (sizeof signup_fields / sizeof signup_fields[0])
+
+static const struct form_field signin_fields[] = {
+	{ .name = "email", .label = "Email", .kind = FORM_EMAIL, .required = 1, .max_len = 254 },
+	{ .name = "password", .label = "Password", .kind = FORM_TEXT, .required = 1, .max_len = 256 },
+};
+#define SIGNIN_N (sizeof signin_fields / sizeof signin_fields[0])
+
+/* Only a local path may follow sign-in: never another site. */
+static const char *safe_next(const char *next)
+{
+	if (!next || next[0] != '/' || next[1] == '/' || next[1] == '\\' || strpbrk(next, "\r\n"))
+		return "/";
+	return next;
+}
+
+void page_signup_form(struct request *r)
+{
+	cJSON *view = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(view, "title", "Create an organisation");
+	respond_page(r, 200, "signup", view);
+}
+
+void page_signup_post(struct request *r)
+{
+	struct form_values v;
+	cJSON *view;
+	char err[512];
+
+	if (form_validate(signup_fields, SIGNUP_N, &r->form, &v) > 0) {
+		view = form_view(&v, signup_fields);
+		cJSON_AddStringToObject(view, "title", "Create an organisation");
+		form_values_free(&v);
+		respond_form_errors(r, "signup", view);
+		return;
+	}
+	char *hash = password_hash(form_value(&v, signup_fields, "password"));
+	const char *params[] = { form_value(&v, signup_fields, "org"), form_value(&v, signup_fields, "email"),
+				 form_value(&v, signup_fields, "display_name"), hash };
+	PGresult *res = hash ? db_exec(r->db, "SELECT org_id, user_id FROM signup($1, $2, $3, $4)",
+				       4, params, err, sizeof err) : NULL;
+	free(hash);
+	if (!res) {
+		if (strcmp(db_last_sqlstate(), "23505") == 0) {
+			view = form_view(&v, signup_fields);
+			cJSON_AddStringToObject(view, "form_error",
+				"That organisation name or email is already registered. Sign in instead, or choose another.");
+			cJSON_AddStringToObject(view, "title", "Create an organisation");
+			form_values_free(&v);
+			respond_form_errors(r, "signup", view);
+			return;
+		}
+		form_values_free(&v);
+		respond_db_error(r, hash ? err : "password hashing failed");
+		return;
+	}
+	long long org_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	long long user_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	log_info("organisation %lld created by user %lld", org_id, user_id);
+	form_values_free(&v);
+	if (session_create(r, user_id, org_id, err, sizeof err) < 0) {
+		respond_db_error(r, err);
+		return;
+	}
+	response_flash(r, "Welcome to Stowage. Your organisation is ready.");
+	respond_redirect(r, "/");
+}
+
+static void signin_view_respond(struct request *r, int status, struct form_values *v, const char *form_error)
+{
+	cJSON *view = v ? form_view(v, signin_fields) : cJSON_CreateObject();
+	const char *next = kv_get(&r->form, "_next");
+
+	if (!next)
+		next = kv_get(&r->query, "next");
+	cJSON_AddStringToObject(view, "title", "Sign in");
+	cJSON_AddStringToObject(view, "next", safe_next(next));
+	if (form_error)
+		cJSON_AddStringToObject(view, "form_error", form_error);
+	if (status == 200)
+		respond_page(r, 200, "signin", view);
+	else
+		respond_form_errors(r, "signin", view);
+}
+
+void page_signin_form(struct request *r)
+{
+	if (r->session.user_id) {
+		respond_redirect(r, "/");
+		return;
+	}
+	signin_view_respond(r, 200, NULL, NULL);
+}
+
+void page_signin_post(struct request *r)
+{
+	struct form_values v;
+	char err[512];
+	const char *hash = password_dummy_hash();
+	long long user_id = 0, org_id = 0;
+
+	if (form_validate(signin_fields, SIGNIN_N, &r->form, &v) > 0) {
+		signin_view_respond(r, 422, &v, NULL);
+		form_values_free(&v);
+		return;
+	}
+	const char *params[] = { form_value(&v, signin_fields, "email") };
+	PGresult *res = db_exec(r->db, "SELECT user_id, password_hash, org_id FROM auth_lookup($1)",
+				1, params, err, sizeof err);
+	if (!res) {
+		form_values_free(&v);
+		respond_db_error(r, err);
+		return;
+	}
+	if (PQntuples(res) == 1) {
+		user_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		hash = PQgetvalue(res, 0, 1);
+		org_id = PQgetisnull(res, 0, 2) ? 0 : strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	}
+	/* Verify even for an unknown email, so that timing does not reveal which emails exist. */
+	int ok = password_verify(form_value(&v, signin_fields, "password"), hash) && user_id && org_id;
+	PQclear(res);
+	if (!ok) {
+		log_info("failed sign-in from %s", r->remote_addr ? r->remote_addr : "?");
+		signin_view_respond(r, 422, &v, "Email or password is wrong.");
+		form_values_free(&v);
+		return;
+	}
+	if (session_create(r, user_id, org_id, err, sizeof err) < 0 ||
+	    audit_record(r->db, "user.signin", form_value(&v, signin_fields, "email"), NULL, err, sizeof err) < 0) {
+		form_values_free(&v);
+		respond_db_error(r, err);
+		return;
+	}
+	form_values_free(&v);
+	respond_redirect(r, safe_next(kv_get(&r->form, "_next")));
+}
+
+void page_signout_post(struct request *r)
+{
+	char err[512];
+
+	if (audit_record(r->db, "user.signout", r->session.email, NULL, err, sizeof err) < 0) {
+		respond_db_error(r, err);
+		return;
+	}
+	session_destroy(r);
+	respond_redirect(r, "/signin");
+}

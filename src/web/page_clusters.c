@@ -1,0 +1,329 @@
+/* Clusters (manual 3.1): list with status; add, edit, test and delete. Saving tests the
+ * connection with the token and says "Connected" and the version, or exactly why not. */
+#include "web.h"
+#include "audit.h"
+#include "db.h"
+#include "form.h"
+#include "k8s_client.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct form_field cluster_fields[] = {
+	{ .name = "name", .label = "Name", .kind = FORM_NAME, .required = 1 },
+	{ .name = "api_url", .label = "API server URL", .kind = FORM_URL, .required = 1, .max_len = 2048 },
+	{ .name = "token", .label = "Bearer token", .kind = FORM_SECRET, .max_len = 8192 },
+	{ .name = "ca_pem", .label = "CA bundle", .kind = FORM_TEXTAREA, .max_len = 65536 },
+	{ .name = "save_unverified", .label = "Save even if the test fails", .kind = FORM_BOOL },
+};
+#define CLUSTER_N (sizeof cluster_fields / sizeof cluster_fields[0])
+
+#define CLUSTER_TEST_TIMEOUT_MS 10000
+
+struct cluster_check {
+	int ok;
+	char version[64];
+	char message[600];
+};
+
+/* Connects with the token and does what a backup needs first: read the version, discover the
+ * API and list namespaces. */
+static void cluster_test(const struct web_context *ctx, const char *url, const char *token,
+			 const char *ca_pem, struct cluster_check *out)
+{
+	struct k8s_cluster_conf conf = { .api_url = (char *)url, .token = (char *)token,
+					 .ca_pem = (char *)(ca_pem && *ca_pem ? ca_pem : NULL),
+					 .timeout_ms = CLUSTER_TEST_TIMEOUT_MS };
+	struct k8s_error kerr = { 0 };
+	struct k8s_client *c;
+	cJSON *list = NULL;
+	char err[512];
+
+	memset(out, 0, sizeof *out);
+	c = k8s_client_new(&conf, &ctx->allowed_networks, err, sizeof err);
+	if (!c) {
+		snprintf(out->message, sizeof out->message, "%s", err);
+		return;
+	}
+	if (k8s_version(c, out->version, sizeof out->version, &kerr) < 0 ||
+	    k8s_get(c, "/api/v1/namespaces?limit=1", &list, &kerr) < 0) {
+		k8s_error_describe(&kerr, out->message, sizeof out->message);
+	} else {
+		out->ok = 1;
+		snprintf(out->message, sizeof out->message, "Connected: Kubernetes %s", out->version);
+	}
+	cJSON_Delete(list);
+	k8s_client_free(c);
+}
+
+static int valid_ca(const char *pem)
+{
+	return !pem || !*pem || strstr(pem, "-----BEGIN CERTIFICATE-----") != NULL;
+}
+
+static void cluster_form_respond(struct request *r, int status, cJSON *view, long long id)
+{
+	cJSON_AddStringToObject(view, "title", id ? "Edit cluster" : "Add a cluster");
+	cJSON_AddBoolToObject(view, "nav_clusters", 1);
+	if (id)
+		cJSON_AddNumberToObject(view, "id", (double)id);
+	if (status == 200)
+		respond_page(r, 200, "cluster_form", view);
+	else
+		respond_form_errors(r, "cluster_form", view);
+}
+
+void page_clusters(struct request *r)
+{
+	char err[512];
+	PGresult *res = db_exec(r->db,
+		"SELECT id, name, api_url, k8s_version, status, status_message, "
+		"coalesce(to_char(last_checked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '') "
+		"FROM clusters ORDER BY name", 0, NULL, err, sizeof err);
+	cJSON *view, *list;
+
+	if (!res) {
+		respond_db_error(r, err);
+		return;
+	}
+	view = cJSON_CreateObject();
+	cJSON_AddStringToObject(view, "title", "Clusters");
+	cJSON_AddBoolToObject(view, "nav_clusters", 1);
+	list = cJSON_AddArrayToObject(view, "clusters");
+	for (int i = 0; i < PQntuples(res); i++) {
+		cJSON *c = cJSON_CreateObject();
+		const char *status = PQgetvalue(res, i, 4);
+		cJSON_AddNumberToObject(c, "id", strtod(PQgetvalue(res, i, 0), NULL));
+		cJSON_AddStringToObject(c, "name", PQgetvalue(res, i, 1));
+		cJSON_AddStringToObject(c, "api_url", PQgetvalue(res, i, 2));
+		cJSON_AddStringToObject(c, "k8s_version", PQgetvalue(res, i, 3));
+		cJSON_AddStringToObject(c, "status", status);
+		cJSON_AddBoolToObject(c, "connected", strcmp(status, "connected") == 0);
+		cJSON_AddStringToObject(c, "status_message", PQgetvalue(res, i, 5));
+		cJSON_AddStringToObject(c, "last_checked", PQgetvalue(res, i, 6));
+		cJSON_AddItemToArray(list, c);
+	}
+	PQclear(res);
+	respond_page(r, 200, "clusters", view);
+}
+
+void page_cluster_new(struct request *r)
+{
+	cluster_form_respond(r, 200, cJSON_CreateObject(), 0);
+}
+
+/* Validates the form, tests the connection and writes the row: INSERT when id is 0, else
+ * UPDATE (keeping the stored token when none was typed). */
+static void cluster_save(struct request *r, long long id)
+{
+	struct form_values v;
+	struct cluster_check check;
+	char err[512], sid[24];
+	char *token = NULL, *sealed = NULL;
+	cJSON *view;
+
+	if (form_validate(cluster_fields, CLUSTER_N, &r->form, &v) == 0) {
+		const char *ca = form_value(&v, cluster_fields, "ca_pem");
+		const char *typed = form_value(&v, cluster_fields, "token");
+		if (!valid_ca(ca)) {
+			v.error[3] = xstrdup("CA bundle: must be PEM certificates (-----BEGIN CERTIFICATE-----)");
+			v.errors++;
+		}
+		if (!id && !(typed && *typed)) {
+			v.error[2] = xstrdup("Bearer token: required");
+			v.errors++;
+		}
+	}
+	if (v.errors) {
+		cluster_form_respond(r, 422, form_view(&v, cluster_fields), id);
+		form_values_free(&v);
+		return;
+	}
+	const char *typed = form_value(&v, cluster_fields, "token");
+	snprintf(sid, sizeof sid, "%lld", id);
+	if (typed && *typed) {
+		token = xstrdup(typed);
+	} else {
+		const char *params[] = { sid };
+		PGresult *res = db_exec(r->db, "SELECT token_enc FROM clusters WHERE id = $1", 1, params, err, sizeof err);
+		if (!res || PQntuples(res) != 1) {
+			PQclear(res);
+			form_values_free(&v);
+			respond_error(r, 404, "There is no such cluster.");
+			return;
+		}
+		token = secret_open(&r->ctx->keyring, r->session.org_id, "cluster.token", PQgetvalue(res, 0, 0));
+		PQclear(res);
+		if (!token) {
+			form_values_free(&v);
+			respond_error(r, 500, "The stored token cannot be decrypted with the current master key.");
+			return;
+		}
+	}
+	const char *name = form_value(&v, cluster_fields, "name");
+	const char *url = form_value(&v, cluster_fields, "api_url");
+	const char *ca = form_value(&v, cluster_fields, "ca_pem");
+	cluster_test(r->ctx, url, token, ca, &check);
+	if (!check.ok && strcmp(form_value(&v, cluster_fields, "save_unverified"), "true") != 0) {
+		view = form_view(&v, cluster_fields);
+		char msg[700];
+		snprintf(msg, sizeof msg, "Not saved: %s", check.message);
+		cJSON_AddStringToObject(view, "form_error", msg);
+		cluster_form_respond(r, 422, view, id);
+		goto out;
+	}
+	sealed = secret_seal(&r->ctx->keyring, r->session.org_id, "cluster.token", token);
+	const char *params[] = { name, url, ca && *ca ? ca : NULL, sealed, r->ctx->keyring.key_id,
+				 check.ok ? "connected" : "error", check.message, check.version, sid };
+	PGresult *res = sealed ? db_exec(r->db, id ?
+		"UPDATE clusters SET name = $1, api_url = $2, ca_pem = $3, token_enc = $4, key_id = $5, "
+		"status = $6, status_message = $7, k8s_version = $8, last_checked_at = now(), updated_at = now() "
+		"WHERE id = $9 RETURNING id" :
+		"INSERT INTO clusters (name, api_url, ca_pem, token_enc, key_id, status, status_message, "
+		"k8s_version, last_checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now()) RETURNING id",
+		id ? 9 : 8, params, err, sizeof err) : NULL;
+	if (!res) {
+		if (strcmp(db_last_sqlstate(), "23505") == 0) {
+			view = form_view(&v, cluster_fields);
+			cJSON_AddStringToObject(view, "form_error", "Name: a cluster of that name already exists.");
+			cluster_form_respond(r, 422, view, id);
+		} else {
+			respond_db_error(r, sealed ? err : "sealing the token failed");
+		}
+		goto out;
+	}
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		respond_error(r, 404, "There is no such cluster.");
+		goto out;
+	}
+	PQclear(res);
+	cJSON *detail = cJSON_CreateObject();
+	cJSON_AddStringToObject(detail, "api_url", url);
+	cJSON_AddStringToObject(detail, "status", check.ok ? "connected" : "error");
+	int rc = audit_record(r->db, id ? "cluster.update" : "cluster.create", name, detail, err, sizeof err);
+	cJSON_Delete(detail);
+	if (rc < 0) {
+		respond_db_error(r, err);
+		goto out;
+	}
+	response_flash(r, check.message);
+	respond_redirect(r, "/clusters");
+out:
+	secret_free(token);
+	free(sealed);
+	form_values_free(&v);
+}
+
+void page_cluster_create(struct request *r)
+{
+	cluster_save(r, 0);
+}
+
+void page_cluster_update(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+
+	if (!id) {
+		respond_error(r, 404, "There is no such cluster.");
+		return;
+	}
+	cluster_save(r, id);
+}
+
+void page_cluster_edit(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+	char sid[24], err[512];
+	const char *params[] = { sid };
+	PGresult *res;
+	cJSON *view, *fields;
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	res = id ? db_exec(r->db, "SELECT name, api_url, coalesce(ca_pem, ''), status, status_message, k8s_version "
+			   "FROM clusters WHERE id = $1", 1, params, err, sizeof err) : NULL;
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		respond_error(r, 404, "There is no such cluster.");
+		return;
+	}
+	view = cJSON_CreateObject();
+	fields = cJSON_AddObjectToObject(view, "fields");
+	const char *names[] = { "name", "api_url", "ca_pem" };
+	for (int i = 0; i < 3; i++)
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(fields, names[i]), "value", PQgetvalue(res, 0, i));
+	cJSON_AddStringToObject(view, "status", PQgetvalue(res, 0, 3));
+	cJSON_AddStringToObject(view, "status_message", PQgetvalue(res, 0, 4));
+	cJSON_AddBoolToObject(view, "token_stored", 1);
+	PQclear(res);
+	cluster_form_respond(r, 200, view, id);
+}
+
+void page_cluster_test(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+	char sid[24], err[512], loc[64];
+	const char *params[] = { sid };
+	struct cluster_check check;
+	PGresult *res;
+	char *token;
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	res = id ? db_exec(r->db, "SELECT name, api_url, ca_pem, token_enc FROM clusters WHERE id = $1",
+			   1, params, err, sizeof err) : NULL;
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		respond_error(r, 404, "There is no such cluster.");
+		return;
+	}
+	token = secret_open(&r->ctx->keyring, r->session.org_id, "cluster.token", PQgetvalue(res, 0, 3));
+	if (!token) {
+		snprintf(check.message, sizeof check.message, "%s", "The stored token cannot be decrypted with the current master key.");
+		check.ok = 0;
+		check.version[0] = '\0';
+	} else {
+		cluster_test(r->ctx, PQgetvalue(res, 0, 1), token,
+			     PQgetisnull(res, 0, 2) ? NULL : PQgetvalue(res, 0, 2), &check);
+	}
+	secret_free(token);
+	const char *upd[] = { check.ok ? "connected" : "error", check.message, check.version, sid };
+	if (db_run(r->db, "UPDATE clusters SET status = $1, status_message = $2, "
+		   "k8s_version = CASE WHEN $3 = '' THEN k8s_version ELSE $3 END, last_checked_at = now() WHERE id = $4",
+		   4, upd, err, sizeof err) < 0) {
+		PQclear(res);
+		respond_db_error(r, err);
+		return;
+	}
+	PQclear(res);
+	response_flash(r, check.message);
+	snprintf(loc, sizeof loc, "/clusters/%lld", id);
+	respond_redirect(r, loc);
+}
+
+void page_cluster_delete(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+	char sid[24], err[512];
+	const char *params[] = { sid };
+	PGresult *res;
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	res = id ? db_exec(r->db, "DELETE FROM clusters WHERE id = $1 RETURNING name", 1, params, err, sizeof err) : NULL;
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		respond_error(r, 404, "There is no such cluster.");
+		return;
+	}
+	if (audit_record(r->db, "cluster.delete", PQgetvalue(res, 0, 0), NULL, err, sizeof err) < 0) {
+		PQclear(res);
+		respond_db_error(r, err);
+		return;
+	}
+	char msg[200];
+	snprintf(msg, sizeof msg, "Cluster %s deleted.", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	response_flash(r, msg);
+	respond_redirect(r, "/clusters");
+}

@@ -1,0 +1,164 @@
+/* The routing table, and the one path every request takes through it: parse, match, session,
+ * CSRF, role, a transaction bound to the tenant, the handler, commit or roll back. */
+#include "web.h"
+#include "db.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const struct route web_routes[] = {
+	{ "GET", "/signup", page_signup_form, ROUTE_PUBLIC },
+	{ "POST", "/signup", page_signup_post, ROUTE_PUBLIC },
+	{ "GET", "/signin", page_signin_form, ROUTE_PUBLIC },
+	{ "POST", "/signin", page_signin_post, ROUTE_PUBLIC },
+	{ "POST", "/signout", page_signout_post, 0 },
+	{ "GET", "/", page_home, 0 },
+	{ "GET", "/members", page_members, 0 },
+	{ "POST", "/members", page_members_invite, ROUTE_ADMIN },
+	{ "POST", "/members/:id/role", page_members_role, ROUTE_ADMIN },
+	{ "POST", "/members/:id/remove", page_members_remove, ROUTE_ADMIN },
+	{ "GET", "/audit", page_audit, 0 },
+	{ "GET", "/clusters", page_clusters, 0 },
+	{ "GET", "/clusters/new", page_cluster_new, ROUTE_OPERATOR },
+	{ "POST", "/clusters", page_cluster_create, ROUTE_OPERATOR },
+	{ "GET", "/clusters/:id", page_cluster_edit, 0 },
+	{ "POST", "/clusters/:id", page_cluster_update, ROUTE_OPERATOR },
+	{ "POST", "/clusters/:id/test", page_cluster_test, ROUTE_OPERATOR },
+	{ "POST", "/clusters/:id/delete", page_cluster_delete, ROUTE_OPERATOR },
+	{ "GET", "/repositories", page_repositories, 0 },
+	{ "GET", "/repositories/new", page_repository_new, ROUTE_OPERATOR },
+	{ "POST", "/repositories", page_repository_create, ROUTE_OPERATOR },
+	{ "GET", "/repositories/:id", page_repository_edit, 0 },
+	{ "POST", "/repositories/:id", page_repository_update, ROUTE_OPERATOR },
+	{ "POST", "/repositories/:id/test", page_repository_test, ROUTE_OPERATOR },
+	{ "POST", "/repositories/:id/delete", page_repository_delete, ROUTE_OPERATOR },
+};
+const size_t web_routes_count = sizeof web_routes / sizeof web_routes[0];
+
+/* 1 when path matches pattern; ":name" segments are captured into params. */
+static int route_pattern_match(const char *pattern, const char *path, struct kv_list *params)
+{
+	while (*pattern && *path) {
+		if (*pattern == ':') {
+			const char *name = ++pattern, *seg = path;
+			size_t nlen = strcspn(name, "/"), slen = strcspn(seg, "/");
+			char key[32];
+			if (slen == 0 || nlen >= sizeof key)
+				return 0;
+			memcpy(key, name, nlen);
+			key[nlen] = '\0';
+			kv_add(params, key, seg, slen);
+			pattern += nlen;
+			path += slen;
+			continue;
+		}
+		if (*pattern++ != *path++)
+			return 0;
+	}
+	return *pattern == '\0' && *path == '\0';
+}
+
+/* The route for the request, or NULL with *status 404 or 405. */
+static const struct route *route_find(struct request *r, int *status)
+{
+	int path_matched = 0;
+
+	for (size_t i = 0; i < web_routes_count; i++) {
+		const struct route *rt = &web_routes[i];
+		struct kv_list params = { 0 };
+		if (!route_pattern_match(rt->pattern, r->path, &params)) {
+			kv_list_free(&params);
+			continue;
+		}
+		path_matched = 1;
+		if (strcmp(rt->method, r->method) == 0 ||
+		    (strcmp(rt->method, "GET") == 0 && strcmp(r->method, "HEAD") == 0)) {
+			r->params = params;
+			return rt;
+		}
+		kv_list_free(&params);
+	}
+	*status = path_matched ? 405 : 404;
+	return NULL;
+}
+
+static void redirect_to_signin(struct request *r)
+{
+	struct strbuf loc = STRBUF_INIT;
+
+	if (r->wants_json) {
+		respond_error(r, 401, "Sign in first.");
+		return;
+	}
+	strbuf_addstr(&loc, "/signin?next=");
+	url_escape(&loc, r->path, strlen(r->path));
+	respond_redirect(r, loc.buf);
+	strbuf_release(&loc);
+}
+
+static int role_allows(const struct route *rt, enum role role)
+{
+	if (rt->flags & ROUTE_ADMIN)
+		return role == ROLE_ADMIN;
+	if (rt->flags & ROUTE_OPERATOR)
+		return role >= ROLE_OPERATOR;
+	return role >= ROLE_VIEWER;
+}
+
+static void run_handler(struct request *r, const struct route *rt)
+{
+	char err[512];
+
+	if (db_tenant_begin(r->db, r->session.org_id, r->session.user_id, err, sizeof err) < 0) {
+		respond_db_error(r, err);
+		return;
+	}
+	rt->handler(r);
+	if (r->rollback || !r->responded) {
+		db_rollback(r->db);
+		if (!r->responded)
+			respond_error(r, 500, "The page gave no answer.");
+		return;
+	}
+	if (db_commit(r->db, err, sizeof err) < 0) {
+		r->responded = 0;
+		strbuf_reset(&r->headers);
+		strbuf_reset(&r->body);
+		respond_db_error(r, err);
+	}
+}
+
+void web_dispatch(struct request *r)
+{
+	const struct route *rt;
+	int status = 404;
+	char err[512];
+
+	rt = route_find(r, &status);
+	if (!rt) {
+		respond_error(r, status, status == 404 ? "There is no such page." : "That method is not allowed here.");
+		return;
+	}
+	if (db_ensure(r->db, err, sizeof err) < 0 || session_load(r) < 0) {
+		log_error("%s", err);
+		respond_error(r, 503, "The database is not reachable; try again in a moment.");
+		return;
+	}
+	if (!(rt->flags & ROUTE_PUBLIC) && !r->session.user_id) {
+		redirect_to_signin(r);
+		return;
+	}
+	if (strcmp(r->method, "POST") == 0 && !csrf_check(r)) {
+		respond_error(r, 403, "The form's security token is missing or out of date. Reload the page and try again.");
+		return;
+	}
+	if (r->session.user_id && !role_allows(rt, r->session.role)) {
+		char msg[256];
+		snprintf(msg, sizeof msg, "Your role (%s) does not allow this; ask an admin of %s.",
+			 role_name(r->session.role), r->session.org_name);
+		respond_error(r, 403, msg);
+		return;
+	}
+	run_handler(r, rt);
+}

@@ -1,0 +1,156 @@
+/* Sessions (an HttpOnly cookie holding a random token; the database keeps its SHA-256) and CSRF
+ * tokens (per session; before sign-in, a double-submit cookie). */
+#include "web.h"
+#include "db.h"
+#include "log.h"
+#include "token.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SESSION_COOKIE "stowage_session"
+#define PRESESSION_CSRF_COOKIE "stowage_csrf"
+#define SESSION_SECONDS (12 * 3600)
+
+const char *role_name(enum role role)
+{
+	switch (role) {
+	case ROLE_ADMIN: return "admin";
+	case ROLE_OPERATOR: return "operator";
+	case ROLE_VIEWER: return "viewer";
+	default: return "none";
+	}
+}
+
+enum role role_parse(const char *name)
+{
+	if (!name)
+		return ROLE_NONE;
+	if (strcmp(name, "admin") == 0)
+		return ROLE_ADMIN;
+	if (strcmp(name, "operator") == 0)
+		return ROLE_OPERATOR;
+	if (strcmp(name, "viewer") == 0)
+		return ROLE_VIEWER;
+	return ROLE_NONE;
+}
+
+/* bytea parameters travel in hex text form: "\x" and 64 digits. */
+static void token_hash_param(const char *token, char out[67])
+{
+	uint8_t hash[32];
+
+	token_hash(token, hash);
+	out[0] = '\\';
+	out[1] = 'x';
+	hex_encode(hash, sizeof hash, out + 2);
+}
+
+static void copy_field(char *dst, size_t size, const char *src)
+{
+	snprintf(dst, size, "%s", src ? src : "");
+}
+
+int session_load(struct request *r)
+{
+	const char *token = kv_get(&r->cookies, SESSION_COOKIE);
+	char hash[67], err[512];
+	const char *params[] = { hash };
+	PGresult *res;
+
+	memset(&r->session, 0, sizeof r->session);
+	if (!token || strlen(token) != TOKEN_TEXT_LEN)
+		return 0;
+	token_hash_param(token, hash);
+	res = db_exec(r->db, "SELECT user_id, org_id, role, csrf_token, email, display_name, org_name "
+		      "FROM session_lookup($1)", 1, params, err, sizeof err);
+	if (!res) {
+		log_error("session lookup: %s", err);
+		return -1;
+	}
+	if (PQntuples(res) == 1) {
+		struct session *s = &r->session;
+		s->user_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		s->org_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		s->role = role_parse(PQgetvalue(res, 0, 2));
+		copy_field(s->csrf, sizeof s->csrf, PQgetvalue(res, 0, 3));
+		copy_field(s->email, sizeof s->email, PQgetvalue(res, 0, 4));
+		copy_field(s->display_name, sizeof s->display_name, PQgetvalue(res, 0, 5));
+		copy_field(s->org_name, sizeof s->org_name, PQgetvalue(res, 0, 6));
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* Inside the request's transaction: binds it to the new session's tenant and stores the session. */
+int session_create(struct request *r, long long user_id, long long org_id, char *err, size_t errlen)
+{
+	char token[TOKEN_TEXT_LEN + 1], csrf[TOKEN_TEXT_LEN + 1], hash[67], org[24], user[24];
+	const char *bind[] = { org, user };
+	const char *params[] = { hash, csrf };
+
+	if (token_new(token) < 0 || token_new(csrf) < 0) {
+		snprintf(err, errlen, "no random bytes for a session token");
+		return -1;
+	}
+	snprintf(org, sizeof org, "%lld", org_id);
+	snprintf(user, sizeof user, "%lld", user_id);
+	token_hash_param(token, hash);
+	if (db_run(r->db, "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)",
+		   2, bind, err, errlen) < 0)
+		return -1;
+	if (db_run(r->db, "INSERT INTO sessions (token_hash, csrf_token, org_id, user_id, expires_at) "
+		   "VALUES ($1, $2, current_org(), current_app_user(), now() + interval '12 hours')",
+		   2, params, err, errlen) < 0)
+		return -1;
+	response_set_cookie(r, SESSION_COOKIE, token, SESSION_SECONDS);
+	return 0;
+}
+
+void session_destroy(struct request *r)
+{
+	const char *token = kv_get(&r->cookies, SESSION_COOKIE);
+	char hash[67], err[512];
+	const char *params[] = { hash };
+
+	if (token && strlen(token) == TOKEN_TEXT_LEN) {
+		token_hash_param(token, hash);
+		if (db_run(r->db, "DELETE FROM sessions WHERE token_hash = $1", 1, params, err, sizeof err) < 0)
+			log_error("sign-out: %s", err);
+	}
+	response_set_cookie(r, SESSION_COOKIE, "", 0);
+	memset(&r->session, 0, sizeof r->session);
+}
+
+/* 1 when the POST carries the token of its session (or, signed out, of its CSRF cookie). */
+int csrf_check(const struct request *r)
+{
+	const char *sent = kv_get(&r->form, "_csrf");
+	const char *want;
+
+	if (!sent)
+		sent = request_header(r, "HTTP_X_CSRF_TOKEN");
+	if (!sent)
+		return 0;
+	want = r->session.user_id ? r->session.csrf : kv_get(&r->cookies, PRESESSION_CSRF_COOKIE);
+	return want && token_equal(sent, want);
+}
+
+const char *csrf_token_for_view(struct request *r)
+{
+	const char *cookie;
+
+	if (r->session.user_id)
+		return r->session.csrf;
+	cookie = kv_get(&r->cookies, PRESESSION_CSRF_COOKIE);
+	if (cookie && strlen(cookie) == TOKEN_TEXT_LEN)
+		return cookie;
+	/* Kept in the cookie list so that the value handed to the view lives as long as the request. */
+	char fresh[TOKEN_TEXT_LEN + 1];
+	if (token_new(fresh) < 0)
+		return "";
+	response_set_cookie(r, PRESESSION_CSRF_COOKIE, fresh, SESSION_SECONDS);
+	kv_add(&r->cookies, PRESESSION_CSRF_COOKIE, fresh, strlen(fresh));
+	return r->cookies.items[r->cookies.count - 1].value;
+}

@@ -1,0 +1,134 @@
+/* The FastCGI worker's request, its response, and the page handlers' common helpers. */
+#ifndef STOWAGE_WEB_H
+#define STOWAGE_WEB_H
+
+#include "http_parse.h"
+#include "net_allow.h"
+#include "secret_store.h"
+#include "strbuf.h"
+#include "template.h"
+
+#include <cJSON.h>
+#include <fcgiapp.h>
+#include <libpq-fe.h>
+
+enum role { ROLE_NONE, ROLE_VIEWER, ROLE_OPERATOR, ROLE_ADMIN };
+
+/* Process-wide state, set up once before the workers fork. */
+struct web_context {
+	struct template_set *templates;
+	const char *database_url;
+	int cookie_secure;
+	size_t max_body;
+	struct secret_keyring keyring;	/* seals cluster tokens and S3 secret keys */
+	struct net_allow allowed_networks; /* where user-supplied URLs may point */
+};
+
+struct session {
+	long long user_id; /* 0: anonymous */
+	long long org_id;
+	enum role role;
+	char csrf[64];
+	char email[256];
+	char display_name[128];
+	char org_name[128];
+};
+
+struct request {
+	FCGX_Request *fcgi;
+	const struct web_context *ctx;
+	PGconn *db;
+	const char *method;
+	const char *path;
+	const char *remote_addr;
+	int wants_json;
+	struct kv_list query;
+	struct kv_list form;	/* urlencoded, multipart, or a flat JSON object's members */
+	struct kv_list cookies;
+	struct kv_list params;	/* captured from the route pattern */
+	struct session session;
+	/* A handler sets this when its change failed and the transaction must not commit. */
+	int rollback;
+	/* The response, written by exactly one respond_* call. */
+	int responded;
+	int status;
+	struct strbuf headers;
+	struct strbuf body;
+};
+
+struct route {
+	const char *method;
+	const char *pattern;	/* "/members/:id/role": ":name" captures one path segment */
+	void (*handler)(struct request *r);
+	unsigned flags;
+};
+
+#define ROUTE_PUBLIC 1u		/* no session needed (sign-in, sign-up) */
+#define ROUTE_OPERATOR 2u	/* operators and admins only */
+#define ROUTE_ADMIN 4u		/* admins only */
+
+extern const struct route web_routes[];
+extern const size_t web_routes_count;
+
+/* routes.c: the whole life of one request. */
+void web_dispatch(struct request *r);
+
+/* request.c */
+int request_read(struct request *r, FCGX_Request *fcgi, const struct web_context *ctx, char *err, size_t errlen);
+void request_free(struct request *r);
+const char *request_header(const struct request *r, const char *cgi_name);
+long long request_param_id(const struct request *r, const char *name);
+
+/* response.c: each ends the request's response. */
+/* Renders template `page` in the layout, or the view as JSON when the client asked for JSON.
+ * Adds the common view fields (user, org, csrf, role flags). Takes ownership of view. */
+void respond_page(struct request *r, int status, const char *page, cJSON *view);
+void respond_redirect(struct request *r, const char *location);
+void respond_error(struct request *r, int status, const char *message);
+void respond_send(struct request *r);
+void response_set_cookie(struct request *r, const char *name, const char *value, long max_age);
+/* A one-time message shown on the next page (after a redirect). */
+void response_flash(struct request *r, const char *message);
+/* The view of a form that failed validation is shown again with status 422. */
+void respond_form_errors(struct request *r, const char *page, cJSON *view);
+
+/* session.c */
+int session_load(struct request *r);
+int session_create(struct request *r, long long user_id, long long org_id, char *err, size_t errlen);
+void session_destroy(struct request *r);
+int csrf_check(const struct request *r);
+const char *csrf_token_for_view(struct request *r);
+const char *role_name(enum role role);
+enum role role_parse(const char *name);
+
+/* page helpers: the failure path of a database call inside a handler. */
+void respond_db_error(struct request *r, const char *err);
+
+/* pages */
+void page_signup_form(struct request *r);
+void page_signup_post(struct request *r);
+void page_signin_form(struct request *r);
+void page_signin_post(struct request *r);
+void page_signout_post(struct request *r);
+void page_home(struct request *r);
+void page_members(struct request *r);
+void page_members_invite(struct request *r);
+void page_members_role(struct request *r);
+void page_members_remove(struct request *r);
+void page_audit(struct request *r);
+void page_clusters(struct request *r);
+void page_cluster_new(struct request *r);
+void page_cluster_create(struct request *r);
+void page_cluster_edit(struct request *r);
+void page_cluster_update(struct request *r);
+void page_cluster_test(struct request *r);
+void page_cluster_delete(struct request *r);
+void page_repositories(struct request *r);
+void page_repository_new(struct request *r);
+void page_repository_create(struct request *r);
+void page_repository_edit(struct request *r);
+void page_repository_update(struct request *r);
+void page_repository_test(struct request *r);
+void page_repository_delete(struct request *r);
+
+#endif

@@ -1,0 +1,187 @@
+/* stowage-web: the FastCGI workers behind nginx.
+ *
+ *   stowage-web -c stowage.conf
+ *
+ * The parent opens the unix socket, loads the templates, forks web_workers children that each
+ * hold one database connection and answer requests, restarts a child that dies, and on SIGTERM
+ * or SIGINT stops them all: an idle child exits at once, a busy one after its request. */
+#include "web.h"
+#include "config.h"
+#include "db.h"
+#include "log.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_WORKERS 64
+
+static volatile sig_atomic_t stopping;
+static volatile sig_atomic_t in_request;
+
+static void child_on_term(int sig)
+{
+	(void)sig;
+	if (!in_request)
+		_exit(0);
+	stopping = 1;
+}
+
+static void parent_on_term(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+static void answer_request(FCGX_Request *fcgi, const struct web_context *ctx, PGconn *db)
+{
+	struct request r;
+	char err[512] = "";
+	int rc = request_read(&r, fcgi, ctx, err, sizeof err);
+
+	r.db = db;
+	if (rc < 0)
+		respond_error(&r, -rc, err);
+	else
+		web_dispatch(&r);
+	respond_send(&r);
+	request_free(&r);
+}
+
+static void worker_loop(int sock, const struct web_context *ctx)
+{
+	struct sigaction sa = { 0 };
+	FCGX_Request fcgi;
+	char err[512];
+	PGconn *db;
+
+	sa.sa_handler = child_on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	db = db_connect(ctx->database_url, "stowage-web", err, sizeof err);
+	if (!db)
+		log_fatal("%s", err);
+	FCGX_InitRequest(&fcgi, sock, 0);
+	while (!stopping) {
+		if (FCGX_Accept_r(&fcgi) < 0)
+			break;
+		in_request = 1;
+		answer_request(&fcgi, ctx, db);
+		FCGX_Finish_r(&fcgi);
+		in_request = 0;
+	}
+	PQfinish(db);
+	exit(0);
+}
+
+static pid_t spawn_worker(int sock, const struct web_context *ctx)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		log_error("fork: %s", strerror(errno));
+	if (pid == 0)
+		worker_loop(sock, ctx);
+	return pid;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: stowage-web -c config\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	const char *config_path = NULL;
+	struct web_context ctx = { 0 };
+	struct config cfg;
+	struct sigaction sa = { 0 };
+	pid_t workers[MAX_WORKERS] = { 0 };
+	long nworkers;
+	char err[512];
+	int c, sock;
+
+	log_set_program("stowage-web");
+	while ((c = getopt(argc, argv, "c:")) != -1) {
+		if (c != 'c')
+			usage();
+		config_path = optarg;
+	}
+	if (!config_path || optind != argc)
+		usage();
+	if (config_load(&cfg, config_path, err, sizeof err) < 0)
+		log_fatal("%s", err);
+	if (config_get_int(&cfg, "web_workers", 4, 1, MAX_WORKERS, &nworkers, err, sizeof err) < 0)
+		log_fatal("%s: %s", config_path, err);
+	ctx.database_url = config_get(&cfg, "database_url", NULL);
+	if (!ctx.database_url)
+		log_fatal("%s: database_url is not set", config_path);
+	const char *socket_path = config_get(&cfg, "fcgi_socket", NULL);
+	if (!socket_path)
+		log_fatal("%s: fcgi_socket is not set", config_path);
+	ctx.cookie_secure = strcmp(config_get(&cfg, "cookie_secure", "no"), "yes") == 0;
+	ctx.max_body = 2 * 1024 * 1024;
+	const char *key_file = config_get(&cfg, "master_key_file", NULL);
+	if (!key_file)
+		log_fatal("%s: master_key_file is not set", config_path);
+	if (secret_keyring_load(key_file, &ctx.keyring, err, sizeof err) < 0)
+		log_fatal("%s", err);
+	if (net_allow_parse(config_get(&cfg, "allowed_networks", ""), &ctx.allowed_networks, err, sizeof err) < 0)
+		log_fatal("%s: allowed_networks: %s", config_path, err);
+	ctx.templates = template_set_open(config_get(&cfg, "templates_dir", "templates"), err, sizeof err);
+	if (!ctx.templates)
+		log_fatal("templates: %s", err);
+
+	if (FCGX_Init() != 0)
+		log_fatal("FCGX_Init failed");
+	unlink(socket_path);
+	sock = FCGX_OpenSocket(socket_path, 128);
+	if (sock < 0)
+		log_fatal("cannot listen on %s", socket_path);
+	/* nginx's workers run as another user; the socket's directory is what guards it. */
+	chmod(socket_path, 0666);
+
+	sa.sa_handler = parent_on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	for (long i = 0; i < nworkers; i++)
+		workers[i] = spawn_worker(sock, &ctx);
+	log_info("listening on %s with %ld workers", socket_path, nworkers);
+
+	while (!stopping) {
+		int status;
+		pid_t pid = waitpid(-1, &status, 0);
+		if (pid < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (long i = 0; i < nworkers; i++) {
+			if (workers[i] != pid)
+				continue;
+			if (!stopping) {
+				log_warn("worker %ld exited (status %d); starting another", (long)pid, status);
+				workers[i] = spawn_worker(sock, &ctx);
+			} else {
+				workers[i] = 0;
+			}
+		}
+	}
+	for (long i = 0; i < nworkers; i++)
+		if (workers[i] > 0)
+			kill(workers[i], SIGTERM);
+	while (wait(NULL) > 0 || errno == EINTR)
+		;
+	unlink(socket_path);
+	template_set_free(ctx.templates);
+	config_free(&cfg);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,47 @@
+"""Headless Chromium (Debian's chromium and chromium-driver) driven through Selenium."""
+import os
+import tempfile
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+ARTIFACTS = os.environ.get("STOWAGE_ARTIFACTS",
+                           os.path.join(os.path.dirname(__file__), "..", "..", "build", "artifacts"))
+
+
+def new_browser():
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1280,900",
+                 f"--user-data-dir={tempfile.mkdtemp(prefix='stowage-chromium-')}"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    driver.implicitly_wait(5)
+    return driver
+
+
+def fill(driver, form_action, values):
+    """Types values into the named inputs of the form posting to form_action and submits it."""
+    form = driver.find_element(By.CSS_SELECTOR, f'form[action="{form_action}"]')
+    for name, value in values.items():
+        el = form.find_element(By.NAME, name)
+        if el.tag_name == "select":
+            el.find_element(By.CSS_SELECTOR, f'option[value="{value}"]').click()
+        else:
+            el.clear()
+            el.send_keys(value)
+    form.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
+    # The answer is a new page: wait until the old form is gone before anyone looks.
+    WebDriverWait(driver, 15).until(EC.staleness_of(form))
+
+
+def screenshot(driver, name):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    path = os.path.join(ARTIFACTS, name + ".png")
+    driver.save_screenshot(path)
+    return path

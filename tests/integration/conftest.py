@@ -1,0 +1,132 @@
+"""Shared fixtures of the integration tests: a real Stowage (PostgreSQL, migrations, FastCGI
+workers, nginx) started by scripts/stack on free loopback ports, and HTTP helpers that behave
+like a browser form (CSRF token from the page, cookies)."""
+import os
+import re
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("STOWAGE_BUILD", os.path.join(TOP, "build", "release"))
+
+if os.path.exists(os.path.join(os.path.dirname(__file__), "fixtures_testenv.py")):
+    pytest_plugins = ["fixtures_testenv"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, root):
+        self.root = root
+        self.http_port = free_port()
+        self.pg_port = free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.conf = os.path.join(root, "stowage.conf")
+        self.pg_dsn_app = f"host={root}/pg port={self.pg_port} dbname=stowage user=stowage_app"
+        self.pg_dsn_owner = f"host={root}/pg port={self.pg_port} dbname=stowage user=stowage_owner"
+
+    def start(self):
+        subprocess.run([os.path.join(TOP, "scripts", "stack"), "start", self.root,
+                        str(self.http_port), str(self.pg_port), BUILD], check=True,
+                       stdout=subprocess.DEVNULL)
+
+    def stop(self):
+        subprocess.run([os.path.join(TOP, "scripts", "stack"), "stop", self.root], check=False)
+
+    def sanitizer_reports(self):
+        """Lines of AddressSanitizer/UBSan reports the servers wrote to their logs."""
+        found = []
+        logs = os.path.join(self.root, "logs")
+        for name in os.listdir(logs):
+            with open(os.path.join(logs, name), errors="replace") as f:
+                for line in f:
+                    if "AddressSanitizer" in line or "runtime error:" in line or "LeakSanitizer" in line:
+                        found.append(f"{name}: {line.strip()}")
+        return found
+
+
+@pytest.fixture(scope="session")
+def stack():
+    os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
+    root = tempfile.mkdtemp(prefix="stowage-stack-")
+    os.chmod(root, 0o755)
+    s = Stack(root)
+    s.start()
+    yield s
+    s.stop()
+    reports = s.sanitizer_reports()
+    assert not reports, "sanitizer reports in server logs:\n" + "\n".join(reports)
+
+
+CSRF_RE = re.compile(r'name="_csrf" value="([^"]+)"')
+
+
+class Client:
+    """A signed-in (or not) user of the console, speaking HTML forms like a browser would."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.http = requests.Session()
+
+    def get(self, path, **kw):
+        kw.setdefault("allow_redirects", False)
+        return self.http.get(self.stack.url + path, **kw)
+
+    def csrf(self):
+        """The token a form on any page carries: the session's, or before sign-in the
+        double-submit cookie's (the overview redirects to the sign-in form then)."""
+        r = self.http.get(self.stack.url + "/")
+        m = CSRF_RE.search(r.text)
+        assert m, f"no CSRF token on {r.url}: {r.status_code} {r.text[:300]}"
+        return m.group(1)
+
+    def post(self, path, data, **kw):
+        data = dict(data)
+        data.setdefault("_csrf", self.csrf())
+        kw.setdefault("allow_redirects", False)
+        return self.http.post(self.stack.url + path, data=data, **kw)
+
+    def json(self, path):
+        return self.http.get(self.stack.url + path, headers={"Accept": "application/json"}, allow_redirects=False)
+
+    def signup(self, org, email, password="correct horse battery", name="Ann Admin"):
+        r = self.post("/signup", {"org": org, "display_name": name, "email": email, "password": password})
+        assert r.status_code == 303, f"sign-up failed: {r.status_code} {r.text[:500]}"
+        return r
+
+    def signin(self, email, password="correct horse battery"):
+        r = self.post("/signin", {"email": email, "password": password})
+        assert r.status_code == 303, f"sign-in failed: {r.status_code} {r.text[:500]}"
+        return r
+
+
+_counter = [0]
+
+
+def unique(prefix):
+    _counter[0] += 1
+    return f"{prefix}{int(time.time() * 1000) % 10**8}{_counter[0]}"
+
+
+@pytest.fixture
+def client(stack):
+    return Client(stack)
+
+
+@pytest.fixture
+def admin(stack):
+    """A freshly signed-up organisation's admin."""
+    c = Client(stack)
+    c.org = unique("Org ")
+    c.email = unique("admin") + "@example.test"
+    c.signup(c.org, c.email)
+    return c

@@ -1,0 +1,174 @@
+"""Clusters and backup repositories through the console, against the real API servers and the
+real MinIO of the test environment: connection tests in words, secrets sealed at rest and never
+sent back, tenants apart, viewers read-only."""
+import os
+import subprocess
+
+import boto3
+import psycopg2
+import pytest
+
+from conftest import Client, unique
+
+
+def ca_pem(testenv, cluster="SOURCE"):
+    with open(testenv[f"{cluster}_CA_FILE"]) as f:
+        return f.read()
+
+
+def add_cluster(c, testenv, name, token=None, ca=None, url=None, **extra):
+    data = {"name": name, "api_url": url or testenv["SOURCE_API_URL"],
+            "token": token if token is not None else testenv["SOURCE_ADMIN_TOKEN"],
+            "ca_pem": ca if ca is not None else ca_pem(testenv)}
+    data.update(extra)
+    return c.post("/clusters", data)
+
+
+@pytest.fixture(scope="module")
+def bucket(testenv):
+    s3 = boto3.client("s3", endpoint_url=testenv["S3_ENDPOINT"], region_name=testenv["S3_REGION"],
+                      aws_access_key_id=testenv["S3_ACCESS_KEY"], aws_secret_access_key=testenv["S3_SECRET_KEY"])
+    name = unique("repo-test-")
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+def add_repo(c, testenv, name, bucket, secret=None, **extra):
+    data = {"name": name, "kind": "s3-compatible", "bucket": bucket, "region": testenv["S3_REGION"],
+            "endpoint": testenv["S3_ENDPOINT"], "access_key": testenv["S3_ACCESS_KEY"],
+            "secret_key": secret if secret is not None else testenv["S3_SECRET_KEY"]}
+    data.update(extra)
+    return c.post("/repositories", data)
+
+
+def cluster_row(c, name):
+    return [x for x in c.json("/clusters").json()["clusters"] if x["name"] == name][0]
+
+
+def test_add_cluster_says_connected_with_version(admin, testenv):
+    r = add_cluster(admin, testenv, "source")
+    assert r.status_code == 303, r.text
+    row = cluster_row(admin, "source")
+    assert row["status"] == "connected"
+    assert row["k8s_version"].startswith("v1.")
+    assert "Connected: Kubernetes v1." in admin.get("/clusters").text
+
+
+def test_cluster_errors_in_words(admin, testenv):
+    r = add_cluster(admin, testenv, "limited", token=testenv["SOURCE_LIMITED_TOKEN"])
+    assert r.status_code == 422
+    assert "forbidden (403)" in r.text
+    r = add_cluster(admin, testenv, "badtoken", token="not-a-valid-token")
+    assert r.status_code == 422 and "token rejected (401" in r.text
+    r = add_cluster(admin, testenv, "wrongca", ca=ca_pem(testenv, "TARGET"))
+    assert r.status_code == 422 and "TLS verification failed" in r.text
+    r = add_cluster(admin, testenv, "refused", url="https://127.0.0.1:1")
+    assert r.status_code == 422 and "connection refused" in r.text
+    r = add_cluster(admin, testenv, "outside", url="https://192.0.2.10:6443")
+    assert r.status_code == 422 and "allowed networks" in r.text
+    assert [x["name"] for x in admin.json("/clusters").json()["clusters"]] == []
+    r = add_cluster(admin, testenv, "Bad Name!", ca="not a pem")
+    assert r.status_code == 422
+    assert "Name: use lowercase letters" in r.text and "CA bundle: must be PEM" in r.text
+
+
+def test_cluster_saved_unverified_shows_the_reason(admin, testenv):
+    r = add_cluster(admin, testenv, "later", url="https://127.0.0.1:1", save_unverified="on")
+    assert r.status_code == 303
+    row = cluster_row(admin, "later")
+    assert row["status"] == "error" and "connection refused" in row["status_message"]
+
+
+def test_token_is_never_sent_back_and_edit_keeps_it(admin, testenv):
+    assert add_cluster(admin, testenv, "keeper").status_code == 303
+    cid = cluster_row(admin, "keeper")["id"]
+    token = testenv["SOURCE_ADMIN_TOKEN"]
+    for body in (admin.get(f"/clusters/{cid}").text, admin.json(f"/clusters/{cid}").text,
+                 admin.json("/clusters").text, admin.get("/audit").text):
+        assert token not in body
+    r = admin.post(f"/clusters/{cid}", {"name": "keeper", "api_url": testenv["SOURCE_API_URL"],
+                                        "ca_pem": ca_pem(testenv), "token": ""})
+    assert r.status_code == 303, r.text
+    assert cluster_row(admin, "keeper")["status"] == "connected"
+    assert admin.post(f"/clusters/{cid}/test", {}).status_code == 303
+    assert "Connected: Kubernetes" in admin.get(f"/clusters/{cid}").text
+
+
+def test_database_holds_no_plaintext_secret(stack, admin, testenv, bucket):
+    assert add_cluster(admin, testenv, "dumped").status_code == 303
+    assert add_repo(admin, testenv, "dumped", bucket).status_code == 303
+    dump = subprocess.run(["pg_dump", "-h", os.path.join(stack.root, "pg"), "-p", str(stack.pg_port),
+                           "-U", "stowage_owner", "-d", "stowage", "--data-only"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "dumped" in dump  # the rows are in the dump...
+    assert testenv["SOURCE_ADMIN_TOKEN"] not in dump  # ...their secrets are not
+    assert testenv["S3_SECRET_KEY"] not in dump
+
+
+def test_tampered_or_moved_ciphertext_does_not_decrypt(stack, admin, testenv):
+    assert add_cluster(admin, testenv, "tamper").status_code == 303
+    cid = cluster_row(admin, "tamper")["id"]
+    other = Client(stack)
+    other.signup(unique("Tamper Org "), unique("t") + "@x.test")
+    assert add_cluster(other, testenv, "victim").status_code == 303
+    vid = cluster_row(other, "victim")["id"]
+    owner = psycopg2.connect(stack.pg_dsn_owner)
+    with owner, owner.cursor() as cur:
+        # the other tenant's sealed token copied into this tenant's row
+        cur.execute("UPDATE stowage.clusters SET token_enc = (SELECT token_enc FROM stowage.clusters WHERE id = %s) "
+                    "WHERE id = %s", (vid, cid))
+    admin.post(f"/clusters/{cid}/test", {})
+    assert "cannot be decrypted" in admin.get(f"/clusters/{cid}").text
+    with owner, owner.cursor() as cur:
+        cur.execute("UPDATE stowage.clusters SET token_enc = set_byte(token_enc, 20, get_byte(token_enc, 20) # 1) "
+                    "WHERE id = %s", (vid,))
+    other.post(f"/clusters/{vid}/test", {})
+    assert "cannot be decrypted" in other.get(f"/clusters/{vid}").text
+    owner.close()
+
+
+def test_tenants_do_not_see_each_others_clusters(stack, admin, testenv):
+    assert add_cluster(admin, testenv, "mine").status_code == 303
+    cid = cluster_row(admin, "mine")["id"]
+    other = Client(stack)
+    other.signup(unique("Curious Org "), unique("c") + "@x.test")
+    assert other.get(f"/clusters/{cid}").status_code == 404
+    assert other.post(f"/clusters/{cid}/test", {}).status_code == 404
+    assert other.post(f"/clusters/{cid}/delete", {}).status_code == 404
+    assert other.json("/clusters").json()["clusters"] == []
+    assert cluster_row(admin, "mine")["name"] == "mine"
+
+
+def test_viewer_sees_but_cannot_add(stack, admin, testenv):
+    assert add_cluster(admin, testenv, "seen").status_code == 303
+    email = unique("v") + "@x.test"
+    admin.post("/members", {"email": email, "display_name": "V", "role": "viewer", "password": "viewer password"})
+    v = Client(stack)
+    v.signin(email, "viewer password")
+    assert "seen" in v.get("/clusters").text
+    assert add_cluster(v, testenv, "nope").status_code == 403
+    assert v.post(f"/clusters/{cluster_row(admin, 'seen')['id']}/delete", {}).status_code == 403
+
+
+def test_repository_connected_and_errors_in_words(admin, testenv, bucket):
+    r = add_repo(admin, testenv, "minio", bucket)
+    assert r.status_code == 303, r.text
+    row = [x for x in admin.json("/repositories").json()["repositories"] if x["name"] == "minio"][0]
+    assert row["status"] == "connected"
+    r = add_repo(admin, testenv, "badsecret", bucket, secret="wrong-secret-key")
+    assert r.status_code == 422 and "signature does not match" in r.text
+    r = add_repo(admin, testenv, "nobucket", "no-such-bucket-here")
+    assert r.status_code == 422 and "does not exist" in r.text
+    r = add_repo(admin, testenv, "noendpoint", bucket, endpoint="")
+    assert r.status_code == 422 and "Endpoint: required for an S3-compatible store" in r.text
+    r = add_repo(admin, testenv, "badbucket", "Bad_Bucket")
+    assert r.status_code == 422 and "Bucket: 3 to 63 lowercase" in r.text
+    body = admin.json("/repositories").text + admin.get(f"/repositories/{row['id']}").text
+    assert testenv["S3_SECRET_KEY"] not in body
+
+
+def test_two_organisations_share_one_bucket(stack, admin, testenv, bucket):
+    other = Client(stack)
+    other.signup(unique("Sharing Org "), unique("s") + "@x.test")
+    assert add_repo(admin, testenv, "shared", bucket, prefix="team-a").status_code == 303
+    assert add_repo(other, testenv, "shared", bucket, prefix="team-b").status_code == 303

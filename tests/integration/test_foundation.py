@@ -1,0 +1,254 @@
+"""The foundation against real PostgreSQL and real nginx: sign-up, sign-in, sessions, CSRF,
+roles, tenant isolation in the database itself, input limits, escaping, JSON answers."""
+import http.client
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+
+import psycopg2
+import pytest
+import requests
+
+from conftest import BUILD, TOP, Client, unique
+
+
+def test_signup_lands_signed_in_on_the_overview(admin):
+    r = admin.get("/")
+    assert r.status_code == 200
+    assert admin.org in r.text
+    assert "Welcome to Stowage" in r.text  # the flash message, shown once
+    assert "Welcome to Stowage" not in admin.get("/").text
+
+
+def test_session_cookie_is_httponly_and_samesite(stack):
+    c = Client(stack)
+    r = c.post("/signup", {"org": unique("Cookie "), "display_name": "C", "email": unique("c") + "@x.test",
+                           "password": "correct horse battery"})
+    assert r.status_code == 303
+    cookie = [h for h in r.raw.headers.getlist("Set-Cookie") if h.startswith("stowage_session=")][0]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+
+
+def test_protected_page_without_session_redirects_to_signin(client):
+    r = client.get("/members")
+    assert r.status_code == 303
+    assert r.headers["Location"] == "/signin?next=%2Fmembers"
+    assert client.json("/members").status_code == 401
+
+
+def test_signin_wrong_password_then_right_one(stack, admin):
+    c = Client(stack)
+    r = c.post("/signin", {"email": admin.email, "password": "wrong password!"})
+    assert r.status_code == 422
+    assert "Email or password is wrong." in r.text
+    r = c.post("/signin", {"email": admin.email, "password": "correct horse battery", "_next": "/audit"})
+    assert r.status_code == 303 and r.headers["Location"] == "/audit"
+    assert c.get("/audit").status_code == 200
+
+
+def test_signin_never_redirects_to_another_site(stack, admin):
+    c = Client(stack)
+    r = c.post("/signin", {"email": admin.email, "password": "correct horse battery", "_next": "//evil.example/x"})
+    assert r.status_code == 303 and r.headers["Location"] == "/"
+
+
+def test_signout_ends_the_session(admin):
+    assert admin.post("/signout", {}).status_code == 303
+    assert admin.get("/").status_code == 303
+
+
+def test_post_without_csrf_token_is_refused(stack, admin):
+    r = admin.http.post(stack.url + "/members", data={"email": "x@y.test", "display_name": "X",
+                                                       "role": "viewer", "password": "long enough pw"},
+                        allow_redirects=False)
+    assert r.status_code == 403
+    r = admin.post("/members", {"email": "x@y.test", "display_name": "X", "role": "viewer",
+                                "password": "long enough pw", "_csrf": "A" * 43})
+    assert r.status_code == 403
+    anonymous = requests.post(stack.url + "/signin", data={"email": admin.email, "password": "x"},
+                              allow_redirects=False)
+    assert anonymous.status_code == 403
+
+
+def test_form_errors_name_the_field(client):
+    r = client.post("/signup", {"org": "", "display_name": "A", "email": "not-an-email", "password": "short"})
+    assert r.status_code == 422
+    assert "Organisation: required" in r.text
+    assert "Email: not an email address" in r.text
+    assert "Password:" in r.text
+
+
+def test_html_is_escaped(stack):
+    c = Client(stack)
+    org = unique("<script>alert('x')</script> & Co ")
+    c.signup(org, unique("esc") + "@x.test")
+    page = c.get("/").text
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; Co" in page
+
+
+def test_same_route_answers_json(admin):
+    r = admin.json("/")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/json")
+    body = r.json()
+    assert body["org"]["name"] == admin.org
+    assert body["me"]["role"] == "admin"
+    assert "password" not in r.text
+
+
+def test_json_body_is_accepted_with_csrf_header(stack, admin):
+    token = admin.csrf()
+    email = unique("json") + "@x.test"
+    r = admin.http.post(stack.url + "/members", json={"email": email, "display_name": "J", "role": "viewer",
+                                                      "password": "long enough pw"},
+                        headers={"X-CSRF-Token": token, "Accept": "application/json"}, allow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert any(m["email"] == email for m in admin.json("/members").json()["members"])
+
+
+def test_viewer_cannot_change_anything(stack, admin):
+    email = unique("viewer") + "@x.test"
+    assert admin.post("/members", {"email": email, "display_name": "V", "role": "viewer",
+                                   "password": "viewer password"}).status_code == 303
+    v = Client(stack)
+    v.signin(email, "viewer password")
+    assert v.get("/members").status_code == 200
+    r = v.post("/members", {"email": unique("z") + "@x.test", "display_name": "Z", "role": "admin",
+                            "password": "long enough pw"})
+    assert r.status_code == 403
+    assert "Your role (viewer) does not allow this" in r.text
+    me = [m for m in v.json("/members").json()["members"] if m["email"] == email][0]
+    assert v.post(f"/members/{me['id']}/role", {"role": "admin"}).status_code == 403
+    assert v.json("/").json()["me"]["can_write"] is False
+
+
+def test_last_admin_cannot_be_demoted(admin):
+    me = [m for m in admin.json("/members").json()["members"] if m["is_me"]][0]
+    r = admin.post(f"/members/{me['id']}/role", {"role": "viewer"})
+    assert r.status_code == 409
+    assert admin.json("/").json()["me"]["role"] == "admin"
+
+
+def test_tenant_cannot_reach_another_tenants_rows_by_guessing_ids(stack, admin):
+    other = Client(stack)
+    other.org, other.email = unique("Other "), unique("other") + "@x.test"
+    other.signup(other.org, other.email)
+    other_id = [m for m in other.json("/members").json()["members"] if m["is_me"]][0]["id"]
+    # admin of the first organisation aims at the other organisation's admin by id
+    assert admin.post(f"/members/{other_id}/role", {"role": "viewer"}).status_code == 404
+    assert admin.post(f"/members/{other_id}/remove", {}).status_code == 404
+    assert other.json("/").json()["me"]["role"] == "admin"
+    emails = [m["email"] for m in admin.json("/members").json()["members"]]
+    assert other.email not in emails
+    audit = admin.json("/audit").json()["entries"]
+    assert all(other.org not in e["target"] for e in audit)
+
+
+def test_row_level_security_hides_every_tenant_row_without_a_tenant(stack, admin):
+    conn = psycopg2.connect(stack.pg_dsn_app)
+    conn.autocommit = False
+    cur = conn.cursor()
+    for table in ("orgs", "users", "memberships", "sessions", "audit_log"):
+        cur.execute(f"SELECT count(*) FROM stowage.{table}")
+        assert cur.fetchone()[0] == 0, f"{table} visible without a tenant"
+    conn.rollback()
+    # Bound to the first organisation: only its rows, whatever the WHERE clause says.
+    cur.execute("SELECT id FROM stowage.orgs WHERE name = %s", (admin.org,))
+    assert cur.fetchall() == []  # not visible before binding either
+    conn.rollback()
+    owner = psycopg2.connect(stack.pg_dsn_owner)
+    ocur = owner.cursor()
+    ocur.execute("SELECT id FROM stowage.orgs WHERE name = %s", (admin.org,))
+    org_id = ocur.fetchone()[0]
+    ocur.execute("SELECT count(DISTINCT org_id) FROM stowage.memberships")
+    assert ocur.fetchone()[0] >= 2  # the owner sees several tenants, so the next check means something
+    owner.close()
+    cur.execute("SELECT set_config('app.org_id', %s, true)", (str(org_id),))
+    cur.execute("SELECT DISTINCT org_id FROM stowage.memberships")
+    assert cur.fetchall() == [(org_id,)]
+    cur.execute("SELECT DISTINCT org_id FROM stowage.audit_log")
+    assert cur.fetchall() == [(org_id,)]
+    # Writing into another tenant is refused by the policy.
+    with pytest.raises(psycopg2.Error):
+        cur.execute("INSERT INTO stowage.audit_log (org_id, action) VALUES (%s, 'x.y')", (org_id + 100000,))
+    conn.rollback()
+    conn.close()
+
+
+def test_audit_log_records_who_did_what(admin):
+    email = unique("audited") + "@x.test"
+    admin.post("/members", {"email": email, "display_name": "A", "role": "operator", "password": "long enough pw"})
+    entries = admin.json("/audit").json()["entries"]
+    invite = [e for e in entries if e["action"] == "member.invite" and e["target"] == email]
+    assert invite and invite[0]["user"] == admin.email
+    assert '"role": "operator"' in invite[0]["detail"]
+    assert any(e["action"] == "org.create" for e in entries)
+
+
+def test_malformed_requests_get_clear_4xx(stack, admin):
+    conn = http.client.HTTPConnection("127.0.0.1", stack.http_port)
+    conn.request("GET", "/signin?q=%zz")  # sent as is: requests would re-quote it
+    resp = conn.getresponse()
+    body = resp.read().decode()
+    assert resp.status == 400
+    assert "%" in body and "q" in body, body  # the reason names the field
+    conn.close()
+    r = admin.http.post(stack.url + "/members", data=b"x" * 10, headers={"Content-Type": "text/csv"},
+                        allow_redirects=False)
+    assert r.status_code == 415
+    r = admin.http.post(stack.url + "/members", data=b"a=" + b"x" * (3 * 1024 * 1024),
+                        headers={"Content-Type": "application/x-www-form-urlencoded"}, allow_redirects=False)
+    assert r.status_code == 413
+    assert admin.get("/no/such/page").status_code == 404
+    assert admin.http.delete(stack.url + "/members", allow_redirects=False).status_code == 405
+
+
+def test_security_headers(client):
+    r = client.get("/signin")
+    assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+    assert r.headers["X-Frame-Options"] == "DENY"
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert client.get("/static/stowage.css").status_code == 200
+
+
+def test_signin_is_rate_limited(stack):
+    c = Client(stack)
+    token = c.csrf()
+    codes = [c.http.post(stack.url + "/signin", data={"email": "nobody@x.test", "password": "x", "_csrf": token},
+                         allow_redirects=False).status_code for _ in range(40)]
+    assert 429 in codes
+    assert codes[0] == 422
+
+
+def test_migrations_apply_once(stack):
+    out = subprocess.run([os.path.join(BUILD, "stowage-migrate"), "-c", stack.conf, "-s", os.path.join(TOP, "sql"),
+                          "--status"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "pending" not in out.stdout and "applied 001_foundation.sql" in out.stdout
+    again = subprocess.run([os.path.join(BUILD, "stowage-migrate"), "-c", stack.conf, "-s", os.path.join(TOP, "sql")],
+                           capture_output=True, text=True)
+    assert again.returncode == 0 and "applied" not in again.stderr
+
+
+def test_web_workers_stop_cleanly_on_sigterm(stack):
+    with tempfile.TemporaryDirectory() as d:
+        sock = os.path.join(d, "w.sock")
+        conf = os.path.join(d, "web.conf")
+        with open(stack.conf) as src, open(conf, "w") as dst:
+            for line in src:
+                if not line.startswith("fcgi_socket") and not line.startswith("web_workers"):
+                    dst.write(line)
+            dst.write(f"fcgi_socket = {sock}\nweb_workers = 2\n")
+        p = subprocess.Popen([os.path.join(BUILD, "stowage-web"), "-c", conf], stderr=subprocess.PIPE, text=True)
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        assert os.path.exists(sock)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=10) == 0
+        assert not os.path.exists(sock)
+        assert "stopped" in p.stderr.read()
