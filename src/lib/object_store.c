@@ -37,7 +37,9 @@ struct object_store *object_store_open(const char *url, char *err, size_t errlen
 		}
 		return object_store_dir_open(url + 7, err, errlen);
 	}
-	snprintf(err, errlen, "repository URL %s: unsupported scheme (expected file:///path)", url);
+	if (strncmp(url, "s3://", 5) == 0)
+		return object_store_s3_open(url, err, errlen);
+	snprintf(err, errlen, "repository URL %s: unsupported scheme (expected file:///path or s3://bucket/prefix)", url);
 	return NULL;
 }
 

@@ -44,9 +44,11 @@ struct object_store {
 	const struct object_store_ops *ops;
 };
 
-/* Opens a store from a URL: "file:///abs/path" (a local directory; created if missing). */
+/* Opens a store from a URL: "file:///abs/path" (a local directory; created if missing) or
+ * "s3://bucket[/prefix][?endpoint=URL&region=R&path_style=1]" (see object_store_s3.c). */
 struct object_store *object_store_open(const char *url, char *err, size_t errlen);
 struct object_store *object_store_dir_open(const char *root, char *err, size_t errlen);
+struct object_store *object_store_s3_open(const char *url, char *err, size_t errlen);
 void object_store_close(struct object_store *os);
 
 /* A key is 1..1024 bytes of [A-Za-z0-9._-] segments joined by '/', none empty or starting
