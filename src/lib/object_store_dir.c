@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct dir_store {
@@ -195,6 +196,23 @@ static int dir_head(struct object_store *os, const char *key, struct object_info
 	return 1;
 }
 
+/* A temporary file a day old belongs to a writer that died before its rename: listing
+ * removes it, as nothing else ever will. */
+#define TEMP_ABANDONED_SECONDS (24 * 3600)
+
+static void dir_reap_temp(struct dir_store *ds, struct strbuf *key, size_t base, const char *name)
+{
+	struct strbuf path = STRBUF_INIT;
+	struct stat st;
+
+	if (strncmp(name, ".tmp-", 5) != 0)
+		return;
+	strbuf_addf(&path, "%s/%.*s%s%s", ds->root, (int)base, key->buf ? key->buf : "", base ? "/" : "", name);
+	if (lstat(path.buf, &st) == 0 && S_ISREG(st.st_mode) && time(NULL) - st.st_mtime > TEMP_ABANDONED_SECONDS)
+		unlink(path.buf);
+	strbuf_release(&path);
+}
+
 /* Lists dir (a key prefix ending at a '/' boundary, or "") recursively, reporting the keys
  * that start with prefix. */
 static int dir_list_walk(struct dir_store *ds, struct strbuf *key, const char *prefix,
@@ -218,8 +236,10 @@ static int dir_list_walk(struct dir_store *ds, struct strbuf *key, const char *p
 	while (rc == 0 && (de = readdir(d))) {
 		struct stat st;
 
-		if (de->d_name[0] == '.')
+		if (de->d_name[0] == '.') {
+			dir_reap_temp(ds, key, base, de->d_name);
 			continue;
+		}
 		key->len = base;
 		if (base)
 			strbuf_addch(key, '/');
