@@ -124,17 +124,15 @@ static void cluster_save(struct request *r, long long id)
 	char *token = NULL, *sealed = NULL;
 	cJSON *view;
 
-	if (form_validate(cluster_fields, CLUSTER_N, &r->form, &v) == 0) {
-		const char *ca = form_value(&v, cluster_fields, "ca_pem");
-		const char *typed = form_value(&v, cluster_fields, "token");
-		if (!valid_ca(ca)) {
-			v.error[3] = xstrdup("CA bundle: must be PEM certificates (-----BEGIN CERTIFICATE-----)");
-			v.errors++;
-		}
-		if (!id && !(typed && *typed)) {
-			v.error[2] = xstrdup("Bearer token: required");
-			v.errors++;
-		}
+	form_validate(cluster_fields, CLUSTER_N, &r->form, &v);
+	if (!v.error[3] && !valid_ca(form_value(&v, cluster_fields, "ca_pem"))) {
+		v.error[3] = xstrdup("CA bundle: must be PEM certificates (-----BEGIN CERTIFICATE-----)");
+		v.errors++;
+	}
+	const char *typed_token = form_value(&v, cluster_fields, "token");
+	if (!id && !v.error[2] && !(typed_token && *typed_token)) {
+		v.error[2] = xstrdup("Bearer token: required");
+		v.errors++;
 	}
 	if (v.errors) {
 		cluster_form_respond(r, 422, form_view(&v, cluster_fields), id);

@@ -48,10 +48,10 @@ def cluster_row(c, name):
 def test_add_cluster_says_connected_with_version(admin, testenv):
     r = add_cluster(admin, testenv, "source")
     assert r.status_code == 303, r.text
+    assert "Connected: Kubernetes v1." in admin.get("/clusters").text  # the flash after the redirect
     row = cluster_row(admin, "source")
     assert row["status"] == "connected"
     assert row["k8s_version"].startswith("v1.")
-    assert "Connected: Kubernetes v1." in admin.get("/clusters").text
 
 
 def test_cluster_errors_in_words(admin, testenv):
