@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Entries in flight between the walk and the tree writer; bounds memory with the queues. */
@@ -150,6 +151,9 @@ static int64_t backup_region(struct backup *b, int fd, struct manifest_entry *e,
 			return -1;
 		}
 		add_chunk(e, chunk_cap, id, n);
+		pthread_mutex_lock(&b->mu);
+		b->prog.bytes_done += n;
+		pthread_mutex_unlock(&b->mu);
 		memmove(buf, buf + n, have - n);
 		have -= n;
 		pos += n;
@@ -223,8 +227,11 @@ static int backup_file(struct backup *b, struct manifest_entry *e, uint8_t *buf,
 	close(fd);
 	for (size_t i = 0; i < e->nchunks; i++)
 		off = i ? off + e->chunks[i].len : e->chunks[i].len;
+	if (!e->nchunks)
+		off = 0;
 	pthread_mutex_lock(&b->mu);
-	b->res->bytes_read += e->nchunks ? off : 0;
+	b->res->bytes_read += off;
+	b->prog.bytes_done += e->size - off;	/* the holes */
 	pthread_mutex_unlock(&b->mu);
 	return 0;
 }
@@ -258,14 +265,39 @@ static void *backup_worker(void *arg)
 	return NULL;
 }
 
-static void backup_progress(struct backup *b, int final)
+/* Main thread only: a progress line at most once a second, and the lock kept fresh. */
+static void backup_tick(struct backup *b, int final)
 {
 	time_t now = time(NULL);
+	struct volume_progress p;
+	char err[512];
 
+	if (repo_lock_refresh(b->lock, err, sizeof err) < 0)
+		log_warn("refreshing the repository lock: %s", err);
 	if (!b->opt->progress || (!final && now == b->last_progress))
 		return;
 	b->last_progress = now;
-	b->opt->progress(&b->prog, b->opt->progress_arg);
+	pthread_mutex_lock(&b->mu);
+	p = b->prog;
+	pthread_mutex_unlock(&b->mu);
+	b->opt->progress(&p, b->opt->progress_arg);
+}
+
+/* Caller holds mu. Waits for the entry at the head of the window, ticking every second so a
+ * long file neither silences progress nor lets the lock go stale. */
+static void backup_wait_head(struct backup *b)
+{
+	while (!b->slots[b->head % WINDOW].done && !b->failed) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		if (pthread_cond_timedwait(&b->cond, &b->mu, &until) != 0) {
+			pthread_mutex_unlock(&b->mu);
+			backup_tick(b, 0);
+			pthread_mutex_lock(&b->mu);
+		}
+	}
 }
 
 /* Moves finished entries at the head of the window to the tree, in walk order. */
@@ -285,13 +317,13 @@ static int backup_emit_ready(struct backup *b)
 		e = b->slots[b->head % WINDOW].e;
 		memset(&b->slots[b->head % WINDOW], 0, sizeof b->slots[0]);
 		b->head++;
+		if (e.type == ENTRY_FILE)
+			b->prog.files_done++;
 		pthread_cond_broadcast(&b->cond);
 		pthread_mutex_unlock(&b->mu);
 
 		rc = tree_writer_add(b->tw, &e, err, sizeof err);
 		if (e.type == ENTRY_FILE) {
-			b->prog.files_done++;
-			b->prog.bytes_done += e.size;
 			b->res->files++;
 			b->res->bytes += e.size;
 		} else if (e.type == ENTRY_DIR) {
@@ -304,9 +336,7 @@ static int backup_emit_ready(struct backup *b)
 			backup_fail(b, rc, err);
 			return -1;
 		}
-		backup_progress(b, 0);
-		if (repo_lock_refresh(b->lock, err, sizeof err) < 0)
-			log_warn("refreshing the repository lock: %s", err);
+		backup_tick(b, 0);
 	}
 }
 
@@ -323,13 +353,14 @@ static int backup_push(struct backup *b, struct manifest_entry *e, int needs_rea
 		pthread_mutex_lock(&b->mu);
 		if (b->tail - b->head < WINDOW)
 			break;
-		while (!b->slots[b->head % WINDOW].done && !b->failed)
-			pthread_cond_wait(&b->cond, &b->mu);
+		backup_wait_head(b);
 		pthread_mutex_unlock(&b->mu);
 	}
 	s = &b->slots[b->tail % WINDOW];
 	s->e = *e;
 	s->done = !needs_read;
+	if (e->type == ENTRY_FILE && !needs_read)
+		b->prog.bytes_done += e->size;
 	if (needs_read)
 		b->jobs[b->jobs_tail++ % WINDOW] = b->tail;
 	b->tail++;
@@ -349,8 +380,7 @@ static int backup_drain(struct backup *b)
 			pthread_mutex_unlock(&b->mu);
 			return 0;
 		}
-		while (!b->slots[b->head % WINDOW].done && !b->failed)
-			pthread_cond_wait(&b->cond, &b->mu);
+		backup_wait_head(b);
 		pthread_mutex_unlock(&b->mu);
 	}
 }
@@ -614,7 +644,7 @@ static int backup_run(struct backup *b, char *err, size_t errlen)
 	backup_open_parent(b);
 	if (backup_walk(b, b->root_fd, &path, 1) < 0)
 		goto fail;
-	backup_progress(b, 1);
+	backup_tick(b, 1);
 	b->tw = tree_writer_new(b->cs);
 	for (; started < nthreads; started++)
 		if (pthread_create(&threads[started], NULL, backup_worker, b) != 0) {
@@ -637,7 +667,7 @@ static int backup_run(struct backup *b, char *err, size_t errlen)
 		tree_writer_free(b->tw);
 		goto fail;
 	}
-	backup_progress(b, 1);
+	backup_tick(b, 1);
 
 	memset(&h, 0, sizeof h);
 	if ((rc = tree_writer_finish(b->tw, &h.tree, &h.ntree, err, errlen)) < 0 ||
@@ -714,7 +744,10 @@ int volume_backup(struct chunk_store *cs, const struct volume_backup_options *op
 
 struct restore {
 	struct chunk_store *cs;
+	const struct volume_restore_options *opt;
 	int root_fd, as_root;
+	struct volume_progress prog;	/* under mu */
+	time_t last_progress;
 
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
@@ -724,6 +757,21 @@ struct restore {
 	int stop, failed, fail_rc;
 	char err[1024];
 };
+
+/* Counts restored bytes and files; reports at most once a second (or when final). */
+static void restore_advance(struct restore *r, uint64_t bytes, uint64_t files, int final)
+{
+	time_t now = time(NULL);
+
+	pthread_mutex_lock(&r->mu);
+	r->prog.bytes_done += bytes;
+	r->prog.files_done += files;
+	if (r->opt->progress && (final || now != r->last_progress)) {
+		r->last_progress = now;
+		r->opt->progress(&r->prog, r->opt->progress_arg);
+	}
+	pthread_mutex_unlock(&r->mu);
+}
 
 static void restore_fail(struct restore *r, int rc, const char *msg)
 {
@@ -809,6 +857,8 @@ static int restore_data(struct restore *r, int fd, const struct manifest_entry *
 			done += n;
 			pos += n;
 		}
+		if (rc == 0)
+			restore_advance(r, data.len, 0, 0);
 	}
 	strbuf_release(&data);
 	return rc;
@@ -868,6 +918,12 @@ static void *restore_worker(void *arg)
 		pthread_cond_broadcast(&r->cond);
 		pthread_mutex_unlock(&r->mu);
 		rc = restore_file(r, &e, err, sizeof err);
+		if (rc == 0) {
+			uint64_t holes = 0;
+			for (size_t i = 0; i < e.nholes; i++)
+				holes += e.holes[i].len;
+			restore_advance(r, holes, 1, 0);
+		}
 		manifest_entry_free(&e);
 		if (rc < 0)
 			restore_fail(r, rc, err);
@@ -988,16 +1044,18 @@ static int restore_pass(struct restore *r, const struct manifest_header *h, int 
 	return rc < 0 ? -1 : 0;
 }
 
-int volume_restore(struct chunk_store *cs, const char *snapshot_id, const char *target,
-		   unsigned threads, char *err, size_t errlen)
+int volume_restore(struct chunk_store *cs, const struct volume_restore_options *opt,
+		   char *err, size_t errlen)
 {
+	const char *target = opt->target;
+	unsigned threads = opt->threads;
 	struct restore *r;
 	struct manifest_header h;
 	pthread_t tids[16];
 	unsigned started = 0;
 	int rc;
 
-	if ((rc = snapshot_read(cs, snapshot_id, &h, err, errlen)) < 0)
+	if ((rc = snapshot_read(cs, opt->snapshot_id, &h, err, errlen)) < 0)
 		return rc;
 	if (mkdir(target, 0700) < 0 && errno != EEXIST) {
 		set_err_path(err, errlen, "restore target", target, strerror(errno));
@@ -1006,6 +1064,9 @@ int volume_restore(struct chunk_store *cs, const char *snapshot_id, const char *
 	}
 	r = xcalloc(1, sizeof *r);
 	r->cs = cs;
+	r->opt = opt;
+	r->prog.files_total = h.files;
+	r->prog.bytes_total = h.bytes;
 	r->as_root = geteuid() == 0;
 	r->root_fd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->root_fd < 0) {
@@ -1032,6 +1093,8 @@ int volume_restore(struct chunk_store *cs, const char *snapshot_id, const char *
 		pthread_join(tids[i], NULL);
 	if (!r->failed)
 		restore_pass(r, &h, 2);
+	if (!r->failed)
+		restore_advance(r, 0, 0, 1);
 	rc = r->failed ? (r->fail_rc ? r->fail_rc : -1) : 0;
 	if (rc)
 		snprintf(err, errlen, "%s", r->err);

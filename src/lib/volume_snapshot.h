@@ -40,9 +40,17 @@ struct volume_backup_result {
 /* 0, -1, CHUNK_STORE_CORRUPT or REPO_LOCK_BUSY; err names the file and the reason. */
 int volume_backup(struct chunk_store *cs, const struct volume_backup_options *opt,
 		  struct volume_backup_result *res, char *err, size_t errlen);
+struct volume_restore_options {
+	const char *snapshot_id;
+	const char *target;
+	unsigned threads;		/* writers; 0 means 2 */
+	volume_progress_cb progress;	/* at most once a second, and at the end */
+	void *progress_arg;
+};
+
 /* Restores into target (created when missing; existing files of the same names are
  * replaced). Every chunk is checked against its id before it is written. */
-int volume_restore(struct chunk_store *cs, const char *snapshot_id, const char *target,
-		   unsigned threads, char *err, size_t errlen);
+int volume_restore(struct chunk_store *cs, const struct volume_restore_options *opt,
+		   char *err, size_t errlen);
 
 #endif

@@ -240,7 +240,12 @@ static int cmd_restore(struct cli *c, struct chunk_store *cs)
 
 	if (require(c->snapshot, "snapshot", "restore") < 0 || require(c->target, "target", "restore") < 0)
 		return EXIT_USAGE;
-	rc = volume_restore(cs, c->snapshot, c->target, (unsigned)c->threads, err, sizeof err);
+	{
+	struct volume_restore_options opt = { .snapshot_id = c->snapshot, .target = c->target,
+					      .threads = (unsigned)c->threads, .progress = on_progress };
+
+	rc = volume_restore(cs, &opt, err, sizeof err);
+	}
 	if (rc < 0) {
 		log_error("%s", err);
 		return exit_for(rc);

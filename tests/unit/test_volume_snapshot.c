@@ -294,8 +294,16 @@ static int restore(const char *repo_id, const char *id, const char *target, char
 {
 	struct object_store *os;
 	struct chunk_store *cs = open_repo(&os, repo_id, NULL);
-	int rc = cs ? volume_restore(cs, id, target, 2, err, errlen) : -1;
+	struct progress_seen ps = { { 0, 0, 0, 0 }, 0 };
+	struct volume_restore_options ro = { .snapshot_id = id, .target = target, .threads = 2,
+					     .progress = on_progress, .progress_arg = &ps };
+	int rc = cs ? volume_restore(cs, &ro, err, errlen) : -1;
 
+	if (rc == 0) {
+		CHECK(ps.calls >= 1);
+		CHECK_INTEQ(ps.last.files_done, ps.last.files_total);
+		CHECK_INTEQ(ps.last.bytes_done, ps.last.bytes_total);
+	}
 	close_repo(os, cs);
 	return rc;
 }
