@@ -10,9 +10,10 @@
 #include <cjson/cJSON.h>
 #include <openssl/rand.h>
 
-/* JSON numbers are doubles: integers are exact up to 2^53, which bounds sizes and offsets.
- * Inode numbers may be larger and travel as decimal strings. */
-#define JSON_INT_MAX 9007199254740992.0
+/* JSON numbers are doubles, and cJSON prints them with 15 significant digits: integers are
+ * exact below 10^15 (888 TiB), which bounds sizes and offsets. Inode numbers may be larger
+ * and travel as decimal strings. */
+#define JSON_INT_MAX 999999999999999.0
 #define ENTRY_CHUNKS_MAX (1u << 24)	/* 16M chunks: files up to 64 TiB */
 #define ENTRY_HOLES_MAX (1u << 24)
 
