@@ -41,6 +41,7 @@ static int64_t ts_sec(const struct timespec *t)
 struct backup_slot {
 	struct manifest_entry e;
 	int done;
+	int vanished;		/* removed between the walk and the read: left out */
 };
 
 struct backup {
@@ -170,7 +171,8 @@ static int open_for_reading(int root_fd, const char *path)
 	return fd;
 }
 
-/* Reads a regular file into chunks, skipping the holes SEEK_DATA/SEEK_HOLE report. */
+/* Reads a regular file into chunks, skipping the holes SEEK_DATA/SEEK_HOLE report. Returns 1
+ * when the file is gone: a live volume loses temporary files all the time. */
 static int backup_file(struct backup *b, struct manifest_entry *e, uint8_t *buf, char *err, size_t errlen)
 {
 	size_t chunk_cap = 0, hole_cap = 0;
@@ -178,6 +180,12 @@ static int backup_file(struct backup *b, struct manifest_entry *e, uint8_t *buf,
 	uint64_t off = 0, size;
 	int fd = open_for_reading(b->root_fd, e->path);
 
+	if (fd < 0 && errno == ENOENT) {
+		char *esc = path_escape(e->path);
+		log_warn("backup %s: removed while the backup ran; left out", esc);
+		free(esc);
+		return 1;
+	}
 	if (fd < 0) {
 		set_err_path(err, errlen, "backup", e->path, strerror(errno));
 		return -1;
@@ -256,6 +264,7 @@ static void *backup_worker(void *arg)
 		rc = backup_file(b, &s->e, buf, err, sizeof err);
 		pthread_mutex_lock(&b->mu);
 		s->done = 1;
+		s->vanished = rc == 1;
 		if (rc < 0)
 			backup_fail_locked(b, rc, err);
 		pthread_cond_broadcast(&b->cond);
@@ -306,7 +315,7 @@ static int backup_emit_ready(struct backup *b)
 	for (;;) {
 		struct manifest_entry e;
 		char err[1024];
-		int rc;
+		int rc, vanished;
 
 		pthread_mutex_lock(&b->mu);
 		if (b->failed || b->head == b->tail || !b->slots[b->head % WINDOW].done) {
@@ -315,6 +324,7 @@ static int backup_emit_ready(struct backup *b)
 			return rc;
 		}
 		e = b->slots[b->head % WINDOW].e;
+		vanished = b->slots[b->head % WINDOW].vanished;
 		memset(&b->slots[b->head % WINDOW], 0, sizeof b->slots[0]);
 		b->head++;
 		if (e.type == ENTRY_FILE)
@@ -322,6 +332,10 @@ static int backup_emit_ready(struct backup *b)
 		pthread_cond_broadcast(&b->cond);
 		pthread_mutex_unlock(&b->mu);
 
+		if (vanished) {
+			manifest_entry_free(&e);
+			continue;
+		}
 		rc = tree_writer_add(b->tw, &e, err, sizeof err);
 		if (e.type == ENTRY_FILE) {
 			b->res->files++;
