@@ -267,10 +267,16 @@ static void chunk_aad(uint8_t aad[16 + CHUNK_ID_LEN], const uint8_t id[CHUNK_ID_
 
 /* ---- loading the indexes ---- */
 
+/* Opening a repository reads every index: several at once, as each is a round trip. */
+#define INDEX_LOADERS 8
+
 struct index_load {
 	struct chunk_store *cs;
-	char *err;
-	size_t errlen;
+	char **keys;
+	size_t n, cap, next;
+	pthread_mutex_t mu;
+	int rc;
+	char err[512];
 };
 
 static int index_parse(struct chunk_store *cs, const uint8_t pack_id[CHUNK_ID_LEN], const char *key,
@@ -312,23 +318,90 @@ static int index_parse(struct chunk_store *cs, const uint8_t pack_id[CHUNK_ID_LE
 	return 0;
 }
 
-static int index_load_one(const char *key, const struct object_info *info, void *arg)
+static int index_listed(const char *key, const struct object_info *info, void *arg)
 {
 	struct index_load *il = arg;
-	const char *hex = strrchr(key, '/') + 1;
 	uint8_t pack_id[CHUNK_ID_LEN];
-	char aad[96];
-	struct strbuf plain = STRBUF_INIT;
-	int rc;
 
 	(void)info;
-	if (chunk_id_parse(hex, pack_id) < 0)
+	if (chunk_id_parse(strrchr(key, '/') + 1, pack_id) < 0)
 		return 0;	/* not ours */
-	index_aad(aad, sizeof aad, hex);
-	rc = chunk_store_get_sealed(il->cs, key, aad, &plain, il->err, il->errlen);
-	if (rc == 0)
-		rc = index_parse(il->cs, pack_id, key, (uint8_t *)plain.buf, plain.len, il->err, il->errlen);
+	if (il->n == il->cap) {
+		il->cap = il->cap ? il->cap * 2 : 256;
+		il->keys = xrealloc(il->keys, il->cap * sizeof *il->keys);
+	}
+	il->keys[il->n++] = xstrdup(key);
+	return 0;
+}
+
+static void *index_loader(void *arg)
+{
+	struct index_load *il = arg;
+	struct strbuf plain = STRBUF_INIT;
+	char err[512];
+
+	for (;;) {
+		const char *key, *hex;
+		uint8_t pack_id[CHUNK_ID_LEN];
+		char aad[96];
+		int rc;
+
+		pthread_mutex_lock(&il->mu);
+		key = il->rc || il->next == il->n ? NULL : il->keys[il->next++];
+		pthread_mutex_unlock(&il->mu);
+		if (!key)
+			break;
+		hex = strrchr(key, '/') + 1;
+		chunk_id_parse(hex, pack_id);
+		index_aad(aad, sizeof aad, hex);
+		strbuf_reset(&plain);
+		rc = chunk_store_get_sealed(il->cs, key, aad, &plain, err, sizeof err);
+		if (rc == 0) {
+			pthread_mutex_lock(&il->cs->index_lock);
+			rc = index_parse(il->cs, pack_id, key, (uint8_t *)plain.buf, plain.len, err, sizeof err);
+			pthread_mutex_unlock(&il->cs->index_lock);
+		}
+		if (rc) {
+			pthread_mutex_lock(&il->mu);
+			if (!il->rc) {
+				il->rc = rc;
+				snprintf(il->err, sizeof il->err, "%s", err);
+			}
+			pthread_mutex_unlock(&il->mu);
+		}
+	}
 	strbuf_release(&plain);
+	return NULL;
+}
+
+static int index_load_all(struct chunk_store *cs, char *err, size_t errlen)
+{
+	struct index_load il = { .cs = cs };
+	struct strbuf prefix = STRBUF_INIT;
+	pthread_t threads[INDEX_LOADERS];
+	int started = 0, rc;
+
+	pthread_mutex_init(&il.mu, NULL);
+	chunk_store_key(cs, &prefix, "data/index/");
+	rc = object_list(cs->os, prefix.buf, index_listed, &il, err, errlen);
+	strbuf_release(&prefix);
+	for (; rc == 0 && started < INDEX_LOADERS && (size_t)started < il.n; started++)
+		if (pthread_create(&threads[started], NULL, index_loader, &il) != 0)
+			break;
+	if (rc == 0 && il.n && started == 0) {
+		snprintf(err, errlen, "starting index loader threads: %s", strerror(errno));
+		rc = -1;
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	if (rc == 0 && il.rc) {
+		rc = il.rc;
+		snprintf(err, errlen, "%s", il.err);
+	}
+	for (size_t i = 0; i < il.n; i++)
+		free(il.keys[i]);
+	free(il.keys);
+	pthread_mutex_destroy(&il.mu);
 	return rc;
 }
 
@@ -349,9 +422,8 @@ int chunk_store_open(struct chunk_store **out, struct object_store *os, const ch
 		     char *err, size_t errlen)
 {
 	struct chunk_store *cs;
-	struct strbuf purpose = STRBUF_INIT, prefix = STRBUF_INIT;
+	struct strbuf purpose = STRBUF_INIT;
 	uint8_t seed[AEAD_KEY_LEN];
-	struct index_load il;
 	int rc = 0;
 
 	*out = NULL;
@@ -388,12 +460,7 @@ int chunk_store_open(struct chunk_store **out, struct object_store *os, const ch
 		return -1;
 	}
 	table_grow(cs);
-	il.cs = cs;
-	il.err = err;
-	il.errlen = errlen;
-	chunk_store_key(cs, &prefix, "data/index/");
-	rc = object_list(os, prefix.buf, index_load_one, &il, err, errlen);
-	strbuf_release(&prefix);
+	rc = index_load_all(cs, err, errlen);
 	if (rc) {
 		chunk_store_close(cs);
 		return rc;

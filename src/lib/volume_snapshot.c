@@ -19,7 +19,8 @@
 
 /* Entries in flight between the walk and the tree writer; bounds memory with the queues. */
 #define WINDOW 64
-#define PROMPT_WAIT_SECONDS 600
+/* How long a backup waits for a running prune before it gives up (exit 4). */
+#define PRUNE_WAIT_SECONDS 600
 
 /* ---- shared helpers ---- */
 
@@ -736,7 +737,7 @@ int volume_backup(struct chunk_store *cs, const struct volume_backup_options *op
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_cond_init(&b->cond, NULL);
 	rc = repo_lock_acquire(cs, REPO_LOCK_BACKUP, opt->lock_stale ? opt->lock_stale : REPO_LOCK_STALE_DEFAULT,
-			       PROMPT_WAIT_SECONDS, &b->lock, NULL, err, errlen);
+			       PRUNE_WAIT_SECONDS, &b->lock, NULL, err, errlen);
 	if (rc == 0)
 		rc = backup_run(b, err, errlen);
 	repo_lock_release(b->lock);
