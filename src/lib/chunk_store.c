@@ -35,6 +35,17 @@ struct index_slot {
 struct pack_ref {
 	uint8_t id[CHUNK_ID_LEN];
 	int durable;		/* pack and index are in the store */
+	uint64_t end;		/* where its last blob ends, by its index */
+};
+
+/* Restores read chunks in roughly the order backups wrote them: one ranged read of a window
+ * serves the small chunks that follow, instead of a round trip each. */
+#define READ_WINDOW (1024u * 1024)
+
+struct chunk_reader {
+	uint32_t pack;
+	uint64_t start;
+	struct strbuf data;
 };
 
 struct pack_entry {
@@ -305,8 +316,13 @@ static int index_parse(struct chunk_store *cs, const uint8_t pack_id[CHUNK_ID_LE
 	slot = pack_add(cs, pack_id, 1);
 	for (uint64_t i = 0; i < n; i++) {
 		const uint8_t *e = p + 12 + i * INDEX_ENTRY_LEN;
+		uint64_t end = get_le(e + 32, 8) + get_le(e + 40, 4);
 		int inserted;
-		struct index_slot *s = table_reserve(cs, e, &inserted);
+		struct index_slot *s;
+
+		if (end > cs->packs[slot].end)
+			cs->packs[slot].end = end;
+		s = table_reserve(cs, e, &inserted);
 
 		if (!inserted)
 			continue;	/* the same chunk in two packs (concurrent backups): keep the first */
@@ -587,6 +603,7 @@ static int pack_finish(struct chunk_store *cs, enum chunk_kind kind, char *err, 
 	SHA256((uint8_t *)p->data.buf, p->data.len, digest);
 	pthread_mutex_lock(&cs->index_lock);
 	memcpy(cs->packs[p->slot].id, digest, CHUNK_ID_LEN);
+	cs->packs[p->slot].end = p->data.len;
 	for (size_t i = 0; i < p->n; i++) {
 		struct index_slot *s = table_find(cs->table, cs->table_cap, p->entries[i].id);
 		s->pack = p->slot;
@@ -811,33 +828,81 @@ out:
 	return rc;
 }
 
+struct chunk_reader *chunk_reader_new(void)
+{
+	struct chunk_reader *r = xcalloc(1, sizeof *r);
+
+	r->pack = PACK_PENDING;
+	return r;
+}
+
+void chunk_reader_free(struct chunk_reader *r)
+{
+	if (!r)
+		return;
+	strbuf_release(&r->data);
+	free(r);
+}
+
 int chunk_store_get(struct chunk_store *cs, const uint8_t id[CHUNK_ID_LEN], struct strbuf *out,
 		    char *err, size_t errlen)
+{
+	return chunk_store_read(cs, NULL, id, out, err, errlen);
+}
+
+int chunk_store_read(struct chunk_store *cs, struct chunk_reader *r, const uint8_t id[CHUNK_ID_LEN],
+		     struct strbuf *out, char *err, size_t errlen)
 {
 	struct index_slot s;
 	struct strbuf key = STRBUF_INIT, blob = STRBUF_INIT;
 	char idhex[CHUNK_ID_HEX], packhex[CHUNK_ID_HEX];
 	const char *why;
+	uint64_t pack_end = 0, want;
 	int rc, durable;
 
 	chunk_id_hex(id, idhex);
 	pthread_mutex_lock(&cs->index_lock);
 	s = *table_find(cs->table, cs->table_cap, id);
 	durable = s.used && s.pack != PACK_PENDING && cs->packs[s.pack].durable;
-	if (durable)
+	if (durable) {
 		chunk_id_hex(cs->packs[s.pack].id, packhex);
+		pack_end = cs->packs[s.pack].end;
+	}
 	pthread_mutex_unlock(&cs->index_lock);
 	if (!durable) {
 		snprintf(err, errlen, "chunk %.16s: missing (no pack index lists it)", idhex);
 		return CHUNK_STORE_CORRUPT;
 	}
+	if (r && r->pack == s.pack && s.offset >= r->start &&
+	    s.offset + s.stored_len <= r->start + r->data.len) {
+		rc = blob_open(cs, id, (uint8_t *)r->data.buf + (s.offset - r->start), s.stored_len,
+			       s.raw_len, out, &why);
+		if (rc)
+			snprintf(err, errlen, "chunk %.16s in pack %.16s: %s", idhex, packhex, why);
+		return rc;
+	}
+	want = s.stored_len;
+	if (r && want < READ_WINDOW)
+		want = pack_end > s.offset + READ_WINDOW ? READ_WINDOW :
+		       pack_end > s.offset + want ? pack_end - s.offset : want;
 	pack_key(cs, &key, packhex);
-	rc = object_get(cs->os, key.buf, s.offset, s.stored_len, &blob, err, errlen);
+	rc = object_get(cs->os, key.buf, s.offset, want, &blob, err, errlen);
+	if (rc < 0 && rc != OBJECT_STORE_NOT_FOUND && want > s.stored_len) {
+		strbuf_reset(&blob);	/* the window failed: the chunk alone may still be there */
+		want = s.stored_len;
+		rc = object_get(cs->os, key.buf, s.offset, want, &blob, err, errlen);
+	}
+	if (rc == 0 && r) {
+		r->pack = s.pack;
+		r->start = s.offset;
+		strbuf_reset(&r->data);
+		strbuf_add(&r->data, blob.buf, blob.len);
+	}
 	if (rc == OBJECT_STORE_NOT_FOUND) {
 		snprintf(err, errlen, "chunk %.16s: its pack %.16s is missing", idhex, packhex);
 		rc = CHUNK_STORE_CORRUPT;
 	} else if (rc == 0) {
-		rc = blob_open(cs, id, (uint8_t *)blob.buf, blob.len, s.raw_len, out, &why);
+		rc = blob_open(cs, id, (uint8_t *)blob.buf, s.stored_len, s.raw_len, out, &why);
 		if (rc)
 			snprintf(err, errlen, "chunk %.16s in pack %.16s: %s", idhex, packhex, why);
 	} else {

@@ -65,6 +65,14 @@ int chunk_store_flush(struct chunk_store *cs, char *err, size_t errlen);
  * data returns CHUNK_STORE_CORRUPT with a message naming the chunk and pack. */
 int chunk_store_get(struct chunk_store *cs, const uint8_t id[CHUNK_ID_LEN], struct strbuf *out,
 		    char *err, size_t errlen);
+/* The same through a reader that keeps the last window of a pack it read: chunks written
+ * one after another (the small files of one directory) come in one ranged read. One reader
+ * per thread. */
+struct chunk_reader;
+struct chunk_reader *chunk_reader_new(void);
+void chunk_reader_free(struct chunk_reader *r);
+int chunk_store_read(struct chunk_store *cs, struct chunk_reader *r, const uint8_t id[CHUNK_ID_LEN],
+		     struct strbuf *out, char *err, size_t errlen);
 /* 1 when a pack of the repository (or one being written) holds the chunk. */
 int chunk_store_has(struct chunk_store *cs, const uint8_t id[CHUNK_ID_LEN]);
 void chunk_store_get_stats(struct chunk_store *cs, struct chunk_store_stats *st);

@@ -833,7 +833,8 @@ static int write_all_at(int fd, const char *p, size_t len, uint64_t off)
 }
 
 /* Writes the chunks in order over the file's data regions; holes stay holes. */
-static int restore_data(struct restore *r, int fd, const struct manifest_entry *e, char *err, size_t errlen)
+static int restore_data(struct restore *r, struct chunk_reader *reader, int fd, const struct manifest_entry *e,
+			char *err, size_t errlen)
 {
 	struct strbuf data = STRBUF_INIT;
 	uint64_t pos = 0;
@@ -845,7 +846,7 @@ static int restore_data(struct restore *r, int fd, const struct manifest_entry *
 		size_t done = 0;
 
 		strbuf_reset(&data);
-		rc = chunk_store_get(r->cs, e->chunks[i].id, &data, why, sizeof why);
+		rc = chunk_store_read(r->cs, reader, e->chunks[i].id, &data, why, sizeof why);
 		if (rc == 0 && data.len != e->chunks[i].len) {
 			snprintf(why, sizeof why, "chunk length differs from the manifest");
 			rc = CHUNK_STORE_CORRUPT;
@@ -879,7 +880,8 @@ static int restore_data(struct restore *r, int fd, const struct manifest_entry *
 	return rc;
 }
 
-static int restore_file(struct restore *r, const struct manifest_entry *e, char *err, size_t errlen)
+static int restore_file(struct restore *r, struct chunk_reader *reader, const struct manifest_entry *e,
+			char *err, size_t errlen)
 {
 	const char *base;
 	struct timespec times[2] = { { 0, UTIME_OMIT }, { (time_t)e->mtime_sec, e->mtime_nsec } };
@@ -904,7 +906,7 @@ static int restore_file(struct restore *r, const struct manifest_entry *e, char 
 	if (rc < 0)
 		set_err_path(err, errlen, "restore", e->path, strerror(errno));
 	else
-		rc = restore_data(r, fd, e, err, errlen);
+		rc = restore_data(r, reader, fd, e, err, errlen);
 	if (rc == 0 && ((r->as_root && fchown(fd, e->uid, e->gid) < 0) || fchmod(fd, e->mode) < 0 ||
 			futimens(fd, times) < 0)) {
 		set_err_path(err, errlen, "restore", e->path, strerror(errno));
@@ -917,6 +919,7 @@ static int restore_file(struct restore *r, const struct manifest_entry *e, char 
 static void *restore_worker(void *arg)
 {
 	struct restore *r = arg;
+	struct chunk_reader *reader = chunk_reader_new();
 	char err[1024];
 
 	pthread_mutex_lock(&r->mu);
@@ -932,7 +935,7 @@ static void *restore_worker(void *arg)
 		r->busy++;
 		pthread_cond_broadcast(&r->cond);
 		pthread_mutex_unlock(&r->mu);
-		rc = restore_file(r, &e, err, sizeof err);
+		rc = restore_file(r, reader, &e, err, sizeof err);
 		if (rc == 0) {
 			uint64_t holes = 0;
 			for (size_t i = 0; i < e.nholes; i++)
@@ -947,6 +950,7 @@ static void *restore_worker(void *arg)
 		pthread_cond_broadcast(&r->cond);
 	}
 	pthread_mutex_unlock(&r->mu);
+	chunk_reader_free(reader);
 	return NULL;
 }
 

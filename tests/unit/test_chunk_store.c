@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,6 +17,19 @@ static char *make_tmpdir(void)
 	char *d = mkdtemp(tmpl);
 
 	return d ? strdup(d) : NULL;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static void remove_tmpdir(char *dir)
+{
+	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(dir);
 }
 
 static void fill(uint8_t *p, size_t n, uint32_t seed)
@@ -88,7 +102,7 @@ static void test_object_store_dir_basics(void)
 	CHECK_INTEQ(count_objects(os, "r/a/b"), 1);
 	strbuf_release(&sb);
 	object_store_close(os);
-	free(dir);
+	remove_tmpdir(dir);
 }
 
 static void test_round_trip_and_dedup(void)
@@ -144,7 +158,7 @@ static void test_round_trip_and_dedup(void)
 	strbuf_release(&out);
 	free(data);
 	object_store_close(os);
-	free(dir);
+	remove_tmpdir(dir);
 }
 
 static void test_packs_fill_to_target(void)
@@ -167,7 +181,7 @@ static void test_packs_fill_to_target(void)
 	chunk_store_close(cs);
 	free(data);
 	object_store_close(os);
-	free(dir);
+	remove_tmpdir(dir);
 }
 
 static void flip_byte_in_first_pack(struct object_store *os, const char *dir, const char *prefix, long at)
@@ -221,7 +235,7 @@ static void test_tampered_and_missing_chunks_are_reported(void)
 	CHECK(strstr(err, "authentication failed") != NULL);
 	strbuf_release(&out);
 	object_store_close(os);
-	free(dir);
+	remove_tmpdir(dir);
 }
 
 static void test_wrong_key_is_refused(void)
@@ -238,7 +252,88 @@ static void test_wrong_key_is_refused(void)
 	CHECK_INTEQ(chunk_store_open(&cs, os, "r", other_key, NULL, err, sizeof err), CHUNK_STORE_CORRUPT);
 	CHECK_INTEQ(chunk_store_open(&cs, os, "../x", master, NULL, err, sizeof err), -1);
 	object_store_close(os);
-	free(dir);
+	remove_tmpdir(dir);
+}
+
+/* A store that counts the gets it passes on to the directory store below it. */
+struct counting_store {
+	struct object_store base;
+	struct object_store *below;
+	int gets;
+};
+
+static int cnt_put(struct object_store *os, const char *key, const void *data, size_t len, char *err, size_t errlen)
+{
+	return object_put(((struct counting_store *)os)->below, key, data, len, err, errlen);
+}
+
+static int cnt_get(struct object_store *os, const char *key, uint64_t off, uint64_t len, struct strbuf *out,
+		   char *err, size_t errlen)
+{
+	struct counting_store *c = (struct counting_store *)os;
+
+	c->gets++;
+	return object_get(c->below, key, off, len, out, err, errlen);
+}
+
+static int cnt_head(struct object_store *os, const char *key, struct object_info *info, char *err, size_t errlen)
+{
+	return object_head(((struct counting_store *)os)->below, key, info, err, errlen);
+}
+
+static int cnt_list(struct object_store *os, const char *prefix, object_store_list_cb cb, void *arg,
+		    char *err, size_t errlen)
+{
+	return object_list(((struct counting_store *)os)->below, prefix, cb, arg, err, errlen);
+}
+
+static int cnt_del(struct object_store *os, const char *key, char *err, size_t errlen)
+{
+	return object_delete(((struct counting_store *)os)->below, key, err, errlen);
+}
+
+static void cnt_close(struct object_store *os)
+{
+	(void)os;
+}
+
+static const struct object_store_ops counting_ops = { cnt_put, cnt_get, cnt_head, cnt_list, cnt_del, cnt_close };
+
+static void test_reader_serves_neighbouring_chunks_from_one_read(void)
+{
+	char *dir = make_tmpdir(), err[256] = "";
+	struct counting_store cnt = { { &counting_ops }, object_store_dir_open(dir, err, sizeof err), 0 };
+	struct chunk_store *cs;
+	struct chunk_reader *r = chunk_reader_new();
+	static uint8_t ids[200][CHUNK_ID_LEN];
+	uint8_t data[3000];
+	struct strbuf out = STRBUF_INIT;
+	int gets_before, ok = 1;
+
+	CHECK_INTEQ(chunk_store_open(&cs, &cnt.base, "r", master, NULL, err, sizeof err), 0);
+	for (int i = 0; i < 200; i++) {
+		fill(data, sizeof data, (uint32_t)i + 1000);
+		CHECK_INTEQ(chunk_store_put(cs, CHUNK_DATA, data, sizeof data, ids[i], err, sizeof err), 0);
+	}
+	CHECK_INTEQ(chunk_store_flush(cs, err, sizeof err), 0);
+	gets_before = cnt.gets;
+	for (int i = 0; i < 200; i++) {
+		fill(data, sizeof data, (uint32_t)i + 1000);
+		strbuf_reset(&out);
+		ok &= chunk_store_read(cs, r, ids[i], &out, err, sizeof err) == 0 &&
+		      out.len == sizeof data && memcmp(out.buf, data, sizeof data) == 0;
+	}
+	CHECK(ok);
+	/* 200 chunks of ~3 KB, 600 KB in all: one window of 1 MiB */
+	CHECK_INTEQ(cnt.gets - gets_before, 1);
+	/* without a reader, one get each */
+	CHECK_INTEQ(chunk_store_get(cs, ids[7], &out, err, sizeof err), 0);
+	CHECK_INTEQ(cnt.gets - gets_before, 2);
+	chunk_reader_free(r);
+	strbuf_release(&out);
+	chunk_store_close(cs);
+	object_store_close(cnt.below);
+	remove_tmpdir(dir);
 }
 
 int main(void)
@@ -248,5 +343,6 @@ int main(void)
 	RUN(test_packs_fill_to_target);
 	RUN(test_tampered_and_missing_chunks_are_reported);
 	RUN(test_wrong_key_is_refused);
+	RUN(test_reader_serves_neighbouring_chunks_from_one_read);
 	return check_done();
 }
