@@ -163,12 +163,18 @@ static int64_t backup_region(struct backup *b, int fd, struct manifest_entry *e,
 	return (int64_t)pos;
 }
 
+/* Opens path beneath the volume without following any symlink on the way: the walk saw a
+ * directory, but a process in the volume may have swapped it for a link since. */
 static int open_for_reading(int root_fd, const char *path)
 {
-	int fd = openat(root_fd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+	struct open_how how = { .flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+	int fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
 
-	if (fd < 0 && errno == EPERM)	/* O_NOATIME needs ownership */
-		fd = openat(root_fd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == EPERM) {	/* O_NOATIME needs ownership */
+		how.flags &= ~(uint64_t)O_NOATIME;
+		fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
+	}
 	return fd;
 }
 
