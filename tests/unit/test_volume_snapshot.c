@@ -572,6 +572,65 @@ static void test_manifest_is_bound_to_its_id(void)
 	close_repo(os, cs);
 }
 
+static int prune_repo(const char *repo_id, time_t grace, struct prune_result *pr)
+{
+	struct object_store *os;
+	struct chunk_store *cs = open_repo(&os, repo_id, NULL);
+	struct prune_options po = { .keep = NULL, .grace = grace };
+	char err[512] = "";
+	int rc = repo_prune(cs, &po, pr, err, sizeof err);
+
+	if (rc)
+		printf("# prune: %s\n", err);
+	close_repo(os, cs);
+	return rc;
+}
+
+/* While a backup runs, prune removes index-less packs (no backup can reuse them) but keeps
+ * unreferenced indexed ones (a running backup may be about to reference them). */
+static void test_prune_spares_what_a_running_backup_may_reuse(void)
+{
+	struct chunk_store_options hook = { .pack_target = 1, .stop_after_packs = 1 };
+	struct volume_backup_result res;
+	struct prune_result pr;
+	char err[1024] = "", saved_src[128], path[512], lock[600];
+	int packs, indexes;
+
+	strcpy(saved_src, src);
+	snprintf(src, sizeof src, "%s/gc-src", base);
+	mkdir(src, 0755);
+	snprintf(path, sizeof path, "%s/kept", src);
+	write_file(path, "kept", 4, 0644);
+	CHECK_INTEQ(backup("gc", NULL, &res, err, sizeof err), 0);
+	snprintf(path, sizeof path, "%s/new", src);
+	write_file(path, "", 0, 0644);
+	pwrite_random(path, 0, 12 * MIB);
+	/* every chunk its own pack; the second and later packs lose their index */
+	CHECK(backup("gc", &hook, &res, err, sizeof err) < 0);
+	strcpy(src, saved_src);
+	packs = count_objects("gc/data/packs/");
+	indexes = count_objects("gc/data/index/");
+	CHECK(packs > indexes);
+
+	/* a fresh lock of a backup that is (as far as prune can tell) running */
+	snprintf(lock, sizeof lock, "%s/gc/locks/backup-0000000000000001", repo);
+	write_file(lock, "{}", 2, 0600);
+	CHECK_INTEQ(prune_repo("gc", 0, &pr), 0);
+	CHECK_INTEQ(pr.backups_running, 1);
+	CHECK_INTEQ(pr.packs_deleted, packs - indexes);
+	CHECK_INTEQ(count_objects("gc/data/index/"), indexes);
+	CHECK_INTEQ(count_objects("gc/data/packs/"), indexes);
+
+	/* once the backup is gone, the indexed pack nobody references goes too */
+	unlink(lock);
+	CHECK_INTEQ(prune_repo("gc", 0, &pr), 0);
+	CHECK_INTEQ(pr.backups_running, 0);
+	CHECK(pr.packs_deleted >= 1);
+	CHECK(count_objects("gc/data/index/") < indexes);
+	CHECK_INTEQ(count_objects("gc/data/packs/"), count_objects("gc/data/index/"));
+	CHECK_INTEQ(check_repo("gc", 1), 0);
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/stowage-vol-XXXXXX";
@@ -588,6 +647,7 @@ int main(void)
 	RUN(test_interrupted_backup_then_prune);
 	RUN(test_tampered_and_missing_data_name_the_file);
 	RUN(test_manifest_is_bound_to_its_id);
+	RUN(test_prune_spares_what_a_running_backup_may_reuse);
 	rm_rf(base);
 	return check_done();
 }
