@@ -257,17 +257,15 @@ static int cmd_restore(struct cli *c, struct chunk_store *cs)
 	return EXIT_OK;
 }
 
-static int print_snapshot(const char *id, const struct object_info *info, void *arg)
+static void print_snapshot(struct chunk_store *cs, const char *id)
 {
-	struct chunk_store *cs = arg;
 	struct manifest_header h;
 	char err[512];
 	cJSON *o, *tags;
 
-	(void)info;
 	if (snapshot_read(cs, id, &h, err, sizeof err) < 0) {
 		log_error("%s", err);
-		return 0;
+		return;
 	}
 	o = cJSON_CreateObject();
 	tags = cJSON_CreateObject();
@@ -283,18 +281,49 @@ static int print_snapshot(const char *id, const struct object_info *info, void *
 	cJSON_AddNumberToObject(o, "bytes", (double)h.bytes);
 	emit(o);
 	manifest_header_free(&h);
+}
+
+struct id_list {
+	char **ids;
+	size_t n, cap;
+};
+
+static int collect_id(const char *id, const struct object_info *info, void *arg)
+{
+	struct id_list *l = arg;
+
+	(void)info;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->ids = xrealloc(l->ids, l->cap * sizeof *l->ids);
+	}
+	l->ids[l->n++] = xstrdup(id);
 	return 0;
 }
 
+static int id_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Oldest first: ids begin with their UTC time. */
 static int cmd_snapshots(struct chunk_store *cs)
 {
+	struct id_list l = { NULL, 0, 0 };
 	char err[512];
+	int rc = snapshot_list(cs, collect_id, &l, err, sizeof err);
 
-	if (snapshot_list(cs, print_snapshot, cs, err, sizeof err) < 0) {
+	if (rc < 0)
 		log_error("%s", err);
-		return EXIT_FAILED;
+	if (l.n)
+		qsort(l.ids, l.n, sizeof *l.ids, id_cmp);
+	for (size_t i = 0; i < l.n; i++) {
+		if (rc == 0)
+			print_snapshot(cs, l.ids[i]);
+		free(l.ids[i]);
 	}
-	return EXIT_OK;
+	free(l.ids);
+	return rc < 0 ? EXIT_FAILED : EXIT_OK;
 }
 
 static void print_problem(const char *line, void *arg)
