@@ -702,7 +702,9 @@ static int backup_run(struct backup *b, char *err, size_t errlen)
 	}
 	strcpy(h.parent, b->res->parent);
 	h.time_sec = time(NULL);
-	h.source = (char *)b->opt->source;
+	h.source = realpath(b->opt->source, NULL);	/* as it was, for people reading the list */
+	if (!h.source)
+		h.source = xstrdup(b->opt->source);
 	h.tags = (struct manifest_tag *)b->opt->tags;
 	h.ntags = b->opt->ntags;
 	h.files = b->res->files;
@@ -714,6 +716,7 @@ static int backup_run(struct backup *b, char *err, size_t errlen)
 		strcpy(b->res->id, h.id);
 out:
 	free(h.tree);
+	free(h.source);
 	return rc;
 fail:
 	snprintf(err, errlen, "%s", b->err);
