@@ -25,6 +25,8 @@ static const char *const config_known_keys[] = {
 	"lua_instruction_limit",
 	"lua_time_limit_ms",
 	"mover_path",
+	"mover_launch",		/* "local" (the volume's directory on this machine) or "pod" */
+	"mover_image",		/* the data mover's image, for mover_launch = pod */
 	"work_dir",
 };
 

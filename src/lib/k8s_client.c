@@ -335,6 +335,21 @@ static int k8s_request_json(struct k8s_client *c, const char *method, const char
 
 /* ---- verbs ---- */
 
+int k8s_get_text(struct k8s_client *c, const char *path, char **out, size_t *len, struct k8s_error *err)
+{
+	struct k8s_reply r = { .body = STRBUF_INIT };
+
+	*out = NULL;
+	*len = 0;
+	if (k8s_request(c, "GET", path, NULL, NULL, "*/*", &r, err) < 0) {
+		strbuf_release(&r.body);
+		return -1;
+	}
+	*len = r.body.len;
+	*out = strbuf_take(&r.body);
+	return 0;
+}
+
 int k8s_get(struct k8s_client *c, const char *path, cJSON **out, struct k8s_error *err)
 {
 	return k8s_request_json(c, "GET", path, NULL, NULL, NULL, out, err);

@@ -88,6 +88,9 @@ const struct k8s_resource_type *k8s_resource_find(const struct k8s_resource_list
 						  const char *group, const char *plural);
 
 int k8s_get(struct k8s_client *c, const char *path, cJSON **out, struct k8s_error *err);
+/* GET of a body that is not JSON (a pod's log): *out (the caller frees it) receives the body,
+ * NUL-terminated, and *len its length. */
+int k8s_get_text(struct k8s_client *c, const char *path, char **out, size_t *len, struct k8s_error *err);
 /* ns NULL: all namespaces (or a cluster-scoped type); selector NULL: every object. */
 int k8s_list(struct k8s_client *c, const struct k8s_resource_type *type, const char *ns,
 	     const char *label_selector, int page_size, k8s_object_fn fn, void *ud,

@@ -19,6 +19,8 @@
 
 struct s3_client {
 	char *bucket, *region, *access_key, *secret_key, *ca_pem;
+	char *endpoint;		/* as configured; "" = AWS */
+	int path_style;
 	char *origin;		/* "https://host[:port]" */
 	char *host;		/* Host header: "host[:port]" */
 	char *path_prefix;	/* "/bucket" (path style) or "" */
@@ -181,6 +183,8 @@ struct s3_client *s3_client_new(const struct s3_conf *conf, const struct net_all
 	c->secret_key = xstrdup(conf->secret_key);
 	c->ca_pem = conf->ca_pem ? xstrdup(conf->ca_pem) : NULL;
 	c->timeout_ms = conf->timeout_ms > 0 ? conf->timeout_ms : 30000;
+	c->endpoint = xstrdup(conf->endpoint ? conf->endpoint : "");
+	c->path_style = conf->path_style;
 	if (conf->endpoint && *conf->endpoint) {
 		endpoint = xstrdup(conf->endpoint);
 	} else {
@@ -226,10 +230,24 @@ void s3_client_free(struct s3_client *c)
 	free(c->access_key);
 	s3_free_secret(c->secret_key);
 	free(c->ca_pem);
+	free(c->endpoint);
 	free(c->origin);
 	free(c->host);
 	free(c->path_prefix);
 	free(c);
+}
+
+void s3_client_conf(const struct s3_client *c, struct s3_conf *out)
+{
+	memset(out, 0, sizeof *out);
+	out->endpoint = *c->endpoint ? c->endpoint : NULL;
+	out->region = c->region;
+	out->bucket = c->bucket;
+	out->access_key = c->access_key;
+	out->secret_key = c->secret_key;
+	out->path_style = c->path_style;
+	out->timeout_ms = c->timeout_ms;
+	out->ca_pem = c->ca_pem;
 }
 
 /* ---- one HTTP exchange ---- */

@@ -55,6 +55,9 @@ struct s3_client;
 struct s3_client *s3_client_new(const struct s3_conf *conf, const struct net_allow *allow,
 				char *err, size_t errlen);
 void s3_client_free(struct s3_client *c);
+/* The settings the client was made with, borrowed (valid while c lives): for handing the same
+ * store to a child process, the data mover, through its environment. */
+void s3_client_conf(const struct s3_client *c, struct s3_conf *out);
 
 int s3_head(struct s3_client *c, const char *key, int64_t *size, char *etag, size_t etaglen,
 	    struct s3_error *err);

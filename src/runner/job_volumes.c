@@ -1,0 +1,1040 @@
+/* Persistent-volume data of a job: see job_volumes.h. */
+#include "job_volumes.h"
+#include "aead.h"
+#include "config.h"
+#include "log.h"
+#include "mover_pod.h"
+#include "strbuf.h"
+#include "volume_snapshot_csi.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+extern char **environ;
+
+#define MOVER_THREADS "2"
+#define SNAPSHOT_TIMEOUT_MS (10 * 60 * 1000L)
+#define BIND_TIMEOUT_MS (5 * 60 * 1000L)
+#define POD_TIMEOUT_MS (24 * 3600 * 1000L)
+
+/* ---- how and where the mover runs ---- */
+
+struct mover_target {
+	struct job *job;
+	int pod;			/* mover_launch = pod */
+	char image[512];
+	char url[1024];			/* s3://bucket/<prefix>data?endpoint=...&region=...&path_style=1 */
+	char repo_id[24];
+	struct s3_conf s3;		/* borrowed from the repository's client: the keys */
+	uint8_t key[AEAD_KEY_LEN];	/* the mover's key: derived per repository */
+};
+
+static const char *json_str(const cJSON *o, const char *a, const char *b)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, a);
+
+	if (b)
+		v = cJSON_GetObjectItemCaseSensitive(v, b);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* mover_launch and mover_image from the runner's configuration file (none: local). */
+static int launch_settings(struct mover_target *t, char *err, size_t errlen)
+{
+	const char *path = t->job->ctx->config_path, *launch;
+	struct config cfg;
+
+	if (!path)
+		return 0;
+	if (config_load(&cfg, path, err, errlen) < 0)
+		return -1;
+	launch = config_get(&cfg, "mover_launch", "local");
+	snprintf(t->image, sizeof t->image, "%s", config_get(&cfg, "mover_image", ""));
+	t->pod = strcmp(launch, "pod") == 0;
+	config_free(&cfg);
+	if (!t->pod && strcmp(launch, "local") != 0) {
+		snprintf(err, errlen, "%s: mover_launch: \"%s\" is neither local nor pod", path, launch);
+		return -1;
+	}
+	if (t->pod && !t->image[0]) {
+		snprintf(err, errlen, "%s: mover_launch = pod needs mover_image (the data mover's image)", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* The mover's key is not the runner's master key, which also opens every tenant's secrets:
+ * it is derived for this one repository, so a mover pod's Secret exposes one repository. */
+static int mover_target_open(struct job *job, const struct job_repository *repo, struct mover_target *t,
+			     char *err, size_t errlen)
+{
+	struct strbuf url = STRBUF_INIT;
+	char purpose[64];
+
+	memset(t, 0, sizeof *t);
+	t->job = job;
+	if (launch_settings(t, err, errlen) < 0)
+		return -1;
+	s3_client_conf(repo->s3, &t->s3);
+	strbuf_addf(&url, "s3://%s/%sdata?region=%s", repo->bucket, repo->prefix, t->s3.region);
+	if (t->s3.endpoint)
+		strbuf_addf(&url, "&endpoint=%s", t->s3.endpoint);
+	if (t->s3.path_style)
+		strbuf_addstr(&url, "&path_style=1");
+	if (url.len >= sizeof t->url) {
+		snprintf(err, errlen, "repository %lld: its URL for the data mover is too long", repo->id);
+		strbuf_release(&url);
+		return -1;
+	}
+	snprintf(t->url, sizeof t->url, "%s", url.buf);
+	strbuf_release(&url);
+	snprintf(t->repo_id, sizeof t->repo_id, "%lld", repo->id);
+	snprintf(purpose, sizeof purpose, "mover:repository:%lld", repo->id);
+	if (aead_derive_key(job->ctx->master_key, purpose, t->key) < 0) {
+		snprintf(err, errlen, "repository %lld: cannot derive the data mover's key", repo->id);
+		return -1;
+	}
+	return 0;
+}
+
+static void mover_target_close(struct mover_target *t)
+{
+	OPENSSL_cleanse(t->key, sizeof t->key);
+}
+
+/* ---- progress over all volumes ---- */
+
+struct volumes_progress {
+	struct job *job;
+	long volumes_done, volumes_total;
+	long long bytes_before;		/* of the volumes already finished */
+	long long cur_done, cur_total;
+	long long bytes, files;		/* totals for job->result */
+	struct timespec start;
+};
+
+static void on_mover_line(const cJSON *line, void *ud)
+{
+	struct volumes_progress *p = ud;
+	const cJSON *done = cJSON_GetObjectItemCaseSensitive(line, "bytes_done");
+	const cJSON *total = cJSON_GetObjectItemCaseSensitive(line, "bytes_total");
+
+	if (!cJSON_IsNumber(done) || !cJSON_IsNumber(total))
+		return;
+	p->cur_done = (long long)done->valuedouble;
+	p->cur_total = (long long)total->valuedouble;
+	job_progress(p->job, JOB_VOLUMES_PHASE, p->volumes_done, p->volumes_total, p->bytes_before + p->cur_done,
+		     p->bytes_before + p->cur_total);
+}
+
+static int on_cancel(void *ud)
+{
+	struct volumes_progress *p = ud;
+
+	return job_cancel_requested(p->job);
+}
+
+static long elapsed_ms(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* One volume finished: count it, and keep job->result["volumes"] current. */
+static void progress_volume_done(struct volumes_progress *p, long long bytes, long long files)
+{
+	cJSON *r = cJSON_CreateObject();
+	long ms = elapsed_ms(&p->start);
+
+	p->volumes_done++;
+	p->bytes_before += bytes;
+	p->cur_done = p->cur_total = 0;
+	p->bytes += bytes;
+	p->files += files;
+	cJSON_AddNumberToObject(r, "volumes", (double)p->volumes_done);
+	cJSON_AddNumberToObject(r, "bytes", (double)p->bytes);
+	cJSON_AddNumberToObject(r, "files", (double)p->files);
+	cJSON_AddNumberToObject(r, "duration_ms", (double)ms);
+	cJSON_AddNumberToObject(r, "throughput_mb_s", ms > 0 ? (double)p->bytes / 1e6 / ((double)ms / 1000) : 0);
+	if (!p->job->result || !cJSON_ReplaceItemInObjectCaseSensitive(p->job->result, "volumes", r))
+		if (!p->job->result || !cJSON_AddItemToObject(p->job->result, "volumes", r))
+			cJSON_Delete(r);
+	job_progress(p->job, JOB_VOLUMES_PHASE, p->volumes_done, p->volumes_total, p->bytes_before, p->bytes_before);
+}
+
+/* ---- the local launch path: a child process ---- */
+
+static const char *exit_words(int code)
+{
+	switch (code) {
+	case 1: return "failed";
+	case 2: return "usage error";
+	case 3: return "repository data missing or failing verification";
+	case 4: return "repository busy: a prune holds its lock; retry later";
+	case 127: return "cannot be run";
+	default: return "failed";
+	}
+}
+
+/* "stowage-mover[42]: error: restore x: ..." -> "restore x: ..." */
+static const char *mover_message(const char *line)
+{
+	const char *p = strstr(line, "]: ");
+
+	if (p && strncmp(line, "stowage-mover[", 14) == 0)
+		line = p + 3;
+	if (strncmp(line, "error: ", 7) == 0)
+		line += 7;
+	return line;
+}
+
+struct child_out {
+	struct strbuf buf;
+	int fd;
+};
+
+/* Hands out each complete line of fd's new bytes; 0 at end of file. */
+static int read_lines(struct child_out *o, void (*fn)(const char *line, void *ud), void *ud)
+{
+	char chunk[4096];
+	ssize_t n = read(o->fd, chunk, sizeof chunk);
+	char *nl;
+
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN ? 1 : 0;
+	if (n == 0) {
+		if (o->buf.len)
+			fn(o->buf.buf, ud);
+		strbuf_reset(&o->buf);
+		return 0;
+	}
+	strbuf_add(&o->buf, chunk, (size_t)n);
+	while ((nl = memchr(o->buf.buf, '\n', o->buf.len)) != NULL) {
+		size_t len = (size_t)(nl - o->buf.buf) + 1;
+
+		*nl = '\0';
+		fn(o->buf.buf, ud);
+		memmove(o->buf.buf, o->buf.buf + len, o->buf.len - len);
+		o->buf.len -= len;
+		o->buf.buf[o->buf.len] = '\0';
+	}
+	return 1;
+}
+
+struct child_state {
+	struct volumes_progress *p;
+	const char *claim;
+	cJSON *done;
+	char last_error[768];
+};
+
+static void on_stdout(const char *line, void *ud)
+{
+	struct child_state *st = ud;
+	cJSON *o = cJSON_Parse(line);
+
+	if (!cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		return;
+	}
+	on_mover_line(o, st->p);
+	if (json_str(o, "phase", NULL) && strcmp(json_str(o, "phase", NULL), "done") == 0) {
+		cJSON_Delete(st->done);
+		st->done = o;
+		return;
+	}
+	cJSON_Delete(o);
+}
+
+static void on_stderr(const char *line, void *ud)
+{
+	struct child_state *st = ud;
+
+	if (!*line)
+		return;
+	snprintf(st->last_error, sizeof st->last_error, "%s", mover_message(line));
+	job_log(st->p->job, strstr(line, ": error: ") ? "error" : "warning", "claim %s: data mover: %s", st->claim,
+		mover_message(line));
+}
+
+/* The child's environment: ours without any AWS_* variable, plus the repository's keys. */
+static char **child_env(const struct mover_target *t)
+{
+	size_t n = 0, k = 0;
+	char **env;
+	struct strbuf sb = STRBUF_INIT;
+
+	while (environ[n])
+		n++;
+	env = xcalloc(n + 3, sizeof *env);
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "AWS_", 4) != 0)
+			env[k++] = xstrdup(environ[i]);
+	strbuf_addf(&sb, "AWS_ACCESS_KEY_ID=%s", t->s3.access_key);
+	env[k++] = strbuf_take(&sb);
+	strbuf_addf(&sb, "AWS_SECRET_ACCESS_KEY=%s", t->s3.secret_key);
+	env[k++] = strbuf_take(&sb);
+	return env;
+}
+
+static void child_env_free(char **env)
+{
+	for (size_t i = 0; env[i]; i++) {
+		OPENSSL_cleanse(env[i], strlen(env[i]));
+		free(env[i]);
+	}
+	free(env);
+}
+
+/* The key goes through a pipe: 64 hex digits fit in the pipe's buffer, so it is written whole
+ * before the child starts and never touches a disk. */
+static int key_pipe(const struct mover_target *t, int fds[2])
+{
+	char hex[AEAD_KEY_LEN * 2 + 1];
+	ssize_t n;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -1;
+	for (int i = 0; i < AEAD_KEY_LEN; i++)
+		snprintf(hex + 2 * i, 3, "%02x", t->key[i]);
+	n = write(fds[1], hex, AEAD_KEY_LEN * 2);
+	OPENSSL_cleanse(hex, sizeof hex);
+	close(fds[1]);
+	if (n != AEAD_KEY_LEN * 2) {
+		close(fds[0]);
+		return -1;
+	}
+	return 0;
+}
+
+static int run_local(const struct mover_target *t, const char *claim, const char *const *args,
+		     struct volumes_progress *p, cJSON **done, char *err, size_t errlen)
+{
+	const char *mover = t->job->ctx->mover_path ? t->job->ctx->mover_path : "stowage-mover";
+	struct child_state st = { .p = p, .claim = claim };
+	struct child_out out = { STRBUF_INIT, -1 }, errs = { STRBUF_INIT, -1 };
+	int keyp[2], outp[2], errp[2], status, open_fds = 2, cancelled = 0;
+	const char *argv[48];
+	size_t argc = 0;
+	char **env;
+	pid_t pid;
+
+	*done = NULL;
+	argv[argc++] = mover;
+	for (; *args && argc < 47; args++)
+		argv[argc++] = *args;
+	argv[argc] = NULL;
+	if (key_pipe(t, keyp) < 0) {
+		snprintf(err, errlen, "claim %s: cannot pass the key to the data mover: %s", claim, strerror(errno));
+		return -1;
+	}
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "claim %s: pipe: %s", claim, strerror(errno));
+		close(keyp[0]);
+		return -1;
+	}
+	env = child_env(t);
+	pid = fork();
+	if (pid == 0) {
+		/* the child: fd 3 the key, 1 and 2 the pipes, nothing else inherited */
+		if (dup2(keyp[0], 3) < 0 || dup2(outp[1], 1) < 0 || dup2(errp[1], 2) < 0)
+			_exit(127);
+		execvpe(mover, (char *const *)argv, env);
+		dprintf(2, "stowage-mover[%d]: error: cannot run %s: %s\n", (int)getpid(), mover, strerror(errno));
+		_exit(127);
+	}
+	child_env_free(env);
+	close(keyp[0]);
+	close(outp[1]);
+	close(errp[1]);
+	if (pid < 0) {
+		snprintf(err, errlen, "claim %s: cannot start the data mover: %s", claim, strerror(errno));
+		close(outp[0]);
+		close(errp[0]);
+		return -1;
+	}
+	out.fd = outp[0];
+	errs.fd = errp[0];
+	while (open_fds > 0) {
+		struct pollfd pf[2] = { { out.fd, POLLIN, 0 }, { errs.fd, POLLIN, 0 } };
+
+		if (poll(pf, 2, 1000) < 0 && errno != EINTR)
+			break;
+		if (out.fd >= 0 && (pf[0].revents & (POLLIN | POLLHUP)) && !read_lines(&out, on_stdout, &st)) {
+			close(out.fd);
+			out.fd = -1;
+			open_fds--;
+		}
+		if (errs.fd >= 0 && (pf[1].revents & (POLLIN | POLLHUP)) && !read_lines(&errs, on_stderr, &st)) {
+			close(errs.fd);
+			errs.fd = -1;
+			open_fds--;
+		}
+		if (!cancelled && job_cancel_requested(p->job)) {
+			cancelled = 1;
+			kill(pid, SIGTERM);
+		}
+	}
+	if (out.fd >= 0)
+		close(out.fd);
+	if (errs.fd >= 0)
+		close(errs.fd);
+	strbuf_release(&out.buf);
+	strbuf_release(&errs.buf);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (cancelled) {
+		snprintf(err, errlen, "claim %s: the data mover was stopped: the job was cancelled", claim);
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && st.done) {
+		*done = st.done;
+		return 0;
+	} else if (WIFEXITED(status)) {
+		snprintf(err, errlen, "claim %s: data mover exited %d (%s): %s", claim, WEXITSTATUS(status),
+			 exit_words(WEXITSTATUS(status)), st.last_error[0] ? st.last_error : "no error line");
+	} else {
+		snprintf(err, errlen, "claim %s: data mover killed by signal %d", claim,
+			 WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	}
+	cJSON_Delete(st.done);
+	return -1;
+}
+
+/* ---- claims and their volumes ---- */
+
+struct volume {
+	char ns[64], pvc[254], pv[254], storage_class[254], size[64], node[254], driver[254];
+	char dir[4096];			/* hostPath or local.path: the local launch path's source */
+	cJSON *access_modes;		/* the claim's, borrowed */
+};
+
+/* The PV's directory on this machine (hostPath or local) and CSI driver. */
+static void volume_from_pv(struct volume *v, const cJSON *pv)
+{
+	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(pv, "spec");
+	const char *dir = json_str(spec, "hostPath", "path");
+	const cJSON *terms, *term;
+
+	if (!dir)
+		dir = json_str(spec, "local", "path");
+	snprintf(v->dir, sizeof v->dir, "%s", dir ? dir : "");
+	snprintf(v->driver, sizeof v->driver, "%s", json_str(spec, "csi", "driver") ? json_str(spec, "csi", "driver") : "");
+	if (!v->storage_class[0] && json_str(spec, "storageClassName", NULL))
+		snprintf(v->storage_class, sizeof v->storage_class, "%s", json_str(spec, "storageClassName", NULL));
+	/* a local PV names its node */
+	terms = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(spec, "nodeAffinity"), "required"), "nodeSelectorTerms");
+	cJSON_ArrayForEach(term, terms) {
+		const cJSON *e;
+
+		cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(term, "matchExpressions")) {
+			const cJSON *values = cJSON_GetObjectItemCaseSensitive(e, "values");
+			const char *key = json_str(e, "key", NULL);
+
+			if (key && strcmp(key, "kubernetes.io/hostname") == 0 && cJSON_GetArraySize(values) == 1 &&
+			    cJSON_IsString(cJSON_GetArrayItem(values, 0)))
+				snprintf(v->node, sizeof v->node, "%s", cJSON_GetArrayItem(values, 0)->valuestring);
+		}
+	}
+}
+
+static void describe(const char *what, const struct k8s_error *ke, char *err, size_t errlen)
+{
+	char words[600];
+
+	k8s_error_describe(ke, words, sizeof words);
+	snprintf(err, errlen, "%s: %s", what, words);
+}
+
+static int read_pv(struct k8s_client *k, struct volume *v, char *err, size_t errlen)
+{
+	char *path = k8s_resource_path("", "v1", "persistentvolumes", NULL, v->pv);
+	struct k8s_error ke;
+	cJSON *pv = NULL;
+	int rc = k8s_get(k, path, &pv, &ke);
+
+	free(path);
+	if (rc < 0) {
+		char what[600];
+
+		snprintf(what, sizeof what, "claim %s/%s: its PersistentVolume %s", v->ns, v->pvc, v->pv);
+		describe(what, &ke, err, errlen);
+		return -1;
+	}
+	volume_from_pv(v, pv);
+	cJSON_Delete(pv);
+	return 0;
+}
+
+/* The node of a running pod that mounts the claim: a ReadWriteOnce volume is attached there,
+ * so a mover pod must run there too. */
+static void node_of_user(struct k8s_client *k, struct volume *v)
+{
+	char *path = k8s_resource_path("", "v1", "pods", v->ns, NULL);
+	struct k8s_error ke;
+	cJSON *pods = NULL, *pod;
+
+	if (k8s_get(k, path, &pods, &ke) == 0)
+		cJSON_ArrayForEach(pod, cJSON_GetObjectItemCaseSensitive(pods, "items")) {
+			const cJSON *vol;
+			const char *node = json_str(pod, "spec", "nodeName");
+
+			cJSON_ArrayForEach(vol, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pod, "spec"), "volumes")) {
+				const char *claim = json_str(vol, "persistentVolumeClaim", "claimName");
+
+				if (node && claim && strcmp(claim, v->pvc) == 0 && !v->node[0])
+					snprintf(v->node, sizeof v->node, "%s", node);
+			}
+		}
+	cJSON_Delete(pods);
+	free(path);
+}
+
+/* Fills v from a claim object; 0 bound, 1 not bound (skipped), -1 error. */
+static int volume_from_claim(struct k8s_client *k, const cJSON *pvc, struct volume *v, char *err, size_t errlen)
+{
+	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(pvc, "spec");
+	const char *name = json_str(pvc, "metadata", "name"), *ns = json_str(pvc, "metadata", "namespace");
+	const char *pv = json_str(spec, "volumeName", NULL), *phase = json_str(pvc, "status", "phase");
+	const char *size;
+
+	memset(v, 0, sizeof *v);
+	if (!name || !ns) {
+		snprintf(err, errlen, "a PersistentVolumeClaim without a name or namespace");
+		return -1;
+	}
+	snprintf(v->ns, sizeof v->ns, "%s", ns);
+	snprintf(v->pvc, sizeof v->pvc, "%s", name);
+	if (!pv || !phase || strcmp(phase, "Bound") != 0)
+		return 1;
+	snprintf(v->pv, sizeof v->pv, "%s", pv);
+	snprintf(v->storage_class, sizeof v->storage_class, "%s",
+		 json_str(spec, "storageClassName", NULL) ? json_str(spec, "storageClassName", NULL) : "");
+	size = json_str(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "resources"), "requests"),
+			"storage", NULL);
+	snprintf(v->size, sizeof v->size, "%s", size ? size : "");
+	v->access_modes = cJSON_GetObjectItemCaseSensitive(spec, "accessModes");
+	if (read_pv(k, v, err, errlen) < 0)
+		return -1;
+	node_of_user(k, v);
+	return 0;
+}
+
+static int local_dir_check(const struct volume *v, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (!v->dir[0]) {
+		snprintf(err, errlen, "claim %s/%s: PersistentVolume %s has neither hostPath nor local.path, so the data "
+			 "mover cannot reach it from this machine: set mover_launch = pod", v->ns, v->pvc, v->pv);
+		return -1;
+	}
+	if (stat(v->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "claim %s/%s: the directory %.1024s of PersistentVolume %s is not on this machine (%s): "
+			 "set mover_launch = pod", v->ns, v->pvc, v->dir, v->pv, errno ? strerror(errno) : "not a directory");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- running the mover for one volume ---- */
+
+/* Runs `mover <command> --repo ... --key-file K <extra...>` against the volume, locally or as
+ * a pod. index numbers the pod within the job. */
+static int run_mover(const struct mover_target *t, struct k8s_client *k, const struct volume *v, int restore,
+		     const char *const *extra, int index, struct volumes_progress *p, cJSON **done,
+		     char *err, size_t errlen)
+{
+	const char *args[40];
+	char claim[400], pod_name[64];
+	size_t n = 0;
+
+	snprintf(claim, sizeof claim, "%s/%s", v->ns, v->pvc);
+	args[n++] = restore ? "restore" : "backup";
+	args[n++] = "--repo";
+	args[n++] = t->url;
+	args[n++] = "--repo-id";
+	args[n++] = t->repo_id;
+	args[n++] = "--key-file";
+	args[n++] = t->pod ? MOVER_POD_KEY_FILE : "/dev/fd/3";
+	args[n++] = restore ? "--target" : "--source";
+	args[n++] = t->pod ? MOVER_POD_MOUNT : v->dir;
+	args[n++] = "--threads";
+	args[n++] = MOVER_THREADS;
+	for (; *extra && n < 39; extra++)
+		args[n++] = *extra;
+	args[n] = NULL;
+	if (!t->pod) {
+		if (local_dir_check(v, err, errlen) < 0)
+			return -1;
+		return run_local(t, claim, args, p, done, err, errlen);
+	}
+	snprintf(pod_name, sizeof pod_name, "stowage-mover-%lld-%d", t->job->id, index);
+	struct mover_pod_spec spec = {
+		.ns = v->ns, .name = pod_name, .pvc = v->pvc, .node = v->node, .image = t->image,
+		.restore = restore, .args = args, .access_key = t->s3.access_key,
+		.secret_key = t->s3.secret_key, .key = t->key,
+	};
+	if (mover_pod_run(k, &spec, POD_TIMEOUT_MS, on_mover_line, on_cancel, p, done, err, errlen) < 0) {
+		char inner[1024];
+
+		snprintf(inner, sizeof inner, "%s", err);
+		snprintf(err, errlen, "claim %s: %s", claim, inner);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- backup ---- */
+
+static cJSON *volume_entry(const struct volume *v, const char *method)
+{
+	cJSON *e = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(e, "namespace", v->ns);
+	cJSON_AddStringToObject(e, "pvc", v->pvc);
+	cJSON_AddStringToObject(e, "pv", v->pv);
+	cJSON_AddStringToObject(e, "storage_class", v->storage_class);
+	cJSON_AddStringToObject(e, "size", v->size);
+	if (v->node[0])
+		cJSON_AddStringToObject(e, "node", v->node);
+	cJSON_AddStringToObject(e, "method", method);
+	return e;
+}
+
+static void snapshot_name(char *out, size_t len, const char *backup, const char *pvc)
+{
+	size_t n;
+
+	snprintf(out, len < 254 ? len : 254, "stowage-%.120s-%.120s", backup, pvc);
+	n = strlen(out);
+	while (n && (out[n - 1] == '-' || out[n - 1] == '.'))
+		out[--n] = '\0';
+}
+
+/* Backs up the files of v under the tags of claim ns/pvc: v itself, or for "snapshot+move"
+ * the temporary claim restored from its snapshot. */
+static int backup_filesystem(const struct mover_target *t, struct k8s_client *k, const struct volume *v,
+			     const char *tag_pvc, int index, struct volumes_progress *p, cJSON *entry,
+			     char *err, size_t errlen)
+{
+	char cluster[48], ns[80], pvc[270];
+	const char *extra[] = { "--tag", cluster, "--tag", ns, "--tag", pvc, NULL };
+	struct timespec start;
+	cJSON *done = NULL;
+	long long bytes, files;
+
+	/* one line of snapshots per claim: the parent of a backup is the last one of the same claim */
+	snprintf(cluster, sizeof cluster, "cluster=%lld", t->job->cluster_id);
+	snprintf(ns, sizeof ns, "namespace=%s", v->ns);
+	snprintf(pvc, sizeof pvc, "pvc=%s", tag_pvc);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	if (run_mover(t, k, v, 0, extra, index, p, &done, err, errlen) < 0)
+		return -1;
+	bytes = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(done, "bytes"));
+	files = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(done, "files"));
+	cJSON_AddStringToObject(entry, "snapshot_id", json_str(done, "snapshot_id", NULL) ? json_str(done, "snapshot_id", NULL) : "");
+	cJSON_AddNumberToObject(entry, "bytes", (double)bytes);
+	cJSON_AddNumberToObject(entry, "files", (double)files);
+	cJSON_AddNumberToObject(entry, "bytes_new", cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(done, "bytes_new")));
+	cJSON_AddNumberToObject(entry, "duration_ms", (double)elapsed_ms(&start));
+	cJSON_Delete(done);
+	progress_volume_done(p, bytes, files);
+	return 0;
+}
+
+static int backup_snapshot(const struct mover_target *t, struct k8s_client *k, const struct volume *v,
+			   const char *backup_name, const char *cluster, struct csi_snapshot *snap, cJSON *entry,
+			   char *err, size_t errlen)
+{
+	char name[254];
+	struct timespec start;
+
+	if (!v->driver[0]) {
+		snprintf(err, errlen, "claim %s/%s: PersistentVolume %s is not a CSI volume, so it cannot be snapshotted: "
+			 "choose the filesystem copy for it", v->ns, v->pvc, v->pv);
+		return -1;
+	}
+	(void)t;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	snapshot_name(name, sizeof name, backup_name, v->pvc);
+	if (csi_snapshot_take(k, cluster, v->ns, v->pvc, v->driver, name, SNAPSHOT_TIMEOUT_MS, snap, err, errlen) < 0)
+		return -1;
+	cJSON_AddItemToObject(entry, "volume_snapshot", csi_snapshot_to_json(snap));
+	cJSON_AddNumberToObject(entry, "duration_ms", (double)elapsed_ms(&start));
+	return 0;
+}
+
+/* The temporary claim of "snapshot+move": restored from the snapshot, beside the original. */
+static cJSON *move_claim_object(const struct volume *v, const struct csi_snapshot *snap, const char *name)
+{
+	cJSON *o = cJSON_CreateObject(), *meta, *spec, *ds;
+
+	cJSON_AddStringToObject(o, "apiVersion", "v1");
+	cJSON_AddStringToObject(o, "kind", "PersistentVolumeClaim");
+	meta = cJSON_AddObjectToObject(o, "metadata");
+	cJSON_AddStringToObject(meta, "name", name);
+	cJSON_AddStringToObject(meta, "namespace", v->ns);
+	cJSON_AddStringToObject(cJSON_AddObjectToObject(meta, "labels"), "app.kubernetes.io/managed-by", "stowage");
+	spec = cJSON_AddObjectToObject(o, "spec");
+	if (v->storage_class[0])
+		cJSON_AddStringToObject(spec, "storageClassName", v->storage_class);
+	if (v->access_modes)
+		cJSON_AddItemToObject(spec, "accessModes", cJSON_Duplicate(v->access_modes, 1));
+	cJSON_AddStringToObject(cJSON_AddObjectToObject(cJSON_AddObjectToObject(spec, "resources"), "requests"),
+				"storage", snap->restore_size[0] ? snap->restore_size : v->size);
+	ds = cJSON_AddObjectToObject(spec, "dataSource");
+	cJSON_AddStringToObject(ds, "apiGroup", CSI_SNAPSHOT_GROUP);
+	cJSON_AddStringToObject(ds, "kind", "VolumeSnapshot");
+	cJSON_AddStringToObject(ds, "name", snap->name);
+	return o;
+}
+
+static int claim_bound(const cJSON *obj, void *ud)
+{
+	const char *phase = json_str(obj, "status", "phase");
+
+	(void)ud;
+	if (!obj)
+		return -1;
+	return phase && strcmp(phase, "Bound") == 0 ? 1 : 0;
+}
+
+/* Waits until claim ns/name is Bound and fills v from it. */
+static int wait_bound(struct k8s_client *k, const char *ns, const char *name, struct volume *v,
+		      char *err, size_t errlen)
+{
+	char *path = k8s_resource_path("", "v1", "persistentvolumeclaims", ns, name);
+	struct k8s_error ke;
+	cJSON *pvc = NULL;
+	char what[400];
+	int rc = -1;
+
+	snprintf(what, sizeof what, "claim %s/%s", ns, name);
+	if (k8s_wait(k, path, claim_bound, NULL, BIND_TIMEOUT_MS, &ke) < 0) {
+		if (strcmp(ke.reason, "Timeout") == 0)
+			snprintf(err, errlen, "%s: not Bound after %ld s (no volume provisioned for it)", what, BIND_TIMEOUT_MS / 1000);
+		else if (ke.reason[0])
+			describe(what, &ke, err, errlen);
+		else
+			snprintf(err, errlen, "%s: does not exist", what);
+		goto out;
+	}
+	if (k8s_get(k, path, &pvc, &ke) < 0) {
+		describe(what, &ke, err, errlen);
+		goto out;
+	}
+	rc = volume_from_claim(k, pvc, v, err, errlen) == 0 ? 0 : -1;
+	if (rc < 0 && !err[0])
+		snprintf(err, errlen, "%s: no longer Bound", what);
+out:
+	cJSON_Delete(pvc);
+	free(path);
+	return rc;
+}
+
+static int backup_snapshot_move(const struct mover_target *t, struct k8s_client *k, const struct volume *v,
+				const char *backup_name, const char *cluster, int index,
+				struct volumes_progress *p, cJSON *entry, char *err, size_t errlen)
+{
+	struct csi_snapshot snap;
+	struct volume moved;
+	struct k8s_error ke;
+	char name[64], *coll, *path;
+	cJSON *claim;
+	int rc = -1;
+
+	if (backup_snapshot(t, k, v, backup_name, cluster, &snap, entry, err, errlen) < 0)
+		return -1;
+	snprintf(name, sizeof name, "stowage-move-%lld-%d", t->job->id, index);
+	coll = k8s_resource_path("", "v1", "persistentvolumeclaims", v->ns, NULL);
+	path = k8s_resource_path("", "v1", "persistentvolumeclaims", v->ns, name);
+	claim = move_claim_object(v, &snap, name);
+	if (k8s_create(k, coll, claim, NULL, &ke) < 0 && strcmp(ke.reason, "AlreadyExists") != 0) {
+		char what[1024];
+
+		snprintf(what, sizeof what, "claim %s/%s: creating its temporary claim %s from VolumeSnapshot %s",
+			 v->ns, v->pvc, name, snap.name);
+		describe(what, &ke, err, errlen);
+		goto out;
+	}
+	if (wait_bound(k, v->ns, name, &moved, err, errlen) < 0)
+		goto out;
+	rc = backup_filesystem(t, k, &moved, v->pvc, index, p, entry, err, errlen);
+out:
+	if (k8s_delete(k, path, NULL, &ke) < 0 && ke.http_status != 404)
+		job_log(t->job, "warning", "claim %s/%s: the temporary claim %s was not deleted", v->ns, v->pvc, name);
+	cJSON_Delete(claim);
+	free(coll);
+	free(path);
+	return rc;
+}
+
+struct claim_list {
+	cJSON *items;
+};
+
+static int collect_claim(cJSON *obj, void *ud)
+{
+	struct claim_list *l = ud;
+
+	if (!obj) {
+		cJSON_Delete(l->items);
+		l->items = cJSON_CreateArray();
+		return 0;
+	}
+	cJSON_AddItemToArray(l->items, cJSON_Duplicate(obj, 1));
+	return 0;
+}
+
+static const char *method_of(const cJSON *methods, const char *ns, const char *pvc)
+{
+	char key[400];
+
+	snprintf(key, sizeof key, "%s/%s", ns, pvc);
+	const char *m = json_str(methods, key, NULL);
+	return m ? m : "filesystem";
+}
+
+static int method_valid(const char *m)
+{
+	return strcmp(m, "filesystem") == 0 || strcmp(m, "snapshot") == 0 || strcmp(m, "snapshot+move") == 0;
+}
+
+static void volume_failed(struct job *job, const struct volume *v, const char *why, char *err, size_t errlen,
+			  int *failed)
+{
+	job_item(job, "failed", "stowage.dev", "volumedata", v->ns, v->pvc, why);
+	job_log(job, "error", "%s", why);
+	if (!*failed)
+		snprintf(err, errlen, "%s", why);
+	(*failed)++;
+}
+
+int job_backup_volumes(struct job *job, struct k8s_client *k, const struct job_repository *repo,
+		       const char *backup_name, char *const *namespaces, size_t n,
+		       const cJSON *volume_methods, cJSON *volumes_out, char *err, size_t errlen)
+{
+	static const struct k8s_resource_type pvc_type = { "", "v1", "PersistentVolumeClaim",
+							   "persistentvolumeclaims", 1, K8S_VERB_LIST };
+	struct volumes_progress p = { .job = job };
+	struct claim_list claims = { cJSON_CreateArray() };
+	struct mover_target t;
+	char cluster[64], why[2048];
+	int failed = 0, index = 0;
+	cJSON *pvc;
+
+	if (!cJSON_IsArray(volumes_out)) {
+		snprintf(err, errlen, "volumes_out: must be a JSON array");
+		cJSON_Delete(claims.items);
+		return -1;
+	}
+	if (mover_target_open(job, repo, &t, err, errlen) < 0) {
+		cJSON_Delete(claims.items);
+		return -1;
+	}
+	snprintf(cluster, sizeof cluster, "%lld", job->cluster_id);
+	for (size_t i = 0; i < n; i++) {
+		struct k8s_error ke;
+
+		if (k8s_list(k, &pvc_type, namespaces[i], NULL, 500, collect_claim, &claims, &ke) < 0) {
+			char what[128];
+
+			snprintf(what, sizeof what, "listing the claims of namespace %s", namespaces[i]);
+			describe(what, &ke, err, errlen);
+			cJSON_Delete(claims.items);
+			mover_target_close(&t);
+			return -1;
+		}
+	}
+	p.volumes_total = cJSON_GetArraySize(claims.items);
+	clock_gettime(CLOCK_MONOTONIC, &p.start);
+	job_progress(job, JOB_VOLUMES_PHASE, 0, p.volumes_total, 0, 0);
+	cJSON_ArrayForEach(pvc, claims.items) {
+		struct volume v;
+		const char *method;
+		struct csi_snapshot snap;
+		cJSON *entry;
+		int rc;
+
+		why[0] = '\0';
+		rc = volume_from_claim(k, pvc, &v, why, sizeof why);
+		if (rc == 1) {
+			job_log(job, "warning", "claim %s/%s is not Bound: it has no data to back up", v.ns, v.pvc);
+			job_item(job, "skipped", "stowage.dev", "volumedata", v.ns, v.pvc, "not Bound");
+			p.volumes_done++;
+			continue;
+		}
+		if (rc < 0) {
+			volume_failed(job, &v, why, err, errlen, &failed);
+			p.volumes_done++;
+			continue;
+		}
+		method = method_of(volume_methods, v.ns, v.pvc);
+		if (!method_valid(method)) {
+			snprintf(why, sizeof why, "claim %s/%s: method \"%s\" is none of filesystem, snapshot, snapshot+move",
+				 v.ns, v.pvc, method);
+			volume_failed(job, &v, why, err, errlen, &failed);
+			p.volumes_done++;
+			continue;
+		}
+		entry = volume_entry(&v, method);
+		index++;
+		if (strcmp(method, "filesystem") == 0)
+			rc = backup_filesystem(&t, k, &v, v.pvc, index, &p, entry, why, sizeof why);
+		else if (strcmp(method, "snapshot") == 0)
+			rc = backup_snapshot(&t, k, &v, backup_name, cluster, &snap, entry, why, sizeof why);
+		else
+			rc = backup_snapshot_move(&t, k, &v, backup_name, cluster, index, &p, entry, why, sizeof why);
+		if (rc < 0) {
+			cJSON_Delete(entry);
+			volume_failed(job, &v, why, err, errlen, &failed);
+			p.volumes_done++;
+			continue;
+		}
+		if (strcmp(method, "snapshot") == 0)
+			progress_volume_done(&p, 0, 0);
+		cJSON_AddItemToArray(volumes_out, entry);
+		snprintf(why, sizeof why, "%s", method);
+		job_item(job, "backed_up", "stowage.dev", "volumedata", v.ns, v.pvc, why);
+	}
+	job_progress_flush(job);
+	cJSON_Delete(claims.items);
+	mover_target_close(&t);
+	if (failed > 1) {
+		size_t len = strlen(err);
+
+		snprintf(err + len, errlen - len, " (and %d more volumes failed)", failed - 1);
+	}
+	return failed ? -1 : 0;
+}
+
+/* ---- restore ---- */
+
+int csi_restore_pvc_source(const cJSON *volume, int same_cluster, const char *target_namespace,
+			   cJSON **data_source, char *err, size_t errlen)
+{
+	const char *method = json_str(volume, "method", NULL);
+	struct csi_snapshot snap;
+
+	*data_source = NULL;
+	if (!volume || !method || strcmp(method, "snapshot") != 0)
+		return 0;
+	if (csi_snapshot_from_json(cJSON_GetObjectItemCaseSensitive(volume, "volume_snapshot"), &snap, err, errlen) < 0)
+		return -1;
+	if (!same_cluster) {
+		snprintf(err, errlen, "claim %s/%s was backed up as a volume snapshot, which exists only in the cluster it "
+			 "was taken in: restore it there, or back it up with \"snapshot+move\" to restore it anywhere",
+			 snap.ns, json_str(volume, "pvc", NULL) ? json_str(volume, "pvc", NULL) : "?");
+		return -1;
+	}
+	if (strcmp(snap.ns, target_namespace) != 0) {
+		snprintf(err, errlen, "claim %s/%s was backed up as a volume snapshot, which serves claims of namespace %s "
+			 "only, not %s: restore it into %s, or back it up with \"snapshot+move\"", snap.ns,
+			 json_str(volume, "pvc", NULL) ? json_str(volume, "pvc", NULL) : "?", snap.ns, target_namespace, snap.ns);
+		return -1;
+	}
+	*data_source = cJSON_CreateObject();
+	cJSON_AddStringToObject(*data_source, "apiGroup", CSI_SNAPSHOT_GROUP);
+	cJSON_AddStringToObject(*data_source, "kind", "VolumeSnapshot");
+	cJSON_AddStringToObject(*data_source, "name", snap.name);
+	return 1;
+}
+
+static int restore_one(const struct mover_target *t, struct k8s_client *k, const cJSON *e, const cJSON *namespace_map,
+		       int index, struct volumes_progress *p, char *why, size_t whylen, struct volume *v)
+{
+	const char *ns = json_str(e, "namespace", NULL), *pvc = json_str(e, "pvc", NULL);
+	const char *method = json_str(e, "method", NULL), *snapshot = json_str(e, "snapshot_id", NULL);
+	const char *target_ns;
+	long long bytes = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(e, "bytes"));
+	long long files = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(e, "files"));
+	char snap_arg[128];
+	const char *extra[] = { "--snapshot", snap_arg, NULL };
+	cJSON *done = NULL;
+
+	memset(v, 0, sizeof *v);
+	if (!ns || !pvc || !method || strlen(ns) >= sizeof v->ns || strlen(pvc) >= sizeof v->pvc) {
+		snprintf(why, whylen, "volumes entry %d: namespace, pvc and method must be strings", index);
+		return -1;
+	}
+	target_ns = json_str(namespace_map, ns, NULL) ? json_str(namespace_map, ns, NULL) : ns;
+	snprintf(v->ns, sizeof v->ns, "%s", target_ns);
+	snprintf(v->pvc, sizeof v->pvc, "%s", pvc);
+	if (!method_valid(method)) {
+		snprintf(why, whylen, "claim %s/%s: method \"%s\" is none of filesystem, snapshot, snapshot+move", ns, pvc, method);
+		return -1;
+	}
+	if (strcmp(method, "snapshot") != 0 && (!snapshot || !*snapshot || strlen(snapshot) >= 100)) {
+		snprintf(why, whylen, "claim %s/%s: the backup records no data mover snapshot for it", ns, pvc);
+		return -1;
+	}
+	if (wait_bound(k, target_ns, pvc, v, why, whylen) < 0)
+		return -1;
+	if (strcmp(method, "snapshot") == 0) {
+		progress_volume_done(p, 0, 0);
+		return 0;	/* the claim's dataSource brought the data */
+	}
+	snprintf(snap_arg, sizeof snap_arg, "%s", snapshot);
+	if (run_mover(t, k, v, 1, extra, index, p, &done, why, whylen) < 0)
+		return -1;
+	cJSON_Delete(done);
+	progress_volume_done(p, bytes, files);
+	return 0;
+}
+
+int job_restore_volumes(struct job *job, struct k8s_client *target, const struct job_repository *repo,
+			const cJSON *volumes, const cJSON *namespace_map, char *err, size_t errlen)
+{
+	struct volumes_progress p = { .job = job };
+	struct mover_target t;
+	const cJSON *e;
+	char why[2048];
+	int failed = 0, index = 0;
+
+	if (!cJSON_IsArray(volumes)) {
+		snprintf(err, errlen, "volumes: must be a JSON array (the backup's <name>-volumes.json)");
+		return -1;
+	}
+	if (namespace_map && !cJSON_IsObject(namespace_map)) {
+		snprintf(err, errlen, "namespace_map: must be a JSON object {\"source\": \"target\"}");
+		return -1;
+	}
+	if (mover_target_open(job, repo, &t, err, errlen) < 0)
+		return -1;
+	p.volumes_total = cJSON_GetArraySize(volumes);
+	clock_gettime(CLOCK_MONOTONIC, &p.start);
+	job_progress(job, JOB_VOLUMES_PHASE, 0, p.volumes_total, 0, 0);
+	cJSON_ArrayForEach(e, volumes) {
+		struct volume v;
+
+		why[0] = '\0';
+		index++;
+		if (restore_one(&t, target, e, namespace_map, index, &p, why, sizeof why, &v) < 0) {
+			volume_failed(job, &v, why, err, errlen, &failed);
+			p.volumes_done++;
+			continue;
+		}
+		job_item(job, "created", "stowage.dev", "volumedata", v.ns, v.pvc, json_str(e, "method", NULL));
+	}
+	job_progress_flush(job);
+	mover_target_close(&t);
+	if (failed > 1) {
+		size_t len = strlen(err);
+
+		snprintf(err + len, errlen - len, " (and %d more volumes failed)", failed - 1);
+	}
+	return failed ? -1 : 0;
+}
