@@ -314,7 +314,7 @@ int mover_pod_follow(struct k8s_client *k, const struct mover_pod_spec *s, long 
 	struct strbuf log_path = STRBUF_INIT;
 	struct follow f = { .on_line = on_line, .ud = ud };
 	long start = http_retry_now_ms(), delay = 250;
-	const char *phase = "";
+	char phase[32] = "Pending";
 	int rc = -1;
 
 	*done = NULL;
@@ -330,7 +330,7 @@ int mover_pod_follow(struct k8s_client *k, const struct mover_pod_spec *s, long 
 			describe("data mover pod", s->name, &ke, err, errlen);
 			break;
 		}
-		phase = json_str(pod, "status", "phase") ? json_str(pod, "status", "phase") : "Pending";
+		snprintf(phase, sizeof phase, "%s", json_str(pod, "status", "phase") ? json_str(pod, "status", "phase") : "Pending");
 		if (strcmp(phase, "Pending") != 0 && k8s_get_text(k, log_path.buf, &log, &len, &ke) == 0)
 			follow_lines(&f, log, len);
 		free(log);
