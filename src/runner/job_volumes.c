@@ -350,8 +350,11 @@ static int run_local(const struct mover_target *t, const char *claim, const char
 	pid = fork();
 	if (pid == 0) {
 		/* the child: fd 3 the key, 1 and 2 the pipes, nothing else inherited */
-		if (dup2(keyp[0], 3) < 0 || dup2(outp[1], 1) < 0 || dup2(errp[1], 2) < 0)
+		if (dup2(outp[1], 1) < 0 || dup2(errp[1], 2) < 0)
 			_exit(127);
+		if (keyp[0] == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(keyp[0], 3) < 0)
+			_exit(127);	/* dup2 onto itself would keep close-on-exec */
+		close_range(4, ~0U, 0);
 		execvpe(mover, (char *const *)argv, env);
 		dprintf(2, "stowage-mover[%d]: error: cannot run %s: %s\n", (int)getpid(), mover, strerror(errno));
 		_exit(127);
