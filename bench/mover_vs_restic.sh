@@ -4,6 +4,8 @@
 # Prints MB/s per row (bytes of the data set / wall time) and the ratio stowage / restic.
 #
 #   bench/mover_vs_restic.sh [SMALL_FILES] [BIG_MIB]       (defaults: 20000 files, 1536 MiB)
+#   RESTORE_DIR=/dev/shm bench/mover_vs_restic.sh          restores into tmpfs: without the
+#                                                          disk's file-creation costs (below)
 #
 # The data set: one large file of random data (incompressible, as most volume data worth a
 # backup is) and many small files of 1-64 KiB, half random and half text. Both tools run with
@@ -22,10 +24,11 @@ bin=$("$top/scripts/testenv/build" 2>/dev/null | tail -n 1)
 [ -x "$bin/minio" ] || { echo "no minio in $bin (scripts/testenv/build)" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/mover-bench.XXXXXX)
+restore_dir=$(mktemp -d "${RESTORE_DIR:-$work}/restore.XXXXXX")
 minio_pid=
 cleanup() {
 	[ -n "$minio_pid" ] && kill "$minio_pid" 2>/dev/null && wait "$minio_pid" 2>/dev/null
-	rm -rf "$work"
+	rm -rf "$work" "$restore_dir"
 }
 trap cleanup EXIT
 
@@ -103,10 +106,10 @@ change
 run mover_second "$mover" backup "${mover_repo[@]}" --source "$data" --threads "$threads"
 run restic_second restic backup --quiet "$data"
 snap=$(tail -n 1 "$work/mover_second.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshot_id"])')
-run mover_restore "$mover" restore "${mover_repo[@]}" --snapshot "$snap" --target "$work/r-mover" --threads "$threads"
-run restic_restore restic restore latest --quiet --target "$work/r-restic"
-cmp "$data/big/disk.img" "$work/r-mover/big/disk.img"
-cmp "$data/big/disk.img" "$work/r-restic$data/big/disk.img"
+run mover_restore "$mover" restore "${mover_repo[@]}" --snapshot "$snap" --target "$restore_dir/r-mover" --threads "$threads"
+run restic_restore restic restore latest --quiet --target "$restore_dir/r-restic"
+cmp "$data/big/disk.img" "$restore_dir/r-mover/big/disk.img"
+cmp "$data/big/disk.img" "$restore_dir/r-restic$data/big/disk.img"
 
 stored() { du -sb "$work/minio/$1" | cut -f1; }
 echo

@@ -826,6 +826,16 @@ static int open_parent(int root_fd, const char *path, const char **base)
 	return fd;
 }
 
+static int r_failed(struct restore *r)
+{
+	int failed;
+
+	pthread_mutex_lock(&r->mu);
+	failed = r->failed;
+	pthread_mutex_unlock(&r->mu);
+	return failed;
+}
+
 static int write_all_at(int fd, const char *p, size_t len, uint64_t off)
 {
 	while (len) {
@@ -841,51 +851,180 @@ static int write_all_at(int fd, const char *p, size_t len, uint64_t off)
 	return 0;
 }
 
-/* Writes the chunks in order over the file's data regions; holes stay holes. */
-static int restore_data(struct restore *r, struct chunk_reader *reader, int fd, const struct manifest_entry *e,
-			char *err, size_t errlen)
+/* Where chunk i of a file starts: its offset in the file and the first hole at or after it.
+ * Chunks are laid over the data regions in order; holes stay holes. */
+struct chunk_place {
+	uint64_t pos;
+	size_t hole;
+};
+
+static struct chunk_place *chunk_places(const struct manifest_entry *e)
 {
-	struct strbuf data = STRBUF_INIT;
+	struct chunk_place *pl = xcalloc(e->nchunks ? e->nchunks : 1, sizeof *pl);
 	uint64_t pos = 0;
 	size_t hole = 0;
-	int rc = 0;
 
-	for (size_t i = 0; i < e->nchunks && rc == 0; i++) {
-		char why[512];
-		size_t done = 0;
+	for (size_t i = 0; i < e->nchunks; i++) {
+		uint64_t left = e->chunks[i].len;
 
-		strbuf_reset(&data);
-		rc = chunk_store_read(r->cs, reader, e->chunks[i].id, &data, why, sizeof why);
-		if (rc == 0 && data.len != e->chunks[i].len) {
-			snprintf(why, sizeof why, "chunk length differs from the manifest");
-			rc = CHUNK_STORE_CORRUPT;
-		}
-		if (rc < 0) {
-			set_err_path(err, errlen, "restore", e->path, why);
-			break;
-		}
-		while (done < data.len) {
+		while (hole < e->nholes && pos == e->holes[hole].offset)
+			pos += e->holes[hole++].len;
+		pl[i].pos = pos;
+		pl[i].hole = hole;
+		while (left) {
 			uint64_t room;
-			size_t n;
 
 			if (hole < e->nholes && pos == e->holes[hole].offset) {
 				pos += e->holes[hole++].len;
 				continue;
 			}
 			room = hole < e->nholes ? e->holes[hole].offset - pos : UINT64_MAX;
-			n = data.len - done < room ? data.len - done : (size_t)room;
-			if (write_all_at(fd, data.buf + done, n, pos) < 0) {
-				set_err_path(err, errlen, "restore", e->path, strerror(errno));
-				rc = -1;
-				break;
-			}
-			done += n;
-			pos += n;
+			room = left < room ? left : room;
+			left -= room;
+			pos += room;
 		}
-		if (rc == 0)
-			restore_advance(r, data.len, 0, 0);
+	}
+	return pl;
+}
+
+/* Reads, checks and writes chunk i at its place. */
+static int restore_chunk(struct restore *r, struct chunk_reader *reader, int fd, const struct manifest_entry *e,
+			 size_t i, struct chunk_place at, struct strbuf *data, char *err, size_t errlen)
+{
+	char why[512];
+	size_t done = 0;
+	int rc;
+
+	strbuf_reset(data);
+	rc = chunk_store_read(r->cs, reader, e->chunks[i].id, data, why, sizeof why);
+	if (rc == 0 && data->len != e->chunks[i].len) {
+		snprintf(why, sizeof why, "chunk length differs from the manifest");
+		rc = CHUNK_STORE_CORRUPT;
+	}
+	if (rc < 0) {
+		set_err_path(err, errlen, "restore", e->path, why);
+		return rc;
+	}
+	while (done < data->len) {
+		uint64_t room;
+		size_t n;
+
+		if (at.hole < e->nholes && at.pos == e->holes[at.hole].offset) {
+			at.pos += e->holes[at.hole++].len;
+			continue;
+		}
+		room = at.hole < e->nholes ? e->holes[at.hole].offset - at.pos : UINT64_MAX;
+		n = data->len - done < room ? data->len - done : (size_t)room;
+		if (write_all_at(fd, data->buf + done, n, at.pos) < 0) {
+			set_err_path(err, errlen, "restore", e->path, strerror(errno));
+			return -1;
+		}
+		done += n;
+		at.pos += n;
+	}
+	restore_advance(r, data->len, 0, 0);
+	return 0;
+}
+
+/* One file's chunks shared by several threads: a large file is not restored at the speed of
+ * one request after another. Chunk i goes to thread i % nthreads. */
+struct file_job {
+	struct restore *r;
+	int fd;
+	const struct manifest_entry *e;
+	const struct chunk_place *places;
+	unsigned nthreads;
+	pthread_mutex_t mu;
+	int rc;
+	char err[1024];
+};
+
+struct file_part {
+	struct file_job *job;
+	struct chunk_reader *reader;
+	unsigned k;
+};
+
+static void *restore_part(void *arg)
+{
+	struct file_part *part = arg;
+	struct file_job *j = part->job;
+	struct strbuf data = STRBUF_INIT;
+	char err[1024];
+
+	for (size_t i = part->k; i < j->e->nchunks; i += j->nthreads) {
+		int rc;
+
+		pthread_mutex_lock(&j->mu);
+		rc = j->rc;
+		pthread_mutex_unlock(&j->mu);
+		if (rc < 0 || r_failed(j->r))
+			break;
+		rc = restore_chunk(j->r, part->reader, j->fd, j->e, i, j->places[i], &data, err, sizeof err);
+		if (rc < 0) {
+			pthread_mutex_lock(&j->mu);
+			if (j->rc == 0) {
+				j->rc = rc;
+				snprintf(j->err, sizeof j->err, "%s", err);
+			}
+			pthread_mutex_unlock(&j->mu);
+			break;
+		}
 	}
 	strbuf_release(&data);
+	return NULL;
+}
+
+/* Files of at least this many chunks are split over the restore's threads. */
+#define RESTORE_SPLIT_CHUNKS 8
+
+static int restore_data(struct restore *r, struct chunk_reader *reader, int fd, const struct manifest_entry *e,
+			char *err, size_t errlen)
+{
+	unsigned nthreads = r->opt->threads ? r->opt->threads : 2;
+	struct chunk_place *places = chunk_places(e);
+	struct file_job j = { .r = r, .fd = fd, .e = e, .places = places };
+	struct file_part parts[16];
+	pthread_t tids[16];
+	unsigned started = 0;
+	int rc = 0;
+
+	if (nthreads > 16)
+		nthreads = 16;
+	if (e->nchunks < RESTORE_SPLIT_CHUNKS || nthreads < 2) {
+		struct strbuf data = STRBUF_INIT;
+
+		for (size_t i = 0; i < e->nchunks && rc == 0; i++)
+			rc = restore_chunk(r, reader, fd, e, i, places[i], &data, err, errlen);
+		strbuf_release(&data);
+		free(places);
+		return rc;
+	}
+	j.nthreads = nthreads;
+	pthread_mutex_init(&j.mu, NULL);
+	parts[0] = (struct file_part){ &j, reader, 0 };
+	for (unsigned k = 1; k < nthreads; k++) {
+		parts[k] = (struct file_part){ &j, chunk_reader_new(), k };
+		if (pthread_create(&tids[k], NULL, restore_part, &parts[k]) != 0) {
+			chunk_reader_free(parts[k].reader);
+			pthread_mutex_lock(&j.mu);
+			j.rc = -1;	/* the others stop; nobody covers this stride */
+			snprintf(j.err, sizeof j.err, "restore: cannot start a thread");
+			pthread_mutex_unlock(&j.mu);
+			break;
+		}
+		started = k;
+	}
+	restore_part(&parts[0]);
+	for (unsigned k = 1; k <= started; k++) {
+		pthread_join(tids[k], NULL);
+		chunk_reader_free(parts[k].reader);
+	}
+	rc = j.rc;
+	if (rc < 0)
+		snprintf(err, errlen, "%s", j.err);
+	pthread_mutex_destroy(&j.mu);
+	free(places);
 	return rc;
 }
 
@@ -900,12 +1039,17 @@ static int restore_file(struct restore *r, struct chunk_reader *reader, const st
 		set_err_path(err, errlen, "restore", e->path, "its directory is missing or is a symlink");
 		return -1;
 	}
-	if (unlinkat(pfd, base, 0) < 0 && errno != ENOENT && errno != EISDIR) {
-		set_err_path(err, errlen, "restore", e->path, strerror(errno));
-		close(pfd);
-		return -1;
-	}
+	/* Create first, replace only what exists: an unlink of a name that is not there still
+	 * locks the directory against the other threads' creates. */
 	fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST) {
+		if (unlinkat(pfd, base, 0) < 0 && errno != ENOENT && errno != EISDIR) {
+			set_err_path(err, errlen, "restore", e->path, strerror(errno));
+			close(pfd);
+			return -1;
+		}
+		fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	}
 	close(pfd);
 	if (fd < 0) {
 		set_err_path(err, errlen, "restore", e->path, strerror(errno));
