@@ -873,6 +873,11 @@ int job_backup_volumes(struct job *job, struct k8s_client *k, const struct job_r
 		int rc;
 
 		why[0] = '\0';
+		if (job_cancel_requested(job)) {
+			if (!failed++)
+				snprintf(err, errlen, "the job was cancelled: volumes not backed up");
+			break;
+		}
 		rc = volume_from_claim(k, pvc, &v, why, sizeof why);
 		if (rc == 1) {
 			job_log(job, "warning", "claim %s/%s is not Bound: it has no data to back up", v.ns, v.pvc);
@@ -1025,6 +1030,11 @@ int job_restore_volumes(struct job *job, struct k8s_client *target, const struct
 
 		why[0] = '\0';
 		index++;
+		if (job_cancel_requested(job)) {
+			if (!failed++)
+				snprintf(err, errlen, "the job was cancelled: volumes not restored");
+			break;
+		}
 		if (restore_one(&t, target, e, namespace_map, index, &p, why, sizeof why, &v) < 0) {
 			volume_failed(job, &v, why, err, errlen, &failed);
 			p.volumes_done++;

@@ -462,3 +462,62 @@ def test_mover_pod_and_secret_are_accepted_and_cleaned_up(vols, testenv):
             break
         time.sleep(1)
     assert not left, f"still there after the mover pod was deleted: {left}"
+
+
+def test_pod_launch_path_through_a_backup_job_and_its_cancel(vols, testenv, tmp_path):
+    """mover_launch = pod: job_backup_volumes starts the mover pod with the local path's
+    arguments re-pointed at the pod's mount and key file; cancelling the job stops following
+    it and deletes the pod and the secret (kwok never ends the pod, so a cancel is the end)."""
+    ns = unique("podjob")
+    fixture_app(testenv, "source", ns)
+    conf = tmp_path / "runner.conf"
+    conf.write_text("mover_launch = pod\nmover_image = registry.example.test/stowage/mover:1\n")
+    job = vols.new_job()
+    env = dict(os.environ, DATABASE_URL=vols.stack.pg_dsn_app, ORG_ID=str(vols.org_id), JOB_ID=str(job),
+               CLUSTER_ID="1", API_URL=testenv["SOURCE_API_URL"], CA_FILE=testenv["SOURCE_CA_FILE"],
+               TOKEN=testenv["SOURCE_ADMIN_TOKEN"], S3_ENDPOINT=testenv["S3_ENDPOINT"], S3_REGION=testenv["S3_REGION"],
+               S3_ACCESS_KEY=testenv["S3_ACCESS_KEY"], S3_SECRET_KEY=testenv["S3_SECRET_KEY"], S3_BUCKET=vols.bucket,
+               REPO_ID=str(vols.repo_id), REPO_PREFIX="team-a/", MASTER_KEY_HEX=vols.master_key, MOVER_PATH=MOVER,
+               RUNNER_CONFIG=str(conf))
+    p = subprocess.Popen([ITEST, "backup", "bk", ns, json.dumps({f"{ns}/data-mysql-0": "filesystem"})],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, pods = time.time() + 60, []
+        while time.time() < deadline and not pods:
+            pods = json.loads(kubectl(testenv, "source", "-n", ns, "get", "pod", "-l",
+                                      "app.kubernetes.io/component=data-mover", "-o", "json").stdout)["items"]
+            time.sleep(0.5)
+        assert pods, "no mover pod was created"
+        [pod] = pods
+        c = pod["spec"]["containers"][0]
+        args = c["args"]
+        assert c["image"] == "registry.example.test/stowage/mover:1"
+        assert args[0] == "backup" and args[args.index("--source") + 1] == "/data"
+        assert args[args.index("--key-file") + 1] == "/var/run/stowage/mover.key"
+        assert args[args.index("--repo-id") + 1] == str(vols.repo_id)
+        assert args[args.index("--repo") + 1] == (f"s3://{vols.bucket}/team-a/data?region={testenv['S3_REGION']}"
+                                                  f"&endpoint={testenv['S3_ENDPOINT']}&path_style=1")
+        tags = [args[i + 1] for i, a in enumerate(args) if a == "--tag"]
+        assert tags == ["cluster=1", f"namespace={ns}", f"pvc={pod['metadata']['labels']['stowage.dev/pvc']}"]
+        claim = pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
+        assert claim == pod["metadata"]["labels"]["stowage.dev/pvc"]
+        # the pod of a ReadWriteOnce claim goes where the claim's user runs
+        user = json.loads(kubectl(testenv, "source", "-n", ns, "get", "pod", "-o", "json").stdout)["items"]
+        nodes = {u["spec"].get("nodeName") for u in user
+                 if any(v.get("persistentVolumeClaim", {}).get("claimName") == claim for v in u["spec"].get("volumes", []))}
+        assert pod["spec"]["nodeName"] in nodes, (pod["spec"]["nodeName"], nodes)
+        vols.cur.execute("UPDATE stowage.jobs SET cancel_requested = true WHERE id = %s", (job,))
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 1, out + err
+    assert "the job was cancelled" in err and f"claim {ns}/" in err, err
+    left = kubectl(testenv, "source", "-n", ns, "get", "pod,secret", "-l", "app.kubernetes.io/component=data-mover",
+                   "-o", "name").stdout.split()
+    deadline = time.time() + 60
+    while left and time.time() < deadline:
+        time.sleep(1)
+        left = kubectl(testenv, "source", "-n", ns, "get", "pod,secret", "-l",
+                       "app.kubernetes.io/component=data-mover", "-o", "name").stdout.split()
+    assert not left, left
