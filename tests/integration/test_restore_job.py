@@ -288,6 +288,14 @@ def test_restore_into_namespace_holding_some_objects_skips_them(restorer, testen
     assert target_get(testenv, "target", "configmaps", ns, "wordpress-config")["data"] == {"kept": "yes"}
     assert items[("secrets", ns, "wordpress-secret")][0] == "created"
     assert items[("deployments.apps", ns, "wordpress")][0] == "created"
+    # the node port is taken in this cluster by the first restore's copy: dropped, in the log
+    src_np = objs[("services", shop, "wordpress-nodeport")]["spec"]["ports"][0]["nodePort"]
+    new_np = target_get(testenv, "target", "services", ns, "wordpress-nodeport")["spec"]["ports"][0]["nodePort"]
+    assert new_np != src_np
+    logs = [m for (m,) in restorer.all("SELECT message FROM stowage.job_logs WHERE job_id = %s AND level = 'warning'",
+                                       (restorer.last_job,))]
+    assert f"Service {ns}/wordpress-nodeport: node port {src_np} is in use in the target cluster; " \
+        "the cluster assigns another" in logs
     # PersistentVolumes are cluster-scoped: the first restore into this cluster made them
     assert all(items[(gr, n_s, n)][0] == "skipped" for (gr, n_s, n) in items if gr == "persistentvolumes")
 
@@ -295,6 +303,7 @@ def test_restore_into_namespace_holding_some_objects_skips_them(restorer, testen
     state, error, _, items = restorer.restore(backup_id, "target", namespace_map={shop: ns},
                                               storage_class_map={"fast-ssd": "standard-nfs"}, existing_policy="update")
     assert items[("configmaps", ns, "wordpress-config")] == ("updated", "")
+    assert items[("deployments.apps", ns, "wordpress")] == ("updated", "")
     live = target_get(testenv, "target", "configmaps", ns, "wordpress-config")
     assert live["data"] == objs[("configmaps", shop, "wordpress-config")]["data"]
 
