@@ -228,7 +228,7 @@ static void restore_plan_free(struct restore_plan *p)
 static int restore_settings_load(struct restore_run *run, char *err, size_t errlen)
 {
 	struct config cfg;
-	long rate;
+	long rate = RESTORE_RATE_DEFAULT;
 	int rc;
 
 	if (config_load(&cfg, run->job->ctx->config_path, err, errlen) < 0)
@@ -793,7 +793,10 @@ static int restore_create_all(struct restore_run *run, char *err, size_t errlen)
 			rc = 1;
 			break;
 		}
-		restore_phase(run, phase, started, "succeeded", (long)n);
+		size_t failed = 0;
+		for (size_t i = 0; i < n; i++)
+			failed += run->items[tier[i]].action && strcmp(run->items[tier[i]].action, "failed") == 0;
+		restore_phase(run, phase, started, failed == n ? "failed" : failed ? "partially_failed" : "succeeded", (long)n);
 		if (t == RESTORE_TIER_CRDS && restore_crds_wait(run, err, errlen) < 0)
 			rc = -1;
 	}

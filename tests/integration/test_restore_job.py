@@ -366,6 +366,9 @@ def test_failed_objects_are_listed_and_the_rest_restored(restorer, testenv):
     assert items[("configmaps", ns, "good")] == ("created", "")
     assert items[("namespaces", "", ns)] == ("created", "")	# the backup had no Namespace object: made
     assert result["counts"] == {"created": 2, "failed": 1}
+    phases = {p["name"]: p for p in result["phases"]}
+    assert phases["create configmaps"]["state"] == "partially_failed" and phases["create configmaps"]["objects"] == 2
+    assert phases["create namespaces"]["state"] == "succeeded"
     assert result["failed"] == [error[len("1 of 3 objects failed: "):]]
 
 
