@@ -26,6 +26,8 @@ static const char *const config_known_keys[] = {
 	"lua_time_limit_ms",
 	"mover_path",
 	"work_dir",
+	"restore_parallelism",	/* objects a restore creates at once */
+	"restore_rate_limit",	/* API requests per second a restore sends one cluster */
 };
 
 static int config_key_known(const char *key)
