@@ -178,3 +178,25 @@ def test_second_environment_runs_beside_the_first_and_stops_alone(testenv, tmp_p
     subprocess.run([os.path.join(SCRIPTS, "stop"), root], check=True)  # idempotent
     kubectl(testenv, "source", "get", "namespace", "default")
     kubectl(testenv, "target", "get", "namespace", "default")
+
+
+def test_start_fails_clearly_and_stops_what_it_started(testenv, tmp_path):
+    """A scheduler that cannot start: start names it, exits 1 and leaves nothing running."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in os.listdir(testenv["TESTENV_BIN"]):
+        os.symlink(os.path.join(testenv["TESTENV_BIN"], name), bindir / name)
+    (bindir / "kube-scheduler").unlink()
+    (bindir / "kube-scheduler").write_text("#!/bin/sh\necho cannot schedule >&2\nexit 3\n")
+    (bindir / "kube-scheduler").chmod(0o755)
+    root = str(tmp_path / "root")
+    res = subprocess.run([os.path.join(SCRIPTS, "start"), root], capture_output=True, text=True,
+                         env=dict(os.environ, STOWAGE_TESTENV_BIN=str(bindir)))
+    assert res.returncode == 1
+    assert "source kube-scheduler exited with status 3" in res.stderr
+    with open(os.path.join(root, "logs", "source-kube-scheduler.log")) as f:
+        assert "cannot schedule" in f.read()
+    with open(os.path.join(root, "pids.stopped")) as f:  # stop renames the pid file
+        pids = [int(line) for line in f if line.strip()]
+    assert len(pids) >= 8 and [p for p in pids if running_in(p, root)] == []
+    assert not os.path.exists(os.path.join(root, "env"))
