@@ -33,6 +33,19 @@ const struct route web_routes[] = {
 	{ "POST", "/repositories/:id", page_repository_update, ROUTE_OPERATOR },
 	{ "POST", "/repositories/:id/test", page_repository_test, ROUTE_OPERATOR },
 	{ "POST", "/repositories/:id/delete", page_repository_delete, ROUTE_OPERATOR },
+	{ "GET", "/backup-plans", page_backup_plans, 0 },
+	{ "GET", "/backup-plans/new", page_backup_plan_new, ROUTE_OPERATOR },
+	{ "POST", "/backup-plans/new", page_backup_plan_wizard_post, ROUTE_OPERATOR },
+	{ "POST", "/backup-plans", page_backup_plan_create, ROUTE_OPERATOR },
+	{ "GET", "/backup-plans/:id/edit", page_backup_plan_edit, ROUTE_OPERATOR },
+	{ "POST", "/backup-plans/:id/edit", page_backup_plan_edit_step, ROUTE_OPERATOR },
+	{ "POST", "/backup-plans/:id", page_backup_plan_update, ROUTE_OPERATOR },
+	{ "POST", "/backup-plans/:id/backup", page_backup_plan_run, ROUTE_OPERATOR },
+	{ "POST", "/backup-plans/:id/delete", page_backup_plan_delete, ROUTE_OPERATOR },
+	{ "GET", "/backup-plans/:id/jobs", page_backup_plan_jobs, 0 },
+	{ "GET", "/jobs/:id", page_job, 0 },
+	{ "GET", "/jobs/:id/log.txt", page_job_log, 0 },
+	{ "POST", "/jobs/:id/cancel", page_job_cancel, ROUTE_OPERATOR },
 };
 const size_t web_routes_count = sizeof web_routes / sizeof web_routes[0];
 
