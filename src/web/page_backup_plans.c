@@ -51,9 +51,9 @@ static const struct form_field step5_fields[] = {
 	{ .name = "hook_script", .label = "Pre-backup hook (Lua)", .kind = FORM_TEXTAREA, .max_len = 65536 },
 };
 
-static void step1_check(struct request *r, struct form_values *v);
-static void step2_check(struct request *r, struct form_values *v);
-static void step4_check(struct request *r, struct form_values *v);
+static void step1_check(struct request *r, const struct wizard *w, struct form_values *v);
+static void step2_check(struct request *r, const struct wizard *w, struct form_values *v);
+static void step4_check(struct request *r, const struct wizard *w, struct form_values *v);
 
 static const struct wizard_step plan_steps[] = {
 	{ "Plan", step1_fields, sizeof step1_fields / sizeof step1_fields[0], step1_check },
@@ -120,12 +120,13 @@ static int weekday_index(const char *name)
 	return -1;
 }
 
-static void step1_check(struct request *r, struct form_values *v)
+static void step1_check(struct request *r, const struct wizard *w, struct form_values *v)
 {
 	const char *kind = v->value[S1_KIND];
 	int h, m;
 	char err[300];
 
+	(void)w;
 	if (!row_exists(r, "SELECT 1 FROM clusters WHERE id = $1", v->value[S1_CLUSTER]))
 		field_fail(v, S1_CLUSTER, "Cluster: choose one of your clusters");
 	if (!row_exists(r, "SELECT 1 FROM repositories WHERE id = $1", v->value[S1_REPO]))
@@ -168,13 +169,14 @@ static int in_lines(const char *lines, const char *word)
 }
 
 /* Namespaces separated by newlines, commas or blanks become one per line, without repeats. */
-static void step2_check(struct request *r, struct form_values *v)
+static void step2_check(struct request *r, const struct wizard *w, struct form_values *v)
 {
 	struct strbuf out = STRBUF_INIT;
 	const char *p = v->value[S2_NAMESPACES] ? v->value[S2_NAMESPACES] : "", *sel = v->value[S2_SELECTOR];
 	int count = 0;
 
 	(void)r;
+	(void)w;
 	while (*p) {
 		size_t len;
 		p += strspn(p, ", \t\r\n");
@@ -204,11 +206,12 @@ static void step2_check(struct request *r, struct form_values *v)
 }
 
 /* Lines "namespace/claim=filesystem|snapshot". */
-static void step4_check(struct request *r, struct form_values *v)
+static void step4_check(struct request *r, const struct wizard *w, struct form_values *v)
 {
 	const char *p = v->value[0];
 
 	(void)r;
+	(void)w;
 	while (p && *p) {
 		size_t len = strcspn(p, "\n");
 		char *line = xstrndup(p, len);

@@ -116,13 +116,15 @@ struct k8s_client *web_cluster_client(struct request *r, long long cluster_id, c
 #define WIZARD_MAX_STEPS 8
 struct form_values;
 struct form_field;
+struct wizard;
 struct wizard_step {
 	const char *title;
 	const struct form_field *fields;
 	size_t n;
 	/* Checks the form kinds cannot express (across fields, against the database); adds errors
-	 * to v. Runs only when the fields validated. May be NULL. */
-	void (*check)(struct request *r, struct form_values *v);
+	 * to v. Runs only when the fields validated, after the checks of the steps before it (w holds
+	 * their values). May be NULL. */
+	void (*check)(struct request *r, const struct wizard *w, struct form_values *v);
 };
 struct wizard {
 	const struct wizard_step *steps;
@@ -179,6 +181,12 @@ void page_backup_plan_update(struct request *r);
 void page_backup_plan_run(struct request *r);
 void page_backup_plan_delete(struct request *r);
 void page_backup_plan_jobs(struct request *r);
+void page_restore_plans(struct request *r);
+void page_restore_plan_new(struct request *r);
+void page_restore_plan_wizard_post(struct request *r);
+void page_restore_plan_create(struct request *r);
+void page_restore_plan_activate(struct request *r);
+void page_restore_plan_delete(struct request *r);
 void page_restore_plan_jobs(struct request *r);
 void page_job(struct request *r);
 void page_job_log(struct request *r);

@@ -42,7 +42,7 @@ size_t wizard_run(struct request *r, struct wizard *w, const struct wizard_step 
 		form_validate(steps[s].fields, steps[s].n, &parts[s], &w->v[s]);
 		kv_list_free(&parts[s]);
 		if (s + 1 < upto && !w->v[s].errors && steps[s].check)
-			steps[s].check(r, &w->v[s]);
+			steps[s].check(r, w, &w->v[s]);
 		if (s + 1 < shown && w->v[s].errors)
 			shown = s + 1;
 	}

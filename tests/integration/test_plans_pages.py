@@ -437,3 +437,124 @@ def test_tenants_do_not_see_each_others_plans_or_jobs(stack, org, shop, testenv)
     # deleting keeps the jobs
     assert org.post(f"/backup-plans/{plan['id']}/delete", {}).status_code == 303
     assert org.json(f"/jobs/{job_id}").json()["job"]["backup_plan_id"] == 0
+
+
+# ---- restore plans ----
+
+def add_backups(stack, org, plan_id, ns):
+    """Backups of the plan as the backup engine records them: two restorable, two not."""
+    oid = org_id_of(stack, org.email)
+    conn = owner(stack)
+    ids = {}
+    with conn, conn.cursor() as cur:
+        for state, age, size in (("completed", 2, 5 * 2**20), ("partially_failed", 1, 2**20), ("running", 0, 0),
+                                 ("failed", 3, 0)):
+            cur.execute("INSERT INTO stowage.backups (org_id, plan_id, cluster_id, repository_id, name, namespaces, state, "
+                        "resource_count, bytes, started_at, completed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, 42, %s, "
+                        "now() - make_interval(hours => %s), now() - make_interval(hours => %s)) RETURNING id",
+                        (oid, plan_id, org.source, org.repo, unique(f"b-{state.replace('_', '-')}-"), [ns], state, size,
+                         age, age))
+            ids[state] = cur.fetchone()[0]
+    conn.close()
+    return ids
+
+
+def restore_step1(org, **over):
+    data = {"name": "shop-copy", "target_cluster_id": org.target, "namespace_map": "", "storage_class_map": "",
+            "existing_policy": "skip"}
+    data.update(over)
+    return data
+
+
+def test_restore_wizard_refuses_bad_input_at_each_step(stack, org, shop):
+    plan = create_plan(org, shop)
+    backups = add_backups(stack, org, plan["id"], shop)
+    r = org.get("/restore-plans/new")
+    assert r.status_code == 200 and 'name="namespace_map"' in r.text and "target" in r.text
+    for over, message in (({"name": "Copy!"}, "Name: use lowercase letters"),
+                          ({"target_cluster_id": "999999"}, "Target cluster: choose one of your clusters"),
+                          ({"namespace_map": "shop"}, 'Namespace mapping: "shop" is not source:target'),
+                          ({"namespace_map": "shop:Shop_Copy"}, 'Namespace mapping: "shop:Shop_Copy" needs two namespace names'),
+                          ({"namespace_map": "a:b\na:c"}, "Namespace mapping: a is mapped twice"),
+                          ({"storage_class_map": "fast-ssd"}, 'StorageClass mapping: "fast-ssd" is not source:target'),
+                          ({"existing_policy": "merge"}, "Existing objects: choose one of the offered options")):
+        r = org.post("/restore-plans/new?step=2", restore_step1(org, **over))
+        assert r.status_code == 422, over
+        assert message in page_text(r), (message, page_text(r)[-3000:])
+    # step 2: the tenant's backup plans
+    base = restore_step1(org, namespace_map=f"{shop} : {shop}-copy\n", storage_class_map="fast-ssd:standard-nfs")
+    r = post_json(org, "/restore-plans/new?step=2", base)
+    assert r.status_code == 200 and [p["name"] for p in r.json()["plans"]] == ["shop-daily"]
+    r = org.post("/restore-plans/new?step=3", dict(base, backup_plan_id="999999"))
+    assert r.status_code == 422 and "Backup plan: choose one of your backup plans" in page_text(r)
+    # step 3: only its restorable backups, newest first
+    r = post_json(org, "/restore-plans/new?step=3", dict(base, backup_plan_id=plan["id"]))
+    listed = r.json()["backups"]
+    assert [int(b["id"]) for b in listed] == [backups["partially_failed"], backups["completed"]]
+    assert listed[1]["size"] == "5120 kB" and listed[1]["namespaces"] == shop and listed[1]["objects"] == "42"
+    for bad in (backups["running"], backups["failed"], 999999):
+        r = org.post("/restore-plans/new?step=4", dict(base, backup_plan_id=plan["id"], backup_id=bad))
+        assert r.status_code == 422 and "Backup: choose a completed backup of the chosen plan" in page_text(r)
+    # finishing checks the mapped classes in the target
+    full = dict(base, backup_plan_id=plan["id"], backup_id=backups["completed"], hook_script="-- fix the ingress host")
+    r = org.post("/restore-plans", dict(full, storage_class_map="fast-ssd:no-such-class"))
+    assert r.status_code == 422
+    text = page_text(r)
+    assert "Target cluster: reachable, Kubernetes v1." in text
+    assert "StorageClass no-such-class (for fast-ssd): does not exist in the target cluster" in text
+    assert org.json("/restore-plans").json()["plans"] == []
+
+
+def test_restore_plan_saved_and_activated(stack, org, shop):
+    plan = create_plan(org, shop)
+    backups = add_backups(stack, org, plan["id"], shop)
+    full = restore_step1(org, namespace_map=f"{shop}:{shop}-copy", storage_class_map="fast-ssd:standard-nfs",
+                         existing_policy="update", backup_plan_id=plan["id"], backup_id=backups["completed"],
+                         hook_script="-- fix the ingress host")
+    r = org.post("/restore-plans", full)
+    assert r.status_code == 303, page_text(r)[-2000:]
+    assert "the target cluster is reachable" in page_text(org.get(r.headers["Location"]))
+    row = org.json("/restore-plans").json()["plans"][0]
+    assert row["name"] == "shop-copy" and row["target"] == "target" and row["backup_plan"] == "shop-daily"
+    assert r.headers["Location"] == f"/restore-plans/{row['id']}/jobs"
+    conn = owner(stack)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT namespace_map, storage_class_map, existing_policy, hooks, backup_id FROM stowage.restore_plans "
+                    "WHERE id = %s", (row["id"],))
+        assert cur.fetchone() == ({shop: f"{shop}-copy"}, {"fast-ssd": "standard-nfs"}, "update",
+                                  [{"inline": "-- fix the ingress host"}], backups["completed"])
+    conn.close()
+    r = org.post("/restore-plans", full)
+    assert r.status_code == 422 and "Name: a restore plan of that name already exists" in page_text(r)
+    # Activate asks first, then queues a restore job on the target cluster
+    r = org.post(f"/restore-plans/{row['id']}/activate", {})
+    assert r.status_code == 200 and "Activate the restore?" in page_text(r) and f"{shop} → {shop}-copy" in page_text(r)
+    r = org.post(f"/restore-plans/{row['id']}/activate", {"confirm": "yes"})
+    assert r.status_code == 303 and r.headers["Location"].startswith("/jobs/")
+    job_id = int(r.headers["Location"].rsplit("/", 1)[1])
+    job = org.json(f"/jobs/{job_id}").json()["job"]
+    assert job["kind"] == "restore" and job["restore_plan_id"] == row["id"] and job["backup_id"] == backups["completed"]
+    assert [j["id"] for j in org.json(f"/restore-plans/{row['id']}/jobs").json()["jobs"]] == [job_id]
+    assert wait_job(org, job_id, ("succeeded", "failed", "partially_failed"))["finished_at"]
+    assert "restore_plan.activate" in page_text(org.get("/audit"))
+    # other tenants and viewers
+    other = Client(stack)
+    other.signup(unique("Other Restorer "), unique("o") + "@x.test")
+    assert other.json("/restore-plans").json()["plans"] == []
+    assert other.get(f"/restore-plans/{row['id']}/jobs").status_code == 404
+    assert other.post(f"/restore-plans/{row['id']}/activate", {"confirm": "yes"}).status_code == 404
+    r = other.post("/restore-plans/new?step=3", dict(full, target_cluster_id=org.target))
+    assert r.status_code == 422 and "Target cluster: choose one of your clusters" in page_text(r)
+    email = unique("rv") + "@x.test"
+    org.post("/members", {"email": email, "display_name": "R", "role": "viewer", "password": "viewer password"})
+    v = Client(stack)
+    v.signin(email, "viewer password")
+    assert "shop-copy" in v.get("/restore-plans").text
+    assert v.post(f"/restore-plans/{row['id']}/activate", {"confirm": "yes"}).status_code == 403
+    # a backup that is gone cannot be activated
+    conn = owner(stack)
+    with conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM stowage.backups WHERE id = %s", (backups["completed"],))
+    conn.close()
+    r = org.post(f"/restore-plans/{row['id']}/activate", {"confirm": "yes"})
+    assert r.status_code == 409 and "backup is gone" in page_text(r)
