@@ -222,7 +222,8 @@ static int kc_select(struct kc *k, const struct kubeconfig_options *opt, struct 
 		name = kc_get_str(k, root, "current-context");
 	if (!name || !*name)
 		return kc_fail(k, root, "no context chosen and no current-context set");
-	ctx = kc_find_named(k, root, "contexts", "context", name, kc_get(k, root, "current-context"));
+	ctx = kc_find_named(k, root, "contexts", "context", name,
+			    opt->context && *opt->context ? NULL : kc_get(k, root, "current-context"));
 	if (!ctx)
 		return -1;
 	cluster_name = kc_get_str(k, ctx, "cluster");

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,15 +59,22 @@ struct s3_resp {
 	EVP_MD_CTX *md5;
 };
 
-static void s3_set_error(struct s3_error *err, const char *code, const char *fmt, const char *arg)
+static void s3_set_error(struct s3_error *err, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Keeps err->bucket: the words of NoSuchBucket name it. */
+static void s3_set_error(struct s3_error *err, const char *code, const char *fmt, ...)
 {
 	char bucket[sizeof err->bucket];
+	va_list ap;
 
 	memcpy(bucket, err->bucket, sizeof bucket);
 	memset(err, 0, sizeof *err);
 	memcpy(err->bucket, bucket, sizeof bucket);
 	snprintf(err->code, sizeof err->code, "%s", code);
-	snprintf(err->message, sizeof err->message, fmt, arg);
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof err->message, fmt, ap);
+	va_end(ap);
 }
 
 static int s3_bucket_name_valid(const char *b)
@@ -490,7 +498,7 @@ static int s3_perform(const struct s3_client *c, CURL *h, const struct s3_req *q
 	int rc = -1;
 
 	if (q->key && (!*q->key || strlen(q->key) > S3_KEY_MAX)) {
-		s3_set_error(err, "InvalidKey", "object key must be 1 to 1024 bytes%s", "");
+		s3_set_error(err, "InvalidKey", "object key must be 1 to 1024 bytes");
 		return -1;
 	}
 	s3_url(c, q, &path, &url);
@@ -733,7 +741,7 @@ int s3_list(struct s3_client *c, const char *prefix, int page_size, s3_list_fn f
 
 	if (page_size < 1 || page_size > 1000) {
 		memset(err, 0, sizeof *err);
-		s3_set_error(err, "InvalidArgument", "page size must be 1 to 1000%s", "");
+		s3_set_error(err, "InvalidArgument", "page size must be 1 to 1000");
 		return -1;
 	}
 	snprintf(max_keys, sizeof max_keys, "%d", page_size);

@@ -1,6 +1,7 @@
 #include "job.h"
 #include "db.h"
 #include "log.h"
+#include "repository.h"
 #include "strbuf.h"
 
 #include <stdarg.h>
@@ -182,47 +183,21 @@ struct k8s_client *job_cluster_client(struct job *job, long long cluster_id, cha
 int job_repository_open(struct job *job, long long repository_id, struct job_repository *repo,
 			char *err, size_t errlen)
 {
-	char id[24];
-	const char *params[] = { id };
-	struct s3_conf conf = { 0 };
-	PGresult *res;
+	struct repository r;
+	int rc;
 
 	memset(repo, 0, sizeof *repo);
-	snprintf(id, sizeof id, "%lld", repository_id);
-	res = job_query(job, "SELECT name, kind, bucket, region, endpoint, prefix, path_style, access_key, secret_key_enc "
-			"FROM repositories WHERE id = $1", 1, params, err, errlen);
-	if (!res)
+	if (db_ensure(job->db, err, errlen) < 0 || db_tenant_begin(job->db, job->org_id, 0, err, errlen) < 0)
 		return -1;
-	if (PQntuples(res) != 1) {
-		snprintf(err, errlen, "repository %lld no longer exists", repository_id);
-		PQclear(res);
+	rc = repository_open(job->db, job->org_id, &job->ctx->keyring, &job->ctx->allowed_networks,
+			     repository_id, &r, err, errlen);
+	db_rollback(job->db);	/* read only */
+	if (rc < 0)
 		return -1;
-	}
-	conf.bucket = PQgetvalue(res, 0, 2);
-	conf.region = PQgetvalue(res, 0, 3);
-	conf.endpoint = PQgetisnull(res, 0, 4) ? NULL : PQgetvalue(res, 0, 4);
-	conf.path_style = strcmp(PQgetvalue(res, 0, 6), "t") == 0;
-	conf.access_key = PQgetvalue(res, 0, 7);
-	conf.secret_key = secret_open(&job->ctx->keyring, job->org_id, "repository.secret_key", PQgetvalue(res, 0, 8));
-	if (!conf.secret_key) {
-		snprintf(err, errlen, "repository %s: the stored secret key cannot be decrypted with the current master key",
-			 PQgetvalue(res, 0, 0));
-		PQclear(res);
-		return -1;
-	}
-	repo->s3 = s3_client_new(&conf, &job->ctx->allowed_networks, err, errlen);
-	secret_free(conf.secret_key);
-	if (!repo->s3) {
-		PQclear(res);
-		return -1;
-	}
-	repo->id = repository_id;
-	repo->bucket = xstrdup(conf.bucket);
-	const char *prefix = PQgetvalue(res, 0, 5);
-	size_t plen = strlen(prefix);
-	repo->prefix = xmalloc(plen + 2);
-	snprintf(repo->prefix, plen + 2, "%s%s", prefix, plen && prefix[plen - 1] != '/' ? "/" : "");
-	PQclear(res);
+	repo->id = r.id;
+	repo->s3 = r.s3;
+	repo->prefix = r.prefix;
+	repo->bucket = r.bucket;
 	return 0;
 }
 

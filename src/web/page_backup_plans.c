@@ -5,7 +5,7 @@
  * repository and says exactly what is missing before anything is saved. */
 #include "web.h"
 #include "audit.h"
-#include "cron_check.h"
+#include "cron.h"
 #include "db.h"
 #include "form.h"
 #include "k8s_client.h"
@@ -136,14 +136,15 @@ static void step1_check(struct request *r, const struct wizard *w, struct form_v
 	if (strcmp(kind, "weekly") == 0 && !v->value[S1_WEEKDAY])
 		field_fail(v, S1_WEEKDAY, "Day: choose the day of the week");
 	if (strcmp(kind, "cron") == 0) {
+		struct cron_spec spec;
 		if (!v->value[S1_CRON])
 			field_fail(v, S1_CRON, "Cron expression: required for a cron schedule (five fields: minute hour day month weekday)");
-		else if (cron_check(v->value[S1_CRON], err, sizeof err) < 0)
+		else if (cron_parse(v->value[S1_CRON], &spec, err, sizeof err) < 0)
 			field_fail(v, S1_CRON, "Cron expression: %s", err);
 	}
 	if (!v->value[S1_TZ])
 		v->value[S1_TZ] = xstrdup("UTC");
-	else if (!row_exists(r, "SELECT 1 FROM pg_timezone_names WHERE name = $1", v->value[S1_TZ]))
+	else if (!cron_valid_time_zone(v->value[S1_TZ]))
 		field_fail(v, S1_TZ, "Time zone: not a known IANA time zone (Europe/Paris, UTC)");
 }
 
@@ -233,19 +234,15 @@ static void step4_check(struct request *r, const struct wizard *w, struct form_v
 static char *schedule_cron(const struct wizard *w)
 {
 	const char *kind = wizard_value(w, 1, "schedule_kind");
-	struct strbuf sb = STRBUF_INIT;
-	int h = 0, m = 0;
+	char out[160] = "", err[160];
 
-	parse_time(wizard_value(w, 1, "at_time"), &h, &m);
-	if (strcmp(kind, "hourly") == 0)
-		strbuf_addstr(&sb, "0 * * * *");
-	else if (strcmp(kind, "daily") == 0)
-		strbuf_addf(&sb, "%d %d * * *", m, h);
-	else if (strcmp(kind, "weekly") == 0)
-		strbuf_addf(&sb, "%d %d * * %d", m, h, weekday_index(wizard_value(w, 1, "weekday")));
-	else if (strcmp(kind, "cron") == 0)
-		cron_normalise(wizard_value(w, 1, "cron"), &sb);
-	return strbuf_take(&sb);
+	if (strcmp(kind, "cron") == 0)
+		return xstrdup(wizard_value(w, 1, "cron"));
+	if (strcmp(kind, "manual") != 0 &&
+	    cron_preset(kind, strcmp(kind, "hourly") == 0 ? "0" : wizard_value(w, 1, "at_time"),
+			weekday_index(wizard_value(w, 1, "weekday")), out, sizeof out, err, sizeof err) < 0)
+		out[0] = '\0';	/* step 1 validated the time and the day */
+	return xstrdup(out);
 }
 
 /* Words for a stored schedule: "Daily at 02:30 (Europe/Paris)". */

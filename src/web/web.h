@@ -157,8 +157,14 @@ void page_members_invite(struct request *r);
 void page_members_role(struct request *r);
 void page_members_remove(struct request *r);
 void page_audit(struct request *r);
+void page_schedule_preview(struct request *r);
+/* The cron expression of a schedule form (kind cron/hourly/daily/weekly), or -1 with err. */
+int schedule_expression(const char *kind, const char *cron, const char *at, const char *weekday,
+			char *out, size_t outlen, char *err, size_t errlen);
 void page_clusters(struct request *r);
 void page_cluster_new(struct request *r);
+void page_cluster_import_form(struct request *r);
+void page_cluster_import(struct request *r);
 void page_cluster_create(struct request *r);
 void page_cluster_edit(struct request *r);
 void page_cluster_update(struct request *r);

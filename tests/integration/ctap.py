@@ -11,7 +11,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def run_tap(program, env, expected_cases, timeout=900):
-    path = os.path.join(REPO, "tests", "integration", "c", program)
+    build = os.environ.get("STOWAGE_BUILD", REPO)  # scripts/test builds out of tree
+    path = os.path.join(build, "tests", "integration", "c", program)
     if not os.access(path, os.X_OK):
         pytest.fail(f"{path} is not built: run `make check` (or `make {os.path.relpath(path, REPO)}`) first")
     res = subprocess.run([path], env=dict(os.environ, **env), capture_output=True, text=True,

@@ -138,8 +138,8 @@ def test_step1_refuses_bad_input_naming_the_field(org):
         (step1(org, at_time=""), "Time: a time of day as HH:MM"),
         (step1(org, at_time="24:00"), "Time: a time of day as HH:MM"),
         (step1(org, schedule_kind="weekly"), "Day: choose the day of the week"),
-        (step1(org, schedule_kind="cron", cron="61 2 * * *"), "Cron expression: minute: 61 is out of range 0-59"),
-        (step1(org, schedule_kind="cron", cron="0 2 * *"), "Cron expression: needs 5 fields"),
+        (step1(org, schedule_kind="cron", cron="61 2 * * *"), "Cron expression: minute: 61-61 is outside 0-59"),
+        (step1(org, schedule_kind="cron", cron="0 2 * *"), "Cron expression: needs five fields"),
         (step1(org, schedule_kind="cron", cron=""), "Cron expression: required for a cron schedule"),
         (step1(org, schedule_kind="yearly"), "Policy: choose one of the offered options"),
         (step1(org, time_zone="Mars/Olympus"), "Time zone: not a known IANA time zone"),
@@ -275,7 +275,7 @@ def test_finish_says_what_is_missing(org, shop, testenv, bucket):
     assert "no VolumeSnapshotClass is labelled velero.io/csi-volumesnapshot-class=true" in page_text(r)
     # a step left invalid is shown again with its error, even on Finish
     r = org.post("/backup-plans", full_plan(org, shop, schedule_kind="cron", cron="* * * * * *"))
-    assert r.status_code == 422 and "Cron expression: needs 5 fields" in page_text(r) and 'name="cron"' in page_text(r)
+    assert r.status_code == 422 and "Cron expression: needs five fields" in page_text(r) and 'name="cron"' in page_text(r)
 
 
 # ---- running, the queue, cancel, the job page ----

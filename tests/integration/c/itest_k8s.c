@@ -382,6 +382,21 @@ static void test_transport_failures_in_words(void)
 	CHECK_STREQ(w, "connection refused to 127.0.0.1:1");
 	k8s_client_free(k);
 
+	/* The allow-list refuses an API server outside it before any connection. */
+	{
+		struct net_allow allow;
+		char err[256] = "";
+
+		CHECK_INTEQ(net_allow_parse("10.0.0.0/8", &allow, err, sizeof err), 0);
+		CHECK(k8s_client_new(&conf, &allow, err, sizeof err) == NULL);
+		printf("# %s\n", err);
+		CHECK(strstr(err, "outside the allowed networks") != NULL);
+		CHECK_INTEQ(net_allow_parse("127.0.0.0/8", &allow, err, sizeof err), 0);
+		k = k8s_client_new(&conf, &allow, err, sizeof err);
+		CHECK(k != NULL && k8s_version(k, v, sizeof v, &e) == 0);
+		k8s_client_free(k);
+	}
+
 	bad = conf;
 	bad.api_url = "https://no-such-cluster.invalid:6443";
 	k = client(&bad);

@@ -1,0 +1,295 @@
+/* stowage-scheduler: fires scheduled backups at their time, enforces retention, and takes back
+ * the jobs of runners that stopped heart-beating.
+ *
+ *   stowage-scheduler -c stowage.conf [--once] [--now EPOCH]
+ *
+ * Several schedulers may run at once. A due plan is locked (FOR UPDATE) while one of them queues
+ * its job and moves next_run_at past "now", and jobs are unique per (plan, due time): exactly one
+ * job per due time however many fire it. After downtime a plan whose due time passed fires once,
+ * not once per missed slot. --now replaces the clock (tests); --once does one round. */
+#include "audit.h"
+#include "config.h"
+#include "cron.h"
+#include "db.h"
+#include "log.h"
+#include "repository.h"
+#include "secret_store.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stopping;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+struct scheduler {
+	PGconn *db;
+	struct secret_keyring keyring;
+	struct net_allow allowed_networks;
+	long stale_after_s;
+};
+
+static void iso_time(time_t t, char *out, size_t n)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Queues the plan's job when due and sets its next run; all in one transaction of its tenant. */
+static void fire_plan(struct scheduler *s, const char *plan_id, long long org_id, time_t now)
+{
+	char err[512], now_s[32], next_s[32];
+	const char *params[] = { plan_id };
+	struct cron_spec spec;
+	PGresult *res;
+
+	if (db_tenant_begin(s->db, org_id, 0, err, sizeof err) < 0) {
+		log_error("plan %s: %s", plan_id, err);
+		return;
+	}
+	res = db_exec(s->db, "SELECT name, schedule_cron, time_zone, extract(epoch FROM next_run_at)::bigint, "
+		      "cluster_id FROM backup_plans WHERE id = $1 AND schedule_kind <> 'manual' FOR UPDATE",
+		      1, params, err, sizeof err);
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		db_rollback(s->db);
+		return;
+	}
+	const char *name = PQgetvalue(res, 0, 0), *tz = PQgetvalue(res, 0, 2);
+	if (cron_parse(PQgetvalue(res, 0, 1), &spec, err, sizeof err) < 0 || !cron_valid_time_zone(tz)) {
+		log_error("plan %s (%s): schedule \"%s\" in %s cannot be used: %s", plan_id, name,
+			  PQgetvalue(res, 0, 1), tz, err);
+		PQclear(res);
+		db_rollback(s->db);
+		return;
+	}
+	int has_due = !PQgetisnull(res, 0, 3);
+	time_t due = has_due ? (time_t)strtoll(PQgetvalue(res, 0, 3), NULL, 10) : 0;
+	time_t next = cron_next(&spec, tz, now);
+	iso_time(next, next_s, sizeof next_s);
+	if (has_due && due <= now) {
+		char due_s[32];
+		iso_time(due, due_s, sizeof due_s);
+		const char *ins[] = { plan_id, PQgetvalue(res, 0, 4), due_s };
+		PGresult *job = db_exec(s->db, "INSERT INTO jobs (kind, backup_plan_id, cluster_id, trigger, scheduled_for) "
+					"VALUES ('backup', $1, $2, 'schedule', $3) "
+					"ON CONFLICT (backup_plan_id, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING "
+					"RETURNING id", 3, ins, err, sizeof err);
+		if (!job) {
+			log_error("plan %s (%s): %s", plan_id, name, err);
+			PQclear(res);
+			db_rollback(s->db);
+			return;
+		}
+		if (PQntuples(job) == 1)
+			log_info("plan %s (%s) of organisation %lld: queued job %s for its run due at %s%s; next run %s",
+				 plan_id, name, org_id, PQgetvalue(job, 0, 0), due_s,
+				 now - due >= 120 ? " (late: missed while no scheduler ran, fired once)" : "", next_s);
+		PQclear(job);
+	} else if (!has_due) {
+		log_info("plan %s (%s): first run at %s", plan_id, name, next_s);
+	}
+	PQclear(res);
+	const char *upd[] = { plan_id, next < 0 ? NULL : next_s };
+	iso_time(now, now_s, sizeof now_s);
+	if (db_run(s->db, "UPDATE backup_plans SET next_run_at = $2 WHERE id = $1", 2, upd, err, sizeof err) < 0 ||
+	    db_commit(s->db, err, sizeof err) < 0) {
+		log_error("plan %s: %s", plan_id, err);
+		db_rollback(s->db);
+	}
+}
+
+static void fire_due_plans(struct scheduler *s, time_t now)
+{
+	char err[512], now_s[32];
+	const char *params[] = { now_s };
+	PGresult *res;
+
+	iso_time(now, now_s, sizeof now_s);
+	res = db_exec(s->db, "SELECT plan_id, plan_org_id FROM scheduler_due_plans($1)", 1, params, err, sizeof err);
+	if (!res) {
+		log_error("due plans: %s", err);
+		return;
+	}
+	for (int i = 0; i < PQntuples(res) && !stopping; i++)
+		fire_plan(s, PQgetvalue(res, i, 0), strtoll(PQgetvalue(res, i, 1), NULL, 10), now);
+	PQclear(res);
+}
+
+/* Deletes one expired backup: marked 'deleting' first (never offered again), its objects removed
+ * from the repository, then its row. A failure leaves it 'deleting' for the next round. */
+static void expire_backup(struct scheduler *s, const char *backup_id, long long org_id)
+{
+	char err[512];
+	const char *params[] = { backup_id };
+	struct repository repo;
+	PGresult *res;
+
+	if (db_tenant_begin(s->db, org_id, 0, err, sizeof err) < 0)
+		goto fail;
+	res = db_exec(s->db, "UPDATE backups SET state = 'deleting' WHERE id = $1 AND state <> 'running' "
+		      "RETURNING name, repository_id", 1, params, err, sizeof err);
+	if (!res || PQntuples(res) != 1 || db_commit(s->db, err, sizeof err) < 0) {
+		PQclear(res);
+		db_rollback(s->db);
+		return;
+	}
+	char *name = strdup(PQgetvalue(res, 0, 0));
+	long long repo_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	if (db_tenant_begin(s->db, org_id, 0, err, sizeof err) < 0) {
+		free(name);
+		goto fail;
+	}
+	int opened = repository_open(s->db, org_id, &s->keyring, &s->allowed_networks, repo_id, &repo, err, sizeof err);
+	db_rollback(s->db);
+	if (opened < 0) {
+		log_error("backup %s (%s): cannot open its repository: %s; will retry", backup_id, name, err);
+		free(name);
+		return;
+	}
+	long deleted = repository_delete_backup(&repo, name, err, sizeof err);
+	repository_close(&repo);
+	if (deleted < 0) {
+		log_error("backup %s (%s): deleting its objects failed: %s; will retry", backup_id, name, err);
+		free(name);
+		return;
+	}
+	cJSON *detail = cJSON_CreateObject();
+	cJSON_AddNumberToObject(detail, "objects_deleted", (double)deleted);
+	cJSON_AddStringToObject(detail, "reason", "retention period over");
+	if (db_tenant_begin(s->db, org_id, 0, err, sizeof err) < 0 ||
+	    db_run(s->db, "DELETE FROM backups WHERE id = $1", 1, params, err, sizeof err) < 0 ||
+	    audit_record(s->db, "backup.expire", name, detail, err, sizeof err) < 0 ||
+	    db_commit(s->db, err, sizeof err) < 0) {
+		db_rollback(s->db);
+		log_error("backup %s (%s): %s; will retry", backup_id, name, err);
+	} else {
+		log_info("backup %s (%s) of organisation %lld expired: %ld objects deleted", backup_id, name, org_id, deleted);
+	}
+	cJSON_Delete(detail);
+	free(name);
+	return;
+fail:
+	log_error("backup %s: %s", backup_id, err);
+}
+
+static void sweep_retention(struct scheduler *s, time_t now)
+{
+	char err[512], now_s[32];
+	const char *params[] = { now_s };
+	PGresult *res;
+
+	iso_time(now, now_s, sizeof now_s);
+	res = db_exec(s->db, "SELECT backup_id, backup_org_id FROM scheduler_expired_backups($1)", 1, params, err, sizeof err);
+	if (!res) {
+		log_error("expired backups: %s", err);
+		return;
+	}
+	for (int i = 0; i < PQntuples(res) && !stopping; i++)
+		expire_backup(s, PQgetvalue(res, i, 0), strtoll(PQgetvalue(res, i, 1), NULL, 10));
+	PQclear(res);
+}
+
+static void reap_stale_jobs(struct scheduler *s)
+{
+	char err[512], stale[24];
+	const char *params[] = { stale };
+	PGresult *res;
+
+	snprintf(stale, sizeof stale, "%ld", s->stale_after_s);
+	res = db_exec(s->db, "SELECT job_id FROM reap_stale_jobs($1)", 1, params, err, sizeof err);
+	for (int i = 0; res && i < PQntuples(res); i++)
+		log_warn("job %s failed: its runner stopped heart-beating", PQgetvalue(res, i, 0));
+	if (!res)
+		log_error("reaping stale jobs: %s", err);
+	PQclear(res);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: stowage-scheduler -c config [--once] [--now EPOCH]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "once", no_argument, NULL, 'o' },
+		{ "now", required_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct scheduler s = { 0 };
+	struct config cfg;
+	struct sigaction sa = { 0 };
+	const char *config_path = NULL;
+	time_t fixed_now = 0;
+	long heartbeat_s;
+	int once = 0, c;
+	char err[512];
+
+	log_set_program("stowage-scheduler");
+	while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config_path = optarg; break;
+		case 'o': once = 1; break;
+		case 'n': fixed_now = (time_t)strtoll(optarg, NULL, 10); break;
+		default: usage();
+		}
+	}
+	if (!config_path || optind != argc)
+		usage();
+	if (config_load(&cfg, config_path, err, sizeof err) < 0)
+		log_fatal("%s", err);
+	if (config_get_int(&cfg, "heartbeat_seconds", 5, 1, 300, &heartbeat_s, err, sizeof err) < 0)
+		log_fatal("%s: %s", config_path, err);
+	s.stale_after_s = heartbeat_s * 6;
+	const char *url = config_get(&cfg, "database_url", NULL), *key_file = config_get(&cfg, "master_key_file", NULL);
+	if (!url || !key_file)
+		log_fatal("%s: database_url and master_key_file must be set", config_path);
+	if (secret_keyring_load(key_file, &s.keyring, err, sizeof err) < 0)
+		log_fatal("%s", err);
+	if (net_allow_parse(config_get(&cfg, "allowed_networks", ""), &s.allowed_networks, err, sizeof err) < 0)
+		log_fatal("%s: allowed_networks: %s", config_path, err);
+	s.db = db_connect(url, "stowage-scheduler", err, sizeof err);
+	if (!s.db)
+		log_fatal("%s", err);
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	if (!once)
+		log_info("scheduler ready");
+	while (!stopping) {
+		time_t now = fixed_now ? fixed_now : time(NULL);
+		if (db_ensure(s.db, err, sizeof err) == 0) {
+			fire_due_plans(&s, now);
+			sweep_retention(&s, now);
+			reap_stale_jobs(&s);
+		} else {
+			log_error("%s", err);
+		}
+		if (once)
+			break;
+		/* Wake at the start of the next minute: schedules have minute resolution. */
+		unsigned wait = (unsigned)(60 - time(NULL) % 60);
+		while (wait-- > 0 && !stopping)
+			sleep(1);
+	}
+	PQfinish(s.db);
+	config_free(&cfg);
+	if (!once)
+		log_info("scheduler stopped");
+	return 0;
+}
