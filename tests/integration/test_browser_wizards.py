@@ -72,6 +72,15 @@ def test_backup_and_restore_wizards_in_chromium(stack, testenv, browser):
     Select(browser.find_element(By.NAME, "repository_id")).select_by_visible_text("minio")
     browser.find_element(By.CSS_SELECTOR, 'input[name="schedule_kind"][value="cron"]').click()
     browser.find_element(By.NAME, "cron").send_keys("0 3 * * 1-5")
+    # the next runs, previewed by the scheduler's own reading of the expression
+    WebDriverWait(browser, 10).until(lambda d: "Next runs: Mon" in d.find_element(By.ID, "schedule-preview").text
+                                     or "Next runs: T" in d.find_element(By.ID, "schedule-preview").text
+                                     or "Next runs: Wed" in d.find_element(By.ID, "schedule-preview").text
+                                     or "Next runs: Fri" in d.find_element(By.ID, "schedule-preview").text)
+    assert "03:00" in browser.find_element(By.ID, "schedule-preview").text
+    browser.find_element(By.NAME, "cron").send_keys("0")  # "0 3 * * 1-50"
+    WebDriverWait(browser, 10).until(lambda d: "Cron expression:" in d.find_element(By.ID, "schedule-preview").text)
+    browser.find_element(By.NAME, "cron").send_keys("\b")
     screenshot(browser, "backup-wizard-1")
     submit(browser, "Next")
     assert "2. Namespaces" in browser.find_element(By.CSS_SELECTOR, '[aria-current="step"]').text
