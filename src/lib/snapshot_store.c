@@ -1,0 +1,270 @@
+#include "snapshot_store.h"
+#include "strbuf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A single tree line may list a huge file's chunks: 16M chunks of ~75 bytes. */
+#define TREE_LINE_MAX (1300u * 1024 * 1024)
+
+static void snapshot_key(struct chunk_store *cs, struct strbuf *sb, const char *id)
+{
+	struct strbuf suffix = STRBUF_INIT;
+
+	strbuf_addf(&suffix, "data/snapshots/%s.json.enc", id);
+	chunk_store_key(cs, sb, suffix.buf);
+	strbuf_release(&suffix);
+}
+
+static void snapshot_aad(char *aad, size_t n, const char *id)
+{
+	snprintf(aad, n, "stowage-snapshot-v1:%s", id);
+}
+
+int snapshot_write(struct chunk_store *cs, const struct manifest_header *h, char *err, size_t errlen)
+{
+	struct strbuf key = STRBUF_INIT;
+	char *json = manifest_header_json(h), aad[64];
+	int rc;
+
+	snapshot_key(cs, &key, h->id);
+	snapshot_aad(aad, sizeof aad, h->id);
+	rc = chunk_store_put_sealed(cs, key.buf, aad, json, strlen(json), err, errlen);
+	free(json);
+	strbuf_release(&key);
+	return rc;
+}
+
+int snapshot_read(struct chunk_store *cs, const char *id, struct manifest_header *h,
+		  char *err, size_t errlen)
+{
+	struct strbuf key = STRBUF_INIT, json = STRBUF_INIT;
+	char aad[64], why[384];
+	int rc;
+
+	memset(h, 0, sizeof *h);
+	if (!snapshot_id_valid(id)) {
+		snprintf(err, errlen, "snapshot id \"%.40s\": not a snapshot id", id);
+		return -1;
+	}
+	snapshot_key(cs, &key, id);
+	snapshot_aad(aad, sizeof aad, id);
+	rc = chunk_store_get_sealed(cs, key.buf, aad, &json, err, errlen);
+	if (rc == OBJECT_STORE_NOT_FOUND)
+		snprintf(err, errlen, "snapshot %s: not found", id);
+	if (rc == 0 && manifest_header_parse(json.buf, json.len, h, why, sizeof why) < 0) {
+		snprintf(err, errlen, "snapshot %s: %s", id, why);
+		rc = CHUNK_STORE_CORRUPT;
+	}
+	if (rc == 0 && strcmp(h->id, id) != 0) {
+		snprintf(err, errlen, "snapshot %s: manifest names another snapshot", id);
+		manifest_header_free(h);
+		rc = CHUNK_STORE_CORRUPT;
+	}
+	strbuf_release(&key);
+	strbuf_release(&json);
+	return rc;
+}
+
+struct list_ctx {
+	snapshot_list_cb cb;
+	void *arg;
+};
+
+static int list_one(const char *key, const struct object_info *info, void *arg)
+{
+	struct list_ctx *lc = arg;
+	const char *base = strrchr(key, '/') + 1;
+	char id[SNAPSHOT_ID_LEN + 1];
+
+	if (strlen(base) != SNAPSHOT_ID_LEN + strlen(".json.enc") || strcmp(base + SNAPSHOT_ID_LEN, ".json.enc") != 0)
+		return 0;
+	memcpy(id, base, SNAPSHOT_ID_LEN);
+	id[SNAPSHOT_ID_LEN] = '\0';
+	return snapshot_id_valid(id) ? lc->cb(id, info, lc->arg) : 0;
+}
+
+int snapshot_list(struct chunk_store *cs, snapshot_list_cb cb, void *arg, char *err, size_t errlen)
+{
+	struct strbuf prefix = STRBUF_INIT;
+	struct list_ctx lc = { cb, arg };
+	int rc;
+
+	chunk_store_key(cs, &prefix, "data/snapshots/");
+	rc = object_list(chunk_store_objects(cs), prefix.buf, list_one, &lc, err, errlen);
+	strbuf_release(&prefix);
+	return rc;
+}
+
+int snapshot_delete(struct chunk_store *cs, const char *id, char *err, size_t errlen)
+{
+	struct strbuf key = STRBUF_INIT;
+	int rc;
+
+	snapshot_key(cs, &key, id);
+	rc = object_delete(chunk_store_objects(cs), key.buf, err, errlen);
+	strbuf_release(&key);
+	return rc;
+}
+
+/* ---- tree stream ---- */
+
+struct tree_writer {
+	struct chunk_store *cs;
+	struct strbuf buf;
+	struct manifest_chunk *chunks;
+	size_t n, cap;
+};
+
+struct tree_writer *tree_writer_new(struct chunk_store *cs)
+{
+	struct tree_writer *tw = xcalloc(1, sizeof *tw);
+
+	tw->cs = cs;
+	return tw;
+}
+
+/* Stores chunks while at least a full chunker window is buffered (all of it when final). */
+static int tree_writer_cut(struct tree_writer *tw, int final, char *err, size_t errlen)
+{
+	while (tw->buf.len >= CHUNK_MAX || (final && tw->buf.len)) {
+		size_t n = chunker_cut(chunk_store_chunker(tw->cs), (uint8_t *)tw->buf.buf, tw->buf.len);
+
+		if (tw->n == tw->cap) {
+			tw->cap = tw->cap ? tw->cap * 2 : 16;
+			tw->chunks = xrealloc(tw->chunks, tw->cap * sizeof *tw->chunks);
+		}
+		if (chunk_store_put(tw->cs, CHUNK_TREE, tw->buf.buf, n, tw->chunks[tw->n].id, err, errlen) < 0)
+			return -1;
+		tw->chunks[tw->n++].len = (uint32_t)n;
+		memmove(tw->buf.buf, tw->buf.buf + n, tw->buf.len - n);
+		tw->buf.len -= n;
+	}
+	return 0;
+}
+
+int tree_writer_add(struct tree_writer *tw, const struct manifest_entry *e, char *err, size_t errlen)
+{
+	char *line = manifest_entry_json(e);
+
+	strbuf_addstr(&tw->buf, line);
+	strbuf_addch(&tw->buf, '\n');
+	free(line);
+	return tree_writer_cut(tw, 0, err, errlen);
+}
+
+void tree_writer_free(struct tree_writer *tw)
+{
+	free(tw->chunks);
+	strbuf_release(&tw->buf);
+	free(tw);
+}
+
+int tree_writer_finish(struct tree_writer *tw, struct manifest_chunk **chunks, size_t *n,
+		       char *err, size_t errlen)
+{
+	int rc = tree_writer_cut(tw, 1, err, errlen);
+
+	*chunks = NULL;
+	*n = 0;
+	if (rc == 0) {
+		*chunks = tw->chunks;
+		*n = tw->n;
+		tw->chunks = NULL;
+	}
+	tree_writer_free(tw);
+	return rc;
+}
+
+struct tree_reader {
+	struct chunk_store *cs;
+	const struct manifest_header *h;
+	size_t next_chunk;
+	struct strbuf buf;
+	size_t pos;
+	char *last_path;
+};
+
+struct tree_reader *tree_reader_new(struct chunk_store *cs, const struct manifest_header *h)
+{
+	struct tree_reader *tr = xcalloc(1, sizeof *tr);
+
+	tr->cs = cs;
+	tr->h = h;
+	strbuf_grow(&tr->buf, 1);
+	return tr;
+}
+
+int tree_reader_next(struct tree_reader *tr, struct manifest_entry *e, char *err, size_t errlen)
+{
+	char *nl;
+	char why[384];
+
+	memset(e, 0, sizeof *e);
+	while (!(nl = memchr(tr->buf.buf + tr->pos, '\n', tr->buf.len - tr->pos))) {
+		const struct manifest_chunk *c = &tr->h->tree[tr->next_chunk];
+		int rc;
+
+		if (tr->next_chunk == tr->h->ntree) {
+			if (tr->pos == tr->buf.len)
+				return 0;
+			snprintf(err, errlen, "snapshot %s: tree ends inside an entry", tr->h->id);
+			return CHUNK_STORE_CORRUPT;
+		}
+		if (tr->buf.len - tr->pos > TREE_LINE_MAX) {
+			snprintf(err, errlen, "snapshot %s: tree entry longer than %u bytes", tr->h->id, TREE_LINE_MAX);
+			return CHUNK_STORE_CORRUPT;
+		}
+		memmove(tr->buf.buf, tr->buf.buf + tr->pos, tr->buf.len - tr->pos);
+		tr->buf.len -= tr->pos;
+		tr->pos = 0;
+		rc = chunk_store_get(tr->cs, c->id, &tr->buf, why, sizeof why);
+		if (rc < 0) {
+			snprintf(err, errlen, "snapshot %s: tree: %s", tr->h->id, why);
+			return rc;
+		}
+		tr->next_chunk++;
+	}
+	if (manifest_entry_parse(tr->buf.buf + tr->pos, (size_t)(nl - (tr->buf.buf + tr->pos)), e, why, sizeof why) < 0) {
+		snprintf(err, errlen, "snapshot %s: %s", tr->h->id, why);
+		return CHUNK_STORE_CORRUPT;
+	}
+	tr->pos = (size_t)(nl - tr->buf.buf) + 1;
+	if (tr->last_path && manifest_path_cmp(tr->last_path, e->path) >= 0) {
+		char *esc = path_escape(e->path);
+		snprintf(err, errlen, "snapshot %s: entry %s is out of order", tr->h->id, esc);
+		free(esc);
+		manifest_entry_free(e);
+		return CHUNK_STORE_CORRUPT;
+	}
+	free(tr->last_path);
+	tr->last_path = xstrdup(e->path);
+	return 1;
+}
+
+void tree_reader_free(struct tree_reader *tr)
+{
+	if (!tr)
+		return;
+	strbuf_release(&tr->buf);
+	free(tr->last_path);
+	free(tr);
+}
+
+char *path_escape(const char *path)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		if (*p == '\n')
+			strbuf_addstr(&sb, "\\n");
+		else if (*p == '\\')
+			strbuf_addstr(&sb, "\\\\");
+		else if (*p < 0x20 || *p == 0x7f)
+			strbuf_addf(&sb, "\\x%02x", *p);
+		else
+			strbuf_addch(&sb, (char)*p);	/* UTF-8 passes through */
+	}
+	return strbuf_take(&sb);
+}

@@ -1,0 +1,1137 @@
+#include "volume_snapshot.h"
+#include "log.h"
+#include "repo_lock.h"
+#include "snapshot_store.h"
+#include "strbuf.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Entries in flight between the walk and the tree writer; bounds memory with the queues. */
+#define WINDOW 64
+/* How long a backup waits for a running prune before it gives up (exit 4). */
+#define PRUNE_WAIT_SECONDS 600
+
+/* ---- shared helpers ---- */
+
+static void set_err_path(char *err, size_t errlen, const char *verb, const char *path, const char *why)
+{
+	char *esc = path_escape(path);
+
+	snprintf(err, errlen, "%s %s: %s", verb, esc, why);
+	free(esc);
+}
+
+static int64_t ts_sec(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec;
+}
+
+/* ---- backup ---- */
+
+struct backup_slot {
+	struct manifest_entry e;
+	int done;
+	int vanished;		/* removed between the walk and the read: left out */
+};
+
+struct backup {
+	struct chunk_store *cs;
+	const struct volume_backup_options *opt;
+	struct volume_backup_result *res;
+	int root_fd;
+	struct repo_lock *lock;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct backup_slot slots[WINDOW];
+	uint64_t head, tail;		/* slots [head, tail) are in use */
+	uint64_t jobs[WINDOW];
+	uint64_t jobs_head, jobs_tail;
+	int stop, failed, fail_rc;
+	char err[1024];
+
+	struct tree_writer *tw;
+	struct manifest_header parent_h;
+	struct tree_reader *parent;
+	struct manifest_entry pe;
+	int pe_valid;
+
+	struct volume_progress prog;
+	time_t last_progress;
+};
+
+/* Records the first failure; the others are consequences. Caller holds mu. */
+static void backup_fail_locked(struct backup *b, int rc, const char *msg)
+{
+	if (!b->failed) {
+		b->failed = 1;
+		b->fail_rc = rc;
+		snprintf(b->err, sizeof b->err, "%s", msg);
+	}
+	pthread_cond_broadcast(&b->cond);
+}
+
+static void backup_fail(struct backup *b, int rc, const char *msg)
+{
+	pthread_mutex_lock(&b->mu);
+	backup_fail_locked(b, rc, msg);
+	pthread_mutex_unlock(&b->mu);
+}
+
+static void add_chunk(struct manifest_entry *e, size_t *cap, const uint8_t id[CHUNK_ID_LEN], size_t len)
+{
+	if (e->nchunks == *cap) {
+		*cap = *cap ? *cap * 2 : 8;
+		e->chunks = xrealloc(e->chunks, *cap * sizeof *e->chunks);
+	}
+	memcpy(e->chunks[e->nchunks].id, id, CHUNK_ID_LEN);
+	e->chunks[e->nchunks++].len = (uint32_t)len;
+}
+
+static void add_hole(struct manifest_entry *e, size_t *cap, uint64_t offset, uint64_t len)
+{
+	if (len == 0)
+		return;
+	if (e->nholes && e->holes[e->nholes - 1].offset + e->holes[e->nholes - 1].len == offset) {
+		e->holes[e->nholes - 1].len += len;
+		return;
+	}
+	if (e->nholes == *cap) {
+		*cap = *cap ? *cap * 2 : 4;
+		e->holes = xrealloc(e->holes, *cap * sizeof *e->holes);
+	}
+	e->holes[e->nholes].offset = offset;
+	e->holes[e->nholes++].len = len;
+}
+
+/* Chunks [start, end) of fd; returns the offset reached (short when the file shrank) or -1. */
+static int64_t backup_region(struct backup *b, int fd, struct manifest_entry *e, size_t *chunk_cap,
+			     uint64_t start, uint64_t end, uint8_t *buf, char *err, size_t errlen)
+{
+	uint64_t pos = start;	/* file offset of buf[0] */
+	char why[512];
+	size_t have = 0;
+	int eof = 0;
+
+	while (pos < end) {
+		size_t n;
+		uint8_t id[CHUNK_ID_LEN];
+
+		while (!eof && have < CHUNK_MAX && pos + have < end) {
+			size_t want = CHUNK_MAX - have;
+			ssize_t r;
+
+			if (want > end - pos - have)
+				want = (size_t)(end - pos - have);
+			r = pread(fd, buf + have, want, (off_t)(pos + have));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0) {
+				set_err_path(err, errlen, "backup", e->path, strerror(errno));
+				return -1;
+			}
+			if (r == 0)
+				eof = 1;
+			have += (size_t)r;
+		}
+		if (have == 0)
+			break;
+		n = chunker_cut(chunk_store_chunker(b->cs), buf, have);
+		if (chunk_store_put(b->cs, CHUNK_DATA, buf, n, id, why, sizeof why) < 0) {
+			set_err_path(err, errlen, "backup", e->path, why);
+			return -1;
+		}
+		add_chunk(e, chunk_cap, id, n);
+		pthread_mutex_lock(&b->mu);
+		b->prog.bytes_done += n;
+		pthread_mutex_unlock(&b->mu);
+		memmove(buf, buf + n, have - n);
+		have -= n;
+		pos += n;
+	}
+	return (int64_t)pos;
+}
+
+/* Opens path beneath the volume without following any symlink on the way: the walk saw a
+ * directory, but a process in the volume may have swapped it for a link since. */
+static int open_for_reading(int root_fd, const char *path)
+{
+	struct open_how how = { .flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+	int fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
+
+	if (fd < 0 && errno == EPERM) {	/* O_NOATIME needs ownership */
+		how.flags &= ~(uint64_t)O_NOATIME;
+		fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
+	}
+	return fd;
+}
+
+/* Reads a regular file into chunks, skipping the holes SEEK_DATA/SEEK_HOLE report. Returns 1
+ * when the file is gone: a live volume loses temporary files all the time. */
+static int backup_file(struct backup *b, struct manifest_entry *e, uint8_t *buf, char *err, size_t errlen)
+{
+	size_t chunk_cap = 0, hole_cap = 0;
+	struct stat st;
+	uint64_t off = 0, size;
+	int fd = open_for_reading(b->root_fd, e->path);
+
+	if (fd < 0 && errno == ENOENT) {
+		char *esc = path_escape(e->path);
+		log_warn("backup %s: removed while the backup ran; left out", esc);
+		free(esc);
+		return 1;
+	}
+	if (fd < 0) {
+		set_err_path(err, errlen, "backup", e->path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		set_err_path(err, errlen, "backup", e->path, "changed into something other than a file while read");
+		close(fd);
+		return -1;
+	}
+	size = (uint64_t)st.st_size;
+	e->size = size;
+	e->mtime_sec = ts_sec(&st.st_mtim);
+	e->mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
+	e->ctime_sec = ts_sec(&st.st_ctim);
+	e->ctime_nsec = (uint32_t)st.st_ctim.tv_nsec;
+	e->ino = st.st_ino;
+	while (off < size) {
+		off_t data = lseek(fd, (off_t)off, SEEK_DATA), hole;
+		int64_t reached;
+
+		if (data < 0 && errno == ENXIO)
+			data = (off_t)size;		/* the rest is a hole */
+		else if (data < 0)
+			data = (off_t)off;		/* no hole support: all data */
+		if ((uint64_t)data > size)
+			data = (off_t)size;
+		add_hole(e, &hole_cap, off, (uint64_t)data - off);
+		if ((uint64_t)data >= size)
+			break;
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || (uint64_t)hole > size)
+			hole = (off_t)size;
+		reached = backup_region(b, fd, e, &chunk_cap, (uint64_t)data, (uint64_t)hole, buf, err, errlen);
+		if (reached < 0) {
+			close(fd);
+			return -1;
+		}
+		if ((uint64_t)reached < (uint64_t)hole) {
+			char *esc = path_escape(e->path);
+			log_warn("backup %s: file shrank while it was read; keeping the %lld bytes read", esc, (long long)reached);
+			free(esc);
+			e->size = (uint64_t)reached;
+			break;
+		}
+		off = (uint64_t)hole;
+	}
+	close(fd);
+	for (size_t i = 0; i < e->nchunks; i++)
+		off = i ? off + e->chunks[i].len : e->chunks[i].len;
+	if (!e->nchunks)
+		off = 0;
+	pthread_mutex_lock(&b->mu);
+	b->res->bytes_read += off;
+	b->prog.bytes_done += e->size - off;	/* the holes */
+	pthread_mutex_unlock(&b->mu);
+	return 0;
+}
+
+static void *backup_worker(void *arg)
+{
+	struct backup *b = arg;
+	uint8_t *buf = xmalloc(CHUNK_MAX);
+	char err[1024];
+
+	pthread_mutex_lock(&b->mu);
+	for (;;) {
+		struct backup_slot *s;
+		int rc;
+
+		while (b->jobs_head == b->jobs_tail && !b->stop && !b->failed)
+			pthread_cond_wait(&b->cond, &b->mu);
+		if (b->failed || b->jobs_head == b->jobs_tail)
+			break;
+		s = &b->slots[b->jobs[b->jobs_head++ % WINDOW] % WINDOW];
+		pthread_mutex_unlock(&b->mu);
+		rc = backup_file(b, &s->e, buf, err, sizeof err);
+		pthread_mutex_lock(&b->mu);
+		s->done = 1;
+		s->vanished = rc == 1;
+		if (rc < 0)
+			backup_fail_locked(b, rc, err);
+		pthread_cond_broadcast(&b->cond);
+	}
+	pthread_mutex_unlock(&b->mu);
+	free(buf);
+	return NULL;
+}
+
+/* Main thread only: a progress line at most once a second, and the lock kept fresh. */
+static void backup_tick(struct backup *b, int final)
+{
+	time_t now = time(NULL);
+	struct volume_progress p;
+	char err[512];
+
+	if (repo_lock_refresh(b->lock, err, sizeof err) < 0)
+		log_warn("refreshing the repository lock: %s", err);
+	if (!b->opt->progress || (!final && now == b->last_progress))
+		return;
+	b->last_progress = now;
+	pthread_mutex_lock(&b->mu);
+	p = b->prog;
+	pthread_mutex_unlock(&b->mu);
+	b->opt->progress(&p, b->opt->progress_arg);
+}
+
+/* Caller holds mu. Waits for the entry at the head of the window, ticking every second so a
+ * long file neither silences progress nor lets the lock go stale. */
+static void backup_wait_head(struct backup *b)
+{
+	while (!b->slots[b->head % WINDOW].done && !b->failed) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		if (pthread_cond_timedwait(&b->cond, &b->mu, &until) != 0) {
+			pthread_mutex_unlock(&b->mu);
+			backup_tick(b, 0);
+			pthread_mutex_lock(&b->mu);
+		}
+	}
+}
+
+/* Moves finished entries at the head of the window to the tree, in walk order. */
+static int backup_emit_ready(struct backup *b)
+{
+	for (;;) {
+		struct manifest_entry e;
+		char err[1024];
+		int rc, vanished;
+
+		pthread_mutex_lock(&b->mu);
+		if (b->failed || b->head == b->tail || !b->slots[b->head % WINDOW].done) {
+			rc = b->failed ? -1 : 0;
+			pthread_mutex_unlock(&b->mu);
+			return rc;
+		}
+		e = b->slots[b->head % WINDOW].e;
+		vanished = b->slots[b->head % WINDOW].vanished;
+		memset(&b->slots[b->head % WINDOW], 0, sizeof b->slots[0]);
+		b->head++;
+		if (e.type == ENTRY_FILE)
+			b->prog.files_done++;
+		pthread_cond_broadcast(&b->cond);
+		pthread_mutex_unlock(&b->mu);
+
+		if (vanished) {
+			manifest_entry_free(&e);
+			continue;
+		}
+		rc = tree_writer_add(b->tw, &e, err, sizeof err);
+		if (e.type == ENTRY_FILE) {
+			b->res->files++;
+			b->res->bytes += e.size;
+		} else if (e.type == ENTRY_DIR) {
+			b->res->dirs++;
+		} else {
+			b->res->symlinks++;
+		}
+		manifest_entry_free(&e);
+		if (rc < 0) {
+			backup_fail(b, rc, err);
+			return -1;
+		}
+		backup_tick(b, 0);
+	}
+}
+
+/* Hands an entry (taken over) to the window; files that need reading go to the workers. */
+static int backup_push(struct backup *b, struct manifest_entry *e, int needs_read)
+{
+	struct backup_slot *s;
+
+	for (;;) {
+		if (backup_emit_ready(b) < 0) {
+			manifest_entry_free(e);
+			return -1;
+		}
+		pthread_mutex_lock(&b->mu);
+		if (b->tail - b->head < WINDOW)
+			break;
+		backup_wait_head(b);
+		pthread_mutex_unlock(&b->mu);
+	}
+	s = &b->slots[b->tail % WINDOW];
+	s->e = *e;
+	s->done = !needs_read;
+	if (e->type == ENTRY_FILE && !needs_read)
+		b->prog.bytes_done += e->size;
+	if (needs_read)
+		b->jobs[b->jobs_tail++ % WINDOW] = b->tail;
+	b->tail++;
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->mu);
+	memset(e, 0, sizeof *e);
+	return 0;
+}
+
+static int backup_drain(struct backup *b)
+{
+	for (;;) {
+		if (backup_emit_ready(b) < 0)
+			return -1;
+		pthread_mutex_lock(&b->mu);
+		if (b->head == b->tail) {
+			pthread_mutex_unlock(&b->mu);
+			return 0;
+		}
+		backup_wait_head(b);
+		pthread_mutex_unlock(&b->mu);
+	}
+}
+
+/* The parent's entry for path, when the parent has one. Paths are asked in walk order, so
+ * one pass over the parent's tree serves the whole backup. */
+static const struct manifest_entry *parent_find(struct backup *b, const char *path)
+{
+	char err[512];
+
+	while (b->parent) {
+		int c;
+
+		if (!b->pe_valid) {
+			int rc = tree_reader_next(b->parent, &b->pe, err, sizeof err);
+			if (rc <= 0) {
+				if (rc < 0)
+					log_warn("parent snapshot unreadable, reading every file: %s", err);
+				tree_reader_free(b->parent);
+				b->parent = NULL;
+				return NULL;
+			}
+			b->pe_valid = 1;
+		}
+		c = manifest_path_cmp(b->pe.path, path);
+		if (c > 0)
+			return NULL;
+		if (c == 0)
+			return &b->pe;
+		manifest_entry_free(&b->pe);
+		b->pe_valid = 0;
+	}
+	return NULL;
+}
+
+/* Takes the parent's chunk list when the file is unchanged and all its chunks still exist. */
+static int reuse_from_parent(struct backup *b, struct manifest_entry *e)
+{
+	const struct manifest_entry *p = parent_find(b, e->path);
+
+	if (!p || p->type != ENTRY_FILE || p->size != e->size || p->ino != e->ino ||
+	    p->mtime_sec != e->mtime_sec || p->mtime_nsec != e->mtime_nsec ||
+	    p->ctime_sec != e->ctime_sec || p->ctime_nsec != e->ctime_nsec)
+		return 0;
+	for (size_t i = 0; i < p->nchunks; i++)
+		if (!chunk_store_has(b->cs, p->chunks[i].id))
+			return 0;
+	e->chunks = xmalloc((p->nchunks + 1) * sizeof *e->chunks);
+	memcpy(e->chunks, p->chunks, p->nchunks * sizeof *e->chunks);
+	e->nchunks = p->nchunks;
+	e->holes = xmalloc((p->nholes + 1) * sizeof *e->holes);
+	memcpy(e->holes, p->holes, p->nholes * sizeof *e->holes);
+	e->nholes = p->nholes;
+	b->res->files_unchanged++;
+	return 1;
+}
+
+static void entry_from_stat(struct manifest_entry *e, const char *path, const struct stat *st)
+{
+	memset(e, 0, sizeof *e);
+	e->path = xstrdup(path);
+	e->mode = st->st_mode & 07777;
+	e->uid = st->st_uid;
+	e->gid = st->st_gid;
+	e->mtime_sec = ts_sec(&st->st_mtim);
+	e->mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
+	if (S_ISDIR(st->st_mode))
+		e->type = ENTRY_DIR;
+	else if (S_ISLNK(st->st_mode))
+		e->type = ENTRY_SYMLINK;
+	else
+		e->type = ENTRY_FILE;
+	if (e->type == ENTRY_FILE) {
+		e->size = (uint64_t)st->st_size;
+		e->ino = st->st_ino;
+		e->ctime_sec = ts_sec(&st->st_ctim);
+		e->ctime_nsec = (uint32_t)st->st_ctim.tv_nsec;
+	}
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in a directory, sorted bytewise so every walk has the same order. */
+static char **read_names(int dirfd, size_t *n)
+{
+	int fd = dup(dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	char **names = NULL;
+	size_t cap = 0;
+
+	*n = 0;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	rewinddir(d);	/* the duplicate shares its offset with dirfd, read before */
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 32;
+			names = xrealloc(names, cap * sizeof *names);
+		}
+		names[(*n)++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	if (!names)
+		names = xmalloc(sizeof *names);
+	qsort(names, *n, sizeof *names, name_cmp);
+	return names;
+}
+
+static void free_names(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* scan_only counts files and bytes for the progress totals and stores nothing. */
+static int backup_walk(struct backup *b, int dirfd, struct strbuf *path, int scan_only)
+{
+	size_t n, base = path->len;
+	char **names = read_names(dirfd, &n);
+	char msg[1024];
+	int rc = 0;
+
+	if (!names) {
+		char why[256];
+		snprintf(why, sizeof why, "reading directory: %s", strerror(errno));
+		set_err_path(msg, sizeof msg, "backup", path->len ? path->buf : ".", why);
+		backup_fail(b, -1, msg);
+		return -1;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct manifest_entry e;
+		struct stat st;
+
+		path->len = base;
+		if (base)
+			strbuf_addch(path, '/');
+		strbuf_addstr(path, names[i]);
+		if (path->len > MANIFEST_PATH_MAX) {
+			set_err_path(msg, sizeof msg, "backup", path->buf, "path longer than 4095 bytes");
+			backup_fail(b, -1, msg);
+			rc = -1;
+			break;
+		}
+		if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;	/* removed since the directory was read */
+		if (scan_only) {
+			if (S_ISREG(st.st_mode)) {
+				b->prog.files_total++;
+				b->prog.bytes_total += (uint64_t)st.st_size;
+			}
+		} else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode)) {
+			entry_from_stat(&e, path->buf, &st);
+			if (e.type == ENTRY_SYMLINK) {
+				char target[MANIFEST_PATH_MAX + 1];
+				ssize_t len = readlinkat(dirfd, names[i], target, sizeof target);
+				if (len <= 0 || len > MANIFEST_PATH_MAX) {
+					manifest_entry_free(&e);
+					continue;	/* replaced meanwhile, or a target we cannot store */
+				}
+				e.target = xstrndup(target, (size_t)len);
+			}
+			rc = backup_push(b, &e, e.type == ENTRY_FILE && !reuse_from_parent(b, &e));
+		} else {
+			char *esc = path_escape(path->buf);
+			log_warn("backup %s: skipped, not a regular file, directory or symlink", esc);
+			free(esc);
+		}
+		if (rc == 0 && S_ISDIR(st.st_mode)) {
+			int sub = openat(dirfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub < 0) {
+				set_err_path(msg, sizeof msg, "backup", path->buf, strerror(errno));
+				backup_fail(b, -1, msg);
+				rc = -1;
+				break;
+			}
+			rc = backup_walk(b, sub, path, scan_only);
+			close(sub);
+		}
+	}
+	path->len = base;
+	if (path->buf)
+		path->buf[base] = '\0';
+	free_names(names, n);
+	return rc;
+}
+
+static int tags_equal(const struct manifest_tag *a, size_t na, const struct manifest_tag *b, size_t nb)
+{
+	if (na != nb)
+		return 0;
+	for (size_t i = 0; i < na; i++) {
+		size_t j = 0;
+		while (j < nb && strcmp(a[i].key, b[j].key) != 0)
+			j++;
+		if (j == nb || strcmp(a[i].value, b[j].value) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+struct parent_pick {
+	struct backup *b;
+	char best[SNAPSHOT_ID_LEN + 1];
+};
+
+static int parent_pick_one(const char *id, const struct object_info *info, void *arg)
+{
+	struct parent_pick *pp = arg;
+	struct manifest_header h;
+	char err[512];
+
+	(void)info;
+	if (pp->best[0] && strcmp(id, pp->best) <= 0)
+		return 0;
+	if (snapshot_read(pp->b->cs, id, &h, err, sizeof err) < 0) {
+		log_warn("looking for a parent snapshot: %s", err);
+		return 0;
+	}
+	if (tags_equal(h.tags, h.ntags, pp->b->opt->tags, pp->b->opt->ntags))
+		strcpy(pp->best, id);
+	manifest_header_free(&h);
+	return 0;
+}
+
+/* The latest snapshot with the same tags: its tree is the metadata cache of this backup. */
+static void backup_open_parent(struct backup *b)
+{
+	struct parent_pick pp = { b, "" };
+	char err[512];
+
+	if (snapshot_list(b->cs, parent_pick_one, &pp, err, sizeof err) < 0 || !pp.best[0])
+		return;
+	if (snapshot_read(b->cs, pp.best, &b->parent_h, err, sizeof err) < 0)
+		return;
+	strcpy(b->res->parent, pp.best);
+	b->parent = tree_reader_new(b->cs, &b->parent_h);
+}
+
+static int backup_run(struct backup *b, char *err, size_t errlen)
+{
+	struct manifest_header h;
+	struct strbuf path = STRBUF_INIT;
+	struct manifest_entry root;
+	struct stat st;
+	pthread_t threads[16];
+	unsigned nthreads = b->opt->threads ? b->opt->threads : 2, started = 0;
+	int rc;
+
+	if (nthreads > 16)
+		nthreads = 16;
+	backup_open_parent(b);
+	if (backup_walk(b, b->root_fd, &path, 1) < 0)
+		goto fail;
+	backup_tick(b, 1);
+	b->tw = tree_writer_new(b->cs);
+	for (; started < nthreads; started++)
+		if (pthread_create(&threads[started], NULL, backup_worker, b) != 0) {
+			backup_fail(b, -1, "starting reader threads failed");
+			break;
+		}
+	if (fstat(b->root_fd, &st) == 0) {
+		entry_from_stat(&root, ".", &st);
+		if (backup_push(b, &root, 0) == 0 && backup_walk(b, b->root_fd, &path, 0) == 0)
+			backup_drain(b);
+	}
+	pthread_mutex_lock(&b->mu);
+	b->stop = 1;
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->mu);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	strbuf_release(&path);
+	if (b->failed) {
+		tree_writer_free(b->tw);
+		goto fail;
+	}
+	backup_tick(b, 1);
+
+	memset(&h, 0, sizeof h);
+	if ((rc = tree_writer_finish(b->tw, &h.tree, &h.ntree, err, errlen)) < 0 ||
+	    (rc = chunk_store_flush(b->cs, err, errlen)) < 0 ||
+	    (rc = repo_lock_check(b->lock, err, errlen)) < 0)
+		goto out;
+	if (snapshot_id_new(h.id) < 0) {
+		snprintf(err, errlen, "making a snapshot id failed");
+		rc = -1;
+		goto out;
+	}
+	strcpy(h.parent, b->res->parent);
+	h.time_sec = time(NULL);
+	h.source = realpath(b->opt->source, NULL);	/* as it was, for people reading the list */
+	if (!h.source)
+		h.source = xstrdup(b->opt->source);
+	h.tags = (struct manifest_tag *)b->opt->tags;
+	h.ntags = b->opt->ntags;
+	h.files = b->res->files;
+	h.dirs = b->res->dirs;
+	h.symlinks = b->res->symlinks;
+	h.bytes = b->res->bytes;
+	rc = snapshot_write(b->cs, &h, err, errlen);
+	if (rc == 0)
+		strcpy(b->res->id, h.id);
+out:
+	free(h.tree);
+	free(h.source);
+	return rc;
+fail:
+	snprintf(err, errlen, "%s", b->err);
+	return b->fail_rc ? b->fail_rc : -1;
+}
+
+int volume_backup(struct chunk_store *cs, const struct volume_backup_options *opt,
+		  struct volume_backup_result *res, char *err, size_t errlen)
+{
+	struct backup *b;
+	int rc;
+
+	memset(res, 0, sizeof *res);
+	for (size_t i = 0; i < opt->ntags; i++)
+		if (manifest_tag_valid(opt->tags[i].key, opt->tags[i].value, err, errlen) < 0)
+			return -1;
+	b = xcalloc(1, sizeof *b);
+	b->cs = cs;
+	b->opt = opt;
+	b->res = res;
+	b->root_fd = open(opt->source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (b->root_fd < 0) {
+		set_err_path(err, errlen, "backup source", opt->source, strerror(errno));
+		free(b);
+		return -1;
+	}
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_cond_init(&b->cond, NULL);
+	rc = repo_lock_acquire(cs, REPO_LOCK_BACKUP, opt->lock_stale ? opt->lock_stale : REPO_LOCK_STALE_DEFAULT,
+			       PRUNE_WAIT_SECONDS, &b->lock, NULL, err, errlen);
+	if (rc == 0)
+		rc = backup_run(b, err, errlen);
+	repo_lock_release(b->lock);
+	chunk_store_get_stats(cs, &res->store);
+	for (uint64_t i = b->head; i < b->tail; i++)
+		manifest_entry_free(&b->slots[i % WINDOW].e);
+	if (b->pe_valid)
+		manifest_entry_free(&b->pe);
+	tree_reader_free(b->parent);
+	manifest_header_free(&b->parent_h);
+	pthread_mutex_destroy(&b->mu);
+	pthread_cond_destroy(&b->cond);
+	close(b->root_fd);
+	free(b);
+	return rc;
+}
+
+/* ---- restore ---- */
+
+struct restore {
+	struct chunk_store *cs;
+	const struct volume_restore_options *opt;
+	int root_fd, as_root;
+	struct volume_progress prog;	/* under mu */
+	time_t last_progress;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct manifest_entry queue[WINDOW];
+	uint64_t head, tail;
+	unsigned busy;
+	int stop, failed, fail_rc;
+	char err[1024];
+};
+
+/* Counts restored bytes and files; reports at most once a second (or when final). */
+static void restore_advance(struct restore *r, uint64_t bytes, uint64_t files, int final)
+{
+	time_t now = time(NULL);
+
+	pthread_mutex_lock(&r->mu);
+	r->prog.bytes_done += bytes;
+	r->prog.files_done += files;
+	if (r->opt->progress && (final || now != r->last_progress)) {
+		r->last_progress = now;
+		r->opt->progress(&r->prog, r->opt->progress_arg);
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void restore_fail(struct restore *r, int rc, const char *msg)
+{
+	pthread_mutex_lock(&r->mu);
+	if (!r->failed) {
+		r->failed = 1;
+		r->fail_rc = rc;
+		snprintf(r->err, sizeof r->err, "%s", msg);
+	}
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* The directory that holds path, opened beneath the target without following any symlink,
+ * so a tree cannot make restore write outside the target. *base is the last component. */
+static int open_parent(int root_fd, const char *path, const char **base)
+{
+	const char *slash = strrchr(path, '/');
+	struct open_how how = { .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+	char *dir;
+	int fd;
+
+	*base = slash ? slash + 1 : path;
+	dir = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup(".");
+	fd = (int)syscall(SYS_openat2, root_fd, dir, &how, sizeof how);
+	free(dir);
+	return fd;
+}
+
+static int write_all_at(int fd, const char *p, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Writes the chunks in order over the file's data regions; holes stay holes. */
+static int restore_data(struct restore *r, struct chunk_reader *reader, int fd, const struct manifest_entry *e,
+			char *err, size_t errlen)
+{
+	struct strbuf data = STRBUF_INIT;
+	uint64_t pos = 0;
+	size_t hole = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < e->nchunks && rc == 0; i++) {
+		char why[512];
+		size_t done = 0;
+
+		strbuf_reset(&data);
+		rc = chunk_store_read(r->cs, reader, e->chunks[i].id, &data, why, sizeof why);
+		if (rc == 0 && data.len != e->chunks[i].len) {
+			snprintf(why, sizeof why, "chunk length differs from the manifest");
+			rc = CHUNK_STORE_CORRUPT;
+		}
+		if (rc < 0) {
+			set_err_path(err, errlen, "restore", e->path, why);
+			break;
+		}
+		while (done < data.len) {
+			uint64_t room;
+			size_t n;
+
+			if (hole < e->nholes && pos == e->holes[hole].offset) {
+				pos += e->holes[hole++].len;
+				continue;
+			}
+			room = hole < e->nholes ? e->holes[hole].offset - pos : UINT64_MAX;
+			n = data.len - done < room ? data.len - done : (size_t)room;
+			if (write_all_at(fd, data.buf + done, n, pos) < 0) {
+				set_err_path(err, errlen, "restore", e->path, strerror(errno));
+				rc = -1;
+				break;
+			}
+			done += n;
+			pos += n;
+		}
+		if (rc == 0)
+			restore_advance(r, data.len, 0, 0);
+	}
+	strbuf_release(&data);
+	return rc;
+}
+
+static int restore_file(struct restore *r, struct chunk_reader *reader, const struct manifest_entry *e,
+			char *err, size_t errlen)
+{
+	const char *base;
+	struct timespec times[2] = { { 0, UTIME_OMIT }, { (time_t)e->mtime_sec, e->mtime_nsec } };
+	int pfd = open_parent(r->root_fd, e->path, &base), fd, rc;
+
+	if (pfd < 0) {
+		set_err_path(err, errlen, "restore", e->path, "its directory is missing or is a symlink");
+		return -1;
+	}
+	if (unlinkat(pfd, base, 0) < 0 && errno != ENOENT && errno != EISDIR) {
+		set_err_path(err, errlen, "restore", e->path, strerror(errno));
+		close(pfd);
+		return -1;
+	}
+	fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	close(pfd);
+	if (fd < 0) {
+		set_err_path(err, errlen, "restore", e->path, strerror(errno));
+		return -1;
+	}
+	rc = ftruncate(fd, (off_t)e->size) < 0 ? -1 : 0;
+	if (rc < 0)
+		set_err_path(err, errlen, "restore", e->path, strerror(errno));
+	else
+		rc = restore_data(r, reader, fd, e, err, errlen);
+	if (rc == 0 && ((r->as_root && fchown(fd, e->uid, e->gid) < 0) || fchmod(fd, e->mode) < 0 ||
+			futimens(fd, times) < 0)) {
+		set_err_path(err, errlen, "restore", e->path, strerror(errno));
+		rc = -1;
+	}
+	close(fd);
+	return rc;
+}
+
+static void *restore_worker(void *arg)
+{
+	struct restore *r = arg;
+	struct chunk_reader *reader = chunk_reader_new();
+	char err[1024];
+
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		struct manifest_entry e;
+		int rc;
+
+		while (r->head == r->tail && !r->stop && !r->failed)
+			pthread_cond_wait(&r->cond, &r->mu);
+		if (r->failed || r->head == r->tail)
+			break;
+		e = r->queue[r->head++ % WINDOW];
+		r->busy++;
+		pthread_cond_broadcast(&r->cond);
+		pthread_mutex_unlock(&r->mu);
+		rc = restore_file(r, reader, &e, err, sizeof err);
+		if (rc == 0) {
+			uint64_t holes = 0;
+			for (size_t i = 0; i < e.nholes; i++)
+				holes += e.holes[i].len;
+			restore_advance(r, holes, 1, 0);
+		}
+		manifest_entry_free(&e);
+		if (rc < 0)
+			restore_fail(r, rc, err);
+		pthread_mutex_lock(&r->mu);
+		r->busy--;
+		pthread_cond_broadcast(&r->cond);
+	}
+	pthread_mutex_unlock(&r->mu);
+	chunk_reader_free(reader);
+	return NULL;
+}
+
+/* Directories are created open (0700) so files can go in; their own modes, owners and times
+ * are set by restore_dir_meta once everything inside exists. */
+static int restore_dir(struct restore *r, const struct manifest_entry *e, char *err, size_t errlen)
+{
+	const char *base;
+	struct stat st;
+	int pfd, rc = 0;
+
+	if (strcmp(e->path, ".") == 0)
+		return 0;
+	pfd = open_parent(r->root_fd, e->path, &base);
+	if (pfd < 0) {
+		set_err_path(err, errlen, "restore", e->path, "its directory is missing or is a symlink");
+		return -1;
+	}
+	if (mkdirat(pfd, base, 0700) < 0 &&
+	    (errno != EEXIST || fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))) {
+		set_err_path(err, errlen, "restore", e->path, errno == EEXIST || errno == 0 ?
+			     "exists and is not a directory" : strerror(errno));
+		rc = -1;
+	}
+	close(pfd);
+	return rc;
+}
+
+static int restore_symlink(struct restore *r, const struct manifest_entry *e, char *err, size_t errlen)
+{
+	const char *base;
+	struct timespec times[2] = { { 0, UTIME_OMIT }, { (time_t)e->mtime_sec, e->mtime_nsec } };
+	int pfd = open_parent(r->root_fd, e->path, &base), rc = 0;
+
+	if (pfd < 0) {
+		set_err_path(err, errlen, "restore", e->path, "its directory is missing or is a symlink");
+		return -1;
+	}
+	if ((unlinkat(pfd, base, 0) < 0 && errno != ENOENT) || symlinkat(e->target, pfd, base) < 0 ||
+	    (r->as_root && fchownat(pfd, base, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0) ||
+	    utimensat(pfd, base, times, AT_SYMLINK_NOFOLLOW) < 0) {
+		set_err_path(err, errlen, "restore", e->path, strerror(errno));
+		rc = -1;
+	}
+	close(pfd);
+	return rc;
+}
+
+static int restore_dir_meta(struct restore *r, const struct manifest_entry *e, char *err, size_t errlen)
+{
+	struct timespec times[2] = { { 0, UTIME_OMIT }, { (time_t)e->mtime_sec, e->mtime_nsec } };
+	const char *base = ".";
+	int pfd = strcmp(e->path, ".") == 0 ? dup(r->root_fd) : open_parent(r->root_fd, e->path, &base);
+	int rc = 0;
+
+	if (pfd < 0) {
+		set_err_path(err, errlen, "restore", e->path, "its directory is missing or is a symlink");
+		return -1;
+	}
+	if ((r->as_root && fchownat(pfd, base, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0) ||
+	    fchmodat(pfd, base, e->mode, 0) < 0 || utimensat(pfd, base, times, AT_SYMLINK_NOFOLLOW) < 0) {
+		set_err_path(err, errlen, "restore", e->path, strerror(errno));
+		rc = -1;
+	}
+	close(pfd);
+	return rc;
+}
+
+static int restore_queue_file(struct restore *r, struct manifest_entry *e)
+{
+	pthread_mutex_lock(&r->mu);
+	while (r->tail - r->head == WINDOW && !r->failed)
+		pthread_cond_wait(&r->cond, &r->mu);
+	if (r->failed) {
+		pthread_mutex_unlock(&r->mu);
+		manifest_entry_free(e);
+		return -1;
+	}
+	r->queue[r->tail++ % WINDOW] = *e;
+	memset(e, 0, sizeof *e);
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->mu);
+	return 0;
+}
+
+/* Pass 1 creates everything (files on the workers); pass 2 sets directory metadata. */
+static int restore_pass(struct restore *r, const struct manifest_header *h, int pass)
+{
+	struct tree_reader *tr = tree_reader_new(r->cs, h);
+	struct manifest_entry e;
+	char err[1024] = "";
+	int rc;
+
+	while ((rc = tree_reader_next(tr, &e, err, sizeof err)) == 1) {
+		if (pass == 2)
+			rc = e.type == ENTRY_DIR ? restore_dir_meta(r, &e, err, sizeof err) : 0;
+		else if (e.type == ENTRY_DIR)
+			rc = restore_dir(r, &e, err, sizeof err);
+		else if (e.type == ENTRY_SYMLINK)
+			rc = restore_symlink(r, &e, err, sizeof err);
+		else
+			rc = restore_queue_file(r, &e);
+		manifest_entry_free(&e);
+		if (rc < 0)
+			break;
+	}
+	tree_reader_free(tr);
+	if (rc < 0)
+		restore_fail(r, rc, err);	/* kept only when it is the first failure */
+	return rc < 0 ? -1 : 0;
+}
+
+int volume_restore(struct chunk_store *cs, const struct volume_restore_options *opt,
+		   char *err, size_t errlen)
+{
+	const char *target = opt->target;
+	unsigned threads = opt->threads;
+	struct restore *r;
+	struct manifest_header h;
+	pthread_t tids[16];
+	unsigned started = 0;
+	int rc;
+
+	if ((rc = snapshot_read(cs, opt->snapshot_id, &h, err, errlen)) < 0)
+		return rc;
+	if (mkdir(target, 0700) < 0 && errno != EEXIST) {
+		set_err_path(err, errlen, "restore target", target, strerror(errno));
+		manifest_header_free(&h);
+		return -1;
+	}
+	r = xcalloc(1, sizeof *r);
+	r->cs = cs;
+	r->opt = opt;
+	r->prog.files_total = h.files;
+	r->prog.bytes_total = h.bytes;
+	r->as_root = geteuid() == 0;
+	r->root_fd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r->root_fd < 0) {
+		set_err_path(err, errlen, "restore target", target, strerror(errno));
+		manifest_header_free(&h);
+		free(r);
+		return -1;
+	}
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	if (!threads)
+		threads = 2;
+	for (; started < threads && started < 16; started++)
+		if (pthread_create(&tids[started], NULL, restore_worker, r) != 0) {
+			restore_fail(r, -1, "starting restore threads failed");
+			break;
+		}
+	restore_pass(r, &h, 1);
+	pthread_mutex_lock(&r->mu);
+	r->stop = 1;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->mu);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	if (!r->failed)
+		restore_pass(r, &h, 2);
+	if (!r->failed)
+		restore_advance(r, 0, 0, 1);
+	rc = r->failed ? (r->fail_rc ? r->fail_rc : -1) : 0;
+	if (rc)
+		snprintf(err, errlen, "%s", r->err);
+	while (r->head < r->tail)
+		manifest_entry_free(&r->queue[r->head++ % WINDOW]);
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cond);
+	close(r->root_fd);
+	free(r);
+	manifest_header_free(&h);
+	return rc;
+}

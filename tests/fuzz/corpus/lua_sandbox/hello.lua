@@ -1,0 +1,2 @@
+print("hello", job.name, k8s.answer())
+on_failure = "continue"
