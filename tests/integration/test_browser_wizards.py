@@ -121,7 +121,8 @@ def test_backup_and_restore_wizards_in_chromium(stack, testenv, browser):
         bar = browser.find_element(By.ID, "job-progress")
         assert browser.find_element(By.ID, "job-state").text.lower() == "queued"
         assert browser.find_element(By.ID, "job-queue").text == "3 jobs ahead of it on this cluster"
-        assert not browser.find_element(By.ID, "job-refresh").is_displayed()  # job.js follows the job instead
+        # job.js follows the job instead of the "Refresh" link
+        WebDriverWait(browser, 10).until(lambda d: not d.find_element(By.ID, "job-refresh").is_displayed())
         screenshot(browser, "job-queued")
         db(stack, "UPDATE stowage.jobs SET state = 'failed', finished_at = now() WHERE id = %s", (holders[0],))
         WebDriverWait(browser, 10).until(
