@@ -5,6 +5,7 @@
 #include "db.h"
 #include "form.h"
 #include "k8s_client.h"
+#include "kubeconfig.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -114,106 +115,218 @@ void page_cluster_new(struct request *r)
 	cluster_form_respond(r, 200, cJSON_CreateObject(), 0);
 }
 
-/* Validates the form, tests the connection and writes the row: INSERT when id is 0, else
- * UPDATE (keeping the stored token when none was typed). */
+/* Tests the connection and writes the row: INSERT when id is 0, else UPDATE. Returns 0 when
+ * stored (the caller redirects), 1 when the test failed and nothing was stored (why says so), 2
+ * when the name is taken, -1 after answering with an error. */
+static int cluster_store(struct request *r, long long id, const char *name, const char *url, const char *token,
+			 const char *ca, int save_unverified, struct cluster_check *check)
+{
+	char err[512], sid[24];
+	char *sealed;
+
+	cluster_test(r->ctx, url, token, ca, check);
+	if (!check->ok && !save_unverified)
+		return 1;
+	snprintf(sid, sizeof sid, "%lld", id);
+	sealed = secret_seal(&r->ctx->keyring, r->session.org_id, "cluster.token", token);
+	if (!sealed) {
+		respond_db_error(r, "sealing the token failed");
+		return -1;
+	}
+	const char *params[] = { name, url, ca && *ca ? ca : NULL, sealed, r->ctx->keyring.key_id,
+				 check->ok ? "connected" : "error", check->message, check->version, sid };
+	PGresult *res = db_exec(r->db, id ?
+		"UPDATE clusters SET name = $1, api_url = $2, ca_pem = $3, token_enc = $4, key_id = $5, "
+		"status = $6, status_message = $7, k8s_version = $8, last_checked_at = now(), updated_at = now() "
+		"WHERE id = $9 RETURNING id" :
+		"INSERT INTO clusters (name, api_url, ca_pem, token_enc, key_id, status, status_message, "
+		"k8s_version, last_checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now()) RETURNING id",
+		id ? 9 : 8, params, err, sizeof err);
+	free(sealed);
+	if (!res) {
+		if (strcmp(db_last_sqlstate(), "23505") == 0)
+			return 2;
+		respond_db_error(r, err);
+		return -1;
+	}
+	int found = PQntuples(res) == 1;
+	PQclear(res);
+	if (!found) {
+		respond_error(r, 404, "There is no such cluster.");
+		return -1;
+	}
+	cJSON *detail = cJSON_CreateObject();
+	cJSON_AddStringToObject(detail, "api_url", url);
+	cJSON_AddStringToObject(detail, "status", check->ok ? "connected" : "error");
+	int rc = audit_record(r->db, id ? "cluster.update" : "cluster.create", name, detail, err, sizeof err);
+	cJSON_Delete(detail);
+	if (rc < 0) {
+		respond_db_error(r, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The token stored for cluster id, opened; NULL after answering. */
+static char *cluster_stored_token(struct request *r, long long id)
+{
+	char sid[24], err[512];
+	const char *params[] = { sid };
+	PGresult *res;
+	char *token = NULL;
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	res = db_exec(r->db, "SELECT token_enc FROM clusters WHERE id = $1", 1, params, err, sizeof err);
+	if (!res || PQntuples(res) != 1)
+		respond_error(r, 404, "There is no such cluster.");
+	else if (!(token = secret_open(&r->ctx->keyring, r->session.org_id, "cluster.token", PQgetvalue(res, 0, 0))))
+		respond_error(r, 500, "The stored token cannot be decrypted with the current master key.");
+	PQclear(res);
+	return token;
+}
+
+/* The form's outcome: back to the list with the test's words, or the form again saying why not. */
+static void cluster_store_respond(struct request *r, int rc, const struct cluster_check *check,
+				  cJSON *view, const char *page, long long id)
+{
+	char msg[700];
+
+	if (rc < 0) {
+		cJSON_Delete(view);
+		return;
+	}
+	if (rc == 0) {
+		cJSON_Delete(view);
+		response_flash(r, check->message);
+		respond_redirect(r, "/clusters");
+		return;
+	}
+	if (rc == 1)
+		snprintf(msg, sizeof msg, "Not saved: %s", check->message);
+	else
+		snprintf(msg, sizeof msg, "Name: a cluster of that name already exists.");
+	cJSON_AddStringToObject(view, "form_error", msg);
+	if (strcmp(page, "cluster_form") == 0) {
+		cluster_form_respond(r, 422, view, id);
+		return;
+	}
+	cJSON_AddStringToObject(view, "title", "Import a kubeconfig");
+	cJSON_AddBoolToObject(view, "nav_clusters", 1);
+	respond_form_errors(r, page, view);
+}
+
 static void cluster_save(struct request *r, long long id)
 {
 	struct form_values v;
 	struct cluster_check check;
-	char err[512], sid[24];
-	char *token = NULL, *sealed = NULL;
-	cJSON *view;
+	char *token;
 
-	if (form_validate(cluster_fields, CLUSTER_N, &r->form, &v) == 0) {
-		const char *ca = form_value(&v, cluster_fields, "ca_pem");
-		const char *typed = form_value(&v, cluster_fields, "token");
-		if (!valid_ca(ca)) {
-			v.error[3] = xstrdup("CA bundle: must be PEM certificates (-----BEGIN CERTIFICATE-----)");
-			v.errors++;
-		}
-		if (!id && !(typed && *typed)) {
-			v.error[2] = xstrdup("Bearer token: required");
-			v.errors++;
-		}
+	form_validate(cluster_fields, CLUSTER_N, &r->form, &v);
+	if (!v.error[3] && !valid_ca(form_value(&v, cluster_fields, "ca_pem"))) {
+		v.error[3] = xstrdup("CA bundle: must be PEM certificates (-----BEGIN CERTIFICATE-----)");
+		v.errors++;
+	}
+	const char *typed = form_value(&v, cluster_fields, "token");
+	if (!id && !v.error[2] && !(typed && *typed)) {
+		v.error[2] = xstrdup("Bearer token: required");
+		v.errors++;
 	}
 	if (v.errors) {
 		cluster_form_respond(r, 422, form_view(&v, cluster_fields), id);
 		form_values_free(&v);
 		return;
 	}
-	const char *typed = form_value(&v, cluster_fields, "token");
-	snprintf(sid, sizeof sid, "%lld", id);
-	if (typed && *typed) {
-		token = xstrdup(typed);
-	} else {
-		const char *params[] = { sid };
-		PGresult *res = db_exec(r->db, "SELECT token_enc FROM clusters WHERE id = $1", 1, params, err, sizeof err);
-		if (!res || PQntuples(res) != 1) {
-			PQclear(res);
-			form_values_free(&v);
-			respond_error(r, 404, "There is no such cluster.");
-			return;
-		}
-		token = secret_open(&r->ctx->keyring, r->session.org_id, "cluster.token", PQgetvalue(res, 0, 0));
-		PQclear(res);
-		if (!token) {
-			form_values_free(&v);
-			respond_error(r, 500, "The stored token cannot be decrypted with the current master key.");
-			return;
-		}
+	token = typed && *typed ? xstrdup(typed) : cluster_stored_token(r, id);
+	if (token) {
+		int rc = cluster_store(r, id, form_value(&v, cluster_fields, "name"),
+				       form_value(&v, cluster_fields, "api_url"), token,
+				       form_value(&v, cluster_fields, "ca_pem"),
+				       strcmp(form_value(&v, cluster_fields, "save_unverified"), "true") == 0, &check);
+		cluster_store_respond(r, rc, &check, form_view(&v, cluster_fields), "cluster_form", id);
 	}
-	const char *name = form_value(&v, cluster_fields, "name");
-	const char *url = form_value(&v, cluster_fields, "api_url");
-	const char *ca = form_value(&v, cluster_fields, "ca_pem");
-	cluster_test(r->ctx, url, token, ca, &check);
-	if (!check.ok && strcmp(form_value(&v, cluster_fields, "save_unverified"), "true") != 0) {
-		view = form_view(&v, cluster_fields);
-		char msg[700];
-		snprintf(msg, sizeof msg, "Not saved: %s", check.message);
-		cJSON_AddStringToObject(view, "form_error", msg);
-		cluster_form_respond(r, 422, view, id);
-		goto out;
-	}
-	sealed = secret_seal(&r->ctx->keyring, r->session.org_id, "cluster.token", token);
-	const char *params[] = { name, url, ca && *ca ? ca : NULL, sealed, r->ctx->keyring.key_id,
-				 check.ok ? "connected" : "error", check.message, check.version, sid };
-	PGresult *res = sealed ? db_exec(r->db, id ?
-		"UPDATE clusters SET name = $1, api_url = $2, ca_pem = $3, token_enc = $4, key_id = $5, "
-		"status = $6, status_message = $7, k8s_version = $8, last_checked_at = now(), updated_at = now() "
-		"WHERE id = $9 RETURNING id" :
-		"INSERT INTO clusters (name, api_url, ca_pem, token_enc, key_id, status, status_message, "
-		"k8s_version, last_checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now()) RETURNING id",
-		id ? 9 : 8, params, err, sizeof err) : NULL;
-	if (!res) {
-		if (strcmp(db_last_sqlstate(), "23505") == 0) {
-			view = form_view(&v, cluster_fields);
-			cJSON_AddStringToObject(view, "form_error", "Name: a cluster of that name already exists.");
-			cluster_form_respond(r, 422, view, id);
-		} else {
-			respond_db_error(r, sealed ? err : "sealing the token failed");
-		}
-		goto out;
-	}
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		respond_error(r, 404, "There is no such cluster.");
-		goto out;
-	}
-	PQclear(res);
-	cJSON *detail = cJSON_CreateObject();
-	cJSON_AddStringToObject(detail, "api_url", url);
-	cJSON_AddStringToObject(detail, "status", check.ok ? "connected" : "error");
-	int rc = audit_record(r->db, id ? "cluster.update" : "cluster.create", name, detail, err, sizeof err);
-	cJSON_Delete(detail);
-	if (rc < 0) {
-		respond_db_error(r, err);
-		goto out;
-	}
-	response_flash(r, check.message);
-	respond_redirect(r, "/clusters");
-out:
 	secret_free(token);
-	free(sealed);
+	form_values_free(&v);
+}
+
+static const struct form_field import_fields[] = {
+	{ .name = "kubeconfig", .label = "Kubeconfig file", .kind = FORM_TEXTAREA, .max_len = KUBECONFIG_MAX_BYTES },
+	{ .name = "kubeconfig_text", .label = "Kubeconfig", .kind = FORM_TEXTAREA, .max_len = KUBECONFIG_MAX_BYTES },
+	{ .name = "context", .label = "Context", .kind = FORM_TEXT, .max_len = 253 },
+	{ .name = "name", .label = "Name", .kind = FORM_NAME },
+	{ .name = "save_unverified", .label = "Save even if the test fails", .kind = FORM_BOOL },
+};
+#define IMPORT_N (sizeof import_fields / sizeof import_fields[0])
+
+void page_cluster_import_form(struct request *r)
+{
+	cJSON *view = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(view, "title", "Import a kubeconfig");
+	cJSON_AddBoolToObject(view, "nav_clusters", 1);
+	respond_page(r, 200, "cluster_import", view);
+}
+
+/* A DNS label made from a context name: "kubernetes-admin@prod" -> "kubernetes-admin-prod". */
+static void name_from_context(const char *context, char *out, size_t size)
+{
+	size_t n = 0;
+
+	for (const char *p = context; *p && n + 1 < size && n < 63; p++) {
+		char c = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+			c = '-';
+		if (c == '-' && (n == 0 || out[n - 1] == '-'))
+			continue;
+		out[n++] = c;
+	}
+	while (n > 0 && out[n - 1] == '-')
+		n--;
+	out[n] = '\0';
+	if (n == 0)
+		snprintf(out, size, "imported");
+}
+
+void page_cluster_import(struct request *r)
+{
+	struct form_values v;
+	struct kubeconfig_options opt = { 0 };
+	struct k8s_cluster_conf conf = { 0 };
+	struct cluster_check check;
+	char context[256], name[64], err[512];
+
+	form_validate(import_fields, IMPORT_N, &r->form, &v);
+	const char *file = form_value(&v, import_fields, "kubeconfig");
+	const char *text = form_value(&v, import_fields, "kubeconfig_text");
+	const char *yaml = file && *file ? file : text;
+	if (!v.errors && !(yaml && *yaml)) {
+		v.error[0] = xstrdup("Kubeconfig file: choose a file or paste its content");
+		v.errors++;
+	}
+	const char *ctx_name = form_value(&v, import_fields, "context");
+	opt.context = ctx_name && *ctx_name ? ctx_name : NULL;
+	if (!v.errors && kubeconfig_parse(yaml, strlen(yaml), &opt, &conf, context, sizeof context, err, sizeof err) < 0) {
+		char msg[600];
+		snprintf(msg, sizeof msg, "Kubeconfig: %s", err);
+		v.error[1] = xstrdup(msg);
+		v.errors++;
+	}
+	if (v.errors) {
+		cJSON *view = form_view(&v, import_fields);
+		cJSON_AddStringToObject(view, "title", "Import a kubeconfig");
+		cJSON_AddBoolToObject(view, "nav_clusters", 1);
+		respond_form_errors(r, "cluster_import", view);
+		form_values_free(&v);
+		return;
+	}
+	const char *typed_name = form_value(&v, import_fields, "name");
+	if (typed_name && *typed_name)
+		snprintf(name, sizeof name, "%s", typed_name);
+	else
+		name_from_context(context, name, sizeof name);
+	int rc = cluster_store(r, 0, name, conf.api_url, conf.token, conf.ca_pem,
+			       strcmp(form_value(&v, import_fields, "save_unverified"), "true") == 0, &check);
+	cluster_store_respond(r, rc, &check, form_view(&v, import_fields), "cluster_import", 0);
+	kubeconfig_conf_free(&conf);
 	form_values_free(&v);
 }
 

@@ -43,6 +43,12 @@ static int valid_region(const char *r)
 	return *r && strspn(r, "abcdefghijklmnopqrstuvwxyz0123456789-") == strlen(r);
 }
 
+/* A validated field's value, "" when it was left out. */
+static const char *val(const struct form_values *v, int field)
+{
+	return v->value[field] ? v->value[field] : "";
+}
+
 static void set_error(struct form_values *v, int field, const char *msg)
 {
 	if (v->error[field])
@@ -54,17 +60,17 @@ static void set_error(struct form_values *v, int field, const char *msg)
 /* Checks across fields that the per-field kinds cannot express. */
 static void repo_validate_more(struct form_values *v, long long id)
 {
-	const char *kind = v->value[F_KIND], *endpoint = v->value[F_ENDPOINT], *prefix = v->value[F_PREFIX];
+	const char *kind = val(v, F_KIND), *endpoint = val(v, F_ENDPOINT), *prefix = val(v, F_PREFIX);
 
 	if (v->value[F_BUCKET] && !valid_bucket(v->value[F_BUCKET]))
 		set_error(v, F_BUCKET, "Bucket: 3 to 63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit");
-	if (v->value[F_REGION] && *v->value[F_REGION] && !valid_region(v->value[F_REGION]))
+	if (*val(v, F_REGION) && !valid_region(val(v, F_REGION)))
 		set_error(v, F_REGION, "Region: lowercase letters, digits and '-' (us-east-1)");
-	if (kind && strcmp(kind, "s3-compatible") == 0 && !(endpoint && *endpoint))
+	if (strcmp(kind, "s3-compatible") == 0 && !*endpoint)
 		set_error(v, F_ENDPOINT, "Endpoint: required for an S3-compatible store (http://minio.example:9000)");
-	if (prefix && (prefix[0] == '/' || strstr(prefix, "..")))
+	if (prefix[0] == '/' || strstr(prefix, ".."))
 		set_error(v, F_PREFIX, "Prefix: a folder inside the bucket, without a leading '/' or '..'");
-	if (!id && !(v->value[F_SECRET] && *v->value[F_SECRET]))
+	if (!id && !*val(v, F_SECRET))
 		set_error(v, F_SECRET, "Secret key: required");
 }
 
@@ -163,37 +169,37 @@ static void repo_save(struct request *r, long long id)
 	char *secret = NULL, *sealed = NULL;
 	cJSON *view;
 
-	if (form_validate(repo_fields, REPO_N, &r->form, &v) == 0)
-		repo_validate_more(&v, id);
+	form_validate(repo_fields, REPO_N, &r->form, &v);
+	repo_validate_more(&v, id);
 	if (v.errors) {
 		view = form_view(&v, repo_fields);
-		cJSON_AddBoolToObject(view, "kind_compatible", !v.value[F_KIND] || strcmp(v.value[F_KIND], "s3") != 0);
+		cJSON_AddBoolToObject(view, "kind_compatible", strcmp(val(&v, F_KIND), "s3") != 0);
 		repo_form_respond(r, 422, view, id);
 		form_values_free(&v);
 		return;
 	}
 	snprintf(sid, sizeof sid, "%lld", id);
-	if (*v.value[F_SECRET])
-		secret = xstrdup(v.value[F_SECRET]);
+	if (*val(&v, F_SECRET))
+		secret = xstrdup(val(&v, F_SECRET));
 	else if (!(secret = repo_stored_secret(r, sid)))
 		goto out;
-	const char *region = *v.value[F_REGION] ? v.value[F_REGION] : "us-east-1";
-	const char *endpoint = *v.value[F_ENDPOINT] ? v.value[F_ENDPOINT] : NULL;
-	int ok = repo_test(r->ctx, v.value[F_KIND], v.value[F_BUCKET], region, endpoint, v.value[F_ACCESS], secret,
+	const char *region = *val(&v, F_REGION) ? val(&v, F_REGION) : "us-east-1";
+	const char *endpoint = *val(&v, F_ENDPOINT) ? val(&v, F_ENDPOINT) : NULL;
+	int ok = repo_test(r->ctx, val(&v, F_KIND), val(&v, F_BUCKET), region, endpoint, val(&v, F_ACCESS), secret,
 			   message, sizeof message);
-	if (!ok && strcmp(v.value[F_UNVERIFIED], "true") != 0) {
+	if (!ok && strcmp(val(&v, F_UNVERIFIED), "true") != 0) {
 		char msg[700];
 		view = form_view(&v, repo_fields);
 		snprintf(msg, sizeof msg, "Not saved: %s", message);
 		cJSON_AddStringToObject(view, "form_error", msg);
-		cJSON_AddBoolToObject(view, "kind_compatible", strcmp(v.value[F_KIND], "s3") != 0);
+		cJSON_AddBoolToObject(view, "kind_compatible", strcmp(val(&v, F_KIND), "s3") != 0);
 		repo_form_respond(r, 422, view, id);
 		goto out;
 	}
 	sealed = secret_seal(&r->ctx->keyring, r->session.org_id, "repository.secret_key", secret);
-	const char *params[] = { v.value[F_NAME], v.value[F_KIND], v.value[F_BUCKET], region, endpoint,
-				 v.value[F_PREFIX], strcmp(v.value[F_KIND], "s3-compatible") == 0 ? "true" : "false",
-				 v.value[F_ACCESS], sealed, r->ctx->keyring.key_id, ok ? "connected" : "error", message, sid };
+	const char *params[] = { val(&v, F_NAME), val(&v, F_KIND), val(&v, F_BUCKET), region, endpoint,
+				 val(&v, F_PREFIX), strcmp(val(&v, F_KIND), "s3-compatible") == 0 ? "true" : "false",
+				 val(&v, F_ACCESS), sealed, r->ctx->keyring.key_id, ok ? "connected" : "error", message, sid };
 	PGresult *res = sealed ? db_exec(r->db, id ?
 		"UPDATE repositories SET name = $1, kind = $2, bucket = $3, region = $4, endpoint = $5, prefix = $6, "
 		"path_style = $7, access_key = $8, secret_key_enc = $9, key_id = $10, status = $11, status_message = $12, "
@@ -219,9 +225,9 @@ static void repo_save(struct request *r, long long id)
 		goto out;
 	}
 	cJSON *detail = cJSON_CreateObject();
-	cJSON_AddStringToObject(detail, "bucket", v.value[F_BUCKET]);
+	cJSON_AddStringToObject(detail, "bucket", val(&v, F_BUCKET));
 	cJSON_AddStringToObject(detail, "status", ok ? "connected" : "error");
-	int rc = audit_record(r->db, id ? "repository.update" : "repository.create", v.value[F_NAME], detail, err, sizeof err);
+	int rc = audit_record(r->db, id ? "repository.update" : "repository.create", val(&v, F_NAME), detail, err, sizeof err);
 	cJSON_Delete(detail);
 	if (rc < 0) {
 		respond_db_error(r, err);

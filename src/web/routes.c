@@ -21,6 +21,8 @@ const struct route web_routes[] = {
 	{ "GET", "/audit", page_audit, 0 },
 	{ "GET", "/clusters", page_clusters, 0 },
 	{ "GET", "/clusters/new", page_cluster_new, ROUTE_OPERATOR },
+	{ "GET", "/clusters/import", page_cluster_import_form, ROUTE_OPERATOR },
+	{ "POST", "/clusters/import", page_cluster_import, ROUTE_OPERATOR },
 	{ "POST", "/clusters", page_cluster_create, ROUTE_OPERATOR },
 	{ "GET", "/clusters/:id", page_cluster_edit, 0 },
 	{ "POST", "/clusters/:id", page_cluster_update, ROUTE_OPERATOR },

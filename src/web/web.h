@@ -118,6 +118,8 @@ void page_members_remove(struct request *r);
 void page_audit(struct request *r);
 void page_clusters(struct request *r);
 void page_cluster_new(struct request *r);
+void page_cluster_import_form(struct request *r);
+void page_cluster_import(struct request *r);
 void page_cluster_create(struct request *r);
 void page_cluster_edit(struct request *r);
 void page_cluster_update(struct request *r);

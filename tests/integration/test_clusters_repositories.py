@@ -48,10 +48,10 @@ def cluster_row(c, name):
 def test_add_cluster_says_connected_with_version(admin, testenv):
     r = add_cluster(admin, testenv, "source")
     assert r.status_code == 303, r.text
+    assert "Connected: Kubernetes v1." in admin.get("/clusters").text  # the flash after the redirect
     row = cluster_row(admin, "source")
     assert row["status"] == "connected"
     assert row["k8s_version"].startswith("v1.")
-    assert "Connected: Kubernetes v1." in admin.get("/clusters").text
 
 
 def test_cluster_errors_in_words(admin, testenv):
@@ -172,3 +172,78 @@ def test_two_organisations_share_one_bucket(stack, admin, testenv, bucket):
     other.signup(unique("Sharing Org "), unique("s") + "@x.test")
     assert add_repo(admin, testenv, "shared", bucket, prefix="team-a").status_code == 303
     assert add_repo(other, testenv, "shared", bucket, prefix="team-b").status_code == 303
+
+
+def kubeconfig_yaml(testenv, context="prod-admin@source", user_block=None, ca_line=None):
+    import base64
+    ca = base64.b64encode(ca_pem(testenv).encode()).decode()
+    user = user_block or f"    token: {testenv['SOURCE_ADMIN_TOKEN']}"
+    return f"""apiVersion: v1
+kind: Config
+clusters:
+- name: src
+  cluster:
+    server: {testenv['SOURCE_API_URL']}
+{ca_line or '    certificate-authority-data: ' + ca}
+users:
+- name: admin
+  user:
+{user}
+contexts:
+- name: {context}
+  context:
+    cluster: src
+    user: admin
+current-context: {context}
+"""
+
+
+def test_import_kubeconfig_upload(admin, testenv):
+    token = admin.csrf()
+    r = admin.http.post(admin.stack.url + "/clusters/import", data={"_csrf": token},
+                        files={"kubeconfig": ("config", kubeconfig_yaml(testenv), "application/yaml")},
+                        allow_redirects=False)
+    assert r.status_code == 303, r.text
+    row = cluster_row(admin, "prod-admin-source")
+    assert row["status"] == "connected" and row["api_url"] == testenv["SOURCE_API_URL"]
+    assert testenv["SOURCE_ADMIN_TOKEN"] not in admin.json(f"/clusters/{row['id']}").text
+
+
+def test_import_kubeconfig_refusals_in_words(admin, testenv):
+    r = admin.post("/clusters/import", {"kubeconfig_text": kubeconfig_yaml(
+        testenv, user_block="    client-certificate-data: AAAA\n    client-key-data: AAAA")})
+    assert r.status_code == 422 and "client certificate" in r.text
+    r = admin.post("/clusters/import", {"kubeconfig_text": kubeconfig_yaml(
+        testenv, ca_line=f"    certificate-authority: {testenv['SOURCE_CA_FILE']}")})
+    assert r.status_code == 422 and "certificate-authority" in r.text
+    r = admin.post("/clusters/import", {"kubeconfig_text": "clusters: [unclosed"})
+    assert r.status_code == 422 and "Kubeconfig:" in r.text
+    r = admin.post("/clusters/import", {"kubeconfig_text": kubeconfig_yaml(testenv), "context": "nope"})
+    assert r.status_code == 422 and "nope" in r.text
+    assert admin.json("/clusters").json()["clusters"] == []
+
+
+def test_key_rotation_reseals_every_secret(stack, admin, testenv, tmp_path):
+    from conftest import BUILD
+    keys = os.path.join(BUILD, "stowage-keys")
+    assert add_cluster(admin, testenv, "rotated").status_code == 303
+    cid = cluster_row(admin, "rotated")["id"]
+    new_key = str(tmp_path / "new.key")
+    subprocess.run([keys, "generate", new_key], check=True)
+    assert oct(os.stat(new_key).st_mode & 0o777) == "0o600"
+    out = subprocess.run([keys, "rotate", "-c", stack.conf, new_key], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "re-sealed" in out.stdout and testenv["SOURCE_ADMIN_TOKEN"] not in out.stdout + out.stderr
+    # the running workers still hold the old key: the secret no longer opens for them
+    admin.post(f"/clusters/{cid}/test", {})
+    assert "cannot be decrypted" in admin.get(f"/clusters/{cid}").text
+    # rotate back with a configuration that names the new key: it opens under the new key
+    conf_new = str(tmp_path / "new.conf")
+    with open(stack.conf) as src, open(conf_new, "w") as dst:
+        for line in src:
+            dst.write(f"master_key_file = {new_key}\n" if line.startswith("master_key_file") else line)
+    old_key = [l.split("=", 1)[1].strip() for l in open(stack.conf) if l.startswith("master_key_file")][0]
+    back = subprocess.run([keys, "rotate", "-c", conf_new, old_key], capture_output=True, text=True)
+    assert back.returncode == 0, back.stderr
+    admin.post(f"/clusters/{cid}/test", {})
+    assert "Connected: Kubernetes" in admin.get(f"/clusters/{cid}").text
