@@ -176,8 +176,11 @@ def tenant(stack, testenv):
 
 @pytest.fixture(scope="module")
 def fixture_app(testenv):
-    subprocess.run([os.path.join(SCRIPTS, "fixture-app"), testenv["SOURCE_KUBECONFIG"], FIXTURE_NS,
-                    testenv["SOURCE_VOLUME_DIR"]], check=True, env=dict(os.environ, KUBECTL=testenv["KUBECTL"]))
+    res = subprocess.run([os.path.join(SCRIPTS, "fixture-app"), testenv["SOURCE_KUBECONFIG"], FIXTURE_NS,
+                          testenv["SOURCE_VOLUME_DIR"]], capture_output=True, text=True,
+                         env=dict(os.environ, KUBECTL=testenv["KUBECTL"]))
+    if res.returncode != 0:
+        pytest.fail(f"scripts/testenv/fixture-app failed: {res.stderr[-2000:]}")
     return FIXTURE_NS
 
 
