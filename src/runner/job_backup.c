@@ -350,10 +350,22 @@ static int discover(struct backup_run *r)
 static void fail_item(struct backup_run *r, const struct k8s_resource_type *t, const char *group, const char *plural,
 		      const char *ns, const char *name, const char *message)
 {
+	struct strbuf what = STRBUF_INIT;
+
+	if (t) {
+		group = t->group;
+		plural = t->plural;
+	}
+	name = name ? name : "";
+	backup_archive_group_resource(group, plural, &what);
+	if (*name)
+		strbuf_addf(&what, " %s%s%s", ns, *ns ? "/" : "", name);
+	else if (*ns)
+		strbuf_addf(&what, " in %s", ns);
 	r->failed++;
-	job_item(r->job, "failed", t ? t->group : group, t ? t->plural : plural, ns, name ? name : "", message);
-	job_log(r->job, "error", "%s%s%s %s%s%s: %s", t ? t->plural : plural, (t ? *t->group : *group) ? "." : "",
-		t ? t->group : group, ns && *ns ? ns : "", ns && *ns ? "/" : "", name ? name : "", message);
+	job_item(r->job, "failed", group, plural, ns, name, message);
+	job_log(r->job, "error", "%s: %s", what.buf, message);
+	strbuf_release(&what);
 }
 
 /* The backed-up objects' job items, many in one statement: one transaction per object would
