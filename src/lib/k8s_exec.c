@@ -113,6 +113,18 @@ int k8s_exec_status_code(const char *json, size_t len, char *message, size_t msg
 		 "the command's status is not JSON");
 	if (status && strcmp(status, "Success") == 0) {
 		code = 0;
+	} else if (reason && strcmp(reason, "InternalError") == 0 && msg) {
+		/* A runtime that passes on Go's os/exec error instead of the ExitCode cause (kwok's
+		 * local exec does): "...: exit status 3". */
+		const char *tail = strstr(msg, "exit status ");
+		char *end;
+		long v;
+
+		while (tail && strstr(tail + 1, "exit status "))
+			tail = strstr(tail + 1, "exit status ");
+		v = tail ? strtol(tail + 12, &end, 10) : -1;
+		if (tail && end != tail + 12 && !*end && v >= 0 && v <= 255)
+			code = (int)v;
 	} else if (reason && strcmp(reason, "NonZeroExitCode") == 0) {
 		cJSON_ArrayForEach(cause, cJSON_GetObjectItemCaseSensitive(
 			cJSON_GetObjectItemCaseSensitive(st, "details"), "causes")) {
@@ -223,6 +235,8 @@ static int exec_connect(struct exec_conn *x, struct k8s_client *c, const char **
 	*api_url = k8s_client_raw_setup(c, x->h, auth);
 	curl_easy_setopt(x->h, CURLOPT_URL, *api_url);
 	curl_easy_setopt(x->h, CURLOPT_CONNECT_ONLY, 1L);
+	/* ALPN must not offer h2: the upgrade is HTTP/1.1's. */
+	curl_easy_setopt(x->h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(x->h, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(x->h, CURLOPT_ERRORBUFFER, errbuf);

@@ -52,7 +52,8 @@ size_t ws_frame_encode(int opcode, const void *payload, size_t len, const uint8_
 long ws_frame_decode(uint8_t *buf, size_t len, struct ws_frame *f, const char **why);
 
 /* The exit code a v1.Status from channel 3 reports: 0 for Success, the ExitCode cause for
- * NonZeroExitCode, -1 when the command could not run (message says why). */
+ * NonZeroExitCode (or "exit status N" ending an InternalError's message, as runtimes that pass
+ * on Go's os/exec error say it), -1 when the command could not run (message says why). */
 int k8s_exec_status_code(const char *json, size_t len, char *message, size_t msglen);
 
 #endif

@@ -259,19 +259,20 @@ static void k8s_resolve(lua_State *L, struct lua_k8s *k, const char *fn, struct 
 			   fn, t->kind);
 }
 
-/* apiVersion and kind at idx and idx+1, and the namespace option of the table at opt. */
-static void k8s_target(lua_State *L, struct lua_k8s *k, const char *fn, int idx, int opt, int write,
-		       struct k8s_target *t)
-{
-	static const char *const ns_only[] = { "namespace", NULL };
+static const char *const k8s_ns_only[] = { "namespace", NULL };
 
+/* apiVersion and kind at idx and idx+1, and the namespace option of the table at opt (0: none),
+ * whose keys must be among allowed. */
+static void k8s_target(lua_State *L, struct lua_k8s *k, const char *fn, int idx, int opt,
+		       const char *const *allowed, int write, struct k8s_target *t)
+{
 	memset(t, 0, sizeof *t);
 	k8s_parse_api_version(L, fn, k8s_check_string(L, idx, fn, "apiVersion", 317), t);
 	t->kind = k8s_check_string(L, idx + 1, fn, "kind", 63);
 	if (!k8s_chars_in(t->kind, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"))
 		luaL_error(L, "k8s.%s: kind \"%s\" is not a kind name (\"ConfigMap\")", fn, t->kind);
 	if (opt)
-		k8s_check_options(L, opt, fn, ns_only);
+		k8s_check_options(L, opt, fn, allowed);
 	t->ns = k8s_scope_namespace(L, k, fn, opt ? k8s_option(L, opt, fn, "namespace", 63) : NULL);
 	k8s_resolve(L, k, fn, t, write);
 }
@@ -342,7 +343,7 @@ static int k8s_lua_get(lua_State *L)
 
 	k8s_begin(L, k);
 	name = k8s_check_name(L, 3, "get", "name");
-	k8s_target(L, k, "get", 1, 4, 0, &t);
+	k8s_target(L, k, "get", 1, 4, k8s_ns_only, 0, &t);
 	path = k8s_target_path(&t, name);
 	rc = k8s_get(k->client, path, &obj, &err);
 	free(path);
@@ -395,9 +396,8 @@ static int k8s_lua_list(lua_State *L)
 	int rc;
 
 	k8s_begin(L, k);
-	k8s_check_options(L, 3, "list", opts);
+	k8s_target(L, k, "list", 1, 3, opts, 0, &t);
 	selector = k8s_option(L, 3, "list", "labelSelector", 1024);
-	k8s_target(L, k, "list", 1, 3, 0, &t);
 	c.items = cJSON_CreateArray();
 	c.budget = lua_sandbox_remaining_memory(L) / 2;	/* the Lua copy needs the other half */
 	rc = k8s_list(k->client, t.type, t.ns, selector, LUA_K8S_LIST_PAGE, k8s_collect_item, &c, &err);
@@ -442,7 +442,7 @@ static int k8s_lua_create(lua_State *L)
 	lua_rawget(L, 4);
 	lua_setfield(L, 6, "namespace");
 	name = k8s_check_name(L, 5, "create", "metadata.name");
-	k8s_target(L, k, "create", 2, 6, 1, &t);
+	k8s_target(L, k, "create", 2, 6, k8s_ns_only, 1, &t);
 	if (k->dry_run)
 		k8s_check_room(L, k, "create");
 	obj = k8s_table_to_json(L, 1, "create", "object");
@@ -481,7 +481,7 @@ static int k8s_lua_patch(lua_State *L)
 	name = k8s_check_name(L, 3, "patch", "name");
 	if (!lua_istable(L, 4))
 		return luaL_error(L, "k8s.patch: patch must be a table, got %s", luaL_typename(L, 4));
-	k8s_target(L, k, "patch", 1, 5, 1, &t);
+	k8s_target(L, k, "patch", 1, 5, k8s_ns_only, 1, &t);
 	if (k->dry_run)
 		k8s_check_room(L, k, "patch");
 	patch = k8s_table_to_json(L, 4, "patch", "patch");
@@ -513,7 +513,7 @@ static int k8s_lua_delete(lua_State *L)
 
 	k8s_begin(L, k);
 	name = k8s_check_name(L, 3, "delete", "name");
-	k8s_target(L, k, "delete", 1, 4, 1, &t);
+	k8s_target(L, k, "delete", 1, 4, k8s_ns_only, 1, &t);
 	if (k->dry_run) {
 		k8s_check_room(L, k, "delete");
 		k8s_record(k, "delete", t.api_version, t.kind, t.ns, name);
@@ -560,9 +560,7 @@ static lua_Integer k8s_check_integer(lua_State *L, int idx, const char *fn, cons
 
 static const char *k8s_namespace_option(lua_State *L, struct lua_k8s *k, const char *fn, int idx)
 {
-	static const char *const ns_only[] = { "namespace", NULL };
-
-	k8s_check_options(L, idx, fn, ns_only);
+	k8s_check_options(L, idx, fn, k8s_ns_only);
 	return k8s_scope_namespace(L, k, fn, k8s_option(L, idx, fn, "namespace", 63));
 }
 

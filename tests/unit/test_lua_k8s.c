@@ -243,6 +243,9 @@ static void test_exec_status(void)
 	CHECK_INTEQ(k8s_exec_status_code(three, strlen(three), msg, sizeof msg), 3);
 	CHECK_INTEQ(k8s_exec_status_code(notfound, strlen(notfound), msg, sizeof msg), -1);
 	CHECK_STREQ(msg, "exec: \"nosuch\": executable file not found");
+	const char *kwok = "{\"status\":\"Failure\",\"message\":\"Internal error occurred: error executing command in container: "
+			   "cmd wait: sh -c exit 7: exit status 7\",\"reason\":\"InternalError\"}";
+	CHECK_INTEQ(k8s_exec_status_code(kwok, strlen(kwok), msg, sizeof msg), 7);
 	CHECK_INTEQ(k8s_exec_status_code("nope", 4, msg, sizeof msg), -1);
 	CHECK_STREQ(msg, "the command's status is not JSON");
 }
