@@ -36,6 +36,14 @@ const struct route web_routes[] = {
 	{ "POST", "/repositories/:id", page_repository_update, ROUTE_OPERATOR },
 	{ "POST", "/repositories/:id/test", page_repository_test, ROUTE_OPERATOR },
 	{ "POST", "/repositories/:id/delete", page_repository_delete, ROUTE_OPERATOR },
+	{ "GET", "/hooks", page_hooks, 0 },
+	{ "GET", "/hooks/new", page_hook_new, ROUTE_OPERATOR },
+	{ "POST", "/hooks", page_hook_create, ROUTE_OPERATOR },
+	{ "POST", "/hooks/check", page_hook_check, 0 },
+	{ "GET", "/hooks/:id", page_hook_edit, 0 },
+	{ "POST", "/hooks/:id", page_hook_update, ROUTE_OPERATOR },
+	{ "POST", "/hooks/:id/dry-run", page_hook_dry_run, ROUTE_OPERATOR },
+	{ "POST", "/hooks/:id/delete", page_hook_delete, ROUTE_OPERATOR },
 };
 const size_t web_routes_count = sizeof web_routes / sizeof web_routes[0];
 

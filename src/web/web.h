@@ -136,5 +136,13 @@ void page_repository_edit(struct request *r);
 void page_repository_update(struct request *r);
 void page_repository_test(struct request *r);
 void page_repository_delete(struct request *r);
+void page_hooks(struct request *r);
+void page_hook_new(struct request *r);
+void page_hook_create(struct request *r);
+void page_hook_check(struct request *r);
+void page_hook_edit(struct request *r);
+void page_hook_update(struct request *r);
+void page_hook_dry_run(struct request *r);
+void page_hook_delete(struct request *r);
 
 #endif
