@@ -207,7 +207,7 @@ void page_hook_create(struct request *r)
 		return;
 	const char *params[] = { form_value(&v, hook_fields, "name"), form_value(&v, hook_fields, "description"),
 				 form_value(&v, hook_fields, "source") };
-	res = db_exec(r->db, "WITH h AS (INSERT INTO hooks (name, description) VALUES ($1, $2) RETURNING id) "
+	res = db_exec(r->db, "WITH h AS (INSERT INTO hooks (name, description) VALUES ($1, coalesce($2, '')) RETURNING id) "
 		      "INSERT INTO hook_versions (hook_id, version, source) SELECT id, 1, $3 FROM h RETURNING hook_id",
 		      3, params, err, sizeof err);
 	if (!res) {
@@ -249,7 +249,7 @@ void page_hook_update(struct request *r)
 		"  JOIN hook_versions v ON v.hook_id = h.id AND v.version = h.current_version WHERE h.id = $1 FOR UPDATE OF h), "
 		"nv AS (INSERT INTO hook_versions (hook_id, version, source) "
 		"  SELECT $1, version + 1, $4 FROM cur WHERE source <> $4 RETURNING version) "
-		"UPDATE hooks SET name = $2, description = $3, updated_at = now(), "
+		"UPDATE hooks SET name = $2, description = coalesce($3, ''), updated_at = now(), "
 		"  current_version = coalesce((SELECT version FROM nv), current_version) "
 		"WHERE id = $1 AND EXISTS (SELECT 1 FROM cur) RETURNING current_version",
 		4, params, err, sizeof err);
