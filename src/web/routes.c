@@ -56,6 +56,14 @@ const struct route web_routes[] = {
 	{ "GET", "/jobs/:id", page_job, 0 },
 	{ "GET", "/jobs/:id/log.txt", page_job_log, 0 },
 	{ "POST", "/jobs/:id/cancel", page_job_cancel, ROUTE_OPERATOR },
+	{ "GET", "/hooks", page_hooks, 0 },
+	{ "GET", "/hooks/new", page_hook_new, ROUTE_OPERATOR },
+	{ "POST", "/hooks", page_hook_create, ROUTE_OPERATOR },
+	{ "POST", "/hooks/check", page_hook_check, 0 },
+	{ "GET", "/hooks/:id", page_hook_edit, 0 },
+	{ "POST", "/hooks/:id", page_hook_update, ROUTE_OPERATOR },
+	{ "POST", "/hooks/:id/dry-run", page_hook_dry_run, ROUTE_OPERATOR },
+	{ "POST", "/hooks/:id/delete", page_hook_delete, ROUTE_OPERATOR },
 };
 const size_t web_routes_count = sizeof web_routes / sizeof web_routes[0];
 

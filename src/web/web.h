@@ -197,5 +197,13 @@ void page_restore_plan_jobs(struct request *r);
 void page_job(struct request *r);
 void page_job_log(struct request *r);
 void page_job_cancel(struct request *r);
+void page_hooks(struct request *r);
+void page_hook_new(struct request *r);
+void page_hook_create(struct request *r);
+void page_hook_check(struct request *r);
+void page_hook_edit(struct request *r);
+void page_hook_update(struct request *r);
+void page_hook_dry_run(struct request *r);
+void page_hook_delete(struct request *r);
 
 #endif
