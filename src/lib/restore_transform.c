@@ -302,9 +302,11 @@ static void restore_service(const struct restore_transform *t, cJSON *obj)
 		cJSON *np = restore_get(port, "nodePort");
 		if (!np)
 			continue;
-		if (cJSON_IsNumber(np) && t->node_port_take && t->node_port_take((long)np->valuedouble, t->node_port_ud))
+		/* A port number from storage is checked before it is converted: 3e82 is a JSON number too. */
+		int valid = cJSON_IsNumber(np) && np->valuedouble >= 1 && np->valuedouble <= 65535;
+		if (valid && t->node_port_take && t->node_port_take((long)np->valuedouble, t->node_port_ud))
 			continue;
-		if (cJSON_IsNumber(np))
+		if (valid)
 			restore_warn(t, "Service %s/%s: node port %ld is in use in the target cluster; the cluster assigns another",
 				     ns ? ns : "", name ? name : "", (long)np->valuedouble);
 		cJSON_DeleteItemFromObjectCaseSensitive(port, "nodePort");

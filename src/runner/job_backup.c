@@ -12,6 +12,7 @@
  * cancelled or failed backup deletes what it uploaded; a runner killed mid-backup leaves no
  * velero-backup.json, and the reaper fails its job and backups row (sql/003_plans_jobs.sql). */
 #include "job.h"
+#include "job_hooks.h"
 #include "backup_archive.h"
 #include "log.h"
 #include "strbuf.h"
@@ -26,6 +27,7 @@
 #define ITEM_BATCH 500
 
 struct backup_plan {
+	long long id;			/* 0: a migration's backup, which no plan owns */
 	char name[64];
 	long long cluster_id;
 	long long repository_id;
@@ -224,6 +226,7 @@ static int plan_load(struct backup_run *r)
 		PQclear(res);
 		return -1;
 	}
+	p->id = r->job->backup_plan_id;
 	snprintf(p->name, sizeof p->name, "%s", PQgetvalue(res, 0, 0));
 	p->cluster_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 	p->repository_id = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
@@ -251,9 +254,9 @@ static void plan_free(struct backup_plan *p)
 /* Creates the backups row and points the job at it, in one statement. */
 static int backup_row_create(struct backup_run *r)
 {
-	char stamp[32], job_id[24], plan_id[24], days[24];
+	char stamp[32], job_id[24], plan_id[24], days[24], cluster_id[24], repo_id[24];
 	char *namespaces = cJSON_PrintUnformatted(r->plan.namespaces);
-	const char *params[] = { job_id, plan_id, r->name, namespaces, days };
+	const char *params[] = { job_id, r->plan.id ? plan_id : NULL, r->name, namespaces, days, cluster_id, repo_id };
 	struct tm tm;
 	PGresult *res;
 	int rc = -1;
@@ -263,16 +266,17 @@ static int backup_row_create(struct backup_run *r)
 	strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
 	snprintf(r->name, sizeof r->name, "%s-%s", r->plan.name, stamp);
 	snprintf(job_id, sizeof job_id, "%lld", r->job->id);
-	snprintf(plan_id, sizeof plan_id, "%lld", r->job->backup_plan_id);
+	snprintf(plan_id, sizeof plan_id, "%lld", r->plan.id);
 	snprintf(days, sizeof days, "%ld", r->plan.retention_days);
+	snprintf(cluster_id, sizeof cluster_id, "%lld", r->plan.cluster_id);
+	snprintf(repo_id, sizeof repo_id, "%lld", r->plan.repository_id);
 	res = job_query(r->job,
 			"WITH b AS (INSERT INTO backups (plan_id, cluster_id, repository_id, name, namespaces, expires_at) "
-			"  SELECT p.id, p.cluster_id, p.repository_id, $3, ARRAY(SELECT jsonb_array_elements_text($4::jsonb)), "
-			"         now() + make_interval(days => $5::integer) "
-			"  FROM backup_plans p WHERE p.id = $2 "
+			"  VALUES ($2, $6, $7, $3, ARRAY(SELECT jsonb_array_elements_text($4::jsonb)), "
+			"         now() + make_interval(days => $5::integer)) "
 			"  ON CONFLICT (org_id, name) DO NOTHING RETURNING id) "
 			"UPDATE jobs SET backup_id = b.id FROM b WHERE jobs.id = $1 RETURNING b.id",
-			5, params, r->err, r->errlen);
+			7, params, r->err, r->errlen);
 	free(namespaces);
 	if (!res)
 		return -1;
@@ -289,23 +293,29 @@ static int backup_row_create(struct backup_run *r)
 
 /* ---- hooks ---- */
 
-/* TODO(lua hooks): run the plan's pre-backup hooks here, in order (plan.hooks:
- * [{"hook_id": n} | {"inline": "...lua..."}]), through the runner's Lua sandbox, with the
- * cluster client r->k8s; a failing hook fails the phase and the backup. Until then a plan
- * with hooks is backed up without them, and the log says so. */
-static int hooks_run_pre_backup(struct backup_run *r)
+/* The plan's hooks of one phase ("pre-backup" before anything is read, "post-backup" once
+ * everything is read, e.g. to resume a quiesced database): scoped to the plan's first
+ * namespace, with the others granted. A failing hook whose on_failure is "fail" fails the job. */
+static int hooks_run(struct backup_run *r, const char *phase)
 {
-	int n = cJSON_GetArraySize(r->plan.hooks);
+	cJSON *context;
+	const cJSON *first;
+	int rc;
 
-	phase_begin(r, "hooks");
-	if (n == 0) {
-		phase_end(r, "succeeded");
+	if (cJSON_GetArraySize(r->plan.hooks) == 0)
 		return 0;
-	}
-	job_log(r->job, "warning", "%d pre-backup hook%s configured, but this runner cannot run hooks yet: "
-		"the backup goes on without them", n, n == 1 ? " is" : "s are");
-	phase_end(r, "skipped");
-	return 0;
+	phase_begin(r, phase);
+	first = cJSON_GetArrayItem(r->plan.namespaces, 0);
+	context = cJSON_CreateObject();
+	cJSON_AddStringToObject(context, "plan", r->plan.name);
+	cJSON_AddStringToObject(context, "cluster", r->cluster_name);
+	cJSON_AddStringToObject(context, "backup", r->name);
+	cJSON_AddStringToObject(context, "source_namespace", first->valuestring);
+	cJSON_AddItemToObject(context, "namespaces", cJSON_Duplicate(r->plan.namespaces, 1));
+	rc = job_run_hooks(r->job, phase, r->plan.hooks, r->k8s, first->valuestring, context, r->err, r->errlen);
+	cJSON_Delete(context);
+	phase_end(r, rc < 0 ? "failed" : "succeeded");
+	return rc;
 }
 
 /* ---- discovery ---- */
@@ -948,13 +958,15 @@ static int backup_steps(struct backup_run *r)
 		cJSON_GetArraySize(r->plan.namespaces), r->plan.label_selector ? r->plan.label_selector : "");
 	if (backup_open(r) < 0)
 		return -1;
-	if (hooks_run_pre_backup(r) < 0 || cancel_check(r))
+	if (hooks_run(r, "pre-backup") < 0 || cancel_check(r))
 		return -1;
 	if (discover(r) < 0 || cancel_check(r))
 		return -1;
 	if (backup_resources(r) < 0 || cancel_check(r))
 		return -1;
 	if (backup_volumes(r) < 0 || cancel_check(r))
+		return -1;
+	if (hooks_run(r, "post-backup") < 0 || cancel_check(r))
 		return -1;
 	if (backup_upload(r) < 0)
 		return -1;

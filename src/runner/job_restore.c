@@ -15,6 +15,7 @@
  * Only the job's thread touches the database: workers hand each finished object back, and
  * the job's thread records it (job_item), reports progress and checks for cancellation. */
 #include "job.h"
+#include "job_hooks.h"
 #include "backup_reader.h"
 #include "config.h"
 #include "log.h"
@@ -808,17 +809,42 @@ static int restore_create_all(struct restore_run *run, char *err, size_t errlen)
 
 /* ---- hooks and the result ---- */
 
-/* The post-restore hook point. The Lua hooks of the plan run here once the hook runtime exists;
- * until then a plan that names hooks says in the job's log that they did not run. */
-static const char *restore_post_hooks(struct restore_run *run)
+/* The plan's post-restore hooks, once every object exists: scoped to the first target
+ * namespace, with the other target namespaces granted. Returns the phase's state, or NULL when
+ * a hook failed the restore (err says which). */
+static const char *restore_post_hooks(struct restore_run *run, char *err, size_t errlen)
 {
-	int n = cJSON_GetArraySize(run->plan.hooks);
+	cJSON *context, *targets;
+	const char *first = NULL;
+	int rc;
 
-	if (n == 0)
+	if (cJSON_GetArraySize(run->plan.hooks) == 0)
 		return "none";
-	job_log(run->job, "warning", "the plan names %d post-restore hook%s; this runner cannot run hooks yet, so none ran",
-		n, n == 1 ? "" : "s");
-	return "not run";
+	targets = cJSON_CreateArray();
+	for (size_t i = 0; i < run->n; i++) {
+		const char *ns = run->items[i].ns;
+		const cJSON *t;
+		int seen = 0;
+		if (!ns || !*ns)
+			continue;
+		cJSON_ArrayForEach(t, targets)
+			seen |= strcmp(t->valuestring, ns) == 0;
+		if (!seen)
+			cJSON_AddItemToArray(targets, cJSON_CreateString(ns));
+	}
+	if (cJSON_GetArraySize(targets) == 0) {
+		cJSON_Delete(targets);
+		job_log(run->job, "warning", "post-restore hooks not run: the restore created no namespaced object");
+		return "skipped";
+	}
+	first = cJSON_GetArrayItem(targets, 0)->valuestring;
+	context = cJSON_CreateObject();
+	cJSON_AddStringToObject(context, "backup", run->plan.backup_name);
+	cJSON_AddStringToObject(context, "target_namespace", first);
+	cJSON_AddItemToObject(context, "namespaces", targets);
+	rc = job_run_hooks(run->job, "post-restore", run->plan.hooks, run->clients[0], first, context, err, errlen);
+	cJSON_Delete(context);
+	return rc < 0 ? NULL : "succeeded";
 }
 
 static void restore_count(cJSON *counts, const char *key)
@@ -960,7 +986,13 @@ const char *job_restore_run(struct job *job, char *err, size_t errlen)
 	}
 
 	started = now_seconds();
-	restore_phase(&run, "hooks", started, restore_post_hooks(&run), -1);
+	const char *hooks_state = restore_post_hooks(&run, err, errlen);
+	restore_phase(&run, "hooks", started, hooks_state ? hooks_state : "failed", -1);
+	if (!hooks_state) {
+		char ignored[8];
+		restore_result(&run, create_seconds, ignored, sizeof ignored);
+		goto out;
+	}
 
 	started = now_seconds();
 	job_progress(job, "finalize", (long)run.done, (long)run.n, job->bytes_done, 0);

@@ -243,6 +243,12 @@ static void test_service_ips_and_node_ports(void)
 	CHECK_INTEQ(at(svc, "spec.ports.1.nodePort")->valuedouble, 30443);	/* free: kept */
 	CHECK_INTEQ(w.n, 1);
 	CHECK(strstr(w.last, "shop-copy/web") && strstr(w.last, "30080"));
+	/* a node port no port can be (from a tampered or broken backup) is dropped, not converted */
+	cJSON *odd = parse("{\"kind\":\"Service\",\"metadata\":{\"name\":\"odd\"},\"spec\":{"
+			   "\"ports\":[{\"port\":80,\"nodePort\":3e82},{\"port\":81,\"nodePort\":-5}]}}");
+	restore_transform_apply(&t, "", "services", odd);
+	CHECK(!at(odd, "spec.ports.0.nodePort") && !at(odd, "spec.ports.1.nodePort"));
+	cJSON_Delete(odd);
 	restore_transform_apply(&t, "", "services", headless);
 	CHECK_STREQ(str_at(headless, "spec.clusterIP"), "None");
 	CHECK_STREQ(str_at(headless, "spec.clusterIPs.0"), "None");
