@@ -358,13 +358,33 @@ static void restore_labels(const struct restore_transform *t, cJSON *meta)
 	restore_set_str(labels, RESTORE_LABEL_RESTORE, value);
 }
 
+/* A class chosen for this very claim (by its source namespace and name) wins over the maps. */
+static void restore_claim_choice(const struct restore_transform *t, const char *key, cJSON *claim)
+{
+	const cJSON *cls = cJSON_GetObjectItemCaseSensitive(t->claim_class_map, key);
+	cJSON *spec = restore_get(claim, "spec");
+
+	if (!cJSON_IsString(cls) || !cJSON_IsObject(spec))
+		return;
+	cJSON_DeleteItemFromObjectCaseSensitive(spec, "storageClassName");
+	cJSON_AddStringToObject(spec, "storageClassName", cls->valuestring);
+	cJSON_DeleteItemFromObjectCaseSensitive(restore_get(restore_get(claim, "metadata"), "annotations"),
+						RESTORE_LEGACY_CLASS_ANNOTATION);
+}
+
 void restore_transform_apply(const struct restore_transform *t, const char *group, const char *resource,
 			     cJSON *obj)
 {
 	cJSON *meta = restore_get(obj, "metadata");
+	char claim_key[512] = "";
 
 	if (!cJSON_IsObject(obj) || !cJSON_IsObject(meta))
 		return;
+	if (t->claim_class_map && restore_is(group, resource, "", "persistentvolumeclaims")) {
+		const cJSON *ns = restore_get(meta, "namespace"), *name = restore_get(meta, "name");
+		if (cJSON_IsString(ns) && cJSON_IsString(name))
+			snprintf(claim_key, sizeof claim_key, "%s/%s", ns->valuestring, name->valuestring);
+	}
 	restore_strip_metadata(obj);
 	restore_owner_references(t, meta);
 	restore_namespaces(t, group, resource, obj);
@@ -372,8 +392,11 @@ void restore_transform_apply(const struct restore_transform *t, const char *grou
 		restore_service(t, obj);
 	else if (restore_is(group, resource, "", "persistentvolumes"))
 		restore_volume(t, obj);
-	else if (restore_is(group, resource, "", "persistentvolumeclaims"))
+	else if (restore_is(group, resource, "", "persistentvolumeclaims")) {
 		restore_claim(t, obj);
+		if (*claim_key)
+			restore_claim_choice(t, claim_key, obj);
+	}
 	else if (restore_is(group, resource, "apps", "statefulsets"))
 		restore_stateful_set(t, obj);
 	else if (restore_is(group, resource, "", "pods"))

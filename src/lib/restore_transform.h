@@ -42,6 +42,8 @@ struct restore_transform {
 	const cJSON *namespace_map;		/* {"source-ns": "target-ns"}, or NULL */
 	const cJSON *storage_class_map;		/* the plan's {"old": "new"}, or NULL */
 	const cJSON *cluster_class_map;		/* the target's change-storage-class ConfigMap data, or NULL */
+	const cJSON *claim_class_map;		/* {"<source-ns>/<claim>": "class"}: a migration's choice
+						 * per claim, before every other map; or NULL */
 	const char *backup_name;
 	const char *restore_id;
 	const struct restore_names *restored_uids;	/* source uids of the objects this restore creates */

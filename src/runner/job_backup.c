@@ -951,7 +951,7 @@ static void backup_close(struct backup_run *r)
 
 static int backup_steps(struct backup_run *r)
 {
-	if (plan_load(r) < 0 || backup_row_create(r) < 0)
+	if (backup_row_create(r) < 0)
 		return -1;
 	json_set(r->job->result, "backup", cJSON_CreateString(r->name));
 	job_log(r->job, "info", "backup %s of plan %s: namespaces %d, label selector \"%s\"", r->name, r->plan.name,
@@ -973,32 +973,59 @@ static int backup_steps(struct backup_run *r)
 	return backup_finalize(r, r->failed ? "partially_failed" : "completed");
 }
 
+/* Runs a backup of r->plan (loaded or given) to its end and returns the job's state. */
+static const char *backup_execute(struct backup_run *r, int plan_loaded)
+{
+	struct job *job = r->job;
+	char *err = r->err;
+	size_t errlen = r->errlen;
+	const char *state = "succeeded";
+
+	r->counts = cJSON_CreateObject();
+	r->resource_list = cJSON_CreateObject();
+	r->volumes = cJSON_CreateArray();
+	r->pv_names = cJSON_CreateArray();
+	r->storage_classes = cJSON_CreateArray();
+	if (!plan_loaded || backup_steps(r) < 0) {
+		state = r->cancelled ? "cancelled" : "failed";
+		if (r->cancelled)
+			snprintf(err, errlen, "cancelled by a user; backup %s was discarded", r->name);
+		if (r->repo_open)
+			backup_delete_uploads(r);
+	} else if (r->failed) {
+		state = "partially_failed";
+		snprintf(err, errlen, "%ld resource type%s or object%s could not be read; see the failed items",
+			 r->failed, r->failed == 1 ? "" : "s", r->failed == 1 ? "" : "s");
+	}
+	job_progress(job, r->phase ? r->phase : "", r->objects, r->objects + r->failed, r->bytes, r->bytes);
+	backup_close(r);
+	return state;
+}
+
 const char *job_backup_run(struct job *job, char *err, size_t errlen)
 {
 	struct backup_run r = { .job = job, .err = err, .errlen = errlen };
-	const char *state = "succeeded";
 
 	if (!job->backup_plan_id) {
 		snprintf(err, errlen, "a backup job needs a backup plan");
 		return "failed";
 	}
-	r.counts = cJSON_CreateObject();
-	r.resource_list = cJSON_CreateObject();
-	r.volumes = cJSON_CreateArray();
-	r.pv_names = cJSON_CreateArray();
-	r.storage_classes = cJSON_CreateArray();
-	if (backup_steps(&r) < 0) {
-		state = r.cancelled ? "cancelled" : "failed";
-		if (r.cancelled)
-			snprintf(err, errlen, "cancelled by a user; backup %s was discarded", r.name);
-		if (r.repo_open)
-			backup_delete_uploads(&r);
-	} else if (r.failed) {
-		state = "partially_failed";
-		snprintf(err, errlen, "%ld resource type%s or object%s could not be read; see the failed items",
-			 r.failed, r.failed == 1 ? "" : "s", r.failed == 1 ? "" : "s");
-	}
-	job_progress(job, r.phase ? r.phase : "", r.objects, r.objects + r.failed, r.bytes, r.bytes);
-	backup_close(&r);
-	return state;
+	return backup_execute(&r, plan_load(&r) == 0);
+}
+
+const char *job_backup_execute(struct job *job, const struct backup_spec *spec, char *err, size_t errlen)
+{
+	struct backup_run r = { .job = job, .err = err, .errlen = errlen };
+	struct backup_plan *p = &r.plan;
+
+	p->id = spec->plan_id;
+	snprintf(p->name, sizeof p->name, "%s", spec->name);
+	p->cluster_id = spec->cluster_id;
+	p->repository_id = spec->repository_id;
+	p->namespaces = cJSON_Duplicate(spec->namespaces, 1);
+	p->label_selector = spec->label_selector && *spec->label_selector ? xstrdup(spec->label_selector) : NULL;
+	p->retention_days = spec->retention_days;
+	p->volume_methods = spec->volume_methods ? cJSON_Duplicate(spec->volume_methods, 1) : cJSON_CreateObject();
+	p->hooks = spec->hooks ? cJSON_Duplicate(spec->hooks, 1) : cJSON_CreateArray();
+	return backup_execute(&r, cJSON_IsArray(p->namespaces));
 }

@@ -113,7 +113,9 @@ struct restore_item {
 struct restore_plan {
 	long long cluster_id;
 	cJSON *namespace_map, *storage_class_map, *hooks;
+	cJSON *claim_class_map;		/* a migration's class per claim, or NULL */
 	int update_existing;
+	int new_volumes;		/* PersistentVolumes are not restored: the target provisions its own */
 	char backup_name[256];
 	long long repository_id;
 };
@@ -158,14 +160,14 @@ static cJSON *restore_json_column(PGresult *res, int col)
 	return cJSON_Parse(PQgetvalue(res, 0, col));
 }
 
-static int restore_plan_load(struct restore_run *run, char *err, size_t errlen)
+/* The restore plan's row as a spec; the JSON in it is the caller's to delete. */
+static int restore_spec_load(struct job *job, struct restore_spec *spec, char *err, size_t errlen)
 {
-	struct job *job = run->job;
-	struct restore_plan *p = &run->plan;
 	char id[24];
 	const char *params[] = { id };
 	PGresult *res;
 
+	memset(spec, 0, sizeof *spec);
 	if (!job->restore_plan_id || !job->backup_id) {
 		snprintf(err, errlen, "the job names no restore plan or no backup");
 		return -1;
@@ -180,28 +182,55 @@ static int restore_plan_load(struct restore_run *run, char *err, size_t errlen)
 		snprintf(err, errlen, "restore plan %lld no longer exists", job->restore_plan_id);
 		return -1;
 	}
-	p->cluster_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	p->namespace_map = restore_json_column(res, 1);
-	p->storage_class_map = restore_json_column(res, 2);
-	p->update_existing = strcmp(PQgetvalue(res, 0, 3), "update") == 0;
-	p->hooks = restore_json_column(res, 4);
+	spec->backup_id = job->backup_id;
+	spec->target_cluster_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	spec->namespace_map = restore_json_column(res, 1);
+	spec->storage_class_map = restore_json_column(res, 2);
+	spec->update_existing = strcmp(PQgetvalue(res, 0, 3), "update") == 0;
+	spec->hooks = restore_json_column(res, 4);
 	PQclear(res);
+	if (job->cluster_id && job->cluster_id != spec->target_cluster_id) {
+		snprintf(err, errlen, "the job's cluster (%lld) is not its restore plan's target cluster (%lld)",
+			 job->cluster_id, spec->target_cluster_id);
+		return -1;
+	}
+	return 0;
+}
+
+static void restore_spec_free(struct restore_spec *spec)
+{
+	cJSON_Delete((cJSON *)spec->namespace_map);
+	cJSON_Delete((cJSON *)spec->storage_class_map);
+	cJSON_Delete((cJSON *)spec->hooks);
+}
+
+/* The run's own copy of what to restore, and the backup it comes from. */
+static int restore_plan_load(struct restore_run *run, const struct restore_spec *spec, char *err, size_t errlen)
+{
+	struct job *job = run->job;
+	struct restore_plan *p = &run->plan;
+	char id[24];
+	const char *params[] = { id };
+	PGresult *res;
+
+	p->cluster_id = spec->target_cluster_id;
+	p->namespace_map = spec->namespace_map ? cJSON_Duplicate(spec->namespace_map, 1) : cJSON_CreateObject();
+	p->storage_class_map = spec->storage_class_map ? cJSON_Duplicate(spec->storage_class_map, 1) : cJSON_CreateObject();
+	p->claim_class_map = spec->claim_class_map ? cJSON_Duplicate(spec->claim_class_map, 1) : NULL;
+	p->hooks = spec->hooks ? cJSON_Duplicate(spec->hooks, 1) : cJSON_CreateArray();
+	p->update_existing = spec->update_existing;
+	p->new_volumes = spec->new_volumes;
 	if (restore_map_check(p->namespace_map, "restore plan: namespace_map", 1, err, errlen) < 0 ||
 	    restore_map_check(p->storage_class_map, "restore plan: storage_class_map", 0, err, errlen) < 0)
 		return -1;
-	if (job->cluster_id && job->cluster_id != p->cluster_id) {
-		snprintf(err, errlen, "the job's cluster (%lld) is not its restore plan's target cluster (%lld)",
-			 job->cluster_id, p->cluster_id);
-		return -1;
-	}
 
-	snprintf(id, sizeof id, "%lld", job->backup_id);
+	snprintf(id, sizeof id, "%lld", spec->backup_id);
 	res = job_query(job, "SELECT name, state, repository_id FROM backups WHERE id = $1", 1, params, err, errlen);
 	if (!res)
 		return -1;
 	if (PQntuples(res) != 1) {
 		PQclear(res);
-		snprintf(err, errlen, "backup %lld no longer exists", job->backup_id);
+		snprintf(err, errlen, "backup %lld no longer exists", spec->backup_id);
 		return -1;
 	}
 	const char *state = PQgetvalue(res, 0, 1);
@@ -219,6 +248,7 @@ static int restore_plan_load(struct restore_run *run, char *err, size_t errlen)
 
 static void restore_plan_free(struct restore_plan *p)
 {
+	cJSON_Delete(p->claim_class_map);
 	cJSON_Delete(p->namespace_map);
 	cJSON_Delete(p->storage_class_map);
 	cJSON_Delete(p->hooks);
@@ -446,7 +476,8 @@ static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 	snprintf(restore_id, sizeof restore_id, "%lld", job->id);
 	struct restore_transform t = {
 		.namespace_map = run->plan.namespace_map, .storage_class_map = run->plan.storage_class_map,
-		.cluster_class_map = run->cluster_class_map, .backup_name = run->plan.backup_name,
+		.cluster_class_map = run->cluster_class_map, .claim_class_map = run->plan.claim_class_map,
+		.backup_name = run->plan.backup_name,
 		.restore_id = restore_id, .restored_uids = &uids, .restored_volumes = &volumes,
 		.node_port_take = restore_node_port_take, .node_port_ud = run,
 		.warn = restore_warning, .warn_ud = run,
@@ -458,6 +489,9 @@ static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 		struct restore_item *it = &run->items[run->n++];
 		it->src = i < run->archive.n ? &run->archive.objects[i] : &run->extra[i - run->archive.n];
 		it->skip = restore_skip_reason(it->src->group, it->src->resource, it->src->obj);
+		if (!it->skip && run->plan.new_volumes && strcmp(it->src->group, "") == 0 &&
+		    strcmp(it->src->resource, "persistentvolumes") == 0)
+			it->skip = "the target cluster provisions a new volume for its claim";
 		if (it->skip)
 			continue;
 		if (*restore_meta_str(it->src->obj, "uid"))
@@ -943,6 +977,17 @@ static void restore_run_free(struct restore_run *run)
 
 const char *job_restore_run(struct job *job, char *err, size_t errlen)
 {
+	struct restore_spec spec;
+	const char *state = "failed";
+
+	if (restore_spec_load(job, &spec, err, errlen) == 0)
+		state = job_restore_execute(job, &spec, err, errlen);
+	restore_spec_free(&spec);
+	return state;
+}
+
+const char *job_restore_execute(struct job *job, const struct restore_spec *spec, char *err, size_t errlen)
+{
 	struct restore_run run = { .job = job };
 	const char *state = "failed";
 	double started;
@@ -952,7 +997,7 @@ const char *job_restore_run(struct job *job, char *err, size_t errlen)
 	run.phases = cJSON_CreateArray();
 	cJSON_DeleteItemFromObjectCaseSensitive(job->result, "phases");
 	cJSON_AddItemToObject(job->result, "phases", run.phases);
-	if (restore_settings_load(&run, err, errlen) < 0 || restore_plan_load(&run, err, errlen) < 0)
+	if (restore_settings_load(&run, err, errlen) < 0 || restore_plan_load(&run, spec, err, errlen) < 0)
 		goto out;
 	run.bucket = rate_bucket_for(run.plan.cluster_id, run.rate);
 

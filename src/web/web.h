@@ -158,6 +158,14 @@ void page_members_role(struct request *r);
 void page_members_remove(struct request *r);
 void page_audit(struct request *r);
 void page_schedule_preview(struct request *r);
+void page_migrations(struct request *r);
+void page_migration_new(struct request *r);
+void page_migration_step(struct request *r);
+void page_migration_create(struct request *r);
+void page_migration(struct request *r);
+void page_migration_precheck(struct request *r);
+void page_migration_run(struct request *r);
+void page_migration_delete(struct request *r);
 /* The cron expression of a schedule form (kind cron/hourly/daily/weekly), or -1 with err. */
 int schedule_expression(const char *kind, const char *cron, const char *at, const char *weekday,
 			char *out, size_t outlen, char *err, size_t errlen);

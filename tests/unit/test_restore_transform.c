@@ -218,6 +218,31 @@ static void test_storage_class_precedence(void)
 	cJSON_Delete(unrelated);
 }
 
+static void test_claim_class_choice_wins(void)
+{
+	struct restore_transform t = base();
+	cJSON *plan = parse("{\"fast-ssd\": \"standard-nfs\"}");
+	cJSON *choice = parse("{\"shop/data\": \"gold\"}");
+	cJSON *data = parse("{\"kind\":\"PersistentVolumeClaim\",\"metadata\":{\"name\":\"data\",\"namespace\":\"shop\","
+			    "\"annotations\":{\"volume.beta.kubernetes.io/storage-class\":\"fast-ssd\"}},"
+			    "\"spec\":{\"storageClassName\":\"fast-ssd\"}}");
+	cJSON *logs = parse("{\"kind\":\"PersistentVolumeClaim\",\"metadata\":{\"name\":\"logs\",\"namespace\":\"shop\"},"
+			    "\"spec\":{\"storageClassName\":\"fast-ssd\"}}");
+
+	t.storage_class_map = plan;
+	t.claim_class_map = choice;
+	restore_transform_apply(&t, "", "persistentvolumeclaims", data);
+	restore_transform_apply(&t, "", "persistentvolumeclaims", logs);
+	CHECK_STREQ(str_at(data, "spec.storageClassName"), "gold");			/* chosen for this claim */
+	CHECK(!cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+		      cJSON_GetObjectItemCaseSensitive(data, "metadata"), "annotations"), "volume.beta.kubernetes.io/storage-class"));
+	CHECK_STREQ(str_at(logs, "spec.storageClassName"), "standard-nfs");		/* not chosen: the map */
+	cJSON_Delete(plan);
+	cJSON_Delete(choice);
+	cJSON_Delete(data);
+	cJSON_Delete(logs);
+}
+
 static int ports_free_above_30100(long port, void *ud)
 {
 	(void)ud;
@@ -391,6 +416,7 @@ static void test_plan_maps_checked(void)
 int main(void)
 {
 	RUN(test_strips_server_fields);
+	RUN(test_claim_class_choice_wins);
 	RUN(test_labels_added);
 	RUN(test_namespace_map_everywhere);
 	RUN(test_storage_class_precedence);
