@@ -310,8 +310,7 @@ void page_migration_step(struct request *r)
 	split_classes(&r->form, &base, chosen);
 	form_validate(migration_fields, MIGRATION_N, &base, &v);
 	kv_list_free(&base);
-	if (!v.errors)
-		check_more(r, &v);
+	check_more(r, &v);
 	if (v.errors) {
 		form_respond(r, 422, "migration_form", form_view(&v, migration_fields), &v);
 		goto out;
@@ -341,8 +340,7 @@ void page_migration_create(struct request *r)
 	split_classes(&r->form, &base, classes);
 	form_validate(migration_fields, MIGRATION_N, &base, &v);
 	kv_list_free(&base);
-	if (!v.errors)
-		check_more(r, &v);
+	check_more(r, &v);
 	cJSON_ArrayForEach(c, classes) {
 		size_t n = strlen(c->valuestring);
 		if (n == 0 || n > 253 || strspn(c->valuestring, "abcdefghijklmnopqrstuvwxyz0123456789-.") != n)
@@ -454,6 +452,8 @@ static void plan_page(struct request *r, PGresult *plan, const char *sid, cJSON 
 		cJSON_AddItemToArray(claims, o);
 	}
 	cJSON_Delete(classes);
+	cJSON_AddBoolToObject(view, "has_claims", cJSON_GetArraySize(claims) > 0);
+	cJSON_AddBoolToObject(view, "has_conflicts", cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(view, "conflicts")) > 0);
 	jobs = db_exec(r->db, "SELECT id, state, percent, to_char(queued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), error "
 		       "FROM jobs WHERE migration_plan_id = $1 ORDER BY queued_at DESC LIMIT 50", 1, params, err, sizeof err);
 	cJSON *list = cJSON_AddArrayToObject(view, "jobs");
