@@ -23,7 +23,7 @@ static void hook_log_line(void *ctx, const char *line)
 	if (hl->lines < JOB_HOOKS_LOG_LINES)
 		job_log(hl->job, "info", "hook %s: %s", hl->name, line);
 	else if (hl->lines == JOB_HOOKS_LOG_LINES)
-		job_log(hl->job, "warn", "hook %s: more than %d lines; the rest is left out of the job log",
+		job_log(hl->job, "warning", "hook %s: more than %d lines; the rest is left out of the job log",
 			hl->name, JOB_HOOKS_LOG_LINES);
 	hl->lines++;
 	cJSON_AddItemToArray(hl->last, cJSON_CreateString(line));
@@ -34,7 +34,7 @@ static void hook_log_line(void *ctx, const char *line)
 int job_hooks_limits(const char *config_path, struct lua_sandbox_limits *out, char *err, size_t errlen)
 {
 	struct config cfg = { 0 };
-	long mem, instructions, time_ms;
+	long mem = 0, instructions = 0, time_ms = 0;
 	int rc;
 
 	if (config_path && config_load(&cfg, config_path, err, errlen) < 0)
@@ -46,10 +46,12 @@ int job_hooks_limits(const char *config_path, struct lua_sandbox_limits *out, ch
 	     config_get_int(&cfg, "lua_time_limit_ms", JOB_HOOKS_TIME_MS_DEFAULT, 100, 3600000, &time_ms,
 			    err, errlen) < 0 ? -1 : 0;
 	config_free(&cfg);
+	if (rc < 0)
+		return -1;
 	out->memory_bytes = (size_t)mem;
 	out->instructions = (uint64_t)instructions;
 	out->time_ms = time_ms;
-	return rc;
+	return 0;
 }
 
 /* The name and source of library hook id, read within the job's organisation. */
@@ -157,7 +159,7 @@ static int hook_run_entry(struct job *job, const char *phase, const cJSON *entry
 	failed = !source || !res.ok;
 	stop = failed && !res.continue_on_failure;
 	if (failed)
-		job_log(job, stop ? "error" : "warn", "hook %s failed%s: %s", name,
+		job_log(job, stop ? "error" : "warning", "hook %s failed%s: %s", name,
 			stop ? "" : " (on_failure = \"continue\": the job goes on)", res.error);
 	hook_record(job, name, phase, !failed ? "succeeded" : stop ? "failed" : "continued",
 		    hook_now_ms() - start, hl.last, failed ? res.error : "");

@@ -6,6 +6,7 @@
  *   "phases": [{"name": "...", "state": "succeeded", "seconds": 1.5}, ...]   in order
  *   "counts": {"deployments.apps": 3, "persistentvolumeclaims": 2, ...}      objects per type */
 #include "web.h"
+#include "strbuf.h"
 #include "audit.h"
 #include "db.h"
 
@@ -228,6 +229,34 @@ static void add_result(cJSON *job, const char *result_json)
 		cJSON_AddNumberToObject(c, "count", item->valuedouble);
 		cJSON_AddItemToArray(counts, c);
 	}
+	/* each hook's outcome, duration and last log lines */
+	cJSON *hooks = cJSON_AddArrayToObject(job, "hooks");
+	cJSON_ArrayForEach(item, cJSON_GetObjectItem(result, "hooks")) {
+		const cJSON *ms = cJSON_GetObjectItem(item, "duration_ms"), *line;
+		cJSON *h = cJSON_CreateObject();
+		struct strbuf log = STRBUF_INIT;
+		cJSON_AddStringToObject(h, "name", cJSON_GetStringValue(cJSON_GetObjectItem(item, "name")) ?: "");
+		cJSON_AddStringToObject(h, "phase", cJSON_GetStringValue(cJSON_GetObjectItem(item, "phase")) ?: "");
+		cJSON_AddStringToObject(h, "state", cJSON_GetStringValue(cJSON_GetObjectItem(item, "state")) ?: "");
+		cJSON_AddStringToObject(h, "error", cJSON_GetStringValue(cJSON_GetObjectItem(item, "error")) ?: "");
+		if (cJSON_IsNumber(ms)) {
+			human_duration(ms->valuedouble / 1000, buf, sizeof buf);
+			cJSON_AddStringToObject(h, "duration", buf);
+		}
+		cJSON_ArrayForEach(line, cJSON_GetObjectItem(item, "log"))
+			if (cJSON_IsString(line))
+				strbuf_addf(&log, "%s\n", line->valuestring);
+		cJSON_AddStringToObject(h, "log", log.buf ? log.buf : "");
+		strbuf_release(&log);
+		cJSON_AddItemToArray(hooks, h);
+	}
+	/* what a migration's pre-check found in the target */
+	cJSON *conflicts = cJSON_AddArrayToObject(job, "conflicts");
+	cJSON_ArrayForEach(item, cJSON_GetObjectItem(result, "conflicts"))
+		if (cJSON_IsString(item))
+			cJSON_AddItemToArray(conflicts, cJSON_CreateString(item->valuestring));
+	cJSON_AddBoolToObject(job, "has_hooks", cJSON_GetArraySize(hooks) > 0);
+	cJSON_AddBoolToObject(job, "has_conflicts", cJSON_GetArraySize(conflicts) > 0);
 	cJSON_AddBoolToObject(job, "has_phases", cJSON_GetArraySize(phases) > 0);
 	cJSON_AddBoolToObject(job, "has_counts", cJSON_GetArraySize(counts) > 0);
 	cJSON_Delete(result);
