@@ -47,7 +47,8 @@ static double seconds_since(const struct timespec *t)
 static void phase_begin(struct migration_run *m, const char *name)
 {
 	clock_gettime(CLOCK_MONOTONIC, &m->phase_started);
-	job_progress(m->job, name, 0, 0, 0, 0);
+	/* the counters stay those of the last engine: the page keeps showing what was moved */
+	job_progress(m->job, name, m->job->items_done, m->job->items_total, m->job->bytes_done, m->job->bytes_total);
 	job_log(m->job, "info", "migration phase %s", name);
 }
 
