@@ -48,10 +48,12 @@ static const struct form_field step4_fields[] = {
 };
 
 static const struct form_field step5_fields[] = {
+	{ .name = "library_hooks", .label = "Library hooks", .kind = FORM_TEXT, .max_len = 1024 },
 	{ .name = "hook_script", .label = "Pre-backup hook (Lua)", .kind = FORM_TEXTAREA, .max_len = 65536 },
 };
 
 static void step1_check(struct request *r, const struct wizard *w, struct form_values *v);
+static void hooks_step_check(struct request *r, const struct wizard *w, struct form_values *v);
 static void step2_check(struct request *r, const struct wizard *w, struct form_values *v);
 static void step4_check(struct request *r, const struct wizard *w, struct form_values *v);
 
@@ -60,7 +62,7 @@ static const struct wizard_step plan_steps[] = {
 	{ "Namespaces", step2_fields, sizeof step2_fields / sizeof step2_fields[0], step2_check },
 	{ "Volumes", NULL, 0, NULL },
 	{ "Copy method", step4_fields, 1, step4_check },
-	{ "Hooks", step5_fields, 1, NULL },
+	{ "Hooks", step5_fields, 2, hooks_step_check },
 };
 #define PLAN_STEPS (sizeof plan_steps / sizeof plan_steps[0])
 
@@ -486,6 +488,7 @@ static void plan_wizard_respond(struct request *r, struct wizard *w, size_t show
 		}
 	}
 	view = wizard_view(w, shown, with_errors);
+	web_hooks_add_library(r, view);
 	if (claims) {
 		cJSON_AddItemToObject(view, "claims", claims);
 		if (err[0] && shown != 2)
@@ -698,26 +701,17 @@ static char *volume_methods_json(const char *lines)
 	return s;
 }
 
-static char *hooks_json(const char *script)
+static void hooks_step_check(struct request *r, const struct wizard *w, struct form_values *v)
 {
-	cJSON *a = cJSON_CreateArray();
-	char *s;
-
-	if (script && *script) {
-		cJSON *h = cJSON_CreateObject();
-		cJSON_AddStringToObject(h, "inline", script);
-		cJSON_AddItemToArray(a, h);
-	}
-	s = cJSON_PrintUnformatted(a);
-	cJSON_Delete(a);
-	return s;
+	(void)w;
+	web_hooks_check(r, v->value[0], v, 0);
 }
 
 static long long plan_save(struct request *r, const struct wizard *w, long long id, char *err, size_t errlen)
 {
 	char sid[24];
 	char *cron = schedule_cron(w), *methods = volume_methods_json(wizard_value(w, 4, "volume_methods"));
-	char *hooks = hooks_json(wizard_value(w, 5, "hook_script"));
+	char *hooks = web_hooks_json(r, wizard_value(w, 5, "library_hooks"), wizard_value(w, 5, "hook_script"));
 	const char *sel = wizard_value(w, 2, "label_selector");
 	long long saved = 0;
 	PGresult *res;
@@ -832,14 +826,18 @@ static int plan_load_input(struct request *r, long long id, struct kv_list *inpu
 	res = db_exec(r->db, "SELECT name, cluster_id, repository_id, array_to_string(namespaces, E'\\n'), label_selector, "
 		      "schedule_kind, schedule_cron, time_zone, retention_days, "
 		      "coalesce((SELECT string_agg(key || '=' || value, E'\\n' ORDER BY key) FROM jsonb_each_text(volume_methods)), ''), "
-		      "coalesce(hooks -> 0 ->> 'inline', '') FROM backup_plans WHERE id = $1", 1, params, err, sizeof err);
+		      "coalesce((SELECT e ->> 'inline' FROM jsonb_array_elements(hooks) e WHERE e ? 'inline' LIMIT 1), ''), "
+		      "coalesce((SELECT string_agg(k.name, ', ' ORDER BY e.n) FROM jsonb_array_elements(hooks) WITH ORDINALITY e(v, n) "
+		      "  JOIN hooks k ON k.id = (e.v ->> 'hook_id')::bigint), '') "
+		      "FROM backup_plans WHERE id = $1", 1, params, err, sizeof err);
 	if (!res || PQntuples(res) != 1) {
 		PQclear(res);
 		return -1;
 	}
 	static const char *const keys[] = { "name", "cluster_id", "repository_id", "namespaces", "label_selector",
-					    "schedule_kind", NULL, "time_zone", "retention_days", "volume_methods", "hook_script" };
-	for (int i = 0; i < 11; i++)
+					    "schedule_kind", NULL, "time_zone", "retention_days", "volume_methods", "hook_script",
+					    "library_hooks" };
+	for (int i = 0; i < 12; i++)
 		if (keys[i] && *PQgetvalue(res, 0, i))
 			kv_add(input, keys[i], PQgetvalue(res, 0, i), strlen(PQgetvalue(res, 0, i)));
 	const char *kind = PQgetvalue(res, 0, 5), *cron = PQgetvalue(res, 0, 6);

@@ -34,10 +34,12 @@ static const struct form_field step3_fields[] = {
 };
 
 static const struct form_field step4_fields[] = {
+	{ .name = "library_hooks", .label = "Library hooks", .kind = FORM_TEXT, .max_len = 1024 },
 	{ .name = "hook_script", .label = "Post-restore hook (Lua)", .kind = FORM_TEXTAREA, .max_len = 65536 },
 };
 
 static void step1_check(struct request *r, const struct wizard *w, struct form_values *v);
+static void hooks_step_check(struct request *r, const struct wizard *w, struct form_values *v);
 static void step2_check(struct request *r, const struct wizard *w, struct form_values *v);
 static void step3_check(struct request *r, const struct wizard *w, struct form_values *v);
 
@@ -45,7 +47,7 @@ static const struct wizard_step restore_steps[] = {
 	{ "Target", step1_fields, sizeof step1_fields / sizeof step1_fields[0], step1_check },
 	{ "Backup plan", step2_fields, 1, step2_check },
 	{ "Backup", step3_fields, 1, step3_check },
-	{ "Hooks", step4_fields, 1, NULL },
+	{ "Hooks", step4_fields, 2, hooks_step_check },
 };
 #define RESTORE_STEPS (sizeof restore_steps / sizeof restore_steps[0])
 
@@ -202,6 +204,8 @@ static void restore_wizard_respond(struct request *r, struct wizard *w, size_t s
 	static const char *const plan_cols[] = { "id", "name", "cluster", "namespaces", NULL };
 	static const char *const backup_cols[] = { "id", "name", "time", "namespaces", "size", "objects", "state", NULL };
 	cJSON *view = wizard_view(w, shown, with_errors);
+	web_hooks_add_library(r, view);
+	web_hooks_add_library(r, view);
 	char next[64];
 
 	if (shown == 1) {
@@ -331,16 +335,10 @@ static char *json_text(cJSON *v)
 	return s;
 }
 
-static char *hooks_json(const char *script)
+static void hooks_step_check(struct request *r, const struct wizard *w, struct form_values *v)
 {
-	cJSON *a = cJSON_CreateArray();
-
-	if (script && *script) {
-		cJSON *h = cJSON_CreateObject();
-		cJSON_AddStringToObject(h, "inline", script);
-		cJSON_AddItemToArray(a, h);
-	}
-	return json_text(a);
+	(void)w;
+	web_hooks_check(r, v->value[0], v, 0);
 }
 
 void page_restore_plan_create(struct request *r)
@@ -366,7 +364,7 @@ void page_restore_plan_create(struct request *r)
 		goto out;
 	}
 	char *nsmap = json_text(parse_map(wizard_value(&w, 1, "namespace_map"), "", 0, err, sizeof err));
-	char *scjson = json_text(scmap), *hooks = hooks_json(wizard_value(&w, 4, "hook_script"));
+	char *scjson = json_text(scmap), *hooks = web_hooks_json(r, wizard_value(&w, 4, "library_hooks"), wizard_value(&w, 4, "hook_script"));
 	const char *params[] = { wizard_value(&w, 1, "name"), wizard_value(&w, 2, "backup_plan_id"),
 				 wizard_value(&w, 3, "backup_id"), wizard_value(&w, 1, "target_cluster_id"), nsmap, scjson,
 				 wizard_value(&w, 1, "existing_policy"), hooks };

@@ -145,6 +145,11 @@ void wizard_error(struct wizard *w, size_t step, const char *name, const char *m
 cJSON *wizard_view(const struct wizard *w, size_t shown, int with_errors);
 void wizard_free(struct wizard *w);
 
+/* web_hooks.c: the wizards' hook steps (library hooks by name, in order, and an inline script). */
+void web_hooks_check(struct request *r, const char *list, struct form_values *v, size_t field);
+char *web_hooks_json(struct request *r, const char *list, const char *script);
+void web_hooks_add_library(struct request *r, cJSON *view);
+
 /* pages */
 void page_signup_form(struct request *r);
 void page_signup_post(struct request *r);

@@ -558,3 +558,23 @@ def test_restore_plan_saved_and_activated(stack, org, shop):
     conn.close()
     r = org.post(f"/restore-plans/{row['id']}/activate", {"confirm": "yes"})
     assert r.status_code == 409 and "backup is gone" in page_text(r)
+
+
+def test_hooks_step_picks_library_hooks_in_order_then_inline(org, shop, stack):
+    for name in ("quiesce", "scale-down"):
+        r = org.post("/hooks", {"name": name, "description": name, "source": f'log("{name}")'})
+        assert r.status_code == 303, r.text
+    ids = {h["name"]: h["id"] for h in org.json("/hooks").json()["hooks"]}
+    r = org.post("/backup-plans", full_plan(org, shop, library_hooks="scale-down, nope"))
+    assert r.status_code == 422 and 'Library hooks: no hook named &quot;nope&quot; in your library' in r.text
+    r = org.post("/backup-plans", full_plan(org, shop, library_hooks="scale-down, quiesce", hook_script='log("inline")'))
+    assert r.status_code == 303, r.text
+    plan = [p for p in org.json("/backup-plans").json()["plans"] if p["name"] == "shop-daily"][0]
+    conn = owner(stack)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT hooks FROM stowage.backup_plans WHERE id = %s", (plan["id"],))
+        hooks = cur.fetchone()[0]
+    conn.close()
+    assert hooks == [{"hook_id": ids["scale-down"]}, {"hook_id": ids["quiesce"]}, {"inline": 'log("inline")'}]
+    edit = org.get(f"/backup-plans/{plan['id']}/edit?step=5").text
+    assert 'value="scale-down, quiesce"' in edit
