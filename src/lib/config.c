@@ -28,6 +28,8 @@ static const char *const config_known_keys[] = {
 	"mover_launch",		/* "local" (the volume's directory on this machine) or "pod" */
 	"mover_image",		/* the data mover's image, for mover_launch = pod */
 	"work_dir",
+	"restore_parallelism",	/* objects a restore creates at once */
+	"restore_rate_limit",	/* API requests per second a restore sends one cluster */
 };
 
 static int config_key_known(const char *key)

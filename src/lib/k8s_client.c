@@ -22,6 +22,7 @@ struct k8s_client {
 	char *ca_pem;
 	int insecure;
 	long timeout_ms;
+	long deadline_ms;	/* 0: none */
 	struct curl_slist *resolve;
 	CURL *curl;
 };
@@ -109,6 +110,41 @@ void k8s_client_free(struct k8s_client *c)
 	free(c->api_url);
 	free(c->ca_pem);
 	free(c);
+}
+
+void k8s_client_set_deadline(struct k8s_client *c, long deadline_ms)
+{
+	c->deadline_ms = deadline_ms;
+}
+
+/* The timeout of the next request: the client's, cut short by the deadline. */
+static long k8s_timeout(const struct k8s_client *c)
+{
+	long left = c->deadline_ms ? c->deadline_ms - http_retry_now_ms() : c->timeout_ms;
+
+	return left < 1 ? 1 : left < c->timeout_ms ? left : c->timeout_ms;
+}
+
+static void k8s_setup_connection(const struct k8s_client *c, CURL *h)
+{
+	if (c->resolve)
+		curl_easy_setopt(h, CURLOPT_RESOLVE, c->resolve);
+	if (c->ca_pem) {
+		struct curl_blob blob = { c->ca_pem, strlen(c->ca_pem), CURL_BLOB_COPY };
+
+		curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+	}
+	if (c->insecure) {
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+}
+
+const char *k8s_client_raw_setup(struct k8s_client *c, void *h, const char **auth_header)
+{
+	k8s_setup_connection(c, h);
+	*auth_header = c->auth_header;
+	return c->api_url;
 }
 
 /* ---- paths ---- */
@@ -225,24 +261,14 @@ static void k8s_setup(struct k8s_client *c, const char *method, const char *url,
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, k8s_timeout(c));
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, k8s_timeout(c));
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, k8s_on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, k8s_on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-	if (c->resolve)
-		curl_easy_setopt(h, CURLOPT_RESOLVE, c->resolve);
-	if (c->ca_pem) {
-		struct curl_blob blob = { c->ca_pem, strlen(c->ca_pem), CURL_BLOB_COPY };
-
-		curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
-	}
-	if (c->insecure) {
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
+	k8s_setup_connection(c, h);
 	if (strcmp(method, "GET") != 0) {
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
@@ -272,6 +298,10 @@ static int k8s_request(struct k8s_client *c, const char *method, const char *pat
 		CURLcode cc;
 		long delay;
 
+		if (c->deadline_ms && http_retry_now_ms() >= c->deadline_ms) {
+			k8s_set_error(err, "Timeout", "no time left for the request");
+			break;
+		}
 		strbuf_reset(&r->body);
 		strbuf_addstr(&r->body, "");
 		r->status = 0;
@@ -304,7 +334,7 @@ static int k8s_request(struct k8s_client *c, const char *method, const char *pat
 		delay = http_retry_delay_ms(&http_retry_default, attempt + 1,
 					    http_retry_after_ms(r->retry_after, time(NULL)),
 					    http_retry_now_ms() - start, http_retry_random());
-		if (delay < 0)
+		if (delay < 0 || (c->deadline_ms && http_retry_now_ms() + delay >= c->deadline_ms))
 			break;
 		http_retry_sleep_ms(delay);
 	}

@@ -72,6 +72,16 @@ struct k8s_client *k8s_client_new(const struct k8s_cluster_conf *conf, const str
 				  char *err, size_t errlen);
 void k8s_client_free(struct k8s_client *c);
 
+/* Bounds every later request by deadline_ms (on http_retry_now_ms()'s clock): a request's
+ * timeout ends by then, no retry starts past it, and past it a request fails with reason
+ * "Timeout" at once. 0 removes the bound. Hooks use it to keep calls within their time limit. */
+void k8s_client_set_deadline(struct k8s_client *c, long deadline_ms);
+/* For what the client does not speak itself (exec over WebSocket, k8s_exec.c): sets the curl
+ * easy handle h up with the client's TLS verification and pinned address, and returns the API
+ * server's URL (no trailing slash). *auth_header receives the "Authorization: Bearer ..." line,
+ * which must never be logged. */
+const char *k8s_client_raw_setup(struct k8s_client *c, void *h, const char **auth_header);
+
 /* The path of a resource, collection (name NULL) or namespace-wide collection, with every
  * segment URL-escaped: /api/v1/namespaces/ns/configmaps/name or /apis/g/v/... */
 char *k8s_resource_path(const char *group, const char *version, const char *plural,

@@ -35,6 +35,7 @@ struct job {
 	long long restore_plan_id;
 	long long backup_id;
 	long long cluster_id;
+	long long migration_plan_id;
 	/* progress as last reported */
 	char phase[64];
 	long items_done, items_total, items_failed;
@@ -77,9 +78,40 @@ int job_repository_open(struct job *job, long long repository_id, struct job_rep
 			char *err, size_t errlen);
 void job_repository_close(struct job_repository *repo);
 
+/* What a restore restores, and how: a restore plan's row, or what a migration decides. */
+struct restore_spec {
+	long long backup_id;
+	long long target_cluster_id;
+	const cJSON *namespace_map;	/* {"source-ns": "target-ns"}, or NULL */
+	const cJSON *storage_class_map;	/* {"old": "new"}, or NULL */
+	const cJSON *claim_class_map;	/* {"<source-ns>/<claim>": "class"}, or NULL */
+	const cJSON *hooks;		/* post-restore hooks, or NULL */
+	int update_existing;
+	int new_volumes;		/* do not restore PersistentVolumes: the target provisions its own */
+};
+
+/* What a backup backs up: a backup plan's row, or what a migration decides (plan_id 0). */
+struct backup_spec {
+	long long plan_id;
+	const char *name;		/* the backup is named <name>-<UTC time> */
+	long long cluster_id;
+	long long repository_id;
+	const cJSON *namespaces;	/* array of strings */
+	const char *label_selector;	/* NULL: every object */
+	long retention_days;
+	const cJSON *volume_methods;	/* {"ns/pvc": "filesystem" | "snapshot"}, or NULL */
+	const cJSON *hooks;		/* pre- and post-backup hooks, or NULL */
+};
+
+/* The engines with explicit inputs, for jobs that are more than one backup or restore. They
+ * return the state as the job kinds below do; a backup leaves job->backup_id set to its row. */
+const char *job_backup_execute(struct job *job, const struct backup_spec *spec, char *err, size_t errlen);
+const char *job_restore_execute(struct job *job, const struct restore_spec *spec, char *err, size_t errlen);
+
 /* The job kinds. Each returns the final state: "succeeded", "partially_failed", "failed" or
  * "cancelled", and fills err with the reason when it is not "succeeded". */
 const char *job_backup_run(struct job *job, char *err, size_t errlen);
 const char *job_restore_run(struct job *job, char *err, size_t errlen);
+const char *job_migrate_run(struct job *job, char *err, size_t errlen);
 
 #endif

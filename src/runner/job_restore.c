@@ -1,11 +1,1052 @@
-/* Restore jobs: see job.h. */
+/* Restore jobs: see job.h.
+ *
+ * Phases, each recorded in job.result.phases with its duration:
+ *   download   the backup's archive from its repository into the work directory;
+ *   prepare    read and check every object (backup_reader), leave out what the cluster or an
+ *              owner recreates, transform the rest for the target (restore_transform), order
+ *              them (restore_order);
+ *   create     tier by tier: the objects of one tier are created in parallel by a small pool
+ *              of threads, each with its own Kubernetes client (a client is one curl handle),
+ *              under one token bucket per cluster. After the CRDs, wait until each is
+ *              Established and its resource served before custom resources are created;
+ *   hooks      the post-restore hook point (the Lua hooks run here once they exist);
+ *   finalize   counts per action and per type into job.result.
+ *
+ * Only the job's thread touches the database: workers hand each finished object back, and
+ * the job's thread records it (job_item), reports progress and checks for cancellation. */
 #include "job.h"
+#include "job_hooks.h"
+#include "backup_reader.h"
+#include "config.h"
+#include "log.h"
+#include "restore_order.h"
+#include "restore_transform.h"
+#include "strbuf.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RESTORE_PARALLELISM_DEFAULT 8
+#define RESTORE_PARALLELISM_MAX 64
+#define RESTORE_RATE_DEFAULT 50
+#define RESTORE_ARCHIVE_MAX (8LL << 30)		/* compressed bytes we agree to download */
+#define RESTORE_CRD_WAIT_MS 60000
+#define RESTORE_FAILED_LISTED 200		/* failed objects named in job.result */
+#define RESTORE_UPDATE_ATTEMPTS 3
+
+/* ---- the per-cluster token bucket ---- */
+
+/* Tokens may go negative: each caller reserves one and sleeps off its debt, so waiting callers
+ * are served in arrival order and the rate holds however many threads ask. */
+struct rate_bucket {
+	long long cluster_id;
+	double rate, burst, tokens;
+	double last;	/* seconds, monotonic */
+};
+
+static pthread_mutex_t rate_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct rate_bucket rate_buckets[32];
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The runner process's bucket for a cluster, (re)configured to rate requests a second. */
+static struct rate_bucket *rate_bucket_for(long long cluster_id, double rate)
+{
+	struct rate_bucket *b = NULL;
+
+	pthread_mutex_lock(&rate_mu);
+	for (size_t i = 0; i < sizeof rate_buckets / sizeof rate_buckets[0] && !b; i++)
+		if (rate_buckets[i].cluster_id == cluster_id || rate_buckets[i].cluster_id == 0)
+			b = &rate_buckets[i];
+	if (!b)	/* more clusters than slots: reuse the first */
+		b = &rate_buckets[0];
+	if (b->cluster_id != cluster_id || b->rate != rate)
+		*b = (struct rate_bucket){ cluster_id, rate, rate < 10 ? 1 : rate / 10, rate < 10 ? 1 : rate / 10, now_seconds() };
+	pthread_mutex_unlock(&rate_mu);
+	return b;
+}
+
+static void rate_take(struct rate_bucket *b)
+{
+	double wait, now;
+
+	pthread_mutex_lock(&rate_mu);
+	now = now_seconds();
+	b->tokens += (now - b->last) * b->rate;
+	if (b->tokens > b->burst)
+		b->tokens = b->burst;
+	b->last = now;
+	b->tokens -= 1;
+	wait = b->tokens < 0 ? -b->tokens / b->rate : 0;
+	pthread_mutex_unlock(&rate_mu);
+	if (wait > 0) {
+		struct timespec ts = { (time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9) };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
+}
+
+/* ---- the restore's state ---- */
+
+struct restore_item {
+	struct backup_object *src;	/* group, resource, source namespace and name; obj transformed */
+	char *ns;			/* target namespace, "" for cluster-scoped */
+	char *name;			/* target name (a Namespace object's is mapped) */
+	char *version;
+	enum restore_tier tier;
+	const char *skip;		/* why it is left out, or NULL */
+	const char *action;		/* created, updated, skipped, failed */
+	char message[600];
+};
+
+struct restore_plan {
+	long long cluster_id;
+	cJSON *namespace_map, *storage_class_map, *hooks;
+	cJSON *claim_class_map;		/* a migration's class per claim, or NULL */
+	int update_existing;
+	int new_volumes;		/* PersistentVolumes are not restored: the target provisions its own */
+	char backup_name[256];
+	long long repository_id;
+};
+
+struct restore_run {
+	struct job *job;
+	struct restore_plan plan;
+	long parallelism;
+	double rate;
+	struct rate_bucket *bucket;
+	struct k8s_client **clients;	/* parallelism of them; clients[0] is the job thread's too */
+	struct k8s_resource_list types;
+	struct backup_archive archive;
+	struct backup_object *extra;	/* Namespace objects the backup lacks */
+	size_t nextra;
+	struct restore_item *items;
+	size_t n, done;
+	cJSON *cluster_class_map;
+	unsigned char node_ports[65536 / 8];
+	long warnings;
+	char archive_path[4096];
+	cJSON *phases;
+};
+
+static void restore_phase(struct restore_run *run, const char *name, double started, const char *state,
+			  long objects)
+{
+	cJSON *p = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(p, "name", name);
+	cJSON_AddStringToObject(p, "state", state);
+	cJSON_AddNumberToObject(p, "seconds", (double)(long)((now_seconds() - started) * 1000) / 1000);
+	if (objects >= 0)
+		cJSON_AddNumberToObject(p, "objects", (double)objects);
+	cJSON_AddItemToArray(run->phases, p);
+}
+
+/* ---- loading the plan and the backup ---- */
+
+static cJSON *restore_json_column(PGresult *res, int col)
+{
+	return cJSON_Parse(PQgetvalue(res, 0, col));
+}
+
+/* The restore plan's row as a spec; the JSON in it is the caller's to delete. */
+static int restore_spec_load(struct job *job, struct restore_spec *spec, char *err, size_t errlen)
+{
+	char id[24];
+	const char *params[] = { id };
+	PGresult *res;
+
+	memset(spec, 0, sizeof *spec);
+	if (!job->restore_plan_id || !job->backup_id) {
+		snprintf(err, errlen, "the job names no restore plan or no backup");
+		return -1;
+	}
+	snprintf(id, sizeof id, "%lld", job->restore_plan_id);
+	res = job_query(job, "SELECT target_cluster_id, namespace_map::text, storage_class_map::text, existing_policy, "
+			"hooks::text FROM restore_plans WHERE id = $1", 1, params, err, errlen);
+	if (!res)
+		return -1;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		snprintf(err, errlen, "restore plan %lld no longer exists", job->restore_plan_id);
+		return -1;
+	}
+	spec->backup_id = job->backup_id;
+	spec->target_cluster_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	spec->namespace_map = restore_json_column(res, 1);
+	spec->storage_class_map = restore_json_column(res, 2);
+	spec->update_existing = strcmp(PQgetvalue(res, 0, 3), "update") == 0;
+	spec->hooks = restore_json_column(res, 4);
+	PQclear(res);
+	if (job->cluster_id && job->cluster_id != spec->target_cluster_id) {
+		snprintf(err, errlen, "the job's cluster (%lld) is not its restore plan's target cluster (%lld)",
+			 job->cluster_id, spec->target_cluster_id);
+		return -1;
+	}
+	return 0;
+}
+
+static void restore_spec_free(struct restore_spec *spec)
+{
+	cJSON_Delete((cJSON *)spec->namespace_map);
+	cJSON_Delete((cJSON *)spec->storage_class_map);
+	cJSON_Delete((cJSON *)spec->hooks);
+}
+
+/* The run's own copy of what to restore, and the backup it comes from. */
+static int restore_plan_load(struct restore_run *run, const struct restore_spec *spec, char *err, size_t errlen)
+{
+	struct job *job = run->job;
+	struct restore_plan *p = &run->plan;
+	char id[24];
+	const char *params[] = { id };
+	PGresult *res;
+
+	p->cluster_id = spec->target_cluster_id;
+	p->namespace_map = spec->namespace_map ? cJSON_Duplicate(spec->namespace_map, 1) : cJSON_CreateObject();
+	p->storage_class_map = spec->storage_class_map ? cJSON_Duplicate(spec->storage_class_map, 1) : cJSON_CreateObject();
+	p->claim_class_map = spec->claim_class_map ? cJSON_Duplicate(spec->claim_class_map, 1) : NULL;
+	p->hooks = spec->hooks ? cJSON_Duplicate(spec->hooks, 1) : cJSON_CreateArray();
+	p->update_existing = spec->update_existing;
+	p->new_volumes = spec->new_volumes;
+	if (restore_map_check(p->namespace_map, "restore plan: namespace_map", 1, err, errlen) < 0 ||
+	    restore_map_check(p->storage_class_map, "restore plan: storage_class_map", 0, err, errlen) < 0)
+		return -1;
+
+	snprintf(id, sizeof id, "%lld", spec->backup_id);
+	res = job_query(job, "SELECT name, state, repository_id FROM backups WHERE id = $1", 1, params, err, errlen);
+	if (!res)
+		return -1;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		snprintf(err, errlen, "backup %lld no longer exists", spec->backup_id);
+		return -1;
+	}
+	const char *state = PQgetvalue(res, 0, 1);
+	if (strcmp(state, "completed") != 0 && strcmp(state, "partially_failed") != 0) {
+		snprintf(err, errlen, "backup %s is %s: only a completed or partially failed backup can be restored",
+			 PQgetvalue(res, 0, 0), state);
+		PQclear(res);
+		return -1;
+	}
+	snprintf(p->backup_name, sizeof p->backup_name, "%s", PQgetvalue(res, 0, 0));
+	p->repository_id = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
+static void restore_plan_free(struct restore_plan *p)
+{
+	cJSON_Delete(p->claim_class_map);
+	cJSON_Delete(p->namespace_map);
+	cJSON_Delete(p->storage_class_map);
+	cJSON_Delete(p->hooks);
+}
+
+/* The restore's tunables, read from the runner's configuration at each job so that an
+ * operator's change applies to the next restore. */
+static int restore_settings_load(struct restore_run *run, char *err, size_t errlen)
+{
+	struct config cfg;
+	long rate = RESTORE_RATE_DEFAULT;
+	int rc;
+
+	if (config_load(&cfg, run->job->ctx->config_path, err, errlen) < 0)
+		return -1;
+	rc = config_get_int(&cfg, "restore_parallelism", RESTORE_PARALLELISM_DEFAULT, 1, RESTORE_PARALLELISM_MAX,
+			    &run->parallelism, err, errlen);
+	if (rc == 0)
+		rc = config_get_int(&cfg, "restore_rate_limit", RESTORE_RATE_DEFAULT, 1, 100000, &rate, err, errlen);
+	config_free(&cfg);
+	run->rate = (double)rate;
+	return rc;
+}
+
+/* ---- download ---- */
+
+struct restore_download {
+	FILE *f;
+	struct job *job;
+	long long done, total;
+};
+
+static int restore_download_write(const void *data, size_t len, void *ud)
+{
+	struct restore_download *d = ud;
+
+	if (fwrite(data, 1, len, d->f) != len)
+		return -1;
+	d->done += (long long)len;
+	if (d->done > RESTORE_ARCHIVE_MAX)
+		return -1;
+	job_progress(d->job, "download", 0, 0, d->done, d->total);
+	return 0;
+}
+
+static int restore_download(struct restore_run *run, char *err, size_t errlen)
+{
+	struct job *job = run->job;
+	struct job_repository repo;
+	struct restore_download d = { .job = job };
+	struct s3_error se;
+	char key[1024], words[512];
+	int64_t size = 0;
+	int fd, rc = -1;
+
+	if (job_repository_open(job, run->plan.repository_id, &repo, err, errlen) < 0)
+		return -1;
+	snprintf(key, sizeof key, "%sbackups/%s/%s.tar.gz", repo.prefix, run->plan.backup_name, run->plan.backup_name);
+	if (s3_head(repo.s3, key, &size, NULL, 0, &se) < 0) {
+		s3_error_describe(&se, words, sizeof words);
+		snprintf(err, errlen, "backup %s: its archive %s cannot be read: %s", run->plan.backup_name, key, words);
+		goto out;
+	}
+	if (size > RESTORE_ARCHIVE_MAX) {
+		snprintf(err, errlen, "backup %s: its archive is %lld bytes, more than the %lld a restore reads",
+			 run->plan.backup_name, (long long)size, RESTORE_ARCHIVE_MAX);
+		goto out;
+	}
+	d.total = size;
+	snprintf(run->archive_path, sizeof run->archive_path, "%s/restore-%lld-XXXXXX", job->ctx->work_dir, job->id);
+	fd = mkstemp(run->archive_path);
+	if (fd < 0 || !(d.f = fdopen(fd, "w"))) {
+		snprintf(err, errlen, "work directory %s: cannot create a file: %s", job->ctx->work_dir, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		run->archive_path[0] = '\0';
+		goto out;
+	}
+	if (s3_get_stream(repo.s3, key, 0, -1, restore_download_write, &d, &se) < 0) {
+		s3_error_describe(&se, words, sizeof words);
+		snprintf(err, errlen, "backup %s: downloading %s failed: %s", run->plan.backup_name, key, words);
+	} else if (fflush(d.f) != 0) {
+		snprintf(err, errlen, "work directory %s: %s", job->ctx->work_dir, strerror(errno));
+	} else {
+		rc = 0;
+		job->bytes_done = job->bytes_total = d.done;
+	}
+	fclose(d.f);
+out:
+	job_repository_close(&repo);
+	return rc;
+}
+
+/* ---- prepare ---- */
+
+static int restore_node_port_take(long port, void *ud)
+{
+	struct restore_run *run = ud;
+
+	if (port <= 0 || port > 65535)
+		return 0;
+	if (run->node_ports[port / 8] & (1u << (port % 8)))
+		return 0;
+	run->node_ports[port / 8] |= (unsigned char)(1u << (port % 8));
+	return 1;
+}
+
+static void restore_warning(const char *message, void *ud)
+{
+	struct restore_run *run = ud;
+
+	run->warnings++;
+	job_log(run->job, "warning", "%s", message);
+}
+
+static int restore_note_node_ports(cJSON *svc, void *ud)
+{
+	const cJSON *port;
+
+	if (!svc)
+		return 0;
+	cJSON_ArrayForEach(port, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(svc, "spec"), "ports")) {
+		const cJSON *np = cJSON_GetObjectItemCaseSensitive(port, "nodePort");
+		if (cJSON_IsNumber(np))
+			restore_node_port_take((long)np->valuedouble, ud);
+	}
+	return 0;
+}
+
+/* What the target cluster holds that the transformation must know: the node ports its services
+ * use, and its change-storage-class ConfigMap (Velero's convention, read once per restore). */
+static int restore_target_survey(struct restore_run *run, char *err, size_t errlen)
+{
+	const struct k8s_resource_type *services = k8s_resource_find(&run->types, "", "services");
+	struct k8s_error ke;
+	char words[600];
+	cJSON *list = NULL;
+
+	if (services && k8s_list(run->clients[0], services, NULL, NULL, 500, restore_note_node_ports, run, &ke) < 0) {
+		k8s_error_describe(&ke, words, sizeof words);
+		snprintf(err, errlen, "listing the target cluster's services (for their node ports): %s", words);
+		return -1;
+	}
+	if (k8s_get(run->clients[0], "/api/v1/namespaces/velero/configmaps?labelSelector="
+		    "velero.io%2Fchange-storage-class%3DRestoreItemAction", &list, &ke) < 0) {
+		if (ke.http_status == 404)
+			return 0;
+		k8s_error_describe(&ke, words, sizeof words);
+		snprintf(err, errlen, "reading the target cluster's change-storage-class ConfigMap: %s", words);
+		return -1;
+	}
+	const cJSON *items = cJSON_GetObjectItemCaseSensitive(list, "items");
+	const cJSON *first = cJSON_GetArrayItem(items, 0);
+	if (cJSON_GetArraySize(items) > 1)
+		job_log(run->job, "warning", "the target cluster has %d change-storage-class ConfigMaps in namespace velero; "
+			"using %s", cJSON_GetArraySize(items),
+			cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(first, "metadata"), "name")));
+	const cJSON *data = cJSON_GetObjectItemCaseSensitive(first, "data");
+	if (cJSON_IsObject(data)) {
+		run->cluster_class_map = cJSON_Duplicate(data, 1);
+		job_log(run->job, "info", "the target cluster's change-storage-class ConfigMap maps %d storage classes",
+			cJSON_GetArraySize(data));
+	}
+	cJSON_Delete(list);
+	return 0;
+}
+
+static char *restore_version_of(const cJSON *obj)
+{
+	const char *api = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, "apiVersion"));
+	const char *slash = api ? strchr(api, '/') : NULL;
+
+	return xstrdup(slash ? slash + 1 : api ? api : "v1");
+}
+
+static const char *restore_meta_str(const cJSON *obj, const char *key)
+{
+	const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), key));
+
+	return s ? s : "";
+}
+
+/* A Namespace object for each target namespace the backup holds objects of but no Namespace
+ * object for, so that its objects have somewhere to go. */
+static void restore_missing_namespaces(struct restore_run *run, const struct restore_transform *t)
+{
+	struct restore_names have = { 0 }, want = { 0 };
+	struct backup_archive *a = &run->archive;
+
+	for (size_t i = 0; i < a->n; i++) {
+		if (strcmp(a->objects[i].group, "") == 0 && strcmp(a->objects[i].resource, "namespaces") == 0)
+			restore_names_add(&have, restore_namespace_target(t, a->objects[i].name));
+		else if (*a->objects[i].ns && !restore_names_has(&want, restore_namespace_target(t, a->objects[i].ns)))
+			restore_names_add(&want, restore_namespace_target(t, a->objects[i].ns));
+	}
+	restore_names_seal(&have);
+	run->extra = xcalloc(want.n ? want.n : 1, sizeof *run->extra);
+	for (size_t i = 0; i < want.n; i++) {
+		if (restore_names_has(&have, want.v[i]))
+			continue;
+		cJSON *ns = cJSON_CreateObject();
+		cJSON_AddStringToObject(ns, "apiVersion", "v1");
+		cJSON_AddStringToObject(ns, "kind", "Namespace");
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(ns, "metadata"), "name", want.v[i]);
+		run->extra[run->nextra++] = (struct backup_object){ xstrdup(""), xstrdup("namespaces"), xstrdup(""),
+								     xstrdup(want.v[i]), ns };
+	}
+	restore_names_free(&have);
+	restore_names_free(&want);
+}
+
+static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
+{
+	struct job *job = run->job;
+	struct restore_names uids = { 0 }, volumes = { 0 };
+	char restore_id[24];
+	size_t total;
+
+	if (backup_reader_read_file(run->archive_path, NULL, &run->archive, err, errlen) < 0)
+		return -1;
+	job_log(job, "info", "backup %s holds %zu objects (format %s, %llu bytes)", run->plan.backup_name,
+		run->archive.n, run->archive.version, (unsigned long long)run->archive.bytes);
+	if (restore_target_survey(run, err, errlen) < 0)
+		return -1;
+	snprintf(restore_id, sizeof restore_id, "%lld", job->id);
+	struct restore_transform t = {
+		.namespace_map = run->plan.namespace_map, .storage_class_map = run->plan.storage_class_map,
+		.cluster_class_map = run->cluster_class_map, .claim_class_map = run->plan.claim_class_map,
+		.backup_name = run->plan.backup_name,
+		.restore_id = restore_id, .restored_uids = &uids, .restored_volumes = &volumes,
+		.node_port_take = restore_node_port_take, .node_port_ud = run,
+		.warn = restore_warning, .warn_ud = run,
+	};
+	restore_missing_namespaces(run, &t);
+	total = run->archive.n + run->nextra;
+	run->items = xcalloc(total ? total : 1, sizeof *run->items);
+	for (size_t i = 0; i < total; i++) {
+		struct restore_item *it = &run->items[run->n++];
+		it->src = i < run->archive.n ? &run->archive.objects[i] : &run->extra[i - run->archive.n];
+		it->skip = restore_skip_reason(it->src->group, it->src->resource, it->src->obj);
+		if (!it->skip && run->plan.new_volumes && strcmp(it->src->group, "") == 0 &&
+		    strcmp(it->src->resource, "persistentvolumes") == 0)
+			it->skip = "the target cluster provisions a new volume for its claim";
+		if (it->skip)
+			continue;
+		if (*restore_meta_str(it->src->obj, "uid"))
+			restore_names_add(&uids, restore_meta_str(it->src->obj, "uid"));
+		if (strcmp(it->src->group, "") == 0 && strcmp(it->src->resource, "persistentvolumes") == 0)
+			restore_names_add(&volumes, it->src->name);
+	}
+	restore_names_seal(&uids);
+	restore_names_seal(&volumes);
+	for (size_t i = 0; i < run->n; i++) {
+		struct restore_item *it = &run->items[i];
+		it->ns = xstrdup(restore_namespace_target(&t, it->src->ns));
+		if (!it->skip)
+			restore_transform_apply(&t, it->src->group, it->src->resource, it->src->obj);
+		it->name = xstrdup(it->skip ? it->src->name : restore_meta_str(it->src->obj, "name"));
+		it->version = restore_version_of(it->src->obj);
+		it->tier = restore_tier_of(it->src->group, it->src->resource);
+	}
+	restore_names_free(&uids);
+	restore_names_free(&volumes);
+	return 0;
+}
+
+/* ---- creating one object ---- */
+
+static void restore_fail(struct restore_item *it, const char *what, const struct k8s_error *ke)
+{
+	char words[520];
+
+	k8s_error_describe(ke, words, sizeof words);
+	it->action = "failed";
+	snprintf(it->message, sizeof it->message, "%s%s", what, words);
+}
+
+/* existing_policy 'update': replace the live object, at its resourceVersion. */
+static void restore_replace(struct restore_run *run, struct k8s_client *c, struct restore_item *it)
+{
+	char *path = k8s_resource_path(it->src->group, it->version, it->src->resource, it->ns, it->name);
+	cJSON *meta = cJSON_GetObjectItemCaseSensitive(it->src->obj, "metadata");
+	struct k8s_error ke;
+
+	for (int attempt = 1;; attempt++) {
+		cJSON *live = NULL;
+
+		rate_take(run->bucket);
+		if (k8s_get(c, path, &live, &ke) < 0) {
+			restore_fail(it, "reading the existing object: ", &ke);
+			break;
+		}
+		cJSON_DeleteItemFromObjectCaseSensitive(meta, "resourceVersion");
+		cJSON_AddStringToObject(meta, "resourceVersion", restore_meta_str(live, "resourceVersion"));
+		cJSON_Delete(live);
+		rate_take(run->bucket);
+		if (k8s_replace(c, path, it->src->obj, NULL, &ke) == 0) {
+			it->action = "updated";
+			break;
+		}
+		/* somebody changed it between our read and write: read it again */
+		if (ke.http_status != 409 || attempt == RESTORE_UPDATE_ATTEMPTS) {
+			restore_fail(it, "updating the existing object: ", &ke);
+			break;
+		}
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(meta, "resourceVersion");
+	free(path);
+}
+
+static void restore_create(struct restore_run *run, struct k8s_client *c, struct restore_item *it)
+{
+	char *path = k8s_resource_path(it->src->group, it->version, it->src->resource, it->ns, NULL);
+	struct k8s_error ke;
+
+	rate_take(run->bucket);
+	if (k8s_create(c, path, it->src->obj, NULL, &ke) == 0) {
+		it->action = "created";
+	} else if (ke.http_status == 409 && strcmp(ke.reason, "AlreadyExists") == 0) {
+		if (run->plan.update_existing) {
+			restore_replace(run, c, it);
+		} else {
+			it->action = "skipped";
+			snprintf(it->message, sizeof it->message, "already exists");
+		}
+	} else {
+		restore_fail(it, "", &ke);
+	}
+	free(path);
+}
+
+/* The type must be served by the target the way the backup stored it. */
+static int restore_type_check(struct restore_run *run, struct restore_item *it)
+{
+	const struct k8s_resource_type *type = k8s_resource_find(&run->types, it->src->group, it->src->resource);
+	const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it->src->obj, "kind"));
+
+	it->action = "failed";
+	if (!type) {
+		snprintf(it->message, sizeof it->message, "the target cluster does not serve %s%s%s", it->src->resource,
+			 *it->src->group ? "." : "", it->src->group);
+		return -1;
+	}
+	if (!kind || strcmp(kind, type->kind) != 0) {
+		snprintf(it->message, sizeof it->message, "the object's kind %s is not %s, the kind of %s in the target cluster",
+			 kind ? kind : "(none)", type->kind, it->src->resource);
+		return -1;
+	}
+	if (type->namespaced != (*it->ns != '\0')) {
+		snprintf(it->message, sizeof it->message, "%s are %s in the target cluster but %s in the backup",
+			 it->src->resource, type->namespaced ? "namespaced" : "cluster-scoped",
+			 type->namespaced ? "cluster-scoped" : "namespaced");
+		return -1;
+	}
+	it->action = NULL;
+	return 0;
+}
+
+/* ---- one tier, in parallel ---- */
+
+struct restore_pool {
+	struct restore_run *run;
+	const size_t *order;		/* item indexes of the tier */
+	size_t n, next;
+	size_t *finished;		/* indexes done by workers, not yet recorded */
+	size_t nfinished;
+	int workers_left;
+	int stop;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+};
+
+struct restore_worker {
+	struct restore_pool *pool;
+	struct k8s_client *client;
+};
+
+static void *restore_worker_loop(void *arg)
+{
+	struct restore_worker *w = arg;
+	struct restore_pool *p = w->pool;
+
+	pthread_mutex_lock(&p->mu);
+	while (!p->stop && p->next < p->n) {
+		size_t i = p->order[p->next++];
+		pthread_mutex_unlock(&p->mu);
+		restore_create(p->run, w->client, &p->run->items[i]);
+		pthread_mutex_lock(&p->mu);
+		p->finished[p->nfinished++] = i;
+		pthread_cond_signal(&p->cv);
+	}
+	p->workers_left--;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static void restore_record(struct restore_run *run, struct restore_item *it)
+{
+	job_item(run->job, it->action, it->src->group, it->src->resource, it->ns, it->name, it->message);
+	run->done++;
+}
+
+/* Creates order[0..n) with the pool; records each as it finishes. 1 when cancelled. */
+static int restore_tier_run(struct restore_run *run, const size_t *order, size_t n, const char *phase)
+{
+	struct restore_pool p = { .run = run, .order = order, .n = n };
+	struct restore_worker *w;
+	pthread_t *threads;
+	size_t *batch = xcalloc(n ? n : 1, sizeof *batch);
+	int nthreads = (int)(run->parallelism < (long)n ? run->parallelism : (long)n), started = 0, cancelled = 0;
+
+	p.finished = xcalloc(n ? n : 1, sizeof *p.finished);
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.cv, NULL);
+	threads = xcalloc((size_t)(nthreads ? nthreads : 1), sizeof *threads);
+	w = xcalloc((size_t)(nthreads ? nthreads : 1), sizeof *w);
+	pthread_mutex_lock(&p.mu);
+	for (int i = 0; i < nthreads; i++) {
+		w[i] = (struct restore_worker){ &p, run->clients[i] };
+		if (pthread_create(&threads[i], NULL, restore_worker_loop, &w[i]) != 0)
+			break;
+		started++;
+		p.workers_left++;
+	}
+	pthread_mutex_unlock(&p.mu);
+	if (started == 0)	/* no thread to be had: do it here */
+		restore_worker_loop(&(struct restore_worker){ &p, run->clients[0] });
+	for (;;) {
+		size_t nbatch;
+		int left;
+
+		pthread_mutex_lock(&p.mu);
+		while (p.nfinished == 0 && p.workers_left > 0)
+			pthread_cond_wait(&p.cv, &p.mu);
+		nbatch = p.nfinished;
+		memcpy(batch, p.finished, nbatch * sizeof *batch);
+		p.nfinished = 0;
+		left = p.workers_left;
+		pthread_mutex_unlock(&p.mu);
+		for (size_t i = 0; i < nbatch; i++)
+			restore_record(run, &run->items[batch[i]]);
+		job_progress(run->job, phase, (long)run->done, (long)run->n, run->job->bytes_done, 0);
+		if (!cancelled && job_cancel_requested(run->job)) {
+			cancelled = 1;
+			pthread_mutex_lock(&p.mu);
+			p.stop = 1;
+			pthread_mutex_unlock(&p.mu);
+		}
+		if (left <= 0 && nbatch == 0)
+			break;
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	pthread_mutex_destroy(&p.mu);
+	pthread_cond_destroy(&p.cv);
+	free(threads);
+	free(w);
+	free(batch);
+	free(p.finished);
+	return cancelled;
+}
+
+/* ---- CRDs: established and served before their custom resources ---- */
+
+static int restore_crd_established(const cJSON *crd, void *ud)
+{
+	const cJSON *c;
+
+	(void)ud;
+	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(crd, "status"), "conditions")) {
+		const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "type"));
+		const char *status = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "status"));
+		if (type && status && strcmp(type, "Established") == 0)
+			return strcmp(status, "True") == 0;
+	}
+	return 0;
+}
+
+static int restore_rediscover(struct restore_run *run, char *err, size_t errlen)
+{
+	struct k8s_resource_list fresh;
+	struct k8s_error ke;
+	char words[520];
+
+	if (k8s_discover(run->clients[0], K8S_DISCOVERY_AUTO, &fresh, &ke) < 0) {
+		k8s_error_describe(&ke, words, sizeof words);
+		snprintf(err, errlen, "discovering the target cluster's resource types: %s", words);
+		return -1;
+	}
+	k8s_resource_list_free(&run->types);
+	run->types = fresh;
+	return 0;
+}
+
+/* Waits for every restored CRD to be Established, then until discovery serves its resource. */
+static int restore_crds_wait(struct restore_run *run, char *err, size_t errlen)
+{
+	double deadline = now_seconds() + RESTORE_CRD_WAIT_MS / 1000.0;
+	struct k8s_error ke;
+	char words[520];
+	int waiting = 0;
+
+	for (size_t i = 0; i < run->n; i++) {
+		struct restore_item *it = &run->items[i];
+		if (it->tier != RESTORE_TIER_CRDS || it->skip || !it->action || strcmp(it->action, "failed") == 0)
+			continue;
+		char *path = k8s_resource_path("apiextensions.k8s.io", "v1", "customresourcedefinitions", NULL, it->name);
+		if (k8s_wait(run->clients[0], path, restore_crd_established, NULL, RESTORE_CRD_WAIT_MS, &ke) < 0) {
+			k8s_error_describe(&ke, words, sizeof words);
+			job_log(run->job, "warning", "CRD %s is not Established: %s; its custom resources may fail", it->name, words);
+		}
+		free(path);
+		waiting++;
+	}
+	if (!waiting)
+		return 0;
+	for (;;) {
+		int missing = 0;
+		if (restore_rediscover(run, err, errlen) < 0)
+			return -1;
+		for (size_t i = 0; i < run->n; i++) {
+			const struct restore_item *it = &run->items[i];
+			if (it->tier == RESTORE_TIER_REST && !it->skip &&
+			    !k8s_resource_find(&run->types, it->src->group, it->src->resource))
+				missing++;
+		}
+		if (!missing || now_seconds() > deadline)
+			return 0;
+		usleep(250 * 1000);
+	}
+}
+
+/* ---- the tiers ---- */
+
+static int restore_create_all(struct restore_run *run, char *err, size_t errlen)
+{
+	struct restore_order_key *keys = xcalloc(run->n ? run->n : 1, sizeof *keys);
+	size_t *order = xcalloc(run->n ? run->n : 1, sizeof *order), *tier = xcalloc(run->n ? run->n : 1, sizeof *tier);
+	int rc = 0;
+
+	for (size_t i = 0; i < run->n; i++) {
+		keys[i] = (struct restore_order_key){ run->items[i].src->group, run->items[i].src->resource,
+						      run->items[i].ns, run->items[i].name };
+		order[i] = i;
+	}
+	restore_order_sort(keys, order, run->n);
+	/* what is left out is recorded first: the cluster or an owner recreates it */
+	for (size_t i = 0; i < run->n; i++) {
+		struct restore_item *it = &run->items[i];
+		if (!it->skip)
+			continue;
+		it->action = "skipped";
+		snprintf(it->message, sizeof it->message, "%s", it->skip);
+		restore_record(run, it);
+	}
+	for (size_t pos = 0; pos < run->n && rc == 0;) {
+		enum restore_tier t = run->items[order[pos]].tier;
+		double started = now_seconds();
+		char phase[64];
+		size_t n = 0;
+
+		for (; pos < run->n && run->items[order[pos]].tier == t; pos++) {
+			struct restore_item *it = &run->items[order[pos]];
+			if (it->skip)
+				continue;
+			if (restore_type_check(run, it) < 0)
+				restore_record(run, it);
+			else
+				tier[n++] = order[pos];
+		}
+		snprintf(phase, sizeof phase, "create %s", restore_tier_name(t));
+		if (n == 0)
+			continue;
+		if (restore_tier_run(run, tier, n, phase)) {
+			restore_phase(run, phase, started, "cancelled", (long)n);
+			rc = 1;
+			break;
+		}
+		size_t failed = 0;
+		for (size_t i = 0; i < n; i++)
+			failed += run->items[tier[i]].action && strcmp(run->items[tier[i]].action, "failed") == 0;
+		restore_phase(run, phase, started, failed == n ? "failed" : failed ? "partially_failed" : "succeeded", (long)n);
+		if (t == RESTORE_TIER_CRDS && restore_crds_wait(run, err, errlen) < 0)
+			rc = -1;
+	}
+	free(keys);
+	free(order);
+	free(tier);
+	return rc;
+}
+
+/* ---- hooks and the result ---- */
+
+/* The plan's post-restore hooks, once every object exists: scoped to the first target
+ * namespace, with the other target namespaces granted. Returns the phase's state, or NULL when
+ * a hook failed the restore (err says which). */
+static const char *restore_post_hooks(struct restore_run *run, char *err, size_t errlen)
+{
+	cJSON *context, *targets;
+	const char *first = NULL;
+	int rc;
+
+	if (cJSON_GetArraySize(run->plan.hooks) == 0)
+		return "none";
+	targets = cJSON_CreateArray();
+	for (size_t i = 0; i < run->n; i++) {
+		const char *ns = run->items[i].ns;
+		const cJSON *t;
+		int seen = 0;
+		if (!ns || !*ns)
+			continue;
+		cJSON_ArrayForEach(t, targets)
+			seen |= strcmp(t->valuestring, ns) == 0;
+		if (!seen)
+			cJSON_AddItemToArray(targets, cJSON_CreateString(ns));
+	}
+	if (cJSON_GetArraySize(targets) == 0) {
+		cJSON_Delete(targets);
+		job_log(run->job, "warning", "post-restore hooks not run: the restore created no namespaced object");
+		return "skipped";
+	}
+	first = cJSON_GetArrayItem(targets, 0)->valuestring;
+	context = cJSON_CreateObject();
+	cJSON_AddStringToObject(context, "backup", run->plan.backup_name);
+	cJSON_AddStringToObject(context, "target_namespace", first);
+	cJSON_AddItemToObject(context, "namespaces", targets);
+	rc = job_run_hooks(run->job, "post-restore", run->plan.hooks, run->clients[0], first, context, err, errlen);
+	cJSON_Delete(context);
+	return rc < 0 ? NULL : "succeeded";
+}
+
+static void restore_count(cJSON *counts, const char *key)
+{
+	cJSON *c = cJSON_GetObjectItemCaseSensitive(counts, key);
+
+	if (!c)
+		cJSON_AddNumberToObject(counts, key, 1);
+	else
+		cJSON_SetNumberValue(c, c->valuedouble + 1);
+}
+
+/* job.result: counts per action and per type, the failed objects, the phases. Returns failures. */
+static long restore_result(struct restore_run *run, double create_seconds, char *err, size_t errlen)
+{
+	cJSON *result = run->job->result, *counts = cJSON_CreateObject(), *types = cJSON_CreateObject();
+	cJSON *failed = cJSON_CreateArray();
+	struct strbuf words = STRBUF_INIT;
+	long nfailed = 0, attempted = 0;
+
+	for (size_t i = 0; i < run->n; i++) {
+		const struct restore_item *it = &run->items[i];
+		char type[400];
+		if (!it->action)
+			continue;
+		snprintf(type, sizeof type, "%s%s%s", it->src->resource, *it->src->group ? "." : "", it->src->group);
+		restore_count(counts, it->action);
+		cJSON *per = cJSON_GetObjectItemCaseSensitive(types, type);
+		if (!per)
+			per = cJSON_AddObjectToObject(types, type);
+		restore_count(per, it->action);
+		if (!it->skip)
+			attempted++;
+		if (strcmp(it->action, "failed") != 0)
+			continue;
+		char line[1200];
+		snprintf(line, sizeof line, "%s %s%s%s: %s", type, it->ns, *it->ns ? "/" : "", it->name, it->message);
+		if (nfailed < RESTORE_FAILED_LISTED)
+			cJSON_AddItemToArray(failed, cJSON_CreateString(line));
+		strbuf_addf(&words, "%s%s", nfailed ? "; " : "", line);
+		nfailed++;
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(result, "counts");
+	cJSON_DeleteItemFromObjectCaseSensitive(result, "types");
+	cJSON_DeleteItemFromObjectCaseSensitive(result, "failed");
+	cJSON_DeleteItemFromObjectCaseSensitive(result, "create");
+	cJSON_AddItemToObject(result, "counts", counts);
+	cJSON_AddItemToObject(result, "types", types);
+	cJSON_AddItemToObject(result, "failed", failed);
+	cJSON *create = cJSON_AddObjectToObject(result, "create");
+	cJSON_AddNumberToObject(create, "objects", (double)attempted);
+	cJSON_AddNumberToObject(create, "seconds", (double)(long)(create_seconds * 1000) / 1000);
+	cJSON_AddNumberToObject(create, "objects_per_second",
+				create_seconds > 0 ? (double)(long)(attempted / create_seconds * 10) / 10 : 0);
+	cJSON_AddNumberToObject(create, "parallelism", (double)run->parallelism);
+	cJSON_AddNumberToObject(create, "rate_limit", run->rate);
+	if (nfailed)
+		snprintf(err, errlen, "%ld of %ld objects failed: %s", nfailed, attempted, words.buf);
+	strbuf_release(&words);
+	return nfailed == attempted && nfailed ? -1 : nfailed;
+}
+
+/* ---- the job ---- */
+
+static int restore_clients_open(struct restore_run *run, char *err, size_t errlen)
+{
+	run->clients = xcalloc((size_t)run->parallelism, sizeof *run->clients);
+	for (long i = 0; i < run->parallelism; i++) {
+		run->clients[i] = job_cluster_client(run->job, run->plan.cluster_id, NULL, 0, err, errlen);
+		if (!run->clients[i])
+			return -1;
+	}
+	return restore_rediscover(run, err, errlen);
+}
+
+static void restore_run_free(struct restore_run *run)
+{
+	for (long i = 0; run->clients && i < run->parallelism; i++)
+		k8s_client_free(run->clients[i]);
+	free(run->clients);
+	k8s_resource_list_free(&run->types);
+	for (size_t i = 0; i < run->n; i++) {
+		free(run->items[i].ns);
+		free(run->items[i].name);
+		free(run->items[i].version);
+	}
+	free(run->items);
+	struct backup_archive extra = { .objects = run->extra, .n = run->nextra };
+	backup_archive_free(&extra);
+	backup_archive_free(&run->archive);
+	cJSON_Delete(run->cluster_class_map);
+	restore_plan_free(&run->plan);
+	if (run->archive_path[0])
+		unlink(run->archive_path);
+}
 
 const char *job_restore_run(struct job *job, char *err, size_t errlen)
 {
-	(void)job;
-	snprintf(err, errlen, "restore jobs are not available in this build yet");
-	return "failed";
+	struct restore_spec spec;
+	const char *state = "failed";
+
+	if (restore_spec_load(job, &spec, err, errlen) == 0)
+		state = job_restore_execute(job, &spec, err, errlen);
+	restore_spec_free(&spec);
+	return state;
+}
+
+const char *job_restore_execute(struct job *job, const struct restore_spec *spec, char *err, size_t errlen)
+{
+	struct restore_run run = { .job = job };
+	const char *state = "failed";
+	double started;
+	long failures;
+	int rc;
+
+	run.phases = cJSON_CreateArray();
+	cJSON_DeleteItemFromObjectCaseSensitive(job->result, "phases");
+	cJSON_AddItemToObject(job->result, "phases", run.phases);
+	if (restore_settings_load(&run, err, errlen) < 0 || restore_plan_load(&run, spec, err, errlen) < 0)
+		goto out;
+	run.bucket = rate_bucket_for(run.plan.cluster_id, run.rate);
+
+	started = now_seconds();
+	job_progress(job, "download", 0, 0, 0, 0);
+	rc = restore_download(&run, err, errlen);
+	restore_phase(&run, "download", started, rc == 0 ? "succeeded" : "failed", -1);
+	if (rc < 0)
+		goto out;
+
+	started = now_seconds();
+	job_progress(job, "prepare", 0, 0, job->bytes_done, 0);
+	rc = restore_clients_open(&run, err, errlen);
+	if (rc == 0)
+		rc = restore_prepare(&run, err, errlen);
+	restore_phase(&run, "prepare", started, rc == 0 ? "succeeded" : "failed", (long)run.n);
+	if (rc < 0)
+		goto out;
+
+	started = now_seconds();
+	job_progress(job, "create", 0, (long)run.n, job->bytes_done, 0);
+	rc = restore_create_all(&run, err, errlen);
+	double create_seconds = now_seconds() - started;
+	if (rc != 0) {
+		if (rc > 0)
+			snprintf(err, errlen, "cancelled after %zu of %zu objects", run.done, run.n);
+		state = rc > 0 ? "cancelled" : "failed";
+		char ignored[8];
+		restore_result(&run, create_seconds, ignored, sizeof ignored);
+		goto out;
+	}
+
+	started = now_seconds();
+	const char *hooks_state = restore_post_hooks(&run, err, errlen);
+	restore_phase(&run, "hooks", started, hooks_state ? hooks_state : "failed", -1);
+	if (!hooks_state) {
+		char ignored[8];
+		restore_result(&run, create_seconds, ignored, sizeof ignored);
+		goto out;
+	}
+
+	started = now_seconds();
+	job_progress(job, "finalize", (long)run.done, (long)run.n, job->bytes_done, 0);
+	failures = restore_result(&run, create_seconds, err, errlen);
+	state = failures < 0 ? "failed" : failures > 0 ? "partially_failed" : "succeeded";
+	restore_phase(&run, "finalize", started, "succeeded", -1);
+	job_log(job, failures ? "warning" : "info", "restored backup %s: %zu objects in %.1f s", run.plan.backup_name,
+		run.n, create_seconds);
+out:
+	restore_run_free(&run);
+	return state;
 }

@@ -75,7 +75,8 @@ static int job_load(struct job *job, char *err, size_t errlen)
 
 	snprintf(id, sizeof id, "%lld", job->id);
 	res = job_query(job, "SELECT kind, coalesce(backup_plan_id, 0), coalesce(restore_plan_id, 0), "
-			"coalesce(backup_id, 0), coalesce(cluster_id, 0), result::text FROM jobs WHERE id = $1",
+			"coalesce(backup_id, 0), coalesce(cluster_id, 0), result::text, coalesce(migration_plan_id, 0) "
+			"FROM jobs WHERE id = $1",
 			1, params, err, errlen);
 	if (!res)
 		return -1;
@@ -89,6 +90,7 @@ static int job_load(struct job *job, char *err, size_t errlen)
 	job->restore_plan_id = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
 	job->backup_id = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
 	job->cluster_id = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+	job->migration_plan_id = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
 	job->result = cJSON_Parse(PQgetvalue(res, 0, 5));
 	if (!cJSON_IsObject(job->result)) {
 		cJSON_Delete(job->result);
@@ -135,6 +137,8 @@ static void job_execute(const struct runner_context *ctx, PGconn *db, long long 
 		state = job_backup_run(&job, err, sizeof err);
 	else if (strcmp(job.kind, "restore") == 0)
 		state = job_restore_run(&job, err, sizeof err);
+	else if (strcmp(job.kind, "migrate") == 0)
+		state = job_migrate_run(&job, err, sizeof err);
 	else {
 		snprintf(err, sizeof err, "this runner cannot run %s jobs", job.kind);
 		state = "failed";

@@ -127,8 +127,10 @@ static void fire_due_plans(struct scheduler *s, time_t now)
 	PQclear(res);
 }
 
-/* Deletes one expired backup: marked 'deleting' first (never offered again), its objects removed
- * from the repository, then its row. A failure leaves it 'deleting' for the next round. */
+/* Deletes one expired backup: marked 'deleting' first (committed, so it is never offered again
+ * even if this scheduler dies), then, holding its row locked so that another scheduler skips it,
+ * its objects are removed from the repository and its row deleted. A failure leaves it
+ * 'deleting' for the next round. */
 static void expire_backup(struct scheduler *s, const char *backup_id, long long org_id)
 {
 	char err[512];
@@ -138,9 +140,16 @@ static void expire_backup(struct scheduler *s, const char *backup_id, long long 
 
 	if (db_tenant_begin(s->db, org_id, 0, err, sizeof err) < 0)
 		goto fail;
-	res = db_exec(s->db, "UPDATE backups SET state = 'deleting' WHERE id = $1 AND state <> 'running' "
-		      "RETURNING name, repository_id", 1, params, err, sizeof err);
-	if (!res || PQntuples(res) != 1 || db_commit(s->db, err, sizeof err) < 0) {
+	if (db_run(s->db, "UPDATE backups SET state = 'deleting' WHERE id = $1 AND state NOT IN ('running', 'deleting')",
+		   1, params, err, sizeof err) < 0 || db_commit(s->db, err, sizeof err) < 0) {
+		db_rollback(s->db);
+		goto fail;
+	}
+	if (db_tenant_begin(s->db, org_id, 0, err, sizeof err) < 0)
+		goto fail;
+	res = db_exec(s->db, "SELECT name, repository_id FROM backups WHERE id = $1 AND state = 'deleting' "
+		      "FOR UPDATE SKIP LOCKED", 1, params, err, sizeof err);
+	if (!res || PQntuples(res) != 1) {	/* gone, or another scheduler is deleting it */
 		PQclear(res);
 		db_rollback(s->db);
 		return;
@@ -148,14 +157,9 @@ static void expire_backup(struct scheduler *s, const char *backup_id, long long 
 	char *name = strdup(PQgetvalue(res, 0, 0));
 	long long repo_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 	PQclear(res);
-	if (db_tenant_begin(s->db, org_id, 0, err, sizeof err) < 0) {
-		free(name);
-		goto fail;
-	}
-	int opened = repository_open(s->db, org_id, &s->keyring, &s->allowed_networks, repo_id, &repo, err, sizeof err);
-	db_rollback(s->db);
-	if (opened < 0) {
+	if (repository_open(s->db, org_id, &s->keyring, &s->allowed_networks, repo_id, &repo, err, sizeof err) < 0) {
 		log_error("backup %s (%s): cannot open its repository: %s; will retry", backup_id, name, err);
+		db_rollback(s->db);
 		free(name);
 		return;
 	}
@@ -163,14 +167,14 @@ static void expire_backup(struct scheduler *s, const char *backup_id, long long 
 	repository_close(&repo);
 	if (deleted < 0) {
 		log_error("backup %s (%s): deleting its objects failed: %s; will retry", backup_id, name, err);
+		db_rollback(s->db);
 		free(name);
 		return;
 	}
 	cJSON *detail = cJSON_CreateObject();
 	cJSON_AddNumberToObject(detail, "objects_deleted", (double)deleted);
 	cJSON_AddStringToObject(detail, "reason", "retention period over");
-	if (db_tenant_begin(s->db, org_id, 0, err, sizeof err) < 0 ||
-	    db_run(s->db, "DELETE FROM backups WHERE id = $1", 1, params, err, sizeof err) < 0 ||
+	if (db_run(s->db, "DELETE FROM backups WHERE id = $1", 1, params, err, sizeof err) < 0 ||
 	    audit_record(s->db, "backup.expire", name, detail, err, sizeof err) < 0 ||
 	    db_commit(s->db, err, sizeof err) < 0) {
 		db_rollback(s->db);

@@ -186,3 +186,15 @@ void respond_db_error(struct request *r, const char *err)
 	log_error("%s %s: %s", r->method, r->path, err);
 	respond_error(r, 500, "The database refused the change; nothing was saved.");
 }
+
+void respond_text(struct request *r, const char *filename, const char *text, size_t len)
+{
+	if (r->responded)
+		return;
+	r->status = 200;
+	strbuf_addstr(&r->headers, "Content-Type: text/plain; charset=utf-8\r\n");
+	if (filename && *filename && strspn(filename, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == strlen(filename))
+		strbuf_addf(&r->headers, "Content-Disposition: attachment; filename=\"%s\"\r\n", filename);
+	strbuf_add(&r->body, text, len);
+	r->responded = 1;
+}

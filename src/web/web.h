@@ -91,6 +91,8 @@ void response_set_cookie(struct request *r, const char *name, const char *value,
 void response_flash(struct request *r, const char *message);
 /* The view of a form that failed validation is shown again with status 422. */
 void respond_form_errors(struct request *r, const char *page, cJSON *view);
+/* text as text/plain; with a filename, as an attachment of that name (letters, digits, '.', '-'). */
+void respond_text(struct request *r, const char *filename, const char *text, size_t len);
 
 /* session.c */
 int session_load(struct request *r);
@@ -103,6 +105,50 @@ enum role role_parse(const char *name);
 
 /* page helpers: the failure path of a database call inside a handler. */
 void respond_db_error(struct request *r, const char *err);
+
+/* web_cluster.c: a client for cluster_id of the request's tenant, its token opened in memory
+ * only; NULL with the reason in err (no such cluster, undecryptable token, bad URL). */
+struct k8s_client;
+struct k8s_client *web_cluster_client(struct request *r, long long cluster_id, char *err, size_t errlen);
+
+/* web_wizard.c: multi-step forms. Each step is a declared form; the values of every step travel
+ * in hidden fields, and a step is shown only once every step before it validated on the server. */
+#define WIZARD_MAX_STEPS 8
+struct form_values;
+struct form_field;
+struct wizard;
+struct wizard_step {
+	const char *title;
+	const struct form_field *fields;
+	size_t n;
+	/* Checks the form kinds cannot express (across fields, against the database); adds errors
+	 * to v. Runs only when the fields validated, after the checks of the steps before it (w holds
+	 * their values). May be NULL. */
+	void (*check)(struct request *r, const struct wizard *w, struct form_values *v);
+};
+struct wizard {
+	const struct wizard_step *steps;
+	size_t nsteps;
+	struct form_values *v;	/* one per step */
+	char *form_error;	/* a key that belongs to no step */
+};
+/* Validates every step of input; runs the checks of steps 1..upto-1. Returns the step to show
+ * (1-based): the first before upto with an error, else upto (nsteps + 1: all valid). */
+size_t wizard_run(struct request *r, struct wizard *w, const struct wizard_step *steps, size_t nsteps,
+		  const struct kv_list *input, size_t upto);
+/* The value of field name of step (1-based), or NULL. */
+const char *wizard_value(const struct wizard *w, size_t step, const char *name);
+/* Sets an error on field name of step (the first error of a field wins). */
+void wizard_error(struct wizard *w, size_t step, const char *name, const char *message);
+/* The view of step `shown`: its fields (with their errors when with_errors), the other steps'
+ * values as "hidden" [{name, value}], "steps" for the progress list, "stepN": true, "prev". */
+cJSON *wizard_view(const struct wizard *w, size_t shown, int with_errors);
+void wizard_free(struct wizard *w);
+
+/* web_hooks.c: the wizards' hook steps (library hooks by name, in order, and an inline script). */
+void web_hooks_check(struct request *r, const char *list, struct form_values *v, size_t field);
+char *web_hooks_json(struct request *r, const char *list, const char *script);
+void web_hooks_add_library(struct request *r, cJSON *view);
 
 /* pages */
 void page_signup_form(struct request *r);
@@ -117,6 +163,14 @@ void page_members_role(struct request *r);
 void page_members_remove(struct request *r);
 void page_audit(struct request *r);
 void page_schedule_preview(struct request *r);
+void page_migrations(struct request *r);
+void page_migration_new(struct request *r);
+void page_migration_step(struct request *r);
+void page_migration_create(struct request *r);
+void page_migration(struct request *r);
+void page_migration_precheck(struct request *r);
+void page_migration_run(struct request *r);
+void page_migration_delete(struct request *r);
 /* The cron expression of a schedule form (kind cron/hourly/daily/weekly), or -1 with err. */
 int schedule_expression(const char *kind, const char *cron, const char *at, const char *weekday,
 			char *out, size_t outlen, char *err, size_t errlen);
@@ -136,5 +190,33 @@ void page_repository_edit(struct request *r);
 void page_repository_update(struct request *r);
 void page_repository_test(struct request *r);
 void page_repository_delete(struct request *r);
+void page_backup_plans(struct request *r);
+void page_backup_plan_new(struct request *r);
+void page_backup_plan_wizard_post(struct request *r);
+void page_backup_plan_create(struct request *r);
+void page_backup_plan_edit(struct request *r);
+void page_backup_plan_edit_step(struct request *r);
+void page_backup_plan_update(struct request *r);
+void page_backup_plan_run(struct request *r);
+void page_backup_plan_delete(struct request *r);
+void page_backup_plan_jobs(struct request *r);
+void page_restore_plans(struct request *r);
+void page_restore_plan_new(struct request *r);
+void page_restore_plan_wizard_post(struct request *r);
+void page_restore_plan_create(struct request *r);
+void page_restore_plan_activate(struct request *r);
+void page_restore_plan_delete(struct request *r);
+void page_restore_plan_jobs(struct request *r);
+void page_job(struct request *r);
+void page_job_log(struct request *r);
+void page_job_cancel(struct request *r);
+void page_hooks(struct request *r);
+void page_hook_new(struct request *r);
+void page_hook_create(struct request *r);
+void page_hook_check(struct request *r);
+void page_hook_edit(struct request *r);
+void page_hook_update(struct request *r);
+void page_hook_dry_run(struct request *r);
+void page_hook_delete(struct request *r);
 
 #endif

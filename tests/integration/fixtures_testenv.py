@@ -45,7 +45,13 @@ def kubectl(env, cluster, *args, check=True, token=None, stdin=None):
     return res
 
 
-def _alive(pid, root):
+def read_pids(root):
+    with open(os.path.join(root, "pids")) as f:
+        return [int(line) for line in f if line.strip()]
+
+
+def running_in(pid, root):
+    """Whether pid is a live process of the environment under root (its working directory)."""
     try:
         return os.readlink(f"/proc/{pid}/cwd") == root
     except OSError:
@@ -59,11 +65,10 @@ def testenv(tmp_path_factory):
                          stderr=subprocess.STDOUT, text=True)
     if res.returncode != 0:
         pytest.fail(f"scripts/testenv/start failed (logs in {root}/logs):\n{res.stdout[-4000:]}")
-    with open(os.path.join(root, "pids")) as f:
-        pids = [int(line) for line in f if line.strip()]
+    pids = read_pids(root)
     try:
         yield read_env(os.path.join(root, "env"))
     finally:
         subprocess.run([os.path.join(SCRIPTS, "stop"), root], check=True)
-    left = [p for p in pids if _alive(p, root)]
+    left = [p for p in pids if running_in(p, root)]
     assert not left, f"scripts/testenv/stop left processes running: {left}"

@@ -17,7 +17,7 @@ import time
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MOVER = os.path.join(REPO, "stowage-mover")
+MOVER = os.path.join(os.environ.get("STOWAGE_BUILD", REPO), "stowage-mover")
 GIB = 1 << 30
 MIB = 1 << 20
 

@@ -15,7 +15,7 @@ import boto3
 import botocore.exceptions
 import pytest
 
-from fixtures_testenv import SCRIPTS, kubectl
+from fixtures_testenv import SCRIPTS, kubectl, read_env, read_pids, running_in
 
 CLUSTERS = ("source", "target")
 
@@ -152,3 +152,51 @@ def test_minio_refuses_a_wrong_secret(testenv):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         s3_client(testenv, secret_key="wrong-secret-key").list_buckets()
     assert e.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+
+
+def test_start_refuses_a_root_in_use(testenv):
+    res = subprocess.run([os.path.join(SCRIPTS, "start"), testenv["TESTENV_ROOT"]],
+                         capture_output=True, text=True)
+    assert res.returncode == 1 and "not empty" in res.stderr
+    kubectl(testenv, "source", "get", "namespace", "default")
+
+
+def test_second_environment_runs_beside_the_first_and_stops_alone(testenv, tmp_path):
+    root = str(tmp_path / "second")
+    subprocess.run([os.path.join(SCRIPTS, "start"), root], check=True, capture_output=True)
+    try:
+        second = read_env(os.path.join(root, "env"))
+        pids = read_pids(root)
+        assert len(pids) == 11  # minio + 2 x (etcd, apiserver, controller-manager, scheduler, kwok)
+        for key in ("S3_ENDPOINT", "SOURCE_API_URL", "TARGET_API_URL"):
+            assert second[key] != testenv[key]
+        nodes = kubectl(second, "target", "get", "nodes", "-o", "name").stdout.split()
+        assert nodes == [f"node/target-node-{i}" for i in range(3)]
+    finally:
+        subprocess.run([os.path.join(SCRIPTS, "stop"), root], check=True, capture_output=True)
+    assert [p for p in pids if running_in(p, root)] == []
+    subprocess.run([os.path.join(SCRIPTS, "stop"), root], check=True)  # idempotent
+    kubectl(testenv, "source", "get", "namespace", "default")
+    kubectl(testenv, "target", "get", "namespace", "default")
+
+
+def test_start_fails_clearly_and_stops_what_it_started(testenv, tmp_path):
+    """A scheduler that cannot start: start names it, exits 1 and leaves nothing running."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in os.listdir(testenv["TESTENV_BIN"]):
+        os.symlink(os.path.join(testenv["TESTENV_BIN"], name), bindir / name)
+    (bindir / "kube-scheduler").unlink()
+    (bindir / "kube-scheduler").write_text("#!/bin/sh\necho cannot schedule >&2\nexit 3\n")
+    (bindir / "kube-scheduler").chmod(0o755)
+    root = str(tmp_path / "root")
+    res = subprocess.run([os.path.join(SCRIPTS, "start"), root], capture_output=True, text=True,
+                         env=dict(os.environ, STOWAGE_TESTENV_BIN=str(bindir)))
+    assert res.returncode == 1
+    assert "source kube-scheduler exited with status 3" in res.stderr
+    with open(os.path.join(root, "logs", "source-kube-scheduler.log")) as f:
+        assert "cannot schedule" in f.read()
+    with open(os.path.join(root, "pids.stopped")) as f:  # stop renames the pid file
+        pids = [int(line) for line in f if line.strip()]
+    assert len(pids) >= 8 and [p for p in pids if running_in(p, root)] == []
+    assert not os.path.exists(os.path.join(root, "env"))

@@ -1,0 +1,1006 @@
+/* Backup plans (manual 4.1, 4.2): the list with a "Backup" button, and the five-step wizard that
+ * creates or edits a plan: (1) name, cluster, repository, schedule and retention; (2) the
+ * namespaces, listed live from the cluster; (3) the claims found there; (4) the copy method of
+ * each claim; (5) pre-backup hooks. Finishing checks the plan against the cluster and the
+ * repository and says exactly what is missing before anything is saved. */
+#include "web.h"
+#include "audit.h"
+#include "cron.h"
+#include "db.h"
+#include "form.h"
+#include "k8s_client.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PLAN_MAX_NAMESPACES 100
+#define LIVE_LIST_LIMIT "500"
+
+static const char *const schedule_choices[] = { "manual", "hourly", "daily", "weekly", "cron", NULL };
+/* In cron's order: day of week 0 is Sunday. */
+static const char *const weekday_choices[] = { "sunday", "monday", "tuesday", "wednesday", "thursday",
+					       "friday", "saturday", NULL };
+
+static const struct form_field step1_fields[] = {
+	{ .name = "name", .label = "Name", .kind = FORM_NAME, .required = 1 },
+	{ .name = "cluster_id", .label = "Cluster", .kind = FORM_INT, .required = 1, .min = 1, .max = LONG_MAX },
+	{ .name = "repository_id", .label = "Repository", .kind = FORM_INT, .required = 1, .min = 1, .max = LONG_MAX },
+	{ .name = "schedule_kind", .label = "Policy", .kind = FORM_CHOICE, .required = 1, .choices = schedule_choices },
+	{ .name = "at_time", .label = "Time", .kind = FORM_TEXT, .max_len = 5 },
+	{ .name = "weekday", .label = "Day", .kind = FORM_CHOICE, .choices = weekday_choices },
+	{ .name = "cron", .label = "Cron expression", .kind = FORM_TEXT, .max_len = 128 },
+	{ .name = "time_zone", .label = "Time zone", .kind = FORM_TEXT, .max_len = 64 },
+	{ .name = "retention_days", .label = "Retention (days)", .kind = FORM_INT, .required = 1, .min = 1, .max = 3650 },
+};
+enum { S1_NAME, S1_CLUSTER, S1_REPO, S1_KIND, S1_TIME, S1_WEEKDAY, S1_CRON, S1_TZ, S1_RETENTION };
+
+static const struct form_field step2_fields[] = {
+	{ .name = "namespaces", .label = "Namespaces", .kind = FORM_TEXTAREA, .max_len = 6400 },
+	{ .name = "label_selector", .label = "Label selector", .kind = FORM_TEXT, .max_len = 1024 },
+};
+enum { S2_NAMESPACES, S2_SELECTOR };
+
+static const struct form_field step4_fields[] = {
+	{ .name = "volume_methods", .label = "Copy methods", .kind = FORM_TEXTAREA, .max_len = 65536 },
+};
+
+static const struct form_field step5_fields[] = {
+	{ .name = "library_hooks", .label = "Library hooks", .kind = FORM_TEXT, .max_len = 1024 },
+	{ .name = "hook_script", .label = "Pre-backup hook (Lua)", .kind = FORM_TEXTAREA, .max_len = 65536 },
+};
+
+static void step1_check(struct request *r, const struct wizard *w, struct form_values *v);
+static void hooks_step_check(struct request *r, const struct wizard *w, struct form_values *v);
+static void step2_check(struct request *r, const struct wizard *w, struct form_values *v);
+static void step4_check(struct request *r, const struct wizard *w, struct form_values *v);
+
+static const struct wizard_step plan_steps[] = {
+	{ "Plan", step1_fields, sizeof step1_fields / sizeof step1_fields[0], step1_check },
+	{ "Namespaces", step2_fields, sizeof step2_fields / sizeof step2_fields[0], step2_check },
+	{ "Volumes", NULL, 0, NULL },
+	{ "Copy method", step4_fields, 1, step4_check },
+	{ "Hooks", step5_fields, 2, hooks_step_check },
+};
+#define PLAN_STEPS (sizeof plan_steps / sizeof plan_steps[0])
+
+static void field_fail(struct form_values *v, int i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void field_fail(struct form_values *v, int i, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (v->error[i])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	v->error[i] = xstrdup(msg);
+	v->errors++;
+}
+
+static void replace_value(struct form_values *v, int i, char *value)
+{
+	free(v->value[i]);
+	v->value[i] = value;
+}
+
+/* 1 when the tenant has a row of that id in table (a fixed name, never input). */
+static int row_exists(struct request *r, const char *sql, const char *id)
+{
+	const char *params[] = { id };
+	char err[256];
+	PGresult *res = db_exec(r->db, sql, 1, params, err, sizeof err);
+	int found = res && PQntuples(res) == 1;
+
+	PQclear(res);
+	return found;
+}
+
+/* "HH:MM" (or "H:MM") into hour and minute. */
+static int parse_time(const char *s, int *hour, int *minute)
+{
+	int h, m, n = 0;
+
+	if (!s || sscanf(s, "%2d:%2d%n", &h, &m, &n) != 2 || s[n] != '\0' || strchr(s, ' ') || strchr(s, '+') || strchr(s, '-'))
+		return -1;
+	if (h < 0 || h > 23 || m < 0 || m > 59)
+		return -1;
+	*hour = h;
+	*minute = m;
+	return 0;
+}
+
+static int weekday_index(const char *name)
+{
+	for (int i = 0; name && weekday_choices[i]; i++)
+		if (strcmp(weekday_choices[i], name) == 0)
+			return i;
+	return -1;
+}
+
+static void step1_check(struct request *r, const struct wizard *w, struct form_values *v)
+{
+	const char *kind = v->value[S1_KIND];
+	int h, m;
+	char err[300];
+
+	(void)w;
+	if (!row_exists(r, "SELECT 1 FROM clusters WHERE id = $1", v->value[S1_CLUSTER]))
+		field_fail(v, S1_CLUSTER, "Cluster: choose one of your clusters");
+	if (!row_exists(r, "SELECT 1 FROM repositories WHERE id = $1", v->value[S1_REPO]))
+		field_fail(v, S1_REPO, "Repository: choose one of your repositories");
+	if ((strcmp(kind, "daily") == 0 || strcmp(kind, "weekly") == 0) && parse_time(v->value[S1_TIME], &h, &m) < 0)
+		field_fail(v, S1_TIME, "Time: a time of day as HH:MM, from 00:00 to 23:59");
+	if (strcmp(kind, "weekly") == 0 && !v->value[S1_WEEKDAY])
+		field_fail(v, S1_WEEKDAY, "Day: choose the day of the week");
+	if (strcmp(kind, "cron") == 0) {
+		struct cron_spec spec;
+		if (!v->value[S1_CRON])
+			field_fail(v, S1_CRON, "Cron expression: required for a cron schedule (five fields: minute hour day month weekday)");
+		else if (cron_parse(v->value[S1_CRON], &spec, err, sizeof err) < 0)
+			field_fail(v, S1_CRON, "Cron expression: %s", err);
+	}
+	if (!v->value[S1_TZ])
+		v->value[S1_TZ] = xstrdup("UTC");
+	else if (!cron_valid_time_zone(v->value[S1_TZ]))
+		field_fail(v, S1_TZ, "Time zone: not a known IANA time zone (Europe/Paris, UTC)");
+}
+
+/* Kubernetes object names: DNS-1123 subdomains (claims) and labels (namespaces). */
+static int valid_k8s_name(const char *s, size_t len, size_t max, int dots)
+{
+	if (len == 0 || len > max || s[0] == '-' || s[0] == '.' || s[len - 1] == '-' || s[len - 1] == '.')
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || (dots && s[i] == '.')))
+			return 0;
+	return 1;
+}
+
+static int in_lines(const char *lines, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = lines; p && *p; p += strcspn(p, "\n"), p += *p == '\n')
+		if (strncmp(p, word, n) == 0 && (p[n] == '\n' || p[n] == '\0'))
+			return 1;
+	return 0;
+}
+
+/* Namespaces separated by newlines, commas or blanks become one per line, without repeats. */
+static void step2_check(struct request *r, const struct wizard *w, struct form_values *v)
+{
+	struct strbuf out = STRBUF_INIT;
+	const char *p = v->value[S2_NAMESPACES] ? v->value[S2_NAMESPACES] : "", *sel = v->value[S2_SELECTOR];
+	int count = 0;
+
+	(void)r;
+	(void)w;
+	while (*p) {
+		size_t len;
+		p += strspn(p, ", \t\r\n");
+		len = strcspn(p, ", \t\r\n");
+		if (!len)
+			break;
+		char *ns = xstrndup(p, len);
+		p += len;
+		if (!valid_k8s_name(ns, len, 63, 0)) {
+			field_fail(v, S2_NAMESPACES, "Namespaces: \"%.63s\" is not a namespace name", ns);
+			free(ns);
+			continue;
+		}
+		if (!in_lines(out.buf, ns)) {
+			strbuf_addf(&out, "%s%s", count ? "\n" : "", ns);
+			count++;
+		}
+		free(ns);
+	}
+	if (count > PLAN_MAX_NAMESPACES)
+		field_fail(v, S2_NAMESPACES, "Namespaces: at most %d in one plan", PLAN_MAX_NAMESPACES);
+	if (count == 0)
+		field_fail(v, S2_NAMESPACES, "Namespaces: choose at least one");
+	replace_value(v, S2_NAMESPACES, strbuf_take(&out));
+	if (sel && strspn(sel, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=!,() ") != strlen(sel))
+		field_fail(v, S2_SELECTOR, "Label selector: use key=value, key!=value, key in (a,b) or key, separated by commas");
+}
+
+/* Lines "namespace/claim=filesystem|snapshot". */
+static void step4_check(struct request *r, const struct wizard *w, struct form_values *v)
+{
+	const char *p = v->value[0];
+
+	(void)r;
+	(void)w;
+	while (p && *p) {
+		size_t len = strcspn(p, "\n");
+		char *line = xstrndup(p, len);
+		char *slash = strchr(line, '/'), *eq = strchr(line, '=');
+		p += len + (p[len] == '\n');
+		if (!*line) {
+			free(line);
+			continue;
+		}
+		if (!slash || !eq || eq < slash || !valid_k8s_name(line, (size_t)(slash - line), 63, 0) ||
+		    !valid_k8s_name(slash + 1, (size_t)(eq - slash - 1), 253, 1) ||
+		    (strcmp(eq + 1, "filesystem") != 0 && strcmp(eq + 1, "snapshot") != 0))
+			field_fail(v, 0, "Copy methods: \"%.100s\" is not namespace/claim=filesystem or snapshot", line);
+		free(line);
+	}
+}
+
+/* The effective cron expression of a validated step 1 ("" when on demand). */
+static char *schedule_cron(const struct wizard *w)
+{
+	const char *kind = wizard_value(w, 1, "schedule_kind");
+	char out[160] = "", err[160];
+
+	if (strcmp(kind, "cron") == 0)
+		return xstrdup(wizard_value(w, 1, "cron"));
+	if (strcmp(kind, "manual") != 0 &&
+	    cron_preset(kind, strcmp(kind, "hourly") == 0 ? "0" : wizard_value(w, 1, "at_time"),
+			weekday_index(wizard_value(w, 1, "weekday")), out, sizeof out, err, sizeof err) < 0)
+		out[0] = '\0';	/* step 1 validated the time and the day */
+	return xstrdup(out);
+}
+
+/* Words for a stored schedule: "Daily at 02:30 (Europe/Paris)". */
+static void describe_schedule(const char *kind, const char *cron, const char *tz, char *out, size_t outlen)
+{
+	int m = 0, h = 0, d = 0;
+
+	if (strcmp(kind, "manual") == 0)
+		snprintf(out, outlen, "On demand");
+	else if (strcmp(kind, "hourly") == 0)
+		snprintf(out, outlen, "Hourly (%s)", tz);
+	else if (strcmp(kind, "daily") == 0 && sscanf(cron, "%d %d", &m, &h) == 2)
+		snprintf(out, outlen, "Daily at %02d:%02d (%s)", h, m, tz);
+	else if (strcmp(kind, "weekly") == 0 && sscanf(cron, "%d %d * * %d", &m, &h, &d) == 3 && d >= 0 && d < 7)
+		snprintf(out, outlen, "Weekly on %c%s at %02d:%02d (%s)", weekday_choices[d][0] - 32, weekday_choices[d] + 1, h, m, tz);
+	else
+		snprintf(out, outlen, "Cron %s (%s)", cron, tz);
+}
+
+/* Joins repeated "namespaces" fields and the "method:<ns>/<claim>" selects of step 4 into the
+ * one field each step declares; "q" (the namespace filter) is not part of the plan. */
+static void plan_input(const struct kv_list *in, struct kv_list *out)
+{
+	struct strbuf ns = STRBUF_INIT, methods = STRBUF_INIT;
+	int have_ns = 0, have_methods = 0;
+
+	for (size_t k = 0; k < in->count; k++) {
+		const struct kv *kv = &in->items[k];
+		if (strcmp(kv->key, "q") == 0 || strcmp(kv->key, "step") == 0)
+			continue;
+		if (strcmp(kv->key, "namespaces") == 0) {
+			strbuf_addf(&ns, "%s%s", have_ns ? "\n" : "", kv->value);
+			have_ns = 1;
+		} else if (strncmp(kv->key, "method:", 7) == 0) {
+			strbuf_addf(&methods, "%s%s=%s", have_methods ? "\n" : "", kv->key + 7, kv->value);
+			have_methods = 1;
+		}
+	}
+	for (size_t k = 0; k < in->count; k++) {
+		const struct kv *kv = &in->items[k];
+		if (strcmp(kv->key, "q") == 0 || strcmp(kv->key, "step") == 0 || strcmp(kv->key, "namespaces") == 0 ||
+		    strncmp(kv->key, "method:", 7) == 0 || (have_methods && strcmp(kv->key, "volume_methods") == 0))
+			continue;
+		kv_add(out, kv->key, kv->value, kv->value_len);
+	}
+	if (have_ns)
+		kv_add(out, "namespaces", ns.buf, ns.len);
+	if (have_methods)
+		kv_add(out, "volume_methods", methods.buf, methods.len);
+	strbuf_release(&ns);
+	strbuf_release(&methods);
+}
+
+/* The step asked for in ?step= (1 when absent or not a step). */
+static size_t requested_step(const struct request *r)
+{
+	const char *s = kv_get(&r->query, "step");
+
+	if (!s || strlen(s) != 1 || s[0] < '1' || s[0] > '0' + (int)PLAN_STEPS)
+		return 1;
+	return (size_t)(s[0] - '0');
+}
+
+/* ---- live reads of the cluster ---- */
+
+static int cluster_id_of(const struct wizard *w)
+{
+	const char *id = wizard_value(w, 1, "cluster_id");
+	return id ? atoi(id) : 0;
+}
+
+/* The cluster's namespaces as [{name, checked}], filtered by q; selected ones hidden by the
+ * filter go to kept. */
+static int live_namespaces(struct request *r, const struct wizard *w, const char *q, cJSON *shown, cJSON *kept,
+			   char *err, size_t errlen)
+{
+	struct k8s_client *c = web_cluster_client(r, cluster_id_of(w), err, errlen);
+	struct k8s_error kerr = { 0 };
+	const char *selected = wizard_value(w, 2, "namespaces");
+	cJSON *list = NULL, *item;
+
+	if (!c)
+		return -1;
+	if (k8s_get(c, "/api/v1/namespaces?limit=" LIVE_LIST_LIMIT, &list, &kerr) < 0) {
+		k8s_error_describe(&kerr, err, errlen);
+		k8s_client_free(c);
+		return -1;
+	}
+	k8s_client_free(c);
+	if (!selected)
+		selected = w->v[1].input[S2_NAMESPACES];
+	cJSON_ArrayForEach(item, cJSON_GetObjectItem(list, "items")) {
+		const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(item, "metadata"), "name"));
+		int checked;
+		if (!name)
+			continue;
+		checked = in_lines(selected, name);
+		if (q && *q && !strstr(name, q)) {
+			if (checked)
+				cJSON_AddItemToArray(kept, cJSON_CreateString(name));
+			continue;
+		}
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", name);
+		cJSON_AddBoolToObject(o, "checked", checked);
+		cJSON_AddItemToArray(shown, o);
+	}
+	cJSON_Delete(list);
+	return 0;
+}
+
+static const char *json_str(const cJSON *obj, const char *a, const char *b)
+{
+	const cJSON *x = cJSON_GetObjectItem(obj, a);
+	const char *s = cJSON_GetStringValue(b ? cJSON_GetObjectItem(x, b) : x);
+	return s ? s : "";
+}
+
+/* The method chosen for ns/claim in the lines of step 4, "filesystem" by default. */
+static const char *method_of(const char *lines, const char *ns, const char *claim)
+{
+	struct strbuf key = STRBUF_INIT;
+	const char *method = "filesystem";
+
+	strbuf_addf(&key, "%s/%s=snapshot", ns, claim);
+	if (in_lines(lines, key.buf))
+		method = "snapshot";
+	strbuf_release(&key);
+	return method;
+}
+
+/* The claims of the chosen namespaces (matching the label selector) as
+ * [{namespace, name, storage_class, capacity, phase, volume, snapshot}]. A namespace that does
+ * not exist is an error on step 2. */
+static int live_claims(struct request *r, struct wizard *w, cJSON *out, char *err, size_t errlen)
+{
+	struct k8s_client *c = web_cluster_client(r, cluster_id_of(w), err, errlen);
+	const char *nss = wizard_value(w, 2, "namespaces"), *sel = wizard_value(w, 2, "label_selector");
+	const char *methods = wizard_value(w, 4, "volume_methods");
+	int rc = 0;
+
+	if (!c)
+		return -1;
+	for (const char *p = nss; p && *p && rc == 0; p += strcspn(p, "\n"), p += *p == '\n') {
+		char *ns = xstrndup(p, strcspn(p, "\n"));
+		char *path = k8s_resource_path("", "v1", "persistentvolumeclaims", ns, NULL);
+		struct strbuf url = STRBUF_INIT;
+		struct k8s_error kerr = { 0 };
+		cJSON *list = NULL, *item;
+
+		strbuf_addf(&url, "%s?limit=" LIVE_LIST_LIMIT, path);
+		if (sel && *sel) {
+			strbuf_addstr(&url, "&labelSelector=");
+			url_escape(&url, sel, strlen(sel));
+		}
+		char *nspath = k8s_resource_path("", "v1", "namespaces", NULL, ns);
+		if (k8s_get(c, nspath, &list, &kerr) < 0) {
+			if (kerr.http_status == 404) {
+				snprintf(err, errlen, "Namespaces: %s does not exist in the cluster", ns);
+				wizard_error(w, 2, "namespaces", err);
+			} else {
+				k8s_error_describe(&kerr, err, errlen);
+			}
+			rc = -1;
+		}
+		cJSON_Delete(list);
+		list = NULL;
+		if (rc == 0 && k8s_get(c, url.buf, &list, &kerr) < 0) {
+			k8s_error_describe(&kerr, err, errlen);
+			rc = -1;
+		}
+		cJSON_ArrayForEach(item, cJSON_GetObjectItem(list, "items")) {
+			cJSON *o = cJSON_CreateObject();
+			const char *name = json_str(item, "metadata", "name");
+			cJSON_AddStringToObject(o, "namespace", ns);
+			cJSON_AddStringToObject(o, "name", name);
+			cJSON_AddStringToObject(o, "storage_class", json_str(item, "spec", "storageClassName"));
+			cJSON_AddStringToObject(o, "capacity", json_str(cJSON_GetObjectItem(item, "status"), "capacity", "storage"));
+			cJSON_AddStringToObject(o, "phase", json_str(item, "status", "phase"));
+			cJSON_AddStringToObject(o, "volume", json_str(item, "spec", "volumeName"));
+			cJSON_AddBoolToObject(o, "snapshot", strcmp(method_of(methods, ns, name), "snapshot") == 0);
+			cJSON_AddItemToArray(out, o);
+		}
+		cJSON_Delete(list);
+		strbuf_release(&url);
+		free(path);
+		free(nspath);
+		free(ns);
+	}
+	k8s_client_free(c);
+	return rc;
+}
+
+/* ---- rendering ---- */
+
+static void add_options(struct request *r, cJSON *view, const char *key, const char *sql, const char *selected)
+{
+	char err[256];
+	PGresult *res = db_exec(r->db, sql, 0, NULL, err, sizeof err);
+	cJSON *list = cJSON_AddArrayToObject(view, key);
+
+	for (int i = 0; res && i < PQntuples(res); i++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", PQgetvalue(res, i, 0));
+		cJSON_AddStringToObject(o, "name", PQgetvalue(res, i, 1));
+		cJSON_AddBoolToObject(o, "selected", selected && strcmp(selected, PQgetvalue(res, i, 0)) == 0);
+		cJSON_AddItemToArray(list, o);
+	}
+	PQclear(res);
+}
+
+static void set_schedule_flags(cJSON *view, const struct wizard *w)
+{
+	const char *kind = w->v[0].value[S1_KIND] ? w->v[0].value[S1_KIND] : w->v[0].input[S1_KIND];
+	char key[32];
+
+	snprintf(key, sizeof key, "kind_%s", kind && *kind ? kind : "manual");
+	if (strlen(key) < 16)
+		cJSON_AddBoolToObject(view, key, 1);
+}
+
+/* Shows step `shown` of the wizard with what it needs from the database and the cluster. */
+static void plan_wizard_respond(struct request *r, struct wizard *w, size_t shown, int with_errors, long long id,
+				cJSON *checks)
+{
+	char base[64], err[600];
+	const char *q = kv_get(&r->query, "q");
+	cJSON *view, *claims = NULL;
+
+	if (!q)
+		q = kv_get(&r->form, "q");
+	if (shown == 3 || shown == 4) {
+		claims = cJSON_CreateArray();
+		if (live_claims(r, w, claims, err, sizeof err) < 0) {
+			if (w->v[1].errors) {
+				shown = 2;
+				with_errors = 1;
+			}
+		} else {
+			err[0] = '\0';
+		}
+	}
+	view = wizard_view(w, shown, with_errors);
+	web_hooks_add_library(r, view);
+	if (claims) {
+		cJSON_AddItemToObject(view, "claims", claims);
+		if (err[0] && shown != 2)
+			cJSON_AddStringToObject(view, "live_error", err);
+	}
+	if (shown == 1) {
+		add_options(r, view, "clusters", "SELECT id, name FROM clusters ORDER BY name", wizard_value(w, 1, "cluster_id"));
+		add_options(r, view, "repositories", "SELECT id, name FROM repositories ORDER BY name",
+			    wizard_value(w, 1, "repository_id"));
+		set_schedule_flags(view, w);
+	} else if (shown == 2) {
+		cJSON *shown_ns = cJSON_AddArrayToObject(view, "namespace_list");
+		cJSON *kept = cJSON_AddArrayToObject(view, "namespaces_kept");
+		if (live_namespaces(r, w, q, shown_ns, kept, err, sizeof err) < 0)
+			cJSON_AddStringToObject(view, "live_error", err);
+		if (q)
+			cJSON_AddStringToObject(view, "q", q);
+	}
+	if (id)
+		snprintf(base, sizeof base, "/backup-plans/%lld/edit", id);
+	else
+		snprintf(base, sizeof base, "/backup-plans/new");
+	cJSON_AddStringToObject(view, "action_base", base);
+	if (shown == PLAN_STEPS)
+		snprintf(base, sizeof base, id ? "/backup-plans/%lld" : "/backup-plans", id);
+	else
+		snprintf(base + strlen(base), sizeof base - strlen(base), "?step=%zu", shown + 1);
+	cJSON_AddStringToObject(view, "next_action", base);
+	if (id)
+		cJSON_AddNumberToObject(view, "id", (double)id);
+	if (checks)
+		cJSON_AddItemToObject(view, "checks", checks);
+	cJSON_AddStringToObject(view, "title", id ? "Edit backup plan" : "New backup plan");
+	cJSON_AddBoolToObject(view, "nav_backup_plans", 1);
+	if (with_errors)
+		respond_form_errors(r, "backup_plan_wizard", view);
+	else
+		respond_page(r, 200, "backup_plan_wizard", view);
+}
+
+static void plan_wizard_step(struct request *r, const struct kv_list *raw, long long id)
+{
+	struct kv_list input = { 0 };
+	struct wizard w;
+	size_t want = requested_step(r), shown;
+
+	plan_input(raw, &input);
+	shown = wizard_run(r, &w, plan_steps, PLAN_STEPS, &input, want);
+	plan_wizard_respond(r, &w, shown, shown != want, id, NULL);
+	wizard_free(&w);
+	kv_list_free(&input);
+}
+
+void page_backup_plan_new(struct request *r)
+{
+	if (kv_count(&r->query, "step") == 0 || r->query.count == 1) {
+		/* a fresh wizard: defaults, no errors */
+		struct kv_list input = { 0 };
+		struct wizard w;
+		kv_add(&input, "schedule_kind", "manual", 6);
+		kv_add(&input, "retention_days", "30", 2);
+		kv_add(&input, "time_zone", "UTC", 3);
+		wizard_run(r, &w, plan_steps, PLAN_STEPS, &input, 1);
+		plan_wizard_respond(r, &w, 1, 0, 0, NULL);
+		wizard_free(&w);
+		kv_list_free(&input);
+		return;
+	}
+	plan_wizard_step(r, &r->query, 0);
+}
+
+void page_backup_plan_wizard_post(struct request *r)
+{
+	plan_wizard_step(r, &r->form, 0);
+}
+
+/* ---- finishing: checks, then save ---- */
+
+static void add_check(cJSON *checks, int ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void add_check(cJSON *checks, int ok, const char *fmt, ...)
+{
+	char msg[700];
+	va_list ap;
+	cJSON *c = cJSON_CreateObject();
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	cJSON_AddBoolToObject(c, "ok", ok);
+	cJSON_AddStringToObject(c, "text", msg);
+	cJSON_AddItemToArray(checks, c);
+}
+
+/* The VolumeSnapshotClass a snapshot plan needs: labelled velero.io/csi-volumesnapshot-class=true,
+ * served at snapshot.storage.k8s.io v1 (or v1beta1). */
+static void check_snapshot_class(struct k8s_client *c, cJSON *checks)
+{
+	static const char *const versions[] = { "v1", "v1beta1" };
+	struct k8s_error kerr = { 0 };
+	char why[512];
+
+	for (size_t i = 0; i < 2; i++) {
+		char path[160];
+		cJSON *list = NULL, *item;
+		const char *retained = NULL, *other = NULL, *other_policy = "";
+		snprintf(path, sizeof path, "/apis/snapshot.storage.k8s.io/%s/volumesnapshotclasses?labelSelector="
+			 "velero.io%%2Fcsi-volumesnapshot-class%%3Dtrue", versions[i]);
+		if (k8s_get(c, path, &list, &kerr) < 0) {
+			if (kerr.http_status == 404)
+				continue;
+			k8s_error_describe(&kerr, why, sizeof why);
+			add_check(checks, 0, "Volume snapshots: cannot list VolumeSnapshotClasses: %s", why);
+			return;
+		}
+		cJSON_ArrayForEach(item, cJSON_GetObjectItem(list, "items")) {
+			const char *name = json_str(item, "metadata", "name");
+			if (strcmp(json_str(item, "deletionPolicy", NULL), "Retain") == 0 && !retained)
+				retained = name;
+			else if (!other) {
+				other = name;
+				other_policy = json_str(item, "deletionPolicy", NULL);
+			}
+		}
+		if (retained)
+			add_check(checks, 1, "Volume snapshots: VolumeSnapshotClass %s (%s, deletionPolicy Retain)", retained, versions[i]);
+		else if (other)
+			add_check(checks, 0, "Volume snapshots: VolumeSnapshotClass %s has deletionPolicy %s; set it to Retain",
+				  other, other_policy);
+		else
+			add_check(checks, 0, "Volume snapshots: no VolumeSnapshotClass is labelled "
+				  "velero.io/csi-volumesnapshot-class=true; label the class of your CSI driver");
+		cJSON_Delete(list);
+		return;
+	}
+	add_check(checks, 0, "Volume snapshots: the cluster does not serve the CSI snapshot API (snapshot.storage.k8s.io); "
+		  "install the snapshot CRDs and controller, or choose filesystem copy");
+}
+
+/* Checks the plan against the cluster and the repository. Returns the number of failures. */
+static int plan_checks(struct request *r, const struct wizard *w, cJSON *checks)
+{
+	char err[600], version[64];
+	struct k8s_error kerr = { 0 };
+	struct k8s_client *c = web_cluster_client(r, cluster_id_of(w), err, sizeof err);
+	const char *params[] = { wizard_value(w, 1, "repository_id") };
+	PGresult *res;
+	cJSON *item;
+	int failed = 0;
+
+	if (!c || k8s_version(c, version, sizeof version, &kerr) < 0) {
+		if (c)
+			k8s_error_describe(&kerr, err, sizeof err);
+		add_check(checks, 0, "Cluster: not reachable: %s", err);
+		k8s_client_free(c);
+		c = NULL;
+	} else {
+		add_check(checks, 1, "Cluster: reachable, Kubernetes %s", version);
+	}
+	res = db_exec(r->db, "SELECT name, status, status_message FROM repositories WHERE id = $1", 1, params, err, sizeof err);
+	if (res && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 1), "connected") == 0)
+		add_check(checks, 1, "Repository %s: connected", PQgetvalue(res, 0, 0));
+	else if (res && PQntuples(res) == 1)
+		add_check(checks, 0, "Repository %s: its last test failed (%s); test it again on its page",
+			  PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2));
+	else
+		add_check(checks, 0, "Repository: not found");
+	PQclear(res);
+	for (const char *p = wizard_value(w, 2, "namespaces"); c && p && *p; p += strcspn(p, "\n"), p += *p == '\n') {
+		char *ns = xstrndup(p, strcspn(p, "\n"));
+		char *path = k8s_resource_path("", "v1", "namespaces", NULL, ns);
+		cJSON *obj = NULL;
+		if (k8s_get(c, path, &obj, &kerr) == 0)
+			add_check(checks, 1, "Namespace %s: present", ns);
+		else if (kerr.http_status == 404)
+			add_check(checks, 0, "Namespace %s: does not exist in the cluster", ns);
+		else {
+			k8s_error_describe(&kerr, err, sizeof err);
+			add_check(checks, 0, "Namespace %s: %s", ns, err);
+		}
+		cJSON_Delete(obj);
+		free(path);
+		free(ns);
+	}
+	if (c && strstr(wizard_value(w, 4, "volume_methods") ? wizard_value(w, 4, "volume_methods") : "", "=snapshot"))
+		check_snapshot_class(c, checks);
+	k8s_client_free(c);
+	cJSON_ArrayForEach(item, checks)
+		failed += !cJSON_IsTrue(cJSON_GetObjectItem(item, "ok"));
+	return failed;
+}
+
+static char *volume_methods_json(const char *lines)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *s;
+
+	for (const char *p = lines; p && *p; p += strcspn(p, "\n"), p += *p == '\n') {
+		char *line = xstrndup(p, strcspn(p, "\n"));
+		char *eq = strchr(line, '=');
+		if (eq) {
+			*eq = '\0';
+			cJSON_DeleteItemFromObject(o, line);
+			cJSON_AddStringToObject(o, line, eq + 1);
+		}
+		free(line);
+	}
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+static void hooks_step_check(struct request *r, const struct wizard *w, struct form_values *v)
+{
+	(void)w;
+	web_hooks_check(r, v->value[0], v, 0);
+}
+
+static long long plan_save(struct request *r, const struct wizard *w, long long id, char *err, size_t errlen)
+{
+	char sid[24];
+	char *cron = schedule_cron(w), *methods = volume_methods_json(wizard_value(w, 4, "volume_methods"));
+	char *hooks = web_hooks_json(r, wizard_value(w, 5, "library_hooks"), wizard_value(w, 5, "hook_script"));
+	const char *sel = wizard_value(w, 2, "label_selector");
+	long long saved = 0;
+	PGresult *res;
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	const char *params[] = { wizard_value(w, 1, "name"), wizard_value(w, 1, "cluster_id"),
+				 wizard_value(w, 1, "repository_id"), wizard_value(w, 2, "namespaces"), sel ? sel : "",
+				 wizard_value(w, 1, "schedule_kind"), cron, wizard_value(w, 1, "time_zone"),
+				 wizard_value(w, 1, "retention_days"), methods, hooks, sid };
+	res = db_exec(r->db, id ?
+		"UPDATE backup_plans SET name = $1, cluster_id = $2, repository_id = $3, namespaces = string_to_array($4, E'\\n'), "
+		"label_selector = $5, schedule_kind = $6, schedule_cron = $7, time_zone = $8, retention_days = $9, "
+		"volume_methods = $10::jsonb, hooks = $11::jsonb, next_run_at = NULL, updated_at = now() WHERE id = $12 RETURNING id" :
+		"INSERT INTO backup_plans (name, cluster_id, repository_id, namespaces, label_selector, schedule_kind, "
+		"schedule_cron, time_zone, retention_days, volume_methods, hooks) "
+		"VALUES ($1, $2, $3, string_to_array($4, E'\\n'), $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb) RETURNING id",
+		id ? 12 : 11, params, err, errlen);
+	if (res && PQntuples(res) == 1)
+		saved = atoll(PQgetvalue(res, 0, 0));
+	else if (res)
+		snprintf(err, errlen, "There is no such backup plan.");
+	PQclear(res);
+	free(cron);
+	free(methods);
+	free(hooks);
+	return saved;
+}
+
+static void plan_finish(struct request *r, long long id)
+{
+	struct kv_list input = { 0 };
+	struct wizard w;
+	char err[600], loc[64], msg[300];
+	size_t shown;
+	cJSON *checks;
+
+	plan_input(&r->form, &input);
+	shown = wizard_run(r, &w, plan_steps, PLAN_STEPS, &input, PLAN_STEPS + 1);
+	kv_list_free(&input);
+	if (shown <= PLAN_STEPS) {
+		plan_wizard_respond(r, &w, shown, 1, id, NULL);
+		goto out;
+	}
+	checks = cJSON_CreateArray();
+	if (plan_checks(r, &w, checks)) {
+		cJSON *view_checks = checks;
+		plan_wizard_respond(r, &w, PLAN_STEPS, 1, id, view_checks);
+		goto out;
+	}
+	long long saved = plan_save(r, &w, id, err, sizeof err);
+	if (!saved) {
+		if (strcmp(db_last_sqlstate(), "23505") == 0) {
+			wizard_error(&w, 1, "name", "Name: a backup plan of that name already exists");
+			cJSON_Delete(checks);
+			plan_wizard_respond(r, &w, 1, 1, id, NULL);
+		} else {
+			cJSON_Delete(checks);
+			if (strstr(err, "no such"))
+				respond_error(r, 404, err);
+			else
+				respond_db_error(r, err);
+		}
+		goto out;
+	}
+	cJSON *detail = cJSON_CreateObject();
+	cJSON_AddStringToObject(detail, "namespaces", wizard_value(&w, 2, "namespaces"));
+	cJSON_AddStringToObject(detail, "schedule", wizard_value(&w, 1, "schedule_kind"));
+	cJSON_AddItemToObject(detail, "checks", checks);
+	int rc = audit_record(r->db, id ? "backup_plan.update" : "backup_plan.create", wizard_value(&w, 1, "name"),
+			      detail, err, sizeof err);
+	cJSON_Delete(detail);
+	if (rc < 0) {
+		respond_db_error(r, err);
+		goto out;
+	}
+	snprintf(msg, sizeof msg, "Backup plan %s saved: cluster reachable, repository connected, namespaces present%s.",
+		 wizard_value(&w, 1, "name"),
+		 strstr(wizard_value(&w, 4, "volume_methods") ? wizard_value(&w, 4, "volume_methods") : "", "=snapshot") ?
+		 ", snapshot class found" : "");
+	response_flash(r, msg);
+	snprintf(loc, sizeof loc, "/backup-plans/%lld/jobs", saved);
+	respond_redirect(r, loc);
+out:
+	wizard_free(&w);
+}
+
+void page_backup_plan_create(struct request *r)
+{
+	plan_finish(r, 0);
+}
+
+void page_backup_plan_update(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+
+	if (!id) {
+		respond_error(r, 404, "There is no such backup plan.");
+		return;
+	}
+	plan_finish(r, id);
+}
+
+/* The plan as wizard input, for editing. */
+static int plan_load_input(struct request *r, long long id, struct kv_list *input)
+{
+	char sid[24], err[256];
+	const char *params[] = { sid };
+	PGresult *res;
+	int m = 0, h = 0, d = 0;
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	res = db_exec(r->db, "SELECT name, cluster_id, repository_id, array_to_string(namespaces, E'\\n'), label_selector, "
+		      "schedule_kind, schedule_cron, time_zone, retention_days, "
+		      "coalesce((SELECT string_agg(key || '=' || value, E'\\n' ORDER BY key) FROM jsonb_each_text(volume_methods)), ''), "
+		      "coalesce((SELECT e ->> 'inline' FROM jsonb_array_elements(hooks) e WHERE e ? 'inline' LIMIT 1), ''), "
+		      "coalesce((SELECT string_agg(k.name, ', ' ORDER BY e.n) FROM jsonb_array_elements(hooks) WITH ORDINALITY e(v, n) "
+		      "  JOIN hooks k ON k.id = (e.v ->> 'hook_id')::bigint), '') "
+		      "FROM backup_plans WHERE id = $1", 1, params, err, sizeof err);
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		return -1;
+	}
+	static const char *const keys[] = { "name", "cluster_id", "repository_id", "namespaces", "label_selector",
+					    "schedule_kind", NULL, "time_zone", "retention_days", "volume_methods", "hook_script",
+					    "library_hooks" };
+	for (int i = 0; i < 12; i++)
+		if (keys[i] && *PQgetvalue(res, 0, i))
+			kv_add(input, keys[i], PQgetvalue(res, 0, i), strlen(PQgetvalue(res, 0, i)));
+	const char *kind = PQgetvalue(res, 0, 5), *cron = PQgetvalue(res, 0, 6);
+	if (strcmp(kind, "cron") == 0)
+		kv_add(input, "cron", cron, strlen(cron));
+	if (sscanf(cron, "%d %d * * %d", &m, &h, &d) >= 2 && (strcmp(kind, "daily") == 0 || strcmp(kind, "weekly") == 0)) {
+		char t[8];
+		snprintf(t, sizeof t, "%02d:%02d", h % 24, m % 60);
+		kv_add(input, "at_time", t, strlen(t));
+		if (strcmp(kind, "weekly") == 0 && d >= 0 && d < 7)
+			kv_add(input, "weekday", weekday_choices[d], strlen(weekday_choices[d]));
+	}
+	PQclear(res);
+	return 0;
+}
+
+void page_backup_plan_edit(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+	struct kv_list input = { 0 };
+	struct wizard w;
+
+	if (!id || plan_load_input(r, id, &input) < 0) {
+		kv_list_free(&input);
+		respond_error(r, 404, "There is no such backup plan.");
+		return;
+	}
+	wizard_run(r, &w, plan_steps, PLAN_STEPS, &input, 1);
+	plan_wizard_respond(r, &w, 1, 0, id, NULL);
+	wizard_free(&w);
+	kv_list_free(&input);
+}
+
+void page_backup_plan_edit_step(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+
+	if (!id || !row_exists(r, "SELECT 1 FROM backup_plans WHERE id = $1", kv_get(&r->params, "id"))) {
+		respond_error(r, 404, "There is no such backup plan.");
+		return;
+	}
+	plan_wizard_step(r, &r->form, id);
+}
+
+/* ---- the list, running and deleting ---- */
+
+void page_backup_plans(struct request *r)
+{
+	char err[512], sched[200];
+	PGresult *res = db_exec(r->db,
+		"SELECT p.id, p.name, c.name, rp.name, array_to_string(p.namespaces, ', '), p.schedule_kind, p.schedule_cron, "
+		"p.time_zone, p.retention_days, coalesce(j.state, ''), coalesce(j.id, 0) "
+		"FROM backup_plans p JOIN clusters c ON c.id = p.cluster_id JOIN repositories rp ON rp.id = p.repository_id "
+		"LEFT JOIN LATERAL (SELECT id, state FROM jobs WHERE backup_plan_id = p.id ORDER BY queued_at DESC, id DESC LIMIT 1) j ON true "
+		"ORDER BY p.name", 0, NULL, err, sizeof err);
+	cJSON *view, *list;
+
+	if (!res) {
+		respond_db_error(r, err);
+		return;
+	}
+	view = cJSON_CreateObject();
+	cJSON_AddStringToObject(view, "title", "Backup plans");
+	cJSON_AddBoolToObject(view, "nav_backup_plans", 1);
+	list = cJSON_AddArrayToObject(view, "plans");
+	for (int i = 0; i < PQntuples(res); i++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "id", atof(PQgetvalue(res, i, 0)));
+		cJSON_AddStringToObject(o, "name", PQgetvalue(res, i, 1));
+		cJSON_AddStringToObject(o, "cluster", PQgetvalue(res, i, 2));
+		cJSON_AddStringToObject(o, "repository", PQgetvalue(res, i, 3));
+		cJSON_AddStringToObject(o, "namespaces", PQgetvalue(res, i, 4));
+		cJSON_AddStringToObject(o, "schedule_kind", PQgetvalue(res, i, 5));
+		cJSON_AddStringToObject(o, "schedule_cron", PQgetvalue(res, i, 6));
+		cJSON_AddStringToObject(o, "time_zone", PQgetvalue(res, i, 7));
+		describe_schedule(PQgetvalue(res, i, 5), PQgetvalue(res, i, 6), PQgetvalue(res, i, 7), sched, sizeof sched);
+		cJSON_AddStringToObject(o, "schedule", sched);
+		cJSON_AddNumberToObject(o, "retention_days", atof(PQgetvalue(res, i, 8)));
+		cJSON_AddStringToObject(o, "last_job_state", PQgetvalue(res, i, 9));
+		cJSON_AddNumberToObject(o, "last_job_id", atof(PQgetvalue(res, i, 10)));
+		cJSON_AddItemToArray(list, o);
+	}
+	PQclear(res);
+	respond_page(r, 200, "backup_plans", view);
+}
+
+/* "Backup": without confirm=yes, the confirmation page; with it, a queued job. */
+void page_backup_plan_run(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+	char sid[24], err[512], loc[64];
+	const char *params[] = { sid };
+	const char *confirm = kv_get(&r->form, "confirm");
+	PGresult *res;
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	res = id ? db_exec(r->db, "SELECT p.name, array_to_string(p.namespaces, ', '), c.name FROM backup_plans p "
+			   "JOIN clusters c ON c.id = p.cluster_id WHERE p.id = $1", 1, params, err, sizeof err) : NULL;
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		respond_error(r, 404, "There is no such backup plan.");
+		return;
+	}
+	if (!confirm || strcmp(confirm, "yes") != 0) {
+		cJSON *view = cJSON_CreateObject();
+		cJSON_AddStringToObject(view, "title", "Run a backup");
+		cJSON_AddBoolToObject(view, "nav_backup_plans", 1);
+		cJSON_AddNumberToObject(view, "id", (double)id);
+		cJSON_AddStringToObject(view, "name", PQgetvalue(res, 0, 0));
+		cJSON_AddStringToObject(view, "namespaces", PQgetvalue(res, 0, 1));
+		cJSON_AddStringToObject(view, "cluster", PQgetvalue(res, 0, 2));
+		PQclear(res);
+		respond_page(r, 200, "backup_plan_confirm", view);
+		return;
+	}
+	char *name = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	res = db_exec(r->db, "INSERT INTO jobs (kind, backup_plan_id, cluster_id, trigger) "
+		      "SELECT 'backup', id, cluster_id, 'manual' FROM backup_plans WHERE id = $1 RETURNING id",
+		      1, params, err, sizeof err);
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		free(name);
+		respond_db_error(r, err);
+		return;
+	}
+	long long job = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	cJSON *detail = cJSON_CreateObject();
+	cJSON_AddNumberToObject(detail, "job_id", (double)job);
+	int rc = audit_record(r->db, "backup_plan.run", name, detail, err, sizeof err);
+	cJSON_Delete(detail);
+	free(name);
+	if (rc < 0) {
+		respond_db_error(r, err);
+		return;
+	}
+	response_flash(r, "Backup queued.");
+	snprintf(loc, sizeof loc, "/jobs/%lld", job);
+	respond_redirect(r, loc);
+}
+
+void page_backup_plan_delete(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+	char sid[24], err[512], msg[200];
+	const char *params[] = { sid };
+	PGresult *res;
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	res = id ? db_exec(r->db, "DELETE FROM backup_plans WHERE id = $1 RETURNING name", 1, params, err, sizeof err) : NULL;
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		respond_error(r, 404, "There is no such backup plan.");
+		return;
+	}
+	if (audit_record(r->db, "backup_plan.delete", PQgetvalue(res, 0, 0), NULL, err, sizeof err) < 0) {
+		PQclear(res);
+		respond_db_error(r, err);
+		return;
+	}
+	snprintf(msg, sizeof msg, "Backup plan %s deleted; its backups and jobs were kept.", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	response_flash(r, msg);
+	respond_redirect(r, "/backup-plans");
+}

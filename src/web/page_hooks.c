@@ -1,0 +1,500 @@
+/* The hook library (/hooks): a tenant's Lua hooks, every saved version kept. Check compiles a
+ * script and points at the line and column of a syntax error; Dry run runs the current version
+ * here, against a chosen cluster and namespace, with tight limits and writes recorded instead
+ * of made, and shows its log and the writes it would have made. */
+#include "web.h"
+#include "audit.h"
+#include "db.h"
+#include "form.h"
+#include "k8s_client.h"
+#include "lua_k8s.h"
+#include "lua_sandbox.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HOOK_SOURCE_MAX 262144
+#define HOOK_DRY_LOG_LINES 200
+/* A dry run holds a web worker: much tighter than the runner's limits. */
+static const struct lua_sandbox_limits dry_run_limits = { 16 << 20, 20000000, 10000 };
+
+static const struct form_field hook_fields[] = {
+	{ .name = "name", .label = "Name", .kind = FORM_NAME, .required = 1 },
+	{ .name = "description", .label = "Description", .kind = FORM_TEXT, .max_len = 1000 },
+	{ .name = "source", .label = "Script", .kind = FORM_TEXTAREA, .required = 1, .max_len = HOOK_SOURCE_MAX },
+};
+#define HOOK_N (sizeof hook_fields / sizeof hook_fields[0])
+
+static const char *const phases[] = { "pre-backup", "post-backup", "post-restore", NULL };
+static const struct form_field dry_fields[] = {
+	{ .name = "cluster_id", .label = "Cluster", .kind = FORM_INT, .required = 1, .min = 1, .max = 0x7fffffff },
+	{ .name = "namespace", .label = "Namespace", .kind = FORM_NAME, .required = 1 },
+	{ .name = "phase", .label = "Phase", .kind = FORM_CHOICE, .required = 1, .choices = phases },
+	{ .name = "params", .label = "Params", .kind = FORM_TEXTAREA, .max_len = 65536 },
+};
+#define DRY_N (sizeof dry_fields / sizeof dry_fields[0])
+
+static void hook_not_found(struct request *r)
+{
+	respond_error(r, 404, "There is no such hook.");
+}
+
+/* The syntax check of source: NULL when it compiles, else "Script: line 3, column 7: ..." (free()). */
+static char *hook_syntax_error(const char *source)
+{
+	char msg[400], out[600];
+	int line, column;
+
+	if (lua_sandbox_check_syntax("hook.lua", source, strlen(source), &line, &column, msg, sizeof msg) == 0)
+		return NULL;
+	if (column > 0)
+		snprintf(out, sizeof out, "Script: line %d, column %d: %s", line, column, msg);
+	else
+		snprintf(out, sizeof out, "Script: line %d: %s", line, msg);
+	return xstrdup(out);
+}
+
+/* Adds the clusters of the organisation (for the dry-run form) and the hook's versions. */
+static int hook_view_add_lists(struct request *r, cJSON *view, long long id)
+{
+	char err[512], sid[24];
+	const char *params[] = { sid };
+	PGresult *res = db_exec(r->db, "SELECT id, name FROM clusters ORDER BY name", 0, NULL, err, sizeof err);
+	cJSON *list;
+
+	if (!res) {
+		respond_db_error(r, err);
+		return -1;
+	}
+	list = cJSON_AddArrayToObject(view, "clusters");
+	for (int i = 0; i < PQntuples(res); i++) {
+		cJSON *c = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(c, "id", PQgetvalue(res, i, 0));
+		cJSON_AddStringToObject(c, "name", PQgetvalue(res, i, 1));
+		cJSON_AddItemToArray(list, c);
+	}
+	PQclear(res);
+	if (!id)
+		return 0;
+	snprintf(sid, sizeof sid, "%lld", id);
+	res = db_exec(r->db, "SELECT v.version, to_char(v.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), "
+		      "coalesce(u.display_name, ''), v.version = h.current_version "
+		      "FROM hook_versions v JOIN hooks h ON h.id = v.hook_id LEFT JOIN users u ON u.id = v.created_by "
+		      "WHERE v.hook_id = $1 ORDER BY v.version DESC", 1, params, err, sizeof err);
+	if (!res) {
+		respond_db_error(r, err);
+		return -1;
+	}
+	list = cJSON_AddArrayToObject(view, "versions");
+	for (int i = 0; i < PQntuples(res); i++) {
+		cJSON *v = cJSON_CreateObject();
+
+		cJSON_AddNumberToObject(v, "version", strtod(PQgetvalue(res, i, 0), NULL));
+		cJSON_AddStringToObject(v, "created_at", PQgetvalue(res, i, 1));
+		cJSON_AddStringToObject(v, "created_by", PQgetvalue(res, i, 2));
+		cJSON_AddBoolToObject(v, "current", strcmp(PQgetvalue(res, i, 3), "t") == 0);
+		cJSON_AddItemToArray(list, v);
+	}
+	PQclear(res);
+	return 0;
+}
+
+static void hook_form_respond(struct request *r, int status, cJSON *view, long long id)
+{
+	cJSON_AddStringToObject(view, "title", id ? "Edit hook" : "New hook");
+	cJSON_AddBoolToObject(view, "nav_hooks", 1);
+	if (id)
+		cJSON_AddNumberToObject(view, "id", (double)id);
+	if (hook_view_add_lists(r, view, id) < 0) {
+		cJSON_Delete(view);
+		return;
+	}
+	if (status == 200)
+		respond_page(r, 200, "hook_form", view);
+	else
+		respond_form_errors(r, "hook_form", view);
+}
+
+void page_hooks(struct request *r)
+{
+	char err[512];
+	PGresult *res = db_exec(r->db,
+		"SELECT id, name, description, current_version, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') "
+		"FROM hooks ORDER BY name", 0, NULL, err, sizeof err);
+	cJSON *view, *list;
+
+	if (!res) {
+		respond_db_error(r, err);
+		return;
+	}
+	view = cJSON_CreateObject();
+	cJSON_AddStringToObject(view, "title", "Hooks");
+	cJSON_AddBoolToObject(view, "nav_hooks", 1);
+	list = cJSON_AddArrayToObject(view, "hooks");
+	for (int i = 0; i < PQntuples(res); i++) {
+		cJSON *h = cJSON_CreateObject();
+
+		cJSON_AddNumberToObject(h, "id", strtod(PQgetvalue(res, i, 0), NULL));
+		cJSON_AddStringToObject(h, "name", PQgetvalue(res, i, 1));
+		cJSON_AddStringToObject(h, "description", PQgetvalue(res, i, 2));
+		cJSON_AddNumberToObject(h, "version", strtod(PQgetvalue(res, i, 3), NULL));
+		cJSON_AddStringToObject(h, "updated", PQgetvalue(res, i, 4));
+		cJSON_AddItemToArray(list, h);
+	}
+	PQclear(res);
+	respond_page(r, 200, "hooks", view);
+}
+
+void page_hook_new(struct request *r)
+{
+	cJSON *view = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(cJSON_AddObjectToObject(cJSON_AddObjectToObject(view, "fields"), "source"), "value",
+				"-- on_failure = \"continue\"   -- uncomment to let the job go on when this hook fails\n"
+				"log(\"hello from\", job.phase)\n");
+	hook_form_respond(r, 200, view, 0);
+}
+
+/* Validates the hook form; with errors, answers with the form again and returns -1. */
+static int hook_form_read(struct request *r, struct form_values *v, long long id)
+{
+	char *syntax;
+
+	form_validate(hook_fields, HOOK_N, &r->form, v);
+	if (!v->error[2] && (syntax = hook_syntax_error(form_value(v, hook_fields, "source")))) {
+		v->error[2] = syntax;
+		v->errors++;
+	}
+	if (!v->errors)
+		return 0;
+	hook_form_respond(r, 422, form_view(v, hook_fields), id);
+	form_values_free(v);
+	return -1;
+}
+
+static int hook_audit(struct request *r, const char *action, const char *name, int version)
+{
+	char err[512];
+	cJSON *detail = cJSON_CreateObject();
+	int rc;
+
+	if (version)
+		cJSON_AddNumberToObject(detail, "version", version);
+	rc = audit_record(r->db, action, name, detail, err, sizeof err);
+	cJSON_Delete(detail);
+	if (rc < 0)
+		respond_db_error(r, err);
+	return rc;
+}
+
+static void hook_name_taken(struct request *r, struct form_values *v, long long id)
+{
+	cJSON *view = form_view(v, hook_fields);
+
+	cJSON_AddStringToObject(view, "form_error", "Name: a hook of that name already exists.");
+	hook_form_respond(r, 422, view, id);
+}
+
+void page_hook_create(struct request *r)
+{
+	struct form_values v;
+	char err[512], loc[64];
+	PGresult *res;
+
+	if (hook_form_read(r, &v, 0) < 0)
+		return;
+	const char *params[] = { form_value(&v, hook_fields, "name"), form_value(&v, hook_fields, "description"),
+				 form_value(&v, hook_fields, "source") };
+	res = db_exec(r->db, "WITH h AS (INSERT INTO hooks (name, description) VALUES ($1, coalesce($2, '')) RETURNING id) "
+		      "INSERT INTO hook_versions (hook_id, version, source) SELECT id, 1, $3 FROM h RETURNING hook_id",
+		      3, params, err, sizeof err);
+	if (!res) {
+		if (strcmp(db_last_sqlstate(), "23505") == 0)
+			hook_name_taken(r, &v, 0);
+		else
+			respond_db_error(r, err);
+		form_values_free(&v);
+		return;
+	}
+	snprintf(loc, sizeof loc, "/hooks/%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (hook_audit(r, "hook.create", params[0], 1) == 0) {
+		response_flash(r, "Hook saved as version 1.");
+		respond_redirect(r, loc);
+	}
+	form_values_free(&v);
+}
+
+void page_hook_update(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+	struct form_values v;
+	char err[512], sid[24], loc[64], msg[96];
+	PGresult *res;
+
+	if (!id) {
+		hook_not_found(r);
+		return;
+	}
+	if (hook_form_read(r, &v, id) < 0)
+		return;
+	snprintf(sid, sizeof sid, "%lld", id);
+	const char *params[] = { sid, form_value(&v, hook_fields, "name"), form_value(&v, hook_fields, "description"),
+				 form_value(&v, hook_fields, "source") };
+	/* A new version only when the script changed; the name and description are not versioned. */
+	res = db_exec(r->db,
+		"WITH cur AS (SELECT h.current_version AS version, v.source FROM hooks h "
+		"  JOIN hook_versions v ON v.hook_id = h.id AND v.version = h.current_version WHERE h.id = $1 FOR UPDATE OF h), "
+		"nv AS (INSERT INTO hook_versions (hook_id, version, source) "
+		"  SELECT $1, version + 1, $4 FROM cur WHERE source <> $4 RETURNING version) "
+		"UPDATE hooks SET name = $2, description = coalesce($3, ''), updated_at = now(), "
+		"  current_version = coalesce((SELECT version FROM nv), current_version) "
+		"WHERE id = $1 AND EXISTS (SELECT 1 FROM cur) RETURNING current_version",
+		4, params, err, sizeof err);
+	if (!res) {
+		if (strcmp(db_last_sqlstate(), "23505") == 0)
+			hook_name_taken(r, &v, id);
+		else
+			respond_db_error(r, err);
+		form_values_free(&v);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		form_values_free(&v);
+		hook_not_found(r);
+		return;
+	}
+	int version = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (hook_audit(r, "hook.update", params[1], version) == 0) {
+		snprintf(msg, sizeof msg, "Hook saved; the current version is %d.", version);
+		response_flash(r, msg);
+		snprintf(loc, sizeof loc, "/hooks/%lld", id);
+		respond_redirect(r, loc);
+	}
+	form_values_free(&v);
+}
+
+/* The hook's row and the source of version (0: the current one); NULL after answering 404. */
+static PGresult *hook_fetch(struct request *r, long long id, long version)
+{
+	char sid[24], sver[24], err[512];
+	const char *params[] = { sid, sver };
+	PGresult *res;
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	snprintf(sver, sizeof sver, "%ld", version);
+	res = id ? db_exec(r->db, "SELECT h.name, h.description, v.source, v.version, h.current_version FROM hooks h "
+			   "JOIN hook_versions v ON v.hook_id = h.id "
+			   "AND v.version = CASE WHEN $2::int = 0 THEN h.current_version ELSE $2::int END "
+			   "WHERE h.id = $1", 2, params, err, sizeof err) : NULL;
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		hook_not_found(r);
+		return NULL;
+	}
+	return res;
+}
+
+/* The edit form's view of a stored hook. */
+static cJSON *hook_stored_view(PGresult *res)
+{
+	cJSON *view = cJSON_CreateObject(), *fields = cJSON_AddObjectToObject(view, "fields");
+	const char *names[] = { "name", "description", "source" };
+
+	for (int i = 0; i < 3; i++)
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(fields, names[i]), "value", PQgetvalue(res, 0, i));
+	cJSON_AddNumberToObject(view, "version", strtod(PQgetvalue(res, 0, 3), NULL));
+	if (strcmp(PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4)) != 0)
+		cJSON_AddBoolToObject(view, "old_version", 1);
+	return view;
+}
+
+void page_hook_edit(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+	const char *ver = kv_get(&r->query, "version");
+	PGresult *res = hook_fetch(r, id, ver ? strtol(ver, NULL, 10) : 0);
+
+	if (!res)
+		return;
+	cJSON *view = hook_stored_view(res);
+	PQclear(res);
+	hook_form_respond(r, 200, view, id);
+}
+
+/* Compiles the submitted script and shows the form again with the outcome; nothing is saved. */
+void page_hook_check(struct request *r)
+{
+	struct form_values v;
+	const char *sid = kv_get(&r->form, "_hook_id");
+	long long id = sid ? strtoll(sid, NULL, 10) : 0;
+	cJSON *view;
+	char *syntax;
+
+	form_validate(hook_fields, HOOK_N, &r->form, &v);
+	const char *source = kv_get(&r->form, "source");
+	syntax = hook_syntax_error(source ? source : "");
+	view = form_view(&v, hook_fields);
+	if (syntax)
+		cJSON_AddStringToObject(view, "check_error", syntax);
+	else
+		cJSON_AddStringToObject(view, "check_ok", "Syntax OK: the script compiles.");
+	hook_form_respond(r, syntax ? 422 : 200, view, id > 0 ? id : 0);
+	free(syntax);
+	form_values_free(&v);
+}
+
+void page_hook_delete(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+	char sid[24], err[512], msg[128];
+	const char *params[] = { sid };
+	PGresult *res;
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	res = id ? db_exec(r->db, "DELETE FROM hooks WHERE id = $1 RETURNING name", 1, params, err, sizeof err) : NULL;
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		hook_not_found(r);
+		return;
+	}
+	if (hook_audit(r, "hook.delete", PQgetvalue(res, 0, 0), 0) == 0) {
+		snprintf(msg, sizeof msg, "Hook %s deleted.", PQgetvalue(res, 0, 0));
+		response_flash(r, msg);
+		respond_redirect(r, "/hooks");
+	}
+	PQclear(res);
+}
+
+/* ---- dry run ---- */
+
+static void dry_run_log(void *ctx, const char *line)
+{
+	cJSON *lines = ctx;
+
+	if (cJSON_GetArraySize(lines) < HOOK_DRY_LOG_LINES)
+		cJSON_AddItemToArray(lines, cJSON_CreateString(line));
+}
+
+/* A client for cluster id of this organisation; NULL with why. */
+static struct k8s_client *dry_run_client(struct request *r, const char *cluster_id, char *why, size_t whylen)
+{
+	const char *params[] = { cluster_id };
+	struct k8s_cluster_conf conf = { .timeout_ms = dry_run_limits.time_ms };
+	struct k8s_client *c = NULL;
+	char err[512];
+	PGresult *res = db_exec(r->db, "SELECT api_url, ca_pem, token_enc FROM clusters WHERE id = $1",
+				1, params, err, sizeof err);
+
+	if (!res || PQntuples(res) != 1) {
+		snprintf(why, whylen, "Cluster: there is no such cluster.");
+		PQclear(res);
+		return NULL;
+	}
+	conf.api_url = PQgetvalue(res, 0, 0);
+	conf.ca_pem = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
+	conf.token = secret_open(&r->ctx->keyring, r->session.org_id, "cluster.token", PQgetvalue(res, 0, 2));
+	if (!conf.token)
+		snprintf(why, whylen, "Cluster: the stored token cannot be decrypted with the current master key.");
+	else if (!(c = k8s_client_new(&conf, &r->ctx->allowed_networks, err, sizeof err)))
+		snprintf(why, whylen, "Cluster: %s", err);
+	secret_free(conf.token);
+	PQclear(res);
+	return c;
+}
+
+/* Runs source with writes recorded, and puts its log, writes and outcome into view. */
+static void dry_run_into(struct request *r, const struct form_values *v, const char *name, const char *source,
+			 cJSON *view)
+{
+	char why[600] = "";
+	cJSON *params = NULL, *job, *dry = cJSON_AddObjectToObject(view, "dry_run");
+	const char *ptext = form_value(v, dry_fields, "params");
+	struct k8s_client *c;
+
+	if (ptext && *ptext && !cJSON_IsObject(params = cJSON_Parse(ptext))) {
+		cJSON_AddStringToObject(dry, "error", "Params: must be a JSON object, e.g. {\"old_domain\": \"a.example\"}");
+		cJSON_Delete(params);
+		return;
+	}
+	c = dry_run_client(r, form_value(v, dry_fields, "cluster_id"), why, sizeof why);
+	if (!c) {
+		cJSON_AddStringToObject(dry, "error", why);
+		cJSON_Delete(params);
+		return;
+	}
+	struct lua_k8s_scope scope = { .client = c, .namespace = form_value(v, dry_fields, "namespace"), .dry_run = 1 };
+	struct lua_k8s *k = lua_k8s_new(&scope);
+	struct lua_sandbox_result res;
+	cJSON *log = cJSON_AddArrayToObject(dry, "log"), *writes;
+	char chunk[80];
+
+	job = cJSON_CreateObject();
+	cJSON_AddStringToObject(job, "phase", form_value(v, dry_fields, "phase"));
+	cJSON_AddStringToObject(job, "target_namespace", scope.namespace);
+	cJSON_AddBoolToObject(job, "dry_run", 1);
+	snprintf(chunk, sizeof chunk, "%.70s.lua", name);
+	lua_k8s_run(k, &dry_run_limits, job, params, chunk, source, strlen(source), dry_run_log, log, &res);
+	cJSON_AddBoolToObject(dry, "has_log", cJSON_GetArraySize(log) > 0);
+	cJSON_AddBoolToObject(dry, "ok", res.ok);
+	cJSON_AddStringToObject(dry, "error", res.error);
+	cJSON_AddNumberToObject(dry, "elapsed_ms", (double)res.elapsed_ms);
+	writes = cJSON_AddArrayToObject(dry, "writes");
+	const cJSON *w;
+	cJSON_ArrayForEach(w, lua_k8s_writes(k)) {
+		cJSON *row = cJSON_CreateObject();
+		const cJSON *body = cJSON_GetObjectItemCaseSensitive(w, "body");
+		const cJSON *argv = cJSON_GetObjectItemCaseSensitive(w, "argv");
+		const cJSON *replicas = cJSON_GetObjectItemCaseSensitive(w, "replicas");
+		char *detail = body ? cJSON_PrintUnformatted(body) : argv ? cJSON_PrintUnformatted(argv) : NULL;
+		char num[32];
+
+		cJSON_AddItemToObject(row, "verb", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(w, "verb"), 1));
+		cJSON_AddStringToObject(row, "kind", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(w, "kind")));
+		cJSON_AddItemToObject(row, "namespace", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(w, "namespace"), 1));
+		cJSON_AddItemToObject(row, "name", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(w, "name"), 1));
+		if (replicas)
+			snprintf(num, sizeof num, "replicas: %d", (int)replicas->valuedouble);
+		cJSON_AddStringToObject(row, "detail", detail ? detail : replicas ? num : "");
+		free(detail);
+		cJSON_AddItemToArray(writes, row);
+	}
+	lua_k8s_free(k);
+	k8s_client_free(c);
+	cJSON_Delete(job);
+	cJSON_Delete(params);
+}
+
+void page_hook_dry_run(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+	struct form_values v;
+	PGresult *res = hook_fetch(r, id, 0);
+	cJSON *view, *dv;
+
+	if (!res)
+		return;
+	view = hook_stored_view(res);
+	form_validate(dry_fields, DRY_N, &r->form, &v);
+	dv = form_view(&v, dry_fields);
+	cJSON_AddItemToObject(view, "dry_fields", cJSON_DetachItemFromObject(dv, "fields"));
+	cJSON_Delete(dv);
+	if (v.errors) {
+		cJSON *dry = cJSON_AddObjectToObject(view, "dry_run");
+
+		for (size_t i = 0; i < DRY_N; i++)
+			if (v.error[i]) {
+				cJSON_AddStringToObject(dry, "error", v.error[i]);
+				break;
+			}
+	} else {
+		dry_run_into(r, &v, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2), view);
+	}
+	PQclear(res);
+	form_values_free(&v);
+	hook_form_respond(r, 200, view, id);
+}

@@ -1,0 +1,411 @@
+/* Jobs (manual 4.3, 5.3): each plan's list of jobs, and the job page with its progress, phases,
+ * counts, per-object results and log; the log as a text download; cancel. A queued job says how
+ * many jobs on its cluster are ahead of it instead of looking stuck.
+ *
+ * What the runner writes into jobs.result and this page shows:
+ *   "phases": [{"name": "...", "state": "succeeded", "seconds": 1.5}, ...]   in order
+ *   "counts": {"deployments.apps": 3, "persistentvolumeclaims": 2, ...}      objects per type */
+#include "web.h"
+#include "strbuf.h"
+#include "audit.h"
+#include "db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JOB_ITEMS_SHOWN 200
+#define JOB_LOG_LINES_SHOWN 500
+#define PLAN_JOBS_SHOWN 100
+
+/* The columns job_json reads, in its order. */
+#define JOB_COLUMNS \
+	"j.id, j.kind, j.state, j.phase, j.percent, j.items_done, j.items_total, j.items_failed, j.bytes_done, " \
+	"j.bytes_total, coalesce(to_char(j.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), ''), " \
+	"coalesce(to_char(j.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), ''), " \
+	"coalesce(floor(extract(epoch FROM coalesce(j.finished_at, now()) - j.started_at))::bigint::text, ''), " \
+	"CASE WHEN j.state = 'queued' THEN (SELECT count(*) FROM jobs q WHERE q.cluster_id = j.cluster_id AND q.id <> j.id " \
+	"AND (q.state = 'running' OR (q.state = 'queued' AND (q.queued_at, q.id) < (j.queued_at, j.id)))) END, " \
+	"j.error, j.cancel_requested, j.trigger, to_char(j.queued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), " \
+	"coalesce(j.backup_plan_id, 0), coalesce(j.restore_plan_id, 0), j.result, coalesce(j.backup_id, 0)"
+enum { J_ID, J_KIND, J_STATE, J_PHASE, J_PERCENT, J_DONE, J_TOTAL, J_FAILED, J_BYTES, J_BYTES_TOTAL, J_STARTED,
+       J_FINISHED, J_SECONDS, J_AHEAD, J_ERROR, J_CANCEL, J_TRIGGER, J_QUEUED, J_BPLAN, J_RPLAN, J_RESULT, J_BACKUP };
+
+static void human_bytes(double b, char *out, size_t outlen)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	int u = 0;
+
+	while (b >= 1024 && u < 5) {
+		b /= 1024;
+		u++;
+	}
+	snprintf(out, outlen, u ? "%.1f %s" : "%.0f %s", b, units[u]);
+}
+
+static void human_duration(double s, char *out, size_t outlen)
+{
+	long t = (long)s;
+
+	if (t >= 3600)
+		snprintf(out, outlen, "%ld h %ld min", t / 3600, t % 3600 / 60);
+	else if (t >= 60)
+		snprintf(out, outlen, "%ld min %ld s", t / 60, t % 60);
+	else if (s < 10 && s != (double)t)
+		snprintf(out, outlen, "%.1f s", s);
+	else
+		snprintf(out, outlen, "%ld s", t);
+}
+
+static int job_active(const char *state)
+{
+	return strcmp(state, "queued") == 0 || strcmp(state, "running") == 0;
+}
+
+static cJSON *job_json(PGresult *res, int i)
+{
+	cJSON *o = cJSON_CreateObject();
+	const char *state = PQgetvalue(res, i, J_STATE);
+	char buf[64], key[32];
+
+	cJSON_AddNumberToObject(o, "id", atof(PQgetvalue(res, i, J_ID)));
+	cJSON_AddStringToObject(o, "kind", PQgetvalue(res, i, J_KIND));
+	cJSON_AddStringToObject(o, "state", state);
+	snprintf(key, sizeof key, "state_%s", state);
+	cJSON_AddBoolToObject(o, key, 1);
+	cJSON_AddBoolToObject(o, "active", job_active(state));
+	cJSON_AddStringToObject(o, "phase", PQgetvalue(res, i, J_PHASE));
+	cJSON_AddNumberToObject(o, "percent", atof(PQgetvalue(res, i, J_PERCENT)));
+	cJSON_AddNumberToObject(o, "items_done", atof(PQgetvalue(res, i, J_DONE)));
+	cJSON_AddNumberToObject(o, "items_total", atof(PQgetvalue(res, i, J_TOTAL)));
+	cJSON_AddNumberToObject(o, "items_failed", atof(PQgetvalue(res, i, J_FAILED)));
+	cJSON_AddNumberToObject(o, "bytes_done", atof(PQgetvalue(res, i, J_BYTES)));
+	cJSON_AddNumberToObject(o, "bytes_total", atof(PQgetvalue(res, i, J_BYTES_TOTAL)));
+	human_bytes(atof(PQgetvalue(res, i, J_BYTES)), buf, sizeof buf);
+	cJSON_AddStringToObject(o, "bytes_done_text", buf);
+	human_bytes(atof(PQgetvalue(res, i, J_BYTES_TOTAL)), buf, sizeof buf);
+	cJSON_AddStringToObject(o, "bytes_total_text", buf);
+	cJSON_AddStringToObject(o, "queued_at", PQgetvalue(res, i, J_QUEUED));
+	cJSON_AddStringToObject(o, "started_at", PQgetvalue(res, i, J_STARTED));
+	cJSON_AddStringToObject(o, "finished_at", PQgetvalue(res, i, J_FINISHED));
+	if (*PQgetvalue(res, i, J_SECONDS)) {
+		human_duration(atof(PQgetvalue(res, i, J_SECONDS)), buf, sizeof buf);
+		cJSON_AddStringToObject(o, "duration", buf);
+	}
+	if (!PQgetisnull(res, i, J_AHEAD)) {
+		cJSON_AddNumberToObject(o, "queue_ahead", atof(PQgetvalue(res, i, J_AHEAD)));
+		cJSON_AddNumberToObject(o, "queue_position", atof(PQgetvalue(res, i, J_AHEAD)) + 1);
+	}
+	cJSON_AddStringToObject(o, "error", PQgetvalue(res, i, J_ERROR));
+	cJSON_AddBoolToObject(o, "cancel_requested", strcmp(PQgetvalue(res, i, J_CANCEL), "t") == 0);
+	cJSON_AddBoolToObject(o, "can_cancel", job_active(state) && strcmp(PQgetvalue(res, i, J_CANCEL), "t") != 0);
+	cJSON_AddStringToObject(o, "trigger", PQgetvalue(res, i, J_TRIGGER));
+	cJSON_AddNumberToObject(o, "backup_plan_id", atof(PQgetvalue(res, i, J_BPLAN)));
+	cJSON_AddNumberToObject(o, "restore_plan_id", atof(PQgetvalue(res, i, J_RPLAN)));
+	cJSON_AddNumberToObject(o, "backup_id", atof(PQgetvalue(res, i, J_BACKUP)));
+	return o;
+}
+
+/* ---- a plan's jobs ---- */
+
+static void plan_jobs(struct request *r, int restore)
+{
+	long long id = request_param_id(r, "id");
+	char sid[24], err[512];
+	const char *params[] = { sid };
+	PGresult *plan, *res;
+	cJSON *view, *list;
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	plan = !id ? NULL : db_exec(r->db, restore ?
+		"SELECT p.name, c.name, coalesce(bp.name, ''), coalesce(to_char(b.started_at AT TIME ZONE 'UTC', "
+		"'YYYY-MM-DD HH24:MI'), ''), coalesce(array_to_string(b.namespaces, ', '), ''), p.backup_id IS NOT NULL "
+		"FROM restore_plans p JOIN clusters c ON c.id = p.target_cluster_id "
+		"LEFT JOIN backup_plans bp ON bp.id = p.backup_plan_id LEFT JOIN backups b ON b.id = p.backup_id WHERE p.id = $1" :
+		"SELECT p.name, c.name, rp.name, array_to_string(p.namespaces, ', '), p.schedule_kind, true "
+		"FROM backup_plans p JOIN clusters c ON c.id = p.cluster_id JOIN repositories rp ON rp.id = p.repository_id "
+		"WHERE p.id = $1", 1, params, err, sizeof err);
+	if (!plan || PQntuples(plan) != 1) {
+		PQclear(plan);
+		respond_error(r, 404, restore ? "There is no such restore plan." : "There is no such backup plan.");
+		return;
+	}
+	res = db_exec(r->db, restore ?
+		"SELECT " JOB_COLUMNS " FROM jobs j WHERE j.restore_plan_id = $1 ORDER BY j.queued_at DESC, j.id DESC LIMIT 100" :
+		"SELECT " JOB_COLUMNS " FROM jobs j WHERE j.backup_plan_id = $1 ORDER BY j.queued_at DESC, j.id DESC LIMIT 100",
+		1, params, err, sizeof err);
+	if (!res) {
+		PQclear(plan);
+		respond_db_error(r, err);
+		return;
+	}
+	view = cJSON_CreateObject();
+	cJSON *p = cJSON_AddObjectToObject(view, "plan");
+	cJSON_AddNumberToObject(p, "id", (double)id);
+	cJSON_AddStringToObject(p, "name", PQgetvalue(plan, 0, 0));
+	cJSON_AddStringToObject(p, "cluster", PQgetvalue(plan, 0, 1));
+	if (restore) {
+		cJSON_AddStringToObject(p, "backup_plan", PQgetvalue(plan, 0, 2));
+		cJSON_AddStringToObject(p, "backup_time", PQgetvalue(plan, 0, 3));
+		cJSON_AddStringToObject(p, "backup_namespaces", PQgetvalue(plan, 0, 4));
+		cJSON_AddBoolToObject(p, "has_backup", strcmp(PQgetvalue(plan, 0, 5), "t") == 0);
+	} else {
+		cJSON_AddStringToObject(p, "repository", PQgetvalue(plan, 0, 2));
+		cJSON_AddStringToObject(p, "namespaces", PQgetvalue(plan, 0, 3));
+		cJSON_AddStringToObject(p, "schedule_kind", PQgetvalue(plan, 0, 4));
+	}
+	PQclear(plan);
+	list = cJSON_AddArrayToObject(view, "jobs");
+	for (int i = 0; i < PQntuples(res) && i < PLAN_JOBS_SHOWN; i++)
+		cJSON_AddItemToArray(list, job_json(res, i));
+	PQclear(res);
+	cJSON_AddStringToObject(view, "title", restore ? "Restore jobs" : "Backup jobs");
+	cJSON_AddBoolToObject(view, restore ? "nav_restore_plans" : "nav_backup_plans", 1);
+	respond_page(r, 200, restore ? "restore_plan_jobs" : "backup_plan_jobs", view);
+}
+
+void page_backup_plan_jobs(struct request *r)
+{
+	plan_jobs(r, 0);
+}
+
+void page_restore_plan_jobs(struct request *r)
+{
+	plan_jobs(r, 1);
+}
+
+/* ---- one job ---- */
+
+/* The job row of the route's :id, or NULL after answering 404. */
+static PGresult *job_load(struct request *r, char *sid, size_t sidlen)
+{
+	long long id = request_param_id(r, "id");
+	const char *params[] = { sid };
+	char err[512];
+	PGresult *res;
+
+	snprintf(sid, sidlen, "%lld", id);
+	res = id ? db_exec(r->db, "SELECT " JOB_COLUMNS ", coalesce(bp.name, ''), coalesce(rp.name, '') FROM jobs j "
+			   "LEFT JOIN backup_plans bp ON bp.id = j.backup_plan_id "
+			   "LEFT JOIN restore_plans rp ON rp.id = j.restore_plan_id WHERE j.id = $1",
+			   1, params, err, sizeof err) : NULL;
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		respond_error(r, 404, "There is no such job.");
+		return NULL;
+	}
+	return res;
+}
+
+/* result.phases and result.counts as the page lists them. */
+static void add_result(cJSON *job, const char *result_json)
+{
+	cJSON *result = cJSON_Parse(result_json), *item;
+	cJSON *phases = cJSON_AddArrayToObject(job, "phases"), *counts = cJSON_AddArrayToObject(job, "counts");
+	char buf[64];
+
+	cJSON_ArrayForEach(item, cJSON_GetObjectItem(result, "phases")) {
+		const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(item, "name"));
+		const char *state = cJSON_GetStringValue(cJSON_GetObjectItem(item, "state"));
+		const cJSON *secs = cJSON_GetObjectItem(item, "seconds");
+		cJSON *p;
+		if (!name)
+			continue;
+		p = cJSON_CreateObject();
+		cJSON_AddStringToObject(p, "name", name);
+		cJSON_AddStringToObject(p, "state", state ? state : "");
+		if (cJSON_IsNumber(secs)) {
+			human_duration(secs->valuedouble, buf, sizeof buf);
+			cJSON_AddStringToObject(p, "duration", buf);
+		}
+		cJSON_AddItemToArray(phases, p);
+	}
+	cJSON_ArrayForEach(item, cJSON_GetObjectItem(result, "counts")) {
+		cJSON *c;
+		if (!cJSON_IsNumber(item))
+			continue;
+		c = cJSON_CreateObject();
+		cJSON_AddStringToObject(c, "type", item->string);
+		cJSON_AddNumberToObject(c, "count", item->valuedouble);
+		cJSON_AddItemToArray(counts, c);
+	}
+	/* each hook's outcome, duration and last log lines */
+	cJSON *hooks = cJSON_AddArrayToObject(job, "hooks");
+	cJSON_ArrayForEach(item, cJSON_GetObjectItem(result, "hooks")) {
+		const cJSON *ms = cJSON_GetObjectItem(item, "duration_ms"), *line;
+		cJSON *h = cJSON_CreateObject();
+		struct strbuf log = STRBUF_INIT;
+		cJSON_AddStringToObject(h, "name", cJSON_GetStringValue(cJSON_GetObjectItem(item, "name")) ?: "");
+		cJSON_AddStringToObject(h, "phase", cJSON_GetStringValue(cJSON_GetObjectItem(item, "phase")) ?: "");
+		cJSON_AddStringToObject(h, "state", cJSON_GetStringValue(cJSON_GetObjectItem(item, "state")) ?: "");
+		cJSON_AddStringToObject(h, "error", cJSON_GetStringValue(cJSON_GetObjectItem(item, "error")) ?: "");
+		if (cJSON_IsNumber(ms)) {
+			human_duration(ms->valuedouble / 1000, buf, sizeof buf);
+			cJSON_AddStringToObject(h, "duration", buf);
+		}
+		cJSON_ArrayForEach(line, cJSON_GetObjectItem(item, "log"))
+			if (cJSON_IsString(line))
+				strbuf_addf(&log, "%s\n", line->valuestring);
+		cJSON_AddStringToObject(h, "log", log.buf ? log.buf : "");
+		strbuf_release(&log);
+		cJSON_AddItemToArray(hooks, h);
+	}
+	/* what a migration's pre-check found in the target */
+	cJSON *conflicts = cJSON_AddArrayToObject(job, "conflicts");
+	cJSON_ArrayForEach(item, cJSON_GetObjectItem(result, "conflicts"))
+		if (cJSON_IsString(item))
+			cJSON_AddItemToArray(conflicts, cJSON_CreateString(item->valuestring));
+	cJSON_AddBoolToObject(job, "has_hooks", cJSON_GetArraySize(hooks) > 0);
+	cJSON_AddBoolToObject(job, "has_conflicts", cJSON_GetArraySize(conflicts) > 0);
+	cJSON_AddBoolToObject(job, "has_phases", cJSON_GetArraySize(phases) > 0);
+	cJSON_AddBoolToObject(job, "has_counts", cJSON_GetArraySize(counts) > 0);
+	cJSON_Delete(result);
+}
+
+static int add_items(struct request *r, cJSON *view, const char *sid, char *err, size_t errlen)
+{
+	const char *params[] = { sid };
+	PGresult *res = db_exec(r->db,
+		"SELECT api_group, resource, namespace, name, action, message, count(*) OVER (), "
+		"count(*) FILTER (WHERE action = 'failed') OVER () FROM job_items WHERE job_id = $1 "
+		"ORDER BY action = 'failed' DESC, id LIMIT 200", 1, params, err, errlen);
+	cJSON *items;
+
+	if (!res)
+		return -1;
+	items = cJSON_AddArrayToObject(view, "items");
+	for (int i = 0; i < PQntuples(res); i++) {
+		cJSON *o = cJSON_CreateObject();
+		char type[400];
+		snprintf(type, sizeof type, "%s%s%s", PQgetvalue(res, i, 1), *PQgetvalue(res, i, 0) ? "." : "", PQgetvalue(res, i, 0));
+		cJSON_AddStringToObject(o, "type", type);
+		cJSON_AddStringToObject(o, "namespace", PQgetvalue(res, i, 2));
+		cJSON_AddStringToObject(o, "name", PQgetvalue(res, i, 3));
+		cJSON_AddStringToObject(o, "action", PQgetvalue(res, i, 4));
+		cJSON_AddBoolToObject(o, "failed", strcmp(PQgetvalue(res, i, 4), "failed") == 0);
+		cJSON_AddStringToObject(o, "message", PQgetvalue(res, i, 5));
+		cJSON_AddItemToArray(items, o);
+	}
+	double total = PQntuples(res) ? atof(PQgetvalue(res, 0, 6)) : 0;
+	cJSON_AddNumberToObject(view, "items_count", total);
+	cJSON_AddNumberToObject(view, "items_failed_count", PQntuples(res) ? atof(PQgetvalue(res, 0, 7)) : 0);
+	cJSON_AddBoolToObject(view, "items_capped", total > JOB_ITEMS_SHOWN);
+	cJSON_AddNumberToObject(view, "items_shown", PQntuples(res));
+	PQclear(res);
+	return 0;
+}
+
+static int add_log(struct request *r, cJSON *view, const char *sid, char *err, size_t errlen)
+{
+	const char *params[] = { sid };
+	PGresult *res = db_exec(r->db,
+		"SELECT * FROM (SELECT id, to_char(at AT TIME ZONE 'UTC', 'HH24:MI:SS.MS'), level, message, count(*) OVER () "
+		"FROM job_logs WHERE job_id = $1 ORDER BY id DESC LIMIT 500) last ORDER BY id", 1, params, err, errlen);
+	cJSON *lines;
+
+	if (!res)
+		return -1;
+	lines = cJSON_AddArrayToObject(view, "log");
+	for (int i = 0; i < PQntuples(res); i++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "at", PQgetvalue(res, i, 1));
+		cJSON_AddStringToObject(o, "level", PQgetvalue(res, i, 2));
+		cJSON_AddStringToObject(o, "message", PQgetvalue(res, i, 3));
+		cJSON_AddItemToArray(lines, o);
+	}
+	double total = PQntuples(res) ? atof(PQgetvalue(res, 0, 4)) : 0;
+	cJSON_AddNumberToObject(view, "log_count", total);
+	cJSON_AddBoolToObject(view, "log_capped", total > JOB_LOG_LINES_SHOWN);
+	PQclear(res);
+	return 0;
+}
+
+void page_job(struct request *r)
+{
+	char sid[24], err[512];
+	PGresult *res = job_load(r, sid, sizeof sid);
+	cJSON *view, *job;
+
+	if (!res)
+		return;
+	view = cJSON_CreateObject();
+	job = job_json(res, 0);
+	add_result(job, PQgetvalue(res, 0, J_RESULT));
+	cJSON_AddStringToObject(job, "backup_plan", PQgetvalue(res, 0, J_BACKUP + 1));
+	cJSON_AddStringToObject(job, "restore_plan", PQgetvalue(res, 0, J_BACKUP + 2));
+	cJSON_AddItemToObject(view, "job", job);
+	PQclear(res);
+	if (add_items(r, view, sid, err, sizeof err) < 0 || add_log(r, view, sid, err, sizeof err) < 0) {
+		cJSON_Delete(view);
+		respond_db_error(r, err);
+		return;
+	}
+	snprintf(err, sizeof err, "Job %s", sid);
+	cJSON_AddStringToObject(view, "title", err);
+	cJSON_AddBoolToObject(view, cJSON_GetObjectItem(job, "restore_plan_id")->valuedouble > 0 ? "nav_restore_plans" :
+			      "nav_backup_plans", 1);
+	respond_page(r, 200, "job", view);
+}
+
+void page_job_log(struct request *r)
+{
+	char sid[24], err[512], filename[48];
+	const char *params[] = { sid };
+	PGresult *job = job_load(r, sid, sizeof sid), *res;
+	struct strbuf text = STRBUF_INIT;
+
+	if (!job)
+		return;
+	PQclear(job);
+	res = db_exec(r->db, "SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS \"UTC\"'), level, message "
+		      "FROM job_logs WHERE job_id = $1 ORDER BY id", 1, params, err, sizeof err);
+	if (!res) {
+		respond_db_error(r, err);
+		return;
+	}
+	for (int i = 0; i < PQntuples(res); i++)
+		strbuf_addf(&text, "%s %-7s %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+	PQclear(res);
+	snprintf(filename, sizeof filename, "job-%s-log.txt", sid);
+	respond_text(r, filename, text.buf ? text.buf : "", text.len);
+	strbuf_release(&text);
+}
+
+/* Queued: cancelled at once. Running: the runner is asked and stops at its next check. */
+void page_job_cancel(struct request *r)
+{
+	char sid[24], err[512], loc[64];
+	const char *params[] = { sid };
+	PGresult *job = job_load(r, sid, sizeof sid), *res;
+
+	if (!job)
+		return;
+	PQclear(job);
+	res = db_exec(r->db, "UPDATE jobs SET cancel_requested = true, "
+		      "finished_at = CASE WHEN state = 'queued' THEN now() ELSE finished_at END, "
+		      "state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END "
+		      "WHERE id = $1 AND state IN ('queued', 'running') RETURNING state", 1, params, err, sizeof err);
+	if (!res) {
+		respond_db_error(r, err);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		response_flash(r, "The job had already finished; nothing to cancel.");
+	} else {
+		int at_once = strcmp(PQgetvalue(res, 0, 0), "cancelled") == 0;
+		PQclear(res);
+		cJSON *detail = cJSON_CreateObject();
+		cJSON_AddBoolToObject(detail, "was_queued", at_once);
+		int rc = audit_record(r->db, "job.cancel", sid, detail, err, sizeof err);
+		cJSON_Delete(detail);
+		if (rc < 0) {
+			respond_db_error(r, err);
+			return;
+		}
+		response_flash(r, at_once ? "Job cancelled before it started." :
+			       "Cancel requested: the runner stops the job at its next step.");
+	}
+	snprintf(loc, sizeof loc, "/jobs/%s", sid);
+	respond_redirect(r, loc);
+}

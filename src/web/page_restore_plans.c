@@ -1,0 +1,534 @@
+/* Restore plans (manual 5.1-5.3, 6.1): the list with "Activate", and the wizard: (1) name, target
+ * cluster (the same or another), namespace mapping, StorageClass mapping and what to do with
+ * objects that already exist; (2) the backup plan; (3) one of its completed backups; (4)
+ * post-restore hooks. Finishing checks the target and the mapped classes before saving. */
+#include "web.h"
+#include "audit.h"
+#include "db.h"
+#include "form.h"
+#include "k8s_client.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const policy_choices[] = { "skip", "update", NULL };
+
+static const struct form_field step1_fields[] = {
+	{ .name = "name", .label = "Name", .kind = FORM_NAME, .required = 1 },
+	{ .name = "target_cluster_id", .label = "Target cluster", .kind = FORM_INT, .required = 1, .min = 1, .max = LONG_MAX },
+	{ .name = "namespace_map", .label = "Namespace mapping", .kind = FORM_TEXTAREA, .max_len = 8192 },
+	{ .name = "storage_class_map", .label = "StorageClass mapping", .kind = FORM_TEXTAREA, .max_len = 8192 },
+	{ .name = "existing_policy", .label = "Existing objects", .kind = FORM_CHOICE, .required = 1, .choices = policy_choices },
+};
+enum { S1_NAME, S1_CLUSTER, S1_NSMAP, S1_SCMAP, S1_POLICY };
+
+static const struct form_field step2_fields[] = {
+	{ .name = "backup_plan_id", .label = "Backup plan", .kind = FORM_INT, .required = 1, .min = 1, .max = LONG_MAX },
+};
+
+static const struct form_field step3_fields[] = {
+	{ .name = "backup_id", .label = "Backup", .kind = FORM_INT, .required = 1, .min = 1, .max = LONG_MAX },
+};
+
+static const struct form_field step4_fields[] = {
+	{ .name = "library_hooks", .label = "Library hooks", .kind = FORM_TEXT, .max_len = 1024 },
+	{ .name = "hook_script", .label = "Post-restore hook (Lua)", .kind = FORM_TEXTAREA, .max_len = 65536 },
+};
+
+static void step1_check(struct request *r, const struct wizard *w, struct form_values *v);
+static void hooks_step_check(struct request *r, const struct wizard *w, struct form_values *v);
+static void step2_check(struct request *r, const struct wizard *w, struct form_values *v);
+static void step3_check(struct request *r, const struct wizard *w, struct form_values *v);
+
+static const struct wizard_step restore_steps[] = {
+	{ "Target", step1_fields, sizeof step1_fields / sizeof step1_fields[0], step1_check },
+	{ "Backup plan", step2_fields, 1, step2_check },
+	{ "Backup", step3_fields, 1, step3_check },
+	{ "Hooks", step4_fields, 2, hooks_step_check },
+};
+#define RESTORE_STEPS (sizeof restore_steps / sizeof restore_steps[0])
+
+/* The backups a restore may use: complete, or complete except for some objects. */
+#define RESTORABLE "state IN ('completed', 'partially_failed')"
+
+static void field_fail(struct form_values *v, int i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void field_fail(struct form_values *v, int i, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (v->error[i])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	v->error[i] = xstrdup(msg);
+	v->errors++;
+}
+
+static int row_exists(struct request *r, const char *sql, int n, const char *const *params)
+{
+	char err[256];
+	PGresult *res = db_exec(r->db, sql, n, params, err, sizeof err);
+	int found = res && PQntuples(res) == 1;
+
+	PQclear(res);
+	return found;
+}
+
+static int valid_name(const char *s, size_t len, size_t max, int dots)
+{
+	if (len == 0 || len > max || s[0] == '-' || s[0] == '.' || s[len - 1] == '-' || s[len - 1] == '.')
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || (dots && s[i] == '.')))
+			return 0;
+	return 1;
+}
+
+/* Lines "old:new" into a JSON object; NULL with the reason in err when a line is not that.
+ * dots: names are DNS subdomains (storage classes) rather than labels (namespaces). */
+static cJSON *parse_map(const char *lines, const char *label, int dots, char *err, size_t errlen)
+{
+	cJSON *map = cJSON_CreateObject();
+	size_t max = dots ? 253 : 63;
+
+	for (const char *p = lines ? lines : ""; *p; p += strcspn(p, "\n"), p += *p == '\n') {
+		size_t len = strcspn(p, "\n");
+		char *line = xstrndup(p, len), *colon = strchr(line, ':'), *from = line, *to;
+		while (len && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+			line[--len] = '\0';
+		from += strspn(from, " \t");
+		if (!*from) {
+			free(line);
+			continue;
+		}
+		if (!colon) {
+			snprintf(err, errlen, "%s: \"%.80s\" is not source:target", label, from);
+			goto bad;
+		}
+		*colon = '\0';
+		to = colon + 1 + strspn(colon + 1, " \t");
+		for (char *e = colon; e > from && (e[-1] == ' ' || e[-1] == '\t');)
+			*--e = '\0';
+		if (!valid_name(from, strlen(from), max, dots) || !valid_name(to, strlen(to), max, dots)) {
+			snprintf(err, errlen, "%s: \"%.60s:%.60s\" needs two %s names", label, from, to,
+				 dots ? "lowercase resource" : "namespace");
+			goto bad;
+		}
+		if (cJSON_GetObjectItem(map, from)) {
+			snprintf(err, errlen, "%s: %s is mapped twice", label, from);
+			goto bad;
+		}
+		cJSON_AddStringToObject(map, from, to);
+		free(line);
+		continue;
+bad:
+		free(line);
+		cJSON_Delete(map);
+		return NULL;
+	}
+	return map;
+}
+
+static void step1_check(struct request *r, const struct wizard *w, struct form_values *v)
+{
+	const char *params[] = { v->value[S1_CLUSTER] };
+	char err[300];
+	cJSON *map;
+
+	(void)w;
+	if (!row_exists(r, "SELECT 1 FROM clusters WHERE id = $1", 1, params))
+		field_fail(v, S1_CLUSTER, "Target cluster: choose one of your clusters");
+	if (!(map = parse_map(v->value[S1_NSMAP], "Namespace mapping", 0, err, sizeof err)))
+		field_fail(v, S1_NSMAP, "%s", err);
+	cJSON_Delete(map);
+	if (!(map = parse_map(v->value[S1_SCMAP], "StorageClass mapping", 1, err, sizeof err)))
+		field_fail(v, S1_SCMAP, "%s", err);
+	cJSON_Delete(map);
+}
+
+static void step2_check(struct request *r, const struct wizard *w, struct form_values *v)
+{
+	const char *params[] = { v->value[0] };
+
+	(void)w;
+	if (!row_exists(r, "SELECT 1 FROM backup_plans WHERE id = $1", 1, params))
+		field_fail(v, 0, "Backup plan: choose one of your backup plans");
+}
+
+static void step3_check(struct request *r, const struct wizard *w, struct form_values *v)
+{
+	const char *plan = wizard_value(w, 2, "backup_plan_id");
+	const char *params[] = { v->value[0], plan ? plan : "0" };
+
+	if (!row_exists(r, "SELECT 1 FROM backups WHERE id = $1 AND plan_id = $2 AND " RESTORABLE, 2, params))
+		field_fail(v, 0, "Backup: choose a completed backup of the chosen plan");
+}
+
+static size_t requested_step(const struct request *r)
+{
+	const char *s = kv_get(&r->query, "step");
+
+	if (!s || strlen(s) != 1 || s[0] < '1' || s[0] > '0' + (int)RESTORE_STEPS)
+		return 1;
+	return (size_t)(s[0] - '0');
+}
+
+/* ---- rendering ---- */
+
+static void add_rows(struct request *r, cJSON *view, const char *key, const char *sql, int n, const char *const *params,
+		     const char *const *cols, const char *selected)
+{
+	char err[256];
+	PGresult *res = db_exec(r->db, sql, n, params, err, sizeof err);
+	cJSON *list = cJSON_AddArrayToObject(view, key);
+
+	for (int i = 0; res && i < PQntuples(res); i++) {
+		cJSON *o = cJSON_CreateObject();
+		for (int c = 0; cols[c]; c++)
+			cJSON_AddStringToObject(o, cols[c], PQgetvalue(res, i, c));
+		cJSON_AddBoolToObject(o, "selected", selected && strcmp(selected, PQgetvalue(res, i, 0)) == 0);
+		cJSON_AddItemToArray(list, o);
+	}
+	PQclear(res);
+}
+
+static void restore_wizard_respond(struct request *r, struct wizard *w, size_t shown, int with_errors, cJSON *checks)
+{
+	static const char *const option_cols[] = { "id", "name", NULL };
+	static const char *const plan_cols[] = { "id", "name", "cluster", "namespaces", NULL };
+	static const char *const backup_cols[] = { "id", "name", "time", "namespaces", "size", "objects", "state", NULL };
+	cJSON *view = wizard_view(w, shown, with_errors);
+	web_hooks_add_library(r, view);
+	web_hooks_add_library(r, view);
+	char next[64];
+
+	if (shown == 1) {
+		add_rows(r, view, "clusters", "SELECT id, name FROM clusters ORDER BY name", 0, NULL, option_cols,
+			 wizard_value(w, 1, "target_cluster_id"));
+	} else if (shown == 2) {
+		add_rows(r, view, "plans", "SELECT p.id, p.name, c.name, array_to_string(p.namespaces, ', ') FROM backup_plans p "
+			 "JOIN clusters c ON c.id = p.cluster_id ORDER BY p.name", 0, NULL, plan_cols,
+			 wizard_value(w, 2, "backup_plan_id"));
+	} else if (shown == 3) {
+		const char *plan = wizard_value(w, 2, "backup_plan_id");
+		const char *params[] = { plan ? plan : "0" };
+		add_rows(r, view, "backups", "SELECT id, name, to_char(coalesce(completed_at, started_at) AT TIME ZONE 'UTC', "
+			 "'YYYY-MM-DD HH24:MI'), array_to_string(namespaces, ', '), pg_size_pretty(bytes), resource_count, state "
+			 "FROM backups WHERE plan_id = $1 AND " RESTORABLE " ORDER BY started_at DESC LIMIT 200",
+			 1, params, backup_cols, wizard_value(w, 3, "backup_id"));
+	}
+	cJSON_AddStringToObject(view, "action_base", "/restore-plans/new");
+	if (shown == RESTORE_STEPS)
+		snprintf(next, sizeof next, "/restore-plans");
+	else
+		snprintf(next, sizeof next, "/restore-plans/new?step=%zu", shown + 1);
+	cJSON_AddStringToObject(view, "next_action", next);
+	if (checks)
+		cJSON_AddItemToObject(view, "checks", checks);
+	cJSON_AddStringToObject(view, "title", "New restore plan");
+	cJSON_AddBoolToObject(view, "nav_restore_plans", 1);
+	if (with_errors)
+		respond_form_errors(r, "restore_plan_wizard", view);
+	else
+		respond_page(r, 200, "restore_plan_wizard", view);
+}
+
+static void restore_input(const struct kv_list *in, struct kv_list *out)
+{
+	for (size_t k = 0; k < in->count; k++)
+		if (strcmp(in->items[k].key, "step") != 0)
+			kv_add(out, in->items[k].key, in->items[k].value, in->items[k].value_len);
+}
+
+static void restore_wizard_step(struct request *r, const struct kv_list *raw)
+{
+	struct kv_list input = { 0 };
+	struct wizard w;
+	size_t want = requested_step(r), shown;
+
+	restore_input(raw, &input);
+	if (input.count == 0)
+		kv_add(&input, "existing_policy", "skip", 4);
+	shown = wizard_run(r, &w, restore_steps, RESTORE_STEPS, &input, want);
+	restore_wizard_respond(r, &w, shown, shown != want, NULL);
+	wizard_free(&w);
+	kv_list_free(&input);
+}
+
+void page_restore_plan_new(struct request *r)
+{
+	restore_wizard_step(r, &r->query);
+}
+
+void page_restore_plan_wizard_post(struct request *r)
+{
+	restore_wizard_step(r, &r->form);
+}
+
+/* ---- finishing ---- */
+
+static void add_check(cJSON *checks, int ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void add_check(cJSON *checks, int ok, const char *fmt, ...)
+{
+	char msg[700];
+	va_list ap;
+	cJSON *c = cJSON_CreateObject();
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	cJSON_AddBoolToObject(c, "ok", ok);
+	cJSON_AddStringToObject(c, "text", msg);
+	cJSON_AddItemToArray(checks, c);
+}
+
+/* The target is reachable and has every StorageClass the mapping names. Returns the failures. */
+static int restore_checks(struct request *r, const struct wizard *w, const cJSON *scmap, cJSON *checks)
+{
+	const char *cid = wizard_value(w, 1, "target_cluster_id");
+	char err[600], version[64];
+	struct k8s_error kerr = { 0 };
+	struct k8s_client *c = web_cluster_client(r, atoll(cid), err, sizeof err);
+	const cJSON *item;
+	int failed = 0;
+
+	if (!c || k8s_version(c, version, sizeof version, &kerr) < 0) {
+		if (c)
+			k8s_error_describe(&kerr, err, sizeof err);
+		add_check(checks, 0, "Target cluster: not reachable: %s", err);
+		k8s_client_free(c);
+		return 1;
+	}
+	add_check(checks, 1, "Target cluster: reachable, Kubernetes %s", version);
+	cJSON_ArrayForEach(item, scmap) {
+		char *path = k8s_resource_path("storage.k8s.io", "v1", "storageclasses", NULL, item->valuestring);
+		cJSON *obj = NULL;
+		if (k8s_get(c, path, &obj, &kerr) == 0) {
+			add_check(checks, 1, "StorageClass %s (for %s): present in the target", item->valuestring, item->string);
+		} else if (kerr.http_status == 404) {
+			add_check(checks, 0, "StorageClass %s (for %s): does not exist in the target cluster",
+				  item->valuestring, item->string);
+			failed++;
+		} else {
+			k8s_error_describe(&kerr, err, sizeof err);
+			add_check(checks, 0, "StorageClass %s: %s", item->valuestring, err);
+			failed++;
+		}
+		cJSON_Delete(obj);
+		free(path);
+	}
+	k8s_client_free(c);
+	return failed;
+}
+
+static char *json_text(cJSON *v)
+{
+	char *s = cJSON_PrintUnformatted(v);
+	cJSON_Delete(v);
+	return s;
+}
+
+static void hooks_step_check(struct request *r, const struct wizard *w, struct form_values *v)
+{
+	(void)w;
+	web_hooks_check(r, v->value[0], v, 0);
+}
+
+void page_restore_plan_create(struct request *r)
+{
+	struct kv_list input = { 0 };
+	struct wizard w;
+	char err[600], loc[64], msg[300];
+	size_t shown;
+	cJSON *checks, *scmap;
+
+	restore_input(&r->form, &input);
+	shown = wizard_run(r, &w, restore_steps, RESTORE_STEPS, &input, RESTORE_STEPS + 1);
+	kv_list_free(&input);
+	if (shown <= RESTORE_STEPS) {
+		restore_wizard_respond(r, &w, shown, 1, NULL);
+		goto out;
+	}
+	scmap = parse_map(wizard_value(&w, 1, "storage_class_map"), "StorageClass mapping", 1, err, sizeof err);
+	checks = cJSON_CreateArray();
+	if (restore_checks(r, &w, scmap, checks)) {
+		cJSON_Delete(scmap);
+		restore_wizard_respond(r, &w, RESTORE_STEPS, 1, checks);
+		goto out;
+	}
+	char *nsmap = json_text(parse_map(wizard_value(&w, 1, "namespace_map"), "", 0, err, sizeof err));
+	char *scjson = json_text(scmap), *hooks = web_hooks_json(r, wizard_value(&w, 4, "library_hooks"), wizard_value(&w, 4, "hook_script"));
+	const char *params[] = { wizard_value(&w, 1, "name"), wizard_value(&w, 2, "backup_plan_id"),
+				 wizard_value(&w, 3, "backup_id"), wizard_value(&w, 1, "target_cluster_id"), nsmap, scjson,
+				 wizard_value(&w, 1, "existing_policy"), hooks };
+	PGresult *res = db_exec(r->db, "INSERT INTO restore_plans (name, backup_plan_id, backup_id, target_cluster_id, "
+				"namespace_map, storage_class_map, existing_policy, hooks) "
+				"VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb) RETURNING id", 8, params, err, sizeof err);
+	free(nsmap);
+	free(scjson);
+	free(hooks);
+	if (!res) {
+		cJSON_Delete(checks);
+		if (strcmp(db_last_sqlstate(), "23505") == 0) {
+			wizard_error(&w, 1, "name", "Name: a restore plan of that name already exists");
+			restore_wizard_respond(r, &w, 1, 1, NULL);
+		} else {
+			respond_db_error(r, err);
+		}
+		goto out;
+	}
+	long long id = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	cJSON *detail = cJSON_CreateObject();
+	cJSON_AddStringToObject(detail, "backup_id", wizard_value(&w, 3, "backup_id"));
+	cJSON_AddItemToObject(detail, "checks", checks);
+	int rc = audit_record(r->db, "restore_plan.create", wizard_value(&w, 1, "name"), detail, err, sizeof err);
+	cJSON_Delete(detail);
+	if (rc < 0) {
+		respond_db_error(r, err);
+		goto out;
+	}
+	snprintf(msg, sizeof msg, "Restore plan %s saved: the target cluster is reachable and has the mapped storage classes.",
+		 wizard_value(&w, 1, "name"));
+	response_flash(r, msg);
+	snprintf(loc, sizeof loc, "/restore-plans/%lld/jobs", id);
+	respond_redirect(r, loc);
+out:
+	wizard_free(&w);
+}
+
+/* ---- the list, activating and deleting ---- */
+
+void page_restore_plans(struct request *r)
+{
+	char err[512];
+	PGresult *res = db_exec(r->db,
+		"SELECT p.id, p.name, c.name, coalesce(bp.name, ''), coalesce(to_char(b.started_at AT TIME ZONE 'UTC', "
+		"'YYYY-MM-DD HH24:MI'), ''), p.existing_policy, coalesce(j.state, ''), coalesce(j.id, 0), "
+		"p.backup_id IS NOT NULL "
+		"FROM restore_plans p JOIN clusters c ON c.id = p.target_cluster_id "
+		"LEFT JOIN backup_plans bp ON bp.id = p.backup_plan_id LEFT JOIN backups b ON b.id = p.backup_id "
+		"LEFT JOIN LATERAL (SELECT id, state FROM jobs WHERE restore_plan_id = p.id ORDER BY queued_at DESC, id DESC LIMIT 1) j ON true "
+		"ORDER BY p.name", 0, NULL, err, sizeof err);
+	static const char *const cols[] = { NULL, "name", "target", "backup_plan", "backup_time", "existing_policy",
+					    "last_job_state" };
+	cJSON *view, *list;
+
+	if (!res) {
+		respond_db_error(r, err);
+		return;
+	}
+	view = cJSON_CreateObject();
+	cJSON_AddStringToObject(view, "title", "Restore plans");
+	cJSON_AddBoolToObject(view, "nav_restore_plans", 1);
+	list = cJSON_AddArrayToObject(view, "plans");
+	for (int i = 0; i < PQntuples(res); i++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "id", atof(PQgetvalue(res, i, 0)));
+		for (int c = 1; c < 7; c++)
+			cJSON_AddStringToObject(o, cols[c], PQgetvalue(res, i, c));
+		cJSON_AddNumberToObject(o, "last_job_id", atof(PQgetvalue(res, i, 7)));
+		cJSON_AddBoolToObject(o, "has_backup", strcmp(PQgetvalue(res, i, 8), "t") == 0);
+		cJSON_AddItemToArray(list, o);
+	}
+	PQclear(res);
+	respond_page(r, 200, "restore_plans", view);
+}
+
+/* "Activate": without confirm=yes, the confirmation page; with it, a queued restore job. */
+void page_restore_plan_activate(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+	char sid[24], err[512], loc[64];
+	const char *params[] = { sid };
+	const char *confirm = kv_get(&r->form, "confirm");
+	PGresult *res;
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	res = id ? db_exec(r->db, "SELECT p.name, c.name, coalesce(b.name, ''), coalesce(b." RESTORABLE ", false), "
+			   "coalesce(to_char(b.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), ''), "
+			   "coalesce(array_to_string(b.namespaces, ', '), ''), "
+			   "coalesce((SELECT string_agg(key || ' → ' || value, ', ') FROM jsonb_each_text(p.namespace_map)), '') "
+			   "FROM restore_plans p JOIN clusters c ON c.id = p.target_cluster_id "
+			   "LEFT JOIN backups b ON b.id = p.backup_id WHERE p.id = $1", 1, params, err, sizeof err) : NULL;
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		respond_error(r, 404, "There is no such restore plan.");
+		return;
+	}
+	if (strcmp(PQgetvalue(res, 0, 3), "t") != 0) {
+		PQclear(res);
+		respond_error(r, 409, "The plan's backup is gone or not complete; create a restore plan from another backup.");
+		return;
+	}
+	if (!confirm || strcmp(confirm, "yes") != 0) {
+		static const char *const keys[] = { "name", "target", "backup", NULL, "backup_time", "namespaces", "namespace_map" };
+		cJSON *view = cJSON_CreateObject();
+		cJSON_AddStringToObject(view, "title", "Activate a restore");
+		cJSON_AddBoolToObject(view, "nav_restore_plans", 1);
+		cJSON_AddNumberToObject(view, "id", (double)id);
+		for (int c = 0; c < 7; c++)
+			if (keys[c])
+				cJSON_AddStringToObject(view, keys[c], PQgetvalue(res, 0, c));
+		PQclear(res);
+		respond_page(r, 200, "restore_plan_confirm", view);
+		return;
+	}
+	char *name = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	res = db_exec(r->db, "INSERT INTO jobs (kind, restore_plan_id, backup_id, cluster_id, trigger) "
+		      "SELECT 'restore', id, backup_id, target_cluster_id, 'manual' FROM restore_plans WHERE id = $1 RETURNING id",
+		      1, params, err, sizeof err);
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		free(name);
+		respond_db_error(r, err);
+		return;
+	}
+	long long job = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	cJSON *detail = cJSON_CreateObject();
+	cJSON_AddNumberToObject(detail, "job_id", (double)job);
+	int rc = audit_record(r->db, "restore_plan.activate", name, detail, err, sizeof err);
+	cJSON_Delete(detail);
+	free(name);
+	if (rc < 0) {
+		respond_db_error(r, err);
+		return;
+	}
+	response_flash(r, "Restore queued.");
+	snprintf(loc, sizeof loc, "/jobs/%lld", job);
+	respond_redirect(r, loc);
+}
+
+void page_restore_plan_delete(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+	char sid[24], err[512], msg[200];
+	const char *params[] = { sid };
+	PGresult *res;
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	res = id ? db_exec(r->db, "DELETE FROM restore_plans WHERE id = $1 RETURNING name", 1, params, err, sizeof err) : NULL;
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		respond_error(r, 404, "There is no such restore plan.");
+		return;
+	}
+	if (audit_record(r->db, "restore_plan.delete", PQgetvalue(res, 0, 0), NULL, err, sizeof err) < 0) {
+		PQclear(res);
+		respond_db_error(r, err);
+		return;
+	}
+	snprintf(msg, sizeof msg, "Restore plan %s deleted; its jobs were kept.", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	response_flash(r, msg);
+	respond_redirect(r, "/restore-plans");
+}

@@ -1,0 +1,1 @@
+k8s.create({apiVersion='v1', kind='ConfigMap', metadata={name='a'}, data={x='1'}})

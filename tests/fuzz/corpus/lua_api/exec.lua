@@ -1,0 +1,1 @@
+local r = k8s.exec('db-0', nil, {'sh', '-c', 'true'}, {timeout_ms=10}) log(r.exit_code)

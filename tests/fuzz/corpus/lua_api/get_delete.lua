@@ -1,0 +1,1 @@
+pcall(k8s.get, 'v1', 'Pod', 'x') k8s.delete('v1', 'Secret', 's')

@@ -1,0 +1,1 @@
+for i=1,1200 do pcall(k8s.delete, 'v1', 'ConfigMap', 'c'..i) end k8s.list('v1','ConfigMap',{labelSelector='a=b', namespace='nope'})

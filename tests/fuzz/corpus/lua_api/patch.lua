@@ -1,0 +1,1 @@
+k8s.patch('apps/v1', 'Deployment', 'web', {spec={replicas=2}}, {namespace='other'})

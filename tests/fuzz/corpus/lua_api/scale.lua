@@ -1,0 +1,1 @@
+k8s.scale('StatefulSet', 'db', 0) print(k8s.wait_ready('StatefulSet', 'db', 100))

@@ -1,0 +1,93 @@
+"""In Chromium: walk the migration wizard (clusters, namespace, a StorageClass per claim), run the
+pre-check, migrate, and watch the job page reach its end."""
+import os
+import subprocess
+import time
+
+import boto3
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from browser import fill, new_browser, screenshot
+from conftest import TOP, unique
+from test_migration import provide_target_volumes
+
+
+@pytest.fixture
+def browser():
+    d = new_browser()
+    yield d
+    d.quit()
+
+
+def add_cluster(browser, stack, name, url, token, ca_file):
+    browser.get(stack.url + "/clusters/new")
+    with open(ca_file) as f:
+        ca = f.read()
+    fill(browser, "/clusters", {"name": name, "api_url": url, "token": token, "ca_pem": ca})
+    assert "Connected" in browser.find_element(By.CLASS_NAME, "flash").text
+
+
+def submit(browser, form_action):
+    form = browser.find_element(By.CSS_SELECTOR, f'form[action="{form_action}"]')
+    form.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
+    WebDriverWait(browser, 30).until(EC.staleness_of(form))
+
+
+def test_migration_wizard_in_chromium(stack, testenv, browser):
+    ns = unique("web")
+    subprocess.run([os.path.join(TOP, "scripts", "testenv", "fixture-app"), testenv["SOURCE_KUBECONFIG"], ns,
+                    testenv["SOURCE_VOLUME_DIR"]], check=True, capture_output=True, timeout=300)
+    bucket = unique("browser-mig-")
+    boto3.client("s3", endpoint_url=testenv["S3_ENDPOINT"], region_name=testenv["S3_REGION"],
+                 aws_access_key_id=testenv["S3_ACCESS_KEY"],
+                 aws_secret_access_key=testenv["S3_SECRET_KEY"]).create_bucket(Bucket=bucket)
+    browser.get(stack.url + "/signup")
+    fill(browser, "/signup", {"org": unique("Migrating Org "), "display_name": "Mo", "email": unique("mo") + "@x.test",
+                              "password": "browser password 3"})
+    add_cluster(browser, stack, "old", testenv["SOURCE_API_URL"], testenv["SOURCE_ADMIN_TOKEN"], testenv["SOURCE_CA_FILE"])
+    add_cluster(browser, stack, "new", testenv["TARGET_API_URL"], testenv["TARGET_ADMIN_TOKEN"], testenv["TARGET_CA_FILE"])
+    browser.get(stack.url + "/repositories/new")
+    fill(browser, "/repositories", {"name": "minio", "kind": "s3-compatible", "bucket": bucket,
+                                    "endpoint": testenv["S3_ENDPOINT"], "access_key": testenv["S3_ACCESS_KEY"],
+                                    "secret_key": testenv["S3_SECRET_KEY"]})
+
+    browser.get(stack.url + "/migrations/new")
+    form = browser.find_element(By.CSS_SELECTOR, 'form[action="/migrations/new"]')
+    form.find_element(By.NAME, "name").send_keys("to-new-cluster")
+    Select(form.find_element(By.NAME, "source_cluster_id")).select_by_visible_text("old")
+    Select(form.find_element(By.NAME, "target_cluster_id")).select_by_visible_text("new")
+    form.find_element(By.NAME, "namespaces").send_keys(ns)
+    screenshot(browser, "migration-step1")
+    submit(browser, "/migrations/new")
+    claims = browser.find_elements(By.CSS_SELECTOR, 'select[name^="class:"]')
+    assert len(claims) == 3, browser.page_source[:2000]
+    for sel in claims:
+        Select(sel).select_by_visible_text("standard-nfs")
+    screenshot(browser, "migration-step2")
+    submit(browser, "/migrations")
+    assert "Migration plan saved" in browser.find_element(By.CLASS_NAME, "flash").text
+    plan_url = browser.current_url
+
+    submit(browser, plan_url.replace(stack.url, "") + "/precheck")
+    assert "No conflict in the target cluster." in browser.page_source
+    provide_target_volumes(testenv, [f"{ns}/wordpress-data", f"{ns}/data-mysql-0", f"{ns}/data-mysql-1"])
+    migrate = browser.find_element(By.CSS_SELECTOR, 'form[action$="/migrate"]')
+    migrate.find_element(By.NAME, "confirm").click()
+    screenshot(browser, "migration-plan")
+    migrate.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
+    WebDriverWait(browser, 30).until(EC.staleness_of(migrate))
+    assert "/jobs/" in browser.current_url
+    deadline = time.time() + 300
+    while True:  # job.js updates the page in place; the state shows the end
+        text = browser.find_element(By.TAG_NAME, "main").text
+        if "succeeded" in text or "failed" in text:
+            break
+        assert time.time() < deadline, text[:500]
+        time.sleep(1)
+    screenshot(browser, "migration-job")
+    assert "succeeded" in text, text[:2000]
+    for phase in ("pre-check", "stop source", "backup", "restore", "start target"):
+        assert phase in text

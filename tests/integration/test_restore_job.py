@@ -1,0 +1,397 @@
+"""Restore jobs (src/runner/job_restore.c) against the real stack (PostgreSQL, runners), the two
+Kubernetes clusters and MinIO of the test environment.
+
+Until backup jobs exist, a backup is built here: the fixture application's objects are read
+with kubectl, written into a tar.gz in Velero's layout, uploaded under the repository's
+backups/<name>/ and recorded 'completed'. Restore plans and jobs are queued as rows (as the
+console will), and the stack's runners execute them. bench/restore_bench.py uses the helpers."""
+import copy
+import io
+import json
+import tarfile
+import time
+
+import boto3
+import psycopg2
+
+from fixtures_testenv import kubectl
+
+# What the fixture application's namespace holds, as <resource>[.<group>] (kubectl's names).
+NAMESPACED = ["configmaps", "secrets", "serviceaccounts", "persistentvolumeclaims", "services", "endpoints",
+              "pods", "deployments.apps", "replicasets.apps", "statefulsets.apps", "cronjobs.batch",
+              "roles.rbac.authorization.k8s.io", "rolebindings.rbac.authorization.k8s.io",
+              "ingresses.networking.k8s.io", "widgets.fixtures.stowage.dev"]
+WIDGET_CRD = "widgets.fixtures.stowage.dev"
+
+
+def get_items(env, cluster, kind, *args):
+    out = kubectl(env, cluster, "get", kind, "-o", "json", *args).stdout
+    return json.loads(out)["items"]
+
+
+def snapshot(env, cluster, ns, crd=True):
+    """{(resource.group, namespace, name): object} of the namespace, itself, its volumes and the CRD."""
+    objs = {}
+    for gr in NAMESPACED:
+        for o in get_items(env, cluster, gr, "-n", ns):
+            objs[(gr, ns, o["metadata"]["name"])] = o
+    objs[("namespaces", "", ns)] = json.loads(kubectl(env, cluster, "get", "namespace", ns, "-o", "json").stdout)
+    for pv in get_items(env, cluster, "persistentvolumes"):
+        if pv["metadata"]["name"].startswith(ns + "-"):
+            objs[("persistentvolumes", "", pv["metadata"]["name"])] = pv
+    if crd:
+        objs[("customresourcedefinitions.apiextensions.k8s.io", "", WIDGET_CRD)] = json.loads(
+            kubectl(env, cluster, "get", "crd", WIDGET_CRD, "-o", "json").stdout)
+    return objs
+
+
+def archive(objs, version="1.1.0"):
+    """A tar.gz in Velero's layout holding the objects."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        def add(path, data):
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+        add("metadata/version", version.encode() + b"\n")
+        for (gr, ns, name), o in sorted(objs.items()):
+            where = f"namespaces/{ns}" if ns else "cluster"
+            add(f"resources/{gr}/{where}/{name}.json", json.dumps(o).encode())
+    return buf.getvalue()
+
+
+class Restorer:
+    """One organisation with the source and target clusters and a repository registered
+    through the console, and the owner's database connection to queue restores."""
+
+    def __init__(self, stack, client, testenv, bucket, add_cluster, add_repo):
+        self.stack, self.env, self.bucket = stack, testenv, bucket
+        for name, which in (("source", "SOURCE"), ("target", "TARGET")):
+            with open(testenv[f"{which}_CA_FILE"]) as f:
+                ca = f.read()
+            r = add_cluster(client, testenv, name, token=testenv[f"{which}_ADMIN_TOKEN"], ca=ca,
+                            url=testenv[f"{which}_API_URL"])
+            assert r.status_code == 303, r.text
+        r = add_repo(client, testenv, "repo", bucket, prefix="team-a")
+        assert r.status_code == 303, r.text
+        clusters = {c["name"]: c["id"] for c in client.json("/clusters").json()["clusters"]}
+        self.cluster = {"source": int(clusters["source"]), "target": int(clusters["target"])}
+        self.repo = int(client.json("/repositories").json()["repositories"][0]["id"])
+        self.s3 = boto3.client("s3", endpoint_url=testenv["S3_ENDPOINT"], region_name=testenv["S3_REGION"],
+                               aws_access_key_id=testenv["S3_ACCESS_KEY"],
+                               aws_secret_access_key=testenv["S3_SECRET_KEY"])
+        self.db = psycopg2.connect(stack.pg_dsn_owner)
+        self.db.autocommit = True
+        self.org = self.one("SELECT org_id FROM stowage.clusters WHERE id = %s", (self.cluster["source"],))[0]
+        self.seq = 0
+
+    def one(self, sql, args=()):
+        with self.db.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchone()
+
+    def all(self, sql, args=()):
+        with self.db.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall()
+
+    def upload_backup(self, name, data, state="completed"):
+        """The archive under <prefix>backups/<name>/ (the repository's prefix is team-a/), its metadata last, then the backups row."""
+        self.s3.put_object(Bucket=self.bucket, Key=f"team-a/backups/{name}/{name}.tar.gz", Body=data)
+        self.s3.put_object(Bucket=self.bucket, Key=f"team-a/backups/{name}/velero-backup.json",
+                           Body=json.dumps({"kind": "Backup", "metadata": {"name": name}}).encode())
+        return self.one("INSERT INTO stowage.backups (org_id, cluster_id, repository_id, name, namespaces, state, "
+                        "completed_at) VALUES (%s, %s, %s, %s, %s, %s, now()) RETURNING id",
+                        (self.org, self.cluster["source"], self.repo, name, ["shop"], state))[0]
+
+    def restore(self, backup_id, target="target", namespace_map=None, storage_class_map=None,
+                existing_policy="skip", hooks=None, timeout=240):
+        """Queues a restore job and waits for its end: (state, error, result, {(resource, ns, name): (action, message)})."""
+        self.seq += 1
+        plan = self.one("INSERT INTO stowage.restore_plans (org_id, name, backup_id, target_cluster_id, namespace_map, "
+                        "storage_class_map, existing_policy, hooks) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                        (self.org, f"plan-{int(time.time())}-{self.seq}", backup_id, self.cluster[target],
+                         json.dumps(namespace_map or {}), json.dumps(storage_class_map or {}), existing_policy,
+                         json.dumps(hooks or [])))[0]
+        job = self.one("INSERT INTO stowage.jobs (org_id, kind, restore_plan_id, backup_id, cluster_id) "
+                       "VALUES (%s, 'restore', %s, %s, %s) RETURNING id", (self.org, plan, backup_id, self.cluster[target]))[0]
+        deadline = time.time() + timeout
+        while True:
+            state, error, result = self.one("SELECT state, error, result FROM stowage.jobs WHERE id = %s", (job,))
+            if state not in ("queued", "running"):
+                break
+            assert time.time() < deadline, f"restore job {job} still {state} after {timeout} s"
+            time.sleep(0.3)
+        items = {}
+        for group, resource, ns, name, action, message in self.all(
+                "SELECT api_group, resource, namespace, name, action, message FROM stowage.job_items WHERE job_id = %s",
+                (job,)):
+            gr = resource + ("." + group if group else "")
+            items[(gr, ns, name)] = (action, message)
+        self.last_job = job
+        return state, error, result, items
+
+
+IGNORED_ANNOTATIONS = {"pv.kubernetes.io/bind-completed", "pv.kubernetes.io/bound-by-controller",
+                       "deployment.kubernetes.io/revision", "kubectl.kubernetes.io/last-applied-configuration"}
+
+
+def comparable(gr, o):
+    """What a restore must give back: labels (ours aside), annotations (the binding ones aside),
+    and spec or data, without what the API server assigns."""
+    o = copy.deepcopy(o)
+    meta = o.get("metadata", {})
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if not k.startswith("stowage.dev/")}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in IGNORED_ANNOTATIONS}
+    out = {"labels": labels, "annotations": annotations}
+    for key in ("data", "stringData", "binaryData", "type", "spec", "rules", "subjects", "roleRef"):
+        if key in o:
+            out[key] = o[key]
+    spec = out.get("spec")
+    if gr == "services":
+        spec.pop("clusterIP", None)
+        spec.pop("clusterIPs", None)
+    if gr == "persistentvolumes":
+        ref = spec.get("claimRef") or {}
+        spec["claimRef"] = {"namespace": ref.get("namespace"), "name": ref.get("name")}
+    if gr == "namespaces":
+        out.pop("spec", None)
+    return out
+
+
+# ---- the tests ----
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import Client, unique
+from test_clusters_repositories import add_cluster, add_repo
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+@pytest.fixture(scope="module")
+def restorer(stack, testenv):
+    s3 = boto3.client("s3", endpoint_url=testenv["S3_ENDPOINT"], region_name=testenv["S3_REGION"],
+                      aws_access_key_id=testenv["S3_ACCESS_KEY"], aws_secret_access_key=testenv["S3_SECRET_KEY"])
+    bucket = unique("restore-")
+    s3.create_bucket(Bucket=bucket)
+    c = Client(stack)
+    c.signup(unique("Restore Org "), unique("restorer") + "@example.test")
+    return Restorer(stack, c, testenv, bucket, add_cluster, add_repo)
+
+
+@pytest.fixture(scope="module")
+def shop(testenv):
+    """The fixture application in a namespace of the source cluster."""
+    ns = unique("shop")
+    subprocess.run([os.path.join(TOP, "scripts", "testenv", "fixture-app"), testenv["SOURCE_KUBECONFIG"], ns,
+                    testenv["SOURCE_VOLUME_DIR"]], check=True, capture_output=True, timeout=300)
+    return ns
+
+
+@pytest.fixture(scope="module")
+def shop_backup(restorer, testenv, shop):
+    """A backup of the shop: (backups.id, its name, the objects it holds)."""
+    objs = snapshot(testenv, "source", shop)
+    name = unique("bk-")
+    return restorer.upload_backup(name, archive(objs)), name, objs
+
+
+def target_get(env, cluster, gr, ns, name):
+    args = ["get", gr, name, "-o", "json"] + (["-n", ns] if ns else [])
+    res = kubectl(env, cluster, *args, check=False)
+    return json.loads(res.stdout) if res.returncode == 0 else None
+
+
+def wait_for(what, fn, timeout=60):
+    deadline = time.time() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+OWNED_SKIPS = {"pods", "replicasets.apps", "endpoints"}
+
+
+def test_restore_into_target_maps_namespace_and_storage_class(restorer, testenv, shop, shop_backup):
+    backup_id, backup_name, objs = shop_backup
+    copy_ns = shop + "-copy"
+    # cluster-scoped objects another test may already have put into the shared target cluster
+    preexisting = {("customresourcedefinitions.apiextensions.k8s.io", name) for (gr, ns, name) in objs
+                   if gr == "customresourcedefinitions.apiextensions.k8s.io" and
+                   target_get(testenv, "target", gr, "", name) is not None}
+    state, error, result, items = restorer.restore(backup_id, "target", namespace_map={shop: copy_ns},
+                                                   storage_class_map={"fast-ssd": "standard-nfs"})
+    assert (state, error) == ("succeeded", ""), items
+    phases = [p["name"] for p in result["phases"]]
+    assert phases[:3] == ["download", "prepare", "create crds"]
+    assert phases[-2:] == ["hooks", "finalize"]
+    assert phases.index("create namespaces") < phases.index("create persistentvolumes") < \
+        phases.index("create persistentvolumeclaims") < phases.index("create workloads") < phases.index("create rest")
+    for (gr, ns, name) in objs:
+        target_ns = copy_ns if ns else ""
+        target_name = copy_ns if gr == "namespaces" else name
+        action, message = items[(gr, target_ns, target_name)]
+        if gr in OWNED_SKIPS:
+            assert action == "skipped", (gr, name, message)
+            continue
+        if (gr, name) in (("configmaps", "kube-root-ca.crt"), ("serviceaccounts", "default")):
+            assert action in ("created", "skipped")	# the cluster makes these in every namespace
+            continue
+        if (gr, name) in preexisting:
+            assert (action, message) == ("skipped", "already exists"), (gr, name, message)
+            continue
+        assert action == "created", (gr, name, message)
+        live = target_get(testenv, "target", gr, target_ns, target_name)
+        assert live["metadata"]["labels"]["stowage.dev/backup"] == backup_name
+        assert live["metadata"]["labels"]["stowage.dev/restore"] == str(restorer.last_job)
+    assert "failed" not in result["counts"]
+    assert result["types"]["configmaps"]["created"] >= 1
+
+    # storage classes mapped on claims and volumes
+    for pvc in get_items(testenv, "target", "persistentvolumeclaims", "-n", copy_ns):
+        assert pvc["spec"]["storageClassName"] == "standard-nfs"
+    pvs = {pv["metadata"]["name"]: pv for pv in get_items(testenv, "target", "persistentvolumes")
+           if pv["metadata"]["name"].startswith(shop + "-")}
+    assert len(pvs) == 3
+    for pv in pvs.values():
+        assert pv["spec"]["storageClassName"] == "standard-nfs"
+        assert pv["spec"]["claimRef"]["namespace"] == copy_ns
+    # every namespace reference mapped
+    rb = target_get(testenv, "target", "rolebindings.rbac.authorization.k8s.io", copy_ns, "fixture-app")
+    assert [s["namespace"] for s in rb["subjects"]] == [copy_ns]
+    # the claims bind again to their restored volumes
+    wait_for("claims bound in the target", lambda: all(
+        p["status"].get("phase") == "Bound" for p in get_items(testenv, "target", "persistentvolumeclaims", "-n", copy_ns)))
+    # the node port was free in the target: kept
+    src_np = objs[("services", shop, "wordpress-nodeport")]["spec"]["ports"][0]["nodePort"]
+    assert target_get(testenv, "target", "services", copy_ns, "wordpress-nodeport")["spec"]["ports"][0]["nodePort"] == src_np
+    # the custom resource came after its CRD was served
+    assert target_get(testenv, "target", "widgets.fixtures.stowage.dev", copy_ns, "sprocket")
+    for (gr, ns, name), o in objs.items():
+        if gr in ("configmaps", "secrets", "deployments.apps", "cronjobs.batch", "roles.rbac.authorization.k8s.io"):
+            live = target_get(testenv, "target", gr, copy_ns, name)
+            if name != "kube-root-ca.crt":
+                assert comparable(gr, live) == comparable(gr, o), (gr, name)
+
+
+def test_restore_into_namespace_holding_some_objects_skips_them(restorer, testenv, shop, shop_backup):
+    backup_id, _, objs = shop_backup
+    ns = shop + "-partial"
+    kubectl(testenv, "target", "create", "namespace", ns)
+    kubectl(testenv, "target", "-n", ns, "create", "configmap", "wordpress-config", "--from-literal=kept=yes")
+    state, error, _, items = restorer.restore(backup_id, "target", namespace_map={shop: ns},
+                                              storage_class_map={"fast-ssd": "standard-nfs"})
+    assert (state, error) == ("succeeded", "")
+    assert items[("configmaps", ns, "wordpress-config")] == ("skipped", "already exists")
+    assert items[("namespaces", "", ns)] == ("skipped", "already exists")
+    assert target_get(testenv, "target", "configmaps", ns, "wordpress-config")["data"] == {"kept": "yes"}
+    assert items[("secrets", ns, "wordpress-secret")][0] == "created"
+    assert items[("deployments.apps", ns, "wordpress")][0] == "created"
+    # the node port is taken in this cluster by the first restore's copy: dropped, in the log
+    src_np = objs[("services", shop, "wordpress-nodeport")]["spec"]["ports"][0]["nodePort"]
+    new_np = target_get(testenv, "target", "services", ns, "wordpress-nodeport")["spec"]["ports"][0]["nodePort"]
+    assert new_np != src_np
+    logs = [m for (m,) in restorer.all("SELECT message FROM stowage.job_logs WHERE job_id = %s AND level = 'warning'",
+                                       (restorer.last_job,))]
+    assert f"Service {ns}/wordpress-nodeport: node port {src_np} is in use in the target cluster; " \
+        "the cluster assigns another" in logs
+    # PersistentVolumes are cluster-scoped: the first restore into this cluster made them
+    assert all(items[(gr, n_s, n)][0] == "skipped" for (gr, n_s, n) in items if gr == "persistentvolumes")
+
+    # existing_policy 'update' replaces what is there with the backup's version
+    state, error, _, items = restorer.restore(backup_id, "target", namespace_map={shop: ns},
+                                              storage_class_map={"fast-ssd": "standard-nfs"}, existing_policy="update")
+    assert items[("configmaps", ns, "wordpress-config")] == ("updated", "")
+    assert items[("deployments.apps", ns, "wordpress")] == ("updated", "")
+    live = target_get(testenv, "target", "configmaps", ns, "wordpress-config")
+    assert live["data"] == objs[("configmaps", shop, "wordpress-config")]["data"]
+
+
+def test_delete_namespace_then_restore_into_source(restorer, testenv, shop, shop_backup):
+    backup_id, _, objs = shop_backup
+    kubectl(testenv, "source", "delete", "namespace", shop, "--wait=true", "--timeout=150s")
+    pv_names = [name for (gr, _, name) in objs if gr == "persistentvolumes"]
+    kubectl(testenv, "source", "delete", "persistentvolumes", *pv_names, "--wait=true", "--timeout=60s")
+    state, error, _, items = restorer.restore(backup_id, "source")
+    assert (state, error) == ("succeeded", ""), [i for i in items.items() if i[1][0] == "failed"]
+    for (gr, ns, name), o in objs.items():
+        if gr in OWNED_SKIPS or (gr, name) in (("configmaps", "kube-root-ca.crt"), ("serviceaccounts", "default")):
+            continue
+        live = target_get(testenv, "source", gr, ns, name)
+        assert live is not None, (gr, ns, name, items.get((gr, ns, name)))
+        assert comparable(gr, live) == comparable(gr, o), (gr, ns, name)
+    wait_for("claims bound again", lambda: all(
+        p["status"].get("phase") == "Bound" for p in get_items(testenv, "source", "persistentvolumeclaims", "-n", shop)))
+    # the controllers recreate the pods the restore left to them
+    wait_for("wordpress pod", lambda: [p for p in get_items(testenv, "source", "pods", "-n", shop)
+                                       if p["metadata"]["name"].startswith("wordpress-")])
+
+
+def test_change_storage_class_configmap_honoured_unless_the_plan_maps(restorer, testenv, shop_backup, shop):
+    backup_id, _, _ = shop_backup
+    kubectl(testenv, "target", "create", "namespace", "velero", check=False)
+    cm = {"apiVersion": "v1", "kind": "ConfigMap",
+          "metadata": {"name": "change-storage-class-config", "namespace": "velero",
+                       "labels": {"velero.io/plugin-config": "", "velero.io/change-storage-class": "RestoreItemAction"}},
+          "data": {"fast-ssd": "from-configmap"}}
+    kubectl(testenv, "target", "apply", "-f", "-", stdin=json.dumps(cm))
+    try:
+        ns1, ns2 = shop + "-cm", shop + "-plan"
+        state, _, _, _ = restorer.restore(backup_id, "target", namespace_map={shop: ns1})
+        assert state == "succeeded"
+        classes = {p["spec"]["storageClassName"] for p in get_items(testenv, "target", "persistentvolumeclaims", "-n", ns1)}
+        assert classes == {"from-configmap"}
+        state, _, _, _ = restorer.restore(backup_id, "target", namespace_map={shop: ns2},
+                                          storage_class_map={"fast-ssd": "standard-nfs"})
+        assert state == "succeeded"
+        classes = {p["spec"]["storageClassName"] for p in get_items(testenv, "target", "persistentvolumeclaims", "-n", ns2)}
+        assert classes == {"standard-nfs"}
+    finally:
+        kubectl(testenv, "target", "-n", "velero", "delete", "configmap", "change-storage-class-config", check=False)
+
+
+def test_failed_objects_are_listed_and_the_rest_restored(restorer, testenv):
+    ns = unique("broken")
+    good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "good", "namespace": ns}, "data": {"a": "1"}}
+    bad = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bad", "namespace": ns},
+           "data": {"not a valid key!": "x"}}
+    bid = restorer.upload_backup(unique("bk-broken-"), archive({("configmaps", ns, "good"): good,
+                                                                ("configmaps", ns, "bad"): bad}))
+    state, error, result, items = restorer.restore(bid, "target")
+    assert state == "partially_failed"
+    assert error.startswith("1 of 3 objects failed: configmaps " + ns + "/bad: Invalid: ")
+    assert items[("configmaps", ns, "bad")][0] == "failed"
+    assert "not a valid key!" in items[("configmaps", ns, "bad")][1]
+    assert items[("configmaps", ns, "good")] == ("created", "")
+    assert items[("namespaces", "", ns)] == ("created", "")	# the backup had no Namespace object: made
+    assert result["counts"] == {"created": 2, "failed": 1}
+    phases = {p["name"]: p for p in result["phases"]}
+    assert phases["create configmaps"]["state"] == "partially_failed" and phases["create configmaps"]["objects"] == 2
+    assert phases["create namespaces"]["state"] == "succeeded"
+    assert result["failed"] == [error[len("1 of 3 objects failed: "):]]
+
+
+def test_unusable_backups_are_refused_in_words(restorer, testenv):
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "default"}}
+    bid = restorer.upload_backup(unique("bk-running-"), archive({("configmaps", "default", "x"): cm}), state="running")
+    state, error, _, items = restorer.restore(bid, "target")
+    assert state == "failed" and "is running: only a completed or partially failed backup can be restored" in error
+    assert items == {}
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("../../etc/evil.json")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"{}"))
+    bid = restorer.upload_backup(unique("bk-evil-"), buf.getvalue())
+    state, error, _, items = restorer.restore(bid, "target")
+    assert state == "failed" and '".." is not allowed in a path' in error
+    assert items == {}
