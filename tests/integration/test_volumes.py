@@ -375,8 +375,14 @@ def test_snapshot_move_restores_into_another_cluster(vols, testenv, tmp_path):
     [v] = volumes
     assert v["method"] == "snapshot+move" and v["volume_snapshot"]["name"] and len(v["snapshot_id"]) == 33
     assert v["bytes"] == tree_bytes(src)
-    # the temporary claim restored from the snapshot is gone
-    claims = kubectl(testenv, "source", "-n", ns, "get", "pvc", "-o", "name").stdout.split()
+    # the temporary claim restored from the snapshot is deleted (gone once the controller
+    # removes its pvc-protection finalizer)
+    deadline = time.time() + 60
+    while True:
+        claims = kubectl(testenv, "source", "-n", ns, "get", "pvc", "-o", "name").stdout.split()
+        if claims == ["persistentvolumeclaim/data"] or time.time() > deadline:
+            break
+        time.sleep(1)
     assert claims == ["persistentvolumeclaim/data"], claims
     with Provisioner(testenv, "target", [testenv["TARGET_STORAGE_CLASS"]], testenv["TARGET_VOLUME_DIR"]):
         create_claims(testenv, "target", target_ns, volumes, testenv["TARGET_STORAGE_CLASS"])
