@@ -13,6 +13,7 @@
  * velero-backup.json, and the reaper fails its job and backups row (sql/003_plans_jobs.sql). */
 #include "job.h"
 #include "job_hooks.h"
+#include "job_volumes.h"
 #include "backup_archive.h"
 #include "log.h"
 #include "strbuf.h"
@@ -65,6 +66,7 @@ struct backup_run {
 	cJSON *counts;			/* {"configmaps": 3, "deployments.apps": 1} */
 	cJSON *resource_list;		/* {"apps/v1/Deployment": ["ns/web"]} */
 	cJSON *volumes;			/* [{"namespace", "claim", "volume", "storage_class", "method"}] */
+	cJSON *volume_data;		/* what job_backup_volumes saved: <name>-volumes.json */
 	cJSON *pv_names;		/* volumes bound to the claims backed up */
 	cJSON *storage_classes;		/* classes of those volumes */
 	unsigned char *type_found;	/* per discovered type: 1 when it had objects */
@@ -658,18 +660,26 @@ static int backup_resources(struct backup_run *r)
 }
 
 /* Placeholder of the data mover: records each claim and how its data is to be copied. */
+/* Each claim's data by its method (job_volumes.h). A volume that fails leaves the backup
+ * partially failed: its resources and the other volumes are still good. */
 static int backup_volumes(struct backup_run *r)
 {
-	const cJSON *v;
+	size_t n = (size_t)cJSON_GetArraySize(r->plan.namespaces), i = 0;
+	char **namespaces = xcalloc(n ? n : 1, sizeof *namespaces);
+	char err[1024];
+	const cJSON *ns;
 
 	phase_begin(r, "volumes");
-	json_set(r->job->result, "volumes", cJSON_Duplicate(r->volumes, 1));
-	cJSON_ArrayForEach(v, r->volumes)
-		if (strcmp(json_str(v, "method", NULL), "none") != 0)
-			job_log(r->job, "info", "volume %s/%s: copying its data (%s) comes with the data mover",
-				json_str(v, "namespace", NULL), json_str(v, "claim", NULL), json_str(v, "method", NULL));
-	/* TODO(data mover): copy each claim's data by its method here. */
-	phase_end(r, "succeeded");
+	cJSON_ArrayForEach(ns, r->plan.namespaces)
+		namespaces[i++] = ns->valuestring;
+	r->volume_data = cJSON_CreateArray();
+	if (job_backup_volumes(r->job, r->k8s, &r->repo, r->name, namespaces, n, r->plan.volume_methods,
+			       r->volume_data, err, sizeof err) < 0) {
+		r->failed++;
+		job_log(r->job, "error", "volume data: %s", err);
+	}
+	free(namespaces);
+	phase_end(r, r->job->cancelled ? "cancelled" : "succeeded");
 	return 0;
 }
 
@@ -782,6 +792,13 @@ static int backup_upload(struct backup_run *r)
 	if (rc == 0 && !cancel_check(r)) {
 		strbuf_addf(&file, "%s-resource-list.json.gz", r->name);
 		rc = put_gzip(r, file.buf, list);
+	}
+	if (rc == 0 && !cancel_check(r) && cJSON_GetArraySize(r->volume_data) > 0) {
+		char *volumes = cJSON_PrintUnformatted(r->volume_data);
+		strbuf_reset(&file);
+		strbuf_addf(&file, "%s-volumes.json", r->name);
+		rc = put_mem(r, file.buf, volumes, strlen(volumes));
+		free(volumes);
 	}
 	if (rc == 0 && !cancel_check(r)) {
 		job_log(r->job, "info", "archive and resource list uploaded to %s/%sbackups/%s/",
@@ -943,6 +960,7 @@ static void backup_close(struct backup_run *r)
 	cJSON_Delete(r->counts);
 	cJSON_Delete(r->resource_list);
 	cJSON_Delete(r->volumes);
+	cJSON_Delete(r->volume_data);
 	cJSON_Delete(r->pv_names);
 	cJSON_Delete(r->storage_classes);
 	cJSON_Delete(r->batch);

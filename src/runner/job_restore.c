@@ -16,6 +16,7 @@
  * the job's thread records it (job_item), reports progress and checks for cancellation. */
 #include "job.h"
 #include "job_hooks.h"
+#include "job_volumes.h"
 #include "backup_reader.h"
 #include "config.h"
 #include "log.h"
@@ -99,6 +100,9 @@ static void rate_take(struct rate_bucket *b)
 
 /* ---- the restore's state ---- */
 
+/* A backup's volume record is small: one entry per claim. */
+#define RESTORE_VOLUMES_MAX (16L << 20)
+
 struct restore_item {
 	struct backup_object *src;	/* group, resource, source namespace and name; obj transformed */
 	char *ns;			/* target namespace, "" for cluster-scoped */
@@ -116,6 +120,7 @@ struct restore_plan {
 	cJSON *claim_class_map;		/* a migration's class per claim, or NULL */
 	int update_existing;
 	int new_volumes;		/* PersistentVolumes are not restored: the target provisions its own */
+	long long backup_cluster_id;	/* where the backup was taken (0: unknown) */
 	char backup_name[256];
 	long long repository_id;
 };
@@ -138,6 +143,7 @@ struct restore_run {
 	long warnings;
 	char archive_path[4096];
 	cJSON *phases;
+	cJSON *volumes;			/* the backup's volume record, or NULL */
 };
 
 static void restore_phase(struct restore_run *run, const char *name, double started, const char *state,
@@ -225,7 +231,8 @@ static int restore_plan_load(struct restore_run *run, const struct restore_spec 
 		return -1;
 
 	snprintf(id, sizeof id, "%lld", spec->backup_id);
-	res = job_query(job, "SELECT name, state, repository_id FROM backups WHERE id = $1", 1, params, err, errlen);
+	res = job_query(job, "SELECT name, state, repository_id, coalesce(cluster_id, 0) FROM backups WHERE id = $1",
+			1, params, err, errlen);
 	if (!res)
 		return -1;
 	if (PQntuples(res) != 1) {
@@ -242,6 +249,7 @@ static int restore_plan_load(struct restore_run *run, const struct restore_spec 
 	}
 	snprintf(p->backup_name, sizeof p->backup_name, "%s", PQgetvalue(res, 0, 0));
 	p->repository_id = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	p->backup_cluster_id = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
 	PQclear(res);
 	return 0;
 }
@@ -294,6 +302,69 @@ static int restore_download_write(const void *data, size_t len, void *ud)
 	return 0;
 }
 
+/* The backup's volume data record (<name>-volumes.json), when it has one: which claims have
+ * data to bring back and how. A backup without it has no volume data; that is not an error. */
+static int restore_volumes_load(struct restore_run *run, struct job_repository *repo, char *err, size_t errlen)
+{
+	struct strbuf text = STRBUF_INIT;
+	struct s3_error se = { 0 };
+	char key[1024], words[512];
+
+	snprintf(key, sizeof key, "%sbackups/%s/%s-volumes.json", repo->prefix, run->plan.backup_name, run->plan.backup_name);
+	if (s3_get_mem(repo->s3, key, RESTORE_VOLUMES_MAX, &text, &se) < 0) {
+		strbuf_release(&text);
+		if (se.http_status == 404)
+			return 0;
+		s3_error_describe(&se, words, sizeof words);
+		snprintf(err, errlen, "backup %s: its volume record %s cannot be read: %s", run->plan.backup_name, key, words);
+		return -1;
+	}
+	run->volumes = cJSON_ParseWithLength(text.buf ? text.buf : "", text.len);
+	strbuf_release(&text);
+	if (!cJSON_IsArray(run->volumes)) {
+		snprintf(err, errlen, "backup %s: its volume record is not a JSON array", run->plan.backup_name);
+		return -1;
+	}
+	return 0;
+}
+
+/* The volume record entry of claim ns/name (source names), or NULL. */
+static const cJSON *restore_volume_of(const struct restore_run *run, const char *ns, const char *name)
+{
+	const cJSON *v;
+
+	cJSON_ArrayForEach(v, run->volumes) {
+		const cJSON *vns = cJSON_GetObjectItemCaseSensitive(v, "namespace");
+		const cJSON *vpvc = cJSON_GetObjectItemCaseSensitive(v, "pvc");
+		if (cJSON_IsString(vns) && cJSON_IsString(vpvc) && strcmp(vns->valuestring, ns) == 0 &&
+		    strcmp(vpvc->valuestring, name) == 0)
+			return v;
+	}
+	return NULL;
+}
+
+/* A claim whose data is a VolumeSnapshot is created from it (dataSource), in the cluster and
+ * namespace the snapshot lives in; anywhere else the restore says why the claim comes back empty. */
+static void restore_claim_source(struct restore_run *run, struct restore_item *it)
+{
+	const cJSON *volume = restore_volume_of(run, it->src->ns, it->src->name);
+	cJSON *spec = cJSON_GetObjectItemCaseSensitive(it->src->obj, "spec"), *ds = NULL;
+	char why[512];
+	int rc;
+
+	if (!volume || !cJSON_IsObject(spec))
+		return;
+	rc = csi_restore_pvc_source(volume, run->plan.backup_cluster_id == run->plan.cluster_id, it->ns, &ds, why, sizeof why);
+	if (rc < 0)
+		job_log(run->job, "warning", "claim %s/%s: %s", it->ns, it->src->name, why);
+	if (rc != 1)
+		return;
+	cJSON_DeleteItemFromObjectCaseSensitive(spec, "dataSource");
+	cJSON_DeleteItemFromObjectCaseSensitive(spec, "dataSourceRef");
+	cJSON_DeleteItemFromObjectCaseSensitive(spec, "volumeName");
+	cJSON_AddItemToObject(spec, "dataSource", ds);
+}
+
 static int restore_download(struct restore_run *run, char *err, size_t errlen)
 {
 	struct job *job = run->job;
@@ -337,6 +408,8 @@ static int restore_download(struct restore_run *run, char *err, size_t errlen)
 		job->bytes_done = job->bytes_total = d.done;
 	}
 	fclose(d.f);
+	if (rc == 0)
+		rc = restore_volumes_load(run, &repo, err, errlen);
 out:
 	job_repository_close(&repo);
 	return rc;
@@ -506,6 +579,9 @@ static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 		it->ns = xstrdup(restore_namespace_target(&t, it->src->ns));
 		if (!it->skip)
 			restore_transform_apply(&t, it->src->group, it->src->resource, it->src->obj);
+		if (!it->skip && run->volumes && strcmp(it->src->group, "") == 0 &&
+		    strcmp(it->src->resource, "persistentvolumeclaims") == 0)
+			restore_claim_source(run, it);
 		it->name = xstrdup(it->skip ? it->src->name : restore_meta_str(it->src->obj, "name"));
 		it->version = restore_version_of(it->src->obj);
 		it->tier = restore_tier_of(it->src->group, it->src->resource);
@@ -970,6 +1046,7 @@ static void restore_run_free(struct restore_run *run)
 	backup_archive_free(&extra);
 	backup_archive_free(&run->archive);
 	cJSON_Delete(run->cluster_class_map);
+	cJSON_Delete(run->volumes);
 	restore_plan_free(&run->plan);
 	if (run->archive_path[0])
 		unlink(run->archive_path);
@@ -1031,6 +1108,23 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 	}
 
 	started = now_seconds();
+	char volume_err[1024] = "";
+	if (cJSON_GetArraySize(run.volumes) > 0) {
+		struct job_repository repo;
+		int vrc = job_repository_open(job, run.plan.repository_id, &repo, volume_err, sizeof volume_err);
+		if (vrc == 0) {
+			vrc = job_restore_volumes(job, run.clients[0], &repo, run.volumes, run.plan.namespace_map,
+						  volume_err, sizeof volume_err);
+			job_repository_close(&repo);
+		}
+		restore_phase(&run, "volumes", started, vrc == 0 ? "succeeded" : "failed", -1);
+		if (vrc < 0)
+			job_log(job, "error", "volume data: %s", volume_err);
+		else
+			volume_err[0] = '\0';
+	}
+
+	started = now_seconds();
 	const char *hooks_state = restore_post_hooks(&run, err, errlen);
 	restore_phase(&run, "hooks", started, hooks_state ? hooks_state : "failed", -1);
 	if (!hooks_state) {
@@ -1043,6 +1137,10 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 	job_progress(job, "finalize", (long)run.done, (long)run.n, job->bytes_done, 0);
 	failures = restore_result(&run, create_seconds, err, errlen);
 	state = failures < 0 ? "failed" : failures > 0 ? "partially_failed" : "succeeded";
+	if (volume_err[0] && strcmp(state, "succeeded") == 0) {
+		snprintf(err, errlen, "the objects were restored, but volume data was not: %s", volume_err);
+		state = "partially_failed";
+	}
 	restore_phase(&run, "finalize", started, "succeeded", -1);
 	job_log(job, failures ? "warning" : "info", "restored backup %s: %zu objects in %.1f s", run.plan.backup_name,
 		run.n, create_seconds);

@@ -84,6 +84,24 @@ def provide_target_volumes(testenv, claims, storage_class="standard-nfs"):
     kubectl(testenv, "target", "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
 
 
+def tree_digest(path):
+    """{relative path: sha256} of every file under path."""
+    import hashlib
+    out = {}
+    for root, _, files in os.walk(path):
+        for f in files:
+            full = os.path.join(root, f)
+            with open(full, "rb") as fh:
+                out[os.path.relpath(full, path)] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+def volume_dir(testenv, cluster, ns, claim):
+    pvc = json.loads(kubectl(testenv, cluster, "-n", ns, "get", "pvc", claim, "-o", "json").stdout)
+    pv = json.loads(kubectl(testenv, cluster, "get", "pv", pvc["spec"]["volumeName"], "-o", "json").stdout)
+    return pv["spec"]["hostPath"]["path"]
+
+
 def run_migration(client, plan_id, timeout=300):
     r = client.post(f"/migrations/{plan_id}/migrate", {"confirm": "on"})
     assert r.status_code == 303, r.text
@@ -118,6 +136,12 @@ def test_migration_moves_the_application_and_stops_the_source(setup, testenv):
     pvcs = json.loads(kubectl(testenv, "target", "-n", ns, "get", "pvc", "-o", "json").stdout)["items"]
     assert sorted(f"{ns}/{p['metadata']['name']}" for p in pvcs) == sorted(claims)
     assert {p["spec"]["storageClassName"] for p in pvcs} == {"standard-nfs"}
+    # the volumes' files came along: the same files in the target's volume directories
+    for key in claims:
+        claim = key.split("/", 1)[1]
+        source_files = tree_digest(volume_dir(testenv, "source", ns, claim))
+        assert source_files, f"the fixture put no file in {key}"
+        assert tree_digest(volume_dir(testenv, "target", ns, claim)) == source_files, key
     # the workloads run in the target at their original counts; the source is stopped
     after_target = replicas(testenv, "target", ns)
     after_source = replicas(testenv, "source", ns)
@@ -140,7 +164,8 @@ def test_migration_moves_the_application_and_stops_the_source(setup, testenv):
 def test_keep_running_option_leaves_the_source_as_it_was(setup, testenv):
     client, src, dst, repo, ns = setup
     before = replicas(testenv, "source", ns)
-    plan, _ = make_plan(client, src, dst, repo, ns, keep_running=True)
+    plan, claims = make_plan(client, src, dst, repo, ns, keep_running=True)
+    provide_target_volumes(testenv, claims)
     job = run_migration(client, plan)
     assert job["state"] == "succeeded", job
     assert "stop source" not in [p["name"] for p in job["phases"]]
