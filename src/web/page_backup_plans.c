@@ -711,7 +711,7 @@ static long long plan_save(struct request *r, const struct wizard *w, long long 
 {
 	char sid[24];
 	char *cron = schedule_cron(w), *methods = volume_methods_json(wizard_value(w, 4, "volume_methods"));
-	char *hooks = web_hooks_json(r, wizard_value(w, 5, "library_hooks"), wizard_value(w, 5, "hook_script"));
+	char *hooks = web_hooks_json(r, wizard_value(w, 5, "library_hooks"), wizard_value(w, 5, "hook_script"), NULL);
 	const char *sel = wizard_value(w, 2, "label_selector");
 	long long saved = 0;
 	PGresult *res;

@@ -19,9 +19,11 @@ static const struct form_field migration_fields[] = {
 	{ .name = "repository_id", .label = "Repository", .kind = FORM_INT, .required = 1, .min = 1, .max = 1L << 53 },
 	{ .name = "namespaces", .label = "Namespaces", .kind = FORM_TEXT, .required = 1, .max_len = 2048 },
 	{ .name = "keep_source_running", .label = "Keep the source application running", .kind = FORM_BOOL },
+	{ .name = "library_hooks", .label = "Library hooks", .kind = FORM_TEXT, .max_len = 1024 },
+	{ .name = "hook_script", .label = "Post-migration hook (Lua)", .kind = FORM_TEXTAREA, .max_len = 65536 },
 };
 #define MIGRATION_N (sizeof migration_fields / sizeof migration_fields[0])
-enum { M_NAME, M_SOURCE, M_TARGET, M_REPO, M_NAMESPACES, M_KEEP };
+enum { M_NAME, M_SOURCE, M_TARGET, M_REPO, M_NAMESPACES, M_KEEP, M_LIBRARY_HOOKS, M_HOOK_SCRIPT };
 
 #define CLASS_PREFIX "class:"
 
@@ -94,6 +96,7 @@ static void form_respond(struct request *r, int status, const char *page, cJSON 
 {
 	cJSON_AddStringToObject(view, "title", "New migration");
 	cJSON_AddBoolToObject(view, "nav_migrations", 1);
+	web_hooks_add_library(r, view);
 	if (add_choices(r, view, v) < 0) {
 		cJSON_Delete(view);
 		return;
@@ -125,6 +128,7 @@ static void check_more(struct request *r, struct form_values *v)
 	}
 	if (v->value[M_SOURCE] && v->value[M_TARGET] && strcmp(v->value[M_SOURCE], v->value[M_TARGET]) == 0)
 		set_error(v, M_TARGET, "Target cluster: must differ from the source cluster");
+	web_hooks_check(r, v->value[M_LIBRARY_HOOKS], v, M_LIBRARY_HOOKS);
 	for (int f = M_SOURCE; f <= M_REPO; f++) {
 		if (!v->value[f])
 			continue;
@@ -354,14 +358,17 @@ void page_migration_create(struct request *r)
 	}
 	ns_list = parse_namespaces(v.value[M_NAMESPACES]);
 	char *ns_json = cJSON_PrintUnformatted(ns_list), *cls_json = cJSON_PrintUnformatted(classes);
+	/* the hooks run in the target once the application is there (manual 7.4: fix its URLs) */
+	char *hooks_json = web_hooks_json(r, v.value[M_LIBRARY_HOOKS], v.value[M_HOOK_SCRIPT], "post-restore");
 	const char *params[] = { v.value[M_NAME], v.value[M_SOURCE], v.value[M_TARGET], v.value[M_REPO], ns_json,
-				 cls_json, strcmp(v.value[M_KEEP], "true") == 0 ? "true" : "false" };
+				 cls_json, strcmp(v.value[M_KEEP], "true") == 0 ? "true" : "false", hooks_json };
 	PGresult *res = db_exec(r->db, "INSERT INTO migration_plans (name, source_cluster_id, target_cluster_id, repository_id, "
-				"namespaces, storage_classes, keep_source_running) VALUES ($1, $2, $3, $4, "
-				"ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), $6::jsonb, $7) RETURNING id",
-				7, params, err, sizeof err);
+				"namespaces, storage_classes, keep_source_running, hooks) VALUES ($1, $2, $3, $4, "
+				"ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), $6::jsonb, $7, $8::jsonb) RETURNING id",
+				8, params, err, sizeof err);
 	free(ns_json);
 	free(cls_json);
+	free(hooks_json);
 	if (!res) {
 		if (strcmp(db_last_sqlstate(), "23505") == 0) {
 			cJSON *view = form_view(&v, migration_fields);

@@ -53,7 +53,7 @@ void web_hooks_check(struct request *r, const char *list, struct form_values *v,
 	v->errors++;
 }
 
-char *web_hooks_json(struct request *r, const char *list, const char *script)
+char *web_hooks_json(struct request *r, const char *list, const char *script, const char *phase)
 {
 	long long ids[LIBRARY_HOOKS_MAX];
 	size_t n = 0;
@@ -66,11 +66,15 @@ char *web_hooks_json(struct request *r, const char *list, const char *script)
 	for (size_t i = 0; i < n; i++) {
 		cJSON *h = cJSON_CreateObject();
 		cJSON_AddNumberToObject(h, "hook_id", (double)ids[i]);
+		if (phase)
+			cJSON_AddStringToObject(h, "phase", phase);
 		cJSON_AddItemToArray(a, h);
 	}
 	if (script && *script) {
 		cJSON *h = cJSON_CreateObject();
 		cJSON_AddStringToObject(h, "inline", script);
+		if (phase)
+			cJSON_AddStringToObject(h, "phase", phase);
 		cJSON_AddItemToArray(a, h);
 	}
 	s = cJSON_PrintUnformatted(a);

@@ -50,9 +50,11 @@ def replicas(testenv, cluster, ns):
     return out
 
 
-def make_plan(client, src, dst, repo, ns, keep_running=False, target_class="standard-nfs"):
+def make_plan(client, src, dst, repo, ns, keep_running=False, target_class="standard-nfs", hook_script=None):
     base = {"name": unique("mig-"), "source_cluster_id": str(src), "target_cluster_id": str(dst),
             "repository_id": str(repo), "namespaces": ns}
+    if hook_script:
+        base["hook_script"] = hook_script
     if keep_running:
         base["keep_source_running"] = "on"
     step2 = client.post("/migrations/new", base)
@@ -164,10 +166,18 @@ def test_migration_moves_the_application_and_stops_the_source(setup, testenv):
 def test_keep_running_option_leaves_the_source_as_it_was(setup, testenv):
     client, src, dst, repo, ns = setup
     before = replicas(testenv, "source", ns)
-    plan, claims = make_plan(client, src, dst, repo, ns, keep_running=True)
+    with open(os.path.join(TOP, "lua", "rewrite-ingress-host.lua")) as f:
+        hook = 'params = {old_domain = "blog.fixture.example", new_domain = "blog.new-cluster.example"}\n' + f.read()
+    plan, claims = make_plan(client, src, dst, repo, ns, keep_running=True, hook_script=hook)
     provide_target_volumes(testenv, claims)
     job = run_migration(client, plan)
     assert job["state"] == "succeeded", job
+    # the post-migration hook ran once, in the target (manual 7.4: the site's new address)
+    assert [(h["phase"], h["state"]) for h in job["hooks"]] == [("post-restore", "succeeded")]
+    ingress = json.loads(kubectl(testenv, "target", "-n", ns, "get", "ingress", "wordpress", "-o", "json").stdout)
+    assert [r["host"] for r in ingress["spec"]["rules"]] == ["blog.new-cluster.example"]
+    source = json.loads(kubectl(testenv, "source", "-n", ns, "get", "ingress", "wordpress", "-o", "json").stdout)
+    assert [r["host"] for r in source["spec"]["rules"]] == ["blog.fixture.example"]
     assert "stop source" not in [p["name"] for p in job["phases"]]
     assert replicas(testenv, "source", ns) == before
     after_target = replicas(testenv, "target", ns)

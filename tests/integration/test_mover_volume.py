@@ -61,11 +61,11 @@ def walk(root):
 
 def make_volume(root):
     os.makedirs(root)
-    for d in range(10):
+    for d in range(20):  # 10,000 small files, as the issue asks
         os.makedirs(os.path.join(root, f"d{d}"))
-        for f in range(50):
+        for f in range(500):
             with open(os.path.join(root, f"d{d}", f"f{f}"), "wb") as fh:
-                fh.write(os.urandom((d * 50 + f) * 13 % 3000))
+                fh.write(os.urandom((d * 500 + f) * 13 % 3000))
     for name in ["space name", "new\nline", "\u00fcnicode \u6587\u4ef6", "-dash"]:
         with open(os.path.join(root, name), "w") as fh:
             fh.write(name)
