@@ -982,25 +982,10 @@ void page_backup_plan_run(struct request *r)
 
 void page_backup_plan_delete(struct request *r)
 {
-	long long id = request_param_id(r, "id");
-	char sid[24], err[512], msg[200];
-	const char *params[] = { sid };
-	PGresult *res;
+	static const struct delete_action a = {
+		"DELETE FROM backup_plans WHERE id = $1 RETURNING name", "backup_plan.delete", "There is no such backup plan.",
+		"This backup plan is still in use.", "Backup plan %s deleted; its backups and jobs were kept.", "/backup-plans",
+	};
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "DELETE FROM backup_plans WHERE id = $1 RETURNING name", 1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		respond_error(r, 404, "There is no such backup plan.");
-		return;
-	}
-	if (audit_record(r->db, "backup_plan.delete", PQgetvalue(res, 0, 0), NULL, err, sizeof err) < 0) {
-		PQclear(res);
-		respond_db_error(r, err);
-		return;
-	}
-	snprintf(msg, sizeof msg, "Backup plan %s deleted; its backups and jobs were kept.", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	response_flash(r, msg);
-	respond_redirect(r, "/backup-plans");
+	respond_delete(r, &a);
 }

@@ -417,26 +417,11 @@ void page_cluster_test(struct request *r)
 
 void page_cluster_delete(struct request *r)
 {
-	long long id = request_param_id(r, "id");
-	char sid[24], err[512];
-	const char *params[] = { sid };
-	PGresult *res;
+	static const struct delete_action a = {
+		"DELETE FROM clusters WHERE id = $1 RETURNING name", "cluster.delete", "There is no such cluster.",
+		"This cluster is used by a plan or a job's record: delete those plans first.", "Cluster %s deleted.",
+		"/clusters",
+	};
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "DELETE FROM clusters WHERE id = $1 RETURNING name", 1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		respond_error(r, 404, "There is no such cluster.");
-		return;
-	}
-	if (audit_record(r->db, "cluster.delete", PQgetvalue(res, 0, 0), NULL, err, sizeof err) < 0) {
-		PQclear(res);
-		respond_db_error(r, err);
-		return;
-	}
-	char msg[200];
-	snprintf(msg, sizeof msg, "Cluster %s deleted.", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	response_flash(r, msg);
-	respond_redirect(r, "/clusters");
+	respond_delete(r, &a);
 }

@@ -558,23 +558,10 @@ void page_migration_run(struct request *r)
 
 void page_migration_delete(struct request *r)
 {
-	long long id = request_param_id(r, "id");
-	char sid[24], err[512];
-	const char *params[] = { sid };
-	PGresult *res;
+	static const struct delete_action a = {
+		"DELETE FROM migration_plans WHERE id = $1 RETURNING name", "migration.delete", "There is no such migration plan.",
+		"This migration plan is still in use.", "Migration plan %s deleted; its jobs were kept.", "/migrations",
+	};
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "DELETE FROM migration_plans WHERE id = $1 RETURNING name", 1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		respond_error(r, 404, "There is no such migration plan.");
-		return;
-	}
-	if (audit_record(r->db, "migration.delete", PQgetvalue(res, 0, 0), NULL, err, sizeof err) < 0) {
-		PQclear(res);
-		respond_db_error(r, err);
-		return;
-	}
-	PQclear(res);
-	respond_redirect(r, "/migrations");
+	respond_delete(r, &a);
 }

@@ -325,25 +325,11 @@ void page_repository_test(struct request *r)
 
 void page_repository_delete(struct request *r)
 {
-	long long id = request_param_id(r, "id");
-	char sid[24], err[512], msg[200];
-	const char *params[] = { sid };
-	PGresult *res;
+	static const struct delete_action a = {
+		"DELETE FROM repositories WHERE id = $1 RETURNING name", "repository.delete", "There is no such repository.",
+		"This repository holds backups or is used by a plan: delete those first.",
+		"Repository %s deleted; the backups in its bucket were left in place.", "/repositories",
+	};
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "DELETE FROM repositories WHERE id = $1 RETURNING name", 1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		respond_error(r, 404, "There is no such repository.");
-		return;
-	}
-	if (audit_record(r->db, "repository.delete", PQgetvalue(res, 0, 0), NULL, err, sizeof err) < 0) {
-		PQclear(res);
-		respond_db_error(r, err);
-		return;
-	}
-	snprintf(msg, sizeof msg, "Repository %s deleted; the backups in its bucket were left in place.", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	response_flash(r, msg);
-	respond_redirect(r, "/repositories");
+	respond_delete(r, &a);
 }

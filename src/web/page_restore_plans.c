@@ -510,25 +510,10 @@ void page_restore_plan_activate(struct request *r)
 
 void page_restore_plan_delete(struct request *r)
 {
-	long long id = request_param_id(r, "id");
-	char sid[24], err[512], msg[200];
-	const char *params[] = { sid };
-	PGresult *res;
+	static const struct delete_action a = {
+		"DELETE FROM restore_plans WHERE id = $1 RETURNING name", "restore_plan.delete", "There is no such restore plan.",
+		"This restore plan is still in use.", "Restore plan %s deleted; its jobs were kept.", "/restore-plans",
+	};
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "DELETE FROM restore_plans WHERE id = $1 RETURNING name", 1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		respond_error(r, 404, "There is no such restore plan.");
-		return;
-	}
-	if (audit_record(r->db, "restore_plan.delete", PQgetvalue(res, 0, 0), NULL, err, sizeof err) < 0) {
-		PQclear(res);
-		respond_db_error(r, err);
-		return;
-	}
-	snprintf(msg, sizeof msg, "Restore plan %s deleted; its jobs were kept.", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	response_flash(r, msg);
-	respond_redirect(r, "/restore-plans");
+	respond_delete(r, &a);
 }

@@ -103,6 +103,18 @@ const char *csrf_token_for_view(struct request *r);
 const char *role_name(enum role role);
 enum role role_parse(const char *name);
 
+/* web_delete.c: a page's "Delete" button. sql deletes by $1 (the route's id) and returns the
+ * row's name; done is a format with one %s for that name. */
+struct delete_action {
+	const char *sql;
+	const char *audit_action;
+	const char *not_found;
+	const char *in_use;	/* when other rows still refer to it */
+	const char *done;
+	const char *then;	/* where to go afterwards */
+};
+void respond_delete(struct request *r, const struct delete_action *a);
+
 /* page helpers: the failure path of a database call inside a handler. */
 void respond_db_error(struct request *r, const char *err);
 

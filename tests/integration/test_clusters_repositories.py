@@ -250,3 +250,18 @@ def test_key_rotation_reseals_every_secret(stack, admin, testenv, tmp_path):
     assert back.returncode == 0, back.stderr
     admin.post(f"/clusters/{cid}/test", {})
     assert "Connected: Kubernetes" in admin.get(f"/clusters/{cid}").text
+
+
+def test_a_cluster_in_use_by_a_plan_is_not_deleted(stack, admin, testenv, bucket):
+    assert add_cluster(admin, testenv, "busy").status_code == 303
+    assert add_repo(admin, testenv, "busy-store", bucket).status_code == 303
+    cid = cluster_row(admin, "busy")["id"]
+    conn = psycopg2.connect(stack.pg_dsn_owner)
+    with conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO stowage.backup_plans (org_id, name, cluster_id, repository_id, namespaces) "
+                    "SELECT org_id, 'uses-busy', id, (SELECT id FROM stowage.repositories WHERE name = 'busy-store' "
+                    "AND org_id = c.org_id), ARRAY['default'] FROM stowage.clusters c WHERE id = %s", (cid,))
+    conn.close()
+    r = admin.post(f"/clusters/{cid}/delete", {})
+    assert r.status_code == 409 and "used by a plan" in r.text
+    assert cluster_row(admin, "busy")["name"] == "busy"
