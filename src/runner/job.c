@@ -1,6 +1,7 @@
 #include "job.h"
 #include "db.h"
 #include "log.h"
+#include "cluster.h"
 #include "repository.h"
 #include "strbuf.h"
 
@@ -150,33 +151,13 @@ int job_cancel_requested(struct job *job)
 struct k8s_client *job_cluster_client(struct job *job, long long cluster_id, char *name_out, size_t name_len,
 				      char *err, size_t errlen)
 {
-	char id[24];
-	const char *params[] = { id };
-	struct k8s_cluster_conf conf = { 0 };
-	struct k8s_client *c = NULL;
-	PGresult *res;
+	struct k8s_client *c;
 
-	snprintf(id, sizeof id, "%lld", cluster_id);
-	res = job_query(job, "SELECT name, api_url, ca_pem, token_enc FROM clusters WHERE id = $1", 1, params, err, errlen);
-	if (!res)
+	if (db_ensure(job->db, err, errlen) < 0 || db_tenant_begin(job->db, job->org_id, 0, err, errlen) < 0)
 		return NULL;
-	if (PQntuples(res) != 1) {
-		snprintf(err, errlen, "cluster %lld no longer exists", cluster_id);
-		PQclear(res);
-		return NULL;
-	}
-	if (name_out)
-		snprintf(name_out, name_len, "%s", PQgetvalue(res, 0, 0));
-	conf.api_url = PQgetvalue(res, 0, 1);
-	conf.ca_pem = PQgetisnull(res, 0, 2) ? NULL : PQgetvalue(res, 0, 2);
-	conf.token = secret_open(&job->ctx->keyring, job->org_id, "cluster.token", PQgetvalue(res, 0, 3));
-	if (!conf.token)
-		snprintf(err, errlen, "cluster %s: the stored token cannot be decrypted with the current master key",
-			 PQgetvalue(res, 0, 0));
-	else
-		c = k8s_client_new(&conf, &job->ctx->allowed_networks, err, errlen);
-	secret_free(conf.token);
-	PQclear(res);
+	c = cluster_open(job->db, job->org_id, &job->ctx->keyring, &job->ctx->allowed_networks, cluster_id, 0,
+			 name_out, name_len, err, errlen);
+	db_rollback(job->db);	/* read only */
 	return c;
 }
 
