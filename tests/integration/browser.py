@@ -4,6 +4,7 @@ import tempfile
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -25,6 +26,22 @@ def new_browser():
     return driver
 
 
+def gone(element):
+    """A wait condition: element left the document (the next page replaced it). Chromium may
+    report that as 'Node ... does not belong to the document' rather than a stale element."""
+    def check(_driver):
+        try:
+            element.is_enabled()
+            return False
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as e:
+            if "does not belong to the document" in str(e):
+                return True
+            raise
+    return check
+
+
 def fill(driver, form_action, values):
     """Types values into the named inputs of the form posting to form_action and submits it."""
     form = driver.find_element(By.CSS_SELECTOR, f'form[action="{form_action}"]')
@@ -37,7 +54,7 @@ def fill(driver, form_action, values):
             el.send_keys(value)
     form.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
     # The answer is a new page: wait until the old form is gone before anyone looks.
-    WebDriverWait(driver, 15).until(EC.staleness_of(form))
+    WebDriverWait(driver, 15).until(gone(form))
 
 
 def screenshot(driver, name):

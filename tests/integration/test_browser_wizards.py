@@ -12,7 +12,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from browser import fill, new_browser, screenshot
+from browser import gone, fill, new_browser, screenshot
 from conftest import TOP, unique
 
 FINAL = ("succeeded", "failed", "partially_failed", "cancelled")
@@ -29,7 +29,7 @@ def submit(driver, text):
     """Clicks the submit button labelled text and waits for the next page."""
     button = driver.find_element(By.XPATH, f"//button[normalize-space()='{text}']")
     button.click()
-    WebDriverWait(driver, 20).until(EC.staleness_of(button))
+    WebDriverWait(driver, 20).until(gone(button))
 
 
 def db(stack, sql, params=()):
