@@ -7,10 +7,9 @@ import time
 import boto3
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from browser import fill, new_browser, screenshot
+from browser import fill, gone, new_browser, screenshot
 from conftest import TOP, unique
 from test_migration import provide_target_volumes
 
@@ -33,7 +32,7 @@ def add_cluster(browser, stack, name, url, token, ca_file):
 def submit(browser, form_action):
     form = browser.find_element(By.CSS_SELECTOR, f'form[action="{form_action}"]')
     form.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
-    WebDriverWait(browser, 30).until(EC.staleness_of(form))
+    WebDriverWait(browser, 30).until(gone(form))
 
 
 def test_migration_wizard_in_chromium(stack, testenv, browser):
@@ -78,7 +77,7 @@ def test_migration_wizard_in_chromium(stack, testenv, browser):
     migrate.find_element(By.NAME, "confirm").click()
     screenshot(browser, "migration-plan")
     migrate.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
-    WebDriverWait(browser, 30).until(EC.staleness_of(migrate))
+    WebDriverWait(browser, 30).until(gone(migrate))
     assert "/jobs/" in browser.current_url
     deadline = time.time() + 300
     while True:  # job.js updates the page in place; the state shows the end

@@ -3,10 +3,9 @@ import os
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browser import fill, new_browser, screenshot
+from browser import fill, gone, new_browser, screenshot
 from conftest import unique
 
 
@@ -25,7 +24,7 @@ def test_signup_signin_and_home_page_in_chromium(stack, browser):
     assert browser.find_element(By.TAG_NAME, "h1").text == org
     signout = browser.find_element(By.CSS_SELECTOR, 'form[action="/signout"] button')
     signout.click()
-    WebDriverWait(browser, 15).until(EC.staleness_of(signout))
+    WebDriverWait(browser, 15).until(gone(signout))
     assert "Sign in" in browser.find_element(By.TAG_NAME, "h1").text
     fill(browser, "/signin", {"email": email, "password": "wrong password"})
     assert "Email or password is wrong." in browser.find_element(By.CLASS_NAME, "form-error").text
