@@ -25,6 +25,7 @@ static const char *const config_known_keys[] = {
 	"lua_instruction_limit",
 	"lua_time_limit_ms",
 	"mover_path",
+	"hook_path",		/* stowage-hook: each Lua hook runs in a confined process of its own */
 	"mover_launch",		/* "local" (the volume's directory on this machine) or "pod" */
 	"mover_image",		/* the data mover's image, for mover_launch = pod */
 	"work_dir",

@@ -584,7 +584,7 @@ int k8s_list(struct k8s_client *c, const struct k8s_resource_type *type, const c
 
 void k8s_error_describe(const struct k8s_error *err, char *buf, size_t buflen)
 {
-	if (err->curl_code) {
+	if (err->curl_code || (!err->http_status && !*err->reason)) {	/* a failure in words */
 		snprintf(buf, buflen, "%s", err->message);
 		return;
 	}

@@ -1,9 +1,11 @@
 #include "lua_k8s.h"
+#include "hook_link.h"
 #include "http_retry.h"
 #include "k8s_exec.h"
 #include "lua_convert.h"
 #include "strbuf.h"
 
+#include <errno.h>
 #include <lauxlib.h>
 #include <limits.h>
 #include <stdio.h>
@@ -16,13 +18,17 @@
 
 struct lua_k8s {
 	struct k8s_client *client;
+	int link[2];			/* a hook process: {in, out} to the runner; {-1, -1} otherwise */
 	char *ns;
 	char **granted;
 	size_t ngranted;
 	int dry_run;
-	int discovered;			/* 0 not yet, 1 done, -1 failed */
+	int discovered;			/* the script's view of the kinds: 0 not yet, 1 done, -1 failed */
 	struct k8s_resource_list types;
 	char discovery_error[600];
+	int served_discovered;		/* the kinds lua_k8s_serve checks calls against */
+	struct k8s_resource_list served;
+	struct k8s_error served_error;
 	cJSON *writes;
 };
 
@@ -35,6 +41,8 @@ struct k8s_target {
 	const char *ns;
 	const struct k8s_resource_type *type;	/* NULL in a dry run that could not discover */
 };
+
+static int k8s_exec_result_parse(const cJSON *reply, size_t max, struct k8s_exec_result *r);
 
 static struct lua_k8s *k8s_of(lua_State *L)
 {
@@ -91,22 +99,68 @@ static size_t k8s_json_size(const cJSON *v)
 	return n;
 }
 
-/* Before a call: the limits, and the client's deadline set to the script's. */
-static void k8s_begin(lua_State *L, struct lua_k8s *k)
+static cJSON *k8s_op(const char *op)
 {
-	lua_sandbox_check_limits(L);
-	if (k->client) {
-		long left = lua_sandbox_remaining_ms(L);
+	cJSON *req = cJSON_CreateObject();
 
-		k8s_client_set_deadline(k->client, left == LONG_MAX ? 0 : http_retry_now_ms() + left);
-	}
+	cJSON_AddStringToObject(req, "op", op);
+	return req;
 }
 
-static struct k8s_client *k8s_client_for(lua_State *L, struct lua_k8s *k, const char *fn)
+/* Before a call: the limits. */
+static void k8s_begin(lua_State *L)
 {
-	if (!k->client)
-		luaL_error(L, "k8s.%s: no cluster to ask", fn);
-	return k->client;
+	lua_sandbox_check_limits(L);
+}
+
+/* One call on the cluster, made by lua_k8s_serve: here, or in the runner when this is a hook
+ * process. Takes req; raises nothing. 0 with *reply, or -1 with err. */
+static int k8s_call(lua_State *L, struct lua_k8s *k, cJSON *req, cJSON **reply, struct k8s_error *err)
+{
+	long left = lua_sandbox_remaining_ms(L);
+	cJSON *msg;
+	char why[256];
+	int rc;
+
+	*reply = NULL;
+	if (left != LONG_MAX)
+		cJSON_AddNumberToObject(req, "left_ms", (double)left);
+	if (k->link[0] < 0) {
+		rc = lua_k8s_serve(k, req, reply, err);
+		cJSON_Delete(req);
+		return rc;
+	}
+	msg = cJSON_CreateObject();
+	cJSON_AddItemToObject(msg, "call", req);
+	rc = hook_link_send(k->link[1], msg);
+	cJSON_Delete(msg);
+	if (rc == 0)
+		rc = hook_link_recv(k->link[0], HOOK_LINK_MAX_TO_HOOK, 0, &msg, why, sizeof why);
+	else
+		snprintf(why, sizeof why, "cannot write to the runner: %s", strerror(errno));
+	if (rc < 0) {
+		memset(err, 0, sizeof *err);
+		snprintf(err->message, sizeof err->message, "%s", why);
+		return -1;
+	}
+	if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(msg, "reply"))) {
+		*reply = cJSON_DetachItemFromObjectCaseSensitive(msg, "reply");
+		rc = 0;
+	} else {
+		hook_link_error_parse(cJSON_GetObjectItemCaseSensitive(msg, "error"), err);
+		rc = -1;
+	}
+	cJSON_Delete(msg);
+	return rc;
+}
+
+/* reply's item key, taken out of it; reply is freed. */
+static cJSON *k8s_take(cJSON *reply, const char *key)
+{
+	cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(reply, key);
+
+	cJSON_Delete(reply);
+	return v ? v : cJSON_CreateNull();
 }
 
 /* ---- arguments ---- */
@@ -220,27 +274,47 @@ static void k8s_parse_api_version(lua_State *L, const char *fn, const char *av, 
 	t->api_version = av;
 }
 
-static void k8s_load_discovery(struct lua_k8s *k)
+static void k8s_load_discovery(lua_State *L, struct lua_k8s *k)
 {
 	struct k8s_error err;
+	cJSON *reply, *types, *t;
 
 	if (k->discovered)
 		return;
-	if (!k->client) {
+	if (k8s_call(L, k, k8s_op("discover"), &reply, &err) < 0) {
 		k->discovered = -1;
-		snprintf(k->discovery_error, sizeof k->discovery_error, "no cluster to ask");
+		k8s_error_describe(&err, k->discovery_error, sizeof k->discovery_error);
 		return;
 	}
-	k->discovered = k8s_discover(k->client, K8S_DISCOVERY_AUTO, &k->types, &err) == 0 ? 1 : -1;
-	if (k->discovered < 0)
-		k8s_error_describe(&err, k->discovery_error, sizeof k->discovery_error);
+	types = k8s_take(reply, "types");
+	k->types.items = xcalloc((size_t)cJSON_GetArraySize(types) + 1, sizeof *k->types.items);
+	cJSON_ArrayForEach(t, types) {
+		struct k8s_resource_type *r = &k->types.items[k->types.n];
+		const char *f[4] = { "group", "version", "kind", "plural" };
+		char *dst[4] = { r->group, r->version, r->kind, r->plural };
+		size_t len[4] = { sizeof r->group, sizeof r->version, sizeof r->kind, sizeof r->plural };
+		int ok = 1;
+
+		for (int i = 0; i < 4; i++) {
+			const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, f[i]));
+
+			ok = ok && v && strlen(v) < len[i];
+			if (ok)
+				memcpy(dst[i], v, strlen(v) + 1);
+		}
+		r->namespaced = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "namespaced"));
+		if (ok)
+			k->types.n++;
+	}
+	cJSON_Delete(types);
+	k->discovered = 1;
 }
 
 /* Resolves kind in the target's group through discovery. In a dry run, a cluster that cannot
  * be asked leaves t->type NULL instead of failing, so that writes are still recorded. */
 static void k8s_resolve(lua_State *L, struct lua_k8s *k, const char *fn, struct k8s_target *t, int write)
 {
-	k8s_load_discovery(k);
+	k8s_load_discovery(L, k);
 	lua_sandbox_check_limits(L);
 	t->type = NULL;
 	if (k->discovered < 0) {
@@ -277,9 +351,24 @@ static void k8s_target(lua_State *L, struct lua_k8s *k, const char *fn, int idx,
 	k8s_resolve(L, k, fn, t, write);
 }
 
-static char *k8s_target_path(const struct k8s_target *t, const char *name)
+/* A call on the target's objects: {"op", "group", "version", "plural", "namespace", "name"}. */
+static cJSON *k8s_request(const char *op, const char *group, const char *version, const char *plural,
+			  const char *ns, const char *name)
 {
-	return k8s_resource_path(t->group, t->version, t->type->plural, t->type->namespaced ? t->ns : NULL, name);
+	cJSON *req = k8s_op(op);
+
+	cJSON_AddStringToObject(req, "group", group);
+	cJSON_AddStringToObject(req, "version", version);
+	cJSON_AddStringToObject(req, "plural", plural);
+	cJSON_AddStringToObject(req, "namespace", ns);
+	if (name)
+		cJSON_AddStringToObject(req, "name", name);
+	return req;
+}
+
+static cJSON *k8s_target_request(const char *op, const struct k8s_target *t, const char *name)
+{
+	return k8s_request(op, t->group, t->version, t->type->plural, t->ns, name);
 }
 
 /* ---- dry-run records ---- */
@@ -338,15 +427,12 @@ static int k8s_lua_get(lua_State *L)
 	struct k8s_error err;
 	const char *name;
 	cJSON *obj = NULL;
-	char *path;
 	int rc;
 
-	k8s_begin(L, k);
+	k8s_begin(L);
 	name = k8s_check_name(L, 3, "get", "name");
 	k8s_target(L, k, "get", 1, 4, k8s_ns_only, 0, &t);
-	path = k8s_target_path(&t, name);
-	rc = k8s_get(k->client, path, &obj, &err);
-	free(path);
+	rc = k8s_call(L, k, k8s_target_request("get", &t, name), &obj, &err);
 	if (rc < 0 && err.http_status == 404) {
 		lua_sandbox_check_limits(L);
 		lua_pushnil(L);
@@ -355,7 +441,7 @@ static int k8s_lua_get(lua_State *L)
 	}
 	if (rc < 0)
 		return k8s_raise(L, "get", &err);
-	k8s_push_json_take(L, obj);
+	k8s_push_json_take(L, k8s_take(obj, "object"));
 	return 1;
 }
 
@@ -389,25 +475,25 @@ static int k8s_lua_list(lua_State *L)
 {
 	static const char *const opts[] = { "labelSelector", "namespace", NULL };
 	struct lua_k8s *k = k8s_of(L);
-	struct k8s_collect c = { 0 };
 	struct k8s_target t;
 	struct k8s_error err;
 	const char *selector;
-	int rc;
+	cJSON *req, *reply;
 
-	k8s_begin(L, k);
+	k8s_begin(L);
 	k8s_target(L, k, "list", 1, 3, opts, 0, &t);
 	selector = k8s_option(L, 3, "list", "labelSelector", 1024);
-	c.items = cJSON_CreateArray();
-	c.budget = lua_sandbox_remaining_memory(L) / 2;	/* the Lua copy needs the other half */
-	rc = k8s_list(k->client, t.type, t.ns, selector, LUA_K8S_LIST_PAGE, k8s_collect_item, &c, &err);
-	if (rc < 0) {
-		cJSON_Delete(c.items);
-		if (c.over)
-			return lua_sandbox_memory_error(L, c.bytes);
+	req = k8s_target_request("list", &t, NULL);
+	if (selector)
+		cJSON_AddStringToObject(req, "labelSelector", selector);
+	/* the Lua copy needs the other half */
+	cJSON_AddNumberToObject(req, "budget", (double)(lua_sandbox_remaining_memory(L) / 2));
+	if (k8s_call(L, k, req, &reply, &err) < 0) {
+		if (strcmp(err.reason, "TooLarge") == 0)
+			return lua_sandbox_memory_error(L, 0);
 		return k8s_raise(L, "list", &err);
 	}
-	k8s_push_json_take(L, c.items);
+	k8s_push_json_take(L, k8s_take(reply, "items"));
 	return 1;
 }
 
@@ -420,12 +506,11 @@ static int k8s_lua_create(lua_State *L)
 	struct lua_k8s *k = k8s_of(L);
 	struct k8s_target t;
 	struct k8s_error err;
-	cJSON *obj, *meta, *created = NULL;
+	cJSON *obj, *meta, *req, *created = NULL;
 	const char *name;
-	char *path;
 	int rc;
 
-	k8s_begin(L, k);
+	k8s_begin(L);
 	lua_settop(L, 1);
 	if (!lua_istable(L, 1))
 		return luaL_error(L, "k8s.create: object must be a table, got %s", luaL_typename(L, 1));
@@ -456,13 +541,12 @@ static int k8s_lua_create(lua_State *L)
 		k8s_push_json_take(L, obj);
 		return 1;
 	}
-	path = k8s_target_path(&t, NULL);
-	rc = k8s_create(k->client, path, obj, &created, &err);
-	free(path);
-	cJSON_Delete(obj);
+	req = k8s_target_request("create", &t, NULL);
+	cJSON_AddItemToObject(req, "body", obj);
+	rc = k8s_call(L, k, req, &created, &err);
 	if (rc < 0)
 		return k8s_raise(L, "create", &err);
-	k8s_push_json_take(L, created);
+	k8s_push_json_take(L, k8s_take(created, "object"));
 	return 1;
 }
 
@@ -473,11 +557,10 @@ static int k8s_lua_patch(lua_State *L)
 	struct k8s_target t;
 	struct k8s_error err;
 	const char *name;
-	cJSON *patch, *patched = NULL;
-	char *path, *body;
+	cJSON *patch, *req, *patched = NULL;
 	int rc;
 
-	k8s_begin(L, k);
+	k8s_begin(L);
 	name = k8s_check_name(L, 3, "patch", "name");
 	if (!lua_istable(L, 4))
 		return luaL_error(L, "k8s.patch: patch must be a table, got %s", luaL_typename(L, 4));
@@ -489,15 +572,12 @@ static int k8s_lua_patch(lua_State *L)
 		cJSON_AddItemToObject(k8s_record(k, "patch", t.api_version, t.kind, t.ns, name), "body", patch);
 		return 0;
 	}
-	body = cJSON_PrintUnformatted(patch);
-	cJSON_Delete(patch);
-	path = k8s_target_path(&t, name);
-	rc = k8s_patch(k->client, path, K8S_PATCH_MERGE, body, &patched, &err);
-	free(path);
-	free(body);
+	req = k8s_target_request("patch", &t, name);
+	cJSON_AddItemToObject(req, "body", patch);
+	rc = k8s_call(L, k, req, &patched, &err);
 	if (rc < 0)
 		return k8s_raise(L, "patch", &err);
-	k8s_push_json_take(L, patched);
+	k8s_push_json_take(L, k8s_take(patched, "object"));
 	return 1;
 }
 
@@ -508,10 +588,10 @@ static int k8s_lua_delete(lua_State *L)
 	struct k8s_target t;
 	struct k8s_error err;
 	const char *name;
-	char *path;
+	cJSON *reply;
 	int rc;
 
-	k8s_begin(L, k);
+	k8s_begin(L);
 	name = k8s_check_name(L, 3, "delete", "name");
 	k8s_target(L, k, "delete", 1, 4, k8s_ns_only, 1, &t);
 	if (k->dry_run) {
@@ -520,9 +600,8 @@ static int k8s_lua_delete(lua_State *L)
 		lua_pushboolean(L, 1);
 		return 1;
 	}
-	path = k8s_target_path(&t, name);
-	rc = k8s_delete(k->client, path, "Background", &err);
-	free(path);
+	rc = k8s_call(L, k, k8s_target_request("delete", &t, name), &reply, &err);
+	cJSON_Delete(reply);
 	if (rc < 0 && err.http_status != 404)
 		return k8s_raise(L, "delete", &err);
 	lua_pushboolean(L, rc == 0);
@@ -571,10 +650,10 @@ static int k8s_lua_scale(lua_State *L)
 	struct k8s_error err;
 	const char *plural, *name, *ns;
 	lua_Integer replicas;
-	char *path, body[64];
+	cJSON *req, *reply;
 	int rc;
 
-	k8s_begin(L, k);
+	k8s_begin(L);
 	plural = k8s_workload_plural(L, "scale", 1);
 	name = k8s_check_name(L, 2, "scale", "name");
 	replicas = k8s_check_integer(L, 3, "scale", "replicas", 0, LUA_K8S_MAX_REPLICAS);
@@ -585,10 +664,11 @@ static int k8s_lua_scale(lua_State *L)
 					"replicas", (double)replicas);
 		return 0;
 	}
-	snprintf(body, sizeof body, "{\"spec\":{\"replicas\":%lld}}", (long long)replicas);
-	path = k8s_resource_path("apps", "v1", plural, ns, name);
-	rc = k8s_patch(k8s_client_for(L, k, "scale"), path, K8S_PATCH_MERGE, body, NULL, &err);
-	free(path);
+	req = k8s_request("patch", "apps", "v1", plural, ns, name);
+	cJSON_AddNumberToObject(cJSON_AddObjectToObject(cJSON_AddObjectToObject(req, "body"), "spec"), "replicas",
+				(double)replicas);
+	rc = k8s_call(L, k, req, &reply, &err);
+	cJSON_Delete(reply);
 	if (rc < 0)
 		return k8s_raise(L, "scale", &err);
 	return 0;
@@ -632,25 +712,28 @@ static int k8s_lua_wait_ready(lua_State *L)
 	struct k8s_error err;
 	const char *plural, *name, *ns;
 	lua_Integer timeout;
-	char *path;
-	int rc;
+	const char *state;
+	cJSON *req, *reply;
+	int ready;
 
-	k8s_begin(L, k);
+	k8s_begin(L);
 	plural = k8s_workload_plural(L, "wait_ready", 1);
 	name = k8s_check_name(L, 2, "wait_ready", "name");
 	timeout = k8s_check_integer(L, 3, "wait_ready", "timeout_ms", 1, 86400000);
 	ns = k8s_namespace_option(L, k, "wait_ready", 4);
-	k8s_client_for(L, k, "wait_ready");
 	if (timeout > lua_sandbox_remaining_ms(L))
 		timeout = lua_sandbox_remaining_ms(L);
-	path = k8s_resource_path("apps", "v1", plural, ns, name);
-	rc = k8s_wait(k->client, path, k8s_ready, &r, (long)timeout, &err);
-	free(path);
-	if (rc < 0 && strcmp(err.reason, "Timeout") != 0)
+	req = k8s_request("wait_ready", "apps", "v1", plural, ns, name);
+	cJSON_AddNumberToObject(req, "timeout_ms", (double)timeout);
+	if (k8s_call(L, k, req, &reply, &err) < 0)
 		return k8s_raise(L, "wait_ready", &err);
+	ready = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ready"));
+	state = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(reply, "state"));
+	snprintf(r.state, sizeof r.state, "%s", state ? state : "unknown");
+	cJSON_Delete(reply);
 	lua_sandbox_check_limits(L);
-	lua_pushboolean(L, rc == 0);
-	if (rc == 0)
+	lua_pushboolean(L, ready);
+	if (ready)
 		return 1;
 	lua_pushfstring(L, "%s %s not ready after %d ms: %s", lua_tostring(L, 1), name, (int)timeout, r.state);
 	return 2;
@@ -709,9 +792,10 @@ static int k8s_lua_exec(lua_State *L)
 	const char *pod, *container = NULL, *ns;
 	long timeout = lua_sandbox_remaining_ms(L);
 	size_t argc, out_max;
+	cJSON *req, *reply, *a;
 	int rc, status;
 
-	k8s_begin(L, k);
+	k8s_begin(L);
 	pod = k8s_check_name(L, 1, "exec", "pod");
 	if (!lua_isnil(L, 2))
 		container = k8s_check_name(L, 2, "exec", "container");
@@ -729,7 +813,7 @@ static int k8s_lua_exec(lua_State *L)
 		lua_pop(L, 1);
 	}
 	if (k->dry_run) {
-		cJSON *w, *a;
+		cJSON *w;
 
 		k8s_check_room(L, k, "exec");
 		w = k8s_record(k, "exec", NULL, "Pod", ns, pod);
@@ -743,13 +827,26 @@ static int k8s_lua_exec(lua_State *L)
 		k8s_push_exec_table(L, &res);
 		return 1;
 	}
-	k8s_client_for(L, k, "exec");
 	out_max = lua_sandbox_remaining_memory(L) / 4;
 	if (out_max > LUA_K8S_EXEC_OUTPUT_MAX)
 		out_max = LUA_K8S_EXEC_OUTPUT_MAX;
-	rc = k8s_exec(k->client, ns, pod, container, argv, argc, timeout, out_max, &res, &err);
+	req = k8s_op("exec");
+	cJSON_AddStringToObject(req, "namespace", ns);
+	cJSON_AddStringToObject(req, "pod", pod);
+	if (container)
+		cJSON_AddStringToObject(req, "container", container);
+	a = cJSON_AddArrayToObject(req, "argv");
+	for (size_t i = 0; i < argc; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(argv[i]));
+	cJSON_AddNumberToObject(req, "timeout_ms", (double)timeout);
+	cJSON_AddNumberToObject(req, "out_max", (double)out_max);
+	if (k8s_call(L, k, req, &reply, &err) < 0)
+		return k8s_raise(L, "exec", &err);
+	rc = k8s_exec_result_parse(reply, out_max, &res);
+	cJSON_Delete(reply);
 	if (rc < 0) {
-		k8s_exec_result_free(&res);
+		memset(&err, 0, sizeof err);
+		snprintf(err.message, sizeof err.message, "the runner's answer is not an exec result");
 		return k8s_raise(L, "exec", &err);
 	}
 	lua_pushcfunction(L, k8s_push_exec_unprotected);
@@ -759,6 +856,250 @@ static int k8s_lua_exec(lua_State *L)
 	if (status != LUA_OK)
 		return k8s_rethrow(L, status);
 	return 1;
+}
+
+/* ---- calls on the cluster: lua_k8s_serve ---- */
+
+/* An exec reply: {"exit_code", "stdout", "stderr" (base64), "truncated"}; each output at most max. */
+static int k8s_exec_result_parse(const cJSON *reply, size_t max, struct k8s_exec_result *r)
+{
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(reply, "exit_code");
+	const char *out = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(reply, "stdout"));
+	const char *err = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(reply, "stderr"));
+
+	memset(r, 0, sizeof *r);
+	if (!cJSON_IsNumber(code) || !out || !err)
+		return -1;
+	r->exit_code = (int)code->valuedouble;
+	r->truncated = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "truncated"));
+	r->out = hook_link_unbase64(out, &r->out_len);
+	r->err = hook_link_unbase64(err, &r->err_len);
+	if (!r->out || !r->err || r->out_len > max || r->err_len > max) {
+		k8s_exec_result_free(r);
+		return -1;
+	}
+	return 0;
+}
+
+static int serve_fail(struct k8s_error *err, long status, const char *reason, const char *fmt, const char *arg)
+{
+	memset(err, 0, sizeof *err);
+	err->http_status = status;
+	snprintf(err->reason, sizeof err->reason, "%s", reason);
+	snprintf(err->message, sizeof err->message, fmt, arg);
+	return -1;
+}
+
+static const char *serve_string(const cJSON *req, const char *key, size_t max)
+{
+	const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, key));
+
+	return v && *v && strlen(v) <= max ? v : NULL;
+}
+
+static long serve_number(const cJSON *req, const char *key, long min, long max, long def)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, key);
+
+	if (!cJSON_IsNumber(v))
+		return def;
+	return v->valuedouble < (double)min ? min : v->valuedouble > (double)max ? max : (long)v->valuedouble;
+}
+
+/* What a call reaches, checked against the cluster's own discovery and the scope: a namespaced
+ * type in a namespace of the scope, or a cluster-scoped one for reads. The path is built here. */
+static int serve_target(struct lua_k8s *k, const cJSON *req, int write, const struct k8s_resource_type **type,
+			const char **ns, char **path, struct k8s_error *err)
+{
+	const char *group = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "group"));
+	const char *version = serve_string(req, "version", 63);
+	const char *plural = serve_string(req, "plural", 127);
+	const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "name"));
+
+	*ns = serve_string(req, "namespace", 63);
+	if (!group || !version || !plural || (name && (!*name || strlen(name) > 253 || strchr(name, '/') ||
+						       strcmp(name, ".") == 0 || strcmp(name, "..") == 0)))
+		return serve_fail(err, 400, "BadRequest", "%s", "a call names no valid resource");
+	*type = k8s_resource_find(&k->served, group, plural);
+	if (!*type || strcmp((*type)->version, version) != 0)
+		return serve_fail(err, 404, "NotFound", "the cluster serves no resource %s at that version", plural);
+	if (!(*type)->namespaced) {
+		if (write)
+			return serve_fail(err, 403, "Forbidden", "%s is cluster-scoped; hooks may read such objects "
+				       "but not change them", (*type)->kind);
+		*ns = NULL;
+	} else if (!*ns || !k8s_namespace_allowed(k, *ns)) {
+		return serve_fail(err, 403, "Forbidden", "namespace \"%s\" is outside this hook's scope",
+				  *ns ? *ns : "");
+	}
+	*path = k8s_resource_path(group, version, plural, *ns, name);
+	return 0;
+}
+
+static int serve_discovery(struct lua_k8s *k, struct k8s_error *err)
+{
+	if (!k->served_discovered) {
+		if (!k->client)
+			serve_fail(&k->served_error, 0, "", "%s", "no cluster to ask");
+		else if (k8s_discover(k->client, K8S_DISCOVERY_AUTO, &k->served, &k->served_error) < 0)
+			k8s_resource_list_free(&k->served);
+		else
+			memset(&k->served_error, 0, sizeof k->served_error);
+		k->served_discovered = 1;
+	}
+	if (k->served_error.message[0]) {
+		*err = k->served_error;
+		return -1;
+	}
+	return 0;
+}
+
+static cJSON *serve_types(const struct k8s_resource_list *list)
+{
+	cJSON *reply = cJSON_CreateObject(), *types = cJSON_AddArrayToObject(reply, "types");
+
+	for (size_t i = 0; i < list->n; i++) {
+		cJSON *t = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(t, "group", list->items[i].group);
+		cJSON_AddStringToObject(t, "version", list->items[i].version);
+		cJSON_AddStringToObject(t, "kind", list->items[i].kind);
+		cJSON_AddStringToObject(t, "plural", list->items[i].plural);
+		cJSON_AddBoolToObject(t, "namespaced", list->items[i].namespaced);
+		cJSON_AddItemToArray(types, t);
+	}
+	return reply;
+}
+
+static cJSON *serve_wrap(const char *key, cJSON *v)
+{
+	cJSON *reply = cJSON_CreateObject();
+
+	cJSON_AddItemToObject(reply, key, v ? v : cJSON_CreateNull());
+	return reply;
+}
+
+static int serve_exec(struct lua_k8s *k, const cJSON *req, cJSON **reply, struct k8s_error *err)
+{
+	const char *ns = serve_string(req, "namespace", 63), *pod = serve_string(req, "pod", 253);
+	const char *container = serve_string(req, "container", 253);
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(req, "argv"), *a;
+	const char *argv[K8S_EXEC_MAX_ARGS];
+	struct k8s_exec_result res;
+	size_t argc = 0;
+	char *out, *errs;
+
+	if (!ns || !pod || !cJSON_IsArray(list))
+		return serve_fail(err, 400, "BadRequest", "%s", "an exec call names no pod or command");
+	if (!k8s_namespace_allowed(k, ns))
+		return serve_fail(err, 403, "Forbidden", "namespace \"%s\" is outside this hook's scope", ns);
+	cJSON_ArrayForEach(a, list) {
+		if (argc == K8S_EXEC_MAX_ARGS || !cJSON_IsString(a) || strlen(a->valuestring) > K8S_EXEC_MAX_ARG_LEN)
+			return serve_fail(err, 400, "BadRequest", "%s", "an exec call's command is not a list of strings");
+		argv[argc++] = a->valuestring;
+	}
+	if (argc == 0)
+		return serve_fail(err, 400, "BadRequest", "%s", "an exec call's command is empty");
+	if (k8s_exec(k->client, ns, pod, container, argv, argc, serve_number(req, "timeout_ms", 1, 86400000, 1),
+		     (size_t)serve_number(req, "out_max", 0, LUA_K8S_EXEC_OUTPUT_MAX, 0), &res, err) < 0) {
+		k8s_exec_result_free(&res);
+		return -1;
+	}
+	*reply = cJSON_CreateObject();
+	cJSON_AddNumberToObject(*reply, "exit_code", res.exit_code);
+	out = hook_link_base64(res.out, res.out_len);
+	errs = hook_link_base64(res.err, res.err_len);
+	cJSON_AddStringToObject(*reply, "stdout", out);
+	cJSON_AddStringToObject(*reply, "stderr", errs);
+	cJSON_AddBoolToObject(*reply, "truncated", res.truncated);
+	free(out);
+	free(errs);
+	k8s_exec_result_free(&res);
+	return 0;
+}
+
+int lua_k8s_serve(struct lua_k8s *k, const cJSON *req, cJSON **reply, struct k8s_error *err)
+{
+	const char *op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "op"));
+	const cJSON *body = cJSON_GetObjectItemCaseSensitive(req, "body");
+	const struct k8s_resource_type *type;
+	const char *ns;
+	char *path = NULL;
+	cJSON *obj = NULL;
+	long left = serve_number(req, "left_ms", 0, 86400000, -1);
+	int rc, write;
+
+	*reply = NULL;
+	if (!op)
+		return serve_fail(err, 400, "BadRequest", "%s", "a call names no operation");
+	if (serve_discovery(k, err) < 0)
+		return -1;
+	if (k->client)
+		k8s_client_set_deadline(k->client, left < 0 ? 0 : http_retry_now_ms() + left);
+	if (strcmp(op, "discover") == 0) {
+		*reply = serve_types(&k->served);
+		return 0;
+	}
+	if (strcmp(op, "exec") == 0)
+		return serve_exec(k, req, reply, err);
+	write = strcmp(op, "create") == 0 || strcmp(op, "patch") == 0 || strcmp(op, "delete") == 0 ||
+		strcmp(op, "wait_ready") == 0;
+	if (!write && strcmp(op, "get") != 0 && strcmp(op, "list") != 0)
+		return serve_fail(err, 400, "BadRequest", "no operation %s", op);
+	if (serve_target(k, req, write, &type, &ns, &path, err) < 0)
+		return -1;
+	if (strcmp(op, "get") == 0) {
+		rc = k8s_get(k->client, path, &obj, err);
+		*reply = rc == 0 ? serve_wrap("object", obj) : NULL;
+	} else if (strcmp(op, "list") == 0) {
+		struct k8s_collect c = { 0 };
+		const char *selector = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "labelSelector"));
+
+		c.items = cJSON_CreateArray();
+		c.budget = (size_t)serve_number(req, "budget", 0, HOOK_LINK_MAX_TO_HOOK / 2, 0);
+		rc = k8s_list(k->client, type, ns, selector, LUA_K8S_LIST_PAGE, k8s_collect_item, &c, err);
+		if (rc < 0 && c.over)
+			serve_fail(err, 0, "TooLarge", "%s", "the listing is larger than the memory the script has left");
+		*reply = rc == 0 ? serve_wrap("items", c.items) : NULL;
+		if (rc < 0)
+			cJSON_Delete(c.items);
+	} else if (strcmp(op, "create") == 0 && cJSON_IsObject(body) && !cJSON_GetObjectItemCaseSensitive(req, "name")) {
+		cJSON *copy = cJSON_Duplicate(body, 1), *meta = cJSON_GetObjectItemCaseSensitive(copy, "metadata");
+
+		/* the object lands where the scope was checked, whatever its metadata says */
+		cJSON_DeleteItemFromObjectCaseSensitive(meta, "namespace");
+		if (cJSON_IsObject(meta))
+			cJSON_AddStringToObject(meta, "namespace", ns);
+		rc = k8s_create(k->client, path, copy, &obj, err);
+		cJSON_Delete(copy);
+		*reply = rc == 0 ? serve_wrap("object", obj) : NULL;
+	} else if (strcmp(op, "patch") == 0 && cJSON_IsObject(body)) {
+		char *text = cJSON_PrintUnformatted(body);
+
+		rc = k8s_patch(k->client, path, K8S_PATCH_MERGE, text, &obj, err);
+		free(text);
+		*reply = rc == 0 ? serve_wrap("object", obj) : NULL;
+	} else if (strcmp(op, "delete") == 0) {
+		rc = k8s_delete(k->client, path, "Background", err);
+		*reply = rc == 0 ? cJSON_CreateObject() : NULL;
+	} else if (strcmp(op, "wait_ready") == 0 && strcmp(type->group, "apps") == 0 &&
+		   (strcmp(type->plural, "deployments") == 0 || strcmp(type->plural, "statefulsets") == 0)) {
+		struct k8s_readiness r = { "not checked" };
+
+		rc = k8s_wait(k->client, path, k8s_ready, &r, serve_number(req, "timeout_ms", 1, 86400000, 1), err);
+		if (rc < 0 && strcmp(err->reason, "Timeout") == 0)
+			rc = 1;
+		if (rc >= 0) {
+			*reply = cJSON_CreateObject();
+			cJSON_AddBoolToObject(*reply, "ready", rc == 0);
+			cJSON_AddStringToObject(*reply, "state", r.state);
+			rc = 0;
+		}
+	} else {
+		rc = serve_fail(err, 400, "BadRequest", "a %s call with arguments it does not take", op);
+	}
+	free(path);
+	return rc;
 }
 
 static const luaL_Reg k8s_functions[] = {
@@ -780,6 +1121,8 @@ struct lua_k8s *lua_k8s_new(const struct lua_k8s_scope *scope)
 	struct lua_k8s *k = xcalloc(1, sizeof *k);
 
 	k->client = scope->client;
+	k->link[0] = scope->link ? scope->link[0] : -1;
+	k->link[1] = scope->link ? scope->link[1] : -1;
 	k->ns = xstrdup(scope->namespace);
 	k->dry_run = scope->dry_run;
 	for (size_t i = 0; scope->granted && scope->granted[i]; i++) {
@@ -799,6 +1142,7 @@ void lua_k8s_free(struct lua_k8s *k)
 	free(k->granted);
 	free(k->ns);
 	k8s_resource_list_free(&k->types);
+	k8s_resource_list_free(&k->served);
 	cJSON_Delete(k->writes);
 	if (k->client)
 		k8s_client_set_deadline(k->client, 0);

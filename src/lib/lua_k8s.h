@@ -20,6 +20,8 @@ struct lua_k8s_scope {
 	const char *namespace;		/* the namespace calls default to; required */
 	const char *const *granted;	/* further namespaces the script may reach, NULL-terminated */
 	int dry_run;
+	const int *link;		/* a hook process: {in, out} fds to the runner, which makes
+					 * every call on the cluster (hook_link.h); NULL: made here */
 };
 
 struct lua_k8s;
@@ -30,6 +32,12 @@ void lua_k8s_free(struct lua_k8s *k);
 /* The writes a dry run recorded, in order: [{verb, apiVersion, kind, namespace, name, body|argv}].
  * Borrowed; empty outside dry runs. */
 const cJSON *lua_k8s_writes(const struct lua_k8s *k);
+
+/* Makes one call of the library on the cluster: req as the hook library builds it
+ * ({"op": "get", "group", "version", "plural", "namespace", "name", ...}), checked again here
+ * against the cluster's discovery and the scope, as the runner does for a hook process.
+ * 0 with *reply, or -1 with err. */
+int lua_k8s_serve(struct lua_k8s *k, const cJSON *req, cJSON **reply, struct k8s_error *err);
 
 /* Runs one hook in a fresh sandbox with limits: the library `k8s` bound to k, the globals `job`
  * (job, may be NULL) and `params` (params, may be NULL: an empty table), print/log lines to

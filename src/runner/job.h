@@ -23,6 +23,7 @@ struct runner_context {
 	struct net_allow allowed_networks;
 	const char *work_dir;
 	const char *mover_path;
+	const char *hook_path;		/* stowage-hook, the process each hook runs in */
 };
 
 struct job {

@@ -1,6 +1,7 @@
 /* Running a job's hooks: see job_hooks.h. */
 #include "job_hooks.h"
 #include "config.h"
+#include "hook_process.h"
 #include "lua_k8s.h"
 #include "strbuf.h"
 
@@ -110,8 +111,8 @@ static void hook_record(struct job *job, const char *name, const char *phase, co
 /* One entry of the list: 1 when it ran (or failed) and the job may go on, 0 when it is for
  * another phase, -1 when it failed and the job must stop (err says why). */
 static int hook_run_entry(struct job *job, const char *phase, const cJSON *entry, int index,
-			  struct lua_k8s *k, const struct lua_sandbox_limits *limits, const cJSON *job_global,
-			  char *err, size_t errlen)
+			  struct lua_k8s *k, const struct lua_k8s_scope *scope,
+			  const struct lua_sandbox_limits *limits, const cJSON *job_global, char *err, size_t errlen)
 {
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(entry, "hook_id");
 	const char *inline_src = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(entry, "inline"));
@@ -157,7 +158,8 @@ static int hook_run_entry(struct job *job, const char *phase, const cJSON *entry
 	if (source) {
 		snprintf(chunk, sizeof chunk, "%.70s.lua", name);
 		job_log(job, "info", "hook %s: running at %s", name, phase);
-		lua_k8s_run(k, limits, job_global, params, chunk, source, strlen(source), hook_log_line, &hl, &res);
+		hook_process_run(job->ctx->hook_path ? job->ctx->hook_path : "stowage-hook", k, scope, limits,
+				 job_global, params, chunk, source, hook_log_line, &hl, &res);
 	}
 	failed = !source || !res.ok;
 	stop = failed && !res.continue_on_failure;
@@ -211,7 +213,7 @@ int job_run_hooks(struct job *job, const char *phase, const cJSON *hooks, struct
 			rc = -1;
 			break;
 		}
-		if (hook_run_entry(job, phase, entry, index++, lk, &limits, job_global, err, errlen) < 0) {
+		if (hook_run_entry(job, phase, entry, index++, lk, &scope, &limits, job_global, err, errlen) < 0) {
 			rc = -1;
 			break;
 		}

@@ -243,6 +243,7 @@ int main(int argc, char **argv)
 		log_fatal("%s: allowed_networks: %s", ctx.config_path, err);
 	ctx.work_dir = config_get(&cfg, "work_dir", "/tmp");
 	ctx.mover_path = config_get(&cfg, "mover_path", "stowage-mover");
+	ctx.hook_path = config_get(&cfg, "hook_path", "stowage-hook");
 	if (!runner_id) {
 		gethostname(host, sizeof host);
 		host[sizeof host - 1] = '\0';

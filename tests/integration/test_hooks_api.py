@@ -20,6 +20,6 @@ def test_hook_api_against_apiserver(testenv):
     env = {k: testenv[k] for k in ("SOURCE_API_URL", "SOURCE_CA_FILE", "SOURCE_ADMIN_TOKEN")}
     env.update(HOOKS_NAMESPACE=ns, HOOKS_EXEC_DIR=os.path.join(testenv["TESTENV_ROOT"], "source", "exec"),
                HOOKS_LUA_DIR=os.path.join(REPO, "lua"))
-    out = run_tap("itest_hooks", env, expected_cases=7)
+    out = run_tap("itest_hooks", env, expected_cases=8)
     assert "log: scaled\tDeployment\twordpress\tfrom\t1\tto 0" in out
     assert "hook failed: hook.lua:28: sh in mysql-0 exited with 1: locked" in out

@@ -10,6 +10,7 @@
 #include "strbuf.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static struct k8s_client *client;
@@ -274,6 +275,59 @@ static void test_reference_mysql_quiesce(void)
 			     "pre-backup"), -1);
 }
 
+/* What a hook process whose sandbox was broken could send the runner: calls built by hand.
+ * lua_k8s_serve checks each against the cluster's discovery and the scope on its own. */
+static int serve(const char *json, struct k8s_error *err, cJSON **reply)
+{
+	struct lua_k8s_scope scope = { .client = client, .namespace = ns };
+	struct lua_k8s *k = lua_k8s_new(&scope);
+	cJSON *req = cJSON_Parse(json);
+	int rc = lua_k8s_serve(k, req, reply, err);
+
+	cJSON_Delete(req);
+	lua_k8s_free(k);
+	return rc;
+}
+
+static void test_runner_refuses_crafted_calls(void)
+{
+	struct k8s_error err;
+	cJSON *reply = NULL;
+	char buf[1024];
+
+	CHECK_INTEQ(serve("{\"op\":\"get\",\"group\":\"\",\"version\":\"v1\",\"plural\":\"secrets\","
+			  "\"namespace\":\"kube-system\",\"name\":\"x\"}", &err, &reply), -1);
+	CHECK(strstr(err.message, "namespace \"kube-system\" is outside this hook's scope") != NULL);
+	CHECK_INTEQ(serve("{\"op\":\"delete\",\"group\":\"\",\"version\":\"v1\",\"plural\":\"namespaces\","
+			  "\"namespace\":\"\",\"name\":\"default\"}", &err, &reply), -1);
+	CHECK(strstr(err.message, "cluster-scoped; hooks may read such objects but not change them") != NULL);
+	CHECK_INTEQ(serve("{\"op\":\"get\",\"group\":\"\",\"version\":\"v1\",\"plural\":\"configmaps\","
+			  "\"namespace\":\"x/../../kube-system\",\"name\":\"a\"}", &err, &reply), -1);
+	CHECK(strstr(err.message, "outside this hook's scope") != NULL);
+	CHECK_INTEQ(serve("{\"op\":\"get\",\"group\":\"\",\"version\":\"v1\",\"plural\":\"pods\","
+			  "\"namespace\":\"x\",\"name\":\"../../../namespaces/kube-system/secrets/y\"}",
+			  &err, &reply), -1);
+	CHECK(strstr(err.message, "names no valid resource") != NULL);
+	CHECK_INTEQ(serve("{\"op\":\"exec\",\"namespace\":\"kube-system\",\"pod\":\"p\",\"argv\":[\"sh\"]}",
+			  &err, &reply), -1);
+	CHECK(strstr(err.message, "outside this hook's scope") != NULL);
+	CHECK_INTEQ(serve("{\"op\":\"proxy\"}", &err, &reply), -1);
+	CHECK(strstr(err.message, "no operation proxy") != NULL);
+	/* an object created with another namespace in its metadata lands in the hook's own */
+	snprintf(buf, sizeof buf, "{\"op\":\"create\",\"group\":\"\",\"version\":\"v1\",\"plural\":\"configmaps\","
+		 "\"namespace\":\"%s\",\"body\":{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":"
+		 "{\"name\":\"crafted-%d\",\"namespace\":\"kube-system\"}}}", ns, (int)getpid());
+	CHECK_INTEQ(serve(buf, &err, &reply), 0);
+	CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(reply, "object"), "metadata"), "namespace")), ns);
+	cJSON_Delete(reply);
+	snprintf(buf, sizeof buf, "{\"op\":\"delete\",\"group\":\"\",\"version\":\"v1\",\"plural\":\"configmaps\","
+		 "\"namespace\":\"%s\",\"name\":\"crafted-%d\"}", ns, (int)getpid());
+	reply = NULL;
+	CHECK_INTEQ(serve(buf, &err, &reply), 0);
+	cJSON_Delete(reply);
+}
+
 int main(void)
 {
 	struct k8s_cluster_conf conf = { 0 };
@@ -297,6 +351,7 @@ int main(void)
 	RUN(test_reference_scale_down_up);
 	RUN(test_reference_rewrite_ingress_host);
 	RUN(test_reference_mysql_quiesce);
+	RUN(test_runner_refuses_crafted_calls);
 	k8s_client_free(client);
 	free(conf.ca_pem);
 	return check_done();

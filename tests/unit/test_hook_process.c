@@ -1,0 +1,69 @@
+/* A hook in its own process: the real stowage-hook of this build, and programs standing in for
+ * a hook process that crashes, hangs or talks nonsense. Each must end the hook in words. */
+#include "hook_process.h"
+#include "check.h"
+#include "strbuf.h"
+
+#include <string.h>
+
+static const struct lua_sandbox_limits limits = { 8 << 20, 10000000, 300 };
+
+static void collect(void *ctx, const char *line)
+{
+	strbuf_addstr(ctx, line);
+	strbuf_addch(ctx, '\n');
+}
+
+static int run(const char *path, const char *source, struct strbuf *log, struct lua_sandbox_result *res)
+{
+	struct lua_k8s_scope scope = { .namespace = "shop" };
+	struct lua_k8s *served = lua_k8s_new(&scope);
+	int rc = hook_process_run(path, served, &scope, &limits, NULL, NULL, "hook.lua", source, collect, log, res);
+
+	lua_k8s_free(served);
+	return rc;
+}
+
+static void test_real_hook_process(void)
+{
+	struct strbuf log = STRBUF_INIT;
+	struct lua_sandbox_result res;
+
+	CHECK_INTEQ(run("./stowage-hook", "print('a\\27b', job.x == nil)\non_failure = 'continue'\n"
+			"k8s.get('v1', 'ConfigMap', 'x')", &log, &res), -1);
+	CHECK_STREQ(log.buf, "a?b\ttrue\n");
+	CHECK_STREQ(res.error, "hook.lua:3: k8s.get: cannot look up kind ConfigMap: no cluster to ask");
+	CHECK_INTEQ(res.continue_on_failure, 1);
+	strbuf_reset(&log);
+	CHECK_INTEQ(run("./stowage-hook", "log('done')", &log, &res), 0);
+	CHECK_INTEQ(res.ok, 1);
+	CHECK_STREQ(log.buf, "done\n");
+	strbuf_release(&log);
+}
+
+static void test_broken_hook_processes(void)
+{
+	struct strbuf log = STRBUF_INIT;
+	struct lua_sandbox_result res;
+
+	CHECK_INTEQ(run("/bin/false", "", &log, &res), -1);
+	CHECK(strstr(res.error, "the hook process ended (exit status 1) before its result") != NULL);
+	CHECK_INTEQ(run("/nonexistent/stowage-hook", "", &log, &res), -1);
+	CHECK(strstr(res.error, "the hook process ended (exit status 127)") != NULL);
+	/* "yes AS CPU" writes "AS CPU\n" forever: a length prefix of about a gigabyte */
+	CHECK_INTEQ(run("/usr/bin/yes", "", &log, &res), -1);
+	CHECK(strstr(res.error, "the hook process was stopped: the hook pipe carried a message of") != NULL);
+	CHECK(strstr(res.error, "bytes (at most 16777216)") != NULL);
+	/* "sleep AS CPU" sleeps for the CPU seconds: past the time limit and the grace */
+	CHECK_INTEQ(run("/bin/sleep", "", &log, &res), -1);
+	CHECK_STREQ(res.error, "limit: the hook process did not finish within its time limit and was stopped");
+	CHECK(res.elapsed_ms >= 300);
+	strbuf_release(&log);
+}
+
+int main(void)
+{
+	RUN(test_real_hook_process);
+	RUN(test_broken_hook_processes);
+	return check_done();
+}
