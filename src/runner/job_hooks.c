@@ -159,7 +159,7 @@ static int hook_run_entry(struct job *job, const char *phase, const cJSON *entry
 		snprintf(chunk, sizeof chunk, "%.70s.lua", name);
 		job_log(job, "info", "hook %s: running at %s", name, phase);
 		hook_process_run(job->ctx->hook_path ? job->ctx->hook_path : "stowage-hook", k, scope, limits,
-				 job_global, params, chunk, source, hook_log_line, &hl, &res);
+				 job_global, params, chunk, source, hook_log_line, &hl, &res, NULL);
 	}
 	failed = !source || !res.ok;
 	stop = failed && !res.continue_on_failure;

@@ -7,6 +7,7 @@
 #include "db.h"
 #include "form.h"
 #include "k8s_client.h"
+#include "hook_process.h"
 #include "lua_k8s.h"
 #include "lua_sandbox.h"
 
@@ -430,7 +431,7 @@ static void dry_run_into(struct request *r, const struct form_values *v, const c
 	struct lua_k8s_scope scope = { .client = c, .namespace = form_value(v, dry_fields, "namespace"), .dry_run = 1 };
 	struct lua_k8s *k = lua_k8s_new(&scope);
 	struct lua_sandbox_result res;
-	cJSON *log = cJSON_AddArrayToObject(dry, "log"), *writes;
+	cJSON *log = cJSON_AddArrayToObject(dry, "log"), *writes, *recorded;
 	char chunk[80];
 
 	job = cJSON_CreateObject();
@@ -438,14 +439,15 @@ static void dry_run_into(struct request *r, const struct form_values *v, const c
 	cJSON_AddStringToObject(job, "target_namespace", scope.namespace);
 	cJSON_AddBoolToObject(job, "dry_run", 1);
 	snprintf(chunk, sizeof chunk, "%.70s.lua", name);
-	lua_k8s_run(k, &dry_run_limits, job, params, chunk, source, strlen(source), dry_run_log, log, &res);
+	hook_process_run(r->ctx->hook_path, k, &scope, &dry_run_limits, job, params, chunk, source, dry_run_log, log,
+			 &res, &recorded);
 	cJSON_AddBoolToObject(dry, "has_log", cJSON_GetArraySize(log) > 0);
 	cJSON_AddBoolToObject(dry, "ok", res.ok);
 	cJSON_AddStringToObject(dry, "error", res.error);
 	cJSON_AddNumberToObject(dry, "elapsed_ms", (double)res.elapsed_ms);
 	writes = cJSON_AddArrayToObject(dry, "writes");
 	const cJSON *w;
-	cJSON_ArrayForEach(w, lua_k8s_writes(k)) {
+	cJSON_ArrayForEach(w, recorded) {
 		cJSON *row = cJSON_CreateObject();
 		const cJSON *body = cJSON_GetObjectItemCaseSensitive(w, "body");
 		const cJSON *argv = cJSON_GetObjectItemCaseSensitive(w, "argv");
@@ -463,6 +465,7 @@ static void dry_run_into(struct request *r, const struct form_values *v, const c
 		free(detail);
 		cJSON_AddItemToArray(writes, row);
 	}
+	cJSON_Delete(recorded);
 	lua_k8s_free(k);
 	k8s_client_free(c);
 	cJSON_Delete(job);

@@ -19,6 +19,7 @@ struct web_context {
 	struct template_set *templates;
 	const char *database_url;
 	int cookie_secure;
+	const char *hook_path;		/* stowage-hook: dry runs run there, not in the worker */
 	size_t max_body;
 	struct secret_keyring keyring;	/* seals cluster tokens and S3 secret keys */
 	struct net_allow allowed_networks; /* where user-supplied URLs may point */

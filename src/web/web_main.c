@@ -127,6 +127,7 @@ int main(int argc, char **argv)
 	if (!socket_path)
 		log_fatal("%s: fcgi_socket is not set", config_path);
 	ctx.cookie_secure = strcmp(config_get(&cfg, "cookie_secure", "no"), "yes") == 0;
+	ctx.hook_path = config_get(&cfg, "hook_path", "stowage-hook");
 	ctx.max_body = 2 * 1024 * 1024;
 	const char *key_file = config_get(&cfg, "master_key_file", NULL);
 	if (!key_file)

@@ -18,7 +18,8 @@ static int run(const char *path, const char *source, struct strbuf *log, struct 
 {
 	struct lua_k8s_scope scope = { .namespace = "shop" };
 	struct lua_k8s *served = lua_k8s_new(&scope);
-	int rc = hook_process_run(path, served, &scope, &limits, NULL, NULL, "hook.lua", source, collect, log, res);
+	int rc = hook_process_run(path, served, &scope, &limits, NULL, NULL, "hook.lua", source, collect, log, res,
+				  NULL);
 
 	lua_k8s_free(served);
 	return rc;

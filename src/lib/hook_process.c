@@ -137,7 +137,7 @@ static void hook_describe_end(int status, int timed_out, int stopped, const char
 int hook_process_run(const char *hook_path, struct lua_k8s *served, const struct lua_k8s_scope *scope,
 		     const struct lua_sandbox_limits *limits, const cJSON *job, const cJSON *params,
 		     const char *chunkname, const char *source, lua_sandbox_log_fn log_fn, void *log_ctx,
-		     struct lua_sandbox_result *out)
+		     struct lua_sandbox_result *out, cJSON **writes)
 {
 	long start = http_retry_now_ms(), deadline = start + limits->time_ms + HOOK_GRACE_MS;
 	cJSON *init = cJSON_CreateObject(), *lim, *granted, *msg = NULL;
@@ -146,6 +146,8 @@ int hook_process_run(const char *hook_path, struct lua_k8s *served, const struct
 	pid_t pid;
 
 	memset(out, 0, sizeof *out);
+	if (writes)
+		*writes = NULL;
 	lim = cJSON_AddObjectToObject(init, "limits");
 	cJSON_AddNumberToObject(lim, "memory", (double)limits->memory_bytes);
 	cJSON_AddNumberToObject(lim, "instructions", (double)limits->instructions);
@@ -197,6 +199,8 @@ int hook_process_run(const char *hook_path, struct lua_k8s *served, const struct
 			cJSON_Delete(answer);
 		} else if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(msg, "result"))) {
 			hook_read_result(cJSON_GetObjectItemCaseSensitive(msg, "result"), out);
+			if (writes && cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(msg, "writes")))
+				*writes = cJSON_DetachItemFromObjectCaseSensitive(msg, "writes");
 			done = 1;
 		} else {
 			snprintf(why, sizeof why, "it sent a message that is no log line, call or result");
@@ -213,5 +217,7 @@ int hook_process_run(const char *hook_path, struct lua_k8s *served, const struct
 	if (!done)
 		hook_describe_end(status, timed_out, stopped, why, out);
 	out->elapsed_ms = http_retry_now_ms() - start;
+	if (writes && !*writes)
+		*writes = cJSON_CreateArray();
 	return out->ok ? 0 : -1;
 }
