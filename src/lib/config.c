@@ -9,7 +9,10 @@
 
 /* Every key any Stowage program reads. A typo in the file is an error, not a silent default. */
 static const char *const config_known_keys[] = {
-	"database_url",		/* libpq connection string for the application role */
+	"database_url",		/* libpq connection string for the web workers' role */
+	"runner_database_url",	/* ... for the runners' role, which alone claims jobs */
+	"scheduler_database_url", /* ... for the scheduler's role */
+	"org_concurrency",	/* jobs of one organisation running at once, across all runners */
 	"database_owner_url",	/* libpq connection string for migrations (table owner) */
 	"master_key_file",	/* 32-byte key that encrypts secrets at rest; mode 0600 */
 	"fcgi_socket",		/* unix socket the web workers listen on */

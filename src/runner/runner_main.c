@@ -151,19 +151,20 @@ static void job_execute(const struct runner_context *ctx, PGconn *db, long long 
 }
 
 /* Claims one job and runs it; 1 when there was one. */
-static int claim_and_run(const struct runner_context *ctx, PGconn *db, long cluster_limit)
+static int claim_and_run(const struct runner_context *ctx, PGconn *db, long cluster_limit, long org_limit)
 {
-	char err[512], limit[24];
-	const char *params[] = { ctx->runner_id, limit };
+	char err[512], limit[24], org[24];
+	const char *params[] = { ctx->runner_id, limit, org };
 	PGresult *res;
 	long long job_id, org_id;
 
 	snprintf(limit, sizeof limit, "%ld", cluster_limit);
+	snprintf(org, sizeof org, "%ld", org_limit);
 	if (db_ensure(db, err, sizeof err) < 0) {
 		log_error("%s", err);
 		return 0;
 	}
-	res = db_exec(db, "SELECT job_id, job_org_id FROM claim_job($1, $2)", 2, params, err, sizeof err);
+	res = db_exec(db, "SELECT job_id, job_org_id FROM claim_job($1, $2, $3)", 3, params, err, sizeof err);
 	if (!res) {
 		log_error("claiming a job: %s", err);
 		return 0;
@@ -211,7 +212,7 @@ int main(int argc, char **argv)
 	struct sigaction sa = { 0 };
 	char err[512], default_id[128], host[64];
 	const char *runner_id = NULL;
-	long cluster_limit, heartbeat_s;
+	long cluster_limit, org_limit, heartbeat_s;
 	int once = 0, c;
 	pthread_t hb_thread;
 	PGconn *db, *listen;
@@ -230,12 +231,14 @@ int main(int argc, char **argv)
 	if (config_load(&cfg, ctx.config_path, err, sizeof err) < 0)
 		log_fatal("%s", err);
 	if (config_get_int(&cfg, "cluster_concurrency", 2, 1, 64, &cluster_limit, err, sizeof err) < 0 ||
+	    config_get_int(&cfg, "org_concurrency", 4, 1, 1000, &org_limit, err, sizeof err) < 0 ||
 	    config_get_int(&cfg, "heartbeat_seconds", 5, 1, 300, &heartbeat_s, err, sizeof err) < 0)
 		log_fatal("%s: %s", ctx.config_path, err);
-	const char *database_url = config_get(&cfg, "database_url", NULL);
+	const char *database_url = config_get(&cfg, "runner_database_url", NULL);
 	const char *key_file = config_get(&cfg, "master_key_file", NULL);
 	if (!database_url || !key_file)
-		log_fatal("%s: database_url and master_key_file must be set", ctx.config_path);
+		log_fatal("%s: runner_database_url (the runners' own database role) and master_key_file must be set",
+			  ctx.config_path);
 	if (master_key_load(key_file, ctx.master_key, err, sizeof err) < 0)
 		log_fatal("%s", err);
 	secret_keyring_from_master(ctx.master_key, &ctx.keyring);
@@ -269,7 +272,7 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	log_info("runner %s ready (at most %ld jobs per cluster)", runner_id, cluster_limit);
 	while (!stopping) {
-		if (claim_and_run(&ctx, db, cluster_limit))
+		if (claim_and_run(&ctx, db, cluster_limit, org_limit))
 			continue;
 		if (once)
 			break;

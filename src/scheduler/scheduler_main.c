@@ -260,9 +260,11 @@ int main(int argc, char **argv)
 	if (config_get_int(&cfg, "heartbeat_seconds", 5, 1, 300, &heartbeat_s, err, sizeof err) < 0)
 		log_fatal("%s: %s", config_path, err);
 	s.stale_after_s = heartbeat_s * 6;
-	const char *url = config_get(&cfg, "database_url", NULL), *key_file = config_get(&cfg, "master_key_file", NULL);
+	const char *url = config_get(&cfg, "scheduler_database_url", NULL);
+	const char *key_file = config_get(&cfg, "master_key_file", NULL);
 	if (!url || !key_file)
-		log_fatal("%s: database_url and master_key_file must be set", config_path);
+		log_fatal("%s: scheduler_database_url (the scheduler's own database role) and master_key_file must be set",
+			  config_path);
 	if (secret_keyring_load(key_file, &s.keyring, err, sizeof err) < 0)
 		log_fatal("%s", err);
 	if (net_allow_parse(config_get(&cfg, "allowed_networks", ""), &s.allowed_networks, err, sizeof err) < 0)
