@@ -108,6 +108,17 @@ void job_progress(struct job *job, const char *phase, long items_done, long item
 		job_progress_flush(job);
 }
 
+int job_items_room(struct job *job, long n)
+{
+	if (job->items_recorded >= JOB_ITEMS_MAX)
+		return 0;
+	job->items_recorded += n;
+	if (job->items_recorded >= JOB_ITEMS_MAX)
+		job_log(job, "warning", "the job has recorded %ld objects one by one; further objects are "
+			"counted but not listed", JOB_ITEMS_MAX);
+	return 1;
+}
+
 int job_item(struct job *job, const char *action, const char *group, const char *resource,
 	     const char *ns, const char *name, const char *message)
 {
@@ -117,6 +128,8 @@ int job_item(struct job *job, const char *action, const char *group, const char 
 	snprintf(id, sizeof id, "%lld", job->id);
 	if (strcmp(action, "failed") == 0)
 		job->items_failed++;
+	if (!job_items_room(job, 1))
+		return 0;
 	/* A resumed job may report an object again: the last word stands, counted once. */
 	if (job_exec(job, "INSERT INTO job_items (job_id, api_group, resource, namespace, name, action, message) "
 		     "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job_id, api_group, resource, namespace, name) "

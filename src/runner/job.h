@@ -44,7 +44,13 @@ struct job {
 	struct timespec last_flush;
 	int cancelled;
 	cJSON *result;		/* the job's result document; job_finish stores it */
+	long hooks_ms;		/* run time of the job's hooks so far, against JOB_HOOKS_JOB_TIME_MS */
+	long items_recorded;	/* job_items rows written, against JOB_ITEMS_MAX */
 };
+
+/* A job records at most this many objects one by one; past it the counts go on, and the log
+ * says that the list stops there. Bounds what one cluster's listing can put in the database. */
+#define JOB_ITEMS_MAX 1000000L
 
 /* A repository opened for a job: its client and the key prefix everything goes under. */
 struct job_repository {
@@ -67,6 +73,8 @@ void job_progress(struct job *job, const char *phase, long items_done, long item
 		  long long bytes_done, long long bytes_total);
 void job_progress_flush(struct job *job);
 /* One object's result: action is backed_up, created, updated, skipped or failed. */
+/* Whether n more objects may be listed in job_items (JOB_ITEMS_MAX), counting them if so. */
+int job_items_room(struct job *job, long n);
 int job_item(struct job *job, const char *action, const char *group, const char *resource,
 	     const char *ns, const char *name, const char *message);
 /* 1 when someone asked to cancel the job (checked in the database at most once a second). */

@@ -389,6 +389,11 @@ static void items_flush(struct backup_run *r)
 
 	if (!r->batch || cJSON_GetArraySize(r->batch) == 0)
 		return;
+	if (!job_items_room(r->job, cJSON_GetArraySize(r->batch))) {
+		cJSON_Delete(r->batch);
+		r->batch = NULL;
+		return;
+	}
 	names = cJSON_PrintUnformatted(r->batch);
 	snprintf(id, sizeof id, "%lld", r->job->id);
 	const char *params[] = { id, r->batch_type->group, r->batch_type->plural, r->batch_ns, names };

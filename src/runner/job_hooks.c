@@ -200,6 +200,11 @@ int job_run_hooks(struct job *job, const char *phase, const cJSON *hooks, struct
 
 	if (!cJSON_IsArray(hooks) || cJSON_GetArraySize(hooks) == 0)
 		return 0;
+	if (cJSON_GetArraySize(hooks) > JOB_HOOKS_PER_POINT) {
+		snprintf(err, errlen, "the plan lists %d hooks at %s; at most %d run at one point",
+			 cJSON_GetArraySize(hooks), phase, JOB_HOOKS_PER_POINT);
+		return -1;
+	}
 	if (job_hooks_limits(job->ctx ? job->ctx->config_path : NULL, &limits, err, errlen) < 0)
 		return -1;
 	job_global = context ? cJSON_Duplicate(context, 1) : cJSON_CreateObject();
@@ -213,10 +218,22 @@ int job_run_hooks(struct job *job, const char *phase, const cJSON *hooks, struct
 			rc = -1;
 			break;
 		}
-		if (hook_run_entry(job, phase, entry, index++, lk, &scope, &limits, job_global, err, errlen) < 0) {
+		struct lua_sandbox_limits left = limits;
+		long start = hook_now_ms();
+
+		if (job->hooks_ms >= JOB_HOOKS_JOB_TIME_MS) {
+			snprintf(err, errlen, "the job's hooks have used their %ld minutes in total; hook %d at %s "
+				 "does not run", JOB_HOOKS_JOB_TIME_MS / 60000, index + 1, phase);
 			rc = -1;
 			break;
 		}
+		if (left.time_ms > JOB_HOOKS_JOB_TIME_MS - job->hooks_ms)
+			left.time_ms = JOB_HOOKS_JOB_TIME_MS - job->hooks_ms;
+		rc = hook_run_entry(job, phase, entry, index++, lk, &scope, &left, job_global, err, errlen);
+		job->hooks_ms += hook_now_ms() - start;
+		if (rc < 0)
+			break;
+		rc = 0;
 	}
 	lua_k8s_free(lk);
 	free((void *)scope.granted);

@@ -16,6 +16,8 @@
 #define JOB_HOOKS_MEMORY_DEFAULT (64L << 20)
 #define JOB_HOOKS_INSTRUCTIONS_DEFAULT 50000000L
 #define JOB_HOOKS_TIME_MS_DEFAULT 60000L
+#define JOB_HOOKS_JOB_TIME_MS (30L * 60 * 1000)	/* all hooks of one job together */
+#define JOB_HOOKS_PER_POINT 17		/* 16 from the library and an inline script, as the wizards allow */
 #define JOB_HOOKS_LOG_LINES 1000	/* lines of one hook written to the job log */
 #define JOB_HOOKS_RESULT_LINES 20	/* last lines kept in the job's result */
 

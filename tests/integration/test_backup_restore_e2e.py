@@ -122,3 +122,12 @@ def test_post_restore_hook_rewrites_the_ingress_host_in_the_target(tenant, teste
     assert [r["host"] for r in ingress["spec"]["rules"]] == ["blog.target.example"]
     source = json.loads(kubectl(testenv, "source", "-n", ns, "get", "ingress", "wordpress", "-o", "json").stdout)
     assert [r["host"] for r in source["spec"]["rules"]] == ["blog.fixture.example"]
+
+
+def test_plan_with_more_hooks_than_one_point_runs_fails_in_words(tenant, testenv):
+    # the wizards allow 16 library hooks and one script; a plan written otherwise is refused by the runner
+    ns = fixture_namespace(testenv)
+    job_id, job = backup(tenant, ns, hooks=[{"inline": f"log('hook {i}')"} for i in range(18)])
+    assert job["state"] == "failed", job
+    assert "the plan lists 18 hooks at pre-backup; at most 17 run at one point" in job["error"]
+    assert tenant.items(job_id) == []
