@@ -79,3 +79,38 @@ def test_claiming_is_fair_across_organisations_and_capped_per_organisation(stack
     finally:
         conn.rollback()
         conn.close()
+
+
+@pytest.mark.parametrize("table, column", [
+    ("backup_plans", "cluster_id"), ("jobs", "cluster_id"), ("jobs", "backup_id"), ("restore_plans", "target_cluster_id"),
+])
+def test_database_refuses_a_reference_to_another_organisations_row(stack, table, column):
+    """Even as the owner, who bypasses row-level security: the organisation travels with the id."""
+    mine, theirs = make_orgs(stack, 2)
+    conn = psycopg2.connect(stack.pg_dsn_owner)
+    try:
+        with conn.cursor() as cur:
+            def one(sql, params):
+                cur.execute(sql, params)
+                return cur.fetchone()[0]
+
+            def repository(org):
+                return one("INSERT INTO stowage.repositories (org_id, name, kind, bucket, access_key, secret_key_enc, "
+                           "key_id) VALUES (%s, 'r', 's3', 'bucket', 'k', '\\x00', 'k1') RETURNING id", (org,))
+
+            their_cluster = one("INSERT INTO stowage.clusters (org_id, name, api_url, token_enc, key_id) "
+                                "VALUES (%s, 'theirs', 'https://203.0.113.1', '\\x00', 'k1') RETURNING id", (theirs,))
+            their_backup = one("INSERT INTO stowage.backups (org_id, repository_id, name, namespaces) "
+                               "VALUES (%s, %s, 'b', '{x}') RETURNING id", (theirs, repository(theirs)))
+            my_repository = repository(mine)
+            their_id = their_backup if column == "backup_id" else their_cluster
+            sql = {"backup_plans": "INSERT INTO stowage.backup_plans (org_id, name, cluster_id, repository_id, namespaces) "
+                                   f"VALUES (%s, 'p', %s, {my_repository}, '{{x}}')",
+                   "jobs": f"INSERT INTO stowage.jobs (org_id, kind, {column}) VALUES (%s, 'backup', %s)",
+                   "restore_plans": "INSERT INTO stowage.restore_plans (org_id, name, target_cluster_id) "
+                                    "VALUES (%s, 'r', %s)"}[table]
+            with pytest.raises(psycopg2.errors.ForeignKeyViolation, match=r"_org_"):
+                cur.execute(sql, (mine, their_id))
+    finally:
+        conn.rollback()
+        conn.close()
