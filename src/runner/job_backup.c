@@ -16,9 +16,11 @@
 #include "job_volumes.h"
 #include "backup_archive.h"
 #include "log.h"
+#include "repo_seal.h"
 #include "strbuf.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -690,22 +692,38 @@ static int backup_volumes(struct backup_run *r)
 
 /* ---- the repository ---- */
 
+/* The repository's key for the objects a backup writes (repo_seal.h). */
+static int seal_key(struct backup_run *r, uint8_t key[AEAD_KEY_LEN])
+{
+	if (repo_seal_key(r->job->ctx->master_key, r->repo.id, key) < 0) {
+		snprintf(r->err, r->errlen, "repository %lld: cannot derive its key", r->repo.id);
+		return -1;
+	}
+	return 0;
+}
+
 static int put_mem(struct backup_run *r, const char *file, const void *data, size_t len)
 {
-	struct strbuf key = STRBUF_INIT;
+	struct strbuf key = STRBUF_INIT, sealed = STRBUF_INIT;
+	uint8_t k[AEAD_KEY_LEN];
 	struct s3_error serr;
 	char why[640];
 	int rc;
 
+	if (seal_key(r, k) < 0)
+		return -1;
 	repo_key(r, file, &key);
-	rc = s3_put_mem(r->repo.s3, key.buf, data, len, &serr);
+	repo_seal_mem(k, key.buf, data, len, &sealed);
+	OPENSSL_cleanse(k, sizeof k);
+	rc = s3_put_mem(r->repo.s3, key.buf, sealed.buf, sealed.len, &serr);
 	if (rc < 0) {
 		s3_error_describe(&serr, why, sizeof why);
 		snprintf(r->err, r->errlen, "uploading %s: %s", key.buf, why);
 	} else {
-		r->bytes += (int64_t)len;
+		r->bytes += (int64_t)sealed.len;
 	}
 	strbuf_release(&key);
+	strbuf_release(&sealed);
 	return rc;
 }
 
@@ -741,10 +759,17 @@ static long file_upload_read(void *buf, size_t len, void *ud)
 	return (long)n;
 }
 
+static long sealed_upload_read(void *buf, size_t len, void *ud)
+{
+	return repo_sealer_read(ud, buf, len);
+}
+
 static int put_archive(struct backup_run *r)
 {
 	struct file_upload u = { r, fopen(r->archive_path, "rb"), 0 };
 	struct strbuf key = STRBUF_INIT, file = STRBUF_INIT;
+	struct repo_sealer sealer;
+	uint8_t k[AEAD_KEY_LEN];
 	struct s3_error serr;
 	char why[640];
 	int rc;
@@ -753,15 +778,23 @@ static int put_archive(struct backup_run *r)
 		snprintf(r->err, r->errlen, "%s: %s", r->archive_path, strerror(errno));
 		return -1;
 	}
+	if (seal_key(r, k) < 0) {
+		fclose(u.f);
+		return -1;
+	}
 	strbuf_addf(&file, "%s.tar.gz", r->name);
 	repo_key(r, file.buf, &key);
-	rc = s3_put_stream(r->repo.s3, key.buf, file_upload_read, &u, r->archive_bytes, &serr);
+	repo_sealer_init(&sealer, k, key.buf, (uint64_t)r->archive_bytes, file_upload_read, &u);
+	OPENSSL_cleanse(k, sizeof k);
+	rc = s3_put_stream(r->repo.s3, key.buf, sealed_upload_read, &sealer,
+			   (int64_t)repo_seal_size((uint64_t)r->archive_bytes), &serr);
+	repo_sealer_release(&sealer);
 	if (rc < 0 && !r->cancelled) {
 		s3_error_describe(&serr, why, sizeof why);
 		snprintf(r->err, r->errlen, "uploading %s: %s", key.buf, why);
 	}
 	if (rc == 0)
-		r->bytes += r->archive_bytes;
+		r->bytes += (int64_t)repo_seal_size((uint64_t)r->archive_bytes);
 	fclose(u.f);
 	strbuf_release(&key);
 	strbuf_release(&file);

@@ -20,11 +20,13 @@
 #include "backup_reader.h"
 #include "config.h"
 #include "log.h"
+#include "repo_seal.h"
 #include "restore_order.h"
 #include "restore_transform.h"
 #include "strbuf.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,17 +288,23 @@ static int restore_settings_load(struct restore_run *run, char *err, size_t errl
 struct restore_download {
 	FILE *f;
 	struct job *job;
-	long long done, total;
+	long long done, total;		/* sealed bytes received, of the object's size */
+	struct repo_unsealer unsealer;	/* opens the archive as it arrives; writes it to f */
 };
+
+static int restore_download_plain(const void *data, size_t len, void *ud)
+{
+	struct restore_download *d = ud;
+
+	return fwrite(data, 1, len, d->f) == len ? 0 : -1;
+}
 
 static int restore_download_write(const void *data, size_t len, void *ud)
 {
 	struct restore_download *d = ud;
 
-	if (fwrite(data, 1, len, d->f) != len)
-		return -1;
 	d->done += (long long)len;
-	if (d->done > RESTORE_ARCHIVE_MAX)
+	if (d->done > RESTORE_ARCHIVE_MAX || repo_unsealer_feed(&d->unsealer, data, len) < 0)
 		return -1;
 	job_progress(d->job, "download", 0, 0, d->done, d->total);
 	return 0;
@@ -306,8 +314,9 @@ static int restore_download_write(const void *data, size_t len, void *ud)
  * data to bring back and how. A backup without it has no volume data; that is not an error. */
 static int restore_volumes_load(struct restore_run *run, struct job_repository *repo, char *err, size_t errlen)
 {
-	struct strbuf text = STRBUF_INIT;
+	struct strbuf text = STRBUF_INIT, plain = STRBUF_INIT;
 	struct s3_error se = { 0 };
+	uint8_t k[AEAD_KEY_LEN];
 	char key[1024], words[512];
 
 	snprintf(key, sizeof key, "%sbackups/%s/%s-volumes.json", repo->prefix, run->plan.backup_name, run->plan.backup_name);
@@ -319,8 +328,18 @@ static int restore_volumes_load(struct restore_run *run, struct job_repository *
 		snprintf(err, errlen, "backup %s: its volume record %s cannot be read: %s", run->plan.backup_name, key, words);
 		return -1;
 	}
-	run->volumes = cJSON_ParseWithLength(text.buf ? text.buf : "", text.len);
+	if (repo_seal_key(run->job->ctx->master_key, repo->id, k) < 0 ||
+	    repo_unseal_mem(k, key, text.buf ? text.buf : "", text.len, &plain, words, sizeof words) < 0) {
+		OPENSSL_cleanse(k, sizeof k);
+		strbuf_release(&text);
+		strbuf_release(&plain);
+		snprintf(err, errlen, "backup %s: its volume record cannot be read: %s", run->plan.backup_name, words);
+		return -1;
+	}
+	OPENSSL_cleanse(k, sizeof k);
 	strbuf_release(&text);
+	run->volumes = cJSON_ParseWithLength(plain.buf ? plain.buf : "", plain.len);
+	strbuf_release(&plain);
 	if (!cJSON_IsArray(run->volumes)) {
 		snprintf(err, errlen, "backup %s: its volume record is not a JSON array", run->plan.backup_name);
 		return -1;
@@ -371,6 +390,7 @@ static int restore_download(struct restore_run *run, char *err, size_t errlen)
 	struct job_repository repo;
 	struct restore_download d = { .job = job };
 	struct s3_error se;
+	uint8_t k[AEAD_KEY_LEN];
 	char key[1024], words[512];
 	int64_t size = 0;
 	int fd, rc = -1;
@@ -398,9 +418,22 @@ static int restore_download(struct restore_run *run, char *err, size_t errlen)
 		run->archive_path[0] = '\0';
 		goto out;
 	}
+	if (repo_seal_key(job->ctx->master_key, repo.id, k) < 0) {
+		fclose(d.f);
+		snprintf(err, errlen, "repository %lld: cannot derive its key", repo.id);
+		goto out;
+	}
+	repo_unsealer_init(&d.unsealer, k, key, restore_download_plain, &d);
+	OPENSSL_cleanse(k, sizeof k);
 	if (s3_get_stream(repo.s3, key, 0, -1, restore_download_write, &d, &se) < 0) {
-		s3_error_describe(&se, words, sizeof words);
-		snprintf(err, errlen, "backup %s: downloading %s failed: %s", run->plan.backup_name, key, words);
+		if (d.unsealer.failed)
+			snprintf(err, errlen, "backup %s: %s: %s", run->plan.backup_name, key, d.unsealer.error);
+		else
+			s3_error_describe(&se, words, sizeof words);
+		if (!d.unsealer.failed)
+			snprintf(err, errlen, "backup %s: downloading %s failed: %s", run->plan.backup_name, key, words);
+	} else if (repo_unsealer_finish(&d.unsealer) < 0) {
+		snprintf(err, errlen, "backup %s: %s: %s", run->plan.backup_name, key, d.unsealer.error);
 	} else if (fflush(d.f) != 0) {
 		snprintf(err, errlen, "work directory %s: %s", job->ctx->work_dir, strerror(errno));
 	} else {
@@ -408,6 +441,7 @@ static int restore_download(struct restore_run *run, char *err, size_t errlen)
 		job->bytes_done = job->bytes_total = d.done;
 	}
 	fclose(d.f);
+	repo_unsealer_release(&d.unsealer);
 	if (rc == 0)
 		rc = restore_volumes_load(run, &repo, err, errlen);
 out:

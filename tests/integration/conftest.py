@@ -42,6 +42,14 @@ class Stack:
     def stop(self):
         subprocess.run([os.path.join(TOP, "scripts", "stack"), "stop", self.root], check=False)
 
+    def archive_tool(self, verb, repository_id, key, data):
+        """stowage-archive export|import of one repository object (repo_seal.h), with this
+        stack's master key: the way a person holding the key reads or writes one by hand."""
+        res = subprocess.run([os.path.join(BUILD, "stowage-archive"), verb, "-k", os.path.join(self.root, "master.key"),
+                              "-r", str(repository_id), key], input=data, capture_output=True, timeout=120)
+        assert res.returncode == 0, res.stderr.decode(errors="replace")
+        return res.stdout
+
     def sanitizer_reports(self):
         """Lines of AddressSanitizer/UBSan reports the servers wrote to their logs."""
         found = []

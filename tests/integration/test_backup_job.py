@@ -18,7 +18,7 @@ import boto3
 import psycopg2
 import pytest
 
-from conftest import Client, Stack, unique
+from conftest import BUILD, Client, Stack, unique
 from fixtures_testenv import SCRIPTS, kubectl
 
 FIXTURE_NS = "wordpress"
@@ -118,8 +118,13 @@ def backup_objects(testenv, tenant, name):
     return out
 
 
-def download(testenv, tenant, key):
+def download_sealed(testenv, tenant, key):
     return s3_client(testenv).get_object(Bucket=tenant.bucket, Key=key)["Body"].read()
+
+
+def download(testenv, tenant, key):
+    """An object of the backup as its plain content: sealed in the bucket, opened with stowage-archive."""
+    return tenant.stack.archive_tool("export", tenant.repository_id, key, download_sealed(testenv, tenant, key))
 
 
 PATH_RE = re.compile(r"^resources/(?P<gr>[^/]+)/(?:(?P<version>[^/]+)-preferredversion/)?"
@@ -305,6 +310,18 @@ def test_fixture_app_backup_is_complete_and_velero_shaped(tenant, testenv, fixtu
     ann = velero["metadata"]["annotations"]
     assert ann["stowage.dev/plan"] == plan and ann["stowage.dev/cluster"] == "source"
     assert json.loads(ann["stowage.dev/counts"]) == per_type
+    # every object is sealed: a person holding only the bucket reads none of it, and an object
+    # opens only under its own name
+    secret_names = [n for (gr, _, n) in objects if gr == "secrets"]
+    for key in keys:
+        raw = download_sealed(testenv, tenant, key)
+        assert raw.startswith(b"STOWAGE\x01"), key
+        assert b"resources/" not in raw and b'"kind"' not in raw and not any(n.encode() in raw for n in secret_names)
+    archive_key = base + f"{name}.tar.gz"
+    bad = subprocess.run([os.path.join(BUILD, "stowage-archive"), "export", "-k",
+                          os.path.join(tenant.stack.root, "master.key"), "-r", str(tenant.repository_id),
+                          base + "renamed.tar.gz"], input=download_sealed(testenv, tenant, archive_key), capture_output=True)
+    assert bad.returncode == 1 and b"does not open with this repository's key" in bad.stderr
     # no secret of ours in what the repository holds
     for key in keys:
         body = download(testenv, tenant, key)

@@ -98,7 +98,8 @@ class Restorer:
 
     def upload_backup(self, name, data, state="completed"):
         """The archive under <prefix>backups/<name>/ (the repository's prefix is team-a/), its metadata last, then the backups row."""
-        self.s3.put_object(Bucket=self.bucket, Key=f"team-a/backups/{name}/{name}.tar.gz", Body=data)
+        key = f"team-a/backups/{name}/{name}.tar.gz"
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=self.stack.archive_tool("import", self.repo, key, data))
         self.s3.put_object(Bucket=self.bucket, Key=f"team-a/backups/{name}/velero-backup.json",
                            Body=json.dumps({"kind": "Backup", "metadata": {"name": name}}).encode())
         return self.one("INSERT INTO stowage.backups (org_id, cluster_id, repository_id, name, namespaces, state, "
