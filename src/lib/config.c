@@ -17,6 +17,7 @@ static const char *const config_known_keys[] = {
 	"templates_dir",
 	"static_dir",
 	"allowed_networks",	/* CIDR list user-supplied URLs must resolve into */
+	"allowed_private_networks", /* ranges of the always-refused list (loopback, RFC 1918, ...) opted back in */
 	"cookie_secure",	/* "yes" to mark cookies Secure (behind TLS) */
 	"runner_jobs",		/* jobs one runner executes at once */
 	"cluster_concurrency",	/* jobs running at once against one cluster */
