@@ -200,6 +200,8 @@ struct s3_client *s3_client_new(const struct s3_conf *conf, const struct net_all
 			goto fail;
 		if (*pin)
 			c->resolve = curl_slist_append(NULL, pin);
+	} else if (conf->resolve && *conf->resolve) {
+		c->resolve = curl_slist_append(NULL, conf->resolve);
 	}
 	c->curl = curl_easy_init();
 	free(endpoint);
@@ -248,6 +250,7 @@ void s3_client_conf(const struct s3_client *c, struct s3_conf *out)
 	out->path_style = c->path_style;
 	out->timeout_ms = c->timeout_ms;
 	out->ca_pem = c->ca_pem;
+	out->resolve = c->resolve ? c->resolve->data : NULL;
 }
 
 /* ---- one HTTP exchange ---- */
@@ -411,6 +414,9 @@ static void s3_setup(const struct s3_client *c, CURL *h, const struct s3_req *q,
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, s3_on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+	/* straight to the pinned address: no proxy from the environment may carry the request */
+	curl_easy_setopt(h, CURLOPT_PROXY, "");
+	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
 	if (c->resolve)
 		curl_easy_setopt(h, CURLOPT_RESOLVE, c->resolve);
 	if (c->ca_pem) {

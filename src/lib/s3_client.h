@@ -21,6 +21,9 @@ struct s3_conf {
 	int path_style;		/* https://host/bucket/key rather than https://bucket.host/key */
 	long timeout_ms;	/* connect timeout, and how long a transfer may stall; 0 = 30 s */
 	char *ca_pem;		/* NULL = the system's CA store */
+	char *resolve;		/* "host:port:addr,..." pinned by whoever checked the endpoint against the
+				 * allowed networks (the runner, for the data mover): used when the
+				 * client is made without a net_allow, so the host is not resolved again */
 };
 
 struct s3_error {

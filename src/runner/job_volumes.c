@@ -117,6 +117,10 @@ static int mover_target_open(struct job *job, const struct job_repository *repo,
 		strbuf_addf(&url, "&endpoint=%s", t->s3.endpoint);
 	if (t->s3.path_style)
 		strbuf_addstr(&url, "&path_style=1");
+	/* the addresses the runner checked against the allowed networks: the mover connects to
+	 * those and never resolves the endpoint's host again (no DNS rebinding in between) */
+	if (t->s3.resolve && *t->s3.resolve)
+		strbuf_addf(&url, "&resolve=%s", t->s3.resolve);
 	if (url.len >= sizeof t->url) {
 		snprintf(err, errlen, "repository %lld: its URL for the data mover is too long", repo->id);
 		strbuf_release(&url);
