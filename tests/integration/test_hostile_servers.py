@@ -146,3 +146,40 @@ def test_hostile_s3_replies_are_refused_in_words(s3, tmp_path, bucket, words):
     assert res.seconds < 120, res.seconds
     assert s3.alive()
     print(f"{bucket}: refused after {res.seconds:.1f} s")
+
+
+def test_a_deployment_that_opts_nothing_in_refuses_loopback_clusters_and_repositories(testenv):
+    """A stack like a hosted deployment (allowed_private_networks empty, allowed_networks still
+    naming loopback): the console refuses a cluster and a repository on loopback, in words."""
+    import tempfile
+    from conftest import Client, Stack
+    root = tempfile.mkdtemp(prefix="stowage-stack-hosted-")
+    os.chmod(root, 0o755)
+    s = Stack(root)
+    old = os.environ.get("STOWAGE_ALLOWED_PRIVATE_NETWORKS")
+    os.environ["STOWAGE_ALLOWED_PRIVATE_NETWORKS"] = ""
+    try:
+        s.start()
+    finally:
+        if old is None:
+            del os.environ["STOWAGE_ALLOWED_PRIVATE_NETWORKS"]
+        else:
+            os.environ["STOWAGE_ALLOWED_PRIVATE_NETWORKS"] = old
+    try:
+        c = Client(s)
+        c.signup(unique("Hosted "), unique("admin") + "@example.test")
+        with open(testenv["SOURCE_CA_FILE"]) as f:
+            ca = f.read()
+        r = c.post("/clusters", {"name": "loopback", "api_url": testenv["SOURCE_API_URL"],
+                                 "token": testenv["SOURCE_ADMIN_TOKEN"], "ca_pem": ca})
+        assert r.status_code == 422, r.text[:500]
+        assert ("address 127.0.0.1 is loopback (127.0.0.0/8), which is always refused unless "
+                "allowed_private_networks names it") in r.text, r.text[:2000]
+        r = c.post("/repositories", {"name": "loopback", "kind": "s3-compatible", "bucket": "any-bucket",
+                                     "region": testenv["S3_REGION"], "endpoint": testenv["S3_ENDPOINT"],
+                                     "access_key": testenv["S3_ACCESS_KEY"], "secret_key": testenv["S3_SECRET_KEY"]})
+        assert r.status_code == 422, r.text[:500]
+        assert "loopback (127.0.0.0/8), which is always refused" in r.text, r.text[:2000]
+    finally:
+        s.stop()
+    assert not s.sanitizer_reports()
