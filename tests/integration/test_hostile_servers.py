@@ -103,6 +103,7 @@ def test_a_trickling_api_server_meets_the_request_deadline(stack, org, api, s3, 
     assert res.returncode == 1 and "timed out" in res.stderr, res.stderr
     assert res.seconds < 60, res.seconds
     assert api.alive()
+    print(f"trickle: refused after {res.seconds:.1f} s")
 
 
 @pytest.mark.parametrize("ns, why", [
