@@ -22,11 +22,63 @@ struct backup_read {
 	const struct backup_limits *lim;
 	struct backup_archive *out;
 	struct strbuf data;
+	uint64_t inflated;	/* bytes of every member so far, skipped ones too */
+	size_t entries;
 };
 
-static const struct backup_limits backup_default_limits = {
-	BACKUP_MEMBER_MAX_DEFAULT, BACKUP_MEMBERS_MAX_DEFAULT, BACKUP_TOTAL_MAX_DEFAULT
-};
+static void backup_limits_fill(const struct backup_limits *in, struct backup_limits *out)
+{
+	memset(out, 0, sizeof *out);
+	if (in)
+		*out = *in;
+	if (!out->member_max)
+		out->member_max = BACKUP_MEMBER_MAX_DEFAULT;
+	if (!out->members_max)
+		out->members_max = BACKUP_MEMBERS_MAX_DEFAULT;
+	if (!out->total_max)
+		out->total_max = BACKUP_TOTAL_MAX_DEFAULT;
+	if (!out->inflated_max)
+		out->inflated_max = BACKUP_INFLATED_MAX_DEFAULT;
+	if (!out->entries_max)
+		out->entries_max = BACKUP_ENTRIES_MAX_DEFAULT;
+}
+
+static int backup_cancelled(const struct backup_read *r, char *err, size_t errlen)
+{
+	if (r->lim->cancelled && r->lim->cancelled(r->lim->cancel_ud)) {
+		snprintf(err, errlen, "reading the archive stopped: the job was cancelled");
+		return 1;
+	}
+	return 0;
+}
+
+/* Counts a chunk of any member against the archive's inflated bytes. */
+static int backup_inflated_add(struct backup_read *r, const char *path, size_t n, char *err, size_t errlen)
+{
+	r->inflated += n;
+	if (r->inflated > r->lim->inflated_max) {
+		snprintf(err, errlen, "archive member \"%.200s\": the archive inflates to more than %llu bytes; "
+			 "stopped reading", path, (unsigned long long)r->lim->inflated_max);
+		return -1;
+	}
+	return backup_cancelled(r, err, errlen) ? -1 : 0;
+}
+
+/* A member nobody reads still inflates: read through it, counting, rather than skip blind. */
+static int backup_member_skip(struct backup_read *r, const char *path, char *err, size_t errlen)
+{
+	char buf[65536];
+	la_ssize_t got;
+
+	while ((got = archive_read_data(r->a, buf, sizeof buf)) > 0)
+		if (backup_inflated_add(r, path, (size_t)got, err, errlen) < 0)
+			return -1;
+	if (got < 0) {
+		snprintf(err, errlen, "archive member \"%.200s\": %s", path, archive_error_string(r->a));
+		return -1;
+	}
+	return 0;
+}
 
 static int backup_hex(char c)
 {
@@ -160,6 +212,8 @@ static int backup_member_read(struct backup_read *r, const char *path, size_t ma
 			snprintf(err, errlen, "archive member \"%.200s\": larger than %zu bytes", path, max);
 			return -1;
 		}
+		if (backup_inflated_add(r, path, (size_t)got, err, errlen) < 0)
+			return -1;
 		strbuf_add(&r->data, buf, (size_t)got);
 	}
 	if (got < 0) {
@@ -280,6 +334,12 @@ static int backup_entry_read(struct backup_read *r, struct archive_entry *e, cha
 		snprintf(err, errlen, "an archive member has no readable path");
 		return -1;
 	}
+	if (++r->entries > r->lim->entries_max) {
+		snprintf(err, errlen, "the archive holds more than %zu members; stopped reading", r->lim->entries_max);
+		return -1;
+	}
+	if (backup_cancelled(r, err, errlen))
+		return -1;
 	if (backup_path_safe(path, err, errlen) < 0)
 		return -1;
 	if (archive_entry_hardlink(e) || archive_entry_filetype(e) == AE_IFLNK) {
@@ -295,8 +355,10 @@ static int backup_entry_read(struct backup_read *r, struct archive_entry *e, cha
 	if (strcmp(path, "metadata/version") == 0)
 		return backup_version_read(r, path, err, errlen);
 	rc = backup_member_parse(path, &copy, &mp, err, errlen);
-	if (rc <= 0)
+	if (rc < 0)
 		return rc;
+	if (rc == 0)
+		return backup_member_skip(r, path, err, errlen);
 	rc = backup_object_read(r, path, &mp, err, errlen);
 	free(copy);
 	return rc;
@@ -332,10 +394,12 @@ static int backup_duplicates_refuse(struct backup_archive *out, char *err, size_
 static int backup_read_all(struct archive *a, const struct backup_limits *lim, struct backup_archive *out,
 			   char *err, size_t errlen)
 {
-	struct backup_read r = { a, lim ? lim : &backup_default_limits, out, STRBUF_INIT };
+	struct backup_limits limits;
+	struct backup_read r = { a, &limits, out, STRBUF_INIT, 0, 0 };
 	struct archive_entry *e;
 	int rc = 0, st;
 
+	backup_limits_fill(lim, &limits);
 	while ((st = archive_read_next_header(a, &e)) == ARCHIVE_OK || st == ARCHIVE_WARN) {
 		if (backup_entry_read(&r, e, err, errlen) < 0) {
 			rc = -1;

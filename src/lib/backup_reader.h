@@ -20,11 +20,18 @@
 #define BACKUP_MEMBER_MAX_DEFAULT (16u << 20)
 #define BACKUP_MEMBERS_MAX_DEFAULT 500000u
 #define BACKUP_TOTAL_MAX_DEFAULT (1ull << 30)
+#define BACKUP_INFLATED_MAX_DEFAULT (2ull << 30)
+#define BACKUP_ENTRIES_MAX_DEFAULT 1000000u
 
+/* An archive comes back from a tenant's repository: hostile. Fields left 0 take the defaults. */
 struct backup_limits {
 	size_t member_max;	/* bytes of one member, uncompressed */
 	size_t members_max;	/* objects in the archive */
 	uint64_t total_max;	/* bytes of every object together, uncompressed */
+	uint64_t inflated_max;	/* bytes of every member together, the skipped ones too */
+	size_t entries_max;	/* members of any kind: directories and skipped ones too */
+	int (*cancelled)(void *ud);	/* asked between members and chunks: nonzero stops the read */
+	void *cancel_ud;
 };
 
 struct backup_object {

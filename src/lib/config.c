@@ -20,6 +20,7 @@ static const char *const config_known_keys[] = {
 	"templates_dir",
 	"static_dir",
 	"allowed_networks",	/* CIDR list user-supplied URLs must resolve into */
+	"allowed_private_networks", /* ranges of the always-refused list (loopback, RFC 1918, ...) opted back in */
 	"cookie_secure",	/* "yes" to mark cookies Secure (behind TLS) */
 	"runner_jobs",		/* jobs one runner executes at once */
 	"cluster_concurrency",	/* jobs running at once against one cluster */
@@ -31,6 +32,8 @@ static const char *const config_known_keys[] = {
 	"hook_path",		/* stowage-hook: each Lua hook runs in a confined process of its own */
 	"mover_launch",		/* "local" (the volume's directory on this machine) or "pod" */
 	"mover_image",		/* the data mover's image, for mover_launch = pod */
+	"mover_single_tenant",	/* "yes": this deployment serves one tenant, so mover_launch = local may run */
+	"mover_local_root",	/* directories (space or comma separated) below which local volumes lie */
 	"work_dir",
 	"restore_parallelism",	/* objects a restore creates at once */
 	"restore_rate_limit",	/* API requests per second a restore sends one cluster */

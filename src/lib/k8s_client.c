@@ -10,7 +10,15 @@
 #include <string.h>
 #include <time.h>
 
-#define K8S_REPLY_MAX (256L << 20)	/* a reply (a list page) larger than this is refused */
+/* What a (possibly hostile) API server may send, enforced while reading: the bytes of one
+ * reply (inflated: gzip is undone before the count), how deep its JSON nests, and how many
+ * pages one list may take. etcd keeps objects under 1.5 MiB. */
+#define K8S_OBJECT_REPLY_MAX (8L << 20)	/* one object */
+#define K8S_LIST_REPLY_MAX (128L << 20)	/* one list page, a log */
+#define K8S_JSON_DEPTH_MAX 128
+#define K8S_LIST_PAGES_MAX 2000		/* at the default 500 a page: a million objects */
+#define K8S_STR_(x) #x
+#define K8S_STR(x) K8S_STR_(x)
 #define K8S_LIST_RESTARTS 3
 #define K8S_ACCEPT_DISCOVERY \
 	"application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList," \
@@ -32,6 +40,9 @@ struct k8s_reply {
 	long status;
 	char retry_after[64];
 	int too_big;
+	size_t cap;		/* bytes the body may have: K8S_OBJECT_REPLY_MAX or K8S_LIST_REPLY_MAX */
+	int json;		/* count the nesting of the body as it arrives */
+	int depth, in_string, escaped, too_deep;
 };
 
 static void k8s_set_error(struct k8s_error *err, const char *reason, const char *message)
@@ -127,6 +138,10 @@ static long k8s_timeout(const struct k8s_client *c)
 
 static void k8s_setup_connection(const struct k8s_client *c, CURL *h)
 {
+	/* straight to the pinned address: no proxy from the environment (http_proxy, ...) may
+	 * carry a tenant's request, nor resolve its host again */
+	curl_easy_setopt(h, CURLOPT_PROXY, "");
+	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
 	if (c->resolve)
 		curl_easy_setopt(h, CURLOPT_RESOLVE, c->resolve);
 	if (c->ca_pem) {
@@ -187,9 +202,31 @@ static size_t k8s_on_body(char *data, size_t size, size_t n, void *ud)
 	struct k8s_reply *r = ud;
 	size_t len = size * n;
 
-	if (r->body.len + len > (size_t)K8S_REPLY_MAX) {
+	if (r->body.len + len > r->cap) {
 		r->too_big = 1;
 		return 0;
+	}
+	/* brackets outside strings: refused at the first level too deep, before it is parsed */
+	for (size_t i = 0; r->json && i < len; i++) {
+		char ch = data[i];
+
+		if (r->in_string) {
+			if (r->escaped)
+				r->escaped = 0;
+			else if (ch == '\\')
+				r->escaped = 1;
+			else if (ch == '"')
+				r->in_string = 0;
+		} else if (ch == '"') {
+			r->in_string = 1;
+		} else if (ch == '{' || ch == '[') {
+			if (++r->depth > K8S_JSON_DEPTH_MAX) {
+				r->too_deep = 1;
+				return 0;
+			}
+		} else if (ch == '}' || ch == ']') {
+			r->depth--;
+		}
 	}
 	strbuf_add(&r->body, data, len);
 	return len;
@@ -306,7 +343,9 @@ static int k8s_request(struct k8s_client *c, const char *method, const char *pat
 		strbuf_addstr(&r->body, "");
 		r->status = 0;
 		r->retry_after[0] = '\0';
-		r->too_big = 0;
+		r->too_big = r->too_deep = r->depth = r->in_string = r->escaped = 0;
+		if (!r->cap)
+			r->cap = K8S_OBJECT_REPLY_MAX;
 		errbuf[0] = '\0';
 		k8s_setup(c, method, url.buf, body, headers, r, errbuf);
 		cc = curl_easy_perform(c->curl);
@@ -317,7 +356,16 @@ static int k8s_request(struct k8s_client *c, const char *method, const char *pat
 			break;
 		}
 		if (r->too_big) {
-			k8s_set_error(err, "TooLarge", "the API server's reply is larger than 256 MiB");
+			char words[128];
+
+			snprintf(words, sizeof words, "the API server's reply is larger than %zu MiB (%s); stopped reading",
+				 r->cap >> 20, r->cap == (size_t)K8S_OBJECT_REPLY_MAX ? "one object" : "one list page");
+			k8s_set_error(err, "TooLarge", words);
+			break;
+		}
+		if (r->too_deep) {
+			k8s_set_error(err, "TooDeep", "the API server's reply nests deeper than "
+				      K8S_STR(K8S_JSON_DEPTH_MAX) " levels; stopped reading");
 			break;
 		}
 		if (cc != CURLE_OK) {
@@ -346,7 +394,8 @@ static int k8s_request_json(struct k8s_client *c, const char *method, const char
 			    const char *content_type, const char *body, const char *accept,
 			    cJSON **out, struct k8s_error *err)
 {
-	struct k8s_reply r = { .body = STRBUF_INIT };
+	struct k8s_reply r = { .body = STRBUF_INIT, .json = 1,
+			       .cap = strstr(path_query, "?limit=") ? K8S_LIST_REPLY_MAX : K8S_OBJECT_REPLY_MAX };
 	int rc = k8s_request(c, method, path_query, content_type, body, accept, &r, err);
 
 	if (out)
@@ -367,7 +416,7 @@ static int k8s_request_json(struct k8s_client *c, const char *method, const char
 
 int k8s_get_text(struct k8s_client *c, const char *path, char **out, size_t *len, struct k8s_error *err)
 {
-	struct k8s_reply r = { .body = STRBUF_INIT };
+	struct k8s_reply r = { .body = STRBUF_INIT, .cap = K8S_LIST_REPLY_MAX };
 
 	*out = NULL;
 	*len = 0;
@@ -546,13 +595,20 @@ int k8s_list(struct k8s_client *c, const struct k8s_resource_type *type, const c
 				       type->namespaced ? ns : NULL, NULL);
 	struct strbuf q = STRBUF_INIT;
 	char *token = NULL;
-	int rc = 0, restarts = 0;
+	int rc = 0, restarts = 0, pages = 0;
 
 	if (page_size < 1)
 		page_size = 500;
 	do {
 		cJSON *page = NULL;
 		char *next = NULL;
+
+		if (++pages > K8S_LIST_PAGES_MAX) {
+			k8s_set_error(err, "TooManyPages", "the API server's list did not end after "
+				      K8S_STR(K8S_LIST_PAGES_MAX) " pages (its continue token never ran out); stopped");
+			rc = -1;
+			break;
+		}
 
 		k8s_list_query(&q, path, label_selector, page_size, token);
 		rc = k8s_get(c, q.buf, &page, err);
@@ -570,6 +626,10 @@ int k8s_list(struct k8s_client *c, const struct k8s_resource_type *type, const c
 		}
 		if (rc == 0)
 			rc = k8s_list_page(type, page, fn, ud, &next, err);
+		if (rc == 0 && next && token && strcmp(next, token) == 0) {
+			k8s_set_error(err, "EndlessList", "the API server's list repeats its continue token; stopped");
+			rc = -1;
+		}
 		cJSON_Delete(page);
 		free(token);
 		token = next;

@@ -89,26 +89,105 @@ static int net_allow_match(const struct net_allow_net *net, int family, const un
 	return ((net->addr[full] ^ addr[full]) & (0xff << (8 - rest)) & 0xff) == 0;
 }
 
-/* An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is judged as the IPv4 address it is. */
-static int net_allow_contains(const struct net_allow *allow, const struct sockaddr *sa)
+/* Ranges no tenant's URL may reach whatever allowed_networks says: the runner's and web
+ * worker's own machine, its neighbours, cloud metadata services, the operator's private
+ * networks. A deployment opts one back in by naming it in allowed_private_networks. */
+static const struct {
+	const char *cidr, *what;
+} net_deny_list[] = {
+	{ "0.0.0.0/8", "\"this network\" (0.0.0.0/8)" },
+	{ "127.0.0.0/8", "loopback (127.0.0.0/8)" },
+	{ "169.254.0.0/16", "link-local, where cloud metadata services answer (169.254.0.0/16)" },
+	{ "10.0.0.0/8", "a private network (10.0.0.0/8)" },
+	{ "172.16.0.0/12", "a private network (172.16.0.0/12)" },
+	{ "192.168.0.0/16", "a private network (192.168.0.0/16)" },
+	{ "100.64.0.0/10", "carrier-grade NAT (100.64.0.0/10)" },
+	{ "192.0.0.0/24", "IETF protocol assignments (192.0.0.0/24)" },
+	{ "198.18.0.0/15", "benchmarking (198.18.0.0/15)" },
+	{ "224.0.0.0/4", "multicast (224.0.0.0/4)" },
+	{ "240.0.0.0/4", "reserved and broadcast (240.0.0.0/4)" },
+	{ "::/96", "the unspecified, loopback or IPv4-compatible IPv6 addresses (::/96)" },
+	{ "fe80::/10", "IPv6 link-local (fe80::/10)" },
+	{ "fec0::/10", "IPv6 site-local (fec0::/10)" },
+	{ "fc00::/7", "IPv6 unique local addresses (fc00::/7)" },
+	{ "64:ff9b::/96", "NAT64 (64:ff9b::/96)" },
+	{ "64:ff9b:1::/48", "local-use NAT64 (64:ff9b:1::/48)" },
+	{ "ff00::/8", "IPv6 multicast (ff00::/8)" },
+};
+
+/* The address as judged: an IPv4-mapped IPv6 address (::ffff:a.b.c.d) and a 6to4 one
+ * (2002:AABB:CCDD::/48) are the IPv4 address they carry. */
+static int net_allow_family_addr(const struct sockaddr *sa, const unsigned char **addr)
 {
-	const unsigned char *addr;
 	int family = sa->sa_family;
 
 	if (family == AF_INET) {
-		addr = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+		*addr = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
 	} else if (family == AF_INET6) {
-		addr = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)addr)) {
+		*addr = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)*addr)) {
 			family = AF_INET;
-			addr += 12;
+			*addr += 12;
+		} else if ((*addr)[0] == 0x20 && (*addr)[1] == 0x02) {
+			family = AF_INET;
+			*addr += 2;
 		}
 	} else {
-		return 0;
+		return -1;
 	}
-	for (size_t i = 0; i < allow->n; i++)
-		if (net_allow_match(&allow->nets[i], family, addr))
+	return family;
+}
+
+static int net_allow_in(const struct net_allow_net *nets, size_t n, int family, const unsigned char *addr)
+{
+	for (size_t i = 0; i < n; i++)
+		if (net_allow_match(&nets[i], family, addr))
 			return 1;
+	return 0;
+}
+
+const char *net_allow_denied(const struct net_allow *allow, const struct sockaddr *sa)
+{
+	const unsigned char *addr;
+	int family = net_allow_family_addr(sa, &addr);
+	char err[128];
+
+	if (family < 0)
+		return "not an IP address";
+	if (allow && net_allow_in(allow->optin, allow->n_optin, family, addr))
+		return NULL;
+	for (size_t i = 0; i < sizeof net_deny_list / sizeof net_deny_list[0]; i++) {
+		struct net_allow_net deny;
+
+		/* constant, well-formed input: parsed per call, so no state is shared between threads */
+		if (net_allow_parse_one(net_deny_list[i].cidr, &deny, err, sizeof err) < 0)
+			abort();
+		if (net_allow_match(&deny, family, addr))
+			return net_deny_list[i].what;
+	}
+	return NULL;
+}
+
+static int net_allow_contains(const struct net_allow *allow, const struct sockaddr *sa)
+{
+	const unsigned char *addr;
+	int family = net_allow_family_addr(sa, &addr);
+
+	return family >= 0 && net_allow_in(allow->nets, allow->n, family, addr);
+}
+
+int net_allow_opt_in(struct net_allow *allow, const char *cidr_list, char *err, size_t errlen)
+{
+	struct net_allow tmp;
+
+	if (net_allow_parse(cidr_list, &tmp, err, errlen) < 0)
+		return -1;
+	if (tmp.n > NET_ALLOW_OPTIN_MAX) {
+		snprintf(err, errlen, "allowed private networks: more than %d entries", NET_ALLOW_OPTIN_MAX);
+		return -1;
+	}
+	memcpy(allow->optin, tmp.nets, tmp.n * sizeof tmp.nets[0]);
+	allow->n_optin = tmp.n;
 	return 0;
 }
 
@@ -159,6 +238,18 @@ static int net_allow_check_addrs(const struct net_allow *allow, const char *host
 		char text[INET6_ADDRSTRLEN];
 
 		getnameinfo(ai->ai_addr, ai->ai_addrlen, text, sizeof text, NULL, 0, NI_NUMERICHOST);
+		const char *denied = net_allow_denied(allow, ai->ai_addr);
+
+		if (denied) {
+			if (literal)
+				snprintf(err, errlen, "address %s is %s, which is always refused unless "
+					 "allowed_private_networks names it", host, denied);
+			else
+				snprintf(err, errlen, "host %s resolves to %s, which is %s, always refused unless "
+					 "allowed_private_networks names it", host, text, denied);
+			rc = -1;
+			break;
+		}
 		if (!net_allow_contains(allow, ai->ai_addr)) {
 			if (literal)
 				snprintf(err, errlen, "address %s is outside the allowed networks", host);

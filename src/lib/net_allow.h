@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #define NET_ALLOW_MAX 64
+#define NET_ALLOW_OPTIN_MAX 16
 /* "host:port:addr,addr,..." for CURLOPT_RESOLVE */
 #define NET_ALLOW_RESOLVE_MAX 1024
 
@@ -19,12 +20,24 @@ struct net_allow_net {
 struct net_allow {
 	size_t n;
 	struct net_allow_net nets[NET_ALLOW_MAX];
+	size_t n_optin;		/* ranges of the deny list this deployment opts back in */
+	struct net_allow_net optin[NET_ALLOW_OPTIN_MAX];
 };
+
+struct sockaddr;
 
 /* "127.0.0.0/8, ::1/128, 10.0.0.0/8": comma or space separated CIDRs; a bare address means
  * that one address. Host bits set below the prefix are an error (a typo, not an intention). */
 int net_allow_parse(const char *cidr_list, struct net_allow *allow, char *err, size_t errlen);
-/* Resolves url's host and returns 0 only if every address it resolves to lies in allow.
+/* Config allowed_private_networks, after net_allow_parse: ranges of the deny list (loopback,
+ * 0.0.0.0/8, link-local, RFC 1918, 100.64.0.0/10, ULA, NAT64, multicast, ...) that URLs may
+ * reach after all. Without it no address of the deny list passes, whatever allow holds. */
+int net_allow_opt_in(struct net_allow *allow, const char *cidr_list, char *err, size_t errlen);
+/* The deny-list range sa lies in, in words ("loopback (127.0.0.0/8)"), or NULL when it lies in
+ * none or allow opts it back in (allow may be NULL: no opt-in). */
+const char *net_allow_denied(const struct net_allow *allow, const struct sockaddr *sa);
+/* Resolves url's host and returns 0 only if every address it resolves to lies in allow and
+ * outside the deny list (but for allow's opt-ins).
  * resolve receives the CURLOPT_RESOLVE entry that pins those addresses ("" when the host is
  * an IP literal, which needs no pinning). */
 int net_allow_check_url(const struct net_allow *allow, const char *url, char *resolve,

@@ -238,6 +238,7 @@ static void conf_free(struct s3_conf *conf)
 {
 	free(conf->endpoint);
 	free(conf->region);
+	free(conf->resolve);
 	free(conf->bucket);
 	free(conf->access_key);
 	if (conf->secret_key) {
@@ -273,7 +274,7 @@ static int bucket_valid(const char *b, size_t n)
 	return 1;
 }
 
-/* endpoint=, region=, path_style=: nothing else, nothing twice. */
+/* endpoint=, region=, resolve=, path_style=, deadline_s=: nothing else, nothing twice. */
 static int parse_query(struct s3_conf *conf, char *q, const char *url, char *err, size_t errlen)
 {
 	char *save = NULL;
@@ -287,12 +288,22 @@ static int parse_query(struct s3_conf *conf, char *q, const char *url, char *err
 			slot = &conf->endpoint;
 		else if (eq && strcmp(kv, "region") == 0)
 			slot = &conf->region;
+		else if (eq && strcmp(kv, "resolve") == 0)
+			slot = &conf->resolve;	/* the runner's pin: the endpoint's host is not resolved again */
 		else if (eq && strcmp(kv, "path_style") == 0 && (strcmp(eq, "0") == 0 || strcmp(eq, "1") == 0)) {
 			conf->path_style = eq[0] == '1';
 			continue;
+		} else if (eq && strcmp(kv, "deadline_s") == 0 && !conf->op_timeout_ms) {
+			char *end;
+			long v = strtol(eq, &end, 10);
+
+			if (*eq >= '1' && *eq <= '9' && !*end && v <= 86400) {
+				conf->op_timeout_ms = v * 1000;	/* total deadline of one request */
+				continue;
+			}
 		}
 		if (!slot || *slot || !*eq) {
-			snprintf(err, errlen, "repository URL %s: unknown, repeated or empty parameter \"%s\" (endpoint, region, path_style=0|1)", url, kv);
+			snprintf(err, errlen, "repository URL %s: unknown, repeated or empty parameter \"%s\" (endpoint, region, resolve, path_style=0|1, deadline_s=1..86400)", url, kv);
 			return -1;
 		}
 		*slot = xstrdup(eq);

@@ -16,6 +16,11 @@
 
 #define S3_REPLY_MAX (8L << 20)		/* an XML reply (listing, error) larger than this is refused */
 #define S3_KEY_MAX 1024
+/* A hostile endpoint that trickles bytes defeats a low-speed limit alone: every request also
+ * has a total deadline, and a listing a number of pages. */
+#define S3_OPERATION_MAX_MS (15L * 60 * 1000)	/* one request, whatever it carries */
+#define S3_LOW_SPEED_BYTES 1024L		/* per second, averaged over the client's timeout */
+#define S3_LIST_PAGES_MAX 20000			/* at 1000 keys a page: twenty million objects */
 
 struct s3_client {
 	char *bucket, *region, *access_key, *secret_key, *ca_pem;
@@ -25,6 +30,7 @@ struct s3_client {
 	char *host;		/* Host header: "host[:port]" */
 	char *path_prefix;	/* "/bucket" (path style) or "" */
 	long timeout_ms;
+	long op_timeout_ms;		/* total deadline of one request */
 	struct curl_slist *resolve;
 	CURL *curl;
 };
@@ -183,6 +189,7 @@ struct s3_client *s3_client_new(const struct s3_conf *conf, const struct net_all
 	c->secret_key = xstrdup(conf->secret_key);
 	c->ca_pem = conf->ca_pem ? xstrdup(conf->ca_pem) : NULL;
 	c->timeout_ms = conf->timeout_ms > 0 ? conf->timeout_ms : 30000;
+	c->op_timeout_ms = conf->op_timeout_ms > 0 ? conf->op_timeout_ms : S3_OPERATION_MAX_MS;
 	c->endpoint = xstrdup(conf->endpoint ? conf->endpoint : "");
 	c->path_style = conf->path_style;
 	if (conf->endpoint && *conf->endpoint) {
@@ -200,6 +207,8 @@ struct s3_client *s3_client_new(const struct s3_conf *conf, const struct net_all
 			goto fail;
 		if (*pin)
 			c->resolve = curl_slist_append(NULL, pin);
+	} else if (conf->resolve && *conf->resolve) {
+		c->resolve = curl_slist_append(NULL, conf->resolve);
 	}
 	c->curl = curl_easy_init();
 	free(endpoint);
@@ -247,7 +256,9 @@ void s3_client_conf(const struct s3_client *c, struct s3_conf *out)
 	out->secret_key = c->secret_key;
 	out->path_style = c->path_style;
 	out->timeout_ms = c->timeout_ms;
+	out->op_timeout_ms = c->op_timeout_ms;
 	out->ca_pem = c->ca_pem;
+	out->resolve = c->resolve ? c->resolve->data : NULL;
 }
 
 /* ---- one HTTP exchange ---- */
@@ -405,12 +416,16 @@ static void s3_setup(const struct s3_client *c, CURL *h, const struct s3_req *q,
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms);
-	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->op_timeout_ms);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, S3_LOW_SPEED_BYTES);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (c->timeout_ms + 999) / 1000);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, s3_on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, s3_on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+	/* straight to the pinned address: no proxy from the environment may carry the request */
+	curl_easy_setopt(h, CURLOPT_PROXY, "");
+	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
 	if (c->resolve)
 		curl_easy_setopt(h, CURLOPT_RESOLVE, c->resolve);
 	if (c->ca_pem) {
@@ -526,7 +541,7 @@ static int s3_perform(const struct s3_client *c, CURL *h, const struct s3_req *q
 	for (int attempt = 1;; attempt++) {
 		struct curl_slist *headers = s3_headers(c, q, path.buf, payload_hash, q->body ? md5 : NULL, err);
 		CURLcode cc;
-		long delay;
+		long delay, attempt_start;
 
 		if (!headers)
 			break;
@@ -545,6 +560,7 @@ static int s3_perform(const struct s3_client *c, CURL *h, const struct s3_req *q
 		}
 		errbuf[0] = '\0';
 		s3_setup(c, h, q, url.buf, headers, r, errbuf);
+		attempt_start = http_retry_now_ms();
 		cc = curl_easy_perform(h);
 		curl_slist_free_all(headers);
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
@@ -563,6 +579,9 @@ static int s3_perform(const struct s3_client *c, CURL *h, const struct s3_req *q
 			s3_set_error(err, "", "%s", "");
 			err->curl_code = cc;
 			http_error_curl_words(cc, url.buf, errbuf, c->timeout_ms, err->message, sizeof err->message);
+			if (cc == CURLE_OPERATION_TIMEDOUT && http_retry_now_ms() - attempt_start >= c->op_timeout_ms - 50)
+				snprintf(err->message, sizeof err->message, "the endpoint took longer than the %ld s "
+					 "deadline of one request; stopped", (c->op_timeout_ms + 999) / 1000);
 		} else {
 			s3_error_from_reply(r, err);
 		}
@@ -755,7 +774,7 @@ int s3_list(struct s3_client *c, const char *prefix, int page_size, s3_list_fn f
 {
 	struct s3_listing l = { .fn = fn, .ud = ud, .key = STRBUF_INIT, .etag = STRBUF_INIT, .modified = STRBUF_INIT };
 	char max_keys[16], xmlerr[160];
-	int rc = 0;
+	int rc = 0, pages = 0;
 
 	if (page_size < 1 || page_size > 1000) {
 		memset(err, 0, sizeof *err);
@@ -772,12 +791,17 @@ int s3_list(struct s3_client *c, const char *prefix, int page_size, s3_list_fn f
 		char *token = l.next;
 		int walk;
 
+		if (++pages > S3_LIST_PAGES_MAX) {
+			s3_set_error(err, "EndlessList", "listing did not end after %d pages; stopped", S3_LIST_PAGES_MAX);
+			free(token);
+			rc = -1;
+			break;
+		}
 		if (token)
 			query[q.nquery++] = (struct sigv4_pair){ "continuation-token", token };
 		l.next = NULL;
 		l.truncated = 0;
 		rc = s3_do(c, &q, &r, err);
-		free(token);
 		if (rc == 0) {
 			walk = s3_xml_walk(r.reply.buf ? r.reply.buf : "", r.reply.len, s3_listing_field, &l,
 					   xmlerr, sizeof xmlerr);
@@ -793,6 +817,11 @@ int s3_list(struct s3_client *c, const char *prefix, int page_size, s3_list_fn f
 			s3_set_error(err, "MalformedReply", "%s", "listing is truncated but names no continuation token");
 			rc = -1;
 		}
+		if (rc == 0 && l.truncated && token && strcmp(l.next, token) == 0) {
+			s3_set_error(err, "EndlessList", "%s", "listing repeats its continuation token; stopped");
+			rc = -1;
+		}
+		free(token);
 	} while (rc == 0 && l.truncated);
 	free(l.next);
 	strbuf_release(&l.key);

@@ -20,7 +20,11 @@ struct s3_conf {
 	char *secret_key;
 	int path_style;		/* https://host/bucket/key rather than https://bucket.host/key */
 	long timeout_ms;	/* connect timeout, and how long a transfer may stall; 0 = 30 s */
+	long op_timeout_ms;	/* total deadline of one request, however it trickles; 0 = 15 min */
 	char *ca_pem;		/* NULL = the system's CA store */
+	char *resolve;		/* "host:port:addr,..." pinned by whoever checked the endpoint against the
+				 * allowed networks (the runner, for the data mover): used when the
+				 * client is made without a net_allow, so the host is not resolved again */
 };
 
 struct s3_error {

@@ -1157,18 +1157,27 @@ static int restore_dir_meta(struct restore *r, const struct manifest_entry *e, c
 	struct timespec times[2] = { { 0, UTIME_OMIT }, { (time_t)e->mtime_sec, e->mtime_nsec } };
 	const char *base = ".";
 	int pfd = strcmp(e->path, ".") == 0 ? dup(r->root_fd) : open_parent(r->root_fd, e->path, &base);
-	int rc = 0;
+	int rc = 0, dfd;
 
 	if (pfd < 0) {
 		set_err_path(err, errlen, "restore", e->path, "its directory is missing or is a symlink");
 		return -1;
 	}
-	if ((r->as_root && fchownat(pfd, base, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0) ||
-	    fchmodat(pfd, base, e->mode, 0) < 0 || utimensat(pfd, base, times, AT_SYMLINK_NOFOLLOW) < 0) {
+	/* through a descriptor of the directory itself, opened without following a symlink that
+	 * may have taken its place since: never by name */
+	dfd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	close(pfd);
+	if (dfd < 0) {
+		set_err_path(err, errlen, "restore", e->path,
+			     errno == ELOOP || errno == ENOTDIR ? "it is no longer a directory (a symlink?)" : strerror(errno));
+		return -1;
+	}
+	if ((r->as_root && fchown(dfd, e->uid, e->gid) < 0) || fchmod(dfd, e->mode) < 0 ||
+	    futimens(dfd, times) < 0) {
 		set_err_path(err, errlen, "restore", e->path, strerror(errno));
 		rc = -1;
 	}
-	close(pfd);
+	close(dfd);
 	return rc;
 }
 

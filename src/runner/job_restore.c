@@ -567,14 +567,21 @@ static void restore_missing_namespaces(struct restore_run *run, const struct res
 	restore_names_free(&want);
 }
 
+static int restore_archive_cancelled(void *ud)
+{
+	return job_cancel_requested(ud);
+}
+
 static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 {
 	struct job *job = run->job;
 	struct restore_names uids = { 0 }, volumes = { 0 };
+	/* the archive is the tenant's, from its repository: the default caps, and a cancel stops the read */
+	struct backup_limits lim = { .cancelled = restore_archive_cancelled, .cancel_ud = job };
 	char restore_id[24];
 	size_t total;
 
-	if (backup_reader_read_file(run->archive_path, NULL, &run->archive, err, errlen) < 0)
+	if (backup_reader_read_file(run->archive_path, &lim, &run->archive, err, errlen) < 0)
 		return -1;
 	job_log(job, "info", "backup %s holds %zu objects (format %s, %llu bytes)", run->plan.backup_name,
 		run->archive.n, run->archive.version, (unsigned long long)run->archive.bytes);

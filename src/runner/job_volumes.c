@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +36,7 @@ struct mover_target {
 	struct job *job;
 	int pod;			/* mover_launch = pod */
 	char image[512];
+	char roots[1024];		/* mover_local_root: where mover_launch = local may read and write */
 	char url[1024];			/* s3://bucket/<prefix>data?endpoint=...&region=...&path_style=1 */
 	char repo_id[24];
 	struct s3_conf s3;		/* borrowed from the repository's client: the keys */
@@ -49,29 +52,51 @@ static const char *json_str(const cJSON *o, const char *a, const char *b)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* mover_launch and mover_image from the runner's configuration file (none: local). */
+/* mover_launch, mover_image and, for local, mover_single_tenant and mover_local_root from the
+ * runner's configuration file. local copies directories of this machine that a tenant's API
+ * server names, so it must be asked for by name, for one tenant, below named roots only. */
 static int launch_settings(struct mover_target *t, char *err, size_t errlen)
 {
-	const char *path = t->job->ctx->config_path, *launch;
+	const char *path = t->job->ctx->config_path, *launch, *single, *roots;
 	struct config cfg;
+	int rc = 0;
 
-	if (!path)
-		return 0;
+	if (!path) {
+		snprintf(err, errlen, "the runner has no configuration file, so mover_launch is not set: "
+			 "the data mover does not run");
+		return -1;
+	}
 	if (config_load(&cfg, path, err, errlen) < 0)
 		return -1;
-	launch = config_get(&cfg, "mover_launch", "local");
+	launch = config_get(&cfg, "mover_launch", NULL);
+	single = config_get(&cfg, "mover_single_tenant", "no");
+	roots = config_get(&cfg, "mover_local_root", "");
 	snprintf(t->image, sizeof t->image, "%s", config_get(&cfg, "mover_image", ""));
-	t->pod = strcmp(launch, "pod") == 0;
-	config_free(&cfg);
-	if (!t->pod && strcmp(launch, "local") != 0) {
+	snprintf(t->roots, sizeof t->roots, "%s", roots);
+	t->pod = launch && strcmp(launch, "pod") == 0;
+	if (!launch) {
+		snprintf(err, errlen, "%s: mover_launch is not set: set mover_launch = pod (with mover_image), or, "
+			 "for a single-tenant deployment only, mover_launch = local with mover_single_tenant = yes "
+			 "and mover_local_root", path);
+		rc = -1;
+	} else if (!t->pod && strcmp(launch, "local") != 0) {
 		snprintf(err, errlen, "%s: mover_launch: \"%s\" is neither local nor pod", path, launch);
-		return -1;
-	}
-	if (t->pod && !t->image[0]) {
+		rc = -1;
+	} else if (t->pod && !t->image[0]) {
 		snprintf(err, errlen, "%s: mover_launch = pod needs mover_image (the data mover's image)", path);
-		return -1;
+		rc = -1;
+	} else if (!t->pod && strcmp(single, "yes") != 0) {
+		snprintf(err, errlen, "%s: mover_launch = local is refused: it copies directories of the runner's own "
+			 "machine that a tenant's cluster names, so it is for single-tenant deployments only "
+			 "(mover_single_tenant = yes, not set); a hosted deployment sets mover_launch = pod", path);
+		rc = -1;
+	} else if (!t->pod && (roots[0] != '/' || strlen(roots) >= sizeof t->roots)) {
+		snprintf(err, errlen, "%s: mover_launch = local needs mover_local_root, the absolute directories "
+			 "below which volumes may be read and written", path);
+		rc = -1;
 	}
-	return 0;
+	config_free(&cfg);
+	return rc;
 }
 
 /* The mover's key is not the runner's master key, which also opens every tenant's secrets:
@@ -92,6 +117,10 @@ static int mover_target_open(struct job *job, const struct job_repository *repo,
 		strbuf_addf(&url, "&endpoint=%s", t->s3.endpoint);
 	if (t->s3.path_style)
 		strbuf_addstr(&url, "&path_style=1");
+	/* the addresses the runner checked against the allowed networks: the mover connects to
+	 * those and never resolves the endpoint's host again (no DNS rebinding in between) */
+	if (t->s3.resolve && *t->s3.resolve)
+		strbuf_addf(&url, "&resolve=%s", t->s3.resolve);
 	if (url.len >= sizeof t->url) {
 		snprintf(err, errlen, "repository %lld: its URL for the data mover is too long", repo->id);
 		strbuf_release(&url);
@@ -320,7 +349,8 @@ static int key_pipe(const struct mover_target *t, int fds[2])
 	return 0;
 }
 
-static int run_local(const struct mover_target *t, const char *claim, const char *const *args,
+/* The child gets the key on fd 3 and the volume's directory, opened by the runner, on fd 4. */
+static int run_local(const struct mover_target *t, const char *claim, int dir_fd, const char *const *args,
 		     struct volumes_progress *p, cJSON **done, char *err, size_t errlen)
 {
 	const char *mover = t->job->ctx->mover_path ? t->job->ctx->mover_path : "stowage-mover";
@@ -352,9 +382,12 @@ static int run_local(const struct mover_target *t, const char *claim, const char
 		/* the child: fd 3 the key, 1 and 2 the pipes, nothing else inherited */
 		if (dup2(outp[1], 1) < 0 || dup2(errp[1], 2) < 0)
 			_exit(127);
-		if (keyp[0] == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(keyp[0], 3) < 0)
-			_exit(127);	/* dup2 onto itself would keep close-on-exec */
-		close_range(4, ~0U, 0);
+		int k = fcntl(keyp[0], F_DUPFD_CLOEXEC, 10), d = fcntl(dir_fd, F_DUPFD_CLOEXEC, 10);
+
+		/* above 10 first, so neither dup2 lands on the other's source */
+		if (k < 0 || d < 0 || dup2(k, 3) < 0 || dup2(d, 4) < 0)
+			_exit(127);
+		close_range(5, ~0U, 0);
 		execvpe(mover, (char *const *)argv, env);
 		dprintf(2, "stowage-mover[%d]: error: cannot run %s: %s\n", (int)getpid(), mover, strerror(errno));
 		_exit(127);
@@ -535,21 +568,78 @@ static int volume_from_claim(struct k8s_client *k, const cJSON *pvc, struct volu
 	return 0;
 }
 
-static int local_dir_check(const struct volume *v, char *err, size_t errlen)
+/* The one of t->roots that dir lies strictly below, dir relative to it in rel. */
+static int local_root_of(const struct mover_target *t, const char *dir, char *root, size_t rootlen,
+			 const char **rel)
 {
-	struct stat st;
+	const char *p = t->roots;
+
+	while (*p) {
+		size_t len = strcspn(p, ", \t");
+
+		if (len && len < rootlen) {
+			size_t n = len;
+
+			while (n > 1 && p[n - 1] == '/')
+				n--;
+			memcpy(root, p, n);
+			root[n] = '\0';
+			if (strncmp(dir, root, n) == 0 && dir[n] == '/' && dir[n + 1]) {
+				*rel = dir + n + 1;
+				return 0;
+			}
+		}
+		p += len;
+		p += strspn(p, ", \t");
+	}
+	return -1;
+}
+
+/* Opens the PV's directory for the local launch path, only strictly below mover_local_root,
+ * through no symlink and no "..": a tenant's API server names the path, so it is hostile. */
+static int local_dir_open(const struct mover_target *t, const struct volume *v, char *err, size_t errlen)
+{
+	struct open_how how = { .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+	char root[1024];
+	const char *rel = NULL, *why = NULL;
+	int root_fd, fd;
 
 	if (!v->dir[0]) {
 		snprintf(err, errlen, "claim %s/%s: PersistentVolume %s has neither hostPath nor local.path, so the data "
 			 "mover cannot reach it from this machine: set mover_launch = pod", v->ns, v->pvc, v->pv);
 		return -1;
 	}
-	if (stat(v->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "claim %s/%s: the directory %.1024s of PersistentVolume %s is not on this machine (%s): "
-			 "set mover_launch = pod", v->ns, v->pvc, v->dir, v->pv, errno ? strerror(errno) : "not a directory");
+	if (v->dir[0] != '/')
+		why = "it is not an absolute path";
+	else if (strstr(v->dir, "/../") || strstr(v->dir, "/./") || strstr(v->dir, "//") ||
+		 (strlen(v->dir) >= 3 && strcmp(v->dir + strlen(v->dir) - 3, "/..") == 0) ||
+		 (strlen(v->dir) >= 2 && strcmp(v->dir + strlen(v->dir) - 2, "/.") == 0))
+		why = "it has a \".\" or \"..\" component or an empty one";
+	else if (local_root_of(t, v->dir, root, sizeof root, &rel) < 0)
+		why = "it is not below mover_local_root";
+	if (why) {
+		snprintf(err, errlen, "claim %s/%s: the directory \"%.1024s\" of PersistentVolume %s is refused: %s; "
+			 "nothing was copied", v->ns, v->pvc, v->dir, v->pv, why);
 		return -1;
 	}
-	return 0;
+	root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0) {
+		snprintf(err, errlen, "mover_local_root %s: %s", root, strerror(errno));
+		return -1;
+	}
+	fd = (int)syscall(SYS_openat2, root_fd, rel, &how, sizeof how);
+	if (fd < 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "claim %s/%s: the directory \"%.1024s\" of PersistentVolume %s is refused: %s; "
+			 "nothing was copied", v->ns, v->pvc, v->dir, v->pv,
+			 e == ELOOP ? "a symlink lies on its way" : e == EXDEV ? "it leads out of mover_local_root" :
+			 e == ENOTDIR ? "it is not a directory" : e == ENOENT ? "it does not exist on this machine" :
+			 strerror(e));
+	}
+	close(root_fd);
+	return fd;
 }
 
 /* ---- running the mover for one volume ---- */
@@ -573,16 +663,20 @@ static int run_mover(const struct mover_target *t, struct k8s_client *k, const s
 	args[n++] = "--key-file";
 	args[n++] = t->pod ? MOVER_POD_KEY_FILE : "/dev/fd/3";
 	args[n++] = restore ? "--target" : "--source";
-	args[n++] = t->pod ? MOVER_POD_MOUNT : v->dir;
+	args[n++] = t->pod ? MOVER_POD_MOUNT : "/dev/fd/4";	/* local: the directory opened below */
 	args[n++] = "--threads";
 	args[n++] = MOVER_THREADS;
 	for (; *extra && n < 39; extra++)
 		args[n++] = *extra;
 	args[n] = NULL;
 	if (!t->pod) {
-		if (local_dir_check(v, err, errlen) < 0)
+		int dir_fd = local_dir_open(t, v, err, errlen), rc;
+
+		if (dir_fd < 0)
 			return -1;
-		return run_local(t, claim, args, p, done, err, errlen);
+		rc = run_local(t, claim, dir_fd, args, p, done, err, errlen);
+		close(dir_fd);
+		return rc;
 	}
 	snprintf(pod_name, sizeof pod_name, "stowage-mover-%lld-%d", t->job->id, index);
 	struct mover_pod_spec spec = {

@@ -244,6 +244,8 @@ int main(int argc, char **argv)
 	secret_keyring_from_master(ctx.master_key, &ctx.keyring);
 	if (net_allow_parse(config_get(&cfg, "allowed_networks", ""), &ctx.allowed_networks, err, sizeof err) < 0)
 		log_fatal("%s: allowed_networks: %s", ctx.config_path, err);
+	if (net_allow_opt_in(&ctx.allowed_networks, config_get(&cfg, "allowed_private_networks", ""), err, sizeof err) < 0)
+		log_fatal("%s: allowed_private_networks: %s", ctx.config_path, err);
 	ctx.work_dir = config_get(&cfg, "work_dir", "/tmp");
 	ctx.mover_path = config_get(&cfg, "mover_path", "stowage-mover");
 	ctx.hook_path = config_get(&cfg, "hook_path", "stowage-hook");

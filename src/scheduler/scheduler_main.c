@@ -269,6 +269,8 @@ int main(int argc, char **argv)
 		log_fatal("%s", err);
 	if (net_allow_parse(config_get(&cfg, "allowed_networks", ""), &s.allowed_networks, err, sizeof err) < 0)
 		log_fatal("%s: allowed_networks: %s", config_path, err);
+	if (net_allow_opt_in(&s.allowed_networks, config_get(&cfg, "allowed_private_networks", ""), err, sizeof err) < 0)
+		log_fatal("%s: allowed_private_networks: %s", config_path, err);
 	s.db = db_connect(url, "stowage-scheduler", err, sizeof err);
 	if (!s.db)
 		log_fatal("%s", err);

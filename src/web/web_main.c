@@ -136,6 +136,8 @@ int main(int argc, char **argv)
 		log_fatal("%s", err);
 	if (net_allow_parse(config_get(&cfg, "allowed_networks", ""), &ctx.allowed_networks, err, sizeof err) < 0)
 		log_fatal("%s: allowed_networks: %s", config_path, err);
+	if (net_allow_opt_in(&ctx.allowed_networks, config_get(&cfg, "allowed_private_networks", ""), err, sizeof err) < 0)
+		log_fatal("%s: allowed_private_networks: %s", config_path, err);
 	ctx.templates = template_set_open(config_get(&cfg, "templates_dir", "templates"), err, sizeof err);
 	if (!ctx.templates)
 		log_fatal("templates: %s", err);

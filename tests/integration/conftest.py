@@ -63,8 +63,11 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack():
+def stack(tmp_path_factory):
     os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
+    # single-tenant on purpose: the runner moves the hostPath volumes of the test clusters, which
+    # all lie below pytest's base directory (the stack's own directory, with its key, does not)
+    os.environ["STOWAGE_MOVER_LOCAL_ROOT"] = str(tmp_path_factory.getbasetemp())
     root = tempfile.mkdtemp(prefix="stowage-stack-")
     os.chmod(root, 0o755)
     s = Stack(root)

@@ -215,3 +215,27 @@ def create_bucket(testenv, bucket):
                           "--user", f"{testenv['S3_ACCESS_KEY']}:{testenv['S3_SECRET_KEY']}",
                           f"{testenv['S3_ENDPOINT']}/{bucket}"], capture_output=True, text=True)
     assert res.returncode == 0, f"creating bucket {bucket}: {res.stderr}"
+
+
+def test_s3_repo_uses_the_pinned_address_and_no_proxy(testenv, tmp_path, keyfile):
+    """The runner hands the mover the addresses it checked (resolve=host:port:addr): the mover
+    connects there and never resolves the endpoint's host again, and no proxy from its
+    environment carries the request (the proxy here would refuse the connection)."""
+    import urllib.parse
+    port = urllib.parse.urlsplit(testenv["S3_ENDPOINT"]).port
+    host = "stowage-minio.invalid"		# .invalid never resolves: only the pin can reach MinIO
+    bucket = f"mover-pin-{os.getpid()}-{int(time.time())}"
+    create_bucket(testenv, bucket)
+    env = {"AWS_ACCESS_KEY_ID": testenv["S3_ACCESS_KEY"], "AWS_SECRET_ACCESS_KEY": testenv["S3_SECRET_KEY"],
+           "http_proxy": "http://127.0.0.1:1", "HTTP_PROXY": "http://127.0.0.1:1",
+           "https_proxy": "http://127.0.0.1:1", "ALL_PROXY": "http://127.0.0.1:1", "NO_PROXY": ""}
+    base = f"s3://{bucket}/team-a?endpoint=http://{host}:{port}&region={testenv['S3_REGION']}&path_style=1"
+    src = str(tmp_path / "src")
+    os.makedirs(src)
+    with open(os.path.join(src, "f"), "wb") as f:
+        f.write(b"pinned" * 1000)
+    pinned = common(f"{base}&resolve={host}:{port}:127.0.0.1", keyfile)
+    done = last_json(mover("backup", *pinned, "--source", src, env=env))
+    assert done["files"] == 1, done
+    res = mover("snapshots", *common(base, keyfile), env=env, check=False)
+    assert res.returncode == 1 and host in res.stderr, res.stderr

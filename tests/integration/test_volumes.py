@@ -75,7 +75,7 @@ class Volumes:
                          (self.org_id, kind))
         return self.cur.fetchone()[0]
 
-    def run(self, cluster, job_id, *args, stdin=None, check=True):
+    def run(self, cluster, job_id, *args, stdin=None, check=True, conf=None):
         if not os.access(ITEST, os.X_OK):
             pytest.fail(f"{ITEST} is not built: run `make check` first")
         c = cluster.upper()
@@ -86,7 +86,8 @@ class Volumes:
                    TOKEN=self.env[c + "_ADMIN_TOKEN"], S3_ENDPOINT=self.env["S3_ENDPOINT"],
                    S3_REGION=self.env["S3_REGION"], S3_ACCESS_KEY=self.env["S3_ACCESS_KEY"],
                    S3_SECRET_KEY=self.env["S3_SECRET_KEY"], S3_BUCKET=self.bucket, REPO_ID=str(self.repo_id),
-                   REPO_PREFIX="team-a/", MASTER_KEY_HEX=self.master_key, MOVER_PATH=MOVER)
+                   REPO_PREFIX="team-a/", MASTER_KEY_HEX=self.master_key, MOVER_PATH=MOVER,
+                   RUNNER_CONFIG=str(conf or self.runner_conf))
         env.pop("AWS_ACCESS_KEY_ID", None)
         res = subprocess.run([ITEST, *args], env=env, capture_output=True, text=True, input=stdin, timeout=600)
         if check and res.returncode != 0:
@@ -116,7 +117,7 @@ class Volumes:
 
 
 @pytest.fixture(scope="module")
-def vols(stack, testenv):
+def vols(stack, testenv, tmp_path_factory):
     s3 = boto3.client("s3", endpoint_url=testenv["S3_ENDPOINT"], region_name=testenv["S3_REGION"],
                       aws_access_key_id=testenv["S3_ACCESS_KEY"], aws_secret_access_key=testenv["S3_SECRET_KEY"])
     bucket = unique("volumes-")
@@ -126,6 +127,10 @@ def vols(stack, testenv):
     cur = conn.cursor()
     cur.execute("INSERT INTO stowage.orgs (name) VALUES (%s) RETURNING id", (unique("Volumes org "),))
     v = Volumes(stack, testenv, cur, cur.fetchone()[0], bucket)
+    # single-tenant on purpose, below the test clusters' volume directories only
+    v.runner_conf = tmp_path_factory.mktemp("runner") / "runner.conf"
+    v.runner_conf.write_text("mover_launch = local\nmover_single_tenant = yes\n"
+                             f"mover_local_root = {testenv['SOURCE_VOLUME_DIR']}, {testenv['TARGET_VOLUME_DIR']}\n")
     v.s3 = s3
     yield v
     conn.close()
@@ -527,3 +532,127 @@ def test_pod_launch_path_through_a_backup_job_and_its_cancel(vols, testenv, tmp_
         left = kubectl(testenv, "source", "-n", ns, "get", "pod,secret", "-l",
                        "app.kubernetes.io/component=data-mover", "-o", "name").stdout.split()
     assert not left, left
+
+
+# ---- the local launch path against a hostile cluster (issue 13) ----
+
+def hostile_claim(testenv, cluster, ns, name, path):
+    """A claim bound to a PV whose hostPath is whatever a hostile tenant's cluster says."""
+    kubectl(testenv, cluster, "create", "namespace", ns, check=False)
+    sc = testenv[cluster.upper() + "_STORAGE_CLASS"]
+    kubectl(testenv, cluster, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"{ns}-{name}"},
+         "spec": {"storageClassName": sc, "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                  "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": path},
+                  "claimRef": {"namespace": ns, "name": name}}},
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": ns},
+         "spec": {"storageClassName": sc, "accessModes": ["ReadWriteOnce"], "volumeName": f"{ns}-{name}",
+                  "resources": {"requests": {"storage": "1Gi"}}}}]}))
+    kubectl(testenv, cluster, "-n", ns, "wait", "--for=jsonpath={.status.phase}=Bound", f"pvc/{name}", "--timeout=60s")
+
+
+def bucket_objects(vols):
+    return sorted(o["Key"] for page in vols.s3.get_paginator("list_objects_v2").paginate(Bucket=vols.bucket)
+                  for o in page.get("Contents", []))
+
+
+def hostile_paths(vols, testenv):
+    """Each a directory of the runner's machine a tenant must not reach, and the words why."""
+    root = testenv["SOURCE_VOLUME_DIR"]
+    ns_dir = os.path.join(root, unique("escape"))
+    os.makedirs(ns_dir)
+    os.symlink("/etc", os.path.join(ns_dir, "to-etc"))		# a symlink inside the root pointing out
+    os.symlink(vols.stack.root, os.path.join(ns_dir, "to-stack"))
+    return [("/", "it is not below mover_local_root"),
+            (vols.stack.root, "it is not below mover_local_root"),	# the configuration and master.key
+            (os.path.dirname(vols.runner_conf), "it is not below mover_local_root"),
+            (os.path.join(ns_dir, "to-etc"), "a symlink lies on its way"),
+            (os.path.join(ns_dir, "to-stack"), "a symlink lies on its way"),
+            (root, "it is not below mover_local_root")]		# the root itself: every tenant's volumes
+
+
+def test_backup_of_a_host_directory_outside_the_root_is_refused_in_words(vols, testenv):
+    before = bucket_objects(vols)
+    for i, (path, why) in enumerate(hostile_paths(vols, testenv)):
+        ns = unique("hostile")
+        hostile_claim(testenv, "source", ns, "data", path)
+        job = vols.new_job()
+        res = vols.run("source", job, "backup", unique("bk"), ns, json.dumps({}), check=False)
+        assert res.returncode == 1, (path, res.stdout, res.stderr)
+        words = f'claim {ns}/data: the directory "{path}" of PersistentVolume {ns}-data is refused: {why}'
+        assert words in res.stderr and "nothing was copied" in res.stderr, (path, res.stderr)
+        [(_, name, action, message)] = vols.items(job)
+        assert (name, action) == ("data", "failed") and words in message, (path, message)
+    assert bucket_objects(vols) == before, "a refused volume put something into the repository"
+
+
+def test_restore_into_a_host_directory_outside_the_root_is_refused_in_words(vols, testenv, tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep").write_text("untouched")
+    entry = {"pvc": "data", "method": "filesystem", "snapshot_id": "20200101T000000Z-0000000000000000",
+             "bytes": 9, "files": 1, "size": "1Gi"}
+    for path in ["/", str(victim), vols.stack.root]:
+        ns = unique("hostile-restore")
+        hostile_claim(testenv, "target", ns, "data", path)
+        job, res = vols.restore("target", [dict(entry, namespace=ns)], {}, tmp_path, check=False)
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert (f'claim {ns}/data: the directory "{path}" of PersistentVolume {ns}-data is refused: '
+                "it is not below mover_local_root") in res.stderr, res.stderr
+    assert os.listdir(victim) == ["keep"] and (victim / "keep").read_text() == "untouched"
+
+
+def test_dot_dot_in_a_host_path_never_reaches_the_mover(vols, testenv):
+    """A real API server already refuses ".." in hostPath.path; say so, so a cluster that does not
+    (a hostile one, test_hostile_servers.py) is the only way it arrives."""
+    ns = unique("dotdot")
+    kubectl(testenv, "source", "create", "namespace", ns)
+    res = kubectl(testenv, "source", "apply", "-f", "-", check=False, stdin=json.dumps(
+        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"{ns}-data"},
+         "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                  "hostPath": {"path": testenv["SOURCE_VOLUME_DIR"] + "/../../../etc"}}}))
+    if res.returncode == 0:
+        kubectl(testenv, "source", "-n", ns, "apply", "-f", "-", stdin=json.dumps(
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": ns},
+             "spec": {"accessModes": ["ReadWriteOnce"], "volumeName": f"{ns}-data", "storageClassName": "",
+                      "resources": {"requests": {"storage": "1Gi"}}}}))
+        kubectl(testenv, "source", "-n", ns, "wait", "--for=jsonpath={.status.phase}=Bound", "pvc/data",
+                "--timeout=60s")
+        res = vols.run("source", vols.new_job(), "backup", unique("bk"), ns, json.dumps({}), check=False)
+        assert res.returncode == 1 and '"." or ".." component' in res.stderr, res.stderr
+    else:
+        assert ".." in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("conf, words", [
+    (None, "the runner has no configuration file, so mover_launch is not set"),
+    ("", "mover_launch is not set: set mover_launch = pod (with mover_image), or, for a single-tenant "
+         "deployment only, mover_launch = local with mover_single_tenant = yes and mover_local_root"),
+    ("mover_launch = local\n", "mover_launch = local is refused: it copies directories of the runner's own "
+                               "machine that a tenant's cluster names, so it is for single-tenant deployments only"),
+    ("mover_launch = local\nmover_single_tenant = yes\n", "mover_launch = local needs mover_local_root"),
+])
+def test_local_launch_must_be_configured_by_name(vols, testenv, tmp_path, conf, words):
+    ns = unique("noconf")
+    fixture_app(testenv, "source", ns)
+    path = tmp_path / "runner.conf"
+    if conf is not None:
+        path.write_text(conf)
+    job = vols.new_job()
+    if conf is None:
+        res = run_without_config(vols, job, ns)
+    else:
+        res = vols.run("source", job, "backup", unique("bk"), ns, json.dumps({}), check=False, conf=path)
+    assert res.returncode == 1 and words in res.stderr, res.stderr
+
+
+def run_without_config(vols, job, ns):
+    env = dict(os.environ, DATABASE_URL=vols.stack.pg_dsn_app, ORG_ID=str(vols.org_id), JOB_ID=str(job),
+               CLUSTER_ID="1", API_URL=vols.env["SOURCE_API_URL"], CA_FILE=vols.env["SOURCE_CA_FILE"],
+               TOKEN=vols.env["SOURCE_ADMIN_TOKEN"], S3_ENDPOINT=vols.env["S3_ENDPOINT"],
+               S3_REGION=vols.env["S3_REGION"], S3_ACCESS_KEY=vols.env["S3_ACCESS_KEY"],
+               S3_SECRET_KEY=vols.env["S3_SECRET_KEY"], S3_BUCKET=vols.bucket, REPO_ID=str(vols.repo_id),
+               REPO_PREFIX="team-a/", MASTER_KEY_HEX=vols.master_key, MOVER_PATH=MOVER)
+    env.pop("RUNNER_CONFIG", None)
+    return subprocess.run([ITEST, "backup", unique("bk"), ns, json.dumps({})], env=env, capture_output=True,
+                          text=True, timeout=600)

@@ -131,7 +131,7 @@ static void test_rejects_paths_that_escape(void)
 
 static void test_rejects_oversize_and_too_many(void)
 {
-	struct backup_limits lim = { 100, 2, 1 << 20 };
+	struct backup_limits lim = { .member_max = 100, .members_max = 2, .total_max = 1 << 20 };
 	struct member m[] = {
 		{ "metadata/version", "1" },
 		{ "resources/configmaps/namespaces/shop/c1.json", CM },
@@ -219,8 +219,59 @@ static void test_reads_a_file(void)
 	free(data);
 }
 
+/* What nobody reads still inflates: a skipped member counts, as does every entry, and a
+ * cancel stops the read between chunks. */
+static int cancel_after_calls(void *ud)
+{
+	int *left = ud;
+
+	return --*left < 0;
+}
+
+static void test_skipped_members_entries_and_cancel_are_bounded(void)
+{
+	size_t big = 4u << 20;
+	char *huge = xmalloc(big + 1), dirs[40][32];
+	struct member m[] = {
+		{ "metadata/version", "1" },
+		{ "logs/huge.txt", huge },		/* not under resources/: skipped */
+		{ "resources/configmaps/namespaces/shop/c1.json", CM },
+	};
+	struct member many[41];
+	struct backup_limits lim = { .member_max = 0 };
+	struct backup_archive a;
+	char err[512];
+	int left;
+
+	memset(huge, 'a', big);
+	huge[big] = '\0';
+	CHECK_INTEQ(read_members(m, 3, NULL, &a, err, sizeof err), 0);
+	CHECK_INTEQ(a.n, 1);
+	backup_archive_free(&a);
+	lim.inflated_max = 1u << 20;
+	CHECK_INTEQ(read_members(m, 3, &lim, &a, err, sizeof err), -1);
+	CHECK_STREQ(err, "archive member \"logs/huge.txt\": the archive inflates to more than 1048576 bytes; "
+		    "stopped reading");
+
+	many[0] = (struct member){ "metadata/version", "1" };
+	for (int i = 0; i < 40; i++) {
+		snprintf(dirs[i], sizeof dirs[i], "empty-%d/", i);
+		many[i + 1] = (struct member){ dirs[i], NULL };
+	}
+	lim = (struct backup_limits){ .entries_max = 20 };
+	CHECK_INTEQ(read_members(many, 41, &lim, &a, err, sizeof err), -1);
+	CHECK_STREQ(err, "the archive holds more than 20 members; stopped reading");
+
+	left = 5;	/* a few chunks into the skipped member */
+	lim = (struct backup_limits){ .cancelled = cancel_after_calls, .cancel_ud = &left };
+	CHECK_INTEQ(read_members(m, 3, &lim, &a, err, sizeof err), -1);
+	CHECK_STREQ(err, "reading the archive stopped: the job was cancelled");
+	free(huge);
+}
+
 int main(void)
 {
+	RUN(test_skipped_members_entries_and_cancel_are_bounded);
 	RUN(test_reads_velero_layout);
 	RUN(test_rejects_paths_that_escape);
 	RUN(test_rejects_oversize_and_too_many);

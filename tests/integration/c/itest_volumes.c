@@ -74,6 +74,8 @@ static struct k8s_client *cluster(void)
 	conf.api_url = (char *)need_env("API_URL");
 	conf.token = (char *)need_env("TOKEN");
 	conf.ca_pem = slurp(need_env("CA_FILE"));
+	if (getenv("K8S_TIMEOUT_MS"))
+		conf.timeout_ms = atol(getenv("K8S_TIMEOUT_MS"));
 	k = k8s_client_new(&conf, NULL, err, sizeof err);
 	free(conf.ca_pem);
 	if (!k) {

@@ -1,0 +1,180 @@
+"""A hostile tenant's servers, as small programs on loopback: a Kubernetes API server and an
+S3 endpoint that answer what an attacker would. They are not doubles of anything Stowage
+trusts; they are the attack. Each is started by a test and stopped after it.
+
+HostileAPIServer (HTTPS, its own self-signed certificate in cert_file): the namespace of a
+claim list chooses the attack:
+  giant    a list page that never stops growing (hundreds of MiB)
+  deep     JSON nested a hundred thousand levels
+  endless  a list whose continue token is new on every page, forever
+  repeat   a list whose continue token is always the same
+  trickle  a reply that arrives one byte a second
+  anything else: one claim "data" bound to PV "pv-<namespace>", whose hostPath is
+  hostpaths[namespace] (e.g. "/", "<root>/../../etc").
+HostileS3Server (HTTP): the bucket chooses the attack:
+  trickle  a listing that arrives 4 KiB a second, forever (over any low-speed limit)
+  endless  a listing truncated forever with the same continuation token
+  giant    a listing reply of hundreds of MiB
+"""
+import http.server
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.parse
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _Base(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        # headers and body leave in two writes: without this, Nagle and delayed ACKs make
+        # every kept-alive request wait 40 ms
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, code, body, ctype="application/json"):
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def stream(self, first, chunk, total, ctype="application/json", delay=0.0):
+        """A reply with no length, written until total bytes or the client gives up."""
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        sent = 0
+        try:
+            self.wfile.write(first)
+            while sent < total:
+                self.wfile.write(chunk)
+                self.wfile.flush()
+                sent += len(chunk)
+                if delay:
+                    time.sleep(delay)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            pass
+        self.server.streams_cut += 1
+
+
+class _APIHandler(_Base):
+    def do_GET(self):
+        url = urllib.parse.urlsplit(self.path)
+        q = urllib.parse.parse_qs(url.query)
+        self.server.requests += 1
+        m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/persistentvolumeclaims", url.path)
+        if m:
+            return self.claims(m.group(1), q)
+        m = re.fullmatch(r"/api/v1/persistentvolumes/pv-([^/]+)", url.path)
+        if m and m.group(1) in self.server.hostpaths:
+            ns = m.group(1)
+            return self.reply(200, json.dumps({
+                "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"pv-{ns}"},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                         "hostPath": {"path": self.server.hostpaths[ns]},
+                         "claimRef": {"namespace": ns, "name": "data"}},
+                "status": {"phase": "Bound"}}))
+        if re.fullmatch(r"/api/v1/namespaces/[^/]+/pods", url.path):
+            return self.reply(200, json.dumps({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": []}))
+        self.reply(404, json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                    "reason": "NotFound", "code": 404, "message": "not here"}))
+
+    def claims(self, ns, q):
+        if ns == "giant":
+            pad = json.dumps({"metadata": {"name": "x" * 200}}) + ","
+            return self.stream(b'{"kind":"PersistentVolumeClaimList","items":[', pad.encode() * 4096, 600 << 20)
+        if ns == "deep":
+            return self.stream(b'{"kind":"PersistentVolumeClaimList","items":', b"[" * 65536, 100000)
+        if ns == "trickle":
+            return self.stream(b'{"kind":"PersistentVolumeClaimList","items":[', b" ", 3600, delay=1.0)
+        if ns in ("endless", "repeat"):
+            n = int((q.get("continue") or ["t0"])[0][1:])
+            token = "t1" if ns == "repeat" else f"t{n + 1}"
+            return self.reply(200, json.dumps({"kind": "PersistentVolumeClaimList", "apiVersion": "v1",
+                                               "metadata": {"continue": token}, "items": []}))
+        claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                 "metadata": {"name": "data", "namespace": ns},
+                 "spec": {"accessModes": ["ReadWriteOnce"], "volumeName": f"pv-{ns}",
+                          "resources": {"requests": {"storage": "1Gi"}}},
+                 "status": {"phase": "Bound"}}
+        self.reply(200, json.dumps({"kind": "PersistentVolumeClaimList", "apiVersion": "v1",
+                                    "metadata": {}, "items": [claim]}))
+
+
+class _S3Handler(_Base):
+    def do_GET(self):
+        url = urllib.parse.urlsplit(self.path)
+        q = urllib.parse.parse_qs(url.query)
+        bucket = url.path.strip("/").split("/")[0]
+        self.server.requests += 1
+        head = b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>' + bucket.encode() + b"</Name>"
+        if bucket == "trickle":
+            return self.stream(head, b"<!-- " + b"x" * 4096 + b" -->", 1 << 40, "application/xml", delay=1.0)
+        if bucket == "giant":
+            return self.stream(head, b"<Contents><Key>" + b"k" * 1000 + b"</Key></Contents>" * 1000,
+                               600 << 20, "application/xml")
+        if bucket == "endless":
+            return self.reply(200, head + b"<IsTruncated>true</IsTruncated>"
+                              b"<NextContinuationToken>same</NextContinuationToken></ListBucketResult>",
+                              "application/xml")
+        self.reply(404, b"<Error><Code>NoSuchBucket</Code><Message>no</Message></Error>", "application/xml")
+
+    do_HEAD = do_GET
+
+
+class _Running:
+    def __init__(self, server):
+        self.server = server
+        server.requests = 0
+        server.streams_cut = 0
+        self.port = server.server_address[1]
+        self.thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def alive(self):
+        """The server still answers a new connection."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5):
+            return self.thread.is_alive()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class HostileAPIServer(_Running):
+    def __init__(self, tmpdir, hostpaths):
+        self.cert_file = os.path.join(tmpdir, "hostile-api.crt")
+        key = os.path.join(tmpdir, "hostile-api.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", key, "-out", self.cert_file, "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+        server = _Server(("127.0.0.1", 0), _APIHandler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert_file, key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        server.hostpaths = hostpaths
+        super().__init__(server)
+        self.url = f"https://127.0.0.1:{self.port}"
+
+
+class HostileS3Server(_Running):
+    def __init__(self):
+        super().__init__(_Server(("127.0.0.1", 0), _S3Handler))
+        self.url = f"http://127.0.0.1:{self.port}"
