@@ -24,10 +24,25 @@ static const struct form_field signin_fields[] = {
 };
 #define SIGNIN_N (sizeof signin_fields / sizeof signin_fields[0])
 
-/* Only a local path may follow sign-in: never another site. */
+/* Only a path on this site may follow sign-in, never another site: it starts with a single '/',
+ * and holds no control character, no "//", no backslash (browsers read it as '/') and no scheme
+ * (a ':' before the first '/' or '?'; with a leading '/' that can only come from odd input). */
 static const char *safe_next(const char *next)
 {
-	if (!next || next[0] != '/' || next[1] == '/' || next[1] == '\\' || strpbrk(next, "\r\n"))
+	if (!next || next[0] != '/' || strlen(next) > 2048)
+		return "/";
+	for (const unsigned char *p = (const unsigned char *)next; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f || *p == '\\')
+			return "/";
+		if (p[0] == '/' && p[1] == '/')
+			return "/";
+	}
+	/* Percent-encoded slashes and backslashes would decode into the same tricks downstream. */
+	if (strstr(next, "%2f") || strstr(next, "%2F") || strstr(next, "%5c") || strstr(next, "%5C"))
+		return "/";
+	size_t first = strcspn(next + 1, "/?#");
+	const char *colon = memchr(next + 1, ':', first);
+	if (colon)
 		return "/";
 	return next;
 }
