@@ -1,6 +1,7 @@
 """Accounts on a hosted, multi-tenant service where every organisation is an attacker: where
 sign-in may lead, what a stored secret may be sent to, cookies and the socket behind TLS."""
 import re
+import socket
 import time
 
 import pytest
@@ -67,3 +68,50 @@ def test_signin_form_never_carries_a_foreign_next(client):
     assert "evil.example" not in page
     page = client.get("/signin", params={"next": "/audit"}).text
     assert 'value="/audit"' in page
+
+
+def _listener():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(5)
+    s.settimeout(0.5)
+    return s
+
+
+def _connected(s):
+    try:
+        conn, _ = s.accept()
+        conn.close()
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_changing_a_clusters_url_or_ca_needs_its_token_again(admin):
+    bait = _listener()  # the "new" API server: must never see a connection carrying the stored token
+    r = admin.post("/clusters", {"name": "moved", "api_url": "https://127.0.0.1:1", "token": "stored-secret-token",
+                                 "ca_pem": "", "save_unverified": "on"})
+    assert r.status_code == 303, r.text
+    cid = [x for x in admin.json("/clusters").json()["clusters"] if x["name"] == "moved"][0]["id"]
+    new_url = f"https://127.0.0.1:{bait.getsockname()[1]}"
+    r = admin.post(f"/clusters/{cid}", {"name": "moved", "api_url": new_url, "token": "", "ca_pem": "",
+                                        "save_unverified": "on"})
+    assert r.status_code == 422
+    assert "Bearer token: required again when the API server URL changes" in r.text
+    assert not _connected(bait)
+    # Any PEM-shaped text: the refusal comes before it is used.
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    r = admin.post(f"/clusters/{cid}", {"name": "moved", "api_url": "https://127.0.0.1:1", "token": "",
+                                        "ca_pem": pem, "save_unverified": "on"})
+    assert r.status_code == 422
+    assert "Bearer token: required again when the CA bundle changes" in r.text
+    row = admin.json(f"/clusters/{cid}").json()
+    assert "127.0.0.1:1" in str(row)
+    # The same URL and CA keep the stored token; a new URL with a token typed again is fine.
+    r = admin.post(f"/clusters/{cid}", {"name": "moved", "api_url": "https://127.0.0.1:1", "token": "",
+                                        "ca_pem": "", "save_unverified": "on"})
+    assert r.status_code == 303, r.text
+    r = admin.post(f"/clusters/{cid}", {"name": "moved", "api_url": new_url, "token": "a-new-token",
+                                        "ca_pem": "", "save_unverified": "on"})
+    assert r.status_code == 303, r.text
+    bait.close()
