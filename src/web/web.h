@@ -78,6 +78,9 @@ int request_read(struct request *r, FCGX_Request *fcgi, const struct web_context
 void request_free(struct request *r);
 const char *request_header(const struct request *r, const char *cgi_name);
 long long request_param_id(const struct request *r, const char *name);
+int request_tls(const struct request *r);
+/* Our cookie `name` ("__Host-name" over TLS), or NULL. */
+const char *request_cookie(const struct request *r, const char *name);
 
 /* response.c: each ends the request's response. */
 /* Renders template `page` in the layout, or the view as JSON when the client asked for JSON.

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,11 +143,23 @@ int main(int argc, char **argv)
 	if (FCGX_Init() != 0)
 		log_fatal("FCGX_Init failed");
 	unlink(socket_path);
+	mode_t old_umask = umask(0117); /* never, even for a moment, open to others */
 	sock = FCGX_OpenSocket(socket_path, 128);
+	umask(old_umask);
 	if (sock < 0)
 		log_fatal("cannot listen on %s", socket_path);
-	/* nginx's workers run as another user; the socket's directory is what guards it. */
-	chmod(socket_path, 0666);
+	/* Only nginx may talk to the workers: the socket is 0660 and its group is the one nginx's
+	 * workers run in (its directory, 0750 in that group, is set up by whoever installs us). */
+	const char *group = config_get(&cfg, "fcgi_socket_group", NULL);
+	if (group && *group) {
+		struct group *gr = getgrnam(group);
+		if (!gr)
+			log_fatal("%s: fcgi_socket_group: there is no group %s", config_path, group);
+		if (chown(socket_path, (uid_t)-1, gr->gr_gid) < 0)
+			log_fatal("fcgi_socket_group: cannot give %s to group %s: %s", socket_path, group, strerror(errno));
+	}
+	if (chmod(socket_path, 0660) < 0)
+		log_fatal("cannot make %s 0660: %s", socket_path, strerror(errno));
 
 	sa.sa_handler = parent_on_term;
 	sigaction(SIGTERM, &sa, NULL);

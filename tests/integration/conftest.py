@@ -30,6 +30,8 @@ class Stack:
         self.http_port = free_port()
         self.pg_port = free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
+        self.tls_port = free_port()  # the same nginx over TLS, with a self-signed certificate
+        self.tls_url = f"https://127.0.0.1:{self.tls_port}"
         self.conf = os.path.join(root, "stowage.conf")
         self.pg_dsn_app = f"host={root}/pg port={self.pg_port} dbname=stowage user=stowage_app"
         self.pg_dsn_owner = f"host={root}/pg port={self.pg_port} dbname=stowage user=stowage_owner"
@@ -37,7 +39,7 @@ class Stack:
     def start(self):
         subprocess.run([os.path.join(TOP, "scripts", "stack"), "start", self.root,
                         str(self.http_port), str(self.pg_port), BUILD], check=True,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, env=dict(os.environ, STOWAGE_TLS_PORT=str(self.tls_port)))
 
     def stop(self):
         subprocess.run([os.path.join(TOP, "scripts", "stack"), "stop", self.root], check=False)

@@ -1,12 +1,18 @@
 """Accounts on a hosted, multi-tenant service where every organisation is an attacker: where
 sign-in may lead, what a stored secret may be sent to, cookies and the socket behind TLS."""
+import grp
+import os
 import re
+import stat
 import socket
 import time
 
 import pytest
+import requests
 
-from conftest import Client, unique
+import subprocess
+
+from conftest import TOP, Client, unique
 
 NEXT_ATTACKS = [
     "//evil.example/x",             # protocol-relative: another site
@@ -115,3 +121,57 @@ def test_changing_a_clusters_url_or_ca_needs_its_token_again(admin):
                                         "ca_pem": "", "save_unverified": "on"})
     assert r.status_code == 303, r.text
     bait.close()
+
+
+def tls_cert(stack):
+    """The throwaway certificate scripts/nginx made for the TLS listener."""
+    return os.path.join(stack.root, "nginx", "tls.crt")
+
+
+def test_cookies_over_tls_are_secure_with_the_host_prefix_and_hsts(stack, admin):
+    tls = requests.Session()
+    tls.trust_env = False  # else REQUESTS_CA_BUNDLE would win over verify
+    tls.verify = tls_cert(stack)
+    r = tls.get(stack.tls_url + "/signin")
+    assert r.status_code == 200
+    assert r.headers["Strict-Transport-Security"].startswith("max-age=")
+    csrf_cookie = r.raw.headers.getlist("Set-Cookie")
+    assert csrf_cookie and all(c.startswith("__Host-") and "; Secure" in c and "Path=/" in c and "Domain" not in c
+                               for c in csrf_cookie), csrf_cookie
+    token = re.search(r'name="_csrf" value="([^"]+)"', r.text).group(1)
+    for _ in range(20):
+        r = tls.post(stack.tls_url + "/signin", data={"email": admin.email, "password": "correct horse battery",
+                                                     "_csrf": token}, allow_redirects=False)
+        if r.status_code != 429:
+            break
+        time.sleep(2.1)
+    assert r.status_code == 303, r.text
+    session = [c for c in r.raw.headers.getlist("Set-Cookie") if "stowage_session=" in c][0]
+    assert session.startswith("__Host-stowage_session=") and "; Secure" in session and "HttpOnly" in session
+    assert tls.get(stack.tls_url + "/", allow_redirects=False).status_code == 200
+    # Over TLS the unprefixed name is not ours: a cookie a sibling site planted does not count.
+    value = session.split(";")[0].split("=", 1)[1]
+    planted = requests.get(stack.tls_url + "/", verify=tls_cert(stack), allow_redirects=False,
+                           headers={"Cookie": f"stowage_session={value}"})
+    assert planted.status_code == 303 and "/signin" in planted.headers["Location"]
+
+
+def test_plain_http_has_no_hsts_and_unprefixed_cookies(client):
+    r = client.get("/signin")
+    assert "Strict-Transport-Security" not in r.headers
+    assert all(not c.startswith("__Host-") for c in r.raw.headers.getlist("Set-Cookie"))
+
+
+def test_fastcgi_socket_is_reachable_by_nginx_only(stack):
+    run = os.path.join(stack.root, "run")
+    nginx_group = subprocess.run([os.path.join(TOP, "scripts", "nginx"), "group"], capture_output=True,
+                                 text=True, check=True).stdout.strip()
+    d, sock = os.stat(run), os.stat(os.path.join(run, "web.sock"))
+    assert stat.S_IMODE(d.st_mode) == 0o750
+    assert stat.S_ISSOCK(sock.st_mode) and stat.S_IMODE(sock.st_mode) == 0o660
+    assert grp.getgrgid(d.st_gid).gr_name == nginx_group
+    assert grp.getgrgid(sock.st_gid).gr_name == nginx_group
+    with open(os.path.join(stack.root, "nginx", "nginx.conf")) as f:
+        conf = f.read()
+    if os.getuid() == 0:  # root's nginx drops its workers into that group
+        assert f"user {nginx_group} " in conf or f" {nginx_group};" in conf
