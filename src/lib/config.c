@@ -18,6 +18,11 @@ static const char *const config_known_keys[] = {
 	"templates_dir",
 	"static_dir",
 	"allowed_networks",	/* CIDR list user-supplied URLs must resolve into */
+	"site_url",		/* the console's address as people reach it: the base of mailed links */
+	"smtp_url",		/* smtp://host:port or smtps://host:port; unset: mails are only logged */
+	"smtp_user",		/* optional SMTP AUTH; then STARTTLS is required */
+	"smtp_password",
+	"mail_from",		/* the sender of Stowage's mails */
 	"cookie_secure",	/* "yes" to mark cookies Secure (behind TLS) */
 	"runner_jobs",		/* jobs one runner executes at once */
 	"cluster_concurrency",	/* jobs running at once against one cluster */

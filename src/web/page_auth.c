@@ -5,6 +5,7 @@
 #include "form.h"
 #include "log.h"
 #include "password.h"
+#include "token.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,11 +69,17 @@ void page_signup_post(struct request *r)
 		respond_form_errors(r, "signup", view);
 		return;
 	}
+	char token[TOKEN_TEXT_LEN + 1], token_hash[67];
+	if (account_link_new(token, token_hash, err, sizeof err) < 0) {
+		form_values_free(&v);
+		respond_db_error(r, err);
+		return;
+	}
 	char *hash = password_hash(form_value(&v, signup_fields, "password"));
 	const char *params[] = { form_value(&v, signup_fields, "org"), form_value(&v, signup_fields, "email"),
-				 form_value(&v, signup_fields, "display_name"), hash };
-	PGresult *res = hash ? db_exec(r->db, "SELECT org_id, user_id FROM signup($1, $2, $3, $4)",
-				       4, params, err, sizeof err) : NULL;
+				 form_value(&v, signup_fields, "display_name"), hash, token_hash };
+	PGresult *res = hash ? db_exec(r->db, "SELECT org_id, user_id FROM signup($1, $2, $3, $4, $5)",
+				       5, params, err, sizeof err) : NULL;
 	free(hash);
 	if (!res) {
 		if (strcmp(db_last_sqlstate(), "23505") == 0) {
@@ -91,14 +98,27 @@ void page_signup_post(struct request *r)
 	long long org_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	long long user_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 	PQclear(res);
-	log_info("organisation %lld created by user %lld", org_id, user_id);
-	form_values_free(&v);
-	if (session_create(r, user_id, org_id, err, sizeof err) < 0) {
-		respond_db_error(r, err);
+	log_info("organisation %lld created by user %lld, waiting for the address to be confirmed", org_id, user_id);
+	/* Nothing is usable until the address is proven: no session yet, only a mailed link. */
+	const char *email = form_value(&v, signup_fields, "email");
+	if (account_mail_link(r, email, "Confirm your address for Stowage",
+			      "Someone (we hope you) created an organisation on Stowage with this address. "
+			      "Open this link to confirm the address and start:",
+			      "/confirm/", token,
+			      "The link works once and expires in two days. If it was not you, ignore this mail: "
+			      "nothing can be done with the account until the address is confirmed.",
+			      err, sizeof err) < 0) {
+		log_error("%s", err);
+		r->rollback = 1;
+		form_values_free(&v);
+		respond_error(r, 503, "The confirmation mail could not be sent, so nothing was created; try again later.");
 		return;
 	}
-	response_flash(r, "Welcome to Stowage. Your organisation is ready.");
-	respond_redirect(r, "/");
+	view = cJSON_CreateObject();
+	cJSON_AddStringToObject(view, "title", "Check your mail");
+	cJSON_AddStringToObject(view, "email", email);
+	form_values_free(&v);
+	respond_page(r, 200, "check_mail", view);
 }
 
 static void signin_view_respond(struct request *r, int status, struct form_values *v, const char *form_error)
@@ -140,7 +160,8 @@ void page_signin_post(struct request *r)
 		return;
 	}
 	const char *params[] = { form_value(&v, signin_fields, "email") };
-	PGresult *res = db_exec(r->db, "SELECT user_id, password_hash, org_id FROM auth_lookup($1)",
+	int confirmed = 0;
+	PGresult *res = db_exec(r->db, "SELECT user_id, password_hash, org_id, confirmed FROM auth_lookup($1)",
 				1, params, err, sizeof err);
 	if (!res) {
 		form_values_free(&v);
@@ -151,6 +172,7 @@ void page_signin_post(struct request *r)
 		user_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		hash = PQgetvalue(res, 0, 1);
 		org_id = PQgetisnull(res, 0, 2) ? 0 : strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+		confirmed = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
 	}
 	/* Verify even for an unknown email, so that timing does not reveal which emails exist. */
 	int ok = password_verify(form_value(&v, signin_fields, "password"), hash) && user_id && org_id;
@@ -158,6 +180,12 @@ void page_signin_post(struct request *r)
 	if (!ok) {
 		log_info("failed sign-in from %s", r->remote_addr ? r->remote_addr : "?");
 		signin_view_respond(r, 422, &v, "Email or password is wrong.");
+		form_values_free(&v);
+		return;
+	}
+	if (!confirmed) {
+		/* Said only to whoever knows the password. */
+		signin_view_respond(r, 422, &v, "This address is not confirmed yet: open the link in the mail we sent to it.");
 		form_values_free(&v);
 		return;
 	}

@@ -37,7 +37,7 @@ enum role role_parse(const char *name)
 }
 
 /* bytea parameters travel in hex text form: "\x" and 64 digits. */
-static void token_hash_param(const char *token, char out[67])
+void web_token_hash_param(const char *token, char out[67])
 {
 	uint8_t hash[32];
 
@@ -62,7 +62,7 @@ int session_load(struct request *r)
 	memset(&r->session, 0, sizeof r->session);
 	if (!token || strlen(token) != TOKEN_TEXT_LEN)
 		return 0;
-	token_hash_param(token, hash);
+	web_token_hash_param(token, hash);
 	res = db_exec(r->db, "SELECT user_id, org_id, role, csrf_token, email, display_name, org_name "
 		      "FROM session_lookup($1)", 1, params, err, sizeof err);
 	if (!res) {
@@ -96,7 +96,7 @@ int session_create(struct request *r, long long user_id, long long org_id, char 
 	}
 	snprintf(org, sizeof org, "%lld", org_id);
 	snprintf(user, sizeof user, "%lld", user_id);
-	token_hash_param(token, hash);
+	web_token_hash_param(token, hash);
 	if (db_run(r->db, "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)",
 		   2, bind, err, errlen) < 0)
 		return -1;
@@ -115,7 +115,7 @@ void session_destroy(struct request *r)
 	const char *params[] = { hash };
 
 	if (token && strlen(token) == TOKEN_TEXT_LEN) {
-		token_hash_param(token, hash);
+		web_token_hash_param(token, hash);
 		if (db_run(r->db, "DELETE FROM sessions WHERE token_hash = $1", 1, params, err, sizeof err) < 0)
 			log_error("sign-out: %s", err);
 	}

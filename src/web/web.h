@@ -3,6 +3,7 @@
 #define STOWAGE_WEB_H
 
 #include "http_parse.h"
+#include "mail.h"
 #include "net_allow.h"
 #include "secret_store.h"
 #include "strbuf.h"
@@ -22,6 +23,8 @@ struct web_context {
 	size_t max_body;
 	struct secret_keyring keyring;	/* seals cluster tokens and S3 secret keys */
 	struct net_allow allowed_networks; /* where user-supplied URLs may point */
+	struct mail_conf mail;		/* confirmation, invitation and reset links go out this way */
+	const char *site_url;		/* the links' base, from stowage.conf (never the Host header) */
 };
 
 struct session {
@@ -103,6 +106,14 @@ int session_create(struct request *r, long long user_id, long long org_id, char 
 void session_destroy(struct request *r);
 int csrf_check(const struct request *r);
 const char *csrf_token_for_view(struct request *r);
+/* A token's SHA-256 as a bytea parameter in hex text form ("\x" and 64 digits). */
+void web_token_hash_param(const char *token, char out[67]);
+
+/* page_account.c: one-time links. A new token and its hash parameter; 0 or -1 with err. */
+int account_link_new(char token[44], char hash[67], char *err, size_t errlen);
+/* Mails intro, the link site_url + path + token, and outro to `to`; 0 or -1 with err. */
+int account_mail_link(struct request *r, const char *to, const char *subject, const char *intro,
+		      const char *path, const char *token, const char *outro, char *err, size_t errlen);
 const char *role_name(enum role role);
 enum role role_parse(const char *name);
 
@@ -172,6 +183,10 @@ void page_signup_post(struct request *r);
 void page_signin_form(struct request *r);
 void page_signin_post(struct request *r);
 void page_signout_post(struct request *r);
+void page_confirm_form(struct request *r);
+void page_confirm_post(struct request *r);
+void page_invitation(struct request *r);
+void page_invitation_accept(struct request *r);
 void page_home(struct request *r);
 void page_members(struct request *r);
 void page_members_invite(struct request *r);

@@ -129,6 +129,21 @@ int main(int argc, char **argv)
 		log_fatal("%s: fcgi_socket is not set", config_path);
 	ctx.cookie_secure = strcmp(config_get(&cfg, "cookie_secure", "no"), "yes") == 0;
 	ctx.max_body = 2 * 1024 * 1024;
+	static char site_url[512];
+	snprintf(site_url, sizeof site_url, "%s", config_get(&cfg, "site_url", ""));
+	for (size_t n = strlen(site_url); n > 0 && site_url[n - 1] == '/'; n--)
+		site_url[n - 1] = '\0';
+	ctx.site_url = site_url;
+	if (strncmp(site_url, "http://", 7) != 0 && strncmp(site_url, "https://", 8) != 0)
+		log_fatal("%s: site_url must be the console's address, like https://stowage.example.com "
+			  "(mailed links start with it)", config_path);
+	ctx.mail.smtp_url = config_get(&cfg, "smtp_url", NULL);
+	ctx.mail.from = config_get(&cfg, "mail_from", "stowage@localhost");
+	ctx.mail.user = config_get(&cfg, "smtp_user", NULL);
+	ctx.mail.password = config_get(&cfg, "smtp_password", NULL);
+	if (!ctx.mail.smtp_url || !*ctx.mail.smtp_url)
+		log_info("no smtp_url in %s: mails (with their confirmation, invitation and reset links) are "
+			 "written to this log instead of being sent", config_path);
 	const char *key_file = config_get(&cfg, "master_key_file", NULL);
 	if (!key_file)
 		log_fatal("%s: master_key_file is not set", config_path);

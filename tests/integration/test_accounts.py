@@ -7,12 +7,13 @@ import stat
 import socket
 import time
 
+import psycopg2
 import pytest
 import requests
 
 import subprocess
 
-from conftest import TOP, Client, unique
+from conftest import CSRF_RE, TOP, Client, unique
 
 NEXT_ATTACKS = [
     "//evil.example/x",             # protocol-relative: another site
@@ -175,3 +176,129 @@ def test_fastcgi_socket_is_reachable_by_nginx_only(stack):
         conf = f.read()
     if os.getuid() == 0:  # root's nginx drops its workers into that group
         assert f"user {nginx_group} " in conf or f" {nginx_group};" in conf
+
+
+# Accounts and invitations: an address is proven by a mailed link before it counts.
+
+def members_of(c):
+    return [m["email"] for m in c.json("/members").json()["members"]]
+
+
+def test_unconfirmed_account_cannot_sign_in(stack):
+    c = Client(stack)
+    email = unique("unconfirmed") + "@x.test"
+    c.signup_unconfirmed(unique("Unconfirmed Org "), email)
+    assert c.get("/").status_code == 303  # no session from the sign-up itself
+    r = signin_post(Client(stack), {"email": email, "password": "correct horse battery"})
+    assert r.status_code == 422 and "not confirmed yet" in r.text
+    assert "stowage_session=" not in r.headers.get("Set-Cookie", "")
+    # Opening the link is not enough (a mail scanner would); its button is.
+    link = stack.mail.link(email, "/confirm/")
+    assert c.get(link).status_code == 200
+    r = signin_post(Client(stack), {"email": email, "password": "correct horse battery"})
+    assert r.status_code == 422 and "not confirmed yet" in r.text
+    r = c.follow(link)
+    assert r.status_code == 303 and c.get("/").status_code == 200
+
+
+def test_confirmation_link_works_once(stack):
+    c = Client(stack)
+    email = unique("once") + "@x.test"
+    c.signup(unique("Once Org "), email)
+    link = stack.mail.link(email, "/confirm/")
+    other = Client(stack)
+    page = other.get(link)
+    r = other.post(link, {"_csrf": CSRF_RE.search(page.text).group(1)})
+    assert r.status_code == 410 and "already used or has expired" in r.text
+    assert other.get("/").status_code == 303
+    assert Client(stack).get("/confirm/" + "A" * 43).status_code == 200  # just the button...
+    bogus = Client(stack)
+    page = bogus.get("/confirm/" + "A" * 43)
+    assert bogus.post("/confirm/" + "A" * 43, {"_csrf": CSRF_RE.search(page.text).group(1)}).status_code == 410
+
+
+def test_squatted_address_never_gets_another_organisations_membership(stack, admin):
+    victim = unique("victim") + "@x.test"
+    squatter = Client(stack)
+    squatter_org = unique("Squatter Org ")
+    squatter.signup_unconfirmed(squatter_org, victim, password="squatter password")
+    # Another organisation invites the address later: the invitation is pending, nobody joins yet.
+    r = admin.post("/members", {"email": victim, "display_name": "Vic", "role": "admin"})
+    assert r.status_code == 303
+    assert victim not in members_of(admin)
+    assert victim in [i["email"] for i in admin.json("/members").json()["invitations"]]
+    r = signin_post(Client(stack), {"email": victim, "password": "squatter password"})
+    assert r.status_code == 422 and "not confirmed yet" in r.text
+    # The owner of the address follows the invitation's link: a new account of their own.
+    link = stack.mail.link(victim, "/invitations/")
+    owner = Client(stack)
+    page = owner.get(link)
+    assert page.status_code == 200 and "Choose your name and a password" in page.text
+    r = owner.post(link, {"_csrf": CSRF_RE.search(page.text).group(1), "display_name": "Vic",
+                          "password": "the owner's password"})
+    assert r.status_code == 303, r.text
+    assert owner.json("/").json()["me"]["role"] == "admin"
+    assert victim in members_of(admin)
+    # The squatter's password opens nothing, and the squatter's confirmation link is dead.
+    r = signin_post(Client(stack), {"email": victim, "password": "squatter password"})
+    assert r.status_code == 422 and "Email or password is wrong." in r.text
+    late = Client(stack)
+    page = late.get(stack.mail.link(victim, "/confirm/"))
+    r = late.post(stack.mail.link(victim, "/confirm/"), {"_csrf": CSRF_RE.search(page.text).group(1)})
+    assert r.status_code == 410
+    owner_check = psycopg2.connect(stack.pg_dsn_owner)
+    cur = owner_check.cursor()
+    cur.execute("SELECT count(*) FROM stowage.orgs WHERE name = %s", (squatter_org,))
+    assert cur.fetchone()[0] == 0  # the squatter's organisation went with the unconfirmed account
+    owner_check.close()
+
+
+def test_invitation_link_works_once_and_only_for_its_address(stack, admin):
+    email = unique("twice") + "@x.test"
+    admin.invite(email, "viewer", "viewer password")
+    link = stack.mail.link(email, "/invitations/")
+    r = Client(stack).get(link)
+    assert r.status_code == 410 and "already used" in r.text
+
+
+def test_invitation_of_an_existing_account_needs_its_owner_signed_in(stack, admin):
+    other = Client(stack)
+    other.email = unique("existing") + "@x.test"
+    other.signup(unique("Existing Org "), other.email, password="existing password")
+    r = admin.post("/members", {"email": other.email, "display_name": "Ex", "role": "operator"})
+    assert r.status_code == 303
+    link = stack.mail.link(other.email, "/invitations/")
+    assert other.email not in members_of(admin)  # pending until accepted
+    # Anonymous, or signed in as someone else: the page says to sign in; accepting is refused.
+    anon = Client(stack)
+    page = anon.get(link)
+    assert "sign in as" in page.text and re.search(r"/signin\?next(=|&#61;)%2Finvitations%2F", page.text), page.text[-400:]
+    assert anon.post(link, {"display_name": "Mallory", "password": "mallory password"}).status_code == 403
+    assert admin.post(link, {}).status_code == 403
+    assert other.email not in members_of(admin)
+    # The owner, signed in, accepts.
+    page = other.get(link)
+    assert "Accept the invitation" in page.text
+    r = other.post(link, {})
+    assert r.status_code == 303
+    assert other.email in members_of(admin)
+    assert other.json("/").json()["me"]["role"] == "operator"
+    # Their password did not change, and they still belong to their own organisation.
+    r = signin_post(Client(stack), {"email": other.email, "password": "existing password"})
+    assert r.status_code == 303
+
+
+def test_invite_form_says_nothing_about_whether_an_address_has_an_account(stack, admin):
+    existing = unique("known") + "@x.test"
+    Client(stack).signup(unique("Known Org "), existing)
+    fresh = unique("unknown") + "@x.test"
+    answers = []
+    for email in (existing, fresh):
+        r = admin.post("/members", {"email": email, "display_name": "X", "role": "viewer"})
+        flash = admin.get("/members").text
+        m = re.search(r'class="flash[^"]*"[^>]*>([^<]*)<', flash)
+        answers.append((r.status_code, r.headers.get("Location"), (m.group(1) if m else flash).replace(email, "ADDR")))
+    assert answers[0] == answers[1]
+    assert "already had an account" not in str(answers)
+    audit = [e for e in admin.json("/audit").json()["entries"] if e["action"] == "member.invite"]
+    assert all("new_account" not in e["detail"] for e in audit)

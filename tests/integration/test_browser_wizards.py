@@ -12,7 +12,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from browser import gone, fill, new_browser, screenshot
+from browser import fill, gone, new_browser, screenshot, signup
 from conftest import TOP, unique
 
 FINAL = ("succeeded", "failed", "partially_failed", "cancelled")
@@ -50,8 +50,7 @@ def test_backup_and_restore_wizards_in_chromium(stack, testenv, browser):
     bucket = unique("wizard-")
     s3.create_bucket(Bucket=bucket)
     email = unique("wiz") + "@x.test"
-    browser.get(stack.url + "/signup")
-    fill(browser, "/signup", {"org": unique("Wizard Org "), "display_name": "Wiz", "email": email,
+    signup(browser, stack, {"org": unique("Wizard Org "), "display_name": "Wiz", "email": email,
                               "password": "browser password 3"})
     for which, name in (("SOURCE", "source"), ("TARGET", "target")):
         with open(testenv[f"{which}_CA_FILE"]) as f:
