@@ -206,3 +206,73 @@ GRANT EXECUTE ON FUNCTION stowage.auth_lookup(text) TO stowage_app;
 GRANT EXECUTE ON FUNCTION stowage.invite(text, text, text, bytea) TO stowage_app;
 GRANT EXECUTE ON FUNCTION stowage.invitation_lookup(bytea) TO stowage_app;
 GRANT EXECUTE ON FUNCTION stowage.invitation_accept(bytea, bigint, text, text) TO stowage_app;
+
+-- Passwords: a member changes theirs knowing the current one; a forgotten one is reset through a
+-- mailed one-time link (confirmed accounts only). Either ends every session of the account.
+CREATE FUNCTION stowage.password_reset_request(p_email text, p_token_hash bytea) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = stowage, pg_temp AS $$
+DECLARE
+	v_user bigint;
+BEGIN
+	SELECT id INTO v_user FROM users WHERE lower(email) = lower(p_email) AND email_confirmed_at IS NOT NULL;
+	IF v_user IS NULL THEN
+		RETURN false;
+	END IF;
+	DELETE FROM account_tokens WHERE user_id = v_user AND purpose = 'reset';
+	INSERT INTO account_tokens (token_hash, purpose, user_id, expires_at)
+		VALUES (p_token_hash, 'reset', v_user, now() + interval '1 hour');
+	RETURN true;
+END $$;
+
+CREATE FUNCTION stowage.password_set(p_user bigint, p_hash text, p_action text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = stowage, pg_temp AS $$
+BEGIN
+	UPDATE users SET password_hash = p_hash WHERE id = p_user;
+	DELETE FROM sessions WHERE user_id = p_user;
+	DELETE FROM account_tokens WHERE user_id = p_user AND purpose = 'reset';
+	INSERT INTO audit_log (org_id, user_id, action, target)
+		SELECT m.org_id, p_user, p_action, u.email FROM memberships m JOIN users u ON u.id = m.user_id
+		WHERE m.user_id = p_user;
+END $$;
+REVOKE ALL ON FUNCTION stowage.password_set(bigint, text, text) FROM PUBLIC;
+
+-- The reset link: spends it, sets the password, ends every session. The account, or no row.
+CREATE FUNCTION stowage.password_reset(p_token_hash bytea, p_hash text) RETURNS TABLE (user_id bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = stowage, pg_temp AS $$
+DECLARE
+	v_user bigint;
+BEGIN
+	DELETE FROM account_tokens t WHERE t.token_hash = p_token_hash AND t.purpose = 'reset'
+		AND t.expires_at > now() RETURNING t.user_id INTO v_user;
+	IF v_user IS NULL THEN
+		RETURN;
+	END IF;
+	PERFORM password_set(v_user, p_hash, 'user.password_reset');
+	RETURN QUERY SELECT v_user;
+END $$;
+
+-- A reset link is still good (the form is shown only then).
+CREATE FUNCTION stowage.password_reset_valid(p_token_hash bytea) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = stowage, pg_temp AS $$
+	SELECT EXISTS (SELECT 1 FROM account_tokens WHERE token_hash = p_token_hash AND purpose = 'reset'
+		AND expires_at > now())
+$$;
+
+-- The signed-in member's own password (the worker checked the current one).
+CREATE FUNCTION stowage.password_change(p_hash text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = stowage, pg_temp AS $$
+BEGIN
+	IF current_app_user() IS NULL THEN
+		RAISE EXCEPTION 'no signed-in user' USING ERRCODE = '42501';
+	END IF;
+	PERFORM password_set(current_app_user(), p_hash, 'user.password_change');
+END $$;
+
+REVOKE ALL ON FUNCTION stowage.password_reset_request(text, bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION stowage.password_reset(bytea, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION stowage.password_reset_valid(bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION stowage.password_change(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION stowage.password_reset_request(text, bytea) TO stowage_app;
+GRANT EXECUTE ON FUNCTION stowage.password_reset(bytea, text) TO stowage_app;
+GRANT EXECUTE ON FUNCTION stowage.password_reset_valid(bytea) TO stowage_app;
+GRANT EXECUTE ON FUNCTION stowage.password_change(text) TO stowage_app;

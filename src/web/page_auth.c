@@ -21,7 +21,7 @@ static const struct form_field signup_fields[] = {
 
 static const struct form_field signin_fields[] = {
 	{ .name = "email", .label = "Email", .kind = FORM_EMAIL, .required = 1, .max_len = 254 },
-	{ .name = "password", .label = "Password", .kind = FORM_TEXT, .required = 1, .max_len = 256 },
+	{ .name = "password", .label = "Password", .kind = FORM_SECRET, .required = 1, .max_len = 256 },
 };
 #define SIGNIN_N (sizeof signin_fields / sizeof signin_fields[0])
 

@@ -302,3 +302,66 @@ def test_invite_form_says_nothing_about_whether_an_address_has_an_account(stack,
     assert "already had an account" not in str(answers)
     audit = [e for e in admin.json("/audit").json()["entries"] if e["action"] == "member.invite"]
     assert all("new_account" not in e["detail"] for e in audit)
+
+
+# Passwords: changed by the member, reset through a mailed link; either ends every session.
+
+def second_session(stack, email, password="correct horse battery"):
+    c = Client(stack)
+    assert signin_post(c, {"email": email, "password": password}).status_code == 303
+    assert c.get("/").status_code == 200
+    return c
+
+
+def test_member_changes_password_and_every_session_ends(stack, admin):
+    other_browser = second_session(stack, admin.email)
+    r = admin.post("/account/password", {"current_password": "not my password", "new_password": "a brand new password"})
+    assert r.status_code == 422 and "Current password: wrong" in r.text
+    assert "not my password" not in r.text
+    assert admin.get("/").status_code == 200
+    r = admin.post("/account/password", {"current_password": "correct horse battery", "new_password": "short"})
+    assert r.status_code == 422 and "New password: use at least 10 characters" in r.text
+    r = admin.post("/account/password", {"current_password": "correct horse battery",
+                                         "new_password": "a brand new password"})
+    assert r.status_code == 303 and r.headers["Location"] == "/signin"
+    assert admin.get("/").status_code == 303
+    assert other_browser.get("/").status_code == 303
+    r = signin_post(Client(stack), {"email": admin.email, "password": "correct horse battery"})
+    assert r.status_code == 422
+    second_session(stack, admin.email, "a brand new password")
+    audit = second_session(stack, admin.email, "a brand new password").json("/audit").json()["entries"]
+    assert any(e["action"] == "user.password_change" for e in audit)
+
+
+def test_forgotten_password_is_reset_by_a_mailed_link_once(stack, admin):
+    other_browser = second_session(stack, admin.email)
+    anon = Client(stack)
+    answers = []
+    nobody = unique("nobody") + "@x.test"
+    for email in (admin.email, nobody):
+        r = anon.post("/password/forgot", {"email": email})
+        assert r.status_code == 200
+        answers.append(r.text.replace(email, "ADDR").replace(anon.csrf(), "CSRF"))
+    assert answers[0] == answers[1]  # the page says nothing about whether the address has an account
+    assert stack.mail.links_to(nobody, "/password/reset/") == []
+    link = stack.mail.link(admin.email, "/password/reset/")
+    page = anon.get(link)
+    assert page.status_code == 200
+    r = anon.post(link, {"new_password": "short"})
+    assert r.status_code == 422 and "New password: use at least 10 characters" in r.text
+    r = anon.post(link, {"new_password": "reset password 123"})
+    assert r.status_code == 303 and r.headers["Location"] == "/signin"
+    assert admin.get("/").status_code == 303 and other_browser.get("/").status_code == 303
+    assert anon.get(link).status_code == 410
+    assert anon.post(link, {"new_password": "attacker password"}).status_code == 410
+    r = signin_post(Client(stack), {"email": admin.email, "password": "correct horse battery"})
+    assert r.status_code == 422
+    second_session(stack, admin.email, "reset password 123")
+
+
+def test_no_reset_link_for_an_unconfirmed_account(stack):
+    email = unique("squat") + "@x.test"
+    Client(stack).signup_unconfirmed(unique("Squat Org "), email)
+    assert Client(stack).post("/password/forgot", {"email": email}).status_code == 200
+    time.sleep(1)
+    assert stack.mail.links_to(email, "/password/reset/") == []
