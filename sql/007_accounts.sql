@@ -276,3 +276,50 @@ GRANT EXECUTE ON FUNCTION stowage.password_reset_request(text, bytea) TO stowage
 GRANT EXECUTE ON FUNCTION stowage.password_reset(bytea, text) TO stowage_app;
 GRANT EXECUTE ON FUNCTION stowage.password_reset_valid(bytea) TO stowage_app;
 GRANT EXECUTE ON FUNCTION stowage.password_change(text) TO stowage_app;
+
+-- Rate limits in the database, so that every worker and every nginx share them: attempts per
+-- key ("signup:addr:ann@example.com", "reset:client:203.0.113.9") in a sliding window. Only the
+-- definer functions touch the table.
+CREATE TABLE stowage.rate_events (
+	key text NOT NULL CHECK (length(key) <= 400),
+	at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX rate_events_key_at_idx ON stowage.rate_events (key, at);
+ALTER TABLE stowage.rate_events ENABLE ROW LEVEL SECURITY;
+
+-- Counts an attempt under key; true while no more than p_limit attempts fell in p_window
+-- (this one included). Refused attempts count too: hammering keeps the door shut.
+CREATE FUNCTION stowage.rate_hit(p_key text, p_limit integer, p_window interval) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = stowage, pg_temp AS $$
+DECLARE
+	n integer;
+BEGIN
+	-- One attempt per key at a time: a burst of parallel requests cannot all count as the first.
+	PERFORM pg_advisory_xact_lock(hashtext('stowage.rate:' || p_key));
+	DELETE FROM rate_events WHERE key = p_key AND at < now() - p_window;
+	INSERT INTO rate_events (key) VALUES (p_key);
+	SELECT count(*) INTO n FROM rate_events WHERE key = p_key;
+	RETURN n <= p_limit;
+END $$;
+
+-- Wrong passwords per address (whether or not it has an account, so that the answer tells
+-- nothing): from the tenth within 15 minutes, one try every 30 seconds. The seconds to wait.
+CREATE FUNCTION stowage.signin_wait(p_email text) RETURNS integer
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = stowage, pg_temp AS $$
+	SELECT CASE WHEN count(*) >= 10
+		THEN greatest(0, ceil(30 - extract(epoch FROM now() - max(at))))::integer ELSE 0 END
+	FROM rate_events WHERE key = 'signin-fail:' || lower(p_email) AND at > now() - interval '15 minutes'
+$$;
+
+CREATE FUNCTION stowage.signin_failed(p_email text) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = stowage, pg_temp AS $$
+	DELETE FROM rate_events WHERE key = 'signin-fail:' || lower(p_email) AND at < now() - interval '15 minutes';
+	INSERT INTO rate_events (key) VALUES ('signin-fail:' || lower(p_email));
+$$;
+
+REVOKE ALL ON FUNCTION stowage.rate_hit(text, integer, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION stowage.signin_wait(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION stowage.signin_failed(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION stowage.rate_hit(text, integer, interval) TO stowage_app;
+GRANT EXECUTE ON FUNCTION stowage.signin_wait(text) TO stowage_app;
+GRANT EXECUTE ON FUNCTION stowage.signin_failed(text) TO stowage_app;

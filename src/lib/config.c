@@ -18,6 +18,8 @@ static const char *const config_known_keys[] = {
 	"templates_dir",
 	"static_dir",
 	"allowed_networks",	/* CIDR list user-supplied URLs must resolve into */
+	"rate_limit_per_address",	/* sign-ups, invitations, reset mails an address gets an hour (x10 sign-ins) */
+	"rate_limit_per_client",	/* the same from one client address an hour (x10 sign-ins) */
 	"site_url",		/* the console's address as people reach it: the base of mailed links */
 	"smtp_url",		/* smtp://host:port or smtps://host:port; unset: mails are only logged */
 	"smtp_user",		/* optional SMTP AUTH; then STARTTLS is required */

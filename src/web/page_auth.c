@@ -69,6 +69,11 @@ void page_signup_post(struct request *r)
 		respond_form_errors(r, "signup", view);
 		return;
 	}
+	int allowed = web_rate_limit(r, "signup", "sign-ups", form_value(&v, signup_fields, "email"));
+	if (allowed <= 0) {
+		form_values_free(&v);
+		return;
+	}
 	char token[TOKEN_TEXT_LEN + 1], token_hash[67];
 	if (account_link_new(token, token_hash, err, sizeof err) < 0) {
 		form_values_free(&v);
@@ -161,6 +166,30 @@ void page_signin_post(struct request *r)
 	}
 	const char *params[] = { form_value(&v, signin_fields, "email") };
 	int confirmed = 0;
+	if (web_rate_limit(r, "signin", "sign-in attempts", params[0]) <= 0) {
+		form_values_free(&v);
+		return;
+	}
+	/* From the tenth wrong password within 15 minutes, the address is slowed down: even the
+	 * right password waits its turn, so guessing goes on at one try every 30 seconds. */
+	PGresult *wait = db_exec(r->db, "SELECT signin_wait($1)", 1, params, err, sizeof err);
+	if (!wait) {
+		form_values_free(&v);
+		respond_db_error(r, err);
+		return;
+	}
+	int seconds = atoi(PQgetvalue(wait, 0, 0));
+	PQclear(wait);
+	if (seconds > 0) {
+		char msg[300];
+		snprintf(msg, sizeof msg, "Too many wrong passwords for this address: sign-in is slowed down to one try "
+			 "every 30 seconds. Try again in %d seconds, or reset the password.", seconds);
+		log_info("sign-in slowed down for an address, from %s", r->remote_addr ? r->remote_addr : "?");
+		form_values_free(&v);
+		respond_error(r, 429, msg);
+		r->rollback = 0; /* the attempt counts */
+		return;
+	}
 	PGresult *res = db_exec(r->db, "SELECT user_id, password_hash, org_id, confirmed FROM auth_lookup($1)",
 				1, params, err, sizeof err);
 	if (!res) {
@@ -179,7 +208,13 @@ void page_signin_post(struct request *r)
 	PQclear(res);
 	if (!ok) {
 		log_info("failed sign-in from %s", r->remote_addr ? r->remote_addr : "?");
+		if (db_run(r->db, "SELECT signin_failed($1)", 1, params, err, sizeof err) < 0) {
+			form_values_free(&v);
+			respond_db_error(r, err);
+			return;
+		}
 		signin_view_respond(r, 422, &v, "Email or password is wrong.");
+		r->rollback = 0; /* the failure and the attempt are recorded (the rate limits count them) */
 		form_values_free(&v);
 		return;
 	}

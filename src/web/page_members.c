@@ -106,6 +106,11 @@ void page_members_invite(struct request *r)
 		form_values_free(&v);
 		return;
 	}
+	int allowed = web_rate_limit(r, "invite", "invitations", form_value(&v, invite_fields, "email"));
+	if (allowed <= 0) {
+		form_values_free(&v);
+		return;
+	}
 	char token[TOKEN_TEXT_LEN + 1], hash[67];
 	if (account_link_new(token, hash, err, sizeof err) < 0) {
 		form_values_free(&v);

@@ -123,6 +123,10 @@ void page_password_forgot(struct request *r)
 		return;
 	}
 	const char *email = form_value(&v, forgot_fields, "email");
+	if (web_rate_limit(r, "reset", "password reset mails", email) <= 0) {
+		form_values_free(&v);
+		return;
+	}
 	if (account_link_new(token, hash, err, sizeof err) < 0) {
 		form_values_free(&v);
 		respond_db_error(r, err);

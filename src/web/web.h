@@ -24,6 +24,8 @@ struct web_context {
 	struct secret_keyring keyring;	/* seals cluster tokens and S3 secret keys */
 	struct net_allow allowed_networks; /* where user-supplied URLs may point */
 	struct mail_conf mail;		/* confirmation, invitation and reset links go out this way */
+	long rate_per_address;		/* see web_rate_limit */
+	long rate_per_client;
 	const char *site_url;		/* the links' base, from stowage.conf (never the Host header) */
 };
 
@@ -108,6 +110,11 @@ int csrf_check(const struct request *r);
 const char *csrf_token_for_view(struct request *r);
 /* A token's SHA-256 as a bytea parameter in hex text form ("\x" and 64 digits). */
 void web_token_hash_param(const char *token, char out[67]);
+
+/* web_rate.c: counts an attempt at action ("signup", "signin", "invite", "reset") for address
+ * (may be NULL) and for the client; 1 when allowed, 0 after answering 429 in words naming what
+ * (plural: "sign-ups"), -1 after answering with a database error. */
+int web_rate_limit(struct request *r, const char *action, const char *what, const char *address);
 
 /* page_account.c: one-time links. A new token and its hash parameter; 0 or -1 with err. */
 int account_link_new(char token[44], char hash[67], char *err, size_t errlen);

@@ -129,6 +129,9 @@ int main(int argc, char **argv)
 		log_fatal("%s: fcgi_socket is not set", config_path);
 	ctx.cookie_secure = strcmp(config_get(&cfg, "cookie_secure", "no"), "yes") == 0;
 	ctx.max_body = 2 * 1024 * 1024;
+	if (config_get_int(&cfg, "rate_limit_per_address", 5, 1, 1000000, &ctx.rate_per_address, err, sizeof err) < 0 ||
+	    config_get_int(&cfg, "rate_limit_per_client", 30, 1, 1000000, &ctx.rate_per_client, err, sizeof err) < 0)
+		log_fatal("%s: %s", config_path, err);
 	static char site_url[512];
 	snprintf(site_url, sizeof site_url, "%s", config_get(&cfg, "site_url", ""));
 	for (size_t n = strlen(site_url); n > 0 && site_url[n - 1] == '/'; n--)

@@ -73,8 +73,10 @@ class Mailbox:
 
 
 class Stack:
-    def __init__(self, root):
+    def __init__(self, root, client_rate_limit=100000):
         self.root = root
+        # Every test comes from 127.0.0.1: the per-client limit is raised unless a test lowers it.
+        self.client_rate_limit = client_rate_limit
         self.http_port = free_port()
         self.pg_port = free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
@@ -89,7 +91,8 @@ class Stack:
         subprocess.run([os.path.join(TOP, "scripts", "stack"), "start", self.root,
                         str(self.http_port), str(self.pg_port), BUILD], check=True,
                        stdout=subprocess.DEVNULL, env=dict(os.environ, STOWAGE_TLS_PORT=str(self.tls_port),
-                                                           STOWAGE_SMTP_URL=self.mail.url))
+                                                           STOWAGE_SMTP_URL=self.mail.url,
+                                                           STOWAGE_CLIENT_RATE_LIMIT=str(self.client_rate_limit)))
 
     def stop(self):
         subprocess.run([os.path.join(TOP, "scripts", "stack"), "stop", self.root], check=False)

@@ -11,9 +11,11 @@ import psycopg2
 import pytest
 import requests
 
+import shutil
 import subprocess
+import tempfile
 
-from conftest import CSRF_RE, TOP, Client, unique
+from conftest import CSRF_RE, TOP, Client, Stack, unique
 
 NEXT_ATTACKS = [
     "//evil.example/x",             # protocol-relative: another site
@@ -36,10 +38,11 @@ NEXT_ATTACKS = [
 
 
 def signin_post(c, data):
-    """A sign-in POST; nginx's per-address limit (30 a minute) may answer 429, then wait a token."""
+    """A sign-in POST; nginx's per-client limit (30 a minute) may answer 429, then wait a token
+    (Stowage's own 429s, in words, are answers)."""
     for _ in range(20):
         r = c.post("/signin", data)
-        if r.status_code != 429:
+        if r.status_code != 429 or "Too many" in r.text:
             return r
         time.sleep(2.1)
     return r
@@ -365,3 +368,74 @@ def test_no_reset_link_for_an_unconfirmed_account(stack):
     assert Client(stack).post("/password/forgot", {"email": email}).status_code == 200
     time.sleep(1)
     assert stack.mail.links_to(email, "/password/reset/") == []
+
+
+
+# Rate limits: per address, per client, and a slowed-down address after ten wrong passwords.
+
+def test_tenth_wrong_password_slows_the_address_down_in_words(stack, admin):
+    c = Client(stack)
+    for i in range(10):
+        r = signin_post(c, {"email": admin.email, "password": f"wrong password {i}"})
+        assert r.status_code == 422 and "Email or password is wrong." in r.text, (i, r.status_code)
+    # Now even the right password waits: guessing goes on at one try every 30 seconds.
+    r = signin_post(c, {"email": admin.email, "password": "correct horse battery"})
+    assert r.status_code == 429
+    assert "Too many wrong passwords for this address" in r.text and "Try again in" in r.text
+    assert "stowage_session=" not in r.headers.get("Set-Cookie", "")
+    # An address without an account is slowed down alike: the answer tells nothing.
+    nobody = unique("nobody") + "@x.test"
+    for i in range(10):
+        assert signin_post(c, {"email": nobody, "password": f"guess {i}"}).status_code == 422
+    r = signin_post(c, {"email": nobody, "password": "guess 10"})
+    assert r.status_code == 429 and "Too many wrong passwords for this address" in r.text
+    # Other accounts are not affected.
+    other = Client(stack)
+    other_email = unique("unaffected") + "@x.test"
+    other.signup(unique("Unaffected Org "), other_email)
+    assert signin_post(Client(stack), {"email": other_email, "password": "correct horse battery"}).status_code == 303
+
+
+def test_mails_to_one_address_are_rate_limited(stack, admin):
+    email = unique("flooded") + "@x.test"
+    codes = [Client(stack).post("/password/forgot", {"email": email}).status_code for _ in range(6)]
+    assert codes[:5] == [200] * 5
+    r = Client(stack).post("/password/forgot", {"email": email})
+    assert r.status_code == 429 and "Too many password reset mails for this address" in r.text
+    victim = unique("invited") + "@x.test"
+    for i in range(5):
+        assert admin.post("/members", {"email": victim, "display_name": "V", "role": "viewer"}).status_code == 303
+    r = admin.post("/members", {"email": victim, "display_name": "V", "role": "viewer"})
+    assert r.status_code == 429 and "Too many invitations for this address" in r.text
+    assert len(stack.mail.links_to(victim, "/invitations/")) == 5
+    squat = unique("resignup") + "@x.test"
+    for i in range(5):
+        Client(stack).signup_unconfirmed(unique("Again Org "), squat)
+    r = Client(stack).post("/signup", {"org": unique("Again Org "), "display_name": "A", "email": squat,
+                                       "password": "correct horse battery"})
+    assert r.status_code == 429 and "Too many sign-ups for this address" in r.text
+
+
+@pytest.fixture(scope="module")
+def strict_stack():
+    """A second installation whose per-client limit is 3 an hour (sign-ins: 30)."""
+    root = tempfile.mkdtemp(prefix="stowage-strict-")
+    os.chmod(root, 0o755)
+    s = Stack(root, client_rate_limit=3)
+    s.start()
+    yield s
+    s.stop()
+    assert not s.sanitizer_reports()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_signups_and_resets_from_one_client_are_rate_limited(strict_stack):
+    for i in range(3):
+        Client(strict_stack).signup_unconfirmed(unique("Client Org "), unique("client") + "@x.test")
+    r = Client(strict_stack).post("/signup", {"org": unique("Client Org "), "display_name": "C",
+                                              "email": unique("client") + "@x.test", "password": "correct horse battery"})
+    assert r.status_code == 429 and "Too many sign-ups from your network address" in r.text
+    for i in range(3):
+        assert Client(strict_stack).post("/password/forgot", {"email": unique("r") + "@x.test"}).status_code == 200
+    r = Client(strict_stack).post("/password/forgot", {"email": unique("r") + "@x.test"})
+    assert r.status_code == 429 and "Too many password reset mails from your network address" in r.text
