@@ -59,12 +59,21 @@ REVOKE ALL ON FUNCTION stowage.drop_unconfirmed(text) FROM PUBLIC;
 
 -- Sign-up: a new organisation and its first admin, unusable until the address is confirmed
 -- through the link whose hash is p_token_hash. An earlier unconfirmed sign-up with the same
--- address (perhaps by someone who does not own it) gives way.
+-- address (perhaps by someone who does not own it) gives way. An address with a confirmed
+-- account creates nothing: both columns are NULL (the worker mails the owner instead, and its
+-- answer is the same, so that sign-up tells nobody which addresses have accounts).
 DROP FUNCTION stowage.signup(text, text, text, text);
 CREATE FUNCTION stowage.signup(p_org text, p_email text, p_name text, p_hash text, p_token_hash bytea,
 	OUT org_id bigint, OUT user_id bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = stowage, pg_temp AS $$
 BEGIN
+	-- The name first, whatever the address: else a taken name would tell which addresses have accounts.
+	IF EXISTS (SELECT 1 FROM orgs o WHERE lower(o.name) = lower(p_org)) THEN
+		RAISE EXCEPTION 'organisation name taken' USING ERRCODE = '23505';
+	END IF;
+	IF EXISTS (SELECT 1 FROM users u WHERE lower(u.email) = lower(p_email) AND u.email_confirmed_at IS NOT NULL) THEN
+		RETURN;
+	END IF;
 	PERFORM drop_unconfirmed(p_email);
 	INSERT INTO orgs (name) VALUES (p_org) RETURNING id INTO org_id;
 	INSERT INTO users (email, display_name, password_hash) VALUES (p_email, p_name, p_hash)

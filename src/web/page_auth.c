@@ -90,7 +90,7 @@ void page_signup_post(struct request *r)
 		if (strcmp(db_last_sqlstate(), "23505") == 0) {
 			view = form_view(&v, signup_fields);
 			cJSON_AddStringToObject(view, "form_error",
-				"That organisation name or email is already registered. Sign in instead, or choose another.");
+				"Organisation: that name is already taken; choose another.");
 			cJSON_AddStringToObject(view, "title", "Create an organisation");
 			form_values_free(&v);
 			respond_form_errors(r, "signup", view);
@@ -100,13 +100,28 @@ void page_signup_post(struct request *r)
 		respond_db_error(r, hash ? err : "password hashing failed");
 		return;
 	}
-	long long org_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	long long user_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	PQclear(res);
-	log_info("organisation %lld created by user %lld, waiting for the address to be confirmed", org_id, user_id);
-	/* Nothing is usable until the address is proven: no session yet, only a mailed link. */
 	const char *email = form_value(&v, signup_fields, "email");
-	if (account_mail_link(r, email, "Confirm your address for Stowage",
+	int existing = PQgetisnull(res, 0, 0);
+	if (existing) {
+		/* The address has a confirmed account: tell its owner, and answer as for any address. */
+		PQclear(res);
+		struct strbuf body = STRBUF_INIT;
+		struct mail_conf conf = r->ctx->mail;
+		strbuf_addf(&body, "Someone (perhaps you) tried to create an organisation on Stowage with this address, "
+			    "which already has an account. Nothing was created.\n\nSign in: %s/signin\n"
+			    "Forgot your password? %s/password/forgot\n\nIf it was not you, ignore this mail.\n",
+			    r->ctx->site_url, r->ctx->site_url);
+		if (mail_send(&conf, email, "You already have a Stowage account", body.buf, err, sizeof err) < 0)
+			log_error("%s", err);
+		strbuf_release(&body);
+	} else {
+		long long org_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		long long user_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		PQclear(res);
+		log_info("organisation %lld created by user %lld, waiting for the address to be confirmed", org_id, user_id);
+	}
+	/* Nothing is usable until the address is proven: no session yet, only a mailed link. */
+	if (!existing && account_mail_link(r, email, "Confirm your address for Stowage",
 			      "Someone (we hope you) created an organisation on Stowage with this address. "
 			      "Open this link to confirm the address and start:",
 			      "/confirm/", token,

@@ -59,6 +59,18 @@ class Mailbox:
             return [m.group(1) for rcpt, _, text, _ in self.messages if rcpt == address.lower()
                     for m in pattern.finditer(text)]
 
+    def wait_subject(self, address, subject, timeout=20):
+        """The text of the first mail to address with that subject, waiting for it."""
+        deadline = time.time() + timeout
+        with self.cond:
+            while True:
+                for rcpt, subj, text, _ in self.messages:
+                    if rcpt == address.lower() and subj == subject:
+                        return text
+                left = deadline - time.time()
+                assert left > 0, f"no mail '{subject}' to {address} within {timeout}s"
+                self.cond.wait(left)
+
     def link(self, address, path_prefix, count=1, timeout=20):
         """The count-th path_prefix link mailed to address (1 = the first ever), waiting for it."""
         deadline = time.time() + timeout

@@ -439,3 +439,24 @@ def test_signups_and_resets_from_one_client_are_rate_limited(strict_stack):
         assert Client(strict_stack).post("/password/forgot", {"email": unique("r") + "@x.test"}).status_code == 200
     r = Client(strict_stack).post("/password/forgot", {"email": unique("r") + "@x.test"})
     assert r.status_code == 429 and "Too many password reset mails from your network address" in r.text
+
+
+def test_signup_says_nothing_about_whether_an_address_has_an_account(stack, admin):
+    fresh = unique("fresh") + "@x.test"
+    answers = []
+    for email in (admin.email, fresh):
+        org = unique("Probe Org ")
+        r = Client(stack).post("/signup", {"org": org, "display_name": "P", "email": email,
+                                           "password": "probe password 1"})
+        answers.append((r.status_code, re.sub(r'value="[^"]*"', "", r.text).replace(email, "ADDR")))
+    assert answers[0] == answers[1] and answers[0][0] == 200
+    # The owner hears of it; nothing was created and nothing of theirs changed.
+    mail = stack.mail.wait_subject(admin.email, "You already have a Stowage account")
+    assert "/confirm/" not in mail and "/password/forgot" in mail
+    assert signin_post(Client(stack), {"email": admin.email, "password": "correct horse battery"}).status_code == 303
+    assert len(admin.json("/members").json()["members"]) == 1
+    # A taken organisation name is refused the same way for every address.
+    for email in (admin.email, unique("fresh") + "@x.test"):
+        r = Client(stack).post("/signup", {"org": admin.org, "display_name": "P", "email": email,
+                                           "password": "probe password 1"})
+        assert r.status_code == 422 and "Organisation: that name is already taken" in r.text
