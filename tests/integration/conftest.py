@@ -85,8 +85,9 @@ class Mailbox:
 
 
 class Stack:
-    def __init__(self, root, client_rate_limit=100000):
+    def __init__(self, root, client_rate_limit=100000, smtp=True):
         self.root = root
+        self.smtp = smtp  # False: no smtp_url, as in the demo (mails go to the web log)
         # Every test comes from 127.0.0.1: the per-client limit is raised unless a test lowers it.
         self.client_rate_limit = client_rate_limit
         self.http_port = free_port()
@@ -103,7 +104,7 @@ class Stack:
         subprocess.run([os.path.join(TOP, "scripts", "stack"), "start", self.root,
                         str(self.http_port), str(self.pg_port), BUILD], check=True,
                        stdout=subprocess.DEVNULL, env=dict(os.environ, STOWAGE_TLS_PORT=str(self.tls_port),
-                                                           STOWAGE_SMTP_URL=self.mail.url,
+                                                           STOWAGE_SMTP_URL=self.mail.url if self.smtp else "",
                                                            STOWAGE_CLIENT_RATE_LIMIT=str(self.client_rate_limit)))
 
     def stop(self):

@@ -460,3 +460,30 @@ def test_signup_says_nothing_about_whether_an_address_has_an_account(stack, admi
         r = Client(stack).post("/signup", {"org": admin.org, "display_name": "P", "email": email,
                                            "password": "probe password 1"})
         assert r.status_code == 422 and "Organisation: that name is already taken" in r.text
+
+
+
+def test_without_smtp_the_links_are_in_the_web_log_and_it_says_so():
+    """The demo's case: no smtp_url. The mail, link included, is written to the web log."""
+    root = tempfile.mkdtemp(prefix="stowage-nosmtp-")
+    os.chmod(root, 0o755)
+    s = Stack(root, smtp=False)
+    s.start()
+    try:
+        email = unique("logged") + "@x.test"
+        c = Client(s)
+        r = c.post("/signup", {"org": unique("Logged Org "), "display_name": "L", "email": email,
+                               "password": "correct horse battery"})
+        assert r.status_code == 200 and "Check your mail" in r.text
+        with open(os.path.join(root, "logs", "web.log")) as f:
+            log = f.read()
+        assert "no smtp_url" in log and "written to this log instead of being sent" in log
+        assert s.mail.links_to(email, "/confirm/") == []  # nothing went out
+        link = re.search(r"mail to " + re.escape(email) + r" is only logged here: .*?http://[^/\s]+(/confirm/[A-Za-z0-9_-]+)",
+                         log).group(1)
+        assert c.follow(link).status_code == 303 and c.get("/").status_code == 200
+    finally:
+        s.stop()
+        reports = s.sanitizer_reports()
+        shutil.rmtree(root, ignore_errors=True)
+    assert not reports
