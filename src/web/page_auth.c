@@ -185,24 +185,9 @@ void page_signin_post(struct request *r)
 		form_values_free(&v);
 		return;
 	}
-	/* From the tenth wrong password within 15 minutes, the address is slowed down: even the
-	 * right password waits its turn, so guessing goes on at one try every 30 seconds. */
-	PGresult *wait = db_exec(r->db, "SELECT signin_wait($1)", 1, params, err, sizeof err);
-	if (!wait) {
+	int slowed = web_signin_slowed(r, params[0]);
+	if (slowed != 0) {
 		form_values_free(&v);
-		respond_db_error(r, err);
-		return;
-	}
-	int seconds = atoi(PQgetvalue(wait, 0, 0));
-	PQclear(wait);
-	if (seconds > 0) {
-		char msg[300];
-		snprintf(msg, sizeof msg, "Too many wrong passwords for this address: sign-in is slowed down to one try "
-			 "every 30 seconds. Try again in %d seconds, or reset the password.", seconds);
-		log_info("sign-in slowed down for an address, from %s", r->remote_addr ? r->remote_addr : "?");
-		form_values_free(&v);
-		respond_error(r, 429, msg);
-		r->rollback = 0; /* the attempt counts */
 		return;
 	}
 	PGresult *res = db_exec(r->db, "SELECT user_id, password_hash, org_id, confirmed FROM auth_lookup($1)",
@@ -222,10 +207,8 @@ void page_signin_post(struct request *r)
 	int ok = password_verify(form_value(&v, signin_fields, "password"), hash) && user_id && org_id;
 	PQclear(res);
 	if (!ok) {
-		log_info("failed sign-in from %s", r->remote_addr ? r->remote_addr : "?");
-		if (db_run(r->db, "SELECT signin_failed($1)", 1, params, err, sizeof err) < 0) {
+		if (web_signin_failed(r, params[0]) < 0) {
 			form_values_free(&v);
-			respond_db_error(r, err);
 			return;
 		}
 		signin_view_respond(r, 422, &v, "Email or password is wrong.");

@@ -60,6 +60,12 @@ void page_account_password(struct request *r)
 		form_values_free(&v);
 		return;
 	}
+	/* A stolen session must not become a password oracle: the same limits as sign-in. */
+	if (web_rate_limit(r, "signin", "password attempts", r->session.email) <= 0 ||
+	    web_signin_slowed(r, r->session.email) != 0) {
+		form_values_free(&v);
+		return;
+	}
 	res = db_exec(r->db, "SELECT password_hash FROM auth_lookup($1)", 1, params, err, sizeof err);
 	if (!res) {
 		form_values_free(&v);
@@ -70,6 +76,10 @@ void page_account_password(struct request *r)
 							 PQgetvalue(res, 0, 0));
 	PQclear(res);
 	if (!ok) {
+		if (web_signin_failed(r, r->session.email) < 0) {
+			form_values_free(&v);
+			return;
+		}
 		cJSON *view = form_view(&v, change_fields);
 		cJSON *fields = cJSON_GetObjectItem(view, "fields");
 		cJSON *cur = fields ? cJSON_GetObjectItem(fields, "current_password") : NULL;
@@ -79,6 +89,7 @@ void page_account_password(struct request *r)
 			cJSON_AddStringToObject(view, "form_error", "Current password: wrong; the password did not change.");
 		form_values_free(&v);
 		account_respond(r, 422, view);
+		r->rollback = 0; /* the wrong password is recorded */
 		return;
 	}
 	char *hash = password_hash(form_value(&v, change_fields, "new_password"));

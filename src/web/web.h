@@ -115,6 +115,12 @@ void web_token_hash_param(const char *token, char out[67]);
  * (may be NULL) and for the client; 1 when allowed, 0 after answering 429 in words naming what
  * (plural: "sign-ups"), -1 after answering with a database error. */
 int web_rate_limit(struct request *r, const char *action, const char *what, const char *address);
+/* 1 after answering 429 when email's wrong passwords slowed it down, 0 when it may try, -1 after
+ * answering with a database error. */
+int web_signin_slowed(struct request *r, const char *email);
+/* Records a wrong password for email; 0, or -1 after answering with a database error. The caller
+ * answers and clears r->rollback, so that the failure is kept. */
+int web_signin_failed(struct request *r, const char *email);
 
 /* page_account.c: one-time links. A new token and its hash parameter; 0 or -1 with err. */
 int account_link_new(char token[44], char hash[67], char *err, size_t errlen);

@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int hit(struct request *r, const char *key, long limit, int *allowed)
@@ -64,4 +65,43 @@ int web_rate_limit(struct request *r, const char *action, const char *what, cons
 		return 0;
 	}
 	return 1;
+}
+
+int web_signin_slowed(struct request *r, const char *email)
+{
+	const char *params[] = { email };
+	char err[512], msg[300];
+	PGresult *res;
+	int seconds;
+
+	/* From the tenth wrong password within 15 minutes, the address is slowed down: even the
+	 * right password waits its turn, so guessing goes on at one try every 30 seconds. */
+	res = db_exec(r->db, "SELECT signin_wait($1)", 1, params, err, sizeof err);
+	if (!res) {
+		respond_db_error(r, err);
+		return -1;
+	}
+	seconds = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (seconds <= 0)
+		return 0;
+	snprintf(msg, sizeof msg, "Too many wrong passwords for this address: sign-in is slowed down to one try "
+		 "every 30 seconds. Try again in %d seconds, or reset the password.", seconds);
+	log_info("sign-in slowed down for an address, from %s", r->remote_addr ? r->remote_addr : "?");
+	respond_error(r, 429, msg);
+	r->rollback = 0; /* the attempt counts */
+	return 1;
+}
+
+int web_signin_failed(struct request *r, const char *email)
+{
+	const char *params[] = { email };
+	char err[512];
+
+	log_info("wrong password from %s", r->remote_addr ? r->remote_addr : "?");
+	if (db_run(r->db, "SELECT signin_failed($1)", 1, params, err, sizeof err) < 0) {
+		respond_db_error(r, err);
+		return -1;
+	}
+	return 0;
 }

@@ -487,3 +487,12 @@ def test_without_smtp_the_links_are_in_the_web_log_and_it_says_so():
         reports = s.sanitizer_reports()
         shutil.rmtree(root, ignore_errors=True)
     assert not reports
+
+
+def test_password_change_form_is_no_password_oracle_for_a_stolen_session(admin):
+    for i in range(10):
+        r = admin.post("/account/password", {"current_password": f"guess number {i}", "new_password": "attacker password"})
+        assert r.status_code == 422 and "Current password: wrong" in r.text
+    r = admin.post("/account/password", {"current_password": "correct horse battery", "new_password": "attacker password"})
+    assert r.status_code == 429 and "Too many wrong passwords for this address" in r.text
+    assert admin.get("/").status_code == 200  # nothing changed: the session is still there
