@@ -496,3 +496,15 @@ def test_password_change_form_is_no_password_oracle_for_a_stolen_session(admin):
     r = admin.post("/account/password", {"current_password": "correct horse battery", "new_password": "attacker password"})
     assert r.status_code == 429 and "Too many wrong passwords for this address" in r.text
     assert admin.get("/").status_code == 200  # nothing changed: the session is still there
+
+
+def test_access_log_never_holds_a_live_one_time_link(stack):
+    c = Client(stack)
+    email = unique("logcheck") + "@x.test"
+    c.signup(unique("Log Org "), email)
+    token = stack.mail.link(email, "/confirm/").rsplit("/", 1)[1]
+    time.sleep(0.5)
+    with open(os.path.join(stack.root, "nginx", "access.log")) as f:
+        log = f.read()
+    assert "/confirm/[token]" in log
+    assert token not in log
