@@ -16,11 +16,19 @@ static const char *const config_known_keys[] = {
 	"database_owner_url",	/* libpq connection string for migrations (table owner) */
 	"master_key_file",	/* 32-byte key that encrypts secrets at rest; mode 0600 */
 	"fcgi_socket",		/* unix socket the web workers listen on */
+	"fcgi_socket_group",	/* the group nginx's workers share with us: the socket is 0660 in it */
 	"web_workers",		/* number of FastCGI worker processes */
 	"templates_dir",
 	"static_dir",
 	"allowed_networks",	/* CIDR list user-supplied URLs must resolve into */
 	"allowed_private_networks", /* ranges of the always-refused list (loopback, RFC 1918, ...) opted back in */
+	"rate_limit_per_address",	/* sign-ups, invitations, reset mails an address gets an hour (x10 sign-ins) */
+	"rate_limit_per_client",	/* the same from one client address an hour (x10 sign-ins) */
+	"site_url",		/* the console's address as people reach it: the base of mailed links */
+	"smtp_url",		/* smtp://host:port or smtps://host:port; unset: mails are only logged */
+	"smtp_user",		/* optional SMTP AUTH; then STARTTLS is required */
+	"smtp_password",
+	"mail_from",		/* the sender of Stowage's mails */
 	"cookie_secure",	/* "yes" to mark cookies Secure (behind TLS) */
 	"runner_jobs",		/* jobs one runner executes at once */
 	"cluster_concurrency",	/* jobs running at once against one cluster */

@@ -167,8 +167,34 @@ static int cluster_store(struct request *r, long long id, const char *name, cons
 	return 0;
 }
 
-/* The token stored for cluster id, opened; NULL after answering. */
-static char *cluster_stored_token(struct request *r, long long id)
+/* 1 when two CA bundles are the same text, whatever the line endings and surrounding blanks (a
+ * browser sends a textarea back with CRLF). */
+static int same_pem(const char *a, const char *b)
+{
+	while (*a == ' ' || *a == '\t' || *a == '\r' || *a == '\n')
+		a++;
+	while (*b == ' ' || *b == '\t' || *b == '\r' || *b == '\n')
+		b++;
+	for (;;) {
+		while (*a == '\r')
+			a++;
+		while (*b == '\r')
+			b++;
+		if (*a != *b) {
+			/* Only trailing blanks may differ. */
+			const char *rest = *a ? a : b;
+			return strspn(rest, " \t\r\n") == strlen(rest) && (!*a || !*b);
+		}
+		if (!*a)
+			return 1;
+		a++;
+		b++;
+	}
+}
+
+/* The token stored for cluster id, opened, and the API URL and CA it was stored for (caller frees
+ * both); NULL after answering. */
+static char *cluster_stored_token(struct request *r, long long id, char **url, char **ca)
 {
 	char sid[24], err[512];
 	const char *params[] = { sid };
@@ -176,11 +202,16 @@ static char *cluster_stored_token(struct request *r, long long id)
 	char *token = NULL;
 
 	snprintf(sid, sizeof sid, "%lld", id);
-	res = db_exec(r->db, "SELECT token_enc FROM clusters WHERE id = $1", 1, params, err, sizeof err);
-	if (!res || PQntuples(res) != 1)
+	res = db_exec(r->db, "SELECT token_enc, api_url, coalesce(ca_pem, '') FROM clusters WHERE id = $1",
+		      1, params, err, sizeof err);
+	if (!res || PQntuples(res) != 1) {
 		respond_error(r, 404, "There is no such cluster.");
-	else if (!(token = secret_open(&r->ctx->keyring, r->session.org_id, "cluster.token", PQgetvalue(res, 0, 0))))
+	} else if (!(token = secret_open(&r->ctx->keyring, r->session.org_id, "cluster.token", PQgetvalue(res, 0, 0)))) {
 		respond_error(r, 500, "The stored token cannot be decrypted with the current master key.");
+	} else {
+		*url = xstrdup(PQgetvalue(res, 0, 1));
+		*ca = xstrdup(PQgetvalue(res, 0, 2));
+	}
 	PQclear(res);
 	return token;
 }
@@ -236,7 +267,29 @@ static void cluster_save(struct request *r, long long id)
 		form_values_free(&v);
 		return;
 	}
-	token = typed && *typed ? xstrdup(typed) : cluster_stored_token(r, id);
+	if (typed && *typed) {
+		token = xstrdup(typed);
+	} else {
+		/* The stored token goes only where it was first sent: a new API URL or CA could be
+		 * someone else's server, which would then receive it. */
+		char *stored_url = NULL, *stored_ca = NULL;
+		const char *ca = form_value(&v, cluster_fields, "ca_pem");
+		token = cluster_stored_token(r, id, &stored_url, &stored_ca);
+		if (token && (strcmp(stored_url, form_value(&v, cluster_fields, "api_url")) != 0 ||
+			      !same_pem(stored_ca, ca ? ca : ""))) {
+			v.error[2] = xstrdup(strcmp(stored_url, form_value(&v, cluster_fields, "api_url")) != 0 ?
+				"Bearer token: required again when the API server URL changes; the stored token is "
+				"never sent to a new address." :
+				"Bearer token: required again when the CA bundle changes; the stored token is never "
+				"sent to a server verified by another CA.");
+			v.errors++;
+			secret_free(token);
+			token = NULL;
+			cluster_form_respond(r, 422, form_view(&v, cluster_fields), id);
+		}
+		free(stored_url);
+		free(stored_ca);
+	}
 	if (token) {
 		int rc = cluster_store(r, id, form_value(&v, cluster_fields, "name"),
 				       form_value(&v, cluster_fields, "api_url"), token,

@@ -3,7 +3,8 @@
 #include "audit.h"
 #include "db.h"
 #include "form.h"
-#include "password.h"
+#include "log.h"
+#include "token.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,6 @@ static const struct form_field invite_fields[] = {
 	{ .name = "email", .label = "Email", .kind = FORM_EMAIL, .required = 1, .max_len = 254 },
 	{ .name = "display_name", .label = "Name", .kind = FORM_TEXT, .required = 1, .max_len = 100 },
 	{ .name = "role", .label = "Role", .kind = FORM_CHOICE, .required = 1, .choices = role_choices },
-	{ .name = "password", .label = "Temporary password", .kind = FORM_PASSWORD, .required = 1, .max_len = 256 },
 };
 #define INVITE_N (sizeof invite_fields / sizeof invite_fields[0])
 
@@ -57,6 +57,23 @@ static int add_members(struct request *r, cJSON *view)
 		cJSON_AddItemToArray(list, m);
 	}
 	PQclear(res);
+	res = db_exec(r->db, "SELECT email, display_name, role, to_char(created_at, 'YYYY-MM-DD') FROM invitations "
+		      "WHERE expires_at > now() ORDER BY lower(email)", 0, NULL, err, sizeof err);
+	if (!res) {
+		respond_db_error(r, err);
+		return -1;
+	}
+	list = cJSON_AddArrayToObject(view, "invitations");
+	for (int i = 0; i < PQntuples(res); i++) {
+		cJSON *inv = cJSON_CreateObject();
+		cJSON_AddStringToObject(inv, "email", PQgetvalue(res, i, 0));
+		cJSON_AddStringToObject(inv, "display_name", PQgetvalue(res, i, 1));
+		cJSON_AddStringToObject(inv, "role", PQgetvalue(res, i, 2));
+		cJSON_AddStringToObject(inv, "since", PQgetvalue(res, i, 3));
+		cJSON_AddItemToArray(list, inv);
+	}
+	cJSON_AddBoolToObject(view, "has_invitations", PQntuples(res) > 0);
+	PQclear(res);
 	return 0;
 }
 
@@ -89,16 +106,25 @@ void page_members_invite(struct request *r)
 		form_values_free(&v);
 		return;
 	}
-	char *hash = password_hash(form_value(&v, invite_fields, "password"));
+	int allowed = web_rate_limit(r, "invite", "invitations", form_value(&v, invite_fields, "email"));
+	if (allowed <= 0) {
+		form_values_free(&v);
+		return;
+	}
+	char token[TOKEN_TEXT_LEN + 1], hash[67];
+	if (account_link_new(token, hash, err, sizeof err) < 0) {
+		form_values_free(&v);
+		respond_db_error(r, err);
+		return;
+	}
 	const char *email = form_value(&v, invite_fields, "email");
-	const char *params[] = { email, form_value(&v, invite_fields, "display_name"), hash,
-				 form_value(&v, invite_fields, "role") };
-	PGresult *res = hash ? db_exec(r->db, "SELECT created FROM invite($1, $2, $3, $4)", 4, params, err, sizeof err) : NULL;
-	free(hash);
+	const char *role = form_value(&v, invite_fields, "role");
+	const char *params[] = { email, form_value(&v, invite_fields, "display_name"), role, hash };
+	PGresult *res = db_exec(r->db, "SELECT invite($1, $2, $3, $4)", 4, params, err, sizeof err);
 	if (!res) {
 		if (strcmp(db_last_sqlstate(), "23505") == 0) {
 			cJSON *view = form_view(&v, invite_fields);
-			cJSON_AddStringToObject(view, "form_error", "That person is already a member.");
+			cJSON_AddStringToObject(view, "form_error", "Email: that person is already a member of this organisation.");
 			/* The failed statement aborted the transaction: start a fresh one to list members. */
 			db_rollback(r->db);
 			if (db_tenant_begin(r->db, r->session.org_id, r->session.user_id, err, sizeof err) < 0) {
@@ -114,11 +140,11 @@ void page_members_invite(struct request *r)
 		form_values_free(&v);
 		return;
 	}
-	int created = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
+	/* The same answer whether or not the address has an account anywhere: the invitation is
+	 * pending until its owner opens the mailed link and accepts. */
 	cJSON *detail = cJSON_CreateObject();
-	cJSON_AddStringToObject(detail, "role", form_value(&v, invite_fields, "role"));
-	cJSON_AddBoolToObject(detail, "new_account", created);
+	cJSON_AddStringToObject(detail, "role", role);
 	int rc = audit_record(r->db, "member.invite", email, detail, err, sizeof err);
 	cJSON_Delete(detail);
 	if (rc < 0) {
@@ -126,9 +152,20 @@ void page_members_invite(struct request *r)
 		respond_db_error(r, err);
 		return;
 	}
+	char intro[700];
+	snprintf(intro, sizeof intro, "%s invites you to the organisation %s on Stowage as %s. "
+		 "Open this link to accept:", r->session.display_name, r->session.org_name, role);
+	if (account_mail_link(r, email, "An invitation to Stowage", intro, "/invitations/", token,
+			      "The link works once and expires in seven days. If you did not expect it, ignore this mail.",
+			      err, sizeof err) < 0) {
+		log_error("%s", err);
+		r->rollback = 1;
+		form_values_free(&v);
+		respond_error(r, 503, "The invitation mail could not be sent, so nobody was invited; try again later.");
+		return;
+	}
 	char msg[400];
-	snprintf(msg, sizeof msg, created ? "%s was invited; give them the temporary password." :
-		 "%s already had an account and is now a member.", email);
+	snprintf(msg, sizeof msg, "An invitation was sent to %s; they join once they accept it.", email);
 	form_values_free(&v);
 	response_flash(r, msg);
 	respond_redirect(r, "/members");

@@ -15,6 +15,26 @@ const char *request_header(const struct request *r, const char *cgi_name)
 	return FCGX_GetParam(cgi_name, r->fcgi->envp);
 }
 
+/* 1 when the client reached nginx over TLS (nginx's fastcgi_params pass HTTPS=on). */
+int request_tls(const struct request *r)
+{
+	const char *https = request_header(r, "HTTPS");
+
+	return https && (strcmp(https, "on") == 0 || strcmp(https, "ON") == 0);
+}
+
+/* Over TLS our cookies carry the __Host- prefix (Secure, Path=/, no Domain: a sibling subdomain
+ * cannot set or shadow them), and only the prefixed name is read. */
+const char *request_cookie(const struct request *r, const char *name)
+{
+	char full[128];
+
+	if (!request_tls(r))
+		return kv_get(&r->cookies, name);
+	snprintf(full, sizeof full, "__Host-%s", name);
+	return kv_get(&r->cookies, full);
+}
+
 static int read_body(struct request *r, struct strbuf *body, char *err, size_t errlen)
 {
 	const char *cl = request_header(r, "CONTENT_LENGTH");

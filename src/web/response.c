@@ -33,8 +33,10 @@ static const char *status_text(int status)
 
 void response_set_cookie(struct request *r, const char *name, const char *value, long max_age)
 {
-	strbuf_addf(&r->headers, "Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%ld%s\r\n",
-		    name, value, max_age, r->ctx->cookie_secure ? "; Secure" : "");
+	int tls = request_tls(r);
+
+	strbuf_addf(&r->headers, "Set-Cookie: %s%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%ld%s\r\n",
+		    tls ? "__Host-" : "", name, value, max_age, tls || r->ctx->cookie_secure ? "; Secure" : "");
 }
 
 void response_flash(struct request *r, const char *message)
@@ -49,7 +51,7 @@ void response_flash(struct request *r, const char *message)
 /* The flash message of the previous response, decoded, or NULL; it is shown once. */
 static char *take_flash(struct request *r)
 {
-	const char *raw = kv_get(&r->cookies, FLASH_COOKIE);
+	const char *raw = request_cookie(r, FLASH_COOKIE);
 	struct kv_list decoded = { 0 };
 	char err[128];
 	char *msg = NULL;

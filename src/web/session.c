@@ -37,7 +37,7 @@ enum role role_parse(const char *name)
 }
 
 /* bytea parameters travel in hex text form: "\x" and 64 digits. */
-static void token_hash_param(const char *token, char out[67])
+void web_token_hash_param(const char *token, char out[67])
 {
 	uint8_t hash[32];
 
@@ -54,7 +54,7 @@ static void copy_field(char *dst, size_t size, const char *src)
 
 int session_load(struct request *r)
 {
-	const char *token = kv_get(&r->cookies, SESSION_COOKIE);
+	const char *token = request_cookie(r, SESSION_COOKIE);
 	char hash[67], err[512];
 	const char *params[] = { hash };
 	PGresult *res;
@@ -62,7 +62,7 @@ int session_load(struct request *r)
 	memset(&r->session, 0, sizeof r->session);
 	if (!token || strlen(token) != TOKEN_TEXT_LEN)
 		return 0;
-	token_hash_param(token, hash);
+	web_token_hash_param(token, hash);
 	res = db_exec(r->db, "SELECT user_id, org_id, role, csrf_token, email, display_name, org_name "
 		      "FROM session_lookup($1)", 1, params, err, sizeof err);
 	if (!res) {
@@ -96,7 +96,7 @@ int session_create(struct request *r, long long user_id, long long org_id, char 
 	}
 	snprintf(org, sizeof org, "%lld", org_id);
 	snprintf(user, sizeof user, "%lld", user_id);
-	token_hash_param(token, hash);
+	web_token_hash_param(token, hash);
 	if (db_run(r->db, "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)",
 		   2, bind, err, errlen) < 0)
 		return -1;
@@ -110,12 +110,12 @@ int session_create(struct request *r, long long user_id, long long org_id, char 
 
 void session_destroy(struct request *r)
 {
-	const char *token = kv_get(&r->cookies, SESSION_COOKIE);
+	const char *token = request_cookie(r, SESSION_COOKIE);
 	char hash[67], err[512];
 	const char *params[] = { hash };
 
 	if (token && strlen(token) == TOKEN_TEXT_LEN) {
-		token_hash_param(token, hash);
+		web_token_hash_param(token, hash);
 		if (db_run(r->db, "DELETE FROM sessions WHERE token_hash = $1", 1, params, err, sizeof err) < 0)
 			log_error("sign-out: %s", err);
 	}
@@ -133,7 +133,7 @@ int csrf_check(const struct request *r)
 		sent = request_header(r, "HTTP_X_CSRF_TOKEN");
 	if (!sent)
 		return 0;
-	want = r->session.user_id ? r->session.csrf : kv_get(&r->cookies, PRESESSION_CSRF_COOKIE);
+	want = r->session.user_id ? r->session.csrf : request_cookie(r, PRESESSION_CSRF_COOKIE);
 	return want && token_equal(sent, want);
 }
 
@@ -143,7 +143,7 @@ const char *csrf_token_for_view(struct request *r)
 
 	if (r->session.user_id)
 		return r->session.csrf;
-	cookie = kv_get(&r->cookies, PRESESSION_CSRF_COOKIE);
+	cookie = request_cookie(r, PRESESSION_CSRF_COOKIE);
 	if (cookie && strlen(cookie) == TOKEN_TEXT_LEN)
 		return cookie;
 	/* Kept in the cookie list so that the value handed to the view lives as long as the request. */
@@ -151,6 +151,7 @@ const char *csrf_token_for_view(struct request *r)
 	if (token_new(fresh) < 0)
 		return "";
 	response_set_cookie(r, PRESESSION_CSRF_COOKIE, fresh, SESSION_SECONDS);
-	kv_add(&r->cookies, PRESESSION_CSRF_COOKIE, fresh, strlen(fresh));
+	kv_add(&r->cookies, request_tls(r) ? "__Host-" PRESESSION_CSRF_COOKIE : PRESESSION_CSRF_COOKIE,
+	       fresh, strlen(fresh));
 	return r->cookies.items[r->cookies.count - 1].value;
 }

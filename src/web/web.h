@@ -3,6 +3,7 @@
 #define STOWAGE_WEB_H
 
 #include "http_parse.h"
+#include "mail.h"
 #include "net_allow.h"
 #include "secret_store.h"
 #include "strbuf.h"
@@ -23,6 +24,10 @@ struct web_context {
 	size_t max_body;
 	struct secret_keyring keyring;	/* seals cluster tokens and S3 secret keys */
 	struct net_allow allowed_networks; /* where user-supplied URLs may point */
+	struct mail_conf mail;		/* confirmation, invitation and reset links go out this way */
+	long rate_per_address;		/* see web_rate_limit */
+	long rate_per_client;
+	const char *site_url;		/* the links' base, from stowage.conf (never the Host header) */
 };
 
 struct session {
@@ -79,6 +84,9 @@ int request_read(struct request *r, FCGX_Request *fcgi, const struct web_context
 void request_free(struct request *r);
 const char *request_header(const struct request *r, const char *cgi_name);
 long long request_param_id(const struct request *r, const char *name);
+int request_tls(const struct request *r);
+/* Our cookie `name` ("__Host-name" over TLS), or NULL. */
+const char *request_cookie(const struct request *r, const char *name);
 
 /* response.c: each ends the request's response. */
 /* Renders template `page` in the layout, or the view as JSON when the client asked for JSON.
@@ -101,6 +109,25 @@ int session_create(struct request *r, long long user_id, long long org_id, char 
 void session_destroy(struct request *r);
 int csrf_check(const struct request *r);
 const char *csrf_token_for_view(struct request *r);
+/* A token's SHA-256 as a bytea parameter in hex text form ("\x" and 64 digits). */
+void web_token_hash_param(const char *token, char out[67]);
+
+/* web_rate.c: counts an attempt at action ("signup", "signin", "invite", "reset") for address
+ * (may be NULL) and for the client; 1 when allowed, 0 after answering 429 in words naming what
+ * (plural: "sign-ups"), -1 after answering with a database error. */
+int web_rate_limit(struct request *r, const char *action, const char *what, const char *address);
+/* 1 after answering 429 when email's wrong passwords slowed it down, 0 when it may try, -1 after
+ * answering with a database error. */
+int web_signin_slowed(struct request *r, const char *email);
+/* Records a wrong password for email; 0, or -1 after answering with a database error. The caller
+ * answers and clears r->rollback, so that the failure is kept. */
+int web_signin_failed(struct request *r, const char *email);
+
+/* page_account.c: one-time links. A new token and its hash parameter; 0 or -1 with err. */
+int account_link_new(char token[44], char hash[67], char *err, size_t errlen);
+/* Mails intro, the link site_url + path + token, and outro to `to`; 0 or -1 with err. */
+int account_mail_link(struct request *r, const char *to, const char *subject, const char *intro,
+		      const char *path, const char *token, const char *outro, char *err, size_t errlen);
 const char *role_name(enum role role);
 enum role role_parse(const char *name);
 
@@ -170,6 +197,16 @@ void page_signup_post(struct request *r);
 void page_signin_form(struct request *r);
 void page_signin_post(struct request *r);
 void page_signout_post(struct request *r);
+void page_confirm_form(struct request *r);
+void page_confirm_post(struct request *r);
+void page_invitation(struct request *r);
+void page_invitation_accept(struct request *r);
+void page_account(struct request *r);
+void page_account_password(struct request *r);
+void page_password_forgot_form(struct request *r);
+void page_password_forgot(struct request *r);
+void page_password_reset_form(struct request *r);
+void page_password_reset(struct request *r);
 void page_home(struct request *r);
 void page_members(struct request *r);
 void page_members_invite(struct request *r);

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +130,24 @@ int main(int argc, char **argv)
 	ctx.cookie_secure = strcmp(config_get(&cfg, "cookie_secure", "no"), "yes") == 0;
 	ctx.hook_path = config_get(&cfg, "hook_path", "stowage-hook");
 	ctx.max_body = 2 * 1024 * 1024;
+	if (config_get_int(&cfg, "rate_limit_per_address", 5, 1, 1000000, &ctx.rate_per_address, err, sizeof err) < 0 ||
+	    config_get_int(&cfg, "rate_limit_per_client", 30, 1, 1000000, &ctx.rate_per_client, err, sizeof err) < 0)
+		log_fatal("%s: %s", config_path, err);
+	static char site_url[512];
+	snprintf(site_url, sizeof site_url, "%s", config_get(&cfg, "site_url", ""));
+	for (size_t n = strlen(site_url); n > 0 && site_url[n - 1] == '/'; n--)
+		site_url[n - 1] = '\0';
+	ctx.site_url = site_url;
+	if (strncmp(site_url, "http://", 7) != 0 && strncmp(site_url, "https://", 8) != 0)
+		log_fatal("%s: site_url must be the console's address, like https://stowage.example.com "
+			  "(mailed links start with it)", config_path);
+	ctx.mail.smtp_url = config_get(&cfg, "smtp_url", NULL);
+	ctx.mail.from = config_get(&cfg, "mail_from", "stowage@localhost");
+	ctx.mail.user = config_get(&cfg, "smtp_user", NULL);
+	ctx.mail.password = config_get(&cfg, "smtp_password", NULL);
+	if (!ctx.mail.smtp_url || !*ctx.mail.smtp_url)
+		log_info("no smtp_url in %s: mails (with their confirmation, invitation and reset links) are "
+			 "written to this log instead of being sent", config_path);
 	const char *key_file = config_get(&cfg, "master_key_file", NULL);
 	if (!key_file)
 		log_fatal("%s: master_key_file is not set", config_path);
@@ -145,11 +164,23 @@ int main(int argc, char **argv)
 	if (FCGX_Init() != 0)
 		log_fatal("FCGX_Init failed");
 	unlink(socket_path);
+	mode_t old_umask = umask(0117); /* never, even for a moment, open to others */
 	sock = FCGX_OpenSocket(socket_path, 128);
+	umask(old_umask);
 	if (sock < 0)
 		log_fatal("cannot listen on %s", socket_path);
-	/* nginx's workers run as another user; the socket's directory is what guards it. */
-	chmod(socket_path, 0666);
+	/* Only nginx may talk to the workers: the socket is 0660 and its group is the one nginx's
+	 * workers run in (its directory, 0750 in that group, is set up by whoever installs us). */
+	const char *group = config_get(&cfg, "fcgi_socket_group", NULL);
+	if (group && *group) {
+		struct group *gr = getgrnam(group);
+		if (!gr)
+			log_fatal("%s: fcgi_socket_group: there is no group %s", config_path, group);
+		if (chown(socket_path, (uid_t)-1, gr->gr_gid) < 0)
+			log_fatal("fcgi_socket_group: cannot give %s to group %s: %s", socket_path, group, strerror(errno));
+	}
+	if (chmod(socket_path, 0660) < 0)
+		log_fatal("cannot make %s 0660: %s", socket_path, strerror(errno));
 
 	sa.sa_handler = parent_on_term;
 	sigaction(SIGTERM, &sa, NULL);

@@ -62,3 +62,15 @@ def screenshot(driver, name):
     path = os.path.join(ARTIFACTS, name + ".png")
     driver.save_screenshot(path)
     return path
+
+
+def signup(driver, stack, values):
+    """Signs up through the form, then confirms the address as the person would: opens the link
+    from the mail the real SMTP server received and presses its button. Signed in after."""
+    before = len(stack.mail.links_to(values["email"], "/confirm/"))
+    driver.get(stack.url + "/signup")
+    fill(driver, "/signup", values)
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Check your mail"
+    link = stack.mail.link(values["email"], "/confirm/", before + 1)
+    driver.get(stack.url + link)
+    fill(driver, link, {})

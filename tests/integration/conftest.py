@@ -1,11 +1,14 @@
 """Shared fixtures of the integration tests: a real Stowage (PostgreSQL, migrations, FastCGI
 workers, nginx) started by scripts/stack on free loopback ports, and HTTP helpers that behave
 like a browser form (CSRF token from the page, cookies)."""
+import email
+import email.policy
 import os
 import re
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -24,23 +27,89 @@ def free_port():
         return s.getsockname()[1]
 
 
+class Mailbox:
+    """A real SMTP server on loopback (aiosmtpd) keeping every mail it receives, so that tests can
+    follow the links Stowage mails, as the person would."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+        self.messages = []  # (recipient, subject, text)
+        self.cond = threading.Condition(threading.RLock())
+        self.port = free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+        self.url = f"smtp://127.0.0.1:{self.port}"
+
+    async def handle_DATA(self, server, session, envelope):
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        text = msg.get_body(("plain",)).get_content()
+        with self.cond:
+            for rcpt in envelope.rcpt_tos:
+                self.messages.append((rcpt.lower(), str(msg["Subject"]), text, dict(msg.items())))
+            self.cond.notify_all()
+        return "250 OK"
+
+    def stop(self):
+        self.controller.stop()
+
+    def links_to(self, address, path_prefix):
+        """Every link starting with path_prefix ("/confirm/") mailed to address, as paths, in order."""
+        pattern = re.compile(r"https?://[^/\s]+(" + re.escape(path_prefix) + r"[A-Za-z0-9_-]+)")
+        with self.cond:
+            return [m.group(1) for rcpt, _, text, _ in self.messages if rcpt == address.lower()
+                    for m in pattern.finditer(text)]
+
+    def wait_subject(self, address, subject, timeout=20):
+        """The text of the first mail to address with that subject, waiting for it."""
+        deadline = time.time() + timeout
+        with self.cond:
+            while True:
+                for rcpt, subj, text, _ in self.messages:
+                    if rcpt == address.lower() and subj == subject:
+                        return text
+                left = deadline - time.time()
+                assert left > 0, f"no mail '{subject}' to {address} within {timeout}s"
+                self.cond.wait(left)
+
+    def link(self, address, path_prefix, count=1, timeout=20):
+        """The count-th path_prefix link mailed to address (1 = the first ever), waiting for it."""
+        deadline = time.time() + timeout
+        with self.cond:
+            while True:
+                found = self.links_to(address, path_prefix)
+                if len(found) >= count:
+                    return found[count - 1]
+                left = deadline - time.time()
+                assert left > 0, f"no {path_prefix} link number {count} mailed to {address} within {timeout}s"
+                self.cond.wait(left)
+
+
 class Stack:
-    def __init__(self, root):
+    def __init__(self, root, client_rate_limit=100000, smtp=True):
         self.root = root
+        self.smtp = smtp  # False: no smtp_url, as in the demo (mails go to the web log)
+        # Every test comes from 127.0.0.1: the per-client limit is raised unless a test lowers it.
+        self.client_rate_limit = client_rate_limit
         self.http_port = free_port()
         self.pg_port = free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
+        self.tls_port = free_port()  # the same nginx over TLS, with a self-signed certificate
+        self.tls_url = f"https://127.0.0.1:{self.tls_port}"
         self.conf = os.path.join(root, "stowage.conf")
         self.pg_dsn_app = f"host={root}/pg port={self.pg_port} dbname=stowage user=stowage_app"
         self.pg_dsn_owner = f"host={root}/pg port={self.pg_port} dbname=stowage user=stowage_owner"
 
     def start(self):
+        self.mail = Mailbox()
         subprocess.run([os.path.join(TOP, "scripts", "stack"), "start", self.root,
                         str(self.http_port), str(self.pg_port), BUILD], check=True,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, env=dict(os.environ, STOWAGE_TLS_PORT=str(self.tls_port),
+                                                           STOWAGE_SMTP_URL=self.mail.url if self.smtp else "",
+                                                           STOWAGE_CLIENT_RATE_LIMIT=str(self.client_rate_limit)))
 
     def stop(self):
         subprocess.run([os.path.join(TOP, "scripts", "stack"), "stop", self.root], check=False)
+        self.mail.stop()
 
     def archive_tool(self, verb, repository_id, key, data):
         """stowage-archive export|import of one repository object (repo_seal.h), with this
@@ -109,10 +178,41 @@ class Client:
     def json(self, path):
         return self.http.get(self.stack.url + path, headers={"Accept": "application/json"}, allow_redirects=False)
 
-    def signup(self, org, email, password="correct horse battery", name="Ann Admin"):
+    def signup_unconfirmed(self, org, email, password="correct horse battery", name="Ann Admin"):
+        """Sign-up only: the account waits for its address to be confirmed."""
+        before = len(self.stack.mail.links_to(email, "/confirm/"))
         r = self.post("/signup", {"org": org, "display_name": name, "email": email, "password": password})
-        assert r.status_code == 303, f"sign-up failed: {r.status_code} {r.text[:500]}"
+        assert r.status_code == 200 and "Check your mail" in r.text, f"sign-up failed: {r.status_code} {r.text[:500]}"
+        return before + 1  # the number of the confirmation mail
+
+    def follow(self, path):
+        """Opens a mailed link and presses its one button (confirm, accept)."""
+        page = self.get(path)
+        assert page.status_code == 200, f"{path}: {page.status_code} {page.text[:300]}"
+        return self.post(path, {"_csrf": CSRF_RE.search(page.text).group(1)})
+
+    def signup(self, org, email, password="correct horse battery", name="Ann Admin"):
+        """Signs up AND confirms the address through the link in the real mail: signed in after."""
+        n = self.signup_unconfirmed(org, email, password, name)
+        r = self.follow(self.stack.mail.link(email, "/confirm/", n))
+        assert r.status_code == 303 and r.headers["Location"] == "/", f"confirmation failed: {r.status_code} {r.text[:500]}"
         return r
+
+    def invite(self, email, role, password="correct horse battery", name="Ivy Invited"):
+        """Invites email into this client's organisation; the invitee accepts through the mailed
+        link with a new account (name, password). Returns the invitee's signed-in Client."""
+        before = len(self.stack.mail.links_to(email, "/invitations/"))
+        r = self.post("/members", {"email": email, "display_name": name, "role": role})
+        assert r.status_code == 303, f"invitation failed: {r.status_code} {r.text[:500]}"
+        link = self.stack.mail.link(email, "/invitations/", before + 1)
+        invitee = Client(self.stack)
+        page = invitee.get(link)
+        assert page.status_code == 200, page.text[:300]
+        r = invitee.post(link, {"_csrf": CSRF_RE.search(page.text).group(1), "display_name": name,
+                                "password": password})
+        assert r.status_code == 303, f"accepting failed: {r.status_code} {r.text[:500]}"
+        invitee.email = email
+        return invitee
 
     def signin(self, email, password="correct horse battery"):
         r = self.post("/signin", {"email": email, "password": password})

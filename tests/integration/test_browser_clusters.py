@@ -3,7 +3,7 @@ import boto3
 import pytest
 from selenium.webdriver.common.by import By
 
-from browser import fill, new_browser, screenshot
+from browser import fill, new_browser, screenshot, signup
 from conftest import unique
 
 
@@ -19,8 +19,7 @@ def test_add_cluster_and_repository_in_chromium(stack, testenv, browser):
                       aws_access_key_id=testenv["S3_ACCESS_KEY"], aws_secret_access_key=testenv["S3_SECRET_KEY"])
     bucket = unique("browser-")
     s3.create_bucket(Bucket=bucket)
-    browser.get(stack.url + "/signup")
-    fill(browser, "/signup", {"org": unique("Chromium Org "), "display_name": "Cy", "email": unique("cy") + "@x.test",
+    signup(browser, stack, {"org": unique("Chromium Org "), "display_name": "Cy", "email": unique("cy") + "@x.test",
                               "password": "browser password 2"})
     browser.get(stack.url + "/clusters/new")
     with open(testenv["SOURCE_CA_FILE"]) as f:

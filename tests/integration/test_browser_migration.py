@@ -9,7 +9,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from browser import fill, gone, new_browser, screenshot
+from browser import fill, gone, new_browser, screenshot, signup
 from conftest import TOP, unique
 from test_migration import provide_target_volumes
 
@@ -43,8 +43,7 @@ def test_migration_wizard_in_chromium(stack, testenv, browser):
     boto3.client("s3", endpoint_url=testenv["S3_ENDPOINT"], region_name=testenv["S3_REGION"],
                  aws_access_key_id=testenv["S3_ACCESS_KEY"],
                  aws_secret_access_key=testenv["S3_SECRET_KEY"]).create_bucket(Bucket=bucket)
-    browser.get(stack.url + "/signup")
-    fill(browser, "/signup", {"org": unique("Migrating Org "), "display_name": "Mo", "email": unique("mo") + "@x.test",
+    signup(browser, stack, {"org": unique("Migrating Org "), "display_name": "Mo", "email": unique("mo") + "@x.test",
                               "password": "browser password 3"})
     add_cluster(browser, stack, "old", testenv["SOURCE_API_URL"], testenv["SOURCE_ADMIN_TOKEN"], testenv["SOURCE_CA_FILE"])
     add_cluster(browser, stack, "new", testenv["TARGET_API_URL"], testenv["TARGET_ADMIN_TOKEN"], testenv["TARGET_CA_FILE"])

@@ -5,7 +5,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browser import fill, gone, new_browser, screenshot
+from browser import fill, gone, new_browser, screenshot, signup
 from conftest import unique
 
 
@@ -18,8 +18,7 @@ def browser():
 
 def test_signup_signin_and_home_page_in_chromium(stack, browser):
     org, email = unique("Browser Org "), unique("browser") + "@example.test"
-    browser.get(stack.url + "/signup")
-    fill(browser, "/signup", {"org": org, "display_name": "Bea Browser", "email": email,
+    signup(browser, stack, {"org": org, "display_name": "Bea Browser", "email": email,
                               "password": "browser password 1"})
     assert browser.find_element(By.TAG_NAME, "h1").text == org
     signout = browser.find_element(By.CSS_SELECTOR, 'form[action="/signout"] button')

@@ -8,11 +8,12 @@ import time
 import boto3
 import psycopg2
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from browser import gone, fill, new_browser, screenshot
+from browser import fill, gone, new_browser, screenshot, signup
 from conftest import TOP, unique
 
 FINAL = ("succeeded", "failed", "partially_failed", "cancelled")
@@ -50,8 +51,7 @@ def test_backup_and_restore_wizards_in_chromium(stack, testenv, browser):
     bucket = unique("wizard-")
     s3.create_bucket(Bucket=bucket)
     email = unique("wiz") + "@x.test"
-    browser.get(stack.url + "/signup")
-    fill(browser, "/signup", {"org": unique("Wizard Org "), "display_name": "Wiz", "email": email,
+    signup(browser, stack, {"org": unique("Wizard Org "), "display_name": "Wiz", "email": email,
                               "password": "browser password 3"})
     for which, name in (("SOURCE", "source"), ("TARGET", "target")):
         with open(testenv[f"{which}_CA_FILE"]) as f:
@@ -131,7 +131,8 @@ def test_backup_and_restore_wizards_in_chromium(stack, testenv, browser):
     finally:
         db(stack, "UPDATE stowage.jobs SET state = 'failed', finished_at = now() WHERE id = ANY(%s)", (holders,))
     # the runners take the job; the page follows it to its end by itself
-    WebDriverWait(browser, 90).until(lambda d: d.find_element(By.ID, "job-state").text.lower() in FINAL)
+    WebDriverWait(browser, 90, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: d.find_element(By.ID, "job-state").text.lower() in FINAL)
     state = browser.find_element(By.ID, "job-state").text.lower()
     percent = browser.find_element(By.ID, "job-progress").get_attribute("value")
     if state == "succeeded":
@@ -177,6 +178,7 @@ def test_backup_and_restore_wizards_in_chromium(stack, testenv, browser):
     assert browser.find_element(By.TAG_NAME, "h1").text.lower().startswith("restore job")
     restore_job = int(browser.current_url.rstrip("/").split("/")[-1])
     assert restore_job > job_id
-    WebDriverWait(browser, 90).until(lambda d: d.find_element(By.ID, "job-state").text.lower() in FINAL)
+    WebDriverWait(browser, 90, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: d.find_element(By.ID, "job-state").text.lower() in FINAL)
     screenshot(browser, "restore-job")
     assert db(stack, "SELECT kind, backup_id FROM stowage.jobs WHERE id = %s", (restore_job,)) == [("restore", backup_id)]

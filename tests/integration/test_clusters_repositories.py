@@ -145,9 +145,7 @@ def test_tenants_do_not_see_each_others_clusters(stack, admin, testenv):
 def test_viewer_sees_but_cannot_add(stack, admin, testenv):
     assert add_cluster(admin, testenv, "seen").status_code == 303
     email = unique("v") + "@x.test"
-    admin.post("/members", {"email": email, "display_name": "V", "role": "viewer", "password": "viewer password"})
-    v = Client(stack)
-    v.signin(email, "viewer password")
+    v = admin.invite(email, "viewer", "viewer password", name="V")
     assert "seen" in v.get("/clusters").text
     assert add_cluster(v, testenv, "nope").status_code == 403
     assert v.post(f"/clusters/{cluster_row(admin, 'seen')['id']}/delete", {}).status_code == 403

@@ -102,9 +102,7 @@ def test_dry_run_lists_writes_and_changes_nothing(admin, testenv):
 def test_viewer_cannot_edit(stack, admin):
     hid = hook_id(new_hook(admin, "guarded", SCRIPT_V1))
     email = unique("v") + "@x.test"
-    admin.post("/members", {"email": email, "display_name": "V", "role": "viewer", "password": "viewer password"})
-    v = Client(stack)
-    v.signin(email, "viewer password")
+    v = admin.invite(email, "viewer", "viewer password", name="V")
     assert v.json(f"/hooks/{hid}").json()["fields"]["source"]["value"] == SCRIPT_V1
     assert v.post(f"/hooks/{hid}", {"name": "guarded", "source": SCRIPT_V2}).status_code == 403
     assert new_hook(v, "mine", SCRIPT_V1).status_code == 403

@@ -395,9 +395,7 @@ def test_viewer_sees_but_cannot_run_or_change(stack, org, shop):
     plan = create_plan(org, shop)
     job_id = int(org.post(f"/backup-plans/{plan['id']}/backup", {"confirm": "yes"}).headers["Location"].rsplit("/", 1)[1])
     email = unique("viewer") + "@x.test"
-    org.post("/members", {"email": email, "display_name": "V", "role": "viewer", "password": "viewer password"})
-    v = Client(stack)
-    v.signin(email, "viewer password")
+    v = org.invite(email, "viewer", "viewer password", name="V")
     assert "shop-daily" in v.get("/backup-plans").text
     assert v.get(f"/backup-plans/{plan['id']}/jobs").status_code == 200
     assert v.get(f"/jobs/{job_id}").status_code == 200
@@ -542,9 +540,7 @@ def test_restore_plan_saved_and_activated(stack, org, shop):
     r = other.post("/restore-plans/new?step=3", dict(full, target_cluster_id=org.target))
     assert r.status_code == 422 and "Target cluster: choose one of your clusters" in page_text(r)
     email = unique("rv") + "@x.test"
-    org.post("/members", {"email": email, "display_name": "R", "role": "viewer", "password": "viewer password"})
-    v = Client(stack)
-    v.signin(email, "viewer password")
+    v = org.invite(email, "viewer", "viewer password", name="R")
     assert "shop-copy" in v.get("/restore-plans").text
     assert v.post(f"/restore-plans/{row['id']}/activate", {"confirm": "yes"}).status_code == 403
     # a backup that is gone cannot be activated
