@@ -23,6 +23,7 @@ static const char *const config_known_keys[] = {
 	"allowed_networks",	/* CIDR list user-supplied URLs must resolve into */
 	"allowed_private_networks", /* ranges of the always-refused list (loopback, RFC 1918, ...) opted back in */
 	"rate_limit_per_address",	/* sign-ups, invitations, reset mails an address gets an hour (x10 sign-ins) */
+	"rate_limit_per_org",	/* connection tests and dry runs an organisation makes an hour */
 	"rate_limit_per_client",	/* the same from one client address an hour (x10 sign-ins) */
 	"site_url",		/* the console's address as people reach it: the base of mailed links */
 	"smtp_url",		/* smtp://host:port or smtps://host:port; unset: mails are only logged */

@@ -123,7 +123,10 @@ static int cluster_store(struct request *r, long long id, const char *name, cons
 {
 	char err[512], sid[24];
 	char *sealed;
+	int allowed = web_org_rate_limit(r);
 
+	if (allowed <= 0)
+		return -1;
 	cluster_test(r->ctx, url, token, ca, check);
 	if (!check->ok && !save_unverified)
 		return 1;
@@ -436,6 +439,8 @@ void page_cluster_test(struct request *r)
 	PGresult *res;
 	char *token;
 
+	if (web_org_rate_limit(r) <= 0)
+		return;
 	snprintf(sid, sizeof sid, "%lld", id);
 	res = id ? db_exec(r->db, "SELECT name, api_url, ca_pem, token_enc FROM clusters WHERE id = $1",
 			   1, params, err, sizeof err) : NULL;

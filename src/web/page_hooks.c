@@ -495,6 +495,11 @@ void page_hook_dry_run(struct request *r)
 				break;
 			}
 	} else {
+		if (web_org_rate_limit(r) <= 0) {
+			PQclear(res);
+			cJSON_Delete(view);
+			return;
+		}
 		dry_run_into(r, &v, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2), view);
 	}
 	PQclear(res);

@@ -183,6 +183,8 @@ static void repo_save(struct request *r, long long id)
 		secret = xstrdup(val(&v, F_SECRET));
 	else if (!(secret = repo_stored_secret(r, sid)))
 		goto out;
+	if (web_org_rate_limit(r) <= 0)
+		goto out;
 	const char *region = *val(&v, F_REGION) ? val(&v, F_REGION) : "us-east-1";
 	const char *endpoint = *val(&v, F_ENDPOINT) ? val(&v, F_ENDPOINT) : NULL;
 	int ok = repo_test(r->ctx, val(&v, F_KIND), val(&v, F_BUCKET), region, endpoint, val(&v, F_ACCESS), secret,
@@ -295,6 +297,8 @@ void page_repository_test(struct request *r)
 	char *secret;
 	int ok = 0;
 
+	if (web_org_rate_limit(r) <= 0)
+		return;
 	snprintf(sid, sizeof sid, "%lld", id);
 	res = id ? db_exec(r->db, "SELECT kind, bucket, region, endpoint, access_key FROM repositories WHERE id = $1",
 			   1, params, err, sizeof err) : NULL;

@@ -26,6 +26,7 @@ struct web_context {
 	struct net_allow allowed_networks; /* where user-supplied URLs may point */
 	struct mail_conf mail;		/* confirmation, invitation and reset links go out this way */
 	long rate_per_address;		/* see web_rate_limit */
+	long rate_per_org;		/* see web_org_rate_limit */
 	long rate_per_client;
 	const char *site_url;		/* the links' base, from stowage.conf (never the Host header) */
 };
@@ -116,6 +117,10 @@ void web_token_hash_param(const char *token, char out[67]);
  * (may be NULL) and for the client; 1 when allowed, 0 after answering 429 in words naming what
  * (plural: "sign-ups"), -1 after answering with a database error. */
 int web_rate_limit(struct request *r, const char *action, const char *what, const char *address);
+/* Counts one connection to a tenant's server made for the session's organisation (a cluster or
+ * repository test or save, a dry run) against rate_limit_per_org an hour: 1 when allowed, 0
+ * after answering 429 in words, -1 after answering with a database error. */
+int web_org_rate_limit(struct request *r);
 /* 1 after answering 429 when email's wrong passwords slowed it down, 0 when it may try, -1 after
  * answering with a database error. */
 int web_signin_slowed(struct request *r, const char *email);

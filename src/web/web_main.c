@@ -131,7 +131,8 @@ int main(int argc, char **argv)
 	ctx.hook_path = config_get(&cfg, "hook_path", "stowage-hook");
 	ctx.max_body = 2 * 1024 * 1024;
 	if (config_get_int(&cfg, "rate_limit_per_address", 5, 1, 1000000, &ctx.rate_per_address, err, sizeof err) < 0 ||
-	    config_get_int(&cfg, "rate_limit_per_client", 30, 1, 1000000, &ctx.rate_per_client, err, sizeof err) < 0)
+	    config_get_int(&cfg, "rate_limit_per_client", 30, 1, 1000000, &ctx.rate_per_client, err, sizeof err) < 0 ||
+	    config_get_int(&cfg, "rate_limit_per_org", 120, 1, 1000000, &ctx.rate_per_org, err, sizeof err) < 0)
 		log_fatal("%s: %s", config_path, err);
 	static char site_url[512];
 	snprintf(site_url, sizeof site_url, "%s", config_get(&cfg, "site_url", ""));

@@ -67,6 +67,24 @@ int web_rate_limit(struct request *r, const char *action, const char *what, cons
 	return 1;
 }
 
+int web_org_rate_limit(struct request *r)
+{
+	char key[64], msg[300];
+	int allowed = 1;
+
+	snprintf(key, sizeof key, "probe:org:%lld", r->session.org_id);
+	if (hit(r, key, r->ctx->rate_per_org, &allowed) < 0)
+		return -1;
+	if (allowed)
+		return 1;
+	snprintf(msg, sizeof msg, "Too many connection tests and dry runs for your organisation in the last hour "
+		 "(at most %ld): try again later.", r->ctx->rate_per_org);
+	log_info("rate limit: %s", key);
+	respond_error(r, 429, msg);
+	r->rollback = 0; /* the refused attempt counts too */
+	return 0;
+}
+
 int web_signin_slowed(struct request *r, const char *email)
 {
 	const char *params[] = { email };

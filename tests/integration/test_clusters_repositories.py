@@ -263,3 +263,20 @@ def test_a_cluster_in_use_by_a_plan_is_not_deleted(stack, admin, testenv, bucket
     r = admin.post(f"/clusters/{cid}/delete", {})
     assert r.status_code == 409 and "used by a plan" in r.text
     assert cluster_row(admin, "busy")["name"] == "busy"
+
+
+def test_connection_tests_are_rate_limited_per_organisation(stack, admin, testenv):
+    """Each test or save connects to the tenant's server from our network: an organisation gets
+    rate_limit_per_org of them an hour (120 by default), then 429 in words; another organisation
+    is not affected."""
+    add_cluster(admin, testenv, "probed")
+    cid = cluster_row(admin, "probed")["id"]
+    answers = [admin.post(f"/clusters/{cid}/test", {}).status_code for _ in range(120)]
+    # the save above counted as one
+    assert answers.count(303) == 119 and answers[-1] == 429, answers
+    r = admin.post(f"/clusters/{cid}/test", {})
+    assert r.status_code == 429 and "Too many connection tests and dry runs for your organisation" in r.text
+    other = Client(stack)
+    other.signup(unique("Other Org "), unique("other") + "@example.test")
+    add_cluster(other, testenv, "fresh")
+    assert cluster_row(other, "fresh")["status"] == "connected"
