@@ -44,3 +44,8 @@ REVOKE EXECUTE ON FUNCTION stowage.scheduler_due_plans(timestamptz) FROM stowage
 GRANT EXECUTE ON FUNCTION stowage.scheduler_due_plans(timestamptz) TO stowage_scheduler;
 REVOKE EXECUTE ON FUNCTION stowage.scheduler_expired_backups(timestamptz) FROM stowage_app;
 GRANT EXECUTE ON FUNCTION stowage.scheduler_expired_backups(timestamptz) TO stowage_scheduler;
+
+-- A person's row changes only through the definer functions that check it is theirs
+-- (password_change, password_reset, confirmation in 007_accounts.sql): the web role cannot
+-- rewrite another user's email or password hash, nor rename an organisation, by any query.
+REVOKE UPDATE ON stowage.users, stowage.orgs FROM stowage_app;

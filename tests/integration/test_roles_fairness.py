@@ -114,3 +114,16 @@ def test_database_refuses_a_reference_to_another_organisations_row(stack, table,
     finally:
         conn.rollback()
         conn.close()
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE stowage.users SET password_hash = 'x'",
+    "UPDATE stowage.users SET email = 'mine@example.test'",
+    "UPDATE stowage.orgs SET name = 'taken over'",
+])
+def test_web_role_cannot_rewrite_users_or_organisations(stack, sql):
+    conn = connect(stack, "stowage_app")
+    with pytest.raises(psycopg2.errors.InsufficientPrivilege, match="permission denied for table"):
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    conn.close()
