@@ -372,6 +372,17 @@ static void restore_claim_choice(const struct restore_transform *t, const char *
 						RESTORE_LEGACY_CLASS_ANNOTATION);
 }
 
+/* A volume the plan names for this very claim: the claim binds to it, whatever it named before. */
+static void restore_claim_volume(const struct restore_transform *t, const char *key, cJSON *claim)
+{
+	const cJSON *pv = cJSON_GetObjectItemCaseSensitive(t->claim_volume_map, key);
+	cJSON *spec = restore_get(claim, "spec");
+
+	if (!cJSON_IsString(pv) || !*pv->valuestring || !cJSON_IsObject(spec))
+		return;
+	restore_set_str(spec, "volumeName", pv->valuestring);
+}
+
 void restore_transform_apply(const struct restore_transform *t, const char *group, const char *resource,
 			     cJSON *obj)
 {
@@ -380,7 +391,7 @@ void restore_transform_apply(const struct restore_transform *t, const char *grou
 
 	if (!cJSON_IsObject(obj) || !cJSON_IsObject(meta))
 		return;
-	if (t->claim_class_map && restore_is(group, resource, "", "persistentvolumeclaims")) {
+	if ((t->claim_class_map || t->claim_volume_map) && restore_is(group, resource, "", "persistentvolumeclaims")) {
 		const cJSON *ns = restore_get(meta, "namespace"), *name = restore_get(meta, "name");
 		if (cJSON_IsString(ns) && cJSON_IsString(name))
 			snprintf(claim_key, sizeof claim_key, "%s/%s", ns->valuestring, name->valuestring);
@@ -394,8 +405,10 @@ void restore_transform_apply(const struct restore_transform *t, const char *grou
 		restore_volume(t, obj);
 	else if (restore_is(group, resource, "", "persistentvolumeclaims")) {
 		restore_claim(t, obj);
-		if (*claim_key)
+		if (*claim_key) {
 			restore_claim_choice(t, claim_key, obj);
+			restore_claim_volume(t, claim_key, obj);
+		}
 	}
 	else if (restore_is(group, resource, "apps", "statefulsets"))
 		restore_stateful_set(t, obj);

@@ -10,7 +10,8 @@
  *   map first, then the target cluster's change-storage-class ConfigMap, else unchanged.
  * - Services lose their cluster IPs and health-check node port; node ports stay if still free.
  * - Volumes lose the uid of their claim; claims lose their binding annotations and keep
- *   volumeName only when the volume is restored too, so that the pair binds again.
+ *   volumeName only when the volume is restored too, so that the pair binds again, or name the
+ *   volume the plan chose for them (claim_volume_map); otherwise they are provisioned anew.
  * - Every object gets the labels stowage.dev/backup and stowage.dev/restore. */
 #ifndef STOWAGE_RESTORE_TRANSFORM_H
 #define STOWAGE_RESTORE_TRANSFORM_H
@@ -44,6 +45,8 @@ struct restore_transform {
 	const cJSON *cluster_class_map;		/* the target's change-storage-class ConfigMap data, or NULL */
 	const cJSON *claim_class_map;		/* {"<source-ns>/<claim>": "class"}: a migration's choice
 						 * per claim, before every other map; or NULL */
+	const cJSON *claim_volume_map;		/* {"<source-ns>/<claim>": "pv"}: the volume the plan
+						 * binds this claim to; or NULL */
 	const char *backup_name;
 	const char *restore_id;
 	const struct restore_names *restored_uids;	/* source uids of the objects this restore creates */

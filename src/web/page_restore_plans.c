@@ -22,6 +22,7 @@ static const struct form_field step1_fields[] = {
 	{ .name = "namespace_map", .label = "Namespace mapping", .kind = FORM_TEXTAREA, .max_len = 8192 },
 	{ .name = "storage_class_map", .label = "StorageClass mapping", .kind = FORM_TEXTAREA, .max_len = 8192 },
 	{ .name = "existing_policy", .label = "Existing objects", .kind = FORM_CHOICE, .required = 1, .choices = policy_choices },
+	{ .name = "reattach_volumes", .label = "Reattach the original volumes", .kind = FORM_BOOL },
 };
 enum { S1_NAME, S1_CLUSTER, S1_NSMAP, S1_SCMAP, S1_POLICY };
 
@@ -367,10 +368,10 @@ void page_restore_plan_create(struct request *r)
 	char *scjson = json_text(scmap), *hooks = web_hooks_json(r, wizard_value(&w, 4, "library_hooks"), wizard_value(&w, 4, "hook_script"), NULL);
 	const char *params[] = { wizard_value(&w, 1, "name"), wizard_value(&w, 2, "backup_plan_id"),
 				 wizard_value(&w, 3, "backup_id"), wizard_value(&w, 1, "target_cluster_id"), nsmap, scjson,
-				 wizard_value(&w, 1, "existing_policy"), hooks };
+				 wizard_value(&w, 1, "existing_policy"), hooks, wizard_value(&w, 1, "reattach_volumes") };
 	PGresult *res = db_exec(r->db, "INSERT INTO restore_plans (name, backup_plan_id, backup_id, target_cluster_id, "
-				"namespace_map, storage_class_map, existing_policy, hooks) "
-				"VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb) RETURNING id", 8, params, err, sizeof err);
+				"namespace_map, storage_class_map, existing_policy, hooks, reattach_volumes) "
+				"VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9::boolean) RETURNING id", 9, params, err, sizeof err);
 	free(nsmap);
 	free(scjson);
 	free(hooks);

@@ -515,10 +515,19 @@ def test_restore_plan_saved_and_activated(stack, org, shop):
     assert r.headers["Location"] == f"/restore-plans/{row['id']}/jobs"
     conn = owner(stack)
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT namespace_map, storage_class_map, existing_policy, hooks, backup_id FROM stowage.restore_plans "
-                    "WHERE id = %s", (row["id"],))
+        cur.execute("SELECT namespace_map, storage_class_map, existing_policy, hooks, backup_id, reattach_volumes "
+                    "FROM stowage.restore_plans WHERE id = %s", (row["id"],))
         assert cur.fetchone() == ({shop: f"{shop}-copy"}, {"fast-ssd": "standard-nfs"}, "update",
-                                  [{"inline": "-- fix the ingress host"}], backups["completed"])
+                                  [{"inline": "-- fix the ingress host"}], backups["completed"], False)
+    conn.close()
+    # reattaching the original volumes is asked for explicitly
+    r = org.post("/restore-plans", dict(full, name="shop-reattach", reattach_volumes="on"))
+    assert r.status_code == 303, page_text(r)[-2000:]
+    conn = owner(stack)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT reattach_volumes FROM stowage.restore_plans WHERE name = 'shop-reattach'")
+        assert cur.fetchone() == (True,)
+        cur.execute("DELETE FROM stowage.restore_plans WHERE name = 'shop-reattach'")
     conn.close()
     r = org.post("/restore-plans", full)
     assert r.status_code == 422 and "Name: a restore plan of that name already exists" in page_text(r)

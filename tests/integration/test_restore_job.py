@@ -106,14 +106,15 @@ class Restorer:
                         (self.org, self.cluster["source"], self.repo, name, ["shop"], state))[0]
 
     def restore(self, backup_id, target="target", namespace_map=None, storage_class_map=None,
-                existing_policy="skip", hooks=None, timeout=240):
+                existing_policy="skip", hooks=None, timeout=240, reattach_volumes=False, volume_map=None):
         """Queues a restore job and waits for its end: (state, error, result, {(resource, ns, name): (action, message)})."""
         self.seq += 1
         plan = self.one("INSERT INTO stowage.restore_plans (org_id, name, backup_id, target_cluster_id, namespace_map, "
-                        "storage_class_map, existing_policy, hooks) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                        "storage_class_map, existing_policy, hooks, reattach_volumes, volume_map) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                         (self.org, f"plan-{int(time.time())}-{self.seq}", backup_id, self.cluster[target],
                          json.dumps(namespace_map or {}), json.dumps(storage_class_map or {}), existing_policy,
-                         json.dumps(hooks or [])))[0]
+                         json.dumps(hooks or []), reattach_volumes, json.dumps(volume_map or {})))[0]
         job = self.one("INSERT INTO stowage.jobs (org_id, kind, restore_plan_id, backup_id, cluster_id) "
                        "VALUES (%s, 'restore', %s, %s, %s) RETURNING id", (self.org, plan, backup_id, self.cluster[target]))[0]
         deadline = time.time() + timeout
@@ -169,6 +170,7 @@ import pytest
 
 from conftest import Client, unique
 from test_clusters_repositories import add_cluster, add_repo
+from provisioner import Provisioner
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -227,14 +229,20 @@ def test_restore_into_target_maps_namespace_and_storage_class(restorer, testenv,
     preexisting = {("customresourcedefinitions.apiextensions.k8s.io", name) for (gr, ns, name) in objs
                    if gr == "customresourcedefinitions.apiextensions.k8s.io" and
                    target_get(testenv, "target", gr, "", name) is not None}
-    state, error, result, items = restorer.restore(backup_id, "target", namespace_map={shop: copy_ns},
-                                                   storage_class_map={"fast-ssd": "standard-nfs"})
+    with Provisioner(testenv, "target", ["standard-nfs"], testenv["TARGET_VOLUME_DIR"]) as prov:
+        state, error, result, items = restorer.restore(backup_id, "target", namespace_map={shop: copy_ns},
+                                                       storage_class_map={"fast-ssd": "standard-nfs"})
+        # the claims get new volumes of the mapped class (the provisioner double makes them)
+        wait_for("claims bound in the target", lambda: all(
+            p["status"].get("phase") == "Bound"
+            for p in get_items(testenv, "target", "persistentvolumeclaims", "-n", copy_ns)))
+    assert not prov.errors, prov.errors
     assert (state, error) == ("succeeded", ""), items
     phases = [p["name"] for p in result["phases"]]
     assert phases[:3] == ["download", "prepare", "create crds"]
     assert phases[-2:] == ["hooks", "finalize"]
-    assert phases.index("create namespaces") < phases.index("create persistentvolumes") < \
-        phases.index("create persistentvolumeclaims") < phases.index("create workloads") < phases.index("create rest")
+    assert "create persistentvolumes" not in phases
+    assert phases.index("create namespaces") < phases.index("create persistentvolumeclaims") < phases.index("create workloads") < phases.index("create rest")
     for (gr, ns, name) in objs:
         target_ns = copy_ns if ns else ""
         target_name = copy_ns if gr == "namespaces" else name
@@ -244,6 +252,10 @@ def test_restore_into_target_maps_namespace_and_storage_class(restorer, testenv,
             continue
         if (gr, name) in (("configmaps", "kube-root-ca.crt"), ("serviceaccounts", "default")):
             assert action in ("created", "skipped")	# the cluster makes these in every namespace
+            continue
+        if gr == "persistentvolumes":	# never recreated in another cluster: its backend is the source's
+            assert action == "skipped" and "its claim gets a new volume in the target" in message, (name, message)
+            assert target_get(testenv, "target", gr, "", name) is None, name
             continue
         if (gr, name) in preexisting:
             assert (action, message) == ("skipped", "already exists"), (gr, name, message)
@@ -255,21 +267,14 @@ def test_restore_into_target_maps_namespace_and_storage_class(restorer, testenv,
     assert "failed" not in result["counts"]
     assert result["types"]["configmaps"]["created"] >= 1
 
-    # storage classes mapped on claims and volumes
+    # storage classes mapped on claims; each bound to a new volume in the target's own directory
     for pvc in get_items(testenv, "target", "persistentvolumeclaims", "-n", copy_ns):
         assert pvc["spec"]["storageClassName"] == "standard-nfs"
-    pvs = {pv["metadata"]["name"]: pv for pv in get_items(testenv, "target", "persistentvolumes")
-           if pv["metadata"]["name"].startswith(shop + "-")}
-    assert len(pvs) == 3
-    for pv in pvs.values():
-        assert pv["spec"]["storageClassName"] == "standard-nfs"
-        assert pv["spec"]["claimRef"]["namespace"] == copy_ns
+        pv = target_get(testenv, "target", "persistentvolumes", "", pvc["spec"]["volumeName"])
+        assert pv["spec"]["hostPath"]["path"].startswith(testenv["TARGET_VOLUME_DIR"] + "/"), pv["spec"]
     # every namespace reference mapped
     rb = target_get(testenv, "target", "rolebindings.rbac.authorization.k8s.io", copy_ns, "fixture-app")
     assert [s["namespace"] for s in rb["subjects"]] == [copy_ns]
-    # the claims bind again to their restored volumes
-    wait_for("claims bound in the target", lambda: all(
-        p["status"].get("phase") == "Bound" for p in get_items(testenv, "target", "persistentvolumeclaims", "-n", copy_ns)))
     # the node port was free in the target: kept
     src_np = objs[("services", shop, "wordpress-nodeport")]["spec"]["ports"][0]["nodePort"]
     assert target_get(testenv, "target", "services", copy_ns, "wordpress-nodeport")["spec"]["ports"][0]["nodePort"] == src_np
@@ -303,7 +308,7 @@ def test_restore_into_namespace_holding_some_objects_skips_them(restorer, testen
                                        (restorer.last_job,))]
     assert f"Service {ns}/wordpress-nodeport: node port {src_np} is in use in the target cluster; " \
         "the cluster assigns another" in logs
-    # PersistentVolumes are cluster-scoped: the first restore into this cluster made them
+    # PersistentVolumes are never recreated in another cluster
     assert all(items[(gr, n_s, n)][0] == "skipped" for (gr, n_s, n) in items if gr == "persistentvolumes")
 
     # existing_policy 'update' replaces what is there with the backup's version
@@ -320,7 +325,8 @@ def test_delete_namespace_then_restore_into_source(restorer, testenv, shop, shop
     kubectl(testenv, "source", "delete", "namespace", shop, "--wait=true", "--timeout=150s")
     pv_names = [name for (gr, _, name) in objs if gr == "persistentvolumes"]
     kubectl(testenv, "source", "delete", "persistentvolumes", *pv_names, "--wait=true", "--timeout=60s")
-    state, error, _, items = restorer.restore(backup_id, "source")
+    # the original volumes are recreated only when the plan asks to reattach them (same cluster)
+    state, error, _, items = restorer.restore(backup_id, "source", reattach_volumes=True)
     assert (state, error) == ("succeeded", ""), [i for i in items.items() if i[1][0] == "failed"]
     for (gr, ns, name), o in objs.items():
         if gr in OWNED_SKIPS or (gr, name) in (("configmaps", "kube-root-ca.crt"), ("serviceaccounts", "default")):
@@ -333,6 +339,25 @@ def test_delete_namespace_then_restore_into_source(restorer, testenv, shop, shop
     # the controllers recreate the pods the restore left to them
     wait_for("wordpress pod", lambda: [p for p in get_items(testenv, "source", "pods", "-n", shop)
                                        if p["metadata"]["name"].startswith("wordpress-")])
+
+
+def test_reattach_is_refused_in_another_cluster_and_over_a_volume_another_claim_holds(restorer, testenv, shop,
+                                                                                    shop_backup):
+    backup_id, _, objs = shop_backup
+    state, error, _, items = restorer.restore(backup_id, "target", namespace_map={shop: shop + "-re"},
+                                              reattach_volumes=True)
+    assert state == "failed" and items == {}
+    assert "reattach_volumes: backup" in error and "can be reattached only in the cluster they belong to" in error
+    # in the source, the shop's claims hold the volumes (bound again by the test above)
+    other = shop + "-other"
+    state, error, _, items = restorer.restore(backup_id, "source", namespace_map={shop: other}, reattach_volumes=True)
+    for name in (n for (gr, _, n) in objs if gr == "persistentvolumes"):
+        action, message = items[("persistentvolumes", "", name)]
+        assert action == "failed" and f"not reattached: claim {shop}/" in message, message
+        assert target_get(testenv, "source", "persistentvolumes", "", name)["spec"]["claimRef"]["namespace"] == shop
+    for pvc in get_items(testenv, "source", "persistentvolumeclaims", "-n", other):
+        assert not pvc["spec"].get("volumeName"), pvc["spec"]	# left for a new volume
+    kubectl(testenv, "source", "delete", "namespace", other, "--wait=false")
 
 
 def test_change_storage_class_configmap_honoured_unless_the_plan_maps(restorer, testenv, shop_backup, shop):

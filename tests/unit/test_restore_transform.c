@@ -243,6 +243,26 @@ static void test_claim_class_choice_wins(void)
 	cJSON_Delete(logs);
 }
 
+/* A claim whose volume is not restored is provisioned anew, unless the plan names a volume for it. */
+static void test_claim_bound_to_the_volume_the_plan_names(void)
+{
+	struct restore_transform t = base();
+	cJSON *pick = parse("{\"shop/data\": \"spare-volume-1\"}");
+	cJSON *data = parse("{\"kind\":\"PersistentVolumeClaim\",\"metadata\":{\"name\":\"data\",\"namespace\":\"shop\"},"
+			    "\"spec\":{\"storageClassName\":\"fast-ssd\",\"volumeName\":\"shop-data\"}}");
+	cJSON *logs = parse("{\"kind\":\"PersistentVolumeClaim\",\"metadata\":{\"name\":\"logs\",\"namespace\":\"shop\"},"
+			    "\"spec\":{\"storageClassName\":\"fast-ssd\",\"volumeName\":\"shop-logs\"}}");
+
+	t.claim_volume_map = pick;
+	restore_transform_apply(&t, "", "persistentvolumeclaims", data);
+	restore_transform_apply(&t, "", "persistentvolumeclaims", logs);
+	CHECK_STREQ(str_at(data, "spec.volumeName"), "spare-volume-1");
+	CHECK(!at(logs, "spec.volumeName"));		/* its old volume is not restored: a new one */
+	cJSON_Delete(pick);
+	cJSON_Delete(data);
+	cJSON_Delete(logs);
+}
+
 static int ports_free_above_30100(long port, void *ud)
 {
 	(void)ud;
@@ -417,6 +437,7 @@ int main(void)
 {
 	RUN(test_strips_server_fields);
 	RUN(test_claim_class_choice_wins);
+	RUN(test_claim_bound_to_the_volume_the_plan_names);
 	RUN(test_labels_added);
 	RUN(test_namespace_map_everywhere);
 	RUN(test_storage_class_precedence);
