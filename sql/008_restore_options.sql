@@ -6,4 +6,10 @@ ALTER TABLE stowage.restore_plans
 	-- into the cluster the backup was taken in only, never over a volume another claim holds
 	ADD COLUMN reattach_volumes boolean NOT NULL DEFAULT false,
 	-- {"<source-ns>/<claim>": "<pv name>"}: bind a restored claim to a volume of the target
-	ADD COLUMN volume_map jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(volume_map) = 'object');
+	ADD COLUMN volume_map jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(volume_map) = 'object'),
+	-- create the backup's StorageClasses that the target lacks (never a mapped one); by default
+	-- a restore creates none, as a class is the cluster's, not the application's
+	ADD COLUMN restore_storage_classes boolean NOT NULL DEFAULT false,
+	-- keep a restored StorageClass's is-default-class annotation: by default it is removed, so
+	-- that a restore never gives the target a second default class
+	ADD COLUMN keep_default_class boolean NOT NULL DEFAULT false;

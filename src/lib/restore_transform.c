@@ -321,6 +321,17 @@ static void restore_stateful_set(const struct restore_transform *t, cJSON *obj)
 		restore_claim_class(t, tmpl);
 }
 
+/* A restored class never becomes the target's default: the target has its own, or chooses. */
+static void restore_storage_class(const struct restore_transform *t, cJSON *obj)
+{
+	cJSON *annotations = restore_get(restore_get(obj, "metadata"), "annotations");
+
+	if (t->keep_default_class)
+		return;
+	cJSON_DeleteItemFromObjectCaseSensitive(annotations, "storageclass.kubernetes.io/is-default-class");
+	cJSON_DeleteItemFromObjectCaseSensitive(annotations, "storageclass.beta.kubernetes.io/is-default-class");
+}
+
 /* A pod is scheduled again in the target: its node and computed priority belong to the source. */
 static void restore_pod(cJSON *obj)
 {
@@ -416,6 +427,8 @@ void restore_transform_apply(const struct restore_transform *t, const char *grou
 		restore_pod(obj);
 	else if (restore_is(group, resource, "batch", "jobs"))
 		restore_job(obj);
+	else if (restore_is(group, resource, "storage.k8s.io", "storageclasses"))
+		restore_storage_class(t, obj);
 	restore_labels(t, meta);
 }
 

@@ -8,6 +8,8 @@
  * - Namespaces are renamed by the plan's map wherever one is named.
  * - Storage classes are renamed on claims, volumes and StatefulSet claim templates: the plan's
  *   map first, then the target cluster's change-storage-class ConfigMap, else unchanged.
+ * - StorageClasses lose their is-default-class annotations unless keep_default_class is set: a
+ *   restore never makes a second default class in the target.
  * - Services lose their cluster IPs and health-check node port; node ports stay if still free.
  * - Volumes lose the uid of their claim; claims lose their binding annotations and keep
  *   volumeName only when the volume is restored too, so that the pair binds again, or name the
@@ -47,6 +49,7 @@ struct restore_transform {
 						 * per claim, before every other map; or NULL */
 	const cJSON *claim_volume_map;		/* {"<source-ns>/<claim>": "pv"}: the volume the plan
 						 * binds this claim to; or NULL */
+	int keep_default_class;			/* leave is-default-class on restored StorageClasses */
 	const char *backup_name;
 	const char *restore_id;
 	const struct restore_names *restored_uids;	/* source uids of the objects this restore creates */

@@ -90,6 +90,8 @@ struct restore_spec {
 	int reattach_volumes;		/* recreate the backup's PersistentVolumes (same cluster only);
 					 * otherwise claims get new volumes, which the data fills */
 	const cJSON *volume_map;	/* {"<source-ns>/<claim>": "pv"}: bind to this volume, or NULL */
+	int restore_storage_classes;	/* create the backup's StorageClasses the target lacks (not mapped ones) */
+	int keep_default_class;		/* keep their is-default-class annotation */
 };
 
 /* What a backup backs up: a backup plan's row, or what a migration decides (plan_id 0). */

@@ -122,6 +122,7 @@ struct restore_plan {
 	int update_existing;
 	int reattach_volumes;		/* the backup's PersistentVolumes are recreated (same cluster only) */
 	cJSON *volume_map;		/* {"<source-ns>/<claim>": "pv"} */
+	int restore_storage_classes, keep_default_class;
 	long long backup_cluster_id;	/* where the backup was taken (0: unknown) */
 	char backup_name[256];
 	long long repository_id;
@@ -183,7 +184,7 @@ static int restore_spec_load(struct job *job, struct restore_spec *spec, char *e
 	}
 	snprintf(id, sizeof id, "%lld", job->restore_plan_id);
 	res = job_query(job, "SELECT target_cluster_id, namespace_map::text, storage_class_map::text, existing_policy, "
-			"hooks::text, reattach_volumes, volume_map::text FROM restore_plans WHERE id = $1", 1, params, err, errlen);
+			"hooks::text, reattach_volumes, volume_map::text, restore_storage_classes, keep_default_class FROM restore_plans WHERE id = $1", 1, params, err, errlen);
 	if (!res)
 		return -1;
 	if (PQntuples(res) != 1) {
@@ -199,6 +200,8 @@ static int restore_spec_load(struct job *job, struct restore_spec *spec, char *e
 	spec->hooks = restore_json_column(res, 4);
 	spec->reattach_volumes = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
 	spec->volume_map = restore_json_column(res, 6);
+	spec->restore_storage_classes = strcmp(PQgetvalue(res, 0, 7), "t") == 0;
+	spec->keep_default_class = strcmp(PQgetvalue(res, 0, 8), "t") == 0;
 	PQclear(res);
 	if (job->cluster_id && job->cluster_id != spec->target_cluster_id) {
 		snprintf(err, errlen, "the job's cluster (%lld) is not its restore plan's target cluster (%lld)",
@@ -257,6 +260,8 @@ static int restore_plan_load(struct restore_run *run, const struct restore_spec 
 	p->hooks = spec->hooks ? cJSON_Duplicate(spec->hooks, 1) : cJSON_CreateArray();
 	p->update_existing = spec->update_existing;
 	p->reattach_volumes = spec->reattach_volumes;
+	p->restore_storage_classes = spec->restore_storage_classes;
+	p->keep_default_class = spec->keep_default_class;
 	p->volume_map = spec->volume_map ? cJSON_Duplicate(spec->volume_map, 1) : cJSON_CreateObject();
 	if (restore_map_check(p->namespace_map, "restore plan: namespace_map", 1, err, errlen) < 0 ||
 	    restore_map_check(p->storage_class_map, "restore plan: storage_class_map", 0, err, errlen) < 0 ||
@@ -605,6 +610,22 @@ static const char *restore_reattach_refusal(struct restore_run *run, const struc
 	return why;
 }
 
+/* A StorageClass belongs to the cluster: a restore creates one only when the plan asks, and
+ * never one the plan maps to another class. */
+static const char *restore_storage_class_skip(struct restore_run *run, const struct restore_transform *t,
+					      struct restore_item *it)
+{
+	const char *to = restore_storage_class_target(t, it->src->name);
+
+	if (to != it->src->name && strcmp(to, it->src->name) != 0) {
+		snprintf(it->message, sizeof it->message, "not created: mapped to StorageClass %s of the target", to);
+		return it->message;
+	}
+	if (!run->plan.restore_storage_classes)
+		return "not created: a restore creates StorageClasses only when its plan asks to (restore_storage_classes)";
+	return NULL;
+}
+
 /* A claim bound again to its original (reattached) volume keeps that volume's data: the mover
  * does not write the backup's copy over it. A claim whose volume is not restored gets a new one. */
 static void restore_claim_volume_note(struct restore_run *run, struct restore_item *it, const struct restore_names *volumes)
@@ -644,7 +665,8 @@ static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 	struct restore_transform t = {
 		.namespace_map = run->plan.namespace_map, .storage_class_map = run->plan.storage_class_map,
 		.cluster_class_map = run->cluster_class_map, .claim_class_map = run->plan.claim_class_map,
-		.claim_volume_map = run->plan.volume_map, .backup_name = run->plan.backup_name,
+		.claim_volume_map = run->plan.volume_map, .keep_default_class = run->plan.keep_default_class,
+		.backup_name = run->plan.backup_name,
 		.restore_id = restore_id, .restored_uids = &uids, .restored_volumes = &volumes,
 		.node_port_take = restore_node_port_take, .node_port_ud = run,
 		.warn = restore_warning, .warn_ud = run,
@@ -663,6 +685,8 @@ static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 			else
 				it->refused = restore_reattach_refusal(run, &t, it);
 		}
+		if (!it->skip && strcmp(it->src->group, "storage.k8s.io") == 0 && strcmp(it->src->resource, "storageclasses") == 0)
+			it->skip = restore_storage_class_skip(run, &t, it);
 		if (it->skip || it->refused)
 			continue;
 		if (*restore_meta_str(it->src->obj, "uid"))
@@ -979,7 +1003,8 @@ static int restore_create_all(struct restore_run *run, char *err, size_t errlen)
 		if (!it->skip)
 			continue;
 		it->action = "skipped";
-		snprintf(it->message, sizeof it->message, "%s", it->skip);
+		if (it->skip != it->message)
+			snprintf(it->message, sizeof it->message, "%s", it->skip);
 		restore_record(run, it);
 	}
 	for (size_t pos = 0; pos < run->n && rc == 0;) {

@@ -23,6 +23,7 @@ static const struct form_field step1_fields[] = {
 	{ .name = "storage_class_map", .label = "StorageClass mapping", .kind = FORM_TEXTAREA, .max_len = 8192 },
 	{ .name = "existing_policy", .label = "Existing objects", .kind = FORM_CHOICE, .required = 1, .choices = policy_choices },
 	{ .name = "reattach_volumes", .label = "Reattach the original volumes", .kind = FORM_BOOL },
+	{ .name = "restore_storage_classes", .label = "Create the backup's StorageClasses", .kind = FORM_BOOL },
 };
 enum { S1_NAME, S1_CLUSTER, S1_NSMAP, S1_SCMAP, S1_POLICY };
 
@@ -368,10 +369,11 @@ void page_restore_plan_create(struct request *r)
 	char *scjson = json_text(scmap), *hooks = web_hooks_json(r, wizard_value(&w, 4, "library_hooks"), wizard_value(&w, 4, "hook_script"), NULL);
 	const char *params[] = { wizard_value(&w, 1, "name"), wizard_value(&w, 2, "backup_plan_id"),
 				 wizard_value(&w, 3, "backup_id"), wizard_value(&w, 1, "target_cluster_id"), nsmap, scjson,
-				 wizard_value(&w, 1, "existing_policy"), hooks, wizard_value(&w, 1, "reattach_volumes") };
+				 wizard_value(&w, 1, "existing_policy"), hooks, wizard_value(&w, 1, "reattach_volumes"),
+				 wizard_value(&w, 1, "restore_storage_classes") };
 	PGresult *res = db_exec(r->db, "INSERT INTO restore_plans (name, backup_plan_id, backup_id, target_cluster_id, "
-				"namespace_map, storage_class_map, existing_policy, hooks, reattach_volumes) "
-				"VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9::boolean) RETURNING id", 9, params, err, sizeof err);
+				"namespace_map, storage_class_map, existing_policy, hooks, reattach_volumes, restore_storage_classes) "
+				"VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9::boolean, $10::boolean) RETURNING id", 10, params, err, sizeof err);
 	free(nsmap);
 	free(scjson);
 	free(hooks);

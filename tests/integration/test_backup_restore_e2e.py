@@ -190,6 +190,10 @@ def test_cross_cluster_restore_never_touches_the_source_volumes(tenant, testenv)
     # the source's volumes: byte for byte (and timestamp for timestamp) as the application left them
     for claim, d in source.items():
         assert walk(d) == live[claim], claim
+    # the source's StorageClass came with the backup but is not created: the mapping names the target's
+    assert ("storage.k8s.io", "storageclasses", "fast-ssd", "skipped") in tenant.sql(
+        "SELECT api_group, resource, name, action FROM stowage.job_items WHERE job_id = %s", (rjob_id,))
+    assert target_get(testenv, "target", "storageclasses", "", "fast-ssd") is None
     # no PersistentVolume of the backup in the target; each one said why
     for pv in ("%s-%s" % (ns, c) for c in source):
         assert target_get(testenv, "target", "persistentvolumes", "", pv) is None, pv

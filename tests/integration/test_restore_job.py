@@ -106,15 +106,17 @@ class Restorer:
                         (self.org, self.cluster["source"], self.repo, name, ["shop"], state))[0]
 
     def restore(self, backup_id, target="target", namespace_map=None, storage_class_map=None,
-                existing_policy="skip", hooks=None, timeout=240, reattach_volumes=False, volume_map=None):
+                existing_policy="skip", hooks=None, timeout=240, reattach_volumes=False, volume_map=None, **options):
         """Queues a restore job and waits for its end: (state, error, result, {(resource, ns, name): (action, message)})."""
         self.seq += 1
+        cols = "".join(", " + k for k in options)	# further restore_plans columns
         plan = self.one("INSERT INTO stowage.restore_plans (org_id, name, backup_id, target_cluster_id, namespace_map, "
-                        "storage_class_map, existing_policy, hooks, reattach_volumes, volume_map) "
-                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                        f"storage_class_map, existing_policy, hooks, reattach_volumes, volume_map{cols}) "
+                        f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s{', %s' * len(options)}) RETURNING id",
                         (self.org, f"plan-{int(time.time())}-{self.seq}", backup_id, self.cluster[target],
                          json.dumps(namespace_map or {}), json.dumps(storage_class_map or {}), existing_policy,
-                         json.dumps(hooks or []), reattach_volumes, json.dumps(volume_map or {})))[0]
+                         json.dumps(hooks or []), reattach_volumes, json.dumps(volume_map or {}),
+                         *options.values()))[0]
         job = self.one("INSERT INTO stowage.jobs (org_id, kind, restore_plan_id, backup_id, cluster_id) "
                        "VALUES (%s, 'restore', %s, %s, %s) RETURNING id", (self.org, plan, backup_id, self.cluster[target]))[0]
         deadline = time.time() + timeout
@@ -381,6 +383,42 @@ def test_change_storage_class_configmap_honoured_unless_the_plan_maps(restorer, 
         assert classes == {"standard-nfs"}
     finally:
         kubectl(testenv, "target", "-n", "velero", "delete", "configmap", "change-storage-class-config", check=False)
+
+
+def default_classes(env, cluster):
+    return [sc["metadata"]["name"] for sc in get_items(env, cluster, "storageclasses")
+            if (sc["metadata"].get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class") == "true"]
+
+
+def test_storage_classes_created_only_when_asked_never_mapped_never_default(restorer, testenv):
+    ns, gold = unique("classes"), unique("gold-")
+    def sc(name):
+        return {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": {"name": name, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+                "provisioner": "example.com/" + name, "reclaimPolicy": "Retain", "volumeBindingMode": "Immediate"}
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": ns}, "data": {"a": "1"}}
+    bid = restorer.upload_backup(unique("bk-classes-"), archive({
+        ("storageclasses.storage.k8s.io", "", gold): sc(gold), ("storageclasses.storage.k8s.io", "", "fast-ssd"): sc("fast-ssd"),
+        ("configmaps", ns, "app"): cm}))
+    assert default_classes(testenv, "target") == ["standard-nfs"]
+    # by default: none created
+    state, error, _, items = restorer.restore(bid, "target", storage_class_map={"fast-ssd": "standard-nfs"})
+    assert (state, error) == ("succeeded", ""), items
+    assert items[("storageclasses.storage.k8s.io", "", gold)] == (
+        "skipped", "not created: a restore creates StorageClasses only when its plan asks to (restore_storage_classes)")
+    assert items[("storageclasses.storage.k8s.io", "", "fast-ssd")] == (
+        "skipped", "not created: mapped to StorageClass standard-nfs of the target")
+    assert target_get(testenv, "target", "storageclasses", "", gold) is None
+    assert target_get(testenv, "target", "storageclasses", "", "fast-ssd") is None
+    # asked: the unmapped one is created, not as a default; the mapped one still not
+    state, error, _, items = restorer.restore(bid, "target", storage_class_map={"fast-ssd": "standard-nfs"},
+                                              restore_storage_classes=True)
+    assert (state, error) == ("succeeded", ""), items
+    assert items[("storageclasses.storage.k8s.io", "", gold)] == ("created", "")
+    assert items[("storageclasses.storage.k8s.io", "", "fast-ssd")][0] == "skipped"
+    assert target_get(testenv, "target", "storageclasses", "", "fast-ssd") is None
+    assert default_classes(testenv, "target") == ["standard-nfs"]
+    kubectl(testenv, "target", "delete", "storageclass", gold)
 
 
 def test_failed_objects_are_listed_and_the_rest_restored(restorer, testenv):

@@ -263,6 +263,27 @@ static void test_claim_bound_to_the_volume_the_plan_names(void)
 	cJSON_Delete(logs);
 }
 
+/* No restored StorageClass becomes the target's default, unless asked. */
+static void test_storage_class_never_default(void)
+{
+	struct restore_transform t = base();
+	const char *json = "{\"kind\":\"StorageClass\",\"metadata\":{\"name\":\"gold\",\"annotations\":{"
+			   "\"storageclass.kubernetes.io/is-default-class\":\"true\","
+			   "\"storageclass.beta.kubernetes.io/is-default-class\":\"true\",\"team\":\"storage\"}},"
+			   "\"provisioner\":\"example.com/gold\"}";
+	cJSON *sc = parse(json), *kept = parse(json);
+
+	restore_transform_apply(&t, "storage.k8s.io", "storageclasses", sc);
+	CHECK(!key_at(sc, "metadata", "annotations", "storageclass.kubernetes.io/is-default-class"));
+	CHECK(!key_at(sc, "metadata", "annotations", "storageclass.beta.kubernetes.io/is-default-class"));
+	CHECK_STREQ(key_at(sc, "metadata", "annotations", "team"), "storage");
+	t.keep_default_class = 1;
+	restore_transform_apply(&t, "storage.k8s.io", "storageclasses", kept);
+	CHECK_STREQ(key_at(kept, "metadata", "annotations", "storageclass.kubernetes.io/is-default-class"), "true");
+	cJSON_Delete(sc);
+	cJSON_Delete(kept);
+}
+
 static int ports_free_above_30100(long port, void *ud)
 {
 	(void)ud;
@@ -438,6 +459,7 @@ int main(void)
 	RUN(test_strips_server_fields);
 	RUN(test_claim_class_choice_wins);
 	RUN(test_claim_bound_to_the_volume_the_plan_names);
+	RUN(test_storage_class_never_default);
 	RUN(test_labels_added);
 	RUN(test_namespace_map_everywhere);
 	RUN(test_storage_class_precedence);
