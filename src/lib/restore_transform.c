@@ -313,12 +313,65 @@ static void restore_service(const struct restore_transform *t, cJSON *obj)
 	}
 }
 
-static void restore_stateful_set(const struct restore_transform *t, cJSON *obj)
+/* The class chosen (claim_class_map) for a claim a StatefulSet made from template tmpl:
+ * "<ns>/<tmpl>-<sts>-<ordinal>", or NULL. */
+static const char *restore_template_choice(const struct restore_transform *t, const char *ns, const char *sts,
+					   const char *tmpl)
 {
+	char prefix[600];
+	size_t n;
+	const cJSON *e;
+
+	if (!ns || !sts || !tmpl)
+		return NULL;
+	n = (size_t)snprintf(prefix, sizeof prefix, "%s/%s-%s-", ns, tmpl, sts);
+	if (n >= sizeof prefix)
+		return NULL;
+	cJSON_ArrayForEach(e, t->claim_class_map) {
+		const char *rest = e->string + (strncmp(e->string, prefix, n) == 0 ? n : 0);
+		if (rest != e->string && *rest && strspn(rest, "0123456789") == strlen(rest) && cJSON_IsString(e))
+			return e->valuestring;
+	}
+	return NULL;
+}
+
+/* Claim templates name classes as claims do: the class chosen for the set's claims, else the maps. */
+static void restore_stateful_set(const struct restore_transform *t, cJSON *obj, const char *source_ns)
+{
+	const char *name = restore_str(restore_get(obj, "metadata"), "name");
 	cJSON *tmpl;
 
-	cJSON_ArrayForEach(tmpl, restore_get(restore_get(obj, "spec"), "volumeClaimTemplates"))
-		restore_claim_class(t, tmpl);
+	cJSON_ArrayForEach(tmpl, restore_get(restore_get(obj, "spec"), "volumeClaimTemplates")) {
+		const char *chosen = restore_template_choice(t, source_ns, name, restore_str(restore_get(tmpl, "metadata"), "name"));
+		cJSON *spec = restore_get(tmpl, "spec");
+		if (chosen && cJSON_IsObject(spec) && restore_str(spec, "storageClassName")) {
+			restore_set_str(spec, "storageClassName", chosen);
+			cJSON_DeleteItemFromObjectCaseSensitive(restore_get(restore_get(tmpl, "metadata"), "annotations"),
+								RESTORE_LEGACY_CLASS_ANNOTATION);
+		} else {
+			restore_claim_class(t, tmpl);
+		}
+	}
+}
+
+/* Generic ephemeral volumes: a pod template's claim template names a class too. */
+static void restore_ephemeral_classes(const struct restore_transform *t, cJSON *pod_spec)
+{
+	cJSON *vol;
+
+	cJSON_ArrayForEach(vol, restore_get(pod_spec, "volumes"))
+		restore_claim_class(t, restore_get(restore_get(vol, "ephemeral"), "volumeClaimTemplate"));
+}
+
+/* Wherever a pod spec sits: a pod's own, a workload's template, a CronJob's job template. */
+static void restore_pod_specs(const struct restore_transform *t, cJSON *obj)
+{
+	cJSON *spec = restore_get(obj, "spec");
+
+	restore_ephemeral_classes(t, spec);
+	restore_ephemeral_classes(t, restore_get(restore_get(spec, "template"), "spec"));
+	restore_ephemeral_classes(t, restore_get(restore_get(restore_get(restore_get(spec, "jobTemplate"), "spec"),
+							 "template"), "spec"));
 }
 
 /* A restored class never becomes the target's default: the target has its own, or chooses. */
@@ -398,10 +451,12 @@ void restore_transform_apply(const struct restore_transform *t, const char *grou
 			     cJSON *obj)
 {
 	cJSON *meta = restore_get(obj, "metadata");
-	char claim_key[512] = "";
+	char claim_key[512] = "", source_ns[254] = "";
 
 	if (!cJSON_IsObject(obj) || !cJSON_IsObject(meta))
 		return;
+	if (cJSON_IsString(restore_get(meta, "namespace")))
+		snprintf(source_ns, sizeof source_ns, "%s", restore_str(meta, "namespace"));
 	if ((t->claim_class_map || t->claim_volume_map) && restore_is(group, resource, "", "persistentvolumeclaims")) {
 		const cJSON *ns = restore_get(meta, "namespace"), *name = restore_get(meta, "name");
 		if (cJSON_IsString(ns) && cJSON_IsString(name))
@@ -422,13 +477,14 @@ void restore_transform_apply(const struct restore_transform *t, const char *grou
 		}
 	}
 	else if (restore_is(group, resource, "apps", "statefulsets"))
-		restore_stateful_set(t, obj);
+		restore_stateful_set(t, obj, source_ns);
 	else if (restore_is(group, resource, "", "pods"))
 		restore_pod(obj);
 	else if (restore_is(group, resource, "batch", "jobs"))
 		restore_job(obj);
 	else if (restore_is(group, resource, "storage.k8s.io", "storageclasses"))
 		restore_storage_class(t, obj);
+	restore_pod_specs(t, obj);
 	restore_labels(t, meta);
 }
 

@@ -6,8 +6,10 @@
  * - ownerReferences to objects this restore recreates are dropped (their uids change; the
  *   owners' controllers adopt the objects again).
  * - Namespaces are renamed by the plan's map wherever one is named.
- * - Storage classes are renamed on claims, volumes and StatefulSet claim templates: the plan's
- *   map first, then the target cluster's change-storage-class ConfigMap, else unchanged.
+ * - Storage classes are renamed wherever one is named: claims, volumes, StatefulSet claim
+ *   templates (the class chosen for the set's claims first) and the ephemeral claim templates of
+ *   pod templates: the plan's map first, then the target cluster's change-storage-class
+ *   ConfigMap, else unchanged.
  * - StorageClasses lose their is-default-class annotations unless keep_default_class is set: a
  *   restore never makes a second default class in the target.
  * - Services lose their cluster IPs and health-check node port; node ports stay if still free.

@@ -421,6 +421,32 @@ def test_storage_classes_created_only_when_asked_never_mapped_never_default(rest
     kubectl(testenv, "target", "delete", "storageclass", gold)
 
 
+def test_class_mapped_in_claim_templates_of_statefulsets_and_pod_templates(restorer, testenv):
+    ns = unique("tmpl")
+    labels = {"app": "db"}
+    ephemeral = {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {
+        "storageClassName": "fast-ssd", "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}}}
+    pod = {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "busybox"}], "volumes": [ephemeral]}}
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": ns},
+           "spec": {"serviceName": "db", "replicas": 0, "selector": {"matchLabels": labels}, "template": pod,
+                    "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                        "storageClassName": "fast-ssd", "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": "1Gi"}}}}]}}
+    deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns},
+              "spec": {"replicas": 0, "selector": {"matchLabels": labels}, "template": pod}}
+    bid = restorer.upload_backup(unique("bk-tmpl-"), archive({("statefulsets.apps", ns, "db"): sts,
+                                                              ("deployments.apps", ns, "web"): deploy}))
+    state, error, _, items = restorer.restore(bid, "target", storage_class_map={"fast-ssd": "standard-nfs"})
+    assert (state, error) == ("succeeded", ""), items
+    live = target_get(testenv, "target", "statefulsets.apps", ns, "db")["spec"]
+    assert [t["spec"]["storageClassName"] for t in live["volumeClaimTemplates"]] == ["standard-nfs"]
+    assert live["template"]["spec"]["volumes"][0]["ephemeral"]["volumeClaimTemplate"]["spec"]["storageClassName"] == \
+        "standard-nfs"
+    live = target_get(testenv, "target", "deployments.apps", ns, "web")["spec"]
+    assert live["template"]["spec"]["volumes"][0]["ephemeral"]["volumeClaimTemplate"]["spec"]["storageClassName"] == \
+        "standard-nfs"
+
+
 def test_failed_objects_are_listed_and_the_rest_restored(restorer, testenv):
     ns = unique("broken")
     good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "good", "namespace": ns}, "data": {"a": "1"}}

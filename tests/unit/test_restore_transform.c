@@ -284,6 +284,37 @@ static void test_storage_class_never_default(void)
 	cJSON_Delete(kept);
 }
 
+/* A class is mapped wherever one is named: StatefulSet claim templates and ephemeral volumes. */
+static void test_class_mapped_in_templates(void)
+{
+	struct restore_transform t = base();
+	cJSON *plan = parse("{\"fast-ssd\": \"standard-nfs\"}");
+	cJSON *choice = parse("{\"shop/data-mysql-0\": \"gold\", \"shop/data-mysql-1\": \"gold\"}");
+	cJSON *sts = parse("{\"kind\":\"StatefulSet\",\"metadata\":{\"name\":\"mysql\",\"namespace\":\"shop\"},"
+			   "\"spec\":{\"volumeClaimTemplates\":[{\"metadata\":{\"name\":\"data\"},\"spec\":{\"storageClassName\":\"fast-ssd\"}},"
+			   "{\"metadata\":{\"name\":\"logs\"},\"spec\":{\"storageClassName\":\"fast-ssd\"}}],"
+			   "\"template\":{\"spec\":{\"volumes\":[{\"name\":\"scratch\",\"ephemeral\":{\"volumeClaimTemplate\":"
+			   "{\"spec\":{\"storageClassName\":\"fast-ssd\"}}}}]}}}}");
+	cJSON *cron = parse("{\"kind\":\"CronJob\",\"metadata\":{\"name\":\"r\",\"namespace\":\"shop\"},\"spec\":{\"jobTemplate\":"
+			    "{\"spec\":{\"template\":{\"spec\":{\"volumes\":[{\"name\":\"tmp\",\"ephemeral\":{\"volumeClaimTemplate\":"
+			    "{\"spec\":{\"storageClassName\":\"fast-ssd\"}}}}]}}}}}}");
+
+	t.storage_class_map = plan;
+	t.claim_class_map = choice;
+	restore_transform_apply(&t, "apps", "statefulsets", sts);
+	restore_transform_apply(&t, "batch", "cronjobs", cron);
+	CHECK_STREQ(str_at(sts, "spec.volumeClaimTemplates.0.spec.storageClassName"), "gold");	/* its claims' choice */
+	CHECK_STREQ(str_at(sts, "spec.volumeClaimTemplates.1.spec.storageClassName"), "standard-nfs");	/* the map */
+	CHECK_STREQ(str_at(sts, "spec.template.spec.volumes.0.ephemeral.volumeClaimTemplate.spec.storageClassName"),
+		    "standard-nfs");
+	CHECK_STREQ(str_at(cron, "spec.jobTemplate.spec.template.spec.volumes.0.ephemeral.volumeClaimTemplate.spec.storageClassName"),
+		    "standard-nfs");
+	cJSON_Delete(plan);
+	cJSON_Delete(choice);
+	cJSON_Delete(sts);
+	cJSON_Delete(cron);
+}
+
 static int ports_free_above_30100(long port, void *ud)
 {
 	(void)ud;
@@ -460,6 +491,7 @@ int main(void)
 	RUN(test_claim_class_choice_wins);
 	RUN(test_claim_bound_to_the_volume_the_plan_names);
 	RUN(test_storage_class_never_default);
+	RUN(test_class_mapped_in_templates);
 	RUN(test_labels_added);
 	RUN(test_namespace_map_everywhere);
 	RUN(test_storage_class_precedence);
