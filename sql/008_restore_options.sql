@@ -12,4 +12,7 @@ ALTER TABLE stowage.restore_plans
 	ADD COLUMN restore_storage_classes boolean NOT NULL DEFAULT false,
 	-- keep a restored StorageClass's is-default-class annotation: by default it is removed, so
 	-- that a restore never gives the target a second default class
-	ADD COLUMN keep_default_class boolean NOT NULL DEFAULT false;
+	ADD COLUMN keep_default_class boolean NOT NULL DEFAULT false,
+	-- recreate Jobs that had finished (Complete or Failed) when backed up: by default they are
+	-- left out, as recreating a Job runs it again
+	ADD COLUMN restore_completed_jobs boolean NOT NULL DEFAULT false;

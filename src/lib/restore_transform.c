@@ -171,6 +171,20 @@ const char *restore_skip_reason(const char *group, const char *resource, const c
 	return NULL;
 }
 
+const char *restore_job_finished(const char *group, const char *resource, const cJSON *obj)
+{
+	const cJSON *c;
+
+	if (!restore_is(group, resource, "batch", "jobs"))
+		return NULL;
+	cJSON_ArrayForEach(c, restore_get(restore_get(obj, "status"), "conditions")) {
+		const char *type = restore_str(c, "type"), *status = restore_str(c, "status");
+		if (type && status && strcmp(status, "True") == 0 && (strcmp(type, "Complete") == 0 || strcmp(type, "Failed") == 0))
+			return strcmp(type, "Complete") == 0 ? "Complete" : "Failed";
+	}
+	return NULL;
+}
+
 /* ---- the transformation ---- */
 
 static void restore_strip_metadata(cJSON *obj)

@@ -65,6 +65,10 @@ struct restore_transform {
 /* Why an object is left out of a restore (its owner recreates it, the cluster does), or NULL. */
 const char *restore_skip_reason(const char *group, const char *resource, const cJSON *obj);
 
+/* "Complete" or "Failed" when obj is a Job that had finished when it was backed up (recreating
+ * it would run it again), else NULL. */
+const char *restore_job_finished(const char *group, const char *resource, const cJSON *obj);
+
 /* The target name of a namespace, or of a storage class; the name itself when no map names it. */
 const char *restore_namespace_target(const struct restore_transform *t, const char *ns);
 const char *restore_storage_class_target(const struct restore_transform *t, const char *cls);

@@ -92,6 +92,7 @@ struct restore_spec {
 	const cJSON *volume_map;	/* {"<source-ns>/<claim>": "pv"}: bind to this volume, or NULL */
 	int restore_storage_classes;	/* create the backup's StorageClasses the target lacks (not mapped ones) */
 	int keep_default_class;		/* keep their is-default-class annotation */
+	int restore_completed_jobs;	/* recreate Jobs that had finished (they run again) */
 };
 
 /* What a backup backs up: a backup plan's row, or what a migration decides (plan_id 0). */

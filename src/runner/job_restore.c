@@ -122,7 +122,7 @@ struct restore_plan {
 	int update_existing;
 	int reattach_volumes;		/* the backup's PersistentVolumes are recreated (same cluster only) */
 	cJSON *volume_map;		/* {"<source-ns>/<claim>": "pv"} */
-	int restore_storage_classes, keep_default_class;
+	int restore_storage_classes, keep_default_class, restore_completed_jobs;
 	long long backup_cluster_id;	/* where the backup was taken (0: unknown) */
 	char backup_name[256];
 	long long repository_id;
@@ -184,7 +184,7 @@ static int restore_spec_load(struct job *job, struct restore_spec *spec, char *e
 	}
 	snprintf(id, sizeof id, "%lld", job->restore_plan_id);
 	res = job_query(job, "SELECT target_cluster_id, namespace_map::text, storage_class_map::text, existing_policy, "
-			"hooks::text, reattach_volumes, volume_map::text, restore_storage_classes, keep_default_class FROM restore_plans WHERE id = $1", 1, params, err, errlen);
+			"hooks::text, reattach_volumes, volume_map::text, restore_storage_classes, keep_default_class, restore_completed_jobs FROM restore_plans WHERE id = $1", 1, params, err, errlen);
 	if (!res)
 		return -1;
 	if (PQntuples(res) != 1) {
@@ -202,6 +202,7 @@ static int restore_spec_load(struct job *job, struct restore_spec *spec, char *e
 	spec->volume_map = restore_json_column(res, 6);
 	spec->restore_storage_classes = strcmp(PQgetvalue(res, 0, 7), "t") == 0;
 	spec->keep_default_class = strcmp(PQgetvalue(res, 0, 8), "t") == 0;
+	spec->restore_completed_jobs = strcmp(PQgetvalue(res, 0, 9), "t") == 0;
 	PQclear(res);
 	if (job->cluster_id && job->cluster_id != spec->target_cluster_id) {
 		snprintf(err, errlen, "the job's cluster (%lld) is not its restore plan's target cluster (%lld)",
@@ -262,6 +263,7 @@ static int restore_plan_load(struct restore_run *run, const struct restore_spec 
 	p->reattach_volumes = spec->reattach_volumes;
 	p->restore_storage_classes = spec->restore_storage_classes;
 	p->keep_default_class = spec->keep_default_class;
+	p->restore_completed_jobs = spec->restore_completed_jobs;
 	p->volume_map = spec->volume_map ? cJSON_Duplicate(spec->volume_map, 1) : cJSON_CreateObject();
 	if (restore_map_check(p->namespace_map, "restore plan: namespace_map", 1, err, errlen) < 0 ||
 	    restore_map_check(p->storage_class_map, "restore plan: storage_class_map", 0, err, errlen) < 0 ||
@@ -684,6 +686,14 @@ static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 					   "from the backup's data (the plan does not ask to reattach the original volumes)";
 			else
 				it->refused = restore_reattach_refusal(run, &t, it);
+		}
+		if (!it->skip && !run->plan.restore_completed_jobs) {
+			const char *finished = restore_job_finished(it->src->group, it->src->resource, it->src->obj);
+			if (finished) {
+				snprintf(it->message, sizeof it->message, "not recreated: the Job had finished (%s) when backed up, "
+					 "and recreating it would run it again (the plan's restore_completed_jobs option does)", finished);
+				it->skip = it->message;
+			}
 		}
 		if (!it->skip && strcmp(it->src->group, "storage.k8s.io") == 0 && strcmp(it->src->resource, "storageclasses") == 0)
 			it->skip = restore_storage_class_skip(run, &t, it);

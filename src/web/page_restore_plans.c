@@ -24,6 +24,7 @@ static const struct form_field step1_fields[] = {
 	{ .name = "existing_policy", .label = "Existing objects", .kind = FORM_CHOICE, .required = 1, .choices = policy_choices },
 	{ .name = "reattach_volumes", .label = "Reattach the original volumes", .kind = FORM_BOOL },
 	{ .name = "restore_storage_classes", .label = "Create the backup's StorageClasses", .kind = FORM_BOOL },
+	{ .name = "restore_completed_jobs", .label = "Recreate finished Jobs", .kind = FORM_BOOL },
 };
 enum { S1_NAME, S1_CLUSTER, S1_NSMAP, S1_SCMAP, S1_POLICY };
 
@@ -370,10 +371,11 @@ void page_restore_plan_create(struct request *r)
 	const char *params[] = { wizard_value(&w, 1, "name"), wizard_value(&w, 2, "backup_plan_id"),
 				 wizard_value(&w, 3, "backup_id"), wizard_value(&w, 1, "target_cluster_id"), nsmap, scjson,
 				 wizard_value(&w, 1, "existing_policy"), hooks, wizard_value(&w, 1, "reattach_volumes"),
-				 wizard_value(&w, 1, "restore_storage_classes") };
+				 wizard_value(&w, 1, "restore_storage_classes"), wizard_value(&w, 1, "restore_completed_jobs") };
 	PGresult *res = db_exec(r->db, "INSERT INTO restore_plans (name, backup_plan_id, backup_id, target_cluster_id, "
-				"namespace_map, storage_class_map, existing_policy, hooks, reattach_volumes, restore_storage_classes) "
-				"VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9::boolean, $10::boolean) RETURNING id", 10, params, err, sizeof err);
+				"namespace_map, storage_class_map, existing_policy, hooks, reattach_volumes, restore_storage_classes, "
+				"restore_completed_jobs) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9::boolean, "
+				"$10::boolean, $11::boolean) RETURNING id", 11, params, err, sizeof err);
 	free(nsmap);
 	free(scjson);
 	free(hooks);

@@ -532,13 +532,14 @@ def test_restore_plan_saved_and_activated(stack, org, shop):
                                   [{"inline": "-- fix the ingress host"}], backups["completed"], False)
     conn.close()
     # reattaching the original volumes is asked for explicitly
-    r = org.post("/restore-plans", dict(full, name="shop-reattach", reattach_volumes="on", restore_storage_classes="on"))
+    r = org.post("/restore-plans", dict(full, name="shop-reattach", reattach_volumes="on", restore_storage_classes="on",
+                                        restore_completed_jobs="on"))
     assert r.status_code == 303, page_text(r)[-2000:]
     conn = owner(stack)
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT reattach_volumes, restore_storage_classes FROM stowage.restore_plans "
+        cur.execute("SELECT reattach_volumes, restore_storage_classes, restore_completed_jobs FROM stowage.restore_plans "
                     "WHERE name = 'shop-reattach'")
-        assert cur.fetchone() == (True, True)
+        assert cur.fetchone() == (True, True, True)
         cur.execute("DELETE FROM stowage.restore_plans WHERE name = 'shop-reattach'")
     conn.close()
     r = org.post("/restore-plans", full)

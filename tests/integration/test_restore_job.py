@@ -447,6 +447,29 @@ def test_class_mapped_in_claim_templates_of_statefulsets_and_pod_templates(resto
         "standard-nfs"
 
 
+def test_completed_jobs_are_not_run_again_unless_asked(restorer, testenv):
+    ns = unique("jobs")
+    def job(name, status):
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": ns},
+                "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                               "containers": [{"name": "c", "image": "busybox"}]}}},
+                "status": status}
+    done = job("migrate-db", {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
+    running = job("reindex", {"active": 1})
+    bid = restorer.upload_backup(unique("bk-jobs-"), archive({("jobs.batch", ns, "migrate-db"): done,
+                                                              ("jobs.batch", ns, "reindex"): running}))
+    state, error, _, items = restorer.restore(bid, "target")
+    assert (state, error) == ("succeeded", ""), items
+    action, message = items[("jobs.batch", ns, "migrate-db")]
+    assert action == "skipped" and message.startswith("not recreated: the Job had finished (Complete) when backed up")
+    assert target_get(testenv, "target", "jobs.batch", ns, "migrate-db") is None
+    assert items[("jobs.batch", ns, "reindex")] == ("created", "")
+    # asked for: recreated (into another namespace, as the first restore holds the running one)
+    state, error, _, items = restorer.restore(bid, "target", namespace_map={ns: ns + "-all"}, restore_completed_jobs=True)
+    assert (state, error) == ("succeeded", ""), items
+    assert items[("jobs.batch", ns + "-all", "migrate-db")] == ("created", "")
+
+
 def test_failed_objects_are_listed_and_the_rest_restored(restorer, testenv):
     ns = unique("broken")
     good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "good", "namespace": ns}, "data": {"a": "1"}}

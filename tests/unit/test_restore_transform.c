@@ -315,6 +315,22 @@ static void test_class_mapped_in_templates(void)
 	cJSON_Delete(cron);
 }
 
+static void test_finished_jobs(void)
+{
+	cJSON *done = parse("{\"kind\":\"Job\",\"status\":{\"conditions\":[{\"type\":\"SuccessCriteriaMet\",\"status\":\"True\"},"
+			    "{\"type\":\"Complete\",\"status\":\"True\"}]}}");
+	cJSON *failed = parse("{\"kind\":\"Job\",\"status\":{\"conditions\":[{\"type\":\"Failed\",\"status\":\"True\"}]}}");
+	cJSON *running = parse("{\"kind\":\"Job\",\"status\":{\"active\":1,\"conditions\":[{\"type\":\"Complete\",\"status\":\"False\"}]}}");
+
+	CHECK_STREQ(restore_job_finished("batch", "jobs", done), "Complete");
+	CHECK_STREQ(restore_job_finished("batch", "jobs", failed), "Failed");
+	CHECK(restore_job_finished("batch", "jobs", running) == NULL);
+	CHECK(restore_job_finished("", "configmaps", done) == NULL);
+	cJSON_Delete(done);
+	cJSON_Delete(failed);
+	cJSON_Delete(running);
+}
+
 static int ports_free_above_30100(long port, void *ud)
 {
 	(void)ud;
@@ -492,6 +508,7 @@ int main(void)
 	RUN(test_claim_bound_to_the_volume_the_plan_names);
 	RUN(test_storage_class_never_default);
 	RUN(test_class_mapped_in_templates);
+	RUN(test_finished_jobs);
 	RUN(test_labels_added);
 	RUN(test_namespace_map_everywhere);
 	RUN(test_storage_class_precedence);
