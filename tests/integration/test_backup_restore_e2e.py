@@ -47,7 +47,8 @@ def backup(tenant, ns, hooks=None):
 
 
 def restore(tenant, backup_id, cluster_id, namespace_map=None, hooks=None, storage_class_map=None, **options):
-    """options: further restore_plans columns (reattach_volumes, ...)."""
+    """options: further restore_plans columns (reattach_volumes, ...); _queue_only: do not wait."""
+    queue_only = options.pop("_queue_only", False)
     cols = "".join(", " + k for k in options)
     plan_id = tenant.sql_one(
         "INSERT INTO stowage.restore_plans (org_id, name, target_cluster_id, backup_id, namespace_map, hooks, "
@@ -58,6 +59,8 @@ def restore(tenant, backup_id, cluster_id, namespace_map=None, hooks=None, stora
     job_id = tenant.sql_one("INSERT INTO stowage.jobs (org_id, kind, restore_plan_id, backup_id, cluster_id) "
                             "VALUES (%s, 'restore', %s, %s, %s) RETURNING id",
                             (tenant.org_id, plan_id, backup_id, cluster_id))[0]
+    if queue_only:
+        return job_id, None
     return job_id, tenant.wait_job(job_id)
 
 
@@ -210,3 +213,45 @@ def test_cross_cluster_restore_never_touches_the_source_volumes(tenant, testenv)
     for claim, d in target.items():
         assert d.startswith(testenv["TARGET_VOLUME_DIR"] + "/") and d != source[claim], (claim, d)
         assert digests(d) == backed_up[claim], claim
+
+
+def test_claims_that_cannot_bind_are_diagnosed_in_seconds_all_at_once(tenant, testenv):
+    """Issue 11, defect 4: after a namespace delete the PVs stay Released; a restore used to wait
+    300 s per claim, one after the other, and then said only "no volume provisioned"."""
+    import time
+    ns = fixture_namespace(testenv)
+    _, job = backup(tenant, ns)
+    assert job["state"] == "succeeded", job
+    kubectl(testenv, "source", "delete", "namespace", ns, "--wait=true", "--timeout=150s")
+    released = f"{ns}-wordpress-data"
+    assert target_get(testenv, "source", "persistentvolumes", "", released)["status"]["phase"] == "Released"
+    started = time.time()
+    rjob_id, rjob = restore(tenant, job["backup_id"], tenant.cluster_id, storage_class_map={"fast-ssd": "no-such-class"},
+                            volume_map={f"{ns}/wordpress-data": released})
+    took = time.time() - started
+    assert rjob["state"] == "partially_failed", rjob
+    assert took < 120, took	# three claims: was 3 x 300 s
+    failed = dict(tenant.sql("SELECT name, message FROM stowage.job_items WHERE job_id = %s AND resource = 'volumedata' "
+                             "AND action = 'failed'", (rjob_id,)))
+    assert sorted(failed) == ["data-mysql-0", "data-mysql-1", "wordpress-data"], failed
+    assert failed["wordpress-data"].startswith(
+        f"claim {ns}/wordpress-data: not Bound: it is bound by name (spec.volumeName) to PersistentVolume {released}, "
+        "which is Released"), failed
+    for claim in ("data-mysql-0", "data-mysql-1"):
+        assert failed[claim] == f"claim {ns}/{claim}: not Bound: its StorageClass no-such-class does not exist in the " \
+            "cluster: map it to one of the cluster's classes in the plan", failed
+    assert rjob["error"].endswith("(and 2 more volumes failed)"), rjob["error"]
+
+    # a class without a provisioner: the job says so while it waits (the wait is cancelled here)
+    rjob_id, _ = restore(tenant, job["backup_id"], tenant.target_id, namespace_map={ns: ns + "-wait"},
+                         storage_class_map={"fast-ssd": "standard-nfs"}, _queue_only=True)
+    want = f"waiting for claim {ns}-wait/wordpress-data to be Bound: its StorageClass standard-nfs has no provisioner"
+    deadline = time.time() + 90
+    while not any(m.startswith(want) for (m,) in tenant.sql("SELECT message FROM stowage.job_logs WHERE job_id = %s",
+                                                            (rjob_id,))):
+        assert time.time() < deadline, tenant.sql("SELECT message FROM stowage.job_logs WHERE job_id = %s", (rjob_id,))
+        time.sleep(0.5)
+    tenant.sql("UPDATE stowage.jobs SET cancel_requested = true WHERE id = %s", (rjob_id,))
+    cancelled = time.time()
+    tenant.wait_job(rjob_id, timeout=60)
+    assert time.time() - cancelled < 30
