@@ -470,6 +470,21 @@ def test_completed_jobs_are_not_run_again_unless_asked(restorer, testenv):
     assert items[("jobs.batch", ns + "-all", "migrate-db")] == ("created", "")
 
 
+def test_hook_errors_name_their_line(restorer, testenv):
+    """Issue 11, defect 9: a hook raising a table, or a bad string.format, said no line."""
+    import re
+    ns = unique("hookline")
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": ns}, "data": {"a": "1"}}
+    bid = restorer.upload_backup(unique("bk-hook-"), archive({("configmaps", ns, "app"): cm}))
+    for script, line, words in (("local n = 1\n\nerror({code = 3})\n", 3, "error raised with a table value, not a message"),
+                                ("local n = 1\nlog(string.format('%d objects', 'many'))\n", 2, "bad argument #2 to ")):
+        state, error, result, _ = restorer.restore(bid, "target", namespace_map={ns: unique("hl")},
+                                                   hooks=[{"inline": script}])
+        assert state == "failed", (state, error)
+        assert re.search(r"\.lua:%d: %s" % (line, re.escape(words)), error), error
+        assert re.search(r"\.lua:%d: " % line, json.dumps(result["hooks"])), result["hooks"]
+
+
 def test_failed_objects_are_listed_and_the_rest_restored(restorer, testenv):
     ns = unique("broken")
     good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "good", "namespace": ns}, "data": {"a": "1"}}
