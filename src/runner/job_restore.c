@@ -455,6 +455,8 @@ static int restore_download(struct restore_run *run, char *err, size_t errlen)
 	} else {
 		rc = 0;
 		job->bytes_done = job->bytes_total = d.done;
+		cJSON_DeleteItemFromObjectCaseSensitive(job->result, "archive_bytes");
+		cJSON_AddNumberToObject(job->result, "archive_bytes", (double)d.done);
 	}
 	fclose(d.f);
 	if (rc == 0)

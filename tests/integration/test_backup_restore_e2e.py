@@ -64,12 +64,33 @@ def restore(tenant, backup_id, cluster_id, namespace_map=None, hooks=None, stora
     return job_id, tenant.wait_job(job_id)
 
 
+def assert_figures(tenant, job_id, volume_bytes):
+    """Issue 11, defect 6: one definition of a job's items and data, the same in its row (the
+    page), its JSON and its log: items = the results listed, data = archive + volume files."""
+    items, failed = tenant.sql_one("SELECT count(*), count(*) FILTER (WHERE action = 'failed') FROM stowage.job_items "
+                                   "WHERE job_id = %s", (job_id,))
+    row = tenant.sql_one("SELECT items_done, items_total, items_failed, bytes_done, bytes_total, result "
+                         "FROM stowage.jobs WHERE id = %s", (job_id,))
+    data = row[5]["data"]
+    assert data["volume_bytes"] == volume_bytes > 0 and data["archive_bytes"] > 0, data
+    total = data["archive_bytes"] + volume_bytes
+    assert row[:5] == (items, items, failed, total, total) and data["bytes"] == total, (row[:5], data)
+    job = tenant.client.json(f"/jobs/{job_id}").json()["job"]
+    assert (job["items_done"], job["items_total"], job["bytes_done"], job["bytes_total"]) == (items, items, total, total)
+    page = tenant.client.get(f"/jobs/{job_id}").text
+    assert f'<span id="job-items-done">{items}</span> / <span id="job-items-total">{items}</span>' in page
+    assert f"{items} items ({failed} failed); data {total} bytes: archive {data['archive_bytes']} + volume data " \
+        f"{volume_bytes}" in [m for (m,) in tenant.sql("SELECT message FROM stowage.job_logs WHERE job_id = %s", (job_id,))]
+
+
 def test_backup_delete_namespace_restore_and_compare_every_object(tenant, testenv):
     ns = fixture_namespace(testenv)
     before = snapshot(testenv, "source", ns)
+    volume_bytes = sum(e[0] for d in volume_dirs(testenv, "source", ns).values() for e in digests(d).values())
     job_id, job = backup(tenant, ns)
     assert job["state"] == "succeeded", job
     assert tenant.backup_row(job["backup_id"])["state"] == "completed"
+    assert_figures(tenant, job_id, volume_bytes)
     kubectl(testenv, "source", "delete", "namespace", ns, "--wait=true", "--timeout=150s")
     pvs = [name for (gr, _, name) in before if gr == "persistentvolumes"]
     kubectl(testenv, "source", "delete", "persistentvolumes", *pvs, "--wait=true", "--timeout=60s")
@@ -77,9 +98,10 @@ def test_backup_delete_namespace_restore_and_compare_every_object(tenant, testen
     data = {claim: digests(d) for claim, d in volume_dirs(testenv, "source", ns, pvcs=before).items()}
     # the claims get new volumes (the provisioner double plays the cluster's), which the mover fills
     with Provisioner(testenv, "source", [testenv["SOURCE_STORAGE_CLASS"]], testenv["SOURCE_VOLUME_DIR"]) as prov:
-        _, rjob = restore(tenant, job["backup_id"], tenant.cluster_id)
+        rjob_id, rjob = restore(tenant, job["backup_id"], tenant.cluster_id)
     assert not prov.errors, prov.errors
     assert rjob["state"] == "succeeded", rjob
+    assert_figures(tenant, rjob_id, volume_bytes)
     compared = 0
     for (gr, o_ns, name), obj in before.items():
         if gr in OWNED_SKIPS or (gr, name) in (("configmaps", "kube-root-ca.crt"), ("serviceaccounts", "default")):
