@@ -1051,6 +1051,11 @@ static int restore_create_all(struct restore_run *run, char *err, size_t errlen)
 		for (size_t i = 0; i < n; i++)
 			failed += run->items[tier[i]].action && strcmp(run->items[tier[i]].action, "failed") == 0;
 		restore_phase(run, phase, started, failed == n ? "failed" : failed ? "partially_failed" : "succeeded", (long)n);
+		size_t created = 0;
+		for (size_t i = 0; i < n; i++)
+			created += run->items[tier[i]].action && strcmp(run->items[tier[i]].action, "created") == 0;
+		job_log(run->job, failed ? "warning" : "info", "%s: %zu of %zu objects created, %zu failed, %zu already there (skipped or updated), "
+			"in %.1f s", phase, created, n, failed, n - created - failed, now_seconds() - started);
 		if (t == RESTORE_TIER_CRDS && restore_crds_wait(run, err, errlen) < 0)
 			rc = -1;
 	}

@@ -605,6 +605,28 @@ static int run_mover(const struct mover_target *t, struct k8s_client *k, const s
 
 /* ---- backup ---- */
 
+/* The job's log line for one volume done: which claim, how, files, bytes, how long. */
+static void volume_logged(struct job *job, const char *verb, const char *ns, const char *pvc, const char *method,
+			  const cJSON *entry, long ms)
+{
+	const cJSON *bytes = cJSON_GetObjectItemCaseSensitive(entry, "bytes");
+	const cJSON *files = cJSON_GetObjectItemCaseSensitive(entry, "files");
+	const cJSON *fresh = cJSON_GetObjectItemCaseSensitive(entry, "bytes_new");
+	const char *snap = json_str(entry, "snapshot_id", NULL);
+	const char *vs = json_str(entry, "volume_snapshot", "name");
+	char newpart[64] = "";
+
+	if (cJSON_IsNumber(fresh) && strcmp(verb, "backed up") == 0)
+		snprintf(newpart, sizeof newpart, " (%lld new)", (long long)fresh->valuedouble);
+	if (cJSON_IsNumber(bytes))
+		job_log(job, "info", "claim %s/%s: %s by %s: %lld files, %lld bytes%s in %.1f s%s%s", ns, pvc, verb, method,
+			cJSON_IsNumber(files) ? (long long)files->valuedouble : 0LL, (long long)bytes->valuedouble, newpart,
+			(double)ms / 1000, snap && *snap ? ", data mover snapshot " : "", snap && *snap ? snap : "");
+	else
+		job_log(job, "info", "claim %s/%s: %s by %s in %.1f s%s%s", ns, pvc, verb, method, (double)ms / 1000,
+			vs ? ", VolumeSnapshot " : "", vs ? vs : "");
+}
+
 static cJSON *volume_entry(const struct volume *v, const char *method)
 {
 	cJSON *e = cJSON_CreateObject();
@@ -839,7 +861,7 @@ int job_backup_volumes(struct job *job, struct k8s_client *k, const struct job_r
 	struct claim_list claims = { cJSON_CreateArray() };
 	struct mover_target t;
 	char cluster[64], why[2048];
-	int failed = 0, index = 0;
+	int failed = 0, index = 0, backed_up = 0;
 	cJSON *pvc;
 
 	if (!cJSON_IsArray(volumes_out)) {
@@ -903,6 +925,8 @@ int job_backup_volumes(struct job *job, struct k8s_client *k, const struct job_r
 		}
 		entry = volume_entry(&v, method);
 		index++;
+		struct timespec one;
+		clock_gettime(CLOCK_MONOTONIC, &one);
 		if (strcmp(method, "filesystem") == 0)
 			rc = backup_filesystem(&t, k, &v, v.pvc, index, &p, entry, why, sizeof why);
 		else if (strcmp(method, "snapshot") == 0)
@@ -917,11 +941,15 @@ int job_backup_volumes(struct job *job, struct k8s_client *k, const struct job_r
 		}
 		if (strcmp(method, "snapshot") == 0)
 			progress_volume_done(&p, 0, 0);
+		volume_logged(job, "backed up", v.ns, v.pvc, method, entry, elapsed_ms(&one));
+		backed_up++;
 		cJSON_AddItemToArray(volumes_out, entry);
 		snprintf(why, sizeof why, "%s", method);
 		job_item(job, "backed_up", "stowage.dev", "volumedata", v.ns, v.pvc, why);
 	}
 	job_progress_flush(job);
+	job_log(job, failed ? "warning" : "info", "volume data: %d of %ld claims backed up, %lld files, %lld bytes in %.1f s",
+		backed_up, (long)p.volumes_total, p.files, p.bytes, (double)elapsed_ms(&p.start) / 1000);
 	cJSON_Delete(claims.items);
 	mover_target_close(&t);
 	if (failed > 1) {
@@ -1168,7 +1196,7 @@ int job_restore_volumes(struct job *job, struct k8s_client *target, const struct
 	struct mover_target t;
 	const cJSON *e;
 	char why[2048];
-	int failed = 0, index = 0;
+	int failed = 0, index = 0, restored = 0;
 
 	if (!cJSON_IsArray(volumes)) {
 		snprintf(err, errlen, "volumes: must be a JSON array (the backup's <name>-volumes.json)");
@@ -1203,13 +1231,19 @@ int job_restore_volumes(struct job *job, struct k8s_client *target, const struct
 				snprintf(err, errlen, "the job was cancelled: volumes not restored");
 			break;
 		}
+		struct timespec one;
+		clock_gettime(CLOCK_MONOTONIC, &one);
 		if (restore_one(&t, target, e, namespace_map, index, &p, why, sizeof why, &v) < 0) {
 			volume_failed(job, &v, why, err, errlen, &failed);
 			p.volumes_done++;
 			continue;
 		}
 		job_item(job, "created", "stowage.dev", "volumedata", v.ns, v.pvc, json_str(e, "method", NULL));
+		volume_logged(job, "restored", v.ns, v.pvc, json_str(e, "method", NULL), e, elapsed_ms(&one));
+		restored++;
 	}
+	job_log(job, failed ? "warning" : "info", "volume data: %d of %ld claims restored, %lld files, %lld bytes in %.1f s",
+		restored, (long)p.volumes_total, p.files, p.bytes, (double)elapsed_ms(&p.start) / 1000);
 	job_progress_flush(job);
 	mover_target_close(&t);
 	free(waits);

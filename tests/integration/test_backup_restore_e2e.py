@@ -4,6 +4,7 @@ pre-backup hook stops the job before anything is read; on_failure = "continue" l
 with a warning; a post-restore hook rewrites the Ingress host after a cross-cluster restore)."""
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -91,6 +92,12 @@ def test_backup_delete_namespace_restore_and_compare_every_object(tenant, testen
     assert job["state"] == "succeeded", job
     assert tenant.backup_row(job["backup_id"])["state"] == "completed"
     assert_figures(tenant, job_id, volume_bytes)
+    # defect 8: the log says what each phase did, volumes too: which claim, method, files, bytes, duration
+    log = "\n".join(m for (m,) in tenant.sql("SELECT message FROM stowage.job_logs WHERE job_id = %s ORDER BY id", (job_id,)))
+    for claim in ("wordpress-data", "data-mysql-0", "data-mysql-1"):
+        assert re.search(rf"claim {ns}/{claim}: backed up by filesystem: \d+ files, \d+ bytes \(\d+ new\) in "
+                         rf"[\d.]+ s, data mover snapshot \S+", log), log
+    assert re.search(r"volume data: 3 of 3 claims backed up, \d+ files, %d bytes in [\d.]+ s" % volume_bytes, log), log
     kubectl(testenv, "source", "delete", "namespace", ns, "--wait=true", "--timeout=150s")
     pvs = [name for (gr, _, name) in before if gr == "persistentvolumes"]
     kubectl(testenv, "source", "delete", "persistentvolumes", *pvs, "--wait=true", "--timeout=60s")
@@ -102,6 +109,10 @@ def test_backup_delete_namespace_restore_and_compare_every_object(tenant, testen
     assert not prov.errors, prov.errors
     assert rjob["state"] == "succeeded", rjob
     assert_figures(tenant, rjob_id, volume_bytes)
+    log = "\n".join(m for (m,) in tenant.sql("SELECT message FROM stowage.job_logs WHERE job_id = %s ORDER BY id", (rjob_id,)))
+    assert re.search(rf"claim {ns}/wordpress-data: restored by filesystem: \d+ files, \d+ bytes in [\d.]+ s", log), log
+    assert re.search(r"volume data: 3 of 3 claims restored, \d+ files, %d bytes" % volume_bytes, log), log
+    assert re.search(r"create persistentvolumeclaims: 3 of 3 objects created, 0 failed", log), log
     compared = 0
     for (gr, o_ns, name), obj in before.items():
         if gr in OWNED_SKIPS or (gr, name) in (("configmaps", "kube-root-ca.crt"), ("serviceaccounts", "default")):
