@@ -460,7 +460,9 @@ void page_restore_plan_activate(struct request *r)
 	res = id ? db_exec(r->db, "SELECT p.name, c.name, coalesce(b.name, ''), coalesce(b." RESTORABLE ", false), "
 			   "coalesce(to_char(b.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), ''), "
 			   "coalesce(array_to_string(b.namespaces, ', '), ''), "
-			   "coalesce((SELECT string_agg(key || ' → ' || value, ', ') FROM jsonb_each_text(p.namespace_map)), '') "
+			   "coalesce((SELECT string_agg(key || ' → ' || value, ', ') FROM jsonb_each_text(p.namespace_map)), ''), "
+			   "coalesce((SELECT string_agg(key || ' → ' || value, ', ') FROM jsonb_each_text(p.storage_class_map)), ''), "
+			   "CASE WHEN p.reattach_volumes THEN 'yes' ELSE '' END "
 			   "FROM restore_plans p JOIN clusters c ON c.id = p.target_cluster_id "
 			   "LEFT JOIN backups b ON b.id = p.backup_id WHERE p.id = $1", 1, params, err, sizeof err) : NULL;
 	if (!res || PQntuples(res) != 1) {
@@ -474,12 +476,13 @@ void page_restore_plan_activate(struct request *r)
 		return;
 	}
 	if (!confirm || strcmp(confirm, "yes") != 0) {
-		static const char *const keys[] = { "name", "target", "backup", NULL, "backup_time", "namespaces", "namespace_map" };
+		static const char *const keys[] = { "name", "target", "backup", NULL, "backup_time", "namespaces", "namespace_map",
+						    "storage_class_map", "reattach_volumes" };
 		cJSON *view = cJSON_CreateObject();
 		cJSON_AddStringToObject(view, "title", "Activate a restore");
 		cJSON_AddBoolToObject(view, "nav_restore_plans", 1);
 		cJSON_AddNumberToObject(view, "id", (double)id);
-		for (int c = 0; c < 7; c++)
+		for (int c = 0; c < 9; c++)
 			if (keys[c])
 				cJSON_AddStringToObject(view, keys[c], PQgetvalue(res, 0, c));
 		PQclear(res);

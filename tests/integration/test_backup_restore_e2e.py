@@ -92,6 +92,12 @@ def test_backup_delete_namespace_restore_and_compare_every_object(tenant, testen
     assert job["state"] == "succeeded", job
     assert tenant.backup_row(job["backup_id"])["state"] == "completed"
     assert_figures(tenant, job_id, volume_bytes)
+    # the finished backup's page offers to restore it: the restore wizard, its backup chosen
+    import html
+    link = re.search(r'<a href="([^"]+)" id="job-restore">Restore this backup</a>', tenant.client.get(f"/jobs/{job_id}").text)
+    assert link, "no Restore this backup link"
+    wizard = tenant.client.get(html.unescape(link.group(1)))
+    assert wizard.status_code == 200 and f'name="backup_id" value="{job["backup_id"]}"' in wizard.text, wizard.text[-2000:]
     # defect 8: the log says what each phase did, volumes too: which claim, method, files, bytes, duration
     log = "\n".join(m for (m,) in tenant.sql("SELECT message FROM stowage.job_logs WHERE job_id = %s ORDER BY id", (job_id,)))
     for claim in ("wordpress-data", "data-mysql-0", "data-mysql-1"):

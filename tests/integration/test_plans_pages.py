@@ -547,6 +547,7 @@ def test_restore_plan_saved_and_activated(stack, org, shop):
     # Activate asks first, then queues a restore job on the target cluster
     r = org.post(f"/restore-plans/{row['id']}/activate", {})
     assert r.status_code == 200 and "Activate the restore?" in page_text(r) and f"{shop} → {shop}-copy" in page_text(r)
+    assert "StorageClasses mapped: fast-ssd → standard-nfs" in page_text(r)
     r = org.post(f"/restore-plans/{row['id']}/activate", {"confirm": "yes"})
     assert r.status_code == 303 and r.headers["Location"].startswith("/jobs/")
     job_id = int(r.headers["Location"].rsplit("/", 1)[1])
