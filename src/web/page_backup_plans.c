@@ -448,17 +448,19 @@ static int live_claims(struct request *r, struct wizard *w, cJSON *out, char *er
 
 /* ---- rendering ---- */
 
+/* The choices of a select; the only one there is comes chosen, as there is nothing to choose. */
 static void add_options(struct request *r, cJSON *view, const char *key, const char *sql, const char *selected)
 {
 	char err[256];
 	PGresult *res = db_exec(r->db, sql, 0, NULL, err, sizeof err);
 	cJSON *list = cJSON_AddArrayToObject(view, key);
+	int only = res && PQntuples(res) == 1 && (!selected || !*selected);
 
 	for (int i = 0; res && i < PQntuples(res); i++) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "id", PQgetvalue(res, i, 0));
 		cJSON_AddStringToObject(o, "name", PQgetvalue(res, i, 1));
-		cJSON_AddBoolToObject(o, "selected", selected && strcmp(selected, PQgetvalue(res, i, 0)) == 0);
+		cJSON_AddBoolToObject(o, "selected", only || (selected && strcmp(selected, PQgetvalue(res, i, 0)) == 0));
 		cJSON_AddItemToArray(list, o);
 	}
 	PQclear(res);

@@ -153,6 +153,19 @@ def test_step1_refuses_bad_input_naming_the_field(org):
         assert 'name="at_time"' in page_text(r)  # step 1 shown again, not step 2
 
 
+def test_wizard_preselects_the_only_cluster_and_repository(stack, testenv, bucket, org):
+    c = Client(stack)
+    c.signup(unique("Single Org "), unique("single") + "@example.test")
+    cluster, repo = add_cluster(c, testenv, "source"), add_repo(c, testenv, "minio", bucket)
+    view = c.json("/backup-plans/new").json()
+    assert [(o["id"], o["selected"]) for o in view["clusters"]] == [(str(cluster), True)]
+    assert [(o["id"], o["selected"]) for o in view["repositories"]] == [(str(repo), True)]
+    # two clusters: the user chooses
+    view = org.json("/backup-plans/new").json()
+    assert len(view["clusters"]) == 2 and not any(o["selected"] for o in view["clusters"])
+    assert [o["selected"] for o in view["repositories"]] == [True]
+
+
 def test_step2_lists_namespaces_live_filters_and_checks(org, shop):
     r = post_json(org, "/backup-plans/new?step=2", step1(org))
     assert r.status_code == 200, r.text
