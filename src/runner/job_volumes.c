@@ -1172,6 +1172,11 @@ static struct claim_wait *wait_claims(struct job *job, struct k8s_client *k, con
 		}
 		if (!waiting || job_cancel_requested(job))
 			break;
+		/* the job page's phase says what the restore waits for (the log says why, per claim) */
+		char phase[64];
+		snprintf(phase, sizeof phase, "%s: waiting for %zu claim%s to be Bound", JOB_VOLUMES_PHASE, waiting,
+			 waiting == 1 ? "" : "s");
+		job_progress(job, phase, 0, (long)n, 0, 0);
 		if (elapsed_ms(&start) > BIND_TIMEOUT_MS) {
 			for (i = 0; i < n; i++) {
 				char cause[700];
@@ -1213,6 +1218,7 @@ int job_restore_volumes(struct job *job, struct k8s_client *target, const struct
 	job_progress(job, JOB_VOLUMES_PHASE, 0, p.volumes_total, 0, 0);
 	size_t nwait;
 	struct claim_wait *waits = wait_claims(job, target, volumes, namespace_map, &nwait);
+	job_progress(job, JOB_VOLUMES_PHASE, 0, p.volumes_total, 0, 0);
 	cJSON_ArrayForEach(e, volumes) {
 		struct volume v;
 

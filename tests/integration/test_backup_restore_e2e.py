@@ -290,6 +290,13 @@ def test_claims_that_cannot_bind_are_diagnosed_in_seconds_all_at_once(tenant, te
                                                             (rjob_id,))):
         assert time.time() < deadline, tenant.sql("SELECT message FROM stowage.job_logs WHERE job_id = %s", (rjob_id,))
         time.sleep(0.5)
+    # the job page's phase says what it waits for
+    deadline = time.time() + 30
+    while "waiting for" not in tenant.client.json(f"/jobs/{rjob_id}").json()["job"]["phase"]:
+        assert time.time() < deadline, tenant.client.json(f"/jobs/{rjob_id}").json()["job"]["phase"]
+        time.sleep(0.5)
+    phase = tenant.client.json(f"/jobs/{rjob_id}").json()["job"]["phase"]
+    assert phase == "volumes: waiting for 3 claims to be Bound", phase
     tenant.sql("UPDATE stowage.jobs SET cancel_requested = true WHERE id = %s", (rjob_id,))
     cancelled = time.time()
     tenant.wait_job(rjob_id, timeout=60)
