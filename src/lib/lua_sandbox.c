@@ -834,6 +834,38 @@ static void sandbox_finish(lua_State *L, struct lua_sandbox *sb, int status,
 	}
 }
 
+/* The message handler of a script's run. error("text") gets the script's line from Lua, but an
+ * error raised with a table (or any value but a string) and one raised by a library function
+ * (string.format's "bad argument") carry none: they get the line of the innermost Lua function
+ * on the stack, the script's line that raised them. Nothing of the script runs here. */
+static int sandbox_error_position(lua_State *L)
+{
+	const char *msg = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : NULL;
+	lua_Debug ar;
+
+	if (sandbox_of(L)->limit != LIMIT_NONE)
+		return 1;	/* a limit: its own words, and nothing more may run */
+
+	for (int level = 1; lua_getstack(L, level, &ar); level++) {
+		size_t n;
+
+		if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0)
+			continue;
+		n = strlen(ar.short_src);
+		if (msg && strncmp(msg, ar.short_src, n) == 0 && msg[n] == ':' && isdigit((unsigned char)msg[n + 1]))
+			return 1;	/* it names its line already */
+		if (msg)
+			lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, msg);
+		else
+			lua_pushfstring(L, "%s:%d: error raised with a %s value, not a message", ar.short_src,
+					ar.currentline, luaL_typename(L, 1));
+		return 1;
+	}
+	if (!msg)
+		lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+	return 1;
+}
+
 int lua_sandbox_run(struct lua_sandbox *sb, const char *chunkname, const char *source,
 		    size_t len, struct lua_sandbox_result *out)
 {
@@ -861,8 +893,11 @@ int lua_sandbox_run(struct lua_sandbox *sb, const char *chunkname, const char *s
 	status = lua_pcall(L, 0, 0, 0);
 	if (status == LUA_OK)
 		status = sandbox_load(L, chunkname, source, len);
-	if (status == LUA_OK)
-		status = lua_pcall(L, 0, 0, 0);
+	if (status == LUA_OK) {
+		lua_pushcfunction(L, sandbox_error_position);
+		lua_insert(L, -2);
+		status = lua_pcall(L, 0, 0, -2);
+	}
 	sb->running = 0;
 	sandbox_finish(L, sb, status, out);
 	lua_close(L);

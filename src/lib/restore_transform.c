@@ -171,6 +171,20 @@ const char *restore_skip_reason(const char *group, const char *resource, const c
 	return NULL;
 }
 
+const char *restore_job_finished(const char *group, const char *resource, const cJSON *obj)
+{
+	const cJSON *c;
+
+	if (!restore_is(group, resource, "batch", "jobs"))
+		return NULL;
+	cJSON_ArrayForEach(c, restore_get(restore_get(obj, "status"), "conditions")) {
+		const char *type = restore_str(c, "type"), *status = restore_str(c, "status");
+		if (type && status && strcmp(status, "True") == 0 && (strcmp(type, "Complete") == 0 || strcmp(type, "Failed") == 0))
+			return strcmp(type, "Complete") == 0 ? "Complete" : "Failed";
+	}
+	return NULL;
+}
+
 /* ---- the transformation ---- */
 
 static void restore_strip_metadata(cJSON *obj)
@@ -313,12 +327,76 @@ static void restore_service(const struct restore_transform *t, cJSON *obj)
 	}
 }
 
-static void restore_stateful_set(const struct restore_transform *t, cJSON *obj)
+/* The class chosen (claim_class_map) for a claim a StatefulSet made from template tmpl:
+ * "<ns>/<tmpl>-<sts>-<ordinal>", or NULL. */
+static const char *restore_template_choice(const struct restore_transform *t, const char *ns, const char *sts,
+					   const char *tmpl)
 {
+	char prefix[600];
+	size_t n;
+	const cJSON *e;
+
+	if (!ns || !sts || !tmpl)
+		return NULL;
+	n = (size_t)snprintf(prefix, sizeof prefix, "%s/%s-%s-", ns, tmpl, sts);
+	if (n >= sizeof prefix)
+		return NULL;
+	cJSON_ArrayForEach(e, t->claim_class_map) {
+		const char *rest = e->string + (strncmp(e->string, prefix, n) == 0 ? n : 0);
+		if (rest != e->string && *rest && strspn(rest, "0123456789") == strlen(rest) && cJSON_IsString(e))
+			return e->valuestring;
+	}
+	return NULL;
+}
+
+/* Claim templates name classes as claims do: the class chosen for the set's claims, else the maps. */
+static void restore_stateful_set(const struct restore_transform *t, cJSON *obj, const char *source_ns)
+{
+	const char *name = restore_str(restore_get(obj, "metadata"), "name");
 	cJSON *tmpl;
 
-	cJSON_ArrayForEach(tmpl, restore_get(restore_get(obj, "spec"), "volumeClaimTemplates"))
-		restore_claim_class(t, tmpl);
+	cJSON_ArrayForEach(tmpl, restore_get(restore_get(obj, "spec"), "volumeClaimTemplates")) {
+		const char *chosen = restore_template_choice(t, source_ns, name, restore_str(restore_get(tmpl, "metadata"), "name"));
+		cJSON *spec = restore_get(tmpl, "spec");
+		if (chosen && cJSON_IsObject(spec) && restore_str(spec, "storageClassName")) {
+			restore_set_str(spec, "storageClassName", chosen);
+			cJSON_DeleteItemFromObjectCaseSensitive(restore_get(restore_get(tmpl, "metadata"), "annotations"),
+								RESTORE_LEGACY_CLASS_ANNOTATION);
+		} else {
+			restore_claim_class(t, tmpl);
+		}
+	}
+}
+
+/* Generic ephemeral volumes: a pod template's claim template names a class too. */
+static void restore_ephemeral_classes(const struct restore_transform *t, cJSON *pod_spec)
+{
+	cJSON *vol;
+
+	cJSON_ArrayForEach(vol, restore_get(pod_spec, "volumes"))
+		restore_claim_class(t, restore_get(restore_get(vol, "ephemeral"), "volumeClaimTemplate"));
+}
+
+/* Wherever a pod spec sits: a pod's own, a workload's template, a CronJob's job template. */
+static void restore_pod_specs(const struct restore_transform *t, cJSON *obj)
+{
+	cJSON *spec = restore_get(obj, "spec");
+
+	restore_ephemeral_classes(t, spec);
+	restore_ephemeral_classes(t, restore_get(restore_get(spec, "template"), "spec"));
+	restore_ephemeral_classes(t, restore_get(restore_get(restore_get(restore_get(spec, "jobTemplate"), "spec"),
+							 "template"), "spec"));
+}
+
+/* A restored class never becomes the target's default: the target has its own, or chooses. */
+static void restore_storage_class(const struct restore_transform *t, cJSON *obj)
+{
+	cJSON *annotations = restore_get(restore_get(obj, "metadata"), "annotations");
+
+	if (t->keep_default_class)
+		return;
+	cJSON_DeleteItemFromObjectCaseSensitive(annotations, "storageclass.kubernetes.io/is-default-class");
+	cJSON_DeleteItemFromObjectCaseSensitive(annotations, "storageclass.beta.kubernetes.io/is-default-class");
 }
 
 /* A pod is scheduled again in the target: its node and computed priority belong to the source. */
@@ -372,15 +450,28 @@ static void restore_claim_choice(const struct restore_transform *t, const char *
 						RESTORE_LEGACY_CLASS_ANNOTATION);
 }
 
+/* A volume the plan names for this very claim: the claim binds to it, whatever it named before. */
+static void restore_claim_volume(const struct restore_transform *t, const char *key, cJSON *claim)
+{
+	const cJSON *pv = cJSON_GetObjectItemCaseSensitive(t->claim_volume_map, key);
+	cJSON *spec = restore_get(claim, "spec");
+
+	if (!cJSON_IsString(pv) || !*pv->valuestring || !cJSON_IsObject(spec))
+		return;
+	restore_set_str(spec, "volumeName", pv->valuestring);
+}
+
 void restore_transform_apply(const struct restore_transform *t, const char *group, const char *resource,
 			     cJSON *obj)
 {
 	cJSON *meta = restore_get(obj, "metadata");
-	char claim_key[512] = "";
+	char claim_key[512] = "", source_ns[254] = "";
 
 	if (!cJSON_IsObject(obj) || !cJSON_IsObject(meta))
 		return;
-	if (t->claim_class_map && restore_is(group, resource, "", "persistentvolumeclaims")) {
+	if (cJSON_IsString(restore_get(meta, "namespace")))
+		snprintf(source_ns, sizeof source_ns, "%s", restore_str(meta, "namespace"));
+	if ((t->claim_class_map || t->claim_volume_map) && restore_is(group, resource, "", "persistentvolumeclaims")) {
 		const cJSON *ns = restore_get(meta, "namespace"), *name = restore_get(meta, "name");
 		if (cJSON_IsString(ns) && cJSON_IsString(name))
 			snprintf(claim_key, sizeof claim_key, "%s/%s", ns->valuestring, name->valuestring);
@@ -394,15 +485,20 @@ void restore_transform_apply(const struct restore_transform *t, const char *grou
 		restore_volume(t, obj);
 	else if (restore_is(group, resource, "", "persistentvolumeclaims")) {
 		restore_claim(t, obj);
-		if (*claim_key)
+		if (*claim_key) {
 			restore_claim_choice(t, claim_key, obj);
+			restore_claim_volume(t, claim_key, obj);
+		}
 	}
 	else if (restore_is(group, resource, "apps", "statefulsets"))
-		restore_stateful_set(t, obj);
+		restore_stateful_set(t, obj, source_ns);
 	else if (restore_is(group, resource, "", "pods"))
 		restore_pod(obj);
 	else if (restore_is(group, resource, "batch", "jobs"))
 		restore_job(obj);
+	else if (restore_is(group, resource, "storage.k8s.io", "storageclasses"))
+		restore_storage_class(t, obj);
+	restore_pod_specs(t, obj);
 	restore_labels(t, meta);
 }
 

@@ -6,11 +6,16 @@
  * - ownerReferences to objects this restore recreates are dropped (their uids change; the
  *   owners' controllers adopt the objects again).
  * - Namespaces are renamed by the plan's map wherever one is named.
- * - Storage classes are renamed on claims, volumes and StatefulSet claim templates: the plan's
- *   map first, then the target cluster's change-storage-class ConfigMap, else unchanged.
+ * - Storage classes are renamed wherever one is named: claims, volumes, StatefulSet claim
+ *   templates (the class chosen for the set's claims first) and the ephemeral claim templates of
+ *   pod templates: the plan's map first, then the target cluster's change-storage-class
+ *   ConfigMap, else unchanged.
+ * - StorageClasses lose their is-default-class annotations unless keep_default_class is set: a
+ *   restore never makes a second default class in the target.
  * - Services lose their cluster IPs and health-check node port; node ports stay if still free.
  * - Volumes lose the uid of their claim; claims lose their binding annotations and keep
- *   volumeName only when the volume is restored too, so that the pair binds again.
+ *   volumeName only when the volume is restored too, so that the pair binds again, or name the
+ *   volume the plan chose for them (claim_volume_map); otherwise they are provisioned anew.
  * - Every object gets the labels stowage.dev/backup and stowage.dev/restore. */
 #ifndef STOWAGE_RESTORE_TRANSFORM_H
 #define STOWAGE_RESTORE_TRANSFORM_H
@@ -44,6 +49,9 @@ struct restore_transform {
 	const cJSON *cluster_class_map;		/* the target's change-storage-class ConfigMap data, or NULL */
 	const cJSON *claim_class_map;		/* {"<source-ns>/<claim>": "class"}: a migration's choice
 						 * per claim, before every other map; or NULL */
+	const cJSON *claim_volume_map;		/* {"<source-ns>/<claim>": "pv"}: the volume the plan
+						 * binds this claim to; or NULL */
+	int keep_default_class;			/* leave is-default-class on restored StorageClasses */
 	const char *backup_name;
 	const char *restore_id;
 	const struct restore_names *restored_uids;	/* source uids of the objects this restore creates */
@@ -56,6 +64,10 @@ struct restore_transform {
 
 /* Why an object is left out of a restore (its owner recreates it, the cluster does), or NULL. */
 const char *restore_skip_reason(const char *group, const char *resource, const cJSON *obj);
+
+/* "Complete" or "Failed" when obj is a Job that had finished when it was backed up (recreating
+ * it would run it again), else NULL. */
+const char *restore_job_finished(const char *group, const char *resource, const cJSON *obj);
 
 /* The target name of a namespace, or of a storage class; the name itself when no map names it. */
 const char *restore_namespace_target(const struct restore_transform *t, const char *ns);

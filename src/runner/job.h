@@ -96,7 +96,12 @@ struct restore_spec {
 	const cJSON *claim_class_map;	/* {"<source-ns>/<claim>": "class"}, or NULL */
 	const cJSON *hooks;		/* post-restore hooks, or NULL */
 	int update_existing;
-	int new_volumes;		/* do not restore PersistentVolumes: the target provisions its own */
+	int reattach_volumes;		/* recreate the backup's PersistentVolumes (same cluster only);
+					 * otherwise claims get new volumes, which the data fills */
+	const cJSON *volume_map;	/* {"<source-ns>/<claim>": "pv"}: bind to this volume, or NULL */
+	int restore_storage_classes;	/* create the backup's StorageClasses the target lacks (not mapped ones) */
+	int keep_default_class;		/* keep their is-default-class annotation */
+	int restore_completed_jobs;	/* recreate Jobs that had finished (they run again) */
 };
 
 /* What a backup backs up: a backup plan's row, or what a migration decides (plan_id 0). */

@@ -793,8 +793,11 @@ static int put_archive(struct backup_run *r)
 		s3_error_describe(&serr, why, sizeof why);
 		snprintf(r->err, r->errlen, "uploading %s: %s", key.buf, why);
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		r->bytes += (int64_t)repo_seal_size((uint64_t)r->archive_bytes);
+		cJSON_DeleteItemFromObjectCaseSensitive(r->job->result, "archive_bytes");
+		cJSON_AddNumberToObject(r->job->result, "archive_bytes", (double)r->archive_bytes);
+	}
 	fclose(u.f);
 	strbuf_release(&key);
 	strbuf_release(&file);

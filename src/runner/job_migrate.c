@@ -196,8 +196,7 @@ static const char *copy_application(struct migration_run *m)
 		return state;
 
 	rspec = (struct restore_spec){ .backup_id = m->job->backup_id, .target_cluster_id = m->plan.target_cluster_id,
-				       .claim_class_map = m->plan.storage_classes, .hooks = m->plan.hooks,
-				       .new_volumes = 1 };
+				       .claim_class_map = m->plan.storage_classes, .hooks = m->plan.hooks };
 	phase_begin(m, "restore");
 	const char *rstate = job_restore_execute(m->job, &rspec, m->err, m->errlen);
 	stash_phases(m, "restore_phases");

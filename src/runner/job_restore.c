@@ -112,6 +112,7 @@ struct restore_item {
 	char *version;
 	enum restore_tier tier;
 	const char *skip;		/* why it is left out, or NULL */
+	const char *refused;		/* why it is refused (recorded failed, not created), or NULL */
 	const char *action;		/* created, updated, skipped, failed */
 	char message[600];
 };
@@ -121,7 +122,9 @@ struct restore_plan {
 	cJSON *namespace_map, *storage_class_map, *hooks;
 	cJSON *claim_class_map;		/* a migration's class per claim, or NULL */
 	int update_existing;
-	int new_volumes;		/* PersistentVolumes are not restored: the target provisions its own */
+	int reattach_volumes;		/* the backup's PersistentVolumes are recreated (same cluster only) */
+	cJSON *volume_map;		/* {"<source-ns>/<claim>": "pv"} */
+	int restore_storage_classes, keep_default_class, restore_completed_jobs;
 	long long backup_cluster_id;	/* where the backup was taken (0: unknown) */
 	char backup_name[256];
 	long long repository_id;
@@ -146,6 +149,7 @@ struct restore_run {
 	char archive_path[4096];
 	cJSON *phases;
 	cJSON *volumes;			/* the backup's volume record, or NULL */
+	struct restore_names reattached;	/* "<source-ns>/<claim>" bound again to its original volume */
 };
 
 static void restore_phase(struct restore_run *run, const char *name, double started, const char *state,
@@ -182,7 +186,7 @@ static int restore_spec_load(struct job *job, struct restore_spec *spec, char *e
 	}
 	snprintf(id, sizeof id, "%lld", job->restore_plan_id);
 	res = job_query(job, "SELECT target_cluster_id, namespace_map::text, storage_class_map::text, existing_policy, "
-			"hooks::text FROM restore_plans WHERE id = $1", 1, params, err, errlen);
+			"hooks::text, reattach_volumes, volume_map::text, restore_storage_classes, keep_default_class, restore_completed_jobs FROM restore_plans WHERE id = $1", 1, params, err, errlen);
 	if (!res)
 		return -1;
 	if (PQntuples(res) != 1) {
@@ -196,6 +200,11 @@ static int restore_spec_load(struct job *job, struct restore_spec *spec, char *e
 	spec->storage_class_map = restore_json_column(res, 2);
 	spec->update_existing = strcmp(PQgetvalue(res, 0, 3), "update") == 0;
 	spec->hooks = restore_json_column(res, 4);
+	spec->reattach_volumes = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
+	spec->volume_map = restore_json_column(res, 6);
+	spec->restore_storage_classes = strcmp(PQgetvalue(res, 0, 7), "t") == 0;
+	spec->keep_default_class = strcmp(PQgetvalue(res, 0, 8), "t") == 0;
+	spec->restore_completed_jobs = strcmp(PQgetvalue(res, 0, 9), "t") == 0;
 	PQclear(res);
 	if (job->cluster_id && job->cluster_id != spec->target_cluster_id) {
 		snprintf(err, errlen, "the job's cluster (%lld) is not its restore plan's target cluster (%lld)",
@@ -210,6 +219,32 @@ static void restore_spec_free(struct restore_spec *spec)
 	cJSON_Delete((cJSON *)spec->namespace_map);
 	cJSON_Delete((cJSON *)spec->storage_class_map);
 	cJSON_Delete((cJSON *)spec->hooks);
+	cJSON_Delete((cJSON *)spec->volume_map);
+}
+
+/* volume_map: {"<namespace>/<claim>": "<PersistentVolume name>"}. */
+static int restore_volume_map_check(const cJSON *map, char *err, size_t errlen)
+{
+	const cJSON *e;
+
+	if (!cJSON_IsObject(map)) {
+		snprintf(err, errlen, "restore plan: volume_map: must be an object {\"namespace/claim\": \"volume\"}");
+		return -1;
+	}
+	cJSON_ArrayForEach(e, map) {
+		const char *slash = strchr(e->string, '/');
+		if (!slash || slash == e->string || !slash[1] || strchr(slash + 1, '/')) {
+			snprintf(err, errlen, "restore plan: volume_map: \"%.100s\" is not <namespace>/<claim>", e->string);
+			return -1;
+		}
+		if (!cJSON_IsString(e) || !*e->valuestring || strlen(e->valuestring) > 253 ||
+		    strspn(e->valuestring, "abcdefghijklmnopqrstuvwxyz0123456789-.") != strlen(e->valuestring)) {
+			snprintf(err, errlen, "restore plan: volume_map: the volume for \"%.100s\" is not a PersistentVolume "
+				 "name (lowercase letters, digits, '-' and '.')", e->string);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /* The run's own copy of what to restore, and the backup it comes from. */
@@ -227,9 +262,14 @@ static int restore_plan_load(struct restore_run *run, const struct restore_spec 
 	p->claim_class_map = spec->claim_class_map ? cJSON_Duplicate(spec->claim_class_map, 1) : NULL;
 	p->hooks = spec->hooks ? cJSON_Duplicate(spec->hooks, 1) : cJSON_CreateArray();
 	p->update_existing = spec->update_existing;
-	p->new_volumes = spec->new_volumes;
+	p->reattach_volumes = spec->reattach_volumes;
+	p->restore_storage_classes = spec->restore_storage_classes;
+	p->keep_default_class = spec->keep_default_class;
+	p->restore_completed_jobs = spec->restore_completed_jobs;
+	p->volume_map = spec->volume_map ? cJSON_Duplicate(spec->volume_map, 1) : cJSON_CreateObject();
 	if (restore_map_check(p->namespace_map, "restore plan: namespace_map", 1, err, errlen) < 0 ||
-	    restore_map_check(p->storage_class_map, "restore plan: storage_class_map", 0, err, errlen) < 0)
+	    restore_map_check(p->storage_class_map, "restore plan: storage_class_map", 0, err, errlen) < 0 ||
+	    restore_volume_map_check(p->volume_map, err, errlen) < 0)
 		return -1;
 
 	snprintf(id, sizeof id, "%lld", spec->backup_id);
@@ -253,11 +293,20 @@ static int restore_plan_load(struct restore_run *run, const struct restore_spec 
 	p->repository_id = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
 	p->backup_cluster_id = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
 	PQclear(res);
+	/* another cluster may reach the same backends (hostPath, NFS, iSCSI, a CSI volumeHandle):
+	 * recreating the volumes there would hand the source's live data to the target */
+	if (p->reattach_volumes && p->backup_cluster_id != p->cluster_id) {
+		snprintf(err, errlen, "restore plan: reattach_volumes: backup %s was taken in another cluster; its original "
+			 "volumes can be reattached only in the cluster they belong to, so restore without reattaching "
+			 "(the claims get new volumes, filled from the backup's data)", p->backup_name);
+		return -1;
+	}
 	return 0;
 }
 
 static void restore_plan_free(struct restore_plan *p)
 {
+	cJSON_Delete(p->volume_map);
 	cJSON_Delete(p->claim_class_map);
 	cJSON_Delete(p->namespace_map);
 	cJSON_Delete(p->storage_class_map);
@@ -439,6 +488,8 @@ static int restore_download(struct restore_run *run, char *err, size_t errlen)
 	} else {
 		rc = 0;
 		job->bytes_done = job->bytes_total = d.done;
+		cJSON_DeleteItemFromObjectCaseSensitive(job->result, "archive_bytes");
+		cJSON_AddNumberToObject(job->result, "archive_bytes", (double)d.done);
 	}
 	fclose(d.f);
 	repo_unsealer_release(&d.unsealer);
@@ -572,6 +623,74 @@ static int restore_archive_cancelled(void *ud)
 	return job_cancel_requested(ud);
 }
 
+/* Why the backup's PersistentVolume it->src may not be reattached, or NULL: it exists in the
+ * target and another claim than the one this restore brings back holds it. */
+static const char *restore_reattach_refusal(struct restore_run *run, const struct restore_transform *t,
+					    struct restore_item *it)
+{
+	const cJSON *ref = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(it->src->obj, "spec"), "claimRef");
+	const char *want_ns = restore_namespace_target(t, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "namespace")));
+	const char *want = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "name"));
+	char *path = k8s_resource_path("", "v1", "persistentvolumes", NULL, it->src->name);
+	struct k8s_error ke;
+	cJSON *live = NULL;
+	const char *why = NULL;
+
+	if (k8s_get(run->clients[0], path, &live, &ke) == 0) {
+		const cJSON *lref = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(live, "spec"), "claimRef");
+		const char *ns = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(lref, "namespace"));
+		const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(lref, "name"));
+		const char *phase = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(live, "status"), "phase"));
+		if (ns && name && phase && strcmp(phase, "Bound") == 0 &&
+		    (!want_ns || !want || strcmp(ns, want_ns) != 0 || strcmp(name, want) != 0)) {
+			snprintf(it->message, sizeof it->message, "not reattached: claim %s/%s holds PersistentVolume %s in the "
+				 "target cluster; its claim gets a new volume instead", ns, name, it->src->name);
+			why = it->message;
+		}
+	}
+	cJSON_Delete(live);
+	free(path);
+	return why;
+}
+
+/* A StorageClass belongs to the cluster: a restore creates one only when the plan asks, and
+ * never one the plan maps to another class. */
+static const char *restore_storage_class_skip(struct restore_run *run, const struct restore_transform *t,
+					      struct restore_item *it)
+{
+	const char *to = restore_storage_class_target(t, it->src->name);
+
+	if (to != it->src->name && strcmp(to, it->src->name) != 0) {
+		snprintf(it->message, sizeof it->message, "not created: mapped to StorageClass %s of the target", to);
+		return it->message;
+	}
+	if (!run->plan.restore_storage_classes)
+		return "not created: a restore creates StorageClasses only when its plan asks to (restore_storage_classes)";
+	return NULL;
+}
+
+/* A claim bound again to its original (reattached) volume keeps that volume's data: the mover
+ * does not write the backup's copy over it. A claim whose volume is not restored gets a new one. */
+static void restore_claim_volume_note(struct restore_run *run, struct restore_item *it, const struct restore_names *volumes)
+{
+	const char *pv = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(it->src->obj, "spec"), "volumeName"));
+	char key[600];
+
+	snprintf(key, sizeof key, "%s/%s", it->src->ns, it->src->name);
+	if (pv && restore_names_has(volumes, pv)) {
+		restore_names_add(&run->reattached, key);
+		job_log(run->job, "info", "claim %s/%s: reattached to its original PersistentVolume %s", it->ns,
+			it->src->name, pv);
+	} else if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(run->plan.volume_map, key))) {
+		job_log(run->job, "info", "claim %s/%s: bound to PersistentVolume %s, as the plan says", it->ns, it->src->name,
+			cJSON_GetObjectItemCaseSensitive(run->plan.volume_map, key)->valuestring);
+	} else if (!restore_volume_of(run, it->src->ns, it->src->name)) {
+		job_log(run->job, "info", "claim %s/%s: a new volume, empty: the backup holds no data for it", it->ns,
+			it->src->name);
+	}
+}
+
 static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 {
 	struct job *job = run->job;
@@ -591,6 +710,7 @@ static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 	struct restore_transform t = {
 		.namespace_map = run->plan.namespace_map, .storage_class_map = run->plan.storage_class_map,
 		.cluster_class_map = run->cluster_class_map, .claim_class_map = run->plan.claim_class_map,
+		.claim_volume_map = run->plan.volume_map, .keep_default_class = run->plan.keep_default_class,
 		.backup_name = run->plan.backup_name,
 		.restore_id = restore_id, .restored_uids = &uids, .restored_volumes = &volumes,
 		.node_port_take = restore_node_port_take, .node_port_ud = run,
@@ -603,10 +723,24 @@ static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 		struct restore_item *it = &run->items[run->n++];
 		it->src = i < run->archive.n ? &run->archive.objects[i] : &run->extra[i - run->archive.n];
 		it->skip = restore_skip_reason(it->src->group, it->src->resource, it->src->obj);
-		if (!it->skip && run->plan.new_volumes && strcmp(it->src->group, "") == 0 &&
-		    strcmp(it->src->resource, "persistentvolumes") == 0)
-			it->skip = "the target cluster provisions a new volume for its claim";
-		if (it->skip)
+		if (!it->skip && strcmp(it->src->group, "") == 0 && strcmp(it->src->resource, "persistentvolumes") == 0) {
+			if (!run->plan.reattach_volumes)
+				it->skip = "not recreated: its claim gets a new volume in the target, which the restore fills "
+					   "from the backup's data (the plan does not ask to reattach the original volumes)";
+			else
+				it->refused = restore_reattach_refusal(run, &t, it);
+		}
+		if (!it->skip && !run->plan.restore_completed_jobs) {
+			const char *finished = restore_job_finished(it->src->group, it->src->resource, it->src->obj);
+			if (finished) {
+				snprintf(it->message, sizeof it->message, "not recreated: the Job had finished (%s) when backed up, "
+					 "and recreating it would run it again (the plan's restore_completed_jobs option does)", finished);
+				it->skip = it->message;
+			}
+		}
+		if (!it->skip && strcmp(it->src->group, "storage.k8s.io") == 0 && strcmp(it->src->resource, "storageclasses") == 0)
+			it->skip = restore_storage_class_skip(run, &t, it);
+		if (it->skip || it->refused)
 			continue;
 		if (*restore_meta_str(it->src->obj, "uid"))
 			restore_names_add(&uids, restore_meta_str(it->src->obj, "uid"));
@@ -618,6 +752,8 @@ static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 	for (size_t i = 0; i < run->n; i++) {
 		struct restore_item *it = &run->items[i];
 		it->ns = xstrdup(restore_namespace_target(&t, it->src->ns));
+		if (!it->skip && strcmp(it->src->group, "") == 0 && strcmp(it->src->resource, "persistentvolumeclaims") == 0)
+			restore_claim_volume_note(run, it, &volumes);
 		if (!it->skip)
 			restore_transform_apply(&t, it->src->group, it->src->resource, it->src->obj);
 		if (!it->skip && run->volumes && strcmp(it->src->group, "") == 0 &&
@@ -629,6 +765,7 @@ static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 	}
 	restore_names_free(&uids);
 	restore_names_free(&volumes);
+	restore_names_seal(&run->reattached);
 	return 0;
 }
 
@@ -919,7 +1056,8 @@ static int restore_create_all(struct restore_run *run, char *err, size_t errlen)
 		if (!it->skip)
 			continue;
 		it->action = "skipped";
-		snprintf(it->message, sizeof it->message, "%s", it->skip);
+		if (it->skip != it->message)
+			snprintf(it->message, sizeof it->message, "%s", it->skip);
 		restore_record(run, it);
 	}
 	for (size_t pos = 0; pos < run->n && rc == 0;) {
@@ -932,6 +1070,11 @@ static int restore_create_all(struct restore_run *run, char *err, size_t errlen)
 			struct restore_item *it = &run->items[order[pos]];
 			if (it->skip)
 				continue;
+			if (it->refused) {
+				it->action = "failed";
+				restore_record(run, it);
+				continue;
+			}
 			if (restore_type_check(run, it) < 0)
 				restore_record(run, it);
 			else
@@ -949,6 +1092,11 @@ static int restore_create_all(struct restore_run *run, char *err, size_t errlen)
 		for (size_t i = 0; i < n; i++)
 			failed += run->items[tier[i]].action && strcmp(run->items[tier[i]].action, "failed") == 0;
 		restore_phase(run, phase, started, failed == n ? "failed" : failed ? "partially_failed" : "succeeded", (long)n);
+		size_t created = 0;
+		for (size_t i = 0; i < n; i++)
+			created += run->items[tier[i]].action && strcmp(run->items[tier[i]].action, "created") == 0;
+		job_log(run->job, failed ? "warning" : "info", "%s: %zu of %zu objects created, %zu failed, %zu already there (skipped or updated), "
+			"in %.1f s", phase, created, n, failed, n - created - failed, now_seconds() - started);
 		if (t == RESTORE_TIER_CRDS && restore_crds_wait(run, err, errlen) < 0)
 			rc = -1;
 	}
@@ -1071,6 +1219,29 @@ static int restore_clients_open(struct restore_run *run, char *err, size_t errle
 	return restore_rediscover(run, err, errlen);
 }
 
+/* The volume record without the claims bound again to their original volumes: those keep what
+ * they hold; the backup's copy is written only into new volumes. */
+static void restore_leave_reattached(struct restore_run *run)
+{
+	int i = 0;
+
+	while (i < cJSON_GetArraySize(run->volumes)) {
+		const cJSON *v = cJSON_GetArrayItem(run->volumes, i);
+		const char *ns = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "namespace"));
+		const char *pvc = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "pvc"));
+		char key[600];
+
+		snprintf(key, sizeof key, "%s/%s", ns ? ns : "", pvc ? pvc : "");
+		if (ns && pvc && restore_names_has(&run->reattached, key)) {
+			job_log(run->job, "info", "claim %s: reattached to its original volume, which keeps its data; the "
+				"backup's copy is not written over it", key);
+			cJSON_DeleteItemFromArray(run->volumes, i);
+		} else {
+			i++;
+		}
+	}
+}
+
 static void restore_run_free(struct restore_run *run)
 {
 	for (long i = 0; run->clients && i < run->parallelism; i++)
@@ -1088,6 +1259,7 @@ static void restore_run_free(struct restore_run *run)
 	backup_archive_free(&run->archive);
 	cJSON_Delete(run->cluster_class_map);
 	cJSON_Delete(run->volumes);
+	restore_names_free(&run->reattached);
 	restore_plan_free(&run->plan);
 	if (run->archive_path[0])
 		unlink(run->archive_path);
@@ -1150,6 +1322,7 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 
 	started = now_seconds();
 	char volume_err[1024] = "";
+	restore_leave_reattached(&run);
 	if (cJSON_GetArraySize(run.volumes) > 0) {
 		struct job_repository repo;
 		int vrc = job_repository_open(job, run.plan.repository_id, &repo, volume_err, sizeof volume_err);

@@ -28,6 +28,9 @@ extern char **environ;
 #define MOVER_THREADS "2"
 #define SNAPSHOT_TIMEOUT_MS (10 * 60 * 1000L)
 #define BIND_TIMEOUT_MS (5 * 60 * 1000L)
+/* A claim of a class the cluster lacks may still bind to a PersistentVolume of that class name
+ * that someone makes by hand: it is given this long before the restore says it never binds. */
+#define MISSING_CLASS_GRACE_MS (20 * 1000L)
 #define POD_TIMEOUT_MS (24 * 3600 * 1000L)
 
 /* ---- how and where the mover runs ---- */
@@ -696,6 +699,28 @@ static int run_mover(const struct mover_target *t, struct k8s_client *k, const s
 
 /* ---- backup ---- */
 
+/* The job's log line for one volume done: which claim, how, files, bytes, how long. */
+static void volume_logged(struct job *job, const char *verb, const char *ns, const char *pvc, const char *method,
+			  const cJSON *entry, long ms)
+{
+	const cJSON *bytes = cJSON_GetObjectItemCaseSensitive(entry, "bytes");
+	const cJSON *files = cJSON_GetObjectItemCaseSensitive(entry, "files");
+	const cJSON *fresh = cJSON_GetObjectItemCaseSensitive(entry, "bytes_new");
+	const char *snap = json_str(entry, "snapshot_id", NULL);
+	const char *vs = json_str(entry, "volume_snapshot", "name");
+	char newpart[64] = "";
+
+	if (cJSON_IsNumber(fresh) && strcmp(verb, "backed up") == 0)
+		snprintf(newpart, sizeof newpart, " (%lld new)", (long long)fresh->valuedouble);
+	if (cJSON_IsNumber(bytes))
+		job_log(job, "info", "claim %s/%s: %s by %s: %lld files, %lld bytes%s in %.1f s%s%s", ns, pvc, verb, method,
+			cJSON_IsNumber(files) ? (long long)files->valuedouble : 0LL, (long long)bytes->valuedouble, newpart,
+			(double)ms / 1000, snap && *snap ? ", data mover snapshot " : "", snap && *snap ? snap : "");
+	else
+		job_log(job, "info", "claim %s/%s: %s by %s in %.1f s%s%s", ns, pvc, verb, method, (double)ms / 1000,
+			vs ? ", VolumeSnapshot " : "", vs ? vs : "");
+}
+
 static cJSON *volume_entry(const struct volume *v, const char *method)
 {
 	cJSON *e = cJSON_CreateObject();
@@ -930,7 +955,7 @@ int job_backup_volumes(struct job *job, struct k8s_client *k, const struct job_r
 	struct claim_list claims = { cJSON_CreateArray() };
 	struct mover_target t;
 	char cluster[64], why[2048];
-	int failed = 0, index = 0;
+	int failed = 0, index = 0, backed_up = 0;
 	cJSON *pvc;
 
 	if (!cJSON_IsArray(volumes_out)) {
@@ -994,6 +1019,8 @@ int job_backup_volumes(struct job *job, struct k8s_client *k, const struct job_r
 		}
 		entry = volume_entry(&v, method);
 		index++;
+		struct timespec one;
+		clock_gettime(CLOCK_MONOTONIC, &one);
 		if (strcmp(method, "filesystem") == 0)
 			rc = backup_filesystem(&t, k, &v, v.pvc, index, &p, entry, why, sizeof why);
 		else if (strcmp(method, "snapshot") == 0)
@@ -1008,11 +1035,15 @@ int job_backup_volumes(struct job *job, struct k8s_client *k, const struct job_r
 		}
 		if (strcmp(method, "snapshot") == 0)
 			progress_volume_done(&p, 0, 0);
+		volume_logged(job, "backed up", v.ns, v.pvc, method, entry, elapsed_ms(&one));
+		backed_up++;
 		cJSON_AddItemToArray(volumes_out, entry);
 		snprintf(why, sizeof why, "%s", method);
 		job_item(job, "backed_up", "stowage.dev", "volumedata", v.ns, v.pvc, why);
 	}
 	job_progress_flush(job);
+	job_log(job, failed ? "warning" : "info", "volume data: %d of %ld claims backed up, %lld files, %lld bytes in %.1f s",
+		backed_up, (long)p.volumes_total, p.files, p.bytes, (double)elapsed_ms(&p.start) / 1000);
 	cJSON_Delete(claims.items);
 	mover_target_close(&t);
 	if (failed > 1) {
@@ -1097,6 +1128,166 @@ static int restore_one(const struct mover_target *t, struct k8s_client *k, const
 	return 0;
 }
 
+/* ---- waiting for the restored claims, all at once ---- */
+
+struct claim_wait {
+	char ns[64], pvc[254];
+	int state;		/* 0 waiting, 1 Bound, -1 will not bind (why says so) */
+	int told;		/* the cause of the wait is in the job's log */
+	char why[700];
+};
+
+/* Why claim pvc (not Bound) waits: 1 and why when it never binds by itself, 2 when it very
+ * likely never does (its class is missing), 0 and why (maybe empty) when something may still
+ * bind it (a provisioner, an administrator's volume). */
+static int claim_diagnose(struct k8s_client *k, const cJSON *pvc, char *why, size_t len)
+{
+	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(pvc, "spec");
+	const char *pv = json_str(spec, "volumeName", NULL), *cls = json_str(spec, "storageClassName", NULL);
+	struct k8s_error ke;
+	cJSON *obj = NULL;
+	char *path;
+	int rc = 0;
+
+	why[0] = '\0';
+	if (pv && *pv) {
+		path = k8s_resource_path("", "v1", "persistentvolumes", NULL, pv);
+		if (k8s_get(k, path, &obj, &ke) < 0) {
+			if (ke.http_status == 404) {
+				snprintf(why, len, "it is bound by name (spec.volumeName) to PersistentVolume %s, which does not exist", pv);
+				rc = 1;
+			}
+		} else {
+			const char *phase = json_str(obj, "status", "phase");
+			const cJSON *ref = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "spec"), "claimRef");
+			const char *rns = json_str(ref, "namespace", NULL), *rname = json_str(ref, "name", NULL);
+			const char *ns = json_str(pvc, "metadata", "namespace"), *name = json_str(pvc, "metadata", "name");
+			if (phase && (strcmp(phase, "Released") == 0 || strcmp(phase, "Failed") == 0)) {
+				snprintf(why, len, "it is bound by name (spec.volumeName) to PersistentVolume %s, which is %s: the "
+					 "volume still belongs to the deleted claim it was bound to, so it binds no other until its "
+					 "spec.claimRef is cleared", pv, phase);
+				rc = 1;
+			} else if (rns && rname && ns && name && (strcmp(rns, ns) != 0 || strcmp(rname, name) != 0)) {
+				snprintf(why, len, "it is bound by name (spec.volumeName) to PersistentVolume %s, which is reserved "
+					 "for claim %s/%s", pv, rns, rname);
+				rc = 1;
+			}
+		}
+		cJSON_Delete(obj);
+		free(path);
+		return rc;
+	}
+	if (!cls || !*cls) {
+		snprintf(why, len, "it names no StorageClass, so only a PersistentVolume made for it binds it");
+		return 0;
+	}
+	path = k8s_resource_path("storage.k8s.io", "v1", "storageclasses", NULL, cls);
+	if (k8s_get(k, path, &obj, &ke) < 0) {
+		if (ke.http_status == 404) {
+			snprintf(why, len, "its StorageClass %s does not exist in the cluster: map it to one of the cluster's "
+				 "classes in the plan", cls);
+			rc = 2;
+		}
+	} else {
+		const char *prov = json_str(obj, "provisioner", NULL);
+		if (prov && strcmp(prov, "kubernetes.io/no-provisioner") == 0)
+			snprintf(why, len, "its StorageClass %s has no provisioner (kubernetes.io/no-provisioner): only a "
+				 "PersistentVolume made for it by hand binds it", cls);
+		else
+			snprintf(why, len, "StorageClass %s: waiting for its provisioner (%s) to make a volume", cls,
+				 prov ? prov : "none named");
+	}
+	cJSON_Delete(obj);
+	free(path);
+	return rc;
+}
+
+/* Waits for every claim of the volume record at once, with one deadline for all; diagnoses the
+ * ones that do not bind and says why in the job's log within seconds. Returns the claims. */
+static struct claim_wait *wait_claims(struct job *job, struct k8s_client *k, const cJSON *volumes,
+				      const cJSON *namespace_map, size_t *count)
+{
+	size_t n = (size_t)cJSON_GetArraySize(volumes), waiting;
+	struct claim_wait *w = xcalloc(n ? n : 1, sizeof *w);
+	struct timespec start;
+	const cJSON *e;
+	size_t i = 0;
+
+	cJSON_ArrayForEach(e, volumes) {
+		const char *ns = json_str(e, "namespace", NULL), *pvc = json_str(e, "pvc", NULL);
+		const char *target_ns = ns && json_str(namespace_map, ns, NULL) ? json_str(namespace_map, ns, NULL) : ns;
+		if (!target_ns || !pvc || strlen(target_ns) >= sizeof w[i].ns || strlen(pvc) >= sizeof w[i].pvc)
+			w[i].state = -1;	/* restore_one says why */
+		else {
+			snprintf(w[i].ns, sizeof w[i].ns, "%s", target_ns);
+			snprintf(w[i].pvc, sizeof w[i].pvc, "%s", pvc);
+		}
+		i++;
+	}
+	*count = n;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		waiting = 0;
+		for (i = 0; i < n; i++) {
+			char *path;
+			cJSON *pvc = NULL;
+			struct k8s_error ke;
+
+			if (w[i].state != 0)
+				continue;
+			path = k8s_resource_path("", "v1", "persistentvolumeclaims", w[i].ns, w[i].pvc);
+			if (k8s_get(k, path, &pvc, &ke) < 0) {
+				if (ke.http_status == 404) {
+					snprintf(w[i].why, sizeof w[i].why, "claim %s/%s: does not exist (it was not restored)",
+						 w[i].ns, w[i].pvc);
+					w[i].state = -1;
+				}
+			} else if (json_str(pvc, "status", "phase") && strcmp(json_str(pvc, "status", "phase"), "Bound") == 0) {
+				w[i].state = 1;
+			} else {
+				char cause[600];
+				int fatal = claim_diagnose(k, pvc, cause, sizeof cause);
+				if (fatal == 2 && elapsed_ms(&start) < MISSING_CLASS_GRACE_MS)
+					fatal = 0;
+				if (fatal) {
+					snprintf(w[i].why, sizeof w[i].why, "claim %s/%s: not Bound: %.500s", w[i].ns, w[i].pvc, cause);
+					w[i].state = -1;
+				} else {
+					if (cause[0] && !w[i].told) {
+						job_log(job, "info", "waiting for claim %s/%s to be Bound: %s", w[i].ns, w[i].pvc, cause);
+						w[i].told = 1;
+					}
+					snprintf(w[i].why, sizeof w[i].why, "%s", cause);
+					waiting++;
+				}
+			}
+			cJSON_Delete(pvc);
+			free(path);
+		}
+		if (!waiting || job_cancel_requested(job))
+			break;
+		/* the job page's phase says what the restore waits for (the log says why, per claim) */
+		char phase[64];
+		snprintf(phase, sizeof phase, "%s: waiting for %zu claim%s to be Bound", JOB_VOLUMES_PHASE, waiting,
+			 waiting == 1 ? "" : "s");
+		job_progress(job, phase, 0, (long)n, 0, 0);
+		if (elapsed_ms(&start) > BIND_TIMEOUT_MS) {
+			for (i = 0; i < n; i++) {
+				char cause[700];
+				if (w[i].state != 0)
+					continue;
+				snprintf(cause, sizeof cause, "%s", w[i].why);
+				snprintf(w[i].why, sizeof w[i].why, "claim %s/%s: not Bound after %ld s: %.400s", w[i].ns, w[i].pvc,
+					 BIND_TIMEOUT_MS / 1000, cause[0] ? cause : "no volume was provisioned for it");
+				w[i].state = -1;
+			}
+			break;
+		}
+		usleep(500 * 1000);
+	}
+	return w;
+}
+
 int job_restore_volumes(struct job *job, struct k8s_client *target, const struct job_repository *repo,
 			const cJSON *volumes, const cJSON *namespace_map, char *err, size_t errlen)
 {
@@ -1104,7 +1295,7 @@ int job_restore_volumes(struct job *job, struct k8s_client *target, const struct
 	struct mover_target t;
 	const cJSON *e;
 	char why[2048];
-	int failed = 0, index = 0;
+	int failed = 0, index = 0, restored = 0;
 
 	if (!cJSON_IsArray(volumes)) {
 		snprintf(err, errlen, "volumes: must be a JSON array (the backup's <name>-volumes.json)");
@@ -1119,25 +1310,43 @@ int job_restore_volumes(struct job *job, struct k8s_client *target, const struct
 	p.volumes_total = cJSON_GetArraySize(volumes);
 	clock_gettime(CLOCK_MONOTONIC, &p.start);
 	job_progress(job, JOB_VOLUMES_PHASE, 0, p.volumes_total, 0, 0);
+	size_t nwait;
+	struct claim_wait *waits = wait_claims(job, target, volumes, namespace_map, &nwait);
+	job_progress(job, JOB_VOLUMES_PHASE, 0, p.volumes_total, 0, 0);
 	cJSON_ArrayForEach(e, volumes) {
 		struct volume v;
 
 		why[0] = '\0';
 		index++;
+		if ((size_t)index <= nwait && waits[index - 1].state < 0 && waits[index - 1].why[0]) {
+			memset(&v, 0, sizeof v);
+			snprintf(v.ns, sizeof v.ns, "%s", waits[index - 1].ns);
+			snprintf(v.pvc, sizeof v.pvc, "%s", waits[index - 1].pvc);
+			volume_failed(job, &v, waits[index - 1].why, err, errlen, &failed);
+			p.volumes_done++;
+			continue;
+		}
 		if (job_cancel_requested(job)) {
 			if (!failed++)
 				snprintf(err, errlen, "the job was cancelled: volumes not restored");
 			break;
 		}
+		struct timespec one;
+		clock_gettime(CLOCK_MONOTONIC, &one);
 		if (restore_one(&t, target, e, namespace_map, index, &p, why, sizeof why, &v) < 0) {
 			volume_failed(job, &v, why, err, errlen, &failed);
 			p.volumes_done++;
 			continue;
 		}
 		job_item(job, "created", "stowage.dev", "volumedata", v.ns, v.pvc, json_str(e, "method", NULL));
+		volume_logged(job, "restored", v.ns, v.pvc, json_str(e, "method", NULL), e, elapsed_ms(&one));
+		restored++;
 	}
+	job_log(job, failed ? "warning" : "info", "volume data: %d of %ld claims restored, %lld files, %lld bytes in %.1f s",
+		restored, (long)p.volumes_total, p.files, p.bytes, (double)elapsed_ms(&p.start) / 1000);
 	job_progress_flush(job);
 	mover_target_close(&t);
+	free(waits);
 	if (failed > 1) {
 		size_t len = strlen(err);
 

@@ -100,13 +100,59 @@ static int job_load(struct job *job, char *err, size_t errlen)
 	return 0;
 }
 
+/* A finished job's figures, one definition for every kind, the same on its page, in its JSON
+ * and in its log: items are the results it lists (job_items), failed those that failed; data is
+ * the backup's size it wrote or read, its archive plus its volumes' files (a migration's counts
+ * once: it writes and reads the same backup). */
+static void job_figures(struct job *job)
+{
+	char id[24], items[24], failed[24], bytes[24], err[512];
+	const char *params[] = { id, items, failed, bytes };
+	const cJSON *vol = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(job->result, "volumes"), "bytes");
+	const cJSON *arc = cJSON_GetObjectItemCaseSensitive(job->result, "archive_bytes");
+	long long archive = cJSON_IsNumber(arc) ? (long long)arc->valuedouble : 0;
+	long long volumes = cJSON_IsNumber(vol) ? (long long)vol->valuedouble : 0;
+	long n = 0, nfailed = 0;
+	PGresult *res;
+
+	snprintf(id, sizeof id, "%lld", job->id);
+	res = job_query(job, "SELECT count(*), count(*) FILTER (WHERE action = 'failed') FROM job_items WHERE job_id = $1",
+			1, params, err, sizeof err);
+	if (!res) {
+		log_error("job %lld: counting its items: %s", job->id, err);
+		return;
+	}
+	n = atol(PQgetvalue(res, 0, 0));
+	nfailed = atol(PQgetvalue(res, 0, 1));
+	PQclear(res);
+	snprintf(items, sizeof items, "%ld", n);
+	snprintf(failed, sizeof failed, "%ld", nfailed);
+	snprintf(bytes, sizeof bytes, "%lld", archive + volumes);
+	if (job_exec(job, "UPDATE jobs SET items_done = $2, items_total = $2, items_failed = $3, bytes_done = $4, "
+		     "bytes_total = $4 WHERE id = $1", 4, params, err, sizeof err) < 0)
+		log_error("job %lld: recording its figures: %s", job->id, err);
+	cJSON *data = cJSON_CreateObject();
+	cJSON_AddNumberToObject(data, "items", (double)n);
+	cJSON_AddNumberToObject(data, "items_failed", (double)nfailed);
+	cJSON_AddNumberToObject(data, "archive_bytes", (double)archive);
+	cJSON_AddNumberToObject(data, "volume_bytes", (double)volumes);
+	cJSON_AddNumberToObject(data, "bytes", (double)(archive + volumes));
+	cJSON_DeleteItemFromObjectCaseSensitive(job->result, "data");
+	cJSON_AddItemToObject(job->result, "data", data);
+	job_log(job, "info", "%ld items (%ld failed); data %lld bytes: archive %lld + volume data %lld", n, nfailed,
+		archive + volumes, archive, volumes);
+}
+
 static void job_finish(struct job *job, const char *state, const char *error)
 {
 	char id[24], err[512];
-	char *result = cJSON_PrintUnformatted(job->result);
-	const char *params[] = { id, state, error, result };
+	char *result;
+	const char *params[] = { id, state, error, NULL };
 
 	job_progress_flush(job);
+	job_figures(job);
+	result = cJSON_PrintUnformatted(job->result);
+	params[3] = result;
 	snprintf(id, sizeof id, "%lld", job->id);
 	if (job_exec(job, "UPDATE jobs SET state = $2, error = $3, result = $4::jsonb, finished_at = now(), "
 		     "percent = CASE WHEN $2 IN ('succeeded', 'partially_failed') THEN 100 ELSE percent END "

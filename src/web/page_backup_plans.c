@@ -4,6 +4,7 @@
  * each claim; (5) pre-backup hooks. Finishing checks the plan against the cluster and the
  * repository and says exactly what is missing before anything is saved. */
 #include "web.h"
+#include "label_selector.h"
 #include "audit.h"
 #include "cron.h"
 #include "db.h"
@@ -204,8 +205,15 @@ static void step2_check(struct request *r, const struct wizard *w, struct form_v
 	if (count == 0)
 		field_fail(v, S2_NAMESPACES, "Namespaces: choose at least one");
 	replace_value(v, S2_NAMESPACES, strbuf_take(&out));
-	if (sel && strspn(sel, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=!,() ") != strlen(sel))
-		field_fail(v, S2_SELECTOR, "Label selector: use key=value, key!=value, key in (a,b) or key, separated by commas");
+	/* the API server's own grammar, so that a saved plan's selector is never refused at backup time;
+	 * the plan keeps it without blanks, as it is sent */
+	if (sel && *sel) {
+		char err[512], *canonical = NULL;
+		if (label_selector_check(sel, &canonical, err, sizeof err) < 0)
+			field_fail(v, S2_SELECTOR, "%s", err);
+		else
+			replace_value(v, S2_SELECTOR, canonical);
+	}
 }
 
 /* Lines "namespace/claim=filesystem|snapshot". */
@@ -440,17 +448,19 @@ static int live_claims(struct request *r, struct wizard *w, cJSON *out, char *er
 
 /* ---- rendering ---- */
 
+/* The choices of a select; the only one there is comes chosen, as there is nothing to choose. */
 static void add_options(struct request *r, cJSON *view, const char *key, const char *sql, const char *selected)
 {
 	char err[256];
 	PGresult *res = db_exec(r->db, sql, 0, NULL, err, sizeof err);
 	cJSON *list = cJSON_AddArrayToObject(view, key);
+	int only = res && PQntuples(res) == 1 && (!selected || !*selected);
 
 	for (int i = 0; res && i < PQntuples(res); i++) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "id", PQgetvalue(res, i, 0));
 		cJSON_AddStringToObject(o, "name", PQgetvalue(res, i, 1));
-		cJSON_AddBoolToObject(o, "selected", selected && strcmp(selected, PQgetvalue(res, i, 0)) == 0);
+		cJSON_AddBoolToObject(o, "selected", only || (selected && strcmp(selected, PQgetvalue(res, i, 0)) == 0));
 		cJSON_AddItemToArray(list, o);
 	}
 	PQclear(res);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const struct form_field cluster_fields[] = {
 	{ .name = "name", .label = "Name", .kind = FORM_NAME, .required = 1 },
@@ -256,6 +257,13 @@ static void cluster_save(struct request *r, long long id)
 	char *token;
 
 	form_validate(cluster_fields, CLUSTER_N, &r->form, &v);
+	/* the one rule for an API server's address, stated on the form too: TLS only (the client
+	 * refuses anything else, as does a kubeconfig import) */
+	const char *url = form_value(&v, cluster_fields, "api_url");
+	if (!v.error[1] && url && strncasecmp(url, "https://", 8) != 0) {
+		v.error[1] = xstrdup("API server URL: must be an https:// URL (an API server is reached over TLS only)");
+		v.errors++;
+	}
 	if (!v.error[3] && !valid_ca(form_value(&v, cluster_fields, "ca_pem"))) {
 		v.error[3] = xstrdup("CA bundle: must be PEM certificates (-----BEGIN CERTIFICATE-----)");
 		v.errors++;

@@ -103,6 +103,15 @@ static cJSON *job_json(PGresult *res, int i)
 	cJSON_AddNumberToObject(o, "backup_plan_id", atof(PQgetvalue(res, i, J_BPLAN)));
 	cJSON_AddNumberToObject(o, "restore_plan_id", atof(PQgetvalue(res, i, J_RPLAN)));
 	cJSON_AddNumberToObject(o, "backup_id", atof(PQgetvalue(res, i, J_BACKUP)));
+	/* a backup job that left a restorable backup offers to restore it: the restore wizard with
+	 * its backup plan and backup chosen */
+	if (strcmp(PQgetvalue(res, i, J_KIND), "backup") == 0 && atoll(PQgetvalue(res, i, J_BACKUP)) > 0 &&
+	    atoll(PQgetvalue(res, i, J_BPLAN)) > 0 && (strcmp(state, "succeeded") == 0 || strcmp(state, "partially_failed") == 0)) {
+		char link[160];
+		snprintf(link, sizeof link, "/restore-plans/new?existing_policy=skip&backup_plan_id=%lld&backup_id=%lld",
+			 atoll(PQgetvalue(res, i, J_BPLAN)), atoll(PQgetvalue(res, i, J_BACKUP)));
+		cJSON_AddStringToObject(o, "restore_link", link);
+	}
 	return o;
 }
 

@@ -38,9 +38,14 @@ static int valid_bucket(const char *b)
 	       b[0] != '.' && b[0] != '-' && b[n - 1] != '.' && b[n - 1] != '-';
 }
 
+/* Words of lowercase letters and digits joined by single '-': us-east-1, eu-central-2, garage. */
 static int valid_region(const char *r)
 {
-	return *r && strspn(r, "abcdefghijklmnopqrstuvwxyz0123456789-") == strlen(r);
+	size_t n = strlen(r);
+
+	if (!n || n > 64 || r[0] == '-' || r[n - 1] == '-' || strstr(r, "--"))
+		return 0;
+	return strspn(r, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
 }
 
 /* A validated field's value, "" when it was left out. */
@@ -65,7 +70,7 @@ static void repo_validate_more(struct form_values *v, long long id)
 	if (v->value[F_BUCKET] && !valid_bucket(v->value[F_BUCKET]))
 		set_error(v, F_BUCKET, "Bucket: 3 to 63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit");
 	if (*val(v, F_REGION) && !valid_region(val(v, F_REGION)))
-		set_error(v, F_REGION, "Region: lowercase letters, digits and '-' (us-east-1)");
+		set_error(v, F_REGION, "Region: words of lowercase letters and digits joined by single '-', such as us-east-1");
 	if (strcmp(kind, "s3-compatible") == 0 && !*endpoint)
 		set_error(v, F_ENDPOINT, "Endpoint: required for an S3-compatible store (http://minio.example:9000)");
 	if (prefix[0] == '/' || strstr(prefix, ".."))

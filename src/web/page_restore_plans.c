@@ -22,6 +22,9 @@ static const struct form_field step1_fields[] = {
 	{ .name = "namespace_map", .label = "Namespace mapping", .kind = FORM_TEXTAREA, .max_len = 8192 },
 	{ .name = "storage_class_map", .label = "StorageClass mapping", .kind = FORM_TEXTAREA, .max_len = 8192 },
 	{ .name = "existing_policy", .label = "Existing objects", .kind = FORM_CHOICE, .required = 1, .choices = policy_choices },
+	{ .name = "reattach_volumes", .label = "Reattach the original volumes", .kind = FORM_BOOL },
+	{ .name = "restore_storage_classes", .label = "Create the backup's StorageClasses", .kind = FORM_BOOL },
+	{ .name = "restore_completed_jobs", .label = "Recreate finished Jobs", .kind = FORM_BOOL },
 };
 enum { S1_NAME, S1_CLUSTER, S1_NSMAP, S1_SCMAP, S1_POLICY };
 
@@ -367,10 +370,12 @@ void page_restore_plan_create(struct request *r)
 	char *scjson = json_text(scmap), *hooks = web_hooks_json(r, wizard_value(&w, 4, "library_hooks"), wizard_value(&w, 4, "hook_script"), NULL);
 	const char *params[] = { wizard_value(&w, 1, "name"), wizard_value(&w, 2, "backup_plan_id"),
 				 wizard_value(&w, 3, "backup_id"), wizard_value(&w, 1, "target_cluster_id"), nsmap, scjson,
-				 wizard_value(&w, 1, "existing_policy"), hooks };
+				 wizard_value(&w, 1, "existing_policy"), hooks, wizard_value(&w, 1, "reattach_volumes"),
+				 wizard_value(&w, 1, "restore_storage_classes"), wizard_value(&w, 1, "restore_completed_jobs") };
 	PGresult *res = db_exec(r->db, "INSERT INTO restore_plans (name, backup_plan_id, backup_id, target_cluster_id, "
-				"namespace_map, storage_class_map, existing_policy, hooks) "
-				"VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb) RETURNING id", 8, params, err, sizeof err);
+				"namespace_map, storage_class_map, existing_policy, hooks, reattach_volumes, restore_storage_classes, "
+				"restore_completed_jobs) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9::boolean, "
+				"$10::boolean, $11::boolean) RETURNING id", 11, params, err, sizeof err);
 	free(nsmap);
 	free(scjson);
 	free(hooks);
@@ -455,7 +460,9 @@ void page_restore_plan_activate(struct request *r)
 	res = id ? db_exec(r->db, "SELECT p.name, c.name, coalesce(b.name, ''), coalesce(b." RESTORABLE ", false), "
 			   "coalesce(to_char(b.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), ''), "
 			   "coalesce(array_to_string(b.namespaces, ', '), ''), "
-			   "coalesce((SELECT string_agg(key || ' → ' || value, ', ') FROM jsonb_each_text(p.namespace_map)), '') "
+			   "coalesce((SELECT string_agg(key || ' → ' || value, ', ') FROM jsonb_each_text(p.namespace_map)), ''), "
+			   "coalesce((SELECT string_agg(key || ' → ' || value, ', ') FROM jsonb_each_text(p.storage_class_map)), ''), "
+			   "CASE WHEN p.reattach_volumes THEN 'yes' ELSE '' END "
 			   "FROM restore_plans p JOIN clusters c ON c.id = p.target_cluster_id "
 			   "LEFT JOIN backups b ON b.id = p.backup_id WHERE p.id = $1", 1, params, err, sizeof err) : NULL;
 	if (!res || PQntuples(res) != 1) {
@@ -469,12 +476,13 @@ void page_restore_plan_activate(struct request *r)
 		return;
 	}
 	if (!confirm || strcmp(confirm, "yes") != 0) {
-		static const char *const keys[] = { "name", "target", "backup", NULL, "backup_time", "namespaces", "namespace_map" };
+		static const char *const keys[] = { "name", "target", "backup", NULL, "backup_time", "namespaces", "namespace_map",
+						    "storage_class_map", "reattach_volumes" };
 		cJSON *view = cJSON_CreateObject();
 		cJSON_AddStringToObject(view, "title", "Activate a restore");
 		cJSON_AddBoolToObject(view, "nav_restore_plans", 1);
 		cJSON_AddNumberToObject(view, "id", (double)id);
-		for (int c = 0; c < 7; c++)
+		for (int c = 0; c < 9; c++)
 			if (keys[c])
 				cJSON_AddStringToObject(view, keys[c], PQgetvalue(res, 0, c));
 		PQclear(res);

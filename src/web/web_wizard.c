@@ -107,6 +107,9 @@ cJSON *wizard_view(const struct wizard *w, size_t shown, int with_errors)
 			const char *val = v->value[i] ? v->value[i] : v->input[i];
 			if (!val || !*val || w->steps[s].fields[i].kind == FORM_SECRET || w->steps[s].fields[i].kind == FORM_PASSWORD)
 				continue;
+			/* an unchecked box is carried as no value at all, as the browser sends it */
+			if (w->steps[s].fields[i].kind == FORM_BOOL && strcmp(val, "true") != 0)
+				continue;
 			cJSON *h = cJSON_CreateObject();
 			cJSON_AddStringToObject(h, "name", w->steps[s].fields[i].name);
 			cJSON_AddStringToObject(h, "value", val);

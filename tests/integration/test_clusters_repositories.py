@@ -1,6 +1,7 @@
 """Clusters and backup repositories through the console, against the real API servers and the
 real MinIO of the test environment: connection tests in words, secrets sealed at rest and never
 sent back, tenants apart, viewers read-only."""
+import html
 import os
 import subprocess
 
@@ -67,6 +68,10 @@ def test_cluster_errors_in_words(admin, testenv):
     r = add_cluster(admin, testenv, "outside", url="https://192.0.2.10:6443")
     assert r.status_code == 422 and "allowed networks" in r.text
     assert [x["name"] for x in admin.json("/clusters").json()["clusters"]] == []
+    # one rule for the address, the one the form states: https:// only, refused before any connection
+    r = add_cluster(admin, testenv, "plain", url=testenv["SOURCE_API_URL"].replace("https://", "http://"))
+    assert r.status_code == 422 and "API server URL: must be an https:// URL" in r.text
+    assert "(https:// only)" in admin.get("/clusters/new").text
     r = add_cluster(admin, testenv, "Bad Name!", ca="not a pem")
     assert r.status_code == 422
     assert "Name: use lowercase letters" in r.text and "CA bundle: must be PEM" in r.text
@@ -164,6 +169,10 @@ def test_repository_connected_and_errors_in_words(admin, testenv, bucket):
     assert r.status_code == 422 and "Endpoint: required for an S3-compatible store" in r.text
     r = add_repo(admin, testenv, "badbucket", "Bad_Bucket")
     assert r.status_code == 422 and "Bucket: 3 to 63 lowercase" in r.text
+    for region in ("-starts-with-dash", "ends-", "us--east-1", "US-EAST-1", "us east 1"):
+        r = add_repo(admin, testenv, "badregion", bucket, region=region)
+        assert r.status_code == 422 and "Region: words of lowercase letters and digits joined by single '-'" in \
+            html.unescape(r.text), region
     body = admin.json("/repositories").text + admin.get(f"/repositories/{row['id']}").text
     assert testenv["S3_SECRET_KEY"] not in body
 

@@ -153,6 +153,19 @@ def test_step1_refuses_bad_input_naming_the_field(org):
         assert 'name="at_time"' in page_text(r)  # step 1 shown again, not step 2
 
 
+def test_wizard_preselects_the_only_cluster_and_repository(stack, testenv, bucket, org):
+    c = Client(stack)
+    c.signup(unique("Single Org "), unique("single") + "@example.test")
+    cluster, repo = add_cluster(c, testenv, "source"), add_repo(c, testenv, "minio", bucket)
+    view = c.json("/backup-plans/new").json()
+    assert [(o["id"], o["selected"]) for o in view["clusters"]] == [(str(cluster), True)]
+    assert [(o["id"], o["selected"]) for o in view["repositories"]] == [(str(repo), True)]
+    # two clusters: the user chooses
+    view = org.json("/backup-plans/new").json()
+    assert len(view["clusters"]) == 2 and not any(o["selected"] for o in view["clusters"])
+    assert [o["selected"] for o in view["repositories"]] == [True]
+
+
 def test_step2_lists_namespaces_live_filters_and_checks(org, shop):
     r = post_json(org, "/backup-plans/new?step=2", step1(org))
     assert r.status_code == 200, r.text
@@ -177,8 +190,15 @@ def test_step2_lists_namespaces_live_filters_and_checks(org, shop):
         assert r.status_code == 422, ns
         assert message in page_text(r), (ns, r.text[:2000])
         assert 'id="ns-list"' in page_text(r)
-    r = org.post("/backup-plans/new?step=3", dict(step1(org), namespaces=shop, label_selector="app=<x>"))
-    assert r.status_code == 422 and "Label selector: use key=value" in page_text(r)
+    # the label selector, by the API server's grammar: what it would refuse is refused here, in words
+    for sel, message in (("app=<x>", 'the value "<x>" of key app is not a label value'),
+                         ("app=a/b", 'the value "a/b" of key app is not a label value'),
+                         ("app=-web", 'the value "-web" of key app is not a label value'),
+                         ("-app=web", 'the key "-app" is not a label key'),
+                         ("my app=web", "after the key my comes"),
+                         ("app in (a,b", "',' or ')' expected")):
+        r = org.post("/backup-plans/new?step=3", dict(step1(org), namespaces=shop, label_selector=sel))
+        assert r.status_code == 422 and "Label selector: " + message in page_text(r), (sel, page_text(r)[-1500:])
 
 
 def test_steps_3_to_5_and_back(org, shop):
@@ -238,6 +258,10 @@ def test_finish_checks_saves_and_audits(org, shop, stack):
     assert hooks == [{"inline": 'log("quiescing")'}]
     assert selector == "app.kubernetes.io/part-of!=nothing" and namespaces == [shop]
     assert "backup_plan.create" in page_text(org.get("/audit"))
+    # Finish checks the selector again (a crafted request skips the step): refused, nothing saved
+    r = org.post("/backup-plans", dict(data, name="shop-bad-selector", label_selector="tier=a/b"))
+    assert r.status_code == 422 and 'Label selector: the value "a/b" of key tier is not a label value' in page_text(r)
+    assert not [p for p in org.json("/backup-plans").json()["plans"] if p["name"] == "shop-bad-selector"]
     # the same name again is refused on step 1
     r = org.post("/backup-plans", data)
     assert r.status_code == 422 and "Name: a backup plan of that name already exists" in page_text(r)
@@ -513,16 +537,28 @@ def test_restore_plan_saved_and_activated(stack, org, shop):
     assert r.headers["Location"] == f"/restore-plans/{row['id']}/jobs"
     conn = owner(stack)
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT namespace_map, storage_class_map, existing_policy, hooks, backup_id FROM stowage.restore_plans "
-                    "WHERE id = %s", (row["id"],))
+        cur.execute("SELECT namespace_map, storage_class_map, existing_policy, hooks, backup_id, reattach_volumes "
+                    "FROM stowage.restore_plans WHERE id = %s", (row["id"],))
         assert cur.fetchone() == ({shop: f"{shop}-copy"}, {"fast-ssd": "standard-nfs"}, "update",
-                                  [{"inline": "-- fix the ingress host"}], backups["completed"])
+                                  [{"inline": "-- fix the ingress host"}], backups["completed"], False)
+    conn.close()
+    # reattaching the original volumes is asked for explicitly
+    r = org.post("/restore-plans", dict(full, name="shop-reattach", reattach_volumes="on", restore_storage_classes="on",
+                                        restore_completed_jobs="on"))
+    assert r.status_code == 303, page_text(r)[-2000:]
+    conn = owner(stack)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT reattach_volumes, restore_storage_classes, restore_completed_jobs FROM stowage.restore_plans "
+                    "WHERE name = 'shop-reattach'")
+        assert cur.fetchone() == (True, True, True)
+        cur.execute("DELETE FROM stowage.restore_plans WHERE name = 'shop-reattach'")
     conn.close()
     r = org.post("/restore-plans", full)
     assert r.status_code == 422 and "Name: a restore plan of that name already exists" in page_text(r)
     # Activate asks first, then queues a restore job on the target cluster
     r = org.post(f"/restore-plans/{row['id']}/activate", {})
     assert r.status_code == 200 and "Activate the restore?" in page_text(r) and f"{shop} → {shop}-copy" in page_text(r)
+    assert "StorageClasses mapped: fast-ssd → standard-nfs" in page_text(r)
     r = org.post(f"/restore-plans/{row['id']}/activate", {"confirm": "yes"})
     assert r.status_code == 303 and r.headers["Location"].startswith("/jobs/")
     job_id = int(r.headers["Location"].rsplit("/", 1)[1])

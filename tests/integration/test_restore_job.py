@@ -107,14 +107,17 @@ class Restorer:
                         (self.org, self.cluster["source"], self.repo, name, ["shop"], state))[0]
 
     def restore(self, backup_id, target="target", namespace_map=None, storage_class_map=None,
-                existing_policy="skip", hooks=None, timeout=240):
+                existing_policy="skip", hooks=None, timeout=240, reattach_volumes=False, volume_map=None, **options):
         """Queues a restore job and waits for its end: (state, error, result, {(resource, ns, name): (action, message)})."""
         self.seq += 1
+        cols = "".join(", " + k for k in options)	# further restore_plans columns
         plan = self.one("INSERT INTO stowage.restore_plans (org_id, name, backup_id, target_cluster_id, namespace_map, "
-                        "storage_class_map, existing_policy, hooks) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                        f"storage_class_map, existing_policy, hooks, reattach_volumes, volume_map{cols}) "
+                        f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s{', %s' * len(options)}) RETURNING id",
                         (self.org, f"plan-{int(time.time())}-{self.seq}", backup_id, self.cluster[target],
                          json.dumps(namespace_map or {}), json.dumps(storage_class_map or {}), existing_policy,
-                         json.dumps(hooks or [])))[0]
+                         json.dumps(hooks or []), reattach_volumes, json.dumps(volume_map or {}),
+                         *options.values()))[0]
         job = self.one("INSERT INTO stowage.jobs (org_id, kind, restore_plan_id, backup_id, cluster_id) "
                        "VALUES (%s, 'restore', %s, %s, %s) RETURNING id", (self.org, plan, backup_id, self.cluster[target]))[0]
         deadline = time.time() + timeout
@@ -170,6 +173,7 @@ import pytest
 
 from conftest import Client, unique
 from test_clusters_repositories import add_cluster, add_repo
+from provisioner import Provisioner
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -228,14 +232,20 @@ def test_restore_into_target_maps_namespace_and_storage_class(restorer, testenv,
     preexisting = {("customresourcedefinitions.apiextensions.k8s.io", name) for (gr, ns, name) in objs
                    if gr == "customresourcedefinitions.apiextensions.k8s.io" and
                    target_get(testenv, "target", gr, "", name) is not None}
-    state, error, result, items = restorer.restore(backup_id, "target", namespace_map={shop: copy_ns},
-                                                   storage_class_map={"fast-ssd": "standard-nfs"})
+    with Provisioner(testenv, "target", ["standard-nfs"], testenv["TARGET_VOLUME_DIR"]) as prov:
+        state, error, result, items = restorer.restore(backup_id, "target", namespace_map={shop: copy_ns},
+                                                       storage_class_map={"fast-ssd": "standard-nfs"})
+        # the claims get new volumes of the mapped class (the provisioner double makes them)
+        wait_for("claims bound in the target", lambda: all(
+            p["status"].get("phase") == "Bound"
+            for p in get_items(testenv, "target", "persistentvolumeclaims", "-n", copy_ns)))
+    assert not prov.errors, prov.errors
     assert (state, error) == ("succeeded", ""), items
     phases = [p["name"] for p in result["phases"]]
     assert phases[:3] == ["download", "prepare", "create crds"]
     assert phases[-2:] == ["hooks", "finalize"]
-    assert phases.index("create namespaces") < phases.index("create persistentvolumes") < \
-        phases.index("create persistentvolumeclaims") < phases.index("create workloads") < phases.index("create rest")
+    assert "create persistentvolumes" not in phases
+    assert phases.index("create namespaces") < phases.index("create persistentvolumeclaims") < phases.index("create workloads") < phases.index("create rest")
     for (gr, ns, name) in objs:
         target_ns = copy_ns if ns else ""
         target_name = copy_ns if gr == "namespaces" else name
@@ -245,6 +255,10 @@ def test_restore_into_target_maps_namespace_and_storage_class(restorer, testenv,
             continue
         if (gr, name) in (("configmaps", "kube-root-ca.crt"), ("serviceaccounts", "default")):
             assert action in ("created", "skipped")	# the cluster makes these in every namespace
+            continue
+        if gr == "persistentvolumes":	# never recreated in another cluster: its backend is the source's
+            assert action == "skipped" and "its claim gets a new volume in the target" in message, (name, message)
+            assert target_get(testenv, "target", gr, "", name) is None, name
             continue
         if (gr, name) in preexisting:
             assert (action, message) == ("skipped", "already exists"), (gr, name, message)
@@ -256,21 +270,14 @@ def test_restore_into_target_maps_namespace_and_storage_class(restorer, testenv,
     assert "failed" not in result["counts"]
     assert result["types"]["configmaps"]["created"] >= 1
 
-    # storage classes mapped on claims and volumes
+    # storage classes mapped on claims; each bound to a new volume in the target's own directory
     for pvc in get_items(testenv, "target", "persistentvolumeclaims", "-n", copy_ns):
         assert pvc["spec"]["storageClassName"] == "standard-nfs"
-    pvs = {pv["metadata"]["name"]: pv for pv in get_items(testenv, "target", "persistentvolumes")
-           if pv["metadata"]["name"].startswith(shop + "-")}
-    assert len(pvs) == 3
-    for pv in pvs.values():
-        assert pv["spec"]["storageClassName"] == "standard-nfs"
-        assert pv["spec"]["claimRef"]["namespace"] == copy_ns
+        pv = target_get(testenv, "target", "persistentvolumes", "", pvc["spec"]["volumeName"])
+        assert pv["spec"]["hostPath"]["path"].startswith(testenv["TARGET_VOLUME_DIR"] + "/"), pv["spec"]
     # every namespace reference mapped
     rb = target_get(testenv, "target", "rolebindings.rbac.authorization.k8s.io", copy_ns, "fixture-app")
     assert [s["namespace"] for s in rb["subjects"]] == [copy_ns]
-    # the claims bind again to their restored volumes
-    wait_for("claims bound in the target", lambda: all(
-        p["status"].get("phase") == "Bound" for p in get_items(testenv, "target", "persistentvolumeclaims", "-n", copy_ns)))
     # the node port was free in the target: kept
     src_np = objs[("services", shop, "wordpress-nodeport")]["spec"]["ports"][0]["nodePort"]
     assert target_get(testenv, "target", "services", copy_ns, "wordpress-nodeport")["spec"]["ports"][0]["nodePort"] == src_np
@@ -304,7 +311,7 @@ def test_restore_into_namespace_holding_some_objects_skips_them(restorer, testen
                                        (restorer.last_job,))]
     assert f"Service {ns}/wordpress-nodeport: node port {src_np} is in use in the target cluster; " \
         "the cluster assigns another" in logs
-    # PersistentVolumes are cluster-scoped: the first restore into this cluster made them
+    # PersistentVolumes are never recreated in another cluster
     assert all(items[(gr, n_s, n)][0] == "skipped" for (gr, n_s, n) in items if gr == "persistentvolumes")
 
     # existing_policy 'update' replaces what is there with the backup's version
@@ -321,7 +328,8 @@ def test_delete_namespace_then_restore_into_source(restorer, testenv, shop, shop
     kubectl(testenv, "source", "delete", "namespace", shop, "--wait=true", "--timeout=150s")
     pv_names = [name for (gr, _, name) in objs if gr == "persistentvolumes"]
     kubectl(testenv, "source", "delete", "persistentvolumes", *pv_names, "--wait=true", "--timeout=60s")
-    state, error, _, items = restorer.restore(backup_id, "source")
+    # the original volumes are recreated only when the plan asks to reattach them (same cluster)
+    state, error, _, items = restorer.restore(backup_id, "source", reattach_volumes=True)
     assert (state, error) == ("succeeded", ""), [i for i in items.items() if i[1][0] == "failed"]
     for (gr, ns, name), o in objs.items():
         if gr in OWNED_SKIPS or (gr, name) in (("configmaps", "kube-root-ca.crt"), ("serviceaccounts", "default")):
@@ -334,6 +342,25 @@ def test_delete_namespace_then_restore_into_source(restorer, testenv, shop, shop
     # the controllers recreate the pods the restore left to them
     wait_for("wordpress pod", lambda: [p for p in get_items(testenv, "source", "pods", "-n", shop)
                                        if p["metadata"]["name"].startswith("wordpress-")])
+
+
+def test_reattach_is_refused_in_another_cluster_and_over_a_volume_another_claim_holds(restorer, testenv, shop,
+                                                                                    shop_backup):
+    backup_id, _, objs = shop_backup
+    state, error, _, items = restorer.restore(backup_id, "target", namespace_map={shop: shop + "-re"},
+                                              reattach_volumes=True)
+    assert state == "failed" and items == {}
+    assert "reattach_volumes: backup" in error and "can be reattached only in the cluster they belong to" in error
+    # in the source, the shop's claims hold the volumes (bound again by the test above)
+    other = shop + "-other"
+    state, error, _, items = restorer.restore(backup_id, "source", namespace_map={shop: other}, reattach_volumes=True)
+    for name in (n for (gr, _, n) in objs if gr == "persistentvolumes"):
+        action, message = items[("persistentvolumes", "", name)]
+        assert action == "failed" and f"not reattached: claim {shop}/" in message, message
+        assert target_get(testenv, "source", "persistentvolumes", "", name)["spec"]["claimRef"]["namespace"] == shop
+    for pvc in get_items(testenv, "source", "persistentvolumeclaims", "-n", other):
+        assert not pvc["spec"].get("volumeName"), pvc["spec"]	# left for a new volume
+    kubectl(testenv, "source", "delete", "namespace", other, "--wait=false")
 
 
 def test_change_storage_class_configmap_honoured_unless_the_plan_maps(restorer, testenv, shop_backup, shop):
@@ -357,6 +384,106 @@ def test_change_storage_class_configmap_honoured_unless_the_plan_maps(restorer, 
         assert classes == {"standard-nfs"}
     finally:
         kubectl(testenv, "target", "-n", "velero", "delete", "configmap", "change-storage-class-config", check=False)
+
+
+def default_classes(env, cluster):
+    return [sc["metadata"]["name"] for sc in get_items(env, cluster, "storageclasses")
+            if (sc["metadata"].get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class") == "true"]
+
+
+def test_storage_classes_created_only_when_asked_never_mapped_never_default(restorer, testenv):
+    ns, gold = unique("classes"), unique("gold-")
+    def sc(name):
+        return {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": {"name": name, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+                "provisioner": "example.com/" + name, "reclaimPolicy": "Retain", "volumeBindingMode": "Immediate"}
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": ns}, "data": {"a": "1"}}
+    bid = restorer.upload_backup(unique("bk-classes-"), archive({
+        ("storageclasses.storage.k8s.io", "", gold): sc(gold), ("storageclasses.storage.k8s.io", "", "fast-ssd"): sc("fast-ssd"),
+        ("configmaps", ns, "app"): cm}))
+    assert default_classes(testenv, "target") == ["standard-nfs"]
+    # by default: none created
+    state, error, _, items = restorer.restore(bid, "target", storage_class_map={"fast-ssd": "standard-nfs"})
+    assert (state, error) == ("succeeded", ""), items
+    assert items[("storageclasses.storage.k8s.io", "", gold)] == (
+        "skipped", "not created: a restore creates StorageClasses only when its plan asks to (restore_storage_classes)")
+    assert items[("storageclasses.storage.k8s.io", "", "fast-ssd")] == (
+        "skipped", "not created: mapped to StorageClass standard-nfs of the target")
+    assert target_get(testenv, "target", "storageclasses", "", gold) is None
+    assert target_get(testenv, "target", "storageclasses", "", "fast-ssd") is None
+    # asked: the unmapped one is created, not as a default; the mapped one still not
+    state, error, _, items = restorer.restore(bid, "target", storage_class_map={"fast-ssd": "standard-nfs"},
+                                              restore_storage_classes=True)
+    assert (state, error) == ("succeeded", ""), items
+    assert items[("storageclasses.storage.k8s.io", "", gold)] == ("created", "")
+    assert items[("storageclasses.storage.k8s.io", "", "fast-ssd")][0] == "skipped"
+    assert target_get(testenv, "target", "storageclasses", "", "fast-ssd") is None
+    assert default_classes(testenv, "target") == ["standard-nfs"]
+    kubectl(testenv, "target", "delete", "storageclass", gold)
+
+
+def test_class_mapped_in_claim_templates_of_statefulsets_and_pod_templates(restorer, testenv):
+    ns = unique("tmpl")
+    labels = {"app": "db"}
+    ephemeral = {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {
+        "storageClassName": "fast-ssd", "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}}}
+    pod = {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "busybox"}], "volumes": [ephemeral]}}
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": ns},
+           "spec": {"serviceName": "db", "replicas": 0, "selector": {"matchLabels": labels}, "template": pod,
+                    "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                        "storageClassName": "fast-ssd", "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": "1Gi"}}}}]}}
+    deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns},
+              "spec": {"replicas": 0, "selector": {"matchLabels": labels}, "template": pod}}
+    bid = restorer.upload_backup(unique("bk-tmpl-"), archive({("statefulsets.apps", ns, "db"): sts,
+                                                              ("deployments.apps", ns, "web"): deploy}))
+    state, error, _, items = restorer.restore(bid, "target", storage_class_map={"fast-ssd": "standard-nfs"})
+    assert (state, error) == ("succeeded", ""), items
+    live = target_get(testenv, "target", "statefulsets.apps", ns, "db")["spec"]
+    assert [t["spec"]["storageClassName"] for t in live["volumeClaimTemplates"]] == ["standard-nfs"]
+    assert live["template"]["spec"]["volumes"][0]["ephemeral"]["volumeClaimTemplate"]["spec"]["storageClassName"] == \
+        "standard-nfs"
+    live = target_get(testenv, "target", "deployments.apps", ns, "web")["spec"]
+    assert live["template"]["spec"]["volumes"][0]["ephemeral"]["volumeClaimTemplate"]["spec"]["storageClassName"] == \
+        "standard-nfs"
+
+
+def test_completed_jobs_are_not_run_again_unless_asked(restorer, testenv):
+    ns = unique("jobs")
+    def job(name, status):
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": ns},
+                "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                               "containers": [{"name": "c", "image": "busybox"}]}}},
+                "status": status}
+    done = job("migrate-db", {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
+    running = job("reindex", {"active": 1})
+    bid = restorer.upload_backup(unique("bk-jobs-"), archive({("jobs.batch", ns, "migrate-db"): done,
+                                                              ("jobs.batch", ns, "reindex"): running}))
+    state, error, _, items = restorer.restore(bid, "target")
+    assert (state, error) == ("succeeded", ""), items
+    action, message = items[("jobs.batch", ns, "migrate-db")]
+    assert action == "skipped" and message.startswith("not recreated: the Job had finished (Complete) when backed up")
+    assert target_get(testenv, "target", "jobs.batch", ns, "migrate-db") is None
+    assert items[("jobs.batch", ns, "reindex")] == ("created", "")
+    # asked for: recreated (into another namespace, as the first restore holds the running one)
+    state, error, _, items = restorer.restore(bid, "target", namespace_map={ns: ns + "-all"}, restore_completed_jobs=True)
+    assert (state, error) == ("succeeded", ""), items
+    assert items[("jobs.batch", ns + "-all", "migrate-db")] == ("created", "")
+
+
+def test_hook_errors_name_their_line(restorer, testenv):
+    """Issue 11, defect 9: a hook raising a table, or a bad string.format, said no line."""
+    import re
+    ns = unique("hookline")
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": ns}, "data": {"a": "1"}}
+    bid = restorer.upload_backup(unique("bk-hook-"), archive({("configmaps", ns, "app"): cm}))
+    for script, line, words in (("local n = 1\n\nerror({code = 3})\n", 3, "error raised with a table value, not a message"),
+                                ("local n = 1\nlog(string.format('%d objects', 'many'))\n", 2, "bad argument #2 to ")):
+        state, error, result, _ = restorer.restore(bid, "target", namespace_map={ns: unique("hl")},
+                                                   hooks=[{"inline": script}])
+        assert state == "failed", (state, error)
+        assert re.search(r"\.lua:%d: %s" % (line, re.escape(words)), error), error
+        assert re.search(r"\.lua:%d: " % line, json.dumps(result["hooks"])), result["hooks"]
 
 
 def test_failed_objects_are_listed_and_the_rest_restored(restorer, testenv):

@@ -108,7 +108,8 @@ static const struct escape_case {
 	{ "local function f() return 1 + f() end f()", "stack overflow|limit: memory limit" },
 	{ "local t = setmetatable({}, {}) getmetatable(t).__index = function(t, k) return t[k] end return t.x",
 	  "stack overflow" },
-	{ "error(setmetatable({}, {__tostring = function() while true do end end}))", "(error object is a table value)" },
+	{ "error(setmetatable({}, {__tostring = function() while true do end end}))",
+	  "hook.lua:1: error raised with a table value, not a message" },	/* its __tostring never runs */
 	/* addresses */
 	{ "local s = tostring({}) .. tostring(print) .. string.format('%s', {}) .. tostring(json.null)\n"
 	  "if s:find('0x') then error('address leaked: ' .. s) end error('no address: ' .. s)",
@@ -220,8 +221,15 @@ static void test_lua_sandbox_error_names_line(void)
 
 	CHECK_INTEQ(run_script("local x = nil\nx.y = 1\n", &res, NULL), -1);
 	CHECK_STREQ(res.error, "hook.lua:2: attempt to index a nil value (local 'x')");
-	CHECK_INTEQ(run_script("error({})", &res, NULL), -1);
-	CHECK_STREQ(res.error, "(error object is a table value)");
+	/* issue 11: a table raised, a library function's error, both name the script's line */
+	CHECK_INTEQ(run_script("local t = {}\n\nerror({code = 3})", &res, NULL), -1);
+	CHECK_STREQ(res.error, "hook.lua:3: error raised with a table value, not a message");
+	CHECK_INTEQ(run_script("local n = 1\nlocal s = string.format('%d items', 'many')\n", &res, NULL), -1);
+	CHECK(strncmp(res.error, "hook.lua:2: bad argument #2 to ", 31) == 0 && strstr(res.error, "(number expected, got string)"));
+	CHECK_INTEQ(run_script("local function f(x)\n  return ('%d'):format(x)\nend\nf('x')\n", &res, NULL), -1);
+	CHECK(strncmp(res.error, "hook.lua:2: bad argument #", 26) == 0);
+	CHECK_INTEQ(run_script("error('plain', 0)", &res, NULL), -1);
+	CHECK_STREQ(res.error, "hook.lua:1: plain");
 	CHECK_INTEQ(run_script("local = 1", &res, NULL), -1);
 	CHECK_STREQ(res.error, "hook.lua:1: <name> expected near '='");
 }

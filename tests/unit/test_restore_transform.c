@@ -243,6 +243,94 @@ static void test_claim_class_choice_wins(void)
 	cJSON_Delete(logs);
 }
 
+/* A claim whose volume is not restored is provisioned anew, unless the plan names a volume for it. */
+static void test_claim_bound_to_the_volume_the_plan_names(void)
+{
+	struct restore_transform t = base();
+	cJSON *pick = parse("{\"shop/data\": \"spare-volume-1\"}");
+	cJSON *data = parse("{\"kind\":\"PersistentVolumeClaim\",\"metadata\":{\"name\":\"data\",\"namespace\":\"shop\"},"
+			    "\"spec\":{\"storageClassName\":\"fast-ssd\",\"volumeName\":\"shop-data\"}}");
+	cJSON *logs = parse("{\"kind\":\"PersistentVolumeClaim\",\"metadata\":{\"name\":\"logs\",\"namespace\":\"shop\"},"
+			    "\"spec\":{\"storageClassName\":\"fast-ssd\",\"volumeName\":\"shop-logs\"}}");
+
+	t.claim_volume_map = pick;
+	restore_transform_apply(&t, "", "persistentvolumeclaims", data);
+	restore_transform_apply(&t, "", "persistentvolumeclaims", logs);
+	CHECK_STREQ(str_at(data, "spec.volumeName"), "spare-volume-1");
+	CHECK(!at(logs, "spec.volumeName"));		/* its old volume is not restored: a new one */
+	cJSON_Delete(pick);
+	cJSON_Delete(data);
+	cJSON_Delete(logs);
+}
+
+/* No restored StorageClass becomes the target's default, unless asked. */
+static void test_storage_class_never_default(void)
+{
+	struct restore_transform t = base();
+	const char *json = "{\"kind\":\"StorageClass\",\"metadata\":{\"name\":\"gold\",\"annotations\":{"
+			   "\"storageclass.kubernetes.io/is-default-class\":\"true\","
+			   "\"storageclass.beta.kubernetes.io/is-default-class\":\"true\",\"team\":\"storage\"}},"
+			   "\"provisioner\":\"example.com/gold\"}";
+	cJSON *sc = parse(json), *kept = parse(json);
+
+	restore_transform_apply(&t, "storage.k8s.io", "storageclasses", sc);
+	CHECK(!key_at(sc, "metadata", "annotations", "storageclass.kubernetes.io/is-default-class"));
+	CHECK(!key_at(sc, "metadata", "annotations", "storageclass.beta.kubernetes.io/is-default-class"));
+	CHECK_STREQ(key_at(sc, "metadata", "annotations", "team"), "storage");
+	t.keep_default_class = 1;
+	restore_transform_apply(&t, "storage.k8s.io", "storageclasses", kept);
+	CHECK_STREQ(key_at(kept, "metadata", "annotations", "storageclass.kubernetes.io/is-default-class"), "true");
+	cJSON_Delete(sc);
+	cJSON_Delete(kept);
+}
+
+/* A class is mapped wherever one is named: StatefulSet claim templates and ephemeral volumes. */
+static void test_class_mapped_in_templates(void)
+{
+	struct restore_transform t = base();
+	cJSON *plan = parse("{\"fast-ssd\": \"standard-nfs\"}");
+	cJSON *choice = parse("{\"shop/data-mysql-0\": \"gold\", \"shop/data-mysql-1\": \"gold\"}");
+	cJSON *sts = parse("{\"kind\":\"StatefulSet\",\"metadata\":{\"name\":\"mysql\",\"namespace\":\"shop\"},"
+			   "\"spec\":{\"volumeClaimTemplates\":[{\"metadata\":{\"name\":\"data\"},\"spec\":{\"storageClassName\":\"fast-ssd\"}},"
+			   "{\"metadata\":{\"name\":\"logs\"},\"spec\":{\"storageClassName\":\"fast-ssd\"}}],"
+			   "\"template\":{\"spec\":{\"volumes\":[{\"name\":\"scratch\",\"ephemeral\":{\"volumeClaimTemplate\":"
+			   "{\"spec\":{\"storageClassName\":\"fast-ssd\"}}}}]}}}}");
+	cJSON *cron = parse("{\"kind\":\"CronJob\",\"metadata\":{\"name\":\"r\",\"namespace\":\"shop\"},\"spec\":{\"jobTemplate\":"
+			    "{\"spec\":{\"template\":{\"spec\":{\"volumes\":[{\"name\":\"tmp\",\"ephemeral\":{\"volumeClaimTemplate\":"
+			    "{\"spec\":{\"storageClassName\":\"fast-ssd\"}}}}]}}}}}}");
+
+	t.storage_class_map = plan;
+	t.claim_class_map = choice;
+	restore_transform_apply(&t, "apps", "statefulsets", sts);
+	restore_transform_apply(&t, "batch", "cronjobs", cron);
+	CHECK_STREQ(str_at(sts, "spec.volumeClaimTemplates.0.spec.storageClassName"), "gold");	/* its claims' choice */
+	CHECK_STREQ(str_at(sts, "spec.volumeClaimTemplates.1.spec.storageClassName"), "standard-nfs");	/* the map */
+	CHECK_STREQ(str_at(sts, "spec.template.spec.volumes.0.ephemeral.volumeClaimTemplate.spec.storageClassName"),
+		    "standard-nfs");
+	CHECK_STREQ(str_at(cron, "spec.jobTemplate.spec.template.spec.volumes.0.ephemeral.volumeClaimTemplate.spec.storageClassName"),
+		    "standard-nfs");
+	cJSON_Delete(plan);
+	cJSON_Delete(choice);
+	cJSON_Delete(sts);
+	cJSON_Delete(cron);
+}
+
+static void test_finished_jobs(void)
+{
+	cJSON *done = parse("{\"kind\":\"Job\",\"status\":{\"conditions\":[{\"type\":\"SuccessCriteriaMet\",\"status\":\"True\"},"
+			    "{\"type\":\"Complete\",\"status\":\"True\"}]}}");
+	cJSON *failed = parse("{\"kind\":\"Job\",\"status\":{\"conditions\":[{\"type\":\"Failed\",\"status\":\"True\"}]}}");
+	cJSON *running = parse("{\"kind\":\"Job\",\"status\":{\"active\":1,\"conditions\":[{\"type\":\"Complete\",\"status\":\"False\"}]}}");
+
+	CHECK_STREQ(restore_job_finished("batch", "jobs", done), "Complete");
+	CHECK_STREQ(restore_job_finished("batch", "jobs", failed), "Failed");
+	CHECK(restore_job_finished("batch", "jobs", running) == NULL);
+	CHECK(restore_job_finished("", "configmaps", done) == NULL);
+	cJSON_Delete(done);
+	cJSON_Delete(failed);
+	cJSON_Delete(running);
+}
+
 static int ports_free_above_30100(long port, void *ud)
 {
 	(void)ud;
@@ -417,6 +505,10 @@ int main(void)
 {
 	RUN(test_strips_server_fields);
 	RUN(test_claim_class_choice_wins);
+	RUN(test_claim_bound_to_the_volume_the_plan_names);
+	RUN(test_storage_class_never_default);
+	RUN(test_class_mapped_in_templates);
+	RUN(test_finished_jobs);
 	RUN(test_labels_added);
 	RUN(test_namespace_map_everywhere);
 	RUN(test_storage_class_precedence);
