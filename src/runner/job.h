@@ -10,7 +10,7 @@
 #include "s3_client.h"
 #include "secret_store.h"
 
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 #include <libpq-fe.h>
 #include <stdint.h>
 #include <time.h>

@@ -9,7 +9,7 @@
 #include "job.h"
 #include "lua_sandbox.h"
 
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 #include <stddef.h>
 
 /* The defaults of lua_memory_limit, lua_instruction_limit and lua_time_limit_ms. */

@@ -792,7 +792,7 @@ static int backup_snapshot(const struct mover_target *t, struct k8s_client *k, c
 	(void)t;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	snapshot_name(name, sizeof name, backup_name, v->pvc);
-	if (csi_snapshot_take(k, cluster, v->ns, v->pvc, v->driver, name, SNAPSHOT_TIMEOUT_MS, snap, err, errlen) < 0)
+	if (csi_snapshot_create(k, cluster, v->ns, v->pvc, v->driver, name, SNAPSHOT_TIMEOUT_MS, snap, err, errlen) < 0)
 		return -1;
 	cJSON_AddItemToObject(entry, "volume_snapshot", csi_snapshot_to_json(snap));
 	cJSON_AddNumberToObject(entry, "duration_ms", (double)elapsed_ms(&start));

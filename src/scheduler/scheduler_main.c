@@ -14,6 +14,7 @@
 #include "log.h"
 #include "repository.h"
 #include "secret_store.h"
+#include "strbuf.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -154,7 +155,7 @@ static void expire_backup(struct scheduler *s, const char *backup_id, long long 
 		db_rollback(s->db);
 		return;
 	}
-	char *name = strdup(PQgetvalue(res, 0, 0));
+	char *name = xstrdup(PQgetvalue(res, 0, 0));
 	long long repo_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 	PQclear(res);
 	if (repository_open(s->db, org_id, &s->keyring, &s->allowed_networks, repo_id, &repo, err, sizeof err) < 0) {

@@ -21,8 +21,9 @@ int schedule_expression(const char *kind, const char *cron, const char *at, cons
 			snprintf(err, errlen, "Cron expression: required");
 			return -1;
 		}
-		if (cron_parse(cron, &spec, err + 17, errlen > 17 ? errlen - 17 : 0) < 0) {
-			memcpy(err, "Cron expression: ", 17);
+		char why[256];
+		if (cron_parse(cron, &spec, why, sizeof why) < 0) {
+			snprintf(err, errlen, "Cron expression: %s", why);
 			return -1;
 		}
 		snprintf(out, outlen, "%s", cron);
