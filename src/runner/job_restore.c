@@ -23,6 +23,7 @@
 #include "repo_seal.h"
 #include "restore_order.h"
 #include "restore_transform.h"
+#include "resource_modifier.h"
 #include "strbuf.h"
 
 #include <errno.h>
@@ -128,6 +129,7 @@ struct restore_plan {
 	long long backup_cluster_id;	/* where the backup was taken (0: unknown) */
 	char backup_name[256];
 	long long repository_id;
+	struct resource_modifiers *modifiers;	/* the plan's rules, or NULL */
 };
 
 struct restore_run {
@@ -186,7 +188,8 @@ static int restore_spec_load(struct job *job, struct restore_spec *spec, char *e
 	}
 	snprintf(id, sizeof id, "%lld", job->restore_plan_id);
 	res = job_query(job, "SELECT target_cluster_id, namespace_map::text, storage_class_map::text, existing_policy, "
-			"hooks::text, reattach_volumes, volume_map::text, restore_storage_classes, keep_default_class, restore_completed_jobs FROM restore_plans WHERE id = $1", 1, params, err, errlen);
+			"hooks::text, reattach_volumes, volume_map::text, restore_storage_classes, keep_default_class, restore_completed_jobs, "
+			"resource_modifiers FROM restore_plans WHERE id = $1", 1, params, err, errlen);
 	if (!res)
 		return -1;
 	if (PQntuples(res) != 1) {
@@ -205,6 +208,7 @@ static int restore_spec_load(struct job *job, struct restore_spec *spec, char *e
 	spec->restore_storage_classes = strcmp(PQgetvalue(res, 0, 7), "t") == 0;
 	spec->keep_default_class = strcmp(PQgetvalue(res, 0, 8), "t") == 0;
 	spec->restore_completed_jobs = strcmp(PQgetvalue(res, 0, 9), "t") == 0;
+	spec->resource_modifiers = xstrdup(PQgetvalue(res, 0, 10));
 	PQclear(res);
 	if (job->cluster_id && job->cluster_id != spec->target_cluster_id) {
 		snprintf(err, errlen, "the job's cluster (%lld) is not its restore plan's target cluster (%lld)",
@@ -220,6 +224,7 @@ static void restore_spec_free(struct restore_spec *spec)
 	cJSON_Delete((cJSON *)spec->storage_class_map);
 	cJSON_Delete((cJSON *)spec->hooks);
 	cJSON_Delete((cJSON *)spec->volume_map);
+	free((char *)spec->resource_modifiers);
 }
 
 /* volume_map: {"<namespace>/<claim>": "<PersistentVolume name>"}. */
@@ -271,6 +276,15 @@ static int restore_plan_load(struct restore_run *run, const struct restore_spec 
 	    restore_map_check(p->storage_class_map, "restore plan: storage_class_map", 0, err, errlen) < 0 ||
 	    restore_volume_map_check(p->volume_map, err, errlen) < 0)
 		return -1;
+	if (spec->resource_modifiers && *spec->resource_modifiers) {
+		char why[400];
+		p->modifiers = resource_modifiers_parse(spec->resource_modifiers, strlen(spec->resource_modifiers), why,
+							sizeof why);
+		if (!p->modifiers) {
+			snprintf(err, errlen, "restore plan: %s", why);
+			return -1;
+		}
+	}
 
 	snprintf(id, sizeof id, "%lld", spec->backup_id);
 	res = job_query(job, "SELECT name, state, repository_id, coalesce(cluster_id, 0) FROM backups WHERE id = $1",
@@ -311,6 +325,7 @@ static void restore_plan_free(struct restore_plan *p)
 	cJSON_Delete(p->namespace_map);
 	cJSON_Delete(p->storage_class_map);
 	cJSON_Delete(p->hooks);
+	resource_modifiers_free(p->modifiers);
 }
 
 /* The restore's tunables, read from the runner's configuration at each job so that an
@@ -756,6 +771,10 @@ static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 			restore_claim_volume_note(run, it, &volumes);
 		if (!it->skip)
 			restore_transform_apply(&t, it->src->group, it->src->resource, it->src->obj);
+		if (!it->skip && !it->refused && run->plan.modifiers &&
+		    resource_modifiers_apply(run->plan.modifiers, it->src->group, it->src->resource, it->src->ns,
+					     it->src->obj, it->message, sizeof it->message) < 0)
+			it->refused = it->message;
 		if (!it->skip && run->volumes && strcmp(it->src->group, "") == 0 &&
 		    strcmp(it->src->resource, "persistentvolumeclaims") == 0)
 			restore_claim_source(run, it);

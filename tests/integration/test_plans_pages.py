@@ -553,6 +553,23 @@ def test_restore_plan_saved_and_activated(stack, org, shop):
         assert cur.fetchone() == (True, True, True)
         cur.execute("DELETE FROM stowage.restore_plans WHERE name = 'shop-reattach'")
     conn.close()
+    # resource modifiers: refused in words at the hooks step, saved as written when they parse
+    r = org.post("/restore-plans", dict(full, name="shop-bad-rules", resource_modifiers="version: v1\nresourceModifierRules:\n"
+                                                     "- conditions: {groupResource: pods}\n"
+                                                     "  patches: [{operation: repalce, path: /spec, value: 1}]\n"))
+    assert r.status_code == 422
+    assert ("Resource modifiers: resourceModifierRules[0].patches[0].operation: must be one of add, remove, "
+            "replace, copy, move, test") in page_text(r)
+    rules = "version: v1\nresourceModifierRules:\n- conditions: {groupResource: deployments.apps}\n" \
+            "  imageRewrites: [{from: docker.io/, to: mirror.example/}]\n"
+    r = org.post("/restore-plans", dict(full, name="shop-mirror", resource_modifiers=rules))
+    assert r.status_code == 303, page_text(r)[-2000:]
+    conn = owner(stack)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT resource_modifiers FROM stowage.restore_plans WHERE name = 'shop-mirror'")
+        assert cur.fetchone() == (rules.rstrip(),)  # the form trims the text
+        cur.execute("DELETE FROM stowage.restore_plans WHERE name = 'shop-mirror'")
+    conn.close()
     r = org.post("/restore-plans", full)
     assert r.status_code == 422 and "Name: a restore plan of that name already exists" in page_text(r)
     # Activate asks first, then queues a restore job on the target cluster

@@ -471,6 +471,68 @@ def test_completed_jobs_are_not_run_again_unless_asked(restorer, testenv):
     assert items[("jobs.batch", ns + "-all", "migrate-db")] == ("created", "")
 
 
+RESOURCE_MODIFIERS = """version: v1
+resourceModifierRules:
+- conditions:
+    groupResource: deployments.apps
+    resourceNameRegex: "^web"
+    labelSelector: {matchLabels: {tier: web}}
+  patches:
+  - {operation: replace, path: /spec/replicas, value: "0"}
+  - {operation: add, path: /metadata/labels/restored-by, value: stowage}
+  mergePatches:
+  - patchData: '{"metadata": {"labels": {"team": null}, "annotations": {"owner": "platform"}}}'
+  imageRewrites:
+  - {from: docker.io/library/, to: registry.example.com/mirror/}
+- conditions: {groupResource: configmaps, matches: [{path: /data/mode, value: strict}]}
+  patches: [{operation: test, path: /data/mode, value: lenient}]
+"""
+
+
+def test_resource_modifiers_change_objects_before_they_are_created(restorer, testenv):
+    ns = unique("mods")
+    labels = {"tier": "web"}
+    pod = {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "docker.io/library/nginx:1.25"}],
+                                                    "initContainers": [{"name": "i", "image": "quay.io/x/init:1"}]}}
+    web = {"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "web-front", "namespace": ns, "labels": {"tier": "web", "team": "a"}},
+           "spec": {"replicas": 3, "selector": {"matchLabels": labels}, "template": pod}}
+    api = {"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "api", "namespace": ns, "labels": {"tier": "web", "team": "b"}},
+           "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": pod}}
+    strict = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "strict", "namespace": ns},
+              "data": {"mode": "strict"}}
+    other = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other", "namespace": ns},
+             "data": {"mode": "lenient"}}
+    bid = restorer.upload_backup(unique("bk-mods-"), archive({
+        ("deployments.apps", ns, "web-front"): web, ("deployments.apps", ns, "api"): api,
+        ("configmaps", ns, "strict"): strict, ("configmaps", ns, "other"): other}))
+    state, error, _, items = restorer.restore(bid, "target", resource_modifiers=RESOURCE_MODIFIERS)
+    assert state == "partially_failed", (state, error, items)
+    live = target_get(testenv, "target", "deployments.apps", ns, "web-front")
+    assert live, items
+    assert live["spec"]["replicas"] == 0
+    assert live["metadata"]["labels"]["restored-by"] == "stowage"
+    assert live["metadata"]["annotations"]["owner"] == "platform"
+    assert "team" not in live["metadata"]["labels"]
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example.com/mirror/nginx:1.25"
+    assert live["spec"]["template"]["spec"]["initContainers"][0]["image"] == "quay.io/x/init:1"
+    # the rule's name condition leaves api as it was
+    live = target_get(testenv, "target", "deployments.apps", ns, "api")
+    assert live["spec"]["replicas"] == 2 and live["metadata"]["labels"]["team"] == "b"
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "docker.io/library/nginx:1.25"
+    # a patch that cannot apply fails its object in words, and the object is not created
+    assert items[("configmaps", ns, "strict")] == (
+        "failed", "resource modifier rule 2, patch 1 (test): /data/mode: test failed: the value differs")
+    assert target_get(testenv, "target", "configmaps", ns, "strict") is None
+    assert items[("configmaps", ns, "other")] == ("created", "")
+    # rules the database holds but that do not parse fail the job before anything is created
+    state, error, _, items = restorer.restore(bid, "target", namespace_map={ns: ns + "-bad"},
+                                              resource_modifiers="version: v2\nresourceModifierRules: []\n")
+    assert state == "failed" and error == "restore plan: version: must be v1", (state, error)
+    assert target_get(testenv, "target", "configmaps", ns + "-bad", "other") is None
+
+
 def test_hook_errors_name_their_line(restorer, testenv):
     """Issue 11, defect 9: a hook raising a table, or a bad string.format, said no line."""
     import re
