@@ -551,6 +551,21 @@ static int restore_note_node_ports(cJSON *svc, void *ud)
 	return 0;
 }
 
+static const char *restore_meta_str(const cJSON *obj, const char *key)
+{
+	const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), key));
+
+	return s ? s : "";
+}
+
+/* Orders objects by namespace, then name. */
+static int restore_meta_cmp(const cJSON *a, const cJSON *b)
+{
+	int c = strcmp(restore_meta_str(a, "namespace"), restore_meta_str(b, "namespace"));
+
+	return c ? c : strcmp(restore_meta_str(a, "name"), restore_meta_str(b, "name"));
+}
+
 /* What the target cluster holds that the transformation must know: the node ports its services
  * use, and its change-storage-class ConfigMap (Velero's convention, read once per restore). */
 static int restore_target_survey(struct restore_run *run, char *err, size_t errlen)
@@ -565,20 +580,29 @@ static int restore_target_survey(struct restore_run *run, char *err, size_t errl
 		snprintf(err, errlen, "listing the target cluster's services (for their node ports): %s", words);
 		return -1;
 	}
-	if (k8s_get(run->clients[0], "/api/v1/namespaces/velero/configmaps?labelSelector="
-		    "velero.io%2Fchange-storage-class%3DRestoreItemAction", &list, &ke) < 0) {
-		if (ke.http_status == 404)
+	/* Velero's convention labels the ConfigMap, in whatever namespace the cluster's admin keeps
+	 * it (the manual's own example uses its own); without the right to list every namespace's
+	 * ConfigMaps, namespace velero is read as before */
+	if (k8s_get(run->clients[0], "/api/v1/configmaps?limit=20&labelSelector="
+		    "velero.io%2Fchange-storage-class%3DRestoreItemAction", &list, &ke) < 0 &&
+	    (ke.http_status != 403 ||
+	     k8s_get(run->clients[0], "/api/v1/namespaces/velero/configmaps?limit=20&labelSelector="
+		     "velero.io%2Fchange-storage-class%3DRestoreItemAction", &list, &ke) < 0)) {
+		if (ke.http_status == 404 || ke.http_status == 403)
 			return 0;
 		k8s_error_describe(&ke, words, sizeof words);
 		snprintf(err, errlen, "reading the target cluster's change-storage-class ConfigMap: %s", words);
 		return -1;
 	}
-	const cJSON *items = cJSON_GetObjectItemCaseSensitive(list, "items");
-	const cJSON *first = cJSON_GetArrayItem(items, 0);
+	const cJSON *items = cJSON_GetObjectItemCaseSensitive(list, "items"), *first = NULL, *c;
+	/* several: the first by namespace and name, whatever order the server lists them in */
+	cJSON_ArrayForEach(c, items) {
+		if (!first || restore_meta_cmp(c, first) < 0)
+			first = c;
+	}
 	if (cJSON_GetArraySize(items) > 1)
-		job_log(run->job, "warning", "the target cluster has %d change-storage-class ConfigMaps in namespace velero; "
-			"using %s", cJSON_GetArraySize(items),
-			cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(first, "metadata"), "name")));
+		job_log(run->job, "warning", "the target cluster has %d change-storage-class ConfigMaps; using %s/%s",
+			cJSON_GetArraySize(items), restore_meta_str(first, "namespace"), restore_meta_str(first, "name"));
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(first, "data");
 	if (cJSON_IsObject(data)) {
 		run->cluster_class_map = cJSON_Duplicate(data, 1);
@@ -595,13 +619,6 @@ static char *restore_version_of(const cJSON *obj)
 	const char *slash = api ? strchr(api, '/') : NULL;
 
 	return xstrdup(slash ? slash + 1 : api ? api : "v1");
-}
-
-static const char *restore_meta_str(const cJSON *obj, const char *key)
-{
-	const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), key));
-
-	return s ? s : "";
 }
 
 /* A Namespace object for each target namespace the backup holds objects of but no Namespace

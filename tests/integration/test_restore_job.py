@@ -365,9 +365,10 @@ def test_reattach_is_refused_in_another_cluster_and_over_a_volume_another_claim_
 
 def test_change_storage_class_configmap_honoured_unless_the_plan_maps(restorer, testenv, shop_backup, shop):
     backup_id, _, _ = shop_backup
-    kubectl(testenv, "target", "create", "namespace", "velero", check=False)
+    # found by its labels in whatever namespace the cluster's admin keeps it, not only in velero
+    kubectl(testenv, "target", "create", "namespace", "platform-config", check=False)
     cm = {"apiVersion": "v1", "kind": "ConfigMap",
-          "metadata": {"name": "change-storage-class-config", "namespace": "velero",
+          "metadata": {"name": "change-storage-class-config", "namespace": "platform-config",
                        "labels": {"velero.io/plugin-config": "", "velero.io/change-storage-class": "RestoreItemAction"}},
           "data": {"fast-ssd": "from-configmap"}}
     kubectl(testenv, "target", "apply", "-f", "-", stdin=json.dumps(cm))
@@ -383,7 +384,8 @@ def test_change_storage_class_configmap_honoured_unless_the_plan_maps(restorer, 
         classes = {p["spec"]["storageClassName"] for p in get_items(testenv, "target", "persistentvolumeclaims", "-n", ns2)}
         assert classes == {"standard-nfs"}
     finally:
-        kubectl(testenv, "target", "-n", "velero", "delete", "configmap", "change-storage-class-config", check=False)
+        kubectl(testenv, "target", "-n", "platform-config", "delete", "configmap", "change-storage-class-config",
+                check=False)
 
 
 def default_classes(env, cluster):
