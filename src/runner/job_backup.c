@@ -298,8 +298,8 @@ static int backup_row_create(struct backup_run *r)
 /* ---- hooks ---- */
 
 /* The plan's hooks of one phase ("pre-backup" before anything is read, "post-backup" once
- * everything is read, e.g. to resume a quiesced database): scoped to the plan's first
- * namespace, with the others granted. A failing hook whose on_failure is "fail" fails the job. */
+ * everything is read, e.g. to resume a quiesced database): run in each of the plan's
+ * namespaces, with the others granted. A failing hook whose on_failure is "fail" fails the job. */
 static int hooks_run(struct backup_run *r, const char *phase)
 {
 	cJSON *context;
@@ -316,7 +316,7 @@ static int hooks_run(struct backup_run *r, const char *phase)
 	cJSON_AddStringToObject(context, "backup", r->name);
 	cJSON_AddStringToObject(context, "source_namespace", first->valuestring);
 	cJSON_AddItemToObject(context, "namespaces", cJSON_Duplicate(r->plan.namespaces, 1));
-	rc = job_run_hooks(r->job, phase, r->plan.hooks, r->k8s, first->valuestring, context, r->err, r->errlen);
+	rc = job_run_hooks(r->job, phase, r->plan.hooks, r->k8s, context, r->err, r->errlen);
 	cJSON_Delete(context);
 	phase_end(r, rc < 0 ? "failed" : "succeeded");
 	return rc;

@@ -87,7 +87,7 @@ static long hook_now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-static void hook_record(struct job *job, const char *name, const char *phase, const char *state,
+static void hook_record(struct job *job, const char *name, const char *phase, const char *ns, const char *state,
 			long duration_ms, cJSON *last_lines, const char *error)
 {
 	cJSON *list, *h = cJSON_CreateObject();
@@ -101,6 +101,7 @@ static void hook_record(struct job *job, const char *name, const char *phase, co
 	}
 	cJSON_AddStringToObject(h, "name", name);
 	cJSON_AddStringToObject(h, "phase", phase);
+	cJSON_AddStringToObject(h, "namespace", ns);
 	cJSON_AddStringToObject(h, "state", state);
 	cJSON_AddNumberToObject(h, "duration_ms", (double)duration_ms);
 	cJSON_AddItemToObject(h, "log", last_lines);
@@ -157,7 +158,7 @@ static int hook_run_entry(struct job *job, const char *phase, const cJSON *entry
 	hl.name = name;
 	if (source) {
 		snprintf(chunk, sizeof chunk, "%.70s.lua", name);
-		job_log(job, "info", "hook %s: running at %s", name, phase);
+		job_log(job, "info", "hook %s: running at %s in namespace %s", name, phase, scope->namespace);
 		hook_process_run(job->ctx->hook_path ? job->ctx->hook_path : "stowage-hook", k, scope, limits,
 				 job_global, params, chunk, source, hook_log_line, &hl, &res, NULL);
 	}
@@ -166,7 +167,7 @@ static int hook_run_entry(struct job *job, const char *phase, const cJSON *entry
 	if (failed)
 		job_log(job, stop ? "error" : "warning", "hook %s failed%s: %s", name,
 			stop ? "" : " (on_failure = \"continue\": the job goes on)", res.error);
-	hook_record(job, name, phase, !failed ? "succeeded" : stop ? "failed" : "continued",
+	hook_record(job, name, phase, scope->namespace, !failed ? "succeeded" : stop ? "failed" : "continued",
 		    hook_now_ms() - start, hl.last, failed ? res.error : "");
 	if (stop)
 		snprintf(err, errlen, "hook %s failed at %s: %s", name, phase, res.error);
@@ -189,14 +190,14 @@ static const char **hook_granted(const cJSON *context)
 }
 
 int job_run_hooks(struct job *job, const char *phase, const cJSON *hooks, struct k8s_client *k,
-		  const char *namespace, const cJSON *context, char *err, size_t errlen)
+		  const cJSON *context, char *err, size_t errlen)
 {
 	struct lua_sandbox_limits limits;
-	struct lua_k8s_scope scope = { .client = k, .namespace = namespace };
+	struct lua_k8s_scope scope = { .client = k };
 	struct lua_k8s *lk;
 	cJSON *job_global;
-	const cJSON *entry;
-	int index = 0, rc = 0;
+	const cJSON *entry, *ns;
+	int rc = 0;
 
 	if (!cJSON_IsArray(hooks) || cJSON_GetArraySize(hooks) == 0)
 		return 0;
@@ -207,36 +208,51 @@ int job_run_hooks(struct job *job, const char *phase, const cJSON *hooks, struct
 	}
 	if (job_hooks_limits(job->ctx ? job->ctx->config_path : NULL, &limits, err, errlen) < 0)
 		return -1;
-	job_global = context ? cJSON_Duplicate(context, 1) : cJSON_CreateObject();
-	cJSON_DeleteItemFromObjectCaseSensitive(job_global, "phase");
-	cJSON_AddStringToObject(job_global, "phase", phase);
 	scope.granted = hook_granted(context);
-	lk = lua_k8s_new(&scope);
-	cJSON_ArrayForEach(entry, hooks) {
-		if (job_cancel_requested(job)) {
-			snprintf(err, errlen, "cancelled before hook %d at %s", index + 1, phase);
-			rc = -1;
-			break;
+	cJSON_ArrayForEach(ns, cJSON_GetObjectItemCaseSensitive(context, "namespaces")) {
+		int index = 0;
+		if (!cJSON_IsString(ns))
+			continue;
+		scope.namespace = ns->valuestring;
+		job_global = cJSON_Duplicate(context, 1);
+		cJSON_DeleteItemFromObjectCaseSensitive(job_global, "phase");
+		cJSON_AddStringToObject(job_global, "phase", phase);
+		cJSON_DeleteItemFromObjectCaseSensitive(job_global, "namespace");
+		cJSON_AddStringToObject(job_global, "namespace", ns->valuestring);
+		for (int i = 0; i < 2; i++) {
+			const char *key = i ? "target_namespace" : "source_namespace";
+			if (cJSON_GetObjectItemCaseSensitive(job_global, key))
+				cJSON_ReplaceItemInObjectCaseSensitive(job_global, key, cJSON_CreateString(ns->valuestring));
 		}
-		struct lua_sandbox_limits left = limits;
-		long start = hook_now_ms();
+		lk = lua_k8s_new(&scope);
+		cJSON_ArrayForEach(entry, hooks) {
+			if (job_cancel_requested(job)) {
+				snprintf(err, errlen, "cancelled before hook %d at %s", index + 1, phase);
+				rc = -1;
+				break;
+			}
+			struct lua_sandbox_limits left = limits;
+			long start = hook_now_ms();
 
-		if (job->hooks_ms >= JOB_HOOKS_JOB_TIME_MS) {
-			snprintf(err, errlen, "the job's hooks have used their %ld minutes in total; hook %d at %s "
-				 "does not run", JOB_HOOKS_JOB_TIME_MS / 60000, index + 1, phase);
-			rc = -1;
-			break;
+			if (job->hooks_ms >= JOB_HOOKS_JOB_TIME_MS) {
+				snprintf(err, errlen, "the job's hooks have used their %ld minutes in total; hook %d at %s "
+					 "does not run", JOB_HOOKS_JOB_TIME_MS / 60000, index + 1, phase);
+				rc = -1;
+				break;
+			}
+			if (left.time_ms > JOB_HOOKS_JOB_TIME_MS - job->hooks_ms)
+				left.time_ms = JOB_HOOKS_JOB_TIME_MS - job->hooks_ms;
+			rc = hook_run_entry(job, phase, entry, index++, lk, &scope, &left, job_global, err, errlen);
+			job->hooks_ms += hook_now_ms() - start;
+			if (rc < 0)
+				break;
+			rc = 0;
 		}
-		if (left.time_ms > JOB_HOOKS_JOB_TIME_MS - job->hooks_ms)
-			left.time_ms = JOB_HOOKS_JOB_TIME_MS - job->hooks_ms;
-		rc = hook_run_entry(job, phase, entry, index++, lk, &scope, &left, job_global, err, errlen);
-		job->hooks_ms += hook_now_ms() - start;
+		lua_k8s_free(lk);
+		cJSON_Delete(job_global);
 		if (rc < 0)
 			break;
-		rc = 0;
 	}
-	lua_k8s_free(lk);
 	free((void *)scope.granted);
-	cJSON_Delete(job_global);
 	return rc;
 }

@@ -1177,7 +1177,7 @@ static const char *restore_post_hooks(struct restore_run *run, char *err, size_t
 	cJSON_AddStringToObject(context, "backup", run->plan.backup_name);
 	cJSON_AddStringToObject(context, "target_namespace", first);
 	cJSON_AddItemToObject(context, "namespaces", targets);
-	rc = job_run_hooks(run->job, "post-restore", run->plan.hooks, run->clients[0], first, context, err, errlen);
+	rc = job_run_hooks(run->job, "post-restore", run->plan.hooks, run->clients[0], context, err, errlen);
 	cJSON_Delete(context);
 	return rc < 0 ? NULL : "succeeded";
 }

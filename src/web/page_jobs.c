@@ -246,6 +246,7 @@ static void add_result(cJSON *job, const char *result_json)
 		struct strbuf log = STRBUF_INIT;
 		cJSON_AddStringToObject(h, "name", cJSON_GetStringValue(cJSON_GetObjectItem(item, "name")) ?: "");
 		cJSON_AddStringToObject(h, "phase", cJSON_GetStringValue(cJSON_GetObjectItem(item, "phase")) ?: "");
+		cJSON_AddStringToObject(h, "namespace", cJSON_GetStringValue(cJSON_GetObjectItem(item, "namespace")) ?: "");
 		cJSON_AddStringToObject(h, "state", cJSON_GetStringValue(cJSON_GetObjectItem(item, "state")) ?: "");
 		cJSON_AddStringToObject(h, "error", cJSON_GetStringValue(cJSON_GetObjectItem(item, "error")) ?: "");
 		if (cJSON_IsNumber(ms)) {

@@ -66,7 +66,7 @@ class Restorer:
     through the console, and the owner's database connection to queue restores."""
 
     def __init__(self, stack, client, testenv, bucket, add_cluster, add_repo):
-        self.stack, self.env, self.bucket = stack, testenv, bucket
+        self.stack, self.env, self.bucket, self.client = stack, testenv, bucket, client
         for name, which in (("source", "SOURCE"), ("target", "TARGET")):
             with open(testenv[f"{which}_CA_FILE"]) as f:
                 ca = f.read()
@@ -533,6 +533,28 @@ def test_resource_modifiers_change_objects_before_they_are_created(restorer, tes
                                               resource_modifiers="version: v2\nresourceModifierRules: []\n")
     assert state == "failed" and error == "restore plan: version: must be v1", (state, error)
     assert target_get(testenv, "target", "configmaps", ns + "-bad", "other") is None
+
+
+def test_hooks_run_in_every_namespace_of_the_restore(restorer, testenv):
+    """Issue 16: a plan of several namespaces runs its hooks in each (it ran in the first only)."""
+    a, b = unique("hns-a"), unique("hns-b")
+    objs = {("configmaps", ns, "app"): {"apiVersion": "v1", "kind": "ConfigMap",
+                                        "metadata": {"name": "app", "namespace": ns}, "data": {"who": ns}}
+            for ns in (a, b)}
+    bid = restorer.upload_backup(unique("bk-hns-"), archive(objs))
+    script = ('local cm = k8s.get("v1", "ConfigMap", "app")\n'
+              'log("in " .. job.namespace .. " target " .. job.target_namespace .. " sees " .. cm.data.who)\n'
+              'k8s.patch("v1", "ConfigMap", "app", {data = {hooked = "yes"}})\n')
+    state, error, result, _ = restorer.restore(bid, "target", hooks=[{"inline": script}])
+    assert (state, error) == ("succeeded", ""), (state, error, result.get("hooks"))
+    runs = {h["namespace"]: h for h in result["hooks"]}
+    assert sorted(runs) == sorted([a, b]), result["hooks"]
+    for ns in (a, b):
+        assert runs[ns]["state"] == "succeeded" and f"in {ns} target {ns} sees {ns}" in runs[ns]["log"][-1], runs[ns]
+        assert target_get(testenv, "target", "configmaps", ns, "app")["data"]["hooked"] == "yes"
+    # the job page lists each namespace's run
+    page = restorer.client.get(f"/jobs/{restorer.last_job}").text
+    assert f"<td>{a}</td>" in page and f"<td>{b}</td>" in page
 
 
 def test_hook_errors_name_their_line(restorer, testenv):
