@@ -557,6 +557,36 @@ def test_hooks_run_in_every_namespace_of_the_restore(restorer, testenv):
     assert f"<td>{a}</td>" in page and f"<td>{b}</td>" in page
 
 
+def test_hook_policy_of_a_plan_entry_timeout_retries_on_error(restorer, testenv):
+    """Issue 16: each hook entry of a plan may set timeout_s, retries (with backoff) and on_error."""
+    ns = unique("hpol")
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "tries", "namespace": ns}, "data": {"n": "0"}}
+    bid = restorer.upload_backup(unique("bk-hpol-"), archive({("configmaps", ns, "tries"): cm}))
+    flaky = ('local cm = k8s.get("v1", "ConfigMap", "tries")\n'
+             'local n = tonumber(cm.data.n) + 1\n'
+             'k8s.patch("v1", "ConfigMap", "tries", {data = {n = tostring(n)}})\n'
+             'if n < 3 then error("not ready yet, try " .. n) end\n'
+             'log("ready on try " .. n)\n')
+    endless = "while true do end\n"
+    state, error, result, _ = restorer.restore(bid, "target", hooks=[
+        {"inline": flaky, "retries": 3},
+        {"inline": endless, "timeout_s": 1, "on_error": "continue"},
+        {"inline": "log('after')"}])
+    assert (state, error) == ("succeeded", ""), (state, error, result.get("hooks"))
+    first, second, third = result["hooks"]
+    assert first["state"] == "succeeded" and first["attempts"] == 3 and "ready on try 3" in first["log"][-1], first
+    assert target_get(testenv, "target", "configmaps", ns, "tries")["data"]["n"] == "3"
+    assert second["state"] == "continued" and second["attempts"] == 1 and "time limit" in second["error"], second
+    assert second["duration_ms"] < 20000, second	# the entry's 1 s, not the deployment's 60 s
+    assert third["state"] == "succeeded"
+    page = restorer.client.get(f"/jobs/{restorer.last_job}").text
+    assert "after 3 attempts" in page
+    # a policy that is not one is refused in words, and the job fails at that entry
+    state, error, result, _ = restorer.restore(bid, "target", namespace_map={ns: ns + "-bad"},
+                                              hooks=[{"inline": "log('x')", "retries": 9}])
+    assert state == "failed" and "entry 1 of the hook list: retries must be a whole number from 0 to 5" in error, error
+
+
 def test_hook_errors_name_their_line(restorer, testenv):
     """Issue 11, defect 9: a hook raising a table, or a bad string.format, said no line."""
     import re
