@@ -166,8 +166,9 @@ static int hook_run_entry(struct job *job, const char *phase, const cJSON *entry
 
 	/* An entry that names its phase runs only there; one that does not runs at its plan's own
 	 * point (pre-backup for a backup plan, post-restore for a restore plan), never at
-	 * post-backup, which exists for hooks that undo a pre-backup step (resume a database). */
-	if (only ? strcmp(only, phase) != 0 : strcmp(phase, "post-backup") == 0) {
+	 * post-backup or pre-restore, which exist for hooks that ask for them (resume a quiesced
+	 * database; scale down what a restore will update). */
+	if (only ? strcmp(only, phase) != 0 : strcmp(phase, "post-backup") == 0 || strcmp(phase, "pre-restore") == 0) {
 		cJSON_Delete(hl.last);
 		return 0;
 	}

@@ -1144,16 +1144,21 @@ static int restore_create_all(struct restore_run *run, char *err, size_t errlen)
 
 /* ---- hooks and the result ---- */
 
-/* The plan's post-restore hooks, once every object exists: scoped to the first target
- * namespace, with the other target namespaces granted. Returns the phase's state, or NULL when
- * a hook failed the restore (err says which). */
-static const char *restore_post_hooks(struct restore_run *run, char *err, size_t errlen)
+/* The plan's hooks of one phase: "pre-restore" (entries that name it) before any object is
+ * created, when the target namespaces may not exist yet; "post-restore" once every object
+ * exists. They run in each target namespace, the others granted. Returns the phase's state, or
+ * NULL when a hook failed the restore (err says which). */
+static const char *restore_hooks(struct restore_run *run, const char *phase, char *err, size_t errlen)
 {
 	cJSON *context, *targets;
-	const char *first = NULL;
-	int rc;
+	const cJSON *entry;
+	int rc, any = 0;
 
-	if (cJSON_GetArraySize(run->plan.hooks) == 0)
+	cJSON_ArrayForEach(entry, run->plan.hooks) {
+		const char *only = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(entry, "phase"));
+		any |= only ? strcmp(only, phase) == 0 : strcmp(phase, "post-restore") == 0;
+	}
+	if (!any)
 		return "none";
 	targets = cJSON_CreateArray();
 	for (size_t i = 0; i < run->n; i++) {
@@ -1169,15 +1174,14 @@ static const char *restore_post_hooks(struct restore_run *run, char *err, size_t
 	}
 	if (cJSON_GetArraySize(targets) == 0) {
 		cJSON_Delete(targets);
-		job_log(run->job, "warning", "post-restore hooks not run: the restore created no namespaced object");
+		job_log(run->job, "warning", "%s hooks not run: the restore has no namespaced object", phase);
 		return "skipped";
 	}
-	first = cJSON_GetArrayItem(targets, 0)->valuestring;
 	context = cJSON_CreateObject();
 	cJSON_AddStringToObject(context, "backup", run->plan.backup_name);
-	cJSON_AddStringToObject(context, "target_namespace", first);
+	cJSON_AddStringToObject(context, "target_namespace", cJSON_GetArrayItem(targets, 0)->valuestring);
 	cJSON_AddItemToObject(context, "namespaces", targets);
-	rc = job_run_hooks(run->job, "post-restore", run->plan.hooks, run->clients[0], context, err, errlen);
+	rc = job_run_hooks(run->job, phase, run->plan.hooks, run->clients[0], context, err, errlen);
 	cJSON_Delete(context);
 	return rc < 0 ? NULL : "succeeded";
 }
@@ -1344,6 +1348,16 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 		goto out;
 
 	started = now_seconds();
+	const char *pre_state = restore_hooks(&run, "pre-restore", err, errlen);
+	if (strcmp(pre_state ? pre_state : "", "none") != 0)
+		restore_phase(&run, "pre-restore hooks", started, pre_state ? pre_state : "failed", -1);
+	if (!pre_state) {
+		char ignored[8];
+		restore_result(&run, 0, ignored, sizeof ignored);
+		goto out;
+	}
+
+	started = now_seconds();
 	job_progress(job, "create", 0, (long)run.n, job->bytes_done, 0);
 	rc = restore_create_all(&run, err, errlen);
 	double create_seconds = now_seconds() - started;
@@ -1375,7 +1389,7 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 	}
 
 	started = now_seconds();
-	const char *hooks_state = restore_post_hooks(&run, err, errlen);
+	const char *hooks_state = restore_hooks(&run, "post-restore", err, errlen);
 	restore_phase(&run, "hooks", started, hooks_state ? hooks_state : "failed", -1);
 	if (!hooks_state) {
 		char ignored[8];

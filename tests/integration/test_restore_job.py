@@ -587,6 +587,25 @@ def test_hook_policy_of_a_plan_entry_timeout_retries_on_error(restorer, testenv)
     assert state == "failed" and "entry 1 of the hook list: retries must be a whole number from 0 to 5" in error, error
 
 
+def test_pre_restore_hooks_run_before_any_object_is_created(restorer, testenv):
+    """Issue 16: a hook entry may ask for pre-restore; entries without a phase stay post-restore."""
+    ns = unique("pre")
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": ns}, "data": {"a": "1"}}
+    bid = restorer.upload_backup(unique("bk-pre-"), archive({("configmaps", ns, "app"): cm}))
+    probe = 'local cm = k8s.get("v1", "ConfigMap", "app")\nlog(job.phase .. ": " .. (cm and "present" or "absent"))\n'
+    state, error, result, _ = restorer.restore(bid, "target", hooks=[{"inline": probe, "phase": "pre-restore"},
+                                                                     {"inline": probe}])
+    assert (state, error) == ("succeeded", ""), (state, error, result.get("hooks"))
+    assert [(h["phase"], h["log"][-1]) for h in result["hooks"]] == [
+        ("pre-restore", "pre-restore: absent"), ("post-restore", "post-restore: present")], result["hooks"]
+    assert [p["name"] for p in result["phases"]][:3] == ["download", "prepare", "pre-restore hooks"], result["phases"]
+    # a failing pre-restore hook stops the restore before anything is created
+    state, error, result, items = restorer.restore(bid, "target", namespace_map={ns: ns + "-stop"},
+                                                   hooks=[{"inline": "error('not now')", "phase": "pre-restore"}])
+    assert state == "failed" and "hook inline-1 failed at pre-restore" in error, error
+    assert target_get(testenv, "target", "configmaps", ns + "-stop", "app") is None
+
+
 def test_hook_errors_name_their_line(restorer, testenv):
     """Issue 11, defect 9: a hook raising a table, or a bad string.format, said no line."""
     import re
