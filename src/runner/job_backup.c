@@ -666,7 +666,6 @@ static int backup_resources(struct backup_run *r)
 	return rc;
 }
 
-/* Placeholder of the data mover: records each claim and how its data is to be copied. */
 /* Each claim's data by its method (job_volumes.h). A volume that fails leaves the backup
  * partially failed: its resources and the other volumes are still good. */
 static int backup_volumes(struct backup_run *r)
@@ -680,8 +679,8 @@ static int backup_volumes(struct backup_run *r)
 	cJSON_ArrayForEach(ns, r->plan.namespaces)
 		namespaces[i++] = ns->valuestring;
 	r->volume_data = cJSON_CreateArray();
-	if (job_backup_volumes(r->job, r->k8s, &r->repo, r->name, namespaces, n, r->plan.volume_methods,
-			       r->volume_data, err, sizeof err) < 0) {
+	if (job_backup_volumes(r->job, r->k8s, &r->repo, r->name, namespaces, n, r->plan.label_selector,
+			       r->plan.volume_methods, r->volume_data, err, sizeof err) < 0) {
 		r->failed++;
 		job_log(r->job, "error", "volume data: %s", err);
 	}

@@ -946,7 +946,7 @@ static void volume_failed(struct job *job, const struct volume *v, const char *w
 }
 
 int job_backup_volumes(struct job *job, struct k8s_client *k, const struct job_repository *repo,
-		       const char *backup_name, char *const *namespaces, size_t n,
+		       const char *backup_name, char *const *namespaces, size_t n, const char *label_selector,
 		       const cJSON *volume_methods, cJSON *volumes_out, char *err, size_t errlen)
 {
 	static const struct k8s_resource_type pvc_type = { "", "v1", "PersistentVolumeClaim",
@@ -971,7 +971,7 @@ int job_backup_volumes(struct job *job, struct k8s_client *k, const struct job_r
 	for (size_t i = 0; i < n; i++) {
 		struct k8s_error ke;
 
-		if (k8s_list(k, &pvc_type, namespaces[i], NULL, 500, collect_claim, &claims, &ke) < 0) {
+		if (k8s_list(k, &pvc_type, namespaces[i], label_selector, 500, collect_claim, &claims, &ke) < 0) {
 			char what[128];
 
 			snprintf(what, sizeof what, "listing the claims of namespace %s", namespaces[i]);

@@ -352,6 +352,19 @@ def test_label_selector_limits_the_objects(tenant, testenv, many_configmaps):
     assert ("namespaces", None, many_configmaps) in objects
 
 
+def test_label_selector_limits_the_volumes_too(tenant, testenv, fixture_app):
+    """Issue 16: a plan's selector chose the objects but every claim's data was copied."""
+    plan, job_id = tenant.queue_backup([fixture_app], selector="app=mysql")
+    job = tenant.wait_job(job_id)
+    assert job["state"] == "succeeded", job["error"]
+    name = tenant.backup_row(job["backup_id"])["name"]
+    volumes = json.loads(download(testenv, tenant, f"{tenant.prefix}backups/{name}/{name}-volumes.json"))
+    assert sorted(v["pvc"] for v in volumes) == ["data-mysql-0", "data-mysql-1"]
+    claims = {n for (r, n) in tenant.sql("SELECT resource, name FROM stowage.job_items WHERE job_id = %s", (job_id,))
+              if r in ("persistentvolumeclaims", "volumedata")}
+    assert "wordpress-data" not in claims, claims
+
+
 def test_missing_namespace_is_a_failed_item_and_the_backup_partial(tenant, testenv, fixture_app):
     _, job_id = tenant.queue_backup([fixture_app, "no-such-namespace"])
     job = tenant.wait_job(job_id)
