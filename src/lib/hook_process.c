@@ -4,6 +4,7 @@
 #include "strbuf.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,6 +35,30 @@ static char **hook_env(void)
 		strbuf_release(&sb);
 	}
 	return env;
+}
+
+/* hook_link_send to the hook process. A write to a pipe whose reader is gone raises SIGPIPE,
+ * which would end the whole runner or web worker for one hook process that died early: it is
+ * blocked in this thread while writing, and a SIGPIPE the write caused is taken back before it
+ * is unblocked, so the send just fails (EPIPE) and the hook fails in words. */
+static int hook_send(int fd, const cJSON *msg)
+{
+	static const struct timespec now = { 0, 0 };
+	sigset_t pipe_only, old, pending;
+	int rc, saved, was_pending;
+
+	sigemptyset(&pipe_only);
+	sigaddset(&pipe_only, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+	sigpending(&pending);
+	was_pending = sigismember(&pending, SIGPIPE);
+	rc = hook_link_send(fd, msg);
+	saved = errno;
+	if (rc < 0 && saved == EPIPE && !was_pending)
+		sigtimedwait(&pipe_only, NULL, &now);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+	return rc;
 }
 
 static pid_t hook_spawn(const char *hook_path, const struct lua_sandbox_limits *limits, int *to, int *from)
@@ -141,7 +166,7 @@ int hook_process_run(const char *hook_path, struct lua_k8s *served, const struct
 {
 	long start = http_retry_now_ms(), deadline = start + limits->time_ms + HOOK_GRACE_MS;
 	cJSON *init = cJSON_CreateObject(), *lim, *granted, *msg = NULL;
-	int to = -1, from = -1, status = 0, done = 0, timed_out = 0, stopped = 0;
+	int to = -1, from = -1, status = 0, done = 0, timed_out = 0, stopped = 0, gone = 0, reaped = 0;
 	char why[300] = "";
 	pid_t pid;
 
@@ -167,8 +192,10 @@ int hook_process_run(const char *hook_path, struct lua_k8s *served, const struct
 		cJSON_Delete(init);
 		return -1;
 	}
-	if (hook_link_send(to, init) < 0)
+	if (hook_send(to, init) < 0) {
+		gone = errno == EPIPE;
 		snprintf(why, sizeof why, "it did not take the script: %s", strerror(errno));
+	}
 	cJSON_Delete(init);
 	while (!why[0] && !done) {
 		const cJSON *call;
@@ -194,7 +221,7 @@ int hook_process_run(const char *hook_path, struct lua_k8s *served, const struct
 			else
 				cJSON_AddItemToObject(answer, "error", hook_link_error_json(&err));
 			cJSON_Delete(req);
-			if (hook_link_send(to, answer) < 0)
+			if (hook_send(to, answer) < 0)
 				snprintf(why, sizeof why, "it stopped reading its answers");
 			cJSON_Delete(answer);
 		} else if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(msg, "result"))) {
@@ -211,9 +238,19 @@ int hook_process_run(const char *hook_path, struct lua_k8s *served, const struct
 	}
 	close(to);
 	close(from);
-	kill(pid, SIGKILL);	/* a process that sent its result has nothing more to say */
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	/* a process that closed its end is ending: its own exit status says more than our kill */
+	for (long until = http_retry_now_ms() + (gone ? HOOK_GRACE_MS : 0); gone && http_retry_now_ms() < until;) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			reaped = 1;
+			break;
+		}
+		http_retry_sleep_ms(10);
+	}
+	if (!reaped) {
+		kill(pid, SIGKILL);	/* a process that sent its result has nothing more to say */
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
 	if (!done)
 		hook_describe_end(status, timed_out, stopped, why, out);
 	out->elapsed_ms = http_retry_now_ms() - start;

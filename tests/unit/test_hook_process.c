@@ -51,6 +51,15 @@ static void test_broken_hook_processes(void)
 	CHECK(strstr(res.error, "the hook process ended (exit status 1) before its result") != NULL);
 	CHECK_INTEQ(run("/nonexistent/stowage-hook", "", &log, &res), -1);
 	CHECK(strstr(res.error, "the hook process ended (exit status 127)") != NULL);
+	/* gone before it read its script, larger than a pipe holds: the write fails (EPIPE) instead of
+	 * a SIGPIPE ending this process, which in production is the runner or a web worker */
+	struct strbuf big = STRBUF_INIT;
+	for (int i = 0; i < 20000; i++)
+		strbuf_addstr(&big, "-- padding\n");
+	CHECK_INTEQ(run("/bin/true", big.buf, &log, &res), -1);
+	CHECK_STREQ(res.error, "the hook process ended (exit status 0) before its result: it did not take the script: "
+		    "Broken pipe");
+	strbuf_release(&big);
 	/* "yes AS CPU" writes "AS CPU\n" forever: a length prefix of about a gigabyte */
 	CHECK_INTEQ(run("/usr/bin/yes", "", &log, &res), -1);
 	CHECK(strstr(res.error, "the hook process was stopped: the hook pipe carried a message of") != NULL);
