@@ -265,8 +265,9 @@ static void step4_check(struct request *r, const struct wizard *w, struct form_v
 		}
 		if (!slash || !eq || eq < slash || !valid_k8s_name(line, (size_t)(slash - line), 63, 0) ||
 		    !valid_k8s_name(slash + 1, (size_t)(eq - slash - 1), 253, 1) ||
-		    (strcmp(eq + 1, "filesystem") != 0 && strcmp(eq + 1, "snapshot") != 0))
-			field_fail(v, 0, "Copy methods: \"%.100s\" is not namespace/claim=filesystem or snapshot", line);
+		    (strcmp(eq + 1, "filesystem") != 0 && strcmp(eq + 1, "snapshot") != 0 && strcmp(eq + 1, "snapshot+move") != 0))
+			field_fail(v, 0, "Copy methods: \"%.100s\" is not namespace/claim=filesystem, snapshot or snapshot+move",
+				   line);
 		free(line);
 	}
 }
@@ -405,12 +406,16 @@ static const char *json_str(const cJSON *obj, const char *a, const char *b)
 /* The method chosen for ns/claim in the lines of step 4, "filesystem" by default. */
 static const char *method_of(const char *lines, const char *ns, const char *claim)
 {
+	static const char *const methods[] = { "snapshot", "snapshot+move" };
 	struct strbuf key = STRBUF_INIT;
 	const char *method = "filesystem";
 
-	strbuf_addf(&key, "%s/%s=snapshot", ns, claim);
-	if (in_lines(lines, key.buf))
-		method = "snapshot";
+	for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
+		strbuf_reset(&key);
+		strbuf_addf(&key, "%s/%s=%s", ns, claim, methods[i]);
+		if (in_lines(lines, key.buf))
+			method = methods[i];
+	}
 	strbuf_release(&key);
 	return method;
 }
@@ -465,6 +470,7 @@ static int live_claims(struct request *r, struct wizard *w, cJSON *out, char *er
 			cJSON_AddStringToObject(o, "phase", json_str(item, "status", "phase"));
 			cJSON_AddStringToObject(o, "volume", json_str(item, "spec", "volumeName"));
 			cJSON_AddBoolToObject(o, "snapshot", strcmp(method_of(methods, ns, name), "snapshot") == 0);
+			cJSON_AddBoolToObject(o, "snapshot_move", strcmp(method_of(methods, ns, name), "snapshot+move") == 0);
 			cJSON_AddItemToArray(out, o);
 		}
 		cJSON_Delete(list);

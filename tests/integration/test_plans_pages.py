@@ -218,19 +218,21 @@ def test_steps_3_to_5_and_back(org, shop):
     assert f'name="method:{shop}/wordpress-data"' in page_text(r) and f'name="method:{shop}/data-mysql-1"' in page_text(r)
     r = org.post("/backup-plans/new?step=5", {**step1(org), "namespaces": shop,
                                                f"method:{shop}/wordpress-data": "teleport"})
-    assert r.status_code == 422 and "Copy methods:" in page_text(r) and "is not namespace/claim=filesystem or snapshot" in page_text(r)
+    assert r.status_code == 422 and "Copy methods:" in page_text(r) and "is not namespace/claim=filesystem, snapshot or snapshot+move" in page_text(r)
     # step 5: the methods travel as one hidden field
     r = post_json(org, "/backup-plans/new?step=5", {**step1(org), "namespaces": shop,
                                                      f"method:{shop}/wordpress-data": "snapshot",
-                                                     f"method:{shop}/data-mysql-0": "filesystem"})
+                                                     f"method:{shop}/data-mysql-0": "filesystem",
+                                                     f"method:{shop}/data-mysql-1": "snapshot+move"})
     assert r.status_code == 200 and r.json()["step"] == 5
     hidden = {h["name"]: h["value"] for h in r.json()["hidden"]}
-    assert hidden["volume_methods"] == f"{shop}/wordpress-data=snapshot\n{shop}/data-mysql-0=filesystem"
+    assert hidden["volume_methods"] == (f"{shop}/wordpress-data=snapshot\n{shop}/data-mysql-0=filesystem\n"
+                                        f"{shop}/data-mysql-1=snapshot+move")
     # Back from step 5 to step 4 keeps the choice
     r = post_json(org, "/backup-plans/new?step=4", {**hidden, "hook_script": "-- quiesce"})
     assert r.status_code == 200 and r.json()["step"] == 4
-    chosen = {c["name"]: c["snapshot"] for c in r.json()["claims"]}
-    assert chosen == {"wordpress-data": True, "data-mysql-0": False, "data-mysql-1": False}
+    chosen = {c["name"]: (c["snapshot"], c["snapshot_move"]) for c in r.json()["claims"]}
+    assert chosen == {"wordpress-data": (True, False), "data-mysql-0": (False, False), "data-mysql-1": (False, True)}
     assert {h["name"]: h["value"] for h in r.json()["hidden"]}["hook_script"] == "-- quiesce"
     # Back to step 1 shows its values again, without errors
     r = post_json(org, "/backup-plans/new?step=1", hidden)
