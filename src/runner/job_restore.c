@@ -152,6 +152,7 @@ struct restore_run {
 	cJSON *phases;
 	cJSON *volumes;			/* the backup's volume record, or NULL */
 	struct restore_names reattached;	/* "<source-ns>/<claim>" bound again to its original volume */
+	struct restore_names versions_served, versions_unserved;	/* "group/version" asked of the target */
 };
 
 static void restore_phase(struct restore_run *run, const char *name, double started, const char *state,
@@ -870,7 +871,36 @@ static void restore_create(struct restore_run *run, struct k8s_client *c, struct
 	free(path);
 }
 
-/* The type must be served by the target the way the backup stored it. */
+/* Whether the target serves group/version (asked once per restore; a failure to ask counts
+ * as served, and the create says what is wrong). */
+static int restore_version_served(struct restore_run *run, const char *group, const char *version)
+{
+	struct strbuf key = STRBUF_INIT, path = STRBUF_INIT;
+	struct k8s_error ke;
+	cJSON *doc = NULL;
+	int served;
+
+	strbuf_addf(&key, "%s/%s", group, version);
+	if (restore_names_has(&run->versions_served, key.buf) || restore_names_has(&run->versions_unserved, key.buf)) {
+		served = restore_names_has(&run->versions_served, key.buf);
+		strbuf_release(&key);
+		return served;
+	}
+	if (*group)
+		strbuf_addf(&path, "/apis/%s/%s", group, version);
+	else
+		strbuf_addf(&path, "/api/%s", version);
+	served = k8s_get(run->clients[0], path.buf, &doc, &ke) == 0 || ke.http_status != 404;
+	cJSON_Delete(doc);
+	restore_names_add(served ? &run->versions_served : &run->versions_unserved, key.buf);
+	restore_names_seal(served ? &run->versions_served : &run->versions_unserved);
+	strbuf_release(&key);
+	strbuf_release(&path);
+	return served;
+}
+
+/* The type must be served by the target the way the backup stored it, or at the version it
+ * prefers when it does not serve the stored one. */
 static int restore_type_check(struct restore_run *run, struct restore_item *it)
 {
 	const struct k8s_resource_type *type = k8s_resource_find(&run->types, it->src->group, it->src->resource);
@@ -886,6 +916,21 @@ static int restore_type_check(struct restore_run *run, struct restore_item *it)
 		snprintf(it->message, sizeof it->message, "the object's kind %s is not %s, the kind of %s in the target cluster",
 			 kind ? kind : "(none)", type->kind, it->src->resource);
 		return -1;
+	}
+	if (strcmp(type->version, it->version) != 0 && !restore_version_served(run, it->src->group, it->version)) {
+		/* stored at a version the target no longer (or not yet) serves: the version it prefers,
+		 * which the API server converts or refuses in words */
+		struct strbuf api = STRBUF_INIT;
+		snprintf(it->message, sizeof it->message, "restored at %s%s%s: the target cluster does not serve %s%s%s",
+			 it->src->group, *it->src->group ? "/" : "", type->version, it->src->group, *it->src->group ? "/" : "",
+			 it->version);
+		strbuf_addf(&api, "%s%s%s", it->src->group, *it->src->group ? "/" : "", type->version);
+		cJSON_DeleteItemFromObjectCaseSensitive(it->src->obj, "apiVersion");
+		cJSON_AddStringToObject(it->src->obj, "apiVersion", api.buf);
+		strbuf_release(&api);
+		free(it->version);
+		it->version = xstrdup(type->version);
+		job_log(run->job, "warning", "%s %s%s%s: %s", it->src->resource, it->ns, *it->ns ? "/" : "", it->name, it->message);
 	}
 	if (type->namespaced != (*it->ns != '\0')) {
 		snprintf(it->message, sizeof it->message, "%s are %s in the target cluster but %s in the backup",
@@ -1300,6 +1345,8 @@ static void restore_run_free(struct restore_run *run)
 	cJSON_Delete(run->cluster_class_map);
 	cJSON_Delete(run->volumes);
 	restore_names_free(&run->reattached);
+	restore_names_free(&run->versions_served);
+	restore_names_free(&run->versions_unserved);
 	restore_plan_free(&run->plan);
 	if (run->archive_path[0])
 		unlink(run->archive_path);

@@ -606,6 +606,31 @@ def test_pre_restore_hooks_run_before_any_object_is_created(restorer, testenv):
     assert target_get(testenv, "target", "configmaps", ns + "-stop", "app") is None
 
 
+def test_objects_stored_at_a_version_the_target_does_not_serve_restore_at_its_own(restorer, testenv):
+    """Issue 16: the backup holds gadgets at v1; the target's CRD serves only v2. Each object is
+    restored at v2 and says so, instead of failing on a path the target does not have."""
+    group = "gadgets-%s.stowage.dev" % unique("g")
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": f"gadgets.{group}"},
+           "spec": {"group": group, "scope": "Namespaced",
+                    "names": {"kind": "Gadget", "listKind": "GadgetList", "plural": "gadgets", "singular": "gadget"},
+                    "versions": [{"name": "v2", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                        "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    kubectl(testenv, "target", "apply", "-f", "-", stdin=json.dumps(crd))
+    wait_for("the gadget CRD", lambda: kubectl(testenv, "target", "get", f"gadgets.{group}", "-A",
+                                                check=False).returncode == 0)
+    ns = unique("gadgets")
+    gadget = {"apiVersion": f"{group}/v1", "kind": "Gadget", "metadata": {"name": "g1", "namespace": ns},
+              "spec": {"size": 3}}
+    bid = restorer.upload_backup(unique("bk-gadget-"), archive({(f"gadgets.{group}", ns, "g1"): gadget}))
+    state, error, _, items = restorer.restore(bid, "target")
+    assert (state, error) == ("succeeded", ""), items
+    assert items[(f"gadgets.{group}", ns, "g1")] == (
+        "created", f"restored at {group}/v2: the target cluster does not serve {group}/v1")
+    live = target_get(testenv, "target", f"gadgets.{group}", ns, "g1")
+    assert live["apiVersion"] == f"{group}/v2" and live["spec"] == {"size": 3}
+
+
 def test_hook_errors_name_their_line(restorer, testenv):
     """Issue 11, defect 9: a hook raising a table, or a bad string.format, said no line."""
     import re
