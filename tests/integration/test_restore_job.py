@@ -567,7 +567,7 @@ def test_hook_policy_of_a_plan_entry_timeout_retries_on_error(restorer, testenv)
              'k8s.patch("v1", "ConfigMap", "tries", {data = {n = tostring(n)}})\n'
              'if n < 3 then error("not ready yet, try " .. n) end\n'
              'log("ready on try " .. n)\n')
-    endless = "while true do end\n"
+    endless = "sleep(5000)\nlog('woke')\n"	# within the deployment's 60 s, not within the entry's 1 s
     state, error, result, _ = restorer.restore(bid, "target", hooks=[
         {"inline": flaky, "retries": 3},
         {"inline": endless, "timeout_s": 1, "on_error": "continue"},
