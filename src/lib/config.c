@@ -32,6 +32,8 @@ static const char *const config_known_keys[] = {
 	"mail_from",		/* the sender of Stowage's mails */
 	"cookie_secure",	/* "yes" to mark cookies Secure (behind TLS) */
 	"runner_jobs",		/* jobs one runner executes at once */
+	"request_lanes",	/* threads of one runner answering the web's probes, reads and dry runs */
+	"org_request_concurrency", /* requests of one organisation answered at once, across all runners */
 	"cluster_concurrency",	/* jobs running at once against one cluster */
 	"heartbeat_seconds",
 	"lua_memory_limit",

@@ -128,7 +128,6 @@ int main(int argc, char **argv)
 	if (!socket_path)
 		log_fatal("%s: fcgi_socket is not set", config_path);
 	ctx.cookie_secure = strcmp(config_get(&cfg, "cookie_secure", "no"), "yes") == 0;
-	ctx.hook_path = config_get(&cfg, "hook_path", "stowage-hook");
 	ctx.max_body = 2 * 1024 * 1024;
 	if (config_get_int(&cfg, "rate_limit_per_address", 5, 1, 1000000, &ctx.rate_per_address, err, sizeof err) < 0 ||
 	    config_get_int(&cfg, "rate_limit_per_client", 30, 1, 1000000, &ctx.rate_per_client, err, sizeof err) < 0 ||
@@ -154,10 +153,6 @@ int main(int argc, char **argv)
 		log_fatal("%s: master_key_file is not set", config_path);
 	if (secret_keyring_load(key_file, &ctx.keyring, err, sizeof err) < 0)
 		log_fatal("%s", err);
-	if (net_allow_parse(config_get(&cfg, "allowed_networks", ""), &ctx.allowed_networks, err, sizeof err) < 0)
-		log_fatal("%s: allowed_networks: %s", config_path, err);
-	if (net_allow_opt_in(&ctx.allowed_networks, config_get(&cfg, "allowed_private_networks", ""), err, sizeof err) < 0)
-		log_fatal("%s: allowed_private_networks: %s", config_path, err);
 	ctx.templates = template_set_open(config_get(&cfg, "templates_dir", "templates"), err, sizeof err);
 	if (!ctx.templates)
 		log_fatal("templates: %s", err);
