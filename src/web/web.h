@@ -156,6 +156,7 @@ struct runner_answer {
 	char state[16];		/* pending, running, answered */
 	int answered;
 	int applied;		/* the page that asked already acted on it */
+	long long created_by;	/* the user who asked */
 	cJSON *result;		/* answered: the runner's result (owned), or NULL */
 	cJSON *params;		/* what was asked (owned) */
 	char error[600];	/* answered without a result: why, in words */

@@ -29,10 +29,11 @@ static void answer_from_row(PGresult *res, struct runner_answer *a)
 	snprintf(a->error, sizeof a->error, "%s", PQgetvalue(res, 0, 4));
 	a->params = cJSON_Parse(PQgetvalue(res, 0, 5));
 	a->applied = !PQgetisnull(res, 0, 6);
+	a->created_by = atoll(PQgetvalue(res, 0, 7));
 	a->answered = strcmp(a->state, "answered") == 0;
 }
 
-#define ANSWER_COLUMNS "id, kind, state, result::text, error, params::text, applied_at"
+#define ANSWER_COLUMNS "id, kind, state, result::text, error, params::text, applied_at, coalesce(created_by, 0)"
 
 long long web_request_ask(struct request *r, const char *kind, const cJSON *params, char *err, size_t errlen)
 {
@@ -57,6 +58,7 @@ int web_request_load(struct request *r, long long id, struct runner_answer *a)
 	const char *p[] = { sid };
 	PGresult *res;
 
+	memset(a, 0, sizeof *a);
 	snprintf(sid, sizeof sid, "%lld", id);
 	res = db_exec(r->db, "SELECT " ANSWER_COLUMNS " FROM runner_requests WHERE id = $1", 1, p, err, sizeof err);
 	if (!res || PQntuples(res) != 1) {
@@ -213,7 +215,10 @@ void page_runner_request(struct request *r)
 	struct runner_answer a;
 	const char *purpose;
 
-	if (web_request_load(r, request_param_id(r, "id"), &a) < 0) {
+	/* the person who asked acts on the answer (their save, in their name in the audit log) */
+	if (web_request_load(r, request_param_id(r, "id"), &a) < 0 || a.created_by != r->session.user_id) {
+		if (a.id)
+			runner_answer_free(&a);
 		respond_error(r, 404, "There is no such request.");
 		return;
 	}

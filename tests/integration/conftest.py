@@ -3,6 +3,7 @@ workers, nginx) started by scripts/stack on free loopback ports, and HTTP helper
 like a browser form (CSRF token from the page, cookies)."""
 import email
 import email.policy
+import html
 import os
 import re
 import socket
@@ -180,7 +181,7 @@ class Client:
                 resubmit = pending.get("resubmit", "") if pending else ""
             elif r.status_code == 200:
                 m = PENDING_RE.search(r.text)
-                pending, resubmit = (m, m.group(2).replace("&amp;", "&")) if m else (None, "")
+                pending, resubmit = (m, html.unescape(m.group(2))) if m else (None, "")
             if REQUEST_PATH_RE.match(loc):
                 path, data = loc, None
             elif not pending:

@@ -1,0 +1,302 @@
+"""The web worker makes no outbound connection and runs no tenant code; runners answer for it.
+
+A stack like a hosted deployment (allowed_private_networks empty; no SMTP server, so mails go to
+the web log) whose stowage-web runs in a network namespace of its own (scripts/stack: unshare -n)
+with nothing but its own loopback: it reaches PostgreSQL and nginx through unix sockets only.
+Every page that needs a tenant's server (cluster and repository Test and save, the backup
+wizard's live lists and checks, the migration's claims and pre-check, a hook's dry run) must
+still work, answered by a runner: a connect() coming back into the web would fail them all.
+
+The operator opts loopback (where the test clusters and MinIO listen) in for one organisation
+only (org_network_opt_ins): another organisation of the same deployment is refused in words.
+
+Run: cd tests/integration && STOWAGE_BUILD=../../build/asan /usr/bin/python3 -m pytest test_web_offline.py
+"""
+import os
+import re
+import shutil
+import socket
+import tempfile
+import threading
+import time
+
+import subprocess
+
+import boto3
+import psycopg2
+import pytest
+
+from conftest import TOP, Client, Stack, unique
+
+
+@pytest.fixture(scope="module")
+def shop(testenv):
+    """The fixture application in a namespace of its own on the source cluster."""
+    ns = unique("offline-shop-")
+    subprocess.run([os.path.join(TOP, "scripts", "testenv", "fixture-app"), testenv["SOURCE_KUBECONFIG"], ns,
+                    testenv["SOURCE_VOLUME_DIR"]], check=True, env=dict(os.environ, KUBECTL=testenv["KUBECTL"]))
+    return ns
+
+
+@pytest.fixture(scope="module")
+def hosted(testenv):
+    root = tempfile.mkdtemp(prefix="stowage-stack-offline-")
+    os.chmod(root, 0o755)
+    s = Stack(root, smtp=False)
+    saved = {k: os.environ.get(k) for k in ("STOWAGE_ALLOWED_PRIVATE_NETWORKS", "STOWAGE_MOVER_LOCAL_ROOT")}
+    os.environ["STOWAGE_ALLOWED_PRIVATE_NETWORKS"] = ""
+    os.environ.pop("STOWAGE_MOVER_LOCAL_ROOT", None)
+    try:
+        s.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    yield s
+    s.stop()
+    reports = s.sanitizer_reports()
+    shutil.rmtree(root, ignore_errors=True)
+    assert not reports, "\n".join(reports)
+
+
+def signup(s, org):
+    """Signs up and confirms through the link the web log holds (no SMTP server)."""
+    c = Client(s)
+    email = unique("offline") + "@example.test"
+    r = c.post("/signup", {"org": org, "display_name": "O", "email": email, "password": "correct horse battery"})
+    assert r.status_code == 200 and "Check your mail" in r.text, r.text[:500]
+    with open(os.path.join(s.root, "logs", "web.log")) as f:
+        log = f.read()
+    link = re.search(r"mail to " + re.escape(email) + r" is only logged here: .*?http://[^/\s]+(/confirm/[A-Za-z0-9_-]+)",
+                     log).group(1)
+    assert c.follow(link).status_code == 303
+    c.org_id = owner_query(s, "SELECT id FROM stowage.orgs WHERE name = %s", (org,))[0][0]
+    return c
+
+
+def owner_query(s, sql, args=()):
+    conn = psycopg2.connect(s.pg_dsn_owner)
+    conn.autocommit = True
+    try:
+        cur = conn.cursor()
+        cur.execute(sql, args)
+        return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+def opt_in_loopback(s, org_id):
+    """What the operator does, as the owner role: the web's role cannot (see below)."""
+    owner_query(s, "INSERT INTO stowage.org_network_opt_ins (org_id, networks, reason) VALUES (%s, %s, %s)",
+                (org_id, "127.0.0.0/8, ::1/128", "the test clusters and MinIO listen on loopback"))
+
+
+def cluster_form(testenv, name, which="SOURCE"):
+    with open(testenv[f"{which}_CA_FILE"]) as f:
+        ca = f.read()
+    return {"name": name, "api_url": testenv[f"{which}_API_URL"], "token": testenv[f"{which}_ADMIN_TOKEN"], "ca_pem": ca}
+
+
+def repo_form(testenv, bucket):
+    return {"name": "minio", "kind": "s3-compatible", "bucket": bucket, "region": testenv["S3_REGION"],
+            "endpoint": testenv["S3_ENDPOINT"], "access_key": testenv["S3_ACCESS_KEY"],
+            "secret_key": testenv["S3_SECRET_KEY"]}
+
+
+def web_pid(s):
+    with open(os.path.join(s.root, "run", "web.pid")) as f:
+        return int(f.read().strip())
+
+
+@pytest.fixture(scope="module")
+def opted(hosted, testenv):
+    """An organisation the operator opted loopback in for, with both clusters and a repository."""
+    c = signup(hosted, unique("Opted Org "))
+    opt_in_loopback(hosted, c.org_id)
+    r = c.post("/clusters", cluster_form(testenv, "source"))
+    assert r.status_code == 303 and r.headers["Location"] == "/clusters", r.text[:1000]
+    assert c.post("/clusters", cluster_form(testenv, "target", "TARGET")).status_code == 303
+    clusters = {x["name"]: x for x in c.json("/clusters").json()["clusters"]}
+    assert clusters["source"]["status"] == "connected", clusters
+    c.source, c.target = clusters["source"]["id"], clusters["target"]["id"]
+    bucket = unique("offline-")
+    boto3.client("s3", endpoint_url=testenv["S3_ENDPOINT"], region_name=testenv["S3_REGION"],
+                 aws_access_key_id=testenv["S3_ACCESS_KEY"],
+                 aws_secret_access_key=testenv["S3_SECRET_KEY"]).create_bucket(Bucket=bucket)
+    r = c.post("/repositories", repo_form(testenv, bucket))
+    assert r.status_code == 303, r.text[:1000]
+    repo = c.json("/repositories").json()["repositories"][0]
+    assert repo["status"] == "connected", repo
+    c.repo = repo["id"]
+    return c
+
+
+def test_the_web_worker_runs_without_a_network(hosted):
+    pid = web_pid(hosted)
+    assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    with open(f"/proc/{pid}/net/dev") as f:
+        interfaces = [line.split(":")[0].strip() for line in f.readlines()[2:]]
+    assert interfaces == ["lo"], interfaces
+    # its workers too (forked from it)
+    children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    assert children and all(os.readlink(f"/proc/{c}/ns/net") == os.readlink(f"/proc/{pid}/ns/net") for c in children)
+
+
+def test_cluster_and_repository_test_and_save_are_answered_by_a_runner(opted, hosted, testenv):
+    # Test: the page follows the request, then says the runner's words.
+    r = opted.post(f"/clusters/{opted.source}/test", {})
+    assert r.status_code == 303 and r.headers["Location"] == f"/clusters/{opted.source}", r.text[:500]
+    assert opted.waited >= 0
+    page = opted.get(f"/clusters/{opted.source}")
+    assert "Connected: Kubernetes v1." in page.text, page.text[:2000]
+    r = opted.post(f"/repositories/{opted.repo}/test", {})
+    assert r.status_code == 303
+    assert "Connected: wrote, read back and deleted a probe object" in opted.get(f"/repositories/{opted.repo}").text
+    # A cluster nobody listens for is refused on save in words, and nothing is stored.
+    r = opted.post("/clusters", dict(cluster_form(testenv, "nowhere"), api_url="https://127.0.0.1:9"))
+    assert r.status_code == 422 and "Not saved:" in r.text and "refused" in r.text, r.text[:2000]
+    assert "nowhere" not in [x["name"] for x in opted.json("/clusters").json()["clusters"]]
+
+
+def test_json_clients_follow_the_request_state(opted):
+    """An API client posts, is sent to the request, and polls its state until it is answered."""
+    r = opted.http.post(opted.stack.url + f"/clusters/{opted.source}/test", data={"_csrf": opted.csrf()},
+                        headers={"Accept": "application/json"}, allow_redirects=False)
+    assert r.status_code == 303 and re.match(r"^/requests/\d+$", r.json()["redirect"]), r.text
+    request = r.json()["redirect"]
+    states = set()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        v = opted.json(request + "/state").json()["request"]
+        states.add(v["state"])
+        assert v["kind"] == "cluster_probe"
+        if v["answered"]:
+            break
+        time.sleep(0.1)
+    assert v["answered"] and v["state"] == "answered" and v["error"] == "", v
+    # The request's page then acts on the answer once: here, the cluster's status.
+    r = opted.json(request)
+    assert r.status_code == 303 and r.json()["redirect"] == f"/clusters/{opted.source}"
+    # Another organisation's request is not there for this one (row-level security).
+    stranger = signup(opted.stack, unique("Stranger "))
+    assert stranger.json(request + "/state").status_code == 404
+    assert stranger.json(request).status_code == 404
+
+
+def test_backup_wizard_migration_and_dry_run_read_the_cluster_through_a_runner(opted, testenv, shop):
+    # Step 2 lists the cluster's namespaces, read by a runner.
+    base = {"name": "offline-plan", "cluster_id": opted.source, "repository_id": opted.repo,
+            "schedule_kind": "manual", "time_zone": "UTC", "retention_days": "7"}
+    r = opted.post("/backup-plans/new?step=2", base)
+    assert r.status_code == 200 and f'value="{shop}"' in r.text, r.text[:2000]
+    # Step 3 lists the claims of the namespace.
+    r = opted.post("/backup-plans/new?step=3", dict(base, namespaces=shop))
+    assert r.status_code == 200 and "wordpress-data" in r.text, r.text[:3000]
+    # A namespace the cluster lacks is refused on step 2, in words.
+    r = opted.post("/backup-plans/new?step=3", dict(base, namespaces="no-such-ns"))
+    assert r.status_code == 422 and "no-such-ns does not exist in the cluster" in r.text, r.text[:3000]
+    # Finishing checks the plan against the cluster through a runner, then saves it.
+    r = opted.post("/backup-plans", dict(base, namespaces=shop, volume_methods=f"{shop}/wordpress-data=filesystem",
+                                         hook_script=""))
+    assert r.status_code == 303 and r.headers["Location"].endswith("/jobs"), r.text[:3000]
+    # The migration's claims (source) and classes (target), and its pre-check.
+    mig = {"name": "offline-mig", "source_cluster_id": str(opted.source), "target_cluster_id": str(opted.target),
+           "repository_id": str(opted.repo), "namespaces": shop}
+    r = opted.post("/migrations/new", mig)
+    assert r.status_code == 200, r.text[:2000]
+    claims = re.findall(r'name="class:([^"]+)"', r.text)
+    assert claims and "standard-nfs" in r.text, r.text[:3000]
+    r = opted.post("/migrations", dict(mig, **{f"class:{c}": "standard-nfs" for c in claims}))
+    assert r.status_code == 303, r.text[:2000]
+    plan = r.headers["Location"]
+    r = opted.post(plan + "/precheck", {})
+    assert r.status_code == 200 and ("No conflict in the target cluster" in r.text or 'class="conflicts"' in r.text), r.text[:3000]
+    # A hook's dry run runs in a runner's hook process; the page shows its log.
+    r = opted.post("/hooks", {"name": "reader", "description": "",
+                              "source": 'local cm = k8s.get("v1", "ConfigMap", "kube-root-ca.crt")\nlog("read", cm.metadata.name)'})
+    assert r.status_code == 303, r.text[:1000]
+    hid = r.headers["Location"].rsplit("/", 1)[1]
+    r = opted.post(f"/hooks/{hid}/dry-run", {"cluster_id": str(opted.source), "namespace": shop,
+                                           "phase": "pre-backup"})
+    assert r.status_code == 200 and "Completed in" in r.text and "read\tkube-root-ca.crt" in r.text, r.text[:3000]
+
+
+def test_an_organisations_network_opt_in_does_not_let_another_reach_loopback(hosted, opted, testenv):
+    other = signup(hosted, unique("Not Opted "))
+    r = other.post("/clusters", cluster_form(testenv, "source"))
+    assert r.status_code == 422, r.text[:500]
+    assert "address 127.0.0.1 is loopback (127.0.0.0/8), which is always refused" in r.text, r.text[:2000]
+    r = other.post("/repositories", repo_form(testenv, "any-bucket"))
+    assert r.status_code == 422 and "loopback (127.0.0.0/8), which is always refused" in r.text, r.text[:2000]
+    # the opted-in organisation still reaches it, in the same deployment at the same moment
+    assert opted.post(f"/clusters/{opted.source}/test", {}).status_code == 303
+    assert "Connected" in opted.get(f"/clusters/{opted.source}").text
+
+
+def test_the_web_role_can_neither_answer_requests_nor_opt_networks_in(hosted, opted):
+    """As the web's database role: answering, claiming and opting in are refused by PostgreSQL."""
+    conn = psycopg2.connect(hosted.pg_dsn_app)
+    conn.autocommit = True
+    cur = conn.cursor()
+    attempts = [
+        ("UPDATE stowage.runner_requests SET state = 'answered', result = '{\"ok\": true}'", "permission denied"),
+        ("SELECT * FROM stowage.claim_runner_request('web', 10)", "permission denied"),
+        ("INSERT INTO stowage.org_network_opt_ins (org_id, networks) VALUES (%d, '0.0.0.0/0')" % opted.org_id,
+         "permission denied"),
+        ("SELECT networks FROM stowage.org_network_opt_ins", "permission denied"),
+    ]
+    for sql, words in attempts:
+        cur.execute("BEGIN")
+        cur.execute("SELECT set_config('app.org_id', %s, true)", (str(opted.org_id),))
+        with pytest.raises(psycopg2.Error) as e:
+            cur.execute(sql)
+        assert words in str(e.value), (sql, str(e.value))
+        cur.execute("ROLLBACK")
+    conn.close()
+
+
+def test_a_tenants_tarpit_holds_no_web_worker_and_no_other_organisations_lane(hosted, opted, testenv):
+    """An API server that accepts and never answers: the web answers at once (the runner waits,
+    within its deadline); one organisation's many such Tests leave lanes for another's."""
+    tarpit = socket.socket()
+    tarpit.bind(("127.0.0.1", 0))
+    tarpit.listen(64)
+    held = []
+    stop = threading.Event()
+
+    def hold():
+        tarpit.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(tarpit.accept()[0])
+            except OSError:
+                pass
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    try:
+        form = dict(cluster_form(testenv, "tarpit"), api_url=f"https://127.0.0.1:{tarpit.getsockname()[1]}")
+        times = []
+        for i in range(4):
+            t0 = time.monotonic()
+            r = opted.post("/clusters", dict(form, name=f"tarpit-{i}"), settle=False)
+            times.append(time.monotonic() - t0)
+            assert r.status_code == 303 and r.headers["Location"].startswith("/requests/")
+        print(f"web answered saves against a tarpit in at most {max(times) * 1000:.0f} ms")
+        assert max(times) < 2.0, times
+        # another organisation (opted in too) is answered while those wait
+        other = signup(hosted, unique("Busy Neighbour "))
+        opt_in_loopback(hosted, other.org_id)
+        t0 = time.monotonic()
+        r = other.post("/clusters", cluster_form(testenv, "source"))
+        took = time.monotonic() - t0
+        assert r.status_code == 303, r.text[:1000]
+        print(f"another organisation's save answered in {took:.1f} s while four Tests hung")
+        assert took < 8, took
+    finally:
+        stop.set()
+        t.join()
+        for s in held:
+            s.close()
+        tarpit.close()
