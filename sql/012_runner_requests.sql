@@ -17,7 +17,7 @@ CREATE TABLE stowage.runner_requests (
 	created_at timestamptz NOT NULL DEFAULT now(),
 	claimed_at timestamptz,
 	answered_at timestamptz,
-	-- when the page that asked acted on the answer (a save stored); at most once
+	-- when the runner stored the save the request asked for (with its answer, at most once)
 	applied_at timestamptz,
 	UNIQUE (org_id, id)
 );
@@ -28,12 +28,12 @@ ALTER TABLE stowage.runner_requests ENABLE ROW LEVEL SECURITY;
 CREATE POLICY runner_requests_tenant ON stowage.runner_requests
 	USING (org_id = stowage.current_org()) WITH CHECK (org_id = stowage.current_org());
 
--- The web asks and reads; it may mark an answer applied, and change nothing else of a request.
+-- The web asks and reads, and changes nothing of a request once asked.
 GRANT SELECT, INSERT ON stowage.runner_requests TO stowage_app;
-GRANT UPDATE (applied_at) ON stowage.runner_requests TO stowage_app;
 GRANT USAGE ON SEQUENCE stowage.runner_requests_id_seq TO stowage_app;
--- The runner answers (in a transaction bound to the request's organisation).
-GRANT UPDATE (state, result, error, answered_at) ON stowage.runner_requests TO stowage_runner;
+-- The runner answers, and stores a save that tested well in the same transaction (bound to the
+-- request's organisation and the person who asked, who the audit log names).
+GRANT UPDATE (state, result, error, answered_at, applied_at) ON stowage.runner_requests TO stowage_runner;
 
 CREATE FUNCTION stowage.runner_requests_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -47,7 +47,8 @@ CREATE TRIGGER runner_requests_notify AFTER INSERT ON stowage.runner_requests FO
 -- requests running, never one of an organisation already at p_org_limit; requests nobody took
 -- within two minutes are answered as expired; rows older than a day go.
 CREATE FUNCTION stowage.claim_runner_request(p_runner text, p_org_limit integer)
-RETURNS TABLE (request_id bigint, request_org_id bigint, request_kind text, request_params jsonb)
+RETURNS TABLE (request_id bigint, request_org_id bigint, request_kind text, request_params jsonb,
+	request_created_by bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = stowage, pg_temp AS $$
 BEGIN
 	PERFORM pg_advisory_xact_lock(7301000012);
@@ -69,7 +70,7 @@ BEGIN
 		WHERE p.state = 'pending' AND coalesce(o.n, 0) < p_org_limit
 		ORDER BY coalesce(o.n, 0), p.created_at, p.id
 		LIMIT 1 FOR UPDATE OF p SKIP LOCKED)
-	RETURNING q.id, q.org_id, q.kind, q.params;
+	RETURNING q.id, q.org_id, q.kind, q.params, q.created_by;
 END $$;
 REVOKE ALL ON FUNCTION stowage.claim_runner_request(text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION stowage.claim_runner_request(text, integer) TO stowage_runner;

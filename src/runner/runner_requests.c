@@ -4,6 +4,7 @@
  * with its own database connection, never behind a backup; every request keeps the k8s and S3
  * clients' deadlines and reply caps, and no transaction stays open across the network. */
 #include "runner_requests.h"
+#include "audit.h"
 #include "cluster.h"
 #include "db.h"
 #include "hook_process.h"
@@ -451,14 +452,117 @@ int runner_org_networks(PGconn *db, long long org_id, const struct net_allow *ba
 	return rc;
 }
 
+static const char *pstr(const cJSON *p, const char *name)
+{
+	const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, name));
+	return v ? v : "";
+}
+
+/* A Test's outcome on the cluster's or repository's row. */
+static int store_status(PGconn *db, const cJSON *p, const cJSON *result, int cluster, char *err, size_t errlen)
+{
+	char sid[24];
+	int ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "ok"));
+
+	snprintf(sid, sizeof sid, "%lld", num(p, cluster ? "cluster_id" : "repository_id"));
+	const char *params[] = { ok ? "connected" : "error", pstr(result, "message"), sid, pstr(result, "version") };
+	return cluster ?
+		db_run(db, "UPDATE clusters SET status = $1, status_message = $2, last_checked_at = now(), "
+		       "k8s_version = CASE WHEN $4 = '' THEN k8s_version ELSE $4 END WHERE id = $3", 4, params, err, errlen) :
+		db_run(db, "UPDATE repositories SET status = $1, status_message = $2, last_checked_at = now() WHERE id = $3",
+		       3, params, err, errlen);
+}
+
+/* The row a save asked for: INSERT when its id is 0, else UPDATE; then the audit line, in the
+ * name of the person who asked. result gets "stored" or "name_taken" (or "gone"). */
+static int store_save(PGconn *db, const cJSON *p, cJSON *result, int cluster, char *err, size_t errlen)
+{
+	long long id = num(p, cluster ? "cluster_id" : "repository_id");
+	int ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "ok"));
+	const char *status = ok ? "connected" : "error", *message = pstr(result, "message");
+	char sid[24];
+	PGresult *res;
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	if (db_run(db, "SAVEPOINT store", 0, NULL, err, errlen) < 0)
+		return -1;
+	if (cluster) {
+		const char *ca = pstr(p, "ca_pem");
+		const char *params[] = { pstr(p, "name"), pstr(p, "api_url"), *ca ? ca : NULL, pstr(p, "token_enc"),
+					 pstr(p, "key_id"), status, message, pstr(result, "version"), sid };
+		res = db_exec(db, id ?
+			"UPDATE clusters SET name = $1, api_url = $2, ca_pem = $3, token_enc = $4, key_id = $5, "
+			"status = $6, status_message = $7, k8s_version = $8, last_checked_at = now(), updated_at = now() "
+			"WHERE id = $9 RETURNING id" :
+			"INSERT INTO clusters (name, api_url, ca_pem, token_enc, key_id, status, status_message, "
+			"k8s_version, last_checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now()) RETURNING id",
+			id ? 9 : 8, params, err, errlen);
+	} else {
+		const char *endpoint = pstr(p, "endpoint");
+		const char *params[] = { pstr(p, "name"), pstr(p, "kind"), pstr(p, "bucket"), pstr(p, "region"),
+					 *endpoint ? endpoint : NULL, pstr(p, "prefix"),
+					 strcmp(pstr(p, "kind"), "s3-compatible") == 0 ? "true" : "false", pstr(p, "access_key"),
+					 pstr(p, "secret_key_enc"), pstr(p, "key_id"), status, message, sid };
+		res = db_exec(db, id ?
+			"UPDATE repositories SET name = $1, kind = $2, bucket = $3, region = $4, endpoint = $5, prefix = $6, "
+			"path_style = $7, access_key = $8, secret_key_enc = $9, key_id = $10, status = $11, status_message = $12, "
+			"last_checked_at = now(), updated_at = now() WHERE id = $13 RETURNING id" :
+			"INSERT INTO repositories (name, kind, bucket, region, endpoint, prefix, path_style, access_key, "
+			"secret_key_enc, key_id, status, status_message, last_checked_at) "
+			"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now()) RETURNING id",
+			id ? 13 : 12, params, err, errlen);
+	}
+	if (!res) {
+		if (strcmp(db_last_sqlstate(), "23505") != 0)
+			return -1;
+		cJSON_AddBoolToObject(result, "name_taken", 1);
+		return db_run(db, "ROLLBACK TO SAVEPOINT store", 0, NULL, err, errlen);
+	}
+	int found = PQntuples(res) == 1;
+	PQclear(res);
+	if (!found) {
+		cJSON_AddBoolToObject(result, "gone", 1);
+		return 0;
+	}
+	cJSON *detail = cJSON_CreateObject();
+	cJSON_AddStringToObject(detail, cluster ? "api_url" : "bucket", pstr(p, cluster ? "api_url" : "bucket"));
+	cJSON_AddStringToObject(detail, "status", status);
+	int rc = audit_record(db, cluster ? (id ? "cluster.update" : "cluster.create") :
+			      (id ? "repository.update" : "repository.create"), pstr(p, "name"), detail, err, errlen);
+	cJSON_Delete(detail);
+	if (rc == 0)
+		cJSON_AddBoolToObject(result, "stored", 1);
+	return rc;
+}
+
+/* What the asking page wanted done with a probe's answer, in the answer's own transaction:
+ * 1 when done (applied), 0 when nothing was to be done, -1 with err. */
+static int request_apply(PGconn *db, const char *kind, const cJSON *params, cJSON *result, char *err, size_t errlen)
+{
+	const char *purpose = pstr(params, "purpose");
+	int cluster = strcmp(kind, "cluster_probe") == 0;
+
+	if (!result || (!cluster && strcmp(kind, "repository_probe") != 0))
+		return 0;
+	if (strcmp(purpose, "cluster_test") == 0 || strcmp(purpose, "repository_test") == 0)
+		return store_status(db, params, result, cluster, err, errlen) < 0 ? -1 : 1;
+	if (strcmp(purpose, "cluster_save") != 0 && strcmp(purpose, "repository_save") != 0)
+		return 0;
+	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "ok")) &&
+	    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(params, "save_unverified")))
+		return 0;	/* refused: nothing is stored */
+	return store_save(db, params, result, cluster, err, errlen) < 0 ? -1 : 1;
+}
+
 static void request_answer(const struct runner_context *ctx, PGconn *db, long long id, long long org_id,
-			   const char *kind, const char *params_text)
+			   long long user_id, const char *kind, const char *params_text)
 {
 	struct net_allow allow;
 	struct runner_request q = { .ctx = ctx, .db = db, .id = id, .org_id = org_id, .allow = &allow };
 	struct answer a = { 0 };
 	char sid[24], err[512];
 	char *result = NULL;
+	int applied = 0;
 
 	q.params = cJSON_Parse(params_text);
 	if (runner_org_networks(db, org_id, &ctx->allowed_networks, &allow, err, sizeof err) < 0)
@@ -475,18 +579,29 @@ static void request_answer(const struct runner_context *ctx, PGconn *db, long lo
 		hook_dry_run(&q, &a);
 	else
 		snprintf(a.error, sizeof a.error, "this runner cannot answer %s requests", kind);
-	cJSON_Delete(q.params);
-	result = a.result ? cJSON_PrintUnformatted(a.result) : NULL;
-	cJSON_Delete(a.result);
 	snprintf(sid, sizeof sid, "%lld", id);
-	const char *params[] = { sid, result, a.error };
-	if (db_ensure(db, err, sizeof err) < 0 || db_tenant_begin(db, org_id, 0, err, sizeof err) < 0 ||
-	    db_run(db, "UPDATE runner_requests SET state = 'answered', result = $2::jsonb, error = $3, "
-		   "answered_at = now() WHERE id = $1", 3, params, err, sizeof err) < 0 ||
-	    db_commit(db, err, sizeof err) < 0) {
+	if (db_ensure(db, err, sizeof err) < 0 || db_tenant_begin(db, org_id, user_id, err, sizeof err) < 0 ||
+	    (applied = request_apply(db, kind, q.params, a.result, err, sizeof err)) < 0) {
+		db_rollback(db);
+		log_error("request %lld (%s): cannot store what it asked for: %s", id, kind, err);
+		snprintf(a.error, sizeof a.error, "The answer could not be stored; try again.");
+		cJSON_Delete(a.result);
+		a.result = NULL;
+		applied = 0;
+		if (db_tenant_begin(db, org_id, user_id, err, sizeof err) < 0)
+			goto out;
+	}
+	result = a.result ? cJSON_PrintUnformatted(a.result) : NULL;
+	const char *params[] = { sid, result, a.error, applied ? "t" : "f" };
+	if (db_run(db, "UPDATE runner_requests SET state = 'answered', result = $2::jsonb, error = $3, "
+		   "answered_at = now(), applied_at = CASE WHEN $4::boolean THEN now() END WHERE id = $1",
+		   4, params, err, sizeof err) < 0 || db_commit(db, err, sizeof err) < 0) {
 		db_rollback(db);
 		log_error("request %lld (%s): cannot record its answer: %s", id, kind, err);
 	}
+out:
+	cJSON_Delete(q.params);
+	cJSON_Delete(a.result);
 	free(result);
 }
 
@@ -500,8 +615,8 @@ static int request_claim_and_answer(const struct runner_lane *lane, PGconn *db)
 	snprintf(limit, sizeof limit, "%ld", lane->org_limit);
 	if (db_ensure(db, err, sizeof err) < 0)
 		return 0;
-	res = db_exec(db, "SELECT request_id, request_org_id, request_kind, request_params::text "
-		      "FROM claim_runner_request($1, $2)", 2, params, err, sizeof err);
+	res = db_exec(db, "SELECT request_id, request_org_id, request_kind, request_params::text, "
+		      "coalesce(request_created_by, 0) FROM claim_runner_request($1, $2)", 2, params, err, sizeof err);
 	if (!res) {
 		log_error("claiming a request: %s", err);
 		return 0;
@@ -510,10 +625,10 @@ static int request_claim_and_answer(const struct runner_lane *lane, PGconn *db)
 		PQclear(res);
 		return 0;
 	}
-	long long id = atoll(PQgetvalue(res, 0, 0)), org = atoll(PQgetvalue(res, 0, 1));
+	long long id = atoll(PQgetvalue(res, 0, 0)), org = atoll(PQgetvalue(res, 0, 1)), user = atoll(PQgetvalue(res, 0, 4));
 	char *kind = xstrdup(PQgetvalue(res, 0, 2)), *params_text = xstrdup(PQgetvalue(res, 0, 3));
 	PQclear(res);
-	request_answer(lane->ctx, db, id, org, kind, params_text);
+	request_answer(lane->ctx, db, id, org, user, kind, params_text);
 	log_info("request %lld (%s) of organisation %lld answered", id, kind, org);
 	free(kind);
 	free(params_text);

@@ -1,7 +1,6 @@
 /* Clusters (manual 3.1): list with status; add, edit, test and delete. Saving tests the
  * connection with the token and says "Connected" and the version, or exactly why not. */
 #include "web.h"
-#include "audit.h"
 #include "db.h"
 #include "form.h"
 #include "kubeconfig.h"
@@ -110,52 +109,6 @@ static void cluster_ask(struct request *r, long long id, const char *name, const
 	respond_redirect(r, loc);
 }
 
-/* Writes the row of an answered save: INSERT when id is 0, else UPDATE. 0 when stored, 2 when
- * the name is taken, -1 after answering with an error. */
-static int cluster_store(struct request *r, const cJSON *p, int ok, const char *message, const char *version)
-{
-	char err[512], sid[24];
-	long long id = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "cluster_id"));
-	const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "name"));
-	const char *url = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "api_url"));
-	const char *ca = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "ca_pem"));
-
-	snprintf(sid, sizeof sid, "%lld", id);
-	const char *params[] = { name, url, ca && *ca ? ca : NULL,
-				 cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "token_enc")),
-				 cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "key_id")),
-				 ok ? "connected" : "error", message, version, sid };
-	PGresult *res = db_exec(r->db, id ?
-		"UPDATE clusters SET name = $1, api_url = $2, ca_pem = $3, token_enc = $4, key_id = $5, "
-		"status = $6, status_message = $7, k8s_version = $8, last_checked_at = now(), updated_at = now() "
-		"WHERE id = $9 RETURNING id" :
-		"INSERT INTO clusters (name, api_url, ca_pem, token_enc, key_id, status, status_message, "
-		"k8s_version, last_checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now()) RETURNING id",
-		id ? 9 : 8, params, err, sizeof err);
-	if (!res) {
-		if (strcmp(db_last_sqlstate(), "23505") == 0)
-			return 2;
-		respond_db_error(r, err);
-		return -1;
-	}
-	int found = PQntuples(res) == 1;
-	PQclear(res);
-	if (!found) {
-		respond_error(r, 404, "There is no such cluster.");
-		return -1;
-	}
-	cJSON *detail = cJSON_CreateObject();
-	cJSON_AddStringToObject(detail, "api_url", url);
-	cJSON_AddStringToObject(detail, "status", ok ? "connected" : "error");
-	int rc = audit_record(r->db, id ? "cluster.update" : "cluster.create", name, detail, err, sizeof err);
-	cJSON_Delete(detail);
-	if (rc < 0) {
-		respond_db_error(r, err);
-		return -1;
-	}
-	return 0;
-}
-
 /* A save that was not stored: its form again, saying why, with what was typed (never the token). */
 static void cluster_refused(struct request *r, const cJSON *p, const char *msg)
 {
@@ -180,57 +133,31 @@ static void cluster_refused(struct request *r, const cJSON *p, const char *msg)
 	cluster_form_respond(r, 422, view, id);
 }
 
+/* The runner stored the save (or a Test's status) with its answer; this page says what happened. */
 void cluster_request_answered(struct request *r, const struct runner_answer *a, const char *purpose)
 {
 	const cJSON *res = a->result;
-	int ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "ok"));
 	const char *message = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "message"));
-	const char *version = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "version"));
 	long long id = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(a->params, "cluster_id"));
-	char loc[64], msg[800], err[512], sid[24];
+	char loc[64], msg[800];
 
 	if (!message)
 		message = a->error[0] ? a->error : "The runner gave no answer.";
-	if (!version)
-		version = "";
 	if (strcmp(purpose, "cluster_test") == 0) {
-		snprintf(sid, sizeof sid, "%lld", id);
-		const char *upd[] = { ok ? "connected" : "error", message, version, sid };
-		if (web_request_apply(r, a->id) &&
-		    db_run(r->db, "UPDATE clusters SET status = $1, status_message = $2, "
-			   "k8s_version = CASE WHEN $3 = '' THEN k8s_version ELSE $3 END, last_checked_at = now() WHERE id = $4",
-			   4, upd, err, sizeof err) < 0) {
-			respond_db_error(r, err);
-			return;
-		}
 		response_flash(r, message);
 		snprintf(loc, sizeof loc, "/clusters/%lld", id);
 		respond_redirect(r, loc);
-		return;
-	}
-	if (a->applied) {
+	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "stored"))) {
+		response_flash(r, message);
 		respond_redirect(r, "/clusters");
-		return;
-	}
-	if (!ok && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a->params, "save_unverified"))) {
+	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "name_taken"))) {
+		cluster_refused(r, a->params, "Name: a cluster of that name already exists.");
+	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "gone"))) {
+		respond_error(r, 404, "There is no such cluster.");
+	} else {
 		snprintf(msg, sizeof msg, "Not saved: %s", message);
 		cluster_refused(r, a->params, msg);
-		return;
 	}
-	if (!web_request_apply(r, a->id)) {
-		respond_redirect(r, "/clusters");
-		return;
-	}
-	int rc = cluster_store(r, a->params, ok, message, version);
-	if (rc == 2) {
-		r->rollback = 1;	/* the save may be asked again */
-		cluster_refused(r, a->params, "Name: a cluster of that name already exists.");
-		return;
-	}
-	if (rc < 0)
-		return;
-	response_flash(r, message);
-	respond_redirect(r, "/clusters");
 }
 
 /* 1 when two CA bundles are the same text, whatever the line endings and surrounding blanks (a

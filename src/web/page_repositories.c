@@ -2,7 +2,6 @@
  * and deletes a probe object and says "Connected" or exactly why not. Many clusters may share
  * one bucket: every backup lives under its own prefix and nothing takes a bucket-wide lock. */
 #include "web.h"
-#include "audit.h"
 #include "db.h"
 #include "form.h"
 
@@ -228,96 +227,31 @@ static void repo_refused(struct request *r, const cJSON *p, const char *msg)
 	repo_form_respond(r, 422, view, id);
 }
 
-/* Writes the row of an answered save; 0, 2 when the name is taken, -1 after answering. */
-static int repo_store(struct request *r, const cJSON *p, int ok, const char *message)
-{
-	char err[512], sid[24];
-	long long id = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "repository_id"));
-	const char *endpoint = *pstr(p, "endpoint") ? pstr(p, "endpoint") : NULL;
-
-	snprintf(sid, sizeof sid, "%lld", id);
-	const char *params[] = { pstr(p, "name"), pstr(p, "kind"), pstr(p, "bucket"), pstr(p, "region"), endpoint,
-				 pstr(p, "prefix"), strcmp(pstr(p, "kind"), "s3-compatible") == 0 ? "true" : "false",
-				 pstr(p, "access_key"), pstr(p, "secret_key_enc"), pstr(p, "key_id"),
-				 ok ? "connected" : "error", message, sid };
-	PGresult *res = db_exec(r->db, id ?
-		"UPDATE repositories SET name = $1, kind = $2, bucket = $3, region = $4, endpoint = $5, prefix = $6, "
-		"path_style = $7, access_key = $8, secret_key_enc = $9, key_id = $10, status = $11, status_message = $12, "
-		"last_checked_at = now(), updated_at = now() WHERE id = $13 RETURNING id" :
-		"INSERT INTO repositories (name, kind, bucket, region, endpoint, prefix, path_style, access_key, "
-		"secret_key_enc, key_id, status, status_message, last_checked_at) "
-		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now()) RETURNING id",
-		id ? 13 : 12, params, err, sizeof err);
-	if (!res) {
-		if (strcmp(db_last_sqlstate(), "23505") == 0)
-			return 2;
-		respond_db_error(r, err);
-		return -1;
-	}
-	int found = PQntuples(res) == 1;
-	PQclear(res);
-	if (!found) {
-		respond_error(r, 404, "There is no such repository.");
-		return -1;
-	}
-	cJSON *detail = cJSON_CreateObject();
-	cJSON_AddStringToObject(detail, "bucket", pstr(p, "bucket"));
-	cJSON_AddStringToObject(detail, "status", ok ? "connected" : "error");
-	int rc = audit_record(r->db, id ? "repository.update" : "repository.create", pstr(p, "name"), detail, err, sizeof err);
-	cJSON_Delete(detail);
-	if (rc < 0) {
-		respond_db_error(r, err);
-		return -1;
-	}
-	return 0;
-}
-
+/* The runner stored the save (or a Test's status) with its answer; this page says what happened. */
 void repository_request_answered(struct request *r, const struct runner_answer *a, const char *purpose)
 {
-	int ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a->result, "ok"));
-	const char *message = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a->result, "message"));
+	const cJSON *res = a->result;
+	const char *message = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "message"));
 	long long id = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(a->params, "repository_id"));
-	char loc[64], msg[800], err[512], sid[24];
+	char loc[64], msg[800];
 
 	if (!message)
 		message = a->error[0] ? a->error : "The runner gave no answer.";
 	if (strcmp(purpose, "repository_test") == 0) {
-		snprintf(sid, sizeof sid, "%lld", id);
-		const char *upd[] = { ok ? "connected" : "error", message, sid };
-		if (web_request_apply(r, a->id) &&
-		    db_run(r->db, "UPDATE repositories SET status = $1, status_message = $2, last_checked_at = now() "
-			   "WHERE id = $3", 3, upd, err, sizeof err) < 0) {
-			respond_db_error(r, err);
-			return;
-		}
 		response_flash(r, message);
 		snprintf(loc, sizeof loc, "/repositories/%lld", id);
 		respond_redirect(r, loc);
-		return;
-	}
-	if (a->applied) {
+	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "stored"))) {
+		response_flash(r, message);
 		respond_redirect(r, "/repositories");
-		return;
-	}
-	if (!ok && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a->params, "save_unverified"))) {
+	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "name_taken"))) {
+		repo_refused(r, a->params, "Name: a repository of that name already exists.");
+	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "gone"))) {
+		respond_error(r, 404, "There is no such repository.");
+	} else {
 		snprintf(msg, sizeof msg, "Not saved: %s", message);
 		repo_refused(r, a->params, msg);
-		return;
 	}
-	if (!web_request_apply(r, a->id)) {
-		respond_redirect(r, "/repositories");
-		return;
-	}
-	int rc = repo_store(r, a->params, ok, message);
-	if (rc == 2) {
-		r->rollback = 1;
-		repo_refused(r, a->params, "Name: a repository of that name already exists.");
-		return;
-	}
-	if (rc < 0)
-		return;
-	response_flash(r, message);
-	respond_redirect(r, "/repositories");
 }
 
 void page_repository_create(struct request *r)

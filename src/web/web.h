@@ -155,7 +155,7 @@ struct runner_answer {
 	char kind[24];
 	char state[16];		/* pending, running, answered */
 	int answered;
-	int applied;		/* the page that asked already acted on it */
+	int applied;		/* the runner stored what it asked for (a save, a Test's status) */
 	long long created_by;	/* the user who asked */
 	cJSON *result;		/* answered: the runner's result (owned), or NULL */
 	cJSON *params;		/* what was asked (owned) */
@@ -166,8 +166,6 @@ void runner_answer_free(struct runner_answer *a);
 long long web_request_ask(struct request *r, const char *kind, const cJSON *params, char *err, size_t errlen);
 /* Request id of the session's organisation into a; -1 when there is none. */
 int web_request_load(struct request *r, long long id, struct runner_answer *a);
-/* Marks an answered request acted upon: 1 for the one call that did, 0 after. */
-int web_request_apply(struct request *r, long long id);
 /* The wizards' live reads ([web_read_new(...), ...]): 1 with a answered (the same reads answered
  * in the last 30 s are reused), 0 while a runner reads (a->id set), -1 with err. */
 int web_cluster_reads(struct request *r, const cJSON *reads, struct runner_answer *a, char *err, size_t errlen);

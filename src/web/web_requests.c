@@ -1,7 +1,8 @@
 /* Requests to the runners: a web worker connects to no tenant's server. A Test, a save that
  * tests, a dry run and the wizards' live reads are rows of runner_requests that a runner's fast
- * lane answers (src/runner/runner_requests.c); a page shows "reading the cluster…" and follows
- * the request until its answer is there, as the job page follows a job. */
+ * lane answers (src/runner/runner_requests.c), storing a save or a Test's status with its
+ * answer; a page shows "reading the cluster…" and follows the request until its answer is there,
+ * as the job page follows a job, then says what happened. */
 #include "web.h"
 #include "db.h"
 
@@ -68,21 +69,6 @@ int web_request_load(struct request *r, long long id, struct runner_answer *a)
 	answer_from_row(res, a);
 	PQclear(res);
 	return 0;
-}
-
-int web_request_apply(struct request *r, long long id)
-{
-	char sid[24], err[256];
-	const char *p[] = { sid };
-	PGresult *res;
-	int mine;
-
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = db_exec(r->db, "UPDATE runner_requests SET applied_at = now() WHERE id = $1 AND applied_at IS NULL "
-		      "AND state = 'answered' RETURNING id", 1, p, err, sizeof err);
-	mine = res && PQntuples(res) == 1;
-	PQclear(res);
-	return mine;
 }
 
 int web_cluster_reads(struct request *r, const cJSON *reads, struct runner_answer *a, char *err, size_t errlen)
@@ -209,13 +195,13 @@ static const char *pending_words(const char *kind)
 }
 
 /* GET /requests/:id: while the runner has not answered, a page that follows it; then the page
- * that asked acts on the answer (stores a save once, shows a Test's words, a dry run's output). */
+ * that asked shows the answer (a save stored or refused, a Test's words, a dry run's output). */
 void page_runner_request(struct request *r)
 {
 	struct runner_answer a;
 	const char *purpose;
 
-	/* the person who asked acts on the answer (their save, in their name in the audit log) */
+	/* the person who asked sees the answer (a form's values, a dry run's output) */
 	if (web_request_load(r, request_param_id(r, "id"), &a) < 0 || a.created_by != r->session.user_id) {
 		if (a.id)
 			runner_answer_free(&a);
