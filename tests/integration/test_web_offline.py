@@ -12,6 +12,7 @@ only (org_network_opt_ins): another organisation of the same deployment is refus
 
 Run: cd tests/integration && STOWAGE_BUILD=../../build/asan /usr/bin/python3 -m pytest test_web_offline.py
 """
+import json
 import os
 import re
 import shutil
@@ -162,7 +163,9 @@ def test_cluster_and_repository_test_and_save_are_answered_by_a_runner(opted, ho
 
 def test_json_clients_follow_the_request_state(opted):
     """An API client posts, is sent to the request, and polls its state until it is answered."""
-    r = opted.http.post(opted.stack.url + f"/clusters/{opted.source}/test", data={"_csrf": opted.csrf()},
+    csrf = opted.csrf()
+    t0 = time.monotonic()
+    r = opted.http.post(opted.stack.url + f"/clusters/{opted.source}/test", data={"_csrf": csrf},
                         headers={"Accept": "application/json"}, allow_redirects=False)
     assert r.status_code == 303 and re.match(r"^/requests/\d+$", r.json()["redirect"]), r.text
     request = r.json()["redirect"]
@@ -176,6 +179,7 @@ def test_json_clients_follow_the_request_state(opted):
             break
         time.sleep(0.1)
     assert v["answered"] and v["state"] == "answered" and v["error"] == "", v
+    print(f"a cluster Test, asked by the web and answered by a runner, in {(time.monotonic() - t0) * 1000:.0f} ms")
     # The request's page then acts on the answer once: here, the cluster's status.
     r = opted.json(request)
     assert r.status_code == 303 and r.json()["redirect"] == f"/clusters/{opted.source}"
@@ -300,3 +304,52 @@ def test_a_tenants_tarpit_holds_no_web_worker_and_no_other_organisations_lane(ho
         for s in held:
             s.close()
         tarpit.close()
+
+
+def test_a_request_naming_another_organisations_cluster_or_sealed_token_reads_nothing(hosted, opted, testenv):
+    """A tenant that writes its own request rows (as the web's role could, for its organisation)
+    naming another organisation's cluster, or carrying another organisation's sealed token,
+    gets an answer in words and nothing of the other organisation."""
+    victim_token = owner_query(hosted, "SELECT token_enc::text FROM stowage.clusters WHERE id = %s", (opted.source,))[0][0]
+    attacker = signup(hosted, unique("Request Forger "))
+    opt_in_loopback(hosted, attacker.org_id)  # the network is not what stops it
+    conn = psycopg2.connect(hosted.pg_dsn_app)
+    conn.autocommit = True
+    cur = conn.cursor()
+
+    def ask(kind, params):
+        cur.execute("BEGIN")
+        cur.execute("SELECT set_config('app.org_id', %s, true)", (str(attacker.org_id),))
+        cur.execute("INSERT INTO stowage.runner_requests (kind, params) VALUES (%s, %s) RETURNING id", (kind, json.dumps(params)))
+        rid = cur.fetchone()[0]
+        cur.execute("COMMIT")
+        return rid
+
+    def answer(rid, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            cur.execute("BEGIN")
+            cur.execute("SELECT set_config('app.org_id', %s, true)", (str(attacker.org_id),))
+            cur.execute("SELECT state, result::text, error FROM stowage.runner_requests WHERE id = %s", (rid,))
+            state, result, error = cur.fetchone()
+            cur.execute("COMMIT")
+            if state == "answered":
+                return json.loads(result) if result else None, error
+            time.sleep(0.2)
+        raise AssertionError(f"request {rid} not answered")
+
+    read = ask("cluster_read", {"reads": [{"read": "namespaces", "cluster_id": opted.source}]})
+    result, error = answer(read)
+    one = result["results"][0]
+    assert not one["ok"] and "does not exist" in one["error"], one
+    probe = ask("cluster_probe", {"purpose": "cluster_test", "cluster_id": opted.source,
+                                  "api_url": testenv["SOURCE_API_URL"], "ca_pem": "", "token_enc": victim_token})
+    result, error = answer(probe)
+    assert not result["ok"] and "cannot be decrypted" in result["message"], result
+    # and the victim's cluster row was not touched by the attacker's "Test"
+    assert owner_query(hosted, "SELECT status FROM stowage.clusters WHERE id = %s", (opted.source,))[0][0] == "connected"
+    dry = ask("hook_dry_run", {"cluster_id": opted.source, "namespace": "default", "phase": "pre-backup",
+                               "name": "x", "source": "log('x')"})
+    result, error = answer(dry)
+    assert result is None and "does not exist" in error, error
+    conn.close()
