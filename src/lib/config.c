@@ -15,6 +15,7 @@ static const char *const config_known_keys[] = {
 	"org_concurrency",	/* jobs of one organisation running at once, across all runners */
 	"database_owner_url",	/* libpq connection string for migrations (table owner) */
 	"master_key_file",	/* 32-byte key that encrypts secrets at rest; mode 0600 */
+	"sealing_key_file",	/* the web's: the public key it seals secrets to (stowage-keys sealing-key) */
 	"fcgi_socket",		/* unix socket the web workers listen on */
 	"fcgi_socket_group",	/* the group nginx's workers share with us: the socket is 0660 in it */
 	"web_workers",		/* number of FastCGI worker processes */

@@ -20,7 +20,8 @@ struct web_context {
 	const char *database_url;
 	int cookie_secure;
 	size_t max_body;
-	struct secret_keyring keyring;	/* seals cluster tokens and S3 secret keys; never opens one */
+	struct secret_keyring keyring;	/* seals cluster tokens and S3 secret keys; sealing-only
+					 * (sealing_key_file): it cannot open one */
 	struct mail_conf mail;		/* confirmation, invitation and reset links go out this way */
 	long rate_per_address;		/* see web_rate_limit */
 	long rate_per_org;		/* see web_org_rate_limit */

@@ -134,12 +134,19 @@ def opted(hosted, testenv):
     return c
 
 
-def test_the_web_worker_runs_without_a_network(hosted):
+def test_the_web_worker_runs_without_a_network_or_the_master_key(hosted):
     pid = web_pid(hosted)
     assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
     with open(f"/proc/{pid}/net/dev") as f:
         interfaces = [line.split(":")[0].strip() for line in f.readlines()[2:]]
     assert interfaces == ["lo"], interfaces
+    # it holds the public sealing key only: the master key file is empty where it looks
+    with open(os.path.join(hosted.root, "master.key")) as f:
+        assert len(f.read().strip()) == 64
+    with open(f"/proc/{pid}/root{hosted.root}/master.key") as f:
+        assert f.read() == ""
+    with open(os.path.join(hosted.root, "stowage.conf")) as f:
+        assert f"sealing_key_file = {hosted.root}/sealing.key" in f.read()
     # its workers too (forked from it)
     children = open(f"/proc/{pid}/task/{pid}/children").read().split()
     assert children and all(os.readlink(f"/proc/{c}/ns/net") == os.readlink(f"/proc/{pid}/ns/net") for c in children)
