@@ -101,8 +101,8 @@ static void cluster_ask(struct request *r, long long id, const char *name, const
 	cJSON_AddStringToObject(p, "page", page);
 	rid = web_request_ask(r, "cluster_probe", p, err, sizeof err);
 	cJSON_Delete(p);
-	if (!rid) {
-		respond_db_error(r, err);
+	if (rid <= 0) {
+		web_request_refused(r, rid, err);
 		return;
 	}
 	snprintf(loc, sizeof loc, "/requests/%lld", rid);
@@ -427,8 +427,8 @@ void page_cluster_test(struct request *r)
 	PQclear(res);
 	rid = web_request_ask(r, "cluster_probe", p, err, sizeof err);
 	cJSON_Delete(p);
-	if (!rid) {
-		respond_db_error(r, err);
+	if (rid <= 0) {
+		web_request_refused(r, rid, err);
 		return;
 	}
 	snprintf(loc, sizeof loc, "/requests/%lld", rid);

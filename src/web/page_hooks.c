@@ -410,8 +410,8 @@ void page_hook_dry_run(struct request *r)
 	cJSON_AddStringToObject(p, "source", PQgetvalue(res, 0, 2));
 	long long rid = web_request_ask(r, "hook_dry_run", p, err, sizeof err);
 	cJSON_Delete(p);
-	if (!rid) {
-		respond_db_error(r, err);
+	if (rid <= 0) {
+		web_request_refused(r, rid, err);
 		goto out;
 	}
 	snprintf(loc, sizeof loc, "/requests/%lld", rid);

@@ -157,8 +157,8 @@ static void repo_ask(struct request *r, cJSON *p)
 	long long rid = web_request_ask(r, "repository_probe", p, err, sizeof err);
 
 	cJSON_Delete(p);
-	if (!rid) {
-		respond_db_error(r, err);
+	if (rid <= 0) {
+		web_request_refused(r, rid, err);
 		return;
 	}
 	snprintf(loc, sizeof loc, "/requests/%lld", rid);

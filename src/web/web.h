@@ -163,8 +163,12 @@ struct runner_answer {
 	char error[600];	/* answered without a result: why, in words */
 };
 void runner_answer_free(struct runner_answer *a);
-/* A new request of the session's organisation (the runners are woken); its id, or 0 with err. */
+/* A new request of the session's organisation (the runners are woken); its id, or 0 with err,
+ * or WEB_REQUESTS_FULL with err in words when the organisation has too many waiting. */
+#define WEB_REQUESTS_FULL (-1LL)
 long long web_request_ask(struct request *r, const char *kind, const cJSON *params, char *err, size_t errlen);
+/* Answers a failed web_request_ask: 429 in words when full, else a database error. */
+void web_request_refused(struct request *r, long long rid, const char *err);
 /* Request id of the session's organisation into a; -1 when there is none. */
 int web_request_load(struct request *r, long long id, struct runner_answer *a);
 /* The wizards' live reads ([web_read_new(...), ...]): 1 with a answered (the same reads answered

@@ -12,6 +12,9 @@
 
 /* The wizards ask the same reads again on every step they show: an answer this fresh is reused. */
 #define READS_FRESH_SECONDS "30"
+/* Requests of one organisation waiting for a runner at once: more are refused in words, so that
+ * a script cannot queue the runners' lanes full (they answer one organisation two at a time). */
+#define REQUESTS_WAITING_MAX "20"
 
 void runner_answer_free(struct runner_answer *a)
 {
@@ -44,10 +47,17 @@ long long web_request_ask(struct request *r, const char *kind, const cJSON *para
 	long long id = 0;
 
 	snprintf(uid, sizeof uid, "%lld", r->session.user_id);
-	res = db_exec(r->db, "INSERT INTO runner_requests (kind, params, created_by) VALUES ($1, $2::jsonb, $3) RETURNING id",
+	res = db_exec(r->db, "INSERT INTO runner_requests (kind, params, created_by) SELECT $1, $2::jsonb, $3 "
+		      "WHERE (SELECT count(*) FROM runner_requests WHERE state <> 'answered' "
+		      "AND created_at > now() - interval '2 minutes') < " REQUESTS_WAITING_MAX " RETURNING id",
 		      3, p, err, errlen);
-	if (res && PQntuples(res) == 1)
+	if (res && PQntuples(res) == 1) {
 		id = atoll(PQgetvalue(res, 0, 0));
+	} else if (res) {
+		snprintf(err, errlen, "Too many requests of your organisation are waiting for a runner ("
+			 REQUESTS_WAITING_MAX "); try again once they are answered.");
+		id = WEB_REQUESTS_FULL;
+	}
 	PQclear(res);
 	free(text);
 	return id;
@@ -102,7 +112,15 @@ int web_cluster_reads(struct request *r, const cJSON *reads, struct runner_answe
 	cJSON_Delete(params);
 	snprintf(a->kind, sizeof a->kind, "cluster_read");
 	snprintf(a->state, sizeof a->state, "pending");
-	return a->id ? 0 : -1;
+	return a->id > 0 ? 0 : -1;
+}
+
+void web_request_refused(struct request *r, long long rid, const char *err)
+{
+	if (rid == WEB_REQUESTS_FULL)
+		respond_error(r, 429, err);
+	else
+		respond_db_error(r, err);
 }
 
 const cJSON *web_read_result(const struct runner_answer *a, int i, char *why, size_t whylen)

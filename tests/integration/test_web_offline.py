@@ -360,3 +360,22 @@ def test_a_request_naming_another_organisations_cluster_or_sealed_token_reads_no
     result, error = answer(dry)
     assert result is None and "does not exist" in error, error
     conn.close()
+
+
+def test_a_tenant_cannot_queue_the_runners_full_of_requests(hosted, testenv):
+    """Saves against a tarpit pile up (a runner answers an organisation two at a time, each
+    after its 10 s deadline): past 20 waiting, the next is refused in words."""
+    tarpit = socket.socket()
+    tarpit.bind(("127.0.0.1", 0))
+    tarpit.listen(128)
+    try:
+        c = signup(hosted, unique("Flooder "))
+        opt_in_loopback(hosted, c.org_id)
+        form = dict(cluster_form(testenv, "x"), api_url=f"https://127.0.0.1:{tarpit.getsockname()[1]}")
+        codes = [c.post("/clusters", dict(form, name=f"flood-{i}"), settle=False).status_code for i in range(24)]
+        assert codes[:20] == [303] * 20, codes
+        assert 429 in codes[20:], codes
+        r = c.post("/clusters", dict(form, name="one-more"), settle=False)
+        assert r.status_code == 429 and "Too many requests of your organisation are waiting for a runner" in r.text
+    finally:
+        tarpit.close()
