@@ -44,22 +44,13 @@ CREATE TRIGGER runner_requests_notify AFTER INSERT ON stowage.runner_requests FO
 	EXECUTE FUNCTION stowage.runner_requests_notify();
 
 -- A runner's fast lane takes the oldest pending request of the organisation with the fewest
--- requests running, never one of an organisation already at p_org_limit; requests nobody took
--- within two minutes are answered as expired; rows older than a day go.
+-- requests running, never one of an organisation already at p_org_limit.
 CREATE FUNCTION stowage.claim_runner_request(p_runner text, p_org_limit integer)
 RETURNS TABLE (request_id bigint, request_org_id bigint, request_kind text, request_params jsonb,
 	request_created_by bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = stowage, pg_temp AS $$
 BEGIN
 	PERFORM pg_advisory_xact_lock(7301000012);
-	UPDATE runner_requests SET state = 'answered', answered_at = now(),
-		error = 'No runner answered within two minutes: the runners are down or busy; try again.'
-	WHERE state = 'pending' AND created_at < now() - interval '2 minutes';
-	-- a runner that died while answering: its request is answered as failed after two minutes
-	UPDATE runner_requests SET state = 'answered', answered_at = now(),
-		error = 'The runner answering this stopped; try again.'
-	WHERE state = 'running' AND claimed_at < now() - interval '2 minutes';
-	DELETE FROM runner_requests WHERE created_at < now() - interval '1 day';
 	RETURN QUERY
 	WITH org_running AS (
 		SELECT r.org_id, count(*) AS n FROM runner_requests r WHERE r.state = 'running' GROUP BY r.org_id
@@ -74,6 +65,23 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION stowage.claim_runner_request(text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION stowage.claim_runner_request(text, integer) TO stowage_runner;
+CREATE INDEX runner_requests_running ON stowage.runner_requests (claimed_at) WHERE state = 'running';
+
+-- Every runner sweeps now and then: a request no runner took within two minutes, or whose runner
+-- died while answering, is answered as such; rows older than a day go.
+CREATE FUNCTION stowage.sweep_runner_requests() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = stowage, pg_temp AS $$
+BEGIN
+	UPDATE runner_requests SET state = 'answered', answered_at = now(),
+		error = 'No runner answered within two minutes: the runners are down or busy; try again.'
+	WHERE state = 'pending' AND created_at < now() - interval '2 minutes';
+	UPDATE runner_requests SET state = 'answered', answered_at = now(),
+		error = 'The runner answering this stopped; try again.'
+	WHERE state = 'running' AND claimed_at < now() - interval '2 minutes';
+	DELETE FROM runner_requests WHERE created_at < now() - interval '1 day';
+END $$;
+REVOKE ALL ON FUNCTION stowage.sweep_runner_requests() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION stowage.sweep_runner_requests() TO stowage_runner;
 
 -- Ranges of the deny list that the operator opts back in for one organisation (its own test
 -- clusters on loopback, a customer's private network reached by a peering). Only the operator

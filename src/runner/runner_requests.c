@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define REQUEST_TIMEOUT_MS 10000
@@ -643,14 +644,19 @@ void *runner_lane_loop(void *arg)
 
 	if (!db || db_run(db, "LISTEN stowage_requests", 0, NULL, err, sizeof err) < 0)
 		log_fatal("request lane: %s", err);
-	for (;;) {
+	for (time_t swept = 0;;) {
 		struct pollfd pfd = { .fd = PQsocket(db), .events = POLLIN };
 		PGnotify *n;
 
+		if (time(NULL) - swept >= 30) {
+			swept = time(NULL);
+			if (db_run(db, "SELECT sweep_runner_requests()", 0, NULL, err, sizeof err) < 0)
+				log_error("sweeping requests: %s", err);
+		}
 		if (request_claim_and_answer(lane, db))
 			continue;
 		/* woken by NOTIFY; polls anyway, as a reconnect forgets LISTEN */
-		if (pfd.fd >= 0 && poll(&pfd, 1, 1000) > 0)
+		if (pfd.fd >= 0 && poll(&pfd, 1, 2000) > 0)
 			PQconsumeInput(db);
 		while ((n = PQnotifies(db)) != NULL)
 			PQfreemem(n);
