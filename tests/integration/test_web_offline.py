@@ -379,3 +379,25 @@ def test_a_tenant_cannot_queue_the_runners_full_of_requests(hosted, testenv):
         assert r.status_code == 429 and "Too many requests of your organisation are waiting for a runner" in r.text
     finally:
         tarpit.close()
+
+
+def test_a_request_no_runner_answers_is_answered_in_words(hosted, opted):
+    """A request whose runner died while answering is answered with why after two minutes, and
+    an old pending one is taken: no page waits for ever."""
+    params = json.dumps({"reads": [{"read": "version", "cluster_id": opted.source}]})
+    stale = owner_query(hosted, "INSERT INTO stowage.runner_requests (org_id, kind, params, state, created_at) "
+                        "VALUES (%s, 'cluster_read', %s, 'pending', now() - interval '3 minutes'), "
+                        "(%s, 'cluster_read', %s, 'running', now() - interval '3 minutes') RETURNING id",
+                        (opted.org_id, params, opted.org_id, params))
+    owner_query(hosted, "UPDATE stowage.runner_requests SET claimed_at = now() - interval '3 minutes', "
+                "runner_id = 'runner-gone' WHERE id = %s", (stale[1][0],))
+    deadline = time.time() + 45
+    while time.time() < deadline:
+        rows = owner_query(hosted, "SELECT state, error FROM stowage.runner_requests WHERE id IN (%s, %s) ORDER BY id",
+                           (stale[0][0], stale[1][0]))
+        if all(state == "answered" for state, _ in rows):
+            break
+        time.sleep(1)
+    # a live runner takes an old pending request at once (the sweep answers it only when none does)
+    assert rows[0][0] == "answered", rows
+    assert rows[1] == ("answered", "The runner answering this stopped; try again."), rows
