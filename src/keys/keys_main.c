@@ -2,6 +2,10 @@
  *
  *   stowage-keys generate FILE                 write a new random key, mode 0600
  *   stowage-keys rotate -c CONFIG NEW_FILE     re-seal every stored secret under NEW_FILE's key
+ *   stowage-keys sealing-key FILE              print the public sealing key of master key FILE
+ *
+ * The sealing key is what the web workers get (sealing_key_file): it seals a token or secret key
+ * typed into a form, and opens nothing.
  *
  * Rotation runs in one transaction as the schema owner (it must reach every tenant's rows):
  * either every secret is re-sealed or none is. Afterwards point master_key_file at NEW_FILE and
@@ -135,13 +139,28 @@ static int rotate(const char *config_path, const char *new_key_file)
 	config_free(&cfg);
 	OPENSSL_cleanse(&old, sizeof old);
 	OPENSSL_cleanse(&new, sizeof new);
-	printf("re-sealed %ld secrets; now set master_key_file = %s and restart\n", total, new_key_file);
+	printf("re-sealed %ld secrets; now set master_key_file = %s, write the web's sealing_key_file with "
+	       "stowage-keys sealing-key %s, and restart\n", total, new_key_file, new_key_file);
+	return 0;
+}
+
+static int sealing_key(const char *path)
+{
+	struct secret_keyring ring;
+	char err[512], line[17 + 1 + 2 * SECRET_SEAL_KEY_LEN + 1];
+
+	if (secret_keyring_load(path, &ring, err, sizeof err) < 0)
+		log_fatal("%s", err);
+	secret_keyring_sealing_line(&ring, line);
+	OPENSSL_cleanse(&ring, sizeof ring);
+	printf("%s\n", line);
 	return 0;
 }
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: stowage-keys generate FILE\n       stowage-keys rotate -c CONFIG NEW_KEY_FILE\n");
+	fprintf(stderr, "usage: stowage-keys generate FILE\n       stowage-keys rotate -c CONFIG NEW_KEY_FILE\n"
+		"       stowage-keys sealing-key MASTER_KEY_FILE\n");
 	exit(2);
 }
 
@@ -150,6 +169,8 @@ int main(int argc, char **argv)
 	log_set_program("stowage-keys");
 	if (argc == 3 && strcmp(argv[1], "generate") == 0)
 		return generate(argv[2]);
+	if (argc == 3 && strcmp(argv[1], "sealing-key") == 0)
+		return sealing_key(argv[2]);
 	if (argc == 5 && strcmp(argv[1], "rotate") == 0 && strcmp(argv[2], "-c") == 0)
 		return rotate(argv[3], argv[4]);
 	usage();

@@ -15,6 +15,7 @@ static const char *const config_known_keys[] = {
 	"org_concurrency",	/* jobs of one organisation running at once, across all runners */
 	"database_owner_url",	/* libpq connection string for migrations (table owner) */
 	"master_key_file",	/* 32-byte key that encrypts secrets at rest; mode 0600 */
+	"sealing_key_file",	/* the web's: the public key it seals secrets to (stowage-keys sealing-key) */
 	"fcgi_socket",		/* unix socket the web workers listen on */
 	"fcgi_socket_group",	/* the group nginx's workers share with us: the socket is 0660 in it */
 	"web_workers",		/* number of FastCGI worker processes */
@@ -32,6 +33,8 @@ static const char *const config_known_keys[] = {
 	"mail_from",		/* the sender of Stowage's mails */
 	"cookie_secure",	/* "yes" to mark cookies Secure (behind TLS) */
 	"runner_jobs",		/* jobs one runner executes at once */
+	"request_lanes",	/* threads of one runner answering the web's probes, reads and dry runs */
+	"org_request_concurrency", /* requests of one organisation answered at once, across all runners */
 	"cluster_concurrency",	/* jobs running at once against one cluster */
 	"heartbeat_seconds",
 	"lua_memory_limit",

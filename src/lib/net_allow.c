@@ -191,6 +191,21 @@ int net_allow_opt_in(struct net_allow *allow, const char *cidr_list, char *err, 
 	return 0;
 }
 
+int net_allow_opt_in_add(struct net_allow *allow, const char *cidr_list, char *err, size_t errlen)
+{
+	struct net_allow tmp;
+
+	if (net_allow_parse(cidr_list, &tmp, err, errlen) < 0)
+		return -1;
+	if (allow->n_optin + tmp.n > NET_ALLOW_OPTIN_MAX) {
+		snprintf(err, errlen, "allowed private networks: more than %d entries", NET_ALLOW_OPTIN_MAX);
+		return -1;
+	}
+	memcpy(allow->optin + allow->n_optin, tmp.nets, tmp.n * sizeof tmp.nets[0]);
+	allow->n_optin += tmp.n;
+	return 0;
+}
+
 static int net_allow_url_parts(const char *url, char **host, char **port, char *err, size_t errlen)
 {
 	CURLU *u = curl_url();

@@ -33,6 +33,9 @@ int net_allow_parse(const char *cidr_list, struct net_allow *allow, char *err, s
  * 0.0.0.0/8, link-local, RFC 1918, 100.64.0.0/10, ULA, NAT64, multicast, ...) that URLs may
  * reach after all. Without it no address of the deny list passes, whatever allow holds. */
 int net_allow_opt_in(struct net_allow *allow, const char *cidr_list, char *err, size_t errlen);
+/* The same, keeping the opt-ins allow already has: one organisation's, added by the runner to
+ * the deployment's (org_network_opt_ins). */
+int net_allow_opt_in_add(struct net_allow *allow, const char *cidr_list, char *err, size_t errlen);
 /* The deny-list range sa lies in, in words ("loopback (127.0.0.0/8)"), or NULL when it lies in
  * none or allow opts it back in (allow may be NULL: no opt-in). */
 const char *net_allow_denied(const struct net_allow *allow, const struct sockaddr *sa);

@@ -168,7 +168,7 @@ struct k8s_client *job_cluster_client(struct job *job, long long cluster_id, cha
 
 	if (db_ensure(job->db, err, errlen) < 0 || db_tenant_begin(job->db, job->org_id, 0, err, errlen) < 0)
 		return NULL;
-	c = cluster_open(job->db, job->org_id, &job->ctx->keyring, &job->ctx->allowed_networks, cluster_id, 0,
+	c = cluster_open(job->db, job->org_id, &job->ctx->keyring, &job->allow, cluster_id, 0,
 			 name_out, name_len, err, errlen);
 	db_rollback(job->db);	/* read only */
 	return c;
@@ -183,7 +183,7 @@ int job_repository_open(struct job *job, long long repository_id, struct job_rep
 	memset(repo, 0, sizeof *repo);
 	if (db_ensure(job->db, err, errlen) < 0 || db_tenant_begin(job->db, job->org_id, 0, err, errlen) < 0)
 		return -1;
-	rc = repository_open(job->db, job->org_id, &job->ctx->keyring, &job->ctx->allowed_networks,
+	rc = repository_open(job->db, job->org_id, &job->ctx->keyring, &job->allow,
 			     repository_id, &r, err, errlen);
 	db_rollback(job->db);	/* read only */
 	if (rc < 0)

@@ -31,6 +31,8 @@ struct job {
 	PGconn *db;
 	long long id;
 	long long org_id;
+	/* the deployment's networks and the ones the operator opted in for this organisation */
+	struct net_allow allow;
 	char kind[16];
 	long long backup_plan_id;	/* 0 when none */
 	long long restore_plan_id;

@@ -7,6 +7,7 @@
  * runners that stopped heart-beating (crashed, killed), so no job stays "running" forever.
  * SIGTERM: finish the current job, then exit; a second SIGTERM exits at once. */
 #include "job.h"
+#include "runner_requests.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
@@ -171,7 +172,8 @@ static void job_execute(const struct runner_context *ctx, PGconn *db, long long 
 	char err[1024] = "";
 	const char *state;
 
-	if (job_load(&job, err, sizeof err) < 0) {
+	if (runner_org_networks(db, org_id, &ctx->allowed_networks, &job.allow, err, sizeof err) < 0 ||
+	    job_load(&job, err, sizeof err) < 0) {
 		log_error("job %lld: %s", job_id, err);
 		job.result = cJSON_CreateObject();
 		job_finish(&job, "failed", err);
@@ -296,7 +298,7 @@ int main(int argc, char **argv)
 	struct sigaction sa = { 0 };
 	char err[512], default_id[128], host[64];
 	const char *runner_id = NULL;
-	long cluster_limit, org_limit, heartbeat_s;
+	long cluster_limit, org_limit, heartbeat_s, lanes, org_request_limit;
 	int once = 0, c;
 	pthread_t hb_thread;
 	struct listener listen = { 0 };
@@ -317,7 +319,9 @@ int main(int argc, char **argv)
 		log_fatal("%s", err);
 	if (config_get_int(&cfg, "cluster_concurrency", 2, 1, 64, &cluster_limit, err, sizeof err) < 0 ||
 	    config_get_int(&cfg, "org_concurrency", 4, 1, 1000, &org_limit, err, sizeof err) < 0 ||
-	    config_get_int(&cfg, "heartbeat_seconds", 5, 1, 300, &heartbeat_s, err, sizeof err) < 0)
+	    config_get_int(&cfg, "heartbeat_seconds", 5, 1, 300, &heartbeat_s, err, sizeof err) < 0 ||
+	    config_get_int(&cfg, "request_lanes", 2, 1, 32, &lanes, err, sizeof err) < 0 ||
+	    config_get_int(&cfg, "org_request_concurrency", 2, 1, 100, &org_request_limit, err, sizeof err) < 0)
 		log_fatal("%s: %s", ctx.config_path, err);
 	const char *database_url = config_get(&cfg, "runner_database_url", NULL);
 	const char *key_file = config_get(&cfg, "master_key_file", NULL);
@@ -353,10 +357,21 @@ int main(int argc, char **argv)
 	if (pthread_create(&hb_thread, NULL, heartbeat_loop, &hb) != 0)
 		log_fatal("cannot start the heartbeat thread");
 	pthread_detach(hb_thread);
+	/* the fast lane: the web's probes, reads and dry runs never wait behind a job */
+	struct runner_lane lane = { &ctx, database_url, org_request_limit };
+	for (long i = 0; i < lanes; i++) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, runner_lane_loop, &lane) != 0)
+			log_fatal("cannot start a request lane");
+		pthread_detach(t);
+	}
 
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	/* A hook process that dies while we write to its pipe is an EPIPE for that hook, not a
+	 * signal that ends the runner with every job and request it holds. */
+	signal(SIGPIPE, SIG_IGN);
 	log_info("runner %s ready (at most %ld jobs per cluster)", runner_id, cluster_limit);
 	while (!stopping) {
 		if (claim_and_run(&ctx, db, cluster_limit, org_limit))

@@ -9,7 +9,6 @@
 #include "cron.h"
 #include "db.h"
 #include "form.h"
-#include "k8s_client.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -357,27 +356,36 @@ static int cluster_id_of(const struct wizard *w)
 }
 
 /* The cluster's namespaces as [{name, checked}], filtered by q; selected ones hidden by the
- * filter go to kept. */
+ * filter go to kept. 1 when shown, 0 while a runner reads them (pending), -1 with err. */
 static int live_namespaces(struct request *r, const struct wizard *w, const char *q, cJSON *shown, cJSON *kept,
-			   char *err, size_t errlen)
+			   struct runner_answer *pending, char *err, size_t errlen)
 {
-	struct k8s_client *c = web_cluster_client(r, cluster_id_of(w), err, errlen);
-	struct k8s_error kerr = { 0 };
 	const char *selected = wizard_value(w, 2, "namespaces");
-	cJSON *list = NULL, *item;
+	cJSON *reads = cJSON_CreateArray(), *item;
+	const cJSON *list;
+	int rc;
 
-	if (!c)
-		return -1;
-	if (k8s_get(c, "/api/v1/namespaces?limit=" LIVE_LIST_LIMIT, &list, &kerr) < 0) {
-		k8s_error_describe(&kerr, err, errlen);
-		k8s_client_free(c);
-		return -1;
-	}
-	k8s_client_free(c);
+	cJSON_AddItemToArray(reads, web_read_new("namespaces", cluster_id_of(w)));
+	rc = web_cluster_reads(r, reads, pending, err, errlen);
+	cJSON_Delete(reads);
 	if (!selected)
 		selected = w->v[1].input[S2_NAMESPACES];
-	cJSON_ArrayForEach(item, cJSON_GetObjectItem(list, "items")) {
-		const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(item, "metadata"), "name"));
+	if (rc <= 0) {
+		/* the choice so far travels on while the runner reads */
+		for (const char *p = selected; p && *p; p += strcspn(p, "\n"), p += *p == '\n') {
+			char *ns = xstrndup(p, strcspn(p, "\n"));
+			cJSON_AddItemToArray(kept, cJSON_CreateString(ns));
+			free(ns);
+		}
+		return rc;
+	}
+	list = web_read_result(pending, 0, err, errlen);
+	if (!list) {
+		runner_answer_free(pending);
+		return -1;
+	}
+	cJSON_ArrayForEach(item, list) {
+		const char *name = cJSON_GetStringValue(item);
 		int checked;
 		if (!name)
 			continue;
@@ -392,8 +400,8 @@ static int live_namespaces(struct request *r, const struct wizard *w, const char
 		cJSON_AddBoolToObject(o, "checked", checked);
 		cJSON_AddItemToArray(shown, o);
 	}
-	cJSON_Delete(list);
-	return 0;
+	runner_answer_free(pending);
+	return 1;
 }
 
 static const char *json_str(const cJSON *obj, const char *a, const char *b)
@@ -422,64 +430,60 @@ static const char *method_of(const char *lines, const char *ns, const char *clai
 
 /* The claims of the chosen namespaces (matching the label selector) as
  * [{namespace, name, storage_class, capacity, phase, volume, snapshot}]. A namespace that does
- * not exist is an error on step 2. */
-static int live_claims(struct request *r, struct wizard *w, cJSON *out, char *err, size_t errlen)
+ * not exist is an error on step 2. 1 when listed, 0 while a runner reads (pending), -1 with err. */
+static int live_claims(struct request *r, struct wizard *w, cJSON *out, struct runner_answer *pending,
+		       char *err, size_t errlen)
 {
-	struct k8s_client *c = web_cluster_client(r, cluster_id_of(w), err, errlen);
 	const char *nss = wizard_value(w, 2, "namespaces"), *sel = wizard_value(w, 2, "label_selector");
 	const char *methods = wizard_value(w, 4, "volume_methods");
-	int rc = 0;
+	cJSON *reads = cJSON_CreateArray(), *names = cJSON_CreateArray();
+	int rc, i = 0;
 
-	if (!c)
-		return -1;
-	for (const char *p = nss; p && *p && rc == 0; p += strcspn(p, "\n"), p += *p == '\n') {
+	for (const char *p = nss; p && *p; p += strcspn(p, "\n"), p += *p == '\n') {
 		char *ns = xstrndup(p, strcspn(p, "\n"));
-		char *path = k8s_resource_path("", "v1", "persistentvolumeclaims", ns, NULL);
-		struct strbuf url = STRBUF_INIT;
-		struct k8s_error kerr = { 0 };
-		cJSON *list = NULL, *item;
-
-		strbuf_addf(&url, "%s?limit=" LIVE_LIST_LIMIT, path);
-		if (sel && *sel) {
-			strbuf_addstr(&url, "&labelSelector=");
-			url_escape(&url, sel, strlen(sel));
-		}
-		char *nspath = k8s_resource_path("", "v1", "namespaces", NULL, ns);
-		if (k8s_get(c, nspath, &list, &kerr) < 0) {
-			if (kerr.http_status == 404) {
-				snprintf(err, errlen, "Namespaces: %s does not exist in the cluster", ns);
-				wizard_error(w, 2, "namespaces", err);
-			} else {
-				k8s_error_describe(&kerr, err, errlen);
-			}
+		cJSON *read = web_read_new("claims", cluster_id_of(w));
+		cJSON_AddStringToObject(read, "namespace", ns);
+		cJSON_AddStringToObject(read, "label_selector", sel ? sel : "");
+		cJSON_AddItemToArray(reads, read);
+		cJSON_AddItemToArray(names, cJSON_CreateString(ns));
+		free(ns);
+	}
+	rc = web_cluster_reads(r, reads, pending, err, errlen);
+	cJSON_Delete(reads);
+	if (rc <= 0) {
+		cJSON_Delete(names);
+		return rc;
+	}
+	const cJSON *nsname;
+	cJSON_ArrayForEach(nsname, names) {
+		const char *ns = nsname->valuestring;
+		const cJSON *data = web_read_result(pending, i++, err, errlen), *item;
+		if (!data) {
 			rc = -1;
+			break;
 		}
-		cJSON_Delete(list);
-		list = NULL;
-		if (rc == 0 && k8s_get(c, url.buf, &list, &kerr) < 0) {
-			k8s_error_describe(&kerr, err, errlen);
+		if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(data, "exists"))) {
+			snprintf(err, errlen, "Namespaces: %s does not exist in the cluster", ns);
+			wizard_error(w, 2, "namespaces", err);
 			rc = -1;
+			break;
 		}
-		cJSON_ArrayForEach(item, cJSON_GetObjectItem(list, "items")) {
+		cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(data, "claims")) {
 			cJSON *o = cJSON_CreateObject();
-			const char *name = json_str(item, "metadata", "name");
+			const char *name = json_str(item, "name", NULL);
 			cJSON_AddStringToObject(o, "namespace", ns);
 			cJSON_AddStringToObject(o, "name", name);
-			cJSON_AddStringToObject(o, "storage_class", json_str(item, "spec", "storageClassName"));
-			cJSON_AddStringToObject(o, "capacity", json_str(cJSON_GetObjectItem(item, "status"), "capacity", "storage"));
-			cJSON_AddStringToObject(o, "phase", json_str(item, "status", "phase"));
-			cJSON_AddStringToObject(o, "volume", json_str(item, "spec", "volumeName"));
+			cJSON_AddStringToObject(o, "storage_class", json_str(item, "storage_class", NULL));
+			cJSON_AddStringToObject(o, "capacity", json_str(item, "capacity", NULL));
+			cJSON_AddStringToObject(o, "phase", json_str(item, "phase", NULL));
+			cJSON_AddStringToObject(o, "volume", json_str(item, "volume", NULL));
 			cJSON_AddBoolToObject(o, "snapshot", strcmp(method_of(methods, ns, name), "snapshot") == 0);
 			cJSON_AddBoolToObject(o, "snapshot_move", strcmp(method_of(methods, ns, name), "snapshot+move") == 0);
 			cJSON_AddItemToArray(out, o);
 		}
-		cJSON_Delete(list);
-		strbuf_release(&url);
-		free(path);
-		free(nspath);
-		free(ns);
 	}
-	k8s_client_free(c);
+	cJSON_Delete(names);
+	runner_answer_free(pending);
 	return rc;
 }
 
@@ -515,17 +519,20 @@ static void set_schedule_flags(cJSON *view, const struct wizard *w)
 
 /* Shows step `shown` of the wizard with what it needs from the database and the cluster. */
 static void plan_wizard_respond(struct request *r, struct wizard *w, size_t shown, int with_errors, long long id,
-				cJSON *checks)
+				cJSON *checks, struct runner_answer *checking)
 {
 	char base[64], err[600];
 	const char *q = kv_get(&r->query, "q");
 	cJSON *view, *claims = NULL;
+	struct runner_answer pending = { 0 };
+	int read = 1;
 
 	if (!q)
 		q = kv_get(&r->form, "q");
 	if (shown == 3 || shown == 4) {
 		claims = cJSON_CreateArray();
-		if (live_claims(r, w, claims, err, sizeof err) < 0) {
+		read = live_claims(r, w, claims, &pending, err, sizeof err);
+		if (read < 0) {
 			if (w->v[1].errors) {
 				shown = 2;
 				with_errors = 1;
@@ -538,7 +545,7 @@ static void plan_wizard_respond(struct request *r, struct wizard *w, size_t show
 	web_hooks_add_library(r, view);
 	if (claims) {
 		cJSON_AddItemToObject(view, "claims", claims);
-		if (err[0] && shown != 2)
+		if (err[0] && shown != 2 && read < 0)
 			cJSON_AddStringToObject(view, "live_error", err);
 	}
 	if (shown == 1) {
@@ -549,7 +556,8 @@ static void plan_wizard_respond(struct request *r, struct wizard *w, size_t show
 	} else if (shown == 2) {
 		cJSON *shown_ns = cJSON_AddArrayToObject(view, "namespace_list");
 		cJSON *kept = cJSON_AddArrayToObject(view, "namespaces_kept");
-		if (live_namespaces(r, w, q, shown_ns, kept, err, sizeof err) < 0)
+		read = live_namespaces(r, w, q, shown_ns, kept, &pending, err, sizeof err);
+		if (read < 0)
 			cJSON_AddStringToObject(view, "live_error", err);
 		if (q)
 			cJSON_AddStringToObject(view, "q", q);
@@ -568,6 +576,22 @@ static void plan_wizard_respond(struct request *r, struct wizard *w, size_t show
 		cJSON_AddNumberToObject(view, "id", (double)id);
 	if (checks)
 		cJSON_AddItemToObject(view, "checks", checks);
+	if (read == 0) {
+		/* the page asks again with the same input once the runner has read the cluster */
+		char again[80];
+		snprintf(again, sizeof again, "%s?step=%zu", cJSON_GetStringValue(cJSON_GetObjectItem(view, "action_base")), shown);
+		if (shown == 4 && wizard_value(w, 4, "volume_methods")) {
+			cJSON *h = cJSON_CreateObject();
+			cJSON_AddStringToObject(h, "name", "volume_methods");
+			cJSON_AddStringToObject(h, "value", wizard_value(w, 4, "volume_methods"));
+			cJSON_AddItemToArray(cJSON_GetObjectItem(view, "hidden"), h);
+		}
+		web_request_view(view, &pending, "Reading the cluster: a runner lists what it holds…", again);
+		runner_answer_free(&pending);
+	} else if (checking) {
+		web_request_view(view, checking, "Checking the plan: a runner reads the cluster…",
+				 cJSON_GetStringValue(cJSON_GetObjectItem(view, "next_action")));
+	}
 	cJSON_AddStringToObject(view, "title", id ? "Edit backup plan" : "New backup plan");
 	cJSON_AddBoolToObject(view, "nav_backup_plans", 1);
 	if (with_errors)
@@ -584,7 +608,7 @@ static void plan_wizard_step(struct request *r, const struct kv_list *raw, long 
 
 	plan_input(raw, &input);
 	shown = wizard_run(r, &w, plan_steps, PLAN_STEPS, &input, want);
-	plan_wizard_respond(r, &w, shown, shown != want, id, NULL);
+	plan_wizard_respond(r, &w, shown, shown != want, id, NULL, NULL);
 	wizard_free(&w);
 	kv_list_free(&input);
 }
@@ -599,7 +623,7 @@ void page_backup_plan_new(struct request *r)
 		kv_add(&input, "retention_days", "30", 2);
 		kv_add(&input, "time_zone", "UTC", 3);
 		wizard_run(r, &w, plan_steps, PLAN_STEPS, &input, 1);
-		plan_wizard_respond(r, &w, 1, 0, 0, NULL);
+		plan_wizard_respond(r, &w, 1, 0, 0, NULL, NULL);
 		wizard_free(&w);
 		kv_list_free(&input);
 		return;
@@ -630,71 +654,65 @@ static void add_check(cJSON *checks, int ok, const char *fmt, ...)
 	cJSON_AddItemToArray(checks, c);
 }
 
-/* The VolumeSnapshotClass a snapshot plan needs: labelled velero.io/csi-volumesnapshot-class=true,
- * served at snapshot.storage.k8s.io v1 (or v1beta1). */
-static void check_snapshot_class(struct k8s_client *c, cJSON *checks)
+/* The VolumeSnapshotClass a snapshot plan needs, as the runner found it (read snapshot_classes):
+ * labelled velero.io/csi-volumesnapshot-class=true, served at snapshot.storage.k8s.io v1 (or
+ * v1beta1), deletionPolicy Retain. */
+static void check_snapshot_class(const cJSON *data, const char *why, cJSON *checks)
 {
-	static const char *const versions[] = { "v1", "v1beta1" };
-	struct k8s_error kerr = { 0 };
-	char why[512];
+	const char *served = json_str(data, "served", NULL), *retained = json_str(data, "retained", NULL);
+	const char *other = json_str(data, "other", NULL);
 
-	for (size_t i = 0; i < 2; i++) {
-		char path[160];
-		cJSON *list = NULL, *item;
-		const char *retained = NULL, *other = NULL, *other_policy = "";
-		snprintf(path, sizeof path, "/apis/snapshot.storage.k8s.io/%s/volumesnapshotclasses?labelSelector="
-			 "velero.io%%2Fcsi-volumesnapshot-class%%3Dtrue", versions[i]);
-		if (k8s_get(c, path, &list, &kerr) < 0) {
-			if (kerr.http_status == 404)
-				continue;
-			k8s_error_describe(&kerr, why, sizeof why);
-			add_check(checks, 0, "Volume snapshots: cannot list VolumeSnapshotClasses: %s", why);
-			return;
-		}
-		cJSON_ArrayForEach(item, cJSON_GetObjectItem(list, "items")) {
-			const char *name = json_str(item, "metadata", "name");
-			if (strcmp(json_str(item, "deletionPolicy", NULL), "Retain") == 0 && !retained)
-				retained = name;
-			else if (!other) {
-				other = name;
-				other_policy = json_str(item, "deletionPolicy", NULL);
-			}
-		}
-		if (retained)
-			add_check(checks, 1, "Volume snapshots: VolumeSnapshotClass %s (%s, deletionPolicy Retain)", retained, versions[i]);
-		else if (other)
-			add_check(checks, 0, "Volume snapshots: VolumeSnapshotClass %s has deletionPolicy %s; set it to Retain",
-				  other, other_policy);
-		else
-			add_check(checks, 0, "Volume snapshots: no VolumeSnapshotClass is labelled "
-				  "velero.io/csi-volumesnapshot-class=true; label the class of your CSI driver");
-		cJSON_Delete(list);
-		return;
-	}
-	add_check(checks, 0, "Volume snapshots: the cluster does not serve the CSI snapshot API (snapshot.storage.k8s.io); "
-		  "install the snapshot CRDs and controller, or choose filesystem copy");
+	if (!data)
+		add_check(checks, 0, "Volume snapshots: cannot list VolumeSnapshotClasses: %s", why);
+	else if (!*served)
+		add_check(checks, 0, "Volume snapshots: the cluster does not serve the CSI snapshot API (snapshot.storage.k8s.io); "
+			  "install the snapshot CRDs and controller, or choose filesystem copy");
+	else if (*retained)
+		add_check(checks, 1, "Volume snapshots: VolumeSnapshotClass %s (%s, deletionPolicy Retain)", retained, served);
+	else if (*other)
+		add_check(checks, 0, "Volume snapshots: VolumeSnapshotClass %s has deletionPolicy %s; set it to Retain",
+			  other, json_str(data, "other_policy", NULL));
+	else
+		add_check(checks, 0, "Volume snapshots: no VolumeSnapshotClass is labelled "
+			  "velero.io/csi-volumesnapshot-class=true; label the class of your CSI driver");
 }
 
-/* Checks the plan against the cluster and the repository. Returns the number of failures. */
-static int plan_checks(struct request *r, const struct wizard *w, cJSON *checks)
+/* Checks the plan against the cluster (read by a runner) and the repository. Returns the number
+ * of failures, or -1 while the runner reads (pending filled). */
+static int plan_checks(struct request *r, const struct wizard *w, cJSON *checks, struct runner_answer *pending)
 {
-	char err[600], version[64];
-	struct k8s_error kerr = { 0 };
-	struct k8s_client *c = web_cluster_client(r, cluster_id_of(w), err, sizeof err);
+	char err[600];
 	const char *params[] = { wizard_value(w, 1, "repository_id") };
+	const char *methods = wizard_value(w, 4, "volume_methods");
+	int snapshots = methods && strstr(methods, "=snapshot");
+	cJSON *reads = cJSON_CreateArray(), *item;
+	const cJSON *data;
 	PGresult *res;
-	cJSON *item;
-	int failed = 0;
+	int failed = 0, i = 1, rc;
 
-	if (!c || k8s_version(c, version, sizeof version, &kerr) < 0) {
-		if (c)
-			k8s_error_describe(&kerr, err, sizeof err);
-		add_check(checks, 0, "Cluster: not reachable: %s", err);
-		k8s_client_free(c);
-		c = NULL;
-	} else {
-		add_check(checks, 1, "Cluster: reachable, Kubernetes %s", version);
+	cJSON_AddItemToArray(reads, web_read_new("version", cluster_id_of(w)));
+	for (const char *p = wizard_value(w, 2, "namespaces"); p && *p; p += strcspn(p, "\n"), p += *p == '\n') {
+		char *ns = xstrndup(p, strcspn(p, "\n"));
+		cJSON *read = web_read_new("namespace", cluster_id_of(w));
+		cJSON_AddStringToObject(read, "name", ns);
+		cJSON_AddItemToArray(reads, read);
+		free(ns);
 	}
+	if (snapshots)
+		cJSON_AddItemToArray(reads, web_read_new("snapshot_classes", cluster_id_of(w)));
+	rc = web_cluster_reads(r, reads, pending, err, sizeof err);
+	cJSON_Delete(reads);
+	if (rc == 0)
+		return -1;
+	if (rc < 0) {
+		add_check(checks, 0, "Cluster: cannot be asked: %s", err);
+		return 1;
+	}
+	int reachable = (data = web_read_result(pending, 0, err, sizeof err)) != NULL;
+	if (!reachable)
+		add_check(checks, 0, "Cluster: not reachable: %s", err);
+	else
+		add_check(checks, 1, "Cluster: reachable, Kubernetes %s", json_str(data, "version", NULL));
 	res = db_exec(r->db, "SELECT name, status, status_message FROM repositories WHERE id = $1", 1, params, err, sizeof err);
 	if (res && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 1), "connected") == 0)
 		add_check(checks, 1, "Repository %s: connected", PQgetvalue(res, 0, 0));
@@ -704,25 +722,22 @@ static int plan_checks(struct request *r, const struct wizard *w, cJSON *checks)
 	else
 		add_check(checks, 0, "Repository: not found");
 	PQclear(res);
-	for (const char *p = wizard_value(w, 2, "namespaces"); c && p && *p; p += strcspn(p, "\n"), p += *p == '\n') {
+	for (const char *p = wizard_value(w, 2, "namespaces"); reachable && p && *p; p += strcspn(p, "\n"), p += *p == '\n') {
 		char *ns = xstrndup(p, strcspn(p, "\n"));
-		char *path = k8s_resource_path("", "v1", "namespaces", NULL, ns);
-		cJSON *obj = NULL;
-		if (k8s_get(c, path, &obj, &kerr) == 0)
+		data = web_read_result(pending, i++, err, sizeof err);
+		if (data && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(data, "exists")))
 			add_check(checks, 1, "Namespace %s: present", ns);
-		else if (kerr.http_status == 404)
+		else if (data)
 			add_check(checks, 0, "Namespace %s: does not exist in the cluster", ns);
-		else {
-			k8s_error_describe(&kerr, err, sizeof err);
+		else
 			add_check(checks, 0, "Namespace %s: %s", ns, err);
-		}
-		cJSON_Delete(obj);
-		free(path);
 		free(ns);
 	}
-	if (c && strstr(wizard_value(w, 4, "volume_methods") ? wizard_value(w, 4, "volume_methods") : "", "=snapshot"))
-		check_snapshot_class(c, checks);
-	k8s_client_free(c);
+	if (reachable && snapshots) {
+		data = web_read_result(pending, i, err, sizeof err);
+		check_snapshot_class(data, err, checks);
+	}
+	runner_answer_free(pending);
 	cJSON_ArrayForEach(item, checks)
 		failed += !cJSON_IsTrue(cJSON_GetObjectItem(item, "ok"));
 	return failed;
@@ -805,13 +820,20 @@ static void plan_finish(struct request *r, long long id)
 	shown = wizard_run(r, &w, plan_steps, PLAN_STEPS, &input, PLAN_STEPS + 1);
 	kv_list_free(&input);
 	if (shown <= PLAN_STEPS) {
-		plan_wizard_respond(r, &w, shown, 1, id, NULL);
+		plan_wizard_respond(r, &w, shown, 1, id, NULL, NULL);
 		goto out;
 	}
 	checks = cJSON_CreateArray();
-	if (plan_checks(r, &w, checks)) {
-		cJSON *view_checks = checks;
-		plan_wizard_respond(r, &w, PLAN_STEPS, 1, id, view_checks);
+	struct runner_answer checking = { 0 };
+	int failed = plan_checks(r, &w, checks, &checking);
+	if (failed < 0) {
+		cJSON_Delete(checks);
+		plan_wizard_respond(r, &w, PLAN_STEPS, 0, id, NULL, &checking);
+		runner_answer_free(&checking);
+		goto out;
+	}
+	if (failed) {
+		plan_wizard_respond(r, &w, PLAN_STEPS, 1, id, checks, NULL);
 		goto out;
 	}
 	long long saved = plan_save(r, &w, id, err, sizeof err);
@@ -819,7 +841,7 @@ static void plan_finish(struct request *r, long long id)
 		if (strcmp(db_last_sqlstate(), "23505") == 0) {
 			wizard_error(&w, 1, "name", "Name: a backup plan of that name already exists");
 			cJSON_Delete(checks);
-			plan_wizard_respond(r, &w, 1, 1, id, NULL);
+			plan_wizard_respond(r, &w, 1, 1, id, NULL, NULL);
 		} else {
 			cJSON_Delete(checks);
 			if (strstr(err, "no such"))
@@ -920,7 +942,7 @@ void page_backup_plan_edit(struct request *r)
 		return;
 	}
 	wizard_run(r, &w, plan_steps, PLAN_STEPS, &input, 1);
-	plan_wizard_respond(r, &w, 1, 0, id, NULL);
+	plan_wizard_respond(r, &w, 1, 0, id, NULL, NULL);
 	wizard_free(&w);
 	kv_list_free(&input);
 }

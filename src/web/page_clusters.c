@@ -1,10 +1,8 @@
 /* Clusters (manual 3.1): list with status; add, edit, test and delete. Saving tests the
  * connection with the token and says "Connected" and the version, or exactly why not. */
 #include "web.h"
-#include "audit.h"
 #include "db.h"
 #include "form.h"
-#include "k8s_client.h"
 #include "kubeconfig.h"
 #include "log.h"
 
@@ -21,44 +19,6 @@ static const struct form_field cluster_fields[] = {
 	{ .name = "save_unverified", .label = "Save even if the test fails", .kind = FORM_BOOL },
 };
 #define CLUSTER_N (sizeof cluster_fields / sizeof cluster_fields[0])
-
-#define CLUSTER_TEST_TIMEOUT_MS 10000
-
-struct cluster_check {
-	int ok;
-	char version[64];
-	char message[600];
-};
-
-/* Connects with the token and does what a backup needs first: read the version, discover the
- * API and list namespaces. */
-static void cluster_test(const struct web_context *ctx, const char *url, const char *token,
-			 const char *ca_pem, struct cluster_check *out)
-{
-	struct k8s_cluster_conf conf = { .api_url = (char *)url, .token = (char *)token,
-					 .ca_pem = (char *)(ca_pem && *ca_pem ? ca_pem : NULL),
-					 .timeout_ms = CLUSTER_TEST_TIMEOUT_MS };
-	struct k8s_error kerr = { 0 };
-	struct k8s_client *c;
-	cJSON *list = NULL;
-	char err[512];
-
-	memset(out, 0, sizeof *out);
-	c = k8s_client_new(&conf, &ctx->allowed_networks, err, sizeof err);
-	if (!c) {
-		snprintf(out->message, sizeof out->message, "%s", err);
-		return;
-	}
-	if (k8s_version(c, out->version, sizeof out->version, &kerr) < 0 ||
-	    k8s_get(c, "/api/v1/namespaces?limit=1", &list, &kerr) < 0) {
-		k8s_error_describe(&kerr, out->message, sizeof out->message);
-	} else {
-		out->ok = 1;
-		snprintf(out->message, sizeof out->message, "Connected: Kubernetes %s", out->version);
-	}
-	cJSON_Delete(list);
-	k8s_client_free(c);
-}
 
 static int valid_ca(const char *pem)
 {
@@ -116,59 +76,88 @@ void page_cluster_new(struct request *r)
 	cluster_form_respond(r, 200, cJSON_CreateObject(), 0);
 }
 
-/* Tests the connection and writes the row: INSERT when id is 0, else UPDATE. Returns 0 when
- * stored (the caller redirects), 1 when the test failed and nothing was stored (why says so), 2
- * when the name is taken, -1 after answering with an error. */
-static int cluster_store(struct request *r, long long id, const char *name, const char *url, const char *token,
-			 const char *ca, int save_unverified, struct cluster_check *check)
+/* Asks a runner to test the connection with token_enc (sealed for this organisation) and goes to
+ * the page that follows the request; once answered, cluster_request_answered stores the row
+ * (when it connected, or save_unverified). The web worker itself never connects. */
+static void cluster_ask(struct request *r, long long id, const char *name, const char *url, const char *token_enc,
+			const char *ca, int save_unverified, const char *page)
 {
-	char err[512], sid[24];
-	char *sealed;
-	int allowed = web_org_rate_limit(r);
+	char err[512], loc[64];
+	cJSON *p = cJSON_CreateObject();
+	long long rid;
 
-	if (allowed <= 0)
-		return -1;
-	cluster_test(r->ctx, url, token, ca, check);
-	if (!check->ok && !save_unverified)
-		return 1;
-	snprintf(sid, sizeof sid, "%lld", id);
-	sealed = secret_seal(&r->ctx->keyring, r->session.org_id, "cluster.token", token);
-	if (!sealed) {
-		respond_db_error(r, "sealing the token failed");
-		return -1;
+	if (web_org_rate_limit(r) <= 0) {
+		cJSON_Delete(p);
+		return;
 	}
-	const char *params[] = { name, url, ca && *ca ? ca : NULL, sealed, r->ctx->keyring.key_id,
-				 check->ok ? "connected" : "error", check->message, check->version, sid };
-	PGresult *res = db_exec(r->db, id ?
-		"UPDATE clusters SET name = $1, api_url = $2, ca_pem = $3, token_enc = $4, key_id = $5, "
-		"status = $6, status_message = $7, k8s_version = $8, last_checked_at = now(), updated_at = now() "
-		"WHERE id = $9 RETURNING id" :
-		"INSERT INTO clusters (name, api_url, ca_pem, token_enc, key_id, status, status_message, "
-		"k8s_version, last_checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now()) RETURNING id",
-		id ? 9 : 8, params, err, sizeof err);
-	free(sealed);
-	if (!res) {
-		if (strcmp(db_last_sqlstate(), "23505") == 0)
-			return 2;
-		respond_db_error(r, err);
-		return -1;
+	cJSON_AddStringToObject(p, "purpose", "cluster_save");
+	cJSON_AddStringToObject(p, "api_url", url);
+	cJSON_AddStringToObject(p, "ca_pem", ca ? ca : "");
+	cJSON_AddStringToObject(p, "token_enc", token_enc);
+	cJSON_AddStringToObject(p, "key_id", r->ctx->keyring.key_id);
+	cJSON_AddNumberToObject(p, "cluster_id", (double)id);
+	cJSON_AddStringToObject(p, "name", name);
+	cJSON_AddBoolToObject(p, "save_unverified", save_unverified);
+	cJSON_AddStringToObject(p, "page", page);
+	rid = web_request_ask(r, "cluster_probe", p, err, sizeof err);
+	cJSON_Delete(p);
+	if (rid <= 0) {
+		web_request_refused(r, rid, err);
+		return;
 	}
-	int found = PQntuples(res) == 1;
-	PQclear(res);
-	if (!found) {
+	snprintf(loc, sizeof loc, "/requests/%lld", rid);
+	respond_redirect(r, loc);
+}
+
+/* A save that was not stored: its form again, saying why, with what was typed (never the token). */
+static void cluster_refused(struct request *r, const cJSON *p, const char *msg)
+{
+	const char *page = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "page"));
+	long long id = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "cluster_id"));
+	cJSON *view = cJSON_CreateObject(), *fields = cJSON_AddObjectToObject(view, "fields");
+	static const char *const names[] = { "name", "api_url", "ca_pem" };
+
+	for (int i = 0; i < 3; i++) {
+		const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, names[i]));
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(fields, names[i]), "value", v ? v : "");
+	}
+	cJSON_AddStringToObject(view, "form_error", msg);
+	if (id)
+		cJSON_AddBoolToObject(view, "token_stored", 1);
+	if (page && strcmp(page, "cluster_import") == 0) {
+		cJSON_AddStringToObject(view, "title", "Import a kubeconfig");
+		cJSON_AddBoolToObject(view, "nav_clusters", 1);
+		respond_form_errors(r, "cluster_import", view);
+		return;
+	}
+	cluster_form_respond(r, 422, view, id);
+}
+
+/* The runner stored the save (or a Test's status) with its answer; this page says what happened. */
+void cluster_request_answered(struct request *r, const struct runner_answer *a, const char *purpose)
+{
+	const cJSON *res = a->result;
+	const char *message = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "message"));
+	long long id = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(a->params, "cluster_id"));
+	char loc[64], msg[800];
+
+	if (!message)
+		message = a->error[0] ? a->error : "The runner gave no answer.";
+	if (strcmp(purpose, "cluster_test") == 0) {
+		response_flash(r, message);
+		snprintf(loc, sizeof loc, "/clusters/%lld", id);
+		respond_redirect(r, loc);
+	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "stored"))) {
+		response_flash(r, message);
+		respond_redirect(r, "/clusters");
+	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "name_taken"))) {
+		cluster_refused(r, a->params, "Name: a cluster of that name already exists.");
+	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "gone"))) {
 		respond_error(r, 404, "There is no such cluster.");
-		return -1;
+	} else {
+		snprintf(msg, sizeof msg, "Not saved: %s", message);
+		cluster_refused(r, a->params, msg);
 	}
-	cJSON *detail = cJSON_CreateObject();
-	cJSON_AddStringToObject(detail, "api_url", url);
-	cJSON_AddStringToObject(detail, "status", check->ok ? "connected" : "error");
-	int rc = audit_record(r->db, id ? "cluster.update" : "cluster.create", name, detail, err, sizeof err);
-	cJSON_Delete(detail);
-	if (rc < 0) {
-		respond_db_error(r, err);
-		return -1;
-	}
-	return 0;
 }
 
 /* 1 when two CA bundles are the same text, whatever the line endings and surrounding blanks (a
@@ -196,8 +185,8 @@ static int same_pem(const char *a, const char *b)
 	}
 }
 
-/* The token stored for cluster id, opened, and the API URL and CA it was stored for (caller frees
- * both); NULL after answering. */
+/* The sealed token stored for cluster id, and the API URL and CA it was stored for (caller frees
+ * all three); NULL after answering. The web never opens it: the runner does, for the test. */
 static char *cluster_stored_token(struct request *r, long long id, char **url, char **ca)
 {
 	char sid[24], err[512];
@@ -210,9 +199,8 @@ static char *cluster_stored_token(struct request *r, long long id, char **url, c
 		      1, params, err, sizeof err);
 	if (!res || PQntuples(res) != 1) {
 		respond_error(r, 404, "There is no such cluster.");
-	} else if (!(token = secret_open(&r->ctx->keyring, r->session.org_id, "cluster.token", PQgetvalue(res, 0, 0)))) {
-		respond_error(r, 500, "The stored token cannot be decrypted with the current master key.");
 	} else {
+		token = xstrdup(PQgetvalue(res, 0, 0));
 		*url = xstrdup(PQgetvalue(res, 0, 1));
 		*ca = xstrdup(PQgetvalue(res, 0, 2));
 	}
@@ -220,40 +208,9 @@ static char *cluster_stored_token(struct request *r, long long id, char **url, c
 	return token;
 }
 
-/* The form's outcome: back to the list with the test's words, or the form again saying why not. */
-static void cluster_store_respond(struct request *r, int rc, const struct cluster_check *check,
-				  cJSON *view, const char *page, long long id)
-{
-	char msg[700];
-
-	if (rc < 0) {
-		cJSON_Delete(view);
-		return;
-	}
-	if (rc == 0) {
-		cJSON_Delete(view);
-		response_flash(r, check->message);
-		respond_redirect(r, "/clusters");
-		return;
-	}
-	if (rc == 1)
-		snprintf(msg, sizeof msg, "Not saved: %s", check->message);
-	else
-		snprintf(msg, sizeof msg, "Name: a cluster of that name already exists.");
-	cJSON_AddStringToObject(view, "form_error", msg);
-	if (strcmp(page, "cluster_form") == 0) {
-		cluster_form_respond(r, 422, view, id);
-		return;
-	}
-	cJSON_AddStringToObject(view, "title", "Import a kubeconfig");
-	cJSON_AddBoolToObject(view, "nav_clusters", 1);
-	respond_form_errors(r, page, view);
-}
-
 static void cluster_save(struct request *r, long long id)
 {
 	struct form_values v;
-	struct cluster_check check;
 	char *token;
 
 	form_validate(cluster_fields, CLUSTER_N, &r->form, &v);
@@ -279,7 +236,9 @@ static void cluster_save(struct request *r, long long id)
 		return;
 	}
 	if (typed && *typed) {
-		token = xstrdup(typed);
+		token = secret_seal(&r->ctx->keyring, r->session.org_id, "cluster.token", typed);
+		if (!token)
+			respond_db_error(r, "sealing the token failed");
 	} else {
 		/* The stored token goes only where it was first sent: a new API URL or CA could be
 		 * someone else's server, which would then receive it. */
@@ -294,7 +253,7 @@ static void cluster_save(struct request *r, long long id)
 				"Bearer token: required again when the CA bundle changes; the stored token is never "
 				"sent to a server verified by another CA.");
 			v.errors++;
-			secret_free(token);
+			free(token);
 			token = NULL;
 			cluster_form_respond(r, 422, form_view(&v, cluster_fields), id);
 		}
@@ -302,13 +261,11 @@ static void cluster_save(struct request *r, long long id)
 		free(stored_ca);
 	}
 	if (token) {
-		int rc = cluster_store(r, id, form_value(&v, cluster_fields, "name"),
-				       form_value(&v, cluster_fields, "api_url"), token,
-				       form_value(&v, cluster_fields, "ca_pem"),
-				       strcmp(form_value(&v, cluster_fields, "save_unverified"), "true") == 0, &check);
-		cluster_store_respond(r, rc, &check, form_view(&v, cluster_fields), "cluster_form", id);
+		cluster_ask(r, id, form_value(&v, cluster_fields, "name"), form_value(&v, cluster_fields, "api_url"),
+			    token, form_value(&v, cluster_fields, "ca_pem"),
+			    strcmp(form_value(&v, cluster_fields, "save_unverified"), "true") == 0, "cluster_form");
 	}
-	secret_free(token);
+	free(token);
 	form_values_free(&v);
 }
 
@@ -355,7 +312,6 @@ void page_cluster_import(struct request *r)
 	struct form_values v;
 	struct kubeconfig_options opt = { 0 };
 	struct k8s_cluster_conf conf = { 0 };
-	struct cluster_check check;
 	char context[256], name[64], err[512];
 
 	form_validate(import_fields, IMPORT_N, &r->form, &v);
@@ -387,9 +343,13 @@ void page_cluster_import(struct request *r)
 		snprintf(name, sizeof name, "%s", typed_name);
 	else
 		name_from_context(context, name, sizeof name);
-	int rc = cluster_store(r, 0, name, conf.api_url, conf.token, conf.ca_pem,
-			       strcmp(form_value(&v, import_fields, "save_unverified"), "true") == 0, &check);
-	cluster_store_respond(r, rc, &check, form_view(&v, import_fields), "cluster_import", 0);
+	char *sealed = secret_seal(&r->ctx->keyring, r->session.org_id, "cluster.token", conf.token);
+	if (!sealed)
+		respond_db_error(r, "sealing the token failed");
+	else
+		cluster_ask(r, 0, name, conf.api_url, sealed, conf.ca_pem,
+			    strcmp(form_value(&v, import_fields, "save_unverified"), "true") == 0, "cluster_import");
+	free(sealed);
 	kubeconfig_conf_free(&conf);
 	form_values_free(&v);
 }
@@ -438,46 +398,40 @@ void page_cluster_edit(struct request *r)
 	cluster_form_respond(r, 200, view, id);
 }
 
+/* Test: a runner connects with the stored token; the page follows its answer. */
 void page_cluster_test(struct request *r)
 {
 	long long id = request_param_id(r, "id");
 	char sid[24], err[512], loc[64];
 	const char *params[] = { sid };
-	struct cluster_check check;
 	PGresult *res;
-	char *token;
+	cJSON *p;
+	long long rid;
 
 	if (web_org_rate_limit(r) <= 0)
 		return;
 	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "SELECT name, api_url, ca_pem, token_enc FROM clusters WHERE id = $1",
+	res = id ? db_exec(r->db, "SELECT name, api_url, coalesce(ca_pem, ''), token_enc FROM clusters WHERE id = $1",
 			   1, params, err, sizeof err) : NULL;
 	if (!res || PQntuples(res) != 1) {
 		PQclear(res);
 		respond_error(r, 404, "There is no such cluster.");
 		return;
 	}
-	token = secret_open(&r->ctx->keyring, r->session.org_id, "cluster.token", PQgetvalue(res, 0, 3));
-	if (!token) {
-		snprintf(check.message, sizeof check.message, "%s", "The stored token cannot be decrypted with the current master key.");
-		check.ok = 0;
-		check.version[0] = '\0';
-	} else {
-		cluster_test(r->ctx, PQgetvalue(res, 0, 1), token,
-			     PQgetisnull(res, 0, 2) ? NULL : PQgetvalue(res, 0, 2), &check);
-	}
-	secret_free(token);
-	const char *upd[] = { check.ok ? "connected" : "error", check.message, check.version, sid };
-	if (db_run(r->db, "UPDATE clusters SET status = $1, status_message = $2, "
-		   "k8s_version = CASE WHEN $3 = '' THEN k8s_version ELSE $3 END, last_checked_at = now() WHERE id = $4",
-		   4, upd, err, sizeof err) < 0) {
-		PQclear(res);
-		respond_db_error(r, err);
+	p = cJSON_CreateObject();
+	cJSON_AddStringToObject(p, "purpose", "cluster_test");
+	cJSON_AddNumberToObject(p, "cluster_id", (double)id);
+	cJSON_AddStringToObject(p, "api_url", PQgetvalue(res, 0, 1));
+	cJSON_AddStringToObject(p, "ca_pem", PQgetvalue(res, 0, 2));
+	cJSON_AddStringToObject(p, "token_enc", PQgetvalue(res, 0, 3));
+	PQclear(res);
+	rid = web_request_ask(r, "cluster_probe", p, err, sizeof err);
+	cJSON_Delete(p);
+	if (rid <= 0) {
+		web_request_refused(r, rid, err);
 		return;
 	}
-	PQclear(res);
-	response_flash(r, check.message);
-	snprintf(loc, sizeof loc, "/clusters/%lld", id);
+	snprintf(loc, sizeof loc, "/requests/%lld", rid);
 	respond_redirect(r, loc);
 }
 

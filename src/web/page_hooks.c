@@ -6,9 +6,6 @@
 #include "audit.h"
 #include "db.h"
 #include "form.h"
-#include "k8s_client.h"
-#include "hook_process.h"
-#include "lua_k8s.h"
 #include "lua_sandbox.h"
 
 #include <stdio.h>
@@ -16,9 +13,6 @@
 #include <string.h>
 
 #define HOOK_SOURCE_MAX 262144
-#define HOOK_DRY_LOG_LINES 200
-/* A dry run holds a web worker: much tighter than the runner's limits. */
-static const struct lua_sandbox_limits dry_run_limits = { 16 << 20, 20000000, 10000 };
 
 static const struct form_field hook_fields[] = {
 	{ .name = "name", .label = "Name", .kind = FORM_NAME, .required = 1 },
@@ -371,138 +365,95 @@ void page_hook_delete(struct request *r)
 	PQclear(res);
 }
 
-/* ---- dry run ---- */
-
-static void dry_run_log(void *ctx, const char *line)
-{
-	cJSON *lines = ctx;
-
-	if (cJSON_GetArraySize(lines) < HOOK_DRY_LOG_LINES)
-		cJSON_AddItemToArray(lines, cJSON_CreateString(line));
-}
-
-/* A client for cluster id of this organisation; NULL with why. */
-static struct k8s_client *dry_run_client(struct request *r, const char *cluster_id, char *why, size_t whylen)
-{
-	const char *params[] = { cluster_id };
-	struct k8s_cluster_conf conf = { .timeout_ms = dry_run_limits.time_ms };
-	struct k8s_client *c = NULL;
-	char err[512];
-	PGresult *res = db_exec(r->db, "SELECT api_url, ca_pem, token_enc FROM clusters WHERE id = $1",
-				1, params, err, sizeof err);
-
-	if (!res || PQntuples(res) != 1) {
-		snprintf(why, whylen, "Cluster: there is no such cluster.");
-		PQclear(res);
-		return NULL;
-	}
-	conf.api_url = PQgetvalue(res, 0, 0);
-	conf.ca_pem = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
-	conf.token = secret_open(&r->ctx->keyring, r->session.org_id, "cluster.token", PQgetvalue(res, 0, 2));
-	if (!conf.token)
-		snprintf(why, whylen, "Cluster: the stored token cannot be decrypted with the current master key.");
-	else if (!(c = k8s_client_new(&conf, &r->ctx->allowed_networks, err, sizeof err)))
-		snprintf(why, whylen, "Cluster: %s", err);
-	secret_free(conf.token);
-	PQclear(res);
-	return c;
-}
-
-/* Runs source with writes recorded, and puts its log, writes and outcome into view. */
-static void dry_run_into(struct request *r, const struct form_values *v, const char *name, const char *source,
-			 cJSON *view)
-{
-	char why[600] = "";
-	cJSON *params = NULL, *job, *dry = cJSON_AddObjectToObject(view, "dry_run");
-	const char *ptext = form_value(v, dry_fields, "params");
-	struct k8s_client *c;
-
-	if (ptext && *ptext && !cJSON_IsObject(params = cJSON_Parse(ptext))) {
-		cJSON_AddStringToObject(dry, "error", "Params: must be a JSON object, e.g. {\"old_domain\": \"a.example\"}");
-		cJSON_Delete(params);
-		return;
-	}
-	c = dry_run_client(r, form_value(v, dry_fields, "cluster_id"), why, sizeof why);
-	if (!c) {
-		cJSON_AddStringToObject(dry, "error", why);
-		cJSON_Delete(params);
-		return;
-	}
-	struct lua_k8s_scope scope = { .client = c, .namespace = form_value(v, dry_fields, "namespace"), .dry_run = 1 };
-	struct lua_k8s *k = lua_k8s_new(&scope);
-	struct lua_sandbox_result res;
-	cJSON *log = cJSON_AddArrayToObject(dry, "log"), *writes, *recorded;
-	char chunk[80];
-
-	job = cJSON_CreateObject();
-	cJSON_AddStringToObject(job, "phase", form_value(v, dry_fields, "phase"));
-	cJSON_AddStringToObject(job, "target_namespace", scope.namespace);
-	cJSON_AddBoolToObject(job, "dry_run", 1);
-	snprintf(chunk, sizeof chunk, "%.70s.lua", name);
-	hook_process_run(r->ctx->hook_path, k, &scope, &dry_run_limits, job, params, chunk, source, dry_run_log, log,
-			 &res, &recorded);
-	cJSON_AddBoolToObject(dry, "has_log", cJSON_GetArraySize(log) > 0);
-	cJSON_AddBoolToObject(dry, "ok", res.ok);
-	cJSON_AddStringToObject(dry, "error", res.error);
-	cJSON_AddNumberToObject(dry, "elapsed_ms", (double)res.elapsed_ms);
-	writes = cJSON_AddArrayToObject(dry, "writes");
-	const cJSON *w;
-	cJSON_ArrayForEach(w, recorded) {
-		cJSON *row = cJSON_CreateObject();
-		const cJSON *body = cJSON_GetObjectItemCaseSensitive(w, "body");
-		const cJSON *argv = cJSON_GetObjectItemCaseSensitive(w, "argv");
-		const cJSON *replicas = cJSON_GetObjectItemCaseSensitive(w, "replicas");
-		char *detail = body ? cJSON_PrintUnformatted(body) : argv ? cJSON_PrintUnformatted(argv) : NULL;
-		char num[32];
-
-		cJSON_AddItemToObject(row, "verb", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(w, "verb"), 1));
-		cJSON_AddStringToObject(row, "kind", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(w, "kind")));
-		cJSON_AddItemToObject(row, "namespace", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(w, "namespace"), 1));
-		cJSON_AddItemToObject(row, "name", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(w, "name"), 1));
-		if (replicas)
-			snprintf(num, sizeof num, "replicas: %d", (int)replicas->valuedouble);
-		cJSON_AddStringToObject(row, "detail", detail ? detail : replicas ? num : "");
-		free(detail);
-		cJSON_AddItemToArray(writes, row);
-	}
-	cJSON_Delete(recorded);
-	lua_k8s_free(k);
-	k8s_client_free(c);
-	cJSON_Delete(job);
-	cJSON_Delete(params);
-}
+/* ---- dry run: a runner runs it (src/runner/runner_requests.c); this page asks and shows ---- */
 
 void page_hook_dry_run(struct request *r)
 {
 	long long id = request_param_id(r, "id");
 	struct form_values v;
 	PGresult *res = hook_fetch(r, id, 0);
-	cJSON *view, *dv;
+	cJSON *view, *dv, *p, *params = NULL;
+	char err[512], loc[64];
+
+	if (!res)
+		return;
+	form_validate(dry_fields, DRY_N, &r->form, &v);
+	const char *ptext = form_value(&v, dry_fields, "params");
+	const char *why = NULL;
+	for (size_t i = 0; i < DRY_N && !why; i++)
+		why = v.error[i];
+	if (!why && ptext && *ptext && !cJSON_IsObject(params = cJSON_Parse(ptext)))
+		why = "Params: must be a JSON object, e.g. {\"old_domain\": \"a.example\"}";
+	if (why) {
+		view = hook_stored_view(res);
+		dv = form_view(&v, dry_fields);
+		cJSON_AddItemToObject(view, "dry_fields", cJSON_DetachItemFromObject(dv, "fields"));
+		cJSON_Delete(dv);
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(view, "dry_run"), "error", why);
+		hook_form_respond(r, 200, view, id);
+		goto out;
+	}
+	if (web_org_rate_limit(r) <= 0)
+		goto out;
+	p = cJSON_CreateObject();
+	cJSON_AddStringToObject(p, "purpose", "hook_dry_run");
+	cJSON_AddNumberToObject(p, "hook_id", (double)id);
+	cJSON_AddNumberToObject(p, "cluster_id", atof(form_value(&v, dry_fields, "cluster_id")));
+	cJSON_AddStringToObject(p, "namespace", form_value(&v, dry_fields, "namespace"));
+	cJSON_AddStringToObject(p, "phase", form_value(&v, dry_fields, "phase"));
+	cJSON_AddStringToObject(p, "params_text", ptext ? ptext : "");
+	if (params) {
+		cJSON_AddItemToObject(p, "params", params);
+		params = NULL;
+	}
+	cJSON_AddStringToObject(p, "name", PQgetvalue(res, 0, 0));
+	cJSON_AddStringToObject(p, "source", PQgetvalue(res, 0, 2));
+	long long rid = web_request_ask(r, "hook_dry_run", p, err, sizeof err);
+	cJSON_Delete(p);
+	if (rid <= 0) {
+		web_request_refused(r, rid, err);
+		goto out;
+	}
+	snprintf(loc, sizeof loc, "/requests/%lld", rid);
+	respond_redirect(r, loc);
+out:
+	cJSON_Delete(params);
+	PQclear(res);
+	form_values_free(&v);
+}
+
+/* The hook's page with the dry run's outcome: its log, its recorded writes, or why it failed. */
+void hook_dry_run_answered(struct request *r, const struct runner_answer *a)
+{
+	long long id = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(a->params, "hook_id"));
+	PGresult *res = hook_fetch(r, id, 0);
+	cJSON *view, *fields, *dry;
+	char cid[24];
+	static const char *const names[] = { "namespace", "phase" };
 
 	if (!res)
 		return;
 	view = hook_stored_view(res);
-	form_validate(dry_fields, DRY_N, &r->form, &v);
-	dv = form_view(&v, dry_fields);
-	cJSON_AddItemToObject(view, "dry_fields", cJSON_DetachItemFromObject(dv, "fields"));
-	cJSON_Delete(dv);
-	if (v.errors) {
-		cJSON *dry = cJSON_AddObjectToObject(view, "dry_run");
-
-		for (size_t i = 0; i < DRY_N; i++)
-			if (v.error[i]) {
-				cJSON_AddStringToObject(dry, "error", v.error[i]);
-				break;
-			}
-	} else {
-		if (web_org_rate_limit(r) <= 0) {
-			PQclear(res);
-			cJSON_Delete(view);
-			return;
-		}
-		dry_run_into(r, &v, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2), view);
-	}
 	PQclear(res);
-	form_values_free(&v);
+	fields = cJSON_AddObjectToObject(view, "dry_fields");
+	snprintf(cid, sizeof cid, "%lld",
+		 (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(a->params, "cluster_id")));
+	cJSON_AddStringToObject(cJSON_AddObjectToObject(fields, "cluster_id"), "value", cid);
+	for (int i = 0; i < 2; i++)
+		cJSON_AddItemToObject(cJSON_AddObjectToObject(fields, names[i]), "value",
+				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(a->params, names[i]), 1));
+	cJSON_AddItemToObject(cJSON_AddObjectToObject(fields, "params"), "value",
+			      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(a->params, "params_text"), 1));
+	if (a->result) {
+		dry = cJSON_Duplicate(a->result, 1);
+		cJSON_AddBoolToObject(dry, "has_log", cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dry, "log")) > 0);
+	} else {
+		dry = cJSON_CreateObject();
+		cJSON_AddStringToObject(dry, "error", a->error);
+	}
+	cJSON_AddItemToObject(view, "dry_run", dry);
+	cJSON *req = cJSON_AddObjectToObject(view, "request");
+	cJSON_AddNumberToObject(req, "id", (double)a->id);
+	cJSON_AddStringToObject(req, "state", a->state);
 	hook_form_respond(r, 200, view, id);
 }

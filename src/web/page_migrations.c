@@ -5,8 +5,6 @@
 #include "audit.h"
 #include "db.h"
 #include "form.h"
-#include "k8s_client.h"
-#include "migrate_precheck.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,125 +140,82 @@ static void check_more(struct request *r, struct form_values *v)
 	}
 }
 
-struct claim_scan {
-	cJSON *claims;
-	const char *ns;
-	const cJSON *chosen;
-	const char *default_class;
-};
-
-static int collect_claim(cJSON *pvc, void *ud)
-{
-	struct claim_scan *cs = ud;
-	const cJSON *meta, *spec, *name, *cls, *size;
-	char key[512];
-
-	if (!pvc)
-		return 0;
-	meta = cJSON_GetObjectItemCaseSensitive(pvc, "metadata");
-	spec = cJSON_GetObjectItemCaseSensitive(pvc, "spec");
-	name = cJSON_GetObjectItemCaseSensitive(meta, "name");
-	cls = cJSON_GetObjectItemCaseSensitive(spec, "storageClassName");
-	size = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(spec, "resources"), "requests"), "storage");
-	if (!cJSON_IsString(name))
-		return 0;
-	snprintf(key, sizeof key, "%s/%s", cs->ns, name->valuestring);
-	const cJSON *choice = cJSON_GetObjectItemCaseSensitive(cs->chosen, key);
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "key", key);
-	cJSON_AddStringToObject(o, "class", cJSON_IsString(cls) ? cls->valuestring : "");
-	cJSON_AddStringToObject(o, "size", cJSON_IsString(size) ? size->valuestring : "");
-	cJSON_AddStringToObject(o, "choice", cJSON_IsString(choice) ? choice->valuestring :
-				cs->default_class ? cs->default_class : "");
-	cJSON_AddItemToArray(cs->claims, o);
-	return 0;
-}
-
-struct class_scan {
-	cJSON *classes;
-	char default_class[256];
-};
-
-static int collect_class(cJSON *sc, void *ud)
-{
-	struct class_scan *cs = ud;
-	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(sc, "metadata");
-	const cJSON *name = cJSON_GetObjectItemCaseSensitive(meta, "name");
-	const cJSON *def = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(meta, "annotations"),
-							    "storageclass.kubernetes.io/is-default-class");
-
-	if (!sc || !cJSON_IsString(name))
-		return 0;
-	cJSON_AddItemToArray(cs->classes, cJSON_CreateString(name->valuestring));
-	if (cJSON_IsString(def) && strcmp(def->valuestring, "true") == 0)
-		snprintf(cs->default_class, sizeof cs->default_class, "%s", name->valuestring);
-	return 0;
-}
-
-/* Step 2's view: every claim of the namespaces in the source, the target's classes. 0, or -1 with
- * err in words (a cluster unreachable, a namespace missing). */
+/* Step 2's view: every claim of the namespaces in the source, the target's classes, as a runner
+ * read them. 1, 0 while the runner reads (pending filled), or -1 with err in words (a cluster
+ * unreachable, a namespace missing). */
 static int add_claims(struct request *r, cJSON *view, const struct form_values *v, const cJSON *chosen,
-		      char *err, size_t errlen)
+		      struct runner_answer *pending, char *err, size_t errlen)
 {
-	struct k8s_resource_type pvcs = { .version = "v1", .plural = "persistentvolumeclaims", .namespaced = 1 };
-	struct k8s_resource_type classes = { .group = "storage.k8s.io", .version = "v1", .plural = "storageclasses" };
-	struct class_scan cls = { cJSON_AddArrayToObject(view, "target_classes"), "" };
-	struct k8s_error kerr = { 0 };
-	struct k8s_client *src = NULL, *tgt = NULL;
-	cJSON *ns_list = parse_namespaces(v->value[M_NAMESPACES]), *claims = cJSON_AddArrayToObject(view, "claims");
-	const cJSON *ns;
-	int rc = -1;
+	long long source = strtoll(v->value[M_SOURCE], NULL, 10), target = strtoll(v->value[M_TARGET], NULL, 10);
+	cJSON *ns_list = parse_namespaces(v->value[M_NAMESPACES]), *reads = cJSON_CreateArray();
+	const cJSON *ns, *data, *item;
+	char why[600];
+	int rc, i = 1;
 
-	src = web_cluster_client(r, strtoll(v->value[M_SOURCE], NULL, 10), err, errlen);
-	tgt = src ? web_cluster_client(r, strtoll(v->value[M_TARGET], NULL, 10), err, errlen) : NULL;
-	if (!src || !tgt)
-		goto out;
-	if (k8s_list(tgt, &classes, NULL, NULL, 500, collect_class, &cls, &kerr) < 0) {
-		char why[600];
-		k8s_error_describe(&kerr, why, sizeof why);
-		snprintf(err, errlen, "Target cluster: cannot list its StorageClasses: %s", why);
-		goto out;
-	}
+	cJSON_AddItemToArray(reads, web_read_new("storage_classes", target));
 	cJSON_ArrayForEach(ns, ns_list) {
-		struct claim_scan cs = { claims, ns->valuestring, chosen, cls.default_class[0] ? cls.default_class : NULL };
-		char *path = k8s_resource_path("", "v1", "namespaces", NULL, ns->valuestring);
-		cJSON *obj = NULL;
-		int found = k8s_get(src, path, &obj, &kerr);
-		free(path);
-		cJSON_Delete(obj);
-		if (found < 0) {
-			char why[600];
-			k8s_error_describe(&kerr, why, sizeof why);
-			snprintf(err, errlen, "Namespaces: %s in the source cluster: %s", ns->valuestring,
-				 kerr.http_status == 404 ? "does not exist" : why);
-			goto out;
-		}
-		if (k8s_list(src, &pvcs, ns->valuestring, NULL, 500, collect_claim, &cs, &kerr) < 0) {
-			char why[600];
-			k8s_error_describe(&kerr, why, sizeof why);
+		cJSON *read = web_read_new("claims", source);
+		cJSON_AddStringToObject(read, "namespace", ns->valuestring);
+		cJSON_AddItemToArray(reads, read);
+	}
+	rc = web_cluster_reads(r, reads, pending, err, errlen);
+	cJSON_Delete(reads);
+	if (rc <= 0) {
+		cJSON_Delete(ns_list);
+		return rc;
+	}
+	const cJSON *classes = NULL;
+	const char *default_class = "";
+	if (!(data = web_read_result(pending, 0, why, sizeof why))) {
+		snprintf(err, errlen, "Target cluster: cannot list its StorageClasses: %s", why);
+		rc = -1;
+		goto out;
+	}
+	classes = cJSON_GetObjectItemCaseSensitive(data, "classes");
+	default_class = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(data, "default"));
+	cJSON_AddItemToObject(view, "target_classes", cJSON_Duplicate(classes, 1));
+	cJSON *claims = cJSON_AddArrayToObject(view, "claims");
+	cJSON_ArrayForEach(ns, ns_list) {
+		if (!(data = web_read_result(pending, i++, why, sizeof why))) {
 			snprintf(err, errlen, "Source cluster: cannot list the claims of %s: %s", ns->valuestring, why);
+			rc = -1;
 			goto out;
 		}
-	}
-	/* each claim's choice as a select over the target's classes */
-	cJSON *claim;
-	cJSON_ArrayForEach(claim, claims) {
-		const char *choice = cJSON_GetObjectItemCaseSensitive(claim, "choice")->valuestring;
-		cJSON *opts = cJSON_AddArrayToObject(claim, "options");
-		const cJSON *c;
-		cJSON_ArrayForEach(c, cls.classes) {
-			cJSON *o = cJSON_CreateObject();
-			cJSON_AddStringToObject(o, "name", c->valuestring);
-			cJSON_AddBoolToObject(o, "selected", strcmp(c->valuestring, choice) == 0);
-			cJSON_AddItemToArray(opts, o);
+		if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(data, "exists"))) {
+			snprintf(err, errlen, "Namespaces: %s in the source cluster: does not exist", ns->valuestring);
+			rc = -1;
+			goto out;
+		}
+		cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(data, "claims")) {
+			const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "name"));
+			const char *cls = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "storage_class"));
+			const char *size = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "requested"));
+			char key[512];
+			if (!name || !*name)
+				continue;
+			snprintf(key, sizeof key, "%s/%s", ns->valuestring, name);
+			const cJSON *choice = cJSON_GetObjectItemCaseSensitive(chosen, key);
+			const char *pick = cJSON_IsString(choice) ? choice->valuestring : default_class ? default_class : "";
+			cJSON *o = cJSON_CreateObject(), *opts;
+			const cJSON *c;
+			cJSON_AddStringToObject(o, "key", key);
+			cJSON_AddStringToObject(o, "class", cls ? cls : "");
+			cJSON_AddStringToObject(o, "size", size ? size : "");
+			cJSON_AddStringToObject(o, "choice", pick);
+			/* each claim's choice as a select over the target's classes */
+			opts = cJSON_AddArrayToObject(o, "options");
+			cJSON_ArrayForEach(c, classes) {
+				cJSON *opt = cJSON_CreateObject();
+				cJSON_AddStringToObject(opt, "name", c->valuestring);
+				cJSON_AddBoolToObject(opt, "selected", strcmp(c->valuestring, pick) == 0);
+				cJSON_AddItemToArray(opts, opt);
+			}
+			cJSON_AddItemToArray(claims, o);
 		}
 	}
-	rc = 0;
 out:
 	cJSON_Delete(ns_list);
-	k8s_client_free(src);
-	k8s_client_free(tgt);
+	runner_answer_free(pending);
 	return rc;
 }
 
@@ -320,8 +275,17 @@ void page_migration_step(struct request *r)
 		goto out;
 	}
 	view = form_view(&v, migration_fields);
+	struct runner_answer pending = { 0 };
+	int read = add_claims(r, view, &v, chosen, &pending, err, sizeof err);
+	if (read == 0) {
+		web_request_view(view, &pending, "Reading both clusters: a runner lists the claims and StorageClasses…",
+				 "/migrations/new");
+		runner_answer_free(&pending);
+		form_respond(r, 200, "migration_form", view, &v);
+		goto out;
+	}
 	cJSON_AddBoolToObject(view, "step2", 1);
-	if (add_claims(r, view, &v, chosen, err, sizeof err) < 0) {
+	if (read < 0) {
 		cJSON_DeleteItemFromObjectCaseSensitive(view, "step2");
 		cJSON_AddStringToObject(view, "form_error", err);
 		form_respond(r, 422, "migration_form", view, &v);
@@ -415,23 +379,39 @@ static PGresult *plan_row(struct request *r, char *sid, size_t sidlen)
 	return res;
 }
 
-/* Runs the pre-check live; conflicts (an array) filled, or -1 with err when a cluster cannot say. */
-static int run_precheck(struct request *r, PGresult *plan, cJSON *conflicts, char *err, size_t errlen)
+/* The pre-check, run by a runner on both clusters: 1 with conflicts (an array) filled, 0 while
+ * it runs (pending filled), -1 with err when a cluster cannot say. */
+static int run_precheck(struct request *r, PGresult *plan, cJSON *conflicts, struct runner_answer *pending,
+			char *err, size_t errlen)
 {
-	struct k8s_client *src = web_cluster_client(r, strtoll(PQgetvalue(plan, 0, 1), NULL, 10), err, errlen);
-	struct k8s_client *tgt = src ? web_cluster_client(r, strtoll(PQgetvalue(plan, 0, 2), NULL, 10), err, errlen) : NULL;
 	cJSON *namespaces = cJSON_Parse(PQgetvalue(plan, 0, 5)), *classes = cJSON_Parse(PQgetvalue(plan, 0, 6));
-	const cJSON *ns;
-	int rc = src && tgt ? 0 : -1;
+	cJSON *reads = cJSON_CreateArray();
+	const cJSON *ns, *data, *c;
+	int rc, i = 0;
 
 	cJSON_ArrayForEach(ns, namespaces) {
-		if (rc == 0 && migrate_precheck(src, tgt, ns->valuestring, classes, conflicts, err, errlen) < 0)
-			rc = -1;
+		cJSON *read = web_read_new("migration_precheck", strtoll(PQgetvalue(plan, 0, 1), NULL, 10));
+		cJSON_AddNumberToObject(read, "target_cluster_id", strtod(PQgetvalue(plan, 0, 2), NULL));
+		cJSON_AddStringToObject(read, "namespace", ns->valuestring);
+		cJSON_AddItemToObject(read, "storage_classes", cJSON_Duplicate(classes, 1));
+		cJSON_AddItemToArray(reads, read);
 	}
 	cJSON_Delete(namespaces);
 	cJSON_Delete(classes);
-	k8s_client_free(src);
-	k8s_client_free(tgt);
+	rc = web_cluster_reads(r, reads, pending, err, errlen);
+	cJSON_Delete(reads);
+	if (rc <= 0)
+		return rc;
+	int n = pending->error[0] ? 1 : cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(pending->result, "results"));
+	for (i = 0; i < n; i++) {
+		if (!(data = web_read_result(pending, i, err, errlen))) {
+			rc = -1;
+			break;
+		}
+		cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(data, "conflicts"))
+			cJSON_AddItemToArray(conflicts, cJSON_Duplicate(c, 1));
+	}
+	runner_answer_free(pending);
 	return rc;
 }
 
@@ -503,7 +483,18 @@ void page_migration_precheck(struct request *r)
 		return;
 	view = cJSON_CreateObject();
 	conflicts = cJSON_AddArrayToObject(view, "conflicts");
-	if (run_precheck(r, plan, conflicts, err, sizeof err) < 0)
+	struct runner_answer pending = { 0 };
+	int rc = run_precheck(r, plan, conflicts, &pending, err, sizeof err);
+	if (rc == 0) {
+		char again[64];
+		snprintf(again, sizeof again, "/migrations/%s/precheck", sid);
+		web_request_view(view, &pending, "Pre-check: a runner reads both clusters…", again);
+		runner_answer_free(&pending);
+		plan_page(r, plan, sid, view, 200);
+		PQclear(plan);
+		return;
+	}
+	if (rc < 0)
 		cJSON_AddStringToObject(view, "form_error", err);
 	else
 		cJSON_AddBoolToObject(view, "precheck_clear", cJSON_GetArraySize(conflicts) == 0);
@@ -528,7 +519,19 @@ void page_migration_run(struct request *r)
 		PQclear(plan);
 		return;
 	}
-	if (run_precheck(r, plan, conflicts, err, sizeof err) < 0 || cJSON_GetArraySize(conflicts) > 0) {
+	struct runner_answer pending = { 0 };
+	int rc = run_precheck(r, plan, conflicts, &pending, err, sizeof err);
+	if (rc == 0) {
+		char again[64];
+		snprintf(again, sizeof again, "/migrations/%s/migrate", sid);
+		web_request_view(view, &pending, "Pre-check before migrating: a runner reads both clusters…", again);
+		cJSON_AddBoolToObject(view, "pending_confirm", 1);
+		runner_answer_free(&pending);
+		plan_page(r, plan, sid, view, 200);
+		PQclear(plan);
+		return;
+	}
+	if (rc < 0 || cJSON_GetArraySize(conflicts) > 0) {
 		cJSON_AddStringToObject(view, "form_error", cJSON_GetArraySize(conflicts) > 0 ?
 					"Refused: the target cluster has conflicts; nothing was changed." : err);
 		cJSON_AddBoolToObject(view, "prechecked", 1);

@@ -2,10 +2,8 @@
  * and deletes a probe object and says "Connected" or exactly why not. Many clusters may share
  * one bucket: every backup lives under its own prefix and nothing takes a bucket-wide lock. */
 #include "web.h"
-#include "audit.h"
 #include "db.h"
 #include "form.h"
-#include "s3_client.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +24,6 @@ static const struct form_field repo_fields[] = {
 };
 #define REPO_N (sizeof repo_fields / sizeof repo_fields[0])
 enum { F_NAME, F_KIND, F_BUCKET, F_REGION, F_ENDPOINT, F_PREFIX, F_ACCESS, F_SECRET, F_UNVERIFIED };
-
-#define REPO_TEST_TIMEOUT_MS 10000
 
 /* S3 bucket naming rules: 3-63 of [a-z0-9.-], starting and ending with a letter or digit. */
 static int valid_bucket(const char *b)
@@ -91,26 +87,6 @@ static void repo_form_respond(struct request *r, int status, cJSON *view, long l
 		respond_form_errors(r, "repository_form", view);
 }
 
-/* The probe: write, read back and delete an object. message receives "Connected" or why not. */
-static int repo_test(const struct web_context *ctx, const char *kind, const char *bucket, const char *region,
-		     const char *endpoint, const char *access_key, const char *secret_key,
-		     char *message, size_t msglen)
-{
-	struct s3_conf conf = { .endpoint = (char *)(strcmp(kind, "s3") == 0 && !(endpoint && *endpoint) ? NULL : endpoint),
-				.region = (char *)(region && *region ? region : "us-east-1"),
-				.bucket = (char *)bucket, .access_key = (char *)access_key,
-				.secret_key = (char *)secret_key, .path_style = strcmp(kind, "s3-compatible") == 0,
-				.timeout_ms = REPO_TEST_TIMEOUT_MS };
-	struct s3_error err = { 0 };
-
-	if (s3_probe(&conf, &ctx->allowed_networks, &err) == 0) {
-		snprintf(message, msglen, "Connected: wrote, read back and deleted a probe object in %s", bucket);
-		return 1;
-	}
-	s3_error_describe(&err, message, msglen);
-	return 0;
-}
-
 void page_repositories(struct request *r)
 {
 	char err[512];
@@ -152,7 +128,8 @@ void page_repository_new(struct request *r)
 	repo_form_respond(r, 200, view, 0);
 }
 
-/* The stored secret key of repository id (tenant-bound), or NULL after answering. */
+/* The sealed secret key stored for repository id, or NULL after answering. The web never opens
+ * it: the runner does, for the probe. */
 static char *repo_stored_secret(struct request *r, const char *sid)
 {
 	const char *params[] = { sid };
@@ -161,18 +138,39 @@ static char *repo_stored_secret(struct request *r, const char *sid)
 
 	if (!res || PQntuples(res) != 1)
 		respond_error(r, 404, "There is no such repository.");
-	else if (!(secret = secret_open(&r->ctx->keyring, r->session.org_id, "repository.secret_key", PQgetvalue(res, 0, 0))))
-		respond_error(r, 500, "The stored secret key cannot be decrypted with the current master key.");
+	else
+		secret = xstrdup(PQgetvalue(res, 0, 0));
 	PQclear(res);
 	return secret;
+}
+
+static const char *pstr(const cJSON *p, const char *name)
+{
+	const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, name));
+	return s ? s : "";
+}
+
+/* Asks a runner to probe the bucket; the page follows the request (repository_request_answered). */
+static void repo_ask(struct request *r, cJSON *p)
+{
+	char err[512], loc[64];
+	long long rid = web_request_ask(r, "repository_probe", p, err, sizeof err);
+
+	cJSON_Delete(p);
+	if (rid <= 0) {
+		web_request_refused(r, rid, err);
+		return;
+	}
+	snprintf(loc, sizeof loc, "/requests/%lld", rid);
+	respond_redirect(r, loc);
 }
 
 static void repo_save(struct request *r, long long id)
 {
 	struct form_values v;
-	char err[512], sid[24], message[600];
-	char *secret = NULL, *sealed = NULL;
-	cJSON *view;
+	char sid[24];
+	char *sealed = NULL;
+	cJSON *view, *p;
 
 	form_validate(repo_fields, REPO_N, &r->form, &v);
 	repo_validate_more(&v, id);
@@ -184,68 +182,76 @@ static void repo_save(struct request *r, long long id)
 		return;
 	}
 	snprintf(sid, sizeof sid, "%lld", id);
-	if (*val(&v, F_SECRET))
-		secret = xstrdup(val(&v, F_SECRET));
-	else if (!(secret = repo_stored_secret(r, sid)))
+	if (*val(&v, F_SECRET)) {
+		if (!(sealed = secret_seal(&r->ctx->keyring, r->session.org_id, "repository.secret_key", val(&v, F_SECRET)))) {
+			respond_db_error(r, "sealing the secret key failed");
+			goto out;
+		}
+	} else if (!(sealed = repo_stored_secret(r, sid))) {
 		goto out;
+	}
 	if (web_org_rate_limit(r) <= 0)
 		goto out;
-	const char *region = *val(&v, F_REGION) ? val(&v, F_REGION) : "us-east-1";
-	const char *endpoint = *val(&v, F_ENDPOINT) ? val(&v, F_ENDPOINT) : NULL;
-	int ok = repo_test(r->ctx, val(&v, F_KIND), val(&v, F_BUCKET), region, endpoint, val(&v, F_ACCESS), secret,
-			   message, sizeof message);
-	if (!ok && strcmp(val(&v, F_UNVERIFIED), "true") != 0) {
-		char msg[700];
-		view = form_view(&v, repo_fields);
-		snprintf(msg, sizeof msg, "Not saved: %s", message);
-		cJSON_AddStringToObject(view, "form_error", msg);
-		cJSON_AddBoolToObject(view, "kind_compatible", strcmp(val(&v, F_KIND), "s3") != 0);
-		repo_form_respond(r, 422, view, id);
-		goto out;
-	}
-	sealed = secret_seal(&r->ctx->keyring, r->session.org_id, "repository.secret_key", secret);
-	const char *params[] = { val(&v, F_NAME), val(&v, F_KIND), val(&v, F_BUCKET), region, endpoint,
-				 val(&v, F_PREFIX), strcmp(val(&v, F_KIND), "s3-compatible") == 0 ? "true" : "false",
-				 val(&v, F_ACCESS), sealed, r->ctx->keyring.key_id, ok ? "connected" : "error", message, sid };
-	PGresult *res = sealed ? db_exec(r->db, id ?
-		"UPDATE repositories SET name = $1, kind = $2, bucket = $3, region = $4, endpoint = $5, prefix = $6, "
-		"path_style = $7, access_key = $8, secret_key_enc = $9, key_id = $10, status = $11, status_message = $12, "
-		"last_checked_at = now(), updated_at = now() WHERE id = $13 RETURNING id" :
-		"INSERT INTO repositories (name, kind, bucket, region, endpoint, prefix, path_style, access_key, "
-		"secret_key_enc, key_id, status, status_message, last_checked_at) "
-		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now()) RETURNING id",
-		id ? 13 : 12, params, err, sizeof err) : NULL;
-	if (!res) {
-		if (strcmp(db_last_sqlstate(), "23505") == 0) {
-			view = form_view(&v, repo_fields);
-			cJSON_AddStringToObject(view, "form_error", "Name: a repository of that name already exists.");
-			repo_form_respond(r, 422, view, id);
-		} else {
-			respond_db_error(r, sealed ? err : "sealing the secret key failed");
-		}
-		goto out;
-	}
-	int found = PQntuples(res) == 1;
-	PQclear(res);
-	if (!found) {
-		respond_error(r, 404, "There is no such repository.");
-		goto out;
-	}
-	cJSON *detail = cJSON_CreateObject();
-	cJSON_AddStringToObject(detail, "bucket", val(&v, F_BUCKET));
-	cJSON_AddStringToObject(detail, "status", ok ? "connected" : "error");
-	int rc = audit_record(r->db, id ? "repository.update" : "repository.create", val(&v, F_NAME), detail, err, sizeof err);
-	cJSON_Delete(detail);
-	if (rc < 0) {
-		respond_db_error(r, err);
-		goto out;
-	}
-	response_flash(r, message);
-	respond_redirect(r, "/repositories");
+	p = cJSON_CreateObject();
+	cJSON_AddStringToObject(p, "purpose", "repository_save");
+	cJSON_AddNumberToObject(p, "repository_id", (double)id);
+	cJSON_AddStringToObject(p, "name", val(&v, F_NAME));
+	cJSON_AddStringToObject(p, "kind", val(&v, F_KIND));
+	cJSON_AddStringToObject(p, "bucket", val(&v, F_BUCKET));
+	cJSON_AddStringToObject(p, "region", *val(&v, F_REGION) ? val(&v, F_REGION) : "us-east-1");
+	cJSON_AddStringToObject(p, "endpoint", val(&v, F_ENDPOINT));
+	cJSON_AddStringToObject(p, "prefix", val(&v, F_PREFIX));
+	cJSON_AddStringToObject(p, "access_key", val(&v, F_ACCESS));
+	cJSON_AddStringToObject(p, "secret_key_enc", sealed);
+	cJSON_AddStringToObject(p, "key_id", r->ctx->keyring.key_id);
+	cJSON_AddBoolToObject(p, "save_unverified", strcmp(val(&v, F_UNVERIFIED), "true") == 0);
+	repo_ask(r, p);
 out:
-	secret_free(secret);
 	free(sealed);
 	form_values_free(&v);
+}
+
+/* A save that was not stored: the form again with why and what was typed (never the secret). */
+static void repo_refused(struct request *r, const cJSON *p, const char *msg)
+{
+	static const char *const names[] = { "name", "kind", "bucket", "region", "endpoint", "prefix", "access_key" };
+	long long id = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "repository_id"));
+	cJSON *view = cJSON_CreateObject(), *fields = cJSON_AddObjectToObject(view, "fields");
+
+	for (int i = 0; i < 7; i++)
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(fields, names[i]), "value", pstr(p, names[i]));
+	cJSON_AddStringToObject(view, "form_error", msg);
+	cJSON_AddBoolToObject(view, "kind_compatible", strcmp(pstr(p, "kind"), "s3") != 0);
+	if (id)
+		cJSON_AddBoolToObject(view, "secret_stored", 1);
+	repo_form_respond(r, 422, view, id);
+}
+
+/* The runner stored the save (or a Test's status) with its answer; this page says what happened. */
+void repository_request_answered(struct request *r, const struct runner_answer *a, const char *purpose)
+{
+	const cJSON *res = a->result;
+	const char *message = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "message"));
+	long long id = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(a->params, "repository_id"));
+	char loc[64], msg[800];
+
+	if (!message)
+		message = a->error[0] ? a->error : "The runner gave no answer.";
+	if (strcmp(purpose, "repository_test") == 0) {
+		response_flash(r, message);
+		snprintf(loc, sizeof loc, "/repositories/%lld", id);
+		respond_redirect(r, loc);
+	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "stored"))) {
+		response_flash(r, message);
+		respond_redirect(r, "/repositories");
+	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "name_taken"))) {
+		repo_refused(r, a->params, "Name: a repository of that name already exists.");
+	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "gone"))) {
+		respond_error(r, 404, "There is no such repository.");
+	} else {
+		snprintf(msg, sizeof msg, "Not saved: %s", message);
+		repo_refused(r, a->params, msg);
+	}
 }
 
 void page_repository_create(struct request *r)
@@ -293,43 +299,33 @@ void page_repository_edit(struct request *r)
 	repo_form_respond(r, 200, view, id);
 }
 
+/* Test: a runner probes the bucket with the stored secret; the page follows its answer. */
 void page_repository_test(struct request *r)
 {
 	long long id = request_param_id(r, "id");
-	char sid[24], err[512], loc[64], message[600];
+	char sid[24], err[512];
 	const char *params[] = { sid };
 	PGresult *res;
-	char *secret;
-	int ok = 0;
+	cJSON *p;
 
 	if (web_org_rate_limit(r) <= 0)
 		return;
 	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "SELECT kind, bucket, region, endpoint, access_key FROM repositories WHERE id = $1",
-			   1, params, err, sizeof err) : NULL;
+	res = id ? db_exec(r->db, "SELECT kind, bucket, region, coalesce(endpoint, ''), access_key, secret_key_enc "
+			   "FROM repositories WHERE id = $1", 1, params, err, sizeof err) : NULL;
 	if (!res || PQntuples(res) != 1) {
 		PQclear(res);
 		respond_error(r, 404, "There is no such repository.");
 		return;
 	}
-	if (!(secret = repo_stored_secret(r, sid))) {
-		PQclear(res);
-		return;
-	}
-	ok = repo_test(r->ctx, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
-		       PQgetisnull(res, 0, 3) ? NULL : PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), secret,
-		       message, sizeof message);
-	secret_free(secret);
+	p = cJSON_CreateObject();
+	cJSON_AddStringToObject(p, "purpose", "repository_test");
+	cJSON_AddNumberToObject(p, "repository_id", (double)id);
+	static const char *const cols[] = { "kind", "bucket", "region", "endpoint", "access_key", "secret_key_enc" };
+	for (int i = 0; i < 6; i++)
+		cJSON_AddStringToObject(p, cols[i], PQgetvalue(res, 0, i));
 	PQclear(res);
-	const char *upd[] = { ok ? "connected" : "error", message, sid };
-	if (db_run(r->db, "UPDATE repositories SET status = $1, status_message = $2, last_checked_at = now() WHERE id = $3",
-		   3, upd, err, sizeof err) < 0) {
-		respond_db_error(r, err);
-		return;
-	}
-	response_flash(r, message);
-	snprintf(loc, sizeof loc, "/repositories/%lld", id);
-	respond_redirect(r, loc);
+	repo_ask(r, p);
 }
 
 void page_repository_delete(struct request *r)

@@ -6,7 +6,6 @@
 #include "audit.h"
 #include "db.h"
 #include "form.h"
-#include "k8s_client.h"
 #include "resource_modifier.h"
 
 #include <limits.h>
@@ -205,7 +204,8 @@ static void add_rows(struct request *r, cJSON *view, const char *key, const char
 	PQclear(res);
 }
 
-static void restore_wizard_respond(struct request *r, struct wizard *w, size_t shown, int with_errors, cJSON *checks)
+static void restore_wizard_respond(struct request *r, struct wizard *w, size_t shown, int with_errors, cJSON *checks,
+				   const struct runner_answer *checking)
 {
 	static const char *const option_cols[] = { "id", "name", NULL };
 	static const char *const plan_cols[] = { "id", "name", "cluster", "namespaces", NULL };
@@ -238,6 +238,8 @@ static void restore_wizard_respond(struct request *r, struct wizard *w, size_t s
 	cJSON_AddStringToObject(view, "next_action", next);
 	if (checks)
 		cJSON_AddItemToObject(view, "checks", checks);
+	if (checking)
+		web_request_view(view, checking, "Checking the plan: a runner reads the target cluster…", next);
 	cJSON_AddStringToObject(view, "title", "New restore plan");
 	cJSON_AddBoolToObject(view, "nav_restore_plans", 1);
 	if (with_errors)
@@ -263,7 +265,7 @@ static void restore_wizard_step(struct request *r, const struct kv_list *raw)
 	if (input.count == 0)
 		kv_add(&input, "existing_policy", "skip", 4);
 	shown = wizard_run(r, &w, restore_steps, RESTORE_STEPS, &input, want);
-	restore_wizard_respond(r, &w, shown, shown != want, NULL);
+	restore_wizard_respond(r, &w, shown, shown != want, NULL, NULL);
 	wizard_free(&w);
 	kv_list_free(&input);
 }
@@ -296,42 +298,48 @@ static void add_check(cJSON *checks, int ok, const char *fmt, ...)
 	cJSON_AddItemToArray(checks, c);
 }
 
-/* The target is reachable and has every StorageClass the mapping names. Returns the failures. */
-static int restore_checks(struct request *r, const struct wizard *w, const cJSON *scmap, cJSON *checks)
+/* The target is reachable and has every StorageClass the mapping names, as a runner read it.
+ * Returns the failures, or -1 while the runner reads (pending filled). */
+static int restore_checks(struct request *r, const struct wizard *w, const cJSON *scmap, cJSON *checks,
+			  struct runner_answer *pending)
 {
-	const char *cid = wizard_value(w, 1, "target_cluster_id");
-	char err[600], version[64];
-	struct k8s_error kerr = { 0 };
-	struct k8s_client *c = web_cluster_client(r, atoll(cid), err, sizeof err);
-	const cJSON *item;
-	int failed = 0;
+	long long cid = atoll(wizard_value(w, 1, "target_cluster_id"));
+	cJSON *reads = cJSON_CreateArray();
+	const cJSON *item, *data;
+	char err[600];
+	int failed = 0, i = 1, rc;
 
-	if (!c || k8s_version(c, version, sizeof version, &kerr) < 0) {
-		if (c)
-			k8s_error_describe(&kerr, err, sizeof err);
+	cJSON_AddItemToArray(reads, web_read_new("version", cid));
+	cJSON_ArrayForEach(item, scmap) {
+		cJSON *read = web_read_new("storage_class", cid);
+		cJSON_AddStringToObject(read, "name", item->valuestring);
+		cJSON_AddItemToArray(reads, read);
+	}
+	rc = web_cluster_reads(r, reads, pending, err, sizeof err);
+	cJSON_Delete(reads);
+	if (rc == 0)
+		return -1;
+	if (rc < 0 || !(data = web_read_result(pending, 0, err, sizeof err))) {
 		add_check(checks, 0, "Target cluster: not reachable: %s", err);
-		k8s_client_free(c);
+		runner_answer_free(pending);
 		return 1;
 	}
-	add_check(checks, 1, "Target cluster: reachable, Kubernetes %s", version);
+	add_check(checks, 1, "Target cluster: reachable, Kubernetes %s",
+		  cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(data, "version")));
 	cJSON_ArrayForEach(item, scmap) {
-		char *path = k8s_resource_path("storage.k8s.io", "v1", "storageclasses", NULL, item->valuestring);
-		cJSON *obj = NULL;
-		if (k8s_get(c, path, &obj, &kerr) == 0) {
+		data = web_read_result(pending, i++, err, sizeof err);
+		if (data && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(data, "exists"))) {
 			add_check(checks, 1, "StorageClass %s (for %s): present in the target", item->valuestring, item->string);
-		} else if (kerr.http_status == 404) {
+		} else if (data) {
 			add_check(checks, 0, "StorageClass %s (for %s): does not exist in the target cluster",
 				  item->valuestring, item->string);
 			failed++;
 		} else {
-			k8s_error_describe(&kerr, err, sizeof err);
 			add_check(checks, 0, "StorageClass %s: %s", item->valuestring, err);
 			failed++;
 		}
-		cJSON_Delete(obj);
-		free(path);
 	}
-	k8s_client_free(c);
+	runner_answer_free(pending);
 	return failed;
 }
 
@@ -367,14 +375,23 @@ void page_restore_plan_create(struct request *r)
 	shown = wizard_run(r, &w, restore_steps, RESTORE_STEPS, &input, RESTORE_STEPS + 1);
 	kv_list_free(&input);
 	if (shown <= RESTORE_STEPS) {
-		restore_wizard_respond(r, &w, shown, 1, NULL);
+		restore_wizard_respond(r, &w, shown, 1, NULL, NULL);
 		goto out;
 	}
 	scmap = parse_map(wizard_value(&w, 1, "storage_class_map"), "StorageClass mapping", 1, err, sizeof err);
 	checks = cJSON_CreateArray();
-	if (restore_checks(r, &w, scmap, checks)) {
+	struct runner_answer checking = { 0 };
+	int failed = restore_checks(r, &w, scmap, checks, &checking);
+	if (failed < 0) {
 		cJSON_Delete(scmap);
-		restore_wizard_respond(r, &w, RESTORE_STEPS, 1, checks);
+		cJSON_Delete(checks);
+		restore_wizard_respond(r, &w, RESTORE_STEPS, 0, NULL, &checking);
+		runner_answer_free(&checking);
+		goto out;
+	}
+	if (failed) {
+		cJSON_Delete(scmap);
+		restore_wizard_respond(r, &w, RESTORE_STEPS, 1, checks, NULL);
 		goto out;
 	}
 	char *nsmap = json_text(parse_map(wizard_value(&w, 1, "namespace_map"), "", 0, err, sizeof err));
@@ -395,7 +412,7 @@ void page_restore_plan_create(struct request *r)
 		cJSON_Delete(checks);
 		if (strcmp(db_last_sqlstate(), "23505") == 0) {
 			wizard_error(&w, 1, "name", "Name: a restore plan of that name already exists");
-			restore_wizard_respond(r, &w, 1, 1, NULL);
+			restore_wizard_respond(r, &w, 1, 1, NULL, NULL);
 		} else {
 			respond_db_error(r, err);
 		}

@@ -4,7 +4,6 @@
 
 #include "http_parse.h"
 #include "mail.h"
-#include "net_allow.h"
 #include "secret_store.h"
 #include "strbuf.h"
 #include "template.h"
@@ -20,10 +19,9 @@ struct web_context {
 	struct template_set *templates;
 	const char *database_url;
 	int cookie_secure;
-	const char *hook_path;		/* stowage-hook: dry runs run there, not in the worker */
 	size_t max_body;
-	struct secret_keyring keyring;	/* seals cluster tokens and S3 secret keys */
-	struct net_allow allowed_networks; /* where user-supplied URLs may point */
+	struct secret_keyring keyring;	/* seals cluster tokens and S3 secret keys; sealing-only
+					 * (sealing_key_file): it cannot open one */
 	struct mail_conf mail;		/* confirmation, invitation and reset links go out this way */
 	long rate_per_address;		/* see web_rate_limit */
 	long rate_per_org;		/* see web_org_rate_limit */
@@ -151,10 +149,44 @@ void respond_delete(struct request *r, const struct delete_action *a);
 /* page helpers: the failure path of a database call inside a handler. */
 void respond_db_error(struct request *r, const char *err);
 
-/* web_cluster.c: a client for cluster_id of the request's tenant, its token opened in memory
- * only; NULL with the reason in err (no such cluster, undecryptable token, bad URL). */
-struct k8s_client;
-struct k8s_client *web_cluster_client(struct request *r, long long cluster_id, char *err, size_t errlen);
+/* web_requests.c: the web connects to no tenant's server; a runner does, for a request
+ * (runner_requests, sql/012). */
+struct runner_answer {
+	long long id;
+	char kind[24];
+	char state[16];		/* pending, running, answered */
+	int answered;
+	int applied;		/* the runner stored what it asked for (a save, a Test's status) */
+	long long created_by;	/* the user who asked */
+	cJSON *result;		/* answered: the runner's result (owned), or NULL */
+	cJSON *params;		/* what was asked (owned) */
+	char error[600];	/* answered without a result: why, in words */
+};
+void runner_answer_free(struct runner_answer *a);
+/* A new request of the session's organisation (the runners are woken); its id, or 0 with err,
+ * or WEB_REQUESTS_FULL with err in words when the organisation has too many waiting. */
+#define WEB_REQUESTS_FULL (-1LL)
+long long web_request_ask(struct request *r, const char *kind, const cJSON *params, char *err, size_t errlen);
+/* Answers a failed web_request_ask: 429 in words when full, else a database error. */
+void web_request_refused(struct request *r, long long rid, const char *err);
+/* Request id of the session's organisation into a; -1 when there is none. */
+int web_request_load(struct request *r, long long id, struct runner_answer *a);
+/* The wizards' live reads ([web_read_new(...), ...]): 1 with a answered (the same reads answered
+ * in the last 30 s are reused), 0 while a runner reads (a->id set), -1 with err. */
+int web_cluster_reads(struct request *r, const cJSON *reads, struct runner_answer *a, char *err, size_t errlen);
+cJSON *web_read_new(const char *read, long long cluster_id);
+/* Read i's data, or NULL with why in words (and web_read_status: the server's HTTP status). */
+const cJSON *web_read_result(const struct runner_answer *a, int i, char *why, size_t whylen);
+long web_read_status(const struct runner_answer *a, int i);
+/* view.live_pending {id, state, message, resubmit} and view.request {id, kind, state}: the page
+ * says it waits, and resubmits its form (to resubmit) once the request is answered. */
+void web_request_view(cJSON *view, const struct runner_answer *a, const char *message, const char *resubmit);
+/* The pages that act on an answer (GET /requests/:id). */
+void cluster_request_answered(struct request *r, const struct runner_answer *a, const char *purpose);
+void repository_request_answered(struct request *r, const struct runner_answer *a, const char *purpose);
+void hook_dry_run_answered(struct request *r, const struct runner_answer *a);
+void page_runner_request(struct request *r);
+void page_runner_request_state(struct request *r);
 
 /* web_wizard.c: multi-step forms. Each step is a declared form; the values of every step travel
  * in hidden fields, and a step is shown only once every step before it validated on the server. */

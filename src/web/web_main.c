@@ -128,7 +128,6 @@ int main(int argc, char **argv)
 	if (!socket_path)
 		log_fatal("%s: fcgi_socket is not set", config_path);
 	ctx.cookie_secure = strcmp(config_get(&cfg, "cookie_secure", "no"), "yes") == 0;
-	ctx.hook_path = config_get(&cfg, "hook_path", "stowage-hook");
 	ctx.max_body = 2 * 1024 * 1024;
 	if (config_get_int(&cfg, "rate_limit_per_address", 5, 1, 1000000, &ctx.rate_per_address, err, sizeof err) < 0 ||
 	    config_get_int(&cfg, "rate_limit_per_client", 30, 1, 1000000, &ctx.rate_per_client, err, sizeof err) < 0 ||
@@ -149,15 +148,22 @@ int main(int argc, char **argv)
 	if (!ctx.mail.smtp_url || !*ctx.mail.smtp_url)
 		log_info("no smtp_url in %s: mails (with their confirmation, invitation and reset links) are "
 			 "written to this log instead of being sent", config_path);
+	/* The web seals what is typed into a form and opens nothing: with sealing_key_file it holds
+	 * only the public sealing key, never the master key. */
+	const char *sealing_file = config_get(&cfg, "sealing_key_file", NULL);
 	const char *key_file = config_get(&cfg, "master_key_file", NULL);
-	if (!key_file)
-		log_fatal("%s: master_key_file is not set", config_path);
-	if (secret_keyring_load(key_file, &ctx.keyring, err, sizeof err) < 0)
-		log_fatal("%s", err);
-	if (net_allow_parse(config_get(&cfg, "allowed_networks", ""), &ctx.allowed_networks, err, sizeof err) < 0)
-		log_fatal("%s: allowed_networks: %s", config_path, err);
-	if (net_allow_opt_in(&ctx.allowed_networks, config_get(&cfg, "allowed_private_networks", ""), err, sizeof err) < 0)
-		log_fatal("%s: allowed_private_networks: %s", config_path, err);
+	if (sealing_file) {
+		if (secret_keyring_load_sealing(sealing_file, &ctx.keyring, err, sizeof err) < 0)
+			log_fatal("%s", err);
+	} else {
+		if (!key_file)
+			log_fatal("%s: sealing_key_file (or master_key_file) is not set", config_path);
+		if (secret_keyring_load(key_file, &ctx.keyring, err, sizeof err) < 0)
+			log_fatal("%s", err);
+		log_warn("no sealing_key_file in %s: the web workers hold the master key, which they only need "
+			 "to seal; give them `stowage-keys sealing-key %s` as sealing_key_file instead",
+			 config_path, key_file);
+	}
 	ctx.templates = template_set_open(config_get(&cfg, "templates_dir", "templates"), err, sizeof err);
 	if (!ctx.templates)
 		log_fatal("templates: %s", err);

@@ -3,6 +3,7 @@ workers, nginx) started by scripts/stack on free loopback ports, and HTTP helper
 like a browser form (CSRF token from the page, cookies)."""
 import email
 import email.policy
+import html
 import os
 import re
 import socket
@@ -148,6 +149,8 @@ def stack(tmp_path_factory):
 
 
 CSRF_RE = re.compile(r'name="_csrf" value="([^"]+)"')
+PENDING_RE = re.compile(r'id="live-pending"[^>]*data-request="(\d+)" data-resubmit="([^"]*)"')
+REQUEST_PATH_RE = re.compile(r"^/requests/\d+$")
 
 
 class Client:
@@ -157,9 +160,42 @@ class Client:
         self.stack = stack
         self.http = requests.Session()
 
-    def get(self, path, **kw):
+    def get(self, path, settle=True, **kw):
         kw.setdefault("allow_redirects", False)
-        return self.http.get(self.stack.url + path, **kw)
+        r = self.http.get(self.stack.url + path, **kw)
+        return self.settle(r, path, None, kw) if settle else r
+
+    def settle(self, r, path, data, kw, timeout=60):
+        """The web worker connects to no tenant's server: a Test, a save, a dry run or a wizard
+        step that needs the cluster asks a runner (runner_requests) and answers "reading the
+        cluster…" until the runner has answered. This follows such a page the way live.js does
+        in a browser: a request's page (303 to /requests/N) is asked again, a form's page is
+        sent again, until the answer is there; that answer is returned."""
+        deadline = time.time() + timeout
+        self.waited = 0
+        while True:
+            loc = r.headers.get("Location", "") if r.status_code == 303 else ""
+            pending = None
+            if r.status_code == 200 and r.headers.get("Content-Type", "").startswith("application/json"):
+                pending = r.json().get("live_pending")
+                resubmit = pending.get("resubmit", "") if pending else ""
+            elif r.status_code == 200:
+                m = PENDING_RE.search(r.text)
+                pending, resubmit = (m, html.unescape(m.group(2))) if m else (None, "")
+            if REQUEST_PATH_RE.match(loc):
+                path, data = loc, None
+            elif not pending:
+                return r
+            else:
+                self.waited += 1
+                time.sleep(0.2)
+                if resubmit:
+                    path = resubmit
+            assert time.time() < deadline, f"no runner answered {path} within {timeout} s: {r.text[:300]}"
+            if data is None:
+                r = self.http.get(self.stack.url + path, **kw)
+            else:
+                r = self.http.post(self.stack.url + path, data=data, **kw)
 
     def csrf(self):
         """The token a form on any page carries: the session's, or before sign-in the
@@ -169,11 +205,12 @@ class Client:
         assert m, f"no CSRF token on {r.url}: {r.status_code} {r.text[:300]}"
         return m.group(1)
 
-    def post(self, path, data, **kw):
+    def post(self, path, data, settle=True, **kw):
         data = dict(data)
         data.setdefault("_csrf", self.csrf())
         kw.setdefault("allow_redirects", False)
-        return self.http.post(self.stack.url + path, data=data, **kw)
+        r = self.http.post(self.stack.url + path, data=data, **kw)
+        return self.settle(r, path, data, kw) if settle else r
 
     def json(self, path):
         return self.http.get(self.stack.url + path, headers={"Accept": "application/json"}, allow_redirects=False)

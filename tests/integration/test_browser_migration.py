@@ -60,6 +60,8 @@ def test_migration_wizard_in_chromium(stack, testenv, browser):
     form.find_element(By.NAME, "namespaces").send_keys(ns)
     screenshot(browser, "migration-step1")
     submit(browser, "/migrations/new")
+    # "Reading both clusters…" until a runner has listed them; live.js then sends the form again
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, 'select[name^="class:"]'))
     claims = browser.find_elements(By.CSS_SELECTOR, 'select[name^="class:"]')
     assert len(claims) == 3, browser.page_source[:2000]
     for sel in claims:
@@ -70,14 +72,15 @@ def test_migration_wizard_in_chromium(stack, testenv, browser):
     plan_url = browser.current_url
 
     submit(browser, plan_url.replace(stack.url, "") + "/precheck")
-    assert "No conflict in the target cluster." in browser.page_source
+    # a runner reads both clusters; the page follows it (live.js) and shows the outcome
+    WebDriverWait(browser, 60).until(lambda d: "No conflict in the target cluster." in d.page_source)
     provide_target_volumes(testenv, [f"{ns}/wordpress-data", f"{ns}/data-mysql-0", f"{ns}/data-mysql-1"])
     migrate = browser.find_element(By.CSS_SELECTOR, 'form[action$="/migrate"]')
     migrate.find_element(By.NAME, "confirm").click()
     screenshot(browser, "migration-plan")
     migrate.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
     WebDriverWait(browser, 30).until(gone(migrate))
-    assert "/jobs/" in browser.current_url
+    WebDriverWait(browser, 60).until(lambda d: "/jobs/" in d.current_url)  # after the runner's pre-check
     deadline = time.time() + 300
     while True:  # job.js updates the page in place; the state shows the end
         text = browser.find_element(By.TAG_NAME, "main").text

@@ -27,10 +27,14 @@ def browser():
 
 
 def submit(driver, text):
-    """Clicks the submit button labelled text and waits for the next page."""
+    """Clicks the submit button labelled text and waits for the next page; a page that waits for
+    a runner to read the cluster ("Reading the cluster…") is followed until its answer is there
+    (live.js sends the form again)."""
     button = driver.find_element(By.XPATH, f"//button[normalize-space()='{text}']")
     button.click()
     WebDriverWait(driver, 20).until(gone(button))
+    WebDriverWait(driver, 60, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: not d.find_elements(By.ID, "live-pending"))
 
 
 def db(stack, sql, params=()):

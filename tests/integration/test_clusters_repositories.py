@@ -213,6 +213,7 @@ def test_import_kubeconfig_upload(admin, testenv):
     r = admin.http.post(admin.stack.url + "/clusters/import", data={"_csrf": token},
                         files={"kubeconfig": ("config", kubeconfig_yaml(testenv), "application/yaml")},
                         allow_redirects=False)
+    r = admin.settle(r, "/clusters/import", None, {"allow_redirects": False})
     assert r.status_code == 303, r.text
     row = cluster_row(admin, "prod-admin-source")
     assert row["status"] == "connected" and row["api_url"] == testenv["SOURCE_API_URL"]

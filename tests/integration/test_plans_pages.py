@@ -46,8 +46,8 @@ def page_text(r):
 def post_json(c, path, data):
     data = dict(data)
     data.setdefault("_csrf", c.csrf())
-    return c.http.post(c.stack.url + path, data=data, headers={"Accept": "application/json"},
-                       allow_redirects=False)
+    kw = dict(headers={"Accept": "application/json"}, allow_redirects=False)
+    return c.settle(c.http.post(c.stack.url + path, data=data, **kw), path, data, kw)
 
 
 @pytest.fixture(scope="module")

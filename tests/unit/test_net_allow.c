@@ -187,8 +187,31 @@ static void test_deny_list_holds_whatever_allowed_networks_says(void)
 	CHECK_INTEQ(net_allow_opt_in(&a, "bad", err, sizeof err), -1);
 }
 
+/* One organisation's opt-ins are added to the deployment's, never replacing them, and the
+ * count stays capped. */
+static void test_org_opt_in_adds_to_the_deployment(void)
+{
+	struct net_allow base, org;
+	char err[256] = "", pin[NET_ALLOW_RESOLVE_MAX];
+
+	CHECK_INTEQ(net_allow_parse("0.0.0.0/0", &base, err, sizeof err), 0);
+	CHECK_INTEQ(net_allow_opt_in(&base, "10.0.0.0/8", err, sizeof err), 0);
+	CHECK_INTEQ(net_allow_check_url(&base, "https://127.0.0.1:6443/", pin, sizeof pin, err, sizeof err), -1);
+	org = base;
+	CHECK_INTEQ(net_allow_opt_in_add(&org, "127.0.0.0/8", err, sizeof err), 0);
+	CHECK_INTEQ(net_allow_check_url(&org, "https://127.0.0.1:6443/", pin, sizeof pin, err, sizeof err), 0);
+	CHECK_INTEQ(net_allow_check_url(&org, "https://10.2.3.4/", pin, sizeof pin, err, sizeof err), 0);
+	/* the deployment's own stays as it was */
+	CHECK_INTEQ(net_allow_check_url(&base, "https://127.0.0.1:6443/", pin, sizeof pin, err, sizeof err), -1);
+	CHECK_INTEQ(net_allow_opt_in_add(&org, "garbage", err, sizeof err), -1);
+	for (int i = 0; i < NET_ALLOW_OPTIN_MAX - 2; i++)
+		CHECK_INTEQ(net_allow_opt_in_add(&org, "192.168.0.0/16", err, sizeof err), 0);
+	CHECK_INTEQ(net_allow_opt_in_add(&org, "192.168.0.0/16", err, sizeof err), -1);
+}
+
 int main(void)
 {
+	RUN(test_org_opt_in_adds_to_the_deployment);
 	RUN(test_deny_list_holds_whatever_allowed_networks_says);
 	RUN(test_parse_lists_and_errors);
 	RUN(test_v4_range_edges);

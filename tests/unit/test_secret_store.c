@@ -1,7 +1,9 @@
 #include "secret_store.h"
 #include "check.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static const uint8_t master_a[AEAD_KEY_LEN] = { 7 };
 static const uint8_t master_b[AEAD_KEY_LEN] = { 8 };
@@ -41,8 +43,60 @@ static void test_secret_bound_to_org_purpose_and_key(void)
 	free(sealed);
 }
 
+/* The web workers hold only the public sealing key: what they seal, the master key opens; they
+ * open nothing, not even what they sealed themselves. */
+static void test_a_sealing_only_ring_seals_and_cannot_open(void)
+{
+	struct secret_keyring full, sealing;
+	char line[17 + 1 + 2 * SECRET_SEAL_KEY_LEN + 1], path[] = "/tmp/test-sealing-XXXXXX", err[256];
+	char *sealed, *plain;
+	int fd = mkstemp(path);
+
+	secret_keyring_from_master(master_a, &full);
+	CHECK(full.can_open);
+	secret_keyring_sealing_line(&full, line);
+	CHECK(fd >= 0 && write(fd, line, strlen(line)) == (ssize_t)strlen(line) && write(fd, "\n", 1) == 1);
+	close(fd);
+	CHECK_INTEQ(secret_keyring_load_sealing(path, &sealing, err, sizeof err), 0);
+	unlink(path);
+	CHECK(!sealing.can_open);
+	CHECK_STREQ(sealing.key_id, full.key_id);
+	for (size_t i = 0; i < AEAD_KEY_LEN; i++)
+		CHECK(sealing.key[i] == 0 && sealing.open_key[i] == 0);
+	sealed = secret_seal(&sealing, 5, "cluster.token", "token-typed-in-a-form");
+	CHECK(sealed != NULL);
+	CHECK(secret_open(&sealing, 5, "cluster.token", sealed) == NULL);
+	plain = secret_open(&full, 5, "cluster.token", sealed);
+	CHECK_STREQ(plain, "token-typed-in-a-form");
+	secret_free(plain);
+	CHECK(secret_open(&full, 6, "cluster.token", sealed) == NULL);
+	free(sealed);
+	CHECK_INTEQ(secret_keyring_load_sealing("/nonexistent/sealing.key", &sealing, err, sizeof err), -1);
+}
+
+/* Secrets sealed before the public key (AES-GCM under the derived key) still open. */
+static void test_secrets_sealed_before_still_open(void)
+{
+	struct secret_keyring ring;
+	const char *aad = "stowage-secret:v1:org=9:repository.secret_key", *secret = "old-secret";
+	uint8_t sealed[64];
+	char hex[2 * sizeof sealed + 3] = "\\x", *plain;
+	size_t n = strlen(secret) + AEAD_OVERHEAD;
+
+	secret_keyring_from_master(master_a, &ring);
+	CHECK_INTEQ(aead_seal(ring.key, aad, strlen(aad), secret, strlen(secret), sealed), 0);
+	for (size_t i = 0; i < n; i++)
+		snprintf(hex + 2 + 2 * i, 3, "%02x", sealed[i]);
+	plain = secret_open(&ring, 9, "repository.secret_key", hex);
+	CHECK_STREQ(plain, "old-secret");
+	secret_free(plain);
+	CHECK(secret_open(&ring, 9, "cluster.token", hex) == NULL);
+}
+
 int main(void)
 {
+	RUN(test_a_sealing_only_ring_seals_and_cannot_open);
+	RUN(test_secrets_sealed_before_still_open);
 	RUN(test_secret_round_trip_in_bytea_hex);
 	RUN(test_secret_bound_to_org_purpose_and_key);
 	return check_done();
