@@ -74,6 +74,7 @@ const struct route web_routes[] = {
 	{ "POST", "/restore-plans/:id/activate", page_restore_plan_activate, ROUTE_OPERATOR },
 	{ "POST", "/restore-plans/:id/delete", page_restore_plan_delete, ROUTE_OPERATOR },
 	{ "GET", "/restore-plans/:id/jobs", page_restore_plan_jobs, 0 },
+	{ "GET", "/jobs", page_jobs, 0 },
 	{ "GET", "/jobs/:id", page_job, 0 },
 	{ "GET", "/jobs/:id/log.txt", page_job_log, 0 },
 	{ "POST", "/jobs/:id/cancel", page_job_cancel, ROUTE_OPERATOR },

@@ -233,6 +233,7 @@ void page_members_role(struct request *r);
 void page_members_remove(struct request *r);
 void page_audit(struct request *r);
 void page_tokens(struct request *r);
+void page_jobs(struct request *r);
 void page_token_create(struct request *r);
 void page_token_revoke(struct request *r);
 void page_schedule_preview(struct request *r);
