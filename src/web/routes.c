@@ -128,6 +128,7 @@ static const struct route *route_find(struct request *r, int *status)
 		if (strcmp(rt->method, r->method) == 0 ||
 		    (strcmp(rt->method, "GET") == 0 && strcmp(r->method, "HEAD") == 0)) {
 			r->params = params;
+			r->route_index = (int)i;
 			return rt;
 		}
 		kv_list_free(&params);

@@ -2,6 +2,7 @@
 #ifndef STOWAGE_WEB_H
 #define STOWAGE_WEB_H
 
+#include "http_metrics.h"
 #include "http_parse.h"
 #include "mail.h"
 #include "net_allow.h"
@@ -30,6 +31,7 @@ struct web_context {
 	long rate_per_org;		/* see web_org_rate_limit */
 	long rate_per_client;
 	const char *site_url;		/* the links' base, from stowage.conf (never the Host header) */
+	struct http_metrics *metrics;	/* web_metrics_file, shared by the workers; NULL: not counted */
 };
 
 struct session {
@@ -56,6 +58,7 @@ struct request {
 	struct kv_list form;	/* urlencoded, multipart, or a flat JSON object's members */
 	struct kv_list cookies;
 	struct kv_list params;	/* captured from the route pattern */
+	int route_index;	/* into web_routes, -1 when none matched (the metrics' label) */
 	struct session session;
 	/* A handler sets this when its change failed and the transaction must not commit. */
 	int rollback;
