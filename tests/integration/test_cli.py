@@ -4,6 +4,8 @@ cluster, migrates, follows a job's log, checks a hook; a failed job, a viewer's 
 wrong token exit non-zero."""
 import json
 import os
+import pty
+import re
 import stat
 import subprocess
 
@@ -171,3 +173,26 @@ def test_server_text_cannot_drive_the_terminal(world, home):
         r = cli(home, *args)
         assert "evil\\x1b[2J" in r.stdout, r.stdout
         assert not any(c in r.stdout for c in "\x1b\x07\u009b")
+
+
+def test_wait_shows_progress_on_a_terminal(world, home):
+    """On a terminal --wait rewrites one progress line (\\r, erase line) and ends with the outcome."""
+    login(world, home)
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ.update({"HOME": home, "XDG_CONFIG_HOME": os.path.join(home, "cfg"), "STOWAGE_POLL_SECONDS": "0.1"})
+        os.execv(STOWAGE, [STOWAGE, "backup", "run", world.plan, "--wait"])
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert re.search(r"\r\x1b\[Kjob \d+ backup (queued|running)[^\r]* \d+% \(\d+/\d+ items", text), text
+    assert text.rstrip().split("\r\x1b[K")[-1].startswith("Job ") and "succeeded" in text
