@@ -49,6 +49,9 @@ static const char *const config_known_keys[] = {
 	"work_dir",
 	"restore_parallelism",	/* objects a restore creates at once */
 	"restore_rate_limit",	/* API requests per second a restore sends one cluster */
+	"metrics_database_url",	/* ... for stowage-metrics' role, which reads aggregates only */
+	"metrics_listen",	/* host:port of the operator's /metrics (stowage-metrics), never nginx's */
+	"web_metrics_file",	/* the web workers' request counters, shared with stowage-metrics */
 };
 
 static int config_key_known(const char *key)

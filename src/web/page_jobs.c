@@ -422,3 +422,57 @@ void page_job_cancel(struct request *r)
 	snprintf(loc, sizeof loc, "/jobs/%s", sid);
 	respond_redirect(r, loc);
 }
+
+/* ---- the organisation's jobs, newest first (what `stowage jobs` lists) ---- */
+
+static const char *const job_kinds[] = { "backup", "restore", "migrate", NULL };
+static const char *const job_states[] = { "queued", "running", "succeeded", "partially_failed", "failed", "cancelled", NULL };
+
+/* The query parameter name when it is one of allowed (or absent: ""), else NULL. */
+static const char *query_choice(struct request *r, const char *name, const char *const *allowed)
+{
+	const char *v = kv_get(&r->query, name);
+
+	if (!v || !*v)
+		return "";
+	for (int i = 0; allowed[i]; i++)
+		if (strcmp(v, allowed[i]) == 0)
+			return v;
+	return NULL;
+}
+
+void page_jobs(struct request *r)
+{
+	const char *kind = query_choice(r, "kind", job_kinds), *state = query_choice(r, "state", job_states);
+	char err[512];
+	PGresult *res;
+	cJSON *view, *list;
+
+	if (!kind || !state) {
+		respond_error(r, 400, !kind ? "kind: choose backup, restore or migrate." :
+			      "state: choose queued, running, succeeded, partially_failed, failed or cancelled.");
+		return;
+	}
+	const char *params[] = { kind, state };
+	res = db_exec(r->db, "SELECT " JOB_COLUMNS ", coalesce(bp.name, rp.name, mp.name, '') AS plan FROM jobs j "
+		      "LEFT JOIN backup_plans bp ON bp.id = j.backup_plan_id "
+		      "LEFT JOIN restore_plans rp ON rp.id = j.restore_plan_id "
+		      "LEFT JOIN migration_plans mp ON mp.id = j.migration_plan_id "
+		      "WHERE ($1 = '' OR j.kind = $1) AND ($2 = '' OR j.state = $2) "
+		      "ORDER BY j.queued_at DESC, j.id DESC LIMIT 100", 2, params, err, sizeof err);
+	if (!res) {
+		respond_db_error(r, err);
+		return;
+	}
+	view = cJSON_CreateObject();
+	list = cJSON_AddArrayToObject(view, "jobs");
+	for (int i = 0; i < PQntuples(res); i++) {
+		cJSON *job = job_json(res, i);
+		cJSON_AddStringToObject(job, "plan", PQgetvalue(res, i, PQfnumber(res, "plan")));
+		cJSON_AddItemToArray(list, job);
+	}
+	PQclear(res);
+	cJSON_AddStringToObject(view, "title", "Jobs");
+	cJSON_AddBoolToObject(view, "nav_jobs", 1);
+	respond_page(r, 200, "jobs", view);
+}

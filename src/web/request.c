@@ -157,6 +157,7 @@ int request_read(struct request *r, FCGX_Request *fcgi, const struct web_context
 	r->fcgi = fcgi;
 	r->ctx = ctx;
 	r->status = 200;
+	r->route_index = -1;
 	r->method = request_header(r, "REQUEST_METHOD");
 	r->path = request_header(r, "DOCUMENT_URI");
 	r->remote_addr = request_header(r, "REMOTE_ADDR");

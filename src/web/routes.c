@@ -12,12 +12,12 @@ const struct route web_routes[] = {
 	{ "POST", "/signup", page_signup_post, ROUTE_PUBLIC },
 	{ "GET", "/signin", page_signin_form, ROUTE_PUBLIC },
 	{ "POST", "/signin", page_signin_post, ROUTE_PUBLIC },
-	{ "POST", "/signout", page_signout_post, 0 },
+	{ "POST", "/signout", page_signout_post, ROUTE_PERSON },
 	{ "GET", "/confirm/:token", page_confirm_form, ROUTE_PUBLIC },
 	{ "POST", "/confirm/:token", page_confirm_post, ROUTE_PUBLIC },
 	{ "GET", "/invitations/:token", page_invitation, ROUTE_PUBLIC },
-	{ "GET", "/account", page_account, 0 },
-	{ "POST", "/account/password", page_account_password, 0 },
+	{ "GET", "/account", page_account, ROUTE_PERSON },
+	{ "POST", "/account/password", page_account_password, ROUTE_PERSON },
 	{ "GET", "/password/forgot", page_password_forgot_form, ROUTE_PUBLIC },
 	{ "POST", "/password/forgot", page_password_forgot, ROUTE_PUBLIC },
 	{ "GET", "/password/reset/:token", page_password_reset_form, ROUTE_PUBLIC },
@@ -29,6 +29,9 @@ const struct route web_routes[] = {
 	{ "POST", "/members/:id/role", page_members_role, ROUTE_ADMIN },
 	{ "POST", "/members/:id/remove", page_members_remove, ROUTE_ADMIN },
 	{ "GET", "/audit", page_audit, 0 },
+	{ "GET", "/tokens", page_tokens, ROUTE_ADMIN | ROUTE_PERSON },
+	{ "POST", "/tokens", page_token_create, ROUTE_ADMIN | ROUTE_PERSON },
+	{ "POST", "/tokens/:id/revoke", page_token_revoke, ROUTE_ADMIN | ROUTE_PERSON },
 	{ "GET", "/schedule/preview", page_schedule_preview, 0 },
 	{ "GET", "/migrations", page_migrations, 0 },
 	{ "GET", "/migrations/new", page_migration_new, ROUTE_OPERATOR },
@@ -73,6 +76,7 @@ const struct route web_routes[] = {
 	{ "GET", "/restore-plans/:id/jobs", page_restore_plan_jobs, 0 },
 	{ "GET", "/requests/:id", page_runner_request, 0 },
 	{ "GET", "/requests/:id/state", page_runner_request_state, 0 },
+	{ "GET", "/jobs", page_jobs, 0 },
 	{ "GET", "/jobs/:id", page_job, 0 },
 	{ "GET", "/jobs/:id/log.txt", page_job_log, 0 },
 	{ "POST", "/jobs/:id/cancel", page_job_cancel, ROUTE_OPERATOR },
@@ -126,6 +130,7 @@ static const struct route *route_find(struct request *r, int *status)
 		if (strcmp(rt->method, r->method) == 0 ||
 		    (strcmp(rt->method, "GET") == 0 && strcmp(r->method, "HEAD") == 0)) {
 			r->params = params;
+			r->route_index = (int)i;
 			return rt;
 		}
 		kv_list_free(&params);
@@ -180,6 +185,36 @@ static void run_handler(struct request *r, const struct route *rt)
 	}
 }
 
+/* An API token's request: JSON always; never together with a session cookie (else the cookie's
+ * request would pass without its CSRF token); only on routes for signed-in members, and never on
+ * those that act on the person (tokens, password, sign-out). 1 when authenticated, else 0 or -1
+ * after answering. */
+static int authenticate_bearer(struct request *r, const struct route *rt)
+{
+	int rc;
+
+	r->wants_json = 1;
+	if (request_has_session_cookie(r)) {
+		respond_error(r, 400, "Send either a session cookie or an API token, not both.");
+		return 0;
+	}
+	if (rt->flags & (ROUTE_PUBLIC | ROUTE_PERSON)) {
+		respond_error(r, 403, "An API token cannot be used here; sign in as a person.");
+		return 0;
+	}
+	rc = session_load_bearer(r, request_authorization(r));
+	if (rc < 0) {
+		respond_error(r, 503, "The database is not reachable; try again in a moment.");
+		return -1;
+	}
+	if (rc == 0) {
+		strbuf_addstr(&r->headers, "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n");
+		respond_error(r, 401, "The API token is unknown, revoked or expired.");
+		return 0;
+	}
+	return 1;
+}
+
 void web_dispatch(struct request *r)
 {
 	const struct route *rt;
@@ -191,9 +226,15 @@ void web_dispatch(struct request *r)
 		respond_error(r, status, status == 404 ? "There is no such page." : "That method is not allowed here.");
 		return;
 	}
-	if (db_ensure(r->db, err, sizeof err) < 0 || session_load(r) < 0) {	/* session_load logs its own */
-		if (PQstatus(r->db) != CONNECTION_OK)
-			log_error("%s", err);
+	if (db_ensure(r->db, err, sizeof err) < 0) {
+		log_error("%s", err);
+		respond_error(r, 503, "The database is not reachable; try again in a moment.");
+		return;
+	}
+	if (request_authorization(r)) {
+		if (authenticate_bearer(r, rt) <= 0)
+			return;
+	} else if (session_load(r) < 0) {
 		respond_error(r, 503, "The database is not reachable; try again in a moment.");
 		return;
 	}
@@ -201,7 +242,9 @@ void web_dispatch(struct request *r)
 		redirect_to_signin(r);
 		return;
 	}
-	if (strcmp(r->method, "POST") == 0 && !csrf_check(r)) {
+	/* A bearer request carries no cookie (authenticate_bearer refused one that did), so a
+	 * cross-site form cannot make it: it needs no CSRF token. */
+	if (strcmp(r->method, "POST") == 0 && !r->session.token_id && !csrf_check(r)) {
 		respond_error(r, 403, "The form's security token is missing or out of date. Reload the page and try again.");
 		return;
 	}

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define SESSION_COOKIE "stowage_session"
 #define PRESESSION_CSRF_COOKIE "stowage_csrf"
@@ -83,6 +84,64 @@ int session_load(struct request *r)
 	return 0;
 }
 
+const char *request_authorization(const struct request *r)
+{
+	return request_header(r, "HTTP_AUTHORIZATION");
+}
+
+int request_has_session_cookie(const struct request *r)
+{
+	return kv_get(&r->cookies, SESSION_COOKIE) || kv_get(&r->cookies, "__Host-" SESSION_COOKIE);
+}
+
+/* "Bearer stw_<43 characters>": the token, or NULL. The scheme is case-insensitive (RFC 9110). */
+static const char *bearer_token(const char *authorization)
+{
+	const char *t;
+
+	if (strncasecmp(authorization, "Bearer ", 7) != 0)
+		return NULL;
+	t = authorization + 7;
+	while (*t == ' ')
+		t++;
+	if (strlen(t) != API_TOKEN_TEXT_LEN || strncmp(t, API_TOKEN_PREFIX, strlen(API_TOKEN_PREFIX)) != 0)
+		return NULL;
+	return t;
+}
+
+int session_load_bearer(struct request *r, const char *authorization)
+{
+	const char *token = bearer_token(authorization);
+	char hash[67], err[512];
+	const char *params[] = { hash, r->method, r->path };
+	PGresult *res;
+	int found;
+
+	memset(&r->session, 0, sizeof r->session);
+	if (!token)
+		return 0;
+	web_token_hash_param(token, hash);
+	res = db_exec(r->db, "SELECT user_id, org_id, role, token_id, email, display_name, org_name "
+		      "FROM api_token_use($1, $2, $3)", 3, params, err, sizeof err);
+	if (!res) {
+		log_error("token lookup: %s", err);
+		return -1;
+	}
+	found = PQntuples(res) == 1;
+	if (found) {
+		struct session *s = &r->session;
+		s->user_id = strtoll(PQgetvalue(res, 0, PQfnumber(res, "user_id")), NULL, 10);
+		s->org_id = strtoll(PQgetvalue(res, 0, PQfnumber(res, "org_id")), NULL, 10);
+		s->role = role_parse(PQgetvalue(res, 0, PQfnumber(res, "role")));
+		s->token_id = strtoll(PQgetvalue(res, 0, PQfnumber(res, "token_id")), NULL, 10);
+		copy_field(s->email, sizeof s->email, PQgetvalue(res, 0, PQfnumber(res, "email")));
+		copy_field(s->display_name, sizeof s->display_name, PQgetvalue(res, 0, PQfnumber(res, "display_name")));
+		copy_field(s->org_name, sizeof s->org_name, PQgetvalue(res, 0, PQfnumber(res, "org_name")));
+	}
+	PQclear(res);
+	return found;
+}
+
 /* Inside the request's transaction: binds it to the new session's tenant and stores the session. */
 int session_create(struct request *r, long long user_id, long long org_id, char *err, size_t errlen)
 {
@@ -141,6 +200,8 @@ const char *csrf_token_for_view(struct request *r)
 {
 	const char *cookie;
 
+	if (r->session.token_id)
+		return "";
 	if (r->session.user_id)
 		return r->session.csrf;
 	cookie = request_cookie(r, PRESESSION_CSRF_COOKIE);

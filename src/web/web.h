@@ -2,11 +2,13 @@
 #ifndef STOWAGE_WEB_H
 #define STOWAGE_WEB_H
 
+#include "http_metrics.h"
 #include "http_parse.h"
 #include "mail.h"
 #include "secret_store.h"
 #include "strbuf.h"
 #include "template.h"
+#include "token.h"
 
 #include <cjson/cJSON.h>
 #include <fcgiapp.h>
@@ -27,6 +29,7 @@ struct web_context {
 	long rate_per_org;		/* see web_org_rate_limit */
 	long rate_per_client;
 	const char *site_url;		/* the links' base, from stowage.conf (never the Host header) */
+	struct http_metrics *metrics;	/* web_metrics_file, shared by the workers; NULL: not counted */
 };
 
 struct session {
@@ -37,6 +40,8 @@ struct session {
 	char email[256];
 	char display_name[128];
 	char org_name[128];
+	/* Set when an API token (Authorization: Bearer) stands for the person: no cookie, no CSRF. */
+	long long token_id;
 };
 
 struct request {
@@ -51,6 +56,7 @@ struct request {
 	struct kv_list form;	/* urlencoded, multipart, or a flat JSON object's members */
 	struct kv_list cookies;
 	struct kv_list params;	/* captured from the route pattern */
+	int route_index;	/* into web_routes, -1 when none matched (the metrics' label) */
 	struct session session;
 	/* A handler sets this when its change failed and the transaction must not commit. */
 	int rollback;
@@ -71,6 +77,7 @@ struct route {
 #define ROUTE_PUBLIC 1u		/* no session needed (sign-in, sign-up) */
 #define ROUTE_OPERATOR 2u	/* operators and admins only */
 #define ROUTE_ADMIN 4u		/* admins only */
+#define ROUTE_PERSON 8u		/* a signed-in person only, never an API token (tokens, password, sign-out) */
 
 extern const struct route web_routes[];
 extern const size_t web_routes_count;
@@ -104,6 +111,16 @@ void respond_text(struct request *r, const char *filename, const char *text, siz
 
 /* session.c */
 int session_load(struct request *r);
+/* The request's Authorization header when it is one, else NULL. */
+const char *request_authorization(const struct request *r);
+/* Loads the identity of the request's bearer token: 1 when it is valid, 0 when it is not (the
+ * caller answers 401), -1 on a database error. Records the use in the audit log. */
+int session_load_bearer(struct request *r, const char *authorization);
+/* 1 when the request carries a session cookie, valid or not, under either name. */
+int request_has_session_cookie(const struct request *r);
+/* An API token's text: the prefix (so that secret scanners recognise it) and a random token. */
+#define API_TOKEN_PREFIX "stw_"
+#define API_TOKEN_TEXT_LEN (4 + TOKEN_TEXT_LEN)
 int session_create(struct request *r, long long user_id, long long org_id, char *err, size_t errlen);
 void session_destroy(struct request *r);
 int csrf_check(const struct request *r);
@@ -250,6 +267,10 @@ void page_members_invite(struct request *r);
 void page_members_role(struct request *r);
 void page_members_remove(struct request *r);
 void page_audit(struct request *r);
+void page_tokens(struct request *r);
+void page_jobs(struct request *r);
+void page_token_create(struct request *r);
+void page_token_revoke(struct request *r);
 void page_schedule_preview(struct request *r);
 void page_migrations(struct request *r);
 void page_migration_new(struct request *r);

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_WORKERS 64
@@ -40,11 +41,23 @@ static void parent_on_term(int sig)
 	stopping = 1;
 }
 
+static double seconds_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
 static void answer_request(FCGX_Request *fcgi, const struct web_context *ctx, PGconn *db)
 {
 	struct request r;
+	struct timespec start;
 	char err[512] = "";
-	int rc = request_read(&r, fcgi, ctx, err, sizeof err);
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	rc = request_read(&r, fcgi, ctx, err, sizeof err);
 
 	r.db = db;
 	if (rc < 0)
@@ -52,6 +65,7 @@ static void answer_request(FCGX_Request *fcgi, const struct web_context *ctx, PG
 	else
 		web_dispatch(&r);
 	respond_send(&r);
+	http_metrics_record(ctx->metrics, r.route_index, r.status, seconds_since(&start));
 	request_free(&r);
 }
 
@@ -167,6 +181,19 @@ int main(int argc, char **argv)
 	ctx.templates = template_set_open(config_get(&cfg, "templates_dir", "templates"), err, sizeof err);
 	if (!ctx.templates)
 		log_fatal("templates: %s", err);
+
+	/* Request counters for the operator's stowage-metrics, mapped before the workers fork. */
+	const char *metrics_file = config_get(&cfg, "web_metrics_file", NULL);
+	if (metrics_file && *metrics_file) {
+		const char *methods[HTTP_METRICS_MAX_ROUTES], *patterns[HTTP_METRICS_MAX_ROUTES];
+		for (size_t i = 0; i < web_routes_count && i < HTTP_METRICS_MAX_ROUTES; i++) {
+			methods[i] = web_routes[i].method;
+			patterns[i] = web_routes[i].pattern;
+		}
+		ctx.metrics = http_metrics_create(metrics_file, methods, patterns, web_routes_count, err, sizeof err);
+		if (!ctx.metrics)
+			log_fatal("web_metrics_file: %s", err);
+	}
 
 	if (FCGX_Init() != 0)
 		log_fatal("FCGX_Init failed");
