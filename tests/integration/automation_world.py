@@ -39,6 +39,9 @@ class World:
         r = self.client.post("/clusters", {"name": "target", "api_url": testenv["TARGET_API_URL"],
                                            "token": testenv["TARGET_ADMIN_TOKEN"], "ca_pem": ca})
         assert r.status_code == 303, r.text[:500]
+        # the save was a runner request (the web worker connects to no cluster): the newest one
+        self.request_id = self.tenant.sql_one("SELECT max(id) FROM stowage.runner_requests WHERE org_id = %s",
+                                              (self.tenant.org_id,))[0]
         clusters = {c["name"]: c["id"] for c in self.client.json("/clusters").json()["clusters"]}
         self.source_id, self.target_id = clusters["source"], clusters["target"]
         self.namespace = unique("auto-")
