@@ -148,6 +148,10 @@ cJSON *mover_pod_object(const struct mover_pod_spec *s)
 	if (s->node && *s->node)
 		cJSON_AddStringToObject(spec, "nodeName", s->node);
 	cJSON_AddStringToObject(spec, "restartPolicy", "Never");
+	/* only where the repository's endpoint is on the node's own loopback (a test environment,
+	 * an appliance with its store on every node): the runner's configuration must ask for it */
+	if (s->host_network)
+		cJSON_AddBoolToObject(spec, "hostNetwork", 1);
 	cJSON_AddBoolToObject(spec, "automountServiceAccountToken", 0);
 	cJSON_AddBoolToObject(spec, "enableServiceLinks", 0);
 	cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "containers"), container(s));
