@@ -7,8 +7,10 @@ StorageClass; the files compare equal (content, mode, owner, mtime, symlinks).
 The image is built from STOWAGE_BUILD's stowage-mover by scripts/testenv/images/oci-image (what
 docker/mover/Dockerfile holds: the binary and its libraries) and imported into both nodes'
 containerd; nothing is pulled. The pods use hostNetwork (mover_pod_host_network = yes) to reach
-MinIO on 127.0.0.1. The volumes are static hostPath PersistentVolumes pinned to the real node by
-nodeAffinity (no dynamic provisioner runs yet); the files are written by a pod on that node.
+MinIO on 127.0.0.1. The source claim is provisioned by the real local-path-provisioner (class
+local-path) when the pod that writes its files starts on the real node; the target's is a static
+hostPath PersistentVolume pinned to the real node by nodeAffinity (the restore creates no pod
+before its claim is bound, so a WaitForFirstConsumer class would wait for ever there).
 
 Run: cd tests/integration && STOWAGE_BUILD=../../build/asan /usr/bin/python3 -m pytest test_mover_pod.py
 """
@@ -24,7 +26,7 @@ import pytest
 from conftest import unique
 from fixtures_testenv import kubectl
 from test_real_node import real_pod, run_pod
-from test_volumes import MOVER, Volumes, walk
+from test_volumes import MOVER, Volumes, pv_dir, walk
 import boto3
 import psycopg2
 
@@ -109,12 +111,19 @@ def mover_pods(testenv, cluster, ns):
 
 def test_backup_by_a_mover_pod_and_restore_into_the_other_cluster(vols, testenv, tmp_path):
     ns, target_ns = unique("podmove"), unique("podmoved")
-    src = real_claim(testenv, "source", ns, "data")
-    # the files are written in a real container on the real node, through the claim
+    kubectl(testenv, "source", "create", "namespace", ns)
+    kubectl(testenv, "source", "apply", "-f", "-", stdin=json.dumps({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": ns},
+        "spec": {"storageClassName": "local-path", "accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "1Gi"}}}}))
+    # the files are written in a real container on the real node, through the claim, which the
+    # provisioner binds when this pod is scheduled
     writer = real_pod(testenv, ns, "writer", ["sh", "-c", WRITE],
                       volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
                       mounts=[{"name": "data", "mountPath": "/data"}])
-    run_pod(testenv, "source", writer, phase="Succeeded")
+    run_pod(testenv, "source", writer, phase="Succeeded", timeout=180)
+    src = pv_dir(testenv, "source", ns, "data")
+    assert src.startswith(testenv["SOURCE_LOCAL_PATH_DIR"] + "/"), src
     assert kubectl(testenv, "source", "-n", ns, "logs", "writer").stdout == "written\n"
     kubectl(testenv, "source", "-n", ns, "delete", "pod", "writer", "--wait=true")
     before = walk(src)
@@ -126,6 +135,7 @@ def test_backup_by_a_mover_pod_and_restore_into_the_other_cluster(vols, testenv,
     backup_s = time.monotonic() - began
     [volume] = json.loads(res.stdout)
     assert volume["pvc"] == "data" and volume["method"] == "filesystem" and len(volume["snapshot_id"]) == 33, volume
+    assert volume["storage_class"] == "local-path", volume
     assert volume["node"] == testenv["SOURCE_REAL_NODE"], volume
     assert volume["files"] == 4 and volume["bytes"] == sum(e[5] for e in before.values() if len(e) == 7), volume
     assert vols.job_row(job)[:3] == ("volumes", 1, 1)

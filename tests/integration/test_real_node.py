@@ -170,3 +170,35 @@ def test_pod_exit_status_and_host_network(testenv):
     run_pod(testenv, "source", pod, phase="Succeeded")
     assert kubectl(testenv, "source", "-n", ns, "logs", "hostnet").stdout == "reached\n"
     kubectl(testenv, "source", "delete", "namespace", ns, "--wait=false")
+
+
+def test_local_path_provisioner_gives_a_claim_a_volume_on_the_real_node(testenv):
+    """The real local-path-provisioner (StorageClass local-path, WaitForFirstConsumer): a claim
+    binds once a pod on the real node uses it, to a hostPath PV under C_LOCAL_PATH_DIR pinned to
+    that node, made by its helper pod; deleting the claim deletes the volume and its directory."""
+    ns = unique("localpath")
+    kubectl(testenv, "source", "create", "namespace", ns)
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": ns},
+             "spec": {"storageClassName": "local-path", "accessModes": ["ReadWriteOnce"],
+                      "resources": {"requests": {"storage": "64Mi"}}}}
+    kubectl(testenv, "source", "apply", "-f", "-", stdin=json.dumps(claim))
+    pod = real_pod(testenv, ns, "user", ["sh", "-c", "echo provisioned > /data/hello; ls -ld /data"],
+                   volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+                   mounts=[{"name": "data", "mountPath": "/data"}])
+    run_pod(testenv, "source", pod, phase="Succeeded", timeout=180)
+    got = json.loads(kubectl(testenv, "source", "-n", ns, "get", "pvc", "data", "-o", "json").stdout)
+    assert got["status"]["phase"] == "Bound"
+    pv = json.loads(kubectl(testenv, "source", "get", "pv", got["spec"]["volumeName"], "-o", "json").stdout)
+    path = pv["spec"]["hostPath"]["path"]
+    assert path.startswith(testenv["SOURCE_LOCAL_PATH_DIR"] + "/"), path
+    terms = pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
+    assert terms[0]["matchExpressions"][0]["values"] == [testenv["SOURCE_REAL_NODE"]], terms
+    with open(os.path.join(path, "hello")) as f:
+        assert f.read() == "provisioned\n"
+    kubectl(testenv, "source", "-n", ns, "delete", "pod", "user")
+    kubectl(testenv, "source", "-n", ns, "delete", "pvc", "data")
+    deadline = time.time() + 120
+    while time.time() < deadline and os.path.exists(path):
+        time.sleep(1)
+    assert not os.path.exists(path), f"{path} is still there after its claim was deleted"
+    kubectl(testenv, "source", "delete", "namespace", ns, "--wait=false")

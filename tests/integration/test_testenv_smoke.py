@@ -168,8 +168,9 @@ def test_second_environment_runs_beside_the_first_and_stops_alone(testenv, tmp_p
     try:
         second = read_env(os.path.join(root, "env"))
         pids = read_pids(root)
-        # minio + 2 x (etcd, apiserver, controller-manager, scheduler, kwok, containerd, kubelet)
-        assert len(pids) == 15
+        # minio + 2 x (etcd, apiserver, controller-manager, scheduler, kwok, containerd, kubelet,
+        # local-path-provisioner)
+        assert len(pids) == 17
         for key in ("S3_ENDPOINT", "SOURCE_API_URL", "TARGET_API_URL"):
             assert second[key] != testenv[key]
         nodes = kubectl(second, "target", "get", "nodes", "-o", "name").stdout.split()
