@@ -164,7 +164,8 @@ def test_start_refuses_a_root_in_use(testenv):
 
 def test_second_environment_runs_beside_the_first_and_stops_alone(testenv, tmp_path):
     root = str(tmp_path / "second")
-    subprocess.run([os.path.join(SCRIPTS, "start"), root], check=True, capture_output=True)
+    res = subprocess.run([os.path.join(SCRIPTS, "start"), root], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
     try:
         second = read_env(os.path.join(root, "env"))
         pids = read_pids(root)
