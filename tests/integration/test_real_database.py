@@ -24,7 +24,7 @@ import pytest
 from conftest import unique
 from fixtures_testenv import kubectl
 from test_mover_pod import real_claim, vols, mover_image  # noqa: F401 (fixtures)
-from test_real_node import k8s_exec
+from test_real_node import needs_real_nodes, k8s_exec  # noqa: F401 (autouse fixture)
 from test_volumes import pv_dir, walk
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -37,6 +37,8 @@ START = ("set -e; export PGDATA=/var/lib/postgresql/data/pgdata; "
 
 @pytest.fixture(scope="module")
 def pg_image(testenv, tmp_path_factory):
+    if "SOURCE_REAL_NODE" not in testenv:
+        pytest.skip("the test environment has no real nodes")
     tar = str(tmp_path_factory.mktemp("pgimage") / "postgres.tar")
     subprocess.run([OCI_IMAGE, "postgres", tar, PG_IMAGE], check=True)
     for c in ("SOURCE", "TARGET"):

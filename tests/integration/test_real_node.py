@@ -23,6 +23,12 @@ ITEST_EXEC = os.path.join(BUILD, "tests", "integration", "c", "itest_exec")
 CLUSTERS = ("source", "target")
 
 
+@pytest.fixture(autouse=True)
+def needs_real_nodes(testenv):
+    if "SOURCE_REAL_NODE" not in testenv:
+        pytest.skip("the test environment has no real nodes (not root, or STOWAGE_TESTENV_REAL_NODES=0)")
+
+
 def real_pod(testenv, ns, name, command, image=None, host_network=False, volumes=None, mounts=None):
     """A pod pinned to the real node (its label, its taint tolerated), never pulled."""
     key, _, value = testenv["REAL_NODE_LABEL"].partition("=")
@@ -68,6 +74,8 @@ def k8s_exec(testenv, cluster, ns, pod, *argv, timeout_ms=20000, output_max=1 <<
 @pytest.fixture(scope="module")
 def shell_pods(testenv):
     """One long-running busybox pod on each cluster's real node."""
+    if "SOURCE_REAL_NODE" not in testenv:
+        pytest.skip("the test environment has no real nodes (not root, or STOWAGE_TESTENV_REAL_NODES=0)")
     ns = unique("realnode")
     pods = {}
     for cluster in CLUSTERS:
