@@ -52,7 +52,7 @@ minio_pid=$!
 endpoint=http://127.0.0.1:$port
 for _ in $(seq 100); do curl -sf "$endpoint/minio/health/ready" >/dev/null && break; sleep 0.2; done
 export AWS_ACCESS_KEY_ID=$MINIO_ROOT_USER AWS_SECRET_ACCESS_KEY=$MINIO_ROOT_PASSWORD
-for b in stowage restic; do
+for b in stowage restic stowage-pod; do	# stowage-pod: the pod rows' repository, not counted in "stored"
 	curl -sf -X PUT --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
 		"$endpoint/$b" >/dev/null
 done
@@ -124,9 +124,9 @@ cmp "$data/big/disk.img" "$restore_dir/r-restic$data/big/disk.img"
 
 # ---- the pod rows: the mover in a container on a real node ----
 pod_run() {	# name mode args...: a mover pod on the source cluster's real node, timed to Succeeded
-	local name=$1 mode=$2 start end phase=
+	local name=$1 mode=$2 start end phase= pod=${1//_/-}
 	shift 2
-	python3 - "$name" "$mode" "$image" "$data" "$restore_dir" "$@" <<-'PY' >"$work/$name.json"
+	python3 - "$pod" "$mode" "$image" "$data" "$restore_dir" "$@" <<-'PY' >"$work/$name.json"
 	import json, sys
 	name, mode, image, data, restore = sys.argv[1:6]
 	args = sys.argv[6:]
@@ -145,13 +145,13 @@ pod_run() {	# name mode args...: a mover pod on the source cluster's real node, 
 	start=$(now)
 	k apply -f "$work/$name.json" >/dev/null
 	while :; do
-		phase=$(k get pod "$name" -o 'jsonpath={.status.phase}')
-		case $phase in Succeeded) break ;; Failed) echo "$name failed:" >&2; k logs "$name" | tail -5 >&2; exit 1 ;; esac
+		phase=$(k get pod "$pod" -o 'jsonpath={.status.phase}')
+		case $phase in Succeeded) break ;; Failed) echo "$name failed:" >&2; k logs "$pod" | tail -5 >&2; exit 1 ;; esac
 		sleep 0.2
 	done
 	end=$(now)
 	t[$name]=$(seconds "$start" "$end")
-	k logs "$name" >"$work/$name.out"
+	k logs "$pod" >"$work/$name.out"
 }
 if [ "$pod_rows" = 1 ]; then
 	echo "pod rows: starting a test environment (scripts/testenv/start)" >&2
@@ -166,7 +166,7 @@ if [ "$pod_rows" = 1 ]; then
 	k create secret generic bench-s3 --from-literal=AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" \
 		--from-literal=AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" >/dev/null
 	k create secret generic bench-key --from-file=mover.key="$work/key" >/dev/null
-	pod_repo=(--repo "s3://stowage/bench-pod?endpoint=$endpoint&region=us-east-1&path_style=1" --repo-id bench-pod
+	pod_repo=(--repo "s3://stowage-pod/bench-pod?endpoint=$endpoint&region=us-east-1&path_style=1" --repo-id bench-pod
 		--key-file /var/run/stowage/mover.key)
 	pod_run pod_first backup backup "${pod_repo[@]}" --source /data --threads "$threads"
 	psnap=$(tail -n 1 "$work/pod_first.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshot_id"])')
