@@ -26,7 +26,7 @@ import pytest
 from conftest import unique
 from fixtures_testenv import kubectl
 from test_real_node import needs_real_nodes, real_pod, run_pod  # noqa: F401 (autouse fixture)
-from test_volumes import MOVER, Volumes, pv_dir, walk
+from test_volumes import ITEST, MOVER, Volumes, pv_dir, walk
 import boto3
 import psycopg2
 
@@ -183,4 +183,70 @@ def test_a_mover_pod_that_fails_names_the_claim_and_the_movers_words(vols, teste
     assert "exited 1: stowage-mover[1]: error: snapshot 20200101T000000Z-0000000000000000: not found" \
         in res.stderr, res.stderr
     assert mover_pods(testenv, "source", ns) == []
+    kubectl(testenv, "source", "delete", "namespace", ns, "--wait=false")
+
+
+def test_a_mover_pod_killed_mid_backup_fails_the_job_in_words_and_the_next_backup_succeeds(vols, testenv, tmp_path):
+    """Fault with a real pod: the mover pod is deleted while it copies; the job fails within a
+    bounded time naming the claim and the pod, no snapshot of that run exists (a snapshot is
+    its manifest, written last), and the next backup of the same claim succeeds."""
+    ns = unique("podkill")
+    kubectl(testenv, "source", "create", "namespace", ns)
+    kubectl(testenv, "source", "apply", "-f", "-", stdin=json.dumps({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": ns},
+        "spec": {"storageClassName": "local-path", "accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "1Gi"}}}}))
+    writer = real_pod(testenv, ns, "writer", ["sh", "-c", "for i in 1 2 3 4 5 6; do head -c 67108864 /dev/urandom "
+                                              "> /data/part$i.bin; done; echo written"],
+                      volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+                      mounts=[{"name": "data", "mountPath": "/data"}])
+    run_pod(testenv, "source", writer, phase="Succeeded", timeout=300)
+    kubectl(testenv, "source", "-n", ns, "delete", "pod", "writer")
+    snapshots = f"team-a/data/{vols.repo_id}/data/snapshots/"
+
+    def manifests():
+        return sorted(o["Key"] for o in vols.s3.list_objects_v2(Bucket=vols.bucket, Prefix=snapshots).get("Contents", []))
+
+    before = manifests()
+    job = vols.new_job("backup")
+    c = testenv  # the same environment itest_volumes is given by vols.run
+    env = dict(os.environ, DATABASE_URL=vols.stack.pg_dsn_app, ORG_ID=str(vols.org_id), JOB_ID=str(job),
+               CLUSTER_ID="1", API_URL=c["SOURCE_API_URL"], CA_FILE=c["SOURCE_CA_FILE"], TOKEN=c["SOURCE_ADMIN_TOKEN"],
+               S3_ENDPOINT=c["S3_ENDPOINT"], S3_REGION=c["S3_REGION"], S3_ACCESS_KEY=c["S3_ACCESS_KEY"],
+               S3_SECRET_KEY=c["S3_SECRET_KEY"], S3_BUCKET=vols.bucket, REPO_ID=str(vols.repo_id),
+               REPO_PREFIX="team-a/", MASTER_KEY_HEX=vols.master_key, MOVER_PATH=MOVER,
+               RUNNER_CONFIG=str(vols.runner_conf))
+    env.pop("AWS_ACCESS_KEY_ID", None)
+    p = subprocess.Popen([ITEST, "backup", unique("bk"), ns, json.dumps({f"{ns}/data": "filesystem"})],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # wait until the mover has started copying (its first progress line is in the log)
+        deadline, pod = time.time() + 120, None
+        while time.time() < deadline:
+            pods = [i for i in mover_pods(testenv, "source", ns) if i["kind"] == "Pod"]
+            if pods and pods[0]["status"].get("phase") == "Running":
+                pod = pods[0]["metadata"]["name"]
+                log = kubectl(testenv, "source", "-n", ns, "logs", pod, check=False).stdout
+                if '"phase":"volume"' in log:
+                    break
+            time.sleep(0.3)
+        assert pod, "the mover pod never ran"
+        killed = time.monotonic()
+        kubectl(testenv, "source", "-n", ns, "delete", "pod", pod, "--grace-period=0", "--force", "--wait=false")
+        out, err = p.communicate(timeout=180)
+        took = time.monotonic() - killed
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 1, out + err
+    # the runner's words today: the pod it follows is gone (mover_pod_follow's get answers 404)
+    assert f"claim {ns}/data: data mover pod {pod}: NotFound" in err, err
+    assert took < 60, took
+    assert manifests() == before, "a killed backup left a snapshot behind"
+    assert mover_pods(testenv, "source", ns) == []
+    # the next backup of the claim succeeds and is restorable
+    res = vols.run("source", vols.new_job("backup"), "backup", unique("bk"), ns, json.dumps({f"{ns}/data": "filesystem"}))
+    [volume] = json.loads(res.stdout)
+    assert volume["files"] == 6 and volume["bytes"] == 6 * (64 << 20), volume
+    assert len(manifests()) == len(before) + 1
     kubectl(testenv, "source", "delete", "namespace", ns, "--wait=false")
