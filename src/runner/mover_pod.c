@@ -331,7 +331,12 @@ int mover_pod_follow(struct k8s_client *k, const struct mover_pod_spec *s, long 
 		const char *stuck;
 
 		if (k8s_get(k, pod_path, &pod, &ke) < 0) {
-			describe("data mover pod", s->name, &ke, err, errlen);
+			if (ke.http_status == 404)
+				snprintf(err, errlen, "data mover pod %s/%s was deleted before it ended (by someone, or with "
+					 "its node); nothing of this run is offered for restore%s%s", s->ns, s->name,
+					 f.last_error[0] ? "; its last line: " : "", f.last_error);
+			else
+				describe("data mover pod", s->name, &ke, err, errlen);
 			break;
 		}
 		snprintf(phase, sizeof phase, "%s", json_str(pod, "status", "phase") ? json_str(pod, "status", "phase") : "Pending");

@@ -239,8 +239,7 @@ def test_a_mover_pod_killed_mid_backup_fails_the_job_in_words_and_the_next_backu
         if p.poll() is None:
             p.kill()
     assert p.returncode == 1, out + err
-    # the runner's words today: the pod it follows is gone (mover_pod_follow's get answers 404)
-    assert f"claim {ns}/data: data mover pod {pod}: NotFound" in err, err
+    assert f"claim {ns}/data: data mover pod {ns}/{pod} was deleted before it ended" in err, err
     assert took < 60, took
     assert manifests() == before, "a killed backup left a snapshot behind"
     assert mover_pods(testenv, "source", ns) == []
