@@ -13,6 +13,14 @@
 # compress (zstd) and encrypt. The page cache is warm for both: the data set is read once
 # before the first row. MinIO is started here on a free loopback port (the test environment's
 # binary, scripts/testenv/build) and stopped at the end. Needs: restic (Debian package).
+#
+# The pod rows (POD_ROWS=1, the default as root; POD_ROWS=0 skips them): the same mover, as an
+# image (scripts/testenv/images/oci-image mover), in a pod on the real node of a test
+# environment started here (scripts/testenv/start, stopped at the end), backs the data set up
+# into a repository of its own (a first backup: nothing deduplicates against the local rows)
+# and restores it, the way mover_launch = pod runs it: the data set and the restore directory
+# as hostPath volumes, the key from a Secret, hostNetwork to reach this MinIO on 127.0.0.1.
+# The time is from the pod's creation until it has Succeeded: container start included.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 small=${1:-20000}
@@ -26,7 +34,10 @@ bin=$("$top/scripts/testenv/build" 2>/dev/null | tail -n 1)
 work=$(mktemp -d /tmp/mover-bench.XXXXXX)
 restore_dir=$(mktemp -d "${RESTORE_DIR:-$work}/restore.XXXXXX")
 minio_pid=
+pod_rows=${POD_ROWS:-$([ "$(id -u)" -eq 0 ] && echo 1 || echo 0)}
+env_root=
 cleanup() {
+	[ -n "$env_root" ] && "$top/scripts/testenv/stop" "$env_root" 2>/dev/null
 	[ -n "$minio_pid" ] && kill "$minio_pid" 2>/dev/null && wait "$minio_pid" 2>/dev/null
 	rm -rf "$work" "$restore_dir"
 }
@@ -41,7 +52,7 @@ minio_pid=$!
 endpoint=http://127.0.0.1:$port
 for _ in $(seq 100); do curl -sf "$endpoint/minio/health/ready" >/dev/null && break; sleep 0.2; done
 export AWS_ACCESS_KEY_ID=$MINIO_ROOT_USER AWS_SECRET_ACCESS_KEY=$MINIO_ROOT_PASSWORD
-for b in stowage restic; do
+for b in stowage restic stowage-pod; do	# stowage-pod: the pod rows' repository, not counted in "stored"
 	curl -sf -X PUT --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
 		"$endpoint/$b" >/dev/null
 done
@@ -111,6 +122,58 @@ run restic_restore restic restore latest --quiet --target "$restore_dir/r-restic
 cmp "$data/big/disk.img" "$restore_dir/r-mover/big/disk.img"
 cmp "$data/big/disk.img" "$restore_dir/r-restic$data/big/disk.img"
 
+# ---- the pod rows: the mover in a container on a real node ----
+pod_run() {	# name mode args...: a mover pod on the source cluster's real node, timed to Succeeded
+	local name=$1 mode=$2 start end phase= pod=${1//_/-}
+	shift 2
+	python3 - "$pod" "$mode" "$image" "$data" "$restore_dir" "$@" <<-'PY' >"$work/$name.json"
+	import json, sys
+	name, mode, image, data, restore = sys.argv[1:6]
+	args = sys.argv[6:]
+	vol = {"name": "data", "hostPath": {"path": data if mode == "backup" else restore + "/r-pod",
+	                                    "type": "Directory" if mode == "backup" else "DirectoryOrCreate"}}
+	print(json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+	    "spec": {"hostNetwork": True, "restartPolicy": "Never", "nodeSelector": {"stowage.dev/node": "real"},
+	             "tolerations": [{"key": "stowage.dev/real-node", "operator": "Exists", "effect": "NoSchedule"}],
+	             "containers": [{"name": "mover", "image": image, "imagePullPolicy": "Never",
+	                             "command": ["stowage-mover"], "args": args,
+	                             "envFrom": [{"secretRef": {"name": "bench-s3"}}],
+	                             "volumeMounts": [{"name": "data", "mountPath": "/data", "readOnly": mode == "backup"},
+	                                              {"name": "key", "mountPath": "/var/run/stowage", "readOnly": True}]}],
+	             "volumes": [vol, {"name": "key", "secret": {"secretName": "bench-key", "defaultMode": 256}}]}}))
+	PY
+	start=$(now)
+	k apply -f "$work/$name.json" >/dev/null
+	while :; do
+		phase=$(k get pod "$pod" -o 'jsonpath={.status.phase}')
+		case $phase in Succeeded) break ;; Failed) echo "$name failed:" >&2; k logs "$pod" | tail -5 >&2; exit 1 ;; esac
+		sleep 0.2
+	done
+	end=$(now)
+	t[$name]=$(seconds "$start" "$end")
+	k logs "$pod" >"$work/$name.out"
+}
+if [ "$pod_rows" = 1 ]; then
+	echo "pod rows: starting a test environment (scripts/testenv/start)" >&2
+	env_root=$work/env
+	"$top/scripts/testenv/start" "$env_root" 2>"$work/testenv.log" || { tail -5 "$work/testenv.log" >&2; exit 1; }
+	# shellcheck disable=SC1091
+	. "$env_root/env"
+	k() { "$KUBECTL" --kubeconfig="$SOURCE_KUBECONFIG" -n default "$@"; }
+	image=stowage.test/mover:bench
+	"$top/scripts/testenv/images/oci-image" mover "$work/mover.tar" "$image" "$mover"
+	"$CTR" --address "$SOURCE_CONTAINERD_SOCKET" --namespace k8s.io images import "$work/mover.tar" >/dev/null
+	k create secret generic bench-s3 --from-literal=AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" \
+		--from-literal=AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" >/dev/null
+	k create secret generic bench-key --from-file=mover.key="$work/key" >/dev/null
+	pod_repo=(--repo "s3://stowage-pod/bench-pod?endpoint=$endpoint&region=us-east-1&path_style=1" --repo-id bench-pod
+		--key-file /var/run/stowage/mover.key)
+	pod_run pod_first backup backup "${pod_repo[@]}" --source /data --threads "$threads"
+	psnap=$(tail -n 1 "$work/pod_first.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshot_id"])')
+	pod_run pod_restore restore restore "${pod_repo[@]}" --snapshot "$psnap" --target /data --threads "$threads"
+	cmp "$data/big/disk.img" "$restore_dir/r-pod/big/disk.img"
+fi
+
 stored() { du -sb "$work/minio/$1" | cut -f1; }
 echo
 printf 'data set %.0f MiB (%s small files); stored: stowage %.0f MiB, restic %.0f MiB; %s cores\n' \
@@ -123,3 +186,10 @@ for row in first second restore; do
 		"$(echo "$bytes / 1000000 / $m" | bc -l)" "$(echo "$bytes / 1000000 / $r" | bc -l)" \
 		"$(echo "$r / $m" | bc -l)"
 done
+if [ "$pod_rows" = 1 ]; then	# the data set after change(): the pod backed up that one
+	pbytes=$(du -sb "$data" | cut -f1)
+	for row in first restore; do
+		m=${t[pod_$row]}
+		printf '%-18s %10s %10s %12.1f %11s %8s\n' "pod $row" "$m" - "$(echo "$pbytes / 1000000 / $m" | bc -l)" - -
+	done
+fi

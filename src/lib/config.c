@@ -45,6 +45,7 @@ static const char *const config_known_keys[] = {
 	"mover_launch",		/* "local" (the volume's directory on this machine) or "pod" */
 	"mover_image",		/* the data mover's image, for mover_launch = pod */
 	"mover_single_tenant",	/* "yes": this deployment serves one tenant, so mover_launch = local may run */
+	"mover_pod_host_network",	/* "yes": mover pods share their node's network (a repository on its loopback) */
 	"mover_local_root",	/* directories (space or comma separated) below which local volumes lie */
 	"work_dir",
 	"restore_parallelism",	/* objects a restore creates at once */

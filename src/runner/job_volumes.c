@@ -38,6 +38,7 @@ extern char **environ;
 struct mover_target {
 	struct job *job;
 	int pod;			/* mover_launch = pod */
+	int host_network;		/* mover_pod_host_network = yes */
 	char image[512];
 	char roots[1024];		/* mover_local_root: where mover_launch = local may read and write */
 	char url[1024];			/* s3://bucket/<prefix>data?endpoint=...&region=...&path_style=1 */
@@ -77,6 +78,7 @@ static int launch_settings(struct mover_target *t, char *err, size_t errlen)
 	snprintf(t->image, sizeof t->image, "%s", config_get(&cfg, "mover_image", ""));
 	snprintf(t->roots, sizeof t->roots, "%s", roots);
 	t->pod = launch && strcmp(launch, "pod") == 0;
+	t->host_network = strcmp(config_get(&cfg, "mover_pod_host_network", "no"), "yes") == 0;
 	if (!launch) {
 		snprintf(err, errlen, "%s: mover_launch is not set: set mover_launch = pod (with mover_image), or, "
 			 "for a single-tenant deployment only, mover_launch = local with mover_single_tenant = yes "
@@ -685,7 +687,7 @@ static int run_mover(const struct mover_target *t, struct k8s_client *k, const s
 	struct mover_pod_spec spec = {
 		.ns = v->ns, .name = pod_name, .pvc = v->pvc, .node = v->node, .image = t->image,
 		.restore = restore, .args = args, .access_key = t->s3.access_key,
-		.secret_key = t->s3.secret_key, .key = t->key,
+		.secret_key = t->s3.secret_key, .key = t->key, .host_network = t->host_network,
 	};
 	if (mover_pod_run(k, &spec, POD_TIMEOUT_MS, on_mover_line, on_cancel, p, done, err, errlen) < 0) {
 		char inner[1024];

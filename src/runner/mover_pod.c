@@ -148,6 +148,10 @@ cJSON *mover_pod_object(const struct mover_pod_spec *s)
 	if (s->node && *s->node)
 		cJSON_AddStringToObject(spec, "nodeName", s->node);
 	cJSON_AddStringToObject(spec, "restartPolicy", "Never");
+	/* only where the repository's endpoint is on the node's own loopback (a test environment,
+	 * an appliance with its store on every node): the runner's configuration must ask for it */
+	if (s->host_network)
+		cJSON_AddBoolToObject(spec, "hostNetwork", 1);
 	cJSON_AddBoolToObject(spec, "automountServiceAccountToken", 0);
 	cJSON_AddBoolToObject(spec, "enableServiceLinks", 0);
 	cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "containers"), container(s));
@@ -327,7 +331,12 @@ int mover_pod_follow(struct k8s_client *k, const struct mover_pod_spec *s, long 
 		const char *stuck;
 
 		if (k8s_get(k, pod_path, &pod, &ke) < 0) {
-			describe("data mover pod", s->name, &ke, err, errlen);
+			if (ke.http_status == 404)
+				snprintf(err, errlen, "data mover pod %s/%s was deleted before it ended (by someone, or with "
+					 "its node); nothing of this run is offered for restore%s%s", s->ns, s->name,
+					 f.last_error[0] ? "; its last line: " : "", f.last_error);
+			else
+				describe("data mover pod", s->name, &ke, err, errlen);
 			break;
 		}
 		snprintf(phase, sizeof phase, "%s", json_str(pod, "status", "phase") ? json_str(pod, "status", "phase") : "Pending");

@@ -28,6 +28,7 @@ struct mover_pod_spec {
 					 * MOVER_POD_MOUNT and the key at MOVER_POD_KEY_FILE */
 	const char *access_key, *secret_key;
 	const uint8_t *key;		/* AEAD_KEY_LEN bytes: the mover's key */
+	int host_network;		/* 1: the pod shares its node's network (mover_pod_host_network) */
 };
 
 /* The objects mover_pod_run creates (the caller frees them). */

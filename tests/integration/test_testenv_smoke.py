@@ -1,5 +1,6 @@
 """Smoke tests of the real test environment (scripts/testenv/): two independent Kubernetes
-clusters whose pods run on kwok's simulated nodes, RBAC that refuses the limited token, and a
+clusters whose ordinary pods run on kwok's simulated nodes (the real node's taint keeps them off
+it; test_real_node.py is about that one), RBAC that refuses the limited token, and a
 MinIO that stores objects. Run: cd tests/integration && /usr/bin/python3 -m pytest -p fixtures_testenv test_testenv_smoke.py
 """
 
@@ -163,15 +164,19 @@ def test_start_refuses_a_root_in_use(testenv):
 
 def test_second_environment_runs_beside_the_first_and_stops_alone(testenv, tmp_path):
     root = str(tmp_path / "second")
-    subprocess.run([os.path.join(SCRIPTS, "start"), root], check=True, capture_output=True)
+    res = subprocess.run([os.path.join(SCRIPTS, "start"), root], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
     try:
         second = read_env(os.path.join(root, "env"))
         pids = read_pids(root)
-        assert len(pids) == 11  # minio + 2 x (etcd, apiserver, controller-manager, scheduler, kwok)
+        # minio + 2 x (etcd, apiserver, controller-manager, scheduler, kwok), and with real nodes
+        # 2 x (containerd, kubelet, local-path-provisioner)
+        real = "TARGET_REAL_NODE" in second
+        assert len(pids) == (17 if real else 11)
         for key in ("S3_ENDPOINT", "SOURCE_API_URL", "TARGET_API_URL"):
             assert second[key] != testenv[key]
         nodes = kubectl(second, "target", "get", "nodes", "-o", "name").stdout.split()
-        assert nodes == [f"node/target-node-{i}" for i in range(3)]
+        assert nodes == [f"node/target-node-{i}" for i in range(3)] + (["node/target-real-node"] if real else [])
     finally:
         subprocess.run([os.path.join(SCRIPTS, "stop"), root], check=True, capture_output=True)
     assert [p for p in pids if running_in(p, root)] == []
