@@ -271,36 +271,42 @@ static int backup_row_create(struct backup_run *r)
 	char *namespaces = cJSON_PrintUnformatted(r->plan.namespaces);
 	const char *params[] = { job_id, r->plan.id ? plan_id : NULL, r->name, namespaces, days, cluster_id, repo_id };
 	struct tm tm;
-	PGresult *res;
+	PGresult *res = NULL;
 	int rc = -1;
 
 	r->started = time(NULL);
 	gmtime_r(&r->started, &tm);
 	strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
-	snprintf(r->name, sizeof r->name, "%s-%s", r->plan.name, stamp);
 	snprintf(job_id, sizeof job_id, "%lld", r->job->id);
 	snprintf(plan_id, sizeof plan_id, "%lld", r->plan.id);
 	snprintf(days, sizeof days, "%ld", r->plan.retention_days);
 	snprintf(cluster_id, sizeof cluster_id, "%lld", r->plan.cluster_id);
 	snprintf(repo_id, sizeof repo_id, "%lld", r->plan.repository_id);
-	res = job_query(r->job,
-			"WITH b AS (INSERT INTO backups (plan_id, cluster_id, repository_id, name, namespaces, expires_at) "
-			"  VALUES ($2, $6, $7, $3, ARRAY(SELECT jsonb_array_elements_text($4::jsonb)), "
-			"         now() + make_interval(days => $5::integer)) "
-			"  ON CONFLICT (org_id, name) DO NOTHING RETURNING id) "
-			"UPDATE jobs SET backup_id = b.id FROM b WHERE jobs.id = $1 RETURNING b.id",
-			7, params, r->err, r->errlen);
-	free(namespaces);
-	if (!res)
-		return -1;
-	if (PQntuples(res) == 1) {
-		r->job->backup_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		rc = 0;
-	} else {
-		snprintf(r->err, r->errlen, "a backup named %s already exists: another backup of plan %s started in the same second",
-			 r->name, r->plan.name);
+	/* <plan>-<UTC second>; another backup of the plan in the same second gets -2, -3, ... */
+	for (int n = 1; n <= 20 && rc < 0; n++) {
+		if (n == 1)
+			snprintf(r->name, sizeof r->name, "%s-%s", r->plan.name, stamp);
+		else
+			snprintf(r->name, sizeof r->name, "%s-%s-%d", r->plan.name, stamp, n);
+		res = job_query(r->job,
+				"WITH b AS (INSERT INTO backups (plan_id, cluster_id, repository_id, name, namespaces, expires_at) "
+				"  VALUES ($2, $6, $7, $3, ARRAY(SELECT jsonb_array_elements_text($4::jsonb)), "
+				"         now() + make_interval(days => $5::integer)) "
+				"  ON CONFLICT (org_id, name) DO NOTHING RETURNING id) "
+				"UPDATE jobs SET backup_id = b.id FROM b WHERE jobs.id = $1 RETURNING b.id",
+				7, params, r->err, r->errlen);
+		if (!res)
+			break;
+		if (PQntuples(res) == 1) {
+			r->job->backup_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+			rc = 0;
+		}
+		PQclear(res);
 	}
-	PQclear(res);
+	if (rc < 0 && res)
+		snprintf(r->err, r->errlen, "a backup named %s already exists: 20 backups of plan %s started in the same second",
+			 r->name, r->plan.name);
+	free(namespaces);
 	return rc;
 }
 
