@@ -29,7 +29,8 @@ static const struct form_field step1_fields[] = {
 enum { S1_NAME, S1_CLUSTER, S1_NSMAP, S1_SCMAP, S1_POLICY };
 
 static const struct form_field step2_fields[] = {
-	{ .name = "backup_plan_id", .label = "Backup plan", .kind = FORM_INT, .required = 1, .min = 1, .max = LONG_MAX },
+	/* 0: the backups no plan owns any more (its plan was deleted) or never did (a migration's) */
+	{ .name = "backup_plan_id", .label = "Backup plan", .kind = FORM_INT, .required = 1, .min = 0, .max = LONG_MAX },
 };
 
 static const struct form_field step3_fields[] = {
@@ -160,7 +161,9 @@ static void step2_check(struct request *r, const struct wizard *w, struct form_v
 	const char *params[] = { v->value[0] };
 
 	(void)w;
-	if (!row_exists(r, "SELECT 1 FROM backup_plans WHERE id = $1", 1, params))
+	if (strcmp(v->value[0], "0") == 0 ?
+	    !row_exists(r, "SELECT 1 FROM backups WHERE plan_id IS NULL AND " RESTORABLE " LIMIT 1", 0, NULL) :
+	    !row_exists(r, "SELECT 1 FROM backup_plans WHERE id = $1", 1, params))
 		field_fail(v, 0, "Backup plan: choose one of your backup plans");
 }
 
@@ -169,7 +172,8 @@ static void step3_check(struct request *r, const struct wizard *w, struct form_v
 	const char *plan = wizard_value(w, 2, "backup_plan_id");
 	const char *params[] = { v->value[0], plan ? plan : "0" };
 
-	if (!row_exists(r, "SELECT 1 FROM backups WHERE id = $1 AND plan_id = $2 AND " RESTORABLE, 2, params))
+	if (!row_exists(r, "SELECT 1 FROM backups WHERE id = $1 AND plan_id IS NOT DISTINCT FROM nullif($2::bigint, 0) AND "
+			RESTORABLE, 2, params))
 		field_fail(v, 0, "Backup: choose a completed backup of the chosen plan");
 }
 
@@ -215,15 +219,20 @@ static void restore_wizard_respond(struct request *r, struct wizard *w, size_t s
 		add_rows(r, view, "clusters", "SELECT id, name FROM clusters ORDER BY name", 0, NULL, option_cols,
 			 wizard_value(w, 1, "target_cluster_id"));
 	} else if (shown == 2) {
-		add_rows(r, view, "plans", "SELECT p.id, p.name, c.name, array_to_string(p.namespaces, ', ') FROM backup_plans p "
-			 "JOIN clusters c ON c.id = p.cluster_id ORDER BY p.name", 0, NULL, plan_cols,
+		add_rows(r, view, "plans", "SELECT id, name, cluster, namespaces FROM ("
+			 "SELECT p.id, p.name, c.name AS cluster, array_to_string(p.namespaces, ', ') AS namespaces FROM backup_plans p "
+			 "JOIN clusters c ON c.id = p.cluster_id UNION ALL "
+			 "SELECT 0, '(backups without a plan)', string_agg(DISTINCT cluster_name, ', '), "
+			 "string_agg(DISTINCT array_to_string(namespaces, ', '), '; ') FROM backups "
+			 "WHERE plan_id IS NULL AND " RESTORABLE " HAVING count(*) > 0) u ORDER BY id = 0, name", 0, NULL, plan_cols,
 			 wizard_value(w, 2, "backup_plan_id"));
 	} else if (shown == 3) {
 		const char *plan = wizard_value(w, 2, "backup_plan_id");
 		const char *params[] = { plan ? plan : "0" };
 		add_rows(r, view, "backups", "SELECT id, name, to_char(coalesce(completed_at, started_at) AT TIME ZONE 'UTC', "
 			 "'YYYY-MM-DD HH24:MI'), array_to_string(namespaces, ', '), pg_size_pretty(bytes), resource_count, state "
-			 "FROM backups WHERE plan_id = $1 AND " RESTORABLE " ORDER BY started_at DESC LIMIT 200",
+			 "FROM backups WHERE plan_id IS NOT DISTINCT FROM nullif($1::bigint, 0) AND " RESTORABLE
+			 " ORDER BY started_at DESC LIMIT 200",
 			 1, params, backup_cols, wizard_value(w, 3, "backup_id"));
 	}
 	cJSON_AddStringToObject(view, "action_base", "/restore-plans/new");
@@ -374,7 +383,7 @@ void page_restore_plan_create(struct request *r)
 				 wizard_value(&w, 1, "restore_storage_classes"), wizard_value(&w, 1, "restore_completed_jobs") };
 	PGresult *res = db_exec(r->db, "INSERT INTO restore_plans (name, backup_plan_id, backup_id, target_cluster_id, "
 				"namespace_map, storage_class_map, existing_policy, hooks, reattach_volumes, restore_storage_classes, "
-				"restore_completed_jobs) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9::boolean, "
+				"restore_completed_jobs) VALUES ($1, nullif($2::bigint, 0), $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9::boolean, "
 				"$10::boolean, $11::boolean) RETURNING id", 11, params, err, sizeof err);
 	free(nsmap);
 	free(scjson);

@@ -1,0 +1,89 @@
+-- The backup catalog (issue 15): a backup's row says everything its pages show without reading
+-- the bucket (the web workers never connect to a tenant's S3), keeps its plan's and cluster's
+-- names when those rows are deleted, and is deleted through one path, a 'delete_backup' job of
+-- the runner, whether a person pressed Delete or retention expired it. Prune runs as a job too.
+
+-- What the backup holds, written by the backup job when it completes (the same documents as the
+-- repository's <name>-resource-list.json.gz and <name>-volumes.json), and the names it was taken
+-- under, which outlive a deleted plan or cluster.
+ALTER TABLE stowage.backups
+	ADD COLUMN plan_name text NOT NULL DEFAULT '',
+	ADD COLUMN cluster_name text NOT NULL DEFAULT '',
+	-- {"<group>/<version>/<Kind>": ["ns/name", ...]}, as Velero's resource list
+	ADD COLUMN resource_list jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(resource_list) = 'object'),
+	-- the volumes_out entries of docs/volumes.md
+	ADD COLUMN volumes jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(volumes) = 'array'),
+	-- the hooks that ran and their results: [{"name","phase","state","duration_ms","error"}]
+	ADD COLUMN hooks jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(hooks) = 'array'),
+	ADD COLUMN bytes_new bigint NOT NULL DEFAULT 0,
+	-- why a 'deleting' backup is not gone yet (the last delete attempt's failure), in words
+	ADD COLUMN delete_error text NOT NULL DEFAULT '';
+
+UPDATE stowage.backups b SET plan_name = p.name FROM stowage.backup_plans p WHERE p.id = b.plan_id;
+UPDATE stowage.backups b SET cluster_name = c.name FROM stowage.clusters c WHERE c.id = b.cluster_id;
+
+CREATE INDEX backups_org_started_idx ON stowage.backups (org_id, started_at DESC, id DESC);
+
+-- Repository upkeep as the repository page shows it.
+ALTER TABLE stowage.repositories
+	-- set when a deleted backup released volume data; the scheduler queues a prune once the
+	-- repository is idle, and the prune clears it
+	ADD COLUMN prune_wanted boolean NOT NULL DEFAULT false,
+	ADD COLUMN last_prune_at timestamptz,
+	ADD COLUMN last_prune_bytes_freed bigint NOT NULL DEFAULT 0,
+	ADD COLUMN bytes_freed_total bigint NOT NULL DEFAULT 0;
+
+-- The job kinds of this issue, added to whatever kinds the migrations before this one allow
+-- (another migration may have added its own: this keeps them).
+DO $$
+DECLARE
+	kinds text[];
+BEGIN
+	SELECT array_agg(DISTINCT k ORDER BY k) INTO kinds FROM (
+		SELECT (regexp_matches(pg_get_constraintdef(c.oid), '''([a-z_]+)''', 'g'))[1] AS k
+		FROM pg_constraint c WHERE c.conrelid = 'stowage.jobs'::regclass AND c.conname = 'jobs_kind_check'
+		UNION SELECT unnest(ARRAY['delete_backup', 'prune'])) s;
+	ALTER TABLE stowage.jobs DROP CONSTRAINT jobs_kind_check;
+	EXECUTE format('ALTER TABLE stowage.jobs ADD CONSTRAINT jobs_kind_check CHECK (kind = ANY (%L::text[]))', kinds);
+END $$;
+ALTER TABLE stowage.jobs ADD COLUMN repository_id bigint REFERENCES stowage.repositories ON DELETE SET NULL;
+ALTER TABLE stowage.jobs ADD CONSTRAINT jobs_org_repository_fkey
+	FOREIGN KEY (org_id, repository_id) REFERENCES stowage.repositories (org_id, id);
+-- One live delete per backup and one live prune per repository, however many ask.
+CREATE UNIQUE INDEX jobs_one_live_delete ON stowage.jobs (backup_id)
+	WHERE kind = 'delete_backup' AND state IN ('queued', 'running');
+CREATE UNIQUE INDEX jobs_one_live_prune ON stowage.jobs (repository_id)
+	WHERE kind = 'prune' AND state IN ('queued', 'running');
+
+-- Retention: the backups the scheduler must queue a delete for: expired ones, and those left
+-- 'deleting' by a delete that failed (retried once its last attempt is 10 minutes old).
+CREATE FUNCTION stowage.scheduler_backups_to_delete(p_now timestamptz)
+RETURNS TABLE (backup_id bigint, backup_org_id bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = stowage, pg_temp AS $$
+	SELECT b.id, b.org_id FROM backups b
+	WHERE ((b.expires_at <= p_now AND b.state IN ('completed', 'partially_failed', 'failed')) OR b.state = 'deleting')
+	  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.backup_id = b.id AND j.kind = 'delete_backup'
+			  AND (j.state IN ('queued', 'running') OR j.finished_at > p_now - interval '10 minutes'))
+	ORDER BY b.expires_at NULLS FIRST, b.id
+$$;
+
+-- Repositories that want a prune and are idle: no backup, restore, delete or prune of theirs
+-- is queued or running.
+CREATE FUNCTION stowage.scheduler_repositories_to_prune()
+RETURNS TABLE (repository_id bigint, repository_org_id bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = stowage, pg_temp AS $$
+	SELECT r.id, r.org_id FROM repositories r
+	WHERE r.prune_wanted
+	  AND NOT EXISTS (SELECT 1 FROM jobs j
+		LEFT JOIN backup_plans p ON p.id = j.backup_plan_id
+		LEFT JOIN migration_plans m ON m.id = j.migration_plan_id
+		LEFT JOIN backups b ON b.id = j.backup_id
+		WHERE j.state IN ('queued', 'running')
+		  AND r.id IN (j.repository_id, p.repository_id, m.repository_id, b.repository_id))
+	ORDER BY r.id
+$$;
+
+REVOKE ALL ON FUNCTION stowage.scheduler_backups_to_delete(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION stowage.scheduler_repositories_to_prune() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION stowage.scheduler_backups_to_delete(timestamptz) TO stowage_scheduler;
+GRANT EXECUTE ON FUNCTION stowage.scheduler_repositories_to_prune() TO stowage_scheduler;
