@@ -46,6 +46,7 @@ static const char *const config_known_keys[] = {
 	"work_dir",
 	"restore_parallelism",	/* objects a restore creates at once */
 	"restore_rate_limit",	/* API requests per second a restore sends one cluster */
+	"prune_grace_seconds",	/* a prune never deletes a pack younger than this (default a day) */
 };
 
 static int config_key_known(const char *key)

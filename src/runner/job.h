@@ -127,5 +127,9 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 const char *job_backup_run(struct job *job, char *err, size_t errlen);
 const char *job_restore_run(struct job *job, char *err, size_t errlen);
 const char *job_migrate_run(struct job *job, char *err, size_t errlen);
+/* job_catalog.c: a backup marked 'deleting' removed from its repository, its clusters and the
+ * catalog; a repository's unused data pruned. */
+const char *job_delete_backup_run(struct job *job, char *err, size_t errlen);
+const char *job_prune_run(struct job *job, char *err, size_t errlen);
 
 #endif

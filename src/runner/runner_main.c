@@ -185,6 +185,10 @@ static void job_execute(const struct runner_context *ctx, PGconn *db, long long 
 		state = job_restore_run(&job, err, sizeof err);
 	else if (strcmp(job.kind, "migrate") == 0)
 		state = job_migrate_run(&job, err, sizeof err);
+	else if (strcmp(job.kind, "delete_backup") == 0)
+		state = job_delete_backup_run(&job, err, sizeof err);
+	else if (strcmp(job.kind, "prune") == 0)
+		state = job_prune_run(&job, err, sizeof err);
 	else {
 		snprintf(err, sizeof err, "this runner cannot run %s jobs", job.kind);
 		state = "failed";
