@@ -451,3 +451,41 @@ void page_backup_delete(struct request *r)
 	response_flash(r, msg);
 	respond_redirect(r, loc);
 }
+
+/* ---- a repository's upkeep, for its page ---- */
+
+void web_repository_upkeep(struct request *r, cJSON *view, const char *repository_id)
+{
+	const char *params[] = { repository_id };
+	char err[512], ratio[32];
+	PGresult *res = db_exec(r->db,
+		"SELECT count(b.id) FILTER (WHERE b.state IN ('completed', 'partially_failed')), "
+		"pg_size_pretty(coalesce(sum(b.bytes_new), 0)), coalesce(sum(" BACKUP_TOTAL_BYTES "), 0), "
+		"coalesce(sum(b.bytes_new), 0), coalesce(to_char(r.last_prune_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), ''), "
+		"pg_size_pretty(r.last_prune_bytes_freed), pg_size_pretty(r.bytes_freed_total), r.prune_wanted, "
+		"r.last_prune_bytes_freed, r.bytes_freed_total, pg_size_pretty(coalesce(sum(" BACKUP_TOTAL_BYTES "), 0)) "
+		"FROM repositories r LEFT JOIN backups b ON b.repository_id = r.id WHERE r.id = $1 GROUP BY r.id",
+		1, params, err, sizeof err);
+	cJSON *u;
+
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		return;
+	}
+	u = cJSON_AddObjectToObject(view, "upkeep");
+	double logical = atof(PQgetvalue(res, 0, 2)), stored = atof(PQgetvalue(res, 0, 3));
+	cJSON_AddNumberToObject(u, "backups", atof(PQgetvalue(res, 0, 0)));
+	cJSON_AddStringToObject(u, "stored_text", PQgetvalue(res, 0, 1));
+	cJSON_AddStringToObject(u, "logical_text", PQgetvalue(res, 0, 10));
+	cJSON_AddNumberToObject(u, "bytes_logical", logical);
+	cJSON_AddNumberToObject(u, "bytes_stored", stored);
+	snprintf(ratio, sizeof ratio, "%.2f", stored > 0 ? logical / stored : 1.0);
+	cJSON_AddStringToObject(u, "dedup_ratio", ratio);
+	cJSON_AddStringToObject(u, "last_prune_at", PQgetvalue(res, 0, 4));
+	cJSON_AddStringToObject(u, "last_prune_freed_text", PQgetvalue(res, 0, 5));
+	cJSON_AddStringToObject(u, "freed_total_text", PQgetvalue(res, 0, 6));
+	cJSON_AddBoolToObject(u, "prune_wanted", strcmp(PQgetvalue(res, 0, 7), "t") == 0);
+	cJSON_AddNumberToObject(u, "last_prune_bytes_freed", atof(PQgetvalue(res, 0, 8)));
+	cJSON_AddNumberToObject(u, "bytes_freed_total", atof(PQgetvalue(res, 0, 9)));
+	PQclear(res);
+}

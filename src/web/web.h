@@ -263,6 +263,9 @@ void page_restore_plan_create(struct request *r);
 void page_restore_plan_activate(struct request *r);
 void page_restore_plan_delete(struct request *r);
 void page_restore_plan_jobs(struct request *r);
+/* page_backups.c: the repository page's "upkeep": backups, bytes stored, deduplication, the
+ * last prune and what it freed (view["upkeep"]). */
+void web_repository_upkeep(struct request *r, cJSON *view, const char *repository_id);
 void page_backups(struct request *r);
 void page_backup(struct request *r);
 void page_backup_delete(struct request *r);

@@ -1,0 +1,260 @@
+"""The backup catalog against the real servers (issue 15): /backups lists every backup of the
+organisation whatever became of its plan, a backup's page shows its objects, volumes and log
+from the database, the restore wizard still offers a deleted plan's backup, and Delete removes
+everything the backup owns (metadata first, mover snapshots, VolumeSnapshots and their
+contents, objects, then the row) through the runner's delete_backup job, which retention uses
+too; a delete that fails halfway leaves the backup 'deleting' (never offered) and resumes; the
+prune that follows frees the volume data's packs in MinIO and the repository page says how much."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import BUILD, Client, unique
+from fixtures_testenv import kubectl
+from test_backup_job import FIXTURE_NS, Tenant, backup_objects, fixture_app, s3_client  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def tenant(stack, testenv):
+    return Tenant(stack, testenv, prefix="catalog")
+
+
+@pytest.fixture(scope="module")
+def backed_up(tenant, fixture_app):  # noqa: F811
+    """One backup of the fixture application (three volumes by the mover) through its plan."""
+    plan, job_id = tenant.queue_backup([fixture_app])
+    job = tenant.wait_job(job_id)
+    assert job["state"] == "succeeded", job["error"]
+    plan_id = tenant.sql_one("SELECT id FROM stowage.backup_plans WHERE name = %s", (plan,))[0]
+    return {"plan": plan, "plan_id": plan_id, "backup_id": job["backup_id"], "job_id": job_id,
+            "name": tenant.backup_row(job["backup_id"])["name"]}
+
+
+def repo_keys(testenv, tenant, under):
+    s3 = s3_client(testenv)
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=tenant.bucket, Prefix=tenant.prefix + under):
+        for o in page.get("Contents", []):
+            out[o["Key"]] = o["Size"]
+    return out
+
+
+def wait_job(tenant, job_id, timeout=180):
+    job = tenant.wait_job(job_id, timeout)
+    return job
+
+
+def test_the_backup_row_holds_what_its_page_shows(tenant, backed_up):
+    names, plan_name, cluster_name, resources, volumes, bytes_new, total = tenant.sql_one(
+        "SELECT name, plan_name, cluster_name, resource_list, volumes, bytes_new, bytes FROM stowage.backups WHERE id = %s",
+        (backed_up["backup_id"],))
+    assert plan_name == backed_up["plan"] and cluster_name == "source"
+    assert resources["v1/ConfigMap"] == [f"{FIXTURE_NS}/wordpress-config"] or \
+        f"{FIXTURE_NS}/wordpress-config" in resources["v1/ConfigMap"]
+    assert f"{FIXTURE_NS}/wordpress" in resources["apps/v1/Deployment"]
+    assert sorted(v["pvc"] for v in volumes) == ["data-mysql-0", "data-mysql-1", "wordpress-data"]
+    assert all(v["method"] == "filesystem" and v["snapshot_id"] and v["files"] > 0 for v in volumes)
+    # new bytes: the archive objects plus what the volumes added to the repository
+    assert bytes_new == total + sum(v["bytes_new"] for v in volumes)
+
+
+def test_backups_page_lists_filters_and_pages(tenant, backed_up):
+    c = tenant.client
+    listing = c.json("/backups").json()
+    mine = [b for b in listing["backups"] if b["id"] == backed_up["backup_id"]]
+    assert len(mine) == 1
+    b = mine[0]
+    assert (b["name"], b["plan"], b["cluster"], b["namespaces"], b["state"]) == \
+        (backed_up["name"], backed_up["plan"], "source", FIXTURE_NS, "completed")
+    assert b["objects"] > 20 and b["volumes"] == 3 and b["bytes_total"] > b["bytes_new"] * 0 and b["expires_at"]
+    assert b["restore_link"].endswith(f"backup_plan_id={backed_up['plan_id']}&backup_id={backed_up['backup_id']}")
+    # filters that match, and ones that do not
+    for q in (f"plan={backed_up['plan']}", f"namespace={FIXTURE_NS}", "state=completed",
+              f"cluster={tenant.cluster_id}", "from=2020-01-01", f"to={time.strftime('%Y-%m-%d', time.gmtime())}"):
+        assert [x["id"] for x in c.json("/backups?" + q).json()["backups"]] == [backed_up["backup_id"]], q
+    for q in ("plan=no-such-plan", "namespace=kube-system", "state=failed", "from=2099-01-01", "to=2020-01-01"):
+        assert c.json("/backups?" + q).json()["backups"] == [], q
+    # every input is validated, the error names the field
+    for q, field, words in (("from=2026-02-30", "from", "From:"), ("to=yesterday", "to", "To:"),
+                            ("page=0", "page", "Page"), ("state=gone", "state", "State"),
+                            ("namespace=Not_A_Name", "namespace", "Namespace"), ("cluster=x", "cluster", "Cluster")):
+        r = c.json("/backups?" + q)
+        assert r.status_code == 422, q
+        assert words in r.json()["filter"]["fields"][field]["error"], r.json()
+    # paging: 120 backups of a deleted plan (rows only) fill three pages, newest first
+    tenant.sql("INSERT INTO stowage.backups (org_id, repository_id, name, namespaces, state, plan_name, started_at) "
+               "SELECT %s, %s, 'paging-' || g, ARRAY['paging'], 'failed', 'gone-plan', now() - g * interval '1 minute' "
+               "FROM generate_series(1, 120) g", (tenant.org_id, tenant.repository_id))
+    first = c.json("/backups?namespace=paging").json()
+    assert first["total"] == 120 and first["pages"] == 3 and len(first["backups"]) == 50
+    assert first["backups"][0]["name"] == "paging-1" and first["backups"][0]["plan_deleted"]
+    third = c.json(first["next_link"].replace("page=2", "page=3")).json()
+    assert [x["name"] for x in third["backups"]] == [f"paging-{i}" for i in range(101, 121)]
+    assert "next_link" not in third and third["prev_link"] == "/backups?namespace=paging&page=2"
+    html = c.get("/backups?namespace=paging&page=2").text
+    assert "paging-51" in html and "gone-plan" in html and "(deleted)" in html
+    tenant.sql("DELETE FROM stowage.backups WHERE org_id = %s AND name LIKE 'paging-%%'", (tenant.org_id,))
+
+
+def test_backup_page_shows_objects_volumes_and_log(tenant, backed_up):
+    c = tenant.client
+    page = c.json(f"/backups/{backed_up['backup_id']}").json()
+    types = {t["type"]: t for t in page["resources"]}
+    assert types["apps/v1/Deployment"]["names"] == [f"{FIXTURE_NS}/wordpress"]
+    assert types["v1/PersistentVolumeClaim"]["count"] == 3
+    assert sorted(v["pvc"] for v in page["volume_list"]) == ["data-mysql-0", "data-mysql-1", "wordpress-data"]
+    assert all(v["method"] == "filesystem" and int(v["files"]) > 0 and v["snapshot_id"] for v in page["volume_list"])
+    assert page["writer_job_id"] == backed_up["job_id"]
+    assert any("archive and resource list uploaded" in line["message"] for line in page["log"])
+    html = c.get(f"/backups/{backed_up['backup_id']}").text
+    assert "wordpress-data" in html and "apps/v1/Deployment" in html and 'id="backup-delete"' in html
+    assert c.json("/backups/999999999").status_code == 404
+    # another organisation sees nothing of it (row-level security)
+    other = Client(tenant.stack)
+    other.signup(unique("Other Org "), unique("other") + "@example.test")
+    assert other.json(f"/backups/{backed_up['backup_id']}").status_code == 404
+    assert other.json("/backups").json()["backups"] == []
+    assert other.post(f"/backups/{backed_up['backup_id']}/delete", {}).status_code == 404
+
+
+def test_a_deleted_plans_backup_stays_listed_and_restorable(tenant, testenv, backed_up):
+    c = tenant.client
+    r = c.post(f"/backup-plans/{backed_up['plan_id']}/delete", {})
+    assert r.status_code == 303, r.text[:300]
+    b = [x for x in c.json("/backups").json()["backups"] if x["id"] == backed_up["backup_id"]][0]
+    assert b["plan"] == backed_up["plan"] and b["plan_deleted"] and b["plan_id"] == 0
+    assert b["restore_link"].endswith(f"backup_plan_id=0&backup_id={backed_up['backup_id']}")
+    # the restore wizard opened from the backup's Restore: the plan step offers the plan-less
+    # backups, the backup step lists this one, and the plan saves with it
+    step2 = c.json(f"/restore-plans/new?step=2&name=from-deleted&target_cluster_id={tenant.cluster_id}"
+                   f"&existing_policy=skip&backup_plan_id=0&backup_id={backed_up['backup_id']}").json()
+    assert any(p["id"] == "0" and p["selected"] for p in step2["plans"]), step2["plans"]
+    step3 = c.json(f"/restore-plans/new?step=3&name=from-deleted&target_cluster_id={tenant.cluster_id}"
+                   f"&existing_policy=skip&backup_plan_id=0&backup_id={backed_up['backup_id']}").json()
+    assert [x["id"] for x in step3["backups"]] == [str(backed_up["backup_id"])]
+    r = c.post("/restore-plans", {"name": "from-deleted", "target_cluster_id": tenant.cluster_id,
+                                  "existing_policy": "skip", "backup_plan_id": "0",
+                                  "backup_id": backed_up["backup_id"], "namespace_map": f"{FIXTURE_NS}:copy"})
+    assert r.status_code == 303, r.text[:800]
+    assert tenant.sql_one("SELECT backup_plan_id, backup_id FROM stowage.restore_plans WHERE name = 'from-deleted' "
+                          "AND org_id = %s", (tenant.org_id,)) == (None, backed_up["backup_id"])
+
+
+def test_delete_removes_everything_then_prune_frees_the_data(stack, tenant, testenv, backed_up):
+    c = tenant.client
+    name, backup_id = backed_up["name"], backed_up["backup_id"]
+    volumes = tenant.sql_one("SELECT volumes FROM stowage.backups WHERE id = %s", (backup_id,))[0]
+    snaps = repo_keys(testenv, tenant, f"data/{tenant.repository_id}/data/snapshots/")
+    assert all(any(v["snapshot_id"] in k for k in snaps) for v in volumes)
+    packs_before = repo_keys(testenv, tenant, f"data/{tenant.repository_id}/data/packs/")
+    assert packs_before and backup_objects(testenv, tenant, name)
+
+    r = c.post(f"/backups/{backup_id}/delete", {})
+    assert r.status_code == 303 and r.headers["Location"].startswith("/jobs/"), r.text[:300]
+    job_id = int(r.headers["Location"].rsplit("/", 1)[1])
+    # from the press of the button on, the backup is never offered for restore
+    state = tenant.sql("SELECT state FROM stowage.backups WHERE id = %s", (backup_id,))
+    assert state in ([("deleting",)], [])
+    step3 = c.json(f"/restore-plans/new?step=3&name=x&target_cluster_id={tenant.cluster_id}&existing_policy=skip"
+                   f"&backup_plan_id=0").json()
+    assert str(backup_id) not in [x["id"] for x in step3.get("backups", [])]
+    job = wait_job(tenant, job_id)
+    assert job["state"] == "succeeded", job["error"]
+    assert job["result"]["deleted"]["volume_data_released"] == 3
+    assert tenant.sql("SELECT 1 FROM stowage.backups WHERE id = %s", (backup_id,)) == []
+    assert backup_objects(testenv, tenant, name) == {}
+    after = repo_keys(testenv, tenant, f"data/{tenant.repository_id}/data/snapshots/")
+    assert not any(v["snapshot_id"] in k for v in volumes for k in after)
+    audit = c.json("/audit").json()["entries"]
+    assert any(e["action"] == "backup.deleted" and e["target"] == name for e in audit)
+    assert tenant.sql_one("SELECT prune_wanted FROM stowage.repositories WHERE id = %s", (tenant.repository_id,)) == (True,)
+
+    # the scheduler queues a prune once the repository is idle; it frees the packs
+    res = subprocess.run([os.path.join(BUILD, "stowage-scheduler"), "-c", stack.conf, "--once"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    prune = tenant.sql_one("SELECT id FROM stowage.jobs WHERE org_id = %s AND kind = 'prune' ORDER BY id DESC LIMIT 1",
+                           (tenant.org_id,))[0]
+    job = wait_job(tenant, prune)
+    assert job["state"] == "succeeded", job["error"]
+    packs_after = repo_keys(testenv, tenant, f"data/{tenant.repository_id}/data/packs/")
+    freed = sum(packs_before.values()) - sum(packs_after.values())
+    assert freed > 0 and job["result"]["prune"]["bytes_freed"] == freed
+    print(f"\nprune freed {freed} bytes: {len(packs_before)} packs before, {len(packs_after)} after")
+    upkeep = c.json(f"/repositories/{tenant.repository_id}").json()["upkeep"]
+    assert upkeep["last_prune_bytes_freed"] == freed and not upkeep["prune_wanted"]
+    assert "freed" in c.get(f"/repositories/{tenant.repository_id}").text
+
+
+def test_a_delete_that_fails_halfway_resumes(tenant, testenv):
+    """A backup with a VolumeSnapshot in a cluster that cannot be reached: the metadata goes, the
+    delete stops at the snapshot with the reason on the backup, which stays 'deleting' (never
+    offered); once the cluster answers, Delete resumes and removes the snapshot, its content
+    (switched to deletionPolicy Delete first) and the row."""
+    c = tenant.client
+    ns = unique("snapns-")
+    kubectl(testenv, "source", "create", "namespace", ns)
+    content, snap = unique("snapcontent-"), unique("snap-")
+    kubectl(testenv, "source", "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotContent", "metadata": {"name": content},
+         "spec": {"deletionPolicy": "Retain", "driver": "hostpath.csi.k8s.io",
+                  "source": {"snapshotHandle": "handle-1"},
+                  "volumeSnapshotRef": {"namespace": ns, "name": snap}}},
+        {"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot", "metadata": {"name": snap, "namespace": ns},
+         "spec": {"source": {"volumeSnapshotContentName": content}}}]}))
+    r = c.post("/clusters", {"name": "unreachable", "api_url": "https://127.0.0.1:1", "token": "t",
+                             "save_unverified": "on"})
+    assert r.status_code == 303, r.text[:300]
+    dead = [x for x in c.json("/clusters").json()["clusters"] if x["name"] == "unreachable"][0]["id"]
+    name = unique("halfway-")
+    volumes = [{"namespace": ns, "pvc": "data", "method": "snapshot",
+                "volume_snapshot": {"api_version": "snapshot.storage.k8s.io/v1", "namespace": ns, "name": snap,
+                                    "content": content}}]
+    backup_id = tenant.sql_one(
+        "INSERT INTO stowage.backups (org_id, repository_id, cluster_id, name, namespaces, state, volumes) "
+        "VALUES (%s, %s, %s, %s, ARRAY[%s], 'completed', %s) RETURNING id",
+        (tenant.org_id, tenant.repository_id, dead, name, ns, json.dumps(volumes)))[0]
+    s3 = s3_client(testenv)
+    for f in ("velero-backup.json", f"{name}.tar.gz"):
+        s3.put_object(Bucket=tenant.bucket, Key=f"{tenant.prefix}backups/{name}/{f}", Body=b"x")
+
+    r = c.post(f"/backups/{backup_id}/delete", {})
+    job = wait_job(tenant, int(r.headers["Location"].rsplit("/", 1)[1]))
+    assert job["state"] == "failed"
+    state, why = tenant.sql_one("SELECT state, delete_error FROM stowage.backups WHERE id = %s", (backup_id,))
+    assert state == "deleting", state
+    assert why.startswith(f"VolumeSnapshot {ns}/{snap}") or "127.0.0.1" in why, why
+    print(f"\nthe failed delete says: {why}")
+    assert set(backup_objects(testenv, tenant, name)) == {f"{tenant.prefix}backups/{name}/{name}.tar.gz"}
+    page = c.json(f"/backups/{backup_id}").json()["backup"]
+    assert page["state"] == "deleting" and not page["restorable"] and "restore_link" not in page
+    assert page["delete_error"] == why
+
+    # the cluster is back (the backup's cluster is the reachable one): Delete resumes
+    tenant.sql("UPDATE stowage.backups SET cluster_id = %s WHERE id = %s", (tenant.cluster_id, backup_id))
+    r = c.post(f"/backups/{backup_id}/delete", {})
+    job = wait_job(tenant, int(r.headers["Location"].rsplit("/", 1)[1]))
+    assert job["state"] == "succeeded", job["error"]
+    assert tenant.sql("SELECT 1 FROM stowage.backups WHERE id = %s", (backup_id,)) == []
+    assert backup_objects(testenv, tenant, name) == {}
+    assert kubectl(testenv, "source", "-n", ns, "get", "volumesnapshot", snap, check=False).returncode != 0
+    assert kubectl(testenv, "source", "get", "volumesnapshotcontent", content, check=False).returncode != 0
+    kubectl(testenv, "source", "delete", "namespace", ns, "--wait=false")
+
+
+def test_a_running_backup_cannot_be_deleted_and_viewers_cannot_delete(tenant):
+    c = tenant.client
+    backup_id = tenant.sql_one(
+        "INSERT INTO stowage.backups (org_id, repository_id, name, namespaces, state) "
+        "VALUES (%s, %s, %s, ARRAY['x'], 'running') RETURNING id", (tenant.org_id, tenant.repository_id,
+                                                                   unique("writing-")))[0]
+    r = c.post(f"/backups/{backup_id}/delete", {})
+    assert r.status_code == 409 and "still being written" in r.text
+    assert tenant.sql_one("SELECT state FROM stowage.backups WHERE id = %s", (backup_id,)) == ("running",)
+    viewer = c.invite(unique("viewer") + "@example.test", "viewer")
+    assert viewer.post(f"/backups/{backup_id}/delete", {}).status_code == 403
+    assert viewer.json("/backups").status_code == 200
+    tenant.sql("DELETE FROM stowage.backups WHERE id = %s", (backup_id,))
