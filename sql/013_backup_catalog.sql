@@ -17,7 +17,11 @@ ALTER TABLE stowage.backups
 	ADD COLUMN hooks jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(hooks) = 'array'),
 	ADD COLUMN bytes_new bigint NOT NULL DEFAULT 0,
 	-- why a 'deleting' backup is not gone yet (the last delete attempt's failure), in words
-	ADD COLUMN delete_error text NOT NULL DEFAULT '';
+	ADD COLUMN delete_error text NOT NULL DEFAULT '',
+	-- the last verification: '' never, 'ok', or 'damaged' with the objects and files it names
+	ADD COLUMN verify_state text NOT NULL DEFAULT '' CHECK (verify_state IN ('', 'ok', 'damaged')),
+	ADD COLUMN verified_at timestamptz,
+	ADD COLUMN verify_message text NOT NULL DEFAULT '';
 
 UPDATE stowage.backups b SET plan_name = p.name FROM stowage.backup_plans p WHERE p.id = b.plan_id;
 UPDATE stowage.backups b SET cluster_name = c.name FROM stowage.clusters c WHERE c.id = b.cluster_id;
@@ -31,7 +35,8 @@ ALTER TABLE stowage.repositories
 	ADD COLUMN prune_wanted boolean NOT NULL DEFAULT false,
 	ADD COLUMN last_prune_at timestamptz,
 	ADD COLUMN last_prune_bytes_freed bigint NOT NULL DEFAULT 0,
-	ADD COLUMN bytes_freed_total bigint NOT NULL DEFAULT 0;
+	ADD COLUMN bytes_freed_total bigint NOT NULL DEFAULT 0,
+	ADD COLUMN last_verified_at timestamptz;
 
 -- The job kinds of this issue, added to whatever kinds the migrations before this one allow
 -- (another migration may have added its own: this keeps them).
@@ -42,7 +47,7 @@ BEGIN
 	SELECT array_agg(DISTINCT k ORDER BY k) INTO kinds FROM (
 		SELECT (regexp_matches(pg_get_constraintdef(c.oid), '''([a-z_]+)''', 'g'))[1] AS k
 		FROM pg_constraint c WHERE c.conrelid = 'stowage.jobs'::regclass AND c.conname = 'jobs_kind_check'
-		UNION SELECT unnest(ARRAY['delete_backup', 'prune'])) s;
+		UNION SELECT unnest(ARRAY['delete_backup', 'prune', 'verify'])) s;
 	ALTER TABLE stowage.jobs DROP CONSTRAINT jobs_kind_check;
 	EXECUTE format('ALTER TABLE stowage.jobs ADD CONSTRAINT jobs_kind_check CHECK (kind = ANY (%L::text[]))', kinds);
 END $$;

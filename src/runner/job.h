@@ -131,5 +131,7 @@ const char *job_migrate_run(struct job *job, char *err, size_t errlen);
  * catalog; a repository's unused data pruned. */
 const char *job_delete_backup_run(struct job *job, char *err, size_t errlen);
 const char *job_prune_run(struct job *job, char *err, size_t errlen);
+/* job_catalog.c: a backup's objects and volume data checked (result.read_data: every pack read). */
+const char *job_verify_run(struct job *job, char *err, size_t errlen);
 
 #endif

@@ -11,7 +11,13 @@
  *                  leaves the row 'deleting' with the reason, and the next attempt resumes.
  *   prune          stowage-mover prune on the repository (the mover's own lock keeps it away
  *                  from running backups), queued by the scheduler once the repository is idle;
- *                  the bytes freed go on the repository's row. */
+ *                  the bytes freed go on the repository's row.
+ *   verify         a backup's objects are all there and each opens (AES-256-GCM, bound to its
+ *                  name, to its last segment: repo_seal.h), and every chunk its volumes' files
+ *                  need is listed in an index and its pack present (stowage-mover check
+ *                  --snapshots); with read_data every pack is downloaded and each chunk
+ *                  authenticated and re-hashed. Any problem marks the backup damaged, naming
+ *                  the object, or the pack, chunk and file. */
 #include "job.h"
 #include "job_volumes.h"
 #include "audit.h"
@@ -482,4 +488,238 @@ const char *job_prune_run(struct job *job, char *err, size_t errlen)
 	job_log(job, "info", "prune: %s packs deleted, %s bytes freed%s", packs, freed,
 		cJSON_IsTrue(busy) ? "; a backup was running, so some packs wait for the next prune" : "");
 	return "succeeded";
+}
+
+/* ---- verify ---- */
+
+struct verify_object {
+	struct repo_unsealer unsealer;
+	long long bytes;
+};
+
+static int verify_sink(const void *data, size_t len, void *ud)
+{
+	(void)data;
+	((struct verify_object *)ud)->bytes += (long long)len;
+	return 0;
+}
+
+static int verify_write(const void *data, size_t len, void *ud)
+{
+	struct verify_object *v = ud;
+
+	return repo_unsealer_feed(&v->unsealer, data, len) < 0 ? -1 : 0;
+}
+
+/* One object of the backup read to its end through its seal: NULL when it opens, else why. */
+static char *verify_one_object(struct job *job, const struct job_repository *repo, long long seal_id, const char *key,
+			       long long *plain)
+{
+	struct verify_object v = { 0 };
+	struct s3_error se = { 0 };
+	uint8_t k[AEAD_KEY_LEN];
+	char words[600];
+	struct strbuf why = STRBUF_INIT;
+
+	if (repo_seal_key(job->ctx->master_key, seal_id, k) < 0) {
+		strbuf_addf(&why, "%s: cannot derive the repository's key", key);
+		return strbuf_take(&why);
+	}
+	repo_unsealer_init(&v.unsealer, k, key, verify_sink, &v);
+	OPENSSL_cleanse(k, sizeof k);
+	if (s3_get_stream(repo->s3, key, 0, -1, verify_write, &v, &se) < 0) {
+		if (v.unsealer.failed) {
+			strbuf_addf(&why, "%s: %s", key, v.unsealer.error);
+		} else {
+			s3_error_describe(&se, words, sizeof words);
+			strbuf_addf(&why, "%s: cannot be read: %s", key, words);
+		}
+	} else if (repo_unsealer_finish(&v.unsealer) < 0) {
+		strbuf_addf(&why, "%s: %s", key, v.unsealer.error);
+	}
+	repo_unsealer_release(&v.unsealer);
+	*plain += v.bytes;
+	return why.len ? strbuf_take(&why) : NULL;
+}
+
+static int collect_object(const struct s3_object_info *o, void *ud)
+{
+	cJSON_AddItemToArray(ud, cJSON_CreateString(o->key));
+	return 0;
+}
+
+static void problem(struct job *job, cJSON *problems, const char *line)
+{
+	if (cJSON_GetArraySize(problems) < 1000)
+		cJSON_AddItemToArray(problems, cJSON_CreateString(line));
+	job_log(job, "error", "verify: %s", line);
+}
+
+/* The archive's objects: each one the backup wrote must be there and open. */
+static int verify_archive(struct job *job, const struct job_repository *repo, const char *name, int has_volumes,
+			  cJSON *problems, long long *plain, char *err, size_t errlen)
+{
+	static const char *const files[] = { "velero-backup.json", "%s.tar.gz", "%s-resource-list.json.gz", "%s-logs.gz",
+					     "%s-volumes.json" };
+	struct strbuf prefix = STRBUF_INIT, key = STRBUF_INIT;
+	struct s3_error se = { 0 };
+	cJSON *listed = cJSON_CreateArray();
+	const cJSON *k;
+	int rc = 0;
+
+	strbuf_addf(&prefix, "%sbackups/%s/", repo->prefix, name);
+	if (s3_list(repo->s3, prefix.buf, 1000, collect_object, listed, &se) < 0) {
+		char words[512];
+		s3_error_describe(&se, words, sizeof words);
+		snprintf(err, errlen, "listing %s: %s", prefix.buf, words);
+		rc = -1;
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		int found = 0;
+		if (i == 4 && !has_volumes)
+			continue;
+		strbuf_reset(&key);
+		strbuf_addstr(&key, prefix.buf);
+		strbuf_addf(&key, files[i], name);
+		cJSON_ArrayForEach(k, listed)
+			found |= strcmp(k->valuestring, key.buf) == 0;
+		if (!found) {
+			char line[1200];
+			snprintf(line, sizeof line, "%s: missing", key.buf);
+			problem(job, problems, line);
+		}
+	}
+	cJSON_ArrayForEach(k, listed) {
+		char *why = verify_one_object(job, repo, repo->id, k->valuestring, plain);
+		if (why)
+			problem(job, problems, why);
+		free(why);
+	}
+out:
+	cJSON_Delete(listed);
+	strbuf_release(&prefix);
+	strbuf_release(&key);
+	return rc;
+}
+
+static int verify_volumes(struct job *job, const struct job_repository *repo, const cJSON *volumes, int read_data,
+			  cJSON *problems, char *err, size_t errlen)
+{
+	struct strbuf ids = STRBUF_INIT;
+	cJSON *done = NULL, *found = cJSON_CreateArray();
+	const cJSON *v;
+	int rc = 0;
+
+	cJSON_ArrayForEach(v, volumes) {
+		const char *id = json_text(v, "snapshot_id");
+		if (!id || !*id)
+			continue;
+		if (!snapshot_id_valid(id)) {
+			char line[200];
+			snprintf(line, sizeof line, "volume %s/%s: \"%.64s\" is not a snapshot id", json_text(v, "namespace") ?: "",
+				 json_text(v, "pvc") ?: "", id);
+			problem(job, problems, line);
+			continue;
+		}
+		strbuf_addf(&ids, "%s%s", ids.len ? "," : "", id);
+	}
+	if (!ids.len)
+		goto out;
+	const char *args[] = { "check", "--snapshots", ids.buf, read_data ? "--read-data" : NULL, NULL };
+	rc = job_repository_mover(job, repo, args, &done, found, err, errlen);
+	cJSON_ArrayForEach(v, found)
+		problem(job, problems, v->valuestring);
+	if (rc < 0 && cJSON_GetArraySize(found) > 0)
+		rc = 0;	/* the mover exits 3 when it found problems: those are the answer */
+out:
+	cJSON_Delete(done);
+	cJSON_Delete(found);
+	strbuf_release(&ids);
+	return rc;
+}
+
+const char *job_verify_run(struct job *job, char *err, size_t errlen)
+{
+	char id[24];
+	const char *params[] = { id };
+	struct job_repository repo;
+	cJSON *volumes = NULL, *problems = cJSON_CreateArray();
+	long long plain = 0;
+	int read_data, rc = -1;
+	char name[256] = "";
+	PGresult *res;
+
+	snprintf(id, sizeof id, "%lld", job->backup_id);
+	read_data = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(job->result, "read_data"));
+	res = job_query(job, "SELECT name, state, repository_id, volumes::text FROM backups WHERE id = $1", 1, params,
+			err, errlen);
+	if (!res || PQntuples(res) != 1) {
+		if (res)
+			snprintf(err, errlen, "the backup is gone");
+		PQclear(res);
+		cJSON_Delete(problems);
+		return "failed";
+	}
+	snprintf(name, sizeof name, "%s", PQgetvalue(res, 0, 0));
+	if (strcmp(PQgetvalue(res, 0, 1), "completed") != 0 && strcmp(PQgetvalue(res, 0, 1), "partially_failed") != 0) {
+		snprintf(err, errlen, "backup %s is %s: only a finished backup can be verified", name, PQgetvalue(res, 0, 1));
+		PQclear(res);
+		cJSON_Delete(problems);
+		return "failed";
+	}
+	long long repository_id = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	volumes = cJSON_Parse(PQgetvalue(res, 0, 3));
+	PQclear(res);
+	if (job_repository_open(job, repository_id, &repo, err, errlen) < 0)
+		goto out;
+	job_log(job, "info", "verifying backup %s: its objects, and the chunks of its %d volumes%s", name,
+		cJSON_GetArraySize(volumes), read_data ? ", reading every pack" : "");
+	job_progress(job, "verify: archive", 0, 2, 0, 0);
+	rc = verify_archive(job, &repo, name, cJSON_GetArraySize(volumes) > 0, problems, &plain, err, errlen);
+	if (rc == 0) {
+		job_progress(job, "verify: volume data", 1, 2, 0, 0);
+		rc = verify_volumes(job, &repo, volumes, read_data, problems, err, errlen);
+	}
+	job_repository_close(&repo);
+	if (rc < 0)
+		goto out;
+	int n = cJSON_GetArraySize(problems);
+	struct strbuf message = STRBUF_INIT;
+	const cJSON *p;
+	cJSON_ArrayForEach(p, problems) {
+		if (message.len > 4000) {
+			strbuf_addf(&message, "; and more (%d problems in all)", n);
+			break;
+		}
+		strbuf_addf(&message, "%s%s", message.len ? "; " : "", p->valuestring);
+	}
+	const char *uparams[] = { id, n ? "damaged" : "ok", message.buf ? message.buf : "" };
+	char repo_s[24];
+	const char *rparams[] = { repo_s };
+	snprintf(repo_s, sizeof repo_s, "%lld", repository_id);
+	if (job_exec(job, "UPDATE backups SET verify_state = $2, verify_message = $3, verified_at = now() WHERE id = $1",
+		     3, uparams, err, errlen) < 0 ||
+	    job_exec(job, "UPDATE repositories SET last_verified_at = now() WHERE id = $1", 1, rparams, err, errlen) < 0)
+		rc = -1;
+	cJSON *summary = cJSON_CreateObject();
+	cJSON_AddStringToObject(summary, "state", n ? "damaged" : "ok");
+	cJSON_AddBoolToObject(summary, "read_data", read_data);
+	cJSON_AddNumberToObject(summary, "archive_plain_bytes", (double)plain);
+	cJSON_AddItemToObject(summary, "problems", cJSON_Duplicate(problems, 1));
+	cJSON_DeleteItemFromObjectCaseSensitive(job->result, "verify");
+	cJSON_AddItemToObject(job->result, "verify", summary);
+	if (rc == 0 && n) {
+		snprintf(err, errlen, "backup %s is damaged: %.900s", name, message.buf);
+		rc = 1;
+	} else if (rc == 0) {
+		job_log(job, "info", "backup %s verified: every object opens%s", name,
+			cJSON_GetArraySize(volumes) ? (read_data ? ", every chunk of its volumes is present and authentic" :
+						       ", every chunk of its volumes is present") : "");
+	}
+	strbuf_release(&message);
+out:
+	cJSON_Delete(volumes);
+	cJSON_Delete(problems);
+	return rc == 0 ? "succeeded" : "failed";
 }

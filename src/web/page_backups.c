@@ -73,9 +73,11 @@ static void filter_error(struct form_values *v, int field, const char *msg)
 	"coalesce(floor(extract(epoch FROM b.completed_at - b.started_at))::bigint::text, ''), b.state, " \
 	"b.resource_count, jsonb_array_length(b.volumes), pg_size_pretty(" BACKUP_TOTAL_BYTES "), " \
 	"pg_size_pretty(b.bytes_new), coalesce(to_char(b.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), ''), " \
-	"b.delete_error, " BACKUP_TOTAL_BYTES ", b.bytes_new, b.repository_id"
+	"b.delete_error, " BACKUP_TOTAL_BYTES ", b.bytes_new, b.verify_state, b.verify_message, " \
+	"coalesce(to_char(b.verified_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), ''), b.repository_id"
 enum { B_ID, B_NAME, B_CLUSTER, B_NAMESPACES, B_PLAN, B_PLAN_ID, B_STARTED, B_SECONDS, B_STATE, B_OBJECTS,
-       B_VOLUMES, B_TOTAL_TEXT, B_NEW_TEXT, B_EXPIRES, B_DELETE_ERROR, B_TOTAL, B_NEW, B_REPO };
+       B_VOLUMES, B_TOTAL_TEXT, B_NEW_TEXT, B_EXPIRES, B_DELETE_ERROR, B_TOTAL, B_NEW, B_VERIFY_STATE,
+       B_VERIFY_MESSAGE, B_VERIFIED_AT, B_REPO };
 
 static int restorable(const char *state)
 {
@@ -118,6 +120,10 @@ static cJSON *backup_json(PGresult *res, int i)
 	cJSON_AddStringToObject(o, "expires_at", PQgetvalue(res, i, B_EXPIRES));
 	cJSON_AddStringToObject(o, "delete_error", PQgetvalue(res, i, B_DELETE_ERROR));
 	cJSON_AddNumberToObject(o, "repository_id", atof(PQgetvalue(res, i, B_REPO)));
+	cJSON_AddStringToObject(o, "verify_state", PQgetvalue(res, i, B_VERIFY_STATE));
+	cJSON_AddBoolToObject(o, "damaged", strcmp(PQgetvalue(res, i, B_VERIFY_STATE), "damaged") == 0);
+	cJSON_AddStringToObject(o, "verify_message", PQgetvalue(res, i, B_VERIFY_MESSAGE));
+	cJSON_AddStringToObject(o, "verified_at", PQgetvalue(res, i, B_VERIFIED_AT));
 	cJSON_AddBoolToObject(o, "can_delete", strcmp(state, "running") != 0);
 	if (restorable(state)) {
 		snprintf(buf, sizeof buf, "/restore-plans/new?existing_policy=skip&backup_plan_id=%lld&backup_id=%lld", plan, id);
@@ -488,4 +494,61 @@ void web_repository_upkeep(struct request *r, cJSON *view, const char *repositor
 	cJSON_AddNumberToObject(u, "last_prune_bytes_freed", atof(PQgetvalue(res, 0, 8)));
 	cJSON_AddNumberToObject(u, "bytes_freed_total", atof(PQgetvalue(res, 0, 9)));
 	PQclear(res);
+}
+
+/* Verify: a verify job of the runner (the web never reads the bucket). read_data asks it to
+ * download and authenticate every pack, not only to find each chunk listed. */
+static const struct form_field verify_fields[] = {
+	{ .name = "read_data", .label = "Read all data", .kind = FORM_BOOL },
+};
+
+void page_backup_verify(struct request *r)
+{
+	char sid[24], err[512], loc[64];
+	struct form_values v;
+	PGresult *res = backup_load(r, sid, sizeof sid);
+
+	if (!res)
+		return;
+	if (!restorable(PQgetvalue(res, 0, B_STATE))) {
+		PQclear(res);
+		respond_error(r, 409, "Only a finished backup can be verified.");
+		return;
+	}
+	char *name = xstrdup(PQgetvalue(res, 0, B_NAME));
+	PQclear(res);
+	if (form_validate(verify_fields, 1, &r->form, &v) > 0) {
+		char msg[300];
+		snprintf(msg, sizeof msg, "%s", v.error[0] ? v.error[0] : v.error[1] ? v.error[1] : "The form is not valid.");
+		form_values_free(&v);
+		free(name);
+		respond_error(r, 422, msg);
+		return;
+	}
+	const char *params[] = { sid, v.value[0] && strcmp(v.value[0], "true") == 0 ? "{\"read_data\":true}" :
+				 "{\"read_data\":false}" };
+	res = db_exec(r->db, "INSERT INTO jobs (kind, backup_id, repository_id, trigger, result) "
+		      "SELECT 'verify', id, repository_id, 'manual', $2::jsonb FROM backups WHERE id = $1 RETURNING id",
+		      2, params, err, sizeof err);
+	form_values_free(&v);
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		free(name);
+		respond_db_error(r, err);
+		return;
+	}
+	long long job = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	cJSON *detail = cJSON_CreateObject();
+	cJSON_AddNumberToObject(detail, "job_id", (double)job);
+	int rc = audit_record(r->db, "backup.verify", name, detail, err, sizeof err);
+	cJSON_Delete(detail);
+	free(name);
+	if (rc < 0) {
+		respond_db_error(r, err);
+		return;
+	}
+	response_flash(r, "Verification queued.");
+	snprintf(loc, sizeof loc, "/jobs/%lld", job);
+	respond_redirect(r, loc);
 }

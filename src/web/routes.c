@@ -74,6 +74,7 @@ const struct route web_routes[] = {
 	{ "GET", "/backups", page_backups, 0 },
 	{ "GET", "/backups/:id", page_backup, 0 },
 	{ "POST", "/backups/:id/delete", page_backup_delete, ROUTE_OPERATOR },
+	{ "POST", "/backups/:id/verify", page_backup_verify, ROUTE_OPERATOR },
 	{ "GET", "/jobs/:id", page_job, 0 },
 	{ "GET", "/jobs/:id/log.txt", page_job_log, 0 },
 	{ "POST", "/jobs/:id/cancel", page_job_cancel, ROUTE_OPERATOR },

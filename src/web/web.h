@@ -269,6 +269,7 @@ void web_repository_upkeep(struct request *r, cJSON *view, const char *repositor
 void page_backups(struct request *r);
 void page_backup(struct request *r);
 void page_backup_delete(struct request *r);
+void page_backup_verify(struct request *r);
 void page_job(struct request *r);
 void page_job_log(struct request *r);
 void page_job_cancel(struct request *r);

@@ -7,6 +7,7 @@ too; a delete that fails halfway leaves the backup 'deleting' (never offered) an
 prune that follows frees the volume data's packs in MinIO and the repository page says how much."""
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -118,6 +119,72 @@ def test_backup_page_shows_objects_volumes_and_log(tenant, backed_up):
     assert other.json(f"/backups/{backed_up['backup_id']}").status_code == 404
     assert other.json("/backups").json()["backups"] == []
     assert other.post(f"/backups/{backed_up['backup_id']}/delete", {}).status_code == 404
+
+
+def verify(tenant, backup_id, read_data=False):
+    data = {"read_data": "on"} if read_data else {}
+    r = tenant.client.post(f"/backups/{backup_id}/verify", data)
+    assert r.status_code == 303 and r.headers["Location"].startswith("/jobs/"), r.text[:300]
+    job = wait_job(tenant, int(r.headers["Location"].rsplit("/", 1)[1]))
+    page = tenant.client.json(f"/backups/{backup_id}").json()["backup"]
+    return job, page
+
+
+def test_verify_finds_a_flipped_byte_in_a_pack_and_a_missing_object(tenant, testenv, backed_up):
+    backup_id, name = backed_up["backup_id"], backed_up["name"]
+    job, page = verify(tenant, backup_id)
+    assert job["state"] == "succeeded", job["error"]
+    assert page["verify_state"] == "ok" and page["verified_at"] and not page["damaged"]
+    assert job["result"]["verify"]["archive_plain_bytes"] > 0
+    job, page = verify(tenant, backup_id, read_data=True)
+    assert job["state"] == "succeeded" and page["verify_state"] == "ok", job["error"]
+    assert 'id="backup-verified"' in tenant.client.get(f"/backups/{backup_id}").text
+
+    # one byte flipped in the middle of the largest pack (file data) in MinIO
+    s3 = s3_client(testenv)
+    packs = repo_keys(testenv, tenant, f"data/{tenant.repository_id}/data/packs/")
+    pack = max(packs, key=packs.get)
+    original = s3.get_object(Bucket=tenant.bucket, Key=pack)["Body"].read()
+    flipped = bytearray(original)
+    flipped[len(flipped) // 2] ^= 0x01
+    s3.put_object(Bucket=tenant.bucket, Key=pack, Body=bytes(flipped))
+    try:
+        job, page = verify(tenant, backup_id, read_data=True)
+        assert job["state"] == "failed"
+        assert page["verify_state"] == "damaged" and page["damaged"]
+        packid = pack.rsplit("/", 1)[1]
+        msg = page["verify_message"]
+        print(f"\nverification of the flipped byte says: {msg[:600]}")
+        assert f"pack {packid}" in msg, msg
+        # and names the file of the volume whose chunk it was
+        assert re.search(r"snapshot \d{8}T\d{6}Z-[0-9a-f]{16}: [^:]+: chunk [0-9a-f]{64}: corrupt", msg), msg
+        assert f"backup {name} is damaged" in job["error"]
+        listed = [b for b in tenant.client.json("/backups").json()["backups"] if b["id"] == backup_id][0]
+        assert listed["damaged"]
+        assert "Damaged" in tenant.client.get(f"/backups/{backup_id}").text
+    finally:
+        s3.put_object(Bucket=tenant.bucket, Key=pack, Body=original)
+
+    # an archive object gone is named
+    logs = f"{tenant.prefix}backups/{name}/{name}-logs.gz"
+    saved = s3.get_object(Bucket=tenant.bucket, Key=logs)["Body"].read()
+    s3.delete_object(Bucket=tenant.bucket, Key=logs)
+    try:
+        job, page = verify(tenant, backup_id)
+        assert page["verify_state"] == "damaged" and f"{logs}: missing" in page["verify_message"], page
+    finally:
+        s3.put_object(Bucket=tenant.bucket, Key=logs, Body=saved)
+    # an archive object changed is named too: it no longer opens
+    meta = f"{tenant.prefix}backups/{name}/velero-backup.json"
+    saved = s3.get_object(Bucket=tenant.bucket, Key=meta)["Body"].read()
+    s3.put_object(Bucket=tenant.bucket, Key=meta, Body=saved[:-1] + bytes([saved[-1] ^ 1]))
+    try:
+        job, page = verify(tenant, backup_id)
+        assert page["verify_state"] == "damaged" and page["verify_message"].startswith(meta + ":"), page
+    finally:
+        s3.put_object(Bucket=tenant.bucket, Key=meta, Body=saved)
+    job, page = verify(tenant, backup_id, read_data=True)
+    assert job["state"] == "succeeded" and page["verify_state"] == "ok", job["error"]
 
 
 def test_a_deleted_plans_backup_stays_listed_and_restorable(tenant, testenv, backed_up):
