@@ -47,7 +47,7 @@ BEGIN
 	SELECT array_agg(DISTINCT k ORDER BY k) INTO kinds FROM (
 		SELECT (regexp_matches(pg_get_constraintdef(c.oid), '''([a-z_]+)''', 'g'))[1] AS k
 		FROM pg_constraint c WHERE c.conrelid = 'stowage.jobs'::regclass AND c.conname = 'jobs_kind_check'
-		UNION SELECT unnest(ARRAY['delete_backup', 'prune', 'verify'])) s;
+		UNION SELECT unnest(ARRAY['delete_backup', 'prune', 'verify', 'sync'])) s;
 	ALTER TABLE stowage.jobs DROP CONSTRAINT jobs_kind_check;
 	EXECUTE format('ALTER TABLE stowage.jobs ADD CONSTRAINT jobs_kind_check CHECK (kind = ANY (%L::text[]))', kinds);
 END $$;
@@ -92,3 +92,41 @@ REVOKE ALL ON FUNCTION stowage.scheduler_backups_to_delete(timestamptz) FROM PUB
 REVOKE ALL ON FUNCTION stowage.scheduler_repositories_to_prune() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION stowage.scheduler_backups_to_delete(timestamptz) TO stowage_scheduler;
 GRANT EXECUTE ON FUNCTION stowage.scheduler_repositories_to_prune() TO stowage_scheduler;
+
+-- Re-import (disaster recovery). Every key of a repository's objects derives from the master key
+-- and the repository's id (objects, the mover's data and chunk ids: docs/security.md), and a new
+-- database numbers its rows anew. So a repository has a seal id, the id its objects are sealed
+-- under: NULL means its own id (every repository made before this migration, unchanged). A Sync
+-- of a repository that holds no backup yet may adopt the seal id its bucket's backups
+-- authenticate under with this deployment's master key, once no other repository of this
+-- database has that identity; the id sequence then moves past it, so no new row takes it.
+ALTER TABLE stowage.repositories
+	ADD COLUMN seal_id bigint CHECK (seal_id > 0),
+	ADD COLUMN last_sync_at timestamptz,
+	ADD COLUMN last_sync_message text NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX repositories_seal_identity ON stowage.repositories ((coalesce(seal_id, id)));
+ALTER TABLE stowage.backups ADD COLUMN imported boolean NOT NULL DEFAULT false;
+
+CREATE FUNCTION stowage.repository_adopt_seal_id(p_repository bigint, p_seal bigint) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = stowage, pg_temp AS $$
+DECLARE
+	seq text := pg_get_serial_sequence('stowage.repositories', 'id');
+	last bigint;
+BEGIN
+	PERFORM 1 FROM repositories WHERE id = p_repository AND org_id = current_org() FOR UPDATE;
+	IF NOT FOUND THEN
+		RETURN 'the repository no longer exists';
+	END IF;
+	IF EXISTS (SELECT 1 FROM backups WHERE repository_id = p_repository) THEN
+		RETURN 'it already holds backups sealed under its own key';
+	END IF;
+	IF EXISTS (SELECT 1 FROM repositories WHERE coalesce(seal_id, id) = p_seal AND id <> p_repository) THEN
+		RETURN format('another repository of this Stowage still holds key %s: sync that one', p_seal);
+	END IF;
+	UPDATE repositories SET seal_id = p_seal WHERE id = p_repository;
+	EXECUTE format('SELECT last_value FROM %s', seq) INTO last;
+	PERFORM setval(seq, greatest(last, p_seal));
+	RETURN '';
+END $$;
+REVOKE ALL ON FUNCTION stowage.repository_adopt_seal_id(bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION stowage.repository_adopt_seal_id(bigint, bigint) TO stowage_runner;

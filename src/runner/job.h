@@ -54,7 +54,7 @@ struct job {
 
 /* A repository opened for a job: its client and the key prefix everything goes under. */
 struct job_repository {
-	long long id;
+	long long id;		/* its seal identity, for key derivations (repository.h), not its row id */
 	struct s3_client *s3;
 	char *prefix;		/* "" or "team-a/" (always ends in '/' when not empty) */
 	char *bucket;
@@ -133,5 +133,7 @@ const char *job_delete_backup_run(struct job *job, char *err, size_t errlen);
 const char *job_prune_run(struct job *job, char *err, size_t errlen);
 /* job_catalog.c: a backup's objects and volume data checked (result.read_data: every pack read). */
 const char *job_verify_run(struct job *job, char *err, size_t errlen);
+/* job_catalog.c: the repository's bucket read for backups the catalog lacks (re-import). */
+const char *job_sync_run(struct job *job, char *err, size_t errlen);
 
 #endif

@@ -27,6 +27,8 @@
 #include "repo_seal.h"
 #include "strbuf.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,7 +109,7 @@ static int volumes_from_bucket(struct deletion *d)
 			s3_error_describe(&serr, d->err, d->errlen);
 		goto out;
 	}
-	if (repo_seal_key(d->job->ctx->master_key, d->repository_id, k) < 0 ||
+	if (repo_seal_key(d->job->ctx->master_key, d->repo.id, k) < 0 ||
 	    repo_unseal_mem(k, key.buf, sealed.buf, sealed.len, &plain, d->err, d->errlen) < 0)
 		goto out;
 	cJSON *v = cJSON_ParseWithLength(plain.buf, plain.len);
@@ -178,7 +180,7 @@ static int release_volume_data(struct deletion *d)
 			continue;
 		}
 		strbuf_reset(&key);
-		strbuf_addf(&key, "%sdata/%lld/data/snapshots/%s.json.enc", d->repo.prefix, d->repository_id, id);
+		strbuf_addf(&key, "%sdata/%lld/data/snapshots/%s.json.enc", d->repo.prefix, d->repo.id, id);
 		if (delete_object(d, key.buf) < 0) {
 			rc = -1;
 			break;
@@ -722,4 +724,432 @@ out:
 	cJSON_Delete(volumes);
 	cJSON_Delete(problems);
 	return rc == 0 ? "succeeded" : "failed";
+}
+
+/* ---- sync: the bucket's backups into the catalog ---- */
+
+#define SYNC_OBJECT_MAX (16u << 20)
+#define SYNC_GUNZIP_MAX (64u << 20)
+/* Seal ids tried when the repository's own and those its data/ folders name open none. */
+#define SYNC_SEAL_SEARCH_MAX 100000
+#define SYNC_DATA_KEYS_SCANNED 20000
+
+struct sync_run {
+	struct job *job;
+	long long row_id;
+	struct job_repository repo;
+	int repo_open;
+	cJSON *names;		/* backups with a velero-backup.json */
+	cJSON *data_ids;	/* ids named by <prefix>data/<id>/ */
+	long scanned, imported, known, refused;
+	cJSON *refusals;
+	char *err;
+	size_t errlen;
+};
+
+static int sync_collect_backup(const struct s3_object_info *o, void *ud)
+{
+	struct sync_run *s = ud;
+	const char *rest = o->key + strlen(s->repo.prefix) + strlen("backups/"), *slash = strchr(rest, '/');
+
+	if (slash && slash > rest && strcmp(slash, "/velero-backup.json") == 0 && slash - rest < 250) {
+		char *name = xstrndup(rest, (size_t)(slash - rest));
+		cJSON_AddItemToArray(s->names, cJSON_CreateString(name));
+		free(name);
+	}
+	return 0;
+}
+
+static int sync_collect_data_id(const struct s3_object_info *o, void *ud)
+{
+	struct sync_run *s = ud;
+	const char *rest = o->key + strlen(s->repo.prefix) + strlen("data/");
+	char *end;
+	long long id = strtoll(rest, &end, 10);
+	const cJSON *seen;
+
+	if (++s->scanned > SYNC_DATA_KEYS_SCANNED)
+		return 1;
+	if (id <= 0 || *end != '/')
+		return 0;
+	cJSON_ArrayForEach(seen, s->data_ids)
+		if ((long long)seen->valuedouble == id)
+			return 0;
+	cJSON_AddItemToArray(s->data_ids, cJSON_CreateNumber((double)id));
+	return 0;
+}
+
+static int sync_get(struct sync_run *s, const char *key, struct strbuf *out)
+{
+	struct s3_error se = { 0 };
+	char words[512];
+
+	if (s3_get_mem(s->repo.s3, key, SYNC_OBJECT_MAX, out, &se) == 0)
+		return 0;
+	s3_error_describe(&se, words, sizeof words);
+	snprintf(s->err, s->errlen, "%s: %s", key, words);
+	return -1;
+}
+
+/* 1 when the sealed object opens under seal id `id`. */
+static int opens_under(struct sync_run *s, long long id, const char *key, const struct strbuf *sealed, struct strbuf *plain)
+{
+	uint8_t k[AEAD_KEY_LEN];
+	char why[200];
+	int ok;
+
+	strbuf_reset(plain);
+	ok = repo_seal_key(s->job->ctx->master_key, id, k) == 0 &&
+	     repo_unseal_mem(k, key, sealed->buf, sealed->len, plain, why, sizeof why) == 0;
+	OPENSSL_cleanse(k, sizeof k);
+	return ok;
+}
+
+/* Which seal id the bucket's backups were written under: the repository's own, or one its
+ * data/ folders name, or one found by trying (keys are cheap to derive; the master key is the
+ * secret). 0 when none opens them: another deployment's master key, or not Stowage's. */
+static long long find_seal_id(struct sync_run *s, const char *key, const struct strbuf *sealed, int search)
+{
+	struct strbuf plain = STRBUF_INIT, prefix = STRBUF_INIT;
+	struct s3_error se = { 0 };
+	const cJSON *c;
+	long long found = 0;
+
+	if (opens_under(s, s->repo.id, key, sealed, &plain)) {
+		found = s->repo.id;
+		goto out;
+	}
+	strbuf_addf(&prefix, "%sdata/", s->repo.prefix);
+	if (!s->scanned)
+		s3_list(s->repo.s3, prefix.buf, 1000, sync_collect_data_id, s, &se);	/* stops itself early */
+	cJSON_ArrayForEach(c, s->data_ids)
+		if (opens_under(s, (long long)c->valuedouble, key, sealed, &plain)) {
+			found = (long long)c->valuedouble;
+			goto out;
+		}
+	for (long long id = 1; search && id <= SYNC_SEAL_SEARCH_MAX && !found; id++)
+		if (id != s->repo.id && opens_under(s, id, key, sealed, &plain))
+			found = id;
+out:
+	strbuf_release(&plain);
+	strbuf_release(&prefix);
+	return found;
+}
+
+/* The repository adopts seal id `id` (sql/013: only while it holds no backup, and only when no
+ * other repository has that identity), and is opened again under it. */
+static int adopt_seal_id(struct sync_run *s, long long id)
+{
+	char rid[24], sid[24];
+	const char *params[] = { rid, sid };
+	PGresult *res;
+
+	snprintf(rid, sizeof rid, "%lld", s->row_id);
+	snprintf(sid, sizeof sid, "%lld", id);
+	res = job_query(s->job, "SELECT repository_adopt_seal_id($1, $2)", 2, params, s->err, s->errlen);
+	if (!res)
+		return -1;
+	if (*PQgetvalue(res, 0, 0)) {
+		snprintf(s->err, s->errlen, "the bucket's backups were sealed for repository %lld of this Stowage, and this "
+			 "repository cannot take that key: %s", id, PQgetvalue(res, 0, 0));
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	job_log(s->job, "info", "the bucket's backups were written by repository %lld of this Stowage (its database was "
+		"lost or it was removed): this repository now opens them with that repository's key", id);
+	job_repository_close(&s->repo);
+	s->repo_open = 0;
+	if (job_repository_open(s->job, s->row_id, &s->repo, s->err, s->errlen) < 0)
+		return -1;
+	s->repo_open = 1;
+	return 0;
+}
+
+/* gzip in memory, bounded, through libarchive's raw format. */
+static int gunzip_mem(const struct strbuf *in, struct strbuf *out)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	char buf[65536];
+	la_ssize_t n;
+	int rc = -1;
+
+	archive_read_support_filter_gzip(a);
+	archive_read_support_format_raw(a);
+	if (archive_read_open_memory(a, in->buf, in->len) == ARCHIVE_OK && archive_read_next_header(a, &e) == ARCHIVE_OK) {
+		while ((n = archive_read_data(a, buf, sizeof buf)) > 0 && out->len + (size_t)n <= SYNC_GUNZIP_MAX)
+			strbuf_add(out, buf, (size_t)n);
+		rc = n == 0 ? 0 : -1;
+	}
+	archive_read_free(a);
+	return rc;
+}
+
+static void sync_refuse(struct sync_run *s, const char *name, const char *why)
+{
+	char line[1200];
+
+	snprintf(line, sizeof line, "backup %s: %s; not imported", name, why);
+	s->refused++;
+	if (cJSON_GetArraySize(s->refusals) < 200)
+		cJSON_AddItemToArray(s->refusals, cJSON_CreateString(line));
+	job_log(s->job, "warning", "%s", line);
+}
+
+/* One sealed object of the backup, opened: 0, -1 (err: unreadable), 1 (absent). */
+static int sync_open_object(struct sync_run *s, const char *name, const char *file, struct strbuf *plain, char *why,
+			    size_t whylen)
+{
+	struct strbuf key = STRBUF_INIT, sealed = STRBUF_INIT;
+	struct s3_error se = { 0 };
+	uint8_t k[AEAD_KEY_LEN];
+	int rc = -1;
+
+	strbuf_addf(&key, "%sbackups/%s/%s", s->repo.prefix, name, file);
+	strbuf_reset(plain);
+	if (s3_get_mem(s->repo.s3, key.buf, SYNC_OBJECT_MAX, &sealed, &se) < 0) {
+		if (se.http_status == 404)
+			rc = 1;
+		else
+			s3_error_describe(&se, why, whylen);
+	} else if (repo_seal_key(s->job->ctx->master_key, s->repo.id, k) == 0 &&
+		   repo_unseal_mem(k, key.buf, sealed.buf, sealed.len, plain, why, whylen) == 0) {
+		rc = 0;
+	}
+	OPENSSL_cleanse(k, sizeof k);
+	strbuf_release(&key);
+	strbuf_release(&sealed);
+	return rc;
+}
+
+static int valid_backup_name(const char *n)
+{
+	size_t len = strlen(n);
+
+	return len >= 1 && len <= 253 && strspn(n, "abcdefghijklmnopqrstuvwxyz0123456789-.") == len &&
+	       n[0] != '-' && n[0] != '.' && n[len - 1] != '-' && n[len - 1] != '.';
+}
+
+static const char *json_path(const cJSON *o, const char *a, const char *b)
+{
+	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, a), b));
+}
+
+/* A backup of the bucket into the catalog, unless its row exists: only what authenticates
+ * under the repository's key, and only a backup its metadata says completed. */
+static int sync_one(struct sync_run *s, const char *name)
+{
+	struct strbuf meta = STRBUF_INIT, list_gz = STRBUF_INIT, list = STRBUF_INIT, vols = STRBUF_INIT;
+	char why[600], rid[24], id[24];
+	const char *params[] = { name };
+	cJSON *doc = NULL, *resources = NULL, *volumes = NULL;
+	PGresult *res;
+	int rc = 0;
+
+	if (!valid_backup_name(name)) {
+		sync_refuse(s, name, "not a backup name Stowage writes");
+		return 0;
+	}
+	res = job_query(s->job, "SELECT 1 FROM backups WHERE name = $1", 1, params, s->err, s->errlen);
+	if (!res)
+		return -1;
+	int exists = PQntuples(res) > 0;
+	PQclear(res);
+	if (exists) {
+		s->known++;
+		return 0;
+	}
+	int got = sync_open_object(s, name, "velero-backup.json", &meta, why, sizeof why);
+	if (got != 0) {
+		sync_refuse(s, name, got > 0 ? "its velero-backup.json vanished" : why);
+		goto out;
+	}
+	doc = cJSON_ParseWithLength(meta.buf, meta.len);
+	const char *phase = json_path(doc, "status", "phase");
+	const char *meta_name = json_path(doc, "metadata", "name");
+	const cJSON *nss = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "spec"), "includedNamespaces");
+	if (!meta_name || strcmp(meta_name, name) != 0) {
+		sync_refuse(s, name, "its metadata names another backup");
+		goto out;
+	}
+	if (!phase || (strcmp(phase, "Completed") != 0 && strcmp(phase, "PartiallyFailed") != 0)) {
+		sync_refuse(s, name, "its metadata does not say it completed");
+		goto out;
+	}
+	if (!cJSON_IsArray(nss) || cJSON_GetArraySize(nss) < 1) {
+		sync_refuse(s, name, "its metadata names no namespace");
+		goto out;
+	}
+	/* its resource list and volumes, for its page; each must open, or it is not imported */
+	char file[300];
+	snprintf(file, sizeof file, "%.250s-resource-list.json.gz", name);
+	got = sync_open_object(s, name, file, &list_gz, why, sizeof why);
+	if (got < 0 || (got == 0 && gunzip_mem(&list_gz, &list) < 0)) {
+		sync_refuse(s, name, got < 0 ? why : "its resource list is not gzip");
+		goto out;
+	}
+	resources = got == 0 ? cJSON_ParseWithLength(list.buf, list.len) : NULL;
+	snprintf(file, sizeof file, "%.250s-volumes.json", name);
+	got = sync_open_object(s, name, file, &vols, why, sizeof why);
+	if (got < 0) {
+		sync_refuse(s, name, why);
+		goto out;
+	}
+	volumes = got == 0 ? cJSON_ParseWithLength(vols.buf, vols.len) : cJSON_CreateArray();
+	if (!cJSON_IsObject(resources))
+		resources = (cJSON_Delete(resources), cJSON_CreateObject());
+	if (!cJSON_IsArray(volumes))
+		volumes = (cJSON_Delete(volumes), cJSON_CreateArray());
+	const cJSON *progress = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "status"), "progress");
+	const cJSON *items = cJSON_GetObjectItemCaseSensitive(progress, "itemsBackedUp");
+	char count[24];
+	snprintf(count, sizeof count, "%lld", cJSON_IsNumber(items) ? (long long)items->valuedouble : 0LL);
+	snprintf(rid, sizeof rid, "%lld", s->row_id);
+	char *ns_text = cJSON_PrintUnformatted(nss), *res_text = cJSON_PrintUnformatted(resources);
+	char *vol_text = cJSON_PrintUnformatted(volumes);
+	const char *ann_plan = json_path(cJSON_GetObjectItemCaseSensitive(doc, "metadata"), "annotations", "stowage.dev/plan");
+	const char *ann_cluster = json_path(cJSON_GetObjectItemCaseSensitive(doc, "metadata"), "annotations",
+					    "stowage.dev/cluster");
+	const char *started = json_path(doc, "status", "startTimestamp");
+	const char *completed = json_path(doc, "status", "completionTimestamp");
+	const char *expires = json_path(doc, "status", "expiration");
+	const char *iparams[] = { rid, name, ns_text, strcmp(phase, "Completed") == 0 ? "completed" : "partially_failed",
+				  count, started, completed, expires, ann_plan ? ann_plan : "", ann_cluster ? ann_cluster : "",
+				  res_text, vol_text };
+	/* times are RFC 3339 from our own sealed metadata; a bad one is refused by the cast */
+	res = job_query(s->job,
+		"INSERT INTO backups (repository_id, name, namespaces, state, resource_count, started_at, completed_at, "
+		"expires_at, plan_name, cluster_name, cluster_id, resource_list, volumes, imported, bytes_new) "
+		"VALUES ($1, $2, ARRAY(SELECT jsonb_array_elements_text($3::jsonb)), $4, $5::integer, "
+		"coalesce($6::timestamptz, now()), $7::timestamptz, $8::timestamptz, $9, $10, "
+		"(SELECT id FROM clusters WHERE name = $10), $11::jsonb, $12::jsonb, true, 0) "
+		"ON CONFLICT (org_id, name) DO NOTHING RETURNING id", 12, iparams, why, sizeof why);
+	free(ns_text);
+	free(res_text);
+	free(vol_text);
+	if (!res) {
+		sync_refuse(s, name, why);
+		goto out;
+	}
+	if (PQntuples(res) == 1) {
+		snprintf(id, sizeof id, "%s", PQgetvalue(res, 0, 0));
+		s->imported++;
+		job_log(s->job, "info", "backup %s imported (namespaces from its metadata, %s objects, %d volumes)", name,
+			count, cJSON_GetArraySize(volumes));
+	} else {
+		s->known++;
+	}
+	PQclear(res);
+out:
+	cJSON_Delete(doc);
+	cJSON_Delete(resources);
+	cJSON_Delete(volumes);
+	strbuf_release(&meta);
+	strbuf_release(&list_gz);
+	strbuf_release(&list);
+	strbuf_release(&vols);
+	return rc;
+}
+
+const char *job_sync_run(struct job *job, char *err, size_t errlen)
+{
+	struct sync_run s = { .job = job, .err = err, .errlen = errlen };
+	struct strbuf prefix = STRBUF_INIT, first = STRBUF_INIT, sealed = STRBUF_INIT;
+	struct s3_error se = { 0 };
+	char id[24], words[512];
+	const char *params[] = { id };
+	const cJSON *n;
+	PGresult *res;
+	int rc = -1;
+
+	snprintf(id, sizeof id, "%lld", job->id);
+	res = job_query(job, "SELECT coalesce(repository_id, 0) FROM jobs WHERE id = $1", 1, params, err, errlen);
+	s.row_id = res && PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+	PQclear(res);
+	if (!s.row_id) {
+		snprintf(err, errlen, "a sync job needs a repository");
+		return "failed";
+	}
+	s.names = cJSON_CreateArray();
+	s.data_ids = cJSON_CreateArray();
+	s.refusals = cJSON_CreateArray();
+	if (job_repository_open(job, s.row_id, &s.repo, err, errlen) < 0)
+		goto out;
+	s.repo_open = 1;
+	job_progress(job, "sync: listing", 0, 0, 0, 0);
+	strbuf_addf(&prefix, "%sbackups/", s.repo.prefix);
+	if (s3_list(s.repo.s3, prefix.buf, 1000, sync_collect_backup, &s, &se) < 0) {
+		s3_error_describe(&se, words, sizeof words);
+		snprintf(err, errlen, "listing %s: %s", prefix.buf, words);
+		goto out;
+	}
+	job_log(job, "info", "%d backups with metadata under %s/%s", cJSON_GetArraySize(s.names), s.repo.bucket, prefix.buf);
+	/* the key: the first few backups the catalog lacks say which seal id the bucket uses (one
+	 * that opens under none, forged or another deployment's, is refused below, not trusted) */
+	int tried = 0;
+	cJSON_ArrayForEach(n, s.names) {
+		const char *qp[] = { n->valuestring };
+		res = job_query(job, "SELECT 1 FROM backups WHERE name = $1", 1, qp, err, errlen);
+		int known = !res || PQntuples(res) > 0;
+		PQclear(res);
+		if (known)
+			continue;
+		strbuf_reset(&first);
+		strbuf_addf(&first, "%sbackups/%s/velero-backup.json", s.repo.prefix, n->valuestring);
+		if (sync_get(&s, first.buf, &sealed) < 0)
+			goto out;
+		long long seal = find_seal_id(&s, first.buf, &sealed, tried == 0);
+		if (seal && seal != s.repo.id && adopt_seal_id(&s, seal) < 0)
+			goto out;
+		if (seal)
+			break;
+		job_log(job, "warning", "%s does not open with this Stowage's master key under any repository's key: it "
+			"was written by another deployment (another master key), or is not Stowage's", first.buf);
+		if (++tried == 5)
+			break;
+	}
+	long i = 0, total = cJSON_GetArraySize(s.names);
+	cJSON_ArrayForEach(n, s.names) {
+		job_progress(job, "sync", i++, total, 0, 0);
+		if (sync_one(&s, n->valuestring) < 0)
+			goto out;
+		if (job_cancel_requested(job)) {
+			snprintf(err, errlen, "cancelled by a user after %ld of %ld backups", i, total);
+			goto out;
+		}
+	}
+	rc = 0;
+out:;
+	char message[600];
+	snprintf(message, sizeof message, "%ld imported, %ld already known, %ld refused", s.imported, s.known, s.refused);
+	if (rc < 0)
+		snprintf(message + strlen(message), sizeof message - strlen(message), "; stopped: %.400s", err);
+	snprintf(id, sizeof id, "%lld", s.row_id);
+	const char *uparams[] = { id, message };
+	char why[256];
+	if (job_exec(job, "UPDATE repositories SET last_sync_at = now(), last_sync_message = $2 WHERE id = $1", 2, uparams,
+		     why, sizeof why) < 0)
+		log_error("job %lld: %s", job->id, why);
+	cJSON *summary = cJSON_CreateObject();
+	cJSON_AddNumberToObject(summary, "imported", (double)s.imported);
+	cJSON_AddNumberToObject(summary, "known", (double)s.known);
+	cJSON_AddNumberToObject(summary, "refused", (double)s.refused);
+	cJSON_AddItemToObject(summary, "refusals", s.refusals);
+	cJSON_DeleteItemFromObjectCaseSensitive(job->result, "sync");
+	cJSON_AddItemToObject(job->result, "sync", summary);
+	job_log(job, "info", "sync: %s", message);
+	if (rc == 0 && s.refused) {
+		snprintf(err, errlen, "%ld backup%s of the bucket could not be authenticated or read and %s not imported; "
+			 "see the log", s.refused, s.refused == 1 ? "" : "s", s.refused == 1 ? "was" : "were");
+		rc = 1;
+	}
+	if (s.repo_open)
+		job_repository_close(&s.repo);
+	cJSON_Delete(s.names);
+	cJSON_Delete(s.data_ids);
+	strbuf_release(&prefix);
+	strbuf_release(&first);
+	strbuf_release(&sealed);
+	return rc == 0 ? "succeeded" : rc > 0 ? "partially_failed" : "failed";
 }

@@ -469,7 +469,10 @@ void web_repository_upkeep(struct request *r, cJSON *view, const char *repositor
 		"pg_size_pretty(coalesce(sum(b.bytes_new), 0)), coalesce(sum(" BACKUP_TOTAL_BYTES "), 0), "
 		"coalesce(sum(b.bytes_new), 0), coalesce(to_char(r.last_prune_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), ''), "
 		"pg_size_pretty(r.last_prune_bytes_freed), pg_size_pretty(r.bytes_freed_total), r.prune_wanted, "
-		"r.last_prune_bytes_freed, r.bytes_freed_total, pg_size_pretty(coalesce(sum(" BACKUP_TOTAL_BYTES "), 0)) "
+		"r.last_prune_bytes_freed, r.bytes_freed_total, pg_size_pretty(coalesce(sum(" BACKUP_TOTAL_BYTES "), 0)), "
+		"coalesce(to_char(r.last_sync_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), ''), r.last_sync_message, "
+		"coalesce(to_char(r.last_verified_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), ''), "
+		"count(b.id) FILTER (WHERE b.verify_state = 'damaged') "
 		"FROM repositories r LEFT JOIN backups b ON b.repository_id = r.id WHERE r.id = $1 GROUP BY r.id",
 		1, params, err, sizeof err);
 	cJSON *u;
@@ -493,6 +496,10 @@ void web_repository_upkeep(struct request *r, cJSON *view, const char *repositor
 	cJSON_AddBoolToObject(u, "prune_wanted", strcmp(PQgetvalue(res, 0, 7), "t") == 0);
 	cJSON_AddNumberToObject(u, "last_prune_bytes_freed", atof(PQgetvalue(res, 0, 8)));
 	cJSON_AddNumberToObject(u, "bytes_freed_total", atof(PQgetvalue(res, 0, 9)));
+	cJSON_AddStringToObject(u, "last_sync_at", PQgetvalue(res, 0, 11));
+	cJSON_AddStringToObject(u, "last_sync_message", PQgetvalue(res, 0, 12));
+	cJSON_AddStringToObject(u, "last_verified_at", PQgetvalue(res, 0, 13));
+	cJSON_AddNumberToObject(u, "damaged", atof(PQgetvalue(res, 0, 14)));
 	PQclear(res);
 }
 
@@ -550,5 +557,58 @@ void page_backup_verify(struct request *r)
 	}
 	response_flash(r, "Verification queued.");
 	snprintf(loc, sizeof loc, "/jobs/%lld", job);
+	respond_redirect(r, loc);
+}
+
+/* ---- Sync: the bucket's backups into the catalog (the runner reads the bucket) ---- */
+
+long long web_repository_sync_queue(struct request *r, long long repository_id, char *err, size_t errlen)
+{
+	char sid[24];
+	const char *params[] = { sid };
+	PGresult *res;
+	long long job;
+
+	snprintf(sid, sizeof sid, "%lld", repository_id);
+	res = db_exec(r->db, "INSERT INTO jobs (kind, repository_id, trigger) SELECT 'sync', $1, 'manual' "
+		      "WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE kind = 'sync' AND repository_id = $1 "
+		      "AND state IN ('queued', 'running')) RETURNING id", 1, params, err, errlen);
+	if (!res)
+		return -1;
+	job = PQntuples(res) == 1 ? atoll(PQgetvalue(res, 0, 0)) : 0;
+	PQclear(res);
+	return job;
+}
+
+void page_repository_sync(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+	char sid[24], err[512], loc[64];
+	const char *params[] = { sid };
+	PGresult *res;
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	res = id ? db_exec(r->db, "SELECT name FROM repositories WHERE id = $1", 1, params, err, sizeof err) : NULL;
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		respond_error(r, 404, "There is no such repository.");
+		return;
+	}
+	char *name = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	long long job = web_repository_sync_queue(r, id, err, sizeof err);
+	if (job < 0 || audit_record(r->db, "repository.sync", name, NULL, err, sizeof err) < 0) {
+		free(name);
+		respond_db_error(r, err);
+		return;
+	}
+	free(name);
+	if (job) {
+		response_flash(r, "Sync queued: the runner reads the bucket's backups into the catalog.");
+		snprintf(loc, sizeof loc, "/jobs/%lld", job);
+	} else {
+		response_flash(r, "A sync of this repository is already queued or running.");
+		snprintf(loc, sizeof loc, "/repositories/%lld", id);
+	}
 	respond_redirect(r, loc);
 }

@@ -226,9 +226,15 @@ static void repo_save(struct request *r, long long id)
 		goto out;
 	}
 	int found = PQntuples(res) == 1;
+	long long created = found && !id ? atoll(PQgetvalue(res, 0, 0)) : 0;
 	PQclear(res);
 	if (!found) {
 		respond_error(r, 404, "There is no such repository.");
+		goto out;
+	}
+	/* a new repository that connected reads its bucket's backups into the catalog (re-import) */
+	if (created && ok && web_repository_sync_queue(r, created, err, sizeof err) < 0) {
+		respond_db_error(r, err);
 		goto out;
 	}
 	cJSON *detail = cJSON_CreateObject();

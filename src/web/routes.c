@@ -54,6 +54,7 @@ const struct route web_routes[] = {
 	{ "POST", "/repositories/:id", page_repository_update, ROUTE_OPERATOR },
 	{ "POST", "/repositories/:id/test", page_repository_test, ROUTE_OPERATOR },
 	{ "POST", "/repositories/:id/delete", page_repository_delete, ROUTE_OPERATOR },
+	{ "POST", "/repositories/:id/sync", page_repository_sync, ROUTE_OPERATOR },
 	{ "GET", "/backup-plans", page_backup_plans, 0 },
 	{ "GET", "/backup-plans/new", page_backup_plan_new, ROUTE_OPERATOR },
 	{ "POST", "/backup-plans/new", page_backup_plan_wizard_post, ROUTE_OPERATOR },

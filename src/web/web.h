@@ -266,6 +266,10 @@ void page_restore_plan_jobs(struct request *r);
 /* page_backups.c: the repository page's "upkeep": backups, bytes stored, deduplication, the
  * last prune and what it freed (view["upkeep"]). */
 void web_repository_upkeep(struct request *r, cJSON *view, const char *repository_id);
+/* Queues the runner's sync of the repository (its bucket's backups into the catalog): the job's
+ * id, or 0 when one is queued or running already; -1 with err. */
+long long web_repository_sync_queue(struct request *r, long long repository_id, char *err, size_t errlen);
+void page_repository_sync(struct request *r);
 void page_backups(struct request *r);
 void page_backup(struct request *r);
 void page_backup_delete(struct request *r);
