@@ -36,7 +36,10 @@ ALTER TABLE stowage.repositories
 	ADD COLUMN last_prune_at timestamptz,
 	ADD COLUMN last_prune_bytes_freed bigint NOT NULL DEFAULT 0,
 	ADD COLUMN bytes_freed_total bigint NOT NULL DEFAULT 0,
-	ADD COLUMN last_verified_at timestamptz;
+	ADD COLUMN last_verified_at timestamptz,
+	-- the scheduled verification: when it last ran, and what it found
+	ADD COLUMN verify_scheduled_at timestamptz,
+	ADD COLUMN last_verify_message text NOT NULL DEFAULT '';
 
 -- The job kinds of this issue, added to whatever kinds the migrations before this one allow
 -- (another migration may have added its own: this keeps them).
@@ -130,3 +133,22 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION stowage.repository_adopt_seal_id(bigint, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION stowage.repository_adopt_seal_id(bigint, bigint) TO stowage_runner;
+
+-- Scheduled verification: repositories holding a finished backup whose last scheduled check is
+-- older than the interval, and idle (as for prune).
+CREATE FUNCTION stowage.scheduler_repositories_to_verify(p_now timestamptz, p_interval_s integer)
+RETURNS TABLE (repository_id bigint, repository_org_id bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = stowage, pg_temp AS $$
+	SELECT r.id, r.org_id FROM repositories r
+	WHERE (r.verify_scheduled_at IS NULL OR r.verify_scheduled_at <= p_now - make_interval(secs => p_interval_s))
+	  AND EXISTS (SELECT 1 FROM backups b WHERE b.repository_id = r.id AND b.state IN ('completed', 'partially_failed'))
+	  AND NOT EXISTS (SELECT 1 FROM jobs j
+		LEFT JOIN backup_plans p ON p.id = j.backup_plan_id
+		LEFT JOIN migration_plans m ON m.id = j.migration_plan_id
+		LEFT JOIN backups b ON b.id = j.backup_id
+		WHERE j.state IN ('queued', 'running')
+		  AND r.id IN (j.repository_id, p.repository_id, m.repository_id, b.repository_id))
+	ORDER BY r.verify_scheduled_at NULLS FIRST, r.id
+$$;
+REVOKE ALL ON FUNCTION stowage.scheduler_repositories_to_verify(timestamptz, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION stowage.scheduler_repositories_to_verify(timestamptz, integer) TO stowage_scheduler;

@@ -47,6 +47,8 @@ static const char *const config_known_keys[] = {
 	"restore_parallelism",	/* objects a restore creates at once */
 	"restore_rate_limit",	/* API requests per second a restore sends one cluster */
 	"prune_grace_seconds",	/* a prune never deletes a pack younger than this (default a day) */
+	"verify_interval_days",	/* scheduled verification of each repository: every N days (default 7; 0: never) */
+	"verify_share_parts",	/* ... each reading 1/N of its packs, so all are read over N runs (default 4) */
 };
 
 static int config_key_known(const char *key)

@@ -641,8 +641,104 @@ out:
 	return rc;
 }
 
+/* The scheduled verification of a whole repository: every snapshot's chunks present, and the
+ * share of packs result.share_part / share_parts read and authenticated. A backup whose volume
+ * snapshot a problem names is marked damaged with those lines. */
+static const char *verify_repository(struct job *job, char *err, size_t errlen)
+{
+	char id[24], part[16], parts[16];
+	const char *params[] = { id };
+	struct job_repository repo;
+	cJSON *problems = cJSON_CreateArray(), *done = NULL;
+	const cJSON *sp = cJSON_GetObjectItemCaseSensitive(job->result, "share_part");
+	const cJSON *sn = cJSON_GetObjectItemCaseSensitive(job->result, "share_parts");
+	long long repository_id;
+	PGresult *res;
+	int rc, damaged = 0;
+
+	snprintf(id, sizeof id, "%lld", job->id);
+	res = job_query(job, "SELECT coalesce(repository_id, 0) FROM jobs WHERE id = $1", 1, params, err, errlen);
+	repository_id = res && PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+	PQclear(res);
+	if (!repository_id || job_repository_open(job, repository_id, &repo, err, errlen) < 0) {
+		if (!repository_id)
+			snprintf(err, errlen, "a verify job needs a backup or a repository");
+		cJSON_Delete(problems);
+		return "failed";
+	}
+	snprintf(part, sizeof part, "%ld", cJSON_IsNumber(sp) ? (long)sp->valuedouble : 0L);
+	snprintf(parts, sizeof parts, "%ld", cJSON_IsNumber(sn) && sn->valuedouble >= 1 ? (long)sn->valuedouble : 1L);
+	char share[40];
+	snprintf(share, sizeof share, "%s/%s", part, parts);
+	job_log(job, "info", "verifying repository %lld: every snapshot's chunks, reading pack share %s", repository_id,
+		share);
+	job_progress(job, "verify: repository", 0, 1, 0, 0);
+	const char *args[] = { "check", "--read-data", "--share", share, NULL };
+	rc = job_repository_mover(job, &repo, args, &done, problems, err, errlen);
+	job_repository_close(&repo);
+	cJSON_Delete(done);
+	if (rc < 0 && cJSON_GetArraySize(problems) == 0) {
+		cJSON_Delete(problems);
+		return "failed";
+	}
+	/* the backups whose volumes the problems name */
+	char rid[24];
+	const char *rparams[] = { rid };
+	snprintf(rid, sizeof rid, "%lld", repository_id);
+	res = job_query(job, "SELECT b.id, v->>'snapshot_id' FROM backups b, jsonb_array_elements(b.volumes) v "
+			"WHERE b.repository_id = $1 AND v ? 'snapshot_id'", 1, rparams, err, errlen);
+	for (int i = 0; res && i < PQntuples(res); i++) {
+		struct strbuf lines = STRBUF_INIT;
+		const cJSON *p;
+		cJSON_ArrayForEach(p, problems)
+			if (strstr(p->valuestring, PQgetvalue(res, i, 1)) && lines.len < 4000)
+				strbuf_addf(&lines, "%s%s", lines.len ? "; " : "", p->valuestring);
+		if (lines.len) {
+			const char *uparams[] = { PQgetvalue(res, i, 0), lines.buf };
+			char why[256];
+			damaged++;
+			if (job_exec(job, "UPDATE backups SET verify_state = 'damaged', verify_message = $2, verified_at = now() "
+				     "WHERE id = $1", 2, uparams, why, sizeof why) < 0)
+				log_error("job %lld: %s", job->id, why);
+		}
+		strbuf_release(&lines);
+	}
+	PQclear(res);
+	struct strbuf message = STRBUF_INIT;
+	const cJSON *p;
+	strbuf_addf(&message, "pack share %s read: %d problem%s", share, cJSON_GetArraySize(problems),
+		    cJSON_GetArraySize(problems) == 1 ? "" : "s");
+	cJSON_ArrayForEach(p, problems) {
+		if (message.len > 3000)
+			break;
+		strbuf_addf(&message, "; %s", p->valuestring);
+	}
+	const char *mparams[] = { rid, message.buf };
+	if (job_exec(job, "UPDATE repositories SET last_verified_at = now(), last_verify_message = $2 WHERE id = $1",
+		     2, mparams, err, errlen) < 0)
+		rc = -1;
+	cJSON *summary = cJSON_CreateObject();
+	cJSON_AddStringToObject(summary, "share", share);
+	cJSON_AddNumberToObject(summary, "backups_damaged", damaged);
+	cJSON_AddItemToObject(summary, "problems", problems);
+	cJSON_DeleteItemFromObjectCaseSensitive(job->result, "verify");
+	cJSON_AddItemToObject(job->result, "verify", summary);
+	if (cJSON_GetArraySize(problems)) {
+		snprintf(err, errlen, "repository %lld: %.900s", repository_id, message.buf);
+		strbuf_release(&message);
+		return "failed";
+	}
+	strbuf_release(&message);
+	job_log(job, "info", "repository %lld verified: every snapshot's chunks present, pack share %s authentic",
+		repository_id, share);
+	return rc == 0 ? "succeeded" : "failed";
+}
+
 const char *job_verify_run(struct job *job, char *err, size_t errlen)
 {
+	if (!job->backup_id)
+		return verify_repository(job, err, errlen);
+
 	char id[24];
 	const char *params[] = { id };
 	struct job_repository repo;

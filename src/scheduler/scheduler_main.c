@@ -33,6 +33,8 @@ static void on_term(int sig)
 
 struct scheduler {
 	PGconn *db;
+	long verify_interval_s;		/* 0: no scheduled verification */
+	long verify_parts;
 	struct secret_keyring keyring;
 	struct net_allow allowed_networks;
 	long stale_after_s;
@@ -212,6 +214,49 @@ static void queue_prunes(struct scheduler *s)
 	PQclear(res);
 }
 
+/* Scheduled verification: each idle repository every verify_interval_days, reading the share
+ * of its packs this period's number picks (all of them over verify_share_parts periods). */
+static void queue_verifications(struct scheduler *s, time_t now)
+{
+	char err[512], now_s[32], interval[24], result[96];
+	const char *params[] = { now_s, interval };
+	PGresult *res;
+
+	if (!s->verify_interval_s)
+		return;
+	iso_time(now, now_s, sizeof now_s);
+	snprintf(interval, sizeof interval, "%ld", s->verify_interval_s);
+	snprintf(result, sizeof result, "{\"read_data\":true,\"share_part\":%ld,\"share_parts\":%ld}",
+		 (long)(now / s->verify_interval_s) % s->verify_parts, s->verify_parts);
+	res = db_exec(s->db, "SELECT repository_id, repository_org_id FROM scheduler_repositories_to_verify($1, $2)",
+		      2, params, err, sizeof err);
+	if (!res) {
+		log_error("repositories to verify: %s", err);
+		return;
+	}
+	for (int i = 0; i < PQntuples(res) && !stopping; i++) {
+		const char *jp[] = { PQgetvalue(res, i, 0), result, now_s };
+		long long org_id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		PGresult *job;
+		if (db_tenant_begin(s->db, org_id, 0, err, sizeof err) < 0) {
+			log_error("repository %s: %s", jp[0], err);
+			continue;
+		}
+		job = db_exec(s->db, "WITH r AS (UPDATE repositories SET verify_scheduled_at = $3::timestamptz WHERE id = $1 "
+			      "RETURNING id) INSERT INTO jobs (kind, repository_id, trigger, result) "
+			      "SELECT 'verify', id, 'schedule', $2::jsonb FROM r RETURNING id", 3, jp, err, sizeof err);
+		if (!job || db_commit(s->db, err, sizeof err) < 0) {
+			db_rollback(s->db);
+			log_error("repository %s: queueing its verification: %s", jp[0], err);
+		} else if (PQntuples(job) == 1) {
+			log_info("repository %s of organisation %lld: scheduled verification, job %s", jp[0], org_id,
+				 PQgetvalue(job, 0, 0));
+		}
+		PQclear(job);
+	}
+	PQclear(res);
+}
+
 static void reap_stale_jobs(struct scheduler *s)
 {
 	char err[512], stale[24];
@@ -266,6 +311,11 @@ int main(int argc, char **argv)
 	if (config_get_int(&cfg, "heartbeat_seconds", 5, 1, 300, &heartbeat_s, err, sizeof err) < 0)
 		log_fatal("%s: %s", config_path, err);
 	s.stale_after_s = heartbeat_s * 6;
+	long days;
+	if (config_get_int(&cfg, "verify_interval_days", 7, 0, 365, &days, err, sizeof err) < 0 ||
+	    config_get_int(&cfg, "verify_share_parts", 4, 1, 256, &s.verify_parts, err, sizeof err) < 0)
+		log_fatal("%s: %s", config_path, err);
+	s.verify_interval_s = days * 86400;
 	const char *url = config_get(&cfg, "scheduler_database_url", NULL);
 	const char *key_file = config_get(&cfg, "master_key_file", NULL);
 	if (!url || !key_file)
@@ -291,6 +341,7 @@ int main(int argc, char **argv)
 			fire_due_plans(&s, now);
 			sweep_retention(&s, now);
 			queue_prunes(&s);
+			queue_verifications(&s, now);
 			reap_stale_jobs(&s);
 		} else {
 			log_error("%s", err);

@@ -472,7 +472,7 @@ void web_repository_upkeep(struct request *r, cJSON *view, const char *repositor
 		"r.last_prune_bytes_freed, r.bytes_freed_total, pg_size_pretty(coalesce(sum(" BACKUP_TOTAL_BYTES "), 0)), "
 		"coalesce(to_char(r.last_sync_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), ''), r.last_sync_message, "
 		"coalesce(to_char(r.last_verified_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), ''), "
-		"count(b.id) FILTER (WHERE b.verify_state = 'damaged') "
+		"count(b.id) FILTER (WHERE b.verify_state = 'damaged'), r.last_verify_message "
 		"FROM repositories r LEFT JOIN backups b ON b.repository_id = r.id WHERE r.id = $1 GROUP BY r.id",
 		1, params, err, sizeof err);
 	cJSON *u;
@@ -500,6 +500,7 @@ void web_repository_upkeep(struct request *r, cJSON *view, const char *repositor
 	cJSON_AddStringToObject(u, "last_sync_message", PQgetvalue(res, 0, 12));
 	cJSON_AddStringToObject(u, "last_verified_at", PQgetvalue(res, 0, 13));
 	cJSON_AddNumberToObject(u, "damaged", atof(PQgetvalue(res, 0, 14)));
+	cJSON_AddStringToObject(u, "last_verify_message", PQgetvalue(res, 0, 15));
 	PQclear(res);
 }
 

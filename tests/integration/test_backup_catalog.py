@@ -187,6 +187,45 @@ def test_verify_finds_a_flipped_byte_in_a_pack_and_a_missing_object(tenant, test
     assert job["state"] == "succeeded" and page["verify_state"] == "ok", job["error"]
 
 
+def test_scheduled_verification_reads_a_share_of_the_packs(stack, tenant, testenv, backed_up):
+    """The scheduler verifies each idle repository every verify_interval_days (7), reading the
+    share of its packs the period's number picks (1 of verify_share_parts = 4): the flipped pack
+    is found in the week whose share holds it, and the backup needing it is marked damaged."""
+    backup_id = backed_up["backup_id"]
+    s3 = s3_client(testenv)
+    packs = repo_keys(testenv, tenant, f"data/{tenant.repository_id}/data/packs/")
+    pack = max(packs, key=packs.get)
+    packid = pack.rsplit("/", 1)[1]
+    week = 7 * 86400
+    now = int(time.time())
+    when = next(t for t in (now + k * week for k in range(4)) if (t // week) % 4 == int(packid[:2], 16) % 4)
+    original = s3.get_object(Bucket=tenant.bucket, Key=pack)["Body"].read()
+    flipped = bytearray(original)
+    flipped[len(flipped) // 3] ^= 0x10
+    s3.put_object(Bucket=tenant.bucket, Key=pack, Body=bytes(flipped))
+    try:
+        for _ in range(2):	# twice: one verification per interval, however often the scheduler runs
+            res = subprocess.run([os.path.join(BUILD, "stowage-scheduler"), "-c", stack.conf, "--once",
+                                  "--now", str(when)], capture_output=True, text=True, timeout=120)
+            assert res.returncode == 0, res.stderr
+        jobs = tenant.sql("SELECT id, result FROM stowage.jobs WHERE org_id = %s AND kind = 'verify' "
+                          "AND trigger = 'schedule'", (tenant.org_id,))
+        assert len(jobs) == 1, jobs
+        assert jobs[0][1]["share_parts"] == 4 and jobs[0][1]["share_part"] == int(packid[:2], 16) % 4
+        job = wait_job(tenant, jobs[0][0])
+        assert job["state"] == "failed" and f"pack {packid}" in job["error"], job["error"]
+        page = tenant.client.json(f"/backups/{backup_id}").json()["backup"]
+        # the backup says which of its files is damaged
+        assert page["damaged"] and re.search(r": [^:]+\.\w+: chunk [0-9a-f]{64}: corrupt", page["verify_message"]), page
+        upkeep = tenant.client.json(f"/repositories/{tenant.repository_id}").json()["upkeep"]
+        assert upkeep["last_verified_at"] and f"pack {packid}" in upkeep["last_verify_message"]
+        assert upkeep["damaged"] == 1
+    finally:
+        s3.put_object(Bucket=tenant.bucket, Key=pack, Body=original)
+    job, page = verify(tenant, backup_id, read_data=True)
+    assert job["state"] == "succeeded" and not page["damaged"], job["error"]
+
+
 def test_a_deleted_plans_backup_stays_listed_and_restorable(tenant, testenv, backed_up):
     c = tenant.client
     r = c.post(f"/backup-plans/{backed_up['plan_id']}/delete", {})
