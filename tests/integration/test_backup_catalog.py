@@ -226,6 +226,28 @@ def test_scheduled_verification_reads_a_share_of_the_packs(stack, tenant, testen
     assert job["state"] == "succeeded" and not page["damaged"], job["error"]
 
 
+def test_overview_counts_failures_and_storage(tenant, backed_up):
+    home = tenant.client.json("/").json()
+    assert not home["getting_started"]
+    c = home["counts"]
+    assert (c["clusters"], c["backup_plans"], c["backups"], c["repositories"]) == (1, 1, 1, 1), c
+    assert c["namespaces"] == 1 and c["damaged"] == 0
+    # the failed scheduled verification of the test before is listed first, linking to its job
+    failed = tenant.sql("SELECT id FROM stowage.jobs WHERE org_id = %s AND state = 'failed' ORDER BY id DESC",
+                        (tenant.org_id,))
+    assert [f["id"] for f in home["failures"]][:1] == [str(failed[0][0])]
+    assert home["failures"][0]["kind"] == "verify" and "pack" in home["failures"][0]["error"]
+    states = {j["state"]: int(j["count"]) for j in home["jobs_24h"]}
+    assert states["failed"] >= 1 and states["succeeded"] >= 3, states
+    assert [s["name"] for s in home["storage"]] == ["minio"] and home["storage"][0]["backups"] == "1"
+    html = tenant.client.get("/").text
+    assert f'href="/jobs/{failed[0][0]}"' in html and "Storage per repository" in html
+    # a new organisation sees the four steps
+    other = Client(tenant.stack)
+    other.signup(unique("Empty Org "), unique("empty") + "@example.test")
+    assert other.json("/").json()["getting_started"] and "Register a cluster" in other.get("/").text
+
+
 def test_a_deleted_plans_backup_stays_listed_and_restorable(tenant, testenv, backed_up):
     c = tenant.client
     r = c.post(f"/backup-plans/{backed_up['plan_id']}/delete", {})

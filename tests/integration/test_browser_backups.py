@@ -39,6 +39,10 @@ def test_backups_and_a_backups_page_in_chromium(stack, testenv, browser):
 
     browser.get(stack.url + "/signin")
     fill(browser, "/signin", {"email": email, "password": "correct horse battery"})
+    browser.get(stack.url + "/")
+    assert "1" in browser.find_element(By.ID, "overview-counts").text
+    assert "minio" in browser.find_element(By.ID, "overview-storage").text
+    screenshot(browser, "overview")
     browser.get(stack.url + "/backups")
     fill(browser, "/backups", {"namespace": ns})
     row = browser.find_element(By.CSS_SELECTOR, f'tr[data-id="{backup_id}"]')
