@@ -152,3 +152,9 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = stowage, pg_temp AS $$
 $$;
 REVOKE ALL ON FUNCTION stowage.scheduler_repositories_to_verify(timestamptz, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION stowage.scheduler_repositories_to_verify(timestamptz, integer) TO stowage_scheduler;
+
+-- Restoring part of a backup: {"include_types": ["configmaps", "deployments.apps"],
+-- "exclude_types": [...], "label_selector": "app=shop", "objects": ["configmaps/shop/settings"]};
+-- {} restores everything, as before.
+ALTER TABLE stowage.restore_plans
+	ADD COLUMN selection jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(selection) = 'object');

@@ -102,6 +102,7 @@ struct restore_spec {
 	int restore_storage_classes;	/* create the backup's StorageClasses the target lacks (not mapped ones) */
 	int keep_default_class;		/* keep their is-default-class annotation */
 	int restore_completed_jobs;	/* recreate Jobs that had finished (they run again) */
+	const cJSON *selection;		/* what of the backup: types in/out, label selector, objects; NULL: all */
 };
 
 /* What a backup backs up: a backup plan's row, or what a migration decides (plan_id 0). */

@@ -248,6 +248,43 @@ def test_overview_counts_failures_and_storage(tenant, backed_up):
     assert other.json("/").json()["getting_started"] and "Register a cluster" in other.get("/").text
 
 
+def test_restore_only_the_chosen_types_and_objects(tenant, testenv, backed_up):
+    c = tenant.client
+    base = {"target_cluster_id": tenant.cluster_id, "existing_policy": "skip", "backup_plan_id": backed_up["plan_id"],
+            "backup_id": backed_up["backup_id"]}
+    # every choice validated, the error naming its field
+    for field, value, words in (("include_types", "Config Maps!", "Only these types:"),
+                                ("label_selector", "app in ()", "Label selector:"),
+                                ("objects", "configmaps/wordpress", "Only these objects:")):
+        r = c.post("/restore-plans/new?step=4", {**base, "name": "bad-choice", field: value})
+        assert r.status_code == 422 and words in r.text, (field, r.text[-1500:])
+    ns = unique("pick-")
+    r = c.post("/restore-plans", {**base, "name": ns, "namespace_map": f"{FIXTURE_NS}:{ns}",
+                                  "include_types": "configmaps, deployments.apps",
+                                  "objects": f"configmaps/{FIXTURE_NS}/wordpress-config\n"
+                                             f"persistentvolumeclaims/{FIXTURE_NS}/wordpress-data"})
+    assert r.status_code == 303, r.text[-1500:]
+    plan_id = tenant.sql_one("SELECT id, selection FROM stowage.restore_plans WHERE name = %s AND org_id = %s",
+                             (ns, tenant.org_id))
+    assert plan_id[1]["include_types"] == ["configmaps", "deployments.apps"]
+    r = c.post(f"/restore-plans/{plan_id[0]}/activate", {"confirm": "yes"})
+    assert r.status_code == 303, r.text[:500]
+    job = wait_job(tenant, int(r.headers["Location"].rsplit("/", 1)[1]))
+    assert job["state"] == "succeeded", job["error"]
+    # only the ConfigMap named and among the included types: the claim is named but not an included type
+    assert kubectl(testenv, "source", "-n", ns, "get", "configmap", "wordpress-config", check=False).returncode == 0
+    for kind, name in (("deployment", "wordpress"), ("pvc", "wordpress-data"), ("service", "wordpress"),
+                       ("secret", "wordpress-secret")):
+        assert kubectl(testenv, "source", "-n", ns, "get", kind, name, check=False).returncode != 0, kind
+    created = tenant.sql("SELECT resource, name FROM stowage.job_items WHERE job_id = %s AND action = 'created'",
+                         (job["id"] if "id" in job else int(r.headers["Location"].rsplit("/", 1)[1]),))
+    assert ("configmaps", "wordpress-config") in created and ("namespaces", ns) in created, created
+    skipped = tenant.sql("SELECT message FROM stowage.job_items WHERE job_id = %s AND name = 'wordpress'",
+                         (int(r.headers["Location"].rsplit("/", 1)[1]),))
+    assert any(m.startswith("not chosen") for (m,) in skipped), skipped
+    kubectl(testenv, "source", "delete", "namespace", ns, "--wait=false")
+
+
 def test_a_deleted_plans_backup_stays_listed_and_restorable(tenant, testenv, backed_up):
     c = tenant.client
     r = c.post(f"/backup-plans/{backed_up['plan_id']}/delete", {})
