@@ -50,7 +50,7 @@ BEGIN
 	SELECT array_agg(DISTINCT k ORDER BY k) INTO kinds FROM (
 		SELECT (regexp_matches(pg_get_constraintdef(c.oid), '''([a-z_]+)''', 'g'))[1] AS k
 		FROM pg_constraint c WHERE c.conrelid = 'stowage.jobs'::regclass AND c.conname = 'jobs_kind_check'
-		UNION SELECT unnest(ARRAY['delete_backup', 'prune', 'verify', 'sync'])) s;
+		UNION SELECT unnest(ARRAY['delete_backup', 'prune', 'verify', 'sync', 'diagnostics'])) s;
 	ALTER TABLE stowage.jobs DROP CONSTRAINT jobs_kind_check;
 	EXECUTE format('ALTER TABLE stowage.jobs ADD CONSTRAINT jobs_kind_check CHECK (kind = ANY (%L::text[]))', kinds);
 END $$;
@@ -158,3 +158,21 @@ GRANT EXECUTE ON FUNCTION stowage.scheduler_repositories_to_verify(timestamptz, 
 -- {} restores everything, as before.
 ALTER TABLE stowage.restore_plans
 	ADD COLUMN selection jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(selection) = 'object');
+
+-- Diagnostics bundles (the manual's 9.1 "log collection: to be provided"): a tar.gz a
+-- 'diagnostics' job of the runner builds for another job, kept here so that any web worker can
+-- serve it without reading a runner's disk. Bounded by the runner (16 MiB).
+CREATE TABLE stowage.job_bundles (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	org_id bigint NOT NULL DEFAULT stowage.current_org() REFERENCES stowage.orgs ON DELETE CASCADE,
+	job_id bigint NOT NULL REFERENCES stowage.jobs ON DELETE CASCADE,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	data bytea NOT NULL CHECK (length(data) <= 16777216)
+);
+CREATE INDEX job_bundles_job_idx ON stowage.job_bundles (job_id, id DESC);
+ALTER TABLE stowage.job_bundles ADD CONSTRAINT job_bundles_org_job_fkey
+	FOREIGN KEY (org_id, job_id) REFERENCES stowage.jobs (org_id, id);
+ALTER TABLE stowage.job_bundles ENABLE ROW LEVEL SECURITY;
+CREATE POLICY job_bundles_tenant ON stowage.job_bundles
+	USING (org_id = stowage.current_org()) WITH CHECK (org_id = stowage.current_org());
+GRANT SELECT, INSERT, DELETE ON stowage.job_bundles TO stowage_app;

@@ -136,5 +136,8 @@ const char *job_prune_run(struct job *job, char *err, size_t errlen);
 const char *job_verify_run(struct job *job, char *err, size_t errlen);
 /* job_catalog.c: the repository's bucket read for backups the catalog lacks (re-import). */
 const char *job_sync_run(struct job *job, char *err, size_t errlen);
+/* job_catalog.c: a tar.gz about the job result.of_job (log, items, the cluster's events and
+ * pod statuses of its namespaces) into job_bundles. */
+const char *job_diagnostics_run(struct job *job, char *err, size_t errlen);
 
 #endif

@@ -1249,3 +1249,212 @@ out:;
 	strbuf_release(&sealed);
 	return rc == 0 ? "succeeded" : rc > 0 ? "partially_failed" : "failed";
 }
+
+/* ---- diagnostics: a tar.gz about another job ---- */
+
+#define BUNDLE_MAX (16u << 20)
+#define BUNDLE_LIST_LIMIT "500"
+
+struct bundle {
+	struct archive *a;
+	struct strbuf out;
+	int failed;
+};
+
+static la_ssize_t bundle_write(struct archive *a, void *ud, const void *buf, size_t len)
+{
+	struct bundle *b = ud;
+
+	(void)a;
+	if (b->out.len + len > BUNDLE_MAX) {
+		b->failed = 1;
+		return -1;
+	}
+	strbuf_add(&b->out, buf, len);
+	return (la_ssize_t)len;
+}
+
+static void bundle_add(struct bundle *b, const char *path, const char *data, size_t len)
+{
+	struct archive_entry *e = archive_entry_new();
+
+	archive_entry_set_pathname(e, path);
+	archive_entry_set_size(e, (la_int64_t)len);
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_entry_set_perm(e, 0644);
+	archive_entry_set_mtime(e, time(NULL), 0);
+	if (archive_write_header(b->a, e) != ARCHIVE_OK || (len && archive_write_data(b->a, data, len) < 0))
+		b->failed = 1;
+	archive_entry_free(e);
+}
+
+static void bundle_add_json(struct bundle *b, const char *path, const cJSON *doc)
+{
+	char *text = cJSON_Print(doc);
+
+	if (text)
+		bundle_add(b, path, text, strlen(text));
+	free(text);
+}
+
+/* What a person needs of the cluster, never a Secret: events, and each pod's phase, conditions
+ * and containers' states, of one namespace. */
+static void bundle_add_cluster(struct bundle *b, struct k8s_client *k, const char *ns)
+{
+	struct k8s_error ke = { 0 };
+	cJSON *list = NULL, *out = cJSON_CreateArray();
+	const cJSON *o;
+	char path[400], why[600];
+	char *p;
+
+	p = k8s_resource_path("", "v1", "events", ns, NULL);
+	snprintf(path, sizeof path, "%s?limit=" BUNDLE_LIST_LIMIT, p);
+	free(p);
+	if (k8s_get(k, path, &list, &ke) == 0) {
+		cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(list, "items")) {
+			cJSON *e = cJSON_CreateObject();
+			static const char *const keys[] = { "type", "reason", "message", "count", "firstTimestamp",
+							    "lastTimestamp", "involvedObject" };
+			for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+				const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
+				if (v)
+					cJSON_AddItemToObject(e, keys[i], cJSON_Duplicate(v, 1));
+			}
+			cJSON_AddItemToArray(out, e);
+		}
+	} else {
+		k8s_error_describe(&ke, why, sizeof why);
+		cJSON_AddItemToArray(out, cJSON_CreateString(why));
+	}
+	snprintf(path, sizeof path, "cluster/%s/events.json", ns);
+	bundle_add_json(b, path, out);
+	cJSON_Delete(out);
+	cJSON_Delete(list);
+	list = NULL;
+	out = cJSON_CreateArray();
+	p = k8s_resource_path("", "v1", "pods", ns, NULL);
+	snprintf(path, sizeof path, "%s?limit=" BUNDLE_LIST_LIMIT, p);
+	free(p);
+	if (k8s_get(k, path, &list, &ke) == 0) {
+		cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(list, "items")) {
+			const cJSON *status = cJSON_GetObjectItemCaseSensitive(o, "status");
+			cJSON *e = cJSON_CreateObject();
+			cJSON_AddStringToObject(e, "name", json_path(o, "metadata", "name") ?: "");
+			cJSON_AddStringToObject(e, "node", json_path(o, "spec", "nodeName") ?: "");
+			cJSON_AddStringToObject(e, "phase", json_text(status, "phase") ?: "");
+			const cJSON *v;
+			if ((v = cJSON_GetObjectItemCaseSensitive(status, "conditions")))
+				cJSON_AddItemToObject(e, "conditions", cJSON_Duplicate(v, 1));
+			if ((v = cJSON_GetObjectItemCaseSensitive(status, "containerStatuses")))
+				cJSON_AddItemToObject(e, "containerStatuses", cJSON_Duplicate(v, 1));
+			cJSON_AddItemToArray(out, e);
+		}
+	} else {
+		k8s_error_describe(&ke, why, sizeof why);
+		cJSON_AddItemToArray(out, cJSON_CreateString(why));
+	}
+	snprintf(path, sizeof path, "cluster/%s/pods.json", ns);
+	bundle_add_json(b, path, out);
+	cJSON_Delete(out);
+	cJSON_Delete(list);
+}
+
+static int valid_namespace(const char *n)
+{
+	size_t len = strlen(n);
+
+	return len >= 1 && len <= 63 && strspn(n, "abcdefghijklmnopqrstuvwxyz0123456789-") == len && n[0] != '-' &&
+	       n[len - 1] != '-';
+}
+
+const char *job_diagnostics_run(struct job *job, char *err, size_t errlen)
+{
+	const cJSON *of = cJSON_GetObjectItemCaseSensitive(job->result, "of_job");
+	char id[24];
+	const char *params[] = { id };
+	struct bundle b = { 0 };
+	PGresult *res;
+	long long cluster_id;
+
+	if (!cJSON_IsNumber(of)) {
+		snprintf(err, errlen, "a diagnostics job names the job it is about (result.of_job)");
+		return "failed";
+	}
+	snprintf(id, sizeof id, "%lld", (long long)of->valuedouble);
+	/* the job, and the namespaces involved: the backup's, mapped by a restore plan's map */
+	res = job_query(job, "SELECT row_to_json(j)::text, coalesce(j.cluster_id, 0), "
+			"coalesce((SELECT json_agg(coalesce(rp.namespace_map->>n, n)) FROM unnest(coalesce(b.namespaces, "
+			"bp.namespaces, mp.namespaces)) n), '[]')::text "
+			"FROM jobs j LEFT JOIN backups b ON b.id = j.backup_id LEFT JOIN backup_plans bp ON bp.id = j.backup_plan_id "
+			"LEFT JOIN migration_plans mp ON mp.id = j.migration_plan_id LEFT JOIN restore_plans rp ON rp.id = j.restore_plan_id "
+			"WHERE j.id = $1", 1, params, err, errlen);
+	if (!res || PQntuples(res) != 1) {
+		if (res)
+			snprintf(err, errlen, "job %s no longer exists", id);
+		PQclear(res);
+		return "failed";
+	}
+	cJSON *row = cJSON_Parse(PQgetvalue(res, 0, 0)), *namespaces = cJSON_Parse(PQgetvalue(res, 0, 2));
+	cluster_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	b.a = archive_write_new();
+	archive_write_add_filter_gzip(b.a);
+	archive_write_set_format_pax_restricted(b.a);
+	archive_write_open(b.a, &b, NULL, bundle_write, NULL);
+	bundle_add_json(&b, "job.json", row);
+	cJSON_Delete(row);
+	res = job_query(job, "SELECT string_agg(to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') || ' ' || level || "
+			"' ' || message, E'\\n' ORDER BY id) FROM job_logs WHERE job_id = $1", 1, params, err, errlen);
+	if (res && PQntuples(res) == 1)
+		bundle_add(&b, "log.txt", PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)));
+	PQclear(res);
+	res = job_query(job, "SELECT coalesce(json_agg(json_build_object('group', api_group, 'resource', resource, "
+			"'namespace', namespace, 'name', name, 'result', action, 'message', message) ORDER BY id), '[]')::text "
+			"FROM job_items WHERE job_id = $1", 1, params, err, errlen);
+	if (res && PQntuples(res) == 1)
+		bundle_add(&b, "items.json", PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)));
+	PQclear(res);
+	static const char readme[] =
+		"Stowage diagnostics bundle\n\n"
+		"job.json       the job's row: kind, state, phase, error, result (phases, counts, hooks)\n"
+		"log.txt        the job's log\n"
+		"items.json     every object's result\n"
+		"cluster/<ns>/  events and pod statuses of each namespace the job involved, read when the bundle was made\n\n"
+		"No Secret is read. The runner process's own log lines are on its host: grep \"job <id>\" there.\n";
+	bundle_add(&b, "README.txt", readme, sizeof readme - 1);
+	if (cluster_id && cJSON_GetArraySize(namespaces) > 0) {
+		char name[128];
+		struct k8s_client *k = job_cluster_client(job, cluster_id, name, sizeof name, err, errlen);
+		const cJSON *n;
+		if (k) {
+			cJSON_ArrayForEach(n, namespaces)
+				if (cJSON_IsString(n) && valid_namespace(n->valuestring))
+					bundle_add_cluster(&b, k, n->valuestring);
+			k8s_client_free(k);
+		} else {
+			bundle_add(&b, "cluster/unreachable.txt", err, strlen(err));
+		}
+	}
+	cJSON_Delete(namespaces);
+	if (archive_write_close(b.a) != ARCHIVE_OK)
+		b.failed = 1;
+	archive_write_free(b.a);
+	if (b.failed) {
+		snprintf(err, errlen, "the bundle grew past %u bytes, or could not be written", BUNDLE_MAX);
+		strbuf_release(&b.out);
+		return "failed";
+	}
+	struct strbuf hex = STRBUF_INIT;
+	strbuf_addstr(&hex, "\\x");
+	for (size_t i = 0; i < b.out.len; i++)
+		strbuf_addf(&hex, "%02x", (unsigned char)b.out.buf[i]);
+	const char *iparams[] = { id, hex.buf };
+	int rc = job_exec(job, "INSERT INTO job_bundles (job_id, data) VALUES ($1, $2::bytea)", 2, iparams, err, errlen);
+	cJSON_DeleteItemFromObjectCaseSensitive(job->result, "bundle_bytes");
+	cJSON_AddNumberToObject(job->result, "bundle_bytes", (double)b.out.len);
+	if (rc == 0)
+		job_log(job, "info", "diagnostics bundle of job %s: %zu bytes", id, b.out.len);
+	strbuf_release(&hex);
+	strbuf_release(&b.out);
+	return rc == 0 ? "succeeded" : "failed";
+}

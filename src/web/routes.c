@@ -79,6 +79,8 @@ const struct route web_routes[] = {
 	{ "GET", "/jobs/:id", page_job, 0 },
 	{ "GET", "/jobs/:id/log.txt", page_job_log, 0 },
 	{ "POST", "/jobs/:id/cancel", page_job_cancel, ROUTE_OPERATOR },
+	{ "POST", "/jobs/:id/diagnostics", page_job_diagnostics, ROUTE_OPERATOR },
+	{ "GET", "/jobs/:id/diagnostics.tar.gz", page_job_diagnostics_download, 0 },
 	{ "GET", "/hooks", page_hooks, 0 },
 	{ "GET", "/hooks/new", page_hook_new, ROUTE_OPERATOR },
 	{ "POST", "/hooks", page_hook_create, ROUTE_OPERATOR },

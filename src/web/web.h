@@ -103,6 +103,8 @@ void response_flash(struct request *r, const char *message);
 void respond_form_errors(struct request *r, const char *page, cJSON *view);
 /* text as text/plain; with a filename, as an attachment of that name (letters, digits, '.', '-'). */
 void respond_text(struct request *r, const char *filename, const char *text, size_t len);
+/* bytes of content_type (a constant of the caller's) as an attachment of that filename. */
+void respond_file(struct request *r, const char *content_type, const char *filename, const void *data, size_t len);
 
 /* session.c */
 int session_load(struct request *r);
@@ -277,6 +279,8 @@ void page_backup_verify(struct request *r);
 void page_job(struct request *r);
 void page_job_log(struct request *r);
 void page_job_cancel(struct request *r);
+void page_job_diagnostics(struct request *r);
+void page_job_diagnostics_download(struct request *r);
 void page_hooks(struct request *r);
 void page_hook_new(struct request *r);
 void page_hook_create(struct request *r);

@@ -5,7 +5,10 @@ everything the backup owns (metadata first, mover snapshots, VolumeSnapshots and
 contents, objects, then the row) through the runner's delete_backup job, which retention uses
 too; a delete that fails halfway leaves the backup 'deleting' (never offered) and resumes; the
 prune that follows frees the volume data's packs in MinIO and the repository page says how much."""
+import base64
+import io
 import json
+import tarfile
 import os
 import re
 import subprocess
@@ -283,6 +286,36 @@ def test_restore_only_the_chosen_types_and_objects(tenant, testenv, backed_up):
                          (int(r.headers["Location"].rsplit("/", 1)[1]),))
     assert any(m.startswith("not chosen") for (m,) in skipped), skipped
     kubectl(testenv, "source", "delete", "namespace", ns, "--wait=false")
+
+
+def test_diagnostics_bundle_of_a_job(tenant, testenv, backed_up):
+    c = tenant.client
+    job_id = backed_up["job_id"]
+    assert c.get(f"/jobs/{job_id}/diagnostics.tar.gz").status_code == 404
+    r = c.post(f"/jobs/{job_id}/diagnostics", {})
+    assert r.status_code == 303, r.text[:300]
+    diag = wait_job(tenant, int(r.headers["Location"].rsplit("/", 1)[1]))
+    assert diag["state"] == "succeeded", diag["error"]
+    r = c.get(f"/jobs/{job_id}/diagnostics.tar.gz")
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/gzip"
+    assert f'filename="job-{job_id}-diagnostics.tar.gz"' in r.headers["Content-Disposition"]
+    with tarfile.open(fileobj=io.BytesIO(r.content), mode="r:gz") as tar:
+        files = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    assert {"job.json", "log.txt", "items.json", "README.txt", f"cluster/{FIXTURE_NS}/events.json",
+            f"cluster/{FIXTURE_NS}/pods.json"} <= set(files), sorted(files)
+    assert json.loads(files["job.json"])["id"] == job_id
+    assert "archive and resource list uploaded" in files["log.txt"].decode()
+    assert any(i["resource"] == "deployments" for i in json.loads(files["items.json"]))
+    pods = json.loads(files[f"cluster/{FIXTURE_NS}/pods.json"])
+    assert pods and all("phase" in p for p in pods)
+    # never a Secret's data (the fixture's password, plain or base64)
+    password = base64.b64decode(json.loads(kubectl(testenv, "source", "-n", FIXTURE_NS, "get", "secret",
+                                                   "wordpress-secret", "-o", "json").stdout)["data"]["WORDPRESS_DB_PASSWORD"])
+    assert password == b"fixture-db-password"
+    assert all(password not in data and base64.b64encode(password) not in data for data in files.values())
+    other = Client(tenant.stack)
+    other.signup(unique("Nosy Org "), unique("nosy") + "@example.test")
+    assert other.get(f"/jobs/{job_id}/diagnostics.tar.gz").status_code == 404
 
 
 def test_a_deleted_plans_backup_stays_listed_and_restorable(tenant, testenv, backed_up):
