@@ -12,8 +12,6 @@
 #include "cron.h"
 #include "db.h"
 #include "log.h"
-#include "repository.h"
-#include "secret_store.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -35,8 +33,6 @@ struct scheduler {
 	PGconn *db;
 	long verify_interval_s;		/* 0: no scheduled verification */
 	long verify_parts;
-	struct secret_keyring keyring;
-	struct net_allow allowed_networks;
 	long stale_after_s;
 };
 
@@ -316,17 +312,11 @@ int main(int argc, char **argv)
 	    config_get_int(&cfg, "verify_share_parts", 4, 1, 256, &s.verify_parts, err, sizeof err) < 0)
 		log_fatal("%s: %s", config_path, err);
 	s.verify_interval_s = days * 86400;
+	/* The scheduler reaches no tenant's server (retention queues the runner's delete jobs), so
+	 * it loads no master key and needs no allowed networks. */
 	const char *url = config_get(&cfg, "scheduler_database_url", NULL);
-	const char *key_file = config_get(&cfg, "master_key_file", NULL);
-	if (!url || !key_file)
-		log_fatal("%s: scheduler_database_url (the scheduler's own database role) and master_key_file must be set",
-			  config_path);
-	if (secret_keyring_load(key_file, &s.keyring, err, sizeof err) < 0)
-		log_fatal("%s", err);
-	if (net_allow_parse(config_get(&cfg, "allowed_networks", ""), &s.allowed_networks, err, sizeof err) < 0)
-		log_fatal("%s: allowed_networks: %s", config_path, err);
-	if (net_allow_opt_in(&s.allowed_networks, config_get(&cfg, "allowed_private_networks", ""), err, sizeof err) < 0)
-		log_fatal("%s: allowed_private_networks: %s", config_path, err);
+	if (!url)
+		log_fatal("%s: scheduler_database_url (the scheduler's own database role) must be set", config_path);
 	s.db = db_connect(url, "stowage-scheduler", err, sizeof err);
 	if (!s.db)
 		log_fatal("%s", err);
