@@ -4,7 +4,7 @@
 #define STOWAGE_AUDIT_H
 
 #include <stddef.h>
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 #include <libpq-fe.h>
 
 /* action is "noun.verb" (cluster.create, member.invite); detail may be NULL. Never put a secret

@@ -1,10 +1,10 @@
 #include "cron.h"
+#include "time_zone.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char *const month_names[] = { "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec" };
 static const char *const day_names[] = { "sun", "mon", "tue", "wed", "thu", "fri", "sat" };
@@ -176,16 +176,11 @@ int cron_preset(const char *kind, const char *at, int weekday, char *out, size_t
 
 int cron_valid_time_zone(const char *tz)
 {
-	char path[512];
-	struct stat st;
+	char err[200];
+	struct time_zone *z = time_zone_load(tz, err, sizeof err);
 
-	if (strcmp(tz, "UTC") == 0)
-		return 1;
-	if (!*tz || tz[0] == '/' || strstr(tz, "..") || strlen(tz) > 64 ||
-	    strspn(tz, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+-") != strlen(tz))
-		return 0;
-	snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", tz);
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+	time_zone_free(z);
+	return z != NULL;
 }
 
 static int day_matches(const struct cron_spec *s, const struct tm *tm)
@@ -199,27 +194,24 @@ static int day_matches(const struct cron_spec *s, const struct tm *tm)
 	return dom && dow;
 }
 
-static void set_tz(const char *tz)
-{
-	setenv("TZ", tz && *tz ? tz : "UTC", 1);
-	tzset();
-}
-
 time_t cron_next(const struct cron_spec *spec, const char *tz, time_t after)
 {
-	char *saved = getenv("TZ") ? strdup(getenv("TZ")) : NULL;
+	char err[200];
+	struct time_zone *z = time_zone_load(tz && *tz ? tz : "UTC", err, sizeof err);
 	time_t start = after - after % 60 + 60, found = -1;
 	struct tm day;
 
-	set_tz(tz);
-	localtime_r(&start, &day);
-	day.tm_hour = 12;	/* walk the calendar at noon: no daylight-saving change is near */
-	day.tm_min = day.tm_sec = 0;
+	if (!z)
+		return -1;
+	time_zone_local(z, start, &day, NULL, NULL);
 	for (int i = 0; i < 5 * 366 && found < 0; i++) {
 		struct tm d = day;
 		d.tm_mday += i;
-		d.tm_isdst = -1;
-		if (mktime(&d) < 0 || !day_matches(spec, &d))
+		d.tm_hour = 12;
+		d.tm_min = d.tm_sec = 0;
+		time_t noon = timegm(&d);	/* calendar arithmetic only: the date and weekday of day + i */
+		gmtime_r(&noon, &d);
+		if (!day_matches(spec, &d))
 			continue;
 		for (int h = 0; h < 24 && found < 0; h++) {
 			if (!((spec->hours >> h) & 1))
@@ -230,9 +222,7 @@ time_t cron_next(const struct cron_spec *spec, const char *tz, time_t after)
 				struct tm t = d;
 				t.tm_hour = h;
 				t.tm_min = m;
-				t.tm_sec = 0;
-				t.tm_isdst = -1;
-				time_t ts = mktime(&t);
+				time_t ts = time_zone_instant(z, &t);
 				if (ts >= start) {
 					found = ts;
 					break;
@@ -240,12 +230,6 @@ time_t cron_next(const struct cron_spec *spec, const char *tz, time_t after)
 			}
 		}
 	}
-	if (saved) {
-		set_tz(saved);
-		free(saved);
-	} else {
-		unsetenv("TZ");
-		tzset();
-	}
+	time_zone_free(z);
 	return found;
 }

@@ -29,7 +29,7 @@ int cron_preset(const char *kind, const char *at, int weekday, char *out, size_t
 /* Whether tz names a time zone this machine knows ("UTC", "Europe/Paris", "Asia/Shanghai"). */
 int cron_valid_time_zone(const char *tz);
 /* The first time strictly after `after` that matches, in time zone tz; -1 when none within five
- * years (an expression like "0 0 30 2 *"). Not thread-safe: it switches TZ. */
+ * years (an expression like "0 0 30 2 *") or when tz is not a time zone. */
 time_t cron_next(const struct cron_spec *spec, const char *tz, time_t after);
 
 #endif

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 
 #include "http_parse.h"
 

@@ -4,7 +4,7 @@
 
 #include "k8s_client.h"
 
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 #include <stddef.h>
 
 /* Appends to conflicts (an array of sentences) every reason namespace ns of src cannot move to

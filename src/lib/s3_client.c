@@ -45,6 +45,7 @@ struct s3_req {
 	const void *body;
 	size_t body_len;
 	const char *range;
+	const char *if_match;			/* an ETag: the object must still be that one */
 	struct strbuf *mem;
 	size_t mem_cap;
 	s3_write_fn write;
@@ -366,7 +367,7 @@ static void s3_md5_base64(const void *data, size_t len, char out[32])
 static struct curl_slist *s3_headers(const struct s3_client *c, const struct s3_req *q, const char *path,
 				     const char *payload_hash, const char *md5, struct s3_error *err)
 {
-	struct sigv4_pair h[5];
+	struct sigv4_pair h[6];
 	size_t nh = 0;
 	char date[17];
 	struct sigv4_signature sig;
@@ -381,6 +382,8 @@ static struct curl_slist *s3_headers(const struct s3_client *c, const struct s3_
 		h[nh++] = (struct sigv4_pair){ "content-md5", md5 };
 	if (q->range)
 		h[nh++] = (struct sigv4_pair){ "range", q->range };
+	if (q->if_match)
+		h[nh++] = (struct sigv4_pair){ "if-match", q->if_match };
 	struct sigv4_request sr = {
 		.method = q->method, .path = path, .query = q->query, .nquery = q->nquery,
 		.headers = h, .nheaders = nh, .payload_sha256 = payload_hash, .amz_date = date,
@@ -650,10 +653,149 @@ int s3_get_mem(struct s3_client *c, const char *key, size_t cap, struct strbuf *
 	return rc;
 }
 
+/* A whole object larger than two parts is read as parallel ranged GETs, S3_DOWNLOAD_THREADS
+ * at a time, each part into a buffer of its own and handed to the caller in order: memory is
+ * bounded by threads * part size, a failed part is retried alone (a stream already handed on
+ * cannot be), and every part names the ETag that HEAD saw, so an object replaced meanwhile
+ * fails the read instead of mixing two versions. Its data is not checked against the ETag's
+ * MD5 (that needs one stream): what Stowage reads this way is sealed (repo_seal.h), and the
+ * seal authenticates every byte. */
+#define S3_DOWNLOAD_PART (8L << 20)
+#define S3_DOWNLOAD_THREADS 4
+
+struct s3_download_slot {
+	struct strbuf data;
+	int64_t part;			/* which part the slot holds or fetches; -1 free */
+	int ready;
+};
+
+struct s3_download {
+	struct s3_client *c;
+	const char *key;
+	char etag[128];
+	int64_t size, nparts;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int64_t next_fetch, next_deliver;
+	struct s3_download_slot slots[S3_DOWNLOAD_THREADS];
+	int failed;
+	struct s3_error err;		/* the first failure */
+};
+
+static int s3_download_part(struct s3_download *d, CURL *h, struct s3_download_slot *slot, struct s3_error *err)
+{
+	int64_t from = slot->part * S3_DOWNLOAD_PART;
+	int64_t len = d->size - from < S3_DOWNLOAD_PART ? d->size - from : S3_DOWNLOAD_PART;
+	char range[64];
+	struct s3_req q = { .method = "GET", .key = d->key, .range = range, .if_match = d->etag,
+			    .mem = &slot->data, .mem_cap = (size_t)len };
+	struct s3_resp r = { .reply = STRBUF_INIT };
+	int rc;
+
+	snprintf(range, sizeof range, "bytes=%lld-%lld", (long long)from, (long long)(from + len - 1));
+	memset(err, 0, sizeof *err);
+	snprintf(err->bucket, sizeof err->bucket, "%s", d->c->bucket);
+	rc = s3_perform(d->c, h, &q, &r, err);
+	if (rc < 0 && r.status == 412)
+		s3_set_error(err, "PreconditionFailed", "%s was replaced while it was being read", d->key);
+	else if (rc == 0 && slot->data.len != (size_t)len) {
+		s3_set_error(err, "MalformedReply", "%s: bytes %lld-%lld: %zu bytes came instead of %lld", d->key,
+			     (long long)from, (long long)(from + len - 1), slot->data.len, (long long)len);
+		rc = -1;
+	}
+	strbuf_release(&r.reply);
+	return rc;
+}
+
+static void *s3_download_worker(void *arg)
+{
+	struct s3_download *d = arg;
+	CURL *h = curl_easy_init();
+
+	pthread_mutex_lock(&d->mu);
+	for (;;) {
+		/* a part is fetched only when its slot has been handed on: at most one part per slot */
+		while (!d->failed && d->next_fetch < d->nparts && d->next_fetch >= d->next_deliver + S3_DOWNLOAD_THREADS)
+			pthread_cond_wait(&d->cv, &d->mu);
+		if (d->failed || d->next_fetch >= d->nparts || !h)
+			break;
+		struct s3_download_slot *slot = &d->slots[d->next_fetch % S3_DOWNLOAD_THREADS];
+		struct s3_error err;
+		slot->part = d->next_fetch++;
+		slot->ready = 0;
+		pthread_mutex_unlock(&d->mu);
+		int rc = s3_download_part(d, h, slot, &err);
+		pthread_mutex_lock(&d->mu);
+		if (rc < 0 && !d->failed) {
+			d->failed = 1;
+			d->err = err;
+		}
+		slot->ready = rc == 0;
+		pthread_cond_broadcast(&d->cv);
+	}
+	if (!h && !d->failed) {
+		d->failed = 1;
+		s3_set_error(&d->err, "Local", "%s", "cannot make a connection handle");
+	}
+	pthread_cond_broadcast(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+	curl_easy_cleanup(h);
+	return NULL;
+}
+
+static int s3_download_run(struct s3_download *d, s3_write_fn fn, void *ud, struct s3_error *err)
+{
+	pthread_t tid[S3_DOWNLOAD_THREADS];
+	int nthreads = 0, rc = 0;
+
+	for (int i = 0; i < S3_DOWNLOAD_THREADS; i++) {
+		d->slots[i].data = (struct strbuf)STRBUF_INIT;
+		d->slots[i].part = -1;
+	}
+	for (; nthreads < S3_DOWNLOAD_THREADS; nthreads++)
+		if (pthread_create(&tid[nthreads], NULL, s3_download_worker, d) != 0)
+			break;
+	pthread_mutex_lock(&d->mu);
+	if (nthreads == 0) {
+		d->failed = 1;
+		s3_set_error(&d->err, "Local", "%s", "cannot start download threads");
+	}
+	while (!d->failed && d->next_deliver < d->nparts) {
+		struct s3_download_slot *slot = &d->slots[d->next_deliver % S3_DOWNLOAD_THREADS];
+		if (slot->part != d->next_deliver || !slot->ready) {
+			pthread_cond_wait(&d->cv, &d->mu);
+			continue;
+		}
+		pthread_mutex_unlock(&d->mu);
+		int stop = fn(slot->data.buf, slot->data.len, ud);
+		pthread_mutex_lock(&d->mu);
+		strbuf_reset(&slot->data);
+		slot->ready = 0;
+		slot->part = -1;
+		if (stop && !d->failed) {
+			d->failed = 1;
+			s3_set_error(&d->err, "Stopped", "%s", "stopped by the caller");
+		}
+		d->next_deliver++;
+		pthread_cond_broadcast(&d->cv);
+	}
+	pthread_mutex_unlock(&d->mu);
+	for (int i = 0; i < nthreads; i++)
+		pthread_join(tid[i], NULL);
+	for (int i = 0; i < S3_DOWNLOAD_THREADS; i++)
+		strbuf_release(&d->slots[i].data);
+	if (d->failed) {
+		*err = d->err;
+		rc = -1;
+	}
+	return rc;
+}
+
 int s3_get_stream(struct s3_client *c, const char *key, int64_t offset, int64_t length,
 		  s3_write_fn fn, void *ud, struct s3_error *err)
 {
 	struct s3_req q = { .method = "GET", .key = key, .write = fn, .write_ud = ud };
+	struct s3_download d = { .c = c, .key = key };
 	struct s3_resp r;
 	char range[64];
 	int rc;
@@ -671,6 +813,17 @@ int s3_get_stream(struct s3_client *c, const char *key, int64_t offset, int64_t 
 			snprintf(range, sizeof range, "bytes=%lld-", (long long)offset);
 		q.range = range;
 	} else {
+		if (s3_head(c, key, &d.size, d.etag, sizeof d.etag, err) < 0)
+			return -1;
+		if (d.size > 2 * S3_DOWNLOAD_PART && d.etag[0]) {
+			d.nparts = (d.size + S3_DOWNLOAD_PART - 1) / S3_DOWNLOAD_PART;
+			pthread_mutex_init(&d.mu, NULL);
+			pthread_cond_init(&d.cv, NULL);
+			rc = s3_download_run(&d, fn, ud, err);
+			pthread_mutex_destroy(&d.mu);
+			pthread_cond_destroy(&d.cv);
+			return rc;
+		}
 		q.check_md5 = 1;
 	}
 	rc = s3_do(c, &q, &r, err);

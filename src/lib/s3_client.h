@@ -68,8 +68,10 @@ int s3_head(struct s3_client *c, const char *key, int64_t *size, char *etag, siz
 /* The whole object into out (reset first); fails with code "TooLarge" past cap bytes. */
 int s3_get_mem(struct s3_client *c, const char *key, size_t cap, struct strbuf *out,
 	       struct s3_error *err);
-/* Bytes [offset, offset + length) (length -1: to the end) streamed to fn. A whole-object read
- * of a single-part object is checked against its ETag (MD5): "BadDigest" on mismatch. */
+/* Bytes [offset, offset + length) (length -1: to the end) streamed to fn, in order. A whole
+ * object over 16 MiB is read by parallel ranged GETs of the version HEAD saw ("PreconditionFailed"
+ * if it is replaced meanwhile); a smaller one in one stream, checked against its ETag (MD5) when
+ * that is one: "BadDigest" on mismatch. */
 int s3_get_stream(struct s3_client *c, const char *key, int64_t offset, int64_t length,
 		  s3_write_fn fn, void *ud, struct s3_error *err);
 int s3_put_mem(struct s3_client *c, const char *key, const void *data, size_t len,

@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 
 #include "strbuf.h"
 

@@ -10,7 +10,7 @@
 #include "s3_client.h"
 #include "secret_store.h"
 
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 #include <libpq-fe.h>
 #include <stdint.h>
 #include <time.h>
@@ -103,6 +103,7 @@ struct restore_spec {
 	int keep_default_class;		/* keep their is-default-class annotation */
 	int restore_completed_jobs;	/* recreate Jobs that had finished (they run again) */
 	const cJSON *selection;		/* what of the backup: types in/out, label selector, objects; NULL: all */
+	const char *resource_modifiers;	/* the plan's rules (resource_modifier.h), or NULL */
 };
 
 /* What a backup backs up: a backup plan's row, or what a migration decides (plan_id 0). */

@@ -20,6 +20,7 @@
 #include "strbuf.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,8 @@ struct backup_plan {
 	long retention_days;
 	cJSON *volume_methods;		/* {"ns/pvc": "filesystem" | "snapshot"} */
 	cJSON *hooks;			/* array */
+	cJSON *include_resources;	/* patterns "resource[.group]" with shell wildcards; empty: all */
+	cJSON *exclude_resources;	/* patterns never backed up */
 };
 
 struct backup_run {
@@ -221,7 +224,8 @@ static int plan_load(struct backup_run *r)
 
 	snprintf(id, sizeof id, "%lld", r->job->backup_plan_id);
 	res = job_query(r->job, "SELECT name, cluster_id, repository_id, array_to_json(namespaces)::text, label_selector, "
-			"retention_days, volume_methods::text, hooks::text FROM backup_plans WHERE id = $1",
+			"retention_days, volume_methods::text, hooks::text, array_to_json(include_resources)::text, "
+			"array_to_json(exclude_resources)::text FROM backup_plans WHERE id = $1",
 			1, params, r->err, r->errlen);
 	if (!res)
 		return -1;
@@ -239,8 +243,11 @@ static int plan_load(struct backup_run *r)
 	p->retention_days = strtol(PQgetvalue(res, 0, 5), NULL, 10);
 	p->volume_methods = cJSON_Parse(PQgetvalue(res, 0, 6));
 	p->hooks = cJSON_Parse(PQgetvalue(res, 0, 7));
+	p->include_resources = cJSON_Parse(PQgetvalue(res, 0, 8));
+	p->exclude_resources = cJSON_Parse(PQgetvalue(res, 0, 9));
 	PQclear(res);
-	if (!cJSON_IsArray(p->namespaces) || !cJSON_IsObject(p->volume_methods) || !cJSON_IsArray(p->hooks)) {
+	if (!cJSON_IsArray(p->namespaces) || !cJSON_IsObject(p->volume_methods) || !cJSON_IsArray(p->hooks) ||
+	    !cJSON_IsArray(p->include_resources) || !cJSON_IsArray(p->exclude_resources)) {
 		snprintf(r->err, r->errlen, "backup plan %s: its stored namespaces, volume methods or hooks are malformed", p->name);
 		return -1;
 	}
@@ -252,6 +259,8 @@ static void plan_free(struct backup_plan *p)
 	cJSON_Delete(p->namespaces);
 	cJSON_Delete(p->volume_methods);
 	cJSON_Delete(p->hooks);
+	cJSON_Delete(p->include_resources);
+	cJSON_Delete(p->exclude_resources);
 	free(p->label_selector);
 }
 
@@ -299,8 +308,8 @@ static int backup_row_create(struct backup_run *r)
 /* ---- hooks ---- */
 
 /* The plan's hooks of one phase ("pre-backup" before anything is read, "post-backup" once
- * everything is read, e.g. to resume a quiesced database): scoped to the plan's first
- * namespace, with the others granted. A failing hook whose on_failure is "fail" fails the job. */
+ * everything is read, e.g. to resume a quiesced database): run in each of the plan's
+ * namespaces, with the others granted. A failing hook whose on_failure is "fail" fails the job. */
 static int hooks_run(struct backup_run *r, const char *phase)
 {
 	cJSON *context;
@@ -317,7 +326,7 @@ static int hooks_run(struct backup_run *r, const char *phase)
 	cJSON_AddStringToObject(context, "backup", r->name);
 	cJSON_AddStringToObject(context, "source_namespace", first->valuestring);
 	cJSON_AddItemToObject(context, "namespaces", cJSON_Duplicate(r->plan.namespaces, 1));
-	rc = job_run_hooks(r->job, phase, r->plan.hooks, r->k8s, first->valuestring, context, r->err, r->errlen);
+	rc = job_run_hooks(r->job, phase, r->plan.hooks, r->k8s, context, r->err, r->errlen);
 	cJSON_Delete(context);
 	phase_end(r, rc < 0 ? "failed" : "succeeded");
 	return rc;
@@ -335,9 +344,28 @@ static int type_is_noise(const struct k8s_resource_type *t)
 	       strcmp(t->group, "metrics.k8s.io") == 0;
 }
 
-static int type_is_listed(const struct k8s_resource_type *t)
+static int type_matches(const cJSON *patterns, const struct k8s_resource_type *t)
 {
-	return t->namespaced && (t->verbs & K8S_VERB_LIST) && !type_is_noise(t);
+	struct strbuf gr = STRBUF_INIT;
+	const cJSON *p;
+	int found = 0;
+
+	strbuf_addstr(&gr, t->plural);
+	if (*t->group)
+		strbuf_addf(&gr, ".%s", t->group);
+	cJSON_ArrayForEach(p, patterns)
+		found |= cJSON_IsString(p) && fnmatch(p->valuestring, gr.buf, 0) == 0;
+	strbuf_release(&gr);
+	return found;
+}
+
+/* Whether the plan backs up objects of type t: namespaced, listable, not noise, included
+ * (every type when the plan includes none) and not excluded. */
+static int type_is_listed(const struct backup_plan *p, const struct k8s_resource_type *t)
+{
+	return t->namespaced && (t->verbs & K8S_VERB_LIST) && !type_is_noise(t) &&
+	       (cJSON_GetArraySize(p->include_resources) == 0 || type_matches(p->include_resources, t)) &&
+	       !type_matches(p->exclude_resources, t);
 }
 
 static int discover(struct backup_run *r)
@@ -354,7 +382,7 @@ static int discover(struct backup_run *r)
 	}
 	r->type_found = xcalloc(r->types.n ? r->types.n : 1, 1);
 	for (size_t i = 0; i < r->types.n; i++)
-		listed += type_is_listed(&r->types.items[i]);
+		listed += type_is_listed(&r->plan, &r->types.items[i]);
 	job_log(r->job, "info", "cluster %s serves %zu resource types; %ld namespaced ones are backed up",
 		r->cluster_name, r->types.n, listed);
 	return phase_close(r, 0);
@@ -606,7 +634,7 @@ static int backup_namespace(struct backup_run *r, const char *ns)
 	if (backup_cluster_object(r, "", "namespaces", ns, 0) < 0)
 		return -1;
 	for (size_t i = 0; i < r->types.n; i++) {
-		if (!type_is_listed(&r->types.items[i]))
+		if (!type_is_listed(&r->plan, &r->types.items[i]))
 			continue;
 		if (backup_type(r, &r->types.items[i], ns) < 0)
 			return -1;
@@ -667,7 +695,6 @@ static int backup_resources(struct backup_run *r)
 	return rc;
 }
 
-/* Placeholder of the data mover: records each claim and how its data is to be copied. */
 /* Each claim's data by its method (job_volumes.h). A volume that fails leaves the backup
  * partially failed: its resources and the other volumes are still good. */
 static int backup_volumes(struct backup_run *r)
@@ -677,12 +704,18 @@ static int backup_volumes(struct backup_run *r)
 	char err[1024];
 	const cJSON *ns;
 
+	const struct k8s_resource_type *claims = k8s_resource_find(&r->types, "", "persistentvolumeclaims");
+	if (claims && !type_is_listed(&r->plan, claims)) {
+		job_log(r->job, "info", "volume data: not copied, as the plan leaves PersistentVolumeClaims out");
+		free(namespaces);
+		return 0;
+	}
 	phase_begin(r, "volumes");
 	cJSON_ArrayForEach(ns, r->plan.namespaces)
 		namespaces[i++] = ns->valuestring;
 	r->volume_data = cJSON_CreateArray();
-	if (job_backup_volumes(r->job, r->k8s, &r->repo, r->name, namespaces, n, r->plan.volume_methods,
-			       r->volume_data, err, sizeof err) < 0) {
+	if (job_backup_volumes(r->job, r->k8s, &r->repo, r->name, namespaces, n, r->plan.label_selector,
+			       r->plan.volume_methods, r->volume_data, err, sizeof err) < 0) {
 		r->failed++;
 		job_log(r->job, "error", "volume data: %s", err);
 	}
@@ -1117,5 +1150,7 @@ const char *job_backup_execute(struct job *job, const struct backup_spec *spec, 
 	p->retention_days = spec->retention_days;
 	p->volume_methods = spec->volume_methods ? cJSON_Duplicate(spec->volume_methods, 1) : cJSON_CreateObject();
 	p->hooks = spec->hooks ? cJSON_Duplicate(spec->hooks, 1) : cJSON_CreateArray();
+	p->include_resources = cJSON_CreateArray();
+	p->exclude_resources = cJSON_CreateArray();
 	return backup_execute(&r, cJSON_IsArray(p->namespaces));
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct hook_log {
 	struct job *job;
@@ -87,8 +88,8 @@ static long hook_now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-static void hook_record(struct job *job, const char *name, const char *phase, const char *state,
-			long duration_ms, cJSON *last_lines, const char *error)
+static void hook_record(struct job *job, const char *name, const char *phase, const char *ns, int attempts,
+			const char *state, long duration_ms, cJSON *last_lines, const char *error)
 {
 	cJSON *list, *h = cJSON_CreateObject();
 
@@ -101,11 +102,48 @@ static void hook_record(struct job *job, const char *name, const char *phase, co
 	}
 	cJSON_AddStringToObject(h, "name", name);
 	cJSON_AddStringToObject(h, "phase", phase);
+	cJSON_AddStringToObject(h, "namespace", ns);
+	cJSON_AddNumberToObject(h, "attempts", attempts);
 	cJSON_AddStringToObject(h, "state", state);
 	cJSON_AddNumberToObject(h, "duration_ms", (double)duration_ms);
 	cJSON_AddItemToObject(h, "log", last_lines);
 	cJSON_AddStringToObject(h, "error", error);
 	cJSON_AddItemToArray(list, h);
+}
+
+/* An entry's own policy: "timeout_s" (1..3600; never above the deployment's lua_time_limit_ms),
+ * "retries" (0..5, after 1, 2, 4, 8, 16 s) and "on_error" ("fail" or "continue", over what the
+ * script says). -1 with why when one is not of that form. */
+struct hook_policy {
+	long timeout_ms;	/* 0: the deployment's limit */
+	int retries;
+	const char *on_error;	/* NULL: the script's on_failure */
+};
+
+static int hook_policy_read(const cJSON *entry, int index, struct hook_policy *p, char *why, size_t whylen)
+{
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(entry, "timeout_s");
+	const cJSON *r = cJSON_GetObjectItemCaseSensitive(entry, "retries");
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(entry, "on_error");
+
+	memset(p, 0, sizeof *p);
+	if (t && (!cJSON_IsNumber(t) || t->valuedouble < 1 || t->valuedouble > 3600 || t->valuedouble != (long)t->valuedouble)) {
+		snprintf(why, whylen, "entry %d of the hook list: timeout_s must be a whole number of seconds from 1 to 3600",
+			 index + 1);
+		return -1;
+	}
+	if (r && (!cJSON_IsNumber(r) || r->valuedouble < 0 || r->valuedouble > 5 || r->valuedouble != (int)r->valuedouble)) {
+		snprintf(why, whylen, "entry %d of the hook list: retries must be a whole number from 0 to 5", index + 1);
+		return -1;
+	}
+	if (e && (!cJSON_IsString(e) || (strcmp(e->valuestring, "fail") != 0 && strcmp(e->valuestring, "continue") != 0))) {
+		snprintf(why, whylen, "entry %d of the hook list: on_error must be \"fail\" or \"continue\"", index + 1);
+		return -1;
+	}
+	p->timeout_ms = t ? (long)t->valuedouble * 1000 : 0;
+	p->retries = r ? (int)r->valuedouble : 0;
+	p->on_error = e ? e->valuestring : NULL;
+	return 0;
 }
 
 /* One entry of the list: 1 when it ran (or failed) and the job may go on, 0 when it is for
@@ -120,14 +158,17 @@ static int hook_run_entry(struct job *job, const char *phase, const cJSON *entry
 	const cJSON *params = cJSON_GetObjectItemCaseSensitive(entry, "params");
 	struct hook_log hl = { .job = job, .last = cJSON_CreateArray() };
 	struct lua_sandbox_result res = { 0 };
+	struct lua_sandbox_limits lim = *limits;
+	struct hook_policy policy = { 0 };
 	char *name = NULL, *source = NULL, chunk[80], why[600] = "";
 	long start = hook_now_ms();
-	int failed, stop;
+	int failed, stop, attempts = 0;
 
 	/* An entry that names its phase runs only there; one that does not runs at its plan's own
 	 * point (pre-backup for a backup plan, post-restore for a restore plan), never at
-	 * post-backup, which exists for hooks that undo a pre-backup step (resume a database). */
-	if (only ? strcmp(only, phase) != 0 : strcmp(phase, "post-backup") == 0) {
+	 * post-backup or pre-restore, which exist for hooks that ask for them (resume a quiesced
+	 * database; scale down what a restore will update). */
+	if (only ? strcmp(only, phase) != 0 : strcmp(phase, "post-backup") == 0 || strcmp(phase, "pre-restore") == 0) {
 		cJSON_Delete(hl.last);
 		return 0;
 	}
@@ -155,18 +196,34 @@ static int hook_run_entry(struct job *job, const char *phase, const cJSON *entry
 		source = NULL;
 	}
 	hl.name = name;
-	if (source) {
+	if (source && hook_policy_read(entry, index, &policy, res.error, sizeof res.error) < 0) {
+		free(source);
+		source = NULL;
+	}
+	if (policy.timeout_ms && policy.timeout_ms < lim.time_ms)
+		lim.time_ms = policy.timeout_ms;
+	for (int attempt = 0; source; attempt++) {
 		snprintf(chunk, sizeof chunk, "%.70s.lua", name);
-		job_log(job, "info", "hook %s: running at %s", name, phase);
-		hook_process_run(job->ctx->hook_path ? job->ctx->hook_path : "stowage-hook", k, scope, limits,
+		job_log(job, "info", "hook %s: running at %s in namespace %s%s", name, phase, scope->namespace,
+			attempt ? " again" : "");
+		memset(&res, 0, sizeof res);
+		hook_process_run(job->ctx->hook_path ? job->ctx->hook_path : "stowage-hook", k, scope, &lim,
 				 job_global, params, chunk, source, hook_log_line, &hl, &res, NULL);
+		attempts = attempt + 1;
+		if (res.ok || attempt >= policy.retries || job_cancel_requested(job))
+			break;
+		long delay_s = 1L << attempt;
+		job_log(job, "warning", "hook %s failed (attempt %d of %d): %s; trying again in %ld s", name, attempt + 1,
+			policy.retries + 1, res.error, delay_s);
+		sleep((unsigned)delay_s);
 	}
 	failed = !source || !res.ok;
-	stop = failed && !res.continue_on_failure;
+	stop = failed && (policy.on_error ? strcmp(policy.on_error, "continue") != 0 : !res.continue_on_failure);
 	if (failed)
 		job_log(job, stop ? "error" : "warning", "hook %s failed%s: %s", name,
-			stop ? "" : " (on_failure = \"continue\": the job goes on)", res.error);
-	hook_record(job, name, phase, !failed ? "succeeded" : stop ? "failed" : "continued",
+			stop ? "" : policy.on_error ? " (the plan's on_error = \"continue\": the job goes on)" :
+			" (on_failure = \"continue\": the job goes on)", res.error);
+	hook_record(job, name, phase, scope->namespace, attempts, !failed ? "succeeded" : stop ? "failed" : "continued",
 		    hook_now_ms() - start, hl.last, failed ? res.error : "");
 	if (stop)
 		snprintf(err, errlen, "hook %s failed at %s: %s", name, phase, res.error);
@@ -189,14 +246,14 @@ static const char **hook_granted(const cJSON *context)
 }
 
 int job_run_hooks(struct job *job, const char *phase, const cJSON *hooks, struct k8s_client *k,
-		  const char *namespace, const cJSON *context, char *err, size_t errlen)
+		  const cJSON *context, char *err, size_t errlen)
 {
 	struct lua_sandbox_limits limits;
-	struct lua_k8s_scope scope = { .client = k, .namespace = namespace };
+	struct lua_k8s_scope scope = { .client = k };
 	struct lua_k8s *lk;
 	cJSON *job_global;
-	const cJSON *entry;
-	int index = 0, rc = 0;
+	const cJSON *entry, *ns;
+	int rc = 0;
 
 	if (!cJSON_IsArray(hooks) || cJSON_GetArraySize(hooks) == 0)
 		return 0;
@@ -207,36 +264,51 @@ int job_run_hooks(struct job *job, const char *phase, const cJSON *hooks, struct
 	}
 	if (job_hooks_limits(job->ctx ? job->ctx->config_path : NULL, &limits, err, errlen) < 0)
 		return -1;
-	job_global = context ? cJSON_Duplicate(context, 1) : cJSON_CreateObject();
-	cJSON_DeleteItemFromObjectCaseSensitive(job_global, "phase");
-	cJSON_AddStringToObject(job_global, "phase", phase);
 	scope.granted = hook_granted(context);
-	lk = lua_k8s_new(&scope);
-	cJSON_ArrayForEach(entry, hooks) {
-		if (job_cancel_requested(job)) {
-			snprintf(err, errlen, "cancelled before hook %d at %s", index + 1, phase);
-			rc = -1;
-			break;
+	cJSON_ArrayForEach(ns, cJSON_GetObjectItemCaseSensitive(context, "namespaces")) {
+		int index = 0;
+		if (!cJSON_IsString(ns))
+			continue;
+		scope.namespace = ns->valuestring;
+		job_global = cJSON_Duplicate(context, 1);
+		cJSON_DeleteItemFromObjectCaseSensitive(job_global, "phase");
+		cJSON_AddStringToObject(job_global, "phase", phase);
+		cJSON_DeleteItemFromObjectCaseSensitive(job_global, "namespace");
+		cJSON_AddStringToObject(job_global, "namespace", ns->valuestring);
+		for (int i = 0; i < 2; i++) {
+			const char *key = i ? "target_namespace" : "source_namespace";
+			if (cJSON_GetObjectItemCaseSensitive(job_global, key))
+				cJSON_ReplaceItemInObjectCaseSensitive(job_global, key, cJSON_CreateString(ns->valuestring));
 		}
-		struct lua_sandbox_limits left = limits;
-		long start = hook_now_ms();
+		lk = lua_k8s_new(&scope);
+		cJSON_ArrayForEach(entry, hooks) {
+			if (job_cancel_requested(job)) {
+				snprintf(err, errlen, "cancelled before hook %d at %s", index + 1, phase);
+				rc = -1;
+				break;
+			}
+			struct lua_sandbox_limits left = limits;
+			long start = hook_now_ms();
 
-		if (job->hooks_ms >= JOB_HOOKS_JOB_TIME_MS) {
-			snprintf(err, errlen, "the job's hooks have used their %ld minutes in total; hook %d at %s "
-				 "does not run", JOB_HOOKS_JOB_TIME_MS / 60000, index + 1, phase);
-			rc = -1;
-			break;
+			if (job->hooks_ms >= JOB_HOOKS_JOB_TIME_MS) {
+				snprintf(err, errlen, "the job's hooks have used their %ld minutes in total; hook %d at %s "
+					 "does not run", JOB_HOOKS_JOB_TIME_MS / 60000, index + 1, phase);
+				rc = -1;
+				break;
+			}
+			if (left.time_ms > JOB_HOOKS_JOB_TIME_MS - job->hooks_ms)
+				left.time_ms = JOB_HOOKS_JOB_TIME_MS - job->hooks_ms;
+			rc = hook_run_entry(job, phase, entry, index++, lk, &scope, &left, job_global, err, errlen);
+			job->hooks_ms += hook_now_ms() - start;
+			if (rc < 0)
+				break;
+			rc = 0;
 		}
-		if (left.time_ms > JOB_HOOKS_JOB_TIME_MS - job->hooks_ms)
-			left.time_ms = JOB_HOOKS_JOB_TIME_MS - job->hooks_ms;
-		rc = hook_run_entry(job, phase, entry, index++, lk, &scope, &left, job_global, err, errlen);
-		job->hooks_ms += hook_now_ms() - start;
+		lua_k8s_free(lk);
+		cJSON_Delete(job_global);
 		if (rc < 0)
 			break;
-		rc = 0;
 	}
-	lua_k8s_free(lk);
 	free((void *)scope.granted);
-	cJSON_Delete(job_global);
 	return rc;
 }

@@ -9,7 +9,7 @@
 #include "job.h"
 #include "lua_sandbox.h"
 
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 #include <stddef.h>
 
 /* The defaults of lua_memory_limit, lua_instruction_limit and lua_time_limit_ms. */
@@ -23,16 +23,17 @@
 
 /* Runs hooks, a plan's array of {"hook_id": n} or {"inline": "...lua..."} entries, each with
  * optional "params" (an object, the script's global `params`) and "phase" (the entry runs only
- * at that phase). The scripts reach cluster k in namespace and in the namespaces listed in
- * context's "namespaces" array; their global `job` is context (plan, cluster,
- * source_namespace, target_namespace, backup, ...) with "phase" set to phase. Library hooks
- * are read by id within the job's organisation. Appends one entry per hook run to
- * job->result's "hooks" array: {name, phase, state (succeeded, failed, continued),
- * duration_ms, log (last lines), error}. Returns -1 with err when a hook failed and its
- * on_failure is "fail" (the default; later hooks do not run) or the job was cancelled, 0
+ * at that phase), once in each namespace of context's "namespaces" array, in order: each run's
+ * own namespace is that one, the others granted too. Their global `job` is context (plan,
+ * cluster, backup, namespaces, ...) with "phase" and "namespace" set, and source_namespace or
+ * target_namespace, when context has it, set to the run's namespace. Library hooks are read by
+ * id within the job's organisation. Appends one entry per hook run to job->result's "hooks"
+ * array: {name, phase, namespace, state (succeeded, failed, continued), duration_ms, log (last
+ * lines), error}. Returns -1 with err when a hook failed and its on_failure is "fail" (the
+ * default; nothing later runs, in this namespace or the next) or the job was cancelled, 0
  * otherwise (a failed hook with on_failure = "continue" leaves a warning in the log). */
 int job_run_hooks(struct job *job, const char *phase, const cJSON *hooks, struct k8s_client *k,
-		  const char *namespace, const cJSON *context, char *err, size_t errlen);
+		  const cJSON *context, char *err, size_t errlen);
 
 /* The hook limits of the configuration file at path (NULL: the defaults). */
 int job_hooks_limits(const char *config_path, struct lua_sandbox_limits *out, char *err, size_t errlen);

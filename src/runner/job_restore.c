@@ -24,6 +24,7 @@
 #include "repo_seal.h"
 #include "restore_order.h"
 #include "restore_transform.h"
+#include "resource_modifier.h"
 #include "strbuf.h"
 
 #include <errno.h>
@@ -130,6 +131,7 @@ struct restore_plan {
 	long long backup_cluster_id;	/* where the backup was taken (0: unknown) */
 	char backup_name[256];
 	long long repository_id;
+	struct resource_modifiers *modifiers;	/* the plan's rules, or NULL */
 };
 
 struct restore_run {
@@ -189,7 +191,7 @@ static int restore_spec_load(struct job *job, struct restore_spec *spec, char *e
 	snprintf(id, sizeof id, "%lld", job->restore_plan_id);
 	res = job_query(job, "SELECT target_cluster_id, namespace_map::text, storage_class_map::text, existing_policy, "
 			"hooks::text, reattach_volumes, volume_map::text, restore_storage_classes, keep_default_class, restore_completed_jobs, "
-			"selection::text FROM restore_plans WHERE id = $1", 1, params, err, errlen);
+			"resource_modifiers, selection::text FROM restore_plans WHERE id = $1", 1, params, err, errlen);
 	if (!res)
 		return -1;
 	if (PQntuples(res) != 1) {
@@ -208,7 +210,8 @@ static int restore_spec_load(struct job *job, struct restore_spec *spec, char *e
 	spec->restore_storage_classes = strcmp(PQgetvalue(res, 0, 7), "t") == 0;
 	spec->keep_default_class = strcmp(PQgetvalue(res, 0, 8), "t") == 0;
 	spec->restore_completed_jobs = strcmp(PQgetvalue(res, 0, 9), "t") == 0;
-	spec->selection = restore_json_column(res, 10);
+	spec->resource_modifiers = xstrdup(PQgetvalue(res, 0, 10));
+	spec->selection = restore_json_column(res, 11);
 	PQclear(res);
 	if (job->cluster_id && job->cluster_id != spec->target_cluster_id) {
 		snprintf(err, errlen, "the job's cluster (%lld) is not its restore plan's target cluster (%lld)",
@@ -224,6 +227,7 @@ static void restore_spec_free(struct restore_spec *spec)
 	cJSON_Delete((cJSON *)spec->storage_class_map);
 	cJSON_Delete((cJSON *)spec->hooks);
 	cJSON_Delete((cJSON *)spec->volume_map);
+	free((char *)spec->resource_modifiers);
 	cJSON_Delete((cJSON *)spec->selection);
 }
 
@@ -277,6 +281,15 @@ static int restore_plan_load(struct restore_run *run, const struct restore_spec 
 	    restore_map_check(p->storage_class_map, "restore plan: storage_class_map", 0, err, errlen) < 0 ||
 	    restore_volume_map_check(p->volume_map, err, errlen) < 0)
 		return -1;
+	if (spec->resource_modifiers && *spec->resource_modifiers) {
+		char why[400];
+		p->modifiers = resource_modifiers_parse(spec->resource_modifiers, strlen(spec->resource_modifiers), why,
+							sizeof why);
+		if (!p->modifiers) {
+			snprintf(err, errlen, "restore plan: %s", why);
+			return -1;
+		}
+	}
 
 	snprintf(id, sizeof id, "%lld", spec->backup_id);
 	res = job_query(job, "SELECT name, state, repository_id, coalesce(cluster_id, 0) FROM backups WHERE id = $1",
@@ -318,6 +331,7 @@ static void restore_plan_free(struct restore_plan *p)
 	cJSON_Delete(p->namespace_map);
 	cJSON_Delete(p->storage_class_map);
 	cJSON_Delete(p->hooks);
+	resource_modifiers_free(p->modifiers);
 }
 
 /* ---- restoring part of a backup ---- */
@@ -600,6 +614,21 @@ static int restore_note_node_ports(cJSON *svc, void *ud)
 	return 0;
 }
 
+static const char *restore_meta_str(const cJSON *obj, const char *key)
+{
+	const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), key));
+
+	return s ? s : "";
+}
+
+/* Orders objects by namespace, then name. */
+static int restore_meta_cmp(const cJSON *a, const cJSON *b)
+{
+	int c = strcmp(restore_meta_str(a, "namespace"), restore_meta_str(b, "namespace"));
+
+	return c ? c : strcmp(restore_meta_str(a, "name"), restore_meta_str(b, "name"));
+}
+
 /* What the target cluster holds that the transformation must know: the node ports its services
  * use, and its change-storage-class ConfigMap (Velero's convention, read once per restore). */
 static int restore_target_survey(struct restore_run *run, char *err, size_t errlen)
@@ -614,20 +643,29 @@ static int restore_target_survey(struct restore_run *run, char *err, size_t errl
 		snprintf(err, errlen, "listing the target cluster's services (for their node ports): %s", words);
 		return -1;
 	}
-	if (k8s_get(run->clients[0], "/api/v1/namespaces/velero/configmaps?labelSelector="
-		    "velero.io%2Fchange-storage-class%3DRestoreItemAction", &list, &ke) < 0) {
-		if (ke.http_status == 404)
+	/* Velero's convention labels the ConfigMap, in whatever namespace the cluster's admin keeps
+	 * it (the manual's own example uses its own); without the right to list every namespace's
+	 * ConfigMaps, namespace velero is read as before */
+	if (k8s_get(run->clients[0], "/api/v1/configmaps?limit=20&labelSelector="
+		    "velero.io%2Fchange-storage-class%3DRestoreItemAction", &list, &ke) < 0 &&
+	    (ke.http_status != 403 ||
+	     k8s_get(run->clients[0], "/api/v1/namespaces/velero/configmaps?limit=20&labelSelector="
+		     "velero.io%2Fchange-storage-class%3DRestoreItemAction", &list, &ke) < 0)) {
+		if (ke.http_status == 404 || ke.http_status == 403)
 			return 0;
 		k8s_error_describe(&ke, words, sizeof words);
 		snprintf(err, errlen, "reading the target cluster's change-storage-class ConfigMap: %s", words);
 		return -1;
 	}
-	const cJSON *items = cJSON_GetObjectItemCaseSensitive(list, "items");
-	const cJSON *first = cJSON_GetArrayItem(items, 0);
+	const cJSON *items = cJSON_GetObjectItemCaseSensitive(list, "items"), *first = NULL, *c;
+	/* several: the first by namespace and name, whatever order the server lists them in */
+	cJSON_ArrayForEach(c, items) {
+		if (!first || restore_meta_cmp(c, first) < 0)
+			first = c;
+	}
 	if (cJSON_GetArraySize(items) > 1)
-		job_log(run->job, "warning", "the target cluster has %d change-storage-class ConfigMaps in namespace velero; "
-			"using %s", cJSON_GetArraySize(items),
-			cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(first, "metadata"), "name")));
+		job_log(run->job, "warning", "the target cluster has %d change-storage-class ConfigMaps; using %s/%s",
+			cJSON_GetArraySize(items), restore_meta_str(first, "namespace"), restore_meta_str(first, "name"));
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(first, "data");
 	if (cJSON_IsObject(data)) {
 		run->cluster_class_map = cJSON_Duplicate(data, 1);
@@ -644,13 +682,6 @@ static char *restore_version_of(const cJSON *obj)
 	const char *slash = api ? strchr(api, '/') : NULL;
 
 	return xstrdup(slash ? slash + 1 : api ? api : "v1");
-}
-
-static const char *restore_meta_str(const cJSON *obj, const char *key)
-{
-	const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), key));
-
-	return s ? s : "";
 }
 
 /* A Namespace object for each target namespace the backup holds objects of but no Namespace
@@ -822,6 +853,10 @@ static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 			restore_claim_volume_note(run, it, &volumes);
 		if (!it->skip)
 			restore_transform_apply(&t, it->src->group, it->src->resource, it->src->obj);
+		if (!it->skip && !it->refused && run->plan.modifiers &&
+		    resource_modifiers_apply(run->plan.modifiers, it->src->group, it->src->resource, it->src->ns,
+					     it->src->obj, it->message, sizeof it->message) < 0)
+			it->refused = it->message;
 		if (!it->skip && run->volumes && strcmp(it->src->group, "") == 0 &&
 		    strcmp(it->src->resource, "persistentvolumeclaims") == 0)
 			restore_claim_source(run, it);
@@ -1174,16 +1209,21 @@ static int restore_create_all(struct restore_run *run, char *err, size_t errlen)
 
 /* ---- hooks and the result ---- */
 
-/* The plan's post-restore hooks, once every object exists: scoped to the first target
- * namespace, with the other target namespaces granted. Returns the phase's state, or NULL when
- * a hook failed the restore (err says which). */
-static const char *restore_post_hooks(struct restore_run *run, char *err, size_t errlen)
+/* The plan's hooks of one phase: "pre-restore" (entries that name it) before any object is
+ * created, when the target namespaces may not exist yet; "post-restore" once every object
+ * exists. They run in each target namespace, the others granted. Returns the phase's state, or
+ * NULL when a hook failed the restore (err says which). */
+static const char *restore_hooks(struct restore_run *run, const char *phase, char *err, size_t errlen)
 {
 	cJSON *context, *targets;
-	const char *first = NULL;
-	int rc;
+	const cJSON *entry;
+	int rc, any = 0;
 
-	if (cJSON_GetArraySize(run->plan.hooks) == 0)
+	cJSON_ArrayForEach(entry, run->plan.hooks) {
+		const char *only = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(entry, "phase"));
+		any |= only ? strcmp(only, phase) == 0 : strcmp(phase, "post-restore") == 0;
+	}
+	if (!any)
 		return "none";
 	targets = cJSON_CreateArray();
 	for (size_t i = 0; i < run->n; i++) {
@@ -1199,15 +1239,14 @@ static const char *restore_post_hooks(struct restore_run *run, char *err, size_t
 	}
 	if (cJSON_GetArraySize(targets) == 0) {
 		cJSON_Delete(targets);
-		job_log(run->job, "warning", "post-restore hooks not run: the restore created no namespaced object");
+		job_log(run->job, "warning", "%s hooks not run: the restore has no namespaced object", phase);
 		return "skipped";
 	}
-	first = cJSON_GetArrayItem(targets, 0)->valuestring;
 	context = cJSON_CreateObject();
 	cJSON_AddStringToObject(context, "backup", run->plan.backup_name);
-	cJSON_AddStringToObject(context, "target_namespace", first);
+	cJSON_AddStringToObject(context, "target_namespace", cJSON_GetArrayItem(targets, 0)->valuestring);
 	cJSON_AddItemToObject(context, "namespaces", targets);
-	rc = job_run_hooks(run->job, "post-restore", run->plan.hooks, run->clients[0], first, context, err, errlen);
+	rc = job_run_hooks(run->job, phase, run->plan.hooks, run->clients[0], context, err, errlen);
 	cJSON_Delete(context);
 	return rc < 0 ? NULL : "succeeded";
 }
@@ -1395,6 +1434,16 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 		goto out;
 
 	started = now_seconds();
+	const char *pre_state = restore_hooks(&run, "pre-restore", err, errlen);
+	if (strcmp(pre_state ? pre_state : "", "none") != 0)
+		restore_phase(&run, "pre-restore hooks", started, pre_state ? pre_state : "failed", -1);
+	if (!pre_state) {
+		char ignored[8];
+		restore_result(&run, 0, ignored, sizeof ignored);
+		goto out;
+	}
+
+	started = now_seconds();
 	job_progress(job, "create", 0, (long)run.n, job->bytes_done, 0);
 	rc = restore_create_all(&run, err, errlen);
 	double create_seconds = now_seconds() - started;
@@ -1427,7 +1476,7 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 	}
 
 	started = now_seconds();
-	const char *hooks_state = restore_post_hooks(&run, err, errlen);
+	const char *hooks_state = restore_hooks(&run, "post-restore", err, errlen);
 	restore_phase(&run, "hooks", started, hooks_state ? hooks_state : "failed", -1);
 	if (!hooks_state) {
 		char ignored[8];

@@ -799,7 +799,7 @@ static int backup_snapshot(const struct mover_target *t, struct k8s_client *k, c
 	(void)t;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	snapshot_name(name, sizeof name, backup_name, v->pvc);
-	if (csi_snapshot_take(k, cluster, v->ns, v->pvc, v->driver, name, SNAPSHOT_TIMEOUT_MS, snap, err, errlen) < 0)
+	if (csi_snapshot_create(k, cluster, v->ns, v->pvc, v->driver, name, SNAPSHOT_TIMEOUT_MS, snap, err, errlen) < 0)
 		return -1;
 	cJSON_AddItemToObject(entry, "volume_snapshot", csi_snapshot_to_json(snap));
 	cJSON_AddNumberToObject(entry, "duration_ms", (double)elapsed_ms(&start));
@@ -953,7 +953,7 @@ static void volume_failed(struct job *job, const struct volume *v, const char *w
 }
 
 int job_backup_volumes(struct job *job, struct k8s_client *k, const struct job_repository *repo,
-		       const char *backup_name, char *const *namespaces, size_t n,
+		       const char *backup_name, char *const *namespaces, size_t n, const char *label_selector,
 		       const cJSON *volume_methods, cJSON *volumes_out, char *err, size_t errlen)
 {
 	static const struct k8s_resource_type pvc_type = { "", "v1", "PersistentVolumeClaim",
@@ -978,7 +978,7 @@ int job_backup_volumes(struct job *job, struct k8s_client *k, const struct job_r
 	for (size_t i = 0; i < n; i++) {
 		struct k8s_error ke;
 
-		if (k8s_list(k, &pvc_type, namespaces[i], NULL, 500, collect_claim, &claims, &ke) < 0) {
+		if (k8s_list(k, &pvc_type, namespaces[i], label_selector, 500, collect_claim, &claims, &ke) < 0) {
 			char what[128];
 
 			snprintf(what, sizeof what, "listing the claims of namespace %s", namespaces[i]);

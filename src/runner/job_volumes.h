@@ -30,7 +30,8 @@
 
 #define JOB_VOLUMES_PHASE "volumes"
 
-/* For every PVC of the namespaces, backs its data up by volume_methods ({"ns/pvc": method},
+/* For every PVC of the namespaces (that label_selector selects, when not NULL: the plan's, so
+ * that a backup copies the data of the claims it keeps and no other), backs its data up by volume_methods ({"ns/pvc": method},
  * a claim not named there: "filesystem") and appends one entry per claim to the array
  * volumes_out:
  *   {namespace, pvc, pv, storage_class, size, node, method, snapshot_id | volume_snapshot,
@@ -40,7 +41,7 @@
  * not Bound are skipped with a warning. Returns 0 when every claim's data was saved, -1 when
  * any failed (all others are still attempted; err names the first failed claim and why). */
 int job_backup_volumes(struct job *job, struct k8s_client *k, const struct job_repository *repo,
-		       const char *backup_name, char *const *namespaces, size_t n,
+		       const char *backup_name, char *const *namespaces, size_t n, const char *label_selector,
 		       const cJSON *volume_methods, cJSON *volumes_out, char *err, size_t errlen);
 
 /* After the restored claims are Bound in the target: restores each recorded volume's mover

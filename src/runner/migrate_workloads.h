@@ -5,7 +5,7 @@
 
 #include "k8s_client.h"
 
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 #include <stddef.h>
 
 /* Scales the namespace's Deployments, StatefulSets and ReplicaSets (those no Deployment owns)

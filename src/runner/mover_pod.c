@@ -21,7 +21,7 @@ static const char *json_str(const cJSON *o, const char *a, const char *b)
 
 static void add_base64(cJSON *data, const char *key, const void *bytes, size_t len)
 {
-	char *b64 = malloc(4 * ((len + 2) / 3) + 1);
+	char *b64 = xmalloc(4 * ((len + 2) / 3) + 1);
 
 	EVP_EncodeBlock((unsigned char *)b64, bytes, (int)len);
 	cJSON_AddStringToObject(data, key, b64);

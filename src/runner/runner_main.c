@@ -236,15 +236,53 @@ static int claim_and_run(const struct runner_context *ctx, PGconn *db, long clus
 	return 1;
 }
 
-/* Waits for a NOTIFY on the listening connection, at most timeout_ms. */
-static void wait_for_work(PGconn *listen, int timeout_ms)
+/* The connection that LISTENs for queued jobs. After the database restarts it is re-opened with
+ * a backoff (1 s doubling to 30 s); until then the loop just polls every few seconds. */
+struct listener {
+	const char *database_url;
+	PGconn *conn;
+	int backoff_ms;
+};
+
+static int listener_open(struct listener *l)
 {
-	struct pollfd pfd = { .fd = PQsocket(listen), .events = POLLIN };
+	char err[512];
+
+	l->conn = db_connect(l->database_url, "stowage-runner-listen", err, sizeof err);
+	if (l->conn && db_run(l->conn, "LISTEN stowage_jobs", 0, NULL, err, sizeof err) < 0) {
+		PQfinish(l->conn);
+		l->conn = NULL;
+	}
+	if (!l->conn) {
+		l->backoff_ms = l->backoff_ms ? (l->backoff_ms * 2 > 30000 ? 30000 : l->backoff_ms * 2) : 1000;
+		log_warn("listening for jobs: %s; trying again in %d s", err, l->backoff_ms / 1000);
+		return -1;
+	}
+	if (l->backoff_ms)
+		log_info("listening for jobs again");
+	l->backoff_ms = 0;
+	return 0;
+}
+
+/* Waits for a NOTIFY, at most timeout_ms (or the backoff while the database is away): never
+ * returns at once on a dead connection, so a database restart cannot make the loop spin. */
+static void wait_for_work(struct listener *l, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = -1, .events = POLLIN };
 	PGnotify *n;
 
-	if (pfd.fd >= 0 && poll(&pfd, 1, timeout_ms) > 0)
-		PQconsumeInput(listen);
-	while ((n = PQnotifies(listen)) != NULL)
+	if (!l->conn && listener_open(l) < 0) {
+		poll(NULL, 0, l->backoff_ms > timeout_ms ? l->backoff_ms : timeout_ms);
+		return;
+	}
+	pfd.fd = PQsocket(l->conn);
+	if (poll(&pfd, 1, timeout_ms) > 0 && (!PQconsumeInput(l->conn) || PQstatus(l->conn) != CONNECTION_OK)) {
+		log_warn("the listening connection to the database was lost");
+		PQfinish(l->conn);
+		l->conn = NULL;
+		return;
+	}
+	while ((n = PQnotifies(l->conn)) != NULL)
 		PQfreemem(n);
 }
 
@@ -271,7 +309,8 @@ int main(int argc, char **argv)
 	long cluster_limit, org_limit, heartbeat_s;
 	int once = 0, c;
 	pthread_t hb_thread;
-	PGconn *db, *listen;
+	struct listener listen = { 0 };
+	PGconn *db;
 
 	log_set_program("stowage-runner");
 	while ((c = getopt_long(argc, argv, "c:i:", opts, NULL)) != -1) {
@@ -314,11 +353,11 @@ int main(int argc, char **argv)
 	ctx.runner_id = runner_id;
 
 	db = db_connect(database_url, "stowage-runner", err, sizeof err);
-	listen = db_connect(database_url, "stowage-runner-listen", err, sizeof err);
-	if (!db || !listen)
+	if (!db)
 		log_fatal("%s", err);
-	if (db_run(listen, "LISTEN stowage_jobs", 0, NULL, err, sizeof err) < 0)
-		log_fatal("%s", err);
+	listen.database_url = database_url;
+	if (listener_open(&listen) < 0)
+		log_fatal("cannot LISTEN for jobs");
 
 	hb = (struct heartbeat){ database_url, runner_id, heartbeat_s, heartbeat_s * 6 };
 	if (pthread_create(&hb_thread, NULL, heartbeat_loop, &hb) != 0)
@@ -334,9 +373,9 @@ int main(int argc, char **argv)
 			continue;
 		if (once)
 			break;
-		wait_for_work(listen, 3000);
+		wait_for_work(&listen, 3000);
 	}
-	PQfinish(listen);
+	PQfinish(listen.conn);
 	PQfinish(db);
 	OPENSSL_cleanse(ctx.master_key, sizeof ctx.master_key);
 	config_free(&cfg);

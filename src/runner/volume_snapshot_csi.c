@@ -195,7 +195,7 @@ out:
 	return rc;
 }
 
-int csi_snapshot_take(struct k8s_client *k, const char *cluster, const char *ns, const char *pvc,
+int csi_snapshot_create(struct k8s_client *k, const char *cluster, const char *ns, const char *pvc,
 		      const char *driver, const char *name, long timeout_ms, struct csi_snapshot *out,
 		      char *err, size_t errlen)
 {

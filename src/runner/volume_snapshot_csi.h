@@ -47,7 +47,7 @@ int csi_snapshot_validate(struct k8s_client *k, const char *cluster, const char 
  * bound VolumeSnapshotContent's name and snapshotHandle). A snapshot that reports an error,
  * or one whose content is not Retain, fails with the reason. An existing VolumeSnapshot of the
  * same name and claim is reused (a resumed job). */
-int csi_snapshot_take(struct k8s_client *k, const char *cluster, const char *ns, const char *pvc,
+int csi_snapshot_create(struct k8s_client *k, const char *cluster, const char *ns, const char *pvc,
 		      const char *driver, const char *name, long timeout_ms, struct csi_snapshot *out,
 		      char *err, size_t errlen);
 

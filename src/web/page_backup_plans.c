@@ -41,8 +41,11 @@ enum { S1_NAME, S1_CLUSTER, S1_REPO, S1_KIND, S1_TIME, S1_WEEKDAY, S1_CRON, S1_T
 static const struct form_field step2_fields[] = {
 	{ .name = "namespaces", .label = "Namespaces", .kind = FORM_TEXTAREA, .max_len = 6400 },
 	{ .name = "label_selector", .label = "Label selector", .kind = FORM_TEXT, .max_len = 1024 },
+	{ .name = "include_resources", .label = "Resource types to include", .kind = FORM_TEXT, .max_len = 4096 },
+	{ .name = "exclude_resources", .label = "Resource types to exclude", .kind = FORM_TEXT, .max_len = 4096 },
 };
-enum { S2_NAMESPACES, S2_SELECTOR };
+enum { S2_NAMESPACES, S2_SELECTOR, S2_INCLUDE, S2_EXCLUDE };
+#define PLAN_MAX_RESOURCE_PATTERNS 50
 
 static const struct form_field step4_fields[] = {
 	{ .name = "volume_methods", .label = "Copy methods", .kind = FORM_TEXTAREA, .max_len = 65536 },
@@ -173,6 +176,32 @@ static int in_lines(const char *lines, const char *word)
 }
 
 /* Namespaces separated by newlines, commas or blanks become one per line, without repeats. */
+/* "deployments.apps, *.example.com, secrets": resource[.group] patterns with shell wildcards, kept
+ * one a line. */
+static void resource_patterns_check(struct form_values *v, int field, const char *label)
+{
+	struct strbuf out = STRBUF_INIT;
+	const char *p = v->value[field] ? v->value[field] : "";
+	int count = 0;
+
+	while (*p) {
+		size_t len;
+		p += strspn(p, ", \t\r\n");
+		len = strcspn(p, ", \t\r\n");
+		if (!len)
+			break;
+		if (len > 253 || strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789.-*?") < len)
+			field_fail(v, field, "%s: \"%.*s\" is not a resource[.group] pattern (deployments.apps, *.example.com, "
+				   "secrets)", label, (int)(len > 64 ? 64 : len), p);
+		else if (++count <= PLAN_MAX_RESOURCE_PATTERNS)
+			strbuf_addf(&out, "%s%.*s", out.len ? "\n" : "", (int)len, p);
+		p += len;
+	}
+	if (count > PLAN_MAX_RESOURCE_PATTERNS)
+		field_fail(v, field, "%s: at most %d patterns", label, PLAN_MAX_RESOURCE_PATTERNS);
+	replace_value(v, field, strbuf_take(&out) ?: xstrdup(""));
+}
+
 static void step2_check(struct request *r, const struct wizard *w, struct form_values *v)
 {
 	struct strbuf out = STRBUF_INIT;
@@ -214,6 +243,8 @@ static void step2_check(struct request *r, const struct wizard *w, struct form_v
 		else
 			replace_value(v, S2_SELECTOR, canonical);
 	}
+	resource_patterns_check(v, S2_INCLUDE, "Resource types to include");
+	resource_patterns_check(v, S2_EXCLUDE, "Resource types to exclude");
 }
 
 /* Lines "namespace/claim=filesystem|snapshot". */
@@ -723,6 +754,7 @@ static long long plan_save(struct request *r, const struct wizard *w, long long 
 	char *cron = schedule_cron(w), *methods = volume_methods_json(wizard_value(w, 4, "volume_methods"));
 	char *hooks = web_hooks_json(r, wizard_value(w, 5, "library_hooks"), wizard_value(w, 5, "hook_script"), NULL);
 	const char *sel = wizard_value(w, 2, "label_selector");
+	const char *include = wizard_value(w, 2, "include_resources"), *exclude = wizard_value(w, 2, "exclude_resources");
 	long long saved = 0;
 	PGresult *res;
 
@@ -730,15 +762,20 @@ static long long plan_save(struct request *r, const struct wizard *w, long long 
 	const char *params[] = { wizard_value(w, 1, "name"), wizard_value(w, 1, "cluster_id"),
 				 wizard_value(w, 1, "repository_id"), wizard_value(w, 2, "namespaces"), sel ? sel : "",
 				 wizard_value(w, 1, "schedule_kind"), cron, wizard_value(w, 1, "time_zone"),
-				 wizard_value(w, 1, "retention_days"), methods, hooks, sid };
+				 wizard_value(w, 1, "retention_days"), methods, hooks, include ? include : "",
+				 exclude ? exclude : "", sid };
 	res = db_exec(r->db, id ?
 		"UPDATE backup_plans SET name = $1, cluster_id = $2, repository_id = $3, namespaces = string_to_array($4, E'\\n'), "
 		"label_selector = $5, schedule_kind = $6, schedule_cron = $7, time_zone = $8, retention_days = $9, "
-		"volume_methods = $10::jsonb, hooks = $11::jsonb, next_run_at = NULL, updated_at = now() WHERE id = $12 RETURNING id" :
+		"volume_methods = $10::jsonb, hooks = $11::jsonb, include_resources = coalesce(string_to_array(nullif($12, ''), E'\\n'), '{}'), "
+		"exclude_resources = coalesce(string_to_array(nullif($13, ''), E'\\n'), '{}'), next_run_at = NULL, updated_at = now() "
+		"WHERE id = $14 RETURNING id" :
 		"INSERT INTO backup_plans (name, cluster_id, repository_id, namespaces, label_selector, schedule_kind, "
-		"schedule_cron, time_zone, retention_days, volume_methods, hooks) "
-		"VALUES ($1, $2, $3, string_to_array($4, E'\\n'), $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb) RETURNING id",
-		id ? 12 : 11, params, err, errlen);
+		"schedule_cron, time_zone, retention_days, volume_methods, hooks, include_resources, exclude_resources) "
+		"VALUES ($1, $2, $3, string_to_array($4, E'\\n'), $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, "
+		"coalesce(string_to_array(nullif($12, ''), E'\\n'), '{}'), coalesce(string_to_array(nullif($13, ''), E'\\n'), '{}')) "
+		"RETURNING id",
+		id ? 14 : 13, params, err, errlen);
 	if (res && PQntuples(res) == 1)
 		saved = atoll(PQgetvalue(res, 0, 0));
 	else if (res)
@@ -838,7 +875,8 @@ static int plan_load_input(struct request *r, long long id, struct kv_list *inpu
 		      "coalesce((SELECT string_agg(key || '=' || value, E'\\n' ORDER BY key) FROM jsonb_each_text(volume_methods)), ''), "
 		      "coalesce((SELECT e ->> 'inline' FROM jsonb_array_elements(hooks) e WHERE e ? 'inline' LIMIT 1), ''), "
 		      "coalesce((SELECT string_agg(k.name, ', ' ORDER BY e.n) FROM jsonb_array_elements(hooks) WITH ORDINALITY e(v, n) "
-		      "  JOIN hooks k ON k.id = (e.v ->> 'hook_id')::bigint), '') "
+		      "  JOIN hooks k ON k.id = (e.v ->> 'hook_id')::bigint), ''), "
+		      "array_to_string(include_resources, ', '), array_to_string(exclude_resources, ', ') "
 		      "FROM backup_plans WHERE id = $1", 1, params, err, sizeof err);
 	if (!res || PQntuples(res) != 1) {
 		PQclear(res);
@@ -846,8 +884,8 @@ static int plan_load_input(struct request *r, long long id, struct kv_list *inpu
 	}
 	static const char *const keys[] = { "name", "cluster_id", "repository_id", "namespaces", "label_selector",
 					    "schedule_kind", NULL, "time_zone", "retention_days", "volume_methods", "hook_script",
-					    "library_hooks" };
-	for (int i = 0; i < 12; i++)
+					    "library_hooks", "include_resources", "exclude_resources" };
+	for (int i = 0; i < (int)(sizeof keys / sizeof *keys); i++)
 		if (keys[i] && *PQgetvalue(res, 0, i))
 			kv_add(input, keys[i], PQgetvalue(res, 0, i), strlen(PQgetvalue(res, 0, i)));
 	const char *kind = PQgetvalue(res, 0, 5), *cron = PQgetvalue(res, 0, 6);

@@ -27,7 +27,7 @@ static const struct form_field hook_fields[] = {
 };
 #define HOOK_N (sizeof hook_fields / sizeof hook_fields[0])
 
-static const char *const phases[] = { "pre-backup", "post-backup", "post-restore", NULL };
+static const char *const phases[] = { "pre-backup", "post-backup", "pre-restore", "post-restore", NULL };
 static const struct form_field dry_fields[] = {
 	{ .name = "cluster_id", .label = "Cluster", .kind = FORM_INT, .required = 1, .min = 1, .max = 0x7fffffff },
 	{ .name = "namespace", .label = "Namespace", .kind = FORM_NAME, .required = 1 },

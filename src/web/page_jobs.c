@@ -246,6 +246,10 @@ static void add_result(cJSON *job, const char *result_json)
 		struct strbuf log = STRBUF_INIT;
 		cJSON_AddStringToObject(h, "name", cJSON_GetStringValue(cJSON_GetObjectItem(item, "name")) ?: "");
 		cJSON_AddStringToObject(h, "phase", cJSON_GetStringValue(cJSON_GetObjectItem(item, "phase")) ?: "");
+		cJSON_AddStringToObject(h, "namespace", cJSON_GetStringValue(cJSON_GetObjectItem(item, "namespace")) ?: "");
+		const cJSON *attempts = cJSON_GetObjectItem(item, "attempts");
+		if (cJSON_IsNumber(attempts) && attempts->valuedouble > 1)
+			cJSON_AddNumberToObject(h, "attempts", attempts->valuedouble);
 		cJSON_AddStringToObject(h, "state", cJSON_GetStringValue(cJSON_GetObjectItem(item, "state")) ?: "");
 		cJSON_AddStringToObject(h, "error", cJSON_GetStringValue(cJSON_GetObjectItem(item, "error")) ?: "");
 		if (cJSON_IsNumber(ms)) {

@@ -8,6 +8,7 @@
 #include "form.h"
 #include "k8s_client.h"
 #include "label_selector.h"
+#include "resource_modifier.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -47,7 +48,10 @@ enum { S3_BACKUP, S3_INCLUDE, S3_EXCLUDE, S3_SELECTOR, S3_OBJECTS };
 static const struct form_field step4_fields[] = {
 	{ .name = "library_hooks", .label = "Library hooks", .kind = FORM_TEXT, .max_len = 1024 },
 	{ .name = "hook_script", .label = "Post-restore hook (Lua)", .kind = FORM_TEXTAREA, .max_len = 65536 },
+	{ .name = "resource_modifiers", .label = "Resource modifiers", .kind = FORM_TEXTAREA,
+	  .max_len = RESOURCE_MODIFIERS_MAX_BYTES },
 };
+enum { S4_LIBRARY, S4_SCRIPT, S4_MODIFIERS };
 
 static void step1_check(struct request *r, const struct wizard *w, struct form_values *v);
 static void hooks_step_check(struct request *r, const struct wizard *w, struct form_values *v);
@@ -58,7 +62,7 @@ static const struct wizard_step restore_steps[] = {
 	{ "Target", step1_fields, sizeof step1_fields / sizeof step1_fields[0], step1_check },
 	{ "Backup plan", step2_fields, 1, step2_check },
 	{ "Backup", step3_fields, sizeof step3_fields / sizeof step3_fields[0], step3_check },
-	{ "Hooks", step4_fields, 2, hooks_step_check },
+	{ "Hooks", step4_fields, sizeof step4_fields / sizeof step4_fields[0], hooks_step_check },
 };
 #define RESTORE_STEPS (sizeof restore_steps / sizeof restore_steps[0])
 
@@ -438,8 +442,15 @@ static char *json_text(cJSON *v)
 
 static void hooks_step_check(struct request *r, const struct wizard *w, struct form_values *v)
 {
+	const char *rules = v->value[S4_MODIFIERS] ? v->value[S4_MODIFIERS] : "";
+	struct resource_modifiers *m;
+	char err[400];
+
 	(void)w;
-	web_hooks_check(r, v->value[0], v, 0);
+	web_hooks_check(r, v->value[S4_LIBRARY], v, 0);
+	if (!(m = resource_modifiers_parse(rules, strlen(rules), err, sizeof err)))
+		field_fail(v, S4_MODIFIERS, "Resource modifiers: %s", err);
+	resource_modifiers_free(m);
 }
 
 void page_restore_plan_create(struct request *r)
@@ -478,11 +489,12 @@ void page_restore_plan_create(struct request *r)
 				 wizard_value(&w, 3, "backup_id"), wizard_value(&w, 1, "target_cluster_id"), nsmap, scjson,
 				 wizard_value(&w, 1, "existing_policy"), hooks, wizard_value(&w, 1, "reattach_volumes"),
 				 wizard_value(&w, 1, "restore_storage_classes"), wizard_value(&w, 1, "restore_completed_jobs"),
-				 selection ? selection : "{}" };
+				 wizard_value(&w, 4, "resource_modifiers"), selection ? selection : "{}" };
 	PGresult *res = db_exec(r->db, "INSERT INTO restore_plans (name, backup_plan_id, backup_id, target_cluster_id, "
 				"namespace_map, storage_class_map, existing_policy, hooks, reattach_volumes, restore_storage_classes, "
-				"restore_completed_jobs, selection) VALUES ($1, nullif($2::bigint, 0), $3, $4, $5::jsonb, $6::jsonb, $7, "
-				"$8::jsonb, $9::boolean, $10::boolean, $11::boolean, $12::jsonb) RETURNING id", 12, params, err, sizeof err);
+				"restore_completed_jobs, resource_modifiers, selection) VALUES ($1, nullif($2::bigint, 0), $3, $4, "
+				"$5::jsonb, $6::jsonb, $7, $8::jsonb, $9::boolean, $10::boolean, $11::boolean, coalesce($12, ''), "
+				"$13::jsonb) RETURNING id", 13, params, err, sizeof err);
 	free(selection);
 	free(nsmap);
 	free(scjson);

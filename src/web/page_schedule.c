@@ -2,6 +2,7 @@
  * preset while the user types (static/schedule.js asks this as JSON). */
 #include "web.h"
 #include "cron.h"
+#include "time_zone.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +22,9 @@ int schedule_expression(const char *kind, const char *cron, const char *at, cons
 			snprintf(err, errlen, "Cron expression: required");
 			return -1;
 		}
-		if (cron_parse(cron, &spec, err + 17, errlen > 17 ? errlen - 17 : 0) < 0) {
-			memcpy(err, "Cron expression: ", 17);
+		char why[256];
+		if (cron_parse(cron, &spec, why, sizeof why) < 0) {
+			snprintf(err, errlen, "Cron expression: %s", why);
 			return -1;
 		}
 		snprintf(out, outlen, "%s", cron);
@@ -51,21 +53,21 @@ void page_schedule_preview(struct request *r)
 		cJSON_AddStringToObject(view, "cron", expr);
 		cJSON_AddStringToObject(view, "time_zone", tz);
 		runs = cJSON_AddArrayToObject(view, "next_runs");
+		struct time_zone *zone = time_zone_load(tz, err, sizeof err);
 		time_t t = time(NULL);
-		for (int i = 0; i < PREVIEW_RUNS; i++) {
-			char local[64];
+		for (int i = 0; zone && i < PREVIEW_RUNS; i++) {
+			char local[64], abbr[16];
+			size_t n;
 			struct tm tm;
 			t = cron_next(&spec, tz, t);
 			if (t < 0)
 				break;
-			setenv("TZ", tz, 1);
-			tzset();
-			localtime_r(&t, &tm);
-			strftime(local, sizeof local, "%a %Y-%m-%d %H:%M %Z", &tm);
-			unsetenv("TZ");
-			tzset();
+			time_zone_local(zone, t, &tm, NULL, abbr);
+			n = strftime(local, sizeof local, "%a %Y-%m-%d %H:%M ", &tm);
+			snprintf(local + n, sizeof local - n, "%s", abbr);
 			cJSON_AddItemToArray(runs, cJSON_CreateString(local));
 		}
+		time_zone_free(zone);
 		if (cJSON_GetArraySize(runs) == 0)
 			snprintf(err, sizeof err, "Cron expression: never runs (no such date within five years)");
 	}

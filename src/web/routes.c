@@ -196,8 +196,9 @@ void web_dispatch(struct request *r)
 		respond_error(r, status, status == 404 ? "There is no such page." : "That method is not allowed here.");
 		return;
 	}
-	if (db_ensure(r->db, err, sizeof err) < 0 || session_load(r) < 0) {
-		log_error("%s", err);
+	if (db_ensure(r->db, err, sizeof err) < 0 || session_load(r) < 0) {	/* session_load logs its own */
+		if (PQstatus(r->db) != CONNECTION_OK)
+			log_error("%s", err);
 		respond_error(r, 503, "The database is not reachable; try again in a moment.");
 		return;
 	}

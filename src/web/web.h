@@ -9,7 +9,7 @@
 #include "strbuf.h"
 #include "template.h"
 
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 #include <fcgiapp.h>
 #include <libpq-fe.h>
 

@@ -352,6 +352,42 @@ def test_label_selector_limits_the_objects(tenant, testenv, many_configmaps):
     assert ("namespaces", None, many_configmaps) in objects
 
 
+def test_label_selector_limits_the_volumes_too(tenant, testenv, fixture_app):
+    """Issue 16: a plan's selector chose the objects but every claim's data was copied."""
+    plan, job_id = tenant.queue_backup([fixture_app], selector="app=mysql")
+    job = tenant.wait_job(job_id)
+    assert job["state"] == "succeeded", job["error"]
+    name = tenant.backup_row(job["backup_id"])["name"]
+    volumes = json.loads(download(testenv, tenant, f"{tenant.prefix}backups/{name}/{name}-volumes.json"))
+    assert sorted(v["pvc"] for v in volumes) == ["data-mysql-0", "data-mysql-1"]
+    claims = {n for (r, n) in tenant.sql("SELECT resource, name FROM stowage.job_items WHERE job_id = %s", (job_id,))
+              if r in ("persistentvolumeclaims", "volumedata")}
+    assert "wordpress-data" not in claims, claims
+
+
+def test_include_and_exclude_resource_types(tenant, testenv, fixture_app):
+    """Issue 16: a plan keeps the types it includes (wildcards allowed) and never those it
+    excludes; leaving claims out leaves their data out."""
+    plan_id = tenant.sql_one(
+        "INSERT INTO stowage.backup_plans (org_id, name, cluster_id, repository_id, namespaces, include_resources, "
+        "exclude_resources) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (tenant.org_id, unique("plan-"), tenant.cluster_id, tenant.repository_id, [fixture_app],
+         ["*.apps", "services", "persistentvolumeclaims", "configmaps"], ["statefulsets.apps", "persistentvolumeclaims"]))[0]
+    job_id = tenant.sql_one("INSERT INTO stowage.jobs (org_id, kind, backup_plan_id, cluster_id) VALUES (%s, 'backup', "
+                            "%s, %s) RETURNING id", (tenant.org_id, plan_id, tenant.cluster_id))[0]
+    job = tenant.wait_job(job_id)
+    assert job["state"] == "succeeded", job["error"]
+    kept = {r for (r,) in tenant.sql("SELECT DISTINCT resource || CASE WHEN api_group = '' THEN '' ELSE '.' || "
+                                     "api_group END FROM stowage.job_items WHERE job_id = %s AND action = 'backed_up'",
+                                     (job_id,))}
+    assert {"deployments.apps", "services", "configmaps"} <= kept, kept
+    assert not kept & {"statefulsets.apps", "persistentvolumeclaims", "secrets", "serviceaccounts"}, kept
+    name = tenant.backup_row(job["backup_id"])["name"]
+    keys = backup_objects(testenv, tenant, name)
+    assert f"{tenant.prefix}backups/{name}/{name}-volumes.json" not in keys or \
+        json.loads(download(testenv, tenant, f"{tenant.prefix}backups/{name}/{name}-volumes.json")) == []
+
+
 def test_missing_namespace_is_a_failed_item_and_the_backup_partial(tenant, testenv, fixture_app):
     _, job_id = tenant.queue_backup([fixture_app, "no-such-namespace"])
     job = tenant.wait_job(job_id)

@@ -239,7 +239,8 @@ def test_steps_3_to_5_and_back(org, shop):
 
 def test_finish_checks_saves_and_audits(org, shop, stack):
     data = full_plan(org, shop, volume_methods=f"{shop}/wordpress-data=snapshot",
-                     hook_script='log("quiescing")', label_selector="app.kubernetes.io/part-of!=nothing")
+                     hook_script='log("quiescing")', label_selector="app.kubernetes.io/part-of!=nothing",
+                     include_resources="deployments.apps, *.example.com,configmaps", exclude_resources="secrets")
     r = org.post("/backup-plans", data)
     assert r.status_code == 303, r.text
     page = page_text(org.get(r.headers["Location"], allow_redirects=True))
@@ -249,10 +250,11 @@ def test_finish_checks_saves_and_audits(org, shop, stack):
     assert plan["retention_days"] == 14 and plan["last_job_state"] == ""
     conn = owner(stack)
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT schedule_cron, volume_methods, hooks, label_selector, namespaces FROM stowage.backup_plans "
-                    "WHERE id = %s", (plan["id"],))
-        cron, methods, hooks, selector, namespaces = cur.fetchone()
+        cur.execute("SELECT schedule_cron, volume_methods, hooks, label_selector, namespaces, include_resources, "
+                    "exclude_resources FROM stowage.backup_plans WHERE id = %s", (plan["id"],))
+        cron, methods, hooks, selector, namespaces, include, exclude = cur.fetchone()
     conn.close()
+    assert include == ["deployments.apps", "*.example.com", "configmaps"] and exclude == ["secrets"]
     assert cron == "30 2 * * *"
     assert methods == {f"{shop}/wordpress-data": "snapshot"}
     assert hooks == [{"inline": 'log("quiescing")'}]
@@ -262,12 +264,18 @@ def test_finish_checks_saves_and_audits(org, shop, stack):
     r = org.post("/backup-plans", dict(data, name="shop-bad-selector", label_selector="tier=a/b"))
     assert r.status_code == 422 and 'Label selector: the value "a/b" of key tier is not a label value' in page_text(r)
     assert not [p for p in org.json("/backup-plans").json()["plans"] if p["name"] == "shop-bad-selector"]
+    r = org.post("/backup-plans", dict(data, name="shop-bad-types", exclude_resources="Secrets/v1"))
+    assert r.status_code == 422 and ('Resource types to exclude: "Secrets/v1" is not a resource[.group] pattern'
+                                     in page_text(r))
     # the same name again is refused on step 1
     r = org.post("/backup-plans", data)
     assert r.status_code == 422 and "Name: a backup plan of that name already exists" in page_text(r)
     # edit: the wizard starts with the plan's values; a weekly cron survives the round trip
     r = org.json(f"/backup-plans/{plan['id']}/edit")
     assert r.json()["fields"]["name"]["value"] == "shop-daily" and r.json()["fields"]["at_time"]["value"] == "02:30"
+    kept = {h["name"]: h["value"] for h in r.json()["hidden"]}
+    assert kept["include_resources"] == "deployments.apps, *.example.com, configmaps", kept
+    assert kept["exclude_resources"] == "secrets", kept
     r = org.post(f"/backup-plans/{plan['id']}", dict(data, schedule_kind="weekly", weekday="friday", at_time="23:05",
                                                      retention_days="60"))
     assert r.status_code == 303, r.text
@@ -552,6 +560,23 @@ def test_restore_plan_saved_and_activated(stack, org, shop):
                     "WHERE name = 'shop-reattach'")
         assert cur.fetchone() == (True, True, True)
         cur.execute("DELETE FROM stowage.restore_plans WHERE name = 'shop-reattach'")
+    conn.close()
+    # resource modifiers: refused in words at the hooks step, saved as written when they parse
+    r = org.post("/restore-plans", dict(full, name="shop-bad-rules", resource_modifiers="version: v1\nresourceModifierRules:\n"
+                                                     "- conditions: {groupResource: pods}\n"
+                                                     "  patches: [{operation: repalce, path: /spec, value: 1}]\n"))
+    assert r.status_code == 422
+    assert ("Resource modifiers: resourceModifierRules[0].patches[0].operation: must be one of add, remove, "
+            "replace, copy, move, test") in page_text(r)
+    rules = "version: v1\nresourceModifierRules:\n- conditions: {groupResource: deployments.apps}\n" \
+            "  imageRewrites: [{from: docker.io/, to: mirror.example/}]\n"
+    r = org.post("/restore-plans", dict(full, name="shop-mirror", resource_modifiers=rules))
+    assert r.status_code == 303, page_text(r)[-2000:]
+    conn = owner(stack)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT resource_modifiers FROM stowage.restore_plans WHERE name = 'shop-mirror'")
+        assert cur.fetchone() == (rules.rstrip(),)  # the form trims the text
+        cur.execute("DELETE FROM stowage.restore_plans WHERE name = 'shop-mirror'")
     conn.close()
     r = org.post("/restore-plans", full)
     assert r.status_code == 422 and "Name: a restore plan of that name already exists" in page_text(r)

@@ -66,7 +66,7 @@ class Restorer:
     through the console, and the owner's database connection to queue restores."""
 
     def __init__(self, stack, client, testenv, bucket, add_cluster, add_repo):
-        self.stack, self.env, self.bucket = stack, testenv, bucket
+        self.stack, self.env, self.bucket, self.client = stack, testenv, bucket, client
         for name, which in (("source", "SOURCE"), ("target", "TARGET")):
             with open(testenv[f"{which}_CA_FILE"]) as f:
                 ca = f.read()
@@ -365,9 +365,10 @@ def test_reattach_is_refused_in_another_cluster_and_over_a_volume_another_claim_
 
 def test_change_storage_class_configmap_honoured_unless_the_plan_maps(restorer, testenv, shop_backup, shop):
     backup_id, _, _ = shop_backup
-    kubectl(testenv, "target", "create", "namespace", "velero", check=False)
+    # found by its labels in whatever namespace the cluster's admin keeps it, not only in velero
+    kubectl(testenv, "target", "create", "namespace", "platform-config", check=False)
     cm = {"apiVersion": "v1", "kind": "ConfigMap",
-          "metadata": {"name": "change-storage-class-config", "namespace": "velero",
+          "metadata": {"name": "change-storage-class-config", "namespace": "platform-config",
                        "labels": {"velero.io/plugin-config": "", "velero.io/change-storage-class": "RestoreItemAction"}},
           "data": {"fast-ssd": "from-configmap"}}
     kubectl(testenv, "target", "apply", "-f", "-", stdin=json.dumps(cm))
@@ -383,7 +384,8 @@ def test_change_storage_class_configmap_honoured_unless_the_plan_maps(restorer, 
         classes = {p["spec"]["storageClassName"] for p in get_items(testenv, "target", "persistentvolumeclaims", "-n", ns2)}
         assert classes == {"standard-nfs"}
     finally:
-        kubectl(testenv, "target", "-n", "velero", "delete", "configmap", "change-storage-class-config", check=False)
+        kubectl(testenv, "target", "-n", "platform-config", "delete", "configmap", "change-storage-class-config",
+                check=False)
 
 
 def default_classes(env, cluster):
@@ -469,6 +471,139 @@ def test_completed_jobs_are_not_run_again_unless_asked(restorer, testenv):
     state, error, _, items = restorer.restore(bid, "target", namespace_map={ns: ns + "-all"}, restore_completed_jobs=True)
     assert (state, error) == ("succeeded", ""), items
     assert items[("jobs.batch", ns + "-all", "migrate-db")] == ("created", "")
+
+
+RESOURCE_MODIFIERS = """version: v1
+resourceModifierRules:
+- conditions:
+    groupResource: deployments.apps
+    resourceNameRegex: "^web"
+    labelSelector: {matchLabels: {tier: web}}
+  patches:
+  - {operation: replace, path: /spec/replicas, value: "0"}
+  - {operation: add, path: /metadata/labels/restored-by, value: stowage}
+  mergePatches:
+  - patchData: '{"metadata": {"labels": {"team": null}, "annotations": {"owner": "platform"}}}'
+  imageRewrites:
+  - {from: docker.io/library/, to: registry.example.com/mirror/}
+- conditions: {groupResource: configmaps, matches: [{path: /data/mode, value: strict}]}
+  patches: [{operation: test, path: /data/mode, value: lenient}]
+"""
+
+
+def test_resource_modifiers_change_objects_before_they_are_created(restorer, testenv):
+    ns = unique("mods")
+    labels = {"tier": "web"}
+    pod = {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "docker.io/library/nginx:1.25"}],
+                                                    "initContainers": [{"name": "i", "image": "quay.io/x/init:1"}]}}
+    web = {"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "web-front", "namespace": ns, "labels": {"tier": "web", "team": "a"}},
+           "spec": {"replicas": 3, "selector": {"matchLabels": labels}, "template": pod}}
+    api = {"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "api", "namespace": ns, "labels": {"tier": "web", "team": "b"}},
+           "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": pod}}
+    strict = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "strict", "namespace": ns},
+              "data": {"mode": "strict"}}
+    other = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other", "namespace": ns},
+             "data": {"mode": "lenient"}}
+    bid = restorer.upload_backup(unique("bk-mods-"), archive({
+        ("deployments.apps", ns, "web-front"): web, ("deployments.apps", ns, "api"): api,
+        ("configmaps", ns, "strict"): strict, ("configmaps", ns, "other"): other}))
+    state, error, _, items = restorer.restore(bid, "target", resource_modifiers=RESOURCE_MODIFIERS)
+    assert state == "partially_failed", (state, error, items)
+    live = target_get(testenv, "target", "deployments.apps", ns, "web-front")
+    assert live, items
+    assert live["spec"]["replicas"] == 0
+    assert live["metadata"]["labels"]["restored-by"] == "stowage"
+    assert live["metadata"]["annotations"]["owner"] == "platform"
+    assert "team" not in live["metadata"]["labels"]
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example.com/mirror/nginx:1.25"
+    assert live["spec"]["template"]["spec"]["initContainers"][0]["image"] == "quay.io/x/init:1"
+    # the rule's name condition leaves api as it was
+    live = target_get(testenv, "target", "deployments.apps", ns, "api")
+    assert live["spec"]["replicas"] == 2 and live["metadata"]["labels"]["team"] == "b"
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "docker.io/library/nginx:1.25"
+    # a patch that cannot apply fails its object in words, and the object is not created
+    assert items[("configmaps", ns, "strict")] == (
+        "failed", "resource modifier rule 2, patch 1 (test): /data/mode: test failed: the value differs")
+    assert target_get(testenv, "target", "configmaps", ns, "strict") is None
+    assert items[("configmaps", ns, "other")] == ("created", "")
+    # rules the database holds but that do not parse fail the job before anything is created
+    state, error, _, items = restorer.restore(bid, "target", namespace_map={ns: ns + "-bad"},
+                                              resource_modifiers="version: v2\nresourceModifierRules: []\n")
+    assert state == "failed" and error == "restore plan: version: must be v1", (state, error)
+    assert target_get(testenv, "target", "configmaps", ns + "-bad", "other") is None
+
+
+def test_hooks_run_in_every_namespace_of_the_restore(restorer, testenv):
+    """Issue 16: a plan of several namespaces runs its hooks in each (it ran in the first only)."""
+    a, b = unique("hns-a"), unique("hns-b")
+    objs = {("configmaps", ns, "app"): {"apiVersion": "v1", "kind": "ConfigMap",
+                                        "metadata": {"name": "app", "namespace": ns}, "data": {"who": ns}}
+            for ns in (a, b)}
+    bid = restorer.upload_backup(unique("bk-hns-"), archive(objs))
+    script = ('local cm = k8s.get("v1", "ConfigMap", "app")\n'
+              'log("in " .. job.namespace .. " target " .. job.target_namespace .. " sees " .. cm.data.who)\n'
+              'k8s.patch("v1", "ConfigMap", "app", {data = {hooked = "yes"}})\n')
+    state, error, result, _ = restorer.restore(bid, "target", hooks=[{"inline": script}])
+    assert (state, error) == ("succeeded", ""), (state, error, result.get("hooks"))
+    runs = {h["namespace"]: h for h in result["hooks"]}
+    assert sorted(runs) == sorted([a, b]), result["hooks"]
+    for ns in (a, b):
+        assert runs[ns]["state"] == "succeeded" and f"in {ns} target {ns} sees {ns}" in runs[ns]["log"][-1], runs[ns]
+        assert target_get(testenv, "target", "configmaps", ns, "app")["data"]["hooked"] == "yes"
+    # the job page lists each namespace's run
+    page = restorer.client.get(f"/jobs/{restorer.last_job}").text
+    assert f"<td>{a}</td>" in page and f"<td>{b}</td>" in page
+
+
+def test_hook_policy_of_a_plan_entry_timeout_retries_on_error(restorer, testenv):
+    """Issue 16: each hook entry of a plan may set timeout_s, retries (with backoff) and on_error."""
+    ns = unique("hpol")
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "tries", "namespace": ns}, "data": {"n": "0"}}
+    bid = restorer.upload_backup(unique("bk-hpol-"), archive({("configmaps", ns, "tries"): cm}))
+    flaky = ('local cm = k8s.get("v1", "ConfigMap", "tries")\n'
+             'local n = tonumber(cm.data.n) + 1\n'
+             'k8s.patch("v1", "ConfigMap", "tries", {data = {n = tostring(n)}})\n'
+             'if n < 3 then error("not ready yet, try " .. n) end\n'
+             'log("ready on try " .. n)\n')
+    endless = "while true do end\n"
+    state, error, result, _ = restorer.restore(bid, "target", hooks=[
+        {"inline": flaky, "retries": 3},
+        {"inline": endless, "timeout_s": 1, "on_error": "continue"},
+        {"inline": "log('after')"}])
+    assert (state, error) == ("succeeded", ""), (state, error, result.get("hooks"))
+    first, second, third = result["hooks"]
+    assert first["state"] == "succeeded" and first["attempts"] == 3 and "ready on try 3" in first["log"][-1], first
+    assert target_get(testenv, "target", "configmaps", ns, "tries")["data"]["n"] == "3"
+    assert second["state"] == "continued" and second["attempts"] == 1 and "time limit" in second["error"], second
+    assert second["duration_ms"] < 20000, second	# the entry's 1 s, not the deployment's 60 s
+    assert third["state"] == "succeeded"
+    page = restorer.client.get(f"/jobs/{restorer.last_job}").text
+    assert "after 3 attempts" in page
+    # a policy that is not one is refused in words, and the job fails at that entry
+    state, error, result, _ = restorer.restore(bid, "target", namespace_map={ns: ns + "-bad"},
+                                              hooks=[{"inline": "log('x')", "retries": 9}])
+    assert state == "failed" and "entry 1 of the hook list: retries must be a whole number from 0 to 5" in error, error
+
+
+def test_pre_restore_hooks_run_before_any_object_is_created(restorer, testenv):
+    """Issue 16: a hook entry may ask for pre-restore; entries without a phase stay post-restore."""
+    ns = unique("pre")
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": ns}, "data": {"a": "1"}}
+    bid = restorer.upload_backup(unique("bk-pre-"), archive({("configmaps", ns, "app"): cm}))
+    probe = 'local cm = k8s.get("v1", "ConfigMap", "app")\nlog(job.phase .. ": " .. (cm and "present" or "absent"))\n'
+    state, error, result, _ = restorer.restore(bid, "target", hooks=[{"inline": probe, "phase": "pre-restore"},
+                                                                     {"inline": probe}])
+    assert (state, error) == ("succeeded", ""), (state, error, result.get("hooks"))
+    assert [(h["phase"], h["log"][-1]) for h in result["hooks"]] == [
+        ("pre-restore", "pre-restore: absent"), ("post-restore", "post-restore: present")], result["hooks"]
+    assert [p["name"] for p in result["phases"]][:3] == ["download", "prepare", "pre-restore hooks"], result["phases"]
+    # a failing pre-restore hook stops the restore before anything is created
+    state, error, result, items = restorer.restore(bid, "target", namespace_map={ns: ns + "-stop"},
+                                                   hooks=[{"inline": "error('not now')", "phase": "pre-restore"}])
+    assert state == "failed" and "hook inline-1 failed at pre-restore" in error, error
+    assert target_get(testenv, "target", "configmaps", ns + "-stop", "app") is None
 
 
 def test_hook_errors_name_their_line(restorer, testenv):

@@ -242,6 +242,64 @@ static void test_ranged_get_and_cap(void)
 	s3_client_free(s3);
 }
 
+struct replacer {
+	struct s3_client *other;
+	EVP_MD_CTX *sha;
+	int calls, replaced;
+};
+
+/* After the first part arrives, another client overwrites the object. */
+static int replace_after_first(const void *data, size_t len, void *ud)
+{
+	struct replacer *rp = ud;
+	struct s3_error e;
+
+	EVP_DigestUpdate(rp->sha, data, len);
+	if (rp->calls++ == 0)
+		rp->replaced = s3_put_mem(rp->other, "big/replaced.bin", "new", 3, &e) == 0;
+	return 0;
+}
+
+static int stop_at_second(const void *data, size_t len, void *ud)
+{
+	(void)data;
+	(void)len;
+	return ++*(int *)ud == 2;
+}
+
+/* A large object is read in parallel parts of the version HEAD saw: replaced mid-read, the
+ * read fails in words rather than splice two versions; a caller's stop stops the workers. */
+static void test_parallel_read_of_one_version(void)
+{
+	const int64_t size = 60LL << 20;
+	struct s3_client *s3 = client(&conf), *other = client(&conf);
+	struct gen g = { .state = 1234567, .left = size, .sha = EVP_MD_CTX_new() };
+	struct replacer rp = { .other = other, .sha = EVP_MD_CTX_new() };
+	struct s3_error e;
+	char words[600];
+	int calls = 0;
+
+	if (!s3 || !other) {
+		CHECK(0);
+		return;
+	}
+	EVP_DigestInit_ex(g.sha, EVP_sha256(), NULL);
+	EVP_DigestInit_ex(rp.sha, EVP_sha256(), NULL);
+	CHECK_INTEQ(s3_put_stream(s3, "big/replaced.bin", gen_read, &g, -1, &e), 0);
+	CHECK_INTEQ(s3_get_stream(s3, "big/replaced.bin", 0, -1, stop_at_second, &calls, &e), -1);
+	CHECK_STREQ(e.code, "Stopped");
+	CHECK_INTEQ(calls, 2);
+	CHECK_INTEQ(s3_get_stream(s3, "big/replaced.bin", 0, -1, replace_after_first, &rp, &e), -1);
+	CHECK(rp.replaced);
+	CHECK_STREQ(e.code, "PreconditionFailed");
+	describe(&e, words, sizeof words);
+	CHECK(strstr(words, "big/replaced.bin was replaced while it was being read") != NULL);
+	EVP_MD_CTX_free(g.sha);
+	EVP_MD_CTX_free(rp.sha);
+	s3_client_free(s3);
+	s3_client_free(other);
+}
+
 static void test_failed_upload_leaves_no_object(void)
 {
 	struct s3_client *s3 = client(&conf);
@@ -361,6 +419,7 @@ int main(void)
 	RUN(test_list_pages);
 	RUN(test_multipart_50mib_round_trip);
 	RUN(test_ranged_get_and_cap);
+	RUN(test_parallel_read_of_one_version);
 	RUN(test_failed_upload_leaves_no_object);
 	RUN(test_delete);
 	RUN(test_wrong_secret_in_words);

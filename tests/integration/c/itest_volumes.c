@@ -135,7 +135,7 @@ static int cmd_backup(struct job *job, int argc, char **argv)
 	list = xstrdup(argv[1]);
 	for (char *save = NULL, *ns = strtok_r(list, ",", &save); ns && n < 16; ns = strtok_r(NULL, ",", &save))
 		namespaces[n++] = ns;
-	rc = job_backup_volumes(job, k, &repo, argv[0], namespaces, n, methods, out, err, sizeof err);
+	rc = job_backup_volumes(job, k, &repo, argv[0], namespaces, n, NULL, methods, out, err, sizeof err);
 	text = cJSON_Print(out);
 	printf("%s\n", text);
 	free(text);
