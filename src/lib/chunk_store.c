@@ -88,6 +88,7 @@ struct chunk_store {
 	char failure[512];
 	pthread_t *threads;
 	unsigned nthreads;
+	unsigned verify_part, verify_parts;	/* chunk_store_verify_share */
 };
 
 int repo_id_valid(const char *id)
@@ -980,6 +981,12 @@ static int slot_by_pack_offset(const void *a, const void *b)
 	return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
+void chunk_store_verify_share(struct chunk_store *cs, unsigned part, unsigned parts)
+{
+	cs->verify_parts = parts;
+	cs->verify_part = parts ? part % parts : 0;
+}
+
 long chunk_store_verify_all(struct chunk_store *cs, chunk_store_bad_cb bad, void *arg,
 			    char *err, size_t errlen)
 {
@@ -989,7 +996,8 @@ long chunk_store_verify_all(struct chunk_store *cs, chunk_store_bad_cb bad, void
 	long failures = 0;
 
 	for (size_t t = 0; t < cs->table_cap; t++)
-		if (cs->table[t].used && cs->table[t].pack != PACK_PENDING)
+		if (cs->table[t].used && cs->table[t].pack != PACK_PENDING &&
+		    (cs->verify_parts < 2 || cs->packs[cs->table[t].pack].id[0] % cs->verify_parts == cs->verify_part))
 			order[n++] = &cs->table[t];
 	qsort(order, n, sizeof *order, slot_by_pack_offset);
 	while (i < n) {

@@ -99,6 +99,10 @@ long chunk_store_pack_of(struct chunk_store *cs, const uint8_t id[CHUNK_ID_LEN])
 typedef void (*chunk_store_bad_cb)(const uint8_t id[CHUNK_ID_LEN], size_t pack, const char *why, void *arg);
 long chunk_store_verify_all(struct chunk_store *cs, chunk_store_bad_cb bad, void *arg,
 			    char *err, size_t errlen);
+/* From now on chunk_store_verify_all reads only the packs of share `part` of `parts` (by the
+ * first byte of the pack's id): a scheduled check reads every pack over `parts` runs. parts 0
+ * or 1: every pack. */
+void chunk_store_verify_share(struct chunk_store *cs, unsigned part, unsigned parts);
 /* Removes a pack: its index first, so no reader ever finds an index whose pack is gone. */
 int chunk_store_delete_pack(struct chunk_store *cs, const char *pack_hex, char *err, size_t errlen);
 

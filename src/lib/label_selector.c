@@ -1,4 +1,6 @@
 #include "label_selector.h"
+
+#include <cJSON.h>
 #include "strbuf.h"
 
 #include <stdio.h>
@@ -248,4 +250,98 @@ int label_selector_check(const char *sel, char **canonical, char *err, size_t er
 		*canonical = out.buf ? strbuf_take(&out) : xstrdup("");
 	strbuf_release(&out);
 	return 0;
+}
+
+/* ---- matching ---- */
+
+static const char *label_of(const cJSON *labels, const char *key, size_t keylen)
+{
+	const cJSON *l;
+
+	cJSON_ArrayForEach(l, labels)
+		if (cJSON_IsString(l) && l->string && strlen(l->string) == keylen && memcmp(l->string, key, keylen) == 0)
+			return l->valuestring;
+	return NULL;
+}
+
+static int value_in(const char *value, const char *list, size_t len)
+{
+	size_t vlen = strlen(value);
+
+	for (const char *p = list, *end = list + len; p <= end;) {
+		const char *comma = memchr(p, ',', (size_t)(end - p));
+		size_t n = comma ? (size_t)(comma - p) : (size_t)(end - p);
+		if (n == vlen && memcmp(p, value, n) == 0)
+			return 1;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	return 0;
+}
+
+/* One requirement of a canonical selector (label_selector_check's form). */
+static int requirement_matches(const char *r, size_t len, const cJSON *labels)
+{
+	const char *sp = memchr(r, ' ', len), *op;
+
+	if (len && r[0] == '!')
+		return !label_of(labels, r + 1, len - 1);
+	if (sp) {	/* key in (a,b) / key notin (a,b) */
+		int notin = len - (size_t)(sp - r) > 7 && strncmp(sp, " notin (", 8) == 0;
+		const char *open = memchr(sp, '(', len - (size_t)(sp - r));
+		const char *v = label_of(labels, r, (size_t)(sp - r));
+		if (!open || r[len - 1] != ')')
+			return 0;
+		int in = v && value_in(v, open + 1, (size_t)(r + len - 1 - (open + 1)));
+		return notin ? !in : in;
+	}
+	if ((op = memchr(r, '!', len)) && op + 1 < r + len && op[1] == '=') {
+		const char *v = label_of(labels, r, (size_t)(op - r));
+		size_t vlen = len - (size_t)(op + 2 - r);
+		return !v || strlen(v) != vlen || memcmp(v, op + 2, vlen) != 0;
+	}
+	if ((op = memchr(r, '=', len))) {
+		const char *v = label_of(labels, r, (size_t)(op - r));
+		size_t vlen = len - (size_t)(op + 1 - r);
+		return v && strlen(v) == vlen && memcmp(v, op + 1, vlen) == 0;
+	}
+	if ((op = memchr(r, '<', len)) || (op = memchr(r, '>', len))) {
+		const char *v = label_of(labels, r, (size_t)(op - r));
+		char *end, num[32];
+		size_t nlen = len - (size_t)(op + 1 - r);
+		if (!v || nlen >= sizeof num)
+			return 0;
+		memcpy(num, op + 1, nlen);
+		num[nlen] = '\0';
+		long long have = strtoll(v, &end, 10), want = strtoll(num, NULL, 10);
+		if (!*v || *end)
+			return 0;
+		return *op == '<' ? have < want : have > want;
+	}
+	return label_of(labels, r, len) != NULL;
+}
+
+int label_selector_match(const char *sel, const cJSON *labels)
+{
+	char *canonical = NULL, err[256];
+	int match = 1, depth = 0;
+
+	if (label_selector_check(sel, &canonical, err, sizeof err) < 0)
+		return -1;
+	for (const char *p = canonical, *start = canonical; match; p++) {
+		if (*p == '(')
+			depth++;
+		else if (*p == ')')
+			depth--;
+		if ((*p == ',' && depth == 0) || *p == '\0') {
+			if (p > start)
+				match = requirement_matches(start, (size_t)(p - start), labels);
+			if (!*p)
+				break;
+			start = p + 1;
+		}
+	}
+	free(canonical);
+	return match;
 }

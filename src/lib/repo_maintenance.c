@@ -179,16 +179,31 @@ static void check_snapshot(struct check_ctx *c, const struct pack_listing *pl, c
 	manifest_header_free(&h);
 }
 
-long repo_check(struct chunk_store *cs, int read_data, repo_report_cb report, void *arg,
-		char *err, size_t errlen)
+static long check_run(struct chunk_store *cs, const char *const *only, size_t nonly, int read_data,
+		      repo_report_cb report, void *arg, char *err, size_t errlen)
 {
 	struct check_ctx c = { cs, report, arg, 0, NULL, 0, 0 };
-	struct pack_listing pl;
+	struct pack_listing pl = { 0 };
 	struct snapshot_ids ids = { 0 };
 	long rc = -1;
 
-	if (list_packs(cs, &pl, err, errlen) < 0 || snapshot_list(cs, snapshot_listed, &ids, err, errlen) < 0)
+	if (list_packs(cs, &pl, err, errlen) < 0)
 		goto out;
+	if (only) {
+		for (size_t i = 0; i < nonly; i++) {
+			if (strlen(only[i]) != SNAPSHOT_ID_LEN) {
+				check_report(&c, "snapshot %.80s: not a snapshot id", only[i]);
+				continue;
+			}
+			if (ids.n == ids.cap) {
+				ids.cap = ids.cap ? ids.cap * 2 : 16;
+				ids.id = xrealloc(ids.id, ids.cap * sizeof *ids.id);
+			}
+			memcpy(ids.id[ids.n++], only[i], SNAPSHOT_ID_LEN + 1);
+		}
+	} else if (snapshot_list(cs, snapshot_listed, &ids, err, errlen) < 0) {
+		goto out;
+	}
 	for (size_t i = 0; i < chunk_store_pack_count(cs); i++) {
 		char hex[CHUNK_ID_HEX];
 		uint8_t id[CHUNK_ID_LEN];
@@ -210,6 +225,18 @@ out:
 	free(c.bad);
 	snapshot_ids_free(&ids);
 	return rc;
+}
+
+long repo_check(struct chunk_store *cs, int read_data, repo_report_cb report, void *arg,
+		char *err, size_t errlen)
+{
+	return check_run(cs, NULL, 0, read_data, report, arg, err, errlen);
+}
+
+long repo_check_snapshots(struct chunk_store *cs, const char *const *ids, size_t n, int read_data,
+			  repo_report_cb report, void *arg, char *err, size_t errlen)
+{
+	return check_run(cs, ids, n, read_data, report, arg, err, errlen);
 }
 
 /* ---- prune ---- */

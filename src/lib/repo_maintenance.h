@@ -26,6 +26,11 @@ typedef void (*repo_report_cb)(const char *line, void *arg);
 /* Returns the number of problems (0 when healthy) or -1 when the check itself failed. */
 long repo_check(struct chunk_store *cs, int read_data, repo_report_cb report, void *arg,
 		char *err, size_t errlen);
+/* The same for the snapshots named (one backup's volumes): each must exist, and every chunk
+ * its files need must be listed and its pack present; with read_data every pack is read and
+ * authenticated too, and a corrupt chunk is reported with the files that need it. */
+long repo_check_snapshots(struct chunk_store *cs, const char *const *ids, size_t n, int read_data,
+			  repo_report_cb report, void *arg, char *err, size_t errlen);
 
 struct prune_options {
 	const char *const *keep;	/* snapshot ids to keep; NULL keeps every snapshot */

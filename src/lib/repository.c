@@ -17,8 +17,8 @@ int repository_open(PGconn *db, long long org_id, const struct secret_keyring *r
 
 	memset(repo, 0, sizeof *repo);
 	snprintf(id, sizeof id, "%lld", repository_id);
-	res = db_exec(db, "SELECT name, kind, bucket, region, endpoint, prefix, path_style, access_key, secret_key_enc "
-		      "FROM repositories WHERE id = $1", 1, params, err, errlen);
+	res = db_exec(db, "SELECT name, kind, bucket, region, endpoint, prefix, path_style, access_key, secret_key_enc, "
+		      "coalesce(seal_id, id) FROM repositories WHERE id = $1", 1, params, err, errlen);
 	if (!res)
 		return -1;
 	if (PQntuples(res) != 1) {
@@ -44,7 +44,7 @@ int repository_open(PGconn *db, long long org_id, const struct secret_keyring *r
 		PQclear(res);
 		return -1;
 	}
-	repo->id = repository_id;
+	repo->id = strtoll(PQgetvalue(res, 0, 9), NULL, 10);
 	repo->bucket = xstrdup(conf.bucket);
 	const char *prefix = PQgetvalue(res, 0, 5);
 	size_t plen = strlen(prefix);

@@ -11,7 +11,8 @@
 #include <libpq-fe.h>
 
 struct repository {
-	long long id;
+	long long id;		/* the id its objects are sealed under (sql/013: seal_id, else the row's id):
+				 * every key of the repository derives from it, never a database row */
 	struct s3_client *s3;
 	char *prefix;		/* "" or "team-a/" (always ends in '/' when not empty) */
 	char *bucket;

@@ -31,6 +31,8 @@ struct cli {
 	const char *repo_url, *repo_id, *key_file;
 	const char *source, *target, *snapshot;
 	const char *keep, *keep_file;
+	const char *snapshots;		/* check: only these, "ID,ID,..." */
+	long share_part, share_parts;	/* check --read-data --share K/N */
 	struct manifest_tag tags[MANIFEST_TAGS_MAX];
 	size_t ntags;
 	long threads, grace, lock_stale;
@@ -43,7 +45,7 @@ static void usage(FILE *f)
 	      "  backup    --source DIR [--tag KEY=VALUE]... [--threads N]\n"
 	      "  restore   --snapshot ID --target DIR [--threads N]\n"
 	      "  snapshots\n"
-	      "  check     [--read-data]\n"
+	      "  check     [--read-data [--share K/N]] [--snapshots ID,ID,...]\n"
 	      "  prune     [--keep ID,ID,... | --keep-file FILE] [--grace SECONDS] [--lock-stale SECONDS]\n"
 	      "exit codes: 0 ok, 1 failed, 2 usage, 3 repository data missing or corrupt, 4 repository busy\n", f);
 }
@@ -121,6 +123,7 @@ static int parse_args(struct cli *c, int argc, char **argv)
 		{ "read-data", no_argument, NULL, 'd' }, { "keep", required_argument, NULL, 'K' },
 		{ "keep-file", required_argument, NULL, 'F' }, { "grace", required_argument, NULL, 'G' },
 		{ "lock-stale", required_argument, NULL, 'L' }, { "help", no_argument, NULL, 'h' },
+		{ "snapshots", required_argument, NULL, 'S' }, { "share", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -139,6 +142,19 @@ static int parse_args(struct cli *c, int argc, char **argv)
 		case 'd': c->read_data = 1; break;
 		case 'K': c->keep = optarg; break;
 		case 'F': c->keep_file = optarg; break;
+		case 'S': c->snapshots = optarg; break;
+		case 'P': {
+			char *slash = strchr(optarg, '/');
+			if (!slash || slash == optarg) {
+				log_error("option --share: \"%s\" is not K/N", optarg);
+				return -1;
+			}
+			*slash = '\0';
+			if (parse_long("share", slash + 1, 1, 256, &c->share_parts) < 0 ||
+			    parse_long("share", optarg, 0, c->share_parts - 1, &c->share_part) < 0)
+				return -1;
+			break;
+		}
 		case 'g':
 			if (parse_tag(c, optarg) < 0)
 				return -1;
@@ -338,7 +354,20 @@ static void print_problem(const char *line, void *arg)
 static int cmd_check(struct cli *c, struct chunk_store *cs)
 {
 	char err[512];
-	long problems = repo_check(cs, c->read_data, print_problem, NULL, err, sizeof err);
+	char *list = c->snapshots ? xstrdup(c->snapshots) : NULL, *save = NULL, *tok;
+	const char **ids = NULL;
+	size_t n = 0;
+
+	for (tok = list ? strtok_r(list, ",", &save) : NULL; tok; tok = strtok_r(NULL, ",", &save)) {
+		ids = xrealloc(ids, (n + 1) * sizeof *ids);
+		ids[n++] = tok;
+	}
+	if (c->share_parts)
+		chunk_store_verify_share(cs, (unsigned)c->share_part, (unsigned)c->share_parts);
+	long problems = list ? repo_check_snapshots(cs, ids, n, c->read_data, print_problem, NULL, err, sizeof err) :
+			       repo_check(cs, c->read_data, print_problem, NULL, err, sizeof err);
+	free(ids);
+	free(list);
 	cJSON *o;
 
 	if (problems < 0) {

@@ -56,7 +56,7 @@ struct job {
 
 /* A repository opened for a job: its client and the key prefix everything goes under. */
 struct job_repository {
-	long long id;
+	long long id;		/* its seal identity, for key derivations (repository.h), not its row id */
 	struct s3_client *s3;
 	char *prefix;		/* "" or "team-a/" (always ends in '/' when not empty) */
 	char *bucket;
@@ -104,6 +104,7 @@ struct restore_spec {
 	int restore_storage_classes;	/* create the backup's StorageClasses the target lacks (not mapped ones) */
 	int keep_default_class;		/* keep their is-default-class annotation */
 	int restore_completed_jobs;	/* recreate Jobs that had finished (they run again) */
+	const cJSON *selection;		/* what of the backup: types in/out, label selector, objects; NULL: all */
 	const char *resource_modifiers;	/* the plan's rules (resource_modifier.h), or NULL */
 };
 
@@ -130,5 +131,16 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 const char *job_backup_run(struct job *job, char *err, size_t errlen);
 const char *job_restore_run(struct job *job, char *err, size_t errlen);
 const char *job_migrate_run(struct job *job, char *err, size_t errlen);
+/* job_catalog.c: a backup marked 'deleting' removed from its repository, its clusters and the
+ * catalog; a repository's unused data pruned. */
+const char *job_delete_backup_run(struct job *job, char *err, size_t errlen);
+const char *job_prune_run(struct job *job, char *err, size_t errlen);
+/* job_catalog.c: a backup's objects and volume data checked (result.read_data: every pack read). */
+const char *job_verify_run(struct job *job, char *err, size_t errlen);
+/* job_catalog.c: the repository's bucket read for backups the catalog lacks (re-import). */
+const char *job_sync_run(struct job *job, char *err, size_t errlen);
+/* job_catalog.c: a tar.gz about the job result.of_job (log, items, the cluster's events and
+ * pod statuses of its namespaces) into job_bundles. */
+const char *job_diagnostics_run(struct job *job, char *err, size_t errlen);
 
 #endif

@@ -269,7 +269,8 @@ static int backup_row_create(struct backup_run *r)
 {
 	char stamp[32], job_id[24], plan_id[24], days[24], cluster_id[24], repo_id[24];
 	char *namespaces = cJSON_PrintUnformatted(r->plan.namespaces);
-	const char *params[] = { job_id, r->plan.id ? plan_id : NULL, r->name, namespaces, days, cluster_id, repo_id };
+	const char *params[] = { job_id, r->plan.id ? plan_id : NULL, r->name, namespaces, days, cluster_id, repo_id,
+				 r->plan.id ? r->plan.name : NULL };
 	struct tm tm;
 	PGresult *res = NULL;
 	int rc = -1;
@@ -289,12 +290,12 @@ static int backup_row_create(struct backup_run *r)
 		else
 			snprintf(r->name, sizeof r->name, "%s-%s-%d", r->plan.name, stamp, n);
 		res = job_query(r->job,
-				"WITH b AS (INSERT INTO backups (plan_id, cluster_id, repository_id, name, namespaces, expires_at) "
+				"WITH b AS (INSERT INTO backups (plan_id, cluster_id, repository_id, name, namespaces, expires_at, plan_name) "
 				"  VALUES ($2, $6, $7, $3, ARRAY(SELECT jsonb_array_elements_text($4::jsonb)), "
-				"         now() + make_interval(days => $5::integer)) "
+				"         now() + make_interval(days => $5::integer), coalesce($8, '')) "
 				"  ON CONFLICT (org_id, name) DO NOTHING RETURNING id) "
 				"UPDATE jobs SET backup_id = b.id FROM b WHERE jobs.id = $1 RETURNING b.id",
-				7, params, r->err, r->errlen);
+				8, params, r->err, r->errlen);
 		if (!res)
 			break;
 		if (PQntuples(res) == 1) {
@@ -940,10 +941,36 @@ static char *velero_backup_json(struct backup_run *r, const char *phase, time_t 
 	return out;
 }
 
+/* What the backup's page shows without reading the bucket (sql/013_backup_catalog.sql): the
+ * resource list, the volumes, the hooks with their results (not their log lines), the cluster's
+ * name. Four strings into out[0..3], freed by catalog_text_free. */
+static void catalog_text(struct backup_run *r, const char **out)
+{
+	const cJSON *hooks = cJSON_GetObjectItemCaseSensitive(r->job->result, "hooks"), *h;
+	cJSON *summary = cJSON_CreateArray();
+
+	cJSON_ArrayForEach(h, hooks) {
+		cJSON *o = cJSON_Duplicate(h, 1);
+		cJSON_DeleteItemFromObjectCaseSensitive(o, "log");
+		cJSON_AddItemToArray(summary, o);
+	}
+	out[0] = cJSON_PrintUnformatted(r->resource_list);
+	out[1] = r->volume_data ? cJSON_PrintUnformatted(r->volume_data) : xstrdup("[]");
+	out[2] = cJSON_PrintUnformatted(summary);
+	out[3] = xstrdup(r->cluster_name);
+	cJSON_Delete(summary);
+}
+
+static void catalog_text_free(const char **p)
+{
+	for (int i = 0; i < 4; i++)
+		free((char *)p[i]);
+}
+
 static int backup_finalize(struct backup_run *r, const char *state)
 {
 	char id[24], count[24], bytes[24];
-	const char *params[] = { id, state, count, bytes };
+	const char *params[8] = { id, state, count, bytes };
 	char *doc;
 	PGresult *res;
 	int rc;
@@ -957,8 +984,12 @@ static int backup_finalize(struct backup_run *r, const char *state)
 	snprintf(id, sizeof id, "%lld", r->job->backup_id);
 	snprintf(count, sizeof count, "%ld", r->objects);
 	snprintf(bytes, sizeof bytes, "%lld", (long long)r->bytes);
-	res = job_query(r->job, "UPDATE backups SET state = $2, resource_count = $3, bytes = $4, completed_at = now() "
-			"WHERE id = $1 AND state = 'running' RETURNING id", 4, params, r->err, r->errlen);
+	catalog_text(r, params + 4);
+	res = job_query(r->job, "UPDATE backups SET state = $2, resource_count = $3, bytes = $4, completed_at = now(), "
+			"resource_list = $5::jsonb, volumes = $6::jsonb, hooks = $7::jsonb, cluster_name = $8, "
+			"bytes_new = $4::bigint + coalesce((SELECT sum((v->>'bytes_new')::bigint) FROM jsonb_array_elements($6::jsonb) v), 0) "
+			"WHERE id = $1 AND state = 'running' RETURNING id", 8, params, r->err, r->errlen);
+	catalog_text_free(params + 4);
 	if (res && PQntuples(res) != 1)
 		snprintf(r->err, r->errlen, "backup %s was marked failed while it was being written (did this runner "
 			 "stop heart-beating?)", r->name);

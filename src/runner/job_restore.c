@@ -19,6 +19,7 @@
 #include "job_volumes.h"
 #include "backup_reader.h"
 #include "config.h"
+#include "label_selector.h"
 #include "log.h"
 #include "repo_seal.h"
 #include "restore_order.h"
@@ -126,6 +127,7 @@ struct restore_plan {
 	int reattach_volumes;		/* the backup's PersistentVolumes are recreated (same cluster only) */
 	cJSON *volume_map;		/* {"<source-ns>/<claim>": "pv"} */
 	int restore_storage_classes, keep_default_class, restore_completed_jobs;
+	cJSON *selection;		/* what of the backup to restore (restore_selection_skip), or NULL: all */
 	long long backup_cluster_id;	/* where the backup was taken (0: unknown) */
 	char backup_name[256];
 	long long repository_id;
@@ -190,7 +192,7 @@ static int restore_spec_load(struct job *job, struct restore_spec *spec, char *e
 	snprintf(id, sizeof id, "%lld", job->restore_plan_id);
 	res = job_query(job, "SELECT target_cluster_id, namespace_map::text, storage_class_map::text, existing_policy, "
 			"hooks::text, reattach_volumes, volume_map::text, restore_storage_classes, keep_default_class, restore_completed_jobs, "
-			"resource_modifiers FROM restore_plans WHERE id = $1", 1, params, err, errlen);
+			"resource_modifiers, selection::text FROM restore_plans WHERE id = $1", 1, params, err, errlen);
 	if (!res)
 		return -1;
 	if (PQntuples(res) != 1) {
@@ -210,6 +212,7 @@ static int restore_spec_load(struct job *job, struct restore_spec *spec, char *e
 	spec->keep_default_class = strcmp(PQgetvalue(res, 0, 8), "t") == 0;
 	spec->restore_completed_jobs = strcmp(PQgetvalue(res, 0, 9), "t") == 0;
 	spec->resource_modifiers = xstrdup(PQgetvalue(res, 0, 10));
+	spec->selection = restore_json_column(res, 11);
 	PQclear(res);
 	if (job->cluster_id && job->cluster_id != spec->target_cluster_id) {
 		snprintf(err, errlen, "the job's cluster (%lld) is not its restore plan's target cluster (%lld)",
@@ -226,6 +229,7 @@ static void restore_spec_free(struct restore_spec *spec)
 	cJSON_Delete((cJSON *)spec->hooks);
 	cJSON_Delete((cJSON *)spec->volume_map);
 	free((char *)spec->resource_modifiers);
+	cJSON_Delete((cJSON *)spec->selection);
 }
 
 /* volume_map: {"<namespace>/<claim>": "<PersistentVolume name>"}. */
@@ -272,6 +276,7 @@ static int restore_plan_load(struct restore_run *run, const struct restore_spec 
 	p->restore_storage_classes = spec->restore_storage_classes;
 	p->keep_default_class = spec->keep_default_class;
 	p->restore_completed_jobs = spec->restore_completed_jobs;
+	p->selection = spec->selection && cJSON_IsObject(spec->selection) ? cJSON_Duplicate(spec->selection, 1) : NULL;
 	p->volume_map = spec->volume_map ? cJSON_Duplicate(spec->volume_map, 1) : cJSON_CreateObject();
 	if (restore_map_check(p->namespace_map, "restore plan: namespace_map", 1, err, errlen) < 0 ||
 	    restore_map_check(p->storage_class_map, "restore plan: storage_class_map", 0, err, errlen) < 0 ||
@@ -321,12 +326,70 @@ static int restore_plan_load(struct restore_run *run, const struct restore_spec 
 
 static void restore_plan_free(struct restore_plan *p)
 {
+	cJSON_Delete(p->selection);
 	cJSON_Delete(p->volume_map);
 	cJSON_Delete(p->claim_class_map);
 	cJSON_Delete(p->namespace_map);
 	cJSON_Delete(p->storage_class_map);
 	cJSON_Delete(p->hooks);
 	resource_modifiers_free(p->modifiers);
+}
+
+/* ---- restoring part of a backup ---- */
+
+static int string_listed(const cJSON *list, const char *s)
+{
+	const cJSON *e;
+
+	cJSON_ArrayForEach(e, list)
+		if (cJSON_IsString(e) && strcmp(e->valuestring, s) == 0)
+			return 1;
+	return 0;
+}
+
+/* The plan's selection, {"include_types": ["configmaps", "deployments.apps"], "exclude_types": [...],
+ * "label_selector": "app=shop", "objects": ["configmaps/shop/settings", "persistentvolumeclaims/shop/data"]}:
+ * why the object is left out, or NULL. A type is resource[.group], an object type/namespace/name
+ * (cluster-scoped: type//name). Namespaces are restored whatever the includes say (the chosen
+ * objects need them), unless excluded by name of type. */
+static const char *restore_selection_skip(struct restore_run *run, struct restore_item *it)
+{
+	const cJSON *sel = run->plan.selection;
+	const cJSON *include = cJSON_GetObjectItemCaseSensitive(sel, "include_types");
+	const cJSON *exclude = cJSON_GetObjectItemCaseSensitive(sel, "exclude_types");
+	const cJSON *objects = cJSON_GetObjectItemCaseSensitive(sel, "objects");
+	const char *selector = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sel, "label_selector"));
+	struct strbuf type = STRBUF_INIT, key = STRBUF_INIT;
+	const char *why = NULL;
+
+	if (!sel)
+		return NULL;
+	strbuf_addf(&type, "%s%s%s", it->src->resource, *it->src->group ? "." : "", it->src->group);
+	int namespace_object = strcmp(type.buf, "namespaces") == 0;
+	if (string_listed(exclude, type.buf)) {
+		snprintf(it->message, sizeof it->message, "not chosen: the plan excludes %s", type.buf);
+		why = it->message;
+	} else if (!namespace_object && cJSON_GetArraySize(include) > 0 && !string_listed(include, type.buf)) {
+		snprintf(it->message, sizeof it->message, "not chosen: %s is not among the types the plan restores", type.buf);
+		why = it->message;
+	} else if (!namespace_object && cJSON_GetArraySize(objects) > 0) {
+		strbuf_addf(&key, "%s/%s/%s", type.buf, it->src->ns, it->src->name);
+		if (!string_listed(objects, key.buf)) {
+			snprintf(it->message, sizeof it->message, "not chosen: the plan restores named objects only");
+			why = it->message;
+		}
+	}
+	if (!why && !namespace_object && selector && *selector) {
+		const cJSON *labels = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(it->src->obj, "metadata"),
+								       "labels");
+		if (label_selector_match(selector, labels) != 1) {
+			snprintf(it->message, sizeof it->message, "not chosen: its labels do not match %.400s", selector);
+			why = it->message;
+		}
+	}
+	strbuf_release(&type);
+	strbuf_release(&key);
+	return why;
 }
 
 /* The restore's tunables, read from the runner's configuration at each job so that an
@@ -756,6 +819,8 @@ static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 		struct restore_item *it = &run->items[run->n++];
 		it->src = i < run->archive.n ? &run->archive.objects[i] : &run->extra[i - run->archive.n];
 		it->skip = restore_skip_reason(it->src->group, it->src->resource, it->src->obj);
+		if (!it->skip)
+			it->skip = restore_selection_skip(run, it);
 		if (!it->skip && strcmp(it->src->group, "") == 0 && strcmp(it->src->resource, "persistentvolumes") == 0) {
 			if (!run->plan.reattach_volumes)
 				it->skip = "not recreated: its claim gets a new volume in the target, which the restore fills "
@@ -1327,6 +1392,27 @@ static void restore_leave_reattached(struct restore_run *run)
 	}
 }
 
+/* The volume record without the claims the plan's selection leaves out: their data is not
+ * restored, and no one waits for them to be Bound. */
+static void restore_leave_unchosen(struct restore_run *run)
+{
+	for (size_t k = 0; run->volumes && k < run->n; k++) {
+		const struct restore_item *it = &run->items[k];
+		if (!it->skip || strncmp(it->skip, "not chosen", 10) != 0 || strcmp(it->src->group, "") != 0 ||
+		    strcmp(it->src->resource, "persistentvolumeclaims") != 0)
+			continue;
+		for (int i = 0; i < cJSON_GetArraySize(run->volumes);) {
+			const cJSON *v = cJSON_GetArrayItem(run->volumes, i);
+			const char *ns = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "namespace"));
+			const char *pvc = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "pvc"));
+			if (ns && pvc && strcmp(ns, it->src->ns) == 0 && strcmp(pvc, it->src->name) == 0)
+				cJSON_DeleteItemFromArray(run->volumes, i);
+			else
+				i++;
+		}
+	}
+}
+
 static void restore_run_free(struct restore_run *run)
 {
 	for (long i = 0; run->clients && i < run->parallelism; i++)
@@ -1420,6 +1506,7 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 	started = now_seconds();
 	char volume_err[1024] = "";
 	restore_leave_reattached(&run);
+	restore_leave_unchosen(&run);
 	if (cJSON_GetArraySize(run.volumes) > 0) {
 		struct job_repository repo;
 		int vrc = job_repository_open(job, run.plan.repository_id, &repo, volume_err, sizeof volume_err);

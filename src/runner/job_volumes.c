@@ -270,8 +270,9 @@ static int read_lines(struct child_out *o, void (*fn)(const char *line, void *ud
 
 struct child_state {
 	struct volumes_progress *p;
-	const char *claim;
+	const char *claim;		/* what the mover works on, for messages: "claim ns/pvc" */
 	cJSON *done;
+	cJSON *problems;		/* check's {"problem": "..."} lines, or NULL */
 	char last_error[768];
 };
 
@@ -285,6 +286,12 @@ static void on_stdout(const char *line, void *ud)
 		return;
 	}
 	on_mover_line(o, st->p);
+	if (st->problems && json_str(o, "problem", NULL)) {
+		if (cJSON_GetArraySize(st->problems) < 1000)
+			cJSON_AddItemToArray(st->problems, cJSON_CreateString(json_str(o, "problem", NULL)));
+		cJSON_Delete(o);
+		return;
+	}
 	if (json_str(o, "phase", NULL) && strcmp(json_str(o, "phase", NULL), "done") == 0) {
 		cJSON_Delete(st->done);
 		st->done = o;
@@ -300,7 +307,7 @@ static void on_stderr(const char *line, void *ud)
 	if (!*line)
 		return;
 	snprintf(st->last_error, sizeof st->last_error, "%s", mover_message(line));
-	job_log(st->p->job, strstr(line, ": error: ") ? "error" : "warning", "claim %s: data mover: %s", st->claim,
+	job_log(st->p->job, strstr(line, ": error: ") ? "error" : "warning", "%s: data mover: %s", st->claim,
 		mover_message(line));
 }
 
@@ -356,10 +363,10 @@ static int key_pipe(const struct mover_target *t, int fds[2])
 
 /* The child gets the key on fd 3 and the volume's directory, opened by the runner, on fd 4. */
 static int run_local(const struct mover_target *t, const char *claim, int dir_fd, const char *const *args,
-		     struct volumes_progress *p, cJSON **done, char *err, size_t errlen)
+		     struct volumes_progress *p, cJSON **done, cJSON *problems, char *err, size_t errlen)
 {
 	const char *mover = t->job->ctx->mover_path ? t->job->ctx->mover_path : "stowage-mover";
-	struct child_state st = { .p = p, .claim = claim };
+	struct child_state st = { .p = p, .claim = claim, .problems = problems };
 	struct child_out out = { STRBUF_INIT, -1 }, errs = { STRBUF_INIT, -1 };
 	int keyp[2], outp[2], errp[2], status, open_fds = 2, cancelled = 0;
 	const char *argv[48];
@@ -373,11 +380,11 @@ static int run_local(const struct mover_target *t, const char *claim, int dir_fd
 		argv[argc++] = *args;
 	argv[argc] = NULL;
 	if (key_pipe(t, keyp) < 0) {
-		snprintf(err, errlen, "claim %s: cannot pass the key to the data mover: %s", claim, strerror(errno));
+		snprintf(err, errlen, "%s: cannot pass the key to the data mover: %s", claim, strerror(errno));
 		return -1;
 	}
 	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "claim %s: pipe: %s", claim, strerror(errno));
+		snprintf(err, errlen, "%s: pipe: %s", claim, strerror(errno));
 		close(keyp[0]);
 		return -1;
 	}
@@ -387,10 +394,10 @@ static int run_local(const struct mover_target *t, const char *claim, int dir_fd
 		/* the child: fd 3 the key, 1 and 2 the pipes, nothing else inherited */
 		if (dup2(outp[1], 1) < 0 || dup2(errp[1], 2) < 0)
 			_exit(127);
-		int k = fcntl(keyp[0], F_DUPFD_CLOEXEC, 10), d = fcntl(dir_fd, F_DUPFD_CLOEXEC, 10);
+		int k = fcntl(keyp[0], F_DUPFD_CLOEXEC, 10), d = dir_fd < 0 ? -1 : fcntl(dir_fd, F_DUPFD_CLOEXEC, 10);
 
 		/* above 10 first, so neither dup2 lands on the other's source */
-		if (k < 0 || d < 0 || dup2(k, 3) < 0 || dup2(d, 4) < 0)
+		if (k < 0 || (dir_fd >= 0 && d < 0) || dup2(k, 3) < 0 || (d >= 0 && dup2(d, 4) < 0))
 			_exit(127);
 		close_range(5, ~0U, 0);
 		execvpe(mover, (char *const *)argv, env);
@@ -402,7 +409,7 @@ static int run_local(const struct mover_target *t, const char *claim, int dir_fd
 	close(outp[1]);
 	close(errp[1]);
 	if (pid < 0) {
-		snprintf(err, errlen, "claim %s: cannot start the data mover: %s", claim, strerror(errno));
+		snprintf(err, errlen, "%s: cannot start the data mover: %s", claim, strerror(errno));
 		close(outp[0]);
 		close(errp[0]);
 		return -1;
@@ -438,15 +445,15 @@ static int run_local(const struct mover_target *t, const char *claim, int dir_fd
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (cancelled) {
-		snprintf(err, errlen, "claim %s: the data mover was stopped: the job was cancelled", claim);
+		snprintf(err, errlen, "%s: the data mover was stopped: the job was cancelled", claim);
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && st.done) {
 		*done = st.done;
 		return 0;
 	} else if (WIFEXITED(status)) {
-		snprintf(err, errlen, "claim %s: data mover exited %d (%s): %s", claim, WEXITSTATUS(status),
+		snprintf(err, errlen, "%s: data mover exited %d (%s): %s", claim, WEXITSTATUS(status),
 			 exit_words(WEXITSTATUS(status)), st.last_error[0] ? st.last_error : "no error line");
 	} else {
-		snprintf(err, errlen, "claim %s: data mover killed by signal %d", claim,
+		snprintf(err, errlen, "%s: data mover killed by signal %d", claim,
 			 WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 	}
 	cJSON_Delete(st.done);
@@ -659,7 +666,7 @@ static int run_mover(const struct mover_target *t, struct k8s_client *k, const s
 	char claim[400], pod_name[64];
 	size_t n = 0;
 
-	snprintf(claim, sizeof claim, "%s/%s", v->ns, v->pvc);
+	snprintf(claim, sizeof claim, "claim %s/%s", v->ns, v->pvc);
 	args[n++] = restore ? "restore" : "backup";
 	args[n++] = "--repo";
 	args[n++] = t->url;
@@ -679,7 +686,7 @@ static int run_mover(const struct mover_target *t, struct k8s_client *k, const s
 
 		if (dir_fd < 0)
 			return -1;
-		rc = run_local(t, claim, dir_fd, args, p, done, err, errlen);
+		rc = run_local(t, claim, dir_fd, args, p, done, NULL, err, errlen);
 		close(dir_fd);
 		return rc;
 	}
@@ -693,7 +700,7 @@ static int run_mover(const struct mover_target *t, struct k8s_client *k, const s
 		char inner[1024];
 
 		snprintf(inner, sizeof inner, "%s", err);
-		snprintf(err, errlen, "claim %s: %s", claim, inner);
+		snprintf(err, errlen, "%s: %s", claim, inner);
 		return -1;
 	}
 	return 0;
@@ -1355,4 +1362,38 @@ int job_restore_volumes(struct job *job, struct k8s_client *target, const struct
 		snprintf(err + len, errlen - len, " (and %d more volumes failed)", failed - 1);
 	}
 	return failed ? -1 : 0;
+}
+
+/* ---- the repository as a whole: prune, check ---- */
+
+int job_repository_mover(struct job *job, const struct job_repository *repo, const char *const *args,
+			 cJSON **done, cJSON *problems, char *err, size_t errlen)
+{
+	struct mover_target t;
+	struct volumes_progress p = { .job = job };
+	const char *argv[40];
+	char what[64];
+	size_t n = 0;
+	int rc;
+
+	*done = NULL;
+	if (mover_target_open(job, repo, &t, err, errlen) < 0)
+		return -1;
+	snprintf(what, sizeof what, "repository %lld", repo->id);
+	argv[n++] = *args++;
+	argv[n++] = "--repo";
+	argv[n++] = t.url;
+	argv[n++] = "--repo-id";
+	argv[n++] = t.repo_id;
+	argv[n++] = "--key-file";
+	argv[n++] = "/dev/fd/3";
+	for (; *args && n < 39; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	clock_gettime(CLOCK_MONOTONIC, &p.start);
+	/* No volume is read or written: the mover runs here, whatever mover_launch says, with the
+	 * repository's key and nothing of the tenant's clusters. */
+	rc = run_local(&t, what, -1, argv, &p, done, problems, err, errlen);
+	mover_target_close(&t);
+	return rc;
 }

@@ -62,4 +62,12 @@ int job_restore_volumes(struct job *job, struct k8s_client *target, const struct
 int csi_restore_pvc_source(const cJSON *volume, int same_cluster, const char *target_namespace,
 			   cJSON **data_source, char *err, size_t errlen);
 
+/* Runs the data mover on the repository alone (no volume): args[0] is its command ("prune",
+ * "check"), the rest its options; --repo, --repo-id and --key-file are added. *done receives
+ * its final JSON line (the caller frees it); check's problem lines are appended to problems
+ * (an array, or NULL). The mover runs on the runner's machine whatever mover_launch says: it
+ * reads no volume. 0, or -1 with err (the mover's exit and last error line). */
+int job_repository_mover(struct job *job, const struct job_repository *repo, const char *const *args,
+			 cJSON **done, cJSON *problems, char *err, size_t errlen);
+
 #endif

@@ -187,6 +187,16 @@ static void job_execute(const struct runner_context *ctx, PGconn *db, long long 
 		state = job_restore_run(&job, err, sizeof err);
 	else if (strcmp(job.kind, "migrate") == 0)
 		state = job_migrate_run(&job, err, sizeof err);
+	else if (strcmp(job.kind, "delete_backup") == 0)
+		state = job_delete_backup_run(&job, err, sizeof err);
+	else if (strcmp(job.kind, "prune") == 0)
+		state = job_prune_run(&job, err, sizeof err);
+	else if (strcmp(job.kind, "verify") == 0)
+		state = job_verify_run(&job, err, sizeof err);
+	else if (strcmp(job.kind, "sync") == 0)
+		state = job_sync_run(&job, err, sizeof err);
+	else if (strcmp(job.kind, "diagnostics") == 0)
+		state = job_diagnostics_run(&job, err, sizeof err);
 	else {
 		snprintf(err, sizeof err, "this runner cannot run %s jobs", job.kind);
 		state = "failed";

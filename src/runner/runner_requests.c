@@ -520,10 +520,21 @@ static int store_save(PGconn *db, const cJSON *p, cJSON *result, int cluster, ch
 		return db_run(db, "ROLLBACK TO SAVEPOINT store", 0, NULL, err, errlen);
 	}
 	int found = PQntuples(res) == 1;
+	char created[24] = "";
+	if (found && !id)
+		snprintf(created, sizeof created, "%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
 	if (!found) {
 		cJSON_AddBoolToObject(result, "gone", 1);
 		return 0;
+	}
+	/* a new repository that connected reads its bucket's backups into the catalog (re-import) */
+	if (!cluster && *created && strcmp(status, "connected") == 0) {
+		const char *sync[] = { created };
+		if (db_run(db, "INSERT INTO jobs (kind, repository_id, trigger) SELECT 'sync', $1, 'manual' "
+			   "WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE kind = 'sync' AND repository_id = $1 "
+			   "AND state IN ('queued', 'running'))", 1, sync, err, errlen) < 0)
+			return -1;
 	}
 	cJSON *detail = cJSON_CreateObject();
 	cJSON_AddStringToObject(detail, cluster ? "api_url" : "bucket", pstr(p, cluster ? "api_url" : "bucket"));

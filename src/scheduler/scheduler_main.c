@@ -12,9 +12,6 @@
 #include "cron.h"
 #include "db.h"
 #include "log.h"
-#include "repository.h"
-#include "secret_store.h"
-#include "strbuf.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -34,8 +31,8 @@ static void on_term(int sig)
 
 struct scheduler {
 	PGconn *db;
-	struct secret_keyring keyring;
-	struct net_allow allowed_networks;
+	long verify_interval_s;		/* 0: no scheduled verification */
+	long verify_parts;
 	long stale_after_s;
 };
 
@@ -128,66 +125,37 @@ static void fire_due_plans(struct scheduler *s, time_t now)
 	PQclear(res);
 }
 
-/* Deletes one expired backup: marked 'deleting' first (committed, so it is never offered again
- * even if this scheduler dies), then, holding its row locked so that another scheduler skips it,
- * its objects are removed from the repository and its row deleted. A failure leaves it
- * 'deleting' for the next round. */
-static void expire_backup(struct scheduler *s, const char *backup_id, long long org_id)
+/* Retention deletes the way the Delete button does (src/runner/job_catalog.c): the backup is
+ * marked 'deleting' (committed: never offered again, even if this scheduler dies) and a
+ * delete_backup job is queued for the runner, which removes its objects, volume data and
+ * snapshots and then its row. A backup whose delete failed is queued again ten minutes later;
+ * the partial unique index on live delete jobs keeps several schedulers from queuing twice. */
+static void queue_backup_delete(struct scheduler *s, const char *backup_id, long long org_id)
 {
 	char err[512];
 	const char *params[] = { backup_id };
-	struct repository repo;
 	PGresult *res;
 
-	if (db_tenant_begin(s->db, org_id, 0, err, sizeof err) < 0)
-		goto fail;
-	if (db_run(s->db, "UPDATE backups SET state = 'deleting' WHERE id = $1 AND state NOT IN ('running', 'deleting')",
-		   1, params, err, sizeof err) < 0 || db_commit(s->db, err, sizeof err) < 0) {
-		db_rollback(s->db);
-		goto fail;
+	if (db_tenant_begin(s->db, org_id, 0, err, sizeof err) < 0) {
+		log_error("backup %s: %s", backup_id, err);
+		return;
 	}
-	if (db_tenant_begin(s->db, org_id, 0, err, sizeof err) < 0)
-		goto fail;
-	res = db_exec(s->db, "SELECT name, repository_id FROM backups WHERE id = $1 AND state = 'deleting' "
-		      "FOR UPDATE SKIP LOCKED", 1, params, err, sizeof err);
-	if (!res || PQntuples(res) != 1) {	/* gone, or another scheduler is deleting it */
+	res = db_exec(s->db, "WITH b AS (UPDATE backups SET state = 'deleting' WHERE id = $1 AND state <> 'running' "
+		      "RETURNING id, name, cluster_id, repository_id) "
+		      "INSERT INTO jobs (kind, backup_id, cluster_id, repository_id, trigger) "
+		      "SELECT 'delete_backup', id, cluster_id, repository_id, 'schedule' FROM b "
+		      "ON CONFLICT (backup_id) WHERE kind = 'delete_backup' AND state IN ('queued', 'running') DO NOTHING "
+		      "RETURNING id, (SELECT name FROM b)", 1, params, err, sizeof err);
+	if (!res || db_commit(s->db, err, sizeof err) < 0) {
 		PQclear(res);
 		db_rollback(s->db);
+		log_error("backup %s: queueing its deletion: %s", backup_id, err);
 		return;
 	}
-	char *name = xstrdup(PQgetvalue(res, 0, 0));
-	long long repo_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	if (PQntuples(res) == 1)
+		log_info("backup %s (%s) of organisation %lld: retention over, delete job %s queued", backup_id,
+			 PQgetvalue(res, 0, 1), org_id, PQgetvalue(res, 0, 0));
 	PQclear(res);
-	if (repository_open(s->db, org_id, &s->keyring, &s->allowed_networks, repo_id, &repo, err, sizeof err) < 0) {
-		log_error("backup %s (%s): cannot open its repository: %s; will retry", backup_id, name, err);
-		db_rollback(s->db);
-		free(name);
-		return;
-	}
-	long deleted = repository_delete_backup(&repo, name, err, sizeof err);
-	repository_close(&repo);
-	if (deleted < 0) {
-		log_error("backup %s (%s): deleting its objects failed: %s; will retry", backup_id, name, err);
-		db_rollback(s->db);
-		free(name);
-		return;
-	}
-	cJSON *detail = cJSON_CreateObject();
-	cJSON_AddNumberToObject(detail, "objects_deleted", (double)deleted);
-	cJSON_AddStringToObject(detail, "reason", "retention period over");
-	if (db_run(s->db, "DELETE FROM backups WHERE id = $1", 1, params, err, sizeof err) < 0 ||
-	    audit_record(s->db, "backup.expire", name, detail, err, sizeof err) < 0 ||
-	    db_commit(s->db, err, sizeof err) < 0) {
-		db_rollback(s->db);
-		log_error("backup %s (%s): %s; will retry", backup_id, name, err);
-	} else {
-		log_info("backup %s (%s) of organisation %lld expired: %ld objects deleted", backup_id, name, org_id, deleted);
-	}
-	cJSON_Delete(detail);
-	free(name);
-	return;
-fail:
-	log_error("backup %s: %s", backup_id, err);
 }
 
 static void sweep_retention(struct scheduler *s, time_t now)
@@ -197,13 +165,91 @@ static void sweep_retention(struct scheduler *s, time_t now)
 	PGresult *res;
 
 	iso_time(now, now_s, sizeof now_s);
-	res = db_exec(s->db, "SELECT backup_id, backup_org_id FROM scheduler_expired_backups($1)", 1, params, err, sizeof err);
+	res = db_exec(s->db, "SELECT backup_id, backup_org_id FROM scheduler_backups_to_delete($1)", 1, params, err, sizeof err);
 	if (!res) {
 		log_error("expired backups: %s", err);
 		return;
 	}
 	for (int i = 0; i < PQntuples(res) && !stopping; i++)
-		expire_backup(s, PQgetvalue(res, i, 0), strtoll(PQgetvalue(res, i, 1), NULL, 10));
+		queue_backup_delete(s, PQgetvalue(res, i, 0), strtoll(PQgetvalue(res, i, 1), NULL, 10));
+	PQclear(res);
+}
+
+/* A repository whose deleted backups released volume data is pruned once nothing else uses it
+ * (the mover's prune also takes the repository's lock, so a backup starting meanwhile is safe). */
+static void queue_prunes(struct scheduler *s)
+{
+	char err[512];
+	PGresult *res = db_exec(s->db, "SELECT repository_id, repository_org_id FROM scheduler_repositories_to_prune()",
+				0, NULL, err, sizeof err);
+
+	if (!res) {
+		log_error("repositories to prune: %s", err);
+		return;
+	}
+	for (int i = 0; i < PQntuples(res) && !stopping; i++) {
+		const char *params[] = { PQgetvalue(res, i, 0) };
+		long long org_id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		PGresult *job;
+		if (db_tenant_begin(s->db, org_id, 0, err, sizeof err) < 0) {
+			log_error("repository %s: %s", params[0], err);
+			continue;
+		}
+		job = db_exec(s->db, "INSERT INTO jobs (kind, repository_id, trigger) VALUES ('prune', $1, 'schedule') "
+			      "ON CONFLICT (repository_id) WHERE kind = 'prune' AND state IN ('queued', 'running') DO NOTHING "
+			      "RETURNING id", 1, params, err, sizeof err);
+		if (!job || db_commit(s->db, err, sizeof err) < 0) {
+			db_rollback(s->db);
+			log_error("repository %s: queueing a prune: %s", params[0], err);
+		} else if (PQntuples(job) == 1) {
+			log_info("repository %s of organisation %lld: idle, prune job %s queued", params[0], org_id,
+				 PQgetvalue(job, 0, 0));
+		}
+		PQclear(job);
+	}
+	PQclear(res);
+}
+
+/* Scheduled verification: each idle repository every verify_interval_days, reading the share
+ * of its packs this period's number picks (all of them over verify_share_parts periods). */
+static void queue_verifications(struct scheduler *s, time_t now)
+{
+	char err[512], now_s[32], interval[24], result[96];
+	const char *params[] = { now_s, interval };
+	PGresult *res;
+
+	if (!s->verify_interval_s)
+		return;
+	iso_time(now, now_s, sizeof now_s);
+	snprintf(interval, sizeof interval, "%ld", s->verify_interval_s);
+	snprintf(result, sizeof result, "{\"read_data\":true,\"share_part\":%ld,\"share_parts\":%ld}",
+		 (long)(now / s->verify_interval_s) % s->verify_parts, s->verify_parts);
+	res = db_exec(s->db, "SELECT repository_id, repository_org_id FROM scheduler_repositories_to_verify($1, $2)",
+		      2, params, err, sizeof err);
+	if (!res) {
+		log_error("repositories to verify: %s", err);
+		return;
+	}
+	for (int i = 0; i < PQntuples(res) && !stopping; i++) {
+		const char *jp[] = { PQgetvalue(res, i, 0), result, now_s };
+		long long org_id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		PGresult *job;
+		if (db_tenant_begin(s->db, org_id, 0, err, sizeof err) < 0) {
+			log_error("repository %s: %s", jp[0], err);
+			continue;
+		}
+		job = db_exec(s->db, "WITH r AS (UPDATE repositories SET verify_scheduled_at = $3::timestamptz WHERE id = $1 "
+			      "RETURNING id) INSERT INTO jobs (kind, repository_id, trigger, result) "
+			      "SELECT 'verify', id, 'schedule', $2::jsonb FROM r RETURNING id", 3, jp, err, sizeof err);
+		if (!job || db_commit(s->db, err, sizeof err) < 0) {
+			db_rollback(s->db);
+			log_error("repository %s: queueing its verification: %s", jp[0], err);
+		} else if (PQntuples(job) == 1) {
+			log_info("repository %s of organisation %lld: scheduled verification, job %s", jp[0], org_id,
+				 PQgetvalue(job, 0, 0));
+		}
+		PQclear(job);
+	}
 	PQclear(res);
 }
 
@@ -261,17 +307,16 @@ int main(int argc, char **argv)
 	if (config_get_int(&cfg, "heartbeat_seconds", 5, 1, 300, &heartbeat_s, err, sizeof err) < 0)
 		log_fatal("%s: %s", config_path, err);
 	s.stale_after_s = heartbeat_s * 6;
+	long days;
+	if (config_get_int(&cfg, "verify_interval_days", 7, 0, 365, &days, err, sizeof err) < 0 ||
+	    config_get_int(&cfg, "verify_share_parts", 4, 1, 256, &s.verify_parts, err, sizeof err) < 0)
+		log_fatal("%s: %s", config_path, err);
+	s.verify_interval_s = days * 86400;
+	/* The scheduler reaches no tenant's server (retention queues the runner's delete jobs), so
+	 * it loads no master key and needs no allowed networks. */
 	const char *url = config_get(&cfg, "scheduler_database_url", NULL);
-	const char *key_file = config_get(&cfg, "master_key_file", NULL);
-	if (!url || !key_file)
-		log_fatal("%s: scheduler_database_url (the scheduler's own database role) and master_key_file must be set",
-			  config_path);
-	if (secret_keyring_load(key_file, &s.keyring, err, sizeof err) < 0)
-		log_fatal("%s", err);
-	if (net_allow_parse(config_get(&cfg, "allowed_networks", ""), &s.allowed_networks, err, sizeof err) < 0)
-		log_fatal("%s: allowed_networks: %s", config_path, err);
-	if (net_allow_opt_in(&s.allowed_networks, config_get(&cfg, "allowed_private_networks", ""), err, sizeof err) < 0)
-		log_fatal("%s: allowed_private_networks: %s", config_path, err);
+	if (!url)
+		log_fatal("%s: scheduler_database_url (the scheduler's own database role) must be set", config_path);
 	s.db = db_connect(url, "stowage-scheduler", err, sizeof err);
 	if (!s.db)
 		log_fatal("%s", err);
@@ -285,6 +330,8 @@ int main(int argc, char **argv)
 		if (db_ensure(s.db, err, sizeof err) == 0) {
 			fire_due_plans(&s, now);
 			sweep_retention(&s, now);
+			queue_prunes(&s);
+			queue_verifications(&s, now);
 			reap_stale_jobs(&s);
 		} else {
 			log_error("%s", err);

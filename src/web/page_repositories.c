@@ -296,6 +296,7 @@ void page_repository_edit(struct request *r)
 	cJSON_AddStringToObject(view, "status_message", PQgetvalue(res, 0, 8));
 	cJSON_AddBoolToObject(view, "secret_stored", 1);
 	PQclear(res);
+	web_repository_upkeep(r, view, sid);
 	repo_form_respond(r, 200, view, id);
 }
 

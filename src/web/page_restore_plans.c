@@ -6,6 +6,7 @@
 #include "audit.h"
 #include "db.h"
 #include "form.h"
+#include "label_selector.h"
 #include "resource_modifier.h"
 
 #include <limits.h>
@@ -29,12 +30,19 @@ static const struct form_field step1_fields[] = {
 enum { S1_NAME, S1_CLUSTER, S1_NSMAP, S1_SCMAP, S1_POLICY };
 
 static const struct form_field step2_fields[] = {
-	{ .name = "backup_plan_id", .label = "Backup plan", .kind = FORM_INT, .required = 1, .min = 1, .max = LONG_MAX },
+	/* 0: the backups no plan owns any more (its plan was deleted) or never did (a migration's) */
+	{ .name = "backup_plan_id", .label = "Backup plan", .kind = FORM_INT, .required = 1, .min = 0, .max = LONG_MAX },
 };
 
 static const struct form_field step3_fields[] = {
 	{ .name = "backup_id", .label = "Backup", .kind = FORM_INT, .required = 1, .min = 1, .max = LONG_MAX },
+	/* restore part of it (sql/013 restore_plans.selection); all empty: everything */
+	{ .name = "include_types", .label = "Only these types", .kind = FORM_TEXT, .max_len = 2048 },
+	{ .name = "exclude_types", .label = "Not these types", .kind = FORM_TEXT, .max_len = 2048 },
+	{ .name = "label_selector", .label = "Label selector", .kind = FORM_TEXT, .max_len = 1024 },
+	{ .name = "objects", .label = "Only these objects", .kind = FORM_TEXTAREA, .max_len = 65536 },
 };
+enum { S3_BACKUP, S3_INCLUDE, S3_EXCLUDE, S3_SELECTOR, S3_OBJECTS };
 
 static const struct form_field step4_fields[] = {
 	{ .name = "library_hooks", .label = "Library hooks", .kind = FORM_TEXT, .max_len = 1024 },
@@ -52,7 +60,7 @@ static void step3_check(struct request *r, const struct wizard *w, struct form_v
 static const struct wizard_step restore_steps[] = {
 	{ "Target", step1_fields, sizeof step1_fields / sizeof step1_fields[0], step1_check },
 	{ "Backup plan", step2_fields, 1, step2_check },
-	{ "Backup", step3_fields, 1, step3_check },
+	{ "Backup", step3_fields, sizeof step3_fields / sizeof step3_fields[0], step3_check },
 	{ "Hooks", step4_fields, sizeof step4_fields / sizeof step4_fields[0], hooks_step_check },
 };
 #define RESTORE_STEPS (sizeof restore_steps / sizeof restore_steps[0])
@@ -163,8 +171,88 @@ static void step2_check(struct request *r, const struct wizard *w, struct form_v
 	const char *params[] = { v->value[0] };
 
 	(void)w;
-	if (!row_exists(r, "SELECT 1 FROM backup_plans WHERE id = $1", 1, params))
+	if (strcmp(v->value[0], "0") == 0 ?
+	    !row_exists(r, "SELECT 1 FROM backups WHERE plan_id IS NULL AND " RESTORABLE " LIMIT 1", 0, NULL) :
+	    !row_exists(r, "SELECT 1 FROM backup_plans WHERE id = $1", 1, params))
 		field_fail(v, 0, "Backup plan: choose one of your backup plans");
+}
+
+/* resource[.group]: plural resource names and API group names, lowercase */
+static int valid_type(const char *t, size_t len)
+{
+	return valid_name(t, len, 253, 1);
+}
+
+/* "a, b c" into a JSON array of types; NULL after failing field i. */
+static cJSON *type_list(const char *text, const char *label, struct form_values *v, int i)
+{
+	cJSON *list = cJSON_CreateArray();
+
+	for (const char *p = text ? text : ""; *p;) {
+		p += strspn(p, " ,\t");
+		size_t n = strcspn(p, " ,\t");
+		if (!n)
+			break;
+		if (!valid_type(p, n) || cJSON_GetArraySize(list) >= 100) {
+			field_fail(v, i, "%s: \"%.*s\" is not a resource type such as configmaps or deployments.apps", label,
+				   (int)(n > 80 ? 80 : n), p);
+			cJSON_Delete(list);
+			return NULL;
+		}
+		char *t = xstrndup(p, n);
+		cJSON_AddItemToArray(list, cJSON_CreateString(t));
+		free(t);
+		p += n;
+	}
+	return list;
+}
+
+/* The restore's selection from step 3's fields, or NULL after failing the field that is wrong. */
+static cJSON *restore_selection(const char *include, const char *exclude, const char *selector, const char *objects,
+				struct form_values *v, char *err, size_t errlen)
+{
+	cJSON *sel = cJSON_CreateObject(), *list;
+	char *canonical = NULL;
+
+	if (!(list = type_list(include, "Only these types", v, S3_INCLUDE)))
+		goto bad;
+	cJSON_AddItemToObject(sel, "include_types", list);
+	if (!(list = type_list(exclude, "Not these types", v, S3_EXCLUDE)))
+		goto bad;
+	cJSON_AddItemToObject(sel, "exclude_types", list);
+	if (label_selector_check(selector ? selector : "", &canonical, err, errlen) < 0) {
+		field_fail(v, S3_SELECTOR, "Label selector: %s", err);
+		goto bad;
+	}
+	cJSON_AddStringToObject(sel, "label_selector", canonical);
+	free(canonical);
+	list = cJSON_AddArrayToObject(sel, "objects");
+	for (const char *p = objects ? objects : ""; *p; p += strcspn(p, "\n"), p += *p == '\n') {
+		size_t n = strcspn(p, "\n");
+		char *line = xstrndup(p, n), *a = line + strspn(line, " \t"), *s1, *s2;
+		for (size_t k = strlen(a); k && (a[k - 1] == ' ' || a[k - 1] == '\t' || a[k - 1] == '\r');)
+			a[--k] = '\0';
+		if (!*a) {
+			free(line);
+			continue;
+		}
+		s1 = strchr(a, '/');
+		s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+		if (!s1 || !s2 || !valid_type(a, (size_t)(s1 - a)) ||
+		    (s2 > s1 + 1 && !valid_name(s1 + 1, (size_t)(s2 - s1 - 1), 63, 0)) ||
+		    !valid_name(s2 + 1, strlen(s2 + 1), 253, 1) || cJSON_GetArraySize(list) >= 1000) {
+			field_fail(v, S3_OBJECTS, "Only these objects: \"%.80s\" is not type/namespace/name, such as "
+				   "configmaps/shop/settings (cluster-scoped: type//name)", a);
+			free(line);
+			goto bad;
+		}
+		cJSON_AddItemToArray(list, cJSON_CreateString(a));
+		free(line);
+	}
+	return sel;
+bad:
+	cJSON_Delete(sel);
+	return NULL;
 }
 
 static void step3_check(struct request *r, const struct wizard *w, struct form_values *v)
@@ -172,8 +260,13 @@ static void step3_check(struct request *r, const struct wizard *w, struct form_v
 	const char *plan = wizard_value(w, 2, "backup_plan_id");
 	const char *params[] = { v->value[0], plan ? plan : "0" };
 
-	if (!row_exists(r, "SELECT 1 FROM backups WHERE id = $1 AND plan_id = $2 AND " RESTORABLE, 2, params))
+	if (!row_exists(r, "SELECT 1 FROM backups WHERE id = $1 AND plan_id IS NOT DISTINCT FROM nullif($2::bigint, 0) AND "
+			RESTORABLE, 2, params))
 		field_fail(v, 0, "Backup: choose a completed backup of the chosen plan");
+	char err[400];
+	cJSON *sel = restore_selection(v->value[S3_INCLUDE], v->value[S3_EXCLUDE], v->value[S3_SELECTOR],
+				       v->value[S3_OBJECTS], v, err, sizeof err);
+	cJSON_Delete(sel);
 }
 
 static size_t requested_step(const struct request *r)
@@ -219,15 +312,20 @@ static void restore_wizard_respond(struct request *r, struct wizard *w, size_t s
 		add_rows(r, view, "clusters", "SELECT id, name FROM clusters ORDER BY name", 0, NULL, option_cols,
 			 wizard_value(w, 1, "target_cluster_id"));
 	} else if (shown == 2) {
-		add_rows(r, view, "plans", "SELECT p.id, p.name, c.name, array_to_string(p.namespaces, ', ') FROM backup_plans p "
-			 "JOIN clusters c ON c.id = p.cluster_id ORDER BY p.name", 0, NULL, plan_cols,
+		add_rows(r, view, "plans", "SELECT id, name, cluster, namespaces FROM ("
+			 "SELECT p.id, p.name, c.name AS cluster, array_to_string(p.namespaces, ', ') AS namespaces FROM backup_plans p "
+			 "JOIN clusters c ON c.id = p.cluster_id UNION ALL "
+			 "SELECT 0, '(backups without a plan)', string_agg(DISTINCT cluster_name, ', '), "
+			 "string_agg(DISTINCT array_to_string(namespaces, ', '), '; ') FROM backups "
+			 "WHERE plan_id IS NULL AND " RESTORABLE " HAVING count(*) > 0) u ORDER BY id = 0, name", 0, NULL, plan_cols,
 			 wizard_value(w, 2, "backup_plan_id"));
 	} else if (shown == 3) {
 		const char *plan = wizard_value(w, 2, "backup_plan_id");
 		const char *params[] = { plan ? plan : "0" };
 		add_rows(r, view, "backups", "SELECT id, name, to_char(coalesce(completed_at, started_at) AT TIME ZONE 'UTC', "
 			 "'YYYY-MM-DD HH24:MI'), array_to_string(namespaces, ', '), pg_size_pretty(bytes), resource_count, state "
-			 "FROM backups WHERE plan_id = $1 AND " RESTORABLE " ORDER BY started_at DESC LIMIT 200",
+			 "FROM backups WHERE plan_id IS NOT DISTINCT FROM nullif($1::bigint, 0) AND " RESTORABLE
+			 " ORDER BY started_at DESC LIMIT 200",
 			 1, params, backup_cols, wizard_value(w, 3, "backup_id"));
 	}
 	cJSON_AddStringToObject(view, "action_base", "/restore-plans/new");
@@ -396,15 +494,25 @@ void page_restore_plan_create(struct request *r)
 	}
 	char *nsmap = json_text(parse_map(wizard_value(&w, 1, "namespace_map"), "", 0, err, sizeof err));
 	char *scjson = json_text(scmap), *hooks = web_hooks_json(r, wizard_value(&w, 4, "library_hooks"), wizard_value(&w, 4, "hook_script"), NULL);
+	struct form_values scratch = { 0 };
+	char *errs[8] = { 0 };
+	scratch.error = errs;
+	char *selection = json_text(restore_selection(wizard_value(&w, 3, "include_types"), wizard_value(&w, 3, "exclude_types"),
+						     wizard_value(&w, 3, "label_selector"), wizard_value(&w, 3, "objects"),
+						     &scratch, err, sizeof err));
+	for (int e = 0; e < 8; e++)
+		free(errs[e]);
 	const char *params[] = { wizard_value(&w, 1, "name"), wizard_value(&w, 2, "backup_plan_id"),
 				 wizard_value(&w, 3, "backup_id"), wizard_value(&w, 1, "target_cluster_id"), nsmap, scjson,
 				 wizard_value(&w, 1, "existing_policy"), hooks, wizard_value(&w, 1, "reattach_volumes"),
 				 wizard_value(&w, 1, "restore_storage_classes"), wizard_value(&w, 1, "restore_completed_jobs"),
-				 wizard_value(&w, 4, "resource_modifiers") };
+				 wizard_value(&w, 4, "resource_modifiers"), selection ? selection : "{}" };
 	PGresult *res = db_exec(r->db, "INSERT INTO restore_plans (name, backup_plan_id, backup_id, target_cluster_id, "
 				"namespace_map, storage_class_map, existing_policy, hooks, reattach_volumes, restore_storage_classes, "
-				"restore_completed_jobs, resource_modifiers) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, "
-				"$9::boolean, $10::boolean, $11::boolean, coalesce($12, '')) RETURNING id", 12, params, err, sizeof err);
+				"restore_completed_jobs, resource_modifiers, selection) VALUES ($1, nullif($2::bigint, 0), $3, $4, "
+				"$5::jsonb, $6::jsonb, $7, $8::jsonb, $9::boolean, $10::boolean, $11::boolean, coalesce($12, ''), "
+				"$13::jsonb) RETURNING id", 13, params, err, sizeof err);
+	free(selection);
 	free(nsmap);
 	free(scjson);
 	free(hooks);

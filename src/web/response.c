@@ -189,6 +189,18 @@ void respond_db_error(struct request *r, const char *err)
 	respond_error(r, 500, "The database refused the change; nothing was saved.");
 }
 
+void respond_file(struct request *r, const char *content_type, const char *filename, const void *data, size_t len)
+{
+	if (r->responded)
+		return;
+	r->status = 200;
+	strbuf_addf(&r->headers, "Content-Type: %s\r\n", content_type);
+	if (filename && *filename && strspn(filename, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == strlen(filename))
+		strbuf_addf(&r->headers, "Content-Disposition: attachment; filename=\"%s\"\r\n", filename);
+	strbuf_add(&r->body, data, len);
+	r->responded = 1;
+}
+
 void respond_text(struct request *r, const char *filename, const char *text, size_t len)
 {
 	if (r->responded)

@@ -108,6 +108,8 @@ void response_flash(struct request *r, const char *message);
 void respond_form_errors(struct request *r, const char *page, cJSON *view);
 /* text as text/plain; with a filename, as an attachment of that name (letters, digits, '.', '-'). */
 void respond_text(struct request *r, const char *filename, const char *text, size_t len);
+/* bytes of content_type (a constant of the caller's) as an attachment of that filename. */
+void respond_file(struct request *r, const char *content_type, const char *filename, const void *data, size_t len);
 
 /* session.c */
 int session_load(struct request *r);
@@ -316,9 +318,22 @@ void page_restore_plan_create(struct request *r);
 void page_restore_plan_activate(struct request *r);
 void page_restore_plan_delete(struct request *r);
 void page_restore_plan_jobs(struct request *r);
+/* page_backups.c: the repository page's "upkeep": backups, bytes stored, deduplication, the
+ * last prune and what it freed (view["upkeep"]). */
+void web_repository_upkeep(struct request *r, cJSON *view, const char *repository_id);
+/* Queues the runner's sync of the repository (its bucket's backups into the catalog): the job's
+ * id, or 0 when one is queued or running already; -1 with err. */
+long long web_repository_sync_queue(struct request *r, long long repository_id, char *err, size_t errlen);
+void page_repository_sync(struct request *r);
+void page_backups(struct request *r);
+void page_backup(struct request *r);
+void page_backup_delete(struct request *r);
+void page_backup_verify(struct request *r);
 void page_job(struct request *r);
 void page_job_log(struct request *r);
 void page_job_cancel(struct request *r);
+void page_job_diagnostics(struct request *r);
+void page_job_diagnostics_download(struct request *r);
 void page_hooks(struct request *r);
 void page_hook_new(struct request *r);
 void page_hook_create(struct request *r);

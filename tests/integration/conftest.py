@@ -106,7 +106,8 @@ class Stack:
                         str(self.http_port), str(self.pg_port), BUILD], check=True,
                        stdout=subprocess.DEVNULL, env=dict(os.environ, STOWAGE_TLS_PORT=str(self.tls_port),
                                                            STOWAGE_SMTP_URL=self.mail.url if self.smtp else "",
-                                                           STOWAGE_CLIENT_RATE_LIMIT=str(self.client_rate_limit)))
+                                                           STOWAGE_CLIENT_RATE_LIMIT=str(self.client_rate_limit),
+                                                           STOWAGE_PRUNE_GRACE_SECONDS="0"))
 
     def stop(self):
         subprocess.run([os.path.join(TOP, "scripts", "stack"), "stop", self.root], check=False)

@@ -108,6 +108,20 @@ def objects(s3, bucket, name):
     return sorted(o["Key"] for o in res.get("Contents", []))
 
 
+def wait_delete_jobs(cur, org_id, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        cur.execute("SELECT count(*) FROM stowage.jobs WHERE org_id = %s AND kind = 'delete_backup' "
+                    "AND state IN ('queued', 'running')", (org_id,))
+        if cur.fetchone()[0] == 0:
+            cur.execute("SELECT state, error FROM stowage.jobs WHERE org_id = %s AND kind = 'delete_backup'", (org_id,))
+            jobs = cur.fetchall()
+            assert all(j[0] == "succeeded" for j in jobs), jobs
+            return
+        time.sleep(0.3)
+    pytest.fail("delete jobs still running")
+
+
 def test_retention_deletes_exactly_the_expired_backups(stack, org):
     client, cur, org_id, cluster_id, repo_id, bucket, s3 = org
     rows = {}
@@ -119,6 +133,16 @@ def test_retention_deletes_exactly_the_expired_backups(stack, org):
                     (org_id, repo_id, name, state, expires))
         rows[name] = cur.fetchone()[0]
     run_two_schedulers(stack, int(time.time()))
+    # retention deletes through the runner's delete_backup job, the Delete button's path: one
+    # job per expired backup however many schedulers saw it, the backups 'deleting' meanwhile
+    cur.execute("SELECT b.name FROM stowage.jobs j JOIN stowage.backups b ON b.id = j.backup_id "
+                "WHERE j.org_id = %s AND j.kind = 'delete_backup' AND j.state IN ('queued', 'running') "
+                "AND b.state = 'deleting' ORDER BY 1", (org_id,))
+    queued = [r[0] for r in cur.fetchall()]
+    cur.execute("SELECT count(*) FROM stowage.jobs WHERE org_id = %s AND kind = 'delete_backup'", (org_id,))
+    assert cur.fetchone()[0] == 2
+    assert set(queued) <= {"old-1", "old-2"}
+    wait_delete_jobs(cur, org_id)
     cur.execute("SELECT name FROM stowage.backups WHERE org_id = %s ORDER BY name", (org_id,))
     assert [r[0] for r in cur.fetchall()] == ["fresh", "writing"]
     assert objects(s3, bucket, "old-1") == [] and objects(s3, bucket, "old-2") == []

@@ -59,9 +59,38 @@ static void test_refused(void)
 	bad("app=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "is not a label value");	/* 64 */
 }
 
+static void test_match(void)
+{
+	cJSON *labels = cJSON_Parse("{\"app\":\"shop\",\"tier\":\"web\",\"rank\":\"7\",\"example.com/team\":\"a\"}");
+
+	CHECK_INTEQ(label_selector_match("", labels), 1);
+	CHECK_INTEQ(label_selector_match("app=shop", labels), 1);
+	CHECK_INTEQ(label_selector_match("app==shop, tier = web", labels), 1);
+	CHECK_INTEQ(label_selector_match("app=shop,tier=db", labels), 0);
+	CHECK_INTEQ(label_selector_match("app!=shop", labels), 0);
+	CHECK_INTEQ(label_selector_match("missing!=x", labels), 1);	/* != matches an absent label */
+	CHECK_INTEQ(label_selector_match("tier in (db, web)", labels), 1);
+	CHECK_INTEQ(label_selector_match("tier in (db,cache),app=shop", labels), 0);
+	CHECK_INTEQ(label_selector_match("tier notin (db,cache)", labels), 1);
+	CHECK_INTEQ(label_selector_match("missing notin (x)", labels), 1);
+	CHECK_INTEQ(label_selector_match("app", labels), 1);
+	CHECK_INTEQ(label_selector_match("!app", labels), 0);
+	CHECK_INTEQ(label_selector_match("!missing", labels), 1);
+	CHECK_INTEQ(label_selector_match("rank>5,rank<8", labels), 1);
+	CHECK_INTEQ(label_selector_match("rank>7", labels), 0);
+	CHECK_INTEQ(label_selector_match("tier>1", labels), 0);	/* not a number: no match */
+	CHECK_INTEQ(label_selector_match("example.com/team=a", labels), 1);
+	CHECK_INTEQ(label_selector_match("app=", labels), 0);
+	CHECK_INTEQ(label_selector_match("app=shop", NULL), 0);
+	CHECK_INTEQ(label_selector_match("!app", NULL), 1);
+	CHECK_INTEQ(label_selector_match("app in ()", labels), -1);
+	cJSON_Delete(labels);
+}
+
 int main(void)
 {
 	RUN(test_accepted);
 	RUN(test_refused);
+	RUN(test_match);
 	return check_done();
 }

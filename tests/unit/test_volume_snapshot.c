@@ -325,6 +325,18 @@ static long check_repo(const char *repo_id, int read_data)
 	return problems;
 }
 
+/* One backup's snapshots only (stowage-mover check --snapshots), as a verify job asks. */
+static long check_snapshots(const char *repo_id, const char *const *ids, size_t n, int read_data)
+{
+	struct object_store *os;
+	struct chunk_store *cs = open_repo(&os, repo_id, NULL);
+	char err[512];
+	long problems = cs ? repo_check_snapshots(cs, ids, n, read_data, print_problem, NULL, err, sizeof err) : -1;
+
+	close_repo(os, cs);
+	return problems;
+}
+
 static int count_cb(const char *key, const struct object_info *info, void *arg)
 {
 	(void)key;
@@ -543,6 +555,13 @@ static void test_tampered_and_missing_data_name_the_file(void)
 	CHECK(strstr(err, "authentication failed") != NULL);
 	CHECK_INTEQ(check_repo("small", 0), 0);	/* the pack is there... */
 	CHECK_INTEQ(check_repo("small", 1), 2);	/* ...but its chunk is bad: the pack and the file */
+	{
+		const char *mine[] = { res.id }, *unknown[] = { "20990101T000000Z-0123456789abcdef" }, *bad[] = { "../x" };
+		CHECK_INTEQ(check_snapshots("small", mine, 1, 0), 0);
+		CHECK_INTEQ(check_snapshots("small", mine, 1, 1), 2);	/* the same two lines for its snapshot */
+		CHECK_INTEQ(check_snapshots("small", unknown, 1, 0), 1);	/* a snapshot that is not there */
+		CHECK_INTEQ(check_snapshots("small", bad, 1, 0), 1);	/* not an id: refused, never a key */
+	}
 
 	unlink(path);
 	CHECK_INTEQ(restore("small", res.id, target, err, sizeof err), CHUNK_STORE_CORRUPT);

@@ -1,0 +1,89 @@
+/* A job's diagnostics bundle (the manual's 9.1 "log collection"): "Diagnostics bundle" queues a
+ * 'diagnostics' job of the runner, which reads the cluster and stores a tar.gz in job_bundles;
+ * the download serves the latest one from the database (the web reads no cluster). */
+#include "web.h"
+#include "audit.h"
+#include "db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static long long job_exists(struct request *r, char *sid, size_t sidlen)
+{
+	long long id = request_param_id(r, "id");
+	const char *params[] = { sid };
+	char err[256];
+	PGresult *res;
+	int found;
+
+	snprintf(sid, sidlen, "%lld", id);
+	res = id ? db_exec(r->db, "SELECT 1 FROM jobs WHERE id = $1", 1, params, err, sizeof err) : NULL;
+	found = res && PQntuples(res) == 1;
+	PQclear(res);
+	if (!found)
+		respond_error(r, 404, "There is no such job.");
+	return found ? id : 0;
+}
+
+void page_job_diagnostics(struct request *r)
+{
+	char sid[24], err[512], loc[64], result[64];
+	const char *params[] = { result };
+	PGresult *res;
+
+	if (!job_exists(r, sid, sizeof sid))
+		return;
+	snprintf(result, sizeof result, "{\"of_job\": %s}", sid);
+	res = db_exec(r->db, "INSERT INTO jobs (kind, trigger, result) VALUES ('diagnostics', 'manual', $1::jsonb) RETURNING id",
+		      1, params, err, sizeof err);
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		respond_db_error(r, err);
+		return;
+	}
+	long long job = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (audit_record(r->db, "job.diagnostics", sid, NULL, err, sizeof err) < 0) {
+		respond_db_error(r, err);
+		return;
+	}
+	response_flash(r, "Collecting the diagnostics bundle: download it from the job's page once this job has finished.");
+	snprintf(loc, sizeof loc, "/jobs/%lld", job);
+	respond_redirect(r, loc);
+}
+
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+void page_job_diagnostics_download(struct request *r)
+{
+	char sid[24], err[512], filename[64];
+	const char *params[] = { sid };
+	PGresult *res;
+
+	if (!job_exists(r, sid, sizeof sid))
+		return;
+	res = db_exec(r->db, "SELECT data FROM job_bundles WHERE job_id = $1 ORDER BY id DESC LIMIT 1", 1, params, err,
+		      sizeof err);
+	if (!res) {
+		respond_db_error(r, err);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		respond_error(r, 404, "This job has no diagnostics bundle yet: press \"Diagnostics bundle\" on its page.");
+		return;
+	}
+	const char *hex = PQgetvalue(res, 0, 0);
+	size_t n = strlen(hex) >= 2 ? (strlen(hex) - 2) / 2 : 0;
+	char *data = xmalloc(n ? n : 1);
+	for (size_t i = 0; i < n; i++)
+		data[i] = (char)(hex_digit(hex[2 + 2 * i]) * 16 + hex_digit(hex[3 + 2 * i]));
+	PQclear(res);
+	snprintf(filename, sizeof filename, "job-%s-diagnostics.tar.gz", sid);
+	respond_file(r, "application/gzip", filename, data, n);
+	free(data);
+}
