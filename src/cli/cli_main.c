@@ -104,17 +104,65 @@ static void print_reply_error(const char *what, const struct cli_reply *reply)
 	cJSON_Delete(root);
 }
 
+/* The request a page waits for ({"live_pending": {"id": N}}: a runner is reading the cluster),
+ * or 0. */
+static long long pending_request(const struct cli_reply *reply)
+{
+	cJSON *root = reply->status == 200 ? cJSON_ParseWithLength(reply->body.buf ? reply->body.buf : "", reply->body.len)
+					   : NULL;
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "live_pending"), "id");
+	long long n = cJSON_IsNumber(id) ? (long long)id->valuedouble : 0;
+
+	cJSON_Delete(root);
+	return n;
+}
+
+/* Waits until runner request id is answered (a runner checks the cluster for the server: its
+ * web workers connect to none), at most two minutes. */
+static int await_request(long long id, char *err, size_t errlen)
+{
+	char path[64];
+
+	snprintf(path, sizeof path, "/requests/%lld/state", id);
+	for (int i = 0; i < 600; i++) {
+		struct cli_reply reply;
+		if (cli_request(&config, "GET", path, NULL, &reply, err, errlen) < 0)
+			return -1;
+		cJSON *root = cJSON_ParseWithLength(reply.body.buf ? reply.body.buf : "", reply.body.len);
+		int answered = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "request"),
+									      "answered"));
+		cJSON_Delete(root);
+		cli_reply_free(&reply);
+		if (answered)
+			return 0;
+		usleep(200000);
+	}
+	snprintf(err, errlen, "no runner answered request %lld within two minutes", id);
+	return -1;
+}
+
 /* method path; the reply's JSON when its status is one of ok_status (or any 2xx when 0), else
- * NULL after saying why. *status gets the status when not NULL. */
+ * NULL after saying why. *status gets the status when not NULL. A form that first needs a
+ * runner's reading of the cluster is sent again once the runner has answered. */
 static cJSON *api(const char *method, const char *path, const cJSON *body, long ok_status, long *status)
 {
 	struct cli_reply reply;
 	char err[512], what[300];
 	cJSON *root;
+	long long pending;
 
-	if (cli_request(&config, method, path, body, &reply, err, sizeof err) < 0) {
-		fprintf(stderr, "stowage: %s\n", err);
-		return NULL;
+	for (int round = 0;; round++) {
+		if (cli_request(&config, method, path, body, &reply, err, sizeof err) < 0) {
+			fprintf(stderr, "stowage: %s\n", err);
+			return NULL;
+		}
+		if (strcmp(method, "POST") != 0 || round == 10 || !(pending = pending_request(&reply)))
+			break;
+		cli_reply_free(&reply);
+		if (await_request(pending, err, sizeof err) < 0) {
+			fprintf(stderr, "stowage: %s %s: %s\n", method, path, err);
+			return NULL;
+		}
 	}
 	if (status)
 		*status = reply.status;

@@ -366,7 +366,7 @@ static int live_namespaces(struct request *r, const struct wizard *w, const char
 	int rc;
 
 	cJSON_AddItemToArray(reads, web_read_new("namespaces", cluster_id_of(w)));
-	rc = web_cluster_reads(r, reads, pending, err, errlen);
+	rc = web_cluster_reads(r, reads, WEB_READS_FRESH, pending, err, errlen);
 	cJSON_Delete(reads);
 	if (!selected)
 		selected = w->v[1].input[S2_NAMESPACES];
@@ -448,7 +448,7 @@ static int live_claims(struct request *r, struct wizard *w, cJSON *out, struct r
 		cJSON_AddItemToArray(names, cJSON_CreateString(ns));
 		free(ns);
 	}
-	rc = web_cluster_reads(r, reads, pending, err, errlen);
+	rc = web_cluster_reads(r, reads, WEB_READS_FRESH, pending, err, errlen);
 	cJSON_Delete(reads);
 	if (rc <= 0) {
 		cJSON_Delete(names);
@@ -700,7 +700,7 @@ static int plan_checks(struct request *r, const struct wizard *w, cJSON *checks,
 	}
 	if (snapshots)
 		cJSON_AddItemToArray(reads, web_read_new("snapshot_classes", cluster_id_of(w)));
-	rc = web_cluster_reads(r, reads, pending, err, sizeof err);
+	rc = web_cluster_reads(r, reads, WEB_READS_FRESH, pending, err, sizeof err);
 	cJSON_Delete(reads);
 	if (rc == 0)
 		return -1;

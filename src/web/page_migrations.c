@@ -158,7 +158,7 @@ static int add_claims(struct request *r, cJSON *view, const struct form_values *
 		cJSON_AddStringToObject(read, "namespace", ns->valuestring);
 		cJSON_AddItemToArray(reads, read);
 	}
-	rc = web_cluster_reads(r, reads, pending, err, errlen);
+	rc = web_cluster_reads(r, reads, WEB_READS_FRESH, pending, err, errlen);
 	cJSON_Delete(reads);
 	if (rc <= 0) {
 		cJSON_Delete(ns_list);
@@ -381,8 +381,10 @@ static PGresult *plan_row(struct request *r, char *sid, size_t sidlen)
 
 /* The pre-check, run by a runner on both clusters: 1 with conflicts (an array) filled, 0 while
  * it runs (pending filled), -1 with err when a cluster cannot say. */
-static int run_precheck(struct request *r, PGresult *plan, cJSON *conflicts, struct runner_answer *pending,
-			char *err, size_t errlen)
+/* fresh_seconds: how old an answer may be (web_cluster_reads); a migration asks for a new one,
+ * as the target may have changed since the last pre-check */
+static int run_precheck(struct request *r, PGresult *plan, int fresh_seconds, cJSON *conflicts,
+			struct runner_answer *pending, char *err, size_t errlen)
 {
 	cJSON *namespaces = cJSON_Parse(PQgetvalue(plan, 0, 5)), *classes = cJSON_Parse(PQgetvalue(plan, 0, 6));
 	cJSON *reads = cJSON_CreateArray();
@@ -398,7 +400,7 @@ static int run_precheck(struct request *r, PGresult *plan, cJSON *conflicts, str
 	}
 	cJSON_Delete(namespaces);
 	cJSON_Delete(classes);
-	rc = web_cluster_reads(r, reads, pending, err, errlen);
+	rc = web_cluster_reads(r, reads, fresh_seconds, pending, err, errlen);
 	cJSON_Delete(reads);
 	if (rc <= 0)
 		return rc;
@@ -484,7 +486,7 @@ void page_migration_precheck(struct request *r)
 	view = cJSON_CreateObject();
 	conflicts = cJSON_AddArrayToObject(view, "conflicts");
 	struct runner_answer pending = { 0 };
-	int rc = run_precheck(r, plan, conflicts, &pending, err, sizeof err);
+	int rc = run_precheck(r, plan, WEB_READS_FRESH, conflicts, &pending, err, sizeof err);
 	if (rc == 0) {
 		char again[64];
 		snprintf(again, sizeof again, "/migrations/%s/precheck", sid);
@@ -520,7 +522,7 @@ void page_migration_run(struct request *r)
 		return;
 	}
 	struct runner_answer pending = { 0 };
-	int rc = run_precheck(r, plan, conflicts, &pending, err, sizeof err);
+	int rc = run_precheck(r, plan, 5, conflicts, &pending, err, sizeof err);
 	if (rc == 0) {
 		char again[64];
 		snprintf(again, sizeof again, "/migrations/%s/migrate", sid);

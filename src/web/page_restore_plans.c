@@ -413,7 +413,7 @@ static int restore_checks(struct request *r, const struct wizard *w, const cJSON
 		cJSON_AddStringToObject(read, "name", item->valuestring);
 		cJSON_AddItemToArray(reads, read);
 	}
-	rc = web_cluster_reads(r, reads, pending, err, sizeof err);
+	rc = web_cluster_reads(r, reads, WEB_READS_FRESH, pending, err, sizeof err);
 	cJSON_Delete(reads);
 	if (rc == 0)
 		return -1;

@@ -192,7 +192,11 @@ void web_request_refused(struct request *r, long long rid, const char *err);
 int web_request_load(struct request *r, long long id, struct runner_answer *a);
 /* The wizards' live reads ([web_read_new(...), ...]): 1 with a answered (the same reads answered
  * in the last 30 s are reused), 0 while a runner reads (a->id set), -1 with err. */
-int web_cluster_reads(struct request *r, const cJSON *reads, struct runner_answer *a, char *err, size_t errlen);
+/* Answers older than fresh_seconds are asked again: WEB_READS_FRESH for what a wizard shows, a
+ * few seconds for a check that guards a change (a migration's pre-check). */
+#define WEB_READS_FRESH 30
+int web_cluster_reads(struct request *r, const cJSON *reads, int fresh_seconds, struct runner_answer *a, char *err,
+		      size_t errlen);
 cJSON *web_read_new(const char *read, long long cluster_id);
 /* Read i's data, or NULL with why in words (and web_read_status: the server's HTTP status). */
 const cJSON *web_read_result(const struct runner_answer *a, int i, char *why, size_t whylen);

@@ -11,7 +11,6 @@
 #include <string.h>
 
 /* The wizards ask the same reads again on every step they show: an answer this fresh is reused. */
-#define READS_FRESH_SECONDS "30"
 /* Requests of one organisation waiting for a runner at once: more are refused in words, so that
  * a script cannot queue the runners' lanes full (they answer one organisation two at a time). */
 #define REQUESTS_WAITING_MAX "20"
@@ -81,20 +80,21 @@ int web_request_load(struct request *r, long long id, struct runner_answer *a)
 	return 0;
 }
 
-int web_cluster_reads(struct request *r, const cJSON *reads, struct runner_answer *a, char *err, size_t errlen)
+int web_cluster_reads(struct request *r, const cJSON *reads, int fresh_seconds, struct runner_answer *a, char *err,
+		      size_t errlen)
 {
 	cJSON *params = cJSON_CreateObject();
-	char *text;
+	char *text, fresh[16];
 	PGresult *res;
 
 	cJSON_AddItemToObject(params, "reads", cJSON_Duplicate(reads, 1));
 	text = cJSON_PrintUnformatted(params);
-	const char *p[] = { text };
+	snprintf(fresh, sizeof fresh, "%d", fresh_seconds);
+	const char *p[] = { text, fresh };
 	/* the newest same reads, answered within the freshness or still on their way */
 	res = db_exec(r->db, "SELECT " ANSWER_COLUMNS " FROM runner_requests WHERE kind = 'cluster_read' "
-		      "AND params = $1::jsonb AND (state <> 'answered' OR answered_at > now() - interval '"
-		      READS_FRESH_SECONDS " seconds') AND created_at > now() - interval '2 minutes' "
-		      "ORDER BY id DESC LIMIT 1", 1, p, err, errlen);
+		      "AND params = $1::jsonb AND (state <> 'answered' OR answered_at > now() - make_interval(secs => $2::int)) "
+		      "AND created_at > now() - interval '2 minutes' ORDER BY id DESC LIMIT 1", 2, p, err, errlen);
 	free(text);
 	if (!res) {
 		cJSON_Delete(params);
