@@ -666,9 +666,12 @@ void *runner_lane_loop(void *arg)
 		}
 		if (request_claim_and_answer(lane, db))
 			continue;
-		/* woken by NOTIFY; polls anyway, as a reconnect forgets LISTEN */
-		if (pfd.fd >= 0 && poll(&pfd, 1, 2000) > 0)
-			PQconsumeInput(db);
+		/* woken by NOTIFY; polls anyway, as a reconnect forgets LISTEN. While the database is
+		 * away (no socket, or one that only says it closed) it waits: it never spins */
+		if (pfd.fd < 0 || PQstatus(db) != CONNECTION_OK)
+			poll(NULL, 0, 2000);
+		else if (poll(&pfd, 1, 2000) > 0 && !PQconsumeInput(db))
+			poll(NULL, 0, 2000);
 		while ((n = PQnotifies(db)) != NULL)
 			PQfreemem(n);
 		if (PQstatus(db) != CONNECTION_OK && db_ensure(db, err, sizeof err) == 0)

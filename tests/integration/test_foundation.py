@@ -232,7 +232,8 @@ def test_web_workers_stop_cleanly_on_sigterm(stack):
         conf = os.path.join(d, "web.conf")
         with open(stack.conf) as src, open(conf, "w") as dst:
             for line in src:
-                if not line.startswith("fcgi_socket") and not line.startswith("web_workers"):
+                # its own socket and counters: a second web would replace the stack's live counters file
+                if not line.startswith(("fcgi_socket", "web_workers", "web_metrics_file")):
                     dst.write(line)
             dst.write(f"fcgi_socket = {sock}\nweb_workers = 2\n")
         p = subprocess.Popen([os.path.join(BUILD, "stowage-web"), "-c", conf], stderr=subprocess.PIPE, text=True)
