@@ -143,6 +143,12 @@ static void test_client_new_checks_settings(void)
 	CHECK(back.op_timeout_ms > 0);
 	CHECK(back.resolve == NULL);
 	s3_client_free(c);
+	/* the longest bucket name, and the characters MinIO's older names may carry */
+	conf.bucket = "a-bucket-name-of-sixty-three-characters-is-just-short-enough_.x";
+	c = s3_client_new(&conf, NULL, err, sizeof err);
+	CHECK(c != NULL);
+	s3_client_free(c);
+	conf.bucket = "bkt";
 	conf.endpoint = "https://minio.example:9000/";
 	conf.resolve = "minio.example:9000:10.1.2.3";
 	conf.path_style = 1;
