@@ -172,13 +172,11 @@ void page_sso_settings(struct request *r)
 	sso_form_respond(r, 200, NULL);
 }
 
+/* The form again with a check beyond the fields' kinds failed (msg names the field). */
 static void sso_refused(struct request *r, struct form_values *v, const char *field, const char *msg)
 {
+	form_fail(v, sso_fields, field, "%s", msg);
 	cJSON *view = form_view(v, sso_fields);
-
-	if (field)
-		cJSON_ReplaceItemInObject(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(view, "fields"),
-									    field), "error", cJSON_CreateString(msg));
 	cJSON_AddStringToObject(view, "form_error", msg);
 	sso_form_respond(r, 422, view);
 }
@@ -304,7 +302,7 @@ void page_sso_start(struct request *r)
 	uint8_t digest[32];
 
 	if (form_validate(start_fields, 1, &r->form, &v) > 0) {
-		respond_error(r, 422, v.error[0] ? v.error[0] : "Organisation: required");
+		respond_error(r, 422, form_first_error(&v));
 		form_values_free(&v);
 		return;
 	}
