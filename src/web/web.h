@@ -5,6 +5,7 @@
 #include "http_metrics.h"
 #include "http_parse.h"
 #include "mail.h"
+#include "net_allow.h"
 #include "secret_store.h"
 #include "strbuf.h"
 #include "template.h"
@@ -30,6 +31,9 @@ struct web_context {
 	long rate_per_client;
 	const char *site_url;		/* the links' base, from stowage.conf (never the Host header) */
 	struct http_metrics *metrics;	/* web_metrics_file, shared by the workers; NULL: not counted */
+	/* the deployment's networks, for the checks that need no resolving (a webhook URL's
+	 * address literal); the runner checks again, resolving, when it connects */
+	struct net_allow allowed_networks;
 };
 
 struct session {
@@ -277,6 +281,15 @@ void page_tokens(struct request *r);
 void page_jobs(struct request *r);
 void page_token_create(struct request *r);
 void page_token_revoke(struct request *r);
+/* page_notifications.c: the organisation's defaults and deliveries; a plan's own settings */
+void page_org_notifications(struct request *r);
+void page_org_notifications_save(struct request *r);
+void page_backup_plan_notifications(struct request *r);
+void page_backup_plan_notifications_save(struct request *r);
+void page_restore_plan_notifications(struct request *r);
+void page_restore_plan_notifications_save(struct request *r);
+void page_migration_plan_notifications(struct request *r);
+void page_migration_plan_notifications_save(struct request *r);
 void page_schedule_preview(struct request *r);
 void page_migrations(struct request *r);
 void page_migration_new(struct request *r);
