@@ -408,3 +408,67 @@ SCOPE_PAGES(org, NULL, NULL, "", "organisation")
 SCOPE_PAGES(backup_plan, "backup_plan_id", "backup_plans", "/backup-plans", "backup plan")
 SCOPE_PAGES(restore_plan, "restore_plan_id", "restore_plans", "/restore-plans", "restore plan")
 SCOPE_PAGES(migration_plan, "migration_plan_id", "migration_plans", "/migrations", "migration plan")
+
+/* ---- the plan wizards' "Mail on failure" field: the plan's own addresses ---- */
+
+int notify_emails_check(const char *text, char *why, size_t whylen)
+{
+	struct strbuf unused = STRBUF_INIT;
+	int rc = emails_parse(text, &unused, why, whylen);
+
+	strbuf_release(&unused);
+	return rc;
+}
+
+int notify_plan_emails_load(struct request *r, const char *column, long long plan_id, char *out, size_t outlen)
+{
+	struct notify_scope sc = { .column = column, .plan_id = plan_id };
+	char err[512];
+	PGresult *res = settings_load(r, &sc, err, sizeof err);
+
+	out[0] = '\0';
+	if (!res)
+		return -1;
+	if (PQntuples(res) == 1)
+		snprintf(out, outlen, "%s", value(res, 0, "emails"));
+	PQclear(res);
+	return 0;
+}
+
+int notify_plan_emails_save(struct request *r, const char *column, long long plan_id, const char *emails,
+			    char *err, size_t errlen)
+{
+	struct notify_scope sc = { .column = column, .plan_id = plan_id };
+	struct strbuf list = STRBUF_INIT;
+	char sid[24], why[300], sql[400];
+	const char *params[] = { sid, NULL };
+	PGresult *res;
+	int rc;
+
+	if (emails_parse(emails, &list, why, sizeof why) < 0) {
+		snprintf(err, errlen, "Mail on failure: %s", why);
+		strbuf_release(&list);
+		return -1;
+	}
+	params[1] = list.buf;
+	if (!(res = settings_load(r, &sc, err, errlen))) {
+		strbuf_release(&list);
+		return -1;
+	}
+	int have = PQntuples(res) == 1, webhook = have && *value(res, 0, "webhook_url");
+	PQclear(res);
+	snprintf(sid, sizeof sid, "%lld", plan_id);
+	/* column names come from the constant scopes, never from input */
+	if (have && !webhook && strcmp(list.buf, "{}") == 0)	/* nothing of its own left: the defaults again */
+		snprintf(sql, sizeof sql, "DELETE FROM notification_settings WHERE %s = $1 AND $2::text IS NOT NULL", column);
+	else if (have)
+		snprintf(sql, sizeof sql, "UPDATE notification_settings SET emails = $2::text[], updated_at = now() "
+			 "WHERE %s = $1", column);
+	else if (strcmp(list.buf, "{}") != 0)
+		snprintf(sql, sizeof sql, "INSERT INTO notification_settings (%s, emails) VALUES ($1, $2::text[])", column);
+	else
+		sql[0] = '\0';
+	rc = *sql ? db_run(r->db, sql, 2, params, err, errlen) : 0;
+	strbuf_release(&list);
+	return rc;
+}

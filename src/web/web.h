@@ -290,6 +290,13 @@ void page_restore_plan_notifications(struct request *r);
 void page_restore_plan_notifications_save(struct request *r);
 void page_migration_plan_notifications(struct request *r);
 void page_migration_plan_notifications_save(struct request *r);
+/* The plan wizards' "Mail on failure" field (notify_emails): the plan's own addresses, comma
+ * separated. column is "backup_plan_id", "restore_plan_id" or "migration_plan_id". Saving none
+ * where the plan has no webhook either gives the plan back to the organisation's defaults. */
+int notify_emails_check(const char *text, char *why, size_t whylen);
+int notify_plan_emails_load(struct request *r, const char *column, long long plan_id, char *out, size_t outlen);
+int notify_plan_emails_save(struct request *r, const char *column, long long plan_id, const char *emails,
+			    char *err, size_t errlen);
 void page_schedule_preview(struct request *r);
 void page_migrations(struct request *r);
 void page_migration_new(struct request *r);

@@ -148,8 +148,8 @@ def opted(hosted, testenv):
                                  "region": testenv["S3_REGION"], "endpoint": testenv["S3_ENDPOINT"],
                                  "access_key": testenv["S3_ACCESS_KEY"], "secret_key": testenv["S3_SECRET_KEY"]})
     assert r.status_code == 303, r.text[:1000]
-    cluster = c.json("/clusters").json()["clusters"][0]["id"]
-    repo = c.json("/repositories").json()["repositories"][0]["id"]
+    c.cluster = cluster = c.json("/clusters").json()["clusters"][0]["id"]
+    c.repo = repo = c.json("/repositories").json()["repositories"][0]["id"]
     c.plan = unique("nightly-")
     c.plan_id = owner_query(hosted, "INSERT INTO stowage.backup_plans (org_id, name, cluster_id, repository_id, namespaces) "
                             "VALUES (%s, %s, %s, %s, ARRAY['default']) RETURNING id", (c.org_id, c.plan, cluster, repo))[0][0]
@@ -181,6 +181,25 @@ def test_a_webhook_to_loopback_or_the_metadata_address_is_refused_on_its_field(h
     # an address that is not one a mail may go to (a header injection) is refused on its field too
     r = send_json(attacker, "/notifications", {"emails": "ops@example.test\r\nBcc: eve@evil.test"})
     assert r.status_code == 422 and r.json()["fields"]["emails"]["error"].startswith("Mail to:"), r.text[:500]
+
+
+def test_the_backup_plan_wizard_takes_the_plans_own_addresses(opted):
+    name = unique("wizard-")
+    plan = {"name": name, "cluster_id": opted.cluster, "repository_id": opted.repo, "schedule_kind": "manual",
+            "retention_days": "7", "namespaces": "default", "volume_methods": "", "hook_script": ""}
+    first = {k: plan[k] for k in ("name", "cluster_id", "repository_id", "schedule_kind", "retention_days")}
+    r = opted.post("/backup-plans/new?step=2", dict(first, notify_emails="ops@example.test, not-an-address"))
+    assert r.status_code == 422 and "is not an address a mail may go to" in r.text, r.text[:500]
+    r = opted.post("/backup-plans", dict(plan, notify_emails="ops@example.test, oncall@example.test"))
+    assert r.status_code == 303, r.text[:1000]
+    plan_id = [p for p in opted.json("/backup-plans").json()["plans"] if p["name"] == name][0]["id"]
+    settings = opted.json(f"/backup-plans/{plan_id}/notifications").json()["settings"]
+    assert settings["inherit"] is False and settings["emails"] == "ops@example.test, oncall@example.test"
+    assert settings["on_failure"] is True and settings["on_success"] is False
+    assert "oncall@example.test" in opted.get(f"/backup-plans/{plan_id}/edit").text
+    # none left: the plan follows the organisation's defaults again
+    r = send_json(opted, f"/backup-plans/{plan_id}/notifications", {"inherit": True})
+    assert r.status_code == 200 and r.json()["settings"]["inherit"] is True, r.text[:500]
 
 
 def test_a_failed_backup_is_mailed_and_posted_signed_and_retried(hosted, opted, receiver):
