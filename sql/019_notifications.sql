@@ -202,8 +202,10 @@ END $$;
 REVOKE ALL ON FUNCTION stowage.scheduler_notification_reports(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION stowage.scheduler_notification_reports(timestamptz) TO stowage_scheduler;
 
--- A runner takes the oldest due delivery (its attempt counted now, so a crash mid-send still
--- counts); one whose runner died while sending is due again after five minutes.
+-- A runner takes the oldest due delivery of the organisation it sent least for in the last ten
+-- minutes (so one organisation's slow or failing webhook cannot hold every other's notifications
+-- back); its attempt is counted now, so a crash mid-send still counts; one whose runner died
+-- while sending is due again after five minutes.
 CREATE FUNCTION stowage.claim_notification_delivery(p_runner text)
 RETURNS TABLE (delivery_id bigint, delivery_org_id bigint, delivery_setting_id bigint, delivery_channel text,
 	delivery_target text, delivery_event text, delivery_payload jsonb, delivery_attempts integer)
@@ -215,7 +217,9 @@ BEGIN
 	UPDATE notification_deliveries d SET state = 'sending', runner_id = p_runner, claimed_at = now(),
 		attempts = d.attempts + 1
 	WHERE d.id = (SELECT q.id FROM notification_deliveries q WHERE q.state = 'pending' AND q.next_attempt_at <= now()
-		ORDER BY q.next_attempt_at, q.id LIMIT 1 FOR UPDATE SKIP LOCKED)
+		ORDER BY (SELECT count(*) FROM notification_deliveries r WHERE r.org_id = q.org_id
+			AND r.claimed_at > now() - interval '10 minutes'), q.next_attempt_at, q.id
+		LIMIT 1 FOR UPDATE OF q SKIP LOCKED)
 	RETURNING d.id, d.org_id, d.setting_id, d.channel, d.target, d.event, d.payload, d.attempts;
 END $$;
 REVOKE ALL ON FUNCTION stowage.claim_notification_delivery(text) FROM PUBLIC;
