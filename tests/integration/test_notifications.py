@@ -254,6 +254,35 @@ def test_a_failed_backup_is_mailed_and_posted_signed_and_retried(hosted, opted, 
         time.sleep(0.2)
     assert rows["webhook"]["attempts"] == 2 and rows["webhook"]["delivered"]
     assert rows["email"]["attempts"] == 1 and rows["email"]["target"] == plan_ops
+    opted.webhook_secret = secret
+
+
+def test_key_rotation_reseals_the_webhook_secret(hosted, opted, receiver, tmp_path):
+    """stowage-keys rotate re-seals the webhook secret with the other secrets (and passes over
+    settings without a webhook); rotated and back, the runner signs with the same secret."""
+    keys = os.path.join(BUILD, "stowage-keys")
+    before = owner_query(hosted, "SELECT webhook_secret_enc FROM stowage.notification_settings WHERE backup_plan_id = %s",
+                         (opted.plan_id,))[0][0]
+    new_key = str(tmp_path / "new.key")
+    subprocess.run([keys, "generate", new_key], check=True)
+    out = subprocess.run([keys, "rotate", "-c", hosted.conf, new_key], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert opted.webhook_secret not in out.stdout + out.stderr
+    assert owner_query(hosted, "SELECT webhook_secret_enc FROM stowage.notification_settings WHERE backup_plan_id = %s",
+                       (opted.plan_id,))[0][0] != before
+    conf_new = str(tmp_path / "new.conf")
+    old_key = [l.split("=", 1)[1].strip() for l in open(hosted.conf) if l.startswith("master_key_file")][0]
+    with open(hosted.conf) as src, open(conf_new, "w") as dst:
+        for line in src:
+            dst.write(f"master_key_file = {new_key}\n" if line.startswith("master_key_file") else line)
+    back = subprocess.run([keys, "rotate", "-c", conf_new, old_key], capture_output=True, text=True)
+    assert back.returncode == 0, back.stderr
+    seen = len(receiver.requests)
+    r = opted.post(f"/backup-plans/{opted.plan_id}/backup", {"confirm": "yes"})
+    assert r.status_code == 303, r.text[:500]
+    job_id = int(r.headers["Location"].rsplit("/", 1)[1])
+    headers, body = receiver.wait(seen + 1, timeout=180)[seen]
+    assert json.loads(body)["job"]["id"] == job_id and verify(opted.webhook_secret, headers, body)
 
 
 def test_the_daily_report_is_delivered_once_at_its_hour(hosted, opted):
@@ -276,7 +305,9 @@ def test_the_daily_report_is_delivered_once_at_its_hour(hosted, opted):
             assert p.returncode == 0
     text = hosted.mail.wait_subject(ops, f"[Stowage] Daily protection report of {opted.org}", timeout=60)
     assert f"{opted.plan}: NO GOOD BACKUP" in text, text
-    assert "1 failed jobs in the period" in text and "failed backup job" in text, text
+    failed = owner_query(hosted, "SELECT count(*) FROM stowage.jobs WHERE org_id = %s AND state = 'failed' "
+                         "AND finished_at > to_timestamp(%s)", (opted.org_id, tomorrow - 86400))[0][0]
+    assert failed >= 1 and f"{failed} failed jobs in the period" in text and "failed backup job" in text, text
     assert owner_query(hosted, "SELECT count(*) FROM stowage.notification_deliveries WHERE org_id = %s "
                        "AND event = 'report'", (opted.org_id,))[0][0] == 1
 
