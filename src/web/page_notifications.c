@@ -53,17 +53,6 @@ static int is_true(const struct form_values *v, const char *name)
 	return x && strcmp(x, "true") == 0;
 }
 
-static void set_error(struct form_values *v, const char *name, const char *message)
-{
-	for (size_t i = 0; i < NOTIFY_N; i++)
-		if (strcmp(notify_fields[i].name, name) == 0 && !v->error[i]) {
-			char buf[700];
-			snprintf(buf, sizeof buf, "%s: %s", notify_fields[i].label, message);
-			v->error[i] = xstrdup(buf);
-			v->errors++;
-		}
-}
-
 /* The settings row of scope (none: a plan that follows the organisation's defaults), locked. */
 static PGresult *settings_load(struct request *r, const struct notify_scope *sc, char *err, size_t errlen)
 {
@@ -279,11 +268,12 @@ static void notify_save(struct request *r, const struct notify_scope *sc)
 	const char *report = form_value(&v, notify_fields, "report");
 	int inherit = sc->column && is_true(&v, "inherit");
 	if (emails_parse(form_value(&v, notify_fields, "emails"), &emails, why, sizeof why) < 0)
-		set_error(&v, "emails", why);
+		form_fail(&v, notify_fields, "emails", "Mail to: %s", why);
 	if (url && *url && webhook_url_check(r, url, why, sizeof why) < 0)
-		set_error(&v, "webhook_url", why);
+		form_fail(&v, notify_fields, "webhook_url", "Webhook URL: %s", why);
 	if (sc->column && report && strcmp(report, "off") != 0)
-		set_error(&v, "report", "the protection report is the organisation's; set it on its notifications page");
+		form_fail(&v, notify_fields, "report", "Protection report: the organisation's alone; set it on its "
+			  "notifications page");
 	if (v.errors) {
 		cJSON *view = form_view(&v, notify_fields);
 		form_values_free(&v);

@@ -261,7 +261,8 @@ cJSON *wizard_view(const struct wizard *w, size_t shown, int with_errors);
 void wizard_free(struct wizard *w);
 
 /* web_hooks.c: the wizards' hook steps (library hooks by name, in order, and an inline script). */
-void web_hooks_check(struct request *r, const char *list, struct form_values *v, size_t field);
+/* Field library_hooks of fields names hooks of the organisation's library, or gets an error. */
+void web_hooks_check(struct request *r, struct form_values *v, const struct form_field *fields);
 /* phase: NULL (the plan's own hook point) or the one phase the hooks run at. */
 char *web_hooks_json(struct request *r, const char *list, const char *script, const char *phase);
 void web_hooks_add_library(struct request *r, cJSON *view);
