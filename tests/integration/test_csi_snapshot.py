@@ -174,7 +174,8 @@ def test_plan_snapshot_restores_in_place_and_delete_removes_it(stack, testenv, s
     assert not os.path.exists(snapshot_dir(testenv, "source", vs["handle"]))
     # the restored claim keeps its data: a volume of its own, not the snapshot
     assert pod_on_claim(testenv, "source", ns, "after-delete", READ) == expected
-    kubectl(testenv, "source", "delete", "namespace", ns, "--wait=false")
+    # while the controller runs: its finalizers on the namespace's objects must go too
+    kubectl(testenv, "source", "delete", "namespace", ns, "--timeout=120s")
 
 
 def test_snapshot_move_restores_into_the_other_cluster_with_mapping(vols, testenv, snapshots, tmp_path):  # noqa: F811
@@ -207,4 +208,4 @@ def test_snapshot_move_restores_into_the_other_cluster_with_mapping(vols, testen
     assert walk(volume_dir(testenv, "target", target_ns, "data")) == before
     assert pod_on_claim(testenv, "target", target_ns, "reader", READ) == expected
     for cluster, n in (("source", ns), ("target", target_ns)):
-        kubectl(testenv, cluster, "delete", "namespace", n, "--wait=false")
+        kubectl(testenv, cluster, "delete", "namespace", n, "--timeout=120s")
