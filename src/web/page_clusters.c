@@ -25,16 +25,19 @@ static int valid_ca(const char *pem)
 	return !pem || !*pem || strstr(pem, "-----BEGIN CERTIFICATE-----") != NULL;
 }
 
+static void cluster_refused(struct request *r, const cJSON *p, const char *msg);
+
+/* How the cluster form is shown and a runner's answer to its save or Test (web_connection.c). */
+const struct web_saved cluster_saved = {
+	.what = "cluster", .id_param = "cluster_id", .test_purpose = "cluster_test", .list = "/clusters",
+	.refused = cluster_refused, .page = "cluster_form", .nav = "nav_clusters", .title_new = "Add a cluster",
+	.title_edit = "Edit cluster", .test_noun = "connection test", .test_label = "Test connection",
+	.secret_name = "token", .secret_label = "Bearer token",
+};
+
 static void cluster_form_respond(struct request *r, int status, cJSON *view, long long id)
 {
-	cJSON_AddStringToObject(view, "title", id ? "Edit cluster" : "Add a cluster");
-	cJSON_AddBoolToObject(view, "nav_clusters", 1);
-	if (id)
-		cJSON_AddNumberToObject(view, "id", (double)id);
-	if (status == 200)
-		respond_page(r, 200, "cluster_form", view);
-	else
-		respond_form_errors(r, "cluster_form", view);
+	web_connection_form(r, status, view, id, &cluster_saved);
 }
 
 void page_clusters(struct request *r)
@@ -123,7 +126,7 @@ static void cluster_refused(struct request *r, const cJSON *p, const char *msg)
 	}
 	cJSON_AddStringToObject(view, "form_error", msg);
 	if (id)
-		cJSON_AddBoolToObject(view, "token_stored", 1);
+		cJSON_AddBoolToObject(view, "secret_stored", 1);
 	if (page && strcmp(page, "cluster_import") == 0) {
 		cJSON_AddStringToObject(view, "title", "Import a kubeconfig");
 		cJSON_AddBoolToObject(view, "nav_clusters", 1);
@@ -133,11 +136,6 @@ static void cluster_refused(struct request *r, const cJSON *p, const char *msg)
 	cluster_form_respond(r, 422, view, id);
 }
 
-/* How a runner's answer to a cluster's save or Test is shown (web_save_answered). */
-const struct web_saved cluster_saved = {
-	.what = "cluster", .id_param = "cluster_id", .test_purpose = "cluster_test", .list = "/clusters",
-	.refused = cluster_refused,
-};
 
 /* 1 when two CA bundles are the same text, whatever the line endings and surrounding blanks (a
  * browser sends a textarea back with CRLF). */
@@ -360,7 +358,7 @@ void page_cluster_edit(struct request *r)
 		cJSON_AddStringToObject(cJSON_AddObjectToObject(fields, names[i]), "value", PQgetvalue(res, 0, i));
 	cJSON_AddStringToObject(view, "status", PQgetvalue(res, 0, 3));
 	cJSON_AddStringToObject(view, "status_message", PQgetvalue(res, 0, 4));
-	cJSON_AddBoolToObject(view, "token_stored", 1);
+	cJSON_AddBoolToObject(view, "secret_stored", 1);
 	PQclear(res);
 	cluster_form_respond(r, 200, view, id);
 }

@@ -93,6 +93,11 @@ static int add_choices(struct request *r, cJSON *view, const struct form_values 
 
 static void form_respond(struct request *r, int status, const char *page, cJSON *view, const struct form_values *v)
 {
+	int step2 = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(view, "step2"));
+	cJSON *steps = cJSON_AddArrayToObject(view, "steps");
+
+	wizard_step_add(steps, "Clusters and namespaces", !step2);
+	wizard_step_add(steps, "Claims and StorageClasses", step2);
 	cJSON_AddStringToObject(view, "title", "New migration");
 	cJSON_AddBoolToObject(view, "nav_migrations", 1);
 	web_hooks_add_library(r, view);

@@ -69,16 +69,19 @@ static void repo_validate_more(struct form_values *v, long long id)
 		form_fail(v, repo_fields, "secret_key", "Secret key: required");
 }
 
+static void repo_refused(struct request *r, const cJSON *p, const char *msg);
+
+/* How the repository form is shown and a runner's answer to its save or Test (web_connection.c). */
+const struct web_saved repository_saved = {
+	.what = "repository", .id_param = "repository_id", .test_purpose = "repository_test", .list = "/repositories",
+	.refused = repo_refused, .page = "repository_form", .nav = "nav_repositories",
+	.title_new = "Add a backup repository", .title_edit = "Edit repository", .test_noun = "access test",
+	.test_label = "Test access", .secret_name = "secret_key", .secret_label = "Secret key",
+};
+
 static void repo_form_respond(struct request *r, int status, cJSON *view, long long id)
 {
-	cJSON_AddStringToObject(view, "title", id ? "Edit repository" : "Add a backup repository");
-	cJSON_AddBoolToObject(view, "nav_repositories", 1);
-	if (id)
-		cJSON_AddNumberToObject(view, "id", (double)id);
-	if (status == 200)
-		respond_page(r, 200, "repository_form", view);
-	else
-		respond_form_errors(r, "repository_form", view);
+	web_connection_form(r, status, view, id, &repository_saved);
 }
 
 void page_repositories(struct request *r)
@@ -215,11 +218,6 @@ static void repo_refused(struct request *r, const cJSON *p, const char *msg)
 	repo_form_respond(r, 422, view, id);
 }
 
-/* How a runner's answer to a repository's save or Test is shown (web_save_answered). */
-const struct web_saved repository_saved = {
-	.what = "repository", .id_param = "repository_id", .test_purpose = "repository_test", .list = "/repositories",
-	.refused = repo_refused,
-};
 
 void page_repository_create(struct request *r)
 {

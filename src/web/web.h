@@ -228,10 +228,16 @@ struct web_saved {
 	const char *list;		/* where a stored save goes: "/clusters" */
 	/* the form again with msg and what was typed (never the secret) */
 	void (*refused)(struct request *r, const cJSON *params, const char *msg);
+	const char *page, *nav;			/* its form's template, the menu entry: "cluster_form", "nav_clusters" */
+	const char *title_new, *title_edit;
+	const char *test_noun, *test_label;	/* "connection test", "Test connection" */
+	const char *secret_name, *secret_label;	/* "token", "Bearer token" */
 };
 extern const struct web_saved cluster_saved, repository_saved;
 void web_save_answered(struct request *r, const struct runner_answer *a, const char *purpose,
 		       const struct web_saved *s);
+/* The connection's form (view has fields, form_error, secret_stored) as the page or its errors. */
+void web_connection_form(struct request *r, int status, cJSON *view, long long id, const struct web_saved *s);
 void hook_dry_run_answered(struct request *r, const struct runner_answer *a);
 void page_runner_request(struct request *r);
 void page_runner_request_state(struct request *r);
@@ -265,6 +271,8 @@ size_t wizard_run(struct request *r, struct wizard *w, const struct wizard_step 
 const char *wizard_value(const struct wizard *w, size_t step, const char *name);
 /* Sets an error on field name of step (the first error of a field wins). */
 void wizard_error(struct wizard *w, size_t step, const char *name, const char *message);
+/* One entry of view.steps, the step list templates/wizard_steps.html shows above every wizard. */
+void wizard_step_add(cJSON *steps, const char *title, int current);
 /* The view of step `shown`: its fields (with their errors when with_errors), the other steps'
  * values as "hidden" [{name, value}], "steps" for the progress list, "stepN": true, "prev". */
 cJSON *wizard_view(const struct wizard *w, size_t shown, int with_errors);
