@@ -197,6 +197,10 @@ static void job_execute(const struct runner_context *ctx, PGconn *db, long long 
 		state = job_sync_run(&job, err, sizeof err);
 	else if (strcmp(job.kind, "diagnostics") == 0)
 		state = job_diagnostics_run(&job, err, sizeof err);
+	else if (strcmp(job.kind, "download") == 0)
+		state = job_download_run(&job, err, sizeof err);
+	else if (strcmp(job.kind, "undo_restore") == 0)
+		state = job_undo_restore_run(&job, err, sizeof err);
 	else {
 		snprintf(err, sizeof err, "this runner cannot run %s jobs", job.kind);
 		state = "failed";
