@@ -1529,6 +1529,15 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 		else
 			volume_err[0] = '\0';
 	}
+	/* cancelled while the data came back: it ends cancelled, no hook runs, and what it created
+	 * can be undone (job_undo_restore_run) */
+	if (job_cancel_requested(job)) {
+		snprintf(err, errlen, "cancelled after its %zu objects, before its volume data was restored", run.n);
+		state = "cancelled";
+		char ignored[8];
+		restore_result(&run, create_seconds, ignored, sizeof ignored);
+		goto out;
+	}
 
 	started = now_seconds();
 	const char *hooks_state = restore_hooks(&run, "post-restore", err, errlen);
