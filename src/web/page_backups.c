@@ -442,6 +442,8 @@ static int object_words_valid(const char *s, int slashes_max)
 	for (const char *p = s; *p; p++) {
 		if (*p == '/' && (++slashes > slashes_max || p[1] == '/'))
 			return 0;
+		if (*p == '.' && (p == s || p[-1] == '/'))	/* no segment starts with a dot: no ".." */
+			return 0;
 		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:/", *p))
 			return 0;
 	}

@@ -20,7 +20,8 @@ def live(testenv, resource, group, ns, name):
     args = ["get", kind, name, "-o", "json"] + (["-n", ns] if ns else [])
     res = kubectl(testenv, "target", *args, check=False)
     if res.returncode != 0:
-        assert "NotFound" in res.stderr, res.stderr
+        # gone, or its type with it (a CustomResourceDefinition the restore created)
+        assert "NotFound" in res.stderr or "doesn't have a resource type" in res.stderr, res.stderr
         return None
     return json.loads(res.stdout)
 
