@@ -9,11 +9,12 @@
 #include "cluster.h"
 #include "db.h"
 #include "hook_process.h"
+#include "job_queue.h"
 #include "log.h"
-#include "lua_convert.h"
 #include "lua_k8s.h"
 #include "migrate_precheck.h"
 #include "repository.h"
+#include "yaml_json.h"
 #include "s3_client.h"
 #include "strbuf.h"
 #include "template.h"
@@ -520,7 +521,7 @@ static void backup_object(const struct runner_request *q, struct answer *a)
 		int secret = strcmp(type, "v1/Secret") == 0;
 		if (secret)
 			secret_mask(o->obj);
-		int rc = lua_convert_yaml_print(o->obj, OBJECT_YAML_MAX, &yaml, err, sizeof err);
+		int rc = yaml_json_print(o->obj, OBJECT_YAML_MAX, &yaml, err, sizeof err);
 		if (rc < 0) {
 			snprintf(a->error, sizeof a->error, rc == -2 ? "%s %s is more than %u bytes as YAML: download the "
 				 "backup to read it" : "%s %s cannot be written as YAML", type, object, OBJECT_YAML_MAX);
@@ -637,10 +638,8 @@ static int store_save(PGconn *db, const cJSON *p, cJSON *result, int cluster, ch
 	}
 	/* a new repository that connected reads its bucket's backups into the catalog (re-import) */
 	if (!cluster && *created && strcmp(status, "connected") == 0) {
-		const char *sync[] = { created };
-		if (db_run(db, "INSERT INTO jobs (kind, repository_id, trigger) SELECT 'sync', $1, 'manual' "
-			   "WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE kind = 'sync' AND repository_id = $1 "
-			   "AND state IN ('queued', 'running'))", 1, sync, err, errlen) < 0)
+		struct job_spec sync = { .kind = "sync", .repository_id = strtoll(created, NULL, 10) };
+		if (job_enqueue(db, &sync, err, errlen) < 0)
 			return -1;
 	}
 	cJSON *detail = cJSON_CreateObject();

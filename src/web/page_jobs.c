@@ -2,8 +2,8 @@
  * counts, per-object results and log; the log as a text download; cancel. A queued job says how
  * many jobs on its cluster are ahead of it instead of looking stuck.
  *
- * What the runner writes into jobs.result and this page shows:
- *   "phases": [{"name": "...", "state": "succeeded", "seconds": 1.5}, ...]   in order
+ * What the runner writes into jobs.result and this page shows (docs/jobs.md):
+ *   "phases": [{"name", "state", "started_at", "finished_at", "duration_ms"[, "objects"][, "error"]}, ...]
  *   "counts": {"deployments.apps": 3, "persistentvolumeclaims": 2, ...}      objects per type */
 #include "web.h"
 #include "strbuf.h"
@@ -221,17 +221,23 @@ static void add_result(cJSON *job, const char *result_json)
 	cJSON_ArrayForEach(item, cJSON_GetObjectItem(result, "phases")) {
 		const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(item, "name"));
 		const char *state = cJSON_GetStringValue(cJSON_GetObjectItem(item, "state"));
-		const cJSON *secs = cJSON_GetObjectItem(item, "seconds");
+		const cJSON *ms = cJSON_GetObjectItem(item, "duration_ms"), *objects = cJSON_GetObjectItem(item, "objects");
+		const char *error = cJSON_GetStringValue(cJSON_GetObjectItem(item, "error"));
 		cJSON *p;
 		if (!name)
 			continue;
 		p = cJSON_CreateObject();
 		cJSON_AddStringToObject(p, "name", name);
 		cJSON_AddStringToObject(p, "state", state ? state : "");
-		if (cJSON_IsNumber(secs)) {
-			human_duration(secs->valuedouble, buf, sizeof buf);
+		if (cJSON_IsNumber(ms)) {
+			human_duration(ms->valuedouble / 1000, buf, sizeof buf);
 			cJSON_AddStringToObject(p, "duration", buf);
+			cJSON_AddNumberToObject(p, "duration_ms", ms->valuedouble);
 		}
+		if (cJSON_IsNumber(objects))
+			cJSON_AddNumberToObject(p, "objects", objects->valuedouble);
+		if (error)
+			cJSON_AddStringToObject(p, "error", error);
 		cJSON_AddItemToArray(phases, p);
 	}
 	cJSON_ArrayForEach(item, cJSON_GetObjectItem(result, "counts")) {
@@ -369,47 +375,34 @@ static int add_undo(struct request *r, cJSON *view, cJSON *job, const char *sid,
 /* POST /jobs/:id/undo: "remove what this restore created" for a cancelled restore. */
 void page_job_undo(struct request *r)
 {
-	char sid[24], err[512], loc[64], result[64];
-	const char *params[] = { sid, result };
-	PGresult *job = job_load(r, sid, sizeof sid), *res;
+	char sid[24], input[64], loc[64];
+	PGresult *job = job_load(r, sid, sizeof sid);
 
 	if (!job)
 		return;
 	int cancelled_restore = strcmp(PQgetvalue(job, 0, J_KIND), "restore") == 0 &&
 				strcmp(PQgetvalue(job, 0, J_STATE), "cancelled") == 0;
+	long long plan = atoll(PQgetvalue(job, 0, J_RPLAN)), cluster = 0;
 	PQclear(job);
 	if (!cancelled_restore) {
 		respond_error(r, 409, "Only a cancelled restore can be undone.");
 		return;
 	}
-	snprintf(result, sizeof result, "{\"undo_of\": %s}", sid);
-	res = db_exec(r->db, "INSERT INTO jobs (kind, cluster_id, restore_plan_id, trigger, result) "
-		      "SELECT 'undo_restore', cluster_id, restore_plan_id, 'manual', $2::jsonb FROM jobs WHERE id = $1 "
-		      "ON CONFLICT (((result->>'undo_of')::bigint)) WHERE kind = 'undo_restore' AND state IN ('queued', 'running') "
-		      "DO NOTHING RETURNING id", 2, params, err, sizeof err);
-	if (!res) {
-		respond_db_error(r, err);
-		return;
-	}
-	long long undo = PQntuples(res) == 1 ? atoll(PQgetvalue(res, 0, 0)) : 0;
+	const char *params[] = { sid };
+	char err[256];
+	PGresult *res = db_exec(r->db, "SELECT coalesce(cluster_id, 0) FROM jobs WHERE id = $1", 1, params, err, sizeof err);
+	if (res && PQntuples(res) == 1)
+		cluster = atoll(PQgetvalue(res, 0, 0));
 	PQclear(res);
-	if (!undo) {
-		response_flash(r, "This restore is already being undone.");
-		snprintf(loc, sizeof loc, "/jobs/%s", sid);
-		respond_redirect(r, loc);
-		return;
-	}
-	cJSON *detail = cJSON_CreateObject();
-	cJSON_AddNumberToObject(detail, "job_id", (double)undo);
-	int rc = audit_record(r->db, "restore.undo", sid, detail, err, sizeof err);
-	cJSON_Delete(detail);
-	if (rc < 0) {
-		respond_db_error(r, err);
-		return;
-	}
-	response_flash(r, "Removing what the restore created: only objects it created, still with the uid it recorded.");
-	snprintf(loc, sizeof loc, "/jobs/%lld", undo);
-	respond_redirect(r, loc);
+	snprintf(input, sizeof input, "{\"undo_of\": %s}", sid);
+	snprintf(loc, sizeof loc, "/jobs/%s", sid);
+	struct web_job q = {
+		.spec = { .kind = "undo_restore", .cluster_id = cluster, .restore_plan_id = plan, .input = input },
+		.audit_action = "restore.undo", .audit_name = sid,
+		.flash = "Removing what the restore created: only objects it created, still with the uid it recorded.",
+		.already = "This restore is already being undone.", .already_location = loc,
+	};
+	web_job_queue(r, &q);
 }
 
 void page_job(struct request *r)

@@ -68,22 +68,6 @@ static const struct wizard_step restore_steps[] = {
 /* The backups a restore may use: complete, or complete except for some objects. */
 #define RESTORABLE "state IN ('completed', 'partially_failed')"
 
-static void field_fail(struct form_values *v, int i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void field_fail(struct form_values *v, int i, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	if (v->error[i])
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	v->error[i] = xstrdup(msg);
-	v->errors++;
-}
-
 static int row_exists(struct request *r, const char *sql, int n, const char *const *params)
 {
 	char err[256];
@@ -157,12 +141,12 @@ static void step1_check(struct request *r, const struct wizard *w, struct form_v
 
 	(void)w;
 	if (!row_exists(r, "SELECT 1 FROM clusters WHERE id = $1", 1, params))
-		field_fail(v, S1_CLUSTER, "Target cluster: choose one of your clusters");
+		form_fail(v, step1_fields, "target_cluster_id", "Target cluster: choose one of your clusters");
 	if (!(map = parse_map(v->value[S1_NSMAP], "Namespace mapping", 0, err, sizeof err)))
-		field_fail(v, S1_NSMAP, "%s", err);
+		form_fail(v, step1_fields, "namespace_map", "%s", err);
 	cJSON_Delete(map);
 	if (!(map = parse_map(v->value[S1_SCMAP], "StorageClass mapping", 1, err, sizeof err)))
-		field_fail(v, S1_SCMAP, "%s", err);
+		form_fail(v, step1_fields, "storage_class_map", "%s", err);
 	cJSON_Delete(map);
 }
 
@@ -174,7 +158,7 @@ static void step2_check(struct request *r, const struct wizard *w, struct form_v
 	if (strcmp(v->value[0], "0") == 0 ?
 	    !row_exists(r, "SELECT 1 FROM backups WHERE plan_id IS NULL AND " RESTORABLE " LIMIT 1", 0, NULL) :
 	    !row_exists(r, "SELECT 1 FROM backup_plans WHERE id = $1", 1, params))
-		field_fail(v, 0, "Backup plan: choose one of your backup plans");
+		form_fail(v, step2_fields, "backup_plan_id", "Backup plan: choose one of your backup plans");
 }
 
 /* resource[.group]: plural resource names and API group names, lowercase */
@@ -194,7 +178,7 @@ static cJSON *type_list(const char *text, const char *label, struct form_values 
 		if (!n)
 			break;
 		if (!valid_type(p, n) || cJSON_GetArraySize(list) >= 100) {
-			field_fail(v, i, "%s: \"%.*s\" is not a resource type such as configmaps or deployments.apps", label,
+			form_fail(v, step3_fields, step3_fields[i].name, "%s: \"%.*s\" is not a resource type such as configmaps or deployments.apps", label,
 				   (int)(n > 80 ? 80 : n), p);
 			cJSON_Delete(list);
 			return NULL;
@@ -221,7 +205,7 @@ static cJSON *restore_selection(const char *include, const char *exclude, const 
 		goto bad;
 	cJSON_AddItemToObject(sel, "exclude_types", list);
 	if (label_selector_check(selector ? selector : "", &canonical, err, errlen) < 0) {
-		field_fail(v, S3_SELECTOR, "Label selector: %s", err);
+		form_fail(v, step3_fields, "label_selector", "Label selector: %s", err);
 		goto bad;
 	}
 	cJSON_AddStringToObject(sel, "label_selector", canonical);
@@ -241,7 +225,7 @@ static cJSON *restore_selection(const char *include, const char *exclude, const 
 		if (!s1 || !s2 || !valid_type(a, (size_t)(s1 - a)) ||
 		    (s2 > s1 + 1 && !valid_name(s1 + 1, (size_t)(s2 - s1 - 1), 63, 0)) ||
 		    !valid_name(s2 + 1, strlen(s2 + 1), 253, 1) || cJSON_GetArraySize(list) >= 1000) {
-			field_fail(v, S3_OBJECTS, "Only these objects: \"%.80s\" is not type/namespace/name, such as "
+			form_fail(v, step3_fields, "objects", "Only these objects: \"%.80s\" is not type/namespace/name, such as "
 				   "configmaps/shop/settings (cluster-scoped: type//name)", a);
 			free(line);
 			goto bad;
@@ -262,7 +246,7 @@ static void step3_check(struct request *r, const struct wizard *w, struct form_v
 
 	if (!row_exists(r, "SELECT 1 FROM backups WHERE id = $1 AND plan_id IS NOT DISTINCT FROM nullif($2::bigint, 0) AND "
 			RESTORABLE, 2, params))
-		field_fail(v, 0, "Backup: choose a completed backup of the chosen plan");
+		form_fail(v, step3_fields, "backup_id", "Backup: choose a completed backup of the chosen plan");
 	char err[400];
 	cJSON *sel = restore_selection(v->value[S3_INCLUDE], v->value[S3_EXCLUDE], v->value[S3_SELECTOR],
 				       v->value[S3_OBJECTS], v, err, sizeof err);
@@ -464,9 +448,9 @@ static void hooks_step_check(struct request *r, const struct wizard *w, struct f
 	char err[400];
 
 	(void)w;
-	web_hooks_check(r, v->value[S4_LIBRARY], v, 0);
+	web_hooks_check(r, v, step4_fields);
 	if (!(m = resource_modifiers_parse(rules, strlen(rules), err, sizeof err)))
-		field_fail(v, S4_MODIFIERS, "Resource modifiers: %s", err);
+		form_fail(v, step4_fields, "resource_modifiers", "Resource modifiers: %s", err);
 	resource_modifiers_free(m);
 }
 
@@ -739,7 +723,7 @@ void page_restore_plans(struct request *r)
 void page_restore_plan_activate(struct request *r)
 {
 	long long id = request_param_id(r, "id");
-	char sid[24], err[512], loc[64];
+	char sid[24], err[512];
 	const char *params[] = { sid };
 	const char *confirm = kv_get(&r->form, "confirm");
 	PGresult *res;
@@ -750,7 +734,7 @@ void page_restore_plan_activate(struct request *r)
 			   "coalesce(array_to_string(b.namespaces, ', '), ''), "
 			   "coalesce((SELECT string_agg(key || ' → ' || value, ', ') FROM jsonb_each_text(p.namespace_map)), ''), "
 			   "coalesce((SELECT string_agg(key || ' → ' || value, ', ') FROM jsonb_each_text(p.storage_class_map)), ''), "
-			   "CASE WHEN p.reattach_volumes THEN 'yes' ELSE '' END "
+			   "CASE WHEN p.reattach_volumes THEN 'yes' ELSE '' END, p.backup_id, p.target_cluster_id "
 			   "FROM restore_plans p JOIN clusters c ON c.id = p.target_cluster_id "
 			   "LEFT JOIN backups b ON b.id = p.backup_id WHERE p.id = $1", 1, params, err, sizeof err) : NULL;
 	if (!res || PQntuples(res) != 1) {
@@ -777,31 +761,13 @@ void page_restore_plan_activate(struct request *r)
 		respond_page(r, 200, "restore_plan_confirm", view);
 		return;
 	}
-	char *name = xstrdup(PQgetvalue(res, 0, 0));
+	struct web_job q = {
+		.spec = { .kind = "restore", .restore_plan_id = id, .backup_id = atoll(PQgetvalue(res, 0, 9)),
+			  .cluster_id = atoll(PQgetvalue(res, 0, 10)) },
+		.audit_action = "restore_plan.activate", .audit_name = PQgetvalue(res, 0, 0), .flash = "Restore queued.",
+	};
+	web_job_queue(r, &q);
 	PQclear(res);
-	res = db_exec(r->db, "INSERT INTO jobs (kind, restore_plan_id, backup_id, cluster_id, trigger) "
-		      "SELECT 'restore', id, backup_id, target_cluster_id, 'manual' FROM restore_plans WHERE id = $1 RETURNING id",
-		      1, params, err, sizeof err);
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		free(name);
-		respond_db_error(r, err);
-		return;
-	}
-	long long job = atoll(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	cJSON *detail = cJSON_CreateObject();
-	cJSON_AddNumberToObject(detail, "job_id", (double)job);
-	int rc = audit_record(r->db, "restore_plan.activate", name, detail, err, sizeof err);
-	cJSON_Delete(detail);
-	free(name);
-	if (rc < 0) {
-		respond_db_error(r, err);
-		return;
-	}
-	response_flash(r, "Restore queued.");
-	snprintf(loc, sizeof loc, "/jobs/%lld", job);
-	respond_redirect(r, loc);
 }
 
 void page_restore_plan_delete(struct request *r)
