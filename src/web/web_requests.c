@@ -88,9 +88,11 @@ int web_request_reuse(struct request *r, const char *kind, const cJSON *params, 
 	PGresult *res;
 
 	snprintf(fresh, sizeof fresh, "%d", fresh_seconds);
-	/* the newest same request, answered within the freshness or still on its way */
+	/* the newest same request, answered within the freshness (a failure at most 30 s: it may
+	 * have been passing) or still on its way */
 	res = db_exec(r->db, "SELECT " ANSWER_COLUMNS " FROM runner_requests WHERE kind = $1 "
-		      "AND params = $2::jsonb AND (state <> 'answered' OR answered_at > now() - make_interval(secs => $3::int)) "
+		      "AND params = $2::jsonb AND (state <> 'answered' OR answered_at > now() - make_interval(secs => "
+		      "CASE WHEN error = '' THEN $3::int ELSE least($3::int, 30) END)) "
 		      "AND created_at > now() - make_interval(secs => greatest($3::int, 120)) ORDER BY id DESC LIMIT 1",
 		      3, p, err, errlen);
 	free(text);
