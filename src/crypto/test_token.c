@@ -116,6 +116,22 @@ static void test_hex_encode(void)
 	CHECK_STREQ(out, "");
 }
 
+/* base64url both ways; decoding is strict: one encoding per value, no padding, no other alphabet. */
+static void test_base64url(void)
+{
+	uint8_t out[16];
+	char text[8];
+
+	base64url_encode((const uint8_t *)"hi?", 3, text);
+	CHECK_STREQ(text, "aGk_");
+	CHECK_INTEQ(base64url_decode("aGk", 3, out), 2);
+	CHECK(memcmp(out, "hi", 2) == 0);
+	CHECK_INTEQ(base64url_decode("aGl", 3, out), -1);	/* non-zero left-over bits */
+	CHECK_INTEQ(base64url_decode("aGk=", 4, out), -1);
+	CHECK_INTEQ(base64url_decode("a+/A", 4, out), -1);
+	CHECK_INTEQ(base64url_decode("a", 1, out), -1);
+}
+
 int main(void)
 {
 	RUN(test_token_new_is_unpadded_base64url_of_32_bytes);
@@ -123,5 +139,6 @@ int main(void)
 	RUN(test_token_hash_is_sha256_of_the_text);
 	RUN(test_token_equal);
 	RUN(test_hex_encode);
+	RUN(test_base64url);
 	return check_done();
 }

@@ -23,6 +23,7 @@
 #include "audit.h"
 #include "config.h"
 #include "db.h"
+#include "hex.h"
 #include "log.h"
 #include "repo_seal.h"
 #include "repository.h"
@@ -1371,18 +1372,13 @@ static int valid_namespace(const char *n)
 /* A file for the web to serve: a row of job_bundles under job_id (the web reads no runner's disk). */
 static int bundle_store(struct job *job, long long job_id, const char *data, size_t len, char *err, size_t errlen)
 {
-	static const char digits[] = "0123456789abcdef";
 	char id[24];
 	char *hex = xmalloc(2 * len + 3);
 	int rc;
 
 	hex[0] = '\\';
 	hex[1] = 'x';
-	for (size_t i = 0; i < len; i++) {
-		hex[2 + 2 * i] = digits[(unsigned char)data[i] >> 4];
-		hex[3 + 2 * i] = digits[(unsigned char)data[i] & 15];
-	}
-	hex[2 + 2 * len] = '\0';
+	hex_encode((const uint8_t *)data, len, hex + 2);
 	snprintf(id, sizeof id, "%lld", job_id);
 	const char *params[] = { id, hex };
 	rc = job_exec(job, "INSERT INTO job_bundles (job_id, data) VALUES ($1, $2::bytea)", 2, params, err, errlen);

@@ -5,6 +5,7 @@
 #include "web.h"
 #include "audit.h"
 #include "db.h"
+#include "hex.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,11 +43,6 @@ void page_job_diagnostics(struct request *r)
 	web_job_queue(r, &q);
 }
 
-static int hex_digit(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 #define BUNDLE_PIECE (4L << 20)
 
 /* The newest unexpired bundle of job sid into data, read a piece at a time (the hex text of a
@@ -80,9 +76,15 @@ static int bundle_load(struct request *r, const char *sid, struct strbuf *data, 
 		}
 		const char *hex = PQgetvalue(res, 0, 0);
 		size_t n = strlen(hex) >= 2 ? (strlen(hex) - 2) / 2 : 0;
-		for (size_t i = 0; i < n; i++)
-			strbuf_addch(data, (char)(hex_digit(hex[2 + 2 * i]) * 16 + hex_digit(hex[3 + 2 * i])));
+		strbuf_grow(data, n);
+		int bad = hex_decode(hex + 2, n, (uint8_t *)data->buf + data->len);
 		PQclear(res);
+		if (bad) {	/* not what PostgreSQL writes for a bytea: refuse rather than serve garbage */
+			snprintf(err, errlen, "a bundle could not be read from the database");
+			return -1;
+		}
+		data->len += n;
+		data->buf[data->len] = '\0';
 	}
 	return 1;
 }

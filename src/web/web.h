@@ -272,6 +272,16 @@ void web_hooks_add_library(struct request *r, cJSON *view);
 void page_signup_form(struct request *r);
 void page_signup_post(struct request *r);
 void page_signin_form(struct request *r);
+/* next when it is a path on this site, else "/" (never another site after sign-in). */
+const char *web_safe_next(const char *next);
+/* page_sso.c: single sign-on's settings and sign-in */
+void page_sso_settings(struct request *r);
+void page_sso_save(struct request *r);
+void page_sso_delete(struct request *r);
+void page_sso_start(struct request *r);
+void page_sso_callback(struct request *r);
+void page_sso_finish(struct request *r);
+void sso_request_answered(struct request *r, const struct runner_answer *a);
 void page_signin_post(struct request *r);
 void page_signout_post(struct request *r);
 void page_confirm_form(struct request *r);

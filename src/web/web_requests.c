@@ -219,6 +219,8 @@ static const char *pending_words(const char *kind)
 		return "Dry run: a runner runs the hook against the cluster, recording its writes…";
 	if (strcmp(kind, "backup_object") == 0)
 		return "Reading the object: a runner reads the backup's archive…";
+	if (strcmp(kind, "sso_discovery") == 0)
+		return "Reading the provider: a runner fetches its discovery document and keys…";
 	return "Testing the connection: a runner is reading the cluster…";
 }
 
@@ -255,6 +257,8 @@ void page_runner_request(struct request *r)
 		hook_dry_run_answered(r, &a);
 	else if (strcmp(a.kind, "backup_object") == 0)
 		backup_object_answered(r, &a);
+	else if (strcmp(purpose, "sso_save") == 0)
+		sso_request_answered(r, &a);
 	else {
 		cJSON *view = cJSON_CreateObject();
 		cJSON_AddStringToObject(view, "title", "Answered");
