@@ -34,8 +34,9 @@ static const struct form_field step1_fields[] = {
 	{ .name = "cron", .label = "Cron expression", .kind = FORM_TEXT, .max_len = 128 },
 	{ .name = "time_zone", .label = "Time zone", .kind = FORM_TEXT, .max_len = 64 },
 	{ .name = "retention_days", .label = "Retention (days)", .kind = FORM_INT, .required = 1, .min = 1, .max = 3650 },
+	{ .name = "notify_emails", .label = "Mail on failure", .kind = FORM_TEXT, .max_len = 1000 },
 };
-enum { S1_NAME, S1_CLUSTER, S1_REPO, S1_KIND, S1_TIME, S1_WEEKDAY, S1_CRON, S1_TZ, S1_RETENTION };
+enum { S1_NAME, S1_CLUSTER, S1_REPO, S1_KIND, S1_TIME, S1_WEEKDAY, S1_CRON, S1_TZ, S1_RETENTION, S1_NOTIFY };
 
 static const struct form_field step2_fields[] = {
 	{ .name = "namespaces", .label = "Namespaces", .kind = FORM_TEXTAREA, .max_len = 6400 },
@@ -135,6 +136,8 @@ static void step1_check(struct request *r, const struct wizard *w, struct form_v
 		v->value[S1_TZ] = xstrdup("UTC");
 	else if (!cron_valid_time_zone(v->value[S1_TZ]))
 		form_fail(v, step1_fields, "time_zone", "Time zone: not a known IANA time zone (Europe/Paris, UTC)");
+	if (notify_emails_check(v->value[S1_NOTIFY], err, sizeof err) < 0)
+		form_fail(v, step1_fields, "notify_emails", "Mail on failure: %s", err);
 }
 
 /* Kubernetes object names: DNS-1123 subdomains (claims) and labels (namespaces). */
@@ -786,6 +789,8 @@ static long long plan_save(struct request *r, const struct wizard *w, long long 
 	else if (res)
 		snprintf(err, errlen, "There is no such backup plan.");
 	PQclear(res);
+	if (saved && notify_plan_emails_save(r, "backup_plan_id", saved, wizard_value(w, 1, "notify_emails"), err, errlen) < 0)
+		saved = 0;
 	free(cron);
 	free(methods);
 	free(hooks);
@@ -911,6 +916,11 @@ static int plan_load_input(struct request *r, long long id, struct kv_list *inpu
 			kv_add(input, "weekday", weekday_choices[d], strlen(weekday_choices[d]));
 	}
 	PQclear(res);
+	char emails[1100];
+	if (notify_plan_emails_load(r, "backup_plan_id", id, emails, sizeof emails) < 0)
+		return -1;
+	if (*emails)
+		kv_add(input, "notify_emails", emails, strlen(emails));
 	return 0;
 }
 

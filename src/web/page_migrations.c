@@ -19,9 +19,10 @@ static const struct form_field migration_fields[] = {
 	{ .name = "keep_source_running", .label = "Keep the source application running", .kind = FORM_BOOL },
 	{ .name = "library_hooks", .label = "Library hooks", .kind = FORM_TEXT, .max_len = 1024 },
 	{ .name = "hook_script", .label = "Post-migration hook (Lua)", .kind = FORM_TEXTAREA, .max_len = 65536 },
+	{ .name = "notify_emails", .label = "Mail on failure", .kind = FORM_TEXT, .max_len = 1000 },
 };
 #define MIGRATION_N (sizeof migration_fields / sizeof migration_fields[0])
-enum { M_NAME, M_SOURCE, M_TARGET, M_REPO, M_NAMESPACES, M_KEEP, M_LIBRARY_HOOKS, M_HOOK_SCRIPT };
+enum { M_NAME, M_SOURCE, M_TARGET, M_REPO, M_NAMESPACES, M_KEEP, M_LIBRARY_HOOKS, M_HOOK_SCRIPT, M_NOTIFY };
 
 #define CLASS_PREFIX "class:"
 
@@ -144,6 +145,9 @@ static void check_more(struct request *r, struct form_values *v)
 	if (v->value[M_SOURCE] && v->value[M_TARGET] && strcmp(v->value[M_SOURCE], v->value[M_TARGET]) == 0)
 		form_fail(v, migration_fields, "target_cluster_id", "Target cluster: must differ from the source cluster");
 	web_hooks_check(r, v, migration_fields);
+	char why[300];
+	if (notify_emails_check(v->value[M_NOTIFY], why, sizeof why) < 0)
+		form_fail(v, migration_fields, "notify_emails", "Mail on failure: %s", why);
 	for (int f = M_SOURCE; f <= M_REPO; f++) {
 		if (!v->value[f])
 			continue;
@@ -379,8 +383,10 @@ static void migration_save(struct request *r, long long id)
 		goto out;
 	}
 	snprintf(loc, sizeof loc, "/migrations/%s", PQgetvalue(res, 0, 0));
+	long long saved = atoll(PQgetvalue(res, 0, 0));
 	PQclear(res);
-	if (audit_record(r->db, id ? "migration.update" : "migration.create", v.value[M_NAME], classes, err, sizeof err) < 0) {
+	if (notify_plan_emails_save(r, "migration_plan_id", saved, v.value[M_NOTIFY], err, sizeof err) < 0 ||
+	    audit_record(r->db, id ? "migration.update" : "migration.create", v.value[M_NAME], classes, err, sizeof err) < 0) {
 		respond_db_error(r, err);
 		goto out;
 	}
@@ -450,11 +456,14 @@ void page_migration_edit(struct request *r)
 		respond_db_error(r, err);
 		return;
 	}
-	for (int f = 0; f < (int)MIGRATION_N; f++)
+	for (int f = 0; f < M_NOTIFY; f++)
 		if (*PQgetvalue(res, 0, f))
 			kv_add(&input, migration_fields[f].name, PQgetvalue(res, 0, f), strlen(PQgetvalue(res, 0, f)));
-	cJSON *chosen = cJSON_Parse(PQgetvalue(res, 0, MIGRATION_N));
+	cJSON *chosen = cJSON_Parse(PQgetvalue(res, 0, M_NOTIFY));
 	PQclear(res);
+	char emails[1024];
+	if (notify_plan_emails_load(r, "migration_plan_id", id, emails, sizeof emails) == 0 && *emails)
+		kv_add(&input, "notify_emails", emails, strlen(emails));
 	form_validate(migration_fields, MIGRATION_N, &input, &v);
 	kv_list_free(&input);
 	form_respond(r, 200, "migration_form", form_view(&v, migration_fields), &v, id, chosen);

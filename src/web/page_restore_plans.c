@@ -26,8 +26,9 @@ static const struct form_field step1_fields[] = {
 	{ .name = "reattach_volumes", .label = "Reattach the original volumes", .kind = FORM_BOOL },
 	{ .name = "restore_storage_classes", .label = "Create the backup's StorageClasses", .kind = FORM_BOOL },
 	{ .name = "restore_completed_jobs", .label = "Recreate finished Jobs", .kind = FORM_BOOL },
+	{ .name = "notify_emails", .label = "Mail on failure", .kind = FORM_TEXT, .max_len = 1000 },
 };
-enum { S1_NAME, S1_CLUSTER, S1_NSMAP, S1_SCMAP, S1_POLICY };
+enum { S1_NAME, S1_CLUSTER, S1_NSMAP, S1_SCMAP, S1_POLICY, S1_REATTACH, S1_CLASSES, S1_JOBS, S1_NOTIFY };
 
 static const struct form_field step2_fields[] = {
 	/* 0: the backups no plan owns any more (its plan was deleted) or never did (a migration's) */
@@ -148,6 +149,8 @@ static void step1_check(struct request *r, const struct wizard *w, struct form_v
 	if (!(map = parse_map(v->value[S1_SCMAP], "StorageClass mapping", 1, err, sizeof err)))
 		form_fail(v, step1_fields, "storage_class_map", "%s", err);
 	cJSON_Delete(map);
+	if (notify_emails_check(v->value[S1_NOTIFY], err, sizeof err) < 0)
+		form_fail(v, step1_fields, "notify_emails", "Mail on failure: %s", err);
 }
 
 static void step2_check(struct request *r, const struct wizard *w, struct form_values *v)
@@ -553,6 +556,11 @@ static void restore_plan_finish(struct request *r, long long id)
 	}
 	long long saved = atoll(PQgetvalue(res, 0, 0));
 	PQclear(res);
+	if (notify_plan_emails_save(r, "restore_plan_id", saved, wizard_value(&w, 1, "notify_emails"), err, sizeof err) < 0) {
+		cJSON_Delete(checks);
+		respond_db_error(r, err);
+		goto out;
+	}
 	cJSON *detail = cJSON_CreateObject();
 	cJSON_AddStringToObject(detail, "backup_id", wizard_value(&w, 3, "backup_id"));
 	cJSON_AddItemToObject(detail, "checks", checks);
@@ -612,6 +620,9 @@ static int restore_plan_input(struct request *r, long long id, struct kv_list *i
 		if (*PQgetvalue(res, 0, i))
 			kv_add(input, keys[i], PQgetvalue(res, 0, i), strlen(PQgetvalue(res, 0, i)));
 	PQclear(res);
+	char emails[1024];
+	if (notify_plan_emails_load(r, "restore_plan_id", id, emails, sizeof emails) == 0 && *emails)
+		kv_add(input, "notify_emails", emails, strlen(emails));
 	return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "http_parse.h"
 #include "job_queue.h"
 #include "mail.h"
+#include "net_allow.h"
 #include "secret_store.h"
 #include "strbuf.h"
 #include "template.h"
@@ -31,6 +32,9 @@ struct web_context {
 	long rate_per_client;
 	const char *site_url;		/* the links' base, from stowage.conf (never the Host header) */
 	struct http_metrics *metrics;	/* web_metrics_file, shared by the workers; NULL: not counted */
+	/* the deployment's networks, for the checks that need no resolving (a webhook URL's
+	 * address literal); the runner checks again, resolving, when it connects */
+	struct net_allow allowed_networks;
 };
 
 struct session {
@@ -304,6 +308,22 @@ void page_tokens(struct request *r);
 void page_jobs(struct request *r);
 void page_token_create(struct request *r);
 void page_token_revoke(struct request *r);
+/* page_notifications.c: the organisation's defaults and deliveries; a plan's own settings */
+void page_org_notifications(struct request *r);
+void page_org_notifications_save(struct request *r);
+void page_backup_plan_notifications(struct request *r);
+void page_backup_plan_notifications_save(struct request *r);
+void page_restore_plan_notifications(struct request *r);
+void page_restore_plan_notifications_save(struct request *r);
+void page_migration_plan_notifications(struct request *r);
+void page_migration_plan_notifications_save(struct request *r);
+/* The plan wizards' "Mail on failure" field (notify_emails): the plan's own addresses, comma
+ * separated. column is "backup_plan_id", "restore_plan_id" or "migration_plan_id". Saving none
+ * where the plan has no webhook either gives the plan back to the organisation's defaults. */
+int notify_emails_check(const char *text, char *why, size_t whylen);
+int notify_plan_emails_load(struct request *r, const char *column, long long plan_id, char *out, size_t outlen);
+int notify_plan_emails_save(struct request *r, const char *column, long long plan_id, const char *emails,
+			    char *err, size_t errlen);
 void page_schedule_preview(struct request *r);
 void page_migrations(struct request *r);
 void page_migration_new(struct request *r);

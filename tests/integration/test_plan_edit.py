@@ -75,12 +75,14 @@ def test_a_restore_plan_is_edited_through_its_wizard(stack, org, other):
 
     # saved: the same row, changed; the plan's name may change too; an audit entry
     r = org.post(f"/restore-plans/{rid}", dict(full, name="shop-copy-2", namespace_map="shop:shop-elsewhere",
-                                                existing_policy="update", backup_id=backups["partially_failed"]))
+                                                existing_policy="update", backup_id=backups["partially_failed"],
+                                                notify_emails="ops@example.test"))
     assert r.status_code == 303 and r.headers["Location"] == f"/restore-plans/{rid}/jobs", page_text(r)[-1500:]
     assert sql(stack, "SELECT name, namespace_map, existing_policy, backup_id, selection->'include_types' "
                       "FROM stowage.restore_plans WHERE id = %s", (rid,))[0] == \
         ("shop-copy-2", {"shop": "shop-elsewhere"}, "update", backups["partially_failed"], ["configmaps"])
     assert audit(stack, org, "restore_plan.update") == [("shop-copy-2",)]
+    assert org.json(f"/restore-plans/{rid}/edit").json()["fields"]["notify_emails"]["value"] == "ops@example.test"
     # a name another plan has is refused on the name
     assert org.post("/restore-plans", dict(full, name="shop-other")).status_code == 303
     r = org.post(f"/restore-plans/{rid}", dict(full, name="shop-other"))
@@ -127,11 +129,12 @@ def test_a_migration_plan_is_edited(stack, org, other):
     assert sql(stack, "SELECT namespaces FROM stowage.migration_plans WHERE id = %s", (mid,))[0][0] == ["shop"]
 
     r = org.post(f"/migrations/{mid}", dict(data, namespaces="shop, blog", keep_source_running="on",
-                                            **{"class:shop/data": "fast"}))
+                                            notify_emails="ops@example.test", **{"class:shop/data": "fast"}))
     assert r.status_code == 303 and r.headers["Location"] == f"/migrations/{mid}", page_text(r)[-1500:]
     assert sql(stack, "SELECT name, namespaces, keep_source_running, storage_classes FROM stowage.migration_plans "
                       "WHERE id = %s", (mid,))[0] == ("move-shop", ["shop", "blog"], True, {"shop/data": "fast"})
     assert audit(stack, org, "migration.update") == [("move-shop",)]
+    assert org.json(f"/migrations/{mid}/edit").json()["fields"]["notify_emails"]["value"] == "ops@example.test"
 
     job = running_job(stack, org, "migration_plan_id", mid)
     for r in (org.json(f"/migrations/{mid}/edit"), org.post(f"/migrations/{mid}", data),
