@@ -4,6 +4,7 @@
 #include "runner_requests.h"
 #include "strbuf.h"
 #include "webhook.h"
+#include "json.h"
 
 #include <poll.h>
 #include <stdio.h>
@@ -20,18 +21,6 @@ struct delivery {
 	int attempts;
 };
 
-static const char *str(const cJSON *obj, const char *name)
-{
-	const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, name));
-	return s ? s : "";
-}
-
-static double num(const cJSON *obj, const char *name)
-{
-	const cJSON *n = cJSON_GetObjectItemCaseSensitive(obj, name);
-	return cJSON_IsNumber(n) ? n->valuedouble : 0;
-}
-
 static const char *kind_word(const char *kind)
 {
 	return strcmp(kind, "backup") == 0 ? "Backup" : strcmp(kind, "restore") == 0 ? "Restore" : "Migration";
@@ -41,43 +30,43 @@ static const char *kind_word(const char *kind)
 static void job_mail(const struct notify_sender *s, const cJSON *p, struct strbuf *subject, struct strbuf *body)
 {
 	const cJSON *job = cJSON_GetObjectItemCaseSensitive(p, "job");
-	const char *state = str(job, "state"), *plan = str(job, "plan");
+	const char *state = json_str(job, "state"), *plan = json_str(job, "plan");
 	const char *said = strcmp(state, "failed") == 0 ? "failed" :
 		strcmp(state, "partially_failed") == 0 ? "partly failed" : "succeeded";
 
-	strbuf_addf(subject, "[Stowage] %s %s %s", kind_word(str(job, "kind")), *plan ? plan : "(plan deleted)", said);
-	strbuf_addf(body, "%s job %.0f of plan %s in %s %s.\n\n", kind_word(str(job, "kind")), num(job, "id"),
-		    *plan ? plan : "(deleted)", str(p, "organisation"), said);
-	if (*str(job, "error"))
-		strbuf_addf(body, "Error: %s\n", str(job, "error"));
+	strbuf_addf(subject, "[Stowage] %s %s %s", kind_word(json_str(job, "kind")), *plan ? plan : "(plan deleted)", said);
+	strbuf_addf(body, "%s job %.0f of plan %s in %s %s.\n\n", kind_word(json_str(job, "kind")), json_num(job, "id"),
+		    *plan ? plan : "(deleted)", json_str(p, "organisation"), said);
+	if (*json_str(job, "error"))
+		strbuf_addf(body, "Error: %s\n", json_str(job, "error"));
 	strbuf_addf(body, "Started: %s\nFinished: %s\nItems: %.0f (%.0f failed)\nData: %.0f bytes\n",
-		    str(job, "started_at"), str(job, "finished_at"), num(job, "items"), num(job, "items_failed"),
-		    num(job, "bytes"));
-	strbuf_addf(body, "\nThe job, its items and its log: %s%s\n", s->site_url, str(job, "path"));
+		    json_str(job, "started_at"), json_str(job, "finished_at"), json_num(job, "items"), json_num(job, "items_failed"),
+		    json_num(job, "bytes"));
+	strbuf_addf(body, "\nThe job, its items and its log: %s%s\n", s->site_url, json_str(job, "path"));
 }
 
 /* The protection report in words. */
 static void report_mail(const struct notify_sender *s, const cJSON *p, struct strbuf *subject, struct strbuf *body)
 {
 	const cJSON *summary = cJSON_GetObjectItemCaseSensitive(p, "summary"), *row;
-	const char *period = str(p, "period");
+	const char *period = json_str(p, "period");
 
 	strbuf_addf(subject, "[Stowage] %s protection report of %s", strcmp(period, "weekly") == 0 ? "Weekly" : "Daily",
-		    str(p, "organisation"));
+		    json_str(p, "organisation"));
 	strbuf_addf(body, "Protection of %s from %s to %s.\n\n%.0f backup plans, %.0f without a good backup; "
 		    "%.0f failed jobs in the period.\n\nPlans (last good backup, failures in the period):\n",
-		    str(p, "organisation"), str(p, "since"), str(p, "until"), num(summary, "plans"),
-		    num(summary, "unprotected"), num(summary, "failed_jobs"));
+		    json_str(p, "organisation"), json_str(p, "since"), json_str(p, "until"), json_num(summary, "plans"),
+		    json_num(summary, "unprotected"), json_num(summary, "failed_jobs"));
 	cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(p, "plans")) {
-		const char *good = str(row, "last_good_backup");
-		strbuf_addf(body, "  %s: %s, %.0f failures\n", str(row, "plan"), *good ? good : "NO GOOD BACKUP",
-			    num(row, "failures"));
+		const char *good = json_str(row, "last_good_backup");
+		strbuf_addf(body, "  %s: %s, %.0f failures\n", json_str(row, "plan"), *good ? good : "NO GOOD BACKUP",
+			    json_num(row, "failures"));
 	}
 	if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(p, "failed_jobs")) > 0)
 		strbuf_addstr(body, "\nFailed jobs:\n");
 	cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(p, "failed_jobs"))
-		strbuf_addf(body, "  %s %s job %.0f at %s: %s %s%s\n", str(row, "state"), str(row, "kind"), num(row, "id"),
-			    str(row, "finished_at"), str(row, "error"), s->site_url, str(row, "path"));
+		strbuf_addf(body, "  %s %s job %.0f at %s: %s %s%s\n", json_str(row, "state"), json_str(row, "kind"), json_num(row, "id"),
+			    json_str(row, "finished_at"), json_str(row, "error"), s->site_url, json_str(row, "path"));
 	strbuf_addf(body, "\nNotification settings: %s/notifications\n", s->site_url);
 }
 

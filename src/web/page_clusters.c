@@ -77,7 +77,7 @@ void page_cluster_new(struct request *r)
 }
 
 /* Asks a runner to test the connection with token_enc (sealed for this organisation) and goes to
- * the page that follows the request; once answered, cluster_request_answered stores the row
+ * the page that follows the request; once answered, web_save_answered shows what the runner stored
  * (when it connected, or save_unverified). The web worker itself never connects. */
 static void cluster_ask(struct request *r, long long id, const char *name, const char *url, const char *token_enc,
 			const char *ca, int save_unverified, const char *page)
@@ -133,32 +133,11 @@ static void cluster_refused(struct request *r, const cJSON *p, const char *msg)
 	cluster_form_respond(r, 422, view, id);
 }
 
-/* The runner stored the save (or a Test's status) with its answer; this page says what happened. */
-void cluster_request_answered(struct request *r, const struct runner_answer *a, const char *purpose)
-{
-	const cJSON *res = a->result;
-	const char *message = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "message"));
-	long long id = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(a->params, "cluster_id"));
-	char loc[64], msg[800];
-
-	if (!message)
-		message = a->error[0] ? a->error : "The runner gave no answer.";
-	if (strcmp(purpose, "cluster_test") == 0) {
-		response_flash(r, message);
-		snprintf(loc, sizeof loc, "/clusters/%lld", id);
-		respond_redirect(r, loc);
-	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "stored"))) {
-		response_flash(r, message);
-		respond_redirect(r, "/clusters");
-	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "name_taken"))) {
-		cluster_refused(r, a->params, "Name: a cluster of that name already exists.");
-	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "gone"))) {
-		respond_error(r, 404, "There is no such cluster.");
-	} else {
-		snprintf(msg, sizeof msg, "Not saved: %s", message);
-		cluster_refused(r, a->params, msg);
-	}
-}
+/* How a runner's answer to a cluster's save or Test is shown (web_save_answered). */
+const struct web_saved cluster_saved = {
+	.what = "cluster", .id_param = "cluster_id", .test_purpose = "cluster_test", .list = "/clusters",
+	.refused = cluster_refused,
+};
 
 /* 1 when two CA bundles are the same text, whatever the line endings and surrounding blanks (a
  * browser sends a textarea back with CRLF). */

@@ -698,16 +698,14 @@ void page_restore_plans(struct request *r)
 {
 	char err[512];
 	PGresult *res = db_exec(r->db,
-		"SELECT p.id, p.name, c.name, coalesce(bp.name, ''), coalesce(to_char(b.started_at AT TIME ZONE 'UTC', "
-		"'YYYY-MM-DD HH24:MI'), ''), p.existing_policy, coalesce(j.state, ''), coalesce(j.id, 0), "
-		"p.backup_id IS NOT NULL "
+		"SELECT p.id, p.name, c.name AS target, coalesce(bp.name, '') AS backup_plan, "
+		"coalesce(to_char(b.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '') AS backup_time, p.existing_policy, "
+		"coalesce(j.state, '') AS last_job_state, coalesce(j.id, 0) AS last_job_id, p.backup_id IS NOT NULL AS has_backup "
 		"FROM restore_plans p JOIN clusters c ON c.id = p.target_cluster_id "
 		"LEFT JOIN backup_plans bp ON bp.id = p.backup_plan_id LEFT JOIN backups b ON b.id = p.backup_id "
 		"LEFT JOIN LATERAL (SELECT id, state FROM jobs WHERE restore_plan_id = p.id ORDER BY queued_at DESC, id DESC LIMIT 1) j ON true "
 		"ORDER BY p.name", 0, NULL, err, sizeof err);
-	static const char *const cols[] = { NULL, "name", "target", "backup_plan", "backup_time", "existing_policy",
-					    "last_job_state" };
-	cJSON *view, *list;
+	cJSON *view;
 
 	if (!res) {
 		respond_db_error(r, err);
@@ -716,16 +714,7 @@ void page_restore_plans(struct request *r)
 	view = cJSON_CreateObject();
 	cJSON_AddStringToObject(view, "title", "Restore plans");
 	cJSON_AddBoolToObject(view, "nav_restore_plans", 1);
-	list = cJSON_AddArrayToObject(view, "plans");
-	for (int i = 0; i < PQntuples(res); i++) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddNumberToObject(o, "id", atof(PQgetvalue(res, i, 0)));
-		for (int c = 1; c < 7; c++)
-			cJSON_AddStringToObject(o, cols[c], PQgetvalue(res, i, c));
-		cJSON_AddNumberToObject(o, "last_job_id", atof(PQgetvalue(res, i, 7)));
-		cJSON_AddBoolToObject(o, "has_backup", strcmp(PQgetvalue(res, i, 8), "t") == 0);
-		cJSON_AddItemToArray(list, o);
-	}
+	cJSON_AddItemToObject(view, "plans", db_rows_json(res));
 	PQclear(res);
 	respond_page(r, 200, "restore_plans", view);
 }

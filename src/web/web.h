@@ -224,8 +224,18 @@ long web_read_status(const struct runner_answer *a, int i);
  * says it waits, and resubmits its form (to resubmit) once the request is answered. */
 void web_request_view(cJSON *view, const struct runner_answer *a, const char *message, const char *resubmit);
 /* The pages that act on an answer (GET /requests/:id). */
-void cluster_request_answered(struct request *r, const struct runner_answer *a, const char *purpose);
-void repository_request_answered(struct request *r, const struct runner_answer *a, const char *purpose);
+/* A save (or Test) of a tenant's connection, stored by the runner with its answer: where it goes. */
+struct web_saved {
+	const char *what;		/* "cluster" */
+	const char *id_param;		/* the request's parameter naming the row: "cluster_id" */
+	const char *test_purpose;	/* "cluster_test" */
+	const char *list;		/* where a stored save goes: "/clusters" */
+	/* the form again with msg and what was typed (never the secret) */
+	void (*refused)(struct request *r, const cJSON *params, const char *msg);
+};
+extern const struct web_saved cluster_saved, repository_saved;
+void web_save_answered(struct request *r, const struct runner_answer *a, const char *purpose,
+		       const struct web_saved *s);
 void hook_dry_run_answered(struct request *r, const struct runner_answer *a);
 void backup_object_answered(struct request *r, const struct runner_answer *a);
 void page_runner_request(struct request *r);

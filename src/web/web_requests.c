@@ -224,6 +224,36 @@ static const char *pending_words(const char *kind)
 	return "Testing the connection: a runner is reading the cluster…";
 }
 
+/* The runner stored the save (or a Test's status) with its answer; this page says what happened. */
+void web_save_answered(struct request *r, const struct runner_answer *a, const char *purpose,
+		       const struct web_saved *s)
+{
+	const cJSON *res = a->result;
+	const char *message = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "message"));
+	long long id = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(a->params, s->id_param));
+	char loc[64], msg[800];
+
+	if (!message)
+		message = a->error[0] ? a->error : "The runner gave no answer.";
+	if (strcmp(purpose, s->test_purpose) == 0) {
+		response_flash(r, message);
+		snprintf(loc, sizeof loc, "%s/%lld", s->list, id);
+		respond_redirect(r, loc);
+	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "stored"))) {
+		response_flash(r, message);
+		respond_redirect(r, s->list);
+	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "name_taken"))) {
+		snprintf(msg, sizeof msg, "Name: a %s of that name already exists.", s->what);
+		s->refused(r, a->params, msg);
+	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "gone"))) {
+		snprintf(msg, sizeof msg, "There is no such %s.", s->what);
+		respond_error(r, 404, msg);
+	} else {
+		snprintf(msg, sizeof msg, "Not saved: %s", message);
+		s->refused(r, a->params, msg);
+	}
+}
+
 /* GET /requests/:id: while the runner has not answered, a page that follows it; then the page
  * that asked shows the answer (a save stored or refused, a Test's words, a dry run's output). */
 void page_runner_request(struct request *r)
@@ -250,9 +280,9 @@ void page_runner_request(struct request *r)
 	if (!purpose)
 		purpose = "";
 	if (strncmp(purpose, "cluster_", 8) == 0)
-		cluster_request_answered(r, &a, purpose);
+		web_save_answered(r, &a, purpose, &cluster_saved);
 	else if (strncmp(purpose, "repository_", 11) == 0)
-		repository_request_answered(r, &a, purpose);
+		web_save_answered(r, &a, purpose, &repository_saved);
 	else if (strcmp(purpose, "hook_dry_run") == 0)
 		hook_dry_run_answered(r, &a);
 	else if (strcmp(a.kind, "backup_object") == 0)
