@@ -466,7 +466,7 @@ static void secret_mask(cJSON *obj)
 /* The resource list's key of an object: "<group>/<version>/<Kind>" ("v1/ConfigMap" for core). */
 static int object_has_type(const cJSON *obj, const char *type)
 {
-	const char *api = str(obj, "apiVersion"), *kind = str(obj, "kind");
+	const char *api = json_str(obj, "apiVersion"), *kind = json_str(obj, "kind");
 	size_t n = strlen(api);
 
 	return *api && *kind && strncmp(type, api, n) == 0 && type[n] == '/' && strcmp(type + n + 1, kind) == 0;
@@ -476,7 +476,7 @@ static int object_has_type(const cJSON *obj, const char *type)
  * result: {yaml, secret_masked}. */
 static void backup_object(const struct runner_request *q, struct answer *a)
 {
-	const char *type = str(q->params, "type"), *object = str(q->params, "object"), *slash = strchr(object, '/');
+	const char *type = json_str(q->params, "type"), *object = json_str(q->params, "object"), *slash = strchr(object, '/');
 	struct backup_archive arc = { 0 };
 	struct strbuf plain = STRBUF_INIT;
 	struct repository repo = { 0 };

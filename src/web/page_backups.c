@@ -8,6 +8,7 @@
 #include "audit.h"
 #include "db.h"
 #include "form.h"
+#include "json.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -70,12 +71,6 @@ static int valid_date(const char *s)
 enum { B_ID, B_NAME, B_CLUSTER, B_NAMESPACES, B_PLAN, B_PLAN_ID, B_STARTED, B_SECONDS, B_STATE, B_OBJECTS,
        B_VOLUMES, B_TOTAL_TEXT, B_NEW_TEXT, B_EXPIRES, B_DELETE_ERROR, B_TOTAL, B_NEW, B_VERIFY_STATE,
        B_VERIFY_MESSAGE, B_VERIFIED_AT, B_REPO };
-
-static const char *json_text_or(const cJSON *o, const char *key, const char *or)
-{
-	const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
-	return v ? v : or;
-}
 
 static int restorable(const char *state)
 {
@@ -521,7 +516,7 @@ void page_backup_object(struct request *r)
 	else if (a.error[0])
 		cJSON_AddStringToObject(view, "error", a.error);
 	else {
-		cJSON_AddStringToObject(view, "yaml", json_text_or(a.result, "yaml", ""));
+		cJSON_AddStringToObject(view, "yaml", json_str(a.result, "yaml"));
 		cJSON_AddBoolToObject(view, "secret_masked", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a.result, "secret_masked")));
 	}
 	runner_answer_free(&a);
