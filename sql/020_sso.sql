@@ -38,9 +38,21 @@ GRANT SELECT (org_id, issuer, client_id, role_claim, role_map, default_role, req
 GRANT DELETE ON stowage.org_sso TO stowage_app;
 GRANT SELECT, INSERT, UPDATE ON stowage.org_sso TO stowage_runner;
 
-ALTER TABLE stowage.runner_requests DROP CONSTRAINT runner_requests_kind_check;
-ALTER TABLE stowage.runner_requests ADD CONSTRAINT runner_requests_kind_check
-	CHECK (kind IN ('cluster_probe', 'repository_probe', 'cluster_read', 'hook_dry_run', 'sso_discovery', 'sso_exchange'));
+-- The two SSO kinds, added to whatever kinds the migrations before this one allow (018 adds
+-- backup_object: a fresh database applies it first, and its kind must stay).
+DO $$
+DECLARE
+	kinds text[];
+BEGIN
+	SELECT array_agg(DISTINCT k ORDER BY k) INTO kinds FROM (
+		SELECT (regexp_matches(pg_get_constraintdef(c.oid), '[''{,]([a-z_]+)(?=[''},])', 'g'))[1] AS k
+		FROM pg_constraint c WHERE c.conrelid = 'stowage.runner_requests'::regclass
+		  AND c.conname = 'runner_requests_kind_check'
+		UNION SELECT unnest(ARRAY['sso_discovery', 'sso_exchange'])) s;
+	ALTER TABLE stowage.runner_requests DROP CONSTRAINT runner_requests_kind_check;
+	EXECUTE format('ALTER TABLE stowage.runner_requests ADD CONSTRAINT runner_requests_kind_check '
+		'CHECK (kind = ANY (%L::text[]))', kinds);
+END $$;
 
 CREATE TABLE stowage.sso_logins (
 	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

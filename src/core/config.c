@@ -55,6 +55,7 @@ static const char *const config_known_keys[] = {
 	"metrics_listen",	/* host:port of the operator's /metrics (stowage-metrics), never nginx's */
 	"web_metrics_file",	/* the web workers' request counters, shared with stowage-metrics */
 	"prune_grace_seconds",	/* a prune never deletes a pack younger than this (default a day) */
+	"download_max_bytes",	/* the largest backup archive a download holds (default 64 MiB) */
 	"verify_interval_days",	/* scheduled verification of each repository: every N days (default 7; 0: never) */
 	"verify_share_parts",	/* ... each reading 1/N of its packs, so all are read over N runs (default 4) */
 };

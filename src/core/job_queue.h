@@ -8,7 +8,8 @@
 #include <libpq-fe.h>
 
 struct job_spec {
-	const char *kind;		/* backup, restore, migrate, delete_backup, verify, prune, sync, diagnostics */
+	const char *kind;		/* backup, restore, migrate, delete_backup, verify, prune, sync, diagnostics,
+				 * download, undo_restore */
 	const char *trigger;		/* manual, schedule, migration */
 	long long backup_plan_id, restore_plan_id, migration_plan_id;	/* 0: none */
 	long long backup_id, cluster_id, repository_id;			/* 0: none */

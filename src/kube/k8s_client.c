@@ -486,6 +486,24 @@ int k8s_delete(struct k8s_client *c, const char *path, const char *propagation,
 	return k8s_request_json(c, "DELETE", path, "application/json", body, NULL, NULL, err);
 }
 
+int k8s_delete_uid(struct k8s_client *c, const char *path, const char *uid, struct k8s_error *err)
+{
+	cJSON *body = cJSON_CreateObject(), *pre;
+	char *text;
+	int rc;
+
+	cJSON_AddStringToObject(body, "kind", "DeleteOptions");
+	cJSON_AddStringToObject(body, "apiVersion", "v1");
+	cJSON_AddStringToObject(body, "propagationPolicy", "Background");
+	pre = cJSON_AddObjectToObject(body, "preconditions");
+	cJSON_AddStringToObject(pre, "uid", uid);
+	text = cJSON_PrintUnformatted(body);
+	cJSON_Delete(body);
+	rc = k8s_request_json(c, "DELETE", path, "application/json", text, NULL, NULL, err);
+	free(text);
+	return rc;
+}
+
 int k8s_version(struct k8s_client *c, char *out, size_t outlen, struct k8s_error *err)
 {
 	cJSON *v = NULL;

@@ -115,6 +115,9 @@ int k8s_patch(struct k8s_client *c, const char *path, enum k8s_patch_type type, 
 /* propagation: NULL (the server's default), "Foreground", "Background" or "Orphan". */
 int k8s_delete(struct k8s_client *c, const char *path, const char *propagation,
 	       struct k8s_error *err);
+/* Deletes the object at path only while its uid is uid (a 409 Conflict otherwise), in the
+ * background: never an object of the same name made since. */
+int k8s_delete_uid(struct k8s_client *c, const char *path, const char *uid, struct k8s_error *err);
 /* Polls path with backoff until cond says done; reason "Timeout" after timeout_ms. */
 int k8s_wait(struct k8s_client *c, const char *path, k8s_condition_fn cond, void *ud,
 	     long timeout_ms, struct k8s_error *err);

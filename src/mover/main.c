@@ -242,6 +242,8 @@ static int cmd_backup(struct cli *c, struct chunk_store *cs)
 	cJSON_AddNumberToObject(o, "files_unchanged", (double)res.files_unchanged);
 	cJSON_AddNumberToObject(o, "bytes_read", (double)res.bytes_read);
 	cJSON_AddNumberToObject(o, "bytes_new", (double)res.store.bytes_new);
+	cJSON_AddNumberToObject(o, "chunks", (double)res.chunks);
+	cJSON_AddNumberToObject(o, "chunks_new", (double)res.store.chunks_new);
 	cJSON_AddNumberToObject(o, "bytes_written", (double)res.store.bytes_written);
 	cJSON_AddNumberToObject(o, "packs_written", (double)res.store.packs_written);
 	emit(o);

@@ -347,6 +347,7 @@ static int backup_emit_ready(struct backup *b)
 		if (e.type == ENTRY_FILE) {
 			b->res->files++;
 			b->res->bytes += e.size;
+			b->res->chunks += e.nchunks;
 		} else if (e.type == ENTRY_DIR) {
 			b->res->dirs++;
 		} else {

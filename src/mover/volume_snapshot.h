@@ -33,6 +33,7 @@ struct volume_backup_result {
 	char parent[SNAPSHOT_ID_LEN + 1];
 	uint64_t files, dirs, symlinks, bytes;
 	uint64_t files_unchanged;	/* taken from the parent without reading */
+	uint64_t chunks;		/* chunk references of its files (new or already stored) */
 	uint64_t bytes_read;
 	struct chunk_store_stats store;
 };

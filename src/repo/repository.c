@@ -1,10 +1,13 @@
 #include "repository.h"
 #include "db.h"
+#include "repo_seal.h"
 #include "strbuf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 int repository_open(PGconn *db, long long org_id, const struct secret_keyring *ring,
 		    const struct net_allow *allow, long long repository_id, struct repository *repo,
@@ -117,4 +120,85 @@ out:
 	strbuf_release(&prefix);
 	strbuf_release(&meta);
 	return deleted;
+}
+
+struct archive_read {
+	struct strbuf *out;
+	size_t max;
+	int over;
+	struct repo_unsealer unsealer;
+};
+
+static int archive_plain(const void *data, size_t len, void *ud)
+{
+	struct archive_read *a = ud;
+
+	if (a->out->len + len > a->max) {
+		a->over = 1;
+		return -1;
+	}
+	strbuf_add(a->out, data, len);
+	return 0;
+}
+
+static int archive_sealed(const void *data, size_t len, void *ud)
+{
+	struct archive_read *a = ud;
+
+	return repo_unsealer_feed(&a->unsealer, data, len) < 0 ? -1 : 0;
+}
+
+int repository_read_archive(struct repository *repo, const uint8_t master[AEAD_KEY_LEN], const char *name,
+			    size_t max, struct strbuf *out, char *err, size_t errlen)
+{
+	struct archive_read a = { .out = out, .max = max };
+	struct s3_error se = { 0 };
+	struct strbuf key = STRBUF_INIT;
+	uint8_t k[AEAD_KEY_LEN];
+	char words[512];
+	int64_t size = 0;
+	int rc = -1;
+
+	strbuf_reset(out);
+	strbuf_addf(&key, "%sbackups/%s/%s.tar.gz", repo->prefix, name, name);
+	if (s3_head(repo->s3, key.buf, &size, NULL, 0, &se) < 0) {
+		s3_error_describe(&se, words, sizeof words);
+		snprintf(err, errlen, "backup %s: its archive %s cannot be read: %s", name, key.buf, words);
+		goto out;
+	}
+	/* sealing only adds bytes: a sealed object larger than its bound by more than the seal's
+	 * overhead is refused before a byte is read */
+	if (size < 0 || (uint64_t)size > repo_seal_size(max)) {
+		snprintf(err, errlen, "backup %s: its archive is %lld bytes, more than the %zu bytes allowed here",
+			 name, (long long)size, max);
+		rc = -2;
+		goto out;
+	}
+	if (repo_seal_key(master, repo->id, k) < 0) {
+		snprintf(err, errlen, "repository %lld: cannot derive its key", repo->id);
+		goto out;
+	}
+	repo_unsealer_init(&a.unsealer, k, key.buf, archive_plain, &a);
+	OPENSSL_cleanse(k, sizeof k);
+	if (s3_get_stream(repo->s3, key.buf, 0, -1, archive_sealed, &a, &se) < 0) {
+		if (a.over) {
+			snprintf(err, errlen, "backup %s: its archive is more than the %zu bytes allowed here", name, max);
+			rc = -2;
+		} else if (a.unsealer.failed) {
+			snprintf(err, errlen, "backup %s: %s: %s", name, key.buf, a.unsealer.error);
+		} else {
+			s3_error_describe(&se, words, sizeof words);
+			snprintf(err, errlen, "backup %s: downloading %s failed: %s", name, key.buf, words);
+		}
+	} else if (repo_unsealer_finish(&a.unsealer) < 0) {
+		snprintf(err, errlen, "backup %s: %s: %s", name, key.buf, a.unsealer.error);
+	} else {
+		rc = 0;
+	}
+	repo_unsealer_release(&a.unsealer);
+	if (rc < 0)
+		strbuf_release(out);
+out:
+	strbuf_release(&key);
+	return rc;
 }

@@ -7,6 +7,7 @@
 #include "net_allow.h"
 #include "s3_client.h"
 #include "secret_store.h"
+#include "strbuf.h"
 
 #include <libpq-fe.h>
 
@@ -25,5 +26,11 @@ void repository_close(struct repository *repo);
 /* Deletes every object of backup `name` (metadata file first, so a half-deleted backup never
  * looks complete), returning the count deleted, or -1 with err. */
 long repository_delete_backup(struct repository *repo, const char *name, char *err, size_t errlen);
+
+/* Backup `name`'s archive (<prefix>backups/<name>/<name>.tar.gz) downloaded and opened through
+ * its seal into out: the plain Velero layout. At most max plaintext bytes: -2 when it is larger
+ * (err says how large), -1 with err when it cannot be read or does not open, 0. */
+int repository_read_archive(struct repository *repo, const uint8_t master[AEAD_KEY_LEN], const char *name,
+			    size_t max, struct strbuf *out, char *err, size_t errlen);
 
 #endif

@@ -122,8 +122,15 @@ int job_items_room(struct job *job, long n)
 int job_item(struct job *job, const char *action, const char *group, const char *resource,
 	     const char *ns, const char *name, const char *message)
 {
+	return job_item_created(job, action, group, "", resource, ns, name, message, "");
+}
+
+int job_item_created(struct job *job, const char *action, const char *group, const char *version,
+		     const char *resource, const char *ns, const char *name, const char *message, const char *uid)
+{
 	char id[24], err[512];
-	const char *params[] = { id, group ? group : "", resource, ns ? ns : "", name, action, message ? message : "" };
+	const char *params[] = { id, group ? group : "", resource, ns ? ns : "", name, action, message ? message : "",
+				 version ? version : "", uid ? uid : "" };
 
 	snprintf(id, sizeof id, "%lld", job->id);
 	if (strcmp(action, "failed") == 0)
@@ -131,10 +138,11 @@ int job_item(struct job *job, const char *action, const char *group, const char 
 	if (!job_items_room(job, 1))
 		return 0;
 	/* A resumed job may report an object again: the last word stands, counted once. */
-	if (job_exec(job, "INSERT INTO job_items (job_id, api_group, resource, namespace, name, action, message) "
-		     "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job_id, api_group, resource, namespace, name) "
-		     "DO UPDATE SET action = EXCLUDED.action, message = EXCLUDED.message",
-		     7, params, err, sizeof err) < 0) {
+	if (job_exec(job, "INSERT INTO job_items (job_id, api_group, resource, namespace, name, action, message, "
+		     "api_version, uid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+		     "ON CONFLICT (job_id, api_group, resource, namespace, name) "
+		     "DO UPDATE SET action = EXCLUDED.action, message = EXCLUDED.message, api_version = EXCLUDED.api_version, "
+		     "uid = EXCLUDED.uid", 9, params, err, sizeof err) < 0) {
 		log_error("job %lld: cannot record %s/%s: %s", job->id, resource, name, err);
 		return -1;
 	}

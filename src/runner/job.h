@@ -91,6 +91,10 @@ void job_progress_flush(struct job *job);
 int job_items_room(struct job *job, long n);
 int job_item(struct job *job, const char *action, const char *group, const char *resource,
 	     const char *ns, const char *name, const char *message);
+/* The same, with the object's version and the uid it was created with (a restore's created
+ * objects: an undo deletes exactly those, sql/018). */
+int job_item_created(struct job *job, const char *action, const char *group, const char *version,
+		     const char *resource, const char *ns, const char *name, const char *message, const char *uid);
 /* 1 when someone asked to cancel the job (checked in the database at most once a second). */
 int job_cancel_requested(struct job *job);
 
@@ -154,5 +158,9 @@ const char *job_sync_run(struct job *job, char *err, size_t errlen);
 /* job_catalog.c: a tar.gz about the job result.of_job (log, items, the cluster's events and
  * pod statuses of its namespaces) into job_bundles. */
 const char *job_diagnostics_run(struct job *job, char *err, size_t errlen);
+/* job_catalog.c: the backup's archive decrypted into job_bundles (download_max_bytes), for a day. */
+const char *job_download_run(struct job *job, char *err, size_t errlen);
+/* job_restore.c: deletes what the cancelled restore result.undo_of created (by uid), nothing else. */
+const char *job_undo_restore_run(struct job *job, char *err, size_t errlen);
 
 #endif

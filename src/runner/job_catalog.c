@@ -23,8 +23,10 @@
 #include "audit.h"
 #include "config.h"
 #include "db.h"
+#include "hex.h"
 #include "log.h"
 #include "repo_seal.h"
+#include "repository.h"
 #include "strbuf.h"
 
 #include <archive.h>
@@ -1367,6 +1369,23 @@ static int valid_namespace(const char *n)
 	       n[len - 1] != '-';
 }
 
+/* A file for the web to serve: a row of job_bundles under job_id (the web reads no runner's disk). */
+static int bundle_store(struct job *job, long long job_id, const char *data, size_t len, char *err, size_t errlen)
+{
+	char id[24];
+	char *hex = xmalloc(2 * len + 3);
+	int rc;
+
+	hex[0] = '\\';
+	hex[1] = 'x';
+	hex_encode((const uint8_t *)data, len, hex + 2);
+	snprintf(id, sizeof id, "%lld", job_id);
+	const char *params[] = { id, hex };
+	rc = job_exec(job, "INSERT INTO job_bundles (job_id, data) VALUES ($1, $2::bytea)", 2, params, err, errlen);
+	free(hex);
+	return rc;
+}
+
 const char *job_diagnostics_run(struct job *job, char *err, size_t errlen)
 {
 	const cJSON *of = cJSON_GetObjectItemCaseSensitive(job->result, "of_job");
@@ -1444,17 +1463,86 @@ const char *job_diagnostics_run(struct job *job, char *err, size_t errlen)
 		strbuf_release(&b.out);
 		return "failed";
 	}
-	struct strbuf hex = STRBUF_INIT;
-	strbuf_addstr(&hex, "\\x");
-	for (size_t i = 0; i < b.out.len; i++)
-		strbuf_addf(&hex, "%02x", (unsigned char)b.out.buf[i]);
-	const char *iparams[] = { id, hex.buf };
-	int rc = job_exec(job, "INSERT INTO job_bundles (job_id, data) VALUES ($1, $2::bytea)", 2, iparams, err, errlen);
+	int rc = bundle_store(job, (long long)of->valuedouble, b.out.buf, b.out.len, err, errlen);
 	cJSON_DeleteItemFromObjectCaseSensitive(job->result, "bundle_bytes");
 	cJSON_AddNumberToObject(job->result, "bundle_bytes", (double)b.out.len);
 	if (rc == 0)
 		job_log(job, "info", "diagnostics bundle of job %s: %zu bytes", id, b.out.len);
-	strbuf_release(&hex);
 	strbuf_release(&b.out);
+	return rc == 0 ? "succeeded" : "failed";
+}
+
+/* ---- download: the backup's archive, decrypted, for the browser ---- */
+
+#define DOWNLOAD_MAX_DEFAULT (64L << 20)
+#define DOWNLOAD_MAX_LIMIT (256L << 20)
+
+/* download_max_bytes in the runner's configuration: the largest archive a download holds (it
+ * waits in the database for a day, and a web worker serves it from memory). */
+static long download_max(struct job *job)
+{
+	struct config cfg;
+	char err[256];
+	long max = DOWNLOAD_MAX_DEFAULT;
+
+	if (job->ctx->config_path && config_load(&cfg, job->ctx->config_path, err, sizeof err) == 0) {
+		if (config_get_int(&cfg, "download_max_bytes", DOWNLOAD_MAX_DEFAULT, 1, DOWNLOAD_MAX_LIMIT, &max, err,
+				   sizeof err) < 0)
+			log_warn("%s", err);
+		config_free(&cfg);
+	}
+	return max;
+}
+
+/* The archive (<name>.tar.gz: resources/..., metadata/version, Velero's layout) opened through
+ * its seal and stored as this job's bundle, which GET /jobs/:id/archive.tar.gz serves for a day. */
+const char *job_download_run(struct job *job, char *err, size_t errlen)
+{
+	struct job_repository repo;
+	struct strbuf plain = STRBUF_INIT;
+	char id[24], name[256];
+	const char *params[] = { id };
+	long max = download_max(job);
+	PGresult *res;
+	int rc;
+
+	snprintf(id, sizeof id, "%lld", job->backup_id);
+	res = job_query(job, "SELECT name, repository_id, state FROM backups WHERE id = $1", 1, params, err, errlen);
+	if (!res || PQntuples(res) != 1) {
+		if (res)
+			snprintf(err, errlen, "the backup no longer exists");
+		PQclear(res);
+		return "failed";
+	}
+	snprintf(name, sizeof name, "%s", PQgetvalue(res, 0, 0));
+	long long repository_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	int finished = strcmp(PQgetvalue(res, 0, 2), "completed") == 0 || strcmp(PQgetvalue(res, 0, 2), "partially_failed") == 0;
+	PQclear(res);
+	if (!finished) {
+		snprintf(err, errlen, "backup %s is not a finished backup (it is being written or deleted)", name);
+		return "failed";
+	}
+	job_progress(job, "download", 0, 1, 0, 0);
+	if (job_repository_open(job, repository_id, &repo, err, errlen) < 0)
+		return "failed";
+	struct repository r = { .id = repo.id, .s3 = repo.s3, .prefix = repo.prefix, .bucket = repo.bucket };
+	rc = repository_read_archive(&r, job->ctx->master_key, name, (size_t)max, &plain, err, errlen);
+	job_repository_close(&repo);
+	if (rc == -2) {
+		size_t n = strlen(err);
+		snprintf(err + n, errlen - n, " (download_max_bytes of this deployment: %ld); restore it instead, "
+			 "or ask the operator to raise the limit", max);
+	}
+	if (rc < 0)
+		return "failed";
+	rc = bundle_store(job, job->id, plain.buf ? plain.buf : "", plain.len, err, errlen);
+	cJSON_DeleteItemFromObjectCaseSensitive(job->result, "download");
+	cJSON *d = cJSON_AddObjectToObject(job->result, "download");
+	cJSON_AddStringToObject(d, "file", name);
+	cJSON_AddNumberToObject(d, "bytes", (double)plain.len);
+	if (rc == 0)
+		job_log(job, "info", "backup %s: its archive, decrypted (%zu bytes), can be downloaded for a day", name, plain.len);
+	job_progress(job, "download", 1, 1, (long long)plain.len, (long long)plain.len);
+	strbuf_release(&plain);
 	return rc == 0 ? "succeeded" : "failed";
 }

@@ -117,6 +117,7 @@ struct restore_item {
 	const char *refused;		/* why it is refused (recorded failed, not created), or NULL */
 	const char *action;		/* created, updated, skipped, failed */
 	char message[600];
+	char uid[65];			/* created: the uid the server gave it (an undo deletes only that) */
 };
 
 struct restore_plan {
@@ -916,9 +917,14 @@ static void restore_create(struct restore_run *run, struct k8s_client *c, struct
 	char *path = k8s_resource_path(it->src->group, it->version, it->src->resource, it->ns, NULL);
 	struct k8s_error ke;
 
+	cJSON *made = NULL;
+
 	rate_take(run->bucket);
-	if (k8s_create(c, path, it->src->obj, NULL, &ke) == 0) {
+	if (k8s_create(c, path, it->src->obj, &made, &ke) == 0) {
+		const char *uid = restore_meta_str(made, "uid");
 		it->action = "created";
+		if (strlen(uid) < sizeof it->uid && strspn(uid, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == strlen(uid))
+			snprintf(it->uid, sizeof it->uid, "%s", uid);
 	} else if (ke.http_status == 409 && strcmp(ke.reason, "AlreadyExists") == 0) {
 		if (run->plan.update_existing) {
 			restore_replace(run, c, it);
@@ -929,6 +935,7 @@ static void restore_create(struct restore_run *run, struct k8s_client *c, struct
 	} else {
 		restore_fail(it, "", &ke);
 	}
+	cJSON_Delete(made);
 	free(path);
 }
 
@@ -1044,7 +1051,8 @@ static void *restore_worker_loop(void *arg)
 
 static void restore_record(struct restore_run *run, struct restore_item *it)
 {
-	job_item(run->job, it->action, it->src->group, it->src->resource, it->ns, it->name, it->message);
+	job_item_created(run->job, it->action, it->src->group, it->version ? it->version : "", it->src->resource, it->ns,
+			 it->name, it->message, it->uid);
 	run->done++;
 }
 
@@ -1517,6 +1525,15 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 		else
 			volume_err[0] = '\0';
 	}
+	/* cancelled while the data came back: it ends cancelled, no hook runs, and what it created
+	 * can be undone (job_undo_restore_run) */
+	if (job_cancel_requested(job)) {
+		snprintf(err, errlen, "cancelled after its %zu objects, before its volume data was restored", run.n);
+		state = "cancelled";
+		char ignored[8];
+		restore_result(&run, create_seconds, ignored, sizeof ignored);
+		goto out;
+	}
 
 	started = job_phase_start(NULL);
 	const char *hooks_state = restore_hooks(&run, "post-restore", err, errlen);
@@ -1541,4 +1558,104 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 out:
 	restore_run_free(&run);
 	return state;
+}
+
+/* ---- undo: what a cancelled restore created, removed ---- */
+
+/* result.undo_of names a cancelled restore job. Each object it recorded as created, with the
+ * uid the server gave it, is deleted only while it still has that uid (a DELETE precondition):
+ * objects that were there before the restore were recorded skipped or updated, never created,
+ * and an object deleted and made again since has another uid; both are left alone. Newest
+ * first, Namespaces last (a Namespace the restore created held nothing before it). */
+const char *job_undo_restore_run(struct job *job, char *err, size_t errlen)
+{
+	const cJSON *of = cJSON_GetObjectItemCaseSensitive(job->result, "undo_of");
+	char id[24], cluster[128];
+	const char *params[] = { id };
+	long deleted = 0, left = 0, failed = 0;
+	PGresult *res;
+
+	if (!cJSON_IsNumber(of)) {
+		snprintf(err, errlen, "an undo names the restore job it undoes (result.undo_of)");
+		return "failed";
+	}
+	snprintf(id, sizeof id, "%lld", (long long)of->valuedouble);
+	res = job_query(job, "SELECT kind, state, coalesce(cluster_id, 0) FROM jobs WHERE id = $1", 1, params, err, errlen);
+	if (!res || PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "restore") != 0 ||
+	    strcmp(PQgetvalue(res, 0, 1), "cancelled") != 0) {
+		if (res)
+			snprintf(err, errlen, "job %s is not a cancelled restore", id);
+		PQclear(res);
+		return "failed";
+	}
+	long long cluster_id = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	PQclear(res);
+	res = job_query(job, "SELECT api_group, api_version, resource, namespace, name, uid FROM job_items "
+			"WHERE job_id = $1 AND action = 'created' AND uid <> '' ORDER BY resource = 'namespaces', id DESC",
+			1, params, err, errlen);
+	if (!res)
+		return "failed";
+	struct k8s_client *k = job_cluster_client(job, cluster_id, cluster, sizeof cluster, err, errlen);
+	if (!k) {
+		PQclear(res);
+		return "failed";
+	}
+	int n = PQntuples(res);
+	job_log(job, "info", "undoing restore job %s: %d objects it created in cluster %s", id, n, cluster);
+	for (int i = 0; i < n; i++) {
+		const char *group = PQgetvalue(res, i, 0), *version = PQgetvalue(res, i, 1), *resource = PQgetvalue(res, i, 2);
+		const char *ns = PQgetvalue(res, i, 3), *name = PQgetvalue(res, i, 4), *uid = PQgetvalue(res, i, 5);
+		char *path = k8s_resource_path(group, version, resource, *ns ? ns : NULL, name);
+		struct k8s_error ke = { 0 };
+		char words[600], message[700];
+		cJSON *live = NULL;
+		const char *action = "deleted";
+
+		job_progress(job, "removing what the restore created", i, n, 0, 0);
+		if (!*version) {
+			action = "skipped";
+			snprintf(message, sizeof message, "its version was not recorded: left alone");
+		} else if (k8s_get(k, path, &live, &ke) < 0) {
+			k8s_error_describe(&ke, words, sizeof words);
+			action = ke.http_status == 404 ? "skipped" : "failed";
+			snprintf(message, sizeof message, "%s", ke.http_status == 404 ? "already gone" : words);
+		} else if (strcmp(restore_meta_str(live, "uid"), uid) != 0) {
+			action = "skipped";
+			snprintf(message, sizeof message, "replaced since the restore (uid %.64s, the restore made %s): left alone",
+				 restore_meta_str(live, "uid"), uid);
+		} else if (k8s_delete_uid(k, path, uid, &ke) < 0) {
+			k8s_error_describe(&ke, words, sizeof words);
+			action = ke.http_status == 404 ? "skipped" : ke.http_status == 409 ? "skipped" : "failed";
+			snprintf(message, sizeof message, "%s", ke.http_status == 404 ? "already gone" :
+				 ke.http_status == 409 ? "replaced since the restore: left alone" : words);
+		} else {
+			snprintf(message, sizeof message, "deleted (uid %s, created by restore job %s)", uid, id);
+		}
+		cJSON_Delete(live);
+		free(path);
+		deleted += strcmp(action, "deleted") == 0;
+		left += strcmp(action, "skipped") == 0;
+		failed += strcmp(action, "failed") == 0;
+		job_item_created(job, action, group, version, resource, ns, name, message, "");
+		if (job_cancel_requested(job))
+			break;
+	}
+	PQclear(res);
+	k8s_client_free(k);
+	cJSON *u = cJSON_AddObjectToObject(job->result, "undo");
+	cJSON_AddNumberToObject(u, "deleted", (double)deleted);
+	cJSON_AddNumberToObject(u, "left_alone", (double)left);
+	cJSON_AddNumberToObject(u, "failed", (double)failed);
+	job_progress(job, "removing what the restore created", n, n, 0, 0);
+	job_log(job, failed ? "warning" : "info", "undo of restore job %s: %ld deleted, %ld left alone, %ld failed",
+		id, deleted, left, failed);
+	if (job->cancelled) {
+		snprintf(err, errlen, "cancelled: %ld of %d objects deleted", deleted, n);
+		return "cancelled";
+	}
+	if (failed) {
+		snprintf(err, errlen, "%ld of %d objects could not be deleted (see each object's result)", failed, n);
+		return deleted ? "partially_failed" : "failed";
+	}
+	return "succeeded";
 }

@@ -780,6 +780,8 @@ static int backup_filesystem(const struct mover_target *t, struct k8s_client *k,
 	cJSON_AddNumberToObject(entry, "bytes", (double)bytes);
 	cJSON_AddNumberToObject(entry, "files", (double)files);
 	cJSON_AddNumberToObject(entry, "bytes_new", cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(done, "bytes_new")));
+	cJSON_AddNumberToObject(entry, "chunks", cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(done, "chunks")));
+	cJSON_AddNumberToObject(entry, "chunks_new", cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(done, "chunks_new")));
 	cJSON_AddNumberToObject(entry, "duration_ms", (double)elapsed_ms(&start));
 	cJSON_Delete(done);
 	progress_volume_done(p, bytes, files);

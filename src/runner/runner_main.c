@@ -177,6 +177,7 @@ static const struct job_kind job_kinds[] = {
 	{ "migrate", job_migrate_run },		{ "delete_backup", job_delete_backup_run },
 	{ "prune", job_prune_run },		{ "verify", job_verify_run },
 	{ "sync", job_sync_run },		{ "diagnostics", job_diagnostics_run },
+	{ "download", job_download_run },	{ "undo_restore", job_undo_restore_run },
 };
 
 static const struct job_kind *job_kind_find(const char *kind)

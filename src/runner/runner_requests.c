@@ -6,6 +6,7 @@
 #include "runner_requests.h"
 #include "runner_sso.h"
 #include "audit.h"
+#include "backup_reader.h"
 #include "cluster.h"
 #include "db.h"
 #include "hook_process.h"
@@ -13,6 +14,8 @@
 #include "log.h"
 #include "lua_k8s.h"
 #include "migrate_precheck.h"
+#include "repository.h"
+#include "yaml_json.h"
 #include "s3_client.h"
 #include "strbuf.h"
 #include "template.h"
@@ -29,6 +32,10 @@
 #define REQUEST_READS_MAX 120
 #define LIVE_LIST_LIMIT 500
 #define DRY_LOG_LINES 200
+/* One object of a backup shown as YAML: the archive read for it, and the text answered, bounded. */
+#define OBJECT_ARCHIVE_MAX (64u << 20)
+#define OBJECT_YAML_MAX (512u << 10)
+#define SECRET_MASK "********"
 /* A dry run is a preview: much tighter than a job's hook limits. */
 static const struct lua_sandbox_limits dry_run_limits = { 16 << 20, 20000000, 10000 };
 
@@ -429,6 +436,106 @@ static void hook_dry_run(const struct runner_request *q, struct answer *a)
 	k8s_client_free(c);
 }
 
+/* ---- one object of a backup's archive, as YAML ---- */
+
+/* A Secret's values never leave the runner: every key of data and stringData is kept, its value
+ * masked, and so is the copy kubectl apply leaves in an annotation (it holds the same values). */
+static void secret_mask(cJSON *obj)
+{
+	static const char *const fields[] = { "data", "stringData" };
+	cJSON *annotations = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"),
+							      "annotations");
+	cJSON *v;
+
+	for (size_t i = 0; i < 2; i++) {
+		cJSON *map = cJSON_GetObjectItemCaseSensitive(obj, fields[i]);
+		if (!cJSON_IsObject(map)) {
+			cJSON_DeleteItemFromObjectCaseSensitive(obj, fields[i]);
+			continue;
+		}
+		cJSON *masked = cJSON_CreateObject();
+		cJSON_ArrayForEach(v, map)
+			cJSON_AddStringToObject(masked, v->string ? v->string : "", SECRET_MASK);
+		cJSON_ReplaceItemInObjectCaseSensitive(obj, fields[i], masked);
+	}
+	if (cJSON_GetObjectItemCaseSensitive(annotations, "kubectl.kubernetes.io/last-applied-configuration"))
+		cJSON_ReplaceItemInObjectCaseSensitive(annotations, "kubectl.kubernetes.io/last-applied-configuration",
+						       cJSON_CreateString(SECRET_MASK));
+}
+
+/* The resource list's key of an object: "<group>/<version>/<Kind>" ("v1/ConfigMap" for core). */
+static int object_has_type(const cJSON *obj, const char *type)
+{
+	const char *api = json_str(obj, "apiVersion"), *kind = json_str(obj, "kind");
+	size_t n = strlen(api);
+
+	return *api && *kind && strncmp(type, api, n) == 0 && type[n] == '/' && strcmp(type + n + 1, kind) == 0;
+}
+
+/* params: {backup_id, type, object ("ns/name", or "name" when cluster-scoped)};
+ * result: {yaml, secret_masked}. */
+static void backup_object(const struct runner_request *q, struct answer *a)
+{
+	const char *type = json_str(q->params, "type"), *object = json_str(q->params, "object"), *slash = strchr(object, '/');
+	struct backup_archive arc = { 0 };
+	struct strbuf plain = STRBUF_INIT;
+	struct repository repo = { 0 };
+	char sid[24], err[600], name[256] = "", *yaml = NULL;
+	const char *params[] = { sid };
+	PGresult *res = NULL;
+	int opened = -1;
+
+	snprintf(sid, sizeof sid, "%lld", num(q->params, "backup_id"));
+	if (db_tenant_begin(q->db, q->org_id, 0, err, sizeof err) == 0) {
+		res = db_exec(q->db, "SELECT name, repository_id FROM backups WHERE id = $1 "
+			      "AND state IN ('completed', 'partially_failed')", 1, params, err, sizeof err);
+		if (res && PQntuples(res) == 1) {
+			snprintf(name, sizeof name, "%s", PQgetvalue(res, 0, 0));
+			opened = repository_open(q->db, q->org_id, &q->ctx->keyring, q->allow,
+						 strtoll(PQgetvalue(res, 0, 1), NULL, 10), &repo, err, sizeof err);
+		} else if (res) {
+			snprintf(err, sizeof err, "the backup is gone, or not a finished one");
+		}
+		PQclear(res);
+		db_rollback(q->db);	/* read only, and over before the network */
+	}
+	if (opened < 0) {
+		snprintf(a->error, sizeof a->error, "%s", err);
+		return;
+	}
+	if (repository_read_archive(&repo, q->ctx->master_key, name, OBJECT_ARCHIVE_MAX, &plain, err, sizeof err) < 0 ||
+	    backup_reader_read_memory(plain.buf ? plain.buf : "", plain.len, NULL, &arc, err, sizeof err) < 0) {
+		snprintf(a->error, sizeof a->error, "%s", err);
+		goto out;
+	}
+	for (size_t i = 0; i < arc.n; i++) {
+		struct backup_object *o = &arc.objects[i];
+		size_t nslen = slash ? (size_t)(slash - object) : 0;
+		if (strcmp(o->name, slash ? slash + 1 : object) != 0 || strlen(o->ns) != nslen ||
+		    strncmp(o->ns, object, nslen) != 0 || !object_has_type(o->obj, type))
+			continue;
+		int secret = strcmp(type, "v1/Secret") == 0;
+		if (secret)
+			secret_mask(o->obj);
+		int rc = yaml_json_print(o->obj, OBJECT_YAML_MAX, &yaml, err, sizeof err);
+		if (rc < 0) {
+			snprintf(a->error, sizeof a->error, rc == -2 ? "%s %s is more than %u bytes as YAML: download the "
+				 "backup to read it" : "%s %s cannot be written as YAML", type, object, OBJECT_YAML_MAX);
+			goto out;
+		}
+		a->result = cJSON_CreateObject();
+		cJSON_AddStringToObject(a->result, "yaml", yaml);
+		cJSON_AddBoolToObject(a->result, "secret_masked", secret);
+		goto out;
+	}
+	snprintf(a->error, sizeof a->error, "%s %s is not in the archive of backup %s", type, object, name);
+out:
+	free(yaml);
+	backup_archive_free(&arc);
+	strbuf_release(&plain);
+	repository_close(&repo);
+}
+
 /* ---- the lane ---- */
 
 int runner_org_networks(PGconn *db, long long org_id, const struct net_allow *base, struct net_allow *out,
@@ -581,6 +688,8 @@ static void request_answer(const struct runner_context *ctx, PGconn *db, long lo
 		cluster_read(&q, &a);
 	else if (strcmp(kind, "hook_dry_run") == 0)
 		hook_dry_run(&q, &a);
+	else if (strcmp(kind, "backup_object") == 0)
+		backup_object(&q, &a);
 	else if (strcmp(kind, "sso_discovery") == 0)
 		a.result = runner_sso_discovery(&q);
 	else if (strcmp(kind, "sso_exchange") == 0)

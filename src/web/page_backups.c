@@ -8,6 +8,7 @@
 #include "audit.h"
 #include "db.h"
 #include "form.h"
+#include "json.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -246,7 +247,9 @@ static PGresult *backup_load(struct request *r, char *sid, size_t sidlen)
 	return res;
 }
 
-/* The resource list by type: [{type, count, names: [...]}]. */
+static void object_link(struct strbuf *out, const char *sid, const char *type, const char *object);
+
+/* The resource list by type: [{type, count, names: [...], objects: [{name, link}]}]. */
 static int add_resources(struct request *r, cJSON *view, const char *sid, char *err, size_t errlen)
 {
 	const char *params[] = { sid };
@@ -263,12 +266,20 @@ static int add_resources(struct request *r, cJSON *view, const char *sid, char *
 	types = cJSON_AddArrayToObject(view, "resources");
 	for (int i = 0; i < PQntuples(res); i++) {
 		cJSON *o = cJSON_CreateObject(), *names = cJSON_AddArrayToObject(o, "names");
-		const char *all = PQgetvalue(res, i, 2);
-		cJSON_AddStringToObject(o, "type", PQgetvalue(res, i, 0));
+		cJSON *links = cJSON_AddArrayToObject(o, "objects");
+		const char *all = PQgetvalue(res, i, 2), *type = PQgetvalue(res, i, 0);
+		cJSON_AddStringToObject(o, "type", type);
 		cJSON_AddNumberToObject(o, "count", atof(PQgetvalue(res, i, 1)));
 		for (const char *p = all; *p; p += strcspn(p, "\n"), p += *p == '\n') {
 			char *name = xstrndup(p, strcspn(p, "\n"));
+			struct strbuf link = STRBUF_INIT;
+			cJSON *one = cJSON_CreateObject();
 			cJSON_AddItemToArray(names, cJSON_CreateString(name));
+			object_link(&link, sid, type, name);
+			cJSON_AddStringToObject(one, "name", name);
+			cJSON_AddStringToObject(one, "link", link.buf);
+			cJSON_AddItemToArray(links, one);
+			strbuf_release(&link);
 			free(name);
 		}
 		cJSON_AddBoolToObject(o, "capped", atol(PQgetvalue(res, i, 1)) > NAMES_SHOWN_PER_TYPE);
@@ -397,6 +408,135 @@ void page_backup(struct request *r)
 	respond_page(r, 200, "backup", view);
 }
 
+/* ---- one object of the backup, as YAML: a runner reads the archive (the web reads no bucket) ---- */
+
+/* An answer stays good this long: the archive does not change, only its backup's life does. */
+#define OBJECT_ANSWER_FRESH 600
+
+static const struct form_field object_fields[] = {
+	{ .name = "type", .label = "Type", .kind = FORM_TEXT, .required = 1, .max_len = 300 },
+	{ .name = "object", .label = "Object", .kind = FORM_TEXT, .required = 1, .max_len = 320 },
+};
+enum { O_TYPE, O_OBJECT };
+
+/* The resource list's spelling: "<group>/<version>/<Kind>" and "ns/name" (or "name"). */
+static int object_words_valid(const char *s, int slashes_max)
+{
+	int slashes = 0;
+
+	if (!*s || *s == '/' || s[strlen(s) - 1] == '/')
+		return 0;
+	for (const char *p = s; *p; p++) {
+		if (*p == '/' && (++slashes > slashes_max || p[1] == '/'))
+			return 0;
+		if (*p == '.' && (p == s || p[-1] == '/'))	/* no segment starts with a dot: no ".." */
+			return 0;
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:/", *p))
+			return 0;
+	}
+	return 1;
+}
+
+static void object_link(struct strbuf *out, const char *sid, const char *type, const char *object)
+{
+	strbuf_addf(out, "/backups/%s/object?type=", sid);
+	url_escape(out, type, strlen(type));
+	strbuf_addstr(out, "&object=");
+	url_escape(out, object, strlen(object));
+}
+
+static cJSON *object_view(const char *sid, const char *name, const char *type, const char *object)
+{
+	cJSON *view = cJSON_CreateObject();
+	char title[800];
+
+	snprintf(title, sizeof title, "%s %s", type, object);
+	cJSON_AddStringToObject(view, "title", title);
+	cJSON_AddStringToObject(view, "backup_id", sid);
+	cJSON_AddStringToObject(view, "backup_name", name);
+	cJSON_AddStringToObject(view, "type", type);
+	cJSON_AddStringToObject(view, "object", object);
+	cJSON_AddBoolToObject(view, "nav_backups", 1);
+	return view;
+}
+
+/* GET /backups/:id/object?type=apps/v1/Deployment&object=shop/web: the object as YAML, a
+ * Secret's values masked by the runner. Only objects of the backup's resource list are asked. */
+void page_backup_object(struct request *r)
+{
+	char sid[24], err[512];
+	struct form_values v;
+	struct runner_answer a;
+	PGresult *res = backup_load(r, sid, sizeof sid);
+
+	if (!res)
+		return;
+	char *name = xstrdup(PQgetvalue(res, 0, B_NAME));
+	int finished = restorable(PQgetvalue(res, 0, B_STATE));
+	PQclear(res);
+	form_validate(object_fields, 2, &r->query, &v);
+	if (!v.errors && !object_words_valid(v.value[O_TYPE], 2))
+		form_fail(&v, object_fields, "type", "Type: a type of the backup's resource list, such as apps/v1/Deployment");
+	if (!v.errors && !object_words_valid(v.value[O_OBJECT], 1))
+		form_fail(&v, object_fields, "object", "Object: namespace/name, or the name of a cluster-scoped object");
+	if (v.errors) {
+		respond_error(r, 422, form_first_error(&v));
+		form_values_free(&v);
+		free(name);
+		return;
+	}
+	cJSON *view = object_view(sid, name, v.value[O_TYPE], v.value[O_OBJECT]);
+	free(name);
+	const char *params[] = { sid, v.value[O_TYPE], v.value[O_OBJECT] };
+	res = db_exec(r->db, "SELECT coalesce(resource_list->$2 ? $3, false) FROM backups WHERE id = $1", 3, params, err,
+		      sizeof err);
+	if (!res || PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0 || !finished) {
+		PQclear(res);
+		cJSON_Delete(view);
+		form_values_free(&v);
+		respond_error(r, res ? 404 : 500, finished ? "This backup's resource list has no such object." :
+			      "Only a finished backup's objects can be read.");
+		return;
+	}
+	PQclear(res);
+	cJSON *ask = cJSON_CreateObject();
+	cJSON_AddNumberToObject(ask, "backup_id", (double)atoll(sid));
+	cJSON_AddStringToObject(ask, "type", v.value[O_TYPE]);
+	cJSON_AddStringToObject(ask, "object", v.value[O_OBJECT]);
+	form_values_free(&v);
+	int rc = web_request_reuse(r, "backup_object", ask, OBJECT_ANSWER_FRESH, &a, err, sizeof err);
+	cJSON_Delete(ask);
+	if (rc < 0) {
+		cJSON_Delete(view);
+		web_request_refused(r, a.id, err);
+		return;
+	}
+	if (rc == 0)
+		web_request_view(view, &a, "Reading the object: a runner reads the backup's archive…", NULL);
+	else if (a.error[0])
+		cJSON_AddStringToObject(view, "error", a.error);
+	else {
+		cJSON_AddStringToObject(view, "yaml", json_str(a.result, "yaml"));
+		cJSON_AddBoolToObject(view, "secret_masked", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a.result, "secret_masked")));
+	}
+	runner_answer_free(&a);
+	respond_page(r, 200, "backup_object", view);
+}
+
+/* GET /requests/:id for an object read (the refresh link without JavaScript): back to its page. */
+void backup_object_answered(struct request *r, const struct runner_answer *a)
+{
+	const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a->params, "type"));
+	const char *object = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a->params, "object"));
+	struct strbuf link = STRBUF_INIT;
+	char sid[24];
+
+	snprintf(sid, sizeof sid, "%lld", (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(a->params, "backup_id")));
+	object_link(&link, sid, type ? type : "", object ? object : "");
+	respond_redirect(r, link.buf);
+	strbuf_release(&link);
+}
+
 /* Delete: the backup is 'deleting' from this transaction on (never offered for restore again)
  * and the runner's delete_backup job removes what it owns, then its row. Pressing Delete on a
  * backup whose deletion failed queues the job again: it resumes where the last one stopped. */
@@ -423,6 +563,29 @@ void page_backup_delete(struct request *r)
 		 "snapshots and volume data are being removed.", q.audit_name);
 	snprintf(already, sizeof already, "Backup %s is already being deleted.", q.audit_name);
 	snprintf(loc, sizeof loc, "/backups/%s", sid);
+	web_job_queue(r, &q);
+	PQclear(res);
+}
+
+/* Download: a download job of the runner reads and opens the archive and leaves it in the
+ * database for a day (GET /jobs/:id/archive.tar.gz); its page links it once it is there. */
+void page_backup_download(struct request *r)
+{
+	char sid[24];
+	PGresult *res = backup_load(r, sid, sizeof sid);
+
+	if (!res)
+		return;
+	if (!restorable(PQgetvalue(res, 0, B_STATE))) {
+		PQclear(res);
+		respond_error(r, 409, "Only a finished backup can be downloaded.");
+		return;
+	}
+	struct web_job q = {
+		.spec = { .kind = "download", .backup_id = atoll(sid), .repository_id = atoll(PQgetvalue(res, 0, B_REPO)) },
+		.audit_action = "backup.download", .audit_name = PQgetvalue(res, 0, B_NAME),
+		.flash = "Preparing the download: a runner reads and decrypts the archive; the link appears on this page.",
+	};
 	web_job_queue(r, &q);
 	PQclear(res);
 }

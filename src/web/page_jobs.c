@@ -103,6 +103,11 @@ static cJSON *job_json(PGresult *res, int i)
 	cJSON_AddNumberToObject(o, "backup_plan_id", atof(PQgetvalue(res, i, J_BPLAN)));
 	cJSON_AddNumberToObject(o, "restore_plan_id", atof(PQgetvalue(res, i, J_RPLAN)));
 	cJSON_AddNumberToObject(o, "backup_id", atof(PQgetvalue(res, i, J_BACKUP)));
+	if (strcmp(PQgetvalue(res, i, J_KIND), "download") == 0 && strcmp(state, "succeeded") == 0) {
+		char link[64];
+		snprintf(link, sizeof link, "/jobs/%s/archive.tar.gz", PQgetvalue(res, i, J_ID));
+		cJSON_AddStringToObject(o, "archive_link", link);
+	}
 	/* a backup job that left a restorable backup offers to restore it: the restore wizard with
 	 * its backup plan and backup chosen */
 	if (strcmp(PQgetvalue(res, i, J_KIND), "backup") == 0 && atoll(PQgetvalue(res, i, J_BACKUP)) > 0 &&
@@ -339,6 +344,67 @@ static int add_log(struct request *r, cJSON *view, const char *sid, char *err, s
 	return 0;
 }
 
+/* A cancelled restore says what it created (by uid), and offers to remove exactly that: an
+ * undo_restore job, whose own page lists what it deleted and what it left alone. */
+static int add_undo(struct request *r, cJSON *view, cJSON *job, const char *sid, char *err, size_t errlen)
+{
+	const char *params[] = { sid };
+	PGresult *res;
+
+	if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(job, "kind")), "restore") != 0 ||
+	    strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(job, "state")), "cancelled") != 0)
+		return 0;
+	res = db_exec(r->db, "SELECT (SELECT count(*) FROM job_items WHERE job_id = $1 AND action = 'created' AND uid <> ''), "
+		      "(SELECT id FROM jobs WHERE kind = 'undo_restore' AND (result->>'undo_of')::bigint = $1::bigint "
+		      "ORDER BY id DESC LIMIT 1), (SELECT state FROM jobs WHERE kind = 'undo_restore' "
+		      "AND (result->>'undo_of')::bigint = $1::bigint ORDER BY id DESC LIMIT 1)", 1, params, err, errlen);
+	if (!res)
+		return -1;
+	cJSON *u = cJSON_AddObjectToObject(view, "undo");
+	long created = atol(PQgetvalue(res, 0, 0));
+	const char *undo_state = PQgetisnull(res, 0, 2) ? "" : PQgetvalue(res, 0, 2);
+	cJSON_AddNumberToObject(u, "created", (double)created);
+	cJSON_AddNumberToObject(u, "job_id", atof(PQgetvalue(res, 0, 1)));
+	cJSON_AddStringToObject(u, "job_state", undo_state);
+	cJSON_AddBoolToObject(u, "can_undo", created > 0 && strcmp(undo_state, "queued") != 0 &&
+			      strcmp(undo_state, "running") != 0 && strcmp(undo_state, "succeeded") != 0);
+	PQclear(res);
+	return 0;
+}
+
+/* POST /jobs/:id/undo: "remove what this restore created" for a cancelled restore. */
+void page_job_undo(struct request *r)
+{
+	char sid[24], input[64], loc[64];
+	PGresult *job = job_load(r, sid, sizeof sid);
+
+	if (!job)
+		return;
+	int cancelled_restore = strcmp(PQgetvalue(job, 0, J_KIND), "restore") == 0 &&
+				strcmp(PQgetvalue(job, 0, J_STATE), "cancelled") == 0;
+	long long plan = atoll(PQgetvalue(job, 0, J_RPLAN)), cluster = 0;
+	PQclear(job);
+	if (!cancelled_restore) {
+		respond_error(r, 409, "Only a cancelled restore can be undone.");
+		return;
+	}
+	const char *params[] = { sid };
+	char err[256];
+	PGresult *res = db_exec(r->db, "SELECT coalesce(cluster_id, 0) FROM jobs WHERE id = $1", 1, params, err, sizeof err);
+	if (res && PQntuples(res) == 1)
+		cluster = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	snprintf(input, sizeof input, "{\"undo_of\": %s}", sid);
+	snprintf(loc, sizeof loc, "/jobs/%s", sid);
+	struct web_job q = {
+		.spec = { .kind = "undo_restore", .cluster_id = cluster, .restore_plan_id = plan, .input = input },
+		.audit_action = "restore.undo", .audit_name = sid,
+		.flash = "Removing what the restore created: only objects it created, still with the uid it recorded.",
+		.already = "This restore is already being undone.", .already_location = loc,
+	};
+	web_job_queue(r, &q);
+}
+
 void page_job(struct request *r)
 {
 	char sid[24], err[512];
@@ -354,7 +420,8 @@ void page_job(struct request *r)
 	cJSON_AddStringToObject(job, "restore_plan", PQgetvalue(res, 0, J_BACKUP + 2));
 	cJSON_AddItemToObject(view, "job", job);
 	PQclear(res);
-	if (add_items(r, view, sid, err, sizeof err) < 0 || add_log(r, view, sid, err, sizeof err) < 0) {
+	if (add_items(r, view, sid, err, sizeof err) < 0 || add_log(r, view, sid, err, sizeof err) < 0 ||
+	    add_undo(r, view, job, sid, err, sizeof err) < 0) {
 		cJSON_Delete(view);
 		respond_db_error(r, err);
 		return;

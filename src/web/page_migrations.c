@@ -91,14 +91,37 @@ static int add_choices(struct request *r, cJSON *view, const struct form_values 
 	return 0;
 }
 
-static void form_respond(struct request *r, int status, const char *page, cJSON *view, const struct form_values *v)
+/* The form's page. Editing (id): step 1 posts to /migrations/:id/edit and step 2 saves to
+ * POST /migrations/:id; step 1 keeps the claims' classes chosen so far as hidden fields. */
+static void form_respond(struct request *r, int status, const char *page, cJSON *view, const struct form_values *v,
+			 long long id, const cJSON *chosen)
 {
 	int step2 = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(view, "step2"));
-	cJSON *steps = cJSON_AddArrayToObject(view, "steps");
+	char action[64];
 
+	if (step2)
+		snprintf(action, sizeof action, id ? "/migrations/%lld" : "/migrations", id);
+	else
+		snprintf(action, sizeof action, id ? "/migrations/%lld/edit" : "/migrations/new", id);
+	cJSON_AddStringToObject(view, "form_action", action);
+	if (id)
+		cJSON_AddNumberToObject(view, "edit_id", (double)id);
+	if (!step2 && chosen) {
+		cJSON *kept = cJSON_AddArrayToObject(view, "kept_classes");
+		const cJSON *c;
+		cJSON_ArrayForEach(c, chosen) {
+			cJSON *h = cJSON_CreateObject();
+			char name[600];
+			snprintf(name, sizeof name, CLASS_PREFIX "%s", c->string);
+			cJSON_AddStringToObject(h, "name", name);
+			cJSON_AddStringToObject(h, "value", cJSON_IsString(c) ? c->valuestring : "");
+			cJSON_AddItemToArray(kept, h);
+		}
+	}
+	cJSON *steps = cJSON_AddArrayToObject(view, "steps");
 	wizard_step_add(steps, "Clusters and namespaces", !step2);
 	wizard_step_add(steps, "Claims and StorageClasses", step2);
-	cJSON_AddStringToObject(view, "title", "New migration");
+	cJSON_AddStringToObject(view, "title", id ? "Edit migration" : "New migration");
 	cJSON_AddBoolToObject(view, "nav_migrations", 1);
 	web_hooks_add_library(r, view);
 	if (add_choices(r, view, v) < 0) {
@@ -255,11 +278,11 @@ void page_migrations(struct request *r)
 
 void page_migration_new(struct request *r)
 {
-	form_respond(r, 200, "migration_form", cJSON_CreateObject(), NULL);
+	form_respond(r, 200, "migration_form", cJSON_CreateObject(), NULL, 0, NULL);
 }
 
 /* Step 1 posted: validated, then step 2 lists the claims with a class for each. */
-void page_migration_step(struct request *r)
+static void migration_step(struct request *r, long long id)
 {
 	struct kv_list base = { 0 };
 	cJSON *chosen = cJSON_CreateObject();
@@ -272,33 +295,40 @@ void page_migration_step(struct request *r)
 	kv_list_free(&base);
 	check_more(r, &v);
 	if (v.errors) {
-		form_respond(r, 422, "migration_form", form_view(&v, migration_fields), &v);
+		form_respond(r, 422, "migration_form", form_view(&v, migration_fields), &v, id, chosen);
 		goto out;
 	}
 	view = form_view(&v, migration_fields);
 	struct runner_answer pending = { 0 };
 	int read = add_claims(r, view, &v, chosen, &pending, err, sizeof err);
 	if (read == 0) {
-		web_request_view(view, &pending, "Reading both clusters: a runner lists the claims and StorageClasses…",
-				 "/migrations/new");
+		char again[64];
+		snprintf(again, sizeof again, id ? "/migrations/%lld/edit" : "/migrations/new", id);
+		web_request_view(view, &pending, "Reading both clusters: a runner lists the claims and StorageClasses…", again);
 		runner_answer_free(&pending);
-		form_respond(r, 200, "migration_form", view, &v);
+		form_respond(r, 200, "migration_form", view, &v, id, chosen);
 		goto out;
 	}
 	cJSON_AddBoolToObject(view, "step2", 1);
 	if (read < 0) {
 		cJSON_DeleteItemFromObjectCaseSensitive(view, "step2");
 		cJSON_AddStringToObject(view, "form_error", err);
-		form_respond(r, 422, "migration_form", view, &v);
+		form_respond(r, 422, "migration_form", view, &v, id, chosen);
 		goto out;
 	}
-	form_respond(r, 200, "migration_form", view, &v);
+	form_respond(r, 200, "migration_form", view, &v, id, chosen);
 out:
 	cJSON_Delete(chosen);
 	form_values_free(&v);
 }
 
-void page_migration_create(struct request *r)
+void page_migration_step(struct request *r)
+{
+	migration_step(r, 0);
+}
+
+/* Create (id 0) or update plan id, validated the same way. */
+static void migration_save(struct request *r, long long id)
 {
 	struct kv_list base = { 0 };
 	cJSON *classes = cJSON_CreateObject(), *ns_list = NULL;
@@ -318,19 +348,25 @@ void page_migration_create(struct request *r)
 	}
 	if (v.errors) {
 		cJSON *view = form_view(&v, migration_fields);
-		form_respond(r, 422, "migration_form", view, &v);
+		form_respond(r, 422, "migration_form", view, &v, id, classes);
 		goto out;
 	}
 	ns_list = parse_namespaces(v.value[M_NAMESPACES]);
 	char *ns_json = cJSON_PrintUnformatted(ns_list), *cls_json = cJSON_PrintUnformatted(classes);
 	/* the hooks run in the target once the application is there (manual 7.4: fix its URLs) */
 	char *hooks_json = web_hooks_json(r, v.value[M_LIBRARY_HOOKS], v.value[M_HOOK_SCRIPT], "post-restore");
+	char sid[24];
+	snprintf(sid, sizeof sid, "%lld", id);
 	const char *params[] = { v.value[M_NAME], v.value[M_SOURCE], v.value[M_TARGET], v.value[M_REPO], ns_json,
-				 cls_json, strcmp(v.value[M_KEEP], "true") == 0 ? "true" : "false", hooks_json };
-	PGresult *res = db_exec(r->db, "INSERT INTO migration_plans (name, source_cluster_id, target_cluster_id, repository_id, "
+				 cls_json, strcmp(v.value[M_KEEP], "true") == 0 ? "true" : "false", hooks_json, sid };
+	PGresult *res = db_exec(r->db, id ?
+				"UPDATE migration_plans SET name = $1, source_cluster_id = $2, target_cluster_id = $3, "
+				"repository_id = $4, namespaces = ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), "
+				"storage_classes = $6::jsonb, keep_source_running = $7, hooks = $8::jsonb WHERE id = $9 RETURNING id" :
+				"INSERT INTO migration_plans (name, source_cluster_id, target_cluster_id, repository_id, "
 				"namespaces, storage_classes, keep_source_running, hooks) VALUES ($1, $2, $3, $4, "
 				"ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), $6::jsonb, $7, $8::jsonb) RETURNING id",
-				8, params, err, sizeof err);
+				id ? 9 : 8, params, err, sizeof err);
 	free(ns_json);
 	free(cls_json);
 	free(hooks_json);
@@ -338,26 +374,121 @@ void page_migration_create(struct request *r)
 		if (strcmp(db_last_sqlstate(), "23505") == 0) {
 			cJSON *view = form_view(&v, migration_fields);
 			cJSON_AddStringToObject(view, "form_error", "Name: a migration of that name already exists.");
-			form_respond(r, 422, "migration_form", view, &v);
+			form_respond(r, 422, "migration_form", view, &v, id, classes);
 		} else {
 			respond_db_error(r, err);
 		}
 		goto out;
 	}
+	if (PQntuples(res) != 1) {	/* deleted meanwhile */
+		PQclear(res);
+		respond_error(r, 404, "There is no such migration plan.");
+		goto out;
+	}
 	snprintf(loc, sizeof loc, "/migrations/%s", PQgetvalue(res, 0, 0));
-	long long id = atoll(PQgetvalue(res, 0, 0));
+	long long saved = atoll(PQgetvalue(res, 0, 0));
 	PQclear(res);
-	if (notify_plan_emails_save(r, "migration_plan_id", id, v.value[M_NOTIFY], err, sizeof err) < 0 ||
-	    audit_record(r->db, "migration.create", v.value[M_NAME], classes, err, sizeof err) < 0) {
+	if (notify_plan_emails_save(r, "migration_plan_id", saved, v.value[M_NOTIFY], err, sizeof err) < 0 ||
+	    audit_record(r->db, id ? "migration.update" : "migration.create", v.value[M_NAME], classes, err, sizeof err) < 0) {
 		respond_db_error(r, err);
 		goto out;
 	}
-	response_flash(r, "Migration plan saved. Run the pre-check, then Migrate.");
+	response_flash(r, id ? "Migration plan saved. Run the pre-check again, then Migrate." :
+		       "Migration plan saved. Run the pre-check, then Migrate.");
 	respond_redirect(r, loc);
 out:
 	cJSON_Delete(classes);
 	cJSON_Delete(ns_list);
 	form_values_free(&v);
+}
+
+void page_migration_create(struct request *r)
+{
+	migration_save(r, 0);
+}
+
+/* 404 when plan id is not the organisation's, 409 (in words) while a job of it is queued or
+ * running; 1 when it may be edited. */
+static int migration_editable(struct request *r, long long id)
+{
+	char sid[24], err[256], msg[300];
+	const char *params[] = { sid };
+	PGresult *res;
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	res = id ? db_exec(r->db, "SELECT (SELECT j.id FROM jobs j WHERE j.migration_plan_id = m.id "
+			   "AND j.state IN ('queued', 'running') ORDER BY j.id LIMIT 1) FROM migration_plans m WHERE m.id = $1",
+			   1, params, err, sizeof err) : NULL;
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		respond_error(r, 404, "There is no such migration plan.");
+		return 0;
+	}
+	if (!PQgetisnull(res, 0, 0)) {
+		snprintf(msg, sizeof msg, "This migration plan has a job queued or running (job #%s): it cannot be edited "
+			 "until that job ends (or is cancelled).", PQgetvalue(res, 0, 0));
+		PQclear(res);
+		respond_error(r, 409, msg);
+		return 0;
+	}
+	PQclear(res);
+	return 1;
+}
+
+/* GET /migrations/:id/edit: step 1 with the plan's values (its classes kept for step 2). */
+void page_migration_edit(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+	char sid[24], err[256];
+	const char *params[] = { sid };
+	struct kv_list input = { 0 };
+	struct form_values v;
+	PGresult *res;
+
+	if (!migration_editable(r, id))
+		return;
+	snprintf(sid, sizeof sid, "%lld", id);
+	res = db_exec(r->db, "SELECT name, source_cluster_id, target_cluster_id, repository_id, "
+		      "array_to_string(namespaces, ', '), CASE WHEN keep_source_running THEN 'on' ELSE '' END, "
+		      "coalesce((SELECT string_agg(k.name, ', ' ORDER BY e.n) FROM jsonb_array_elements(hooks) WITH ORDINALITY e(v, n) "
+		      "  JOIN hooks k ON k.id = (e.v ->> 'hook_id')::bigint), ''), "
+		      "coalesce((SELECT e ->> 'inline' FROM jsonb_array_elements(hooks) e WHERE e ? 'inline' LIMIT 1), ''), "
+		      "storage_classes::text FROM migration_plans WHERE id = $1", 1, params, err, sizeof err);
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		respond_db_error(r, err);
+		return;
+	}
+	for (int f = 0; f < M_NOTIFY; f++)
+		if (*PQgetvalue(res, 0, f))
+			kv_add(&input, migration_fields[f].name, PQgetvalue(res, 0, f), strlen(PQgetvalue(res, 0, f)));
+	cJSON *chosen = cJSON_Parse(PQgetvalue(res, 0, M_NOTIFY));
+	PQclear(res);
+	char emails[1024];
+	if (notify_plan_emails_load(r, "migration_plan_id", id, emails, sizeof emails) == 0 && *emails)
+		kv_add(&input, "notify_emails", emails, strlen(emails));
+	form_validate(migration_fields, MIGRATION_N, &input, &v);
+	kv_list_free(&input);
+	form_respond(r, 200, "migration_form", form_view(&v, migration_fields), &v, id, chosen);
+	cJSON_Delete(chosen);
+	form_values_free(&v);
+}
+
+void page_migration_edit_step(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+
+	if (migration_editable(r, id))
+		migration_step(r, id);
+}
+
+/* POST /migrations/:id: the edited plan, validated as a new one, with its audit entry. */
+void page_migration_update(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+
+	if (migration_editable(r, id))
+		migration_save(r, id);
 }
 
 /* The plan's row for its page and actions; NULL after answering 404. */

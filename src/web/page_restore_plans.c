@@ -285,7 +285,7 @@ static void add_rows(struct request *r, cJSON *view, const char *key, const char
 }
 
 static void restore_wizard_respond(struct request *r, struct wizard *w, size_t shown, int with_errors, cJSON *checks,
-				   const struct runner_answer *checking)
+				   const struct runner_answer *checking, long long id)
 {
 	static const char *const option_cols[] = { "id", "name", NULL };
 	static const char *const plan_cols[] = { "id", "name", "cluster", "namespaces", NULL };
@@ -293,7 +293,7 @@ static void restore_wizard_respond(struct request *r, struct wizard *w, size_t s
 	cJSON *view = wizard_view(w, shown, with_errors);
 	web_hooks_add_library(r, view);
 	web_hooks_add_library(r, view);
-	char next[64];
+	char next[80], base[64];
 
 	if (shown == 1) {
 		add_rows(r, view, "clusters", "SELECT id, name FROM clusters ORDER BY name", 0, NULL, option_cols,
@@ -315,17 +315,26 @@ static void restore_wizard_respond(struct request *r, struct wizard *w, size_t s
 			 " ORDER BY started_at DESC LIMIT 200",
 			 1, params, backup_cols, wizard_value(w, 3, "backup_id"));
 	}
-	cJSON_AddStringToObject(view, "action_base", "/restore-plans/new");
-	if (shown == RESTORE_STEPS)
+	/* editing: the same steps under /restore-plans/:id/edit, saved by POST /restore-plans/:id */
+	if (id)
+		snprintf(base, sizeof base, "/restore-plans/%lld/edit", id);
+	else
+		snprintf(base, sizeof base, "/restore-plans/new");
+	cJSON_AddStringToObject(view, "action_base", base);
+	if (shown == RESTORE_STEPS && id)
+		snprintf(next, sizeof next, "/restore-plans/%lld", id);
+	else if (shown == RESTORE_STEPS)
 		snprintf(next, sizeof next, "/restore-plans");
 	else
-		snprintf(next, sizeof next, "/restore-plans/new?step=%zu", shown + 1);
+		snprintf(next, sizeof next, "%s?step=%zu", base, shown + 1);
+	if (id)
+		cJSON_AddNumberToObject(view, "id", (double)id);
 	cJSON_AddStringToObject(view, "next_action", next);
 	if (checks)
 		cJSON_AddItemToObject(view, "checks", checks);
 	if (checking)
 		web_request_view(view, checking, "Checking the plan: a runner reads the target cluster…", next);
-	cJSON_AddStringToObject(view, "title", "New restore plan");
+	cJSON_AddStringToObject(view, "title", id ? "Edit restore plan" : "New restore plan");
 	cJSON_AddBoolToObject(view, "nav_restore_plans", 1);
 	if (with_errors)
 		respond_form_errors(r, "restore_plan_wizard", view);
@@ -340,7 +349,7 @@ static void restore_input(const struct kv_list *in, struct kv_list *out)
 			kv_add(out, in->items[k].key, in->items[k].value, in->items[k].value_len);
 }
 
-static void restore_wizard_step(struct request *r, const struct kv_list *raw)
+static void restore_wizard_step(struct request *r, const struct kv_list *raw, long long id)
 {
 	struct kv_list input = { 0 };
 	struct wizard w;
@@ -350,19 +359,19 @@ static void restore_wizard_step(struct request *r, const struct kv_list *raw)
 	if (input.count == 0)
 		kv_add(&input, "existing_policy", "skip", 4);
 	shown = wizard_run(r, &w, restore_steps, RESTORE_STEPS, &input, want);
-	restore_wizard_respond(r, &w, shown, shown != want, NULL, NULL);
+	restore_wizard_respond(r, &w, shown, shown != want, NULL, NULL, id);
 	wizard_free(&w);
 	kv_list_free(&input);
 }
 
 void page_restore_plan_new(struct request *r)
 {
-	restore_wizard_step(r, &r->query);
+	restore_wizard_step(r, &r->query, 0);
 }
 
 void page_restore_plan_wizard_post(struct request *r)
 {
-	restore_wizard_step(r, &r->form);
+	restore_wizard_step(r, &r->form, 0);
 }
 
 /* ---- finishing ---- */
@@ -448,7 +457,25 @@ static void hooks_step_check(struct request *r, const struct wizard *w, struct f
 	resource_modifiers_free(m);
 }
 
-void page_restore_plan_create(struct request *r)
+/* The restore plan id's live job, if any: a plan is not changed under a running restore. */
+static long long plan_live_job(struct request *r, long long id)
+{
+	char sid[24], err[256];
+	const char *params[] = { sid };
+	PGresult *res;
+	long long job = 0;
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	res = db_exec(r->db, "SELECT id FROM jobs WHERE restore_plan_id = $1 AND state IN ('queued', 'running') "
+		      "ORDER BY id LIMIT 1", 1, params, err, sizeof err);
+	if (res && PQntuples(res) == 1)
+		job = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return job;
+}
+
+/* Create (id 0) or update plan id: every step validated again, the target checked by a runner. */
+static void restore_plan_finish(struct request *r, long long id)
 {
 	struct kv_list input = { 0 };
 	struct wizard w;
@@ -460,7 +487,7 @@ void page_restore_plan_create(struct request *r)
 	shown = wizard_run(r, &w, restore_steps, RESTORE_STEPS, &input, RESTORE_STEPS + 1);
 	kv_list_free(&input);
 	if (shown <= RESTORE_STEPS) {
-		restore_wizard_respond(r, &w, shown, 1, NULL, NULL);
+		restore_wizard_respond(r, &w, shown, 1, NULL, NULL, id);
 		goto out;
 	}
 	scmap = parse_map(wizard_value(&w, 1, "storage_class_map"), "StorageClass mapping", 1, err, sizeof err);
@@ -470,15 +497,16 @@ void page_restore_plan_create(struct request *r)
 	if (failed < 0) {
 		cJSON_Delete(scmap);
 		cJSON_Delete(checks);
-		restore_wizard_respond(r, &w, RESTORE_STEPS, 0, NULL, &checking);
+		restore_wizard_respond(r, &w, RESTORE_STEPS, 0, NULL, &checking, id);
 		runner_answer_free(&checking);
 		goto out;
 	}
 	if (failed) {
 		cJSON_Delete(scmap);
-		restore_wizard_respond(r, &w, RESTORE_STEPS, 1, checks, NULL);
+		restore_wizard_respond(r, &w, RESTORE_STEPS, 1, checks, NULL, id);
 		goto out;
 	}
+	char sid[24];
 	char *nsmap = json_text(parse_map(wizard_value(&w, 1, "namespace_map"), "", 0, err, sizeof err));
 	char *scjson = json_text(scmap), *hooks = web_hooks_json(r, wizard_value(&w, 4, "library_hooks"), wizard_value(&w, 4, "hook_script"), NULL);
 	struct form_values scratch = { 0 };
@@ -493,12 +521,19 @@ void page_restore_plan_create(struct request *r)
 				 wizard_value(&w, 3, "backup_id"), wizard_value(&w, 1, "target_cluster_id"), nsmap, scjson,
 				 wizard_value(&w, 1, "existing_policy"), hooks, wizard_value(&w, 1, "reattach_volumes"),
 				 wizard_value(&w, 1, "restore_storage_classes"), wizard_value(&w, 1, "restore_completed_jobs"),
-				 wizard_value(&w, 4, "resource_modifiers"), selection ? selection : "{}" };
-	PGresult *res = db_exec(r->db, "INSERT INTO restore_plans (name, backup_plan_id, backup_id, target_cluster_id, "
+				 wizard_value(&w, 4, "resource_modifiers"), selection ? selection : "{}", sid };
+	snprintf(sid, sizeof sid, "%lld", id);
+	PGresult *res = db_exec(r->db, id ?
+				"UPDATE restore_plans SET name = $1, backup_plan_id = nullif($2::bigint, 0), backup_id = $3, "
+				"target_cluster_id = $4, namespace_map = $5::jsonb, storage_class_map = $6::jsonb, existing_policy = $7, "
+				"hooks = $8::jsonb, reattach_volumes = $9::boolean, restore_storage_classes = $10::boolean, "
+				"restore_completed_jobs = $11::boolean, resource_modifiers = coalesce($12, ''), selection = $13::jsonb "
+				"WHERE id = $14 RETURNING id" :
+				"INSERT INTO restore_plans (name, backup_plan_id, backup_id, target_cluster_id, "
 				"namespace_map, storage_class_map, existing_policy, hooks, reattach_volumes, restore_storage_classes, "
 				"restore_completed_jobs, resource_modifiers, selection) VALUES ($1, nullif($2::bigint, 0), $3, $4, "
 				"$5::jsonb, $6::jsonb, $7, $8::jsonb, $9::boolean, $10::boolean, $11::boolean, coalesce($12, ''), "
-				"$13::jsonb) RETURNING id", 13, params, err, sizeof err);
+				"$13::jsonb) RETURNING id", id ? 14 : 13, params, err, sizeof err);
 	free(selection);
 	free(nsmap);
 	free(scjson);
@@ -507,15 +542,21 @@ void page_restore_plan_create(struct request *r)
 		cJSON_Delete(checks);
 		if (strcmp(db_last_sqlstate(), "23505") == 0) {
 			wizard_error(&w, 1, "name", "Name: a restore plan of that name already exists");
-			restore_wizard_respond(r, &w, 1, 1, NULL, NULL);
+			restore_wizard_respond(r, &w, 1, 1, NULL, NULL, id);
 		} else {
 			respond_db_error(r, err);
 		}
 		goto out;
 	}
-	long long id = atoll(PQgetvalue(res, 0, 0));
+	if (PQntuples(res) != 1) {	/* deleted meanwhile */
+		PQclear(res);
+		cJSON_Delete(checks);
+		respond_error(r, 404, "There is no such restore plan.");
+		goto out;
+	}
+	long long saved = atoll(PQgetvalue(res, 0, 0));
 	PQclear(res);
-	if (notify_plan_emails_save(r, "restore_plan_id", id, wizard_value(&w, 1, "notify_emails"), err, sizeof err) < 0) {
+	if (notify_plan_emails_save(r, "restore_plan_id", saved, wizard_value(&w, 1, "notify_emails"), err, sizeof err) < 0) {
 		cJSON_Delete(checks);
 		respond_db_error(r, err);
 		goto out;
@@ -523,7 +564,8 @@ void page_restore_plan_create(struct request *r)
 	cJSON *detail = cJSON_CreateObject();
 	cJSON_AddStringToObject(detail, "backup_id", wizard_value(&w, 3, "backup_id"));
 	cJSON_AddItemToObject(detail, "checks", checks);
-	int rc = audit_record(r->db, "restore_plan.create", wizard_value(&w, 1, "name"), detail, err, sizeof err);
+	int rc = audit_record(r->db, id ? "restore_plan.update" : "restore_plan.create", wizard_value(&w, 1, "name"),
+			      detail, err, sizeof err);
 	cJSON_Delete(detail);
 	if (rc < 0) {
 		respond_db_error(r, err);
@@ -532,10 +574,122 @@ void page_restore_plan_create(struct request *r)
 	snprintf(msg, sizeof msg, "Restore plan %s saved: the target cluster is reachable and has the mapped storage classes.",
 		 wizard_value(&w, 1, "name"));
 	response_flash(r, msg);
-	snprintf(loc, sizeof loc, "/restore-plans/%lld/jobs", id);
+	snprintf(loc, sizeof loc, "/restore-plans/%lld/jobs", saved);
 	respond_redirect(r, loc);
 out:
 	wizard_free(&w);
+}
+
+void page_restore_plan_create(struct request *r)
+{
+	restore_plan_finish(r, 0);
+}
+
+/* The plan as the wizard's input: what the create form would have held. 0, or -1 when none. */
+static int restore_plan_input(struct request *r, long long id, struct kv_list *input)
+{
+	char sid[24], err[256];
+	const char *params[] = { sid };
+	PGresult *res;
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	res = db_exec(r->db, "SELECT name, target_cluster_id, "
+		      "coalesce((SELECT string_agg(key || ':' || value, E'\n' ORDER BY key) FROM jsonb_each_text(namespace_map)), ''), "
+		      "coalesce((SELECT string_agg(key || ':' || value, E'\n' ORDER BY key) FROM jsonb_each_text(storage_class_map)), ''), "
+		      "existing_policy, CASE WHEN reattach_volumes THEN 'on' ELSE '' END, "
+		      "CASE WHEN restore_storage_classes THEN 'on' ELSE '' END, CASE WHEN restore_completed_jobs THEN 'on' ELSE '' END, "
+		      "coalesce(backup_plan_id, 0), coalesce(backup_id::text, ''), "
+		      "coalesce((SELECT string_agg(t, ', ') FROM jsonb_array_elements_text(selection->'include_types') t), ''), "
+		      "coalesce((SELECT string_agg(t, ', ') FROM jsonb_array_elements_text(selection->'exclude_types') t), ''), "
+		      "coalesce(selection->>'label_selector', ''), "
+		      "coalesce((SELECT string_agg(t, E'\n') FROM jsonb_array_elements_text(selection->'objects') t), ''), "
+		      "coalesce((SELECT string_agg(k.name, ', ' ORDER BY e.n) FROM jsonb_array_elements(hooks) WITH ORDINALITY e(v, n) "
+		      "  JOIN hooks k ON k.id = (e.v ->> 'hook_id')::bigint), ''), "
+		      "coalesce((SELECT e ->> 'inline' FROM jsonb_array_elements(hooks) e WHERE e ? 'inline' LIMIT 1), ''), "
+		      "resource_modifiers FROM restore_plans WHERE id = $1", 1, params, err, sizeof err);
+	if (!res || PQntuples(res) != 1) {
+		PQclear(res);
+		return -1;
+	}
+	static const char *const keys[] = { "name", "target_cluster_id", "namespace_map", "storage_class_map",
+					    "existing_policy", "reattach_volumes", "restore_storage_classes",
+					    "restore_completed_jobs", "backup_plan_id", "backup_id", "include_types",
+					    "exclude_types", "label_selector", "objects", "library_hooks", "hook_script",
+					    "resource_modifiers" };
+	for (int i = 0; i < (int)(sizeof keys / sizeof *keys); i++)
+		if (*PQgetvalue(res, 0, i))
+			kv_add(input, keys[i], PQgetvalue(res, 0, i), strlen(PQgetvalue(res, 0, i)));
+	PQclear(res);
+	char emails[1024];
+	if (notify_plan_emails_load(r, "restore_plan_id", id, emails, sizeof emails) == 0 && *emails)
+		kv_add(input, "notify_emails", emails, strlen(emails));
+	return 0;
+}
+
+static int refuse_running(struct request *r, long long id)
+{
+	long long job = plan_live_job(r, id);
+	char msg[300];
+
+	if (!job)
+		return 0;
+	snprintf(msg, sizeof msg, "This restore plan has a job queued or running (job #%lld): it cannot be edited until "
+		 "that job ends (or is cancelled).", job);
+	respond_error(r, 409, msg);
+	return 1;
+}
+
+static int restore_plan_exists(struct request *r, long long id)
+{
+	char sid[24];
+	const char *params[] = { sid };
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	if (id && row_exists(r, "SELECT 1 FROM restore_plans WHERE id = $1", 1, params))
+		return 1;
+	respond_error(r, 404, "There is no such restore plan.");
+	return 0;
+}
+
+/* GET /restore-plans/:id/edit: the wizard with the plan's values. */
+void page_restore_plan_edit(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+	struct kv_list input = { 0 };
+	struct wizard w;
+
+	if (!id || restore_plan_input(r, id, &input) < 0) {
+		kv_list_free(&input);
+		respond_error(r, 404, "There is no such restore plan.");
+		return;
+	}
+	if (refuse_running(r, id)) {
+		kv_list_free(&input);
+		return;
+	}
+	wizard_run(r, &w, restore_steps, RESTORE_STEPS, &input, 1);
+	restore_wizard_respond(r, &w, 1, 0, NULL, NULL, id);
+	wizard_free(&w);
+	kv_list_free(&input);
+}
+
+void page_restore_plan_edit_step(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+
+	if (!restore_plan_exists(r, id) || refuse_running(r, id))
+		return;
+	restore_wizard_step(r, &r->form, id);
+}
+
+/* POST /restore-plans/:id: the edited plan, validated as a new one, with its audit entry. */
+void page_restore_plan_update(struct request *r)
+{
+	long long id = request_param_id(r, "id");
+
+	if (!restore_plan_exists(r, id) || refuse_running(r, id))
+		return;
+	restore_plan_finish(r, id);
 }
 
 /* ---- the list, activating and deleting ---- */

@@ -210,6 +210,10 @@ int web_request_load(struct request *r, long long id, struct runner_answer *a);
 /* Answers older than fresh_seconds are asked again: WEB_READS_FRESH for what a wizard shows, a
  * few seconds for a check that guards a change (a migration's pre-check). */
 #define WEB_READS_FRESH 30
+/* The newest request of kind with these params answered within fresh_seconds (or on its way),
+ * else a new one: 1 answered, 0 pending (a->id set), -1 with err (a->id WEB_REQUESTS_FULL when full). */
+int web_request_reuse(struct request *r, const char *kind, const cJSON *params, int fresh_seconds,
+		      struct runner_answer *a, char *err, size_t errlen);
 int web_cluster_reads(struct request *r, const cJSON *reads, int fresh_seconds, struct runner_answer *a, char *err,
 		      size_t errlen);
 cJSON *web_read_new(const char *read, long long cluster_id);
@@ -239,6 +243,7 @@ void web_save_answered(struct request *r, const struct runner_answer *a, const c
 /* The connection's form (view has fields, form_error, secret_stored) as the page or its errors. */
 void web_connection_form(struct request *r, int status, cJSON *view, long long id, const struct web_saved *s);
 void hook_dry_run_answered(struct request *r, const struct runner_answer *a);
+void backup_object_answered(struct request *r, const struct runner_answer *a);
 void page_runner_request(struct request *r);
 void page_runner_request_state(struct request *r);
 
@@ -342,6 +347,9 @@ void page_migrations(struct request *r);
 void page_migration_new(struct request *r);
 void page_migration_step(struct request *r);
 void page_migration_create(struct request *r);
+void page_migration_edit(struct request *r);
+void page_migration_edit_step(struct request *r);
+void page_migration_update(struct request *r);
 void page_migration(struct request *r);
 void page_migration_precheck(struct request *r);
 void page_migration_run(struct request *r);
@@ -379,6 +387,9 @@ void page_restore_plans(struct request *r);
 void page_restore_plan_new(struct request *r);
 void page_restore_plan_wizard_post(struct request *r);
 void page_restore_plan_create(struct request *r);
+void page_restore_plan_edit(struct request *r);
+void page_restore_plan_edit_step(struct request *r);
+void page_restore_plan_update(struct request *r);
 void page_restore_plan_activate(struct request *r);
 void page_restore_plan_delete(struct request *r);
 void page_restore_plan_jobs(struct request *r);
@@ -390,10 +401,14 @@ void page_backups(struct request *r);
 void page_backup(struct request *r);
 void page_backup_delete(struct request *r);
 void page_backup_verify(struct request *r);
+void page_backup_object(struct request *r);
+void page_backup_download(struct request *r);
+void page_job_archive_download(struct request *r);
 void page_job(struct request *r);
 void page_job_log(struct request *r);
 void page_job_cancel(struct request *r);
 void page_job_diagnostics(struct request *r);
+void page_job_undo(struct request *r);
 void page_job_diagnostics_download(struct request *r);
 void page_hooks(struct request *r);
 void page_hook_new(struct request *r);

@@ -80,39 +80,47 @@ int web_request_load(struct request *r, long long id, struct runner_answer *a)
 	return 0;
 }
 
-int web_cluster_reads(struct request *r, const cJSON *reads, int fresh_seconds, struct runner_answer *a, char *err,
-		      size_t errlen)
+int web_request_reuse(struct request *r, const char *kind, const cJSON *params, int fresh_seconds,
+		      struct runner_answer *a, char *err, size_t errlen)
 {
-	cJSON *params = cJSON_CreateObject();
-	char *text, fresh[16];
+	char *text = cJSON_PrintUnformatted(params), fresh[16];
+	const char *p[] = { kind, text, fresh };
 	PGresult *res;
 
-	cJSON_AddItemToObject(params, "reads", cJSON_Duplicate(reads, 1));
-	text = cJSON_PrintUnformatted(params);
 	snprintf(fresh, sizeof fresh, "%d", fresh_seconds);
-	const char *p[] = { text, fresh };
-	/* the newest same reads, answered within the freshness or still on their way */
-	res = db_exec(r->db, "SELECT " ANSWER_COLUMNS " FROM runner_requests WHERE kind = 'cluster_read' "
-		      "AND params = $1::jsonb AND (state <> 'answered' OR answered_at > now() - make_interval(secs => $2::int)) "
-		      "AND created_at > now() - interval '2 minutes' ORDER BY id DESC LIMIT 1", 2, p, err, errlen);
+	/* the newest same request, answered within the freshness (a failure at most 30 s: it may
+	 * have been passing) or still on its way */
+	res = db_exec(r->db, "SELECT " ANSWER_COLUMNS " FROM runner_requests WHERE kind = $1 "
+		      "AND params = $2::jsonb AND (state <> 'answered' OR answered_at > now() - make_interval(secs => "
+		      "CASE WHEN error = '' THEN $3::int ELSE least($3::int, 30) END)) "
+		      "AND created_at > now() - make_interval(secs => greatest($3::int, 120)) ORDER BY id DESC LIMIT 1",
+		      3, p, err, errlen);
 	free(text);
-	if (!res) {
-		cJSON_Delete(params);
+	if (!res)
 		return -1;
-	}
 	if (PQntuples(res) == 1) {
 		answer_from_row(res, a);
 		PQclear(res);
-		cJSON_Delete(params);
 		return a->answered;
 	}
 	PQclear(res);
 	memset(a, 0, sizeof *a);
-	a->id = web_request_ask(r, "cluster_read", params, err, errlen);
-	cJSON_Delete(params);
-	snprintf(a->kind, sizeof a->kind, "cluster_read");
+	a->id = web_request_ask(r, kind, params, err, errlen);
+	snprintf(a->kind, sizeof a->kind, "%s", kind);
 	snprintf(a->state, sizeof a->state, "pending");
 	return a->id > 0 ? 0 : -1;
+}
+
+int web_cluster_reads(struct request *r, const cJSON *reads, int fresh_seconds, struct runner_answer *a, char *err,
+		      size_t errlen)
+{
+	cJSON *params = cJSON_CreateObject();
+	int rc;
+
+	cJSON_AddItemToObject(params, "reads", cJSON_Duplicate(reads, 1));
+	rc = web_request_reuse(r, "cluster_read", params, fresh_seconds, a, err, errlen);
+	cJSON_Delete(params);
+	return rc;
 }
 
 void web_request_refused(struct request *r, long long rid, const char *err)
@@ -209,6 +217,8 @@ static const char *pending_words(const char *kind)
 		return "Testing the repository: a runner writes, reads back and deletes a probe object…";
 	if (strcmp(kind, "hook_dry_run") == 0)
 		return "Dry run: a runner runs the hook against the cluster, recording its writes…";
+	if (strcmp(kind, "backup_object") == 0)
+		return "Reading the object: a runner reads the backup's archive…";
 	if (strcmp(kind, "sso_discovery") == 0)
 		return "Reading the provider: a runner fetches its discovery document and keys…";
 	return "Testing the connection: a runner is reading the cluster…";
@@ -245,6 +255,8 @@ void page_runner_request(struct request *r)
 		web_save_answered(r, &a, purpose, &repository_saved);
 	else if (strcmp(purpose, "hook_dry_run") == 0)
 		hook_dry_run_answered(r, &a);
+	else if (strcmp(a.kind, "backup_object") == 0)
+		backup_object_answered(r, &a);
 	else if (strcmp(purpose, "sso_save") == 0)
 		sso_request_answered(r, &a);
 	else {
