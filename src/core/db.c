@@ -148,3 +148,13 @@ cJSON *db_rows_json(const PGresult *res)
 		cJSON_AddItemToArray(rows, db_row_json(res, i));
 	return rows;
 }
+
+int db_exists(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	char err[256];
+	PGresult *res = db_exec(conn, sql, nparams, params, err, sizeof err);
+	int found = res && PQntuples(res) == 1;
+
+	PQclear(res);
+	return found;
+}

@@ -35,4 +35,8 @@ cJSON *db_row_json(const PGresult *res, int i);
 /* Every row of res, as an array of db_row_json objects. */
 cJSON *db_rows_json(const PGresult *res);
 
+/* 1 when the query answers exactly one row (a tenant's row of that id, in the caller's tenant
+ * transaction); 0 otherwise, a failed query included. */
+int db_exists(PGconn *conn, const char *sql, int nparams, const char *const *params);
+
 #endif

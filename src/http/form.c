@@ -1,5 +1,6 @@
 #include "form.h"
 #include "strbuf.h"
+#include "names.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -35,16 +36,6 @@ static int is_lower_alnum(char c)
 static int is_alnum(char c)
 {
 	return is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
-}
-
-static int valid_dns_label(const char *s, size_t len)
-{
-	if (len == 0 || len > 63 || !is_lower_alnum(s[0]) || !is_lower_alnum(s[len - 1]))
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		if (!is_lower_alnum(s[i]) && s[i] != '-')
-			return 0;
-	return 1;
 }
 
 /* A host name (letters, digits, '-' in dot-separated labels) or a dotted IPv4 address. */
@@ -213,7 +204,7 @@ static char *field_check(const struct form_field *f, const char *s, char **value
 		return format("%s: at most %zu characters", f->label, max_len_of(f));
 	switch (f->kind) {
 	case FORM_NAME:
-		if (!valid_dns_label(s, len))
+		if (!dns_name_valid(s, len, 63, 0))
 			return format("%s: use lowercase letters, digits and '-', starting and ending with a "
 				      "letter or digit (at most 63)", f->label);
 		break;

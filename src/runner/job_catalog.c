@@ -28,6 +28,7 @@
 #include "repo_seal.h"
 #include "repository.h"
 #include "strbuf.h"
+#include "names.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -1021,14 +1022,6 @@ static int sync_open_object(struct sync_run *s, const char *name, const char *fi
 	return rc;
 }
 
-static int valid_backup_name(const char *n)
-{
-	size_t len = strlen(n);
-
-	return len >= 1 && len <= 253 && strspn(n, "abcdefghijklmnopqrstuvwxyz0123456789-.") == len &&
-	       n[0] != '-' && n[0] != '.' && n[len - 1] != '-' && n[len - 1] != '.';
-}
-
 static const char *json_path(const cJSON *o, const char *a, const char *b)
 {
 	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, a), b));
@@ -1045,7 +1038,7 @@ static int sync_one(struct sync_run *s, const char *name)
 	PGresult *res;
 	int rc = 0;
 
-	if (!valid_backup_name(name)) {
+	if (!dns_name_valid(name, strlen(name), 253, 1)) {
 		sync_refuse(s, name, "not a backup name Stowage writes");
 		return 0;
 	}
@@ -1361,14 +1354,6 @@ static void bundle_add_cluster(struct bundle *b, struct k8s_client *k, const cha
 	cJSON_Delete(list);
 }
 
-static int valid_namespace(const char *n)
-{
-	size_t len = strlen(n);
-
-	return len >= 1 && len <= 63 && strspn(n, "abcdefghijklmnopqrstuvwxyz0123456789-") == len && n[0] != '-' &&
-	       n[len - 1] != '-';
-}
-
 /* A file for the web to serve: a row of job_bundles under job_id (the web reads no runner's disk). */
 static int bundle_store(struct job *job, long long job_id, const char *data, size_t len, char *err, size_t errlen)
 {
@@ -1447,7 +1432,7 @@ const char *job_diagnostics_run(struct job *job, char *err, size_t errlen)
 		const cJSON *n;
 		if (k) {
 			cJSON_ArrayForEach(n, namespaces)
-				if (cJSON_IsString(n) && valid_namespace(n->valuestring))
+				if (cJSON_IsString(n) && dns_name_valid(n->valuestring, strlen(n->valuestring), 63, 0))
 					bundle_add_cluster(&b, k, n->valuestring);
 			k8s_client_free(k);
 		} else {

@@ -10,6 +10,7 @@
 #include "db.h"
 #include "form.h"
 #include "json.h"
+#include "names.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -77,18 +78,6 @@ static void replace_value(struct form_values *v, int i, char *value)
 	v->value[i] = value;
 }
 
-/* 1 when the tenant has a row of that id in table (a fixed name, never input). */
-static int row_exists(struct request *r, const char *sql, const char *id)
-{
-	const char *params[] = { id };
-	char err[256];
-	PGresult *res = db_exec(r->db, sql, 1, params, err, sizeof err);
-	int found = res && PQntuples(res) == 1;
-
-	PQclear(res);
-	return found;
-}
-
 /* "HH:MM" (or "H:MM") into hour and minute. */
 static int parse_time(const char *s, int *hour, int *minute)
 {
@@ -118,9 +107,9 @@ static void step1_check(struct request *r, const struct wizard *w, struct form_v
 	char err[300];
 
 	(void)w;
-	if (!row_exists(r, "SELECT 1 FROM clusters WHERE id = $1", v->value[S1_CLUSTER]))
+	if (!db_exists(r->db, "SELECT 1 FROM clusters WHERE id = $1", 1, (const char *const[]){ v->value[S1_CLUSTER] }))
 		form_fail(v, step1_fields, "cluster_id", "Cluster: choose one of your clusters");
-	if (!row_exists(r, "SELECT 1 FROM repositories WHERE id = $1", v->value[S1_REPO]))
+	if (!db_exists(r->db, "SELECT 1 FROM repositories WHERE id = $1", 1, (const char *const[]){ v->value[S1_REPO] }))
 		form_fail(v, step1_fields, "repository_id", "Repository: choose one of your repositories");
 	if ((strcmp(kind, "daily") == 0 || strcmp(kind, "weekly") == 0) && parse_time(v->value[S1_TIME], &h, &m) < 0)
 		form_fail(v, step1_fields, "at_time", "Time: a time of day as HH:MM, from 00:00 to 23:59");
@@ -139,17 +128,6 @@ static void step1_check(struct request *r, const struct wizard *w, struct form_v
 		form_fail(v, step1_fields, "time_zone", "Time zone: not a known IANA time zone (Europe/Paris, UTC)");
 	if (notify_emails_check(v->value[S1_NOTIFY], err, sizeof err) < 0)
 		form_fail(v, step1_fields, "notify_emails", "Mail on failure: %s", err);
-}
-
-/* Kubernetes object names: DNS-1123 subdomains (claims) and labels (namespaces). */
-static int valid_k8s_name(const char *s, size_t len, size_t max, int dots)
-{
-	if (len == 0 || len > max || s[0] == '-' || s[0] == '.' || s[len - 1] == '-' || s[len - 1] == '.')
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || (dots && s[i] == '.')))
-			return 0;
-	return 1;
 }
 
 static int in_lines(const char *lines, const char *word)
@@ -205,7 +183,7 @@ static void step2_check(struct request *r, const struct wizard *w, struct form_v
 			break;
 		char *ns = xstrndup(p, len);
 		p += len;
-		if (!valid_k8s_name(ns, len, 63, 0)) {
+		if (!dns_name_valid(ns, len, 63, 0)) {
 			form_fail(v, step2_fields, "namespaces", "Namespaces: \"%.63s\" is not a namespace name", ns);
 			free(ns);
 			continue;
@@ -250,8 +228,8 @@ static void step4_check(struct request *r, const struct wizard *w, struct form_v
 			free(line);
 			continue;
 		}
-		if (!slash || !eq || eq < slash || !valid_k8s_name(line, (size_t)(slash - line), 63, 0) ||
-		    !valid_k8s_name(slash + 1, (size_t)(eq - slash - 1), 253, 1) ||
+		if (!slash || !eq || eq < slash || !dns_name_valid(line, (size_t)(slash - line), 63, 0) ||
+		    !dns_name_valid(slash + 1, (size_t)(eq - slash - 1), 253, 1) ||
 		    (strcmp(eq + 1, "filesystem") != 0 && strcmp(eq + 1, "snapshot") != 0 && strcmp(eq + 1, "snapshot+move") != 0))
 			form_fail(v, step4_fields, "volume_methods", "Copy methods: \"%.100s\" is not namespace/claim=filesystem, snapshot or snapshot+move",
 				   line);
@@ -619,22 +597,6 @@ void page_backup_plan_wizard_post(struct request *r)
 
 /* ---- finishing: checks, then save ---- */
 
-static void add_check(cJSON *checks, int ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void add_check(cJSON *checks, int ok, const char *fmt, ...)
-{
-	char msg[700];
-	va_list ap;
-	cJSON *c = cJSON_CreateObject();
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	cJSON_AddBoolToObject(c, "ok", ok);
-	cJSON_AddStringToObject(c, "text", msg);
-	cJSON_AddItemToArray(checks, c);
-}
-
 /* The VolumeSnapshotClass a snapshot plan needs, as the runner found it (read snapshot_classes):
  * labelled velero.io/csi-volumesnapshot-class=true, served at snapshot.storage.k8s.io v1 (or
  * v1beta1), deletionPolicy Retain. */
@@ -644,17 +606,17 @@ static void check_snapshot_class(const cJSON *data, const char *why, cJSON *chec
 	const char *other = json_str(data, "other");
 
 	if (!data)
-		add_check(checks, 0, "Volume snapshots: cannot list VolumeSnapshotClasses: %s", why);
+		wizard_check(checks, 0, "Volume snapshots: cannot list VolumeSnapshotClasses: %s", why);
 	else if (!*served)
-		add_check(checks, 0, "Volume snapshots: the cluster does not serve the CSI snapshot API (snapshot.storage.k8s.io); "
+		wizard_check(checks, 0, "Volume snapshots: the cluster does not serve the CSI snapshot API (snapshot.storage.k8s.io); "
 			  "install the snapshot CRDs and controller, or choose filesystem copy");
 	else if (*retained)
-		add_check(checks, 1, "Volume snapshots: VolumeSnapshotClass %s (%s, deletionPolicy Retain)", retained, served);
+		wizard_check(checks, 1, "Volume snapshots: VolumeSnapshotClass %s (%s, deletionPolicy Retain)", retained, served);
 	else if (*other)
-		add_check(checks, 0, "Volume snapshots: VolumeSnapshotClass %s has deletionPolicy %s; set it to Retain",
+		wizard_check(checks, 0, "Volume snapshots: VolumeSnapshotClass %s has deletionPolicy %s; set it to Retain",
 			  other, json_str(data, "other_policy"));
 	else
-		add_check(checks, 0, "Volume snapshots: no VolumeSnapshotClass is labelled "
+		wizard_check(checks, 0, "Volume snapshots: no VolumeSnapshotClass is labelled "
 			  "velero.io/csi-volumesnapshot-class=true; label the class of your CSI driver");
 }
 
@@ -686,32 +648,32 @@ static int plan_checks(struct request *r, const struct wizard *w, cJSON *checks,
 	if (rc == 0)
 		return -1;
 	if (rc < 0) {
-		add_check(checks, 0, "Cluster: cannot be asked: %s", err);
+		wizard_check(checks, 0, "Cluster: cannot be asked: %s", err);
 		return 1;
 	}
 	int reachable = (data = web_read_result(pending, 0, err, sizeof err)) != NULL;
 	if (!reachable)
-		add_check(checks, 0, "Cluster: not reachable: %s", err);
+		wizard_check(checks, 0, "Cluster: not reachable: %s", err);
 	else
-		add_check(checks, 1, "Cluster: reachable, Kubernetes %s", json_str(data, "version"));
+		wizard_check(checks, 1, "Cluster: reachable, Kubernetes %s", json_str(data, "version"));
 	res = db_exec(r->db, "SELECT name, status, status_message FROM repositories WHERE id = $1", 1, params, err, sizeof err);
 	if (res && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 1), "connected") == 0)
-		add_check(checks, 1, "Repository %s: connected", PQgetvalue(res, 0, 0));
+		wizard_check(checks, 1, "Repository %s: connected", PQgetvalue(res, 0, 0));
 	else if (res && PQntuples(res) == 1)
-		add_check(checks, 0, "Repository %s: its last test failed (%s); test it again on its page",
+		wizard_check(checks, 0, "Repository %s: its last test failed (%s); test it again on its page",
 			  PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2));
 	else
-		add_check(checks, 0, "Repository: not found");
+		wizard_check(checks, 0, "Repository: not found");
 	PQclear(res);
 	for (const char *p = wizard_value(w, 2, "namespaces"); reachable && p && *p; p += strcspn(p, "\n"), p += *p == '\n') {
 		char *ns = xstrndup(p, strcspn(p, "\n"));
 		data = web_read_result(pending, i++, err, sizeof err);
 		if (data && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(data, "exists")))
-			add_check(checks, 1, "Namespace %s: present", ns);
+			wizard_check(checks, 1, "Namespace %s: present", ns);
 		else if (data)
-			add_check(checks, 0, "Namespace %s: does not exist in the cluster", ns);
+			wizard_check(checks, 0, "Namespace %s: does not exist in the cluster", ns);
 		else
-			add_check(checks, 0, "Namespace %s: %s", ns, err);
+			wizard_check(checks, 0, "Namespace %s: %s", ns, err);
 		free(ns);
 	}
 	if (reachable && snapshots) {
@@ -939,7 +901,7 @@ void page_backup_plan_edit_step(struct request *r)
 {
 	long long id = request_param_id(r, "id");
 
-	if (!id || !row_exists(r, "SELECT 1 FROM backup_plans WHERE id = $1", kv_get(&r->params, "id"))) {
+	if (!id || !db_exists(r->db, "SELECT 1 FROM backup_plans WHERE id = $1", 1, (const char *const[]){ kv_get(&r->params, "id") })) {
 		respond_error(r, 404, "There is no such backup plan.");
 		return;
 	}

@@ -8,6 +8,7 @@
 #include "form.h"
 #include "label_selector.h"
 #include "resource_modifier.h"
+#include "names.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -69,26 +70,6 @@ static const struct wizard_step restore_steps[] = {
 /* The backups a restore may use: complete, or complete except for some objects. */
 #define RESTORABLE "state IN ('completed', 'partially_failed')"
 
-static int row_exists(struct request *r, const char *sql, int n, const char *const *params)
-{
-	char err[256];
-	PGresult *res = db_exec(r->db, sql, n, params, err, sizeof err);
-	int found = res && PQntuples(res) == 1;
-
-	PQclear(res);
-	return found;
-}
-
-static int valid_name(const char *s, size_t len, size_t max, int dots)
-{
-	if (len == 0 || len > max || s[0] == '-' || s[0] == '.' || s[len - 1] == '-' || s[len - 1] == '.')
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || (dots && s[i] == '.')))
-			return 0;
-	return 1;
-}
-
 /* Lines "old:new" into a JSON object; NULL with the reason in err when a line is not that.
  * dots: names are DNS subdomains (storage classes) rather than labels (namespaces). */
 static cJSON *parse_map(const char *lines, const char *label, int dots, char *err, size_t errlen)
@@ -114,7 +95,7 @@ static cJSON *parse_map(const char *lines, const char *label, int dots, char *er
 		to = colon + 1 + strspn(colon + 1, " \t");
 		for (char *e = colon; e > from && (e[-1] == ' ' || e[-1] == '\t');)
 			*--e = '\0';
-		if (!valid_name(from, strlen(from), max, dots) || !valid_name(to, strlen(to), max, dots)) {
+		if (!dns_name_valid(from, strlen(from), max, dots) || !dns_name_valid(to, strlen(to), max, dots)) {
 			snprintf(err, errlen, "%s: \"%.60s:%.60s\" needs two %s names", label, from, to,
 				 dots ? "lowercase resource" : "namespace");
 			goto bad;
@@ -141,7 +122,7 @@ static void step1_check(struct request *r, const struct wizard *w, struct form_v
 	cJSON *map;
 
 	(void)w;
-	if (!row_exists(r, "SELECT 1 FROM clusters WHERE id = $1", 1, params))
+	if (!db_exists(r->db, "SELECT 1 FROM clusters WHERE id = $1", 1, params))
 		form_fail(v, step1_fields, "target_cluster_id", "Target cluster: choose one of your clusters");
 	if (!(map = parse_map(v->value[S1_NSMAP], "Namespace mapping", 0, err, sizeof err)))
 		form_fail(v, step1_fields, "namespace_map", "%s", err);
@@ -159,15 +140,15 @@ static void step2_check(struct request *r, const struct wizard *w, struct form_v
 
 	(void)w;
 	if (strcmp(v->value[0], "0") == 0 ?
-	    !row_exists(r, "SELECT 1 FROM backups WHERE plan_id IS NULL AND " RESTORABLE " LIMIT 1", 0, NULL) :
-	    !row_exists(r, "SELECT 1 FROM backup_plans WHERE id = $1", 1, params))
+	    !db_exists(r->db, "SELECT 1 FROM backups WHERE plan_id IS NULL AND " RESTORABLE " LIMIT 1", 0, NULL) :
+	    !db_exists(r->db, "SELECT 1 FROM backup_plans WHERE id = $1", 1, params))
 		form_fail(v, step2_fields, "backup_plan_id", "Backup plan: choose one of your backup plans");
 }
 
 /* resource[.group]: plural resource names and API group names, lowercase */
 static int valid_type(const char *t, size_t len)
 {
-	return valid_name(t, len, 253, 1);
+	return dns_name_valid(t, len, 253, 1);
 }
 
 /* "a, b c" into a JSON array of types; NULL after failing field i. */
@@ -226,8 +207,8 @@ static cJSON *restore_selection(const char *include, const char *exclude, const 
 		s1 = strchr(a, '/');
 		s2 = s1 ? strchr(s1 + 1, '/') : NULL;
 		if (!s1 || !s2 || !valid_type(a, (size_t)(s1 - a)) ||
-		    (s2 > s1 + 1 && !valid_name(s1 + 1, (size_t)(s2 - s1 - 1), 63, 0)) ||
-		    !valid_name(s2 + 1, strlen(s2 + 1), 253, 1) || cJSON_GetArraySize(list) >= 1000) {
+		    (s2 > s1 + 1 && !dns_name_valid(s1 + 1, (size_t)(s2 - s1 - 1), 63, 0)) ||
+		    !dns_name_valid(s2 + 1, strlen(s2 + 1), 253, 1) || cJSON_GetArraySize(list) >= 1000) {
 			form_fail(v, step3_fields, "objects", "Only these objects: \"%.80s\" is not type/namespace/name, such as "
 				   "configmaps/shop/settings (cluster-scoped: type//name)", a);
 			free(line);
@@ -247,7 +228,7 @@ static void step3_check(struct request *r, const struct wizard *w, struct form_v
 	const char *plan = wizard_value(w, 2, "backup_plan_id");
 	const char *params[] = { v->value[0], plan ? plan : "0" };
 
-	if (!row_exists(r, "SELECT 1 FROM backups WHERE id = $1 AND plan_id IS NOT DISTINCT FROM nullif($2::bigint, 0) AND "
+	if (!db_exists(r->db, "SELECT 1 FROM backups WHERE id = $1 AND plan_id IS NOT DISTINCT FROM nullif($2::bigint, 0) AND "
 			RESTORABLE, 2, params))
 		form_fail(v, step3_fields, "backup_id", "Backup: choose a completed backup of the chosen plan");
 	char err[400];
@@ -376,22 +357,6 @@ void page_restore_plan_wizard_post(struct request *r)
 
 /* ---- finishing ---- */
 
-static void add_check(cJSON *checks, int ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void add_check(cJSON *checks, int ok, const char *fmt, ...)
-{
-	char msg[700];
-	va_list ap;
-	cJSON *c = cJSON_CreateObject();
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	cJSON_AddBoolToObject(c, "ok", ok);
-	cJSON_AddStringToObject(c, "text", msg);
-	cJSON_AddItemToArray(checks, c);
-}
-
 /* The target is reachable and has every StorageClass the mapping names, as a runner read it.
  * Returns the failures, or -1 while the runner reads (pending filled). */
 static int restore_checks(struct request *r, const struct wizard *w, const cJSON *scmap, cJSON *checks,
@@ -414,22 +379,22 @@ static int restore_checks(struct request *r, const struct wizard *w, const cJSON
 	if (rc == 0)
 		return -1;
 	if (rc < 0 || !(data = web_read_result(pending, 0, err, sizeof err))) {
-		add_check(checks, 0, "Target cluster: not reachable: %s", err);
+		wizard_check(checks, 0, "Target cluster: not reachable: %s", err);
 		runner_answer_free(pending);
 		return 1;
 	}
-	add_check(checks, 1, "Target cluster: reachable, Kubernetes %s",
+	wizard_check(checks, 1, "Target cluster: reachable, Kubernetes %s",
 		  cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(data, "version")));
 	cJSON_ArrayForEach(item, scmap) {
 		data = web_read_result(pending, i++, err, sizeof err);
 		if (data && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(data, "exists"))) {
-			add_check(checks, 1, "StorageClass %s (for %s): present in the target", item->valuestring, item->string);
+			wizard_check(checks, 1, "StorageClass %s (for %s): present in the target", item->valuestring, item->string);
 		} else if (data) {
-			add_check(checks, 0, "StorageClass %s (for %s): does not exist in the target cluster",
+			wizard_check(checks, 0, "StorageClass %s (for %s): does not exist in the target cluster",
 				  item->valuestring, item->string);
 			failed++;
 		} else {
-			add_check(checks, 0, "StorageClass %s: %s", item->valuestring, err);
+			wizard_check(checks, 0, "StorageClass %s: %s", item->valuestring, err);
 			failed++;
 		}
 	}
@@ -645,7 +610,7 @@ static int restore_plan_exists(struct request *r, long long id)
 	const char *params[] = { sid };
 
 	snprintf(sid, sizeof sid, "%lld", id);
-	if (id && row_exists(r, "SELECT 1 FROM restore_plans WHERE id = $1", 1, params))
+	if (id && db_exists(r->db, "SELECT 1 FROM restore_plans WHERE id = $1", 1, params))
 		return 1;
 	respond_error(r, 404, "There is no such restore plan.");
 	return 0;

@@ -276,6 +276,8 @@ size_t wizard_run(struct request *r, struct wizard *w, const struct wizard_step 
 const char *wizard_value(const struct wizard *w, size_t step, const char *name);
 /* Sets an error on field name of step (the first error of a field wins). */
 void wizard_error(struct wizard *w, size_t step, const char *name, const char *message);
+/* One line of a wizard's view.checks: what was found, ok or not, in words. */
+void wizard_check(cJSON *checks, int ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* One entry of view.steps, the step list templates/wizard_steps.html shows above every wizard. */
 void wizard_step_add(cJSON *steps, const char *title, int current);
 /* The view of step `shown`: its fields (with their errors when with_errors), the other steps'

@@ -4,6 +4,7 @@
 #include "web.h"
 #include "form.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,20 @@ const char *wizard_value(const struct wizard *w, size_t step, const char *name)
 	if (step < 1 || step > w->nsteps)
 		return NULL;
 	return form_value(&w->v[step - 1], w->steps[step - 1].fields, name);
+}
+
+void wizard_check(cJSON *checks, int ok, const char *fmt, ...)
+{
+	char msg[700];
+	va_list ap;
+	cJSON *c = cJSON_CreateObject();
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	cJSON_AddBoolToObject(c, "ok", ok);
+	cJSON_AddStringToObject(c, "text", msg);
+	cJSON_AddItemToArray(checks, c);
 }
 
 void wizard_step_add(cJSON *steps, const char *title, int current)
