@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Object storage throughput: Stowage's S3 client (src/lib/s3_client.c, through bench/s3_bench)
+"""Object storage throughput: Stowage's S3 client (src/s3/s3_client.c, through bench/s3_bench)
 against boto3's transfer manager (the named peer, Debian's python3-boto3, default TransferConfig:
 10 threads, 8 MiB parts), in the same run against the same MinIO on loopback, data on disk.
 

@@ -1,4 +1,4 @@
--- A restore plan's resource modifiers (src/lib/resource_modifier.h): rules in Velero's v1 shape
+-- A restore plan's resource modifiers (src/resources/resource_modifier.h): rules in Velero's v1 shape
 -- that patch objects before they are created. Checked by the console when saved and by the
 -- runner again when a restore starts.
 ALTER TABLE stowage.restore_plans

@@ -202,3 +202,49 @@ void job_repository_close(struct job_repository *repo)
 	free(repo->bucket);
 	memset(repo, 0, sizeof *repo);
 }
+
+struct job_phase job_phase_start(const char *name)
+{
+	struct job_phase p = { .name = name, .started_at = time(NULL) };
+
+	clock_gettime(CLOCK_MONOTONIC, &p.started);
+	return p;
+}
+
+double job_phase_seconds(const struct job_phase *p)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - p->started.tv_sec) + (double)(now.tv_nsec - p->started.tv_nsec) / 1e9;
+}
+
+static void phase_time(time_t t, char *out, size_t len)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void job_phase_add(cJSON *phases, const struct job_phase *p, const char *state, long objects, const char *error)
+{
+	cJSON *e = cJSON_CreateObject();
+	struct timespec now;
+	char started[32], finished[32];
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	phase_time(p->started_at, started, sizeof started);
+	phase_time(time(NULL), finished, sizeof finished);
+	cJSON_AddStringToObject(e, "name", p->name);
+	cJSON_AddStringToObject(e, "state", state);
+	cJSON_AddStringToObject(e, "started_at", started);
+	cJSON_AddStringToObject(e, "finished_at", finished);
+	cJSON_AddNumberToObject(e, "duration_ms", (double)((now.tv_sec - p->started.tv_sec) * 1000 +
+							   (now.tv_nsec - p->started.tv_nsec) / 1000000));
+	if (objects >= 0)
+		cJSON_AddNumberToObject(e, "objects", (double)objects);
+	if (error && *error)
+		cJSON_AddStringToObject(e, "error", error);
+	cJSON_AddItemToArray(phases, e);
+}

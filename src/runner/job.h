@@ -69,6 +69,18 @@ int job_exec(struct job *job, const char *sql, int nparams, const char *const *p
 	     char *err, size_t errlen);
 
 void job_log(struct job *job, const char *level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A job's phases as jobs.result records them (docs/jobs.md), one writer for every kind:
+ * "phases": [{name, state, started_at, finished_at, duration_ms[, objects][, error]}, ...] */
+struct job_phase {
+	const char *name;
+	time_t started_at;
+	struct timespec started;	/* CLOCK_MONOTONIC */
+};
+struct job_phase job_phase_start(const char *name);
+double job_phase_seconds(const struct job_phase *p);	/* since its start */
+/* Appends the phase's entry to phases; objects < 0 and an empty or NULL error are left out. */
+void job_phase_add(cJSON *phases, const struct job_phase *p, const char *state, long objects, const char *error);
+
 /* Sets the phase and counters; written to the database at most every 500 ms (and always when
  * the phase changes), so progress is cheap to report per object. */
 void job_progress(struct job *job, const char *phase, long items_done, long items_total,

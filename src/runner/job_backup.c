@@ -64,9 +64,7 @@ struct backup_run {
 	char *err;
 	size_t errlen;
 	/* the phase under way */
-	const char *phase;
-	time_t phase_started;
-	struct timespec phase_mono;
+	struct job_phase phase;
 	/* what the objects tell us */
 	cJSON *counts;			/* {"configmaps": 3, "deployments.apps": 1} */
 	cJSON *resource_list;		/* {"apps/v1/Deployment": ["ns/web"]} */
@@ -175,9 +173,7 @@ static void result_store(struct backup_run *r)
 
 static void phase_begin(struct backup_run *r, const char *name)
 {
-	r->phase = name;
-	r->phase_started = time(NULL);
-	clock_gettime(CLOCK_MONOTONIC, &r->phase_mono);
+	r->phase = job_phase_start(name);
 	job_progress(r->job, name, 0, 0, 0, 0);
 }
 
@@ -185,24 +181,12 @@ static void phase_begin(struct backup_run *r, const char *name)
 static void phase_end(struct backup_run *r, const char *state)
 {
 	cJSON *phases = cJSON_GetObjectItemCaseSensitive(r->job->result, "phases");
-	cJSON *p = cJSON_CreateObject();
-	struct timespec now;
-	char started[32], finished[32];
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	rfc3339(r->phase_started, started, sizeof started);
-	rfc3339(time(NULL), finished, sizeof finished);
-	cJSON_AddStringToObject(p, "name", r->phase);
-	cJSON_AddStringToObject(p, "state", state);
-	cJSON_AddStringToObject(p, "started_at", started);
-	cJSON_AddStringToObject(p, "finished_at", finished);
-	cJSON_AddNumberToObject(p, "duration_ms", (double)((now.tv_sec - r->phase_mono.tv_sec) * 1000 +
-							   (now.tv_nsec - r->phase_mono.tv_nsec) / 1000000));
 	if (!cJSON_IsArray(phases)) {
 		phases = cJSON_CreateArray();
 		json_set(r->job->result, "phases", phases);
 	}
-	cJSON_AddItemToArray(phases, p);
+	job_phase_add(phases, &r->phase, state, -1, NULL);
 	result_store(r);
 }
 
@@ -1166,7 +1150,7 @@ static const char *backup_execute(struct backup_run *r, int plan_loaded)
 		snprintf(err, errlen, "%ld resource type%s or object%s could not be read; see the failed items",
 			 r->failed, r->failed == 1 ? "" : "s", r->failed == 1 ? "" : "s");
 	}
-	job_progress(job, r->phase ? r->phase : "", r->objects, r->objects + r->failed, r->bytes, r->bytes);
+	job_progress(job, r->phase.name ? r->phase.name : "", r->objects, r->objects + r->failed, r->bytes, r->bytes);
 	backup_close(r);
 	return state;
 }

@@ -31,35 +31,22 @@ struct migration_run {
 	struct k8s_client *source, *target;
 	cJSON *phases;		/* the migration's own phases */
 	cJSON *stopped;		/* {"<ns>": {"deployments.apps/x": 3, ...}}: what the stop changed */
-	struct timespec phase_started;
+	struct job_phase phase;
 	char *err;
 	size_t errlen;
 };
 
-static double seconds_since(const struct timespec *t)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
-}
-
 static void phase_begin(struct migration_run *m, const char *name)
 {
-	clock_gettime(CLOCK_MONOTONIC, &m->phase_started);
+	m->phase = job_phase_start(name);
 	/* the counters stay those of the last engine: the page keeps showing what was moved */
 	job_progress(m->job, name, m->job->items_done, m->job->items_total, m->job->bytes_done, m->job->bytes_total);
 	job_log(m->job, "info", "migration phase %s", name);
 }
 
-static void phase_end(struct migration_run *m, const char *name, const char *state)
+static void phase_end(struct migration_run *m, const char *state)
 {
-	cJSON *p = cJSON_CreateObject();
-
-	cJSON_AddStringToObject(p, "name", name);
-	cJSON_AddStringToObject(p, "state", state);
-	cJSON_AddNumberToObject(p, "seconds", (double)(long)(seconds_since(&m->phase_started) * 1000) / 1000);
-	cJSON_AddItemToArray(m->phases, p);
+	job_phase_add(m->phases, &m->phase, state, -1, NULL);
 }
 
 static int plan_load(struct migration_run *m)
@@ -121,7 +108,7 @@ static int precheck(struct migration_run *m)
 		rc = -1;
 	}
 	strbuf_release(&words);
-	phase_end(m, "pre-check", rc == 0 ? "succeeded" : "failed");
+	phase_end(m, rc == 0 ? "succeeded" : "failed");
 	return rc;
 }
 
@@ -136,11 +123,11 @@ static int stop_source(struct migration_run *m)
 	phase_begin(m, "stop source");
 	cJSON_ArrayForEach(ns, m->plan.namespaces) {
 		if (workloads_stop(m->source, ns->valuestring, m->stopped, m->err, m->errlen) < 0) {
-			phase_end(m, "stop source", "failed");
+			phase_end(m, "failed");
 			return -1;
 		}
 	}
-	phase_end(m, "stop source", "succeeded");
+	phase_end(m, "succeeded");
 	return 0;
 }
 
@@ -191,7 +178,7 @@ static const char *copy_application(struct migration_run *m)
 	state = job_backup_execute(m->job, &bspec, m->err, m->errlen);
 	cJSON_Delete(methods);
 	stash_phases(m, "backup_phases");
-	phase_end(m, "backup", state);
+	phase_end(m, state);
 	if (strcmp(state, "succeeded") != 0 && strcmp(state, "partially_failed") != 0)
 		return state;
 
@@ -200,7 +187,7 @@ static const char *copy_application(struct migration_run *m)
 	phase_begin(m, "restore");
 	const char *rstate = job_restore_execute(m->job, &rspec, m->err, m->errlen);
 	stash_phases(m, "restore_phases");
-	phase_end(m, "restore", rstate);
+	phase_end(m, rstate);
 	if (strcmp(rstate, "succeeded") != 0)
 		return rstate;
 	return state;
@@ -243,7 +230,7 @@ const char *job_migrate_run(struct job *job, char *err, size_t errlen)
 	if (!m.plan.keep_source_running) {
 		phase_begin(&m, "start target");
 		int failed = start_workloads(&m, m.target, "target cluster");
-		phase_end(&m, "start target", failed ? "failed" : "succeeded");
+		phase_end(&m, failed ? "failed" : "succeeded");
 		if (failed) {
 			snprintf(err, errlen, "the application was copied, but %d workload%s could not be started in the target",
 				 failed, failed == 1 ? "" : "s");
@@ -260,7 +247,7 @@ restart_source:
 		snprintf(reason, sizeof reason, "%s", err);
 		phase_begin(&m, "restart source");
 		int failed = start_workloads(&m, m.source, "source cluster");
-		phase_end(&m, "restart source", failed ? "failed" : "succeeded");
+		phase_end(&m, failed ? "failed" : "succeeded");
 		snprintf(err, errlen, "%s; %s", reason, failed ? "the source application could NOT be fully started again: see the log"
 						      : "the source application was started again at its original replica counts");
 		report(&m);

@@ -157,17 +157,13 @@ struct restore_run {
 	struct restore_names versions_served, versions_unserved;	/* "group/version" asked of the target */
 };
 
-static void restore_phase(struct restore_run *run, const char *name, double started, const char *state,
-			  long objects)
+static void restore_phase(struct restore_run *run, const char *name, const struct job_phase *started,
+			  const char *state, long objects)
 {
-	cJSON *p = cJSON_CreateObject();
+	struct job_phase p = *started;
 
-	cJSON_AddStringToObject(p, "name", name);
-	cJSON_AddStringToObject(p, "state", state);
-	cJSON_AddNumberToObject(p, "seconds", (double)(long)((now_seconds() - started) * 1000) / 1000);
-	if (objects >= 0)
-		cJSON_AddNumberToObject(p, "objects", (double)objects);
-	cJSON_AddItemToArray(run->phases, p);
+	p.name = name;
+	job_phase_add(run->phases, &p, state, objects, NULL);
 }
 
 /* ---- loading the plan and the backup ---- */
@@ -1208,7 +1204,7 @@ static int restore_create_all(struct restore_run *run, char *err, size_t errlen)
 	}
 	for (size_t pos = 0; pos < run->n && rc == 0;) {
 		enum restore_tier t = run->items[order[pos]].tier;
-		double started = now_seconds();
+		struct job_phase started = job_phase_start(NULL);
 		char phase[64];
 		size_t n = 0;
 
@@ -1230,19 +1226,19 @@ static int restore_create_all(struct restore_run *run, char *err, size_t errlen)
 		if (n == 0)
 			continue;
 		if (restore_tier_run(run, tier, n, phase)) {
-			restore_phase(run, phase, started, "cancelled", (long)n);
+			restore_phase(run, phase, &started, "cancelled", (long)n);
 			rc = 1;
 			break;
 		}
 		size_t failed = 0;
 		for (size_t i = 0; i < n; i++)
 			failed += run->items[tier[i]].action && strcmp(run->items[tier[i]].action, "failed") == 0;
-		restore_phase(run, phase, started, failed == n ? "failed" : failed ? "partially_failed" : "succeeded", (long)n);
+		restore_phase(run, phase, &started, failed == n ? "failed" : failed ? "partially_failed" : "succeeded", (long)n);
 		size_t created = 0;
 		for (size_t i = 0; i < n; i++)
 			created += run->items[tier[i]].action && strcmp(run->items[tier[i]].action, "created") == 0;
 		job_log(run->job, failed ? "warning" : "info", "%s: %zu of %zu objects created, %zu failed, %zu already there (skipped or updated), "
-			"in %.1f s", phase, created, n, failed, n - created - failed, now_seconds() - started);
+			"in %.1f s", phase, created, n, failed, n - created - failed, job_phase_seconds(&started));
 		if (t == RESTORE_TIER_CRDS && restore_crds_wait(run, err, errlen) < 0)
 			rc = -1;
 	}
@@ -1453,7 +1449,7 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 {
 	struct restore_run run = { .job = job };
 	const char *state = "failed";
-	double started;
+	struct job_phase started;
 	long failures;
 	int rc;
 
@@ -1464,36 +1460,36 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 		goto out;
 	run.bucket = rate_bucket_for(run.plan.cluster_id, run.rate);
 
-	started = now_seconds();
+	started = job_phase_start(NULL);
 	job_progress(job, "download", 0, 0, 0, 0);
 	rc = restore_download(&run, err, errlen);
-	restore_phase(&run, "download", started, rc == 0 ? "succeeded" : "failed", -1);
+	restore_phase(&run, "download", &started, rc == 0 ? "succeeded" : "failed", -1);
 	if (rc < 0)
 		goto out;
 
-	started = now_seconds();
+	started = job_phase_start(NULL);
 	job_progress(job, "prepare", 0, 0, job->bytes_done, 0);
 	rc = restore_clients_open(&run, err, errlen);
 	if (rc == 0)
 		rc = restore_prepare(&run, err, errlen);
-	restore_phase(&run, "prepare", started, rc == 0 ? "succeeded" : "failed", (long)run.n);
+	restore_phase(&run, "prepare", &started, rc == 0 ? "succeeded" : "failed", (long)run.n);
 	if (rc < 0)
 		goto out;
 
-	started = now_seconds();
+	started = job_phase_start(NULL);
 	const char *pre_state = restore_hooks(&run, "pre-restore", err, errlen);
 	if (strcmp(pre_state ? pre_state : "", "none") != 0)
-		restore_phase(&run, "pre-restore hooks", started, pre_state ? pre_state : "failed", -1);
+		restore_phase(&run, "pre-restore hooks", &started, pre_state ? pre_state : "failed", -1);
 	if (!pre_state) {
 		char ignored[8];
 		restore_result(&run, 0, ignored, sizeof ignored);
 		goto out;
 	}
 
-	started = now_seconds();
+	started = job_phase_start(NULL);
 	job_progress(job, "create", 0, (long)run.n, job->bytes_done, 0);
 	rc = restore_create_all(&run, err, errlen);
-	double create_seconds = now_seconds() - started;
+	double create_seconds = job_phase_seconds(&started);
 	if (rc != 0) {
 		if (rc > 0)
 			snprintf(err, errlen, "cancelled after %zu of %zu objects", run.done, run.n);
@@ -1503,7 +1499,7 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 		goto out;
 	}
 
-	started = now_seconds();
+	started = job_phase_start(NULL);
 	char volume_err[1024] = "";
 	restore_leave_reattached(&run);
 	restore_leave_unchosen(&run);
@@ -1515,23 +1511,23 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 						  volume_err, sizeof volume_err);
 			job_repository_close(&repo);
 		}
-		restore_phase(&run, "volumes", started, vrc == 0 ? "succeeded" : "failed", -1);
+		restore_phase(&run, "volumes", &started, vrc == 0 ? "succeeded" : "failed", -1);
 		if (vrc < 0)
 			job_log(job, "error", "volume data: %s", volume_err);
 		else
 			volume_err[0] = '\0';
 	}
 
-	started = now_seconds();
+	started = job_phase_start(NULL);
 	const char *hooks_state = restore_hooks(&run, "post-restore", err, errlen);
-	restore_phase(&run, "hooks", started, hooks_state ? hooks_state : "failed", -1);
+	restore_phase(&run, "hooks", &started, hooks_state ? hooks_state : "failed", -1);
 	if (!hooks_state) {
 		char ignored[8];
 		restore_result(&run, create_seconds, ignored, sizeof ignored);
 		goto out;
 	}
 
-	started = now_seconds();
+	started = job_phase_start(NULL);
 	job_progress(job, "finalize", (long)run.done, (long)run.n, job->bytes_done, 0);
 	failures = restore_result(&run, create_seconds, err, errlen);
 	state = failures < 0 ? "failed" : failures > 0 ? "partially_failed" : "succeeded";
@@ -1539,7 +1535,7 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 		snprintf(err, errlen, "the objects were restored, but volume data was not: %s", volume_err);
 		state = "partially_failed";
 	}
-	restore_phase(&run, "finalize", started, "succeeded", -1);
+	restore_phase(&run, "finalize", &started, "succeeded", -1);
 	job_log(job, failures ? "warning" : "info", "restored backup %s: %zu objects in %.1f s", run.plan.backup_name,
 		run.n, create_seconds);
 out:

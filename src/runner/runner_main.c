@@ -166,6 +166,46 @@ static void job_finish(struct job *job, const char *state, const char *error)
 	free(result);
 }
 
+/* Every kind of job this runner runs. */
+struct job_kind {
+	const char *kind;
+	const char *(*run)(struct job *job, char *err, size_t errlen);
+};
+static const struct job_kind job_kinds[] = {
+	{ "backup", job_backup_run },		{ "restore", job_restore_run },
+	{ "migrate", job_migrate_run },		{ "delete_backup", job_delete_backup_run },
+	{ "prune", job_prune_run },		{ "verify", job_verify_run },
+	{ "sync", job_sync_run },		{ "diagnostics", job_diagnostics_run },
+};
+
+static const struct job_kind *job_kind_find(const char *kind)
+{
+	for (size_t i = 0; i < sizeof job_kinds / sizeof job_kinds[0]; i++)
+		if (strcmp(job_kinds[i].kind, kind) == 0)
+			return &job_kinds[i];
+	return NULL;
+}
+
+/* result.phases for every kind (docs/jobs.md): a kind of one step gets the whole run as its one
+ * phase; a failed run's error goes to the phase that failed. */
+static void job_phases_close(struct job *job, const struct job_phase *whole, const char *state, const char *err)
+{
+	cJSON *phases = cJSON_GetObjectItemCaseSensitive(job->result, "phases");
+	int ok = strcmp(state, "succeeded") == 0;
+
+	if (!cJSON_IsArray(phases) || cJSON_GetArraySize(phases) == 0) {
+		cJSON_DeleteItemFromObjectCaseSensitive(job->result, "phases");
+		phases = cJSON_AddArrayToObject(job->result, "phases");
+		job_phase_add(phases, whole, state, -1, ok ? NULL : err);
+		return;
+	}
+	cJSON *last = cJSON_GetArrayItem(phases, cJSON_GetArraySize(phases) - 1);
+	const char *last_state = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "state"));
+	if (!ok && err[0] && last_state && strcmp(last_state, "succeeded") != 0 &&
+	    !cJSON_GetObjectItemCaseSensitive(last, "error"))
+		cJSON_AddStringToObject(last, "error", err);
+}
+
 static void job_execute(const struct runner_context *ctx, PGconn *db, long long job_id, long long org_id)
 {
 	struct job job = { .ctx = ctx, .db = db, .id = job_id, .org_id = org_id };
@@ -181,26 +221,15 @@ static void job_execute(const struct runner_context *ctx, PGconn *db, long long 
 		return;
 	}
 	log_info("job %lld (%s) of organisation %lld started", job.id, job.kind, job.org_id);
-	if (strcmp(job.kind, "backup") == 0)
-		state = job_backup_run(&job, err, sizeof err);
-	else if (strcmp(job.kind, "restore") == 0)
-		state = job_restore_run(&job, err, sizeof err);
-	else if (strcmp(job.kind, "migrate") == 0)
-		state = job_migrate_run(&job, err, sizeof err);
-	else if (strcmp(job.kind, "delete_backup") == 0)
-		state = job_delete_backup_run(&job, err, sizeof err);
-	else if (strcmp(job.kind, "prune") == 0)
-		state = job_prune_run(&job, err, sizeof err);
-	else if (strcmp(job.kind, "verify") == 0)
-		state = job_verify_run(&job, err, sizeof err);
-	else if (strcmp(job.kind, "sync") == 0)
-		state = job_sync_run(&job, err, sizeof err);
-	else if (strcmp(job.kind, "diagnostics") == 0)
-		state = job_diagnostics_run(&job, err, sizeof err);
-	else {
+	const struct job_kind *kind = job_kind_find(job.kind);
+	struct job_phase whole = job_phase_start(job.kind);
+	if (kind) {
+		state = kind->run(&job, err, sizeof err);
+	} else {
 		snprintf(err, sizeof err, "this runner cannot run %s jobs", job.kind);
 		state = "failed";
 	}
+	job_phases_close(&job, &whole, state, err);
 	if (strcmp(state, "succeeded") != 0 && err[0])
 		job_log(&job, strcmp(state, "partially_failed") == 0 ? "warning" : "error", "%s", err);
 	job_finish(&job, state, strcmp(state, "succeeded") == 0 ? "" : err);

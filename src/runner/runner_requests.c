@@ -8,6 +8,7 @@
 #include "cluster.h"
 #include "db.h"
 #include "hook_process.h"
+#include "job_queue.h"
 #include "log.h"
 #include "lua_k8s.h"
 #include "migrate_precheck.h"
@@ -530,10 +531,8 @@ static int store_save(PGconn *db, const cJSON *p, cJSON *result, int cluster, ch
 	}
 	/* a new repository that connected reads its bucket's backups into the catalog (re-import) */
 	if (!cluster && *created && strcmp(status, "connected") == 0) {
-		const char *sync[] = { created };
-		if (db_run(db, "INSERT INTO jobs (kind, repository_id, trigger) SELECT 'sync', $1, 'manual' "
-			   "WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE kind = 'sync' AND repository_id = $1 "
-			   "AND state IN ('queued', 'running'))", 1, sync, err, errlen) < 0)
+		struct job_spec sync = { .kind = "sync", .repository_id = strtoll(created, NULL, 10) };
+		if (job_enqueue(db, &sync, err, errlen) < 0)
 			return -1;
 	}
 	cJSON *detail = cJSON_CreateObject();

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "cron.h"
 #include "db.h"
+#include "job_queue.h"
 #include "log.h"
 
 #include <getopt.h>
@@ -79,22 +80,19 @@ static void fire_plan(struct scheduler *s, const char *plan_id, long long org_id
 	if (has_due && due <= now) {
 		char due_s[32];
 		iso_time(due, due_s, sizeof due_s);
-		const char *ins[] = { plan_id, PQgetvalue(res, 0, 4), due_s };
-		PGresult *job = db_exec(s->db, "INSERT INTO jobs (kind, backup_plan_id, cluster_id, trigger, scheduled_for) "
-					"VALUES ('backup', $1, $2, 'schedule', $3) "
-					"ON CONFLICT (backup_plan_id, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING "
-					"RETURNING id", 3, ins, err, sizeof err);
-		if (!job) {
+		struct job_spec job = { .kind = "backup", .trigger = "schedule", .backup_plan_id = atoll(plan_id),
+					.cluster_id = atoll(PQgetvalue(res, 0, 4)), .scheduled_for = due_s };
+		long long id = job_enqueue(s->db, &job, err, sizeof err);
+		if (id < 0) {
 			log_error("plan %s (%s): %s", plan_id, name, err);
 			PQclear(res);
 			db_rollback(s->db);
 			return;
 		}
-		if (PQntuples(job) == 1)
-			log_info("plan %s (%s) of organisation %lld: queued job %s for its run due at %s%s; next run %s",
-				 plan_id, name, org_id, PQgetvalue(job, 0, 0), due_s,
+		if (id > 0)
+			log_info("plan %s (%s) of organisation %lld: queued job %lld for its run due at %s%s; next run %s",
+				 plan_id, name, org_id, id, due_s,
 				 now - due >= 120 ? " (late: missed while no scheduler ran, fired once)" : "", next_s);
-		PQclear(job);
 	} else if (!has_due) {
 		log_info("plan %s (%s): first run at %s", plan_id, name, next_s);
 	}
@@ -133,29 +131,22 @@ static void fire_due_plans(struct scheduler *s, time_t now)
 static void queue_backup_delete(struct scheduler *s, const char *backup_id, long long org_id)
 {
 	char err[512];
-	const char *params[] = { backup_id };
-	PGresult *res;
+	struct job_spec job;
+	long long id;
 
 	if (db_tenant_begin(s->db, org_id, 0, err, sizeof err) < 0) {
 		log_error("backup %s: %s", backup_id, err);
 		return;
 	}
-	res = db_exec(s->db, "WITH b AS (UPDATE backups SET state = 'deleting' WHERE id = $1 AND state <> 'running' "
-		      "RETURNING id, name, cluster_id, repository_id) "
-		      "INSERT INTO jobs (kind, backup_id, cluster_id, repository_id, trigger) "
-		      "SELECT 'delete_backup', id, cluster_id, repository_id, 'schedule' FROM b "
-		      "ON CONFLICT (backup_id) WHERE kind = 'delete_backup' AND state IN ('queued', 'running') DO NOTHING "
-		      "RETURNING id, (SELECT name FROM b)", 1, params, err, sizeof err);
-	if (!res || db_commit(s->db, err, sizeof err) < 0) {
-		PQclear(res);
+	id = job_backup_deleting(s->db, atoll(backup_id), 0, &job, err, sizeof err);
+	if (id > 0)
+		id = job_enqueue(s->db, &job, err, sizeof err);
+	if (id < 0 || db_commit(s->db, err, sizeof err) < 0) {
 		db_rollback(s->db);
 		log_error("backup %s: queueing its deletion: %s", backup_id, err);
-		return;
+	} else if (id > 0) {
+		log_info("backup %s of organisation %lld: retention over, delete job %lld queued", backup_id, org_id, id);
 	}
-	if (PQntuples(res) == 1)
-		log_info("backup %s (%s) of organisation %lld: retention over, delete job %s queued", backup_id,
-			 PQgetvalue(res, 0, 1), org_id, PQgetvalue(res, 0, 0));
-	PQclear(res);
 }
 
 static void sweep_retention(struct scheduler *s, time_t now)
@@ -188,24 +179,20 @@ static void queue_prunes(struct scheduler *s)
 		return;
 	}
 	for (int i = 0; i < PQntuples(res) && !stopping; i++) {
-		const char *params[] = { PQgetvalue(res, i, 0) };
-		long long org_id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-		PGresult *job;
+		const char *repo = PQgetvalue(res, i, 0);
+		long long org_id = strtoll(PQgetvalue(res, i, 1), NULL, 10), id;
+		struct job_spec job = { .kind = "prune", .trigger = "schedule", .repository_id = atoll(repo) };
 		if (db_tenant_begin(s->db, org_id, 0, err, sizeof err) < 0) {
-			log_error("repository %s: %s", params[0], err);
+			log_error("repository %s: %s", repo, err);
 			continue;
 		}
-		job = db_exec(s->db, "INSERT INTO jobs (kind, repository_id, trigger) VALUES ('prune', $1, 'schedule') "
-			      "ON CONFLICT (repository_id) WHERE kind = 'prune' AND state IN ('queued', 'running') DO NOTHING "
-			      "RETURNING id", 1, params, err, sizeof err);
-		if (!job || db_commit(s->db, err, sizeof err) < 0) {
+		id = job_enqueue(s->db, &job, err, sizeof err);
+		if (id < 0 || db_commit(s->db, err, sizeof err) < 0) {
 			db_rollback(s->db);
-			log_error("repository %s: queueing a prune: %s", params[0], err);
-		} else if (PQntuples(job) == 1) {
-			log_info("repository %s of organisation %lld: idle, prune job %s queued", params[0], org_id,
-				 PQgetvalue(job, 0, 0));
+			log_error("repository %s: queueing a prune: %s", repo, err);
+		} else if (id > 0) {
+			log_info("repository %s of organisation %lld: idle, prune job %lld queued", repo, org_id, id);
 		}
-		PQclear(job);
 	}
 	PQclear(res);
 }
@@ -231,24 +218,23 @@ static void queue_verifications(struct scheduler *s, time_t now)
 		return;
 	}
 	for (int i = 0; i < PQntuples(res) && !stopping; i++) {
-		const char *jp[] = { PQgetvalue(res, i, 0), result, now_s };
-		long long org_id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-		PGresult *job;
+		const char *jp[] = { PQgetvalue(res, i, 0), now_s };
+		long long org_id = strtoll(PQgetvalue(res, i, 1), NULL, 10), id = -1;
+		struct job_spec job = { .kind = "verify", .trigger = "schedule", .repository_id = atoll(jp[0]),
+					.input = result };
 		if (db_tenant_begin(s->db, org_id, 0, err, sizeof err) < 0) {
 			log_error("repository %s: %s", jp[0], err);
 			continue;
 		}
-		job = db_exec(s->db, "WITH r AS (UPDATE repositories SET verify_scheduled_at = $3::timestamptz WHERE id = $1 "
-			      "RETURNING id) INSERT INTO jobs (kind, repository_id, trigger, result) "
-			      "SELECT 'verify', id, 'schedule', $2::jsonb FROM r RETURNING id", 3, jp, err, sizeof err);
-		if (!job || db_commit(s->db, err, sizeof err) < 0) {
+		if (db_run(s->db, "UPDATE repositories SET verify_scheduled_at = $2::timestamptz WHERE id = $1", 2, jp, err,
+			   sizeof err) == 0)
+			id = job_enqueue(s->db, &job, err, sizeof err);
+		if (id < 0 || db_commit(s->db, err, sizeof err) < 0) {
 			db_rollback(s->db);
 			log_error("repository %s: queueing its verification: %s", jp[0], err);
-		} else if (PQntuples(job) == 1) {
-			log_info("repository %s of organisation %lld: scheduled verification, job %s", jp[0], org_id,
-				 PQgetvalue(job, 0, 0));
+		} else if (id > 0) {
+			log_info("repository %s of organisation %lld: scheduled verification, job %lld", jp[0], org_id, id);
 		}
-		PQclear(job);
 	}
 	PQclear(res);
 }

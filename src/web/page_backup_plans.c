@@ -1004,13 +1004,13 @@ void page_backup_plans(struct request *r)
 void page_backup_plan_run(struct request *r)
 {
 	long long id = request_param_id(r, "id");
-	char sid[24], err[512], loc[64];
+	char sid[24], err[512];
 	const char *params[] = { sid };
 	const char *confirm = kv_get(&r->form, "confirm");
 	PGresult *res;
 
 	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "SELECT p.name, array_to_string(p.namespaces, ', '), c.name FROM backup_plans p "
+	res = id ? db_exec(r->db, "SELECT p.name, array_to_string(p.namespaces, ', '), c.name, p.cluster_id FROM backup_plans p "
 			   "JOIN clusters c ON c.id = p.cluster_id WHERE p.id = $1", 1, params, err, sizeof err) : NULL;
 	if (!res || PQntuples(res) != 1) {
 		PQclear(res);
@@ -1029,31 +1029,12 @@ void page_backup_plan_run(struct request *r)
 		respond_page(r, 200, "backup_plan_confirm", view);
 		return;
 	}
-	char *name = xstrdup(PQgetvalue(res, 0, 0));
+	struct web_job q = {
+		.spec = { .kind = "backup", .backup_plan_id = id, .cluster_id = atoll(PQgetvalue(res, 0, 3)) },
+		.audit_action = "backup_plan.run", .audit_name = PQgetvalue(res, 0, 0), .flash = "Backup queued.",
+	};
+	web_job_queue(r, &q);
 	PQclear(res);
-	res = db_exec(r->db, "INSERT INTO jobs (kind, backup_plan_id, cluster_id, trigger) "
-		      "SELECT 'backup', id, cluster_id, 'manual' FROM backup_plans WHERE id = $1 RETURNING id",
-		      1, params, err, sizeof err);
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		free(name);
-		respond_db_error(r, err);
-		return;
-	}
-	long long job = atoll(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	cJSON *detail = cJSON_CreateObject();
-	cJSON_AddNumberToObject(detail, "job_id", (double)job);
-	int rc = audit_record(r->db, "backup_plan.run", name, detail, err, sizeof err);
-	cJSON_Delete(detail);
-	free(name);
-	if (rc < 0) {
-		respond_db_error(r, err);
-		return;
-	}
-	response_flash(r, "Backup queued.");
-	snprintf(loc, sizeof loc, "/jobs/%lld", job);
-	respond_redirect(r, loc);
 }
 
 void page_backup_plan_delete(struct request *r)

@@ -410,52 +410,29 @@ void page_backup(struct request *r)
  * backup whose deletion failed queues the job again: it resumes where the last one stopped. */
 void page_backup_delete(struct request *r)
 {
-	char sid[24], err[512], loc[64], msg[400];
-	const char *params[] = { sid };
+	char sid[24], err[512], loc[64], flash[400], already[300];
 	PGresult *res = backup_load(r, sid, sizeof sid);
+	struct web_job q = { .audit_action = "backup.delete", .flash = flash, .already = already,
+			     .already_location = loc };
 
 	if (!res)
 		return;
-	if (strcmp(PQgetvalue(res, 0, B_STATE), "running") == 0) {
+	int marked = job_backup_deleting(r->db, atoll(sid), 1, &q.spec, err, sizeof err);
+	if (marked <= 0) {
 		PQclear(res);
-		respond_error(r, 409, "This backup is still being written: cancel its job first, or wait for its end.");
+		if (marked < 0)
+			respond_db_error(r, err);
+		else
+			respond_error(r, 409, "This backup is still being written: cancel its job first, or wait for its end.");
 		return;
 	}
-	char *name = xstrdup(PQgetvalue(res, 0, B_NAME));
+	q.audit_name = PQgetvalue(res, 0, B_NAME);
+	snprintf(flash, sizeof flash, "Deleting backup %s: it is no longer offered for restore, and its objects, "
+		 "snapshots and volume data are being removed.", q.audit_name);
+	snprintf(already, sizeof already, "Backup %s is already being deleted.", q.audit_name);
+	snprintf(loc, sizeof loc, "/backups/%s", sid);
+	web_job_queue(r, &q);
 	PQclear(res);
-	res = db_exec(r->db, "WITH b AS (UPDATE backups SET state = 'deleting', delete_error = '' WHERE id = $1 "
-		      "AND state <> 'running' RETURNING id, cluster_id, repository_id) "
-		      "INSERT INTO jobs (kind, backup_id, cluster_id, repository_id, trigger) "
-		      "SELECT 'delete_backup', id, cluster_id, repository_id, 'manual' FROM b "
-		      "ON CONFLICT (backup_id) WHERE kind = 'delete_backup' AND state IN ('queued', 'running') DO NOTHING "
-		      "RETURNING id", 1, params, err, sizeof err);
-	if (!res) {
-		free(name);
-		respond_db_error(r, err);
-		return;
-	}
-	long long job = PQntuples(res) == 1 ? atoll(PQgetvalue(res, 0, 0)) : 0;
-	PQclear(res);
-	cJSON *detail = cJSON_CreateObject();
-	cJSON_AddNumberToObject(detail, "job_id", (double)job);
-	int rc = audit_record(r->db, "backup.delete", name, detail, err, sizeof err);
-	cJSON_Delete(detail);
-	if (rc < 0) {
-		free(name);
-		respond_db_error(r, err);
-		return;
-	}
-	if (job) {
-		snprintf(msg, sizeof msg, "Deleting backup %s: it is no longer offered for restore, and its objects, "
-			 "snapshots and volume data are being removed.", name);
-		snprintf(loc, sizeof loc, "/jobs/%lld", job);
-	} else {
-		snprintf(msg, sizeof msg, "Backup %s is already being deleted.", name);
-		snprintf(loc, sizeof loc, "/backups/%s", sid);
-	}
-	free(name);
-	response_flash(r, msg);
-	respond_redirect(r, loc);
 }
 
 /* ---- a repository's upkeep, for its page ---- */
@@ -512,7 +489,7 @@ static const struct form_field verify_fields[] = {
 
 void page_backup_verify(struct request *r)
 {
-	char sid[24], err[512], loc[64];
+	char sid[24];
 	struct form_values v;
 	PGresult *res = backup_load(r, sid, sizeof sid);
 
@@ -523,63 +500,26 @@ void page_backup_verify(struct request *r)
 		respond_error(r, 409, "Only a finished backup can be verified.");
 		return;
 	}
-	char *name = xstrdup(PQgetvalue(res, 0, B_NAME));
-	PQclear(res);
 	if (form_validate(verify_fields, 1, &r->form, &v) > 0) {
 		char msg[300];
-		snprintf(msg, sizeof msg, "%s", v.error[0] ? v.error[0] : v.error[1] ? v.error[1] : "The form is not valid.");
+		snprintf(msg, sizeof msg, "%s", v.error[0] ? v.error[0] : "The form is not valid.");
 		form_values_free(&v);
-		free(name);
+		PQclear(res);
 		respond_error(r, 422, msg);
 		return;
 	}
-	const char *params[] = { sid, v.value[0] && strcmp(v.value[0], "true") == 0 ? "{\"read_data\":true}" :
-				 "{\"read_data\":false}" };
-	res = db_exec(r->db, "INSERT INTO jobs (kind, backup_id, repository_id, trigger, result) "
-		      "SELECT 'verify', id, repository_id, 'manual', $2::jsonb FROM backups WHERE id = $1 RETURNING id",
-		      2, params, err, sizeof err);
+	struct web_job q = {
+		.spec = { .kind = "verify", .backup_id = atoll(sid), .repository_id = atoll(PQgetvalue(res, 0, B_REPO)),
+			  .input = v.value[0] && strcmp(v.value[0], "true") == 0 ? "{\"read_data\":true}" :
+										 "{\"read_data\":false}" },
+		.audit_action = "backup.verify", .audit_name = PQgetvalue(res, 0, B_NAME), .flash = "Verification queued.",
+	};
+	web_job_queue(r, &q);
 	form_values_free(&v);
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		free(name);
-		respond_db_error(r, err);
-		return;
-	}
-	long long job = atoll(PQgetvalue(res, 0, 0));
 	PQclear(res);
-	cJSON *detail = cJSON_CreateObject();
-	cJSON_AddNumberToObject(detail, "job_id", (double)job);
-	int rc = audit_record(r->db, "backup.verify", name, detail, err, sizeof err);
-	cJSON_Delete(detail);
-	free(name);
-	if (rc < 0) {
-		respond_db_error(r, err);
-		return;
-	}
-	response_flash(r, "Verification queued.");
-	snprintf(loc, sizeof loc, "/jobs/%lld", job);
-	respond_redirect(r, loc);
 }
 
 /* ---- Sync: the bucket's backups into the catalog (the runner reads the bucket) ---- */
-
-long long web_repository_sync_queue(struct request *r, long long repository_id, char *err, size_t errlen)
-{
-	char sid[24];
-	const char *params[] = { sid };
-	PGresult *res;
-	long long job;
-
-	snprintf(sid, sizeof sid, "%lld", repository_id);
-	res = db_exec(r->db, "INSERT INTO jobs (kind, repository_id, trigger) SELECT 'sync', $1, 'manual' "
-		      "WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE kind = 'sync' AND repository_id = $1 "
-		      "AND state IN ('queued', 'running')) RETURNING id", 1, params, err, errlen);
-	if (!res)
-		return -1;
-	job = PQntuples(res) == 1 ? atoll(PQgetvalue(res, 0, 0)) : 0;
-	PQclear(res);
-	return job;
-}
 
 void page_repository_sync(struct request *r)
 {
@@ -595,21 +535,13 @@ void page_repository_sync(struct request *r)
 		respond_error(r, 404, "There is no such repository.");
 		return;
 	}
-	char *name = xstrdup(PQgetvalue(res, 0, 0));
+	struct web_job q = {
+		.spec = { .kind = "sync", .repository_id = id },
+		.audit_action = "repository.sync", .audit_name = PQgetvalue(res, 0, 0),
+		.flash = "Sync queued: the runner reads the bucket's backups into the catalog.",
+		.already = "A sync of this repository is already queued or running.", .already_location = loc,
+	};
+	snprintf(loc, sizeof loc, "/repositories/%lld", id);
+	web_job_queue(r, &q);
 	PQclear(res);
-	long long job = web_repository_sync_queue(r, id, err, sizeof err);
-	if (job < 0 || audit_record(r->db, "repository.sync", name, NULL, err, sizeof err) < 0) {
-		free(name);
-		respond_db_error(r, err);
-		return;
-	}
-	free(name);
-	if (job) {
-		response_flash(r, "Sync queued: the runner reads the bucket's backups into the catalog.");
-		snprintf(loc, sizeof loc, "/jobs/%lld", job);
-	} else {
-		response_flash(r, "A sync of this repository is already queued or running.");
-		snprintf(loc, sizeof loc, "/repositories/%lld", id);
-	}
-	respond_redirect(r, loc);
 }

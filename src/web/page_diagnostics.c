@@ -28,29 +28,17 @@ static long long job_exists(struct request *r, char *sid, size_t sidlen)
 
 void page_job_diagnostics(struct request *r)
 {
-	char sid[24], err[512], loc[64], result[64];
-	const char *params[] = { result };
-	PGresult *res;
+	char sid[24], input[64];
+	struct web_job q = {
+		.spec = { .kind = "diagnostics", .input = input },
+		.audit_action = "job.diagnostics", .audit_name = sid,
+		.flash = "Collecting the diagnostics bundle: download it from the job's page once this job has finished.",
+	};
 
 	if (!job_exists(r, sid, sizeof sid))
 		return;
-	snprintf(result, sizeof result, "{\"of_job\": %s}", sid);
-	res = db_exec(r->db, "INSERT INTO jobs (kind, trigger, result) VALUES ('diagnostics', 'manual', $1::jsonb) RETURNING id",
-		      1, params, err, sizeof err);
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		respond_db_error(r, err);
-		return;
-	}
-	long long job = atoll(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	if (audit_record(r->db, "job.diagnostics", sid, NULL, err, sizeof err) < 0) {
-		respond_db_error(r, err);
-		return;
-	}
-	response_flash(r, "Collecting the diagnostics bundle: download it from the job's page once this job has finished.");
-	snprintf(loc, sizeof loc, "/jobs/%lld", job);
-	respond_redirect(r, loc);
+	snprintf(input, sizeof input, "{\"of_job\": %s}", sid);
+	web_job_queue(r, &q);
 }
 
 static int hex_digit(char c)

@@ -2,8 +2,8 @@
  * counts, per-object results and log; the log as a text download; cancel. A queued job says how
  * many jobs on its cluster are ahead of it instead of looking stuck.
  *
- * What the runner writes into jobs.result and this page shows:
- *   "phases": [{"name": "...", "state": "succeeded", "seconds": 1.5}, ...]   in order
+ * What the runner writes into jobs.result and this page shows (docs/jobs.md):
+ *   "phases": [{"name", "state", "started_at", "finished_at", "duration_ms"[, "objects"][, "error"]}, ...]
  *   "counts": {"deployments.apps": 3, "persistentvolumeclaims": 2, ...}      objects per type */
 #include "web.h"
 #include "strbuf.h"
@@ -216,17 +216,23 @@ static void add_result(cJSON *job, const char *result_json)
 	cJSON_ArrayForEach(item, cJSON_GetObjectItem(result, "phases")) {
 		const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(item, "name"));
 		const char *state = cJSON_GetStringValue(cJSON_GetObjectItem(item, "state"));
-		const cJSON *secs = cJSON_GetObjectItem(item, "seconds");
+		const cJSON *ms = cJSON_GetObjectItem(item, "duration_ms"), *objects = cJSON_GetObjectItem(item, "objects");
+		const char *error = cJSON_GetStringValue(cJSON_GetObjectItem(item, "error"));
 		cJSON *p;
 		if (!name)
 			continue;
 		p = cJSON_CreateObject();
 		cJSON_AddStringToObject(p, "name", name);
 		cJSON_AddStringToObject(p, "state", state ? state : "");
-		if (cJSON_IsNumber(secs)) {
-			human_duration(secs->valuedouble, buf, sizeof buf);
+		if (cJSON_IsNumber(ms)) {
+			human_duration(ms->valuedouble / 1000, buf, sizeof buf);
 			cJSON_AddStringToObject(p, "duration", buf);
+			cJSON_AddNumberToObject(p, "duration_ms", ms->valuedouble);
 		}
+		if (cJSON_IsNumber(objects))
+			cJSON_AddNumberToObject(p, "objects", objects->valuedouble);
+		if (error)
+			cJSON_AddStringToObject(p, "error", error);
 		cJSON_AddItemToArray(phases, p);
 	}
 	cJSON_ArrayForEach(item, cJSON_GetObjectItem(result, "counts")) {

@@ -507,7 +507,7 @@ void page_migration_precheck(struct request *r)
 
 void page_migration_run(struct request *r)
 {
-	char sid[24], err[600], loc[64];
+	char sid[24], err[600];
 	PGresult *plan = plan_row(r, sid, sizeof sid);
 	cJSON *view, *conflicts;
 
@@ -542,23 +542,13 @@ void page_migration_run(struct request *r)
 		return;
 	}
 	cJSON_Delete(view);
-	const char *params[] = { sid, PQgetvalue(plan, 0, 1) };
-	PGresult *job = db_exec(r->db, "INSERT INTO jobs (kind, migration_plan_id, cluster_id, trigger) "
-				"VALUES ('migrate', $1, $2, 'migration') RETURNING id", 2, params, err, sizeof err);
-	if (!job) {
-		PQclear(plan);
-		respond_db_error(r, err);
-		return;
-	}
-	snprintf(loc, sizeof loc, "/jobs/%s", PQgetvalue(job, 0, 0));
-	PQclear(job);
-	if (audit_record(r->db, "migration.run", PQgetvalue(plan, 0, 0), NULL, err, sizeof err) < 0) {
-		PQclear(plan);
-		respond_db_error(r, err);
-		return;
-	}
+	struct web_job q = {
+		.spec = { .kind = "migrate", .trigger = "migration", .migration_plan_id = atoll(sid),
+			  .cluster_id = atoll(PQgetvalue(plan, 0, 1)) },
+		.audit_action = "migration.run", .audit_name = PQgetvalue(plan, 0, 0), .flash = "Migration started.",
+	};
+	web_job_queue(r, &q);
 	PQclear(plan);
-	respond_redirect(r, loc);
 }
 
 void page_migration_delete(struct request *r)

@@ -588,7 +588,7 @@ void page_restore_plans(struct request *r)
 void page_restore_plan_activate(struct request *r)
 {
 	long long id = request_param_id(r, "id");
-	char sid[24], err[512], loc[64];
+	char sid[24], err[512];
 	const char *params[] = { sid };
 	const char *confirm = kv_get(&r->form, "confirm");
 	PGresult *res;
@@ -599,7 +599,7 @@ void page_restore_plan_activate(struct request *r)
 			   "coalesce(array_to_string(b.namespaces, ', '), ''), "
 			   "coalesce((SELECT string_agg(key || ' → ' || value, ', ') FROM jsonb_each_text(p.namespace_map)), ''), "
 			   "coalesce((SELECT string_agg(key || ' → ' || value, ', ') FROM jsonb_each_text(p.storage_class_map)), ''), "
-			   "CASE WHEN p.reattach_volumes THEN 'yes' ELSE '' END "
+			   "CASE WHEN p.reattach_volumes THEN 'yes' ELSE '' END, p.backup_id, p.target_cluster_id "
 			   "FROM restore_plans p JOIN clusters c ON c.id = p.target_cluster_id "
 			   "LEFT JOIN backups b ON b.id = p.backup_id WHERE p.id = $1", 1, params, err, sizeof err) : NULL;
 	if (!res || PQntuples(res) != 1) {
@@ -626,31 +626,13 @@ void page_restore_plan_activate(struct request *r)
 		respond_page(r, 200, "restore_plan_confirm", view);
 		return;
 	}
-	char *name = xstrdup(PQgetvalue(res, 0, 0));
+	struct web_job q = {
+		.spec = { .kind = "restore", .restore_plan_id = id, .backup_id = atoll(PQgetvalue(res, 0, 9)),
+			  .cluster_id = atoll(PQgetvalue(res, 0, 10)) },
+		.audit_action = "restore_plan.activate", .audit_name = PQgetvalue(res, 0, 0), .flash = "Restore queued.",
+	};
+	web_job_queue(r, &q);
 	PQclear(res);
-	res = db_exec(r->db, "INSERT INTO jobs (kind, restore_plan_id, backup_id, cluster_id, trigger) "
-		      "SELECT 'restore', id, backup_id, target_cluster_id, 'manual' FROM restore_plans WHERE id = $1 RETURNING id",
-		      1, params, err, sizeof err);
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		free(name);
-		respond_db_error(r, err);
-		return;
-	}
-	long long job = atoll(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	cJSON *detail = cJSON_CreateObject();
-	cJSON_AddNumberToObject(detail, "job_id", (double)job);
-	int rc = audit_record(r->db, "restore_plan.activate", name, detail, err, sizeof err);
-	cJSON_Delete(detail);
-	free(name);
-	if (rc < 0) {
-		respond_db_error(r, err);
-		return;
-	}
-	response_flash(r, "Restore queued.");
-	snprintf(loc, sizeof loc, "/jobs/%lld", job);
-	respond_redirect(r, loc);
 }
 
 void page_restore_plan_delete(struct request *r)

@@ -4,6 +4,7 @@
 
 #include "http_metrics.h"
 #include "http_parse.h"
+#include "job_queue.h"
 #include "mail.h"
 #include "secret_store.h"
 #include "strbuf.h"
@@ -165,6 +166,16 @@ struct delete_action {
 };
 void respond_delete(struct request *r, const struct delete_action *a);
 
+/* web_job_queue.c: "queue a job and go to its page", for every button that starts a job. */
+struct web_job {
+	struct job_spec spec;
+	const char *audit_action, *audit_name;	/* recorded with the job's id */
+	const char *flash;			/* shown on the job's page */
+	const char *already;			/* when the same job is live already: said on ... */
+	const char *already_location;		/* ... this page (NULL: the live job is refused as an error) */
+};
+void web_job_queue(struct request *r, const struct web_job *q);
+
 /* page helpers: the failure path of a database call inside a handler. */
 void respond_db_error(struct request *r, const char *err);
 
@@ -325,9 +336,6 @@ void page_restore_plan_jobs(struct request *r);
 /* page_backups.c: the repository page's "upkeep": backups, bytes stored, deduplication, the
  * last prune and what it freed (view["upkeep"]). */
 void web_repository_upkeep(struct request *r, cJSON *view, const char *repository_id);
-/* Queues the runner's sync of the repository (its bucket's backups into the catalog): the job's
- * id, or 0 when one is queued or running already; -1 with err. */
-long long web_repository_sync_queue(struct request *r, long long repository_id, char *err, size_t errlen);
 void page_repository_sync(struct request *r);
 void page_backups(struct request *r);
 void page_backup(struct request *r);

@@ -456,3 +456,23 @@ def test_a_running_backup_cannot_be_deleted_and_viewers_cannot_delete(tenant):
     assert viewer.post(f"/backups/{backup_id}/delete", {}).status_code == 403
     assert viewer.json("/backups").status_code == 200
     tenant.sql("DELETE FROM stowage.backups WHERE id = %s", (backup_id,))
+
+
+def test_every_job_kind_reports_its_phases_in_one_shape(tenant, backed_up):
+    """Runs last in this file: by now the organisation has run a backup, restores, verifications,
+    a sync, diagnostics, deletes and a prune. Each finished job's page (the page's own reader of
+    jobs.result) lists its phases with a state and a duration; a failed one names its error."""
+    rows = tenant.sql("SELECT id, kind, state FROM stowage.jobs WHERE org_id = %s AND state NOT IN ('queued', 'running') "
+                      "ORDER BY id", (tenant.org_id,))
+    kinds = {kind for _, kind, _ in rows}
+    assert {"backup", "restore", "verify", "sync", "diagnostics", "delete_backup", "prune"} <= kinds, kinds
+    for job_id, kind, state in rows:
+        view = tenant.client.json(f"/jobs/{job_id}").json()["job"]
+        phases = view["phases"]
+        assert phases, (kind, job_id)
+        for p in phases:
+            assert p["name"] and p["state"] and isinstance(p["duration_ms"], (int, float)) and p["duration"], (kind, p)
+        if state == "failed":
+            assert any(p["state"] != "succeeded" and p.get("error") for p in phases), (kind, phases)
+        if kind not in ("backup", "restore", "migrate"):
+            assert [p["name"] for p in phases] == [kind] and phases[0]["state"] == state, (kind, phases)

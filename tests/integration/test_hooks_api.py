@@ -1,4 +1,4 @@
-"""The hook API (src/lib/lua_k8s.c, k8s_exec.c) and the reference hooks of lua/ against the test
+"""The hook API (src/sandbox/lua_k8s.c, k8s_exec.c) and the reference hooks of lua/ against the test
 environment's kube-apiserver, with the fixture application in a fresh namespace: ConfigMap
 list/create/patch/delete, the namespace scope, dry runs that change nothing, scale and
 wait_ready (kwok makes the pods ready), exec with exit codes, output and limits, and each

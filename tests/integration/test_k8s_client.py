@@ -1,4 +1,4 @@
-"""The Kubernetes client (src/lib/k8s_client.c, kubeconfig.c) against the test environment's
+"""The Kubernetes client (src/kube/k8s_client.c, kubeconfig.c) against the test environment's
 kube-apiserver: discovery of a new CRD (aggregated and legacy agree), paged lists, create /
 patch / replace / delete, and errors in words (403, 401, wrong CA, refused port).
 Run: cd tests/integration && /usr/bin/python3 -m pytest -p fixtures_testenv test_k8s_client.py

@@ -140,6 +140,7 @@ def test_migration_moves_the_application_and_stops_the_source(setup, testenv):
     assert job["state"] == "succeeded", job
     names = [p["name"] for p in job["phases"]]
     assert names == ["pre-check", "stop source", "backup", "restore", "start target"]
+    assert all(p["state"] == "succeeded" and isinstance(p["duration_ms"], (int, float)) for p in job["phases"])
     # every object of the application is in the target, in the same namespace
     for kind in ("deployment/wordpress", "statefulset/mysql", "service/wordpress", "configmap/wordpress-config",
                  "secret/wordpress-secret", "ingress/wordpress", "cronjob/nightly-report",

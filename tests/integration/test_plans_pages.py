@@ -388,8 +388,8 @@ def test_job_page_shows_phases_counts_items_and_log(org, shop, stack):
     plan = create_plan(org, shop)
     oid = org_id_of(stack, org.email)
     conn = owner(stack)
-    result = ('{"phases": [{"name": "resources", "state": "succeeded", "seconds": 2.5}, '
-              '{"name": "volumes", "state": "failed", "seconds": 75}], '
+    result = ('{"phases": [{"name": "resources", "state": "succeeded", "duration_ms": 2500, "objects": 250}, '
+              '{"name": "volumes", "state": "failed", "duration_ms": 75000, "error": "the <mover> stopped"}], '
               '"counts": {"deployments.apps": 1, "persistentvolumeclaims": 3}}')
     with conn, conn.cursor() as cur:
         cur.execute("INSERT INTO stowage.jobs (org_id, kind, backup_plan_id, cluster_id, state, started_at, finished_at, "
@@ -408,8 +408,10 @@ def test_job_page_shows_phases_counts_items_and_log(org, shop, stack):
                         (oid, job_id, f"line {i}"))
     conn.close()
     view = org.json(f"/jobs/{job_id}").json()
-    assert view["job"]["phases"] == [{"name": "resources", "state": "succeeded", "duration": "2.5 s"},
-                                     {"name": "volumes", "state": "failed", "duration": "1 min 15 s"}]
+    assert view["job"]["phases"] == [
+        {"name": "resources", "state": "succeeded", "duration": "2.5 s", "duration_ms": 2500, "objects": 250},
+        {"name": "volumes", "state": "failed", "duration": "1 min 15 s", "duration_ms": 75000,
+         "error": "the <mover> stopped"}]
     assert view["job"]["counts"] == [{"type": "deployments.apps", "count": 1},
                                      {"type": "persistentvolumeclaims", "count": 3}]
     assert view["items"][0] == {"type": "deployments.apps", "namespace": shop, "name": "wordpress", "action": "failed",
@@ -418,6 +420,7 @@ def test_job_page_shows_phases_counts_items_and_log(org, shop, stack):
     assert len(view["log"]) == 500 and view["log"][-1]["message"] == "line 599" and view["log_count"] == 600
     page = page_text(org.get(f"/jobs/{job_id}"))
     assert "the <API> said no" in page and "Showing 200 of 250 results" in page
+    assert "the <mover> stopped" in page
     assert "the last 500 of 600 lines" in page and "Refresh" not in page
     log = org.get(f"/jobs/{job_id}/log.txt").text.splitlines()
     assert len(log) == 600 and log[0].endswith("info    line 0") and "UTC" in log[0]

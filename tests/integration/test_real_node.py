@@ -1,6 +1,6 @@
 """The real node of each test cluster (scripts/testenv/start: containerd + runc + kubelet, issue
 12): a pod runs in a real container, `kubectl logs` and `kubectl exec` reach it through the API
-server, and the runner's own exec client (src/lib/k8s_exec.c, what hooks call) gets a real
+server, and the runner's own exec client (src/kube/k8s_exec.c, what hooks call) gets a real
 container's stdout, stderr and exit status, times out, and says when a command does not exist.
 No double here: kwok plays no part (its nodes are tainted out by label selection).
 
@@ -131,7 +131,7 @@ def test_ordinary_pods_stay_off_the_real_node(testenv):
 
 
 def test_hook_exec_client_against_a_real_container(testenv, shell_pods):
-    """k8s_exec (src/lib/k8s_exec.c) as hooks use it, through the API server to containerd."""
+    """k8s_exec (src/kube/k8s_exec.c) as hooks use it, through the API server to containerd."""
     ns, _ = shell_pods
     r = k8s_exec(testenv, "source", ns, "shell", "sh", "-c", "printf 'to stdout'; printf 'to stderr' >&2; exit 7")
     assert r == {"rc": 0, "exit_code": 7, "out": "to stdout", "err": "to stderr", "truncated": False}, r

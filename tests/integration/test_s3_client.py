@@ -1,4 +1,4 @@
-"""The S3 client (src/lib/s3_client.c) against the test environment's MinIO: SigV4 with odd
+"""The S3 client (src/s3/s3_client.c) against the test environment's MinIO: SigV4 with odd
 keys, a 50 MiB multipart round trip compared by SHA-256 (read back in parallel ranged parts),
 a large object replaced while it is read, paged listing, errors in words, the
 probe. Run: cd tests/integration && /usr/bin/python3 -m pytest -p fixtures_testenv test_s3_client.py
