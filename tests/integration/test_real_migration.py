@@ -46,7 +46,7 @@ def pods(testenv, cluster, ns):
     return json.loads(kubectl(testenv, cluster, "-n", ns, "get", "pods", "-o", "json").stdout)["items"]
 
 
-def test_migration_moves_a_real_database_and_stops_its_source(database, testenv):
+def test_migration_moves_a_real_database_and_stops_its_source(database, testenv, stack):
     client, src, dst, repo, ns, rows = database
     plan, claims = make_plan(client, src, dst, repo, ns)
     assert sorted(claims) == [f"{ns}/data-db-0", f"{ns}/web-content"], claims
@@ -54,6 +54,14 @@ def test_migration_moves_a_real_database_and_stops_its_source(database, testenv)
     job = run_migration(client, plan)
     assert job["state"] == "succeeded", job
     assert [p["name"] for p in job["phases"]] == ["pre-check", "stop source", "backup", "restore", "start target"]
+    # the backup began once the source's pods had ended: a database still shutting down writes
+    # its files (the copy was torn, and the target's PostgreSQL did not start, before the wait)
+    conn = psycopg2.connect(stack.pg_dsn_owner)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT message FROM stowage.job_logs WHERE job_id = %s ORDER BY id", (job["id"],))
+        log = [m for (m,) in cur.fetchall()]
+    conn.close()
+    assert "the source application is stopped: its pods have ended" in log, log
     # the source: scaled to zero, its pods gone (the claims and their files stay)
     for kind, name in (("statefulset", "db"), ("deployment", "web")):
         obj = json.loads(kubectl(testenv, "source", "-n", ns, "get", kind, name, "-o", "json").stdout)
