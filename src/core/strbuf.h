@@ -28,6 +28,8 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t n);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+/* Writes a sentence into a caller's err buffer (nothing when err is NULL or errlen 0). */
+void err_set(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 char *xstrndup(const char *s, size_t n);
 
 #endif

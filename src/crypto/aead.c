@@ -1,4 +1,5 @@
 #include "aead.h"
+#include "hex.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -100,17 +101,6 @@ int aead_derive_key(const uint8_t master[AEAD_KEY_LEN], const char *purpose,
 	return rc;
 }
 
-static int hex_value(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int master_key_load(const char *path, uint8_t key[AEAD_KEY_LEN], char *err, size_t errlen)
 {
 	uint8_t buf[80];
@@ -132,12 +122,8 @@ int master_key_load(const char *path, uint8_t key[AEAD_KEY_LEN], char *err, size
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		n--;
 	if (n == AEAD_KEY_LEN * 2) {
-		for (int i = 0; i < AEAD_KEY_LEN; i++) {
-			int hi = hex_value(buf[2 * i]), lo = hex_value(buf[2 * i + 1]);
-			if (hi < 0 || lo < 0)
-				goto bad;
-			key[i] = (uint8_t)(hi << 4 | lo);
-		}
+		if (hex_decode((const char *)buf, AEAD_KEY_LEN, key) < 0)
+			goto bad;
 		OPENSSL_cleanse(buf, sizeof buf);
 		return 0;
 	}

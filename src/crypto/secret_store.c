@@ -40,7 +40,6 @@ void secret_keyring_sealing_line(const struct secret_keyring *ring, char out[17 
 	hex_encode(ring->seal_key, SECRET_SEAL_KEY_LEN, out + 17);
 }
 
-static int hex_digit(int c);
 
 int secret_keyring_load_sealing(const char *path, struct secret_keyring *ring, char *err, size_t errlen)
 {
@@ -64,13 +63,9 @@ int secret_keyring_load_sealing(const char *path, struct secret_keyring *ring, c
 	}
 	memcpy(ring->key_id, line, 16);
 	ring->key_id[16] = '\0';
-	for (size_t i = 0; i < SECRET_SEAL_KEY_LEN; i++) {
-		int hi = hex_digit(line[17 + 2 * i]), lo = hex_digit(line[18 + 2 * i]);
-		if (hi < 0 || lo < 0) {
-			snprintf(err, errlen, "%s: not a sealing key (stowage-keys sealing-key writes one)", path);
-			return -1;
-		}
-		ring->seal_key[i] = (uint8_t)(hi << 4 | lo);
+	if (hex_decode(line + 17, SECRET_SEAL_KEY_LEN, ring->seal_key) < 0) {
+		snprintf(err, errlen, "%s: not a sealing key (stowage-keys sealing-key writes one)", path);
+		return -1;
 	}
 	return 0;
 }
@@ -153,17 +148,6 @@ char *secret_seal(const struct secret_keyring *ring, long long org_id, const cha
 	return hex;
 }
 
-static int hex_digit(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 char *secret_open(const struct secret_keyring *ring, long long org_id, const char *purpose, const char *bytea_hex)
 {
 	size_t hexlen, n;
@@ -177,13 +161,9 @@ char *secret_open(const struct secret_keyring *ring, long long org_id, const cha
 		return NULL;
 	n = hexlen / 2;
 	sealed = xmalloc(n);
-	for (size_t i = 0; i < n; i++) {
-		int hi = hex_digit(bytea_hex[2 + 2 * i]), lo = hex_digit(bytea_hex[3 + 2 * i]);
-		if (hi < 0 || lo < 0) {
-			free(sealed);
-			return NULL;
-		}
-		sealed[i] = (uint8_t)(hi << 4 | lo);
+	if (hex_decode(bytea_hex + 2, n, sealed) < 0) {
+		free(sealed);
+		return NULL;
 	}
 	if (!ring->can_open) {
 		free(sealed);

@@ -7,27 +7,60 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
-int token_new(char out[TOKEN_TEXT_LEN + 1])
-{
-	static const char alphabet[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	uint8_t raw[32];
-	uint32_t acc = 0;
-	int bits = 0, o = 0;
+static const char base64url_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-	if (RAND_bytes(raw, sizeof raw) != 1)
-		return -1;
-	for (size_t i = 0; i < sizeof raw; i++) {
-		acc = acc << 8 | raw[i];
+void base64url_encode(const uint8_t *in, size_t n, char *out)
+{
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		acc = acc << 8 | in[i];
 		bits += 8;
 		while (bits >= 6) {
 			bits -= 6;
-			out[o++] = alphabet[(acc >> bits) & 63];
+			out[o++] = base64url_alphabet[(acc >> bits) & 63];
 		}
 	}
 	if (bits > 0)
-		out[o++] = alphabet[(acc << (6 - bits)) & 63];
+		out[o++] = base64url_alphabet[(acc << (6 - bits)) & 63];
 	out[o] = '\0';
+}
+
+long base64url_decode(const char *in, size_t len, uint8_t *out)
+{
+	uint32_t acc = 0;
+	int bits = 0;
+	long o = 0;
+
+	if (len % 4 == 1)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		const char *c = in[i] ? memchr(base64url_alphabet, in[i], 64) : NULL;
+		if (!c)
+			return -1;
+		acc = acc << 6 | (uint32_t)(c - base64url_alphabet);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (uint8_t)(acc >> bits);
+		}
+	}
+	/* the left-over bits of the last character must be zero (one encoding per value) */
+	if (bits && (acc & ((1u << bits) - 1)))
+		return -1;
+	out[o] = 0;
+	return o;
+}
+
+int token_new(char out[TOKEN_TEXT_LEN + 1])
+{
+	uint8_t raw[32];
+
+	if (RAND_bytes(raw, sizeof raw) != 1)
+		return -1;
+	base64url_encode(raw, sizeof raw, out);
 	OPENSSL_cleanse(raw, sizeof raw);
 	return 0;
 }
@@ -46,13 +79,3 @@ int token_equal(const char *a, const char *b)
 	return CRYPTO_memcmp(a, b, la) == 0;
 }
 
-void hex_encode(const uint8_t *in, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[2 * n] = '\0';
-}

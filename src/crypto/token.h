@@ -2,6 +2,8 @@
 #ifndef STOWAGE_TOKEN_H
 #define STOWAGE_TOKEN_H
 
+#include "hex.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,7 +15,10 @@ int token_new(char out[TOKEN_TEXT_LEN + 1]);
 void token_hash(const char *token, uint8_t out[32]);
 /* Constant-time comparison of two NUL-terminated strings. */
 int token_equal(const char *a, const char *b);
-/* Lowercase hex of n bytes into out (2n + 1 bytes). */
-void hex_encode(const uint8_t *in, size_t n, char *out);
+/* Unpadded base64url of n bytes into out (at least 4 * n / 3 + 2 bytes, NUL-terminated). */
+void base64url_encode(const uint8_t *in, size_t n, char *out);
+/* Strict unpadded base64url of len characters into out (len * 3 / 4 + 1 bytes): the number of
+ * bytes, or -1 on any other character, a padding '=' or a length no encoder writes. */
+long base64url_decode(const char *in, size_t len, uint8_t *out);
 
 #endif

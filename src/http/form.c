@@ -284,7 +284,7 @@ static char *field_text(const struct form_field *f, const char *s, size_t len)
 	return strbuf_take(&sb);
 }
 
-static void form_error(struct form_values *out, char *msg)
+static void form_own_error(struct form_values *out, char *msg)
 {
 	if (out->error[out->n]) {
 		free(msg);
@@ -318,12 +318,12 @@ static void match_input(const struct form_field *fields, size_t n, const struct 
 			int printable = klen <= 40 && utf8_valid(kv->key, klen);
 			for (size_t j = 0; j < klen && printable; j++)
 				printable = (unsigned char)kv->key[j] >= 0x20 && kv->key[j] != 0x7f;
-			form_error(out, printable ? format("The form has an unexpected field \"%s\"", kv->key)
+			form_own_error(out, printable ? format("The form has an unexpected field \"%s\"", kv->key)
 					: xstrdup("The form has an unexpected field"));
 			continue;
 		}
 		if (given[i]) {
-			form_error(out, format("%s: given more than once", fields[i].label));
+			form_own_error(out, format("%s: given more than once", fields[i].label));
 			continue;
 		}
 		given[i] = kv;
@@ -366,6 +366,34 @@ const char *form_value(const struct form_values *v, const struct form_field *fie
 	size_t i = field_index(fields, v->n, name);
 
 	return i < v->n ? v->value[i] : NULL;
+}
+
+void form_fail(struct form_values *v, const struct form_field *fields, const char *name, const char *fmt, ...)
+{
+	size_t i = name ? field_index(fields, v->n, name) : v->n;
+	char msg[600];
+	va_list ap;
+
+	if (v->error[i])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	v->error[i] = xstrdup(msg);
+	v->errors++;
+}
+
+const char *form_error(const struct form_values *v, const struct form_field *fields, const char *name)
+{
+	return v->error[name ? field_index(fields, v->n, name) : v->n];
+}
+
+const char *form_first_error(const struct form_values *v)
+{
+	for (size_t i = 0; i <= v->n; i++)
+		if (v->error[i])
+			return v->error[i];
+	return NULL;
 }
 
 void form_values_free(struct form_values *v)

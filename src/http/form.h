@@ -51,6 +51,16 @@ struct form_values {
 int form_validate(const struct form_field *fields, size_t n, const struct kv_list *input, struct form_values *out);
 /* The validated value of field `name`, or NULL. */
 const char *form_value(const struct form_values *v, const struct form_field *fields, const char *name);
+/* Sets the error of field `name` ("Label: reason", printf-style) unless it has one already, and
+ * counts it; name NULL (or a name not in fields) sets the form's own error. Checks beyond a
+ * field's kind end here, so that no handler indexes the error array. */
+void form_fail(struct form_values *v, const struct form_field *fields, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Field `name`'s error (NULL: the form's own), or NULL when it has none. */
+const char *form_error(const struct form_values *v, const struct form_field *fields, const char *name);
+/* The first error of the form, a field's in table order or else the form's own, or NULL: for an
+ * answer of one sentence. */
+const char *form_first_error(const struct form_values *v);
 void form_values_free(struct form_values *v);
 /* {"fields": {"name": {"value": "...", "error": "..."}}, "form_error": "..."} for the template that
  * shows the form again; BOOL fields add "checked", CHOICE fields "choices": [{"value", "selected"}].

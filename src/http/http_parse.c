@@ -1,24 +1,12 @@
 #include "http_parse.h"
 #include "strbuf.h"
+#include "hex.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- key/value lists ---- */
 
@@ -122,17 +110,6 @@ int utf8_valid(const char *str, size_t len)
 
 /* ---- urlencoded ---- */
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes s[0..len) into out. NULL, or the reason with *bad set to its offset within s. */
 static const char *url_decode(const char *s, size_t len, struct strbuf *out, size_t *bad)
 {
@@ -144,8 +121,8 @@ static const char *url_decode(const char *s, size_t len, struct strbuf *out, siz
 		if (c == '+') {
 			c = ' ';
 		} else if (c == '%') {
-			int hi = i + 1 < len ? hex_value(s[i + 1]) : -1;
-			int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
+			int hi = i + 1 < len ? hex_digit((unsigned char)s[i + 1]) : -1;
+			int lo = i + 2 < len ? hex_digit((unsigned char)s[i + 2]) : -1;
 			if (hi < 0 || lo < 0)
 				return "malformed %-escape";
 			c = (char)(hi << 4 | lo);
@@ -180,19 +157,19 @@ static int parse_pair(const char *pair, size_t len, size_t offset, struct kv_lis
 	size_t bad;
 
 	if (klen == 0) {
-		set_err(err, errlen, "field at offset %zu has an empty name", offset);
+		err_set(err, errlen, "field at offset %zu has an empty name", offset);
 		return -1;
 	}
 	if ((why = url_decode(pair, klen, key, &bad)) != NULL) {
-		set_err(err, errlen, "field name at offset %zu: %s at offset %zu", offset, why, offset + bad);
+		err_set(err, errlen, "field name at offset %zu: %s at offset %zu", offset, why, offset + bad);
 		return -1;
 	}
 	if (key->len > HTTP_MAX_KEY) {
-		set_err(err, errlen, "field name at offset %zu is longer than %d bytes", offset, HTTP_MAX_KEY);
+		err_set(err, errlen, "field name at offset %zu is longer than %d bytes", offset, HTTP_MAX_KEY);
 		return -1;
 	}
 	if (!utf8_valid(key->buf, key->len)) {
-		set_err(err, errlen, "field name at offset %zu is not valid UTF-8", offset);
+		err_set(err, errlen, "field name at offset %zu is not valid UTF-8", offset);
 		return -1;
 	}
 	char where[80];
@@ -202,11 +179,11 @@ static int parse_pair(const char *pair, size_t len, size_t offset, struct kv_lis
 		snprintf(where, sizeof where, "field at offset %zu", offset);
 	size_t voff = klen + (eq ? 1 : 0);
 	if ((why = url_decode(pair + voff, len - voff, value, &bad)) != NULL) {
-		set_err(err, errlen, "%s: %s at offset %zu", where, why, offset + voff + bad);
+		err_set(err, errlen, "%s: %s at offset %zu", where, why, offset + voff + bad);
 		return -1;
 	}
 	if (!utf8_valid(value->buf, value->len)) {
-		set_err(err, errlen, "%s: value is not valid UTF-8", where);
+		err_set(err, errlen, "%s: value is not valid UTF-8", where);
 		return -1;
 	}
 	kv_append(out, key->buf, key->len, value->buf ? value->buf : "", value->len);
@@ -226,7 +203,7 @@ int http_parse_urlencoded(const char *buf, size_t len, size_t max_fields, struct
 
 		if (end > pos) {
 			if (++fields > max_fields) {
-				set_err(err, errlen, "more than %zu fields", max_fields);
+				err_set(err, errlen, "more than %zu fields", max_fields);
 				rc = -1;
 			} else {
 				rc = parse_pair(buf + pos, end - pos, pos, out, &key, &value, err, errlen);
@@ -298,7 +275,7 @@ int http_parse_cookies(const char *header, struct kv_list *out, char *err, size_
 		pairs += (size_t)cookie_pair(p, len, out);
 		if (pairs > HTTP_MAX_COOKIES) {
 			kv_truncate(out, start_count);
-			set_err(err, errlen, "Cookie header has more than %d cookies", HTTP_MAX_COOKIES);
+			err_set(err, errlen, "Cookie header has more than %d cookies", HTTP_MAX_COOKIES);
 			return -1;
 		}
 		p += len + (semi ? 1 : 0);
@@ -355,35 +332,35 @@ int http_path_check(const char *path, char *err, size_t errlen)
 	size_t len;
 
 	if (!path || path[0] != '/') {
-		set_err(err, errlen, "path must start with '/'");
+		err_set(err, errlen, "path must start with '/'");
 		return -1;
 	}
 	len = strlen(path);
 	if (len > HTTP_MAX_PATH) {
-		set_err(err, errlen, "path is longer than %d bytes", HTTP_MAX_PATH);
+		err_set(err, errlen, "path is longer than %d bytes", HTTP_MAX_PATH);
 		return -1;
 	}
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)path[i];
 		if (c < 0x20 || c == 0x7f) {
-			set_err(err, errlen, "path has a control character at offset %zu", i);
+			err_set(err, errlen, "path has a control character at offset %zu", i);
 			return -1;
 		}
 		if (c == '%') {
-			set_err(err, errlen, "path has a '%%' at offset %zu", i);
+			err_set(err, errlen, "path has a '%%' at offset %zu", i);
 			return -1;
 		}
 	}
 	if (strstr(path, "..")) {
-		set_err(err, errlen, "path contains \"..\"");
+		err_set(err, errlen, "path contains \"..\"");
 		return -1;
 	}
 	if (strstr(path, "//")) {
-		set_err(err, errlen, "path contains \"//\"");
+		err_set(err, errlen, "path contains \"//\"");
 		return -1;
 	}
 	if (!utf8_valid(path, len)) {
-		set_err(err, errlen, "path is not valid UTF-8");
+		err_set(err, errlen, "path is not valid UTF-8");
 		return -1;
 	}
 	return 0;
@@ -461,24 +438,24 @@ static int parse_boundary(const char *content_type, char *boundary, char *err, s
 	char *b;
 
 	if (!http_media_type_is(content_type, "multipart/form-data")) {
-		set_err(err, errlen, "Content-Type is not multipart/form-data");
+		err_set(err, errlen, "Content-Type is not multipart/form-data");
 		return -1;
 	}
 	b = header_param(content_type, strlen(content_type), "boundary", &malformed);
 	if (!b || !*b) {
 		free(b);
-		set_err(err, errlen, "Content-Type has no boundary");
+		err_set(err, errlen, "Content-Type has no boundary");
 		return -1;
 	}
 	size_t len = strlen(b);
 	if (len > HTTP_MAX_BOUNDARY) {
 		free(b);
-		set_err(err, errlen, "multipart boundary is longer than %d characters", HTTP_MAX_BOUNDARY);
+		err_set(err, errlen, "multipart boundary is longer than %d characters", HTTP_MAX_BOUNDARY);
 		return -1;
 	}
 	if (!all_chars(b, len, is_boundary_char) || b[len - 1] == ' ') {
 		free(b);
-		set_err(err, errlen, "multipart boundary has invalid characters");
+		err_set(err, errlen, "multipart boundary has invalid characters");
 		return -1;
 	}
 	memcpy(boundary, b, len + 1);
@@ -512,13 +489,13 @@ static int part_headers(const char *s, size_t len, size_t part, char **name, cha
 
 		pos = end + 2;
 		if (!memchr(line, ':', llen)) {
-			set_err(err, errlen, "part %zu: malformed header line", part);
+			err_set(err, errlen, "part %zu: malformed header line", part);
 			return -1;
 		}
 		if (llen < sizeof cd - 1 || strncasecmp(line, cd, sizeof cd - 1) != 0)
 			continue;
 		if (seen++) {
-			set_err(err, errlen, "part %zu: Content-Disposition given twice", part);
+			err_set(err, errlen, "part %zu: Content-Disposition given twice", part);
 			return -1;
 		}
 		const char *v = line + sizeof cd - 1;
@@ -526,27 +503,27 @@ static int part_headers(const char *s, size_t len, size_t part, char **name, cha
 		while (vlen && (*v == ' ' || *v == '\t'))
 			v++, vlen--;
 		if (vlen < 9 || strncasecmp(v, "form-data", 9) != 0 || (vlen > 9 && v[9] != ';' && v[9] != ' ')) {
-			set_err(err, errlen, "part %zu: Content-Disposition is not form-data", part);
+			err_set(err, errlen, "part %zu: Content-Disposition is not form-data", part);
 			return -1;
 		}
 		int bad_name, bad_file;
 		*name = header_param(v, vlen, "name", &bad_name);
 		*filename = header_param(v, vlen, "filename", &bad_file);
 		if (bad_name || bad_file) {
-			set_err(err, errlen, "part %zu: unterminated quoted string in Content-Disposition", part);
+			err_set(err, errlen, "part %zu: unterminated quoted string in Content-Disposition", part);
 			return -1;
 		}
 	}
 	if (!*name || !**name) {
-		set_err(err, errlen, "part %zu has no name", part);
+		err_set(err, errlen, "part %zu has no name", part);
 		return -1;
 	}
 	if (strlen(*name) > HTTP_MAX_KEY || !printable_utf8(*name)) {
-		set_err(err, errlen, "part %zu: name is longer than %d bytes or not printable UTF-8", part, HTTP_MAX_KEY);
+		err_set(err, errlen, "part %zu: name is longer than %d bytes or not printable UTF-8", part, HTTP_MAX_KEY);
 		return -1;
 	}
 	if (*filename && (strlen(*filename) > HTTP_MAX_FILENAME || !printable_utf8(*filename))) {
-		set_err(err, errlen, "part %zu: filename is longer than %d bytes or not printable UTF-8", part, HTTP_MAX_FILENAME);
+		err_set(err, errlen, "part %zu: filename is longer than %d bytes or not printable UTF-8", part, HTTP_MAX_FILENAME);
 		return -1;
 	}
 	return 0;
@@ -615,9 +592,9 @@ static int part_header_end(const char *buf, size_t len, size_t hstart, size_t pa
 	blank = memmem(buf + hstart, window, "\r\n\r\n", 4);
 	if (!blank) {
 		if (window == len - hstart)
-			set_err(err, errlen, "part %zu: headers never end", part);
+			err_set(err, errlen, "part %zu: headers never end", part);
 		else
-			set_err(err, errlen, "part %zu: header block larger than 8 KiB", part);
+			err_set(err, errlen, "part %zu: header block larger than 8 KiB", part);
 		return -1;
 	}
 	*hend = (size_t)(blank - buf);
@@ -632,14 +609,14 @@ static int parse_parts(const char *buf, size_t len, const char *delim, size_t ma
 	int closing;
 
 	if (next_delimiter(buf, len, 0, delim, dlen, &start, &pos, &closing) < 0) {
-		set_err(err, errlen, "multipart body has no boundary line");
+		err_set(err, errlen, "multipart body has no boundary line");
 		return -1;
 	}
 	for (size_t part = 1; !closing; part++) {
 		char *name, *filename;
 
 		if (part > max_fields) {
-			set_err(err, errlen, "more than %zu parts", max_fields);
+			err_set(err, errlen, "more than %zu parts", max_fields);
 			return -1;
 		}
 		if (part_header_end(buf, len, pos, part, &hend, &body, err, errlen) < 0)
@@ -650,7 +627,7 @@ static int parse_parts(const char *buf, size_t len, const char *delim, size_t ma
 			return -1;
 		}
 		if (next_delimiter(buf, len, body, delim, dlen, &start, &pos, &closing) < 0) {
-			set_err(err, errlen, "multipart body has no closing boundary");
+			err_set(err, errlen, "multipart body has no closing boundary");
 			free(name);
 			free(filename);
 			return -1;

@@ -37,19 +37,6 @@ struct template_set {
 	size_t count;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- escaping ---- */
 
 void html_escape(struct strbuf *out, const char *s, size_t len)
@@ -201,7 +188,7 @@ static int parse_error(struct parse_state *ps, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	set_err(ps->err, ps->errlen, "%s:%d: %s", ps->t->file, line, msg);
+	err_set(ps->err, ps->errlen, "%s:%d: %s", ps->t->file, line, msg);
 	return -1;
 }
 
@@ -328,7 +315,7 @@ static int resolve_partials(struct template_set *set, char *err, size_t errlen)
 				continue;
 			}
 			if (!set_find(set, n->name, &n->partial)) {
-				set_err(err, errlen, "%s:%d: unknown partial \"%s\"", t->file, n->line, n->name);
+				err_set(err, errlen, "%s:%d: unknown partial \"%s\"", t->file, n->line, n->name);
 				return -1;
 			}
 		}
@@ -358,7 +345,7 @@ static int set_add(struct template_set *set, const char *name, char *src, char *
 {
 	if (set_find(set, name, NULL)) {
 		free(src);
-		set_err(err, errlen, "template %s given twice", name);
+		err_set(err, errlen, "template %s given twice", name);
 		return -1;
 	}
 	set->items = xrealloc(set->items, (set->count + 1) * sizeof *set->items);
@@ -397,7 +384,7 @@ static char *read_file(const char *path, char *err, size_t errlen)
 	size_t n;
 
 	if (!f) {
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		err_set(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
@@ -405,7 +392,7 @@ static char *read_file(const char *path, char *err, size_t errlen)
 	int failed = ferror(f);
 	fclose(f);
 	if (failed || memchr(sb.buf ? sb.buf : "", '\0', sb.len)) {
-		set_err(err, errlen, "%s: %s", path, failed ? "read error" : "contains a NUL byte");
+		err_set(err, errlen, "%s: %s", path, failed ? "read error" : "contains a NUL byte");
 		strbuf_release(&sb);
 		return NULL;
 	}
@@ -426,7 +413,7 @@ static char **list_templates(const char *dir, size_t *count, char *err, size_t e
 	size_t n = 0;
 
 	if (!d) {
-		set_err(err, errlen, "%s: %s", dir, strerror(errno));
+		err_set(err, errlen, "%s: %s", dir, strerror(errno));
 		return NULL;
 	}
 	while ((de = readdir(d)) != NULL) {
@@ -497,7 +484,7 @@ struct render {
 
 static int render_error(struct render *r, const struct template *t, const struct tnode *n, const char *what)
 {
-	set_err(r->err, r->errlen, "%s at %s:%d", what, t->file, n->line);
+	err_set(r->err, r->errlen, "%s at %s:%d", what, t->file, n->line);
 	return -1;
 }
 
@@ -682,7 +669,7 @@ static char *render_with_content(const struct template_set *set, const char *nam
 	const struct template *t = set_find(set, name, NULL);
 
 	if (!t) {
-		set_err(err, errlen, "unknown template %s", name);
+		err_set(err, errlen, "unknown template %s", name);
 		return NULL;
 	}
 	r.stack[0] = view;

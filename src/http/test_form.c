@@ -247,6 +247,32 @@ static void test_view_shows_input_and_errors_but_never_secrets(void)
 	kv_list_free(&in);
 }
 
+static void test_fail_by_name_keeps_the_first_error(void)
+{
+	struct kv_list in = { 0 };
+	struct form_values v;
+
+	kv_add(&in, "cluster", "prod", 4);
+	kv_add(&in, "port", "0", 1);
+	CHECK_INTEQ(form_validate(fields, NFIELDS, &in, &v), 1);
+	CHECK(form_first_error(&v) != NULL && strcmp(form_first_error(&v), "Port: must be a whole number from 1 to 65535") == 0);
+	form_fail(&v, fields, "port", "Port: %d is taken", 8080);	/* the kind's error stays */
+	form_fail(&v, fields, "endpoint", "Endpoint: %s", "not reachable from the allowed networks");
+	form_fail(&v, fields, NULL, "The cluster %s is gone", "prod");
+	form_fail(&v, fields, "no-such-field", "lands on the form");
+	CHECK_INTEQ(v.errors, 3);
+	CHECK_STREQ(form_error(&v, fields, "port"), "Port: must be a whole number from 1 to 65535");
+	CHECK_STREQ(form_error(&v, fields, "endpoint"), "Endpoint: not reachable from the allowed networks");
+	CHECK_STREQ(form_error(&v, fields, NULL), "The cluster prod is gone");
+	CHECK(form_error(&v, fields, "cluster") == NULL);
+	form_values_free(&v);
+
+	CHECK_INTEQ(form_validate(fields, 0, &in, &v), 1);	/* no fields: only the form's own error */
+	CHECK_STREQ(form_first_error(&v), "The form has an unexpected field \"cluster\"");
+	form_values_free(&v);
+	kv_list_free(&in);
+}
+
 int main(void)
 {
 	RUN(test_text_is_trimmed_checked_and_bounded);
@@ -260,5 +286,6 @@ int main(void)
 	RUN(test_textarea_keeps_lines);
 	RUN(test_unknown_duplicate_and_ignored_keys);
 	RUN(test_view_shows_input_and_errors_but_never_secrets);
+	RUN(test_fail_by_name_keeps_the_first_error);
 	return check_done();
 }

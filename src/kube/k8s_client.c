@@ -599,7 +599,8 @@ int k8s_list(struct k8s_client *c, const struct k8s_resource_type *type, const c
 
 	if (page_size < 1)
 		page_size = 500;
-	do {
+	/* not do-while: the restart's continue must begin the list again, not test for a token */
+	for (;;) {
 		cJSON *page = NULL;
 		char *next = NULL;
 
@@ -633,7 +634,9 @@ int k8s_list(struct k8s_client *c, const struct k8s_resource_type *type, const c
 		cJSON_Delete(page);
 		free(token);
 		token = next;
-	} while (rc == 0 && token);
+		if (rc != 0 || !token)
+			break;
+	}
 	free(token);
 	free(path);
 	strbuf_release(&q);

@@ -1,5 +1,6 @@
 #include "chunk_store.h"
 #include "strbuf.h"
+#include "hex.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -115,26 +116,12 @@ void chunk_id_hex(const uint8_t id[CHUNK_ID_LEN], char hex[CHUNK_ID_HEX])
 	hex[CHUNK_ID_HEX - 1] = '\0';
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 int chunk_id_parse(const char *hex, uint8_t id[CHUNK_ID_LEN])
 {
-	if (strlen(hex) != CHUNK_ID_HEX - 1)
+	/* lowercase only: an id has one spelling, the one objects are named by */
+	if (strlen(hex) != CHUNK_ID_HEX - 1 || strspn(hex, "0123456789abcdef") != CHUNK_ID_HEX - 1)
 		return -1;
-	for (int i = 0; i < CHUNK_ID_LEN; i++) {
-		int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -1;
-		id[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
+	return hex_decode(hex, CHUNK_ID_LEN, id);
 }
 
 static void put_le(uint8_t *p, uint64_t v, int n)

@@ -145,6 +145,10 @@ static int s3s_head(struct object_store *os, const char *key, struct object_info
 	char etag[128], *k;
 	int rc;
 
+	if (!object_key_valid(key)) {
+		snprintf(err, errlen, "object key \"%s\": not a valid key", key);
+		return -1;
+	}
 	if (!(c = borrow(ss, err, errlen)))
 		return -1;
 	k = full_key(ss, key);
@@ -174,6 +178,7 @@ static time_t parse_iso8601(const char *s)
 }
 
 struct list_ctx {
+	const char *prefix;	/* the store's, stripped from every key */
 	size_t strip;
 	object_store_list_cb cb;
 	void *arg;
@@ -184,11 +189,13 @@ static int list_one(const struct s3_object_info *obj, void *ud)
 {
 	struct list_ctx *lc = ud;
 	struct object_info info = { (uint64_t)obj->size, parse_iso8601(obj->last_modified) };
-	const char *key = obj->key + lc->strip;
 
-	if (strlen(obj->key) <= lc->strip || !object_key_valid(key))
-		return 0;	/* not an object of ours */
-	lc->rc = lc->cb(key, &info, lc->arg);
+	/* the endpoint is the tenant's: a key outside our prefix is not one of ours, whatever
+	 * it lists */
+	if (strncmp(obj->key, lc->prefix, lc->strip) != 0 || !obj->key[lc->strip] ||
+	    !object_key_valid(obj->key + lc->strip))
+		return 0;
+	lc->rc = lc->cb(obj->key + lc->strip, &info, lc->arg);
 	return lc->rc;
 }
 
@@ -196,7 +203,7 @@ static int s3s_list(struct object_store *os, const char *prefix, object_store_li
 		    char *err, size_t errlen)
 {
 	struct s3_store *ss = (struct s3_store *)os;
-	struct list_ctx lc = { strlen(ss->prefix), cb, arg, 0 };
+	struct list_ctx lc = { ss->prefix, strlen(ss->prefix), cb, arg, 0 };
 	struct s3_error e = { 0 };
 	struct s3_client *c;
 	char *k;

@@ -1,6 +1,7 @@
 #include "backup_reader.h"
 #include "restore_order.h"
 #include "strbuf.h"
+#include "hex.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -80,17 +81,6 @@ static int backup_member_skip(struct backup_read *r, const char *path, char *err
 	return 0;
 }
 
-static int backup_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Decodes a segment in place (the writer escapes bytes outside "-._:@+~=" and letters and
  * digits as %XX), and checks that the result can name an object, namespace, type or group. */
 static int backup_segment_decode(char *s)
@@ -103,7 +93,7 @@ static int backup_segment_decode(char *s)
 			*w++ = *r;
 			continue;
 		}
-		int hi = backup_hex(r[1]), lo = hi < 0 ? -1 : backup_hex(r[2]);
+		int hi = hex_digit((unsigned char)r[1]), lo = hi < 0 ? -1 : hex_digit((unsigned char)r[2]);
 		if (lo < 0 || (hi == 0 && lo == 0))
 			return -1;
 		*w++ = (char)(hi << 4 | lo);

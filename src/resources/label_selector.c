@@ -1,6 +1,6 @@
 #include "label_selector.h"
 
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 #include "strbuf.h"
 
 #include <stdio.h>

@@ -19,7 +19,7 @@ int label_selector_check(const char *sel, char **canonical, char *err, size_t er
 
 /* 1 when an object's metadata.labels (an object of strings, or NULL) satisfy sel, 0 when not,
  * -1 when sel is not a valid selector. The empty selector matches everything. */
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 int label_selector_match(const char *sel, const cJSON *labels);
 
 #endif

@@ -40,15 +40,6 @@ struct resource_modifiers {
 	size_t n;
 };
 
-static void say(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- JSON Pointer (RFC 6901) ---- */
 
@@ -150,7 +141,7 @@ static int patch_add(cJSON *root, const char *path, cJSON *value, char *err, siz
 	int rc = 0;
 
 	if (!parent) {
-		say(err, errlen, "%s: %s", path, *path ? "its parent does not exist" : "the whole object cannot be replaced");
+		err_set(err, errlen, "%s: %s", path, *path ? "its parent does not exist" : "the whole object cannot be replaced");
 		rc = -1;
 	} else if (cJSON_IsObject(parent)) {
 		if (cJSON_GetObjectItemCaseSensitive(parent, last.buf))
@@ -161,7 +152,7 @@ static int patch_add(cJSON *root, const char *path, cJSON *value, char *err, siz
 	} else {
 		long i = strcmp(last.buf, "-") == 0 ? cJSON_GetArraySize(parent) : ptr_index(last.buf);
 		if (i < 0 || i > cJSON_GetArraySize(parent)) {
-			say(err, errlen, "%s: index %s is outside the array (%d items)", path, last.buf, cJSON_GetArraySize(parent));
+			err_set(err, errlen, "%s: index %s is outside the array (%d items)", path, last.buf, cJSON_GetArraySize(parent));
 			rc = -1;
 		} else if (i == cJSON_GetArraySize(parent)) {
 			cJSON_AddItemToArray(parent, value);
@@ -200,36 +191,36 @@ static int patch_apply(cJSON *root, const struct json_patch *p, char *err, size_
 	case OP_REMOVE:
 	case OP_REPLACE:
 		if (!*p->path) {
-			say(err, errlen, "the whole object cannot be %sd", op_names[p->op]);
+			err_set(err, errlen, "the whole object cannot be %sd", op_names[p->op]);
 			return -1;
 		}
 		if (!(v = patch_detach(root, p->path))) {
-			say(err, errlen, "%s: there is nothing there to %s", p->path, op_names[p->op]);
+			err_set(err, errlen, "%s: there is nothing there to %s", p->path, op_names[p->op]);
 			return -1;
 		}
 		cJSON_Delete(v);
 		return p->op == OP_REMOVE ? 0 : patch_add(root, p->path, cJSON_Duplicate(p->value, 1), err, errlen);
 	case OP_COPY:
 		if (!(v = ptr_get(root, p->from))) {
-			say(err, errlen, "%s: there is nothing there to copy", p->from);
+			err_set(err, errlen, "%s: there is nothing there to copy", p->from);
 			return -1;
 		}
 		return patch_add(root, p->path, cJSON_Duplicate(v, 1), err, errlen);
 	case OP_MOVE: {
 		size_t n = strlen(p->from);
 		if (strncmp(p->path, p->from, n) == 0 && p->path[n] == '/') {
-			say(err, errlen, "%s: cannot move %s into itself", p->path, p->from);
+			err_set(err, errlen, "%s: cannot move %s into itself", p->path, p->from);
 			return -1;
 		}
 		if (!*p->from || !(v = patch_detach(root, p->from))) {
-			say(err, errlen, "%s: there is nothing there to move", p->from);
+			err_set(err, errlen, "%s: there is nothing there to move", p->from);
 			return -1;
 		}
 		return patch_add(root, p->path, v, err, errlen);
 	}
 	case OP_TEST:
 		if (!cJSON_Compare(ptr_get(root, p->path), p->value, 1)) {
-			say(err, errlen, "%s: test failed: the value differs", p->path);
+			err_set(err, errlen, "%s: test failed: the value differs", p->path);
 			return -1;
 		}
 		return 0;
@@ -394,7 +385,7 @@ int resource_modifiers_apply(const struct resource_modifiers *m, const char *gro
 			continue;
 		for (size_t k = 0; k < r->npatches; k++) {
 			if (patch_apply(obj, &r->patches[k], why, sizeof why) < 0) {
-				say(err, errlen, "resource modifier rule %zu, patch %zu (%s): %s", i + 1, k + 1,
+				err_set(err, errlen, "resource modifier rule %zu, patch %zu (%s): %s", i + 1, k + 1,
 				    op_names[r->patches[k].op], why);
 				return -1;
 			}
@@ -425,7 +416,7 @@ static int bad(struct where *w, const char *field, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
-	say(w->err, w->errlen, "%s%s%s: %s", w->at, *field ? "." : "", field, why);
+	err_set(w->err, w->errlen, "%s%s%s: %s", w->at, *field ? "." : "", field, why);
 	return -1;
 }
 
@@ -693,26 +684,26 @@ struct resource_modifiers *resource_modifiers_parse(const char *text, size_t len
 	if (strspn(text, " \t\r\n") == len)
 		return m;
 	if (len > RESOURCE_MODIFIERS_MAX_BYTES) {
-		say(err, errlen, "resource modifiers: larger than %d KiB", RESOURCE_MODIFIERS_MAX_BYTES / 1024);
+		err_set(err, errlen, "resource modifiers: larger than %d KiB", RESOURCE_MODIFIERS_MAX_BYTES / 1024);
 		goto fail;
 	}
 	if (yaml_json_parse(text, len, RESOURCE_MODIFIERS_MAX_BYTES * 4, &doc, why, sizeof why) != 0) {
-		say(err, errlen, "resource modifiers: %s", why);
+		err_set(err, errlen, "resource modifiers: %s", why);
 		goto fail;
 	}
 	version = cJSON_GetObjectItemCaseSensitive(doc, "version");
 	rules = cJSON_GetObjectItemCaseSensitive(doc, "resourceModifierRules");
 	if (!cJSON_IsObject(doc) || only_keys(&w, doc, top_keys) < 0) {
 		if (!cJSON_IsObject(doc))
-			say(err, errlen, "resource modifiers: must be a map with version and resourceModifierRules");
+			err_set(err, errlen, "resource modifiers: must be a map with version and resourceModifierRules");
 		goto fail;
 	}
 	if (!cJSON_IsString(version) || strcmp(version->valuestring, "v1") != 0) {
-		say(err, errlen, "version: must be v1");
+		err_set(err, errlen, "version: must be v1");
 		goto fail;
 	}
 	if (!cJSON_IsArray(rules) || cJSON_GetArraySize(rules) > RESOURCE_MODIFIERS_MAX_RULES) {
-		say(err, errlen, "resourceModifierRules: must be a list of at most %d rules", RESOURCE_MODIFIERS_MAX_RULES);
+		err_set(err, errlen, "resourceModifierRules: must be a list of at most %d rules", RESOURCE_MODIFIERS_MAX_RULES);
 		goto fail;
 	}
 	m->rules = xcalloc((size_t)cJSON_GetArraySize(rules) + 1, sizeof *m->rules);

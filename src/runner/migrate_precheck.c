@@ -35,6 +35,7 @@ struct pvc_scan {
 	const cJSON *storage_classes;
 	cJSON *conflicts;
 	cJSON *checked_classes;	/* class name -> true, so each is asked once */
+	int first;		/* conflicts before the scan: the namespace's */
 	char *err;
 	size_t errlen;
 	int failed;
@@ -46,8 +47,13 @@ static int check_pvc(cJSON *pvc, void *ud)
 	const cJSON *meta, *spec, *name, *cls, *volume;
 	char key[512];
 
-	if (!pvc)
+	if (!pvc) {	/* the list starts over: what it found so far will be found again */
+		while (cJSON_GetArraySize(ps->conflicts) > ps->first)
+			cJSON_DeleteItemFromArray(ps->conflicts, ps->first);
+		cJSON_Delete(ps->checked_classes);
+		ps->checked_classes = cJSON_CreateObject();
 		return 0;
+	}
 	meta = cJSON_GetObjectItemCaseSensitive(pvc, "metadata");
 	spec = cJSON_GetObjectItemCaseSensitive(pvc, "spec");
 	name = cJSON_GetObjectItemCaseSensitive(meta, "name");
@@ -91,7 +97,7 @@ int migrate_precheck(struct k8s_client *src, struct k8s_client *tgt, const char 
 		     const cJSON *storage_classes, cJSON *conflicts, char *err, size_t errlen)
 {
 	struct k8s_resource_type pvcs = { .version = "v1", .plural = "persistentvolumeclaims", .namespaced = 1 };
-	struct pvc_scan ps = { tgt, ns, storage_classes, conflicts, cJSON_CreateObject(), err, errlen, 0 };
+	struct pvc_scan ps = { tgt, ns, storage_classes, conflicts, cJSON_CreateObject(), 0, err, errlen, 0 };
 	struct k8s_error kerr = { 0 };
 	char *path = k8s_resource_path("", "v1", "namespaces", NULL, ns);
 	int exists = object_exists(tgt, path, err, errlen), rc = 0;
@@ -103,6 +109,7 @@ int migrate_precheck(struct k8s_client *src, struct k8s_client *tgt, const char 
 	}
 	if (exists)
 		add_conflict(conflicts, "namespace %s already exists in the target cluster%s", ns, "");
+	ps.first = cJSON_GetArraySize(conflicts);
 	if (k8s_list(src, &pvcs, ns, NULL, 500, check_pvc, &ps, &kerr) < 0) {
 		if (!ps.failed) {
 			char why[600];

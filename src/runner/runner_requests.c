@@ -4,6 +4,7 @@
  * with its own database connection, never behind a backup; every request keeps the k8s and S3
  * clients' deadlines and reply caps, and no transaction stays open across the network. */
 #include "runner_requests.h"
+#include "runner_sso.h"
 #include "audit.h"
 #include "cluster.h"
 #include "db.h"
@@ -553,6 +554,9 @@ static int request_apply(PGconn *db, const char *kind, const cJSON *params, cJSO
 	const char *purpose = pstr(params, "purpose");
 	int cluster = strcmp(kind, "cluster_probe") == 0;
 
+	if (strncmp(kind, "sso_", 4) == 0)
+		return runner_sso_apply(db, kind, params, result, err, errlen);
+
 	if (!result || (!cluster && strcmp(kind, "repository_probe") != 0))
 		return 0;
 	if (strcmp(purpose, "cluster_test") == 0 || strcmp(purpose, "repository_test") == 0)
@@ -588,6 +592,10 @@ static void request_answer(const struct runner_context *ctx, PGconn *db, long lo
 		cluster_read(&q, &a);
 	else if (strcmp(kind, "hook_dry_run") == 0)
 		hook_dry_run(&q, &a);
+	else if (strcmp(kind, "sso_discovery") == 0)
+		a.result = runner_sso_discovery(&q);
+	else if (strcmp(kind, "sso_exchange") == 0)
+		a.result = runner_sso_exchange(&q);
 	else
 		snprintf(a.error, sizeof a.error, "this runner cannot answer %s requests", kind);
 	snprintf(sid, sizeof sid, "%lld", id);

@@ -28,7 +28,7 @@ static const struct form_field signin_fields[] = {
 /* Only a path on this site may follow sign-in, never another site: it starts with a single '/',
  * and holds no control character, no "//", no backslash (browsers read it as '/') and no scheme
  * (a ':' before the first '/' or '?'; with a leading '/' that can only come from odd input). */
-static const char *safe_next(const char *next)
+const char *web_safe_next(const char *next)
 {
 	if (!next || next[0] != '/' || strlen(next) > 2048)
 		return "/";
@@ -149,7 +149,7 @@ static void signin_view_respond(struct request *r, int status, struct form_value
 	if (!next)
 		next = kv_get(&r->query, "next");
 	cJSON_AddStringToObject(view, "title", "Sign in");
-	cJSON_AddStringToObject(view, "next", safe_next(next));
+	cJSON_AddStringToObject(view, "next", web_safe_next(next));
 	if (form_error)
 		cJSON_AddStringToObject(view, "form_error", form_error);
 	if (status == 200)
@@ -222,6 +222,24 @@ void page_signin_post(struct request *r)
 		form_values_free(&v);
 		return;
 	}
+	char org_text[24];
+	const char *org_param[] = { org_text };
+	snprintf(org_text, sizeof org_text, "%lld", org_id);
+	res = db_exec(r->db, "SELECT sso_required($1::bigint)", 1, org_param, err, sizeof err);
+	if (!res) {
+		form_values_free(&v);
+		respond_db_error(r, err);
+		return;
+	}
+	int sso_only = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (sso_only) {
+		/* Said only to whoever knows the password. */
+		signin_view_respond(r, 422, &v, "Your organisation requires single sign-on: passwords are refused. "
+				    "Sign in with single sign-on below.");
+		form_values_free(&v);
+		return;
+	}
 	if (session_create(r, user_id, org_id, err, sizeof err) < 0 ||
 	    audit_record(r->db, "user.signin", form_value(&v, signin_fields, "email"), NULL, err, sizeof err) < 0) {
 		form_values_free(&v);
@@ -229,7 +247,7 @@ void page_signin_post(struct request *r)
 		return;
 	}
 	form_values_free(&v);
-	respond_redirect(r, safe_next(kv_get(&r->form, "_next")));
+	respond_redirect(r, web_safe_next(kv_get(&r->form, "_next")));
 }
 
 void page_signout_post(struct request *r)

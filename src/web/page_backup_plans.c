@@ -69,22 +69,6 @@ static const struct wizard_step plan_steps[] = {
 };
 #define PLAN_STEPS (sizeof plan_steps / sizeof plan_steps[0])
 
-static void field_fail(struct form_values *v, int i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void field_fail(struct form_values *v, int i, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	if (v->error[i])
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	v->error[i] = xstrdup(msg);
-	v->errors++;
-}
-
 static void replace_value(struct form_values *v, int i, char *value)
 {
 	free(v->value[i]);
@@ -133,24 +117,24 @@ static void step1_check(struct request *r, const struct wizard *w, struct form_v
 
 	(void)w;
 	if (!row_exists(r, "SELECT 1 FROM clusters WHERE id = $1", v->value[S1_CLUSTER]))
-		field_fail(v, S1_CLUSTER, "Cluster: choose one of your clusters");
+		form_fail(v, step1_fields, "cluster_id", "Cluster: choose one of your clusters");
 	if (!row_exists(r, "SELECT 1 FROM repositories WHERE id = $1", v->value[S1_REPO]))
-		field_fail(v, S1_REPO, "Repository: choose one of your repositories");
+		form_fail(v, step1_fields, "repository_id", "Repository: choose one of your repositories");
 	if ((strcmp(kind, "daily") == 0 || strcmp(kind, "weekly") == 0) && parse_time(v->value[S1_TIME], &h, &m) < 0)
-		field_fail(v, S1_TIME, "Time: a time of day as HH:MM, from 00:00 to 23:59");
+		form_fail(v, step1_fields, "at_time", "Time: a time of day as HH:MM, from 00:00 to 23:59");
 	if (strcmp(kind, "weekly") == 0 && !v->value[S1_WEEKDAY])
-		field_fail(v, S1_WEEKDAY, "Day: choose the day of the week");
+		form_fail(v, step1_fields, "weekday", "Day: choose the day of the week");
 	if (strcmp(kind, "cron") == 0) {
 		struct cron_spec spec;
 		if (!v->value[S1_CRON])
-			field_fail(v, S1_CRON, "Cron expression: required for a cron schedule (five fields: minute hour day month weekday)");
+			form_fail(v, step1_fields, "cron", "Cron expression: required for a cron schedule (five fields: minute hour day month weekday)");
 		else if (cron_parse(v->value[S1_CRON], &spec, err, sizeof err) < 0)
-			field_fail(v, S1_CRON, "Cron expression: %s", err);
+			form_fail(v, step1_fields, "cron", "Cron expression: %s", err);
 	}
 	if (!v->value[S1_TZ])
 		v->value[S1_TZ] = xstrdup("UTC");
 	else if (!cron_valid_time_zone(v->value[S1_TZ]))
-		field_fail(v, S1_TZ, "Time zone: not a known IANA time zone (Europe/Paris, UTC)");
+		form_fail(v, step1_fields, "time_zone", "Time zone: not a known IANA time zone (Europe/Paris, UTC)");
 }
 
 /* Kubernetes object names: DNS-1123 subdomains (claims) and labels (namespaces). */
@@ -190,14 +174,14 @@ static void resource_patterns_check(struct form_values *v, int field, const char
 		if (!len)
 			break;
 		if (len > 253 || strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789.-*?") < len)
-			field_fail(v, field, "%s: \"%.*s\" is not a resource[.group] pattern (deployments.apps, *.example.com, "
+			form_fail(v, step2_fields, step2_fields[field].name, "%s: \"%.*s\" is not a resource[.group] pattern (deployments.apps, *.example.com, "
 				   "secrets)", label, (int)(len > 64 ? 64 : len), p);
 		else if (++count <= PLAN_MAX_RESOURCE_PATTERNS)
 			strbuf_addf(&out, "%s%.*s", out.len ? "\n" : "", (int)len, p);
 		p += len;
 	}
 	if (count > PLAN_MAX_RESOURCE_PATTERNS)
-		field_fail(v, field, "%s: at most %d patterns", label, PLAN_MAX_RESOURCE_PATTERNS);
+		form_fail(v, step2_fields, step2_fields[field].name, "%s: at most %d patterns", label, PLAN_MAX_RESOURCE_PATTERNS);
 	replace_value(v, field, strbuf_take(&out) ?: xstrdup(""));
 }
 
@@ -218,7 +202,7 @@ static void step2_check(struct request *r, const struct wizard *w, struct form_v
 		char *ns = xstrndup(p, len);
 		p += len;
 		if (!valid_k8s_name(ns, len, 63, 0)) {
-			field_fail(v, S2_NAMESPACES, "Namespaces: \"%.63s\" is not a namespace name", ns);
+			form_fail(v, step2_fields, "namespaces", "Namespaces: \"%.63s\" is not a namespace name", ns);
 			free(ns);
 			continue;
 		}
@@ -229,16 +213,16 @@ static void step2_check(struct request *r, const struct wizard *w, struct form_v
 		free(ns);
 	}
 	if (count > PLAN_MAX_NAMESPACES)
-		field_fail(v, S2_NAMESPACES, "Namespaces: at most %d in one plan", PLAN_MAX_NAMESPACES);
+		form_fail(v, step2_fields, "namespaces", "Namespaces: at most %d in one plan", PLAN_MAX_NAMESPACES);
 	if (count == 0)
-		field_fail(v, S2_NAMESPACES, "Namespaces: choose at least one");
+		form_fail(v, step2_fields, "namespaces", "Namespaces: choose at least one");
 	replace_value(v, S2_NAMESPACES, strbuf_take(&out));
 	/* the API server's own grammar, so that a saved plan's selector is never refused at backup time;
 	 * the plan keeps it without blanks, as it is sent */
 	if (sel && *sel) {
 		char err[512], *canonical = NULL;
 		if (label_selector_check(sel, &canonical, err, sizeof err) < 0)
-			field_fail(v, S2_SELECTOR, "%s", err);
+			form_fail(v, step2_fields, "label_selector", "%s", err);
 		else
 			replace_value(v, S2_SELECTOR, canonical);
 	}
@@ -265,7 +249,7 @@ static void step4_check(struct request *r, const struct wizard *w, struct form_v
 		if (!slash || !eq || eq < slash || !valid_k8s_name(line, (size_t)(slash - line), 63, 0) ||
 		    !valid_k8s_name(slash + 1, (size_t)(eq - slash - 1), 253, 1) ||
 		    (strcmp(eq + 1, "filesystem") != 0 && strcmp(eq + 1, "snapshot") != 0 && strcmp(eq + 1, "snapshot+move") != 0))
-			field_fail(v, 0, "Copy methods: \"%.100s\" is not namespace/claim=filesystem, snapshot or snapshot+move",
+			form_fail(v, step4_fields, "volume_methods", "Copy methods: \"%.100s\" is not namespace/claim=filesystem, snapshot or snapshot+move",
 				   line);
 		free(line);
 	}
@@ -766,7 +750,7 @@ static char *volume_methods_json(const char *lines)
 static void hooks_step_check(struct request *r, const struct wizard *w, struct form_values *v)
 {
 	(void)w;
-	web_hooks_check(r, v->value[0], v, 0);
+	web_hooks_check(r, v, step5_fields);
 }
 
 static long long plan_save(struct request *r, const struct wizard *w, long long id, char *err, size_t errlen)

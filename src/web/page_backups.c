@@ -52,14 +52,6 @@ static int valid_date(const char *s)
 	return strcmp(back, s) == 0;
 }
 
-static void filter_error(struct form_values *v, int field, const char *msg)
-{
-	if (v->error[field])
-		return;
-	v->error[field] = xstrdup(msg);
-	v->errors++;
-}
-
 /* Total bytes a backup keeps: its repository objects and its volumes' data. */
 #define BACKUP_TOTAL_BYTES \
 	"(b.bytes + coalesce((SELECT sum((v->>'bytes')::bigint) FROM jsonb_array_elements(b.volumes) v " \
@@ -173,9 +165,9 @@ void page_backups(struct request *r)
 
 	form_validate(filter_fields, FILTER_N, &r->query, &v);
 	if (v.value[F_FROM] && *v.value[F_FROM] && !valid_date(v.value[F_FROM]))
-		filter_error(&v, F_FROM, "From: a date written YYYY-MM-DD, such as 2026-12-01");
+		form_fail(&v, filter_fields, "from", "From: a date written YYYY-MM-DD, such as 2026-12-01");
 	if (v.value[F_TO] && *v.value[F_TO] && !valid_date(v.value[F_TO]))
-		filter_error(&v, F_TO, "To: a date written YYYY-MM-DD, such as 2026-12-31");
+		form_fail(&v, filter_fields, "to", "To: a date written YYYY-MM-DD, such as 2026-12-31");
 	cJSON_AddStringToObject(view, "title", "Backups");
 	cJSON_AddBoolToObject(view, "nav_backups", 1);
 	cJSON_AddItemToObject(view, "filter", form_view(&v, filter_fields));
@@ -502,7 +494,7 @@ void page_backup_verify(struct request *r)
 	}
 	if (form_validate(verify_fields, 1, &r->form, &v) > 0) {
 		char msg[300];
-		snprintf(msg, sizeof msg, "%s", v.error[0] ? v.error[0] : "The form is not valid.");
+		snprintf(msg, sizeof msg, "%s", form_first_error(&v));
 		form_values_free(&v);
 		PQclear(res);
 		respond_error(r, 422, msg);

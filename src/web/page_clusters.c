@@ -217,19 +217,14 @@ static void cluster_save(struct request *r, long long id)
 	/* the one rule for an API server's address, stated on the form too: TLS only (the client
 	 * refuses anything else, as does a kubeconfig import) */
 	const char *url = form_value(&v, cluster_fields, "api_url");
-	if (!v.error[1] && url && strncasecmp(url, "https://", 8) != 0) {
-		v.error[1] = xstrdup("API server URL: must be an https:// URL (an API server is reached over TLS only)");
-		v.errors++;
-	}
-	if (!v.error[3] && !valid_ca(form_value(&v, cluster_fields, "ca_pem"))) {
-		v.error[3] = xstrdup("CA bundle: must be PEM certificates (-----BEGIN CERTIFICATE-----)");
-		v.errors++;
-	}
+	if (url && strncasecmp(url, "https://", 8) != 0)
+		form_fail(&v, cluster_fields, "api_url",
+			  "API server URL: must be an https:// URL (an API server is reached over TLS only)");
+	if (!valid_ca(form_value(&v, cluster_fields, "ca_pem")))
+		form_fail(&v, cluster_fields, "ca_pem", "CA bundle: must be PEM certificates (-----BEGIN CERTIFICATE-----)");
 	const char *typed = form_value(&v, cluster_fields, "token");
-	if (!id && !v.error[2] && !(typed && *typed)) {
-		v.error[2] = xstrdup("Bearer token: required");
-		v.errors++;
-	}
+	if (!id && !(typed && *typed))
+		form_fail(&v, cluster_fields, "token", "Bearer token: required");
 	if (v.errors) {
 		cluster_form_respond(r, 422, form_view(&v, cluster_fields), id);
 		form_values_free(&v);
@@ -247,12 +242,11 @@ static void cluster_save(struct request *r, long long id)
 		token = cluster_stored_token(r, id, &stored_url, &stored_ca);
 		if (token && (strcmp(stored_url, form_value(&v, cluster_fields, "api_url")) != 0 ||
 			      !same_pem(stored_ca, ca ? ca : ""))) {
-			v.error[2] = xstrdup(strcmp(stored_url, form_value(&v, cluster_fields, "api_url")) != 0 ?
+			form_fail(&v, cluster_fields, "token", "%s", strcmp(stored_url, form_value(&v, cluster_fields, "api_url")) != 0 ?
 				"Bearer token: required again when the API server URL changes; the stored token is "
 				"never sent to a new address." :
 				"Bearer token: required again when the CA bundle changes; the stored token is never "
 				"sent to a server verified by another CA.");
-			v.errors++;
 			free(token);
 			token = NULL;
 			cluster_form_respond(r, 422, form_view(&v, cluster_fields), id);
@@ -318,18 +312,12 @@ void page_cluster_import(struct request *r)
 	const char *file = form_value(&v, import_fields, "kubeconfig");
 	const char *text = form_value(&v, import_fields, "kubeconfig_text");
 	const char *yaml = file && *file ? file : text;
-	if (!v.errors && !(yaml && *yaml)) {
-		v.error[0] = xstrdup("Kubeconfig file: choose a file or paste its content");
-		v.errors++;
-	}
+	if (!v.errors && !(yaml && *yaml))
+		form_fail(&v, import_fields, "kubeconfig", "Kubeconfig file: choose a file or paste its content");
 	const char *ctx_name = form_value(&v, import_fields, "context");
 	opt.context = ctx_name && *ctx_name ? ctx_name : NULL;
-	if (!v.errors && kubeconfig_parse(yaml, strlen(yaml), &opt, &conf, context, sizeof context, err, sizeof err) < 0) {
-		char msg[600];
-		snprintf(msg, sizeof msg, "Kubeconfig: %s", err);
-		v.error[1] = xstrdup(msg);
-		v.errors++;
-	}
+	if (!v.errors && kubeconfig_parse(yaml, strlen(yaml), &opt, &conf, context, sizeof context, err, sizeof err) < 0)
+		form_fail(&v, import_fields, "kubeconfig_text", "Kubeconfig: %s", err);
 	if (v.errors) {
 		cJSON *view = form_view(&v, import_fields);
 		cJSON_AddStringToObject(view, "title", "Import a kubeconfig");

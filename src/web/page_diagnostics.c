@@ -4,6 +4,7 @@
 #include "web.h"
 #include "audit.h"
 #include "db.h"
+#include "hex.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,11 +42,6 @@ void page_job_diagnostics(struct request *r)
 	web_job_queue(r, &q);
 }
 
-static int hex_digit(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 void page_job_diagnostics_download(struct request *r)
 {
 	char sid[24], err[512], filename[64];
@@ -67,10 +63,14 @@ void page_job_diagnostics_download(struct request *r)
 	}
 	const char *hex = PQgetvalue(res, 0, 0);
 	size_t n = strlen(hex) >= 2 ? (strlen(hex) - 2) / 2 : 0;
-	char *data = xmalloc(n ? n : 1);
-	for (size_t i = 0; i < n; i++)
-		data[i] = (char)(hex_digit(hex[2 + 2 * i]) * 16 + hex_digit(hex[3 + 2 * i]));
+	uint8_t *data = xmalloc(n ? n : 1);
+	int bad = hex_decode(hex + 2, n, data);
 	PQclear(res);
+	if (bad) {
+		free(data);
+		respond_error(r, 500, "The diagnostics bundle could not be read from the database.");
+		return;
+	}
 	snprintf(filename, sizeof filename, "job-%s-diagnostics.tar.gz", sid);
 	respond_file(r, "application/gzip", filename, data, n);
 	free(data);

@@ -158,9 +158,9 @@ static int hook_form_read(struct request *r, struct form_values *v, long long id
 	char *syntax;
 
 	form_validate(hook_fields, HOOK_N, &r->form, v);
-	if (!v->error[2] && (syntax = hook_syntax_error(form_value(v, hook_fields, "source")))) {
-		v->error[2] = syntax;
-		v->errors++;
+	if (!form_error(v, hook_fields, "source") && (syntax = hook_syntax_error(form_value(v, hook_fields, "source")))) {
+		form_fail(v, hook_fields, "source", "%s", syntax);
+		free(syntax);
 	}
 	if (!v->errors)
 		return 0;
@@ -379,9 +379,7 @@ void page_hook_dry_run(struct request *r)
 		return;
 	form_validate(dry_fields, DRY_N, &r->form, &v);
 	const char *ptext = form_value(&v, dry_fields, "params");
-	const char *why = NULL;
-	for (size_t i = 0; i < DRY_N && !why; i++)
-		why = v.error[i];
+	const char *why = form_first_error(&v);
 	if (!why && ptext && *ptext && !cJSON_IsObject(params = cJSON_Parse(ptext)))
 		why = "Params: must be a JSON object, e.g. {\"old_domain\": \"a.example\"}";
 	if (why) {

@@ -224,7 +224,7 @@ void page_members_role(struct request *r)
 		return;
 	}
 	if (form_validate(role_fields, 1, &r->form, &v) > 0) {
-		respond_error(r, 422, v.error[0] ? v.error[0] : "Role: choose admin, operator or viewer.");
+		respond_error(r, 422, form_first_error(&v));
 		form_values_free(&v);
 		return;
 	}

@@ -105,14 +105,6 @@ static void form_respond(struct request *r, int status, const char *page, cJSON 
 		respond_form_errors(r, page, view);
 }
 
-static void set_error(struct form_values *v, int field, const char *msg)
-{
-	if (v->error[field])
-		return;
-	v->error[field] = xstrdup(msg);
-	v->errors++;
-}
-
 /* Field checks beyond the kinds: distinct clusters of this tenant, a repository of this tenant. */
 static void check_more(struct request *r, struct form_values *v)
 {
@@ -121,12 +113,12 @@ static void check_more(struct request *r, struct form_values *v)
 	if (v->value[M_NAMESPACES]) {
 		cJSON *ns = parse_namespaces(v->value[M_NAMESPACES]);
 		if (!ns)
-			set_error(v, M_NAMESPACES, "Namespaces: one or more namespace names, separated by commas");
+			form_fail(v, migration_fields, "namespaces", "Namespaces: one or more namespace names, separated by commas");
 		cJSON_Delete(ns);
 	}
 	if (v->value[M_SOURCE] && v->value[M_TARGET] && strcmp(v->value[M_SOURCE], v->value[M_TARGET]) == 0)
-		set_error(v, M_TARGET, "Target cluster: must differ from the source cluster");
-	web_hooks_check(r, v->value[M_LIBRARY_HOOKS], v, M_LIBRARY_HOOKS);
+		form_fail(v, migration_fields, "target_cluster_id", "Target cluster: must differ from the source cluster");
+	web_hooks_check(r, v, migration_fields);
 	for (int f = M_SOURCE; f <= M_REPO; f++) {
 		if (!v->value[f])
 			continue;
@@ -134,8 +126,8 @@ static void check_more(struct request *r, struct form_values *v)
 		PGresult *res = db_exec(r->db, f == M_REPO ? "SELECT 1 FROM repositories WHERE id = $1"
 							   : "SELECT 1 FROM clusters WHERE id = $1", 1, params, err, sizeof err);
 		if (!res || PQntuples(res) != 1)
-			set_error(v, f, f == M_REPO ? "Repository: choose one of yours" : f == M_SOURCE ?
-				  "Source cluster: choose one of yours" : "Target cluster: choose one of yours");
+			form_fail(v, migration_fields, migration_fields[f].name, "%s: choose one of yours",
+				  migration_fields[f].label);
 		PQclear(res);
 	}
 }
@@ -312,8 +304,8 @@ void page_migration_create(struct request *r)
 	cJSON_ArrayForEach(c, classes) {
 		size_t n = strlen(c->valuestring);
 		if (n == 0 || n > 253 || strspn(c->valuestring, "abcdefghijklmnopqrstuvwxyz0123456789-.") != n)
-			v.errors++, v.error[MIGRATION_N] = v.error[MIGRATION_N] ? v.error[MIGRATION_N] :
-				xstrdup("Target StorageClass: choose one of the target cluster's classes for every claim");
+			form_fail(&v, migration_fields, NULL,
+				  "Target StorageClass: choose one of the target cluster's classes for every claim");
 	}
 	if (v.errors) {
 		cJSON *view = form_view(&v, migration_fields);

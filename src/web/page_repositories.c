@@ -23,7 +23,6 @@ static const struct form_field repo_fields[] = {
 	{ .name = "save_unverified", .label = "Save even if the test fails", .kind = FORM_BOOL },
 };
 #define REPO_N (sizeof repo_fields / sizeof repo_fields[0])
-enum { F_NAME, F_KIND, F_BUCKET, F_REGION, F_ENDPOINT, F_PREFIX, F_ACCESS, F_SECRET, F_UNVERIFIED };
 
 /* S3 bucket naming rules: 3-63 of [a-z0-9.-], starting and ending with a letter or digit. */
 static int valid_bucket(const char *b)
@@ -45,34 +44,28 @@ static int valid_region(const char *r)
 }
 
 /* A validated field's value, "" when it was left out. */
-static const char *val(const struct form_values *v, int field)
+static const char *val(const struct form_values *v, const char *name)
 {
-	return v->value[field] ? v->value[field] : "";
-}
+	const char *value = form_value(v, repo_fields, name);
 
-static void set_error(struct form_values *v, int field, const char *msg)
-{
-	if (v->error[field])
-		return;
-	v->error[field] = xstrdup(msg);
-	v->errors++;
+	return value ? value : "";
 }
 
 /* Checks across fields that the per-field kinds cannot express. */
 static void repo_validate_more(struct form_values *v, long long id)
 {
-	const char *kind = val(v, F_KIND), *endpoint = val(v, F_ENDPOINT), *prefix = val(v, F_PREFIX);
+	const char *kind = val(v, "kind"), *endpoint = val(v, "endpoint"), *prefix = val(v, "prefix");
 
-	if (v->value[F_BUCKET] && !valid_bucket(v->value[F_BUCKET]))
-		set_error(v, F_BUCKET, "Bucket: 3 to 63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit");
-	if (*val(v, F_REGION) && !valid_region(val(v, F_REGION)))
-		set_error(v, F_REGION, "Region: words of lowercase letters and digits joined by single '-', such as us-east-1");
+	if (*val(v, "bucket") && !valid_bucket(val(v, "bucket")))
+		form_fail(v, repo_fields, "bucket", "Bucket: 3 to 63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit");
+	if (*val(v, "region") && !valid_region(val(v, "region")))
+		form_fail(v, repo_fields, "region", "Region: words of lowercase letters and digits joined by single '-', such as us-east-1");
 	if (strcmp(kind, "s3-compatible") == 0 && !*endpoint)
-		set_error(v, F_ENDPOINT, "Endpoint: required for an S3-compatible store (http://minio.example:9000)");
+		form_fail(v, repo_fields, "endpoint", "Endpoint: required for an S3-compatible store (http://minio.example:9000)");
 	if (prefix[0] == '/' || strstr(prefix, ".."))
-		set_error(v, F_PREFIX, "Prefix: a folder inside the bucket, without a leading '/' or '..'");
-	if (!id && !*val(v, F_SECRET))
-		set_error(v, F_SECRET, "Secret key: required");
+		form_fail(v, repo_fields, "prefix", "Prefix: a folder inside the bucket, without a leading '/' or '..'");
+	if (!id && !*val(v, "secret_key"))
+		form_fail(v, repo_fields, "secret_key", "Secret key: required");
 }
 
 static void repo_form_respond(struct request *r, int status, cJSON *view, long long id)
@@ -176,14 +169,14 @@ static void repo_save(struct request *r, long long id)
 	repo_validate_more(&v, id);
 	if (v.errors) {
 		view = form_view(&v, repo_fields);
-		cJSON_AddBoolToObject(view, "kind_compatible", strcmp(val(&v, F_KIND), "s3") != 0);
+		cJSON_AddBoolToObject(view, "kind_compatible", strcmp(val(&v, "kind"), "s3") != 0);
 		repo_form_respond(r, 422, view, id);
 		form_values_free(&v);
 		return;
 	}
 	snprintf(sid, sizeof sid, "%lld", id);
-	if (*val(&v, F_SECRET)) {
-		if (!(sealed = secret_seal(&r->ctx->keyring, r->session.org_id, "repository.secret_key", val(&v, F_SECRET)))) {
+	if (*val(&v, "secret_key")) {
+		if (!(sealed = secret_seal(&r->ctx->keyring, r->session.org_id, "repository.secret_key", val(&v, "secret_key")))) {
 			respond_db_error(r, "sealing the secret key failed");
 			goto out;
 		}
@@ -195,16 +188,16 @@ static void repo_save(struct request *r, long long id)
 	p = cJSON_CreateObject();
 	cJSON_AddStringToObject(p, "purpose", "repository_save");
 	cJSON_AddNumberToObject(p, "repository_id", (double)id);
-	cJSON_AddStringToObject(p, "name", val(&v, F_NAME));
-	cJSON_AddStringToObject(p, "kind", val(&v, F_KIND));
-	cJSON_AddStringToObject(p, "bucket", val(&v, F_BUCKET));
-	cJSON_AddStringToObject(p, "region", *val(&v, F_REGION) ? val(&v, F_REGION) : "us-east-1");
-	cJSON_AddStringToObject(p, "endpoint", val(&v, F_ENDPOINT));
-	cJSON_AddStringToObject(p, "prefix", val(&v, F_PREFIX));
-	cJSON_AddStringToObject(p, "access_key", val(&v, F_ACCESS));
+	cJSON_AddStringToObject(p, "name", val(&v, "name"));
+	cJSON_AddStringToObject(p, "kind", val(&v, "kind"));
+	cJSON_AddStringToObject(p, "bucket", val(&v, "bucket"));
+	cJSON_AddStringToObject(p, "region", *val(&v, "region") ? val(&v, "region") : "us-east-1");
+	cJSON_AddStringToObject(p, "endpoint", val(&v, "endpoint"));
+	cJSON_AddStringToObject(p, "prefix", val(&v, "prefix"));
+	cJSON_AddStringToObject(p, "access_key", val(&v, "access_key"));
 	cJSON_AddStringToObject(p, "secret_key_enc", sealed);
 	cJSON_AddStringToObject(p, "key_id", r->ctx->keyring.key_id);
-	cJSON_AddBoolToObject(p, "save_unverified", strcmp(val(&v, F_UNVERIFIED), "true") == 0);
+	cJSON_AddBoolToObject(p, "save_unverified", strcmp(val(&v, "save_unverified"), "true") == 0);
 	repo_ask(r, p);
 out:
 	free(sealed);

@@ -68,22 +68,6 @@ static const struct wizard_step restore_steps[] = {
 /* The backups a restore may use: complete, or complete except for some objects. */
 #define RESTORABLE "state IN ('completed', 'partially_failed')"
 
-static void field_fail(struct form_values *v, int i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void field_fail(struct form_values *v, int i, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	if (v->error[i])
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	v->error[i] = xstrdup(msg);
-	v->errors++;
-}
-
 static int row_exists(struct request *r, const char *sql, int n, const char *const *params)
 {
 	char err[256];
@@ -157,12 +141,12 @@ static void step1_check(struct request *r, const struct wizard *w, struct form_v
 
 	(void)w;
 	if (!row_exists(r, "SELECT 1 FROM clusters WHERE id = $1", 1, params))
-		field_fail(v, S1_CLUSTER, "Target cluster: choose one of your clusters");
+		form_fail(v, step1_fields, "target_cluster_id", "Target cluster: choose one of your clusters");
 	if (!(map = parse_map(v->value[S1_NSMAP], "Namespace mapping", 0, err, sizeof err)))
-		field_fail(v, S1_NSMAP, "%s", err);
+		form_fail(v, step1_fields, "namespace_map", "%s", err);
 	cJSON_Delete(map);
 	if (!(map = parse_map(v->value[S1_SCMAP], "StorageClass mapping", 1, err, sizeof err)))
-		field_fail(v, S1_SCMAP, "%s", err);
+		form_fail(v, step1_fields, "storage_class_map", "%s", err);
 	cJSON_Delete(map);
 }
 
@@ -174,7 +158,7 @@ static void step2_check(struct request *r, const struct wizard *w, struct form_v
 	if (strcmp(v->value[0], "0") == 0 ?
 	    !row_exists(r, "SELECT 1 FROM backups WHERE plan_id IS NULL AND " RESTORABLE " LIMIT 1", 0, NULL) :
 	    !row_exists(r, "SELECT 1 FROM backup_plans WHERE id = $1", 1, params))
-		field_fail(v, 0, "Backup plan: choose one of your backup plans");
+		form_fail(v, step2_fields, "backup_plan_id", "Backup plan: choose one of your backup plans");
 }
 
 /* resource[.group]: plural resource names and API group names, lowercase */
@@ -194,7 +178,7 @@ static cJSON *type_list(const char *text, const char *label, struct form_values 
 		if (!n)
 			break;
 		if (!valid_type(p, n) || cJSON_GetArraySize(list) >= 100) {
-			field_fail(v, i, "%s: \"%.*s\" is not a resource type such as configmaps or deployments.apps", label,
+			form_fail(v, step3_fields, step3_fields[i].name, "%s: \"%.*s\" is not a resource type such as configmaps or deployments.apps", label,
 				   (int)(n > 80 ? 80 : n), p);
 			cJSON_Delete(list);
 			return NULL;
@@ -221,7 +205,7 @@ static cJSON *restore_selection(const char *include, const char *exclude, const 
 		goto bad;
 	cJSON_AddItemToObject(sel, "exclude_types", list);
 	if (label_selector_check(selector ? selector : "", &canonical, err, errlen) < 0) {
-		field_fail(v, S3_SELECTOR, "Label selector: %s", err);
+		form_fail(v, step3_fields, "label_selector", "Label selector: %s", err);
 		goto bad;
 	}
 	cJSON_AddStringToObject(sel, "label_selector", canonical);
@@ -241,7 +225,7 @@ static cJSON *restore_selection(const char *include, const char *exclude, const 
 		if (!s1 || !s2 || !valid_type(a, (size_t)(s1 - a)) ||
 		    (s2 > s1 + 1 && !valid_name(s1 + 1, (size_t)(s2 - s1 - 1), 63, 0)) ||
 		    !valid_name(s2 + 1, strlen(s2 + 1), 253, 1) || cJSON_GetArraySize(list) >= 1000) {
-			field_fail(v, S3_OBJECTS, "Only these objects: \"%.80s\" is not type/namespace/name, such as "
+			form_fail(v, step3_fields, "objects", "Only these objects: \"%.80s\" is not type/namespace/name, such as "
 				   "configmaps/shop/settings (cluster-scoped: type//name)", a);
 			free(line);
 			goto bad;
@@ -262,7 +246,7 @@ static void step3_check(struct request *r, const struct wizard *w, struct form_v
 
 	if (!row_exists(r, "SELECT 1 FROM backups WHERE id = $1 AND plan_id IS NOT DISTINCT FROM nullif($2::bigint, 0) AND "
 			RESTORABLE, 2, params))
-		field_fail(v, 0, "Backup: choose a completed backup of the chosen plan");
+		form_fail(v, step3_fields, "backup_id", "Backup: choose a completed backup of the chosen plan");
 	char err[400];
 	cJSON *sel = restore_selection(v->value[S3_INCLUDE], v->value[S3_EXCLUDE], v->value[S3_SELECTOR],
 				       v->value[S3_OBJECTS], v, err, sizeof err);
@@ -455,9 +439,9 @@ static void hooks_step_check(struct request *r, const struct wizard *w, struct f
 	char err[400];
 
 	(void)w;
-	web_hooks_check(r, v->value[S4_LIBRARY], v, 0);
+	web_hooks_check(r, v, step4_fields);
 	if (!(m = resource_modifiers_parse(rules, strlen(rules), err, sizeof err)))
-		field_fail(v, S4_MODIFIERS, "Resource modifiers: %s", err);
+		form_fail(v, step4_fields, "resource_modifiers", "Resource modifiers: %s", err);
 	resource_modifiers_free(m);
 }
 

@@ -257,7 +257,8 @@ cJSON *wizard_view(const struct wizard *w, size_t shown, int with_errors);
 void wizard_free(struct wizard *w);
 
 /* web_hooks.c: the wizards' hook steps (library hooks by name, in order, and an inline script). */
-void web_hooks_check(struct request *r, const char *list, struct form_values *v, size_t field);
+/* Field library_hooks of fields names hooks of the organisation's library, or gets an error. */
+void web_hooks_check(struct request *r, struct form_values *v, const struct form_field *fields);
 /* phase: NULL (the plan's own hook point) or the one phase the hooks run at. */
 char *web_hooks_json(struct request *r, const char *list, const char *script, const char *phase);
 void web_hooks_add_library(struct request *r, cJSON *view);
@@ -266,6 +267,16 @@ void web_hooks_add_library(struct request *r, cJSON *view);
 void page_signup_form(struct request *r);
 void page_signup_post(struct request *r);
 void page_signin_form(struct request *r);
+/* next when it is a path on this site, else "/" (never another site after sign-in). */
+const char *web_safe_next(const char *next);
+/* page_sso.c: single sign-on's settings and sign-in */
+void page_sso_settings(struct request *r);
+void page_sso_save(struct request *r);
+void page_sso_delete(struct request *r);
+void page_sso_start(struct request *r);
+void page_sso_callback(struct request *r);
+void page_sso_finish(struct request *r);
+void sso_request_answered(struct request *r, const struct runner_answer *a);
 void page_signin_post(struct request *r);
 void page_signout_post(struct request *r);
 void page_confirm_form(struct request *r);

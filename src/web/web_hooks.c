@@ -40,17 +40,16 @@ static int library_ids(struct request *r, const char *list, long long *ids, size
 	return rc;
 }
 
-void web_hooks_check(struct request *r, const char *list, struct form_values *v, size_t field)
+void web_hooks_check(struct request *r, struct form_values *v, const struct form_field *fields)
 {
 	long long ids[LIBRARY_HOOKS_MAX];
 	size_t n;
-	char bad[200], msg[300];
+	char bad[200];
 
-	if (v->error[field] || library_ids(r, list, ids, &n, bad, sizeof bad) == 0)
+	if (form_error(v, fields, "library_hooks") ||
+	    library_ids(r, form_value(v, fields, "library_hooks"), ids, &n, bad, sizeof bad) == 0)
 		return;
-	snprintf(msg, sizeof msg, "Library hooks: %s", bad);
-	v->error[field] = xstrdup(msg);
-	v->errors++;
+	form_fail(v, fields, "library_hooks", "Library hooks: %s", bad);
 }
 
 char *web_hooks_json(struct request *r, const char *list, const char *script, const char *phase)

@@ -209,6 +209,8 @@ static const char *pending_words(const char *kind)
 		return "Testing the repository: a runner writes, reads back and deletes a probe object…";
 	if (strcmp(kind, "hook_dry_run") == 0)
 		return "Dry run: a runner runs the hook against the cluster, recording its writes…";
+	if (strcmp(kind, "sso_discovery") == 0)
+		return "Reading the provider: a runner fetches its discovery document and keys…";
 	return "Testing the connection: a runner is reading the cluster…";
 }
 
@@ -243,6 +245,8 @@ void page_runner_request(struct request *r)
 		repository_request_answered(r, &a, purpose);
 	else if (strcmp(purpose, "hook_dry_run") == 0)
 		hook_dry_run_answered(r, &a);
+	else if (strcmp(purpose, "sso_save") == 0)
+		sso_request_answered(r, &a);
 	else {
 		cJSON *view = cJSON_CreateObject();
 		cJSON_AddStringToObject(view, "title", "Answered");

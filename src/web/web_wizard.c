@@ -60,22 +60,8 @@ const char *wizard_value(const struct wizard *w, size_t step, const char *name)
 
 void wizard_error(struct wizard *w, size_t step, const char *name, const char *message)
 {
-	const struct wizard_step *st;
-	struct form_values *v;
-
-	if (step < 1 || step > w->nsteps)
-		return;
-	st = &w->steps[step - 1];
-	v = &w->v[step - 1];
-	for (size_t i = 0; i < st->n; i++) {
-		if (strcmp(st->fields[i].name, name) != 0)
-			continue;
-		if (!v->error[i]) {
-			v->error[i] = xstrdup(message);
-			v->errors++;
-		}
-		return;
-	}
+	if (step >= 1 && step <= w->nsteps)
+		form_fail(&w->v[step - 1], w->steps[step - 1].fields, name, "%s", message);
 }
 
 static void strip_errors(cJSON *view)
