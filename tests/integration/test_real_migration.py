@@ -55,7 +55,7 @@ def test_migration_moves_a_real_database_and_stops_its_source(database, testenv,
     assert job["state"] == "succeeded", job
     assert [p["name"] for p in job["phases"]] == ["pre-check", "stop source", "backup", "restore", "start target"]
     # the backup began once the source's pods had ended: a database still shutting down writes
-    # its files (the copy was torn, and the target's PostgreSQL did not start, before the wait)
+    # its files
     conn = psycopg2.connect(stack.pg_dsn_owner)
     with conn, conn.cursor() as cur:
         cur.execute("SELECT message FROM stowage.job_logs WHERE job_id = %s ORDER BY id", (job["id"],))
