@@ -31,6 +31,7 @@ static const char *const config_known_keys[] = {
 	"smtp_user",		/* optional SMTP AUTH; then STARTTLS is required */
 	"smtp_password",
 	"mail_from",		/* the sender of Stowage's mails */
+	"notification_retry_seconds",	/* a failed notification is tried again after this, then twice as long each time */
 	"cookie_secure",	/* "yes" to mark cookies Secure (behind TLS) */
 	"runner_jobs",		/* jobs one runner executes at once */
 	"request_lanes",	/* threads of one runner answering the web's probes, reads and dry runs */

@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static char db_sqlstate[6];
@@ -109,4 +110,41 @@ void db_rollback(PGconn *conn)
 	PGresult *res = PQexec(conn, "ROLLBACK");
 
 	PQclear(res);
+}
+
+/* The type OIDs of the built-in types (pg_type.h is a server header). */
+enum { DB_BOOL = 16, DB_INT8 = 20, DB_INT2 = 21, DB_INT4 = 23, DB_OID = 26, DB_FLOAT4 = 700, DB_FLOAT8 = 701,
+       DB_NUMERIC = 1700 };
+
+cJSON *db_row_json(const PGresult *res, int i)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	for (int c = 0; c < PQnfields(res); c++) {
+		const char *name = PQfname(res, c), *v = PQgetvalue(res, i, c);
+		if (PQgetisnull(res, i, c)) {
+			cJSON_AddNullToObject(o, name);
+			continue;
+		}
+		switch (PQftype(res, c)) {
+		case DB_BOOL:
+			cJSON_AddBoolToObject(o, name, v[0] == 't');
+			break;
+		case DB_INT8: case DB_INT2: case DB_INT4: case DB_OID: case DB_FLOAT4: case DB_FLOAT8: case DB_NUMERIC:
+			cJSON_AddNumberToObject(o, name, strtod(v, NULL));
+			break;
+		default:
+			cJSON_AddStringToObject(o, name, v);
+		}
+	}
+	return o;
+}
+
+cJSON *db_rows_json(const PGresult *res)
+{
+	cJSON *rows = cJSON_CreateArray();
+
+	for (int i = 0; i < PQntuples(res); i++)
+		cJSON_AddItemToArray(rows, db_row_json(res, i));
+	return rows;
 }

@@ -4,6 +4,7 @@
 #define STOWAGE_DB_H
 
 #include <stddef.h>
+#include <cjson/cJSON.h>
 #include <libpq-fe.h>
 
 PGconn *db_connect(const char *conninfo, const char *application_name, char *err, size_t errlen);
@@ -26,5 +27,12 @@ const char *db_last_sqlstate(void);
 int db_tenant_begin(PGconn *conn, long long org_id, long long user_id, char *err, size_t errlen);
 int db_commit(PGconn *conn, char *err, size_t errlen);
 void db_rollback(PGconn *conn);
+
+/* Row i of res as a JSON object keyed by its columns' names (name them with AS in the query):
+ * SQL NULL is null, boolean true or false, integer and numeric types numbers, anything else a
+ * string. The one way a page turns rows into its view, never by column position. */
+cJSON *db_row_json(const PGresult *res, int i);
+/* Every row of res, as an array of db_row_json objects. */
+cJSON *db_rows_json(const PGresult *res);
 
 #endif

@@ -36,6 +36,7 @@ struct sealed_column {
 static const struct sealed_column sealed_columns[] = {
 	{ "clusters", "token_enc", "cluster.token" },
 	{ "repositories", "secret_key_enc", "repository.secret_key" },
+	{ "notification_settings", "webhook_secret_enc", "notification.webhook_secret" },
 };
 
 static int generate(const char *path)
@@ -67,7 +68,8 @@ static long reseal_column(PGconn *db, const struct sealed_column *col, const str
 	long n = 0;
 
 	/* Table and column names come from the constant table above, never from input. */
-	snprintf(sql, sizeof sql, "SELECT id, org_id, %s, key_id FROM stowage.%s FOR UPDATE", col->column, col->table);
+	snprintf(sql, sizeof sql, "SELECT id, org_id, %s, key_id FROM stowage.%s WHERE %s IS NOT NULL FOR UPDATE",
+		 col->column, col->table, col->column);
 	res = db_exec(db, sql, 0, NULL, err, sizeof err);
 	if (!res) {
 		log_error("%s", err);

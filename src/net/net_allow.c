@@ -311,3 +311,27 @@ int net_allow_check_url(const struct net_allow *allow, const char *url, char *re
 	curl_free(port);
 	return rc;
 }
+
+int net_allow_check_url_offline(const struct net_allow *allow, const char *url, char literal[64], char *err,
+				size_t errlen)
+{
+	struct strbuf unused = STRBUF_INIT;
+	char *host_raw, *port, *host;
+	unsigned char probe[16];
+	int rc = 1;
+
+	literal[0] = '\0';
+	if (net_allow_url_parts(url, &host_raw, &port, err, errlen) < 0) {
+		rc = -1;
+	} else {
+		host = net_allow_unbracket(host_raw);
+		if (inet_pton(AF_INET, host, probe) == 1 || inet_pton(AF_INET6, host, probe) == 1) {
+			snprintf(literal, 64, "%s", host);
+			rc = net_allow_check_addrs(allow, host, port, 1, &unused, err, errlen);
+		}
+	}
+	strbuf_release(&unused);
+	curl_free(host_raw);
+	curl_free(port);
+	return rc;
+}

@@ -45,5 +45,11 @@ const char *net_allow_denied(const struct net_allow *allow, const struct sockadd
  * an IP literal, which needs no pinning). */
 int net_allow_check_url(const struct net_allow *allow, const char *url, char *resolve,
 			size_t resolvelen, char *err, size_t errlen);
+/* The same check without resolving anything, for the web (which makes no outbound connection,
+ * DNS included): 0 when url's host is an IP literal that passes, 1 when it is a host name (left
+ * to net_allow_check_url where the connection is made), -1 with err when it is refused; *literal
+ * receives the address's text (or "") for a further look at the organisation's opt-ins. */
+int net_allow_check_url_offline(const struct net_allow *allow, const char *url, char literal[64], char *err,
+				size_t errlen);
 
 #endif

@@ -8,6 +8,7 @@
  * SIGTERM: finish the current job, then exit; a second SIGTERM exits at once. */
 #include "job.h"
 #include "runner_requests.h"
+#include "notify_deliver.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
@@ -338,6 +339,7 @@ int main(int argc, char **argv)
 	char err[512], default_id[128], host[64];
 	const char *runner_id = NULL;
 	long cluster_limit, org_limit, heartbeat_s, lanes, org_request_limit;
+	struct notify_sender notify = { 0 };
 	int once = 0, c;
 	pthread_t hb_thread;
 	struct listener listen = { 0 };
@@ -360,7 +362,8 @@ int main(int argc, char **argv)
 	    config_get_int(&cfg, "org_concurrency", 4, 1, 1000, &org_limit, err, sizeof err) < 0 ||
 	    config_get_int(&cfg, "heartbeat_seconds", 5, 1, 300, &heartbeat_s, err, sizeof err) < 0 ||
 	    config_get_int(&cfg, "request_lanes", 2, 1, 32, &lanes, err, sizeof err) < 0 ||
-	    config_get_int(&cfg, "org_request_concurrency", 2, 1, 100, &org_request_limit, err, sizeof err) < 0)
+	    config_get_int(&cfg, "org_request_concurrency", 2, 1, 100, &org_request_limit, err, sizeof err) < 0 ||
+	    config_get_int(&cfg, "notification_retry_seconds", 60, 1, 3600, &notify.retry_s, err, sizeof err) < 0)
 		log_fatal("%s: %s", ctx.config_path, err);
 	const char *database_url = config_get(&cfg, "runner_database_url", NULL);
 	const char *key_file = config_get(&cfg, "master_key_file", NULL);
@@ -404,6 +407,16 @@ int main(int argc, char **argv)
 			log_fatal("cannot start a request lane");
 		pthread_detach(t);
 	}
+	/* notifications: a job's end and the reports, mailed and POSTed; the web sends none */
+	notify.ctx = &ctx;
+	notify.database_url = database_url;
+	notify.mail = (struct mail_conf){ config_get(&cfg, "smtp_url", ""), config_get(&cfg, "mail_from", "stowage@localhost"),
+					  config_get(&cfg, "smtp_user", ""), config_get(&cfg, "smtp_password", "") };
+	notify.site_url = config_get(&cfg, "site_url", "");
+	pthread_t notify_thread;
+	if (pthread_create(&notify_thread, NULL, notify_sender_loop, &notify) != 0)
+		log_fatal("cannot start the notification sender");
+	pthread_detach(notify_thread);
 
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, NULL);

@@ -16,6 +16,7 @@
 #include "s3_client.h"
 #include "strbuf.h"
 #include "template.h"
+#include "json.h"
 
 #include <poll.h>
 #include <stdio.h>
@@ -36,12 +37,6 @@ struct answer {
 	char error[700];	/* why the request could not be answered at all */
 };
 
-static const char *str(const cJSON *obj, const char *name)
-{
-	const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, name));
-	return s ? s : "";
-}
-
 static long long num(const cJSON *obj, const char *name)
 {
 	const cJSON *n = cJSON_GetObjectItemCaseSensitive(obj, name);
@@ -54,15 +49,15 @@ static long long num(const cJSON *obj, const char *name)
 static void cluster_probe(const struct runner_request *q, struct answer *a)
 {
 	const cJSON *p = q->params;
-	struct k8s_cluster_conf conf = { .api_url = (char *)str(p, "api_url"), .timeout_ms = REQUEST_TIMEOUT_MS };
+	struct k8s_cluster_conf conf = { .api_url = (char *)json_str(p, "api_url"), .timeout_ms = REQUEST_TIMEOUT_MS };
 	struct k8s_error kerr = { 0 };
 	struct k8s_client *c = NULL;
 	cJSON *list = NULL;
 	char version[64] = "", message[600], err[512];
 	int ok = 0;
 
-	conf.ca_pem = *str(p, "ca_pem") ? (char *)str(p, "ca_pem") : NULL;
-	conf.token = secret_open(&q->ctx->keyring, q->org_id, "cluster.token", str(p, "token_enc"));
+	conf.ca_pem = *json_str(p, "ca_pem") ? (char *)json_str(p, "ca_pem") : NULL;
+	conf.token = secret_open(&q->ctx->keyring, q->org_id, "cluster.token", json_str(p, "token_enc"));
 	if (!conf.token)
 		snprintf(message, sizeof message, "The stored token cannot be decrypted with the current master key.");
 	else if (!(c = k8s_client_new(&conf, q->allow, err, sizeof err)))
@@ -87,16 +82,16 @@ static void cluster_probe(const struct runner_request *q, struct answer *a)
 static void repository_probe(const struct runner_request *q, struct answer *a)
 {
 	const cJSON *p = q->params;
-	const char *kind = str(p, "kind"), *endpoint = str(p, "endpoint"), *region = str(p, "region");
+	const char *kind = json_str(p, "kind"), *endpoint = json_str(p, "endpoint"), *region = json_str(p, "region");
 	struct s3_conf conf = { .endpoint = *endpoint ? (char *)endpoint : NULL,
-				.region = (char *)(*region ? region : "us-east-1"), .bucket = (char *)str(p, "bucket"),
-				.access_key = (char *)str(p, "access_key"), .path_style = strcmp(kind, "s3-compatible") == 0,
+				.region = (char *)(*region ? region : "us-east-1"), .bucket = (char *)json_str(p, "bucket"),
+				.access_key = (char *)json_str(p, "access_key"), .path_style = strcmp(kind, "s3-compatible") == 0,
 				.timeout_ms = REQUEST_TIMEOUT_MS };
 	struct s3_error serr = { 0 };
 	char message[600];
 	int ok = 0;
 
-	conf.secret_key = secret_open(&q->ctx->keyring, q->org_id, "repository.secret_key", str(p, "secret_key_enc"));
+	conf.secret_key = secret_open(&q->ctx->keyring, q->org_id, "repository.secret_key", json_str(p, "secret_key_enc"));
 	if (!conf.secret_key) {
 		snprintf(message, sizeof message, "The stored secret key cannot be decrypted with the current master key.");
 	} else if (s3_probe(&conf, q->allow, &serr) == 0) {
@@ -144,7 +139,7 @@ static struct k8s_client *cluster_for(const struct runner_request *q, struct ope
 	return NULL;
 }
 
-static const char *json_str(const cJSON *obj, const char *a, const char *b)
+static const char *json_path_str(const cJSON *obj, const char *a, const char *b)
 {
 	const cJSON *x = cJSON_GetObjectItemCaseSensitive(obj, a);
 	const char *s = cJSON_GetStringValue(b ? cJSON_GetObjectItemCaseSensitive(x, b) : x);
@@ -169,7 +164,7 @@ static int read_namespaces(struct k8s_client *c, cJSON *data, struct k8s_error *
 	if (k8s_get(c, "/api/v1/namespaces?limit=500", &list, kerr) < 0)
 		return -1;
 	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(list, "items")) {
-		const char *name = json_str(cJSON_GetObjectItemCaseSensitive(item, "metadata"), "name", NULL);
+		const char *name = json_path_str(cJSON_GetObjectItemCaseSensitive(item, "metadata"), "name", NULL);
 		if (*name)
 			cJSON_AddItemToArray(data, cJSON_CreateString(name));
 	}
@@ -192,7 +187,7 @@ static int object_exists(struct k8s_client *c, const char *path, struct k8s_erro
 /* {exists, claims: [{name, storage_class, capacity, requested, phase, volume}]} */
 static int read_claims(struct k8s_client *c, const cJSON *r, cJSON *data, struct k8s_error *kerr)
 {
-	const char *ns = str(r, "namespace"), *sel = str(r, "label_selector");
+	const char *ns = json_str(r, "namespace"), *sel = json_str(r, "label_selector");
 	char *nspath = k8s_resource_path("", "v1", "namespaces", NULL, ns);
 	char *path = k8s_resource_path("", "v1", "persistentvolumeclaims", ns, NULL);
 	struct strbuf url = STRBUF_INIT;
@@ -210,12 +205,12 @@ static int read_claims(struct k8s_client *c, const cJSON *r, cJSON *data, struct
 	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(list, "items")) {
 		cJSON *o = cJSON_CreateObject();
 		const cJSON *spec = cJSON_GetObjectItemCaseSensitive(item, "spec");
-		cJSON_AddStringToObject(o, "name", json_str(item, "metadata", "name"));
-		cJSON_AddStringToObject(o, "storage_class", json_str(item, "spec", "storageClassName"));
-		cJSON_AddStringToObject(o, "capacity", json_str(cJSON_GetObjectItemCaseSensitive(item, "status"), "capacity", "storage"));
-		cJSON_AddStringToObject(o, "requested", json_str(cJSON_GetObjectItemCaseSensitive(spec, "resources"), "requests", "storage"));
-		cJSON_AddStringToObject(o, "phase", json_str(item, "status", "phase"));
-		cJSON_AddStringToObject(o, "volume", json_str(item, "spec", "volumeName"));
+		cJSON_AddStringToObject(o, "name", json_path_str(item, "metadata", "name"));
+		cJSON_AddStringToObject(o, "storage_class", json_path_str(item, "spec", "storageClassName"));
+		cJSON_AddStringToObject(o, "capacity", json_path_str(cJSON_GetObjectItemCaseSensitive(item, "status"), "capacity", "storage"));
+		cJSON_AddStringToObject(o, "requested", json_path_str(cJSON_GetObjectItemCaseSensitive(spec, "resources"), "requests", "storage"));
+		cJSON_AddStringToObject(o, "phase", json_path_str(item, "status", "phase"));
+		cJSON_AddStringToObject(o, "volume", json_path_str(item, "spec", "volumeName"));
 		cJSON_AddItemToArray(claims, o);
 	}
 	cJSON_Delete(list);
@@ -235,11 +230,11 @@ static int read_storage_classes(struct k8s_client *c, cJSON *data, struct k8s_er
 		return -1;
 	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(list, "items")) {
 		const cJSON *meta = cJSON_GetObjectItemCaseSensitive(item, "metadata");
-		const char *name = json_str(meta, "name", NULL);
+		const char *name = json_path_str(meta, "name", NULL);
 		if (!*name)
 			continue;
 		cJSON_AddItemToArray(names, cJSON_CreateString(name));
-		if (strcmp(json_str(meta, "annotations", "storageclass.kubernetes.io/is-default-class"), "true") == 0)
+		if (strcmp(json_path_str(meta, "annotations", "storageclass.kubernetes.io/is-default-class"), "true") == 0)
 			def = name;
 	}
 	cJSON_AddStringToObject(data, "default", def);
@@ -265,12 +260,12 @@ static int read_snapshot_classes(struct k8s_client *c, cJSON *data, struct k8s_e
 			return -1;
 		}
 		cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(list, "items")) {
-			const char *name = json_str(item, "metadata", "name");
-			if (strcmp(json_str(item, "deletionPolicy", NULL), "Retain") == 0 && !*retained)
+			const char *name = json_path_str(item, "metadata", "name");
+			if (strcmp(json_path_str(item, "deletionPolicy", NULL), "Retain") == 0 && !*retained)
 				retained = name;
 			else if (!*other) {
 				other = name;
-				other_policy = json_str(item, "deletionPolicy", NULL);
+				other_policy = json_path_str(item, "deletionPolicy", NULL);
 			}
 		}
 		cJSON_AddStringToObject(data, "served", versions[i]);
@@ -287,7 +282,7 @@ static int read_snapshot_classes(struct k8s_client *c, cJSON *data, struct k8s_e
 /* One read of the bounded set; its result {ok, data} or {ok: false, http_status, error}. */
 static cJSON *cluster_read_one(const struct runner_request *q, struct open_cluster *open, const cJSON *r)
 {
-	const char *read = str(r, "read");
+	const char *read = json_str(r, "read");
 	cJSON *out = cJSON_CreateObject(), *data;
 	struct k8s_error kerr = { 0 };
 	char err[600];
@@ -310,8 +305,8 @@ static cJSON *cluster_read_one(const struct runner_request *q, struct open_clust
 			cJSON_AddStringToObject(data, "version", rc == 0 ? version : "");
 		} else if (strcmp(read, "namespace") == 0 || strcmp(read, "storage_class") == 0) {
 			char *path = strcmp(read, "namespace") == 0 ?
-				k8s_resource_path("", "v1", "namespaces", NULL, str(r, "name")) :
-				k8s_resource_path("storage.k8s.io", "v1", "storageclasses", NULL, str(r, "name"));
+				k8s_resource_path("", "v1", "namespaces", NULL, json_str(r, "name")) :
+				k8s_resource_path("storage.k8s.io", "v1", "storageclasses", NULL, json_str(r, "name"));
 			int exists = object_exists(c, path, &kerr);
 			free(path);
 			rc = exists < 0 ? -1 : 0;
@@ -325,7 +320,7 @@ static cJSON *cluster_read_one(const struct runner_request *q, struct open_clust
 		} else if (strcmp(read, "migration_precheck") == 0) {
 			struct k8s_client *tgt = cluster_for(q, open, num(r, "target_cluster_id"), err, sizeof err);
 			cJSON *conflicts = cJSON_AddArrayToObject(data, "conflicts");
-			if (!tgt || migrate_precheck(c, tgt, str(r, "namespace"),
+			if (!tgt || migrate_precheck(c, tgt, json_str(r, "namespace"),
 						     cJSON_GetObjectItemCaseSensitive(r, "storage_classes"), conflicts,
 						     err, sizeof err) < 0) {
 				cJSON_Delete(data);
@@ -394,17 +389,17 @@ static void hook_dry_run(const struct runner_request *q, struct answer *a)
 		snprintf(a->error, sizeof a->error, "Cluster: %s", err);
 		return;
 	}
-	struct lua_k8s_scope scope = { .client = c, .namespace = str(p, "namespace"), .dry_run = 1 };
+	struct lua_k8s_scope scope = { .client = c, .namespace = json_str(p, "namespace"), .dry_run = 1 };
 	struct lua_k8s *k = lua_k8s_new(&scope);
 	a->result = cJSON_CreateObject();
 	log = cJSON_AddArrayToObject(a->result, "log");
 	job = cJSON_CreateObject();
-	cJSON_AddStringToObject(job, "phase", str(p, "phase"));
+	cJSON_AddStringToObject(job, "phase", json_str(p, "phase"));
 	cJSON_AddStringToObject(job, "target_namespace", scope.namespace);
 	cJSON_AddBoolToObject(job, "dry_run", 1);
-	snprintf(chunk, sizeof chunk, "%.70s.lua", str(p, "name"));
+	snprintf(chunk, sizeof chunk, "%.70s.lua", json_str(p, "name"));
 	hook_process_run(q->ctx->hook_path, k, &scope, &dry_run_limits, job,
-			 cJSON_GetObjectItemCaseSensitive(p, "params"), chunk, str(p, "source"), dry_run_log, log,
+			 cJSON_GetObjectItemCaseSensitive(p, "params"), chunk, json_str(p, "source"), dry_run_log, log,
 			 &res, &recorded);
 	cJSON_AddBoolToObject(a->result, "ok", res.ok);
 	cJSON_AddStringToObject(a->result, "error", res.error);
@@ -419,7 +414,7 @@ static void hook_dry_run(const struct runner_request *q, struct answer *a)
 		char n[32];
 
 		cJSON_AddItemToObject(row, "verb", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(w, "verb"), 1));
-		cJSON_AddStringToObject(row, "kind", json_str(w, "kind", NULL));
+		cJSON_AddStringToObject(row, "kind", json_path_str(w, "kind", NULL));
 		cJSON_AddItemToObject(row, "namespace", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(w, "namespace"), 1));
 		cJSON_AddItemToObject(row, "name", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(w, "name"), 1));
 		if (replicas)
@@ -455,12 +450,6 @@ int runner_org_networks(PGconn *db, long long org_id, const struct net_allow *ba
 	return rc;
 }
 
-static const char *pstr(const cJSON *p, const char *name)
-{
-	const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, name));
-	return v ? v : "";
-}
-
 /* A Test's outcome on the cluster's or repository's row. */
 static int store_status(PGconn *db, const cJSON *p, const cJSON *result, int cluster, char *err, size_t errlen)
 {
@@ -468,7 +457,7 @@ static int store_status(PGconn *db, const cJSON *p, const cJSON *result, int clu
 	int ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "ok"));
 
 	snprintf(sid, sizeof sid, "%lld", num(p, cluster ? "cluster_id" : "repository_id"));
-	const char *params[] = { ok ? "connected" : "error", pstr(result, "message"), sid, pstr(result, "version") };
+	const char *params[] = { ok ? "connected" : "error", json_str(result, "message"), sid, json_str(result, "version") };
 	return cluster ?
 		db_run(db, "UPDATE clusters SET status = $1, status_message = $2, last_checked_at = now(), "
 		       "k8s_version = CASE WHEN $4 = '' THEN k8s_version ELSE $4 END WHERE id = $3", 4, params, err, errlen) :
@@ -482,7 +471,7 @@ static int store_save(PGconn *db, const cJSON *p, cJSON *result, int cluster, ch
 {
 	long long id = num(p, cluster ? "cluster_id" : "repository_id");
 	int ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "ok"));
-	const char *status = ok ? "connected" : "error", *message = pstr(result, "message");
+	const char *status = ok ? "connected" : "error", *message = json_str(result, "message");
 	char sid[24];
 	PGresult *res;
 
@@ -490,9 +479,9 @@ static int store_save(PGconn *db, const cJSON *p, cJSON *result, int cluster, ch
 	if (db_run(db, "SAVEPOINT store", 0, NULL, err, errlen) < 0)
 		return -1;
 	if (cluster) {
-		const char *ca = pstr(p, "ca_pem");
-		const char *params[] = { pstr(p, "name"), pstr(p, "api_url"), *ca ? ca : NULL, pstr(p, "token_enc"),
-					 pstr(p, "key_id"), status, message, pstr(result, "version"), sid };
+		const char *ca = json_str(p, "ca_pem");
+		const char *params[] = { json_str(p, "name"), json_str(p, "api_url"), *ca ? ca : NULL, json_str(p, "token_enc"),
+					 json_str(p, "key_id"), status, message, json_str(result, "version"), sid };
 		res = db_exec(db, id ?
 			"UPDATE clusters SET name = $1, api_url = $2, ca_pem = $3, token_enc = $4, key_id = $5, "
 			"status = $6, status_message = $7, k8s_version = $8, last_checked_at = now(), updated_at = now() "
@@ -501,11 +490,11 @@ static int store_save(PGconn *db, const cJSON *p, cJSON *result, int cluster, ch
 			"k8s_version, last_checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now()) RETURNING id",
 			id ? 9 : 8, params, err, errlen);
 	} else {
-		const char *endpoint = pstr(p, "endpoint");
-		const char *params[] = { pstr(p, "name"), pstr(p, "kind"), pstr(p, "bucket"), pstr(p, "region"),
-					 *endpoint ? endpoint : NULL, pstr(p, "prefix"),
-					 strcmp(pstr(p, "kind"), "s3-compatible") == 0 ? "true" : "false", pstr(p, "access_key"),
-					 pstr(p, "secret_key_enc"), pstr(p, "key_id"), status, message, sid };
+		const char *endpoint = json_str(p, "endpoint");
+		const char *params[] = { json_str(p, "name"), json_str(p, "kind"), json_str(p, "bucket"), json_str(p, "region"),
+					 *endpoint ? endpoint : NULL, json_str(p, "prefix"),
+					 strcmp(json_str(p, "kind"), "s3-compatible") == 0 ? "true" : "false", json_str(p, "access_key"),
+					 json_str(p, "secret_key_enc"), json_str(p, "key_id"), status, message, sid };
 		res = db_exec(db, id ?
 			"UPDATE repositories SET name = $1, kind = $2, bucket = $3, region = $4, endpoint = $5, prefix = $6, "
 			"path_style = $7, access_key = $8, secret_key_enc = $9, key_id = $10, status = $11, status_message = $12, "
@@ -537,10 +526,10 @@ static int store_save(PGconn *db, const cJSON *p, cJSON *result, int cluster, ch
 			return -1;
 	}
 	cJSON *detail = cJSON_CreateObject();
-	cJSON_AddStringToObject(detail, cluster ? "api_url" : "bucket", pstr(p, cluster ? "api_url" : "bucket"));
+	cJSON_AddStringToObject(detail, cluster ? "api_url" : "bucket", json_str(p, cluster ? "api_url" : "bucket"));
 	cJSON_AddStringToObject(detail, "status", status);
 	int rc = audit_record(db, cluster ? (id ? "cluster.update" : "cluster.create") :
-			      (id ? "repository.update" : "repository.create"), pstr(p, "name"), detail, err, errlen);
+			      (id ? "repository.update" : "repository.create"), json_str(p, "name"), detail, err, errlen);
 	cJSON_Delete(detail);
 	if (rc == 0)
 		cJSON_AddBoolToObject(result, "stored", 1);
@@ -551,7 +540,7 @@ static int store_save(PGconn *db, const cJSON *p, cJSON *result, int cluster, ch
  * 1 when done (applied), 0 when nothing was to be done, -1 with err. */
 static int request_apply(PGconn *db, const char *kind, const cJSON *params, cJSON *result, char *err, size_t errlen)
 {
-	const char *purpose = pstr(params, "purpose");
+	const char *purpose = json_str(params, "purpose");
 	int cluster = strcmp(kind, "cluster_probe") == 0;
 
 	if (strncmp(kind, "sso_", 4) == 0)

@@ -11,16 +11,11 @@
 #include "secret_store.h"
 #include "strbuf.h"
 #include "template.h"
+#include "json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char *str(const cJSON *o, const char *name)
-{
-	const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, name));
-	return s ? s : "";
-}
 
 static cJSON *fail(const char *fmt, const char *what)
 {
@@ -54,7 +49,7 @@ static cJSON *fetch_jwks(const struct net_allow *allow, const char *uri, char *e
  * token_endpoint, userinfo_endpoint, jwks_uri, jwks}. */
 cJSON *runner_sso_discovery(const struct runner_request *q)
 {
-	const char *issuer = str(q->params, "issuer");
+	const char *issuer = json_str(q->params, "issuer");
 	static const char *const endpoints[] = { "authorization_endpoint", "token_endpoint", "jwks_uri" };
 	struct strbuf url = STRBUF_INIT;
 	char err[600], why[300];
@@ -74,14 +69,14 @@ cJSON *runner_sso_discovery(const struct runner_request *q)
 		return fail("Discovery: %s", err);
 	}
 	/* OpenID Connect Discovery 4.3: the document's issuer is exactly the one asked */
-	if (strcmp(str(doc, "issuer"), issuer) != 0) {
+	if (strcmp(json_str(doc, "issuer"), issuer) != 0) {
 		snprintf(err, sizeof err, "the document names the issuer \"%.200s\", not \"%.200s\" (they must be identical)",
-			 str(doc, "issuer"), issuer);
+			 json_str(doc, "issuer"), issuer);
 		cJSON_Delete(doc);
 		return fail("Discovery: %s", err);
 	}
 	for (size_t i = 0; i < 3; i++)
-		if (oidc_url_check(str(doc, endpoints[i]), why, sizeof why) < 0) {
+		if (oidc_url_check(json_str(doc, endpoints[i]), why, sizeof why) < 0) {
 			snprintf(err, sizeof err, "its %s %s", endpoints[i], why);
 			cJSON_Delete(doc);
 			return fail("Discovery: %s", err);
@@ -95,7 +90,7 @@ cJSON *runner_sso_discovery(const struct runner_request *q)
 		cJSON_Delete(doc);
 		return fail("Discovery: %s", "the provider does not support PKCE with S256");
 	}
-	if (!(jwks = fetch_jwks(q->allow, str(doc, "jwks_uri"), err, sizeof err))) {
+	if (!(jwks = fetch_jwks(q->allow, json_str(doc, "jwks_uri"), err, sizeof err))) {
 		cJSON_Delete(doc);
 		return fail("Keys: %s", err);
 	}
@@ -103,8 +98,8 @@ cJSON *runner_sso_discovery(const struct runner_request *q)
 	cJSON_AddBoolToObject(r, "ok", 1);
 	cJSON_AddStringToObject(r, "message", "Connected: discovery and keys read");
 	for (size_t i = 0; i < 3; i++)
-		cJSON_AddStringToObject(r, endpoints[i], str(doc, endpoints[i]));
-	const char *userinfo = str(doc, "userinfo_endpoint");
+		cJSON_AddStringToObject(r, endpoints[i], json_str(doc, endpoints[i]));
+	const char *userinfo = json_str(doc, "userinfo_endpoint");
 	cJSON_AddStringToObject(r, "userinfo_endpoint", oidc_url_check(userinfo, why, sizeof why) == 0 ? userinfo : "");
 	cJSON_AddItemToObject(r, "jwks", jwks);
 	cJSON_Delete(doc);
@@ -153,28 +148,28 @@ cJSON *runner_sso_exchange(const struct runner_request *q)
 
 	if (!s)
 		return fail("Sign-in: %s", err);
-	char *secret = secret_open(&q->ctx->keyring, q->org_id, "sso.client_secret", str(s, "client_secret_enc"));
+	char *secret = secret_open(&q->ctx->keyring, q->org_id, "sso.client_secret", json_str(s, "client_secret_enc"));
 	if (!secret) {
 		cJSON_Delete(s);
 		return fail("Sign-in: %s", "the stored client secret cannot be decrypted with the current master key");
 	}
-	char *basic = oidc_basic_auth(str(s, "client_id"), secret);
+	char *basic = oidc_basic_auth(json_str(s, "client_id"), secret);
 	secret_free(secret);
 	form_add(&form, "grant_type", "authorization_code");
-	form_add(&form, "code", str(q->params, "code"));
-	form_add(&form, "redirect_uri", str(q->params, "redirect_uri"));
-	form_add(&form, "code_verifier", str(q->params, "verifier"));
-	tok = oidc_fetch_json(q->allow, str(s, "token_endpoint"), form.buf, basic, &status, err, sizeof err);
+	form_add(&form, "code", json_str(q->params, "code"));
+	form_add(&form, "redirect_uri", json_str(q->params, "redirect_uri"));
+	form_add(&form, "code_verifier", json_str(q->params, "verifier"));
+	tok = oidc_fetch_json(q->allow, json_str(s, "token_endpoint"), form.buf, basic, &status, err, sizeof err);
 	secret_free(basic);
 	strbuf_release(&form);
 	if (!tok) {
 		cJSON_Delete(s);
 		return fail("The provider's token endpoint: %s", err);
 	}
-	const char *id_token = str(tok, "id_token");
+	const char *id_token = json_str(tok, "id_token");
 	if (status != 200 || !*id_token) {
-		snprintf(err, sizeof err, "HTTP %ld, %.100s %.300s", status, *str(tok, "error") ? str(tok, "error") : "no ID token",
-			 str(tok, "error_description"));
+		snprintf(err, sizeof err, "HTTP %ld, %.100s %.300s", status, *json_str(tok, "error") ? json_str(tok, "error") : "no ID token",
+			 json_str(tok, "error_description"));
 		cJSON_Delete(tok);
 		cJSON_Delete(s);
 		return fail("The provider refused the code: %s", err);
@@ -183,18 +178,18 @@ cJSON *runner_sso_exchange(const struct runner_request *q)
 	cJSON_AddBoolToObject(r, "ok", 1);
 	cJSON_AddStringToObject(r, "id_token", id_token);
 	/* a key the cache lacks: the provider rotated its keys, so they are read again */
-	cached = cJSON_Parse(str(s, "jwks"));
+	cached = cJSON_Parse(json_str(s, "jwks"));
 	if (oidc_token_kid(id_token, kid, sizeof kid) == 0 && !oidc_jwks_has_kid(cached, kid)) {
-		cJSON *jwks = fetch_jwks(q->allow, str(s, "jwks_uri"), err, sizeof err);
+		cJSON *jwks = fetch_jwks(q->allow, json_str(s, "jwks_uri"), err, sizeof err);
 		if (jwks)
 			cJSON_AddItemToObject(r, "jwks", jwks);
 	}
 	cJSON_Delete(cached);
-	const char *access = str(tok, "access_token");
-	if (*str(s, "userinfo_endpoint") && *access) {
+	const char *access = json_str(tok, "access_token");
+	if (*json_str(s, "userinfo_endpoint") && *access) {
 		struct strbuf bearer = STRBUF_INIT;
 		strbuf_addf(&bearer, "Bearer %s", access);
-		cJSON *info = oidc_fetch_json(q->allow, str(s, "userinfo_endpoint"), NULL, bearer.buf, &status, err, sizeof err);
+		cJSON *info = oidc_fetch_json(q->allow, json_str(s, "userinfo_endpoint"), NULL, bearer.buf, &status, err, sizeof err);
 		strbuf_release(&bearer);
 		if (info && status == 200)
 			cJSON_AddItemToObject(r, "userinfo", info);
@@ -206,22 +201,17 @@ cJSON *runner_sso_exchange(const struct runner_request *q)
 	return r;
 }
 
-static const char *pstr(const cJSON *p, const char *name)
-{
-	return str(p, name);
-}
-
 /* The settings a discovery read well: inserted or updated (a blank secret keeps the stored one). */
 static int store_settings(PGconn *db, const cJSON *p, const cJSON *result, char *err, size_t errlen)
 {
 	char *map = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(p, "role_map"));
 	char *jwks = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(result, "jwks"));
-	const char *secret = pstr(p, "client_secret_enc"), *def = pstr(p, "default_role");
-	const char *params[] = { pstr(p, "issuer"), pstr(p, "client_id"), *secret ? secret : NULL, pstr(p, "key_id"),
-				 pstr(p, "role_claim"), map ? map : "{}", *def ? def : NULL,
+	const char *secret = json_str(p, "client_secret_enc"), *def = json_str(p, "default_role");
+	const char *params[] = { json_str(p, "issuer"), json_str(p, "client_id"), *secret ? secret : NULL, json_str(p, "key_id"),
+				 json_str(p, "role_claim"), map ? map : "{}", *def ? def : NULL,
 				 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "require_sso")) ? "t" : "f",
-				 pstr(result, "authorization_endpoint"), pstr(result, "token_endpoint"),
-				 pstr(result, "userinfo_endpoint"), pstr(result, "jwks_uri"), jwks ? jwks : "{}" };
+				 json_str(result, "authorization_endpoint"), json_str(result, "token_endpoint"),
+				 json_str(result, "userinfo_endpoint"), json_str(result, "jwks_uri"), jwks ? jwks : "{}" };
 	int rc = db_run(db, "INSERT INTO org_sso (issuer, client_id, client_secret_enc, key_id, role_claim, role_map, "
 			"default_role, require_sso, authorization_endpoint, token_endpoint, userinfo_endpoint, jwks_uri, jwks) "
 			"VALUES ($1, $2, coalesce($3::bytea, (SELECT client_secret_enc FROM org_sso)), $4, $5, $6::jsonb, $7, "
@@ -237,9 +227,9 @@ static int store_settings(PGconn *db, const cJSON *p, const cJSON *result, char 
 	if (rc < 0)
 		return -1;
 	cJSON *detail = cJSON_CreateObject();
-	cJSON_AddStringToObject(detail, "client_id", pstr(p, "client_id"));
+	cJSON_AddStringToObject(detail, "client_id", json_str(p, "client_id"));
 	cJSON_AddBoolToObject(detail, "require_sso", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "require_sso")));
-	rc = audit_record(db, "sso.update", pstr(p, "issuer"), detail, err, errlen);
+	rc = audit_record(db, "sso.update", json_str(p, "issuer"), detail, err, errlen);
 	cJSON_Delete(detail);
 	return rc;
 }

@@ -6,7 +6,8 @@
  * Several schedulers may run at once. A due plan is locked (FOR UPDATE) while one of them queues
  * its job and moves next_run_at past "now", and jobs are unique per (plan, due time): exactly one
  * job per due time however many fire it. After downtime a plan whose due time passed fires once,
- * not once per missed slot. --now replaces the clock (tests); --once does one round. */
+ * not once per missed slot. --now replaces the clock (tests); --once does one round. It also
+ * queues the organisations' daily and weekly protection reports (a runner sends them). */
 #include "audit.h"
 #include "config.h"
 #include "cron.h"
@@ -254,6 +255,25 @@ static void reap_stale_jobs(struct scheduler *s)
 	PQclear(res);
 }
 
+/* Daily and weekly protection reports whose hour has come: queued as deliveries (one per address
+ * and webhook) that a runner sends; the settings row's update makes each one queued once. */
+static void queue_reports(struct scheduler *s, time_t now)
+{
+	char err[512], now_s[32];
+	const char *params[] = { now_s };
+	PGresult *res;
+
+	iso_time(now, now_s, sizeof now_s);
+	res = db_exec(s->db, "SELECT org_id, deliveries FROM scheduler_notification_reports($1)", 1, params, err,
+		      sizeof err);
+	for (int i = 0; res && i < PQntuples(res); i++)
+		log_info("organisation %s: protection report queued (%s deliveries)", PQgetvalue(res, i, 0),
+			 PQgetvalue(res, i, 1));
+	if (!res)
+		log_error("protection reports: %s", err);
+	PQclear(res);
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: stowage-scheduler -c config [--once] [--now EPOCH]\n");
@@ -319,6 +339,7 @@ int main(int argc, char **argv)
 			queue_prunes(&s);
 			queue_verifications(&s, now);
 			reap_stale_jobs(&s);
+			queue_reports(&s, now);
 		} else {
 			log_error("%s", err);
 		}

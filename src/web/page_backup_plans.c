@@ -9,6 +9,7 @@
 #include "cron.h"
 #include "db.h"
 #include "form.h"
+#include "json.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -34,8 +35,9 @@ static const struct form_field step1_fields[] = {
 	{ .name = "cron", .label = "Cron expression", .kind = FORM_TEXT, .max_len = 128 },
 	{ .name = "time_zone", .label = "Time zone", .kind = FORM_TEXT, .max_len = 64 },
 	{ .name = "retention_days", .label = "Retention (days)", .kind = FORM_INT, .required = 1, .min = 1, .max = 3650 },
+	{ .name = "notify_emails", .label = "Mail on failure", .kind = FORM_TEXT, .max_len = 1000 },
 };
-enum { S1_NAME, S1_CLUSTER, S1_REPO, S1_KIND, S1_TIME, S1_WEEKDAY, S1_CRON, S1_TZ, S1_RETENTION };
+enum { S1_NAME, S1_CLUSTER, S1_REPO, S1_KIND, S1_TIME, S1_WEEKDAY, S1_CRON, S1_TZ, S1_RETENTION, S1_NOTIFY };
 
 static const struct form_field step2_fields[] = {
 	{ .name = "namespaces", .label = "Namespaces", .kind = FORM_TEXTAREA, .max_len = 6400 },
@@ -135,6 +137,8 @@ static void step1_check(struct request *r, const struct wizard *w, struct form_v
 		v->value[S1_TZ] = xstrdup("UTC");
 	else if (!cron_valid_time_zone(v->value[S1_TZ]))
 		form_fail(v, step1_fields, "time_zone", "Time zone: not a known IANA time zone (Europe/Paris, UTC)");
+	if (notify_emails_check(v->value[S1_NOTIFY], err, sizeof err) < 0)
+		form_fail(v, step1_fields, "notify_emails", "Mail on failure: %s", err);
 }
 
 /* Kubernetes object names: DNS-1123 subdomains (claims) and labels (namespaces). */
@@ -388,13 +392,6 @@ static int live_namespaces(struct request *r, const struct wizard *w, const char
 	return 1;
 }
 
-static const char *json_str(const cJSON *obj, const char *a, const char *b)
-{
-	const cJSON *x = cJSON_GetObjectItem(obj, a);
-	const char *s = cJSON_GetStringValue(b ? cJSON_GetObjectItem(x, b) : x);
-	return s ? s : "";
-}
-
 /* The method chosen for ns/claim in the lines of step 4, "filesystem" by default. */
 static const char *method_of(const char *lines, const char *ns, const char *claim)
 {
@@ -454,13 +451,13 @@ static int live_claims(struct request *r, struct wizard *w, cJSON *out, struct r
 		}
 		cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(data, "claims")) {
 			cJSON *o = cJSON_CreateObject();
-			const char *name = json_str(item, "name", NULL);
+			const char *name = json_str(item, "name");
 			cJSON_AddStringToObject(o, "namespace", ns);
 			cJSON_AddStringToObject(o, "name", name);
-			cJSON_AddStringToObject(o, "storage_class", json_str(item, "storage_class", NULL));
-			cJSON_AddStringToObject(o, "capacity", json_str(item, "capacity", NULL));
-			cJSON_AddStringToObject(o, "phase", json_str(item, "phase", NULL));
-			cJSON_AddStringToObject(o, "volume", json_str(item, "volume", NULL));
+			cJSON_AddStringToObject(o, "storage_class", json_str(item, "storage_class"));
+			cJSON_AddStringToObject(o, "capacity", json_str(item, "capacity"));
+			cJSON_AddStringToObject(o, "phase", json_str(item, "phase"));
+			cJSON_AddStringToObject(o, "volume", json_str(item, "volume"));
 			cJSON_AddBoolToObject(o, "snapshot", strcmp(method_of(methods, ns, name), "snapshot") == 0);
 			cJSON_AddBoolToObject(o, "snapshot_move", strcmp(method_of(methods, ns, name), "snapshot+move") == 0);
 			cJSON_AddItemToArray(out, o);
@@ -643,8 +640,8 @@ static void add_check(cJSON *checks, int ok, const char *fmt, ...)
  * v1beta1), deletionPolicy Retain. */
 static void check_snapshot_class(const cJSON *data, const char *why, cJSON *checks)
 {
-	const char *served = json_str(data, "served", NULL), *retained = json_str(data, "retained", NULL);
-	const char *other = json_str(data, "other", NULL);
+	const char *served = json_str(data, "served"), *retained = json_str(data, "retained");
+	const char *other = json_str(data, "other");
 
 	if (!data)
 		add_check(checks, 0, "Volume snapshots: cannot list VolumeSnapshotClasses: %s", why);
@@ -655,7 +652,7 @@ static void check_snapshot_class(const cJSON *data, const char *why, cJSON *chec
 		add_check(checks, 1, "Volume snapshots: VolumeSnapshotClass %s (%s, deletionPolicy Retain)", retained, served);
 	else if (*other)
 		add_check(checks, 0, "Volume snapshots: VolumeSnapshotClass %s has deletionPolicy %s; set it to Retain",
-			  other, json_str(data, "other_policy", NULL));
+			  other, json_str(data, "other_policy"));
 	else
 		add_check(checks, 0, "Volume snapshots: no VolumeSnapshotClass is labelled "
 			  "velero.io/csi-volumesnapshot-class=true; label the class of your CSI driver");
@@ -696,7 +693,7 @@ static int plan_checks(struct request *r, const struct wizard *w, cJSON *checks,
 	if (!reachable)
 		add_check(checks, 0, "Cluster: not reachable: %s", err);
 	else
-		add_check(checks, 1, "Cluster: reachable, Kubernetes %s", json_str(data, "version", NULL));
+		add_check(checks, 1, "Cluster: reachable, Kubernetes %s", json_str(data, "version"));
 	res = db_exec(r->db, "SELECT name, status, status_message FROM repositories WHERE id = $1", 1, params, err, sizeof err);
 	if (res && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 1), "connected") == 0)
 		add_check(checks, 1, "Repository %s: connected", PQgetvalue(res, 0, 0));
@@ -786,6 +783,8 @@ static long long plan_save(struct request *r, const struct wizard *w, long long 
 	else if (res)
 		snprintf(err, errlen, "There is no such backup plan.");
 	PQclear(res);
+	if (saved && notify_plan_emails_save(r, "backup_plan_id", saved, wizard_value(w, 1, "notify_emails"), err, errlen) < 0)
+		saved = 0;
 	free(cron);
 	free(methods);
 	free(hooks);
@@ -911,6 +910,11 @@ static int plan_load_input(struct request *r, long long id, struct kv_list *inpu
 			kv_add(input, "weekday", weekday_choices[d], strlen(weekday_choices[d]));
 	}
 	PQclear(res);
+	char emails[1100];
+	if (notify_plan_emails_load(r, "backup_plan_id", id, emails, sizeof emails) < 0)
+		return -1;
+	if (*emails)
+		kv_add(input, "notify_emails", emails, strlen(emails));
 	return 0;
 }
 
@@ -947,9 +951,11 @@ void page_backup_plan_edit_step(struct request *r)
 void page_backup_plans(struct request *r)
 {
 	char err[512], sched[200];
+	cJSON *o;
 	PGresult *res = db_exec(r->db,
-		"SELECT p.id, p.name, c.name, rp.name, array_to_string(p.namespaces, ', '), p.schedule_kind, p.schedule_cron, "
-		"p.time_zone, p.retention_days, coalesce(j.state, ''), coalesce(j.id, 0) "
+		"SELECT p.id, p.name, c.name AS cluster, rp.name AS repository, array_to_string(p.namespaces, ', ') AS namespaces, "
+		"p.schedule_kind, p.schedule_cron, p.time_zone, p.retention_days, coalesce(j.state, '') AS last_job_state, "
+		"coalesce(j.id, 0) AS last_job_id "
 		"FROM backup_plans p JOIN clusters c ON c.id = p.cluster_id JOIN repositories rp ON rp.id = p.repository_id "
 		"LEFT JOIN LATERAL (SELECT id, state FROM jobs WHERE backup_plan_id = p.id ORDER BY queued_at DESC, id DESC LIMIT 1) j ON true "
 		"ORDER BY p.name", 0, NULL, err, sizeof err);
@@ -962,23 +968,12 @@ void page_backup_plans(struct request *r)
 	view = cJSON_CreateObject();
 	cJSON_AddStringToObject(view, "title", "Backup plans");
 	cJSON_AddBoolToObject(view, "nav_backup_plans", 1);
-	list = cJSON_AddArrayToObject(view, "plans");
-	for (int i = 0; i < PQntuples(res); i++) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddNumberToObject(o, "id", atof(PQgetvalue(res, i, 0)));
-		cJSON_AddStringToObject(o, "name", PQgetvalue(res, i, 1));
-		cJSON_AddStringToObject(o, "cluster", PQgetvalue(res, i, 2));
-		cJSON_AddStringToObject(o, "repository", PQgetvalue(res, i, 3));
-		cJSON_AddStringToObject(o, "namespaces", PQgetvalue(res, i, 4));
-		cJSON_AddStringToObject(o, "schedule_kind", PQgetvalue(res, i, 5));
-		cJSON_AddStringToObject(o, "schedule_cron", PQgetvalue(res, i, 6));
-		cJSON_AddStringToObject(o, "time_zone", PQgetvalue(res, i, 7));
-		describe_schedule(PQgetvalue(res, i, 5), PQgetvalue(res, i, 6), PQgetvalue(res, i, 7), sched, sizeof sched);
+	list = db_rows_json(res);
+	cJSON_AddItemToObject(view, "plans", list);
+	cJSON_ArrayForEach(o, list) {
+		describe_schedule(json_str(o, "schedule_kind"), json_str(o, "schedule_cron"), json_str(o, "time_zone"),
+				  sched, sizeof sched);
 		cJSON_AddStringToObject(o, "schedule", sched);
-		cJSON_AddNumberToObject(o, "retention_days", atof(PQgetvalue(res, i, 8)));
-		cJSON_AddStringToObject(o, "last_job_state", PQgetvalue(res, i, 9));
-		cJSON_AddNumberToObject(o, "last_job_id", atof(PQgetvalue(res, i, 10)));
-		cJSON_AddItemToArray(list, o);
 	}
 	PQclear(res);
 	respond_page(r, 200, "backup_plans", view);

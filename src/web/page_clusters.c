@@ -25,16 +25,19 @@ static int valid_ca(const char *pem)
 	return !pem || !*pem || strstr(pem, "-----BEGIN CERTIFICATE-----") != NULL;
 }
 
+static void cluster_refused(struct request *r, const cJSON *p, const char *msg);
+
+/* How the cluster form is shown and a runner's answer to its save or Test (web_connection.c). */
+const struct web_saved cluster_saved = {
+	.what = "cluster", .id_param = "cluster_id", .test_purpose = "cluster_test", .list = "/clusters",
+	.refused = cluster_refused, .page = "cluster_form", .nav = "nav_clusters", .title_new = "Add a cluster",
+	.title_edit = "Edit cluster", .test_noun = "connection test", .test_label = "Test connection",
+	.secret_name = "token", .secret_label = "Bearer token",
+};
+
 static void cluster_form_respond(struct request *r, int status, cJSON *view, long long id)
 {
-	cJSON_AddStringToObject(view, "title", id ? "Edit cluster" : "Add a cluster");
-	cJSON_AddBoolToObject(view, "nav_clusters", 1);
-	if (id)
-		cJSON_AddNumberToObject(view, "id", (double)id);
-	if (status == 200)
-		respond_page(r, 200, "cluster_form", view);
-	else
-		respond_form_errors(r, "cluster_form", view);
+	web_connection_form(r, status, view, id, &cluster_saved);
 }
 
 void page_clusters(struct request *r)
@@ -77,7 +80,7 @@ void page_cluster_new(struct request *r)
 }
 
 /* Asks a runner to test the connection with token_enc (sealed for this organisation) and goes to
- * the page that follows the request; once answered, cluster_request_answered stores the row
+ * the page that follows the request; once answered, web_save_answered shows what the runner stored
  * (when it connected, or save_unverified). The web worker itself never connects. */
 static void cluster_ask(struct request *r, long long id, const char *name, const char *url, const char *token_enc,
 			const char *ca, int save_unverified, const char *page)
@@ -123,7 +126,7 @@ static void cluster_refused(struct request *r, const cJSON *p, const char *msg)
 	}
 	cJSON_AddStringToObject(view, "form_error", msg);
 	if (id)
-		cJSON_AddBoolToObject(view, "token_stored", 1);
+		cJSON_AddBoolToObject(view, "secret_stored", 1);
 	if (page && strcmp(page, "cluster_import") == 0) {
 		cJSON_AddStringToObject(view, "title", "Import a kubeconfig");
 		cJSON_AddBoolToObject(view, "nav_clusters", 1);
@@ -133,32 +136,6 @@ static void cluster_refused(struct request *r, const cJSON *p, const char *msg)
 	cluster_form_respond(r, 422, view, id);
 }
 
-/* The runner stored the save (or a Test's status) with its answer; this page says what happened. */
-void cluster_request_answered(struct request *r, const struct runner_answer *a, const char *purpose)
-{
-	const cJSON *res = a->result;
-	const char *message = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "message"));
-	long long id = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(a->params, "cluster_id"));
-	char loc[64], msg[800];
-
-	if (!message)
-		message = a->error[0] ? a->error : "The runner gave no answer.";
-	if (strcmp(purpose, "cluster_test") == 0) {
-		response_flash(r, message);
-		snprintf(loc, sizeof loc, "/clusters/%lld", id);
-		respond_redirect(r, loc);
-	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "stored"))) {
-		response_flash(r, message);
-		respond_redirect(r, "/clusters");
-	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "name_taken"))) {
-		cluster_refused(r, a->params, "Name: a cluster of that name already exists.");
-	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "gone"))) {
-		respond_error(r, 404, "There is no such cluster.");
-	} else {
-		snprintf(msg, sizeof msg, "Not saved: %s", message);
-		cluster_refused(r, a->params, msg);
-	}
-}
 
 /* 1 when two CA bundles are the same text, whatever the line endings and surrounding blanks (a
  * browser sends a textarea back with CRLF). */
@@ -381,7 +358,7 @@ void page_cluster_edit(struct request *r)
 		cJSON_AddStringToObject(cJSON_AddObjectToObject(fields, names[i]), "value", PQgetvalue(res, 0, i));
 	cJSON_AddStringToObject(view, "status", PQgetvalue(res, 0, 3));
 	cJSON_AddStringToObject(view, "status_message", PQgetvalue(res, 0, 4));
-	cJSON_AddBoolToObject(view, "token_stored", 1);
+	cJSON_AddBoolToObject(view, "secret_stored", 1);
 	PQclear(res);
 	cluster_form_respond(r, 200, view, id);
 }

@@ -19,9 +19,10 @@ static const struct form_field migration_fields[] = {
 	{ .name = "keep_source_running", .label = "Keep the source application running", .kind = FORM_BOOL },
 	{ .name = "library_hooks", .label = "Library hooks", .kind = FORM_TEXT, .max_len = 1024 },
 	{ .name = "hook_script", .label = "Post-migration hook (Lua)", .kind = FORM_TEXTAREA, .max_len = 65536 },
+	{ .name = "notify_emails", .label = "Mail on failure", .kind = FORM_TEXT, .max_len = 1000 },
 };
 #define MIGRATION_N (sizeof migration_fields / sizeof migration_fields[0])
-enum { M_NAME, M_SOURCE, M_TARGET, M_REPO, M_NAMESPACES, M_KEEP, M_LIBRARY_HOOKS, M_HOOK_SCRIPT };
+enum { M_NAME, M_SOURCE, M_TARGET, M_REPO, M_NAMESPACES, M_KEEP, M_LIBRARY_HOOKS, M_HOOK_SCRIPT, M_NOTIFY };
 
 #define CLASS_PREFIX "class:"
 
@@ -92,6 +93,11 @@ static int add_choices(struct request *r, cJSON *view, const struct form_values 
 
 static void form_respond(struct request *r, int status, const char *page, cJSON *view, const struct form_values *v)
 {
+	int step2 = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(view, "step2"));
+	cJSON *steps = cJSON_AddArrayToObject(view, "steps");
+
+	wizard_step_add(steps, "Clusters and namespaces", !step2);
+	wizard_step_add(steps, "Claims and StorageClasses", step2);
 	cJSON_AddStringToObject(view, "title", "New migration");
 	cJSON_AddBoolToObject(view, "nav_migrations", 1);
 	web_hooks_add_library(r, view);
@@ -119,6 +125,9 @@ static void check_more(struct request *r, struct form_values *v)
 	if (v->value[M_SOURCE] && v->value[M_TARGET] && strcmp(v->value[M_SOURCE], v->value[M_TARGET]) == 0)
 		form_fail(v, migration_fields, "target_cluster_id", "Target cluster: must differ from the source cluster");
 	web_hooks_check(r, v, migration_fields);
+	char why[300];
+	if (notify_emails_check(v->value[M_NOTIFY], why, sizeof why) < 0)
+		form_fail(v, migration_fields, "notify_emails", "Mail on failure: %s", why);
 	for (int f = M_SOURCE; f <= M_REPO; f++) {
 		if (!v->value[f])
 			continue;
@@ -336,8 +345,10 @@ void page_migration_create(struct request *r)
 		goto out;
 	}
 	snprintf(loc, sizeof loc, "/migrations/%s", PQgetvalue(res, 0, 0));
+	long long id = atoll(PQgetvalue(res, 0, 0));
 	PQclear(res);
-	if (audit_record(r->db, "migration.create", v.value[M_NAME], classes, err, sizeof err) < 0) {
+	if (notify_plan_emails_save(r, "migration_plan_id", id, v.value[M_NOTIFY], err, sizeof err) < 0 ||
+	    audit_record(r->db, "migration.create", v.value[M_NAME], classes, err, sizeof err) < 0) {
 		respond_db_error(r, err);
 		goto out;
 	}

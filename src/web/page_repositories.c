@@ -4,6 +4,7 @@
 #include "web.h"
 #include "db.h"
 #include "form.h"
+#include "json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,16 +69,19 @@ static void repo_validate_more(struct form_values *v, long long id)
 		form_fail(v, repo_fields, "secret_key", "Secret key: required");
 }
 
+static void repo_refused(struct request *r, const cJSON *p, const char *msg);
+
+/* How the repository form is shown and a runner's answer to its save or Test (web_connection.c). */
+const struct web_saved repository_saved = {
+	.what = "repository", .id_param = "repository_id", .test_purpose = "repository_test", .list = "/repositories",
+	.refused = repo_refused, .page = "repository_form", .nav = "nav_repositories",
+	.title_new = "Add a backup repository", .title_edit = "Edit repository", .test_noun = "access test",
+	.test_label = "Test access", .secret_name = "secret_key", .secret_label = "Secret key",
+};
+
 static void repo_form_respond(struct request *r, int status, cJSON *view, long long id)
 {
-	cJSON_AddStringToObject(view, "title", id ? "Edit repository" : "Add a backup repository");
-	cJSON_AddBoolToObject(view, "nav_repositories", 1);
-	if (id)
-		cJSON_AddNumberToObject(view, "id", (double)id);
-	if (status == 200)
-		respond_page(r, 200, "repository_form", view);
-	else
-		respond_form_errors(r, "repository_form", view);
+	web_connection_form(r, status, view, id, &repository_saved);
 }
 
 void page_repositories(struct request *r)
@@ -137,13 +141,7 @@ static char *repo_stored_secret(struct request *r, const char *sid)
 	return secret;
 }
 
-static const char *pstr(const cJSON *p, const char *name)
-{
-	const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, name));
-	return s ? s : "";
-}
-
-/* Asks a runner to probe the bucket; the page follows the request (repository_request_answered). */
+/* Asks a runner to probe the bucket; the page follows the request (web_save_answered). */
 static void repo_ask(struct request *r, cJSON *p)
 {
 	char err[512], loc[64];
@@ -212,40 +210,14 @@ static void repo_refused(struct request *r, const cJSON *p, const char *msg)
 	cJSON *view = cJSON_CreateObject(), *fields = cJSON_AddObjectToObject(view, "fields");
 
 	for (int i = 0; i < 7; i++)
-		cJSON_AddStringToObject(cJSON_AddObjectToObject(fields, names[i]), "value", pstr(p, names[i]));
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(fields, names[i]), "value", json_str(p, names[i]));
 	cJSON_AddStringToObject(view, "form_error", msg);
-	cJSON_AddBoolToObject(view, "kind_compatible", strcmp(pstr(p, "kind"), "s3") != 0);
+	cJSON_AddBoolToObject(view, "kind_compatible", strcmp(json_str(p, "kind"), "s3") != 0);
 	if (id)
 		cJSON_AddBoolToObject(view, "secret_stored", 1);
 	repo_form_respond(r, 422, view, id);
 }
 
-/* The runner stored the save (or a Test's status) with its answer; this page says what happened. */
-void repository_request_answered(struct request *r, const struct runner_answer *a, const char *purpose)
-{
-	const cJSON *res = a->result;
-	const char *message = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "message"));
-	long long id = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(a->params, "repository_id"));
-	char loc[64], msg[800];
-
-	if (!message)
-		message = a->error[0] ? a->error : "The runner gave no answer.";
-	if (strcmp(purpose, "repository_test") == 0) {
-		response_flash(r, message);
-		snprintf(loc, sizeof loc, "/repositories/%lld", id);
-		respond_redirect(r, loc);
-	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "stored"))) {
-		response_flash(r, message);
-		respond_redirect(r, "/repositories");
-	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "name_taken"))) {
-		repo_refused(r, a->params, "Name: a repository of that name already exists.");
-	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "gone"))) {
-		respond_error(r, 404, "There is no such repository.");
-	} else {
-		snprintf(msg, sizeof msg, "Not saved: %s", message);
-		repo_refused(r, a->params, msg);
-	}
-}
 
 void page_repository_create(struct request *r)
 {

@@ -26,8 +26,9 @@ static const struct form_field step1_fields[] = {
 	{ .name = "reattach_volumes", .label = "Reattach the original volumes", .kind = FORM_BOOL },
 	{ .name = "restore_storage_classes", .label = "Create the backup's StorageClasses", .kind = FORM_BOOL },
 	{ .name = "restore_completed_jobs", .label = "Recreate finished Jobs", .kind = FORM_BOOL },
+	{ .name = "notify_emails", .label = "Mail on failure", .kind = FORM_TEXT, .max_len = 1000 },
 };
-enum { S1_NAME, S1_CLUSTER, S1_NSMAP, S1_SCMAP, S1_POLICY };
+enum { S1_NAME, S1_CLUSTER, S1_NSMAP, S1_SCMAP, S1_POLICY, S1_REATTACH, S1_CLASSES, S1_JOBS, S1_NOTIFY };
 
 static const struct form_field step2_fields[] = {
 	/* 0: the backups no plan owns any more (its plan was deleted) or never did (a migration's) */
@@ -148,6 +149,8 @@ static void step1_check(struct request *r, const struct wizard *w, struct form_v
 	if (!(map = parse_map(v->value[S1_SCMAP], "StorageClass mapping", 1, err, sizeof err)))
 		form_fail(v, step1_fields, "storage_class_map", "%s", err);
 	cJSON_Delete(map);
+	if (notify_emails_check(v->value[S1_NOTIFY], err, sizeof err) < 0)
+		form_fail(v, step1_fields, "notify_emails", "Mail on failure: %s", err);
 }
 
 static void step2_check(struct request *r, const struct wizard *w, struct form_values *v)
@@ -512,6 +515,11 @@ void page_restore_plan_create(struct request *r)
 	}
 	long long id = atoll(PQgetvalue(res, 0, 0));
 	PQclear(res);
+	if (notify_plan_emails_save(r, "restore_plan_id", id, wizard_value(&w, 1, "notify_emails"), err, sizeof err) < 0) {
+		cJSON_Delete(checks);
+		respond_db_error(r, err);
+		goto out;
+	}
 	cJSON *detail = cJSON_CreateObject();
 	cJSON_AddStringToObject(detail, "backup_id", wizard_value(&w, 3, "backup_id"));
 	cJSON_AddItemToObject(detail, "checks", checks);
@@ -536,16 +544,14 @@ void page_restore_plans(struct request *r)
 {
 	char err[512];
 	PGresult *res = db_exec(r->db,
-		"SELECT p.id, p.name, c.name, coalesce(bp.name, ''), coalesce(to_char(b.started_at AT TIME ZONE 'UTC', "
-		"'YYYY-MM-DD HH24:MI'), ''), p.existing_policy, coalesce(j.state, ''), coalesce(j.id, 0), "
-		"p.backup_id IS NOT NULL "
+		"SELECT p.id, p.name, c.name AS target, coalesce(bp.name, '') AS backup_plan, "
+		"coalesce(to_char(b.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '') AS backup_time, p.existing_policy, "
+		"coalesce(j.state, '') AS last_job_state, coalesce(j.id, 0) AS last_job_id, p.backup_id IS NOT NULL AS has_backup "
 		"FROM restore_plans p JOIN clusters c ON c.id = p.target_cluster_id "
 		"LEFT JOIN backup_plans bp ON bp.id = p.backup_plan_id LEFT JOIN backups b ON b.id = p.backup_id "
 		"LEFT JOIN LATERAL (SELECT id, state FROM jobs WHERE restore_plan_id = p.id ORDER BY queued_at DESC, id DESC LIMIT 1) j ON true "
 		"ORDER BY p.name", 0, NULL, err, sizeof err);
-	static const char *const cols[] = { NULL, "name", "target", "backup_plan", "backup_time", "existing_policy",
-					    "last_job_state" };
-	cJSON *view, *list;
+	cJSON *view;
 
 	if (!res) {
 		respond_db_error(r, err);
@@ -554,16 +560,7 @@ void page_restore_plans(struct request *r)
 	view = cJSON_CreateObject();
 	cJSON_AddStringToObject(view, "title", "Restore plans");
 	cJSON_AddBoolToObject(view, "nav_restore_plans", 1);
-	list = cJSON_AddArrayToObject(view, "plans");
-	for (int i = 0; i < PQntuples(res); i++) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddNumberToObject(o, "id", atof(PQgetvalue(res, i, 0)));
-		for (int c = 1; c < 7; c++)
-			cJSON_AddStringToObject(o, cols[c], PQgetvalue(res, i, c));
-		cJSON_AddNumberToObject(o, "last_job_id", atof(PQgetvalue(res, i, 7)));
-		cJSON_AddBoolToObject(o, "has_backup", strcmp(PQgetvalue(res, i, 8), "t") == 0);
-		cJSON_AddItemToArray(list, o);
-	}
+	cJSON_AddItemToObject(view, "plans", db_rows_json(res));
 	PQclear(res);
 	respond_page(r, 200, "restore_plans", view);
 }

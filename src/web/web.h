@@ -6,6 +6,7 @@
 #include "http_parse.h"
 #include "job_queue.h"
 #include "mail.h"
+#include "net_allow.h"
 #include "secret_store.h"
 #include "strbuf.h"
 #include "template.h"
@@ -31,6 +32,9 @@ struct web_context {
 	long rate_per_client;
 	const char *site_url;		/* the links' base, from stowage.conf (never the Host header) */
 	struct http_metrics *metrics;	/* web_metrics_file, shared by the workers; NULL: not counted */
+	/* the deployment's networks, for the checks that need no resolving (a webhook URL's
+	 * address literal); the runner checks again, resolving, when it connects */
+	struct net_allow allowed_networks;
 };
 
 struct session {
@@ -216,8 +220,24 @@ long web_read_status(const struct runner_answer *a, int i);
  * says it waits, and resubmits its form (to resubmit) once the request is answered. */
 void web_request_view(cJSON *view, const struct runner_answer *a, const char *message, const char *resubmit);
 /* The pages that act on an answer (GET /requests/:id). */
-void cluster_request_answered(struct request *r, const struct runner_answer *a, const char *purpose);
-void repository_request_answered(struct request *r, const struct runner_answer *a, const char *purpose);
+/* A save (or Test) of a tenant's connection, stored by the runner with its answer: where it goes. */
+struct web_saved {
+	const char *what;		/* "cluster" */
+	const char *id_param;		/* the request's parameter naming the row: "cluster_id" */
+	const char *test_purpose;	/* "cluster_test" */
+	const char *list;		/* where a stored save goes: "/clusters" */
+	/* the form again with msg and what was typed (never the secret) */
+	void (*refused)(struct request *r, const cJSON *params, const char *msg);
+	const char *page, *nav;			/* its form's template, the menu entry: "cluster_form", "nav_clusters" */
+	const char *title_new, *title_edit;
+	const char *test_noun, *test_label;	/* "connection test", "Test connection" */
+	const char *secret_name, *secret_label;	/* "token", "Bearer token" */
+};
+extern const struct web_saved cluster_saved, repository_saved;
+void web_save_answered(struct request *r, const struct runner_answer *a, const char *purpose,
+		       const struct web_saved *s);
+/* The connection's form (view has fields, form_error, secret_stored) as the page or its errors. */
+void web_connection_form(struct request *r, int status, cJSON *view, long long id, const struct web_saved *s);
 void hook_dry_run_answered(struct request *r, const struct runner_answer *a);
 void page_runner_request(struct request *r);
 void page_runner_request_state(struct request *r);
@@ -251,6 +271,8 @@ size_t wizard_run(struct request *r, struct wizard *w, const struct wizard_step 
 const char *wizard_value(const struct wizard *w, size_t step, const char *name);
 /* Sets an error on field name of step (the first error of a field wins). */
 void wizard_error(struct wizard *w, size_t step, const char *name, const char *message);
+/* One entry of view.steps, the step list templates/wizard_steps.html shows above every wizard. */
+void wizard_step_add(cJSON *steps, const char *title, int current);
 /* The view of step `shown`: its fields (with their errors when with_errors), the other steps'
  * values as "hidden" [{name, value}], "steps" for the progress list, "stepN": true, "prev". */
 cJSON *wizard_view(const struct wizard *w, size_t shown, int with_errors);
@@ -299,6 +321,22 @@ void page_tokens(struct request *r);
 void page_jobs(struct request *r);
 void page_token_create(struct request *r);
 void page_token_revoke(struct request *r);
+/* page_notifications.c: the organisation's defaults and deliveries; a plan's own settings */
+void page_org_notifications(struct request *r);
+void page_org_notifications_save(struct request *r);
+void page_backup_plan_notifications(struct request *r);
+void page_backup_plan_notifications_save(struct request *r);
+void page_restore_plan_notifications(struct request *r);
+void page_restore_plan_notifications_save(struct request *r);
+void page_migration_plan_notifications(struct request *r);
+void page_migration_plan_notifications_save(struct request *r);
+/* The plan wizards' "Mail on failure" field (notify_emails): the plan's own addresses, comma
+ * separated. column is "backup_plan_id", "restore_plan_id" or "migration_plan_id". Saving none
+ * where the plan has no webhook either gives the plan back to the organisation's defaults. */
+int notify_emails_check(const char *text, char *why, size_t whylen);
+int notify_plan_emails_load(struct request *r, const char *column, long long plan_id, char *out, size_t outlen);
+int notify_plan_emails_save(struct request *r, const char *column, long long plan_id, const char *emails,
+			    char *err, size_t errlen);
 void page_schedule_preview(struct request *r);
 void page_migrations(struct request *r);
 void page_migration_new(struct request *r);

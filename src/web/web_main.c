@@ -155,6 +155,9 @@ int main(int argc, char **argv)
 	if (strncmp(site_url, "http://", 7) != 0 && strncmp(site_url, "https://", 8) != 0)
 		log_fatal("%s: site_url must be the console's address, like https://stowage.example.com "
 			  "(mailed links start with it)", config_path);
+	if (net_allow_parse(config_get(&cfg, "allowed_networks", ""), &ctx.allowed_networks, err, sizeof err) < 0 ||
+	    net_allow_opt_in(&ctx.allowed_networks, config_get(&cfg, "allowed_private_networks", ""), err, sizeof err) < 0)
+		log_fatal("%s: allowed_networks or allowed_private_networks: %s", config_path, err);
 	ctx.mail.smtp_url = config_get(&cfg, "smtp_url", NULL);
 	ctx.mail.from = config_get(&cfg, "mail_from", "stowage@localhost");
 	ctx.mail.user = config_get(&cfg, "smtp_user", NULL);

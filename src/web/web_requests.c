@@ -240,9 +240,9 @@ void page_runner_request(struct request *r)
 	if (!purpose)
 		purpose = "";
 	if (strncmp(purpose, "cluster_", 8) == 0)
-		cluster_request_answered(r, &a, purpose);
+		web_save_answered(r, &a, purpose, &cluster_saved);
 	else if (strncmp(purpose, "repository_", 11) == 0)
-		repository_request_answered(r, &a, purpose);
+		web_save_answered(r, &a, purpose, &repository_saved);
 	else if (strcmp(purpose, "hook_dry_run") == 0)
 		hook_dry_run_answered(r, &a);
 	else if (strcmp(purpose, "sso_save") == 0)

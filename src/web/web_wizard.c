@@ -58,6 +58,16 @@ const char *wizard_value(const struct wizard *w, size_t step, const char *name)
 	return form_value(&w->v[step - 1], w->steps[step - 1].fields, name);
 }
 
+void wizard_step_add(cJSON *steps, const char *title, int current)
+{
+	cJSON *st = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(st, "n", (double)(cJSON_GetArraySize(steps) + 1));
+	cJSON_AddStringToObject(st, "title", title);
+	cJSON_AddBoolToObject(st, "current", current);
+	cJSON_AddItemToArray(steps, st);
+}
+
 void wizard_error(struct wizard *w, size_t step, const char *name, const char *message)
 {
 	if (step >= 1 && step <= w->nsteps)
@@ -103,13 +113,8 @@ cJSON *wizard_view(const struct wizard *w, size_t shown, int with_errors)
 		}
 	}
 	steps = cJSON_AddArrayToObject(view, "steps");
-	for (size_t s = 0; s < w->nsteps; s++) {
-		cJSON *st = cJSON_CreateObject();
-		cJSON_AddNumberToObject(st, "n", (double)(s + 1));
-		cJSON_AddStringToObject(st, "title", w->steps[s].title);
-		cJSON_AddBoolToObject(st, "current", s + 1 == shown);
-		cJSON_AddItemToArray(steps, st);
-	}
+	for (size_t s = 0; s < w->nsteps; s++)
+		wizard_step_add(steps, w->steps[s].title, s + 1 == shown);
 	snprintf(key, sizeof key, "step%zu", shown);
 	cJSON_AddBoolToObject(view, key, 1);
 	cJSON_AddNumberToObject(view, "step", (double)shown);

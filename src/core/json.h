@@ -1,0 +1,12 @@
+/* Reading members of a parsed JSON object (cJSON) without a NULL check at every use. */
+#ifndef STOWAGE_JSON_H
+#define STOWAGE_JSON_H
+
+#include <cjson/cJSON.h>
+
+/* The string member name of o, or "" when o has none or it is not a string. */
+const char *json_str(const cJSON *o, const char *name);
+/* The number member name of o, or 0 when o has none or it is not a number. */
+double json_num(const cJSON *o, const char *name);
+
+#endif
