@@ -164,6 +164,10 @@ const char *restore_skip_reason(const char *group, const char *resource, const c
 		return "owned by a Deployment, which recreates it";
 	if (restore_is(group, resource, "batch", "jobs") && restore_owned_by(obj, "CronJob"))
 		return "owned by a CronJob, which recreates it";
+	/* restored before its StatefulSet's controller writes its own, a revision of the same name
+	 * but another owner makes that controller fail ("field is immutable") and start no pod */
+	if (restore_is(group, resource, "apps", "controllerrevisions") && restore_controller_owner(obj))
+		return "owned by its StatefulSet or DaemonSet, which recreates it";
 	if (restore_is(group, resource, "", "endpoints") || restore_is(group, resource, "discovery.k8s.io", "endpointslices"))
 		return "endpoints are recreated by the cluster from their Service";
 	if (restore_is(group, resource, "", "events") || restore_is(group, resource, "events.k8s.io", "events"))

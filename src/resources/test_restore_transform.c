@@ -451,6 +451,8 @@ static void test_skipped_objects(void)
 	CHECK(restore_skip_reason("apps", "replicasets", rs_alone) == NULL);
 	CHECK(restore_skip_reason("batch", "jobs", job_cron) != NULL);
 	CHECK(restore_skip_reason("batch", "jobs", job_alone) == NULL);
+	CHECK(restore_skip_reason("apps", "controllerrevisions", job_cron) != NULL);	/* a controller owns it */
+	CHECK(restore_skip_reason("apps", "controllerrevisions", any) == NULL);
 	CHECK(restore_skip_reason("", "endpoints", any) != NULL);
 	CHECK(restore_skip_reason("discovery.k8s.io", "endpointslices", any) != NULL);
 	CHECK(restore_skip_reason("", "events", any) != NULL);

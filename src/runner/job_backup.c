@@ -322,6 +322,46 @@ static int hooks_run(struct backup_run *r, const char *phase)
 	return rc;
 }
 
+/* Whether the plan asks for hooks at post-backup (only the entries that name it run there). */
+static int has_post_backup_hooks(const struct backup_run *r)
+{
+	const cJSON *h;
+
+	cJSON_ArrayForEach(h, r->plan.hooks) {
+		const cJSON *phase = cJSON_GetObjectItemCaseSensitive(h, "phase");
+
+		if (cJSON_IsString(phase) && strcmp(phase->valuestring, "post-backup") == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* A backup that fails or is cancelled once its pre-backup hooks have begun still runs its
+ * post-backup hooks: they resume what pre-backup quiesced (a database holding its writes would
+ * otherwise wait for its lock's own limit). The job keeps its first error; a failing
+ * post-backup hook is added to it. Returns -1. */
+static int resume_after_failure(struct backup_run *r)
+{
+	char *err = r->err, second[1024] = "";
+	size_t errlen = r->errlen, n;
+	int rc;
+
+	cancel_check(r);	/* a hook that stopped for a cancellation returns its own error */
+	if (!has_post_backup_hooks(r))
+		return -1;
+	job_log(r->job, "warning", "the backup stopped%s%s: its post-backup hooks run all the same, to resume what "
+		"its pre-backup hooks quiesced", r->cancelled ? " (cancelled)" : ": ", r->cancelled ? "" : err);
+	r->err = second;
+	r->errlen = sizeof second;
+	rc = hooks_run(r, "post-backup");
+	r->err = err;
+	r->errlen = errlen;
+	n = strlen(err);
+	if (rc < 0 && n < errlen)
+		snprintf(err + n, errlen - n, "; and at post-backup: %s", second);
+	return -1;
+}
+
 /* ---- discovery ---- */
 
 /* Types whose objects are not worth keeping: events are a log, not state (and the busiest
@@ -1072,13 +1112,13 @@ static int backup_steps(struct backup_run *r)
 	if (backup_open(r) < 0)
 		return -1;
 	if (hooks_run(r, "pre-backup") < 0 || cancel_check(r))
-		return -1;
+		return resume_after_failure(r);
 	if (discover(r) < 0 || cancel_check(r))
-		return -1;
+		return resume_after_failure(r);
 	if (backup_resources(r) < 0 || cancel_check(r))
-		return -1;
+		return resume_after_failure(r);
 	if (backup_volumes(r) < 0 || cancel_check(r))
-		return -1;
+		return resume_after_failure(r);
 	if (hooks_run(r, "post-backup") < 0 || cancel_check(r))
 		return -1;
 	if (backup_upload(r) < 0)

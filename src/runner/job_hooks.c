@@ -282,7 +282,8 @@ int job_run_hooks(struct job *job, const char *phase, const cJSON *hooks, struct
 		}
 		lk = lua_k8s_new(&scope);
 		cJSON_ArrayForEach(entry, hooks) {
-			if (job_cancel_requested(job)) {
+			/* post-backup hooks resume what pre-backup quiesced: a cancelled backup runs them too */
+			if (strcmp(phase, "post-backup") != 0 && job_cancel_requested(job)) {
 				snprintf(err, errlen, "cancelled before hook %d at %s", index + 1, phase);
 				rc = -1;
 				break;

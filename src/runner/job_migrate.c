@@ -5,7 +5,8 @@
  *
  * The pre-check refuses with the full list of conflicts before anything changes. Unless the
  * plan keeps the source running (a crash-consistent copy), its workloads are scaled to zero and
- * its CronJobs suspended first, with the original counts recorded; on any failure after that,
+ * its CronJobs suspended first, with the original counts recorded, and the backup waits until
+ * their pods have ended; on any failure after that,
  * the source is started again at those counts and the job says so. The restore provisions new
  * volumes in the target (its PersistentVolumes are not copied) with the class chosen per claim. */
 #include "job.h"
@@ -17,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* How long the source's pods may take to end once their workloads are scaled to zero. */
+#define STOP_WAIT_MS (300 * 1000L)
 
 struct migration_plan {
 	char name[64];
@@ -127,6 +131,14 @@ static int stop_source(struct migration_run *m)
 			return -1;
 		}
 	}
+	/* scaled to zero is not stopped yet: a database still shutting down writes its files */
+	cJSON_ArrayForEach(ns, m->plan.namespaces) {
+		if (workloads_wait_stopped(m->source, ns->valuestring, STOP_WAIT_MS, m->err, m->errlen) < 0) {
+			phase_end(m, "failed");
+			return -1;
+		}
+	}
+	job_log(m->job, "info", "the source application is stopped: its pods have ended");
 	phase_end(m, "succeeded");
 	return 0;
 }

@@ -1,4 +1,5 @@
 #include "migrate_workloads.h"
+#include "http_retry.h"
 #include "strbuf.h"
 
 #include <stdio.h>
@@ -184,4 +185,71 @@ cJSON *workloads_current(struct k8s_client *k, const char *ns, const cJSON *reco
 		free(path);
 	}
 	return now;
+}
+
+/* Pods that a stopped workload still runs: those a ReplicaSet or a StatefulSet controls. */
+struct pods_ctx {
+	int count;
+	struct strbuf names;
+};
+
+static int collect_pod(cJSON *obj, void *ud)
+{
+	struct pods_ctx *pc = ud;
+	const cJSON *meta, *ref;
+
+	if (!obj) {	/* the listing restarted */
+		pc->count = 0;
+		strbuf_reset(&pc->names);
+		return 0;
+	}
+	meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+	cJSON_ArrayForEach(ref, cJSON_GetObjectItemCaseSensitive(meta, "ownerReferences")) {
+		const cJSON *kind = cJSON_GetObjectItemCaseSensitive(ref, "kind");
+
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ref, "controller")) && cJSON_IsString(kind) &&
+		    (strcmp(kind->valuestring, "ReplicaSet") == 0 || strcmp(kind->valuestring, "StatefulSet") == 0)) {
+			const cJSON *name = cJSON_GetObjectItemCaseSensitive(meta, "name");
+
+			if (pc->count++ < 5)
+				strbuf_addf(&pc->names, "%s%s", pc->names.len ? ", " : "",
+					    cJSON_IsString(name) ? name->valuestring : "?");
+			break;
+		}
+	}
+	return 0;
+}
+
+int workloads_wait_stopped(struct k8s_client *k, const char *ns, long timeout_ms, char *err, size_t errlen)
+{
+	struct k8s_resource_type type = { .version = "v1", .plural = "pods", .namespaced = 1 };
+	struct pods_ctx pc = { 0, STRBUF_INIT };
+	long start = http_retry_now_ms();
+	int rc = -1;
+
+	for (;;) {
+		struct k8s_error kerr = { 0 };
+
+		pc.count = 0;
+		strbuf_reset(&pc.names);
+		if (k8s_list(k, &type, ns, NULL, 500, collect_pod, &pc, &kerr) < 0) {
+			char why[600];
+			k8s_error_describe(&kerr, why, sizeof why);
+			snprintf(err, errlen, "listing the pods of %s: %s", ns, why);
+			break;
+		}
+		if (pc.count == 0) {
+			rc = 0;
+			break;
+		}
+		if (http_retry_now_ms() - start > timeout_ms) {
+			snprintf(err, errlen, "%d pod%s of the stopped workloads in %s still exist%s after %ld s (%s%s): "
+				 "their data would be copied while in use", pc.count, pc.count == 1 ? "" : "s", ns,
+				 pc.count == 1 ? "s" : "", timeout_ms / 1000, pc.names.buf, pc.count > 5 ? ", ..." : "");
+			break;
+		}
+		http_retry_sleep_ms(1000);
+	}
+	strbuf_release(&pc.names);
+	return rc;
 }

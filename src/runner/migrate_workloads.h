@@ -14,6 +14,10 @@
  * original replica count, or the original suspend flag. Returns 0, or -1 with err; what was
  * stopped before a failure is in record, so the caller can start it again. */
 int workloads_stop(struct k8s_client *k, const char *ns, cJSON *record, char *err, size_t errlen);
+/* Waits until no pod of namespace ns is controlled by a ReplicaSet or a StatefulSet any more
+ * (after workloads_stop: the application's processes have ended, so its volumes are no longer
+ * written), for at most timeout_ms. Returns 0, or -1 with err naming the pods left. */
+int workloads_wait_stopped(struct k8s_client *k, const char *ns, long timeout_ms, char *err, size_t errlen);
 /* Puts back every workload of record's namespace ns_from into namespace ns_to of cluster k
  * (same namespace for the source, the mapped one for the target). Returns the number that could
  * not be put back; each failure is described in failures (an array, may be NULL). */

@@ -295,6 +295,51 @@ static const char *pod_stuck(const cJSON *pod)
 	return NULL;
 }
 
+/* Whether the pod's condition type is "True". */
+static int pod_condition_true(const cJSON *pod, const char *type)
+{
+	const cJSON *c;
+
+	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pod, "status"), "conditions"))
+		if (json_str(c, "type", NULL) && strcmp(json_str(c, "type", NULL), type) == 0)
+			return json_str(c, "status", NULL) && strcmp(json_str(c, "status", NULL), "True") == 0;
+	return 0;
+}
+
+/* A pod that is not Ready may sit on a node whose kubelet is gone: its status then never
+ * changes again (the API server keeps the last one the kubelet sent) and a deletion is never
+ * confirmed, so waiting for an end would wait for POD_TIMEOUT. Returns 1 with the node's words
+ * in why when the pod's node says it is not Ready; 0 when it is, or cannot be read (a cluster
+ * that does not let the runner read nodes keeps the time limit alone). */
+static int node_not_ready(struct k8s_client *k, const cJSON *pod, char *why, size_t whylen)
+{
+	const char *node = json_str(pod, "spec", "nodeName");
+	const cJSON *c;
+	struct k8s_error ke;
+	cJSON *obj = NULL;
+	char *path;
+	int rc = 0;
+
+	if (!node || !*node || pod_condition_true(pod, "Ready"))
+		return 0;
+	path = k8s_resource_path("", "v1", "nodes", NULL, node);
+	if (k8s_get(k, path, &obj, &ke) == 0) {
+		cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "status"),
+								     "conditions")) {
+			const char *type = json_str(c, "type", NULL), *status = json_str(c, "status", NULL);
+
+			if (!type || strcmp(type, "Ready") != 0 || (status && strcmp(status, "True") == 0))
+				continue;
+			snprintf(why, whylen, "its node %s is not ready (Ready %s: %s)", node, status ? status : "missing",
+				 json_str(c, "message", NULL) ? json_str(c, "message", NULL) : "no message");
+			rc = 1;
+		}
+	}
+	cJSON_Delete(obj);
+	free(path);
+	return rc;
+}
+
 static int pod_exit_code(const cJSON *pod)
 {
 	const cJSON *cs;
@@ -318,7 +363,7 @@ int mover_pod_follow(struct k8s_client *k, const struct mover_pod_spec *s, long 
 	struct strbuf log_path = STRBUF_INIT;
 	struct follow f = { .on_line = on_line, .ud = ud };
 	long start = http_retry_now_ms(), delay = 250;
-	char phase[32] = "Pending";
+	char phase[32] = "Pending", why[400];
 	int rc = -1;
 
 	*done = NULL;
@@ -360,6 +405,12 @@ int mover_pod_follow(struct k8s_client *k, const struct mover_pod_spec *s, long 
 		stuck = pod_stuck(pod);
 		if (stuck) {
 			snprintf(err, errlen, "data mover pod %s/%s cannot start: %s", s->ns, s->name, stuck);
+			cJSON_Delete(pod);
+			break;
+		}
+		if (node_not_ready(k, pod, why, sizeof why)) {
+			snprintf(err, errlen, "data mover pod %s/%s: %s; nothing of this run is offered for restore%s%s",
+				 s->ns, s->name, why, f.last_error[0] ? "; its last line: " : "", f.last_error);
 			cJSON_Delete(pod);
 			break;
 		}

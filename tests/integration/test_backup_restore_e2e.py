@@ -37,14 +37,15 @@ def fixture_namespace(testenv):
     return ns
 
 
-def backup(tenant, ns, hooks=None):
+def backup(tenant, ns, hooks=None, queue_only=False):
+    """queue_only: return (job id, None) without waiting."""
     plan_id = tenant.sql_one(
         "INSERT INTO stowage.backup_plans (org_id, name, cluster_id, repository_id, namespaces, hooks) "
         "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
         (tenant.org_id, unique("plan-"), tenant.cluster_id, tenant.repository_id, [ns], json.dumps(hooks or [])))[0]
     job_id = tenant.sql_one("INSERT INTO stowage.jobs (org_id, kind, backup_plan_id, cluster_id) "
                             "VALUES (%s, 'backup', %s, %s) RETURNING id", (tenant.org_id, plan_id, tenant.cluster_id))[0]
-    return job_id, tenant.wait_job(job_id)
+    return job_id, None if queue_only else tenant.wait_job(job_id)
 
 
 def restore(tenant, backup_id, cluster_id, namespace_map=None, hooks=None, storage_class_map=None, **options):

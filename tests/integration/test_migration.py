@@ -18,9 +18,9 @@ from test_clusters_repositories import add_cluster, add_repo, cluster_row
 WORKLOADS = ("deployments.apps/wordpress", "statefulsets.apps/mysql")
 
 
-@pytest.fixture
-def setup(admin, testenv):
-    """Both clusters and a repository registered; the fixture app in a fresh namespace."""
+def register(admin, testenv):
+    """Both clusters ("src", "dst") and a repository ("store", a fresh bucket) registered:
+    their ids."""
     s3 = boto3.client("s3", endpoint_url=testenv["S3_ENDPOINT"], region_name=testenv["S3_REGION"],
                       aws_access_key_id=testenv["S3_ACCESS_KEY"], aws_secret_access_key=testenv["S3_SECRET_KEY"])
     bucket = unique("migrate-")
@@ -32,10 +32,17 @@ def setup(admin, testenv):
                        url=testenv["TARGET_API_URL"]).status_code == 303
     assert add_repo(admin, testenv, "store", bucket).status_code == 303
     repo = [x for x in admin.json("/repositories").json()["repositories"] if x["name"] == "store"][0]["id"]
+    return cluster_row(admin, "src")["id"], cluster_row(admin, "dst")["id"], repo
+
+
+@pytest.fixture
+def setup(admin, testenv):
+    """Both clusters and a repository registered; the fixture app in a fresh namespace."""
+    src, dst, repo = register(admin, testenv)
     ns = unique("app")
     subprocess.run([os.path.join(TOP, "scripts", "testenv", "fixture-app"), testenv["SOURCE_KUBECONFIG"], ns,
                     testenv["SOURCE_VOLUME_DIR"]], check=True, capture_output=True, timeout=300)
-    return admin, cluster_row(admin, "src")["id"], cluster_row(admin, "dst")["id"], repo, ns
+    return admin, src, dst, repo, ns
 
 
 def replicas(testenv, cluster, ns):
@@ -68,10 +75,11 @@ def make_plan(client, src, dst, repo, ns, keep_running=False, target_class="stan
     return int(r.headers["Location"].rsplit("/", 1)[1]), claims
 
 
-def provide_target_volumes(testenv, claims, storage_class="standard-nfs"):
+def provide_target_volumes(testenv, claims, storage_class="standard-nfs", node=None):
     """Static PersistentVolumes in the target, each reserved for one migrated claim (claimRef),
-    the way an administrator pre-provisions storage: the test clusters run no dynamic
-    provisioner (it would need a kubelet), so without these the target's claims stay Pending."""
+    the way an administrator pre-provisions storage: the classes fast-ssd and standard-nfs have
+    no provisioner, so without these the target's claims stay Pending. With node, the volumes
+    are that node's (nodeAffinity): a pod using them runs there."""
     docs = []
     for key in claims:
         ns, claim = key.split("/", 1)
@@ -83,6 +91,9 @@ def provide_target_volumes(testenv, claims, storage_class="standard-nfs"):
                               "storageClassName": storage_class, "persistentVolumeReclaimPolicy": "Retain",
                               "hostPath": {"path": path},
                               "claimRef": {"namespace": ns, "name": claim}}})
+        if node:
+            docs[-1]["spec"]["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}
     kubectl(testenv, "target", "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
 
 

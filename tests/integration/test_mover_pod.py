@@ -111,6 +111,54 @@ def mover_pods(testenv, cluster, ns):
                               "app.kubernetes.io/component=data-mover", "-o", "json").stdout)["items"]
 
 
+def start_backup(vols, testenv, ns):
+    """itest_volumes backing up the claim ns/data in the background (a fault test acts meanwhile)."""
+    c = testenv
+    env = dict(os.environ, DATABASE_URL=vols.stack.pg_dsn_app, ORG_ID=str(vols.org_id), JOB_ID=str(vols.new_job("backup")),
+               CLUSTER_ID="1", API_URL=c["SOURCE_API_URL"], CA_FILE=c["SOURCE_CA_FILE"], TOKEN=c["SOURCE_ADMIN_TOKEN"],
+               S3_ENDPOINT=c["S3_ENDPOINT"], S3_REGION=c["S3_REGION"], S3_ACCESS_KEY=c["S3_ACCESS_KEY"],
+               S3_SECRET_KEY=c["S3_SECRET_KEY"], S3_BUCKET=vols.bucket, REPO_ID=str(vols.repo_id),
+               REPO_PREFIX="team-a/", MASTER_KEY_HEX=vols.master_key, MOVER_PATH=MOVER,
+               RUNNER_CONFIG=str(vols.runner_conf))
+    env.pop("AWS_ACCESS_KEY_ID", None)
+    return subprocess.Popen([ITEST, "backup", unique("bk"), ns, json.dumps({f"{ns}/data": "filesystem"})],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_copying(testenv, ns):
+    """The name of ns's mover pod once the mover has started copying (its first progress line)."""
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        pods = [i for i in mover_pods(testenv, "source", ns) if i["kind"] == "Pod"]
+        if pods and pods[0]["status"].get("phase") == "Running":
+            pod = pods[0]["metadata"]["name"]
+            log = kubectl(testenv, "source", "-n", ns, "logs", pod, check=False).stdout
+            if '"phase":"volume"' in log:
+                return pod
+        time.sleep(0.3)
+    pytest.fail("the mover pod never started copying")
+
+
+def big_claim(testenv, ns, parts=6):
+    """ns/data of the real local-path-provisioner, holding parts x 64 MiB of random data."""
+    kubectl(testenv, "source", "create", "namespace", ns)
+    kubectl(testenv, "source", "apply", "-f", "-", stdin=json.dumps({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": ns},
+        "spec": {"storageClassName": "local-path", "accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "1Gi"}}}}))
+    writer = real_pod(testenv, ns, "writer", ["sh", "-c", f"for i in $(seq {parts}); do head -c 67108864 /dev/urandom "
+                                              "> /data/part$i.bin; done; echo written"],
+                      volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+                      mounts=[{"name": "data", "mountPath": "/data"}])
+    run_pod(testenv, "source", writer, phase="Succeeded", timeout=300)
+    kubectl(testenv, "source", "-n", ns, "delete", "pod", "writer")
+
+
+def snapshot_manifests(vols):
+    prefix = f"team-a/data/{vols.repo_id}/data/snapshots/"
+    return sorted(o["Key"] for o in vols.s3.list_objects_v2(Bucket=vols.bucket, Prefix=prefix).get("Contents", []))
+
+
 def test_backup_by_a_mover_pod_and_restore_into_the_other_cluster(vols, testenv, tmp_path):
     ns, target_ns = unique("podmove"), unique("podmoved")
     kubectl(testenv, "source", "create", "namespace", ns)
@@ -191,46 +239,11 @@ def test_a_mover_pod_killed_mid_backup_fails_the_job_in_words_and_the_next_backu
     bounded time naming the claim and the pod, no snapshot of that run exists (a snapshot is
     its manifest, written last), and the next backup of the same claim succeeds."""
     ns = unique("podkill")
-    kubectl(testenv, "source", "create", "namespace", ns)
-    kubectl(testenv, "source", "apply", "-f", "-", stdin=json.dumps({
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": ns},
-        "spec": {"storageClassName": "local-path", "accessModes": ["ReadWriteOnce"],
-                 "resources": {"requests": {"storage": "1Gi"}}}}))
-    writer = real_pod(testenv, ns, "writer", ["sh", "-c", "for i in 1 2 3 4 5 6; do head -c 67108864 /dev/urandom "
-                                              "> /data/part$i.bin; done; echo written"],
-                      volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
-                      mounts=[{"name": "data", "mountPath": "/data"}])
-    run_pod(testenv, "source", writer, phase="Succeeded", timeout=300)
-    kubectl(testenv, "source", "-n", ns, "delete", "pod", "writer")
-    snapshots = f"team-a/data/{vols.repo_id}/data/snapshots/"
-
-    def manifests():
-        return sorted(o["Key"] for o in vols.s3.list_objects_v2(Bucket=vols.bucket, Prefix=snapshots).get("Contents", []))
-
-    before = manifests()
-    job = vols.new_job("backup")
-    c = testenv  # the same environment itest_volumes is given by vols.run
-    env = dict(os.environ, DATABASE_URL=vols.stack.pg_dsn_app, ORG_ID=str(vols.org_id), JOB_ID=str(job),
-               CLUSTER_ID="1", API_URL=c["SOURCE_API_URL"], CA_FILE=c["SOURCE_CA_FILE"], TOKEN=c["SOURCE_ADMIN_TOKEN"],
-               S3_ENDPOINT=c["S3_ENDPOINT"], S3_REGION=c["S3_REGION"], S3_ACCESS_KEY=c["S3_ACCESS_KEY"],
-               S3_SECRET_KEY=c["S3_SECRET_KEY"], S3_BUCKET=vols.bucket, REPO_ID=str(vols.repo_id),
-               REPO_PREFIX="team-a/", MASTER_KEY_HEX=vols.master_key, MOVER_PATH=MOVER,
-               RUNNER_CONFIG=str(vols.runner_conf))
-    env.pop("AWS_ACCESS_KEY_ID", None)
-    p = subprocess.Popen([ITEST, "backup", unique("bk"), ns, json.dumps({f"{ns}/data": "filesystem"})],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    big_claim(testenv, ns)
+    before = snapshot_manifests(vols)
+    p = start_backup(vols, testenv, ns)
     try:
-        # wait until the mover has started copying (its first progress line is in the log)
-        deadline, pod = time.time() + 120, None
-        while time.time() < deadline:
-            pods = [i for i in mover_pods(testenv, "source", ns) if i["kind"] == "Pod"]
-            if pods and pods[0]["status"].get("phase") == "Running":
-                pod = pods[0]["metadata"]["name"]
-                log = kubectl(testenv, "source", "-n", ns, "logs", pod, check=False).stdout
-                if '"phase":"volume"' in log:
-                    break
-            time.sleep(0.3)
-        assert pod, "the mover pod never ran"
+        pod = wait_copying(testenv, ns)
         killed = time.monotonic()
         kubectl(testenv, "source", "-n", ns, "delete", "pod", pod, "--grace-period=0", "--force", "--wait=false")
         out, err = p.communicate(timeout=180)
@@ -241,11 +254,11 @@ def test_a_mover_pod_killed_mid_backup_fails_the_job_in_words_and_the_next_backu
     assert p.returncode == 1, out + err
     assert f"claim {ns}/data: data mover pod {ns}/{pod} was deleted before it ended" in err, err
     assert took < 60, took
-    assert manifests() == before, "a killed backup left a snapshot behind"
+    assert snapshot_manifests(vols) == before, "a killed backup left a snapshot behind"
     assert mover_pods(testenv, "source", ns) == []
     # the next backup of the claim succeeds and is restorable
     res = vols.run("source", vols.new_job("backup"), "backup", unique("bk"), ns, json.dumps({f"{ns}/data": "filesystem"}))
     [volume] = json.loads(res.stdout)
     assert volume["files"] == 6 and volume["bytes"] == 6 * (64 << 20), volume
-    assert len(manifests()) == len(before) + 1
+    assert len(snapshot_manifests(vols)) == len(before) + 1
     kubectl(testenv, "source", "delete", "namespace", ns, "--wait=false")

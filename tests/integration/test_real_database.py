@@ -1,5 +1,5 @@
 """A real database on the real nodes, moved by mover pods: PostgreSQL 15 (the machine's Debian
-packages, packed into an image by scripts/testenv/images/oci-image postgres) runs as a
+packages, packed into an image by scripts/testenv/images/app-image postgres) runs as a
 StatefulSet on the source cluster's real node with a claim of the real local-path-provisioner,
 rows are written through exec, the database is quiesced through the runner's exec client
 (k8s_exec: CHECKPOINT, no writer during the copy), its claim is backed up by a mover pod
@@ -28,7 +28,7 @@ from test_real_node import needs_real_nodes, k8s_exec  # noqa: F401 (autouse fix
 from test_volumes import pv_dir, walk
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OCI_IMAGE = os.path.join(REPO, "scripts", "testenv", "images", "oci-image")
+APP_IMAGE = os.path.join(REPO, "scripts", "testenv", "images", "app-image")
 PG_IMAGE = "stowage.test/postgres:15"
 START = ("set -e; export PGDATA=/var/lib/postgresql/data/pgdata; "
          "[ -s $PGDATA/PG_VERSION ] || initdb --locale=C -E UTF8 -A trust -U postgres >/dev/null; "
@@ -40,7 +40,7 @@ def pg_image(testenv, tmp_path_factory):
     if "SOURCE_REAL_NODE" not in testenv:
         pytest.skip("the test environment has no real nodes")
     tar = str(tmp_path_factory.mktemp("pgimage") / "postgres.tar")
-    subprocess.run([OCI_IMAGE, "postgres", tar, PG_IMAGE], check=True)
+    subprocess.run([APP_IMAGE, "postgres", tar, PG_IMAGE], check=True)
     for c in ("SOURCE", "TARGET"):
         subprocess.run([testenv["CTR"], "--address", testenv[c + "_CONTAINERD_SOCKET"], "--namespace", "k8s.io",
                         "images", "import", tar], check=True, capture_output=True)

@@ -222,7 +222,7 @@ def wait_for(what, fn, timeout=60):
         time.sleep(0.5)
 
 
-OWNED_SKIPS = {"pods", "replicasets.apps", "endpoints"}
+OWNED_SKIPS = {"pods", "replicasets.apps", "endpoints", "controllerrevisions.apps"}
 
 
 def test_restore_into_target_maps_namespace_and_storage_class(restorer, testenv, shop, shop_backup):

@@ -252,29 +252,6 @@ static void test_reference_rewrite_ingress_host(void)
 	free(cmp);
 }
 
-static void test_reference_mysql_quiesce(void)
-{
-	char state[512], *text;
-
-	/* kwok runs exec'd commands as local processes in exec_dir: the stand-in for mysql writes
-	 * the server's would-be state into a file there. */
-	snprintf(state, sizeof state, "%s/mysql-0.read_only", exec_dir);
-	unlink(state);
-	CHECK_INTEQ(run_file("mysql-quiesce.lua", "{\"quiesce\": [\"sh\", \"-c\", \"echo ON > mysql-0.read_only\"], "
-			     "\"resume\": [\"sh\", \"-c\", \"echo OFF > mysql-0.read_only\"]}", "pre-backup"), 0);
-	text = slurp(state);
-	CHECK_STREQ(text, "ON\n");
-	free(text);
-	CHECK_INTEQ(run_file("mysql-quiesce.lua", "{\"quiesce\": [\"sh\", \"-c\", \"echo ON > mysql-0.read_only\"], "
-			     "\"resume\": [\"sh\", \"-c\", \"echo OFF > mysql-0.read_only\"]}", "post-backup"), 0);
-	text = slurp(state);
-	CHECK_STREQ(text, "OFF\n");
-	free(text);
-	/* A failing quiesce fails the hook. */
-	CHECK_INTEQ(run_file("mysql-quiesce.lua", "{\"quiesce\": [\"sh\", \"-c\", \"echo locked >&2; exit 1\"]}",
-			     "pre-backup"), -1);
-}
-
 /* What a hook process whose sandbox was broken could send the runner: calls built by hand.
  * lua_k8s_serve checks each against the cluster's discovery and the scope on its own. */
 static int serve(const char *json, struct k8s_error *err, cJSON **reply)
@@ -350,7 +327,6 @@ int main(void)
 	RUN(test_exec);
 	RUN(test_reference_scale_down_up);
 	RUN(test_reference_rewrite_ingress_host);
-	RUN(test_reference_mysql_quiesce);
 	RUN(test_runner_refuses_crafted_calls);
 	k8s_client_free(client);
 	free(conf.ca_pem);
