@@ -1,12 +1,14 @@
 """Single sign-on against a real OpenID provider on loopback: the example server of
 github.com/zitadel/oidc (an OpenID Certified provider library) built from the Go module proxy by
-scripts/testenv/build-oidc-provider, with its login form, a users file and its two web clients
-("web" and "api", secret "secret"). An admin configures the organisation's provider on the
+scripts/testenv/build-oidc-provider (our main on its example packages, listening on 127.0.0.1
+only: asserted), with its login form, a users file and its two web clients ("web" and "api",
+secret "secret"). An admin configures the organisation's provider on the
 console page in Chromium; a member signs in through the provider's login form and lands signed in
 with the role the claim maps to. Password sign-in is refused once SSO is required; a token the
 provider issued to another organisation's client does not sign into this one; a replayed state,
 a code of another client and a callback from another browser are refused."""
 import html
+import ipaddress
 import json
 import os
 import re
@@ -69,6 +71,17 @@ def provider(stack):
     proc.terminate()
     proc.wait(timeout=10)
     log.close()
+
+
+def test_provider_listens_on_loopback_only(provider):
+    port = urlparse(provider).port
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    addresses = subprocess.run(["hostname", "-I"], check=True, capture_output=True, text=True).stdout.split()
+    other = next((a for a in addresses if not ipaddress.ip_address(a).is_loopback), None)
+    if other is None:
+        pytest.skip("the machine has no address but loopback (hostname -I)")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((other, port), timeout=5).close()
 
 
 def owner_sql(stack, sql, args=()):
