@@ -3,6 +3,7 @@
 #include "audit.h"
 #include "db.h"
 #include "form.h"
+#include "json.h"
 #include "log.h"
 #include "token.h"
 
@@ -28,50 +29,35 @@ static int add_members(struct request *r, cJSON *view)
 {
 	char err[512];
 	PGresult *res = db_exec(r->db,
-		"SELECT u.id, u.email, u.display_name, m.role, to_char(m.created_at, 'YYYY-MM-DD') "
+		"SELECT u.id, u.email, u.display_name, m.role, to_char(m.created_at, 'YYYY-MM-DD') AS since "
 		"FROM memberships m JOIN users u ON u.id = m.user_id ORDER BY lower(u.email)",
 		0, NULL, err, sizeof err);
-	cJSON *list;
+	cJSON *list, *m;
 
 	if (!res) {
 		respond_db_error(r, err);
 		return -1;
 	}
-	list = cJSON_AddArrayToObject(view, "members");
-	for (int i = 0; i < PQntuples(res); i++) {
-		cJSON *m = cJSON_CreateObject();
-		long long id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		cJSON_AddNumberToObject(m, "id", (double)id);
-		cJSON_AddStringToObject(m, "email", PQgetvalue(res, i, 1));
-		cJSON_AddStringToObject(m, "display_name", PQgetvalue(res, i, 2));
-		cJSON_AddStringToObject(m, "role", PQgetvalue(res, i, 3));
-		cJSON_AddStringToObject(m, "since", PQgetvalue(res, i, 4));
-		cJSON_AddBoolToObject(m, "is_me", id == r->session.user_id);
+	list = db_rows_json(res);
+	PQclear(res);
+	cJSON_AddItemToObject(view, "members", list);
+	cJSON_ArrayForEach(m, list) {
+		cJSON_AddBoolToObject(m, "is_me", (long long)json_num(m, "id") == r->session.user_id);
 		cJSON *roles = cJSON_AddArrayToObject(m, "roles");
 		for (int k = 0; role_choices[k]; k++) {
 			cJSON *opt = cJSON_CreateObject();
 			cJSON_AddStringToObject(opt, "name", role_choices[k]);
-			cJSON_AddBoolToObject(opt, "selected", strcmp(role_choices[k], PQgetvalue(res, i, 3)) == 0);
+			cJSON_AddBoolToObject(opt, "selected", strcmp(role_choices[k], json_str(m, "role")) == 0);
 			cJSON_AddItemToArray(roles, opt);
 		}
-		cJSON_AddItemToArray(list, m);
 	}
-	PQclear(res);
-	res = db_exec(r->db, "SELECT email, display_name, role, to_char(created_at, 'YYYY-MM-DD') FROM invitations "
+	res = db_exec(r->db, "SELECT email, display_name, role, to_char(created_at, 'YYYY-MM-DD') AS since FROM invitations "
 		      "WHERE expires_at > now() ORDER BY lower(email)", 0, NULL, err, sizeof err);
 	if (!res) {
 		respond_db_error(r, err);
 		return -1;
 	}
-	list = cJSON_AddArrayToObject(view, "invitations");
-	for (int i = 0; i < PQntuples(res); i++) {
-		cJSON *inv = cJSON_CreateObject();
-		cJSON_AddStringToObject(inv, "email", PQgetvalue(res, i, 0));
-		cJSON_AddStringToObject(inv, "display_name", PQgetvalue(res, i, 1));
-		cJSON_AddStringToObject(inv, "role", PQgetvalue(res, i, 2));
-		cJSON_AddStringToObject(inv, "since", PQgetvalue(res, i, 3));
-		cJSON_AddItemToArray(list, inv);
-	}
+	cJSON_AddItemToObject(view, "invitations", db_rows_json(res));
 	cJSON_AddBoolToObject(view, "has_invitations", PQntuples(res) > 0);
 	PQclear(res);
 	return 0;

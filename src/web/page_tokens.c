@@ -4,6 +4,7 @@
 #include "audit.h"
 #include "db.h"
 #include "form.h"
+#include "json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,11 +18,6 @@ static const struct form_field token_fields[] = {
 	{ .name = "expires_in_days", .label = "Expires in (days)", .kind = FORM_INT, .min = 1, .max = 3650 },
 };
 #define TOKEN_N (sizeof token_fields / sizeof token_fields[0])
-
-static const char *value(PGresult *res, int row, const char *column)
-{
-	return PQgetvalue(res, row, PQfnumber(res, column));
-}
 
 /* The tokens list, added to view; 0 or -1 after answering with the error. */
 static int add_tokens(struct request *r, cJSON *view)
@@ -37,27 +33,16 @@ static int add_tokens(struct request *r, cJSON *view)
 		"FROM api_tokens t LEFT JOIN users u ON u.id = t.created_by "
 		"ORDER BY t.revoked_at IS NOT NULL, t.created_at DESC, t.id DESC",
 		0, NULL, err, sizeof err);
-	cJSON *list;
+	cJSON *list, *t;
 
 	if (!res) {
 		respond_db_error(r, err);
 		return -1;
 	}
-	list = cJSON_AddArrayToObject(view, "tokens");
-	for (int i = 0; i < PQntuples(res); i++) {
-		cJSON *t = cJSON_CreateObject();
-		cJSON_AddNumberToObject(t, "id", (double)strtoll(value(res, i, "id"), NULL, 10));
-		cJSON_AddStringToObject(t, "name", value(res, i, "name"));
-		cJSON_AddStringToObject(t, "role", value(res, i, "role"));
-		cJSON_AddStringToObject(t, "prefix", value(res, i, "prefix"));
-		cJSON_AddStringToObject(t, "created_by", value(res, i, "created_by"));
-		cJSON_AddStringToObject(t, "created", value(res, i, "created"));
-		cJSON_AddStringToObject(t, "expires", value(res, i, "expires"));
-		cJSON_AddStringToObject(t, "last_used", value(res, i, "last_used"));
-		cJSON_AddStringToObject(t, "state", value(res, i, "state"));
-		cJSON_AddBoolToObject(t, "active", strcmp(value(res, i, "state"), "active") == 0);
-		cJSON_AddItemToArray(list, t);
-	}
+	list = db_rows_json(res);
+	cJSON_AddItemToObject(view, "tokens", list);
+	cJSON_ArrayForEach(t, list)
+		cJSON_AddBoolToObject(t, "active", strcmp(json_str(t, "state"), "active") == 0);
 	PQclear(res);
 	return 0;
 }
