@@ -44,10 +44,10 @@ void page_clusters(struct request *r)
 {
 	char err[512];
 	PGresult *res = db_exec(r->db,
-		"SELECT id, name, api_url, k8s_version, status, status_message, "
-		"coalesce(to_char(last_checked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '') "
+		"SELECT id, name, api_url, k8s_version, status, status = 'connected' AS connected, status_message, "
+		"coalesce(to_char(last_checked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '') AS last_checked "
 		"FROM clusters ORDER BY name", 0, NULL, err, sizeof err);
-	cJSON *view, *list;
+	cJSON *view;
 
 	if (!res) {
 		respond_db_error(r, err);
@@ -56,20 +56,7 @@ void page_clusters(struct request *r)
 	view = cJSON_CreateObject();
 	cJSON_AddStringToObject(view, "title", "Clusters");
 	cJSON_AddBoolToObject(view, "nav_clusters", 1);
-	list = cJSON_AddArrayToObject(view, "clusters");
-	for (int i = 0; i < PQntuples(res); i++) {
-		cJSON *c = cJSON_CreateObject();
-		const char *status = PQgetvalue(res, i, 4);
-		cJSON_AddNumberToObject(c, "id", strtod(PQgetvalue(res, i, 0), NULL));
-		cJSON_AddStringToObject(c, "name", PQgetvalue(res, i, 1));
-		cJSON_AddStringToObject(c, "api_url", PQgetvalue(res, i, 2));
-		cJSON_AddStringToObject(c, "k8s_version", PQgetvalue(res, i, 3));
-		cJSON_AddStringToObject(c, "status", status);
-		cJSON_AddBoolToObject(c, "connected", strcmp(status, "connected") == 0);
-		cJSON_AddStringToObject(c, "status_message", PQgetvalue(res, i, 5));
-		cJSON_AddStringToObject(c, "last_checked", PQgetvalue(res, i, 6));
-		cJSON_AddItemToArray(list, c);
-	}
+	cJSON_AddItemToObject(view, "clusters", db_rows_json(res));
 	PQclear(res);
 	respond_page(r, 200, "clusters", view);
 }

@@ -88,12 +88,11 @@ void page_repositories(struct request *r)
 {
 	char err[512];
 	PGresult *res = db_exec(r->db,
-		"SELECT id, name, kind, bucket, region, coalesce(endpoint, ''), prefix, status, status_message, "
-		"coalesce(to_char(last_checked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '') "
+		"SELECT id, name, kind, bucket, region, coalesce(endpoint, '') AS endpoint, prefix, status, status_message, "
+		"coalesce(to_char(last_checked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '') AS last_checked, "
+		"status = 'connected' AS connected "
 		"FROM repositories ORDER BY name", 0, NULL, err, sizeof err);
-	cJSON *view, *list;
-	static const char *const cols[] = { NULL, "name", "kind", "bucket", "region", "endpoint", "prefix",
-					    "status", "status_message", "last_checked" };
+	cJSON *view;
 
 	if (!res) {
 		respond_db_error(r, err);
@@ -102,15 +101,7 @@ void page_repositories(struct request *r)
 	view = cJSON_CreateObject();
 	cJSON_AddStringToObject(view, "title", "Backup repositories");
 	cJSON_AddBoolToObject(view, "nav_repositories", 1);
-	list = cJSON_AddArrayToObject(view, "repositories");
-	for (int i = 0; i < PQntuples(res); i++) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddNumberToObject(o, "id", strtod(PQgetvalue(res, i, 0), NULL));
-		for (int c = 1; c < 10; c++)
-			cJSON_AddStringToObject(o, cols[c], PQgetvalue(res, i, c));
-		cJSON_AddBoolToObject(o, "connected", strcmp(PQgetvalue(res, i, 7), "connected") == 0);
-		cJSON_AddItemToArray(list, o);
-	}
+	cJSON_AddItemToObject(view, "repositories", db_rows_json(res));
 	PQclear(res);
 	respond_page(r, 200, "repositories", view);
 }
