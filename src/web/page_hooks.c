@@ -55,43 +55,26 @@ static int hook_view_add_lists(struct request *r, cJSON *view, long long id)
 {
 	char err[512], sid[24];
 	const char *params[] = { sid };
-	PGresult *res = db_exec(r->db, "SELECT id, name FROM clusters ORDER BY name", 0, NULL, err, sizeof err);
-	cJSON *list;
+	PGresult *res = db_exec(r->db, "SELECT id::text AS id, name FROM clusters ORDER BY name", 0, NULL, err, sizeof err);
 
 	if (!res) {
 		respond_db_error(r, err);
 		return -1;
 	}
-	list = cJSON_AddArrayToObject(view, "clusters");
-	for (int i = 0; i < PQntuples(res); i++) {
-		cJSON *c = cJSON_CreateObject();
-
-		cJSON_AddStringToObject(c, "id", PQgetvalue(res, i, 0));
-		cJSON_AddStringToObject(c, "name", PQgetvalue(res, i, 1));
-		cJSON_AddItemToArray(list, c);
-	}
+	cJSON_AddItemToObject(view, "clusters", db_rows_json(res));
 	PQclear(res);
 	if (!id)
 		return 0;
 	snprintf(sid, sizeof sid, "%lld", id);
-	res = db_exec(r->db, "SELECT v.version, to_char(v.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), "
-		      "coalesce(u.display_name, ''), v.version = h.current_version "
+	res = db_exec(r->db, "SELECT v.version, to_char(v.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS created_at, "
+		      "coalesce(u.display_name, '') AS created_by, v.version = h.current_version AS current "
 		      "FROM hook_versions v JOIN hooks h ON h.id = v.hook_id LEFT JOIN users u ON u.id = v.created_by "
 		      "WHERE v.hook_id = $1 ORDER BY v.version DESC", 1, params, err, sizeof err);
 	if (!res) {
 		respond_db_error(r, err);
 		return -1;
 	}
-	list = cJSON_AddArrayToObject(view, "versions");
-	for (int i = 0; i < PQntuples(res); i++) {
-		cJSON *v = cJSON_CreateObject();
-
-		cJSON_AddNumberToObject(v, "version", strtod(PQgetvalue(res, i, 0), NULL));
-		cJSON_AddStringToObject(v, "created_at", PQgetvalue(res, i, 1));
-		cJSON_AddStringToObject(v, "created_by", PQgetvalue(res, i, 2));
-		cJSON_AddBoolToObject(v, "current", strcmp(PQgetvalue(res, i, 3), "t") == 0);
-		cJSON_AddItemToArray(list, v);
-	}
+	cJSON_AddItemToObject(view, "versions", db_rows_json(res));
 	PQclear(res);
 	return 0;
 }
@@ -116,9 +99,10 @@ void page_hooks(struct request *r)
 {
 	char err[512];
 	PGresult *res = db_exec(r->db,
-		"SELECT id, name, description, current_version, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') "
+		"SELECT id, name, description, current_version AS version, "
+		"to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS updated "
 		"FROM hooks ORDER BY name", 0, NULL, err, sizeof err);
-	cJSON *view, *list;
+	cJSON *view;
 
 	if (!res) {
 		respond_db_error(r, err);
@@ -127,17 +111,7 @@ void page_hooks(struct request *r)
 	view = cJSON_CreateObject();
 	cJSON_AddStringToObject(view, "title", "Hooks");
 	cJSON_AddBoolToObject(view, "nav_hooks", 1);
-	list = cJSON_AddArrayToObject(view, "hooks");
-	for (int i = 0; i < PQntuples(res); i++) {
-		cJSON *h = cJSON_CreateObject();
-
-		cJSON_AddNumberToObject(h, "id", strtod(PQgetvalue(res, i, 0), NULL));
-		cJSON_AddStringToObject(h, "name", PQgetvalue(res, i, 1));
-		cJSON_AddStringToObject(h, "description", PQgetvalue(res, i, 2));
-		cJSON_AddNumberToObject(h, "version", strtod(PQgetvalue(res, i, 3), NULL));
-		cJSON_AddStringToObject(h, "updated", PQgetvalue(res, i, 4));
-		cJSON_AddItemToArray(list, h);
-	}
+	cJSON_AddItemToObject(view, "hooks", db_rows_json(res));
 	PQclear(res);
 	respond_page(r, 200, "hooks", view);
 }
