@@ -9,6 +9,7 @@
 #include "strbuf.h"
 #include "audit.h"
 #include "db.h"
+#include "json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,18 +19,17 @@
 #define JOB_LOG_LINES_SHOWN 500
 #define PLAN_JOBS_SHOWN 100
 
-/* The columns job_json reads, in its order. */
+/* The columns job_json reads. */
 #define JOB_COLUMNS \
 	"j.id, j.kind, j.state, j.phase, j.percent, j.items_done, j.items_total, j.items_failed, j.bytes_done, " \
-	"j.bytes_total, coalesce(to_char(j.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), ''), " \
-	"coalesce(to_char(j.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), ''), " \
-	"coalesce(floor(extract(epoch FROM coalesce(j.finished_at, now()) - j.started_at))::bigint::text, ''), " \
+	"j.bytes_total, coalesce(to_char(j.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '') AS started_at, " \
+	"coalesce(to_char(j.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '') AS finished_at, " \
+	"floor(extract(epoch FROM coalesce(j.finished_at, now()) - j.started_at))::bigint AS seconds, " \
 	"CASE WHEN j.state = 'queued' THEN (SELECT count(*) FROM jobs q WHERE q.cluster_id = j.cluster_id AND q.id <> j.id " \
-	"AND (q.state = 'running' OR (q.state = 'queued' AND (q.queued_at, q.id) < (j.queued_at, j.id)))) END, " \
-	"j.error, j.cancel_requested, j.trigger, to_char(j.queued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), " \
-	"coalesce(j.backup_plan_id, 0), coalesce(j.restore_plan_id, 0), j.result, coalesce(j.backup_id, 0)"
-enum { J_ID, J_KIND, J_STATE, J_PHASE, J_PERCENT, J_DONE, J_TOTAL, J_FAILED, J_BYTES, J_BYTES_TOTAL, J_STARTED,
-       J_FINISHED, J_SECONDS, J_AHEAD, J_ERROR, J_CANCEL, J_TRIGGER, J_QUEUED, J_BPLAN, J_RPLAN, J_RESULT, J_BACKUP };
+	"AND (q.state = 'running' OR (q.state = 'queued' AND (q.queued_at, q.id) < (j.queued_at, j.id)))) END AS queue_ahead, " \
+	"j.error, j.cancel_requested, j.trigger, to_char(j.queued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS queued_at, " \
+	"coalesce(j.backup_plan_id, 0) AS backup_plan_id, coalesce(j.restore_plan_id, 0) AS restore_plan_id, " \
+	"coalesce(j.backup_id, 0) AS backup_id"
 
 static void human_bytes(double b, char *out, size_t outlen)
 {
@@ -62,59 +62,46 @@ static int job_active(const char *state)
 	return strcmp(state, "queued") == 0 || strcmp(state, "running") == 0;
 }
 
-static cJSON *job_json(PGresult *res, int i)
+/* Row i of a query of JOB_COLUMNS (and any further named columns) as the pages show a job. */
+static cJSON *job_json(const PGresult *res, int i)
 {
-	cJSON *o = cJSON_CreateObject();
-	const char *state = PQgetvalue(res, i, J_STATE);
+	cJSON *o = db_row_json(res, i), *seconds, *ahead;
+	const char *state = json_str(o, "state"), *kind = json_str(o, "kind");
+	long long id = (long long)json_num(o, "id"), plan = (long long)json_num(o, "backup_plan_id"),
+		  backup = (long long)json_num(o, "backup_id");
 	char buf[64], key[32];
 
-	cJSON_AddNumberToObject(o, "id", atof(PQgetvalue(res, i, J_ID)));
-	cJSON_AddStringToObject(o, "kind", PQgetvalue(res, i, J_KIND));
-	cJSON_AddStringToObject(o, "state", state);
 	snprintf(key, sizeof key, "state_%s", state);
 	cJSON_AddBoolToObject(o, key, 1);
 	cJSON_AddBoolToObject(o, "active", job_active(state));
-	cJSON_AddStringToObject(o, "phase", PQgetvalue(res, i, J_PHASE));
-	cJSON_AddNumberToObject(o, "percent", atof(PQgetvalue(res, i, J_PERCENT)));
-	cJSON_AddNumberToObject(o, "items_done", atof(PQgetvalue(res, i, J_DONE)));
-	cJSON_AddNumberToObject(o, "items_total", atof(PQgetvalue(res, i, J_TOTAL)));
-	cJSON_AddNumberToObject(o, "items_failed", atof(PQgetvalue(res, i, J_FAILED)));
-	cJSON_AddNumberToObject(o, "bytes_done", atof(PQgetvalue(res, i, J_BYTES)));
-	cJSON_AddNumberToObject(o, "bytes_total", atof(PQgetvalue(res, i, J_BYTES_TOTAL)));
-	human_bytes(atof(PQgetvalue(res, i, J_BYTES)), buf, sizeof buf);
+	human_bytes(json_num(o, "bytes_done"), buf, sizeof buf);
 	cJSON_AddStringToObject(o, "bytes_done_text", buf);
-	human_bytes(atof(PQgetvalue(res, i, J_BYTES_TOTAL)), buf, sizeof buf);
+	human_bytes(json_num(o, "bytes_total"), buf, sizeof buf);
 	cJSON_AddStringToObject(o, "bytes_total_text", buf);
-	cJSON_AddStringToObject(o, "queued_at", PQgetvalue(res, i, J_QUEUED));
-	cJSON_AddStringToObject(o, "started_at", PQgetvalue(res, i, J_STARTED));
-	cJSON_AddStringToObject(o, "finished_at", PQgetvalue(res, i, J_FINISHED));
-	if (*PQgetvalue(res, i, J_SECONDS)) {
-		human_duration(atof(PQgetvalue(res, i, J_SECONDS)), buf, sizeof buf);
+	seconds = cJSON_DetachItemFromObject(o, "seconds");
+	if (cJSON_IsNumber(seconds)) {
+		human_duration(seconds->valuedouble, buf, sizeof buf);
 		cJSON_AddStringToObject(o, "duration", buf);
 	}
-	if (!PQgetisnull(res, i, J_AHEAD)) {
-		cJSON_AddNumberToObject(o, "queue_ahead", atof(PQgetvalue(res, i, J_AHEAD)));
-		cJSON_AddNumberToObject(o, "queue_position", atof(PQgetvalue(res, i, J_AHEAD)) + 1);
-	}
-	cJSON_AddStringToObject(o, "error", PQgetvalue(res, i, J_ERROR));
-	cJSON_AddBoolToObject(o, "cancel_requested", strcmp(PQgetvalue(res, i, J_CANCEL), "t") == 0);
-	cJSON_AddBoolToObject(o, "can_cancel", job_active(state) && strcmp(PQgetvalue(res, i, J_CANCEL), "t") != 0);
-	cJSON_AddStringToObject(o, "trigger", PQgetvalue(res, i, J_TRIGGER));
-	cJSON_AddNumberToObject(o, "backup_plan_id", atof(PQgetvalue(res, i, J_BPLAN)));
-	cJSON_AddNumberToObject(o, "restore_plan_id", atof(PQgetvalue(res, i, J_RPLAN)));
-	cJSON_AddNumberToObject(o, "backup_id", atof(PQgetvalue(res, i, J_BACKUP)));
-	if (strcmp(PQgetvalue(res, i, J_KIND), "download") == 0 && strcmp(state, "succeeded") == 0) {
+	cJSON_Delete(seconds);
+	ahead = cJSON_GetObjectItem(o, "queue_ahead");
+	if (cJSON_IsNumber(ahead))
+		cJSON_AddNumberToObject(o, "queue_position", ahead->valuedouble + 1);
+	else
+		cJSON_DeleteItemFromObject(o, "queue_ahead");
+	cJSON_AddBoolToObject(o, "can_cancel", job_active(state) && !cJSON_IsTrue(cJSON_GetObjectItem(o, "cancel_requested")));
+	if (strcmp(kind, "download") == 0 && strcmp(state, "succeeded") == 0) {
 		char link[64];
-		snprintf(link, sizeof link, "/jobs/%s/archive.tar.gz", PQgetvalue(res, i, J_ID));
+		snprintf(link, sizeof link, "/jobs/%lld/archive.tar.gz", id);
 		cJSON_AddStringToObject(o, "archive_link", link);
 	}
 	/* a backup job that left a restorable backup offers to restore it: the restore wizard with
 	 * its backup plan and backup chosen */
-	if (strcmp(PQgetvalue(res, i, J_KIND), "backup") == 0 && atoll(PQgetvalue(res, i, J_BACKUP)) > 0 &&
-	    atoll(PQgetvalue(res, i, J_BPLAN)) > 0 && (strcmp(state, "succeeded") == 0 || strcmp(state, "partially_failed") == 0)) {
+	if (strcmp(kind, "backup") == 0 && backup > 0 && plan > 0 &&
+	    (strcmp(state, "succeeded") == 0 || strcmp(state, "partially_failed") == 0)) {
 		char link[160];
 		snprintf(link, sizeof link, "/restore-plans/new?existing_policy=skip&backup_plan_id=%lld&backup_id=%lld",
-			 atoll(PQgetvalue(res, i, J_BPLAN)), atoll(PQgetvalue(res, i, J_BACKUP)));
+			 plan, backup);
 		cJSON_AddStringToObject(o, "restore_link", link);
 	}
 	return o;
@@ -199,7 +186,8 @@ static PGresult *job_load(struct request *r, char *sid, size_t sidlen)
 	PGresult *res;
 
 	snprintf(sid, sidlen, "%lld", id);
-	res = id ? db_exec(r->db, "SELECT " JOB_COLUMNS ", coalesce(bp.name, ''), coalesce(rp.name, '') FROM jobs j "
+	res = id ? db_exec(r->db, "SELECT " JOB_COLUMNS ", j.result, coalesce(bp.name, '') AS backup_plan, "
+			   "coalesce(rp.name, '') AS restore_plan FROM jobs j "
 			   "LEFT JOIN backup_plans bp ON bp.id = j.backup_plan_id "
 			   "LEFT JOIN restore_plans rp ON rp.id = j.restore_plan_id WHERE j.id = $1",
 			   1, params, err, sizeof err) : NULL;
@@ -380,9 +368,10 @@ void page_job_undo(struct request *r)
 
 	if (!job)
 		return;
-	int cancelled_restore = strcmp(PQgetvalue(job, 0, J_KIND), "restore") == 0 &&
-				strcmp(PQgetvalue(job, 0, J_STATE), "cancelled") == 0;
-	long long plan = atoll(PQgetvalue(job, 0, J_RPLAN)), cluster = 0;
+	cJSON *row = db_row_json(job, 0);
+	int cancelled_restore = strcmp(json_str(row, "kind"), "restore") == 0 && strcmp(json_str(row, "state"), "cancelled") == 0;
+	long long plan = (long long)json_num(row, "restore_plan_id"), cluster = 0;
+	cJSON_Delete(row);
 	PQclear(job);
 	if (!cancelled_restore) {
 		respond_error(r, 409, "Only a cancelled restore can be undone.");
@@ -409,15 +398,15 @@ void page_job(struct request *r)
 {
 	char sid[24], err[512];
 	PGresult *res = job_load(r, sid, sizeof sid);
-	cJSON *view, *job;
+	cJSON *view, *job, *result;
 
 	if (!res)
 		return;
 	view = cJSON_CreateObject();
 	job = job_json(res, 0);
-	add_result(job, PQgetvalue(res, 0, J_RESULT));
-	cJSON_AddStringToObject(job, "backup_plan", PQgetvalue(res, 0, J_BACKUP + 1));
-	cJSON_AddStringToObject(job, "restore_plan", PQgetvalue(res, 0, J_BACKUP + 2));
+	result = cJSON_DetachItemFromObject(job, "result");
+	add_result(job, cJSON_GetStringValue(result));
+	cJSON_Delete(result);
 	cJSON_AddItemToObject(view, "job", job);
 	PQclear(res);
 	if (add_items(r, view, sid, err, sizeof err) < 0 || add_log(r, view, sid, err, sizeof err) < 0 ||
@@ -539,11 +528,8 @@ void page_jobs(struct request *r)
 	}
 	view = cJSON_CreateObject();
 	list = cJSON_AddArrayToObject(view, "jobs");
-	for (int i = 0; i < PQntuples(res); i++) {
-		cJSON *job = job_json(res, i);
-		cJSON_AddStringToObject(job, "plan", PQgetvalue(res, i, PQfnumber(res, "plan")));
-		cJSON_AddItemToArray(list, job);
-	}
+	for (int i = 0; i < PQntuples(res); i++)
+		cJSON_AddItemToArray(list, job_json(res, i));
 	PQclear(res);
 	cJSON_AddStringToObject(view, "title", "Jobs");
 	cJSON_AddBoolToObject(view, "nav_jobs", 1);
