@@ -4,6 +4,7 @@
 #include "web.h"
 #include "audit.h"
 #include "db.h"
+#include "json.h"
 #include "form.h"
 
 #include <stdio.h>
@@ -65,9 +66,9 @@ static cJSON *parse_namespaces(const char *text)
 static int add_choices(struct request *r, cJSON *view, const struct form_values *v)
 {
 	static const struct { const char *key, *sql; int field; } lists[] = {
-		{ "sources", "SELECT id, name FROM clusters ORDER BY name", M_SOURCE },
-		{ "targets", "SELECT id, name FROM clusters ORDER BY name", M_TARGET },
-		{ "repositories", "SELECT id, name FROM repositories ORDER BY name", M_REPO },
+		{ "sources", "SELECT id::text AS id, name FROM clusters ORDER BY name", M_SOURCE },
+		{ "targets", "SELECT id::text AS id, name FROM clusters ORDER BY name", M_TARGET },
+		{ "repositories", "SELECT id::text AS id, name FROM repositories ORDER BY name", M_REPO },
 	};
 	char err[512];
 
@@ -77,16 +78,12 @@ static int add_choices(struct request *r, cJSON *view, const struct form_values 
 			respond_db_error(r, err);
 			return -1;
 		}
-		cJSON *arr = cJSON_AddArrayToObject(view, lists[l].key);
+		cJSON *arr = db_rows_json(res), *o;
 		const char *chosen = v && v->value[lists[l].field] ? v->value[lists[l].field] : "";
-		for (int i = 0; i < PQntuples(res); i++) {
-			cJSON *o = cJSON_CreateObject();
-			cJSON_AddStringToObject(o, "id", PQgetvalue(res, i, 0));
-			cJSON_AddStringToObject(o, "name", PQgetvalue(res, i, 1));
-			cJSON_AddBoolToObject(o, "selected", strcmp(chosen, PQgetvalue(res, i, 0)) == 0);
-			cJSON_AddItemToArray(arr, o);
-		}
 		PQclear(res);
+		cJSON_AddItemToObject(view, lists[l].key, arr);
+		cJSON_ArrayForEach(o, arr)
+			cJSON_AddBoolToObject(o, "selected", strcmp(chosen, json_str(o, "id")) == 0);
 	}
 	return 0;
 }
@@ -247,11 +244,12 @@ void page_migrations(struct request *r)
 {
 	char err[512];
 	PGresult *res = db_exec(r->db,
-		"SELECT m.id, m.name, s.name, t.name, array_to_string(m.namespaces, ', '), m.keep_source_running, "
-		"coalesce((SELECT j.state FROM jobs j WHERE j.migration_plan_id = m.id ORDER BY j.queued_at DESC LIMIT 1), '') "
+		"SELECT m.id, m.name, s.name AS source, t.name AS target, array_to_string(m.namespaces, ', ') AS namespaces, "
+		"m.keep_source_running, coalesce((SELECT j.state FROM jobs j WHERE j.migration_plan_id = m.id "
+		"ORDER BY j.queued_at DESC LIMIT 1), '') AS last_state "
 		"FROM migration_plans m JOIN clusters s ON s.id = m.source_cluster_id JOIN clusters t ON t.id = m.target_cluster_id "
 		"ORDER BY m.name", 0, NULL, err, sizeof err);
-	cJSON *view, *list;
+	cJSON *view;
 
 	if (!res) {
 		respond_db_error(r, err);
@@ -260,18 +258,7 @@ void page_migrations(struct request *r)
 	view = cJSON_CreateObject();
 	cJSON_AddStringToObject(view, "title", "Migrations");
 	cJSON_AddBoolToObject(view, "nav_migrations", 1);
-	list = cJSON_AddArrayToObject(view, "migrations");
-	for (int i = 0; i < PQntuples(res); i++) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddNumberToObject(o, "id", strtod(PQgetvalue(res, i, 0), NULL));
-		cJSON_AddStringToObject(o, "name", PQgetvalue(res, i, 1));
-		cJSON_AddStringToObject(o, "source", PQgetvalue(res, i, 2));
-		cJSON_AddStringToObject(o, "target", PQgetvalue(res, i, 3));
-		cJSON_AddStringToObject(o, "namespaces", PQgetvalue(res, i, 4));
-		cJSON_AddBoolToObject(o, "keep_source_running", strcmp(PQgetvalue(res, i, 5), "t") == 0);
-		cJSON_AddStringToObject(o, "last_state", PQgetvalue(res, i, 6));
-		cJSON_AddItemToArray(list, o);
-	}
+	cJSON_AddItemToObject(view, "migrations", db_rows_json(res));
 	PQclear(res);
 	respond_page(r, 200, "migrations", view);
 }
@@ -577,18 +564,9 @@ static void plan_page(struct request *r, PGresult *plan, const char *sid, cJSON 
 	cJSON_Delete(classes);
 	cJSON_AddBoolToObject(view, "has_claims", cJSON_GetArraySize(claims) > 0);
 	cJSON_AddBoolToObject(view, "has_conflicts", cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(view, "conflicts")) > 0);
-	jobs = db_exec(r->db, "SELECT id, state, percent, to_char(queued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), error "
-		       "FROM jobs WHERE migration_plan_id = $1 ORDER BY queued_at DESC LIMIT 50", 1, params, err, sizeof err);
-	cJSON *list = cJSON_AddArrayToObject(view, "jobs");
-	for (int i = 0; jobs && i < PQntuples(jobs); i++) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddNumberToObject(o, "id", strtod(PQgetvalue(jobs, i, 0), NULL));
-		cJSON_AddStringToObject(o, "state", PQgetvalue(jobs, i, 1));
-		cJSON_AddNumberToObject(o, "percent", strtod(PQgetvalue(jobs, i, 2), NULL));
-		cJSON_AddStringToObject(o, "queued", PQgetvalue(jobs, i, 3));
-		cJSON_AddStringToObject(o, "error", PQgetvalue(jobs, i, 4));
-		cJSON_AddItemToArray(list, o);
-	}
+	jobs = db_exec(r->db, "SELECT id, state, percent, to_char(queued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS queued, "
+		       "error FROM jobs WHERE migration_plan_id = $1 ORDER BY queued_at DESC LIMIT 50", 1, params, err, sizeof err);
+	cJSON_AddItemToObject(view, "jobs", jobs ? db_rows_json(jobs) : cJSON_CreateArray());
 	PQclear(jobs);
 	if (status == 200)
 		respond_page(r, 200, "migration", view);
