@@ -278,29 +278,25 @@ static int add_items(struct request *r, cJSON *view, const char *sid, char *err,
 {
 	const char *params[] = { sid };
 	PGresult *res = db_exec(r->db,
-		"SELECT api_group, resource, namespace, name, action, message, count(*) OVER (), "
-		"count(*) FILTER (WHERE action = 'failed') OVER () FROM job_items WHERE job_id = $1 "
+		"SELECT resource || CASE WHEN api_group <> '' THEN '.' || api_group ELSE '' END AS type, namespace, name, "
+		"action, action = 'failed' AS failed, message, count(*) OVER () AS total, "
+		"count(*) FILTER (WHERE action = 'failed') OVER () AS failed_total FROM job_items WHERE job_id = $1 "
 		"ORDER BY action = 'failed' DESC, id LIMIT 200", 1, params, err, errlen);
-	cJSON *items;
+	cJSON *items, *o;
+	double total = 0, failed = 0;
 
 	if (!res)
 		return -1;
-	items = cJSON_AddArrayToObject(view, "items");
-	for (int i = 0; i < PQntuples(res); i++) {
-		cJSON *o = cJSON_CreateObject();
-		char type[400];
-		snprintf(type, sizeof type, "%s%s%s", PQgetvalue(res, i, 1), *PQgetvalue(res, i, 0) ? "." : "", PQgetvalue(res, i, 0));
-		cJSON_AddStringToObject(o, "type", type);
-		cJSON_AddStringToObject(o, "namespace", PQgetvalue(res, i, 2));
-		cJSON_AddStringToObject(o, "name", PQgetvalue(res, i, 3));
-		cJSON_AddStringToObject(o, "action", PQgetvalue(res, i, 4));
-		cJSON_AddBoolToObject(o, "failed", strcmp(PQgetvalue(res, i, 4), "failed") == 0);
-		cJSON_AddStringToObject(o, "message", PQgetvalue(res, i, 5));
-		cJSON_AddItemToArray(items, o);
+	items = db_rows_json(res);
+	cJSON_AddItemToObject(view, "items", items);
+	cJSON_ArrayForEach(o, items) {
+		total = json_num(o, "total");
+		failed = json_num(o, "failed_total");
+		cJSON_DeleteItemFromObject(o, "total");
+		cJSON_DeleteItemFromObject(o, "failed_total");
 	}
-	double total = PQntuples(res) ? atof(PQgetvalue(res, 0, 6)) : 0;
 	cJSON_AddNumberToObject(view, "items_count", total);
-	cJSON_AddNumberToObject(view, "items_failed_count", PQntuples(res) ? atof(PQgetvalue(res, 0, 7)) : 0);
+	cJSON_AddNumberToObject(view, "items_failed_count", failed);
 	cJSON_AddBoolToObject(view, "items_capped", total > JOB_ITEMS_SHOWN);
 	cJSON_AddNumberToObject(view, "items_shown", PQntuples(res));
 	PQclear(res);
@@ -311,24 +307,23 @@ static int add_log(struct request *r, cJSON *view, const char *sid, char *err, s
 {
 	const char *params[] = { sid };
 	PGresult *res = db_exec(r->db,
-		"SELECT * FROM (SELECT id, to_char(at AT TIME ZONE 'UTC', 'HH24:MI:SS.MS'), level, message, count(*) OVER () "
-		"FROM job_logs WHERE job_id = $1 ORDER BY id DESC LIMIT 500) last ORDER BY id", 1, params, err, errlen);
-	cJSON *lines;
+		"SELECT at, level, message, total FROM (SELECT id, to_char(at AT TIME ZONE 'UTC', 'HH24:MI:SS.MS') AS at, level, "
+		"message, count(*) OVER () AS total FROM job_logs WHERE job_id = $1 ORDER BY id DESC LIMIT 500) last ORDER BY id",
+		1, params, err, errlen);
+	cJSON *lines, *o;
+	double total = 0;
 
 	if (!res)
 		return -1;
-	lines = cJSON_AddArrayToObject(view, "log");
-	for (int i = 0; i < PQntuples(res); i++) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "at", PQgetvalue(res, i, 1));
-		cJSON_AddStringToObject(o, "level", PQgetvalue(res, i, 2));
-		cJSON_AddStringToObject(o, "message", PQgetvalue(res, i, 3));
-		cJSON_AddItemToArray(lines, o);
+	lines = db_rows_json(res);
+	PQclear(res);
+	cJSON_AddItemToObject(view, "log", lines);
+	cJSON_ArrayForEach(o, lines) {
+		total = json_num(o, "total");
+		cJSON_DeleteItemFromObject(o, "total");
 	}
-	double total = PQntuples(res) ? atof(PQgetvalue(res, 0, 4)) : 0;
 	cJSON_AddNumberToObject(view, "log_count", total);
 	cJSON_AddBoolToObject(view, "log_capped", total > JOB_LOG_LINES_SHOWN);
-	PQclear(res);
 	return 0;
 }
 
