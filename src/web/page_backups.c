@@ -58,65 +58,46 @@ static int valid_date(const char *s)
 	"(b.bytes + coalesce((SELECT sum((v->>'bytes')::bigint) FROM jsonb_array_elements(b.volumes) v " \
 	"WHERE jsonb_typeof(v->'bytes') = 'number'), 0))"
 
-/* The columns backup_json reads, in its order. */
+/* The columns backup_json reads. */
 #define BACKUP_COLUMNS \
-	"b.id, b.name, coalesce(c.name, nullif(b.cluster_name, ''), '(deleted cluster)'), " \
-	"array_to_string(b.namespaces, ', '), coalesce(p.name, b.plan_name), coalesce(p.id, 0), " \
-	"to_char(b.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), " \
-	"coalesce(floor(extract(epoch FROM b.completed_at - b.started_at))::bigint::text, ''), b.state, " \
-	"b.resource_count, jsonb_array_length(b.volumes), pg_size_pretty(" BACKUP_TOTAL_BYTES "), " \
-	"pg_size_pretty(b.bytes_new), coalesce(to_char(b.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), ''), " \
-	"b.delete_error, " BACKUP_TOTAL_BYTES ", b.bytes_new, b.verify_state, b.verify_message, " \
-	"coalesce(to_char(b.verified_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), ''), b.repository_id"
-enum { B_ID, B_NAME, B_CLUSTER, B_NAMESPACES, B_PLAN, B_PLAN_ID, B_STARTED, B_SECONDS, B_STATE, B_OBJECTS,
-       B_VOLUMES, B_TOTAL_TEXT, B_NEW_TEXT, B_EXPIRES, B_DELETE_ERROR, B_TOTAL, B_NEW, B_VERIFY_STATE,
-       B_VERIFY_MESSAGE, B_VERIFIED_AT, B_REPO };
+	"b.id, b.name, coalesce(c.name, nullif(b.cluster_name, ''), '(deleted cluster)') AS cluster, " \
+	"array_to_string(b.namespaces, ', ') AS namespaces, coalesce(p.name, b.plan_name) AS plan, coalesce(p.id, 0) AS plan_id, " \
+	"to_char(b.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS started_at, " \
+	"floor(extract(epoch FROM b.completed_at - b.started_at))::bigint AS seconds, b.state, " \
+	"b.resource_count AS objects, jsonb_array_length(b.volumes) AS volumes, " \
+	"pg_size_pretty(" BACKUP_TOTAL_BYTES ") AS bytes_total_text, pg_size_pretty(b.bytes_new) AS bytes_new_text, " \
+	"coalesce(to_char(b.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '') AS expires_at, " \
+	"b.delete_error, " BACKUP_TOTAL_BYTES " AS bytes_total, b.bytes_new, b.verify_state, b.verify_message, " \
+	"coalesce(to_char(b.verified_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '') AS verified_at, b.repository_id"
 
 static int restorable(const char *state)
 {
 	return strcmp(state, "completed") == 0 || strcmp(state, "partially_failed") == 0;
 }
 
-static cJSON *backup_json(PGresult *res, int i)
+/* Row i of a query of BACKUP_COLUMNS (and any further named columns) as the pages show a backup. */
+static cJSON *backup_json(const PGresult *res, int i)
 {
-	cJSON *o = cJSON_CreateObject();
-	const char *state = PQgetvalue(res, i, B_STATE);
-	long long id = atoll(PQgetvalue(res, i, B_ID)), plan = atoll(PQgetvalue(res, i, B_PLAN_ID));
+	cJSON *o = db_row_json(res, i), *seconds;
+	const char *state = json_str(o, "state");
+	long long id = (long long)json_num(o, "id"), plan = (long long)json_num(o, "plan_id");
 	char buf[200];
 
-	cJSON_AddNumberToObject(o, "id", (double)id);
-	cJSON_AddStringToObject(o, "name", PQgetvalue(res, i, B_NAME));
-	cJSON_AddStringToObject(o, "cluster", PQgetvalue(res, i, B_CLUSTER));
-	cJSON_AddStringToObject(o, "namespaces", PQgetvalue(res, i, B_NAMESPACES));
-	cJSON_AddStringToObject(o, "plan", PQgetvalue(res, i, B_PLAN));
-	cJSON_AddNumberToObject(o, "plan_id", (double)plan);
-	cJSON_AddBoolToObject(o, "plan_deleted", plan == 0 && *PQgetvalue(res, i, B_PLAN));
-	cJSON_AddStringToObject(o, "started_at", PQgetvalue(res, i, B_STARTED));
-	if (*PQgetvalue(res, i, B_SECONDS)) {
-		long s = atol(PQgetvalue(res, i, B_SECONDS));
+	cJSON_AddBoolToObject(o, "plan_deleted", plan == 0 && *json_str(o, "plan"));
+	seconds = cJSON_DetachItemFromObject(o, "seconds");
+	if (cJSON_IsNumber(seconds)) {
+		long s = (long)seconds->valuedouble;
 		if (s >= 60)
 			snprintf(buf, sizeof buf, "%ld min %ld s", s / 60, s % 60);
 		else
 			snprintf(buf, sizeof buf, "%ld s", s);
 		cJSON_AddStringToObject(o, "duration", buf);
 	}
-	cJSON_AddStringToObject(o, "state", state);
+	cJSON_Delete(seconds);
 	snprintf(buf, sizeof buf, "state_%s", state);
 	cJSON_AddBoolToObject(o, buf, 1);
 	cJSON_AddBoolToObject(o, "restorable", restorable(state));
-	cJSON_AddNumberToObject(o, "objects", atof(PQgetvalue(res, i, B_OBJECTS)));
-	cJSON_AddNumberToObject(o, "volumes", atof(PQgetvalue(res, i, B_VOLUMES)));
-	cJSON_AddStringToObject(o, "bytes_total_text", PQgetvalue(res, i, B_TOTAL_TEXT));
-	cJSON_AddStringToObject(o, "bytes_new_text", PQgetvalue(res, i, B_NEW_TEXT));
-	cJSON_AddNumberToObject(o, "bytes_total", atof(PQgetvalue(res, i, B_TOTAL)));
-	cJSON_AddNumberToObject(o, "bytes_new", atof(PQgetvalue(res, i, B_NEW)));
-	cJSON_AddStringToObject(o, "expires_at", PQgetvalue(res, i, B_EXPIRES));
-	cJSON_AddStringToObject(o, "delete_error", PQgetvalue(res, i, B_DELETE_ERROR));
-	cJSON_AddNumberToObject(o, "repository_id", atof(PQgetvalue(res, i, B_REPO)));
-	cJSON_AddStringToObject(o, "verify_state", PQgetvalue(res, i, B_VERIFY_STATE));
-	cJSON_AddBoolToObject(o, "damaged", strcmp(PQgetvalue(res, i, B_VERIFY_STATE), "damaged") == 0);
-	cJSON_AddStringToObject(o, "verify_message", PQgetvalue(res, i, B_VERIFY_MESSAGE));
-	cJSON_AddStringToObject(o, "verified_at", PQgetvalue(res, i, B_VERIFIED_AT));
+	cJSON_AddBoolToObject(o, "damaged", strcmp(json_str(o, "verify_state"), "damaged") == 0);
 	cJSON_AddBoolToObject(o, "can_delete", strcmp(state, "running") != 0);
 	if (restorable(state)) {
 		snprintf(buf, sizeof buf, "/restore-plans/new?existing_policy=skip&backup_plan_id=%lld&backup_id=%lld", plan, id);
@@ -130,18 +111,14 @@ static cJSON *backup_json(PGresult *res, int i)
 static void add_filter_options(struct request *r, cJSON *view, const struct form_values *v)
 {
 	char err[256];
-	PGresult *res = db_exec(r->db, "SELECT id, name FROM clusters ORDER BY name", 0, NULL, err, sizeof err);
-	cJSON *list = cJSON_AddArrayToObject(view, "clusters");
+	PGresult *res = db_exec(r->db, "SELECT id::text AS id, name FROM clusters ORDER BY name", 0, NULL, err, sizeof err);
+	cJSON *list = res ? db_rows_json(res) : cJSON_CreateArray(), *o;
 	const char *chosen = v->value[F_CLUSTER];
 
-	for (int i = 0; res && i < PQntuples(res); i++) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", PQgetvalue(res, i, 0));
-		cJSON_AddStringToObject(o, "name", PQgetvalue(res, i, 1));
-		cJSON_AddBoolToObject(o, "selected", chosen && strcmp(chosen, PQgetvalue(res, i, 0)) == 0);
-		cJSON_AddItemToArray(list, o);
-	}
 	PQclear(res);
+	cJSON_AddItemToObject(view, "clusters", list);
+	cJSON_ArrayForEach(o, list)
+		cJSON_AddBoolToObject(o, "selected", chosen && strcmp(chosen, json_str(o, "id")) == 0);
 }
 
 /* The query string of the filters (without page), for the paging links. */
@@ -184,7 +161,7 @@ void page_backups(struct request *r)
 	const char *params[] = { v.value[F_CLUSTER], v.value[F_NAMESPACE], v.value[F_PLAN], v.value[F_STATE],
 				 v.value[F_FROM] && *v.value[F_FROM] ? v.value[F_FROM] : NULL,
 				 v.value[F_TO] && *v.value[F_TO] ? v.value[F_TO] : NULL, offset };
-	res = db_exec(r->db, "SELECT " BACKUP_COLUMNS ", count(*) OVER () FROM backups b "
+	res = db_exec(r->db, "SELECT " BACKUP_COLUMNS ", count(*) OVER () AS total FROM backups b "
 		      "LEFT JOIN clusters c ON c.id = b.cluster_id LEFT JOIN backup_plans p ON p.id = b.plan_id "
 		      "WHERE ($1::bigint IS NULL OR b.cluster_id = $1::bigint) "
 		      "AND ($2::text IS NULL OR $2::text = ANY (b.namespaces)) "
@@ -201,9 +178,13 @@ void page_backups(struct request *r)
 		return;
 	}
 	list = cJSON_AddArrayToObject(view, "backups");
-	for (int i = 0; i < PQntuples(res); i++)
-		cJSON_AddItemToArray(list, backup_json(res, i));
-	long total = PQntuples(res) ? atol(PQgetvalue(res, 0, B_REPO + 1)) : 0;
+	long total = 0;
+	for (int i = 0; i < PQntuples(res); i++) {
+		cJSON *b = backup_json(res, i);
+		total = (long)json_num(b, "total");
+		cJSON_DeleteItemFromObject(b, "total");
+		cJSON_AddItemToArray(list, b);
+	}
 	PQclear(res);
 	struct strbuf q = STRBUF_INIT;
 	filter_query(&v, &q);
@@ -226,16 +207,19 @@ void page_backups(struct request *r)
 
 /* ---- one backup ---- */
 
-static PGresult *backup_load(struct request *r, char *sid, size_t sidlen)
+/* The backup of the route's :id as backup_json shows it (with its repository and completion
+ * time), or NULL after answering 404. */
+static cJSON *backup_load(struct request *r, char *sid, size_t sidlen)
 {
 	long long id = request_param_id(r, "id");
 	const char *params[] = { sid };
 	char err[512];
 	PGresult *res;
+	cJSON *b;
 
 	snprintf(sid, sidlen, "%lld", id);
-	res = id ? db_exec(r->db, "SELECT " BACKUP_COLUMNS ", coalesce(rp.name, ''), "
-			   "coalesce(to_char(b.completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '') "
+	res = id ? db_exec(r->db, "SELECT " BACKUP_COLUMNS ", coalesce(rp.name, '') AS repository, "
+			   "coalesce(to_char(b.completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '') AS completed_at "
 			   "FROM backups b LEFT JOIN clusters c ON c.id = b.cluster_id "
 			   "LEFT JOIN backup_plans p ON p.id = b.plan_id LEFT JOIN repositories rp ON rp.id = b.repository_id "
 			   "WHERE b.id = $1", 1, params, err, sizeof err) : NULL;
@@ -244,7 +228,9 @@ static PGresult *backup_load(struct request *r, char *sid, size_t sidlen)
 		respond_error(r, 404, "There is no such backup.");
 		return NULL;
 	}
-	return res;
+	b = backup_json(res, 0);
+	PQclear(res);
+	return b;
 }
 
 static void object_link(struct strbuf *out, const char *sid, const char *type, const char *object);
@@ -338,25 +324,19 @@ static int add_jobs_and_log(struct request *r, cJSON *view, const char *sid, cha
 {
 	const char *params[] = { sid };
 	PGresult *res = db_exec(r->db,
-		"SELECT id, kind, state, to_char(queued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), error FROM jobs "
-		"WHERE backup_id = $1 ORDER BY queued_at, id LIMIT 100", 1, params, err, errlen);
-	cJSON *list;
+		"SELECT id, kind, state, to_char(queued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS queued_at, error FROM jobs "
+		"WHERE backup_id = $1 ORDER BY jobs.queued_at, id LIMIT 100", 1, params, err, errlen);
+	cJSON *list, *o;
 	long long writer = 0;
 
 	if (!res)
 		return -1;
-	list = cJSON_AddArrayToObject(view, "jobs");
-	for (int i = 0; i < PQntuples(res); i++) {
-		cJSON *o = cJSON_CreateObject();
-		const char *kind = PQgetvalue(res, i, 1);
-		cJSON_AddNumberToObject(o, "id", atof(PQgetvalue(res, i, 0)));
-		cJSON_AddStringToObject(o, "kind", kind);
-		cJSON_AddStringToObject(o, "state", PQgetvalue(res, i, 2));
-		cJSON_AddStringToObject(o, "queued_at", PQgetvalue(res, i, 3));
-		cJSON_AddStringToObject(o, "error", PQgetvalue(res, i, 4));
-		cJSON_AddItemToArray(list, o);
+	list = db_rows_json(res);
+	cJSON_AddItemToObject(view, "jobs", list);
+	cJSON_ArrayForEach(o, list) {
+		const char *kind = json_str(o, "kind");
 		if (!writer && (strcmp(kind, "backup") == 0 || strcmp(kind, "migrate") == 0))
-			writer = atoll(PQgetvalue(res, i, 0));
+			writer = (long long)json_num(o, "id");
 	}
 	PQclear(res);
 	cJSON_AddNumberToObject(view, "writer_job_id", (double)writer);
@@ -365,19 +345,12 @@ static int add_jobs_and_log(struct request *r, cJSON *view, const char *sid, cha
 	char wid[24];
 	const char *wparams[] = { wid };
 	snprintf(wid, sizeof wid, "%lld", writer);
-	res = db_exec(r->db, "SELECT * FROM (SELECT id, to_char(at AT TIME ZONE 'UTC', 'HH24:MI:SS'), level, message "
-		      "FROM job_logs WHERE job_id = $1 ORDER BY id DESC LIMIT " STOWAGE_STR(LOG_LINES_SHOWN) ") l ORDER BY id",
-		      1, wparams, err, errlen);
+	res = db_exec(r->db, "SELECT at, level, message FROM (SELECT id, to_char(at AT TIME ZONE 'UTC', 'HH24:MI:SS') AS at, "
+		      "level, message FROM job_logs WHERE job_id = $1 ORDER BY id DESC LIMIT " STOWAGE_STR(LOG_LINES_SHOWN) ") l "
+		      "ORDER BY id", 1, wparams, err, errlen);
 	if (!res)
 		return -1;
-	list = cJSON_AddArrayToObject(view, "log");
-	for (int i = 0; i < PQntuples(res); i++) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "at", PQgetvalue(res, i, 1));
-		cJSON_AddStringToObject(o, "level", PQgetvalue(res, i, 2));
-		cJSON_AddStringToObject(o, "message", PQgetvalue(res, i, 3));
-		cJSON_AddItemToArray(list, o);
-	}
+	cJSON_AddItemToObject(view, "log", db_rows_json(res));
 	PQclear(res);
 	return 0;
 }
@@ -385,19 +358,14 @@ static int add_jobs_and_log(struct request *r, cJSON *view, const char *sid, cha
 void page_backup(struct request *r)
 {
 	char sid[24], err[512];
-	PGresult *res = backup_load(r, sid, sizeof sid);
-	cJSON *view, *b;
+	cJSON *view, *b = backup_load(r, sid, sizeof sid);
 
-	if (!res)
+	if (!b)
 		return;
 	view = cJSON_CreateObject();
-	b = backup_json(res, 0);
-	cJSON_AddStringToObject(b, "repository", PQgetvalue(res, 0, B_REPO + 1));
-	cJSON_AddStringToObject(b, "completed_at", PQgetvalue(res, 0, B_REPO + 2));
 	cJSON_AddItemToObject(view, "backup", b);
-	snprintf(err, sizeof err, "Backup %s", PQgetvalue(res, 0, B_NAME));
+	snprintf(err, sizeof err, "Backup %s", json_str(b, "name"));
 	cJSON_AddStringToObject(view, "title", err);
-	PQclear(res);
 	if (add_resources(r, view, sid, err, sizeof err) < 0 || add_volumes_and_hooks(r, view, sid, err, sizeof err) < 0 ||
 	    add_jobs_and_log(r, view, sid, err, sizeof err) < 0) {
 		cJSON_Delete(view);
@@ -467,13 +435,14 @@ void page_backup_object(struct request *r)
 	char sid[24], err[512];
 	struct form_values v;
 	struct runner_answer a;
-	PGresult *res = backup_load(r, sid, sizeof sid);
+	PGresult *res;
+	cJSON *b = backup_load(r, sid, sizeof sid);
 
-	if (!res)
+	if (!b)
 		return;
-	char *name = xstrdup(PQgetvalue(res, 0, B_NAME));
-	int finished = restorable(PQgetvalue(res, 0, B_STATE));
-	PQclear(res);
+	char *name = xstrdup(json_str(b, "name"));
+	int finished = restorable(json_str(b, "state"));
+	cJSON_Delete(b);
 	form_validate(object_fields, 2, &r->query, &v);
 	if (!v.errors && !object_words_valid(v.value[O_TYPE], 2))
 		form_fail(&v, object_fields, "type", "Type: a type of the backup's resource list, such as apps/v1/Deployment");
@@ -543,28 +512,28 @@ void backup_object_answered(struct request *r, const struct runner_answer *a)
 void page_backup_delete(struct request *r)
 {
 	char sid[24], err[512], loc[64], flash[400], already[300];
-	PGresult *res = backup_load(r, sid, sizeof sid);
+	cJSON *b = backup_load(r, sid, sizeof sid);
 	struct web_job q = { .audit_action = "backup.delete", .flash = flash, .already = already,
 			     .already_location = loc };
 
-	if (!res)
+	if (!b)
 		return;
 	int marked = job_backup_deleting(r->db, atoll(sid), 1, &q.spec, err, sizeof err);
 	if (marked <= 0) {
-		PQclear(res);
+		cJSON_Delete(b);
 		if (marked < 0)
 			respond_db_error(r, err);
 		else
 			respond_error(r, 409, "This backup is still being written: cancel its job first, or wait for its end.");
 		return;
 	}
-	q.audit_name = PQgetvalue(res, 0, B_NAME);
+	q.audit_name = json_str(b, "name");
 	snprintf(flash, sizeof flash, "Deleting backup %s: it is no longer offered for restore, and its objects, "
 		 "snapshots and volume data are being removed.", q.audit_name);
 	snprintf(already, sizeof already, "Backup %s is already being deleted.", q.audit_name);
 	snprintf(loc, sizeof loc, "/backups/%s", sid);
 	web_job_queue(r, &q);
-	PQclear(res);
+	cJSON_Delete(b);
 }
 
 /* Download: a download job of the runner reads and opens the archive and leaves it in the
@@ -572,22 +541,22 @@ void page_backup_delete(struct request *r)
 void page_backup_download(struct request *r)
 {
 	char sid[24];
-	PGresult *res = backup_load(r, sid, sizeof sid);
+	cJSON *b = backup_load(r, sid, sizeof sid);
 
-	if (!res)
+	if (!b)
 		return;
-	if (!restorable(PQgetvalue(res, 0, B_STATE))) {
-		PQclear(res);
+	if (!restorable(json_str(b, "state"))) {
+		cJSON_Delete(b);
 		respond_error(r, 409, "Only a finished backup can be downloaded.");
 		return;
 	}
 	struct web_job q = {
-		.spec = { .kind = "download", .backup_id = atoll(sid), .repository_id = atoll(PQgetvalue(res, 0, B_REPO)) },
-		.audit_action = "backup.download", .audit_name = PQgetvalue(res, 0, B_NAME),
+		.spec = { .kind = "download", .backup_id = atoll(sid), .repository_id = (long long)json_num(b, "repository_id") },
+		.audit_action = "backup.download", .audit_name = json_str(b, "name"),
 		.flash = "Preparing the download: a runner reads and decrypts the archive; the link appears on this page.",
 	};
 	web_job_queue(r, &q);
-	PQclear(res);
+	cJSON_Delete(b);
 }
 
 /* ---- a repository's upkeep, for its page ---- */
@@ -646,12 +615,12 @@ void page_backup_verify(struct request *r)
 {
 	char sid[24];
 	struct form_values v;
-	PGresult *res = backup_load(r, sid, sizeof sid);
+	cJSON *b = backup_load(r, sid, sizeof sid);
 
-	if (!res)
+	if (!b)
 		return;
-	if (!restorable(PQgetvalue(res, 0, B_STATE))) {
-		PQclear(res);
+	if (!restorable(json_str(b, "state"))) {
+		cJSON_Delete(b);
 		respond_error(r, 409, "Only a finished backup can be verified.");
 		return;
 	}
@@ -659,19 +628,19 @@ void page_backup_verify(struct request *r)
 		char msg[300];
 		snprintf(msg, sizeof msg, "%s", form_first_error(&v));
 		form_values_free(&v);
-		PQclear(res);
+		cJSON_Delete(b);
 		respond_error(r, 422, msg);
 		return;
 	}
 	struct web_job q = {
-		.spec = { .kind = "verify", .backup_id = atoll(sid), .repository_id = atoll(PQgetvalue(res, 0, B_REPO)),
+		.spec = { .kind = "verify", .backup_id = atoll(sid), .repository_id = (long long)json_num(b, "repository_id"),
 			  .input = v.value[0] && strcmp(v.value[0], "true") == 0 ? "{\"read_data\":true}" :
 										 "{\"read_data\":false}" },
-		.audit_action = "backup.verify", .audit_name = PQgetvalue(res, 0, B_NAME), .flash = "Verification queued.",
+		.audit_action = "backup.verify", .audit_name = json_str(b, "name"), .flash = "Verification queued.",
 	};
 	web_job_queue(r, &q);
 	form_values_free(&v);
-	PQclear(res);
+	cJSON_Delete(b);
 }
 
 /* ---- Sync: the bucket's backups into the catalog (the runner reads the bucket) ---- */
