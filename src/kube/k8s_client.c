@@ -138,17 +138,7 @@ static long k8s_timeout(const struct k8s_client *c)
 
 static void k8s_setup_connection(const struct k8s_client *c, CURL *h)
 {
-	/* straight to the pinned address: no proxy from the environment (http_proxy, ...) may
-	 * carry a tenant's request, nor resolve its host again */
-	curl_easy_setopt(h, CURLOPT_PROXY, "");
-	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-	if (c->resolve)
-		curl_easy_setopt(h, CURLOPT_RESOLVE, c->resolve);
-	if (c->ca_pem) {
-		struct curl_blob blob = { c->ca_pem, strlen(c->ca_pem), CURL_BLOB_COPY };
-
-		curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
-	}
+	net_allow_pin(h, c->resolve, c->ca_pem);
 	if (c->insecure) {
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);

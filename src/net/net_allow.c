@@ -335,3 +335,16 @@ int net_allow_check_url_offline(const struct net_allow *allow, const char *url, 
 	curl_free(port);
 	return rc;
 }
+
+void net_allow_pin(CURL *h, struct curl_slist *resolve, const char *ca_pem)
+{
+	curl_easy_setopt(h, CURLOPT_PROXY, "");
+	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+	if (resolve)
+		curl_easy_setopt(h, CURLOPT_RESOLVE, resolve);
+	if (ca_pem) {
+		struct curl_blob blob = { (void *)ca_pem, strlen(ca_pem), CURL_BLOB_COPY };
+
+		curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+	}
+}

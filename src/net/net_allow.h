@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include <curl/curl.h>
+
 #define NET_ALLOW_MAX 64
 #define NET_ALLOW_OPTIN_MAX 16
 /* "host:port:addr,addr,..." for CURLOPT_RESOLVE */
@@ -51,5 +53,11 @@ int net_allow_check_url(const struct net_allow *allow, const char *url, char *re
  * receives the address's text (or "") for a further look at the organisation's opt-ins. */
 int net_allow_check_url_offline(const struct net_allow *allow, const char *url, char literal[64], char *err,
 				size_t errlen);
+
+/* Pins a libcurl handle to what net_allow_check_url checked: resolve's addresses (NULL: an IP
+ * literal), no proxy from the environment (http_proxy and the like may not carry a tenant's
+ * request, nor resolve its host again), and the CA bundle ca_pem when not NULL. Every request to
+ * a tenant's server is set up here. */
+void net_allow_pin(CURL *h, struct curl_slist *resolve, const char *ca_pem);
 
 #endif

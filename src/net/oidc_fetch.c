@@ -85,7 +85,7 @@ cJSON *oidc_fetch_json(const struct net_allow *allow, const char *url, const cha
 		headers = curl_slist_append(headers, auth.buf);
 	}
 	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_RESOLVE, resolve);
+	net_allow_pin(h, resolve, NULL);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);

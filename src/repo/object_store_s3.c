@@ -59,6 +59,22 @@ static int not_found(const struct s3_error *e)
 	return e->http_status == 404 || strcmp(e->code, "NoSuchKey") == 0;
 }
 
+/* A client for one object's request and the object's full key (free it); NULL with err when
+ * the key is not valid or no client is to be had. */
+static struct s3_client *borrow_for(struct s3_store *ss, const char *key, char **full, char *err, size_t errlen)
+{
+	struct s3_client *c;
+
+	if (!object_key_valid(key)) {
+		snprintf(err, errlen, "object key \"%s\": not a valid key", key);
+		return NULL;
+	}
+	if (!(c = borrow(ss, err, errlen)))
+		return NULL;
+	*full = full_key(ss, key);
+	return c;
+}
+
 static int fail(const char *verb, const char *key, const struct s3_error *e, char *err, size_t errlen)
 {
 	char words[600];
@@ -77,13 +93,8 @@ static int s3s_put(struct object_store *os, const char *key, const void *data, s
 	char *k;
 	int rc;
 
-	if (!object_key_valid(key)) {
-		snprintf(err, errlen, "object key \"%s\": not a valid key", key);
+	if (!(c = borrow_for(ss, key, &k, err, errlen)))
 		return -1;
-	}
-	if (!(c = borrow(ss, err, errlen)))
-		return -1;
-	k = full_key(ss, key);
 	rc = s3_put_mem(c, k, data, len, &e);
 	give_back(ss, c);
 	if (rc < 0)
@@ -108,13 +119,8 @@ static int s3s_get(struct object_store *os, const char *key, uint64_t offset, ui
 	char *k;
 	int rc;
 
-	if (!object_key_valid(key)) {
-		snprintf(err, errlen, "object key \"%s\": not a valid key", key);
+	if (!(c = borrow_for(ss, key, &k, err, errlen)))
 		return -1;
-	}
-	if (!(c = borrow(ss, err, errlen)))
-		return -1;
-	k = full_key(ss, key);
 	rc = s3_get_stream(c, k, (int64_t)offset, len ? (int64_t)len : -1, append_to_strbuf, out, &e);
 	give_back(ss, c);
 	free(k);
@@ -145,13 +151,8 @@ static int s3s_head(struct object_store *os, const char *key, struct object_info
 	char etag[128], *k;
 	int rc;
 
-	if (!object_key_valid(key)) {
-		snprintf(err, errlen, "object key \"%s\": not a valid key", key);
+	if (!(c = borrow_for(ss, key, &k, err, errlen)))
 		return -1;
-	}
-	if (!(c = borrow(ss, err, errlen)))
-		return -1;
-	k = full_key(ss, key);
 	rc = s3_head(c, k, &size, etag, sizeof etag, &e);
 	give_back(ss, c);
 	free(k);
@@ -228,13 +229,8 @@ static int s3s_del(struct object_store *os, const char *key, char *err, size_t e
 	char *k;
 	int rc;
 
-	if (!object_key_valid(key)) {
-		snprintf(err, errlen, "object key \"%s\": not a valid key", key);
+	if (!(c = borrow_for(ss, key, &k, err, errlen)))
 		return -1;
-	}
-	if (!(c = borrow(ss, err, errlen)))
-		return -1;
-	k = full_key(ss, key);
 	rc = s3_delete(c, k, &e);
 	give_back(ss, c);
 	free(k);

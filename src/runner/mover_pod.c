@@ -39,17 +39,25 @@ static cJSON *labels(const struct mover_pod_spec *s)
 	return l;
 }
 
-cJSON *mover_pod_secret_object(const struct mover_pod_spec *s)
+/* apiVersion v1, kind and the metadata the Secret and the Pod share (name, namespace, labels). */
+static void object_head(cJSON *o, const struct mover_pod_spec *s, const char *kind)
 {
-	cJSON *o = cJSON_CreateObject(), *meta, *data;
-	char hex[AEAD_KEY_LEN * 2 + 2];
+	cJSON *meta;
 
 	cJSON_AddStringToObject(o, "apiVersion", "v1");
-	cJSON_AddStringToObject(o, "kind", "Secret");
+	cJSON_AddStringToObject(o, "kind", kind);
 	meta = cJSON_AddObjectToObject(o, "metadata");
 	cJSON_AddStringToObject(meta, "name", s->name);
 	cJSON_AddStringToObject(meta, "namespace", s->ns);
 	cJSON_AddItemToObject(meta, "labels", labels(s));
+}
+
+cJSON *mover_pod_secret_object(const struct mover_pod_spec *s)
+{
+	cJSON *o = cJSON_CreateObject(), *data;
+	char hex[AEAD_KEY_LEN * 2 + 2];
+
+	object_head(o, s, "Secret");
 	cJSON_AddStringToObject(o, "type", "Opaque");
 	cJSON_AddBoolToObject(o, "immutable", 1);
 	data = cJSON_AddObjectToObject(o, "data");
@@ -136,14 +144,9 @@ static cJSON *container(const struct mover_pod_spec *s)
 
 cJSON *mover_pod_object(const struct mover_pod_spec *s)
 {
-	cJSON *o = cJSON_CreateObject(), *meta, *spec, *vols, *v, *src, *items, *item;
+	cJSON *o = cJSON_CreateObject(), *spec, *vols, *v, *src, *items, *item;
 
-	cJSON_AddStringToObject(o, "apiVersion", "v1");
-	cJSON_AddStringToObject(o, "kind", "Pod");
-	meta = cJSON_AddObjectToObject(o, "metadata");
-	cJSON_AddStringToObject(meta, "name", s->name);
-	cJSON_AddStringToObject(meta, "namespace", s->ns);
-	cJSON_AddItemToObject(meta, "labels", labels(s));
+	object_head(o, s, "Pod");
 	spec = cJSON_AddObjectToObject(o, "spec");
 	if (s->node && *s->node)
 		cJSON_AddStringToObject(spec, "nodeName", s->node);

@@ -426,16 +426,7 @@ static void s3_setup(const struct s3_client *c, CURL *h, const struct s3_req *q,
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, s3_on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-	/* straight to the pinned address: no proxy from the environment may carry the request */
-	curl_easy_setopt(h, CURLOPT_PROXY, "");
-	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-	if (c->resolve)
-		curl_easy_setopt(h, CURLOPT_RESOLVE, c->resolve);
-	if (c->ca_pem) {
-		struct curl_blob blob = { c->ca_pem, strlen(c->ca_pem), CURL_BLOB_COPY };
-
-		curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
-	}
+	net_allow_pin(h, c->resolve, c->ca_pem);
 	if (strcmp(q->method, "HEAD") == 0) {
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 	} else if (strcmp(q->method, "GET") != 0) {

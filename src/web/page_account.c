@@ -155,6 +155,23 @@ static int invitation_view(struct request *r, const char *token, cJSON *view, in
 	return 0;
 }
 
+/* The invitation of the link's token as a view, or NULL when the page has answered already. */
+static cJSON *invitation_open(struct request *r, const char *token, int *has_account, char *email, size_t len)
+{
+	cJSON *view;
+
+	if (!token) {
+		respond_error(r, 404, "This invitation link is not valid: copy the whole link from the mail.");
+		return NULL;
+	}
+	view = cJSON_CreateObject();
+	if (invitation_view(r, token, view, has_account, email, len) < 0) {
+		cJSON_Delete(view);
+		return NULL;
+	}
+	return view;
+}
+
 void page_invitation(struct request *r)
 {
 	const char *token = route_token(r);
@@ -162,15 +179,8 @@ void page_invitation(struct request *r)
 	char email[256];
 	int has_account;
 
-	if (!token) {
-		respond_error(r, 404, "This invitation link is not valid: copy the whole link from the mail.");
+	if (!(view = invitation_open(r, token, &has_account, email, sizeof email)))
 		return;
-	}
-	view = cJSON_CreateObject();
-	if (invitation_view(r, token, view, &has_account, email, sizeof email) < 0) {
-		cJSON_Delete(view);
-		return;
-	}
 	respond_page(r, 200, "invitation", view);
 }
 
@@ -184,15 +194,8 @@ void page_invitation_accept(struct request *r)
 	PGresult *res;
 	char *pw_hash = NULL;
 
-	if (!token) {
-		respond_error(r, 404, "This invitation link is not valid: copy the whole link from the mail.");
+	if (!(view = invitation_open(r, token, &has_account, email, sizeof email)))
 		return;
-	}
-	view = cJSON_CreateObject();
-	if (invitation_view(r, token, view, &has_account, email, sizeof email) < 0) {
-		cJSON_Delete(view);
-		return;
-	}
 	web_token_hash_param(token, hash);
 	if (has_account) {
 		/* The address has a confirmed account: only its owner, signed in, joins with it. */

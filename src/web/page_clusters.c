@@ -72,9 +72,7 @@ void page_cluster_new(struct request *r)
 static void cluster_ask(struct request *r, long long id, const char *name, const char *url, const char *token_enc,
 			const char *ca, int save_unverified, const char *page)
 {
-	char err[512], loc[64];
 	cJSON *p = cJSON_CreateObject();
-	long long rid;
 
 	if (web_org_rate_limit(r) <= 0) {
 		cJSON_Delete(p);
@@ -89,14 +87,7 @@ static void cluster_ask(struct request *r, long long id, const char *name, const
 	cJSON_AddStringToObject(p, "name", name);
 	cJSON_AddBoolToObject(p, "save_unverified", save_unverified);
 	cJSON_AddStringToObject(p, "page", page);
-	rid = web_request_ask(r, "cluster_probe", p, err, sizeof err);
-	cJSON_Delete(p);
-	if (rid <= 0) {
-		web_request_refused(r, rid, err);
-		return;
-	}
-	snprintf(loc, sizeof loc, "/requests/%lld", rid);
-	respond_redirect(r, loc);
+	web_request_follow(r, "cluster_probe", p);
 }
 
 /* A save that was not stored: its form again, saying why, with what was typed (never the token). */
@@ -354,11 +345,10 @@ void page_cluster_edit(struct request *r)
 void page_cluster_test(struct request *r)
 {
 	long long id = request_param_id(r, "id");
-	char sid[24], err[512], loc[64];
+	char sid[24], err[512];
 	const char *params[] = { sid };
 	PGresult *res;
 	cJSON *p;
-	long long rid;
 
 	if (web_org_rate_limit(r) <= 0)
 		return;
@@ -377,14 +367,7 @@ void page_cluster_test(struct request *r)
 	cJSON_AddStringToObject(p, "ca_pem", PQgetvalue(res, 0, 2));
 	cJSON_AddStringToObject(p, "token_enc", PQgetvalue(res, 0, 3));
 	PQclear(res);
-	rid = web_request_ask(r, "cluster_probe", p, err, sizeof err);
-	cJSON_Delete(p);
-	if (rid <= 0) {
-		web_request_refused(r, rid, err);
-		return;
-	}
-	snprintf(loc, sizeof loc, "/requests/%lld", rid);
-	respond_redirect(r, loc);
+	web_request_follow(r, "cluster_probe", p);
 }
 
 void page_cluster_delete(struct request *r)

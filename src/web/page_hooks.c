@@ -347,7 +347,6 @@ void page_hook_dry_run(struct request *r)
 	struct form_values v;
 	PGresult *res = hook_fetch(r, id, 0);
 	cJSON *view, *dv, *p, *params = NULL;
-	char err[512], loc[64];
 
 	if (!res)
 		return;
@@ -380,14 +379,7 @@ void page_hook_dry_run(struct request *r)
 	}
 	cJSON_AddStringToObject(p, "name", PQgetvalue(res, 0, 0));
 	cJSON_AddStringToObject(p, "source", PQgetvalue(res, 0, 2));
-	long long rid = web_request_ask(r, "hook_dry_run", p, err, sizeof err);
-	cJSON_Delete(p);
-	if (rid <= 0) {
-		web_request_refused(r, rid, err);
-		goto out;
-	}
-	snprintf(loc, sizeof loc, "/requests/%lld", rid);
-	respond_redirect(r, loc);
+	web_request_follow(r, "hook_dry_run", p);
 out:
 	cJSON_Delete(params);
 	PQclear(res);

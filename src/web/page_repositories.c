@@ -135,16 +135,7 @@ static char *repo_stored_secret(struct request *r, const char *sid)
 /* Asks a runner to probe the bucket; the page follows the request (web_save_answered). */
 static void repo_ask(struct request *r, cJSON *p)
 {
-	char err[512], loc[64];
-	long long rid = web_request_ask(r, "repository_probe", p, err, sizeof err);
-
-	cJSON_Delete(p);
-	if (rid <= 0) {
-		web_request_refused(r, rid, err);
-		return;
-	}
-	snprintf(loc, sizeof loc, "/requests/%lld", rid);
-	respond_redirect(r, loc);
+	web_request_follow(r, "repository_probe", p);
 }
 
 static void repo_save(struct request *r, long long id)

@@ -185,7 +185,7 @@ static void sso_refused(struct request *r, struct form_values *v, const char *fi
 void page_sso_save(struct request *r)
 {
 	struct form_values v;
-	char err[512], loc[64];
+	char err[512];
 	PGresult *res;
 
 	if (form_validate(sso_fields, SSO_N, &r->form, &v) > 0) {
@@ -230,14 +230,7 @@ void page_sso_save(struct request *r)
 	cJSON_AddBoolToObject(p, "require_sso", strcmp(form_value(&v, sso_fields, "require_sso"), "true") == 0);
 	free(sealed);
 	form_values_free(&v);
-	long long rid = web_request_ask(r, "sso_discovery", p, err, sizeof err);
-	cJSON_Delete(p);
-	if (rid <= 0) {
-		web_request_refused(r, rid, err);
-		return;
-	}
-	snprintf(loc, sizeof loc, "/requests/%lld", rid);
-	respond_redirect(r, loc);
+	web_request_follow(r, "sso_discovery", p);
 }
 
 /* The runner's answer to a save: stored, or the form again with why (never the secret). */

@@ -201,6 +201,9 @@ void runner_answer_free(struct runner_answer *a);
  * or WEB_REQUESTS_FULL with err in words when the organisation has too many waiting. */
 #define WEB_REQUESTS_FULL (-1LL)
 long long web_request_ask(struct request *r, const char *kind, const cJSON *params, char *err, size_t errlen);
+/* Asks a runner (params: owned, freed) and goes to the page that follows the request, or answers
+ * why it could not be asked. */
+void web_request_follow(struct request *r, const char *kind, cJSON *params);
 /* Answers a failed web_request_ask: 429 in words when full, else a database error. */
 void web_request_refused(struct request *r, long long rid, const char *err);
 /* Request id of the session's organisation into a; -1 when there is none. */

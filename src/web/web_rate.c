@@ -10,11 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int hit(struct request *r, const char *key, long limit, int *allowed)
+/* Counts one attempt under key: 1 when within limit; 0 when over it (answered 429 in words,
+ * the refused attempt counted too); -1 when the database failed (answered). */
+static int hit(struct request *r, const char *key, long limit, const char *what, const char *whose)
 {
-	char err[512], lim[24];
+	char err[512], lim[24], msg[300];
 	const char *params[] = { key, lim };
 	PGresult *res;
+	int allowed;
 
 	snprintf(lim, sizeof lim, "%ld", limit);
 	res = db_exec(r->db, "SELECT rate_hit($1, $2, interval '1 hour')", 2, params, err, sizeof err);
@@ -22,67 +25,43 @@ static int hit(struct request *r, const char *key, long limit, int *allowed)
 		respond_db_error(r, err);
 		return -1;
 	}
-	*allowed = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	allowed = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
+	if (allowed)
+		return 1;
+	snprintf(msg, sizeof msg, "Too many %s %s in the last hour (at most %ld): try again later.", what, whose, limit);
+	log_info("rate limit: %s", key);
+	respond_error(r, 429, msg);
+	r->rollback = 0; /* the refused attempt counts too */
 	return 0;
 }
 
 int web_rate_limit(struct request *r, const char *action, const char *what, const char *address)
 {
 	char key[400];
-	int allowed = 1;
 	/* Sign-in attempts are many per person; mails (sign-up, invitation, reset) are few. */
-	int signin = strcmp(action, "signin") == 0;
+	int signin = strcmp(action, "signin") == 0, rc;
 	long per_address = signin ? 10 * r->ctx->rate_per_address : r->ctx->rate_per_address;
 	long per_client = signin ? 10 * r->ctx->rate_per_client : r->ctx->rate_per_client;
-	char msg[300];
 
 	if (address && *address) {
 		int n = snprintf(key, sizeof key, "%s:addr:", action);
 		for (const char *p = address; *p && n < (int)sizeof key - 1; p++)
 			key[n++] = (char)tolower((unsigned char)*p);
 		key[n < (int)sizeof key ? n : (int)sizeof key - 1] = '\0';
-		if (hit(r, key, per_address, &allowed) < 0)
-			return -1;
-		if (!allowed) {
-			snprintf(msg, sizeof msg, "Too many %s for this address in the last hour (at most %ld): "
-				 "try again later.", what, per_address);
-			log_info("rate limit: %s", key);
-			respond_error(r, 429, msg);
-		r->rollback = 0; /* the refused attempt counts too */
-			return 0;
-		}
+		if ((rc = hit(r, key, per_address, what, "for this address")) <= 0)
+			return rc;
 	}
 	snprintf(key, sizeof key, "%s:client:%s", action, r->remote_addr ? r->remote_addr : "?");
-	if (hit(r, key, per_client, &allowed) < 0)
-		return -1;
-	if (!allowed) {
-		snprintf(msg, sizeof msg, "Too many %s from your network address in the last hour (at most %ld): "
-			 "try again later.", what, per_client);
-		log_info("rate limit: %s", key);
-		respond_error(r, 429, msg);
-		r->rollback = 0; /* the refused attempt counts too */
-		return 0;
-	}
-	return 1;
+	return hit(r, key, per_client, what, "from your network address");
 }
 
 int web_org_rate_limit(struct request *r)
 {
-	char key[64], msg[300];
-	int allowed = 1;
+	char key[64];
 
 	snprintf(key, sizeof key, "probe:org:%lld", r->session.org_id);
-	if (hit(r, key, r->ctx->rate_per_org, &allowed) < 0)
-		return -1;
-	if (allowed)
-		return 1;
-	snprintf(msg, sizeof msg, "Too many connection tests and dry runs for your organisation in the last hour "
-		 "(at most %ld): try again later.", r->ctx->rate_per_org);
-	log_info("rate limit: %s", key);
-	respond_error(r, 429, msg);
-	r->rollback = 0; /* the refused attempt counts too */
-	return 0;
+	return hit(r, key, r->ctx->rate_per_org, "connection tests and dry runs", "for your organisation");
 }
 
 int web_signin_slowed(struct request *r, const char *email)

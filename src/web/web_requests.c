@@ -123,6 +123,20 @@ int web_cluster_reads(struct request *r, const cJSON *reads, int fresh_seconds, 
 	return rc;
 }
 
+void web_request_follow(struct request *r, const char *kind, cJSON *params)
+{
+	char err[512], loc[64];
+	long long rid = web_request_ask(r, kind, params, err, sizeof err);
+
+	cJSON_Delete(params);
+	if (rid <= 0) {
+		web_request_refused(r, rid, err);
+		return;
+	}
+	snprintf(loc, sizeof loc, "/requests/%lld", rid);
+	respond_redirect(r, loc);
+}
+
 void web_request_refused(struct request *r, long long rid, const char *err)
 {
 	if (rid == WEB_REQUESTS_FULL)
