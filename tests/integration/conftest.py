@@ -279,3 +279,12 @@ def admin(stack):
     c.email = unique("admin") + "@example.test"
     c.signup(c.org, c.email)
     return c
+
+
+@pytest.fixture
+def browser():
+    """A headless Chromium for one test (tests/integration/browser.py), quit afterwards."""
+    from browser import new_browser
+    d = new_browser()
+    yield d
+    d.quit()

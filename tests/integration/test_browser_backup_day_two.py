@@ -3,21 +3,13 @@ has read it, then its YAML with the Secret's values masked; Download leading to 
 page links the decrypted archive; a restore plan's Edit opening the wizard with its values."""
 import json
 
-import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browser import fill, gone, new_browser, screenshot
+from browser import fill, gone, screenshot
 from conftest import unique
 from fixtures_testenv import kubectl
 from test_backup_job import Tenant
-
-
-@pytest.fixture
-def browser():
-    d = new_browser()
-    yield d
-    d.quit()
 
 
 def test_an_object_a_download_and_an_edit_in_chromium(stack, testenv, browser):

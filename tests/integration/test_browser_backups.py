@@ -3,21 +3,13 @@ opening the restore wizard with the backup chosen, and its Delete running to the
 import json
 import time
 
-import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browser import fill, gone, new_browser, screenshot
+from browser import fill, gone, screenshot
 from conftest import unique
 from fixtures_testenv import kubectl
 from test_backup_job import Tenant
-
-
-@pytest.fixture
-def browser():
-    d = new_browser()
-    yield d
-    d.quit()
 
 
 def test_backups_and_a_backups_page_in_chromium(stack, testenv, browser):

@@ -1,17 +1,9 @@
 """In Chromium: add a cluster and a repository through the pages and see both Connected."""
 import boto3
-import pytest
 from selenium.webdriver.common.by import By
 
-from browser import fill, new_browser, screenshot, signup
+from browser import fill, screenshot, signup
 from conftest import unique
-
-
-@pytest.fixture
-def browser():
-    d = new_browser()
-    yield d
-    d.quit()
 
 
 def test_add_cluster_and_repository_in_chromium(stack, testenv, browser):

@@ -5,20 +5,12 @@ import subprocess
 import time
 
 import boto3
-import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from browser import fill, gone, new_browser, screenshot, signup
+from browser import fill, gone, screenshot, signup
 from conftest import TOP, unique
 from test_migration import provide_target_volumes
-
-
-@pytest.fixture
-def browser():
-    d = new_browser()
-    yield d
-    d.quit()
 
 
 def add_cluster(browser, stack, name, url, token, ca_file):

@@ -1,19 +1,11 @@
 """A person in a real browser: sign up, sign out, sign in, see the overview."""
 import os
 
-import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browser import fill, gone, new_browser, screenshot, signup
+from browser import fill, gone, screenshot, signup
 from conftest import unique
-
-
-@pytest.fixture
-def browser():
-    d = new_browser()
-    yield d
-    d.quit()
 
 
 def test_signup_signin_and_home_page_in_chromium(stack, browser):

@@ -7,23 +7,15 @@ import time
 
 import boto3
 import psycopg2
-import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from browser import fill, gone, new_browser, screenshot, signup
+from browser import fill, gone, screenshot, signup
 from conftest import TOP, unique
 
 FINAL = ("succeeded", "failed", "partially_failed", "cancelled")
-
-
-@pytest.fixture
-def browser():
-    d = new_browser()
-    yield d
-    d.quit()
 
 
 def submit(driver, text):

@@ -23,7 +23,7 @@ import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browser import fill, gone, new_browser, screenshot, signup
+from browser import fill, gone, screenshot, signup
 from conftest import TOP, Client, free_port, unique
 
 USERS = {
@@ -146,13 +146,6 @@ def finish(client, callback_url, timeout=60):
             return r
         assert time.time() < deadline, "no runner answered the sign-in"
         time.sleep(0.3)
-
-
-@pytest.fixture
-def browser():
-    d = new_browser()
-    yield d
-    d.quit()
 
 
 def test_console_configures_sso_and_chromium_signs_in_through_the_provider(stack, provider, browser):
