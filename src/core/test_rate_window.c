@@ -186,6 +186,10 @@ static void fake_bucket(struct token_bucket *b, const struct rate_schedule *s, s
 	b->ud = c;
 }
 
+static uint64_t seen[8];
+static int nseen;
+static void note_rate(uint64_t bps, time_t at, void *ud) { (void)at; (void)ud; if (nseen < 8) seen[nseen++] = bps; }
+
 static void test_token_bucket(void)
 {
 	struct rate_schedule s;
@@ -196,6 +200,7 @@ static void test_token_bucket(void)
 	/* 2 MB/s from 1000 to 1005, unlimited from then on */
 	CHECK(rate_schedule_parse("1000:2000000,1005:0", &s, err, sizeof err) == 0);
 	fake_bucket(&b, &s, &c);
+	b.on_rate = note_rate;
 	token_bucket_take(&b, 4000000);				/* 2 s at 2 MB/s, less the burst */
 	CHECK(c.mono >= 1.9 - 1e-9 && c.mono <= 2.0 + 1e-9);
 	token_bucket_take(&b, 100000000);			/* 100 MB: 3 s at the limit, then free */
@@ -203,6 +208,10 @@ static void test_token_bucket(void)
 	double before = c.mono;
 	token_bucket_take(&b, 1000000000);			/* unlimited: no wait at all */
 	CHECK(c.mono == before);
+	CHECK_INTEQ(nseen, 2);					/* told once of each rate */
+	CHECK_INTEQ(seen[0], 2000000);
+	CHECK_INTEQ(seen[1], 0);
+	CHECK(b.waited > 4.5 && b.waited - c.slept < 1e-6 && c.slept - b.waited < 1e-6);
 	token_bucket_destroy(&b);
 	rate_schedule_free(&s);
 
@@ -225,6 +234,14 @@ static void test_token_bucket(void)
 	CHECK(c.mono >= 3.8 && c.mono <= 4.1);
 	token_bucket_destroy(&b);
 	rate_schedule_free(&s);
+	/* no schedule at all: never waits, never reports */
+	c = (struct fake_clock){ 0, 1000, 0 };
+	fake_bucket(&b, &s, &c);
+	b.on_rate = note_rate;
+	nseen = 0;
+	token_bucket_take(&b, 1000000000);
+	CHECK(c.slept == 0 && nseen == 0);
+	token_bucket_destroy(&b);
 }
 
 int main(void)

@@ -53,6 +53,8 @@ void token_bucket_destroy(struct token_bucket *b)
  * wait longer behind the bytes this one reserved. */
 void token_bucket_take(struct token_bucket *b, size_t n)
 {
+	if (!b->sched->n)
+		return;		/* no schedule for this direction: nothing to pace or report */
 	pthread_mutex_lock(&b->mu);
 	while (n > 0) {
 		double now = mono_now(b);

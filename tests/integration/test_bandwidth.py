@@ -230,20 +230,14 @@ def test_an_unlimited_window_is_not_throttled(repo, tmp_path):
 
 def test_a_window_that_ends_during_the_run_lifts_the_limit_then(repo, tmp_path):
     now = int(time.time())
-    boundary = now + 6
-    # 16 MB at 1 MB/s would wait about 16 s; the window ends 6 s in and the rest goes unlimited
-    done, rates, elapsed = backup(repo, volume(tmp_path, 16 * MB), "--rate-upload", f"{now - 60}:{MB},{boundary}:0")
+    boundary = now + 12
+    # 24 MB at 1 MB/s would wait about 24 s; the window ends 12 s in and the rest goes unlimited
+    done, rates, elapsed = backup(repo, volume(tmp_path, 24 * MB), "--rate-upload", f"{now - 60}:{MB},{boundary}:0")
     assert [r[:2] for r in rates] == [("upload", MB), ("upload", 0)], rates
     assert rates[1][2] >= boundary
-    assert 1000 <= done["rate_wait_ms"] < 12000
-    # and one that starts during the run slows what is left
-    now = int(time.time())
-    boundary = now + 3
-    done, rates, elapsed = backup(repo, volume(tmp_path, 12 * MB), "--rate-upload", f"{now - 60}:0,{boundary}:{MB}")
-    if rates[0][1] == 0:	# the first upload came before the boundary
-        assert [r[:2] for r in rates] == [("upload", 0), ("upload", MB)], rates
-        assert rates[1][2] >= boundary
-    assert done["rate_wait_ms"] >= 1000
+    assert 0 < done["rate_wait_ms"] < 20000
+    # (a window that starts mid-run: src/core/test_rate_window.c, on a simulated clock; a store
+    # object already on its way when it starts goes at the link's speed, see docs/operations.md)
 
 
 def test_a_schedule_that_is_not_one_is_refused_naming_the_option(repo, tmp_path):
