@@ -19,7 +19,10 @@ import psycopg2
 import pytest
 
 from conftest import unique
+from fixtures_testenv import kubectl
+from test_mover_pod import mover_image, vols  # noqa: F401 (fixtures)
 from test_mover_volume import MOVER, common, create_bucket, keyfile  # noqa: F401 (fixture)
+from test_real_node import real_pod, run_pod
 
 pytest_plugins = ["fixtures_testenv"]
 MB = 1000 * 1000
@@ -246,3 +249,52 @@ def test_a_schedule_that_is_not_one_is_refused_naming_the_option(repo, tmp_path)
         res = subprocess.run([MOVER, "backup", *args, "--source", str(tmp_path), "--rate-upload", bad],
                              capture_output=True, text=True, env=env, timeout=60)
         assert res.returncode == 2 and "option --rate-upload:" in res.stderr, (bad, res.stderr)
+
+
+# ---- a mover pod on a real node, paced by the cluster's windows as the runner reads them ----
+
+def test_a_mover_pod_is_paced_by_the_window_open_now_in_the_clusters_time_zone(vols, testenv):
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+    zone = "Pacific/Chatham"	# +12:45/+13:45: a window in UTC or the machine's zone would be elsewhere
+    local = datetime.now(ZoneInfo(zone))
+    opened, closes = local - timedelta(minutes=60), local + timedelta(minutes=60)
+    later = local + timedelta(hours=3)
+    conn = psycopg2.connect(vols.stack.pg_dsn_owner)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO stowage.clusters (org_id, name, api_url, token_enc, key_id, time_zone) "
+                    "VALUES (%s, %s, 'https://203.0.113.1', '\\x00', 'k1', %s) RETURNING id",
+                    (vols.org_id, unique("paced-"), zone))
+        cid = cur.fetchone()[0]
+        minute = lambda t: t.hour * 60 + t.minute  # noqa: E731
+        # open now: uploads at 2 MB/s; one three hours on (not now) would allow only 1KB/s
+        for pos, (bps, start, end) in enumerate([(2 * MB, opened, closes), (1000, later, later + timedelta(minutes=30))]):
+            cur.execute("INSERT INTO stowage.cluster_bandwidth_rules (org_id, cluster_id, position, direction, "
+                        "bytes_per_second, days, start_minute, end_minute) VALUES (%s, %s, %s, 'upload', %s, 127, %s, %s)",
+                        (vols.org_id, cid, pos + 1, bps, minute(start), minute(end) or 1440))
+    vols.cluster_id = cid
+    try:
+        ns = unique("paced")
+        kubectl(testenv, "source", "create", "namespace", ns)
+        kubectl(testenv, "source", "apply", "-f", "-", stdin=json.dumps({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": ns},
+            "spec": {"storageClassName": "local-path", "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}}))
+        writer = real_pod(testenv, ns, "writer", ["sh", "-c", "head -c 8000000 /dev/urandom > /data/blob && echo written"],
+                          volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+                          mounts=[{"name": "data", "mountPath": "/data"}])
+        run_pod(testenv, "source", writer, phase="Succeeded", timeout=180)
+        kubectl(testenv, "source", "-n", ns, "delete", "pod", "writer", "--wait=true")
+        job = vols.new_job("backup")
+        res = vols.run("source", job, "backup", unique("bk"), ns, json.dumps({f"{ns}/data": "filesystem"}))
+        [volume] = json.loads(res.stdout)
+        assert volume["bytes"] == 8000000, volume
+        # 8 MB at 2 MB/s: about 4 s of waiting in the pod, less the time the upload itself took
+        assert volume["rate_wait_ms"] > 1000, volume
+        assert volume["duration_ms"] >= 8000000 / (2 * MB) * 1000 - 100, volume
+        logs = [m for (m,) in owner_rows(vols.stack, "SELECT message FROM stowage.job_logs WHERE job_id = %s", (job,))]
+        assert any("upload rate now 2MB/s" in m for m in logs), logs
+        assert not any("1KB/s" in m for m in logs), logs
+    finally:
+        vols.cluster_id = 1
