@@ -1226,7 +1226,8 @@ static int namespace_collect(cJSON *obj, void *ud)
 			cJSON_DeleteItemFromArray(names, 0);
 		return 0;
 	}
-	if (!name || (phase && strcmp(phase, "Terminating") == 0))
+	/* a name no API server would give (a hostile one's) is no namespace to back up */
+	if (!name || !dns_label(name) || (phase && strcmp(phase, "Terminating") == 0))
 		return 0;
 	for (size_t i = 0; i < sizeof system / sizeof system[0]; i++)
 		if (strcmp(name, system[i]) == 0)
