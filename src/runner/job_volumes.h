@@ -35,11 +35,13 @@
  * a claim not named there: "filesystem") and appends one entry per claim to the array
  * volumes_out:
  *   {namespace, pvc, pv, storage_class, size, node, method, snapshot_id | volume_snapshot,
- *    bytes, files, duration_ms}
+ *    bytes, files, duration_ms[, rate_wait_ms]}
  * (volume_snapshot: {name, namespace, api_version, class, content, handle, driver}). The lead
  * writes volumes_out into the backup as backups/<name>/<name>-volumes.json. Claims that are
  * not Bound are skipped with a warning. Returns 0 when every claim's data was saved, -1 when
- * any failed (all others are still attempted; err names the first failed claim and why). */
+ * any failed (all others are still attempted; err names the first failed claim and why).
+ * cluster_id is the cluster the claims are of: its bandwidth windows (sql/025) pace the mover,
+ * here and in job_restore_volumes. */
 int job_backup_volumes(struct job *job, struct k8s_client *k, long long cluster_id, const struct job_repository *repo,
 		       const char *backup_name, char *const *namespaces, size_t n, const char *label_selector,
 		       const cJSON *volume_methods, cJSON *volumes_out, char *err, size_t errlen);
