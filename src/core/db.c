@@ -79,24 +79,75 @@ int db_run(PGconn *conn, const char *sql, int nparams, const char *const *params
 	return 0;
 }
 
+/* BEGIN and sql in one round trip (libpq's pipeline mode): the results come as BEGIN's, NULL,
+ * sql's, NULL, then the sync's. */
+PGresult *db_begin_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
+			char *err, size_t errlen)
+{
+	PGresult *res, *out = NULL;
+	int failed = 0, ends = 0;
+
+	if (!PQenterPipelineMode(conn) ||
+	    !PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ||
+	    !PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0) || !PQpipelineSync(conn)) {
+		db_set_error(conn, NULL, err, errlen);
+		failed = 1;
+	}
+	while (PQpipelineStatus(conn) != PQ_PIPELINE_OFF && PQstatus(conn) == CONNECTION_OK && ends <= 2) {
+		res = PQgetResult(conn);
+		if (!res) {
+			ends++;
+			continue;
+		}
+		ExecStatusType st = PQresultStatus(res);
+		if (st == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			break;
+		}
+		if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+			if (ends == 1 && !out)
+				out = res;
+			else
+				PQclear(res);
+			continue;
+		}
+		if (!failed)
+			db_set_error(conn, res, err, errlen);
+		failed = 1;
+		PQclear(res);
+	}
+	if (!PQexitPipelineMode(conn) && !failed) {
+		db_set_error(conn, NULL, err, errlen);
+		failed = 1;
+	}
+	if (failed || !out) {
+		if (!failed)
+			snprintf(err, errlen, "database: no answer to %s", sql);
+		PQclear(out);
+		db_rollback(conn);
+		return NULL;
+	}
+	db_sqlstate[0] = '\0';
+	return out;
+}
+
 int db_tenant_begin(PGconn *conn, long long org_id, long long user_id, char *err, size_t errlen)
 {
 	char org[24], user[24];
 	const char *params[] = { org, user };
+	PGresult *res;
 
-	if (db_run(conn, "BEGIN", 0, NULL, err, errlen) < 0)
-		return -1;
 	snprintf(org, sizeof org, "%lld", org_id);
 	snprintf(user, sizeof user, "%lld", user_id);
 	if (org_id <= 0)
 		params[0] = "";
 	if (user_id <= 0)
 		params[1] = "";
-	if (db_run(conn, "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)",
-		   2, params, err, errlen) < 0) {
-		db_rollback(conn);
+	res = db_begin_exec(conn, "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)",
+			    2, params, err, errlen);
+	if (!res)
 		return -1;
-	}
+	PQclear(res);
 	return 0;
 }
 

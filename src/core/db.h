@@ -25,6 +25,10 @@ const char *db_last_sqlstate(void);
 /* BEGIN, then bind the transaction to an organisation and user (row-level security reads them).
  * org_id 0 means "no tenant" (sign-up, sign-in). */
 int db_tenant_begin(PGconn *conn, long long org_id, long long user_id, char *err, size_t errlen);
+/* BEGIN and one statement in a single round trip: the statement's result (caller PQclear()s it)
+ * with the transaction left open, or NULL with the message in err and the transaction rolled back. */
+PGresult *db_begin_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
+			char *err, size_t errlen);
 int db_commit(PGconn *conn, char *err, size_t errlen);
 void db_rollback(PGconn *conn);
 
