@@ -8,6 +8,9 @@
 #include <libpq-fe.h>
 
 PGconn *db_connect(const char *conninfo, const char *application_name, char *err, size_t errlen);
+/* From now on every statement run on conn (one connection per process, used by one thread) is
+ * prepared the first time and only executed after: parsed and planned once per connection. */
+void db_prepare_statements(PGconn *conn);
 /* Reconnects when the connection broke; 0 when usable. */
 int db_ensure(PGconn *conn, char *err, size_t errlen);
 
