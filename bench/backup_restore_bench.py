@@ -131,6 +131,8 @@ def main():
     os.chmod(root, 0o755)
     os.chmod(stack_root, 0o755)
     subprocess.run([os.path.join(SCRIPTS, "start"), env_root], check=True, stdout=subprocess.DEVNULL)
+    # the namespace has no claims, but the volumes phase needs a mover configured (as in the tests)
+    os.environ.setdefault("STOWAGE_MOVER_LOCAL_ROOT", root)
     stack = Stack(stack_root)
     velero = None
     try:

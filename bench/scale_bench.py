@@ -225,6 +225,8 @@ def main():
                    env=dict(os.environ, STOWAGE_TESTENV_REAL_NODES="0"))
     stack_root = os.path.join(root, "stack")
     os.makedirs(stack_root, mode=0o755)
+    # the namespace has no claims, but the volumes phase needs a mover configured (as in the tests)
+    os.environ.setdefault("STOWAGE_MOVER_LOCAL_ROOT", root)
     stack = conftest.Stack(stack_root)
     try:
         env = read_env(os.path.join(env_root, "env"))
