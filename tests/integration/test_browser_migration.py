@@ -92,7 +92,7 @@ def wait_job_end(browser, shot):
     deadline = time.time() + 300
     while True:
         text = browser.find_element(By.TAG_NAME, "main").text
-        state = browser.find_element(By.ID, "job-state").text
+        state = browser.find_element(By.ID, "job-state").text.lower()  # shown capitalised
         if state not in ("queued", "running"):
             break
         assert time.time() < deadline, text[:500]
