@@ -38,14 +38,14 @@ struct cli {
 	struct manifest_tag tags[MANIFEST_TAGS_MAX];
 	size_t ntags;
 	long threads, grace, lock_stale;
-	int read_data;
+	int read_data, mirror;
 };
 
 static void usage(FILE *f)
 {
 	fputs("usage: stowage-mover COMMAND --repo file:///DIR --repo-id ID --key-file FILE [options]\n"
 	      "  backup    --source DIR [--tag KEY=VALUE]... [--threads N]\n"
-	      "  restore   --snapshot ID --target DIR [--threads N]\n"
+	      "  restore   --snapshot ID --target DIR [--mirror] [--threads N]\n"
 	      "  snapshots\n"
 	      "  check     [--read-data [--share K/N]] [--snapshots ID,ID,...]\n"
 	      "  prune     [--keep ID,ID,... | --keep-file FILE] [--grace SECONDS] [--lock-stale SECONDS]\n"
@@ -163,6 +163,7 @@ static int parse_args(struct cli *c, int argc, char **argv)
 		{ "lock-stale", required_argument, NULL, 'L' }, { "help", no_argument, NULL, 'h' },
 		{ "snapshots", required_argument, NULL, 'S' }, { "share", required_argument, NULL, 'P' },
 		{ "rate-upload", required_argument, NULL, 'U' }, { "rate-download", required_argument, NULL, 'D' },
+		{ "mirror", no_argument, NULL, 'M' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -179,6 +180,7 @@ static int parse_args(struct cli *c, int argc, char **argv)
 		case 't': c->target = optarg; break;
 		case 'n': c->snapshot = optarg; break;
 		case 'd': c->read_data = 1; break;
+		case 'M': c->mirror = 1; break;
 		case 'K': c->keep = optarg; break;
 		case 'F': c->keep_file = optarg; break;
 		case 'S': c->snapshots = optarg; break;
@@ -296,6 +298,7 @@ static int cmd_backup(struct cli *c, struct chunk_store *cs, struct object_store
 
 static int cmd_restore(struct cli *c, struct chunk_store *cs, struct object_store *os)
 {
+	struct volume_restore_result res = { 0 };
 	char err[1024];
 	cJSON *o;
 	int rc;
@@ -304,9 +307,10 @@ static int cmd_restore(struct cli *c, struct chunk_store *cs, struct object_stor
 		return EXIT_USAGE;
 	{
 	struct volume_restore_options opt = { .snapshot_id = c->snapshot, .target = c->target,
-					      .threads = (unsigned)c->threads, .progress = on_progress };
+					      .threads = (unsigned)c->threads, .progress = on_progress,
+					      .mirror = c->mirror };
 
-	rc = volume_restore(cs, &opt, err, sizeof err);
+	rc = volume_restore(cs, &opt, &res, err, sizeof err);
 	}
 	if (rc < 0) {
 		log_error("%s", err);
@@ -316,6 +320,10 @@ static int cmd_restore(struct cli *c, struct chunk_store *cs, struct object_stor
 	cJSON_AddStringToObject(o, "phase", "done");
 	cJSON_AddStringToObject(o, "snapshot_id", c->snapshot);
 	cJSON_AddNumberToObject(o, "rate_wait_ms", (double)object_store_limited_wait_ms(os));
+	cJSON_AddNumberToObject(o, "files_written", (double)res.files_written);
+	cJSON_AddNumberToObject(o, "bytes_written", (double)res.bytes_written);
+	cJSON_AddNumberToObject(o, "files_unchanged", (double)res.files_unchanged);
+	cJSON_AddNumberToObject(o, "removed", (double)res.removed);
 	emit(o);
 	return EXIT_OK;
 }

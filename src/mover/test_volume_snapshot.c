@@ -290,14 +290,15 @@ static int backup(const char *repo_id, const struct chunk_store_options *opt, st
 	return rc;
 }
 
-static int restore(const char *repo_id, const char *id, const char *target, char *err, size_t errlen)
+static int restore_into(const char *repo_id, const char *id, const char *target, int mirror,
+			struct volume_restore_result *res, char *err, size_t errlen)
 {
 	struct object_store *os;
 	struct chunk_store *cs = open_repo(&os, repo_id, NULL);
 	struct progress_seen ps = { { 0, 0, 0, 0 }, 0 };
 	struct volume_restore_options ro = { .snapshot_id = id, .target = target, .threads = 2,
-					     .progress = on_progress, .progress_arg = &ps };
-	int rc = cs ? volume_restore(cs, &ro, err, errlen) : -1;
+					     .progress = on_progress, .progress_arg = &ps, .mirror = mirror };
+	int rc = cs ? volume_restore(cs, &ro, res, err, errlen) : -1;
 
 	if (rc == 0) {
 		CHECK(ps.calls >= 1);
@@ -306,6 +307,11 @@ static int restore(const char *repo_id, const char *id, const char *target, char
 	}
 	close_repo(os, cs);
 	return rc;
+}
+
+static int restore(const char *repo_id, const char *id, const char *target, char *err, size_t errlen)
+{
+	return restore_into(repo_id, id, target, 0, NULL, err, errlen);
 }
 
 static void print_problem(const char *line, void *arg)
@@ -572,6 +578,61 @@ static void test_tampered_and_missing_data_name_the_file(void)
 	rm_rf(target);
 }
 
+/* A migration's cutover: the target already holds an earlier copy (and some strays, one a
+ * symlink out of the volume where the snapshot has a directory); --mirror makes it the
+ * snapshot exactly, writing only the files that changed and never following the symlink. */
+static void test_mirror_writes_only_what_changed(void)
+{
+	struct volume_backup_result b;
+	struct volume_restore_result r = { 0 };
+	char err[1024] = "", target[256], path[600], outside[256];
+	struct stat st;
+
+	snprintf(target, sizeof target, "%s/mirror", base);
+	CHECK_INTEQ(restore_into("vol", latest_id, target, 0, &r, err, sizeof err), 0);
+	CHECK_INTEQ(r.files_unchanged, 0);
+	uint64_t full = r.bytes_written;
+
+	/* the source changes: one file rewritten, one removed, one added */
+	snprintf(path, sizeof path, "%s/dir00/file001", src);
+	write_file(path, "changed", 7, 0644);
+	snprintf(path, sizeof path, "%s/dir01/file002", src);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/dir02/added", src);
+	write_file(path, "added", 5, 0600);
+	CHECK_INTEQ(backup("vol", NULL, &b, err, sizeof err), 0);
+
+	/* strays in the target, and dir04 replaced by a symlink to a directory outside it */
+	snprintf(path, sizeof path, "%s/stray", target);
+	write_file(path, "stray", 5, 0644);
+	snprintf(path, sizeof path, "%s/straydir", target);
+	mkdir(path, 0755);
+	snprintf(path, sizeof path, "%s/straydir/inner", target);
+	write_file(path, "x", 1, 0644);
+	snprintf(outside, sizeof outside, "%s/outside", base);
+	mkdir(outside, 0755);
+	snprintf(path, sizeof path, "%s/keep", outside);
+	write_file(path, "keep", 4, 0644);
+	snprintf(path, sizeof path, "%s/dir04", target);
+	rm_rf(path);
+	CHECK_INTEQ(symlink(outside, path), 0);
+
+	CHECK_INTEQ(restore_into("vol", b.id, target, 1, &r, err, sizeof err), 0);
+	printf("# mirror: %llu files written (%llu bytes, the full restore wrote %llu), %llu unchanged, %llu removed\n",
+	       (unsigned long long)r.files_written, (unsigned long long)r.bytes_written, (unsigned long long)full,
+	       (unsigned long long)r.files_unchanged, (unsigned long long)r.removed);
+	CHECK_STREQ(err, "");
+	CHECK(trees_equal(src, target));
+	CHECK_INTEQ(r.files_written, 2 + 100);	/* changed, added, and dir04's files again */
+	CHECK_INTEQ(r.files_unchanged, b.files - 102);
+	CHECK_INTEQ(r.removed, 4);		/* the removed file, stray, straydir, the symlink */
+	CHECK(r.bytes_written * 10 < full);
+	strcpy(latest_id, b.id);
+	snprintf(path, sizeof path, "%s/keep", outside);
+	CHECK_INTEQ(stat(path, &st), 0);	/* the symlink was removed, not followed */
+	rm_rf(target);
+}
+
 static void test_manifest_is_bound_to_its_id(void)
 {
 	struct object_store *os;
@@ -663,6 +724,7 @@ int main(void)
 	RUN(test_round_trip_of_a_whole_volume);
 	RUN(test_second_backup_of_unchanged_tree_writes_almost_nothing);
 	RUN(test_one_mib_changed_writes_few_chunks);
+	RUN(test_mirror_writes_only_what_changed);
 	RUN(test_interrupted_backup_then_prune);
 	RUN(test_tampered_and_missing_data_name_the_file);
 	RUN(test_manifest_is_bound_to_its_id);

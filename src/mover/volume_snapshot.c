@@ -772,6 +772,7 @@ struct restore {
 	const struct volume_restore_options *opt;
 	int root_fd, as_root;
 	struct volume_progress prog;	/* under mu */
+	struct volume_restore_result res;	/* under mu */
 	time_t last_progress;
 
 	pthread_mutex_t mu;
@@ -1029,6 +1030,20 @@ static int restore_data(struct restore *r, struct chunk_reader *reader, int fd, 
 	return rc;
 }
 
+/* mirror: the file already there is the entry's (the quick check of rsync: size and mtime to
+ * the nanosecond, and the mode and owner restore would set) */
+static int unchanged(const struct restore *r, int pfd, const char *base, const struct manifest_entry *e)
+{
+	struct stat st;
+
+	if (!r->opt->mirror || fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	return (uint64_t)st.st_size == e->size && st.st_mtim.tv_sec == e->mtime_sec &&
+	       st.st_mtim.tv_nsec == (long)e->mtime_nsec && (st.st_mode & 07777) == (e->mode & 07777) &&
+	       (!r->as_root || (st.st_uid == e->uid && st.st_gid == e->gid));
+}
+
+/* 0 written, 1 left as it was (mirror), -1 with err. */
 static int restore_file(struct restore *r, struct chunk_reader *reader, const struct manifest_entry *e,
 			char *err, size_t errlen)
 {
@@ -1039,6 +1054,10 @@ static int restore_file(struct restore *r, struct chunk_reader *reader, const st
 	if (pfd < 0) {
 		set_err_path(err, errlen, "restore", e->path, "its directory is missing or is a symlink");
 		return -1;
+	}
+	if (unchanged(r, pfd, base, e)) {
+		close(pfd);
+		return 1;
 	}
 	/* Create first, replace only what exists: an unlink of a name that is not there still
 	 * locks the directory against the other threads' creates. */
@@ -1090,11 +1109,19 @@ static void *restore_worker(void *arg)
 		pthread_cond_broadcast(&r->cond);
 		pthread_mutex_unlock(&r->mu);
 		rc = restore_file(r, reader, &e, err, sizeof err);
-		if (rc == 0) {
+		if (rc >= 0) {
 			uint64_t holes = 0;
 			for (size_t i = 0; i < e.nholes; i++)
 				holes += e.holes[i].len;
-			restore_advance(r, holes, 1, 0);
+			pthread_mutex_lock(&r->mu);
+			if (rc == 1) {
+				r->res.files_unchanged++;
+			} else {
+				r->res.files_written++;
+				r->res.bytes_written += e.size - holes;
+			}
+			pthread_mutex_unlock(&r->mu);
+			restore_advance(r, rc == 1 ? e.size : holes, 1, 0);
 		}
 		manifest_entry_free(&e);
 		if (rc < 0)
@@ -1199,6 +1226,140 @@ static int restore_queue_file(struct restore *r, struct manifest_entry *e)
 	return 0;
 }
 
+/* ---- mirror: what the snapshot lacks, removed before the restore ---- */
+
+struct known_entry {
+	char *path;
+	enum manifest_type type;
+};
+
+struct known {
+	struct known_entry *e;
+	size_t n, cap;
+};
+
+static int known_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct known_entry *)a)->path, ((const struct known_entry *)b)->path);
+}
+
+/* Every path of the snapshot and its type, sorted: one read of the tree stream. */
+static int known_read(struct chunk_store *cs, const struct manifest_header *h, struct known *k, char *err, size_t errlen)
+{
+	struct tree_reader *tr = tree_reader_new(cs, h);
+	struct manifest_entry e;
+	int rc;
+
+	while ((rc = tree_reader_next(tr, &e, err, errlen)) == 1) {
+		if (k->n == k->cap) {
+			k->cap = k->cap ? k->cap * 2 : 256;
+			k->e = xrealloc(k->e, k->cap * sizeof *k->e);
+		}
+		k->e[k->n].path = e.path;
+		k->e[k->n++].type = e.type;
+		e.path = NULL;
+		manifest_entry_free(&e);
+	}
+	tree_reader_free(tr);
+	qsort(k->e, k->n, sizeof *k->e, known_cmp);
+	return rc < 0 ? rc : 0;
+}
+
+static void known_free(struct known *k)
+{
+	for (size_t i = 0; i < k->n; i++)
+		free(k->e[i].path);
+	free(k->e);
+}
+
+/* Removes name in directory pfd, a directory with everything in it; never follows a symlink. */
+static int remove_tree(int pfd, const char *name)
+{
+	struct stat st;
+	int rc = 0;
+
+	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(pfd, name, 0) < 0 && errno != ENOENT ? -1 : 0;
+	int dfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return -1;
+	size_t n;
+	char **names = read_names(dfd, &n);
+	for (size_t i = 0; names && i < n && rc == 0; i++)
+		rc = remove_tree(dfd, names[i]);
+	free_names(names, n);
+	close(dfd);
+	return rc < 0 || (unlinkat(pfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT) ? -1 : 0;
+}
+
+static int type_matches(mode_t mode, enum manifest_type type)
+{
+	return type == ENTRY_DIR ? S_ISDIR(mode) : type == ENTRY_SYMLINK ? S_ISLNK(mode) : S_ISREG(mode);
+}
+
+/* Walks the directory dfd (path, relative to the target) and removes every name the snapshot
+ * lacks or holds as another type. */
+static int mirror_prune(struct restore *r, const struct known *k, int dfd, struct strbuf *path, char *err, size_t errlen)
+{
+	size_t n, len = path->len;
+	char **names = read_names(dfd, &n);
+	int rc = 0;
+
+	if (!names) {
+		set_err_path(err, errlen, "restore", len ? path->buf : ".", strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct known_entry key, *found;
+		struct stat st;
+
+		path->len = len;
+		if (len)
+			strbuf_addch(path, '/');
+		strbuf_addstr(path, names[i]);
+		key.path = path->buf;
+		found = bsearch(&key, k->e, k->n, sizeof *k->e, known_cmp);
+		if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;	/* gone meanwhile */
+		if (!found || !type_matches(st.st_mode, found->type)) {
+			if (remove_tree(dfd, names[i]) < 0) {
+				set_err_path(err, errlen, "remove", path->buf, strerror(errno));
+				rc = -1;
+			}
+			r->res.removed++;
+		} else if (found->type == ENTRY_DIR) {
+			int sub = openat(dfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub < 0) {
+				set_err_path(err, errlen, "restore", path->buf, strerror(errno));
+				rc = -1;
+			} else {
+				rc = mirror_prune(r, k, sub, path, err, errlen);
+				close(sub);
+			}
+		}
+	}
+	path->len = len;
+	if (path->buf)
+		path->buf[len] = '\0';
+	free_names(names, n);
+	return rc;
+}
+
+static int mirror_prepare(struct restore *r, const struct manifest_header *h, char *err, size_t errlen)
+{
+	struct known k = { 0 };
+	struct strbuf path = STRBUF_INIT;
+	int rc = known_read(r->cs, h, &k, err, errlen);
+
+	if (rc == 0)
+		rc = mirror_prune(r, &k, r->root_fd, &path, err, errlen);
+	strbuf_release(&path);
+	known_free(&k);
+	return rc;
+}
+
 /* Pass 1 creates everything (files on the workers); pass 2 sets directory metadata. */
 static int restore_pass(struct restore *r, const struct manifest_header *h, int pass)
 {
@@ -1227,7 +1388,7 @@ static int restore_pass(struct restore *r, const struct manifest_header *h, int 
 }
 
 int volume_restore(struct chunk_store *cs, const struct volume_restore_options *opt,
-		   char *err, size_t errlen)
+		   struct volume_restore_result *res, char *err, size_t errlen)
 {
 	const char *target = opt->target;
 	unsigned threads = opt->threads;
@@ -1259,6 +1420,14 @@ int volume_restore(struct chunk_store *cs, const struct volume_restore_options *
 	}
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cond, NULL);
+	if (opt->mirror && (rc = mirror_prepare(r, &h, err, errlen)) < 0) {
+		pthread_mutex_destroy(&r->mu);
+		pthread_cond_destroy(&r->cond);
+		close(r->root_fd);
+		free(r);
+		manifest_header_free(&h);
+		return rc;
+	}
 	if (!threads)
 		threads = 2;
 	for (; started < threads && started < 16; started++)
@@ -1280,6 +1449,8 @@ int volume_restore(struct chunk_store *cs, const struct volume_restore_options *
 	rc = r->failed ? (r->fail_rc ? r->fail_rc : -1) : 0;
 	if (rc)
 		snprintf(err, errlen, "%s", r->err);
+	if (res)
+		*res = r->res;
 	while (r->head < r->tail)
 		manifest_entry_free(&r->queue[r->head++ % WINDOW]);
 	pthread_mutex_destroy(&r->mu);

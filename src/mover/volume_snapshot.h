@@ -47,11 +47,21 @@ struct volume_restore_options {
 	unsigned threads;		/* writers; 0 means 2 */
 	volume_progress_cb progress;	/* at most once a second, and at the end */
 	void *progress_arg;
+	int mirror;			/* make target exactly the snapshot, writing only what changed:
+					 * a file already there with the entry's size, mtime, mode (and
+					 * owner, as root) is left as it is, and every name the snapshot
+					 * lacks (or holds as another type) is removed first */
+};
+
+struct volume_restore_result {
+	uint64_t files_written, bytes_written;	/* data bytes written (holes not counted) */
+	uint64_t files_unchanged;		/* mirror: left as they were */
+	uint64_t removed;			/* mirror: names removed (a directory counts once) */
 };
 
 /* Restores into target (created when missing; existing files of the same names are
- * replaced). Every chunk is checked against its id before it is written. */
+ * replaced). Every chunk is checked against its id before it is written. res may be NULL. */
 int volume_restore(struct chunk_store *cs, const struct volume_restore_options *opt,
-		   char *err, size_t errlen);
+		   struct volume_restore_result *res, char *err, size_t errlen);
 
 #endif

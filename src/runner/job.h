@@ -133,6 +133,7 @@ struct restore_spec {
 	int restore_completed_jobs;	/* recreate Jobs that had finished (they run again) */
 	const cJSON *selection;		/* what of the backup: types in/out, label selector, objects; NULL: all */
 	const char *resource_modifiers;	/* the plan's rules (resource_modifier.h), or NULL */
+	int mirror_volumes;		/* claims that exist hold an earlier copy: write only what changed */
 };
 
 /* What a backup backs up: a backup plan's row, or what a migration decides (plan_id 0). */
@@ -173,5 +174,8 @@ const char *job_diagnostics_run(struct job *job, char *err, size_t errlen);
 const char *job_download_run(struct job *job, char *err, size_t errlen);
 /* job_restore.c: deletes what the cancelled restore result.undo_of created (by uid), nothing else. */
 const char *job_undo_restore_run(struct job *job, char *err, size_t errlen);
+/* The same for the objects job of_job recorded as created in cluster_id (a test migration
+ * removes what its own restore made): job->result["undo"] counts them. */
+const char *job_undo_created(struct job *job, long long of_job, long long cluster_id, char *err, size_t errlen);
 
 #endif

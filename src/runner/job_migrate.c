@@ -1,7 +1,17 @@
 /* Migration jobs (manual 7): move an application's namespaces from one cluster to another.
  *
  *   pre-check -> stop the source application -> backup -> restore into the target
- *             -> start the application in the target at its original counts -> report
+ *             -> start the application in the target at its original counts, wait until it
+ *                is ready -> report, with the downtime (source stopping -> target ready)
+ *
+ * The job's input (result.mode) says which run of the plan it is (docs/migration.md):
+ *   "full"      (default) the above;
+ *   "pre-copy"  the source keeps running; its claims (and namespaces) only are restored into
+ *               the target with their data; repeatable, each writing only the files changed;
+ *   "cutover"   the above, but the claims a pre-copy made are kept and their data restored
+ *               with --mirror: only the changed files are written while the source is down;
+ *   "test"      the source keeps running; everything is restored into the target, the plan's
+ *               post-restore hooks check it, and what the restore created is deleted (by uid).
  *
  * The pre-check refuses with the full list of conflicts before anything changes. Unless the
  * plan keeps the source running (a crash-consistent copy), its workloads are scaled to zero and
@@ -22,11 +32,15 @@
 /* How long the source's pods may take to end once their workloads are scaled to zero. */
 #define STOP_WAIT_MS (300 * 1000L)
 
+enum migrate_mode { MODE_FULL, MODE_PRECOPY, MODE_CUTOVER, MODE_TEST };
+static const char *const mode_names[] = { "full", "pre-copy", "cutover", "test" };
+
 struct migration_plan {
 	char name[64];
 	long long source_cluster_id, target_cluster_id, repository_id;
 	cJSON *namespaces, *storage_classes, *hooks;
 	int keep_source_running;
+	long ready_timeout_s;	/* how long the target may take to become ready */
 };
 
 struct migration_run {
@@ -35,6 +49,9 @@ struct migration_run {
 	struct k8s_client *source, *target;
 	cJSON *phases;		/* the migration's own phases */
 	cJSON *stopped;		/* {"<ns>": {"deployments.apps/x": 3, ...}}: what the stop changed */
+	cJSON *own;		/* {"<ns>": "<uid>"}: namespaces this plan's pre-copies created */
+	enum migrate_mode mode;
+	struct timespec down;	/* when the source began to stop (CLOCK_MONOTONIC) */
 	struct job_phase phase;
 	char *err;
 	size_t errlen;
@@ -62,8 +79,8 @@ static int plan_load(struct migration_run *m)
 
 	snprintf(id, sizeof id, "%lld", m->job->migration_plan_id);
 	res = job_query(m->job, "SELECT name, source_cluster_id, target_cluster_id, repository_id, "
-			"array_to_json(namespaces)::text, storage_classes::text, hooks::text, keep_source_running "
-			"FROM migration_plans WHERE id = $1", 1, params, m->err, m->errlen);
+			"array_to_json(namespaces)::text, storage_classes::text, hooks::text, keep_source_running, "
+			"ready_timeout_seconds FROM migration_plans WHERE id = $1", 1, params, m->err, m->errlen);
 	if (!res)
 		return -1;
 	if (PQntuples(res) != 1) {
@@ -79,6 +96,7 @@ static int plan_load(struct migration_run *m)
 	p->storage_classes = cJSON_Parse(PQgetvalue(res, 0, 5));
 	p->hooks = cJSON_Parse(PQgetvalue(res, 0, 6));
 	p->keep_source_running = strcmp(PQgetvalue(res, 0, 7), "t") == 0;
+	p->ready_timeout_s = strtol(PQgetvalue(res, 0, 8), NULL, 10);
 	PQclear(res);
 	if (!cJSON_IsArray(p->namespaces) || !cJSON_IsObject(p->storage_classes) || !cJSON_IsArray(p->hooks)) {
 		snprintf(m->err, m->errlen, "migration plan %s: its stored namespaces, classes or hooks are malformed", p->name);
@@ -97,7 +115,8 @@ static int precheck(struct migration_run *m)
 
 	phase_begin(m, "pre-check");
 	cJSON_ArrayForEach(ns, m->plan.namespaces) {
-		if (migrate_precheck(m->source, m->target, ns->valuestring, m->plan.storage_classes, conflicts,
+		const char *own = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m->own, ns->valuestring));
+		if (migrate_precheck(m->source, m->target, ns->valuestring, own, m->plan.storage_classes, conflicts,
 				     m->err, m->errlen) < 0) {
 			rc = -1;
 			break;
@@ -116,11 +135,38 @@ static int precheck(struct migration_run *m)
 	return rc;
 }
 
+/* The namespaces earlier pre-copies of this plan created in the target, by the uid the target
+ * gave them: a cutover or another pre-copy finds them there and goes on. */
+static int own_load(struct migration_run *m)
+{
+	char id[24];
+	const char *params[] = { id };
+	PGresult *res;
+
+	m->own = cJSON_CreateObject();
+	if (m->mode != MODE_PRECOPY && m->mode != MODE_CUTOVER)
+		return 0;
+	snprintf(id, sizeof id, "%lld", m->job->migration_plan_id);
+	res = job_query(m->job, "SELECT i.name, i.uid FROM job_items i JOIN jobs j ON j.id = i.job_id "
+			"WHERE j.migration_plan_id = $1 AND j.kind = 'migrate' AND j.result->>'mode' = 'pre-copy' "
+			"AND i.resource = 'namespaces' AND i.api_group = '' AND i.action = 'created' AND i.uid <> '' "
+			"ORDER BY i.id", 1, params, m->err, m->errlen);
+	if (!res)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++) {
+		cJSON_DeleteItemFromObjectCaseSensitive(m->own, PQgetvalue(res, i, 0));	/* the latest */
+		cJSON_AddStringToObject(m->own, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+	}
+	PQclear(res);
+	return 0;
+}
+
 static int stop_source(struct migration_run *m)
 {
 	const cJSON *ns;
 
-	if (m->plan.keep_source_running) {
+	clock_gettime(CLOCK_MONOTONIC, &m->down);
+	if (m->plan.keep_source_running || m->mode == MODE_PRECOPY || m->mode == MODE_TEST) {
 		job_log(m->job, "info", "the source application keeps running (crash-consistent copy)");
 		return 0;
 	}
@@ -194,10 +240,16 @@ static const char *copy_application(struct migration_run *m)
 	if (strcmp(state, "succeeded") != 0 && strcmp(state, "partially_failed") != 0)
 		return state;
 
+	cJSON *claims_only = cJSON_CreateObject();
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(claims_only, "include_types"), cJSON_CreateString("persistentvolumeclaims"));
 	rspec = (struct restore_spec){ .backup_id = m->job->backup_id, .target_cluster_id = m->plan.target_cluster_id,
-				       .claim_class_map = m->plan.storage_classes, .hooks = m->plan.hooks };
+				       .claim_class_map = m->plan.storage_classes,
+				       .hooks = m->mode == MODE_PRECOPY ? NULL : m->plan.hooks,
+				       .selection = m->mode == MODE_PRECOPY ? claims_only : NULL,
+				       .mirror_volumes = m->mode == MODE_PRECOPY || m->mode == MODE_CUTOVER };
 	phase_begin(m, "restore");
 	const char *rstate = job_restore_execute(m->job, &rspec, m->err, m->errlen);
+	cJSON_Delete(claims_only);
 	stash_phases(m, "restore_phases");
 	phase_end(m, rstate);
 	if (strcmp(rstate, "succeeded") != 0)
@@ -219,6 +271,94 @@ static void report(struct migration_run *m)
 	cJSON_AddItemToObject(m->job->result, "workloads_target_now", target);
 }
 
+/* Starts the application in the target and waits until it is ready; the downtime ends there.
+ * When it does not become ready in time, its workloads are scaled to zero again (a crash loop
+ * must not run beside the restarted source) and -1 says why. */
+static int start_target(struct migration_run *m)
+{
+	const cJSON *ns;
+	cJSON *scaled = cJSON_CreateObject();
+	char why[1024] = "";
+	int rc = 0;
+
+	phase_begin(m, "start target");
+	int failed = start_workloads(m, m->target, "target cluster");
+	if (failed) {
+		snprintf(m->err, m->errlen, "%d workload%s could not be started in the target", failed, failed == 1 ? "" : "s");
+		rc = -1;
+	}
+	cJSON_ArrayForEach(ns, m->plan.namespaces) {
+		if (rc < 0)
+			break;
+		if (workloads_wait_ready(m->target, ns->valuestring, m->stopped, m->plan.ready_timeout_s * 1000L, why,
+					 sizeof why) < 0) {
+			snprintf(m->err, m->errlen, "the target did not become ready: %s", why);
+			rc = -1;
+		}
+	}
+	if (rc == 0) {
+		struct timespec up;
+		clock_gettime(CLOCK_MONOTONIC, &up);
+		long long ms = (long long)(up.tv_sec - m->down.tv_sec) * 1000 + (up.tv_nsec - m->down.tv_nsec) / 1000000;
+		cJSON_AddNumberToObject(m->job->result, "downtime_ms", (double)ms);
+		job_log(m->job, "info", "the application is ready in the target: %.1f s of downtime (source stopping to target ready)",
+			(double)ms / 1000);
+	} else {
+		cJSON_ArrayForEach(ns, m->plan.namespaces)
+			workloads_stop(m->target, ns->valuestring, scaled, why, sizeof why);
+		job_log(m->job, "error", "%s; the target's workloads were scaled to zero", m->err);
+	}
+	cJSON_Delete(scaled);
+	phase_end(m, rc == 0 ? "succeeded" : "failed");
+	return rc;
+}
+
+/* A test migration: what its restore created in the target, deleted again. */
+static int remove_test(struct migration_run *m)
+{
+	char why[1024] = "";
+
+	phase_begin(m, "remove test copy");
+	const char *state = job_undo_created(m->job, m->job->id, m->plan.target_cluster_id, why, sizeof why);
+	phase_end(m, state);
+	if (strcmp(state, "succeeded") != 0) {
+		size_t len = strlen(m->err);
+		snprintf(m->err + len, m->errlen - len, "%swhat the test restored could not all be removed: %s",
+			 len ? "; " : "", why);
+		return -1;
+	}
+	return 0;
+}
+
+/* The last pre-copy's figures for the plan's page. */
+static void precopy_report(struct migration_run *m)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->job->result, "volumes");
+	cJSON *p = cJSON_AddObjectToObject(m->job->result, "precopy");
+	const char *keys[] = { "bytes_written", "files_written", "files_unchanged", "removed", "bytes" };
+
+	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+		const cJSON *n = cJSON_GetObjectItemCaseSensitive(v, keys[i]);
+		cJSON_AddNumberToObject(p, keys[i], cJSON_IsNumber(n) ? n->valuedouble : 0);
+	}
+}
+
+static int mode_load(struct migration_run *m)
+{
+	const cJSON *mode = cJSON_GetObjectItemCaseSensitive(m->job->result, "mode");
+
+	m->mode = MODE_FULL;
+	if (!mode)
+		return 0;
+	for (size_t i = 0; i < sizeof mode_names / sizeof *mode_names; i++)
+		if (cJSON_IsString(mode) && strcmp(mode->valuestring, mode_names[i]) == 0) {
+			m->mode = (enum migrate_mode)i;
+			return 0;
+		}
+	snprintf(m->err, m->errlen, "mode: must be one of full, pre-copy, cutover, test");
+	return -1;
+}
+
 const char *job_migrate_run(struct job *job, char *err, size_t errlen)
 {
 	struct migration_run m = { .job = job, .err = err, .errlen = errlen };
@@ -227,8 +367,12 @@ const char *job_migrate_run(struct job *job, char *err, size_t errlen)
 
 	m.phases = cJSON_CreateArray();
 	m.stopped = cJSON_CreateObject();
-	if (plan_load(&m) < 0)
+	if (mode_load(&m) < 0 || plan_load(&m) < 0 || own_load(&m) < 0)
 		goto out;
+	if (m.mode == MODE_CUTOVER && cJSON_GetArraySize(m.own) == 0) {
+		snprintf(err, errlen, "a cutover needs a pre-copy of this plan first: run Pre-copy");
+		goto out;
+	}
 	m.source = job_cluster_client(job, m.plan.source_cluster_id, NULL, 0, err, errlen);
 	m.target = m.source ? job_cluster_client(job, m.plan.target_cluster_id, NULL, 0, err, errlen) : NULL;
 	if (!m.source || !m.target || precheck(&m) < 0)
@@ -237,17 +381,24 @@ const char *job_migrate_run(struct job *job, char *err, size_t errlen)
 	if (stop_source(&m) < 0)
 		goto restart_source;
 	state = copy_application(&m);
+	if (m.mode == MODE_TEST) {
+		if (strcmp(state, "succeeded") != 0 && strcmp(state, "partially_failed") != 0)
+			state = "failed";
+		if (remove_test(&m) < 0)
+			state = "failed";
+		job_log(job, "info", "test migration %s: %s; the source kept running", m.plan.name, state);
+		goto out;
+	}
 	if (strcmp(state, "succeeded") != 0 && strcmp(state, "partially_failed") != 0)
 		goto restart_source;
-	if (!m.plan.keep_source_running) {
-		phase_begin(&m, "start target");
-		int failed = start_workloads(&m, m.target, "target cluster");
-		phase_end(&m, failed ? "failed" : "succeeded");
-		if (failed) {
-			snprintf(err, errlen, "the application was copied, but %d workload%s could not be started in the target",
-				 failed, failed == 1 ? "" : "s");
-			state = "partially_failed";
-		}
+	if (m.mode == MODE_PRECOPY) {
+		precopy_report(&m);
+		job_log(job, "info", "pre-copy %s: %s; the source kept running", m.plan.name, state);
+		goto out;
+	}
+	if (!m.plan.keep_source_running && start_target(&m) < 0) {
+		state = "failed";
+		goto restart_source;
 	}
 	report(&m);
 	job_log(job, "info", "migration %s: %s%s", m.plan.name, state,
@@ -270,6 +421,7 @@ out:
 	cJSON_DeleteItemFromObjectCaseSensitive(job->result, "phases");
 	cJSON_AddItemToObject(job->result, "phases", m.phases);
 	cJSON_Delete(m.stopped);
+	cJSON_Delete(m.own);
 	cJSON_Delete(m.plan.namespaces);
 	cJSON_Delete(m.plan.storage_classes);
 	cJSON_Delete(m.plan.hooks);

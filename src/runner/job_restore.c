@@ -128,6 +128,7 @@ struct restore_plan {
 	int reattach_volumes;		/* the backup's PersistentVolumes are recreated (same cluster only) */
 	cJSON *volume_map;		/* {"<source-ns>/<claim>": "pv"} */
 	int restore_storage_classes, keep_default_class, restore_completed_jobs;
+	int mirror_volumes;
 	cJSON *selection;		/* what of the backup to restore (restore_selection_skip), or NULL: all */
 	long long backup_cluster_id;	/* where the backup was taken (0: unknown) */
 	char backup_name[256];
@@ -274,6 +275,7 @@ static int restore_plan_load(struct restore_run *run, const struct restore_spec 
 	p->restore_storage_classes = spec->restore_storage_classes;
 	p->keep_default_class = spec->keep_default_class;
 	p->restore_completed_jobs = spec->restore_completed_jobs;
+	p->mirror_volumes = spec->mirror_volumes;
 	p->selection = spec->selection && cJSON_IsObject(spec->selection) ? cJSON_Duplicate(spec->selection, 1) : NULL;
 	p->volume_map = spec->volume_map ? cJSON_Duplicate(spec->volume_map, 1) : cJSON_CreateObject();
 	if (restore_map_check(p->namespace_map, "restore plan: namespace_map", 1, err, errlen) < 0 ||
@@ -1562,7 +1564,7 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 		int vrc = job_repository_open(job, run.plan.repository_id, &repo, volume_err, sizeof volume_err);
 		if (vrc == 0) {
 			vrc = job_restore_volumes(job, run.clients[0], run.plan.cluster_id, &repo, run.volumes, run.plan.namespace_map,
-						  volume_err, sizeof volume_err);
+						  run.plan.mirror_volumes, volume_err, sizeof volume_err);
 			job_repository_close(&repo);
 		}
 		restore_phase(&run, "volumes", &started, vrc == 0 ? "succeeded" : "failed", -1);
@@ -1616,9 +1618,8 @@ out:
 const char *job_undo_restore_run(struct job *job, char *err, size_t errlen)
 {
 	const cJSON *of = cJSON_GetObjectItemCaseSensitive(job->result, "undo_of");
-	char id[24], cluster[128];
+	char id[24];
 	const char *params[] = { id };
-	long deleted = 0, left = 0, failed = 0;
 	PGresult *res;
 
 	if (!cJSON_IsNumber(of)) {
@@ -1636,6 +1637,17 @@ const char *job_undo_restore_run(struct job *job, char *err, size_t errlen)
 	}
 	long long cluster_id = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
 	PQclear(res);
+	return job_undo_created(job, (long long)of->valuedouble, cluster_id, err, errlen);
+}
+
+const char *job_undo_created(struct job *job, long long of_job, long long cluster_id, char *err, size_t errlen)
+{
+	char id[24], cluster[128];
+	const char *params[] = { id };
+	long deleted = 0, left = 0, failed = 0;
+	PGresult *res;
+
+	snprintf(id, sizeof id, "%lld", of_job);
 	res = job_query(job, "SELECT api_group, api_version, resource, namespace, name, uid FROM job_items "
 			"WHERE job_id = $1 AND action = 'created' AND uid <> '' ORDER BY resource = 'namespaces', id DESC",
 			1, params, err, errlen);

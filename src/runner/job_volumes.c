@@ -214,6 +214,8 @@ struct volumes_progress {
 	long long bytes_before;		/* of the volumes already finished */
 	long long cur_done, cur_total;
 	long long bytes, files;		/* totals for job->result */
+	int restore;			/* and for a restore, what the mover wrote: */
+	long long files_written, bytes_written, files_unchanged, removed;
 	struct timespec start;
 };
 
@@ -274,6 +276,12 @@ static void progress_volume_done(struct volumes_progress *p, long long bytes, lo
 	cJSON_AddNumberToObject(r, "files", (double)p->files);
 	cJSON_AddNumberToObject(r, "duration_ms", (double)ms);
 	cJSON_AddNumberToObject(r, "throughput_mb_s", ms > 0 ? (double)p->bytes / 1e6 / ((double)ms / 1000) : 0);
+	if (p->restore) {
+		cJSON_AddNumberToObject(r, "files_written", (double)p->files_written);
+		cJSON_AddNumberToObject(r, "bytes_written", (double)p->bytes_written);
+		cJSON_AddNumberToObject(r, "files_unchanged", (double)p->files_unchanged);
+		cJSON_AddNumberToObject(r, "removed", (double)p->removed);
+	}
 	if (!p->job->result || !cJSON_ReplaceItemInObjectCaseSensitive(p->job->result, "volumes", r))
 		if (!p->job->result || !cJSON_AddItemToObject(p->job->result, "volumes", r))
 			cJSON_Delete(r);
@@ -1190,8 +1198,17 @@ int csi_restore_pvc_source(const cJSON *volume, int same_cluster, const char *ta
 	return 1;
 }
 
+/* A count of the mover's final line: a number from 0 to 10^15, otherwise 0 (its output is
+ * only as trustworthy as the volume it ran on). */
+static long long done_count(const cJSON *done, const char *key)
+{
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(done, key);
+
+	return cJSON_IsNumber(n) && n->valuedouble >= 0 && n->valuedouble < 1e15 ? (long long)n->valuedouble : 0;
+}
+
 static int restore_one(const struct mover_target *t, struct k8s_client *k, const cJSON *e, const cJSON *namespace_map,
-		       int index, struct volumes_progress *p, char *why, size_t whylen, struct volume *v)
+		       int mirror, int index, struct volumes_progress *p, char *why, size_t whylen, struct volume *v)
 {
 	const char *ns = json_str(e, "namespace", NULL), *pvc = json_str(e, "pvc", NULL);
 	const char *method = json_str(e, "method", NULL), *snapshot = json_str(e, "snapshot_id", NULL);
@@ -1199,7 +1216,7 @@ static int restore_one(const struct mover_target *t, struct k8s_client *k, const
 	long long bytes = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(e, "bytes"));
 	long long files = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(e, "files"));
 	char snap_arg[128];
-	const char *extra[] = { "--snapshot", snap_arg, NULL };
+	const char *extra[] = { "--snapshot", snap_arg, mirror ? "--mirror" : NULL, NULL };
 	cJSON *done = NULL;
 
 	memset(v, 0, sizeof *v);
@@ -1227,6 +1244,10 @@ static int restore_one(const struct mover_target *t, struct k8s_client *k, const
 	snprintf(snap_arg, sizeof snap_arg, "%s", snapshot);
 	if (run_mover(t, k, v, 1, extra, index, p, &done, why, whylen) < 0)
 		return -1;
+	p->files_written += done_count(done, "files_written");
+	p->bytes_written += done_count(done, "bytes_written");
+	p->files_unchanged += done_count(done, "files_unchanged");
+	p->removed += done_count(done, "removed");
 	cJSON_Delete(done);
 	progress_volume_done(p, bytes, files);
 	return 0;
@@ -1393,9 +1414,9 @@ static struct claim_wait *wait_claims(struct job *job, struct k8s_client *k, con
 }
 
 int job_restore_volumes(struct job *job, struct k8s_client *target, long long cluster_id, const struct job_repository *repo,
-			const cJSON *volumes, const cJSON *namespace_map, char *err, size_t errlen)
+			const cJSON *volumes, const cJSON *namespace_map, int mirror, char *err, size_t errlen)
 {
-	struct volumes_progress p = { .job = job };
+	struct volumes_progress p = { .job = job, .restore = 1 };
 	struct mover_target t;
 	const cJSON *e;
 	char why[2048];
@@ -1437,7 +1458,7 @@ int job_restore_volumes(struct job *job, struct k8s_client *target, long long cl
 		}
 		struct timespec one;
 		clock_gettime(CLOCK_MONOTONIC, &one);
-		if (restore_one(&t, target, e, namespace_map, index, &p, why, sizeof why, &v) < 0) {
+		if (restore_one(&t, target, e, namespace_map, mirror, index, &p, why, sizeof why, &v) < 0) {
 			volume_failed(job, &v, why, err, errlen, &failed);
 			p.volumes_done++;
 			continue;

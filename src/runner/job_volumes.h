@@ -50,9 +50,12 @@ int job_backup_volumes(struct job *job, struct k8s_client *k, long long cluster_
  * snapshot into the directory of the PV bound to the claim (in the namespace namespace_map
  * gives, {"src": "dst"}, NULL or absent = the same). Entries of method "snapshot" carry no
  * files to copy: their claims were created with csi_restore_pvc_source's dataSource, and are
- * only checked to be Bound. Returns 0, or -1 when any volume failed (err names the first). */
+ * only checked to be Bound. mirror: the claims already hold an earlier copy (a migration's
+ * pre-copy): the mover writes only the files that changed and removes what the snapshot lacks
+ * (stowage-mover restore --mirror). job->result["volumes"] counts files_written, bytes_written,
+ * files_unchanged and removed. Returns 0, or -1 when any volume failed (err names the first). */
 int job_restore_volumes(struct job *job, struct k8s_client *target, long long cluster_id, const struct job_repository *repo,
-			const cJSON *volumes, const cJSON *namespace_map, char *err, size_t errlen);
+			const cJSON *volumes, const cJSON *namespace_map, int mirror, char *err, size_t errlen);
 
 /* For the restore engine, while it writes a claim: the volumes.json entry of that claim (or
  * NULL), and whether the PVC object needs a dataSource. Returns 1 and sets *data_source (the

@@ -6,19 +6,30 @@
 #include <string.h>
 
 /* 1 when the object at path exists, 0 when it does not, -1 (err set) when the cluster cannot say. */
-static int object_exists(struct k8s_client *k, const char *path, char *err, size_t errlen)
+/* 1 when the object exists (2 when its uid is own_uid), 0 when not, -1 with err. */
+static int object_exists_uid(struct k8s_client *k, const char *path, const char *own_uid, char *err, size_t errlen)
 {
 	struct k8s_error kerr = { 0 };
 	cJSON *obj = NULL;
 	int rc = k8s_get(k, path, &obj, &kerr);
 
+	if (rc == 0) {
+		const char *uid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "uid"));
+		rc = own_uid && *own_uid && uid && strcmp(uid, own_uid) == 0 ? 2 : 1;
+		cJSON_Delete(obj);
+		return rc;
+	}
 	cJSON_Delete(obj);
-	if (rc == 0)
-		return 1;
 	if (kerr.http_status == 404)
 		return 0;
 	k8s_error_describe(&kerr, err, errlen);
 	return -1;
+}
+
+static int object_exists(struct k8s_client *k, const char *path, char *err, size_t errlen)
+{
+	return object_exists_uid(k, path, NULL, err, errlen);
 }
 
 static void add_conflict(cJSON *conflicts, const char *fmt, const char *a, const char *b)
@@ -93,21 +104,21 @@ static int check_pvc(cJSON *pvc, void *ud)
 	return 0;
 }
 
-int migrate_precheck(struct k8s_client *src, struct k8s_client *tgt, const char *ns,
+int migrate_precheck(struct k8s_client *src, struct k8s_client *tgt, const char *ns, const char *own_uid,
 		     const cJSON *storage_classes, cJSON *conflicts, char *err, size_t errlen)
 {
 	struct k8s_resource_type pvcs = { .version = "v1", .plural = "persistentvolumeclaims", .namespaced = 1 };
 	struct pvc_scan ps = { tgt, ns, storage_classes, conflicts, cJSON_CreateObject(), 0, err, errlen, 0 };
 	struct k8s_error kerr = { 0 };
 	char *path = k8s_resource_path("", "v1", "namespaces", NULL, ns);
-	int exists = object_exists(tgt, path, err, errlen), rc = 0;
+	int exists = object_exists_uid(tgt, path, own_uid, err, errlen), rc = 0;
 
 	free(path);
 	if (exists < 0) {
 		cJSON_Delete(ps.checked_classes);
 		return -1;
 	}
-	if (exists)
+	if (exists == 1)
 		add_conflict(conflicts, "namespace %s already exists in the target cluster%s", ns, "");
 	ps.first = cJSON_GetArraySize(conflicts);
 	if (k8s_list(src, &pvcs, ns, NULL, 500, check_pvc, &ps, &kerr) < 0) {

@@ -253,3 +253,72 @@ int workloads_wait_stopped(struct k8s_client *k, const char *ns, long timeout_ms
 	strbuf_release(&pc.names);
 	return rc;
 }
+
+static long status_count(const cJSON *obj, const char *part, const char *field)
+{
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, part), field);
+
+	return cJSON_IsNumber(n) ? (long)n->valuedouble : 0;
+}
+
+/* Appends "<key>: R of N ready" to words when the workload is not ready yet; -1 when it cannot be read. */
+static int workload_ready(struct k8s_client *k, const struct workload_kind *wk, const char *ns, const char *name,
+			  long want, struct strbuf *words, char *err, size_t errlen)
+{
+	char *path = k8s_resource_path(wk->group, wk->version, wk->plural, ns, name);
+	struct k8s_error kerr = { 0 };
+	cJSON *obj = NULL;
+	int rc = k8s_get(k, path, &obj, &kerr);
+
+	free(path);
+	if (rc < 0) {
+		char why[600];
+		k8s_error_describe(&kerr, why, sizeof why);
+		snprintf(err, errlen, "%s %s/%s: %s", wk->plural, ns, name, why);
+		return -1;
+	}
+	int deployment = strcmp(wk->plural, "deployments") == 0;
+	long ready = status_count(obj, "status", deployment ? "availableReplicas" : "readyReplicas");
+	long updated = status_count(obj, "status", "updatedReplicas");
+	int current = status_count(obj, "status", "observedGeneration") >= status_count(obj, "metadata", "generation");
+
+	if (!current || ready < want || (deployment && updated < want))
+		strbuf_addf(words, "%s%s/%s: %ld of %ld ready", words->len ? ", " : "", wk->key, name, ready, want);
+	cJSON_Delete(obj);
+	return 0;
+}
+
+int workloads_wait_ready(struct k8s_client *k, const char *ns, const cJSON *record, long timeout_ms,
+			 char *err, size_t errlen)
+{
+	const cJSON *recorded = cJSON_GetObjectItemCaseSensitive(record, ns), *w;
+	struct strbuf words = STRBUF_INIT;
+	long start = http_retry_now_ms();
+	int rc = -1;
+
+	for (;;) {
+		strbuf_reset(&words);
+		cJSON_ArrayForEach(w, recorded) {
+			const char *slash = strchr(w->string, '/');
+			const struct workload_kind *wk = slash ? kind_of(w->string, (size_t)(slash - w->string)) : NULL;
+
+			if (!wk || wk->is_cronjob || strcmp(wk->plural, "replicasets") == 0 || !cJSON_IsNumber(w) ||
+			    w->valueint <= 0)
+				continue;
+			if (workload_ready(k, wk, ns, slash + 1, w->valueint, &words, err, errlen) < 0)
+				goto out;
+		}
+		if (words.len == 0) {
+			rc = 0;
+			break;
+		}
+		if (http_retry_now_ms() - start > timeout_ms) {
+			snprintf(err, errlen, "not ready in %s after %ld s: %s", ns, timeout_ms / 1000, words.buf);
+			break;
+		}
+		http_retry_sleep_ms(2000);
+	}
+out:
+	strbuf_release(&words);
+	return rc;
+}

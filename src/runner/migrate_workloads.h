@@ -23,6 +23,12 @@ int workloads_wait_stopped(struct k8s_client *k, const char *ns, long timeout_ms
  * not be put back; each failure is described in failures (an array, may be NULL). */
 int workloads_start(struct k8s_client *k, const cJSON *record, const char *ns_from, const char *ns_to,
 		    cJSON *failures);
+/* Waits until every Deployment and StatefulSet of record's namespace ns that was recorded with
+ * replicas has them all ready (observed at its current generation; a Deployment's available),
+ * for at most timeout_ms. Returns 0, or -1 with err naming each workload not ready and its
+ * counts (a crash loop never becomes ready). */
+int workloads_wait_ready(struct k8s_client *k, const char *ns, const cJSON *record, long timeout_ms,
+			 char *err, size_t errlen);
 /* The number of replicas of every recorded workload as the cluster reports them now, for tests
  * and the job report: {"deployments.apps/web": 0, ...}. */
 cJSON *workloads_current(struct k8s_client *k, const char *ns, const cJSON *record);

@@ -327,7 +327,7 @@ static cJSON *cluster_read_one(const struct runner_request *q, struct open_clust
 		} else if (strcmp(read, "migration_precheck") == 0) {
 			struct k8s_client *tgt = cluster_for(q, open, num(r, "target_cluster_id"), err, sizeof err);
 			cJSON *conflicts = cJSON_AddArrayToObject(data, "conflicts");
-			if (!tgt || migrate_precheck(c, tgt, json_str(r, "namespace"),
+			if (!tgt || migrate_precheck(c, tgt, json_str(r, "namespace"), NULL,
 						     cJSON_GetObjectItemCaseSensitive(r, "storage_classes"), conflicts,
 						     err, sizeof err) < 0) {
 				cJSON_Delete(data);

@@ -19,6 +19,7 @@ struct cluster {
 	int expire_once;		/* the first request with a continue token answers 410 */
 	struct strbuf seen;
 	struct k8s_client *client;
+	const char *own_uid;		/* passed to migrate_precheck */
 };
 
 static void json_reply(struct strbuf *out, int status, const char *json)
@@ -51,7 +52,7 @@ static void answer(const struct loopback_request *rq, struct strbuf *out, void *
 	}
 	for (const char *const *p = c->exists; p && *p; p++)
 		if (strcmp(rq->target, *p) == 0) {
-			json_reply(out, 200, "{}");
+			json_reply(out, 200, "{\"metadata\":{\"uid\":\"ns-uid-1\"}}");
 			return;
 		}
 	json_reply(out, 404, "{\"kind\":\"Status\",\"reason\":\"NotFound\",\"message\":\"not found\"}");
@@ -95,7 +96,7 @@ static int precheck(struct cluster *src, struct cluster *tgt, const char *classe
 	cluster_start(src);
 	cluster_start(tgt);
 	err[0] = '\0';
-	rc = migrate_precheck(src->client, tgt->client, "shop", classes, list, err, errlen);
+	rc = migrate_precheck(src->client, tgt->client, "shop", tgt->own_uid, classes, list, err, errlen);
 	strbuf_reset(conflicts);
 	strbuf_addstr(conflicts, "");
 	cJSON_ArrayForEach(item, list)
@@ -223,6 +224,28 @@ static void test_hostile_claims(void)
 	strbuf_release(&conflicts);
 }
 
+/* A cutover finds the namespace its plan's pre-copy made (by uid) and goes on; a namespace of
+ * the same name with another uid (made by somebody else) is still a conflict. */
+static void test_a_namespace_of_an_earlier_pre_copy_is_no_conflict(void)
+{
+	static const char *const target_has[] = { "/api/v1/namespaces/shop", NULL };
+	struct cluster src = { 0 }, tgt = { .exists = target_has, .own_uid = "ns-uid-1" };
+	struct strbuf conflicts = STRBUF_INIT;
+	char err[512];
+
+	CHECK_INTEQ(precheck(&src, &tgt, NULL, &conflicts, err, sizeof err), 0);
+	CHECK_STREQ(conflicts.buf, "");
+	cluster_stop(&src);
+	cluster_stop(&tgt);
+	tgt = (struct cluster){ .exists = target_has, .own_uid = "ns-uid-2" };
+	src = (struct cluster){ 0 };
+	CHECK_INTEQ(precheck(&src, &tgt, NULL, &conflicts, err, sizeof err), 0);
+	CHECK_STREQ(conflicts.buf, "namespace shop already exists in the target cluster\n");
+	cluster_stop(&src);
+	cluster_stop(&tgt);
+	strbuf_release(&conflicts);
+}
+
 static void test_a_cluster_that_cannot_say_fails_the_check(void)
 {
 	struct cluster src = { .pages = two_claims }, tgt = { .forbid = "/api/v1/namespaces/shop" };
@@ -261,5 +284,6 @@ int main(void)
 	RUN(test_a_list_that_starts_over_reports_each_conflict_once);
 	RUN(test_hostile_claims);
 	RUN(test_a_cluster_that_cannot_say_fails_the_check);
+	RUN(test_a_namespace_of_an_earlier_pre_copy_is_no_conflict);
 	return check_done();
 }

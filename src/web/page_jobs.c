@@ -269,6 +269,22 @@ static void add_result(cJSON *job, const char *result_json)
 	cJSON_ArrayForEach(item, cJSON_GetObjectItem(result, "conflicts"))
 		if (cJSON_IsString(item))
 			cJSON_AddItemToArray(conflicts, cJSON_CreateString(item->valuestring));
+	/* a migration's mode, its downtime (source stopping -> target ready) and what its restore wrote */
+	const char *mode = cJSON_GetStringValue(cJSON_GetObjectItem(result, "mode"));
+	const cJSON *downtime = cJSON_GetObjectItem(result, "downtime_ms");
+	const cJSON *written = cJSON_GetObjectItem(cJSON_GetObjectItem(result, "volumes"), "bytes_written");
+	if (mode && (!strcmp(mode, "full") || !strcmp(mode, "pre-copy") || !strcmp(mode, "cutover") || !strcmp(mode, "test")))
+		cJSON_AddStringToObject(job, "migration_mode", mode);
+	if (cJSON_IsNumber(downtime) && downtime->valuedouble >= 0) {
+		human_duration(downtime->valuedouble / 1000, buf, sizeof buf);
+		cJSON_AddStringToObject(job, "downtime", buf);
+		cJSON_AddNumberToObject(job, "downtime_ms", downtime->valuedouble);
+	}
+	if (cJSON_IsNumber(written) && written->valuedouble >= 0) {
+		human_bytes(written->valuedouble, buf, sizeof buf);
+		cJSON_AddStringToObject(job, "volume_bytes_written_text", buf);
+		cJSON_AddNumberToObject(job, "volume_bytes_written", written->valuedouble);
+	}
 	cJSON_AddBoolToObject(job, "has_hooks", cJSON_GetArraySize(hooks) > 0);
 	cJSON_AddBoolToObject(job, "has_conflicts", cJSON_GetArraySize(conflicts) > 0);
 	cJSON_AddBoolToObject(job, "has_phases", cJSON_GetArraySize(phases) > 0);

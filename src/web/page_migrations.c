@@ -21,9 +21,10 @@ static const struct form_field migration_fields[] = {
 	{ .name = "library_hooks", .label = "Library hooks", .kind = FORM_TEXT, .max_len = 1024 },
 	{ .name = "hook_script", .label = "Post-migration hook (Lua)", .kind = FORM_TEXTAREA, .max_len = 65536 },
 	{ .name = "notify_emails", .label = "Mail on failure", .kind = FORM_TEXT, .max_len = 1000 },
+	{ .name = "ready_timeout_seconds", .label = "Readiness deadline", .kind = FORM_INT, .min = 10, .max = 3600 },
 };
 #define MIGRATION_N (sizeof migration_fields / sizeof migration_fields[0])
-enum { M_NAME, M_SOURCE, M_TARGET, M_REPO, M_NAMESPACES, M_KEEP, M_LIBRARY_HOOKS, M_HOOK_SCRIPT, M_NOTIFY };
+enum { M_NAME, M_SOURCE, M_TARGET, M_REPO, M_NAMESPACES, M_KEEP, M_LIBRARY_HOOKS, M_HOOK_SCRIPT, M_NOTIFY, M_READY };
 
 #define CLASS_PREFIX "class:"
 
@@ -345,15 +346,17 @@ static void migration_save(struct request *r, long long id)
 	char sid[24];
 	snprintf(sid, sizeof sid, "%lld", id);
 	const char *params[] = { v.value[M_NAME], v.value[M_SOURCE], v.value[M_TARGET], v.value[M_REPO], ns_json,
-				 cls_json, strcmp(v.value[M_KEEP], "true") == 0 ? "true" : "false", hooks_json, sid };
+				 cls_json, strcmp(v.value[M_KEEP], "true") == 0 ? "true" : "false", hooks_json,
+				 v.value[M_READY] && *v.value[M_READY] ? v.value[M_READY] : "300", sid };
 	PGresult *res = db_exec(r->db, id ?
 				"UPDATE migration_plans SET name = $1, source_cluster_id = $2, target_cluster_id = $3, "
 				"repository_id = $4, namespaces = ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), "
-				"storage_classes = $6::jsonb, keep_source_running = $7, hooks = $8::jsonb WHERE id = $9 RETURNING id" :
+				"storage_classes = $6::jsonb, keep_source_running = $7, hooks = $8::jsonb, "
+				"ready_timeout_seconds = $9 WHERE id = $10 RETURNING id" :
 				"INSERT INTO migration_plans (name, source_cluster_id, target_cluster_id, repository_id, "
-				"namespaces, storage_classes, keep_source_running, hooks) VALUES ($1, $2, $3, $4, "
-				"ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), $6::jsonb, $7, $8::jsonb) RETURNING id",
-				id ? 9 : 8, params, err, sizeof err);
+				"namespaces, storage_classes, keep_source_running, hooks, ready_timeout_seconds) VALUES ($1, $2, $3, $4, "
+				"ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), $6::jsonb, $7, $8::jsonb, $9) RETURNING id",
+				id ? 10 : 9, params, err, sizeof err);
 	free(ns_json);
 	free(cls_json);
 	free(hooks_json);
@@ -440,7 +443,7 @@ void page_migration_edit(struct request *r)
 		      "coalesce((SELECT string_agg(k.name, ', ' ORDER BY e.n) FROM jsonb_array_elements(hooks) WITH ORDINALITY e(v, n) "
 		      "  JOIN hooks k ON k.id = (e.v ->> 'hook_id')::bigint), ''), "
 		      "coalesce((SELECT e ->> 'inline' FROM jsonb_array_elements(hooks) e WHERE e ? 'inline' LIMIT 1), ''), "
-		      "storage_classes::text FROM migration_plans WHERE id = $1", 1, params, err, sizeof err);
+		      "storage_classes::text, ready_timeout_seconds FROM migration_plans WHERE id = $1", 1, params, err, sizeof err);
 	if (!res || PQntuples(res) != 1) {
 		PQclear(res);
 		respond_db_error(r, err);
@@ -450,6 +453,7 @@ void page_migration_edit(struct request *r)
 		if (*PQgetvalue(res, 0, f))
 			kv_add(&input, migration_fields[f].name, PQgetvalue(res, 0, f), strlen(PQgetvalue(res, 0, f)));
 	cJSON *chosen = cJSON_Parse(PQgetvalue(res, 0, M_NOTIFY));
+	kv_add(&input, "ready_timeout_seconds", PQgetvalue(res, 0, M_NOTIFY + 1), strlen(PQgetvalue(res, 0, M_NOTIFY + 1)));
 	PQclear(res);
 	char emails[1024];
 	if (notify_plan_emails_load(r, "migration_plan_id", id, emails, sizeof emails) == 0 && *emails)
@@ -488,7 +492,8 @@ static PGresult *plan_row(struct request *r, char *sid, size_t sidlen)
 
 	snprintf(sid, sidlen, "%lld", id);
 	res = id ? db_exec(r->db, "SELECT m.name, m.source_cluster_id, m.target_cluster_id, s.name, t.name, "
-			   "array_to_json(m.namespaces)::text, m.storage_classes::text, m.keep_source_running, p.name "
+			   "array_to_json(m.namespaces)::text, m.storage_classes::text, m.keep_source_running, p.name, "
+			   "m.ready_timeout_seconds "
 			   "FROM migration_plans m JOIN clusters s ON s.id = m.source_cluster_id "
 			   "JOIN clusters t ON t.id = m.target_cluster_id JOIN repositories p ON p.id = m.repository_id "
 			   "WHERE m.id = $1", 1, params, err, sizeof err) : NULL;
@@ -553,6 +558,7 @@ static void plan_page(struct request *r, PGresult *plan, const char *sid, cJSON 
 	cJSON_AddStringToObject(view, "repository", PQgetvalue(plan, 0, 8));
 	cJSON_AddItemToObject(view, "namespaces", cJSON_Parse(PQgetvalue(plan, 0, 5)));
 	cJSON_AddBoolToObject(view, "keep_source_running", strcmp(PQgetvalue(plan, 0, 7), "t") == 0);
+	cJSON_AddNumberToObject(view, "ready_timeout_seconds", strtod(PQgetvalue(plan, 0, 9), NULL));
 	cJSON *claims = cJSON_AddArrayToObject(view, "claims"), *classes = cJSON_Parse(PQgetvalue(plan, 0, 6));
 	const cJSON *c;
 	cJSON_ArrayForEach(c, classes) {
@@ -565,8 +571,22 @@ static void plan_page(struct request *r, PGresult *plan, const char *sid, cJSON 
 	cJSON_AddBoolToObject(view, "has_claims", cJSON_GetArraySize(claims) > 0);
 	cJSON_AddBoolToObject(view, "has_conflicts", cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(view, "conflicts")) > 0);
 	jobs = db_exec(r->db, "SELECT id, state, percent, to_char(queued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS queued, "
+		       "coalesce(result->>'mode', 'full') AS mode, CASE WHEN jsonb_typeof(result->'downtime_ms') = 'number' "
+		       "THEN round((result->>'downtime_ms')::numeric / 1000, 1)::text ELSE '' END AS downtime_s, "
 		       "error FROM jobs WHERE migration_plan_id = $1 ORDER BY queued_at DESC LIMIT 50", 1, params, err, sizeof err);
 	cJSON_AddItemToObject(view, "jobs", jobs ? db_rows_json(jobs) : cJSON_CreateArray());
+	PQclear(jobs);
+	/* the last pre-copy that finished: when, and what it wrote into the target's claims */
+	jobs = db_exec(r->db, "SELECT id, to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS finished, "
+		       "CASE WHEN jsonb_typeof(result->'precopy'->'bytes_written') = 'number' "
+		       "THEN (result->'precopy'->>'bytes_written')::numeric ELSE 0 END AS bytes_written, "
+		       "CASE WHEN jsonb_typeof(result->'precopy'->'bytes') = 'number' "
+		       "THEN (result->'precopy'->>'bytes')::numeric ELSE 0 END AS bytes "
+		       "FROM jobs WHERE migration_plan_id = $1 AND kind = 'migrate' AND result->>'mode' = 'pre-copy' "
+		       "AND state IN ('succeeded', 'partially_failed') ORDER BY finished_at DESC LIMIT 1", 1, params, err, sizeof err);
+	if (jobs && PQntuples(jobs) == 1)
+		cJSON_AddItemToObject(view, "last_precopy", db_row_json(jobs, 0));
+	cJSON_AddBoolToObject(view, "has_precopy", jobs && PQntuples(jobs) == 1);
 	PQclear(jobs);
 	if (status == 200)
 		respond_page(r, 200, "migration", view);
@@ -617,9 +637,25 @@ void page_migration_precheck(struct request *r)
 	PQclear(plan);
 }
 
-void page_migration_run(struct request *r)
+/* The plan's runs (docs/migration.md): the job's input says which. */
+struct migration_action {
+	const char *mode, *path;
+	int confirm;		/* the box that says what will happen must be ticked */
+	int precheck;		/* the target is asked first, by a runner; conflicts refuse it here */
+	const char *audit, *flash;
+};
+
+static const struct migration_action action_full = { "full", "migrate", 1, 1, "migration.run", "Migration started." };
+static const struct migration_action action_precopy = { "pre-copy", "precopy", 0, 0, "migration.precopy",
+	"Pre-copy started: the source keeps running." };
+static const struct migration_action action_cutover = { "cutover", "cutover", 1, 0, "migration.cutover",
+	"Cutover started: the source stops, only what changed since the pre-copy is copied." };
+static const struct migration_action action_test = { "test", "test", 0, 1, "migration.test",
+	"Test migration started: the source keeps running; what it restores is removed afterwards." };
+
+static void migration_start(struct request *r, const struct migration_action *a)
 {
-	char sid[24], err[600];
+	char sid[24], err[600], input[64];
 	PGresult *plan = plan_row(r, sid, sizeof sid);
 	cJSON *view, *conflicts;
 
@@ -627,19 +663,19 @@ void page_migration_run(struct request *r)
 		return;
 	view = cJSON_CreateObject();
 	conflicts = cJSON_AddArrayToObject(view, "conflicts");
-	if (!kv_get(&r->form, "confirm") || strcmp(kv_get(&r->form, "confirm"), "on") != 0) {
+	if (a->confirm && (!kv_get(&r->form, "confirm") || strcmp(kv_get(&r->form, "confirm"), "on") != 0)) {
 		cJSON_AddStringToObject(view, "form_error", "Confirm the migration: tick the box that says what will happen.");
 		plan_page(r, plan, sid, view, 422);
 		PQclear(plan);
 		return;
 	}
 	struct runner_answer pending = { 0 };
-	int rc = run_precheck(r, plan, 5, conflicts, &pending, err, sizeof err);
+	int rc = a->precheck ? run_precheck(r, plan, 5, conflicts, &pending, err, sizeof err) : 1;
 	if (rc == 0) {
 		char again[64];
-		snprintf(again, sizeof again, "/migrations/%s/migrate", sid);
+		snprintf(again, sizeof again, "/migrations/%s/%s", sid, a->path);
 		web_request_view(view, &pending, "Pre-check before migrating: a runner reads both clusters…", again);
-		cJSON_AddBoolToObject(view, "pending_confirm", 1);
+		cJSON_AddBoolToObject(view, "pending_confirm", a->confirm);
 		runner_answer_free(&pending);
 		plan_page(r, plan, sid, view, 200);
 		PQclear(plan);
@@ -654,13 +690,34 @@ void page_migration_run(struct request *r)
 		return;
 	}
 	cJSON_Delete(view);
+	snprintf(input, sizeof input, "{\"mode\":\"%s\"}", a->mode);
 	struct web_job q = {
 		.spec = { .kind = "migrate", .trigger = "migration", .migration_plan_id = atoll(sid),
-			  .cluster_id = atoll(PQgetvalue(plan, 0, 1)) },
-		.audit_action = "migration.run", .audit_name = PQgetvalue(plan, 0, 0), .flash = "Migration started.",
+			  .cluster_id = atoll(PQgetvalue(plan, 0, 1)), .input = input },
+		.audit_action = a->audit, .audit_name = PQgetvalue(plan, 0, 0), .flash = a->flash,
 	};
 	web_job_queue(r, &q);
 	PQclear(plan);
+}
+
+void page_migration_run(struct request *r)
+{
+	migration_start(r, &action_full);
+}
+
+void page_migration_precopy(struct request *r)
+{
+	migration_start(r, &action_precopy);
+}
+
+void page_migration_cutover(struct request *r)
+{
+	migration_start(r, &action_cutover);
+}
+
+void page_migration_test(struct request *r)
+{
+	migration_start(r, &action_test);
 }
 
 void page_migration_delete(struct request *r)

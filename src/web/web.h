@@ -360,6 +360,9 @@ void page_migration_update(struct request *r);
 void page_migration(struct request *r);
 void page_migration_precheck(struct request *r);
 void page_migration_run(struct request *r);
+void page_migration_precopy(struct request *r);
+void page_migration_cutover(struct request *r);
+void page_migration_test(struct request *r);
 void page_migration_delete(struct request *r);
 /* The cron expression of a schedule form (kind cron/hourly/daily/weekly), or -1 with err. */
 int schedule_expression(const char *kind, const char *cron, const char *at, const char *weekday,

@@ -163,7 +163,7 @@ static int cmd_restore(struct job *job, int argc, char **argv)
 	text = slurp(argv[0]);
 	volumes = parse("VOLUMES_FILE", text);
 	map = parse("NAMESPACE_MAP_JSON", argv[1]);
-	rc = job_restore_volumes(job, k, job->cluster_id, &repo, volumes, map, err, sizeof err);
+	rc = job_restore_volumes(job, k, job->cluster_id, &repo, volumes, map, 0, err, sizeof err);
 	if (rc < 0)
 		fprintf(stderr, "job_restore_volumes: %s\n", err);
 	free(text);
