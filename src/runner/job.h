@@ -122,6 +122,10 @@ struct restore_spec {
 	int restore_completed_jobs;	/* recreate Jobs that had finished (they run again) */
 	const cJSON *selection;		/* what of the backup: types in/out, label selector, objects; NULL: all */
 	const char *resource_modifiers;	/* the plan's rules (resource_modifier.h), or NULL */
+	/* a test restore's: workloads are created at zero replicas, their counts recorded here
+	 * ({"<target-ns>": {"statefulsets.apps/db": 1}}, migrate_workloads.h) and put back once the
+	 * volume data is in, before the post-restore hooks; NULL: created as they were */
+	cJSON *start_later;
 };
 
 /* What a backup backs up: a backup plan's row, or what a migration decides (plan_id 0). */
@@ -162,5 +166,7 @@ const char *job_diagnostics_run(struct job *job, char *err, size_t errlen);
 const char *job_download_run(struct job *job, char *err, size_t errlen);
 /* job_restore.c: deletes what the cancelled restore result.undo_of created (by uid), nothing else. */
 const char *job_undo_restore_run(struct job *job, char *err, size_t errlen);
+/* job_test_restore.c: the backup restored into temporary namespaces, checked, removed. */
+const char *job_test_restore_run(struct job *job, char *err, size_t errlen);
 
 #endif
