@@ -126,6 +126,7 @@ struct restore_spec {
 	 * ({"<target-ns>": {"statefulsets.apps/db": 1}}, migrate_workloads.h) and put back once the
 	 * volume data is in, before the post-restore hooks; NULL: created as they were */
 	cJSON *start_later;
+	int namespaced_only;		/* a test restore's: no cluster-scoped object (it would outlive it) */
 };
 
 /* What a backup backs up: a backup plan's row, or what a migration decides (plan_id 0). */

@@ -135,6 +135,7 @@ struct restore_plan {
 	long long repository_id;
 	struct resource_modifiers *modifiers;	/* the plan's rules, or NULL */
 	cJSON *start_later;		/* restore_spec's (borrowed), or NULL */
+	int namespaced_only;
 };
 
 struct restore_run {
@@ -278,6 +279,7 @@ static int restore_plan_load(struct restore_run *run, const struct restore_spec 
 	p->selection = spec->selection && cJSON_IsObject(spec->selection) ? cJSON_Duplicate(spec->selection, 1) : NULL;
 	p->volume_map = spec->volume_map ? cJSON_Duplicate(spec->volume_map, 1) : cJSON_CreateObject();
 	p->start_later = spec->start_later;
+	p->namespaced_only = spec->namespaced_only;
 	if (restore_map_check(p->namespace_map, "restore plan: namespace_map", 1, err, errlen) < 0 ||
 	    restore_map_check(p->storage_class_map, "restore plan: storage_class_map", 0, err, errlen) < 0 ||
 	    restore_volume_map_check(p->volume_map, err, errlen) < 0)
@@ -888,6 +890,10 @@ static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 		it->skip = restore_skip_reason(it->src->group, it->src->resource, it->src->obj);
 		if (!it->skip)
 			it->skip = restore_selection_skip(run, it);
+		if (!it->skip && run->plan.namespaced_only && !*it->src->ns &&
+		    !(strcmp(it->src->group, "") == 0 && strcmp(it->src->resource, "namespaces") == 0))
+			it->skip = "not restored: a test restore restores namespaced objects only (a cluster-scoped one "
+				   "would outlive its temporary namespaces)";
 		if (!it->skip && strcmp(it->src->group, "") == 0 && strcmp(it->src->resource, "persistentvolumes") == 0) {
 			if (!run->plan.reattach_volumes)
 				it->skip = "not recreated: its claim gets a new volume in the target, which the restore fills "

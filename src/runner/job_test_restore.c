@@ -128,6 +128,11 @@ static int test_restore_load(struct job *job, cJSON **namespaces, cJSON **hooks,
 		snprintf(err, errlen, "backup %lld: its namespaces or its plan's check hooks are malformed", job->backup_id);
 		return -1;
 	}
+	if (cJSON_GetArraySize(*namespaces) == 0) {
+		snprintf(err, errlen, "backup %lld names no namespace (a whole-cluster backup): a test restore restores "
+			 "namespaces into temporary ones, and would otherwise write into the cluster's own", job->backup_id);
+		return -1;
+	}
 	return 0;
 }
 
@@ -213,7 +218,8 @@ const char *job_test_restore_run(struct job *job, char *err, size_t errlen)
 	leftovers_sweep(job, k);
 	if (namespaces_create(job, k, sources, map, made, err, errlen) == 0) {
 		struct restore_spec spec = { .backup_id = job->backup_id, .target_cluster_id = job->cluster_id,
-					     .namespace_map = map, .hooks = hooks, .start_later = held };
+					     .namespace_map = map, .hooks = hooks, .start_later = held,
+					     .namespaced_only = 1 };
 		state = job_restore_execute(job, &spec, err, errlen);
 	}
 	/* whatever happened: the temporary namespaces go */
