@@ -134,6 +134,11 @@ struct restore_spec {
 	const cJSON *selection;		/* what of the backup: types in/out, label selector, objects; NULL: all */
 	const char *resource_modifiers;	/* the plan's rules (resource_modifier.h), or NULL */
 	int mirror_volumes;		/* claims that exist hold an earlier copy: write only what changed */
+	/* a test restore's: workloads are created at zero replicas, their counts recorded here
+	 * ({"<target-ns>": {"statefulsets.apps/db": 1}}, migrate_workloads.h) and put back once the
+	 * volume data is in, before the post-restore hooks; NULL: created as they were */
+	cJSON *start_later;
+	int namespaced_only;		/* a test restore's: no cluster-scoped object (it would outlive it) */
 };
 
 /* What a backup backs up: a backup plan's row, or what a migration decides (plan_id 0). */
@@ -177,5 +182,7 @@ const char *job_undo_restore_run(struct job *job, char *err, size_t errlen);
 /* The same for the objects job of_job recorded as created in cluster_id (a test migration
  * removes what its own restore made): job->result["undo"] counts them. */
 const char *job_undo_created(struct job *job, long long of_job, long long cluster_id, char *err, size_t errlen);
+/* job_test_restore.c: the backup restored into temporary namespaces, checked, removed. */
+const char *job_test_restore_run(struct job *job, char *err, size_t errlen);
 
 #endif

@@ -15,6 +15,7 @@
  * Only the job's thread touches the database: workers hand each finished object back, and
  * the job's thread records it (job_item), reports progress and checks for cancellation. */
 #include "job.h"
+#include "migrate_workloads.h"
 #include "job_hooks.h"
 #include "job_volumes.h"
 #include "backup_reader.h"
@@ -134,6 +135,8 @@ struct restore_plan {
 	char backup_name[256];
 	long long repository_id;
 	struct resource_modifiers *modifiers;	/* the plan's rules, or NULL */
+	cJSON *start_later;		/* restore_spec's (borrowed), or NULL */
+	int namespaced_only;
 };
 
 struct restore_run {
@@ -278,6 +281,8 @@ static int restore_plan_load(struct restore_run *run, const struct restore_spec 
 	p->mirror_volumes = spec->mirror_volumes;
 	p->selection = spec->selection && cJSON_IsObject(spec->selection) ? cJSON_Duplicate(spec->selection, 1) : NULL;
 	p->volume_map = spec->volume_map ? cJSON_Duplicate(spec->volume_map, 1) : cJSON_CreateObject();
+	p->start_later = spec->start_later;
+	p->namespaced_only = spec->namespaced_only;
 	if (restore_map_check(p->namespace_map, "restore plan: namespace_map", 1, err, errlen) < 0 ||
 	    restore_map_check(p->storage_class_map, "restore plan: storage_class_map", 0, err, errlen) < 0 ||
 	    restore_volume_map_check(p->volume_map, err, errlen) < 0)
@@ -824,6 +829,36 @@ static void restore_claim_volume_note(struct restore_run *run, struct restore_it
 	}
 }
 
+/* start_later: a Deployment, StatefulSet or ReplicaSet (none a controller owns) is created at
+ * zero replicas and its count recorded, so that no pod writes its volumes before their data is in. */
+static void restore_hold_workload(struct restore_run *run, struct restore_item *it)
+{
+	static const char *const kinds[] = { "deployments", "statefulsets", "replicasets" };
+	cJSON *spec = cJSON_GetObjectItemCaseSensitive(it->src->obj, "spec"), *per_ns, *refs, *ref;
+	const cJSON *replicas = cJSON_GetObjectItemCaseSensitive(spec, "replicas");
+	char key[600];
+	size_t k;
+
+	if (strcmp(it->src->group, "apps") != 0 || !cJSON_IsObject(spec))
+		return;
+	for (k = 0; k < 3 && strcmp(it->src->resource, kinds[k]) != 0; k++)
+		;
+	if (k == 3)
+		return;
+	refs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(it->src->obj, "metadata"), "ownerReferences");
+	cJSON_ArrayForEach(ref, refs)
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ref, "controller")))
+			return;
+	per_ns = cJSON_GetObjectItemCaseSensitive(run->plan.start_later, it->ns);
+	if (!per_ns)
+		per_ns = cJSON_AddObjectToObject(run->plan.start_later, it->ns);
+	snprintf(key, sizeof key, "%s.apps/%s", kinds[k], restore_meta_str(it->src->obj, "name"));
+	cJSON_DeleteItemFromObjectCaseSensitive(per_ns, key);
+	cJSON_AddNumberToObject(per_ns, key, cJSON_IsNumber(replicas) ? replicas->valuedouble : 1);
+	cJSON_DeleteItemFromObjectCaseSensitive(spec, "replicas");
+	cJSON_AddNumberToObject(spec, "replicas", 0);
+}
+
 static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 {
 	struct job *job = run->job;
@@ -858,6 +893,10 @@ static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 		it->skip = restore_skip_reason(it->src->group, it->src->resource, it->src->obj);
 		if (!it->skip)
 			it->skip = restore_selection_skip(run, it);
+		if (!it->skip && run->plan.namespaced_only && !*it->src->ns &&
+		    !(strcmp(it->src->group, "") == 0 && strcmp(it->src->resource, "namespaces") == 0))
+			it->skip = "not restored: a test restore restores namespaced objects only (a cluster-scoped one "
+				   "would outlive its temporary namespaces)";
 		if (!it->skip && strcmp(it->src->group, "") == 0 && strcmp(it->src->resource, "persistentvolumes") == 0) {
 			if (!run->plan.reattach_volumes)
 				it->skip = "not recreated: its claim gets a new volume in the target, which the restore fills "
@@ -901,6 +940,8 @@ static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 		if (!it->skip && run->volumes && strcmp(it->src->group, "") == 0 &&
 		    strcmp(it->src->resource, "persistentvolumeclaims") == 0)
 			restore_claim_source(run, it);
+		if (!it->skip && !it->refused && run->plan.start_later)
+			restore_hold_workload(run, it);
 		it->name = xstrdup(it->skip ? it->src->name : restore_meta_str(it->src->obj, "name"));
 		it->version = restore_version_of(it->src->obj);
 		it->tier = restore_tier_of(it->src->group, it->src->resource);
@@ -1581,6 +1622,19 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 		char ignored[8];
 		restore_result(&run, create_seconds, ignored, sizeof ignored);
 		goto out;
+	}
+
+	if (run.plan.start_later) {
+		const cJSON *ns;
+		cJSON *unstarted = cJSON_CreateArray();
+		int failed = 0;
+		started = job_phase_start(NULL);
+		cJSON_ArrayForEach(ns, run.plan.start_later)
+			failed += workloads_start(run.clients[0], run.plan.start_later, ns->string, ns->string, unstarted);
+		cJSON_ArrayForEach(ns, unstarted)
+			job_log(job, "error", "starting the restored workloads: %s", ns->valuestring);
+		cJSON_Delete(unstarted);
+		restore_phase(&run, "start workloads", &started, failed ? "failed" : "succeeded", -1);
 	}
 
 	started = job_phase_start(NULL);

@@ -178,6 +178,7 @@ static const struct job_kind job_kinds[] = {
 	{ "prune", job_prune_run },		{ "verify", job_verify_run },
 	{ "sync", job_sync_run },		{ "diagnostics", job_diagnostics_run },
 	{ "download", job_download_run },	{ "undo_restore", job_undo_restore_run },
+	{ "test_restore", job_test_restore_run },
 };
 
 static const struct job_kind *job_kind_find(const char *kind)

@@ -7,7 +7,8 @@
  * its job and moves next_run_at past "now", and jobs are unique per (plan, due time): exactly one
  * job per due time however many fire it. After downtime a plan whose due time passed fires once,
  * not once per missed slot. --now replaces the clock (tests); --once does one round. It also
- * queues the organisations' daily and weekly protection reports (a runner sends them). */
+ * queues the organisations' daily and weekly protection reports (a runner sends them), and the
+ * plans' scheduled test restores. */
 #include "audit.h"
 #include "config.h"
 #include "cron.h"
@@ -46,10 +47,31 @@ static void iso_time(time_t t, char *out, size_t n)
 	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* A plan's two schedules: its backups, and its test restores (sql/021) of its newest finished
+ * backup into its test restore cluster. Each query answers name, cron, time zone, the due time,
+ * the cluster and the backup (NULL for a backup job; NULL for a test restore while the plan has
+ * no finished backup), with the plan's row locked. */
+struct plan_schedule {
+	const char *what, *job_kind, *due_sql, *plan_sql, *next_sql;
+};
+static const struct plan_schedule plan_schedules[] = {
+	{ "backup", "backup", "SELECT plan_id, plan_org_id FROM scheduler_due_plans($1)",
+	  "SELECT name, schedule_cron, time_zone, extract(epoch FROM next_run_at)::bigint, cluster_id, NULL::bigint "
+	  "FROM backup_plans WHERE id = $1 AND schedule_kind <> 'manual' FOR UPDATE",
+	  "UPDATE backup_plans SET next_run_at = $2 WHERE id = $1" },
+	{ "test restore", "test_restore", "SELECT plan_id, plan_org_id FROM scheduler_due_test_restores($1)",
+	  "SELECT p.name, p.test_restore_cron, p.time_zone, extract(epoch FROM p.test_restore_next_run_at)::bigint, "
+	  "coalesce(p.test_restore_cluster_id, 0), (SELECT b.id FROM backups b WHERE b.plan_id = p.id "
+	  "AND b.state IN ('completed', 'partially_failed') ORDER BY b.completed_at DESC NULLS LAST, b.id DESC LIMIT 1) "
+	  "FROM backup_plans p WHERE p.id = $1 AND p.test_restore_cron <> '' FOR UPDATE OF p",
+	  "UPDATE backup_plans SET test_restore_next_run_at = $2 WHERE id = $1" },
+};
+
 /* Queues the plan's job when due and sets its next run; all in one transaction of its tenant. */
-static void fire_plan(struct scheduler *s, const char *plan_id, long long org_id, time_t now)
+static void fire_plan(struct scheduler *s, const struct plan_schedule *ps, const char *plan_id, long long org_id,
+		      time_t now)
 {
-	char err[512], now_s[32], next_s[32];
+	char err[512], next_s[32];
 	const char *params[] = { plan_id };
 	struct cron_spec spec;
 	PGresult *res;
@@ -58,9 +80,7 @@ static void fire_plan(struct scheduler *s, const char *plan_id, long long org_id
 		log_error("plan %s: %s", plan_id, err);
 		return;
 	}
-	res = db_exec(s->db, "SELECT name, schedule_cron, time_zone, extract(epoch FROM next_run_at)::bigint, "
-		      "cluster_id FROM backup_plans WHERE id = $1 AND schedule_kind <> 'manual' FOR UPDATE",
-		      1, params, err, sizeof err);
+	res = db_exec(s->db, ps->plan_sql, 1, params, err, sizeof err);
 	if (!res || PQntuples(res) != 1) {
 		PQclear(res);
 		db_rollback(s->db);
@@ -68,21 +88,25 @@ static void fire_plan(struct scheduler *s, const char *plan_id, long long org_id
 	}
 	const char *name = PQgetvalue(res, 0, 0), *tz = PQgetvalue(res, 0, 2);
 	if (cron_parse(PQgetvalue(res, 0, 1), &spec, err, sizeof err) < 0 || !cron_valid_time_zone(tz)) {
-		log_error("plan %s (%s): schedule \"%s\" in %s cannot be used: %s", plan_id, name,
+		log_error("plan %s (%s): %s schedule \"%s\" in %s cannot be used: %s", plan_id, name, ps->what,
 			  PQgetvalue(res, 0, 1), tz, err);
 		PQclear(res);
 		db_rollback(s->db);
 		return;
 	}
 	int has_due = !PQgetisnull(res, 0, 3);
+	int needs_backup = strcmp(ps->job_kind, "test_restore") == 0;
 	time_t due = has_due ? (time_t)strtoll(PQgetvalue(res, 0, 3), NULL, 10) : 0;
 	time_t next = cron_next(&spec, tz, now);
 	iso_time(next, next_s, sizeof next_s);
-	if (has_due && due <= now) {
+	if (has_due && due <= now && needs_backup && PQgetisnull(res, 0, 5)) {
+		log_info("plan %s (%s): %s due, but the plan has no finished backup yet", plan_id, name, ps->what);
+	} else if (has_due && due <= now) {
 		char due_s[32];
 		iso_time(due, due_s, sizeof due_s);
-		struct job_spec job = { .kind = "backup", .trigger = "schedule", .backup_plan_id = atoll(plan_id),
-					.cluster_id = atoll(PQgetvalue(res, 0, 4)), .scheduled_for = due_s };
+		struct job_spec job = { .kind = ps->job_kind, .trigger = "schedule", .backup_plan_id = atoll(plan_id),
+					.cluster_id = atoll(PQgetvalue(res, 0, 4)), .backup_id = atoll(PQgetvalue(res, 0, 5)),
+					.scheduled_for = due_s };
 		long long id = job_enqueue(s->db, &job, err, sizeof err);
 		if (id < 0) {
 			log_error("plan %s (%s): %s", plan_id, name, err);
@@ -91,17 +115,15 @@ static void fire_plan(struct scheduler *s, const char *plan_id, long long org_id
 			return;
 		}
 		if (id > 0)
-			log_info("plan %s (%s) of organisation %lld: queued job %lld for its run due at %s%s; next run %s",
-				 plan_id, name, org_id, id, due_s,
+			log_info("plan %s (%s) of organisation %lld: queued %s job %lld for its run due at %s%s; next run %s",
+				 plan_id, name, org_id, ps->what, id, due_s,
 				 now - due >= 120 ? " (late: missed while no scheduler ran, fired once)" : "", next_s);
 	} else if (!has_due) {
-		log_info("plan %s (%s): first run at %s", plan_id, name, next_s);
+		log_info("plan %s (%s): first %s at %s", plan_id, name, ps->what, next_s);
 	}
 	PQclear(res);
 	const char *upd[] = { plan_id, next < 0 ? NULL : next_s };
-	iso_time(now, now_s, sizeof now_s);
-	if (db_run(s->db, "UPDATE backup_plans SET next_run_at = $2 WHERE id = $1", 2, upd, err, sizeof err) < 0 ||
-	    db_commit(s->db, err, sizeof err) < 0) {
+	if (db_run(s->db, ps->next_sql, 2, upd, err, sizeof err) < 0 || db_commit(s->db, err, sizeof err) < 0) {
 		log_error("plan %s: %s", plan_id, err);
 		db_rollback(s->db);
 	}
@@ -111,17 +133,19 @@ static void fire_due_plans(struct scheduler *s, time_t now)
 {
 	char err[512], now_s[32];
 	const char *params[] = { now_s };
-	PGresult *res;
 
 	iso_time(now, now_s, sizeof now_s);
-	res = db_exec(s->db, "SELECT plan_id, plan_org_id FROM scheduler_due_plans($1)", 1, params, err, sizeof err);
-	if (!res) {
-		log_error("due plans: %s", err);
-		return;
+	for (size_t k = 0; k < sizeof plan_schedules / sizeof plan_schedules[0]; k++) {
+		const struct plan_schedule *ps = &plan_schedules[k];
+		PGresult *res = db_exec(s->db, ps->due_sql, 1, params, err, sizeof err);
+		if (!res) {
+			log_error("due %ss: %s", ps->what, err);
+			continue;
+		}
+		for (int i = 0; i < PQntuples(res) && !stopping; i++)
+			fire_plan(s, ps, PQgetvalue(res, i, 0), strtoll(PQgetvalue(res, i, 1), NULL, 10), now);
+		PQclear(res);
 	}
-	for (int i = 0; i < PQntuples(res) && !stopping; i++)
-		fire_plan(s, PQgetvalue(res, i, 0), strtoll(PQgetvalue(res, i, 1), NULL, 10), now);
-	PQclear(res);
 }
 
 /* Retention deletes the way the Delete button does (src/runner/job_catalog.c): the backup is

@@ -367,7 +367,7 @@ void page_backup(struct request *r)
 	snprintf(err, sizeof err, "Backup %s", json_str(b, "name"));
 	cJSON_AddStringToObject(view, "title", err);
 	if (add_resources(r, view, sid, err, sizeof err) < 0 || add_volumes_and_hooks(r, view, sid, err, sizeof err) < 0 ||
-	    add_jobs_and_log(r, view, sid, err, sizeof err) < 0) {
+	    add_jobs_and_log(r, view, sid, err, sizeof err) < 0 || test_restore_backup_view(r, view, sid, err, sizeof err) < 0) {
 		cJSON_Delete(view);
 		respond_db_error(r, err);
 		return;

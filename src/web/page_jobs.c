@@ -158,6 +158,12 @@ static void plan_jobs(struct request *r, int restore)
 		cJSON_AddStringToObject(p, "schedule_kind", PQgetvalue(plan, 0, 4));
 	}
 	PQclear(plan);
+	if (!restore && test_restore_plan_view(r, p, sid, err, sizeof err) < 0) {
+		PQclear(res);
+		cJSON_Delete(view);
+		respond_db_error(r, err);
+		return;
+	}
 	list = cJSON_AddArrayToObject(view, "jobs");
 	for (int i = 0; i < PQntuples(res) && i < PLAN_JOBS_SHOWN; i++)
 		cJSON_AddItemToArray(list, job_json(res, i));

@@ -413,6 +413,13 @@ void page_backups(struct request *r);
 void page_backup(struct request *r);
 void page_backup_delete(struct request *r);
 void page_backup_verify(struct request *r);
+/* page_test_restore.c */
+void page_backup_test_restore(struct request *r);
+void page_backup_plan_test_restore_save(struct request *r);
+/* The backup's test restores ("test_restores", with their checks) and the clusters to test in. */
+int test_restore_backup_view(struct request *r, cJSON *view, const char *backup_id, char *err, size_t errlen);
+/* The plan's test restore settings as plan's "test_restore". */
+int test_restore_plan_view(struct request *r, cJSON *plan, const char *plan_id, char *err, size_t errlen);
 void page_backup_object(struct request *r);
 void page_backup_download(struct request *r);
 void page_job_archive_download(struct request *r);
