@@ -736,3 +736,95 @@ fail:
 	resource_modifiers_free(m);
 	return NULL;
 }
+
+/* ---- what a rule changed ---- */
+
+static void diff_text(cJSON *change, const char *key, const cJSON *v)
+{
+	char *text = v ? cJSON_PrintUnformatted(v) : NULL;
+
+	if (text && strlen(text) > RESOURCE_DIFF_VALUE_MAX)
+		strcpy(text + RESOURCE_DIFF_VALUE_MAX - 3, "...");
+	cJSON_AddStringToObject(change, key, text ? text : "");
+	free(text);
+}
+
+static void diff_add(struct strbuf *path, const cJSON *before, const cJSON *after, cJSON *changes, int max)
+{
+	cJSON *c;
+
+	if (cJSON_GetArraySize(changes) >= max)
+		return;
+	c = cJSON_CreateObject();
+	cJSON_AddStringToObject(c, "path", path->len ? path->buf : "/");
+	diff_text(c, "before", before);
+	diff_text(c, "after", after);
+	cJSON_AddItemToArray(changes, c);
+}
+
+static void path_cut(struct strbuf *path, size_t len)
+{
+	path->len = len;
+	if (path->buf)
+		path->buf[len] = '\0';
+}
+
+/* A reference token onto path, escaped as RFC 6901 says ('~' as ~0, '/' as ~1). */
+static void path_push(struct strbuf *path, const char *tok)
+{
+	strbuf_addch(path, '/');
+	for (; *tok; tok++) {
+		if (*tok == '~')
+			strbuf_addstr(path, "~0");
+		else if (*tok == '/')
+			strbuf_addstr(path, "~1");
+		else
+			strbuf_addch(path, *tok);
+	}
+}
+
+static void diff_walk(struct strbuf *path, const cJSON *a, const cJSON *b, cJSON *changes, int max)
+{
+	size_t keep = path->len;
+	const cJSON *x;
+
+	if (cJSON_GetArraySize(changes) >= max || (a && b && cJSON_Compare(a, b, 1)))
+		return;
+	if (cJSON_IsObject(a) && cJSON_IsObject(b)) {
+		cJSON_ArrayForEach(x, a) {
+			path_push(path, x->string ? x->string : "");
+			diff_walk(path, x, cJSON_GetObjectItemCaseSensitive(b, x->string ? x->string : ""), changes, max);
+			path_cut(path, keep);
+		}
+		cJSON_ArrayForEach(x, b) {
+			if (cJSON_GetObjectItemCaseSensitive(a, x->string ? x->string : ""))
+				continue;
+			path_push(path, x->string ? x->string : "");
+			diff_add(path, NULL, x, changes, max);
+			path_cut(path, keep);
+		}
+		return;
+	}
+	if (cJSON_IsArray(a) && cJSON_IsArray(b) && cJSON_GetArraySize(a) == cJSON_GetArraySize(b)) {
+		int i = 0;
+		for (const cJSON *y = b->child, *z = a->child; z && y; z = z->next, y = y->next, i++) {
+			char n[16];
+			snprintf(n, sizeof n, "%d", i);
+			path_push(path, n);
+			diff_walk(path, z, y, changes, max);
+			path_cut(path, keep);
+		}
+		return;
+	}
+	diff_add(path, a, b, changes, max);
+}
+
+int resource_modifiers_diff(const cJSON *before, const cJSON *after, cJSON *changes, int max)
+{
+	struct strbuf path = STRBUF_INIT;
+	int had = cJSON_GetArraySize(changes);
+
+	diff_walk(&path, before, after, changes, max);
+	strbuf_release(&path);
+	return cJSON_GetArraySize(changes) - had;
+}
