@@ -1,6 +1,7 @@
 #include "resource_modifier.h"
 #include "yaml_json.h"
 #include "strbuf.h"
+#include "json.h"
 
 #include <fnmatch.h>
 #include <regex.h>
@@ -262,16 +263,6 @@ static const char *meta_str(const cJSON *obj, const char *field)
 	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), field));
 }
 
-static int in_strings(const cJSON *arr, const char *s)
-{
-	const cJSON *v;
-
-	cJSON_ArrayForEach(v, arr)
-		if (cJSON_IsString(v) && strcmp(v->valuestring, s) == 0)
-			return 1;
-	return 0;
-}
-
 static int labels_match(const struct modifier_rule *r, const cJSON *obj)
 {
 	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "labels");
@@ -287,8 +278,8 @@ static int labels_match(const struct modifier_rule *r, const cJSON *obj)
 		const char *op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "operator"));
 		const cJSON *values = cJSON_GetObjectItemCaseSensitive(e, "values");
 		const char *have = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(labels, key));
-		int ok = strcmp(op, "In") == 0 ? have && in_strings(values, have)
-			: strcmp(op, "NotIn") == 0 ? !have || !in_strings(values, have)
+		int ok = strcmp(op, "In") == 0 ? have && json_array_has(values, have)
+			: strcmp(op, "NotIn") == 0 ? !have || !json_array_has(values, have)
 			: strcmp(op, "Exists") == 0 ? have != NULL
 			: have == NULL;		/* DoesNotExist */
 		if (!ok)
@@ -312,7 +303,7 @@ static int rule_matches(const struct modifier_rule *r, const char *group, const 
 	strbuf_release(&gr);
 	if (!ok || (r->has_regex && (!name || regexec(&r->name_regex, name, 0, NULL, 0) != 0)))
 		return 0;
-	if (r->namespaces && (!*ns || !in_strings(r->namespaces, ns)))
+	if (r->namespaces && (!*ns || !json_array_has(r->namespaces, ns)))
 		return 0;
 	if ((r->match_labels || r->match_expressions) && !labels_match(r, obj))
 		return 0;

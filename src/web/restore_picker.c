@@ -44,23 +44,13 @@ static void trim(char *s)
 		s[--n] = '\0';
 }
 
-static int listed(const cJSON *list, const char *s)
-{
-	const cJSON *e;
-
-	cJSON_ArrayForEach(e, list)
-		if (cJSON_IsString(e) && strcmp(e->valuestring, s) == 0)
-			return 1;
-	return 0;
-}
-
 /* The lines of text, trimmed, without empty ones and repeats, onto list. */
 static void lines_add(cJSON *list, const char *text)
 {
 	for (const char *p = text ? text : ""; *p; p += strcspn(p, "\n"), p += *p == '\n') {
 		char *line = xstrndup(p, strcspn(p, "\n")), *a = line + strspn(line, " \t");
 		trim(a);
-		if (*a && !listed(list, a))
+		if (*a && !json_array_has(list, a))
 			cJSON_AddItemToArray(list, cJSON_CreateString(a));
 		free(line);
 	}
@@ -197,7 +187,7 @@ char *restore_picker_add(struct request *r, cJSON *view, const char *backup_id, 
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "value", PQgetvalue(res, i, 4));
 		cJSON_AddStringToObject(o, "name", PQgetvalue(res, i, 3));
-		cJSON_AddBoolToObject(o, "checked", listed(chosen, PQgetvalue(res, i, 4)));
+		cJSON_AddBoolToObject(o, "checked", json_array_has(chosen, PQgetvalue(res, i, 4)));
 		cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(g, "objects"), o);
 		cJSON_AddItemToArray(shown, cJSON_CreateString(PQgetvalue(res, i, 4)));
 	}
@@ -216,7 +206,7 @@ char *restore_picker_add(struct request *r, cJSON *view, const char *backup_id, 
 	/* the chosen objects this page does not show stay in the textarea */
 	struct strbuf rest = STRBUF_INIT;
 	cJSON_ArrayForEach(e, chosen)
-		if (!listed(shown, e->valuestring))
+		if (!json_array_has(shown, e->valuestring))
 			strbuf_addf(&rest, "%s%s", rest.len ? "\n" : "", e->valuestring);
 	cJSON_Delete(shown);
 	cJSON_Delete(chosen);

@@ -6,13 +6,13 @@ ConfigMap alone, then one Deployment with its claim alone, are restored by ticki
 through the wizard's posts, and nothing else is created; a CRD is chosen from the cluster-scoped
 group; an object the backup does not hold is refused naming it; the modifiers step previews the
 rewritten image, read from the archive by a runner."""
-import json
 
 import pytest
 
 from conftest import unique
 from fixtures_testenv import kubectl
 from provisioner import Provisioner
+from test_backup_catalog import backed_up  # noqa: F401 (one backup of the fixture application)
 from test_backup_job import FIXTURE_NS, Tenant, fixture_app  # noqa: F401
 
 JSON = {"Accept": "application/json"}
@@ -22,15 +22,6 @@ CRD = "customresourcedefinitions.apiextensions.k8s.io//widgets.fixtures.stowage.
 @pytest.fixture(scope="module")
 def tenant(stack, testenv):
     return Tenant(stack, testenv, prefix="picker")
-
-
-@pytest.fixture(scope="module")
-def backed_up(tenant, fixture_app):  # noqa: F811
-    plan, job_id = tenant.queue_backup([fixture_app])
-    job = tenant.wait_job(job_id)
-    assert job["state"] == "succeeded", job["error"]
-    plan_id = tenant.sql_one("SELECT id FROM stowage.backup_plans WHERE name = %s", (plan,))[0]
-    return {"plan_id": plan_id, "backup_id": job["backup_id"]}
 
 
 def base(tenant, backed_up, name):
