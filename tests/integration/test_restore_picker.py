@@ -16,6 +16,14 @@ from test_backup_catalog import backed_up  # noqa: F401 (one backup of the fixtu
 from test_backup_job import FIXTURE_NS, Tenant, fixture_app  # noqa: F401
 
 JSON = {"Accept": "application/json"}
+
+
+def json_text(view):
+    """The answer without the posted fields it echoes: what the server read, not what it was sent."""
+    view = dict(view)
+    view.pop("fields", None)
+    view.pop("hidden", None)
+    return str(view)
 CRD = "customresourcedefinitions.apiextensions.k8s.io//widgets.fixtures.stowage.dev"
 
 
@@ -137,6 +145,24 @@ def test_an_object_not_in_the_backup_is_refused_naming_it(tenant, backed_up):
         r = tenant.client.post("/restore-plans", {**fields, "objects": bad})
         assert r.status_code == 422 and f"{bad} is not in this backup" in r.text
     assert tenant.sql_one("SELECT count(*) FROM stowage.restore_plans WHERE name = 'not-there'")[0] == 0
+
+
+def test_another_organisation_sees_none_of_the_objects(stack, testenv, tenant, backed_up):
+    """The picker and the preview read through row-level security: another organisation naming
+    this backup (with a cluster of its own, so that its first step passes) gets no object names
+    and no preview: its backup step refuses the backup."""
+    other = Tenant(stack, testenv, prefix="picker-other")
+    own_plan = other.sql_one("INSERT INTO stowage.backup_plans (org_id, name, cluster_id, repository_id, namespaces) "
+                             "VALUES (%s, 'own', %s, %s, %s) RETURNING id",
+                             (other.org_id, other.cluster_id, other.repository_id, [FIXTURE_NS]))[0]
+    fields = {**base(tenant, backed_up, "steal"), "target_cluster_id": other.cluster_id, "backup_plan_id": own_plan}
+    view = step(other, 3, {**fields, "object_filter": "wordpress"})
+    assert not view["object_picker"]["available"] and "wordpress-config" not in json_text(view)
+    for query in ("", "&preview=1"):
+        r = other.client.post(f"/restore-plans/new?step=4{query}", {**fields, "object": [f"configmaps/{FIXTURE_NS}/wordpress-config"],
+                              "resource_modifiers": "version: v1\nresourceModifierRules: []\n"}, headers=JSON)
+        assert r.status_code == 422 and "Backup: choose a completed backup" in r.text, r.text[-500:]
+        assert "preview" not in r.json() and "live_pending" not in r.json()
 
 
 def test_restore_one_configmap_alone(tenant, testenv, backed_up):
