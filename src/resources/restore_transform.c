@@ -156,6 +156,24 @@ static int restore_owned_by(const cJSON *obj, const char *kind)
 	return k && strcmp(k, kind) == 0;
 }
 
+const char *restore_builtin_reason(const char *group, const char *resource, const cJSON *obj)
+{
+	const cJSON *meta = restore_get(obj, "metadata");
+	const char *name = restore_str(meta, "name");
+	const char *boot = restore_str(restore_get(meta, "labels"), "kubernetes.io/bootstrapping");
+	const char *apf = restore_str(restore_get(meta, "annotations"), "apf.kubernetes.io/autoupdate-spec");
+
+	if (strcmp(group, "rbac.authorization.k8s.io") == 0 && boot && strcmp(boot, "rbac-defaults") == 0)
+		return "a default RBAC object: every cluster's API server makes it itself";
+	if (restore_is(group, resource, "scheduling.k8s.io", "priorityclasses") && name && strncmp(name, "system-", 7) == 0)
+		return "a system PriorityClass: every cluster's API server makes it itself";
+	if (restore_is(group, resource, "apiregistration.k8s.io", "apiservices") && !cJSON_IsObject(restore_get(restore_get(obj, "spec"), "service")))
+		return "an API group the API server serves itself";
+	if (strcmp(group, "flowcontrol.apiserver.k8s.io") == 0 && apf && strcmp(apf, "true") == 0)
+		return "a built-in flow-control setting the API server keeps up to date";
+	return NULL;
+}
+
 const char *restore_skip_reason(const char *group, const char *resource, const cJSON *obj)
 {
 	if (restore_is(group, resource, "", "pods") && restore_controller_owner(obj))
@@ -172,7 +190,7 @@ const char *restore_skip_reason(const char *group, const char *resource, const c
 		return "endpoints are recreated by the cluster from their Service";
 	if (restore_is(group, resource, "", "events") || restore_is(group, resource, "events.k8s.io", "events"))
 		return "events are not restored";
-	return NULL;
+	return restore_builtin_reason(group, resource, obj);
 }
 
 const char *restore_job_finished(const char *group, const char *resource, const cJSON *obj)

@@ -62,6 +62,12 @@ struct restore_transform {
 	void *warn_ud;
 };
 
+/* Why every cluster holds obj already, made by the API server itself, or NULL: the default RBAC
+ * objects (label kubernetes.io/bootstrapping=rbac-defaults), the system-* PriorityClasses, the
+ * APIServices served by the API server itself (no spec.service), the flow-control objects it
+ * keeps up to date (apf.kubernetes.io/autoupdate-spec=true). Neither backed up nor restored. */
+const char *restore_builtin_reason(const char *group, const char *resource, const cJSON *obj);
+
 /* Why an object is left out of a restore (its owner recreates it, the cluster does), or NULL. */
 const char *restore_skip_reason(const char *group, const char *resource, const cJSON *obj);
 

@@ -459,6 +459,23 @@ static void test_skipped_objects(void)
 	CHECK(restore_skip_reason("events.k8s.io", "events", any) != NULL);
 	CHECK(restore_skip_reason("", "configmaps", any) == NULL);
 	CHECK(restore_skip_reason("example.com", "endpoints", any) == NULL);
+	/* what every cluster makes itself: never restored over the target's own */
+	cJSON *view = parse("{\"kind\":\"ClusterRole\",\"metadata\":{\"name\":\"view\",\"labels\":"
+			    "{\"kubernetes.io/bootstrapping\":\"rbac-defaults\"}}}");
+	cJSON *critical = parse("{\"kind\":\"PriorityClass\",\"metadata\":{\"name\":\"system-node-critical\"}}");
+	cJSON *local_api = parse("{\"kind\":\"APIService\",\"metadata\":{\"name\":\"v1.apps\"},\"spec\":{\"group\":\"apps\"}}");
+	cJSON *served_api = parse("{\"kind\":\"APIService\",\"metadata\":{\"name\":\"v1beta1.metrics.k8s.io\"},"
+				  "\"spec\":{\"service\":{\"namespace\":\"kube-system\",\"name\":\"metrics\"}}}");
+	CHECK(restore_skip_reason("rbac.authorization.k8s.io", "clusterroles", view) != NULL);
+	CHECK(restore_skip_reason("rbac.authorization.k8s.io", "clusterroles", any) == NULL);
+	CHECK(restore_skip_reason("scheduling.k8s.io", "priorityclasses", critical) != NULL);
+	CHECK(restore_skip_reason("scheduling.k8s.io", "priorityclasses", any) == NULL);
+	CHECK(restore_skip_reason("apiregistration.k8s.io", "apiservices", local_api) != NULL);
+	CHECK(restore_skip_reason("apiregistration.k8s.io", "apiservices", served_api) == NULL);
+	cJSON_Delete(view);
+	cJSON_Delete(critical);
+	cJSON_Delete(local_api);
+	cJSON_Delete(served_api);
 
 	restore_transform_apply(&t, "", "pods", bare_pod);
 	CHECK(!at(bare_pod, "spec.nodeName") && !at(bare_pod, "spec.priority"));

@@ -17,6 +17,7 @@
 #include "backup_archive.h"
 #include "log.h"
 #include "repo_seal.h"
+#include "restore_transform.h"
 #include "strbuf.h"
 
 #include <errno.h>
@@ -42,6 +43,8 @@ struct backup_plan {
 	cJSON *hooks;			/* array */
 	cJSON *include_resources;	/* patterns "resource[.group]" with shell wildcards; empty: all */
 	cJSON *exclude_resources;	/* patterns never backed up */
+	int whole_cluster;		/* every namespace (namespaces: the system ones to add) and
+					 * every cluster-scoped type */
 };
 
 struct backup_run {
@@ -72,7 +75,9 @@ struct backup_run {
 	cJSON *volumes;			/* [{"namespace", "claim", "volume", "storage_class", "method"}] */
 	cJSON *volume_data;		/* what job_backup_volumes saved: <name>-volumes.json */
 	cJSON *pv_names;		/* volumes bound to the claims backed up */
-	cJSON *storage_classes;		/* classes of those volumes */
+	cJSON *storage_classes;		/* classes of those claims and volumes */
+	cJSON *cluster_roles;		/* ClusterRoles granted to the namespaces' accounts */
+	cJSON *priority_classes;	/* PriorityClasses of their pods and pod templates */
 	unsigned char *type_found;	/* per discovered type: 1 when it had objects */
 	cJSON *batch;			/* names of the objects not yet recorded as job items */
 	const struct k8s_resource_type *batch_type;
@@ -210,7 +215,7 @@ static int plan_load(struct backup_run *r)
 	snprintf(id, sizeof id, "%lld", r->job->backup_plan_id);
 	res = job_query(r->job, "SELECT name, cluster_id, repository_id, array_to_json(namespaces)::text, label_selector, "
 			"retention_days, volume_methods::text, hooks::text, array_to_json(include_resources)::text, "
-			"array_to_json(exclude_resources)::text FROM backup_plans WHERE id = $1",
+			"array_to_json(exclude_resources)::text, whole_cluster FROM backup_plans WHERE id = $1",
 			1, params, r->err, r->errlen);
 	if (!res)
 		return -1;
@@ -230,6 +235,7 @@ static int plan_load(struct backup_run *r)
 	p->hooks = cJSON_Parse(PQgetvalue(res, 0, 7));
 	p->include_resources = cJSON_Parse(PQgetvalue(res, 0, 8));
 	p->exclude_resources = cJSON_Parse(PQgetvalue(res, 0, 9));
+	p->whole_cluster = strcmp(PQgetvalue(res, 0, 10), "t") == 0;
 	PQclear(res);
 	if (!cJSON_IsArray(p->namespaces) || !cJSON_IsObject(p->volume_methods) || !cJSON_IsArray(p->hooks) ||
 	    !cJSON_IsArray(p->include_resources) || !cJSON_IsArray(p->exclude_resources)) {
@@ -399,6 +405,33 @@ static int type_is_listed(const struct backup_plan *p, const struct k8s_resource
 	       !type_matches(p->exclude_resources, t);
 }
 
+/* Cluster-scoped types a whole-cluster backup leaves out: the nodes and what they publish, the
+ * cluster's own bookkeeping (allocated addresses, certificate requests, storage versions), and
+ * the namespaces (each one comes with its objects). docs/jobs.md lists them. */
+static int cluster_type_is_noise(const struct k8s_resource_type *t)
+{
+	static const char *const noise[][2] = {
+		{ "", "nodes" }, { "", "componentstatuses" }, { "", "namespaces" },
+		{ "certificates.k8s.io", "certificatesigningrequests" },
+		{ "storage.k8s.io", "csinodes" }, { "storage.k8s.io", "volumeattachments" },
+		{ "networking.k8s.io", "ipaddresses" }, { "networking.k8s.io", "servicecidrs" },
+		{ "resource.k8s.io", "resourceslices" }, { "internal.apiserver.k8s.io", "storageversions" },
+		{ "storagemigration.k8s.io", "storageversionmigrations" },
+	};
+
+	for (size_t i = 0; i < sizeof noise / sizeof noise[0]; i++)
+		if (strcmp(t->group, noise[i][0]) == 0 && strcmp(t->plural, noise[i][1]) == 0)
+			return 1;
+	return type_is_noise(t);
+}
+
+static int type_is_cluster_listed(const struct backup_plan *p, const struct k8s_resource_type *t)
+{
+	return !t->namespaced && (t->verbs & K8S_VERB_LIST) && !cluster_type_is_noise(t) &&
+	       (cJSON_GetArraySize(p->include_resources) == 0 || type_matches(p->include_resources, t)) &&
+	       !type_matches(p->exclude_resources, t);
+}
+
 static int discover(struct backup_run *r)
 {
 	struct k8s_error kerr;
@@ -514,10 +547,38 @@ static void resource_list_add(struct backup_run *r, const struct k8s_resource_ty
 	cJSON_AddItemToArray(list, cJSON_CreateString(entry));
 }
 
-/* What the volumes phase and the cluster-scoped additions need from a claim or a volume. */
-static void note_volume(struct backup_run *r, const struct k8s_resource_type *t, const cJSON *obj,
-			const char *ns, const char *name)
+/* The PriorityClass a pod, or the pod template of a workload or a CronJob, runs at. */
+static void note_priority_class(struct backup_run *r, const cJSON *obj)
 {
+	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
+	const cJSON *pod = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "template"), "spec");
+	const cJSON *job = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "jobTemplate"), "spec");
+	const cJSON *job_pod = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(job, "template"), "spec");
+
+	json_array_add_unique(r->priority_classes, json_str(spec, "priorityClassName", NULL));
+	json_array_add_unique(r->priority_classes, json_str(pod, "priorityClassName", NULL));
+	json_array_add_unique(r->priority_classes, json_str(job_pod, "priorityClassName", NULL));
+}
+
+/* The ClusterRole a binding grants (a RoleBinding may grant one within its namespace). */
+static void note_cluster_role(struct backup_run *r, const cJSON *binding)
+{
+	const cJSON *ref = cJSON_GetObjectItemCaseSensitive(binding, "roleRef");
+	const char *kind = json_str(ref, "kind", NULL);
+
+	if (kind && strcmp(kind, "ClusterRole") == 0)
+		json_array_add_unique(r->cluster_roles, json_str(ref, "name", NULL));
+}
+
+/* What the volumes phase and the cluster-scoped additions need from an object: a claim's
+ * volume and class, a volume's class, a pod's PriorityClass, a RoleBinding's ClusterRole. */
+static void note_dependencies(struct backup_run *r, const struct k8s_resource_type *t, const cJSON *obj,
+			      const char *ns, const char *name)
+{
+	if (strcmp(t->group, "rbac.authorization.k8s.io") == 0 && strcmp(t->plural, "rolebindings") == 0)
+		note_cluster_role(r, obj);
+	if (*ns)
+		note_priority_class(r, obj);
 	if (*t->group)
 		return;
 	if (strcmp(t->plural, "persistentvolumeclaims") == 0) {
@@ -536,6 +597,7 @@ static void note_volume(struct backup_run *r, const struct k8s_resource_type *t,
 		cJSON_AddStringToObject(v, "method", method ? method : "none");
 		cJSON_AddItemToArray(r->volumes, v);
 		json_array_add_unique(r->pv_names, volume);
+		json_array_add_unique(r->storage_classes, sc);
 	} else if (strcmp(t->plural, "persistentvolumes") == 0) {
 		json_array_add_unique(r->storage_classes, json_str(obj, "spec", "storageClassName"));
 	}
@@ -563,6 +625,8 @@ static int write_objects(struct backup_run *r, const struct k8s_resource_type *t
 				  "or from another namespace");
 			continue;
 		}
+		if (restore_builtin_reason(t->group, t->plural, obj))	/* every cluster has its own */
+			continue;
 		json = cJSON_PrintUnformatted(obj);
 		if (backup_archive_add_object(r->archive, t->group, t->version, t->plural, ns, name,
 					      json, strlen(json), r->err, r->errlen) < 0) {
@@ -573,7 +637,7 @@ static int write_objects(struct backup_run *r, const struct k8s_resource_type *t
 		r->objects++;
 		counts_add(r, t);
 		resource_list_add(r, t, ns, name);
-		note_volume(r, t, obj, ns, name);
+		note_dependencies(r, t, obj, ns, name);
 		items_add(r, t, ns, name);
 		job_progress(r->job, phase, ++done, total, 0, 0);
 	}
@@ -679,8 +743,66 @@ static int backup_namespace(struct backup_run *r, const char *ns)
 	return 0;
 }
 
+/* Whether a ClusterRoleBinding names a ServiceAccount of a namespace this backup holds. */
+static int binding_names_our_accounts(const struct backup_run *r, const cJSON *binding)
+{
+	const cJSON *subject;
+
+	cJSON_ArrayForEach(subject, cJSON_GetObjectItemCaseSensitive(binding, "subjects")) {
+		const char *kind = json_str(subject, "kind", NULL), *ns = json_str(subject, "namespace", NULL);
+		if (kind && ns && strcmp(kind, "ServiceAccount") == 0 && json_array_has(r->plan.namespaces, ns))
+			return 1;
+	}
+	return 0;
+}
+
+/* The ClusterRoleBindings that grant the namespaces' ServiceAccounts cluster-wide rights, and
+ * (noted) the ClusterRoles they grant. Credentials that may not list them leave them out, in
+ * the log: the namespaces are still backed up. */
+static int backup_cluster_bindings(struct backup_run *r)
+{
+	const struct k8s_resource_type *t = k8s_resource_find(&r->types, "rbac.authorization.k8s.io", "clusterrolebindings");
+	struct listing l = { r, cJSON_CreateArray() };
+	struct k8s_error kerr;
+	cJSON *ours;
+	const cJSON *b;
+	char why[640];
+	int rc;
+
+	if (!t) {
+		cJSON_Delete(l.items);
+		return 0;
+	}
+	if (k8s_list(r->k8s, t, NULL, NULL, LIST_PAGE_SIZE, listing_collect, &l, &kerr) < 0) {
+		cJSON_Delete(l.items);
+		if (r->cancelled)
+			return -1;
+		k8s_error_describe(&kerr, why, sizeof why);
+		if (kerr.http_status == 403)
+			job_log(r->job, "warning", "ClusterRoleBindings: not backed up, the cluster's credentials may not list "
+				"them (%s): the namespaces' service accounts will lack their cluster-wide rights after a "
+				"restore into another cluster", why);
+		else
+			fail_item(r, t, NULL, NULL, "", "", why);
+		return 0;
+	}
+	ours = cJSON_CreateArray();
+	cJSON_ArrayForEach(b, l.items) {
+		if (!binding_names_our_accounts(r, b))
+			continue;
+		note_cluster_role(r, b);
+		cJSON_AddItemToArray(ours, cJSON_Duplicate(b, 1));
+	}
+	cJSON_Delete(l.items);
+	rc = write_objects(r, t, "", ours);
+	cJSON_Delete(ours);
+	return rc;
+}
+
 /* The cluster-scoped objects the namespaces depend on: the CRDs of their custom resources,
- * the volumes bound to their claims, and those volumes' storage classes. */
+ * the bindings granting their accounts cluster-wide rights and the ClusterRoles granted, the
+ * volumes bound to their claims, the claims' and volumes' StorageClasses and the pods'
+ * PriorityClasses. A class or role named but missing is no failure: nothing to keep. */
 static int backup_dependencies(struct backup_run *r)
 {
 	const cJSON *v;
@@ -695,12 +817,39 @@ static int backup_dependencies(struct backup_run *r)
 		if (backup_cluster_object(r, "apiextensions.k8s.io", "customresourcedefinitions", crd, 1) < 0)
 			return -1;
 	}
+	if (backup_cluster_bindings(r) < 0)
+		return -1;
+	cJSON_ArrayForEach(v, r->cluster_roles)
+		if (backup_cluster_object(r, "rbac.authorization.k8s.io", "clusterroles", v->valuestring, 1) < 0)
+			return -1;
 	cJSON_ArrayForEach(v, r->pv_names)
 		if (backup_cluster_object(r, "", "persistentvolumes", v->valuestring, 0) < 0)
 			return -1;
 	cJSON_ArrayForEach(v, r->storage_classes)
-		if (backup_cluster_object(r, "storage.k8s.io", "storageclasses", v->valuestring, 0) < 0)
+		if (backup_cluster_object(r, "storage.k8s.io", "storageclasses", v->valuestring, 1) < 0)
 			return -1;
+	cJSON_ArrayForEach(v, r->priority_classes)
+		if (strncmp(v->valuestring, "system-", 7) != 0 &&
+		    backup_cluster_object(r, "scheduling.k8s.io", "priorityclasses", v->valuestring, 1) < 0)
+			return -1;
+	return 0;
+}
+
+/* A whole-cluster backup: every cluster-scoped type the plan backs up (type_is_listed's rules,
+ * less the noise of cluster_type_is_noise), all of its objects. */
+static int backup_cluster_types(struct backup_run *r)
+{
+	long before = r->objects;
+
+	for (size_t i = 0; i < r->types.n; i++) {
+		const struct k8s_resource_type *t = &r->types.items[i];
+
+		if (!type_is_cluster_listed(&r->plan, t))
+			continue;
+		if (backup_type(r, t, "") < 0)
+			return -1;
+	}
+	job_log(r->job, "info", "cluster-scoped: %ld objects", r->objects - before);
 	return 0;
 }
 
@@ -717,7 +866,7 @@ static int backup_resources(struct backup_run *r)
 			break;
 	}
 	if (rc == 0)
-		rc = backup_dependencies(r);
+		rc = r->plan.whole_cluster ? backup_cluster_types(r) : backup_dependencies(r);
 	if (rc == 0)
 		rc = backup_archive_finish(r->archive, &r->archive_bytes, r->err, r->errlen);
 	else
@@ -950,9 +1099,12 @@ static char *velero_backup_json(struct backup_run *r, const char *phase, time_t 
 	cJSON_AddStringToObject(ann, "stowage.dev/cluster", r->cluster_name);
 	cJSON_AddStringToObject(ann, "stowage.dev/counts", counts);
 	cJSON_AddStringToObject(ann, "stowage.dev/label-selector", r->plan.label_selector ? r->plan.label_selector : "");
+	cJSON_AddStringToObject(ann, "stowage.dev/whole-cluster", r->plan.whole_cluster ? "true" : "false");
 	spec = cJSON_AddObjectToObject(b, "spec");
 	cJSON_AddItemToObject(spec, "includedNamespaces", cJSON_Duplicate(r->plan.namespaces, 1));
 	cJSON_AddItemToObject(spec, "includedResources", cJSON_CreateStringArray((const char *[]){ "*" }, 1));
+	if (r->plan.whole_cluster)
+		cJSON_AddTrueToObject(spec, "includeClusterResources");
 	cJSON_AddStringToObject(spec, "ttl", ttl);
 	status = cJSON_AddObjectToObject(b, "status");
 	cJSON_AddNumberToObject(status, "version", 1);
@@ -1070,6 +1222,69 @@ static void backup_delete_uploads(struct backup_run *r)
 
 /* ---- the job ---- */
 
+/* A whole-cluster plan's namespaces: every one of the cluster's but those being deleted and
+ * the system ones (kube-system, kube-public, kube-node-lease), which the plan adds by naming
+ * them; recorded on the backups row in place of the plan's list. */
+static int namespace_collect(cJSON *obj, void *ud)
+{
+	cJSON *names = ud;
+	const char *name = json_str(obj, "metadata", "name"), *phase = json_str(obj, "status", "phase");
+	static const char *const system[] = { "kube-system", "kube-public", "kube-node-lease" };
+
+	if (!obj) {
+		while (cJSON_GetArraySize(names) > 0)
+			cJSON_DeleteItemFromArray(names, 0);
+		return 0;
+	}
+	/* a name no API server would give (a hostile one's) is no namespace to back up */
+	if (!name || !dns_label(name) || (phase && strcmp(phase, "Terminating") == 0))
+		return 0;
+	for (size_t i = 0; i < sizeof system / sizeof system[0]; i++)
+		if (strcmp(name, system[i]) == 0)
+			return 0;
+	json_array_add_unique(names, name);
+	return 0;
+}
+
+static int whole_cluster_namespaces(struct backup_run *r)
+{
+	static const struct k8s_resource_type namespaces = { "", "v1", "Namespace", "namespaces", 0, K8S_VERB_LIST };
+	cJSON *names = cJSON_CreateArray();
+	const cJSON *ns;
+	struct k8s_error kerr;
+	char why[640], id[24];
+	char *list;
+
+	if (k8s_list(r->k8s, &namespaces, NULL, NULL, LIST_PAGE_SIZE, namespace_collect, names, &kerr) < 0) {
+		k8s_error_describe(&kerr, why, sizeof why);
+		snprintf(r->err, r->errlen, "cluster %s: listing its namespaces for a whole-cluster backup failed: %s",
+			 r->cluster_name, why);
+		cJSON_Delete(names);
+		return -1;
+	}
+	cJSON_ArrayForEach(ns, r->plan.namespaces)
+		if (cJSON_IsString(ns))
+			json_array_add_unique(names, ns->valuestring);
+	cJSON_Delete(r->plan.namespaces);
+	r->plan.namespaces = names;
+	if (cJSON_GetArraySize(names) == 0) {
+		snprintf(r->err, r->errlen, "cluster %s: a whole-cluster backup found no namespace to back up", r->cluster_name);
+		return -1;
+	}
+	list = cJSON_PrintUnformatted(names);
+	snprintf(id, sizeof id, "%lld", r->job->backup_id);
+	const char *params[] = { id, list };
+	if (job_exec(r->job, "UPDATE backups SET namespaces = ARRAY(SELECT jsonb_array_elements_text($2::jsonb)) WHERE id = $1",
+		     2, params, r->err, r->errlen) < 0) {
+		free(list);
+		return -1;
+	}
+	free(list);
+	job_log(r->job, "info", "whole cluster: %d namespaces and every cluster-scoped type but the noise",
+		cJSON_GetArraySize(names));
+	return 0;
+}
+
 static int backup_open(struct backup_run *r)
 {
 	struct strbuf path = STRBUF_INIT;
@@ -1109,6 +1324,8 @@ static void backup_close(struct backup_run *r)
 	cJSON_Delete(r->volume_data);
 	cJSON_Delete(r->pv_names);
 	cJSON_Delete(r->storage_classes);
+	cJSON_Delete(r->cluster_roles);
+	cJSON_Delete(r->priority_classes);
 	cJSON_Delete(r->batch);
 	plan_free(&r->plan);
 }
@@ -1121,6 +1338,8 @@ static int backup_steps(struct backup_run *r)
 	job_log(r->job, "info", "backup %s of plan %s: namespaces %d, label selector \"%s\"", r->name, r->plan.name,
 		cJSON_GetArraySize(r->plan.namespaces), r->plan.label_selector ? r->plan.label_selector : "");
 	if (backup_open(r) < 0)
+		return -1;
+	if (r->plan.whole_cluster && whole_cluster_namespaces(r) < 0)
 		return -1;
 	if (hooks_run(r, "pre-backup") < 0 || cancel_check(r))
 		return resume_after_failure(r);
@@ -1151,6 +1370,8 @@ static const char *backup_execute(struct backup_run *r, int plan_loaded)
 	r->volumes = cJSON_CreateArray();
 	r->pv_names = cJSON_CreateArray();
 	r->storage_classes = cJSON_CreateArray();
+	r->cluster_roles = cJSON_CreateArray();
+	r->priority_classes = cJSON_CreateArray();
 	if (!plan_loaded || backup_steps(r) < 0) {
 		state = r->cancelled ? "cancelled" : "failed";
 		if (r->cancelled)

@@ -479,7 +479,10 @@ static const cJSON *restore_volume_of(const struct restore_run *run, const char 
 }
 
 /* A claim whose data is a VolumeSnapshot is created from it (dataSource), in the cluster and
- * namespace the snapshot lives in; anywhere else the restore says why the claim comes back empty. */
+ * namespace the snapshot lives in; anywhere else the restore says why the claim comes back empty.
+ * A claim whose data the mover brings back is created plain: the dataSource it had (it was
+ * itself made from a snapshot or a clone) names what the target may not hold, and a claim
+ * waiting for it would never be Bound for the mover to fill. */
 static void restore_claim_source(struct restore_run *run, struct restore_item *it)
 {
 	const cJSON *volume = restore_volume_of(run, it->src->ns, it->src->name);
@@ -492,10 +495,14 @@ static void restore_claim_source(struct restore_run *run, struct restore_item *i
 	rc = csi_restore_pvc_source(volume, run->plan.backup_cluster_id == run->plan.cluster_id, it->ns, &ds, why, sizeof why);
 	if (rc < 0)
 		job_log(run->job, "warning", "claim %s/%s: %s", it->ns, it->src->name, why);
-	if (rc != 1)
-		return;
+	if (rc != 1 && (cJSON_GetObjectItemCaseSensitive(spec, "dataSource") ||
+			cJSON_GetObjectItemCaseSensitive(spec, "dataSourceRef")))
+		job_log(run->job, "info", "claim %s/%s: created without the dataSource it had: its data comes from the "
+			"backup", it->ns, it->src->name);
 	cJSON_DeleteItemFromObjectCaseSensitive(spec, "dataSource");
 	cJSON_DeleteItemFromObjectCaseSensitive(spec, "dataSourceRef");
+	if (rc != 1)
+		return;
 	cJSON_DeleteItemFromObjectCaseSensitive(spec, "volumeName");
 	cJSON_AddItemToObject(spec, "dataSource", ds);
 }
@@ -753,6 +760,36 @@ static const char *restore_storage_class_skip(struct restore_run *run, const str
 	return NULL;
 }
 
+/* Why a ClusterRoleBinding is not restored, or NULL. Restored into the cluster it was backed
+ * up from with its accounts' namespaces mapped, it would give the new namespace's accounts the
+ * cluster-wide rights only the source's had (and under the update policy take them from the
+ * source's): that is a grant for a person to make, not a restore. Into another cluster the
+ * subjects name the mapped namespaces (restore_transform). */
+static const char *restore_binding_skip(struct restore_run *run, const struct restore_transform *t,
+					struct restore_item *it)
+{
+	const cJSON *subject;
+
+	if (run->plan.backup_cluster_id != 0 && run->plan.backup_cluster_id != run->plan.cluster_id)
+		return NULL;
+	cJSON_ArrayForEach(subject, cJSON_GetObjectItemCaseSensitive(it->src->obj, "subjects")) {
+		const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(subject, "kind"));
+		const char *ns = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(subject, "namespace"));
+		const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(subject, "name"));
+		const char *to = restore_namespace_target(t, ns);
+		const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(it->src->obj, "roleRef"), "name"));
+
+		if (!kind || strcmp(kind, "ServiceAccount") != 0 || !ns || !name || strcmp(to, ns) == 0)
+			continue;
+		snprintf(it->message, sizeof it->message, "not restored: in the cluster it was backed up from it would grant "
+			 "ServiceAccount %.63s/%.60s the cluster-wide rights of ClusterRole %.80s that only %.63s/%.60s has; "
+			 "rights not granted (bind them yourself if the copy needs them)", to, name, role ? role : "?", ns, name);
+		return it->message;
+	}
+	return NULL;
+}
+
 /* A claim bound again to its original (reattached) volume keeps that volume's data: the mover
  * does not write the backup's copy over it. A claim whose volume is not restored gets a new one. */
 static void restore_claim_volume_note(struct restore_run *run, struct restore_item *it, const struct restore_names *volumes)
@@ -826,6 +863,9 @@ static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 		}
 		if (!it->skip && strcmp(it->src->group, "storage.k8s.io") == 0 && strcmp(it->src->resource, "storageclasses") == 0)
 			it->skip = restore_storage_class_skip(run, &t, it);
+		if (!it->skip && strcmp(it->src->group, "rbac.authorization.k8s.io") == 0 &&
+		    strcmp(it->src->resource, "clusterrolebindings") == 0)
+			it->skip = restore_binding_skip(run, &t, it);
 		if (it->skip || it->refused)
 			continue;
 		if (*restore_meta_str(it->src->obj, "uid"))

@@ -45,8 +45,9 @@ static const struct form_field step2_fields[] = {
 	{ .name = "label_selector", .label = "Label selector", .kind = FORM_TEXT, .max_len = 1024 },
 	{ .name = "include_resources", .label = "Resource types to include", .kind = FORM_TEXT, .max_len = 4096 },
 	{ .name = "exclude_resources", .label = "Resource types to exclude", .kind = FORM_TEXT, .max_len = 4096 },
+	{ .name = "whole_cluster", .label = "Whole cluster", .kind = FORM_BOOL },
 };
-enum { S2_NAMESPACES, S2_SELECTOR, S2_INCLUDE, S2_EXCLUDE };
+enum { S2_NAMESPACES, S2_SELECTOR, S2_INCLUDE, S2_EXCLUDE, S2_WHOLE };
 #define PLAN_MAX_RESOURCE_PATTERNS 50
 
 static const struct form_field step4_fields[] = {
@@ -196,8 +197,9 @@ static void step2_check(struct request *r, const struct wizard *w, struct form_v
 	}
 	if (count > PLAN_MAX_NAMESPACES)
 		form_fail(v, step2_fields, "namespaces", "Namespaces: at most %d in one plan", PLAN_MAX_NAMESPACES);
-	if (count == 0)
-		form_fail(v, step2_fields, "namespaces", "Namespaces: choose at least one");
+	/* a whole-cluster plan backs up every namespace; those chosen are the system ones to add */
+	if (count == 0 && !(v->value[S2_WHOLE] && strcmp(v->value[S2_WHOLE], "true") == 0))
+		form_fail(v, step2_fields, "namespaces", "Namespaces: choose at least one, or the whole cluster");
 	replace_value(v, S2_NAMESPACES, strbuf_take(&out));
 	/* the API server's own grammar, so that a saved plan's selector is never refused at backup time;
 	 * the plan keeps it without blanks, as it is sent */
@@ -719,6 +721,7 @@ static long long plan_save(struct request *r, const struct wizard *w, long long 
 	char *hooks = web_hooks_json(r, wizard_value(w, 5, "library_hooks"), wizard_value(w, 5, "hook_script"), NULL);
 	const char *sel = wizard_value(w, 2, "label_selector");
 	const char *include = wizard_value(w, 2, "include_resources"), *exclude = wizard_value(w, 2, "exclude_resources");
+	const char *whole = wizard_value(w, 2, "whole_cluster");
 	long long saved = 0;
 	PGresult *res;
 
@@ -727,19 +730,19 @@ static long long plan_save(struct request *r, const struct wizard *w, long long 
 				 wizard_value(w, 1, "repository_id"), wizard_value(w, 2, "namespaces"), sel ? sel : "",
 				 wizard_value(w, 1, "schedule_kind"), cron, wizard_value(w, 1, "time_zone"),
 				 wizard_value(w, 1, "retention_days"), methods, hooks, include ? include : "",
-				 exclude ? exclude : "", sid };
+				 exclude ? exclude : "", whole && strcmp(whole, "true") == 0 ? "true" : "false", sid };
 	res = db_exec(r->db, id ?
-		"UPDATE backup_plans SET name = $1, cluster_id = $2, repository_id = $3, namespaces = string_to_array($4, E'\\n'), "
+		"UPDATE backup_plans SET name = $1, cluster_id = $2, repository_id = $3, namespaces = coalesce(string_to_array(nullif($4, ''), E'\\n'), '{}'), "
 		"label_selector = $5, schedule_kind = $6, schedule_cron = $7, time_zone = $8, retention_days = $9, "
 		"volume_methods = $10::jsonb, hooks = $11::jsonb, include_resources = coalesce(string_to_array(nullif($12, ''), E'\\n'), '{}'), "
-		"exclude_resources = coalesce(string_to_array(nullif($13, ''), E'\\n'), '{}'), next_run_at = NULL, updated_at = now() "
-		"WHERE id = $14 RETURNING id" :
+		"exclude_resources = coalesce(string_to_array(nullif($13, ''), E'\\n'), '{}'), whole_cluster = $14, "
+		"next_run_at = NULL, updated_at = now() WHERE id = $15 RETURNING id" :
 		"INSERT INTO backup_plans (name, cluster_id, repository_id, namespaces, label_selector, schedule_kind, "
-		"schedule_cron, time_zone, retention_days, volume_methods, hooks, include_resources, exclude_resources) "
-		"VALUES ($1, $2, $3, string_to_array($4, E'\\n'), $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, "
-		"coalesce(string_to_array(nullif($12, ''), E'\\n'), '{}'), coalesce(string_to_array(nullif($13, ''), E'\\n'), '{}')) "
+		"schedule_cron, time_zone, retention_days, volume_methods, hooks, include_resources, exclude_resources, whole_cluster) "
+		"VALUES ($1, $2, $3, coalesce(string_to_array(nullif($4, ''), E'\\n'), '{}'), $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, "
+		"coalesce(string_to_array(nullif($12, ''), E'\\n'), '{}'), coalesce(string_to_array(nullif($13, ''), E'\\n'), '{}'), $14) "
 		"RETURNING id",
-		id ? 14 : 13, params, err, errlen);
+		id ? 15 : 14, params, err, errlen);
 	if (res && PQntuples(res) == 1)
 		saved = atoll(PQgetvalue(res, 0, 0));
 	else if (res)
@@ -849,15 +852,15 @@ static int plan_load_input(struct request *r, long long id, struct kv_list *inpu
 		      "coalesce((SELECT e ->> 'inline' FROM jsonb_array_elements(hooks) e WHERE e ? 'inline' LIMIT 1), ''), "
 		      "coalesce((SELECT string_agg(k.name, ', ' ORDER BY e.n) FROM jsonb_array_elements(hooks) WITH ORDINALITY e(v, n) "
 		      "  JOIN hooks k ON k.id = (e.v ->> 'hook_id')::bigint), ''), "
-		      "array_to_string(include_resources, ', '), array_to_string(exclude_resources, ', ') "
-		      "FROM backup_plans WHERE id = $1", 1, params, err, sizeof err);
+		      "array_to_string(include_resources, ', '), array_to_string(exclude_resources, ', '), "
+		      "CASE WHEN whole_cluster THEN 'true' ELSE '' END FROM backup_plans WHERE id = $1", 1, params, err, sizeof err);
 	if (!res || PQntuples(res) != 1) {
 		PQclear(res);
 		return -1;
 	}
 	static const char *const keys[] = { "name", "cluster_id", "repository_id", "namespaces", "label_selector",
 					    "schedule_kind", NULL, "time_zone", "retention_days", "volume_methods", "hook_script",
-					    "library_hooks", "include_resources", "exclude_resources" };
+					    "library_hooks", "include_resources", "exclude_resources", "whole_cluster" };
 	for (int i = 0; i < (int)(sizeof keys / sizeof *keys); i++)
 		if (keys[i] && *PQgetvalue(res, 0, i))
 			kv_add(input, keys[i], PQgetvalue(res, 0, i), strlen(PQgetvalue(res, 0, i)));
@@ -916,7 +919,7 @@ void page_backup_plans(struct request *r)
 	cJSON *o;
 	PGresult *res = db_exec(r->db,
 		"SELECT p.id, p.name, c.name AS cluster, rp.name AS repository, array_to_string(p.namespaces, ', ') AS namespaces, "
-		"p.schedule_kind, p.schedule_cron, p.time_zone, p.retention_days, coalesce(j.state, '') AS last_job_state, "
+		"p.whole_cluster, p.schedule_kind, p.schedule_cron, p.time_zone, p.retention_days, coalesce(j.state, '') AS last_job_state, "
 		"coalesce(j.id, 0) AS last_job_id "
 		"FROM backup_plans p JOIN clusters c ON c.id = p.cluster_id JOIN repositories rp ON rp.id = p.repository_id "
 		"LEFT JOIN LATERAL (SELECT id, state FROM jobs WHERE backup_plan_id = p.id ORDER BY queued_at DESC, id DESC LIMIT 1) j ON true "

@@ -1,11 +1,13 @@
 """Shared fixtures of the integration tests: a real Stowage (PostgreSQL, migrations, FastCGI
 workers, nginx) started by scripts/stack on free loopback ports, and HTTP helpers that behave
 like a browser form (CSRF token from the page, cookies)."""
+import contextlib
 import email
 import email.policy
 import html
 import os
 import re
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -100,14 +102,18 @@ class Stack:
         self.pg_dsn_app = f"host={root}/pg port={self.pg_port} dbname=stowage user=stowage_app"
         self.pg_dsn_owner = f"host={root}/pg port={self.pg_port} dbname=stowage user=stowage_owner"
 
-    def start(self):
+    def start(self, settings=None):
+        """settings: STOWAGE_* variables of scripts/stack for this stack (None unsets one)."""
         self.mail = Mailbox()
+        env = dict(os.environ, STOWAGE_TLS_PORT=str(self.tls_port), STOWAGE_SMTP_URL=self.mail.url if self.smtp else "",
+                   STOWAGE_CLIENT_RATE_LIMIT=str(self.client_rate_limit), STOWAGE_PRUNE_GRACE_SECONDS="0")
+        for k, v in (settings or {}).items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
         subprocess.run([os.path.join(TOP, "scripts", "stack"), "start", self.root,
-                        str(self.http_port), str(self.pg_port), BUILD], check=True,
-                       stdout=subprocess.DEVNULL, env=dict(os.environ, STOWAGE_TLS_PORT=str(self.tls_port),
-                                                           STOWAGE_SMTP_URL=self.mail.url if self.smtp else "",
-                                                           STOWAGE_CLIENT_RATE_LIMIT=str(self.client_rate_limit),
-                                                           STOWAGE_PRUNE_GRACE_SECONDS="0"))
+                        str(self.http_port), str(self.pg_port), BUILD], check=True, stdout=subprocess.DEVNULL, env=env)
 
     def stop(self):
         subprocess.run([os.path.join(TOP, "scripts", "stack"), "stop", self.root], check=False)
@@ -131,6 +137,25 @@ class Stack:
                     if "AddressSanitizer" in line or "runtime error:" in line or "LeakSanitizer" in line:
                         found.append(f"{name}: {line.strip()}")
         return found
+
+
+@contextlib.contextmanager
+def own_stack(name, settings=None, **kw):
+    """A second installation for the tests that need other settings than the shared stack's:
+    settings as for Stack.start, kw as for Stack. Stopped afterwards, its logs checked for
+    sanitizer reports, its directory removed."""
+    os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
+    root = tempfile.mkdtemp(prefix=f"stowage-stack-{name}-")
+    os.chmod(root, 0o755)
+    s = Stack(root, **kw)
+    s.start(settings)
+    try:
+        yield s
+    finally:
+        s.stop()
+        reports = s.sanitizer_reports()
+        shutil.rmtree(root, ignore_errors=True)
+    assert not reports, "sanitizer reports in server logs:\n" + "\n".join(reports)
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,9 @@ import psycopg2
 import pytest
 import requests
 
-import shutil
 import subprocess
-import tempfile
 
-from conftest import CSRF_RE, TOP, Client, Stack, unique
+from conftest import CSRF_RE, TOP, Client, own_stack, unique
 
 NEXT_ATTACKS = [
     "//evil.example/x",             # protocol-relative: another site
@@ -419,14 +417,8 @@ def test_mails_to_one_address_are_rate_limited(stack, admin):
 @pytest.fixture(scope="module")
 def strict_stack():
     """A second installation whose per-client limit is 3 an hour (sign-ins: 30)."""
-    root = tempfile.mkdtemp(prefix="stowage-strict-")
-    os.chmod(root, 0o755)
-    s = Stack(root, client_rate_limit=3)
-    s.start()
-    yield s
-    s.stop()
-    assert not s.sanitizer_reports()
-    shutil.rmtree(root, ignore_errors=True)
+    with own_stack("strict", client_rate_limit=3) as s:
+        yield s
 
 
 def test_signups_and_resets_from_one_client_are_rate_limited(strict_stack):
@@ -465,28 +457,19 @@ def test_signup_says_nothing_about_whether_an_address_has_an_account(stack, admi
 
 def test_without_smtp_the_links_are_in_the_web_log_and_it_says_so():
     """The demo's case: no smtp_url. The mail, link included, is written to the web log."""
-    root = tempfile.mkdtemp(prefix="stowage-nosmtp-")
-    os.chmod(root, 0o755)
-    s = Stack(root, smtp=False)
-    s.start()
-    try:
+    with own_stack("nosmtp", smtp=False) as s:
         email = unique("logged") + "@x.test"
         c = Client(s)
         r = c.post("/signup", {"org": unique("Logged Org "), "display_name": "L", "email": email,
                                "password": "correct horse battery"})
         assert r.status_code == 200 and "Check your mail" in r.text
-        with open(os.path.join(root, "logs", "web.log")) as f:
+        with open(os.path.join(s.root, "logs", "web.log")) as f:
             log = f.read()
         assert "no smtp_url" in log and "written to this log instead of being sent" in log
         assert s.mail.links_to(email, "/confirm/") == []  # nothing went out
         link = re.search(r"mail to " + re.escape(email) + r" is only logged here: .*?http://[^/\s]+(/confirm/[A-Za-z0-9_-]+)",
                          log).group(1)
         assert c.follow(link).status_code == 303 and c.get("/").status_code == 200
-    finally:
-        s.stop()
-        reports = s.sanitizer_reports()
-        shutil.rmtree(root, ignore_errors=True)
-    assert not reports
 
 
 def test_password_change_form_is_no_password_oracle_for_a_stolen_session(admin):

@@ -18,7 +18,7 @@ import boto3
 import psycopg2
 import pytest
 
-from conftest import BUILD, Client, Stack, unique
+from conftest import BUILD, Client, own_stack, unique
 from fixtures_testenv import SCRIPTS, kubectl
 
 FIXTURE_NS = "wordpress"
@@ -453,26 +453,13 @@ def test_cancelled_backup_leaves_nothing(tenant, testenv, many_configmaps):
 
 
 def test_runner_killed_mid_backup_is_never_offered(testenv, many_configmaps):
-    os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
-    root = tempfile.mkdtemp(prefix="stowage-stack-hb-")
-    os.chmod(root, 0o755)
-    s = Stack(root)
-    old = os.environ.get("STOWAGE_HEARTBEAT_SECONDS")
-    os.environ["STOWAGE_HEARTBEAT_SECONDS"] = "1"
-    try:
-        s.start()
-    finally:
-        if old is None:
-            del os.environ["STOWAGE_HEARTBEAT_SECONDS"]
-        else:
-            os.environ["STOWAGE_HEARTBEAT_SECONDS"] = old
-    try:
+    with own_stack("hb", {"STOWAGE_HEARTBEAT_SECONDS": "1"}) as s:
         t = Tenant(s, testenv, prefix="killed")
         _, job_id = t.queue_backup([many_configmaps])
         with runner_held_mid_backup(t, job_id) as job:
             runner = job["runner_id"]
             assert re.fullmatch(r"runner-\d", runner)
-            with open(os.path.join(root, "run", f"{runner}.pid")) as f:
+            with open(os.path.join(s.root, "run", f"{runner}.pid")) as f:
                 pid = int(f.read())
             os.kill(pid, signal.SIGKILL)
         job = t.wait_job(job_id, timeout=60)
@@ -482,7 +469,3 @@ def test_runner_killed_mid_backup_is_never_offered(testenv, many_configmaps):
         assert row["state"] == "failed" and row["completed_at"] is None
         keys = backup_objects(testenv, t, row["name"])
         assert f"{t.prefix}backups/{row['name']}/velero-backup.json" not in keys
-    finally:
-        s.stop()
-    reports = s.sanitizer_reports()
-    assert not reports, "sanitizer reports in server logs:\n" + "\n".join(reports)

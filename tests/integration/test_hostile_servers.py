@@ -152,21 +152,8 @@ def test_hostile_s3_replies_are_refused_in_words(s3, tmp_path, bucket, words):
 def test_a_deployment_that_opts_nothing_in_refuses_loopback_clusters_and_repositories(testenv):
     """A stack like a hosted deployment (allowed_private_networks empty, allowed_networks still
     naming loopback): the console refuses a cluster and a repository on loopback, in words."""
-    import tempfile
-    from conftest import Client, Stack
-    root = tempfile.mkdtemp(prefix="stowage-stack-hosted-")
-    os.chmod(root, 0o755)
-    s = Stack(root)
-    old = os.environ.get("STOWAGE_ALLOWED_PRIVATE_NETWORKS")
-    os.environ["STOWAGE_ALLOWED_PRIVATE_NETWORKS"] = ""
-    try:
-        s.start()
-    finally:
-        if old is None:
-            del os.environ["STOWAGE_ALLOWED_PRIVATE_NETWORKS"]
-        else:
-            os.environ["STOWAGE_ALLOWED_PRIVATE_NETWORKS"] = old
-    try:
+    from conftest import Client, own_stack
+    with own_stack("hosted", {"STOWAGE_ALLOWED_PRIVATE_NETWORKS": ""}) as s:
         c = Client(s)
         c.signup(unique("Hosted "), unique("admin") + "@example.test")
         with open(testenv["SOURCE_CA_FILE"]) as f:
@@ -181,6 +168,3 @@ def test_a_deployment_that_opts_nothing_in_refuses_loopback_clusters_and_reposit
                                      "access_key": testenv["S3_ACCESS_KEY"], "secret_key": testenv["S3_SECRET_KEY"]})
         assert r.status_code == 422, r.text[:500]
         assert "loopback (127.0.0.0/8), which is always refused" in r.text, r.text[:2000]
-    finally:
-        s.stop()
-    assert not s.sanitizer_reports()

@@ -9,9 +9,7 @@ import hmac
 import http.server
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
 
@@ -19,7 +17,7 @@ import boto3
 import psycopg2
 import pytest
 
-from conftest import BUILD, Client, Stack, free_port, unique
+from conftest import BUILD, Client, own_stack, free_port, unique
 
 pytest_plugins = ["fixtures_testenv"]
 
@@ -28,25 +26,8 @@ pytest_plugins = ["fixtures_testenv"]
 def hosted(testenv):
     """A stack like a hosted deployment: no range of the deny list opted in for everyone, mail on,
     retries after 1 s (doubling) so that the retry is seen soon."""
-    root = tempfile.mkdtemp(prefix="stowage-stack-notify-")
-    os.chmod(root, 0o755)
-    s = Stack(root)
-    saved = {k: os.environ.get(k) for k in ("STOWAGE_ALLOWED_PRIVATE_NETWORKS", "STOWAGE_NOTIFICATION_RETRY_SECONDS")}
-    os.environ["STOWAGE_ALLOWED_PRIVATE_NETWORKS"] = ""
-    os.environ["STOWAGE_NOTIFICATION_RETRY_SECONDS"] = "1"
-    try:
-        s.start()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    yield s
-    s.stop()
-    reports = s.sanitizer_reports()
-    shutil.rmtree(root, ignore_errors=True)
-    assert not reports, "\n".join(reports)
+    with own_stack("notify", {"STOWAGE_ALLOWED_PRIVATE_NETWORKS": "", "STOWAGE_NOTIFICATION_RETRY_SECONDS": "1"}) as s:
+        yield s
 
 
 def owner_query(s, sql, args=()):

@@ -2,13 +2,12 @@
 and it claims jobs again afterwards. On a stack of its own, since the database goes down."""
 import os
 import subprocess
-import tempfile
 import time
 
 import psycopg2
 import pytest
 
-from conftest import TOP, Stack
+from conftest import TOP, own_stack
 
 
 def runner_pids(stack):
@@ -49,37 +48,33 @@ def job_state(stack, job):
 
 
 @pytest.fixture
-def own_stack():
-    root = tempfile.mkdtemp(prefix="stowage-restart-")
-    os.chmod(root, 0o755)
-    s = Stack(root, smtp=False)
-    s.start()
-    yield s
-    s.stop()
+def restart_stack():
+    with own_stack("restart", smtp=False) as s:
+        yield s
 
 
-def test_runner_neither_spins_nor_stops_claiming_across_a_database_restart(own_stack):
-    pids = runner_pids(own_stack)
+def test_runner_neither_spins_nor_stops_claiming_across_a_database_restart(restart_stack):
+    pids = runner_pids(restart_stack)
     assert pids
-    pg(own_stack, "stop")
+    pg(restart_stack, "stop")
     before = {pid: cpu_seconds(pid) for pid in pids}
     time.sleep(8)
     spent = {pid: cpu_seconds(pid) - before[pid] for pid in pids}
     # a loop that polls a dead socket burns a whole core: 8 s of CPU in 8 s
     assert all(s < 2 for s in spent.values()), spent
-    pg(own_stack, "start")
+    pg(restart_stack, "start")
 
     before = {pid: cpu_seconds(pid) for pid in pids}
-    job = queue_job(own_stack)
+    job = queue_job(restart_stack)
     deadline = time.time() + 90
-    while job_state(own_stack, job)[0] == "queued":
+    while job_state(restart_stack, job)[0] == "queued":
         assert time.time() < deadline, "no runner claimed the job after the database came back"
         time.sleep(0.5)
-    state, runner = job_state(own_stack, job)
+    state, runner = job_state(restart_stack, job)
     assert runner and runner.startswith("runner-"), (state, runner)
     time.sleep(4)
     assert all(cpu_seconds(pid) - before[pid] < 3 for pid in pids)
-    logs = "".join(open(os.path.join(own_stack.root, "logs", f)).read()
-                   for f in os.listdir(os.path.join(own_stack.root, "logs")) if f.startswith("runner-"))
+    logs = "".join(open(os.path.join(restart_stack.root, "logs", f)).read()
+                   for f in os.listdir(os.path.join(restart_stack.root, "logs")) if f.startswith("runner-"))
     assert "the listening connection to the database was lost" in logs
     assert "listening for jobs again" in logs

@@ -15,9 +15,7 @@ Run: cd tests/integration && STOWAGE_BUILD=../../build/asan /usr/bin/python3 -m 
 import json
 import os
 import re
-import shutil
 import socket
-import tempfile
 import threading
 import time
 
@@ -27,7 +25,7 @@ import boto3
 import psycopg2
 import pytest
 
-from conftest import TOP, Client, Stack, unique
+from conftest import TOP, Client, own_stack, unique
 
 
 @pytest.fixture(scope="module")
@@ -41,25 +39,9 @@ def shop(testenv):
 
 @pytest.fixture(scope="module")
 def hosted(testenv):
-    root = tempfile.mkdtemp(prefix="stowage-stack-offline-")
-    os.chmod(root, 0o755)
-    s = Stack(root, smtp=False)
-    saved = {k: os.environ.get(k) for k in ("STOWAGE_ALLOWED_PRIVATE_NETWORKS", "STOWAGE_MOVER_LOCAL_ROOT")}
-    os.environ["STOWAGE_ALLOWED_PRIVATE_NETWORKS"] = ""
-    os.environ.pop("STOWAGE_MOVER_LOCAL_ROOT", None)
-    try:
-        s.start()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    yield s
-    s.stop()
-    reports = s.sanitizer_reports()
-    shutil.rmtree(root, ignore_errors=True)
-    assert not reports, "\n".join(reports)
+    with own_stack("offline", {"STOWAGE_ALLOWED_PRIVATE_NETWORKS": "", "STOWAGE_MOVER_LOCAL_ROOT": None},
+                   smtp=False) as s:
+        yield s
 
 
 def signup(s, org):
