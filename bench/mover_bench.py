@@ -284,14 +284,16 @@ def main():
     minio, s3 = start_minio(os.path.join(work, "minio"))
     try:
         tools = [kinds[n][0](n, kinds[n][1], work, s3) for n in names]
-        for t in tools:
+        for bucket in [t.bucket for t in tools] + ["stowage-pod"]:
             subprocess.run(["curl", "-sf", "-X", "PUT", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user",
-                            f"{s3['S3_ACCESS_KEY']}:{s3['S3_SECRET_KEY']}", f"{s3['S3_ENDPOINT']}/{t.bucket}"],
+                            f"{s3['S3_ACCESS_KEY']}:{s3['S3_SECRET_KEY']}", f"{s3['S3_ENDPOINT']}/{bucket}"],
                            check=True)
         sets = [("mixed", f"one {args.big_mib} MiB random file and {args.small} files of 1-64 KiB")]
         if args.tree:
             sets.append(("tree", f"{args.tree} files of 512 B-8 KiB in 1,000 directories"))
-        results, pods = [], None
+        pods = None
+        print(f"stowage-mover against its peers, same run, same MinIO on loopback, {os.cpu_count()} cores; "
+              f"restores onto {args.work} ({fs_type(args.work)})", flush=True)
         for kind, words in sets:
             data = os.path.join(work, "data", kind)
             print(f"{kind}: making {words}", file=sys.stderr)
@@ -319,7 +321,7 @@ def main():
                 if not same_tree(data, where):
                     sys.exit(f"mover_bench: {t.name}'s restore of {kind} differs from the data set")
                 shutil.rmtree(target)
-            results.append((kind, words, size, rows))
+            print_table(kind, words, size, rows, tools)
             if kind == "mixed" and (args.pod_rows == "1" or (args.pod_rows == "auto" and os.geteuid() == 0)):
                 pods = (size, *pod_rows(args, work, s3, data))
             shutil.rmtree(data)
@@ -328,25 +330,25 @@ def main():
         minio.wait()
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\nstowage-mover against its peers, same run, same MinIO on loopback, {os.cpu_count()} cores; "
-          f"restores onto {args.work} ({fs_type(args.work)})")
-    for kind, words, size, rows in results:
-        print(f"\n{kind}: {words}, {size / 1048576:.0f} MiB")
-        print(f"{'row':<12} {'tool':<12} {'seconds':>8} {'MB/s':>8} {'peak RSS MiB':>13} {'added MiB':>10} "
-              f"{'vs best':>8}")
-        for row in ROWS:
-            mover = rows["stowage"][row][0]
-            best = min(rows[t.name][row][0] for t in tools[1:]) if len(tools) > 1 else mover
-            for t in tools:
-                s, rss, added = rows[t.name][row]
-                ratio = f"{best / mover:7.2f}x" if t.name == "stowage" and len(tools) > 1 else ""
-                added_s = f"{added / 1048576:10.2f}" if row != "restore" else f"{'':>10}"
-                print(f"{row:<12} {t.name:<12} {s:8.2f} {size / 1e6 / s:8.1f} {rss:13.0f} {added_s} {ratio:>8}")
     if pods:
         size, backup_s, restore_s = pods
         print(f"\nmover pod on a real node (mixed data set after the change, its own repository, pod creation to "
               f"Succeeded):\n  first backup {backup_s:.2f} s ({size / 1e6 / backup_s:.1f} MB/s), restore "
               f"{restore_s:.2f} s ({size / 1e6 / restore_s:.1f} MB/s)")
+
+
+def print_table(kind, words, size, rows, tools):
+    print(f"\n{kind}: {words}, {size / 1048576:.0f} MiB")
+    print(f"{'row':<12} {'tool':<12} {'seconds':>8} {'MB/s':>8} {'peak RSS MiB':>13} {'added MiB':>10} {'vs best':>8}")
+    for row in ROWS:
+        mover = rows["stowage"][row][0]
+        best = min(rows[t.name][row][0] for t in tools[1:]) if len(tools) > 1 else mover
+        for t in tools:
+            s, rss, added = rows[t.name][row]
+            ratio = f"{best / mover:7.2f}x" if t.name == "stowage" and len(tools) > 1 else ""
+            added_s = f"{added / 1048576:10.2f}" if row != "restore" else f"{'':>10}"
+            print(f"{row:<12} {t.name:<12} {s:8.2f} {size / 1e6 / s:8.1f} {rss:13.0f} {added_s} {ratio:>8}")
+    sys.stdout.flush()
 
 
 def fs_type(path):

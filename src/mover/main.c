@@ -4,6 +4,7 @@
 #include "chunk_store.h"
 #include "log.h"
 #include "object_store.h"
+#include "rate_window.h"
 #include "repo_lock.h"
 #include "repo_maintenance.h"
 #include "snapshot_store.h"
@@ -32,6 +33,7 @@ struct cli {
 	const char *source, *target, *snapshot;
 	const char *keep, *keep_file;
 	const char *snapshots;		/* check: only these, "ID,ID,..." */
+	const char *rate_upload, *rate_download;	/* rate schedules (rate_window.h) */
 	long share_part, share_parts;	/* check --read-data --share K/N */
 	struct manifest_tag tags[MANIFEST_TAGS_MAX];
 	size_t ntags;
@@ -47,6 +49,8 @@ static void usage(FILE *f)
 	      "  snapshots\n"
 	      "  check     [--read-data [--share K/N]] [--snapshots ID,ID,...]\n"
 	      "  prune     [--keep ID,ID,... | --keep-file FILE] [--grace SECONDS] [--lock-stale SECONDS]\n"
+	      "every command: [--rate-upload SCHEDULE] [--rate-download SCHEDULE], SCHEDULE being\n"
+	      "  UNIX_TIME:BYTES_PER_SECOND,... (0 unlimited), each step holding until the next\n"
 	      "exit codes: 0 ok, 1 failed, 2 usage, 3 repository data missing or corrupt, 4 repository busy\n", f);
 }
 
@@ -65,9 +69,11 @@ static void emit(cJSON *o)
 	char *s = cJSON_PrintUnformatted(o);
 
 	if (s) {
+		flockfile(stdout);	/* whole lines: the rate's changes come from the store's threads */
 		fputs(s, stdout);
 		fputc('\n', stdout);
 		fflush(stdout);
+		funlockfile(stdout);
 	}
 	cJSON_free(s);
 	cJSON_Delete(o);
@@ -113,6 +119,38 @@ static int parse_tag(struct cli *c, char *arg)
 	return 0;
 }
 
+static struct rate_schedule rate_up, rate_down;
+
+/* {"phase":"rate","direction":"upload","bytes_per_second":N,"at":UNIX_TIME}: the rate in force
+ * from now, 0 unlimited; the runner logs it. */
+static void on_rate(int direction, uint64_t bps, time_t at, void *ud)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	(void)ud;
+	cJSON_AddStringToObject(o, "phase", "rate");
+	cJSON_AddStringToObject(o, "direction", direction == RATE_UPLOAD ? "upload" : "download");
+	cJSON_AddNumberToObject(o, "bytes_per_second", (double)bps);
+	cJSON_AddNumberToObject(o, "at", (double)at);
+	emit(o);
+}
+
+/* The bandwidth schedules the runner computed from the cluster's windows. */
+static int rate_schedules(const struct cli *c)
+{
+	char err[256];
+
+	if (c->rate_upload && rate_schedule_parse(c->rate_upload, &rate_up, err, sizeof err) < 0) {
+		log_error("option --rate-upload: %s", err);
+		return -1;
+	}
+	if (c->rate_download && rate_schedule_parse(c->rate_download, &rate_down, err, sizeof err) < 0) {
+		log_error("option --rate-download: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
 static int parse_args(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -124,6 +162,7 @@ static int parse_args(struct cli *c, int argc, char **argv)
 		{ "keep-file", required_argument, NULL, 'F' }, { "grace", required_argument, NULL, 'G' },
 		{ "lock-stale", required_argument, NULL, 'L' }, { "help", no_argument, NULL, 'h' },
 		{ "snapshots", required_argument, NULL, 'S' }, { "share", required_argument, NULL, 'P' },
+		{ "rate-upload", required_argument, NULL, 'U' }, { "rate-download", required_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -143,6 +182,8 @@ static int parse_args(struct cli *c, int argc, char **argv)
 		case 'K': c->keep = optarg; break;
 		case 'F': c->keep_file = optarg; break;
 		case 'S': c->snapshots = optarg; break;
+		case 'U': c->rate_upload = optarg; break;
+		case 'D': c->rate_download = optarg; break;
 		case 'P': {
 			char *slash = strchr(optarg, '/');
 			if (!slash || slash == optarg) {
@@ -183,6 +224,8 @@ static int parse_args(struct cli *c, int argc, char **argv)
 		log_error("unexpected argument: %s", argv[optind]);
 		return -1;
 	}
+	if (rate_schedules(c) < 0)
+		return -1;
 	if (!c->repo_url || !c->repo_id || !c->key_file) {
 		log_error("--repo, --repo-id and --key-file are required");
 		return -1;
@@ -213,7 +256,7 @@ static void on_progress(const struct volume_progress *p, void *arg)
 	emit(o);
 }
 
-static int cmd_backup(struct cli *c, struct chunk_store *cs)
+static int cmd_backup(struct cli *c, struct chunk_store *cs, struct object_store *os)
 {
 	struct volume_backup_options opt = { .source = c->source, .tags = c->tags, .ntags = c->ntags,
 					     .threads = (unsigned)c->threads, .progress = on_progress,
@@ -246,11 +289,12 @@ static int cmd_backup(struct cli *c, struct chunk_store *cs)
 	cJSON_AddNumberToObject(o, "chunks_new", (double)res.store.chunks_new);
 	cJSON_AddNumberToObject(o, "bytes_written", (double)res.store.bytes_written);
 	cJSON_AddNumberToObject(o, "packs_written", (double)res.store.packs_written);
+	cJSON_AddNumberToObject(o, "rate_wait_ms", (double)object_store_limited_wait_ms(os));
 	emit(o);
 	return EXIT_OK;
 }
 
-static int cmd_restore(struct cli *c, struct chunk_store *cs)
+static int cmd_restore(struct cli *c, struct chunk_store *cs, struct object_store *os)
 {
 	char err[1024];
 	cJSON *o;
@@ -271,6 +315,7 @@ static int cmd_restore(struct cli *c, struct chunk_store *cs)
 	o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "phase", "done");
 	cJSON_AddStringToObject(o, "snapshot_id", c->snapshot);
+	cJSON_AddNumberToObject(o, "rate_wait_ms", (double)object_store_limited_wait_ms(os));
 	emit(o);
 	return EXIT_OK;
 }
@@ -508,6 +553,11 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		return EXIT_FAILED;
 	}
+	/* no limiter at all unless a window limits: unlimited costs nothing */
+	if (!rate_schedule_unlimited(&rate_up) || !rate_schedule_unlimited(&rate_down))
+		os = object_store_limited(os, &rate_up, &rate_down, on_rate, NULL);
+	rate_schedule_free(&rate_up);
+	rate_schedule_free(&rate_down);
 	rc = chunk_store_open(&cs, os, c.repo_id, master, NULL, err, sizeof err);
 	OPENSSL_cleanse(master, sizeof master);
 	if (rc < 0) {
@@ -516,9 +566,9 @@ int main(int argc, char **argv)
 		return exit_for(rc);
 	}
 	if (strcmp(cmd, "backup") == 0)
-		rc = cmd_backup(&c, cs);
+		rc = cmd_backup(&c, cs, os);
 	else if (strcmp(cmd, "restore") == 0)
-		rc = cmd_restore(&c, cs);
+		rc = cmd_restore(&c, cs, os);
 	else if (strcmp(cmd, "snapshots") == 0)
 		rc = cmd_snapshots(cs);
 	else if (strcmp(cmd, "check") == 0)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "rate_window.h"
 #include "strbuf.h"
 
 struct object_info {
@@ -50,6 +51,15 @@ struct object_store *object_store_open(const char *url, char *err, size_t errlen
 struct object_store *object_store_dir_open(const char *root, char *err, size_t errlen);
 struct object_store *object_store_s3_open(const char *url, char *err, size_t errlen);
 void object_store_close(struct object_store *os);
+/* inner with its puts paced by the upload schedule and the bytes its gets bring by the download
+ * schedule (object_store_limit.c). Takes inner and both schedules (left empty); closing it
+ * closes inner. on_rate (may be NULL) hears each change of a direction's rate in force. */
+struct object_store *object_store_limited(struct object_store *inner, struct rate_schedule *up,
+					  struct rate_schedule *down,
+					  void (*on_rate)(int direction, uint64_t bytes_per_second, time_t at, void *ud),
+					  void *ud);
+/* Milliseconds a limited store's callers waited for the rate so far (0 for any other store). */
+long object_store_limited_wait_ms(struct object_store *os);
 
 /* A key is 1..1024 bytes of [A-Za-z0-9._-] segments joined by '/', none empty or starting
  * with '.', so no backend needs to escape one and none can leave its root. */

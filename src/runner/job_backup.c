@@ -899,7 +899,7 @@ static int backup_volumes(struct backup_run *r)
 	cJSON_ArrayForEach(ns, r->plan.namespaces)
 		namespaces[i++] = ns->valuestring;
 	r->volume_data = cJSON_CreateArray();
-	if (job_backup_volumes(r->job, r->k8s, &r->repo, r->name, namespaces, n, r->plan.label_selector,
+	if (job_backup_volumes(r->job, r->k8s, r->plan.cluster_id, &r->repo, r->name, namespaces, n, r->plan.label_selector,
 			       r->plan.volume_methods, r->volume_data, err, sizeof err) < 0) {
 		r->failed++;
 		job_log(r->job, "error", "volume data: %s", err);

@@ -1546,7 +1546,7 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 		struct job_repository repo;
 		int vrc = job_repository_open(job, run.plan.repository_id, &repo, volume_err, sizeof volume_err);
 		if (vrc == 0) {
-			vrc = job_restore_volumes(job, run.clients[0], &repo, run.volumes, run.plan.namespace_map,
+			vrc = job_restore_volumes(job, run.clients[0], run.plan.cluster_id, &repo, run.volumes, run.plan.namespace_map,
 						  volume_err, sizeof volume_err);
 			job_repository_close(&repo);
 		}

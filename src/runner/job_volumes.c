@@ -4,6 +4,7 @@
 #include "config.h"
 #include "log.h"
 #include "mover_pod.h"
+#include "rate_window.h"
 #include "strbuf.h"
 #include "volume_snapshot_csi.h"
 
@@ -32,6 +33,9 @@ extern char **environ;
  * that someone makes by hand: it is given this long before the restore says it never binds. */
 #define MISSING_CLASS_GRACE_MS (20 * 1000L)
 #define POD_TIMEOUT_MS (24 * 3600 * 1000L)
+/* How far ahead a mover run's bandwidth schedule reaches: past a pod's timeout; after it the
+ * last rate holds. */
+#define RATE_HORIZON_S (2 * 86400L)
 
 /* ---- how and where the mover runs ---- */
 
@@ -45,6 +49,10 @@ struct mover_target {
 	char repo_id[24];
 	struct s3_conf s3;		/* borrowed from the repository's client: the keys */
 	uint8_t key[AEAD_KEY_LEN];	/* the mover's key: derived per repository */
+	/* the bandwidth windows of the cluster the mover runs against (sql/025), in its zone */
+	struct rate_rule rules[RATE_RULES_MAX];
+	size_t nrules;
+	struct time_zone *zone;
 };
 
 static const char *json_str(const cJSON *o, const char *a, const char *b)
@@ -104,17 +112,63 @@ static int launch_settings(struct mover_target *t, char *err, size_t errlen)
 	return rc;
 }
 
+static void mover_target_close(struct mover_target *t);
+
+/* The bandwidth windows of cluster_id and its time zone. A zone this machine cannot read fails
+ * the job in words rather than moving data unlimited. */
+static int limits_load(struct mover_target *t, long long cluster_id, char *err, size_t errlen)
+{
+	char id[24];
+	const char *params[] = { id };
+	PGresult *res;
+	int rc = 0;
+
+	if (!cluster_id)
+		return 0;
+	snprintf(id, sizeof id, "%lld", cluster_id);
+	res = job_query(t->job, "SELECT c.time_zone, r.direction, r.bytes_per_second, r.days, r.start_minute, r.end_minute "
+			"FROM clusters c LEFT JOIN cluster_bandwidth_rules r ON r.cluster_id = c.id WHERE c.id = $1 "
+			"ORDER BY r.position", 1, params, err, errlen);
+	if (!res)
+		return -1;
+	for (int i = 0; i < PQntuples(res) && t->nrules < RATE_RULES_MAX; i++) {
+		struct rate_rule *r = &t->rules[t->nrules];
+		const char *dir = PQgetvalue(res, i, 1);
+
+		if (PQgetisnull(res, i, 1))
+			continue;
+		r->directions = strcmp(dir, "upload") == 0 ? RATE_UPLOAD : strcmp(dir, "download") == 0 ? RATE_DOWNLOAD : RATE_BOTH;
+		r->bytes_per_second = strtoull(PQgetvalue(res, i, 2), NULL, 10);
+		r->days = (unsigned)atoi(PQgetvalue(res, i, 3));
+		r->start_min = atoi(PQgetvalue(res, i, 4));
+		r->end_min = atoi(PQgetvalue(res, i, 5));
+		t->nrules++;
+	}
+	if (t->nrules) {
+		char why[256];
+
+		t->zone = time_zone_load(PQgetvalue(res, 0, 0), why, sizeof why);
+		if (!t->zone) {
+			snprintf(err, errlen, "cluster %lld: its bandwidth windows are in time zone %s, which this runner "
+				 "cannot read: %s; nothing was copied", cluster_id, PQgetvalue(res, 0, 0), why);
+			rc = -1;
+		}
+	}
+	PQclear(res);
+	return rc;
+}
+
 /* The mover's key is not the runner's master key, which also opens every tenant's secrets:
  * it is derived for this one repository, so a mover pod's Secret exposes one repository. */
-static int mover_target_open(struct job *job, const struct job_repository *repo, struct mover_target *t,
-			     char *err, size_t errlen)
+static int mover_target_open(struct job *job, long long cluster_id, const struct job_repository *repo,
+			     struct mover_target *t, char *err, size_t errlen)
 {
 	struct strbuf url = STRBUF_INIT;
 	char purpose[64];
 
 	memset(t, 0, sizeof *t);
 	t->job = job;
-	if (launch_settings(t, err, errlen) < 0)
+	if (launch_settings(t, err, errlen) < 0 || limits_load(t, cluster_id, err, errlen) < 0)
 		return -1;
 	s3_client_conf(repo->s3, &t->s3);
 	strbuf_addf(&url, "s3://%s/%sdata?region=%s", repo->bucket, repo->prefix, t->s3.region);
@@ -129,6 +183,7 @@ static int mover_target_open(struct job *job, const struct job_repository *repo,
 	if (url.len >= sizeof t->url) {
 		snprintf(err, errlen, "repository %lld: its URL for the data mover is too long", repo->id);
 		strbuf_release(&url);
+		mover_target_close(t);
 		return -1;
 	}
 	snprintf(t->url, sizeof t->url, "%s", url.buf);
@@ -137,6 +192,7 @@ static int mover_target_open(struct job *job, const struct job_repository *repo,
 	snprintf(purpose, sizeof purpose, "mover:repository:%lld", repo->id);
 	if (aead_derive_key(job->ctx->master_key, purpose, t->key) < 0) {
 		snprintf(err, errlen, "repository %lld: cannot derive the data mover's key", repo->id);
+		mover_target_close(t);
 		return -1;
 	}
 	return 0;
@@ -145,6 +201,9 @@ static int mover_target_open(struct job *job, const struct job_repository *repo,
 static void mover_target_close(struct mover_target *t)
 {
 	OPENSSL_cleanse(t->key, sizeof t->key);
+	if (t->zone)
+		time_zone_free(t->zone);
+	t->zone = NULL;
 }
 
 /* ---- progress over all volumes ---- */
@@ -163,7 +222,19 @@ static void on_mover_line(const cJSON *line, void *ud)
 	struct volumes_progress *p = ud;
 	const cJSON *done = cJSON_GetObjectItemCaseSensitive(line, "bytes_done");
 	const cJSON *total = cJSON_GetObjectItemCaseSensitive(line, "bytes_total");
+	const char *phase = json_str(line, "phase", NULL), *dir = json_str(line, "direction", NULL);
+	const cJSON *bps = cJSON_GetObjectItemCaseSensitive(line, "bytes_per_second");
 
+	if (phase && strcmp(phase, "rate") == 0 && dir && cJSON_IsNumber(bps) &&
+	    (strcmp(dir, "upload") == 0 || strcmp(dir, "download") == 0)) {
+		char rate[32] = "unlimited";
+
+		/* the mover's words, so checked: a number in the limits' range, a known direction */
+		if (bps->valuedouble >= RATE_MIN && bps->valuedouble <= RATE_MAX)
+			rate_format((uint64_t)bps->valuedouble, rate, sizeof rate);
+		job_log(p->job, "info", "data mover: %s rate now %s (the cluster's bandwidth windows)", dir, rate);
+		return;
+	}
 	if (!cJSON_IsNumber(done) || !cJSON_IsNumber(total))
 		return;
 	p->cur_done = (long long)done->valuedouble;
@@ -663,8 +734,9 @@ static int run_mover(const struct mover_target *t, struct k8s_client *k, const s
 		     char *err, size_t errlen)
 {
 	const char *args[40];
-	char claim[400], pod_name[64];
+	char claim[400], pod_name[64], *rates[2] = { NULL, NULL };
 	size_t n = 0;
+	int rc;
 
 	snprintf(claim, sizeof claim, "claim %s/%s", v->ns, v->pvc);
 	args[n++] = restore ? "restore" : "backup";
@@ -678,16 +750,31 @@ static int run_mover(const struct mover_target *t, struct k8s_client *k, const s
 	args[n++] = t->pod ? MOVER_POD_MOUNT : "/dev/fd/4";	/* local: the directory opened below */
 	args[n++] = "--threads";
 	args[n++] = MOVER_THREADS;
-	for (; *extra && n < 39; extra++)
+	for (; *extra && n < 35; extra++)
 		args[n++] = *extra;
+	/* the cluster's windows as rates from now on, which the mover follows by its own clock */
+	for (int d = 0; d < 2 && t->nrules; d++) {
+		struct rate_schedule s;
+		time_t now = time(NULL);
+
+		rate_schedule_build(t->rules, t->nrules, d ? RATE_DOWNLOAD : RATE_UPLOAD, t->zone, now,
+				    now + RATE_HORIZON_S, &s);
+		if (!rate_schedule_unlimited(&s)) {
+			rates[d] = rate_schedule_format(&s);
+			args[n++] = d ? "--rate-download" : "--rate-upload";
+			args[n++] = rates[d];
+		}
+		rate_schedule_free(&s);
+	}
 	args[n] = NULL;
 	if (!t->pod) {
-		int dir_fd = local_dir_open(t, v, err, errlen), rc;
+		int dir_fd = local_dir_open(t, v, err, errlen);
 
-		if (dir_fd < 0)
-			return -1;
-		rc = run_local(t, claim, dir_fd, args, p, done, NULL, err, errlen);
-		close(dir_fd);
+		rc = dir_fd < 0 ? -1 : run_local(t, claim, dir_fd, args, p, done, NULL, err, errlen);
+		if (dir_fd >= 0)
+			close(dir_fd);
+		free(rates[0]);
+		free(rates[1]);
 		return rc;
 	}
 	snprintf(pod_name, sizeof pod_name, "stowage-mover-%lld-%d", t->job->id, index);
@@ -696,7 +783,10 @@ static int run_mover(const struct mover_target *t, struct k8s_client *k, const s
 		.restore = restore, .args = args, .access_key = t->s3.access_key,
 		.secret_key = t->s3.secret_key, .key = t->key, .host_network = t->host_network,
 	};
-	if (mover_pod_run(k, &spec, POD_TIMEOUT_MS, on_mover_line, on_cancel, p, done, err, errlen) < 0) {
+	rc = mover_pod_run(k, &spec, POD_TIMEOUT_MS, on_mover_line, on_cancel, p, done, err, errlen);
+	free(rates[0]);
+	free(rates[1]);
+	if (rc < 0) {
 		char inner[1024];
 
 		snprintf(inner, sizeof inner, "%s", err);
@@ -783,6 +873,9 @@ static int backup_filesystem(const struct mover_target *t, struct k8s_client *k,
 	cJSON_AddNumberToObject(entry, "chunks", cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(done, "chunks")));
 	cJSON_AddNumberToObject(entry, "chunks_new", cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(done, "chunks_new")));
 	cJSON_AddNumberToObject(entry, "duration_ms", (double)elapsed_ms(&start));
+	if (cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(done, "rate_wait_ms")) > 0)
+		cJSON_AddNumberToObject(entry, "rate_wait_ms",
+					cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(done, "rate_wait_ms")));
 	cJSON_Delete(done);
 	progress_volume_done(p, bytes, files);
 	return 0;
@@ -956,7 +1049,7 @@ static void volume_failed(struct job *job, const struct volume *v, const char *w
 	(*failed)++;
 }
 
-int job_backup_volumes(struct job *job, struct k8s_client *k, const struct job_repository *repo,
+int job_backup_volumes(struct job *job, struct k8s_client *k, long long cluster_id, const struct job_repository *repo,
 		       const char *backup_name, char *const *namespaces, size_t n, const char *label_selector,
 		       const cJSON *volume_methods, cJSON *volumes_out, char *err, size_t errlen)
 {
@@ -974,7 +1067,7 @@ int job_backup_volumes(struct job *job, struct k8s_client *k, const struct job_r
 		cJSON_Delete(claims.items);
 		return -1;
 	}
-	if (mover_target_open(job, repo, &t, err, errlen) < 0) {
+	if (mover_target_open(job, cluster_id, repo, &t, err, errlen) < 0) {
 		cJSON_Delete(claims.items);
 		return -1;
 	}
@@ -1299,7 +1392,7 @@ static struct claim_wait *wait_claims(struct job *job, struct k8s_client *k, con
 	return w;
 }
 
-int job_restore_volumes(struct job *job, struct k8s_client *target, const struct job_repository *repo,
+int job_restore_volumes(struct job *job, struct k8s_client *target, long long cluster_id, const struct job_repository *repo,
 			const cJSON *volumes, const cJSON *namespace_map, char *err, size_t errlen)
 {
 	struct volumes_progress p = { .job = job };
@@ -1316,7 +1409,7 @@ int job_restore_volumes(struct job *job, struct k8s_client *target, const struct
 		snprintf(err, errlen, "namespace_map: must be a JSON object {\"source\": \"target\"}");
 		return -1;
 	}
-	if (mover_target_open(job, repo, &t, err, errlen) < 0)
+	if (mover_target_open(job, cluster_id, repo, &t, err, errlen) < 0)
 		return -1;
 	p.volumes_total = cJSON_GetArraySize(volumes);
 	clock_gettime(CLOCK_MONOTONIC, &p.start);
@@ -1379,7 +1472,7 @@ int job_repository_mover(struct job *job, const struct job_repository *repo, con
 	int rc;
 
 	*done = NULL;
-	if (mover_target_open(job, repo, &t, err, errlen) < 0)
+	if (mover_target_open(job, 0, repo, &t, err, errlen) < 0)
 		return -1;
 	snprintf(what, sizeof what, "repository %lld", repo->id);
 	argv[n++] = *args++;

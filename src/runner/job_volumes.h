@@ -35,12 +35,14 @@
  * a claim not named there: "filesystem") and appends one entry per claim to the array
  * volumes_out:
  *   {namespace, pvc, pv, storage_class, size, node, method, snapshot_id | volume_snapshot,
- *    bytes, files, duration_ms}
+ *    bytes, files, duration_ms[, rate_wait_ms]}
  * (volume_snapshot: {name, namespace, api_version, class, content, handle, driver}). The lead
  * writes volumes_out into the backup as backups/<name>/<name>-volumes.json. Claims that are
  * not Bound are skipped with a warning. Returns 0 when every claim's data was saved, -1 when
- * any failed (all others are still attempted; err names the first failed claim and why). */
-int job_backup_volumes(struct job *job, struct k8s_client *k, const struct job_repository *repo,
+ * any failed (all others are still attempted; err names the first failed claim and why).
+ * cluster_id is the cluster the claims are of: its bandwidth windows (sql/025) pace the mover,
+ * here and in job_restore_volumes. */
+int job_backup_volumes(struct job *job, struct k8s_client *k, long long cluster_id, const struct job_repository *repo,
 		       const char *backup_name, char *const *namespaces, size_t n, const char *label_selector,
 		       const cJSON *volume_methods, cJSON *volumes_out, char *err, size_t errlen);
 
@@ -49,7 +51,7 @@ int job_backup_volumes(struct job *job, struct k8s_client *k, const struct job_r
  * gives, {"src": "dst"}, NULL or absent = the same). Entries of method "snapshot" carry no
  * files to copy: their claims were created with csi_restore_pvc_source's dataSource, and are
  * only checked to be Bound. Returns 0, or -1 when any volume failed (err names the first). */
-int job_restore_volumes(struct job *job, struct k8s_client *target, const struct job_repository *repo,
+int job_restore_volumes(struct job *job, struct k8s_client *target, long long cluster_id, const struct job_repository *repo,
 			const cJSON *volumes, const cJSON *namespace_map, char *err, size_t errlen);
 
 /* For the restore engine, while it writes a claim: the volumes.json entry of that claim (or

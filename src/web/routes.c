@@ -66,6 +66,8 @@ const struct route web_routes[] = {
 	{ "GET", "/clusters/:id", page_cluster_edit, 0 },
 	{ "POST", "/clusters/:id", page_cluster_update, ROUTE_OPERATOR },
 	{ "POST", "/clusters/:id/test", page_cluster_test, ROUTE_OPERATOR },
+	{ "GET", "/clusters/:id/limits", page_cluster_limits, 0 },
+	{ "POST", "/clusters/:id/limits", page_cluster_limits_save, ROUTE_OPERATOR },
 	{ "POST", "/clusters/:id/delete", page_cluster_delete, ROUTE_OPERATOR },
 	{ "GET", "/repositories", page_repositories, 0 },
 	{ "GET", "/repositories/new", page_repository_new, ROUTE_OPERATOR },

@@ -370,6 +370,8 @@ void page_cluster_create(struct request *r);
 void page_cluster_edit(struct request *r);
 void page_cluster_update(struct request *r);
 void page_cluster_test(struct request *r);
+void page_cluster_limits(struct request *r);
+void page_cluster_limits_save(struct request *r);
 void page_cluster_delete(struct request *r);
 void page_repositories(struct request *r);
 void page_repository_new(struct request *r);

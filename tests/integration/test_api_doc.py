@@ -120,6 +120,9 @@ def test_every_get_route_answers_the_documented_keys(stack, world):
            "/jobs/:id": world.job_id, "/hooks/:id": world.hook_id, "/migrations/:id": world.migration_id,
            "/requests/:id": world.request_id, "/backups/:id": world.backup_id}
     tokens = links(stack, world)
+    # a bandwidth window, so that the limits page's rules[] has an item to check
+    assert world.client.post(f"/clusters/{world.source_id}/limits", {
+        "time_zone": "UTC", "concurrency": "", "bandwidth": "both 100GB/s sun 03:00-03:01"}).status_code == 303
     queries = {"/schedule/preview": "?kind=daily&at=03:00&tz=Europe/Paris"}
     checked = 0
     for method, pattern, flags in routing_table():

@@ -69,6 +69,7 @@ class Volumes:
         self.stack, self.env, self.cur, self.org_id, self.bucket = stack, testenv, cur, org_id, bucket
         self.master_key = os.urandom(32).hex()
         self.repo_id = 7000 + os.getpid() % 1000
+        self.cluster_id = 1     # the cluster the job's volumes are of (its bandwidth windows apply)
 
     def new_job(self, kind="backup"):
         self.cur.execute("INSERT INTO stowage.jobs (org_id, kind, state) VALUES (%s, %s, 'running') RETURNING id",
@@ -82,7 +83,7 @@ class Volumes:
         with open(self.env[c + "_CA_FILE"]):
             pass
         env = dict(os.environ, DATABASE_URL=self.stack.pg_dsn_app, ORG_ID=str(self.org_id), JOB_ID=str(job_id),
-                   CLUSTER_ID="1", API_URL=self.env[c + "_API_URL"], CA_FILE=self.env[c + "_CA_FILE"],
+                   CLUSTER_ID=str(self.cluster_id), API_URL=self.env[c + "_API_URL"], CA_FILE=self.env[c + "_CA_FILE"],
                    TOKEN=self.env[c + "_ADMIN_TOKEN"], S3_ENDPOINT=self.env["S3_ENDPOINT"],
                    S3_REGION=self.env["S3_REGION"], S3_ACCESS_KEY=self.env["S3_ACCESS_KEY"],
                    S3_SECRET_KEY=self.env["S3_SECRET_KEY"], S3_BUCKET=self.bucket, REPO_ID=str(self.repo_id),

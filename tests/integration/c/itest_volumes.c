@@ -135,7 +135,7 @@ static int cmd_backup(struct job *job, int argc, char **argv)
 	list = xstrdup(argv[1]);
 	for (char *save = NULL, *ns = strtok_r(list, ",", &save); ns && n < 16; ns = strtok_r(NULL, ",", &save))
 		namespaces[n++] = ns;
-	rc = job_backup_volumes(job, k, &repo, argv[0], namespaces, n, NULL, methods, out, err, sizeof err);
+	rc = job_backup_volumes(job, k, job->cluster_id, &repo, argv[0], namespaces, n, NULL, methods, out, err, sizeof err);
 	text = cJSON_Print(out);
 	printf("%s\n", text);
 	free(text);
@@ -163,7 +163,7 @@ static int cmd_restore(struct job *job, int argc, char **argv)
 	text = slurp(argv[0]);
 	volumes = parse("VOLUMES_FILE", text);
 	map = parse("NAMESPACE_MAP_JSON", argv[1]);
-	rc = job_restore_volumes(job, k, &repo, volumes, map, err, sizeof err);
+	rc = job_restore_volumes(job, k, job->cluster_id, &repo, volumes, map, err, sizeof err);
 	if (rc < 0)
 		fprintf(stderr, "job_restore_volumes: %s\n", err);
 	free(text);
