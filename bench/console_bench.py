@@ -7,11 +7,15 @@ defaults (scripts/stack: its worker count, its nginx configuration).
 
 Rows: a signed-in list page (/clusters with 20 clusters) as HTML and as JSON, the page of a
 running job as JSON (what job.js polls), the sign-in page (no session), and a static file.
-Prints requests/s, p50 and p99 latency and each row's ratio to nginx's static file. Starts its
-own PostgreSQL, workers and nginx on free loopback ports (scripts/stack) and stops them."""
+Prints requests/s, p50 and p99 latency and each row's ratio to nginx's static file, and, with
+perf (Debian's linux-perf), the CPU time per request of the stack's web workers, their
+PostgreSQL backends and nginx's workers (perf stat while wrk runs): on a shared machine
+throughput is noise, CPU per request much less so (docs/performance.md). Starts its own
+PostgreSQL, workers and nginx on free loopback ports (scripts/stack) and stops them."""
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,11 +28,45 @@ import psycopg2  # noqa: E402
 import conftest  # noqa: E402
 
 
-def wrk(url, seconds, connections, threads, headers=()):
+def children(pid_file):
+    with open(pid_file) as f:
+        parent = f.read().strip()
+    out = subprocess.run(["pgrep", "-P", parent], capture_output=True, text=True).stdout
+    return out.split()
+
+
+def stack_processes(stack):
+    """The processes a console request runs in: web workers, their PostgreSQL backends, nginx."""
+    conn = psycopg2.connect(host=os.path.join(stack.root, "pg"), port=stack.pg_port, user="postgres", dbname="stowage")
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'stowage-web'")
+        backends = [str(r[0]) for r in cur.fetchall()]
+    conn.close()
+    return {"web": children(os.path.join(stack.root, "run", "web.pid")), "pg": backends,
+            "nginx": children(os.path.join(stack.root, "nginx", "nginx.pid"))}
+
+
+def wrk(url, seconds, connections, threads, headers=(), processes=None):
+    """requests/s, p50 and p99 in ms, and {group: CPU µs per request} when processes are given."""
     args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     for h in headers:
         args += ["-H", h]
+    stats = {}
+    for group, pids in (processes or {}).items():
+        fd, path = tempfile.mkstemp(prefix=f"console-bench-{group}-")
+        os.close(fd)
+        stats[group] = (path, subprocess.Popen(["perf", "stat", "-x,", "-e", "task-clock", "-o", path,
+                                                "-p", ",".join(pids), "--", "sleep", str(seconds)]))
     out = subprocess.run(args + [url], check=True, capture_output=True, text=True).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    cpu = {}
+    for group, (path, proc) in stats.items():
+        proc.wait()
+        with open(path) as f:
+            counted = re.search(r"^([\d.]+),msec,task-clock", f.read(), re.M)  # else "<not counted>": idle
+        ms = float(counted.group(1)) if counted else 0.0
+        os.unlink(path)
+        cpu[group] = ms * 1000 / requests
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {}
     for pct, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
@@ -36,7 +74,7 @@ def wrk(url, seconds, connections, threads, headers=()):
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         sys.exit(f"console_bench: {url}: {errors.group(1)} answers were errors:\n{out}")
-    return rps, lat["50"], lat["99"]
+    return rps, lat["50"], lat["99"], cpu
 
 
 def main():
@@ -72,6 +110,7 @@ def main():
         conn.close()
         auth = [f"Cookie: {cookie}"]
         json_accept = ["Accept: application/json"]
+        processes = stack_processes(stack) if shutil.which("perf") else None
         rows = []
         for name, path, headers in [
             ("nginx: static file (peer)", "/static/stowage.css", []),
@@ -80,13 +119,16 @@ def main():
             ("/clusters, 20 rows, JSON", "/clusters", auth + json_accept),
             ("/jobs/ID of a running job, JSON", f"/jobs/{job}", auth + json_accept),
         ]:
-            rows.append((name,) + wrk(stack.url + path, args.seconds, args.connections, args.threads, headers))
+            rows.append((name,) + wrk(stack.url + path, args.seconds, args.connections, args.threads, headers,
+                                      processes))
         static = rows[0][1]
         print(f"\nconsole pages through nginx, {args.connections} connections, {args.threads} wrk threads, "
               f"{args.seconds} s each, {os.cpu_count()} cores, same run:")
-        print(f"{'':36s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'vs static':>10s}")
-        for name, rps, p50, p99 in rows:
-            print(f"{name:36s} {rps:9.0f} {p50:8.2f} {p99:8.2f} {rps / static:9.3f}x")
+        cpu_head = "   CPU µs/request: web     pg  nginx" if processes else ""
+        print(f"{'':36s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'vs static':>10s}{cpu_head}")
+        for name, rps, p50, p99, cpu in rows:
+            cpu_cols = "".join(f" {cpu[g]:6.0f}" for g in ("web", "pg", "nginx")) if cpu else ""
+            print(f"{name:36s} {rps:9.0f} {p50:8.2f} {p99:8.2f} {rps / static:9.3f}x{' ' * 16 if cpu else ''}{cpu_cols}")
     finally:
         stack.stop()
 

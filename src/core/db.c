@@ -7,6 +7,18 @@
 
 static char db_sqlstate[6];
 
+/* The statements prepared on the one connection that asked (db_prepare_statements; a web
+ * worker's, single-threaded): parsed, analysed and planned once per connection instead of once
+ * per run. The names are the index: s0, s1, ... A reconnect (another backend) starts afresh. */
+#define DB_PREPARED_MAX 256
+static struct {
+	PGconn *conn;
+	int backend_pid;
+	int stale;			/* a plan's result type changed under a migration: DEALLOCATE ALL */
+	size_t count;
+	char *sql[DB_PREPARED_MAX];
+} prepared;
+
 static void db_set_error(PGconn *conn, const PGresult *res, char *err, size_t errlen)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -53,17 +65,88 @@ int db_ensure(PGconn *conn, char *err, size_t errlen)
 	return -1;
 }
 
+static void prepared_forget(void)
+{
+	for (size_t i = 0; i < prepared.count; i++)
+		free(prepared.sql[i]);
+	prepared.count = 0;
+	prepared.stale = 0;
+}
+
+void db_prepare_statements(PGconn *conn)
+{
+	prepared_forget();
+	prepared.conn = conn;
+	prepared.backend_pid = PQbackendPID(conn);
+}
+
+/* The name sql is prepared under on conn (preparing it the first time), or NULL to run it
+ * unprepared (another connection, a full list) or, with *failed set, the refused PREPARE. */
+static const char *prepared_name(PGconn *conn, const char *sql, int nparams, char name[16], PGresult **failed)
+{
+	PGresult *res;
+	size_t i;
+
+	if (conn != prepared.conn)
+		return NULL;
+	if (PQbackendPID(conn) != prepared.backend_pid) {
+		prepared_forget();
+		prepared.backend_pid = PQbackendPID(conn);
+	}
+	if (prepared.stale) {
+		if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+			return NULL;
+		PQclear(PQexec(conn, "DEALLOCATE ALL"));
+		prepared_forget();
+	}
+	for (i = 0; i < prepared.count && strcmp(prepared.sql[i], sql) != 0; i++)
+		;
+	snprintf(name, 16, "s%zu", i);
+	if (i < prepared.count)
+		return name;
+	if (i == DB_PREPARED_MAX || PQtransactionStatus(conn) == PQTRANS_INERROR)
+		return NULL;
+	res = PQprepare(conn, name, sql, nparams, NULL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		*failed = res;
+		return NULL;
+	}
+	PQclear(res);
+	prepared.sql[prepared.count++] = strdup(sql);
+	if (!prepared.sql[i]) {
+		prepared.count--;
+		prepared.stale = 1;
+		return NULL;
+	}
+	return name;
+}
+
+static void note_failure(PGconn *conn, const PGresult *res, char *err, size_t errlen)
+{
+	db_set_error(conn, res, err, errlen);
+	/* "cached plan must not change result type": a migration changed a prepared query's rows */
+	if (conn == prepared.conn && strcmp(db_sqlstate, "0A000") == 0)
+		prepared.stale = 1;
+}
+
 PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
 		  char *err, size_t errlen)
 {
-	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	char buf[16];
+	PGresult *res = NULL;
+	const char *name = prepared_name(conn, sql, nparams, buf, &res);
+
+	if (name)
+		res = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+	else if (!res)
+		res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(res);
 
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
 		db_sqlstate[0] = '\0';
 		return res;
 	}
-	db_set_error(conn, res, err, errlen);
+	note_failure(conn, res, err, errlen);
 	PQclear(res);
 	return NULL;
 }
@@ -79,24 +162,84 @@ int db_run(PGconn *conn, const char *sql, int nparams, const char *const *params
 	return 0;
 }
 
+/* BEGIN and sql in one round trip (libpq's pipeline mode): the results come as BEGIN's, NULL,
+ * sql's, NULL, then the sync's. */
+PGresult *db_begin_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
+			char *err, size_t errlen)
+{
+	PGresult *res = NULL, *out = NULL;
+	int failed = 0, ends = 0;
+	char buf[16];
+	const char *name = prepared_name(conn, sql, nparams, buf, &res);
+
+	if (!name && res) {
+		note_failure(conn, res, err, errlen);
+		PQclear(res);
+		return NULL;
+	}
+	if (!PQenterPipelineMode(conn) ||
+	    !PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ||
+	    !(name ? PQsendQueryPrepared(conn, name, nparams, params, NULL, NULL, 0)
+		   : PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)) ||
+	    !PQpipelineSync(conn)) {
+		db_set_error(conn, NULL, err, errlen);
+		failed = 1;
+	}
+	while (PQpipelineStatus(conn) != PQ_PIPELINE_OFF && PQstatus(conn) == CONNECTION_OK && ends <= 2) {
+		res = PQgetResult(conn);
+		if (!res) {
+			ends++;
+			continue;
+		}
+		ExecStatusType st = PQresultStatus(res);
+		if (st == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			break;
+		}
+		if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+			if (ends == 1 && !out)
+				out = res;
+			else
+				PQclear(res);
+			continue;
+		}
+		if (!failed)
+			note_failure(conn, res, err, errlen);
+		failed = 1;
+		PQclear(res);
+	}
+	if (!PQexitPipelineMode(conn) && !failed) {
+		db_set_error(conn, NULL, err, errlen);
+		failed = 1;
+	}
+	if (failed || !out) {
+		if (!failed)
+			snprintf(err, errlen, "database: no answer to %s", sql);
+		PQclear(out);
+		db_rollback(conn);
+		return NULL;
+	}
+	db_sqlstate[0] = '\0';
+	return out;
+}
+
 int db_tenant_begin(PGconn *conn, long long org_id, long long user_id, char *err, size_t errlen)
 {
 	char org[24], user[24];
 	const char *params[] = { org, user };
+	PGresult *res;
 
-	if (db_run(conn, "BEGIN", 0, NULL, err, errlen) < 0)
-		return -1;
 	snprintf(org, sizeof org, "%lld", org_id);
 	snprintf(user, sizeof user, "%lld", user_id);
 	if (org_id <= 0)
 		params[0] = "";
 	if (user_id <= 0)
 		params[1] = "";
-	if (db_run(conn, "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)",
-		   2, params, err, errlen) < 0) {
-		db_rollback(conn);
+	res = db_begin_exec(conn, "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)",
+			    2, params, err, errlen);
+	if (!res)
 		return -1;
-	}
+	PQclear(res);
 	return 0;
 }
 

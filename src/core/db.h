@@ -8,6 +8,9 @@
 #include <libpq-fe.h>
 
 PGconn *db_connect(const char *conninfo, const char *application_name, char *err, size_t errlen);
+/* From now on every statement run on conn (one connection per process, used by one thread) is
+ * prepared the first time and only executed after: parsed and planned once per connection. */
+void db_prepare_statements(PGconn *conn);
 /* Reconnects when the connection broke; 0 when usable. */
 int db_ensure(PGconn *conn, char *err, size_t errlen);
 
@@ -25,6 +28,10 @@ const char *db_last_sqlstate(void);
 /* BEGIN, then bind the transaction to an organisation and user (row-level security reads them).
  * org_id 0 means "no tenant" (sign-up, sign-in). */
 int db_tenant_begin(PGconn *conn, long long org_id, long long user_id, char *err, size_t errlen);
+/* BEGIN and one statement in a single round trip: the statement's result (caller PQclear()s it)
+ * with the transaction left open, or NULL with the message in err and the transaction rolled back. */
+PGresult *db_begin_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
+			char *err, size_t errlen);
 int db_commit(PGconn *conn, char *err, size_t errlen);
 void db_rollback(PGconn *conn);
 

@@ -195,14 +195,11 @@ static int role_allows(const struct route *rt, enum role role)
 	return role >= ROLE_VIEWER;
 }
 
+/* Runs the handler in the request's open transaction: commits what it did, or rolls back. */
 static void run_handler(struct request *r, const struct route *rt)
 {
 	char err[512];
 
-	if (db_tenant_begin(r->db, r->session.org_id, r->session.user_id, err, sizeof err) < 0) {
-		respond_db_error(r, err);
-		return;
-	}
 	rt->handler(r);
 	if (r->rollback || !r->responded) {
 		db_rollback(r->db);
@@ -248,6 +245,31 @@ static int authenticate_bearer(struct request *r, const struct route *rt)
 	return 1;
 }
 
+/* 1 when the request may run the route; else 0 after answering. */
+static int request_allowed(struct request *r, const struct route *rt)
+{
+	if (!(rt->flags & ROUTE_PUBLIC) && !r->session.user_id) {
+		redirect_to_signin(r);
+		return 0;
+	}
+	/* A bearer request carries no cookie (authenticate_bearer refused one that did), so a
+	 * cross-site form cannot make it: it needs no CSRF token. */
+	if (strcmp(r->method, "POST") == 0 && !r->session.token_id && !csrf_check(r)) {
+		respond_error(r, 403, "The form's security token is missing or out of date. Reload the page and try again.");
+		return 0;
+	}
+	if (r->session.user_id && !role_allows(rt, r->session.role)) {
+		char msg[256];
+		snprintf(msg, sizeof msg, "Your role (%s) does not allow this; ask an admin of %s.",
+			 role_name(r->session.role), r->session.org_name);
+		respond_error(r, 403, msg);
+		return 0;
+	}
+	return 1;
+}
+
+/* A request with a session cookie (or none) costs three round trips to PostgreSQL: BEGIN with
+ * session_begin, the page's query, COMMIT (docs/performance.md). */
 void web_dispatch(struct request *r)
 {
 	const struct route *rt;
@@ -267,25 +289,16 @@ void web_dispatch(struct request *r)
 	if (request_authorization(r)) {
 		if (authenticate_bearer(r, rt) <= 0)
 			return;
-	} else if (session_load(r) < 0) {
+		if (db_tenant_begin(r->db, r->session.org_id, r->session.user_id, err, sizeof err) < 0) {
+			respond_db_error(r, err);
+			return;
+		}
+	} else if (session_begin(r) < 0) {
 		respond_error(r, 503, "The database is not reachable; try again in a moment.");
 		return;
 	}
-	if (!(rt->flags & ROUTE_PUBLIC) && !r->session.user_id) {
-		redirect_to_signin(r);
-		return;
-	}
-	/* A bearer request carries no cookie (authenticate_bearer refused one that did), so a
-	 * cross-site form cannot make it: it needs no CSRF token. */
-	if (strcmp(r->method, "POST") == 0 && !r->session.token_id && !csrf_check(r)) {
-		respond_error(r, 403, "The form's security token is missing or out of date. Reload the page and try again.");
-		return;
-	}
-	if (r->session.user_id && !role_allows(rt, r->session.role)) {
-		char msg[256];
-		snprintf(msg, sizeof msg, "Your role (%s) does not allow this; ask an admin of %s.",
-			 role_name(r->session.role), r->session.org_name);
-		respond_error(r, 403, msg);
+	if (!request_allowed(r, rt)) {
+		db_rollback(r->db);
 		return;
 	}
 	run_handler(r, rt);

@@ -53,7 +53,9 @@ static void copy_field(char *dst, size_t size, const char *src)
 	snprintf(dst, size, "%s", src ? src : "");
 }
 
-int session_load(struct request *r)
+/* Opens the request's transaction bound to its session's tenant, or to none without a valid
+ * session, in one round trip (session_begin, sql/009_session_begin.sql). */
+int session_begin(struct request *r)
 {
 	const char *token = request_cookie(r, SESSION_COOKIE);
 	char hash[67], err[512];
@@ -61,11 +63,15 @@ int session_load(struct request *r)
 	PGresult *res;
 
 	memset(&r->session, 0, sizeof r->session);
-	if (!token || strlen(token) != TOKEN_TEXT_LEN)
-		return 0;
+	if (!token || strlen(token) != TOKEN_TEXT_LEN) {
+		if (db_tenant_begin(r->db, 0, 0, err, sizeof err) == 0)
+			return 0;
+		log_error("opening a transaction: %s", err);
+		return -1;
+	}
 	web_token_hash_param(token, hash);
-	res = db_exec(r->db, "SELECT user_id, org_id, role, csrf_token, email, display_name, org_name "
-		      "FROM session_lookup($1)", 1, params, err, sizeof err);
+	res = db_begin_exec(r->db, "SELECT user_id, org_id, role, csrf_token, email, display_name, org_name "
+			    "FROM session_begin($1)", 1, params, err, sizeof err);
 	if (!res) {
 		log_error("session lookup: %s", err);
 		return -1;

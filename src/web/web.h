@@ -117,7 +117,9 @@ void respond_text(struct request *r, const char *filename, const char *text, siz
 void respond_file(struct request *r, const char *content_type, const char *filename, const void *data, size_t len);
 
 /* session.c */
-int session_load(struct request *r);
+/* BEGINs the request's transaction, bound to the tenant of its session cookie (r->session) or,
+ * without a valid one, to no tenant. 0, or -1 on a database error (nothing left open). */
+int session_begin(struct request *r);
 /* The request's Authorization header when it is one, else NULL. */
 const char *request_authorization(const struct request *r);
 /* Loads the identity of the request's bearer token: 1 when it is valid, 0 when it is not (the

@@ -82,6 +82,7 @@ static void worker_loop(int sock, const struct web_context *ctx)
 	db = db_connect(ctx->database_url, "stowage-web", err, sizeof err);
 	if (!db)
 		log_fatal("%s", err);
+	db_prepare_statements(db);
 	FCGX_InitRequest(&fcgi, sock, 0);
 	while (!stopping) {
 		if (FCGX_Accept_r(&fcgi) < 0)

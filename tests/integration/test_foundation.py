@@ -171,6 +171,57 @@ def test_row_level_security_hides_every_tenant_row_without_a_tenant(stack, admin
     conn.close()
 
 
+def test_workers_reusing_prepared_statements_keep_tenants_apart(stack, admin):
+    """A web worker prepares each statement once and runs it for every tenant after (generic
+    plans after five runs): interleaved requests of two organisations, a forged session and no
+    session on the same three workers each see their own rows only, whatever the worker ran
+    before."""
+    other = Client(stack)
+    other.email = unique("other") + "@x.test"
+    other.signup(unique("Other "), other.email)
+    owner = psycopg2.connect(stack.pg_dsn_owner)
+    with owner, owner.cursor() as cur:
+        for c in (admin, other):
+            c.cluster = unique("cluster-")
+            cur.execute("INSERT INTO stowage.clusters (org_id, name, api_url, token_enc, key_id) "
+                        "SELECT m.org_id, %s, 'https://k8s.example.com:6443', '\\x00', 'test' "
+                        "FROM stowage.memberships m JOIN stowage.users u ON u.id = m.user_id WHERE u.email = %s",
+                        (c.cluster, c.email))
+    owner.close()
+    forged = Client(stack)
+    forged.http.cookies.set("stowage_session", "A" * 43)
+    for _ in range(20):
+        for c in (admin, other):
+            r = c.json("/clusters")
+            assert r.status_code == 200
+            assert [k["name"] for k in r.json()["clusters"]] == [c.cluster]
+        assert forged.json("/clusters").status_code == 401
+        assert Client(stack).json("/clusters").status_code == 401
+
+
+def test_session_begin_binds_only_its_own_transaction(stack, admin):
+    """session_begin (sql/009) binds the transaction it runs in to the session's tenant, to no
+    tenant for an unknown token, and the binding ends with the transaction."""
+    token = admin.http.cookies.get("stowage_session")
+    conn = psycopg2.connect(stack.pg_dsn_app)
+    cur = conn.cursor()
+    cur.execute("SELECT org_id, role FROM stowage.session_begin(sha256(convert_to(%s, 'UTF8')))", (token,))
+    org_id, role = cur.fetchone()
+    assert role == "admin"
+    cur.execute("SELECT current_setting('app.org_id'), (SELECT count(*) FROM stowage.orgs)")
+    assert cur.fetchone() == (str(org_id), 1)
+    conn.commit()
+    cur.execute("SELECT coalesce(current_setting('app.org_id', true), ''), (SELECT count(*) FROM stowage.orgs)")
+    assert cur.fetchone() == ("", 0)
+    cur.execute("SELECT set_config('app.org_id', %s, true)", (str(org_id),))
+    cur.execute("SELECT count(*) FROM stowage.session_begin(sha256(convert_to(%s, 'UTF8')))", ("B" * 43,))
+    assert cur.fetchone()[0] == 0
+    cur.execute("SELECT current_setting('app.org_id'), (SELECT count(*) FROM stowage.orgs)")
+    assert cur.fetchone() == ("", 0)
+    conn.rollback()
+    conn.close()
+
+
 def test_audit_log_records_who_did_what(admin):
     email = unique("audited") + "@x.test"
     admin.post("/members", {"email": email, "display_name": "A", "role": "operator"})
