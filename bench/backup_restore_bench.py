@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Backup (and, from the restore module, restore) speed against a named peer in the same run.
+"""Backup and restore speed against the named peers in the same run: kubectl and Velero.
 
 For N in 1,000 and 10,000 (or BENCH_SIZES="1000,10000"): fills a namespace of the source
 cluster with N objects (a quarter each ConfigMaps, Secrets, Services and Deployments of 0
@@ -9,8 +9,13 @@ replicas, plus what controllers derive from them), then measures
     from jobs.started_at/finished_at (listing, archive, upload to MinIO, job items);
   - kubectl get <every namespaced type with list, events left out> -n NS -o json, the same
     reads a backup makes, written to /dev/null;
+  - (best of BENCH_RUNS (3) each) then a Stowage restore job of that backup into the target
+    cluster (restore_parallelism BENCH_PARALLELISM, 16);
+  - Velero (velero_peer.py; BENCH_VELERO=0 leaves it out): `velero backup create --wait` of the
+    namespace, and `velero restore create --wait` of that backup into the target cluster, with
+    a velero server per cluster and the backup in the same MinIO;
 
-best of BENCH_RUNS (3) each, and prints objects/s for both and their ratio.
+and prints objects/s of each and the peer's seconds over Stowage's.
 
 Usage: bench/backup_restore_bench.py   (starts a test environment and a stack of its own in a
 temporary directory, on the release build in build/release or $STOWAGE_BUILD; both are
@@ -25,12 +30,21 @@ import time
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 
-from conftest import Stack  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from conftest import Client, Stack, free_port  # noqa: E402
 from fixtures_testenv import SCRIPTS, kubectl, read_env  # noqa: E402
-from test_backup_job import Tenant  # noqa: E402
+from restore_bench import set_settings  # noqa: E402
+from test_backup_job import s3_client  # noqa: E402
+from test_clusters_repositories import add_cluster, add_repo  # noqa: E402
+from test_restore_job import Restorer  # noqa: E402
+from velero_peer import Velero  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 SIZES = [int(n) for n in os.environ.get("BENCH_SIZES", "1000,10000").split(",")]
+PARALLELISM = int(os.environ.get("BENCH_PARALLELISM", "16"))
+VELERO = os.environ.get("BENCH_VELERO", "1") != "0"
+VELERO_VERSION = read_env(os.path.join(SCRIPTS, "versions.env"))["VELERO_VERSION"]
 
 
 def fill(env, ns, n):
@@ -79,15 +93,35 @@ def settle(env, ns, types):
     raise SystemExit(f"namespace {ns} never settled")
 
 
-def time_backup(tenant, ns):
-    _, job_id = tenant.queue_backup([ns])
-    job = tenant.wait_job(job_id, timeout=1800)
-    if job["state"] != "succeeded":
-        raise SystemExit(f"backup job {job_id} {job['state']}: {job['error']}")
-    seconds, count, size = tenant.sql_one(
-        "SELECT extract(epoch FROM j.finished_at - j.started_at), b.resource_count, b.bytes "
-        "FROM stowage.jobs j JOIN stowage.backups b ON b.id = j.backup_id WHERE j.id = %s", (job_id,))
-    return float(seconds), count, size
+def time_backup(restorer, ns):
+    """A Stowage backup job of ns: (seconds from the runner's claim to the job's end, objects, bytes, backup id)."""
+    plan = restorer.one("INSERT INTO stowage.backup_plans (org_id, name, cluster_id, repository_id, namespaces) "
+                        "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                        (restorer.org, f"bench-{time.time_ns()}", restorer.cluster["source"], restorer.repo, [ns]))[0]
+    job = restorer.one("INSERT INTO stowage.jobs (org_id, kind, backup_plan_id, cluster_id) VALUES (%s, 'backup', %s, %s) "
+                       "RETURNING id", (restorer.org, plan, restorer.cluster["source"]))[0]
+    deadline = time.time() + 1800
+    while (state := restorer.one("SELECT state FROM stowage.jobs WHERE id = %s", (job,))[0]) in ("queued", "running"):
+        if time.time() > deadline:
+            raise SystemExit(f"backup job {job} still {state}")
+        time.sleep(0.2)
+    seconds, count, size, backup_id, error = restorer.one(
+        "SELECT extract(epoch FROM j.finished_at - j.started_at), b.resource_count, b.bytes, b.id, j.error "
+        "FROM stowage.jobs j JOIN stowage.backups b ON b.id = j.backup_id WHERE j.id = %s", (job,))
+    if state != "succeeded":
+        raise SystemExit(f"backup job {job} {state}: {error}")
+    return float(seconds), count, size, backup_id
+
+
+def time_restore(restorer, backup_id, ns, into):
+    """A Stowage restore job of backup_id into namespace into of the target cluster: (seconds
+    from the runner's claim to the job's end, objects created)."""
+    state, error, _, items = restorer.restore(backup_id, "target", namespace_map={ns: into}, timeout=3600)
+    if state != "succeeded":
+        raise SystemExit(f"restore {state}: {error}")
+    seconds = restorer.one("SELECT extract(epoch FROM finished_at - started_at) FROM stowage.jobs "
+                           "WHERE kind = 'restore' ORDER BY id DESC LIMIT 1")[0]
+    return float(seconds), sum(1 for a, _ in items.values() if a == "created")
 
 
 def main():
@@ -97,13 +131,23 @@ def main():
     os.chmod(root, 0o755)
     os.chmod(stack_root, 0o755)
     subprocess.run([os.path.join(SCRIPTS, "start"), env_root], check=True, stdout=subprocess.DEVNULL)
+    # the namespace has no claims, but the volumes phase needs a mover configured (as in the tests)
+    os.environ.setdefault("STOWAGE_MOVER_LOCAL_ROOT", root)
     stack = Stack(stack_root)
+    velero = None
     try:
         env = read_env(os.path.join(env_root, "env"))
         stack.start()
-        tenant = Tenant(stack, env, prefix="bench")
-        print(f"{'N':>6} {'objects':>8} {'backup s':>9} {'obj/s':>8} {'MiB':>6} {'kubectl s':>10} {'objects':>8} {'obj/s':>8} "
-              f"{'backup/kubectl':>15}")
+        set_settings(stack.conf, PARALLELISM, 100000)  # read by each restore job
+        client = Client(stack)
+        client.signup("Bench Org", "bench@example.test")
+        s3_client(env).create_bucket(Bucket="bench")
+        restorer = Restorer(stack, client, env, "bench", add_cluster, add_repo)
+        if VELERO:
+            velero = Velero(env, os.path.join(root, "velero"), free_port)
+            velero.start("source")
+            velero.start("target")
+        rows = []
         for n in SIZES:
             ns = f"bench-{n}"
             fill(env, ns, n)
@@ -111,18 +155,37 @@ def main():
             settle(env, ns, types)
             backups, gets = [], []
             for _ in range(RUNS):  # interleaved, so that both see the same cluster
-                backups.append(time_backup(tenant, ns))
+                backups.append(time_backup(restorer, ns))
                 gets.append(time_kubectl(env, ns, types))
-            best_backup = min(backups, key=lambda r: r[0])
-            best_kubectl = min(gets, key=lambda r: r[0])
-            b_s, b_count, b_bytes = best_backup
-            k_s, k_count = best_kubectl
-            print(f"{n:>6} {b_count:>8} {b_s:>9.2f} {b_count / b_s:>8.0f} {b_bytes / 2**20:>6.1f} {k_s:>10.2f} "
-                  f"{k_count:>8} {k_count / k_s:>8.0f} {b_s / k_s:>14.2f}x", flush=True)
-        print("backup: Stowage job (claim to end: list, tar.gz, upload to MinIO, job items); "
-              "kubectl: get every namespaced type -o json; best of", RUNS)
-        print("objects: the backup counts the Namespace object too; kubectl does not")
+            b_s, b_count, b_bytes, backup_id = min(backups, key=lambda r: r[0])
+            k_s, k_count = min(gets, key=lambda r: r[0])
+            r_s, r_count = time_restore(restorer, backup_id, ns, f"{ns}-stowage")
+            row = {"n": n, "backup": (b_s, b_count), "bytes": b_bytes, "kubectl": (k_s, k_count), "restore": (r_s, r_count)}
+            if velero:
+                row["velero_backup"] = velero.backup(f"{ns}-b", ns)[:2]
+                row["velero_restore"] = velero.restore(f"{ns}-r", f"{ns}-b")[:2]
+            rows.append(row)
+        print(f"\n{'N':>6} {'what':28s} {'objects':>8} {'seconds':>8} {'obj/s':>8} {'Stowage vs peer':>16}")
+        for row in rows:
+            def line(what, secs_items, ratio=""):
+                secs, items = secs_items
+                print(f"{row['n']:>6} {what:28s} {items:>8} {secs:>8.2f} {items / secs:>8.0f} {ratio:>16}")
+            line("stowage backup", row["backup"])
+            line("kubectl get -o json", row["kubectl"], f"{row['kubectl'][0] / row['backup'][0]:.2f}x")
+            if "velero_backup" in row:
+                line(f"velero {VELERO_VERSION} backup", row["velero_backup"],
+                     f"{row['velero_backup'][0] / row['backup'][0]:.2f}x")
+            line("stowage restore", row["restore"])
+            if "velero_restore" in row:
+                line(f"velero {VELERO_VERSION} restore", row["velero_restore"],
+                     f"{row['velero_restore'][0] / row['restore'][0]:.2f}x")
+        print("Stowage: jobs from the runner's claim to the end (backup: list, tar.gz, upload to MinIO, job items, "
+              f"best of {RUNS}; restore: download, create with {PARALLELISM} clients, job items); kubectl: get every "
+              "namespaced type -o json; velero: `velero backup|restore create --wait` wall time against its local "
+              "servers (defaults: client QPS 20, burst 30), one run; ratio: peer seconds / Stowage seconds")
     finally:
+        if velero:
+            velero.stop()
         stack.stop()
         subprocess.run([os.path.join(SCRIPTS, "stop"), env_root], check=False, stdout=subprocess.DEVNULL)
 

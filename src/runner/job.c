@@ -128,25 +128,63 @@ int job_item(struct job *job, const char *action, const char *group, const char 
 int job_item_created(struct job *job, const char *action, const char *group, const char *version,
 		     const char *resource, const char *ns, const char *name, const char *message, const char *uid)
 {
-	char id[24], err[512];
-	const char *params[] = { id, group ? group : "", resource, ns ? ns : "", name, action, message ? message : "",
-				 version ? version : "", uid ? uid : "" };
+	struct job_items_batch b = { job, NULL };
 
-	snprintf(id, sizeof id, "%lld", job->id);
+	job_items_batch_add(&b, action, group, version, resource, ns, name, message, uid);
+	return job_items_batch_flush(&b);
+}
+
+void job_items_batch_add(struct job_items_batch *b, const char *action, const char *group, const char *version,
+			 const char *resource, const char *ns, const char *name, const char *message, const char *uid)
+{
+	cJSON *row;
+
 	if (strcmp(action, "failed") == 0)
-		job->items_failed++;
-	if (!job_items_room(job, 1))
+		b->job->items_failed++;
+	if (!b->rows)
+		b->rows = cJSON_CreateArray();
+	row = cJSON_CreateObject();
+	cJSON_AddStringToObject(row, "g", group ? group : "");
+	cJSON_AddStringToObject(row, "r", resource);
+	cJSON_AddStringToObject(row, "ns", ns ? ns : "");
+	cJSON_AddStringToObject(row, "n", name);
+	cJSON_AddStringToObject(row, "a", action);
+	cJSON_AddStringToObject(row, "m", message ? message : "");
+	cJSON_AddStringToObject(row, "v", version ? version : "");
+	cJSON_AddStringToObject(row, "u", uid ? uid : "");
+	cJSON_AddItemToArray(b->rows, row);
+	if (cJSON_GetArraySize(b->rows) >= JOB_ITEMS_BATCH)
+		job_items_batch_flush(b);
+}
+
+int job_items_batch_flush(struct job_items_batch *b)
+{
+	char id[24], err[512];
+	char *rows;
+	int n = cJSON_GetArraySize(b->rows), rc = 0;
+
+	if (n == 0 || !job_items_room(b->job, n)) {
+		cJSON_Delete(b->rows);
+		b->rows = NULL;
 		return 0;
+	}
+	rows = cJSON_PrintUnformatted(b->rows);
+	cJSON_Delete(b->rows);
+	b->rows = NULL;
+	snprintf(id, sizeof id, "%lld", b->job->id);
+	const char *params[] = { id, rows };
 	/* A resumed job may report an object again: the last word stands, counted once. */
-	if (job_exec(job, "INSERT INTO job_items (job_id, api_group, resource, namespace, name, action, message, "
-		     "api_version, uid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+	if (job_exec(b->job, "INSERT INTO job_items (job_id, api_group, resource, namespace, name, action, message, "
+		     "api_version, uid) SELECT $1, g, r, ns, n, a, m, v, u FROM jsonb_to_recordset($2::jsonb) "
+		     "AS x(g text, r text, ns text, n text, a text, m text, v text, u text) "
 		     "ON CONFLICT (job_id, api_group, resource, namespace, name) "
 		     "DO UPDATE SET action = EXCLUDED.action, message = EXCLUDED.message, api_version = EXCLUDED.api_version, "
-		     "uid = EXCLUDED.uid", 9, params, err, sizeof err) < 0) {
-		log_error("job %lld: cannot record %s/%s: %s", job->id, resource, name, err);
-		return -1;
+		     "uid = EXCLUDED.uid", 2, params, err, sizeof err) < 0) {
+		log_error("job %lld: cannot record %d objects' results: %s", b->job->id, n, err);
+		rc = -1;
 	}
-	return 0;
+	free(rows);
+	return rc;
 }
 
 int job_cancel_requested(struct job *job)

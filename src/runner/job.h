@@ -95,6 +95,17 @@ int job_item(struct job *job, const char *action, const char *group, const char 
  * objects: an undo deletes exactly those, sql/018). */
 int job_item_created(struct job *job, const char *action, const char *group, const char *version,
 		     const char *resource, const char *ns, const char *name, const char *message, const char *uid);
+/* Many objects' results, JOB_ITEMS_BATCH rows a statement: a namespace can hold 100,000
+ * objects, and a commit each would cost more than the objects. Add rows (flushed every
+ * JOB_ITEMS_BATCH), then flush the rest; { job, NULL } starts a batch. */
+#define JOB_ITEMS_BATCH 500
+struct job_items_batch {
+	struct job *job;
+	cJSON *rows;
+};
+void job_items_batch_add(struct job_items_batch *b, const char *action, const char *group, const char *version,
+			 const char *resource, const char *ns, const char *name, const char *message, const char *uid);
+int job_items_batch_flush(struct job_items_batch *b);
 /* 1 when someone asked to cancel the job (checked in the database at most once a second). */
 int job_cancel_requested(struct job *job);
 

@@ -29,7 +29,6 @@
 #include <unistd.h>
 
 #define LIST_PAGE_SIZE 500
-#define ITEM_BATCH 500
 
 struct backup_plan {
 	long long id;			/* 0: a migration's backup, which no plan owns */
@@ -79,9 +78,7 @@ struct backup_run {
 	cJSON *cluster_roles;		/* ClusterRoles granted to the namespaces' accounts */
 	cJSON *priority_classes;	/* PriorityClasses of their pods and pod templates */
 	unsigned char *type_found;	/* per discovered type: 1 when it had objects */
-	cJSON *batch;			/* names of the objects not yet recorded as job items */
-	const struct k8s_resource_type *batch_type;
-	char batch_ns[254];
+	struct job_items_batch items;	/* the objects not yet recorded as job items */
 };
 
 /* ---- small helpers ---- */
@@ -475,45 +472,6 @@ static void fail_item(struct backup_run *r, const struct k8s_resource_type *t, c
 	strbuf_release(&what);
 }
 
-/* The backed-up objects' job items, many in one statement: one transaction per object would
- * cost a commit each, and a namespace can hold tens of thousands of objects. */
-static void items_flush(struct backup_run *r)
-{
-	char id[24], err[512];
-	char *names;
-
-	if (!r->batch || cJSON_GetArraySize(r->batch) == 0)
-		return;
-	if (!job_items_room(r->job, cJSON_GetArraySize(r->batch))) {
-		cJSON_Delete(r->batch);
-		r->batch = NULL;
-		return;
-	}
-	names = cJSON_PrintUnformatted(r->batch);
-	snprintf(id, sizeof id, "%lld", r->job->id);
-	const char *params[] = { id, r->batch_type->group, r->batch_type->plural, r->batch_ns, names };
-	if (job_exec(r->job, "INSERT INTO job_items (job_id, api_group, resource, namespace, name, action) "
-		     "SELECT $1, $2, $3, $4, n, 'backed_up' FROM jsonb_array_elements_text($5::jsonb) AS n "
-		     "ON CONFLICT (job_id, api_group, resource, namespace, name) "
-		     "DO UPDATE SET action = EXCLUDED.action, message = ''", 5, params, err, sizeof err) < 0)
-		log_error("job %lld: cannot record the %s objects backed up: %s", r->job->id, r->batch_type->plural, err);
-	free(names);
-	cJSON_Delete(r->batch);
-	r->batch = NULL;
-}
-
-static void items_add(struct backup_run *r, const struct k8s_resource_type *t, const char *ns, const char *name)
-{
-	if (r->batch && (r->batch_type != t || strcmp(r->batch_ns, ns) != 0 || cJSON_GetArraySize(r->batch) >= ITEM_BATCH))
-		items_flush(r);
-	if (!r->batch) {
-		r->batch = cJSON_CreateArray();
-		r->batch_type = t;
-		snprintf(r->batch_ns, sizeof r->batch_ns, "%s", ns);
-	}
-	cJSON_AddItemToArray(r->batch, cJSON_CreateString(name));
-}
-
 static void counts_add(struct backup_run *r, const struct k8s_resource_type *t)
 {
 	char gr[400];
@@ -603,91 +561,100 @@ static void note_dependencies(struct backup_run *r, const struct k8s_resource_ty
 	}
 }
 
-/* Archives and records one type's objects; ns "" for cluster-scoped ones. 0, or -1 when the
- * backup must stop (r->err, or r->cancelled). */
-static int write_objects(struct backup_run *r, const struct k8s_resource_type *t, const char *ns, const cJSON *items)
+/* Archives and records one object of type t in ns ("" for a cluster-scoped one). 0, or -1
+ * when the backup must stop (r->err, or r->cancelled). */
+static int write_object(struct backup_run *r, const struct k8s_resource_type *t, const char *ns, const cJSON *obj)
 {
-	char phase[700], gr[400];
-	int total = cJSON_GetArraySize(items), done = 0;
-	const cJSON *obj;
+	const char *name = json_str(obj, "metadata", "name");
+	const char *obj_ns = json_str(obj, "metadata", "namespace");
+	char *json;
+	int rc;
 
-	group_resource(t, gr, sizeof gr);
-	snprintf(phase, sizeof phase, "resources: %s%s%s", gr, *ns ? " in " : "", ns);
-	cJSON_ArrayForEach(obj, items) {
-		const char *name = json_str(obj, "metadata", "name");
-		const char *obj_ns = json_str(obj, "metadata", "namespace");
-		char *json;
-
-		if (cancel_check(r))
-			return -1;
-		if (!name || !*name || strcmp(obj_ns ? obj_ns : "", ns) != 0) {
-			fail_item(r, t, NULL, NULL, ns, name ? name : "", "the API server returned an object without a name "
-				  "or from another namespace");
-			continue;
-		}
-		if (restore_builtin_reason(t->group, t->plural, obj))	/* every cluster has its own */
-			continue;
-		json = cJSON_PrintUnformatted(obj);
-		if (backup_archive_add_object(r->archive, t->group, t->version, t->plural, ns, name,
-					      json, strlen(json), r->err, r->errlen) < 0) {
-			free(json);
-			return -1;
-		}
-		free(json);
-		r->objects++;
-		counts_add(r, t);
-		resource_list_add(r, t, ns, name);
-		note_dependencies(r, t, obj, ns, name);
-		items_add(r, t, ns, name);
-		job_progress(r->job, phase, ++done, total, 0, 0);
+	if (cancel_check(r))
+		return -1;
+	if (!name || !*name || strcmp(obj_ns ? obj_ns : "", ns) != 0) {
+		fail_item(r, t, NULL, NULL, ns, name ? name : "", "the API server returned an object without a name "
+			  "or from another namespace");
+		return 0;
 	}
-	items_flush(r);
+	if (restore_builtin_reason(t->group, t->plural, obj))	/* every cluster has its own */
+		return 0;
+	json = cJSON_PrintUnformatted(obj);
+	rc = backup_archive_add_object(r->archive, t->group, t->version, t->plural, ns, name, json, strlen(json),
+				       r->err, r->errlen);
+	free(json);
+	if (rc < 0)
+		return -1;
+	r->objects++;
+	counts_add(r, t);
+	resource_list_add(r, t, ns, name);
+	note_dependencies(r, t, obj, ns, name);
+	job_items_batch_add(&r->items, "backed_up", t->group, "", t->plural, ns, name, "", "");
 	return 0;
 }
 
 /* ---- reading the cluster ---- */
 
+/* One type's listing, written page by page as it comes: a namespace of 100,000 objects is
+ * never in memory at once. */
 struct listing {
 	struct backup_run *r;
-	cJSON *items;
+	const struct k8s_resource_type *t;
+	const char *ns;
+	char phase[700];
+	long done;
+	int failed;		/* write_object said stop */
+	int restarted;		/* the listing started over: skip what was written */
+	char last[254];		/* the name last written */
+	int (*keep)(struct backup_run *r, const cJSON *obj);	/* NULL: every object */
 };
 
-static int listing_collect(cJSON *obj, void *ud)
+static int listing_write(cJSON *obj, void *ud)
 {
 	struct listing *l = ud;
+	const char *name;
 
 	if (!obj) {
-		/* the listing starts over: forget what it returned so far */
-		cJSON_Delete(l->items);
-		l->items = cJSON_CreateArray();
+		/* The listing starts over from a newer snapshot. An etcd list comes in key order,
+		 * so what sorts up to the last name written is in the archive already. */
+		l->restarted = 1;
 		return 0;
 	}
-	if (cancel_check(l->r))
+	name = json_str(obj, "metadata", "name");
+	if (l->restarted && name && strcmp(name, l->last) <= 0)
+		return 0;
+	if (l->keep && !l->keep(l->r, obj))
+		return 0;
+	if (write_object(l->r, l->t, l->ns, obj) < 0) {
+		l->failed = 1;
 		return 1;
-	cJSON_AddItemToArray(l->items, cJSON_Duplicate(obj, 1));
+	}
+	if (*l->ns)
+		l->r->type_found[l->t - l->r->types.items] = 1;
+	if (name)
+		snprintf(l->last, sizeof l->last, "%s", name);
+	job_progress(l->r->job, l->phase, ++l->done, 0, 0, 0);
 	return 0;
 }
 
-/* Lists every object of one type in ns (all of it before writing any, so that a listing that
- * starts over never leaves doubles in the archive). */
+/* Lists and writes every object of one type in ns. */
 static int backup_type(struct backup_run *r, const struct k8s_resource_type *t, const char *ns)
 {
-	struct listing l = { r, cJSON_CreateArray() };
+	struct listing l = { .r = r, .t = t, .ns = ns };
 	struct k8s_error kerr;
-	char why[640];
+	char why[640], gr[400];
 	int rc = 0;
 
-	if (k8s_list(r->k8s, t, ns, r->plan.label_selector, LIST_PAGE_SIZE, listing_collect, &l, &kerr) < 0) {
-		if (!r->cancelled) {
+	group_resource(t, gr, sizeof gr);
+	snprintf(l.phase, sizeof l.phase, "resources: %s%s%s", gr, *ns ? " in " : "", ns);
+	if (k8s_list(r->k8s, t, ns, r->plan.label_selector, LIST_PAGE_SIZE, listing_write, &l, &kerr) < 0) {
+		if (!r->cancelled && !l.failed) {
 			k8s_error_describe(&kerr, why, sizeof why);
 			fail_item(r, t, NULL, NULL, ns, "", why);
 		}
-		rc = r->cancelled ? -1 : 0;
-	} else if (cJSON_GetArraySize(l.items) > 0) {
-		r->type_found[t - r->types.items] = 1;
-		rc = write_objects(r, t, ns, l.items);
+		rc = r->cancelled || l.failed ? -1 : 0;
 	}
-	cJSON_Delete(l.items);
+	job_items_batch_flush(&r->items);
 	return rc;
 }
 
@@ -698,7 +665,7 @@ static int backup_cluster_object(struct backup_run *r, const char *group, const 
 {
 	const struct k8s_resource_type *t = k8s_resource_find(&r->types, group, plural);
 	struct k8s_error kerr;
-	cJSON *obj = NULL, *items;
+	cJSON *obj = NULL;
 	char *path, why[640];
 	int rc;
 
@@ -716,10 +683,9 @@ static int backup_cluster_object(struct backup_run *r, const char *group, const 
 		}
 		return 0;
 	}
-	items = cJSON_CreateArray();
-	cJSON_AddItemToArray(items, obj);
-	rc = write_objects(r, t, "", items);
-	cJSON_Delete(items);
+	rc = write_object(r, t, "", obj);
+	job_items_batch_flush(&r->items);
+	cJSON_Delete(obj);
 	return rc;
 }
 
@@ -759,23 +725,27 @@ static int binding_names_our_accounts(const struct backup_run *r, const cJSON *b
 /* The ClusterRoleBindings that grant the namespaces' ServiceAccounts cluster-wide rights, and
  * (noted) the ClusterRoles they grant. Credentials that may not list them leave them out, in
  * the log: the namespaces are still backed up. */
+static int binding_keep(struct backup_run *r, const cJSON *binding)
+{
+	if (!binding_names_our_accounts(r, binding))
+		return 0;
+	note_cluster_role(r, binding);
+	return 1;
+}
+
 static int backup_cluster_bindings(struct backup_run *r)
 {
 	const struct k8s_resource_type *t = k8s_resource_find(&r->types, "rbac.authorization.k8s.io", "clusterrolebindings");
-	struct listing l = { r, cJSON_CreateArray() };
+	struct listing l = { .r = r, .t = t, .ns = "", .keep = binding_keep };
 	struct k8s_error kerr;
-	cJSON *ours;
-	const cJSON *b;
 	char why[640];
-	int rc;
 
-	if (!t) {
-		cJSON_Delete(l.items);
+	if (!t)
 		return 0;
-	}
-	if (k8s_list(r->k8s, t, NULL, NULL, LIST_PAGE_SIZE, listing_collect, &l, &kerr) < 0) {
-		cJSON_Delete(l.items);
-		if (r->cancelled)
+	snprintf(l.phase, sizeof l.phase, "resources: clusterrolebindings");
+	if (k8s_list(r->k8s, t, NULL, NULL, LIST_PAGE_SIZE, listing_write, &l, &kerr) < 0) {
+		job_items_batch_flush(&r->items);
+		if (r->cancelled || l.failed)
 			return -1;
 		k8s_error_describe(&kerr, why, sizeof why);
 		if (kerr.http_status == 403)
@@ -786,17 +756,8 @@ static int backup_cluster_bindings(struct backup_run *r)
 			fail_item(r, t, NULL, NULL, "", "", why);
 		return 0;
 	}
-	ours = cJSON_CreateArray();
-	cJSON_ArrayForEach(b, l.items) {
-		if (!binding_names_our_accounts(r, b))
-			continue;
-		note_cluster_role(r, b);
-		cJSON_AddItemToArray(ours, cJSON_Duplicate(b, 1));
-	}
-	cJSON_Delete(l.items);
-	rc = write_objects(r, t, "", ours);
-	cJSON_Delete(ours);
-	return rc;
+	job_items_batch_flush(&r->items);
+	return 0;
 }
 
 /* The cluster-scoped objects the namespaces depend on: the CRDs of their custom resources,
@@ -1326,7 +1287,7 @@ static void backup_close(struct backup_run *r)
 	cJSON_Delete(r->storage_classes);
 	cJSON_Delete(r->cluster_roles);
 	cJSON_Delete(r->priority_classes);
-	cJSON_Delete(r->batch);
+	cJSON_Delete(r->items.rows);
 	plan_free(&r->plan);
 }
 
@@ -1390,7 +1351,7 @@ static const char *backup_execute(struct backup_run *r, int plan_loaded)
 
 const char *job_backup_run(struct job *job, char *err, size_t errlen)
 {
-	struct backup_run r = { .job = job, .err = err, .errlen = errlen };
+	struct backup_run r = { .job = job, .err = err, .errlen = errlen, .items = { job, NULL } };
 
 	if (!job->backup_plan_id) {
 		snprintf(err, errlen, "a backup job needs a backup plan");
@@ -1401,7 +1362,7 @@ const char *job_backup_run(struct job *job, char *err, size_t errlen)
 
 const char *job_backup_execute(struct job *job, const struct backup_spec *spec, char *err, size_t errlen)
 {
-	struct backup_run r = { .job = job, .err = err, .errlen = errlen };
+	struct backup_run r = { .job = job, .err = err, .errlen = errlen, .items = { job, NULL } };
 	struct backup_plan *p = &r.plan;
 
 	p->id = spec->plan_id;

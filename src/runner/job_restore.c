@@ -149,6 +149,7 @@ struct restore_run {
 	size_t nextra;
 	struct restore_item *items;
 	size_t n, done;
+	struct job_items_batch recorded;	/* results not yet written to job_items */
 	cJSON *cluster_class_map;
 	unsigned char node_ports[65536 / 8];
 	long warnings;
@@ -1082,8 +1083,9 @@ static void *restore_worker_loop(void *arg)
 
 static void restore_record(struct restore_run *run, struct restore_item *it)
 {
-	job_item_created(run->job, it->action, it->src->group, it->version ? it->version : "", it->src->resource, it->ns,
-			 it->name, it->message, it->uid);
+	run->recorded.job = run->job;
+	job_items_batch_add(&run->recorded, it->action, it->src->group, it->version ? it->version : "", it->src->resource,
+			    it->ns, it->name, it->message, it->uid);
 	run->done++;
 }
 
@@ -1138,6 +1140,7 @@ static int restore_tier_run(struct restore_run *run, const size_t *order, size_t
 	}
 	for (int i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
+	job_items_batch_flush(&run->recorded);
 	pthread_mutex_destroy(&p.mu);
 	pthread_cond_destroy(&p.cv);
 	free(threads);
@@ -1281,6 +1284,7 @@ static int restore_create_all(struct restore_run *run, char *err, size_t errlen)
 		if (t == RESTORE_TIER_CRDS && restore_crds_wait(run, err, errlen) < 0)
 			rc = -1;
 	}
+	job_items_batch_flush(&run->recorded);
 	free(keys);
 	free(order);
 	free(tier);
@@ -1368,7 +1372,8 @@ static long restore_result(struct restore_run *run, double create_seconds, char 
 		snprintf(line, sizeof line, "%s %s%s%s: %s", type, it->ns, *it->ns ? "/" : "", it->name, it->message);
 		if (nfailed < RESTORE_FAILED_LISTED)
 			cJSON_AddItemToArray(failed, cJSON_CreateString(line));
-		strbuf_addf(&words, "%s%s", nfailed ? "; " : "", line);
+		if (nfailed < RESTORE_FAILED_LISTED)
+			strbuf_addf(&words, "%s%s", nfailed ? "; " : "", line);
 		nfailed++;
 	}
 	cJSON_DeleteItemFromObjectCaseSensitive(result, "counts");
@@ -1465,6 +1470,7 @@ static void restore_run_free(struct restore_run *run)
 	backup_archive_free(&run->archive);
 	cJSON_Delete(run->cluster_class_map);
 	cJSON_Delete(run->volumes);
+	cJSON_Delete(run->recorded.rows);
 	restore_names_free(&run->reattached);
 	restore_names_free(&run->versions_served);
 	restore_names_free(&run->versions_unserved);

@@ -9,6 +9,7 @@
 #include "strbuf.h"
 #include "audit.h"
 #include "db.h"
+#include "form.h"
 #include "json.h"
 
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #define JOB_ITEMS_SHOWN 200
+#define JOB_ITEMS_PAGES_MAX 5000	/* JOB_ITEMS_MAX (runner/job.h) / JOB_ITEMS_SHOWN */
 #define JOB_LOG_LINES_SHOWN 500
 #define PLAN_JOBS_SHOWN 100
 
@@ -274,32 +276,87 @@ static void add_result(cJSON *job, const char *result_json)
 	cJSON_Delete(result);
 }
 
+static const struct form_field items_fields[] = {
+	{ .name = "items_page", .label = "Results page", .kind = FORM_INT, .min = 1, .max = JOB_ITEMS_PAGES_MAX },
+};
+
+/* One page of rows of one kind of result (failed or not), oldest first: an index scan of
+ * sql/026's indexes, however many objects the job records. */
+static PGresult *items_rows(struct request *r, const char *sid, int failed, long offset, long limit, char *err,
+			    size_t errlen)
+{
+	char off[24], lim[24];
+	const char *params[] = { sid, off, lim };
+
+	snprintf(off, sizeof off, "%ld", offset);
+	snprintf(lim, sizeof lim, "%ld", limit);
+	return db_exec(r->db, failed ?
+		"SELECT resource || CASE WHEN api_group <> '' THEN '.' || api_group ELSE '' END AS type, namespace, name, "
+		"action, true AS failed, message FROM job_items WHERE job_id = $1 AND action = 'failed' "
+		"ORDER BY id LIMIT $3::bigint OFFSET $2::bigint" :
+		"SELECT resource || CASE WHEN api_group <> '' THEN '.' || api_group ELSE '' END AS type, namespace, name, "
+		"action, false AS failed, message FROM job_items WHERE job_id = $1 AND action <> 'failed' "
+		"ORDER BY id LIMIT $3::bigint OFFSET $2::bigint", 3, params, err, errlen);
+}
+
+/* The per-object results, JOB_ITEMS_SHOWN a page, failures first; ?items_page=N pages on.
+ * -2 (err says why) for a malformed items_page. */
 static int add_items(struct request *r, cJSON *view, const char *sid, char *err, size_t errlen)
 {
 	const char *params[] = { sid };
-	PGresult *res = db_exec(r->db,
-		"SELECT resource || CASE WHEN api_group <> '' THEN '.' || api_group ELSE '' END AS type, namespace, name, "
-		"action, action = 'failed' AS failed, message, count(*) OVER () AS total, "
-		"count(*) FILTER (WHERE action = 'failed') OVER () AS failed_total FROM job_items WHERE job_id = $1 "
-		"ORDER BY action = 'failed' DESC, id LIMIT 200", 1, params, err, errlen);
-	cJSON *items, *o;
-	double total = 0, failed = 0;
+	struct form_values v;
+	PGresult *res;
+	cJSON *items;
+	long total, failed, page, offset, shown = 0;
+	char link[96];
 
+	form_validate(items_fields, 1, &r->query, &v);
+	if (v.errors) {
+		snprintf(err, errlen, "%s", form_first_error(&v));
+		form_values_free(&v);
+		return -2;
+	}
+	page = v.value[0] ? atol(v.value[0]) : 1;
+	form_values_free(&v);
+	res = db_exec(r->db, "SELECT count(*), count(*) FILTER (WHERE action = 'failed') FROM job_items WHERE job_id = $1",
+		      1, params, err, errlen);
 	if (!res)
 		return -1;
-	items = db_rows_json(res);
-	cJSON_AddItemToObject(view, "items", items);
-	cJSON_ArrayForEach(o, items) {
-		total = json_num(o, "total");
-		failed = json_num(o, "failed_total");
-		cJSON_DeleteItemFromObject(o, "total");
-		cJSON_DeleteItemFromObject(o, "failed_total");
-	}
-	cJSON_AddNumberToObject(view, "items_count", total);
-	cJSON_AddNumberToObject(view, "items_failed_count", failed);
-	cJSON_AddBoolToObject(view, "items_capped", total > JOB_ITEMS_SHOWN);
-	cJSON_AddNumberToObject(view, "items_shown", PQntuples(res));
+	total = atol(PQgetvalue(res, 0, 0));
+	failed = atol(PQgetvalue(res, 0, 1));
 	PQclear(res);
+	items = cJSON_AddArrayToObject(view, "items");
+	offset = (page - 1) * JOB_ITEMS_SHOWN;
+	for (int f = 1; f >= 0 && shown < JOB_ITEMS_SHOWN; f--) {
+		long from = f ? offset : offset > failed ? offset - failed : 0;
+		cJSON *rows, *o;
+
+		if (f && offset >= failed)
+			continue;
+		res = items_rows(r, sid, f, from, JOB_ITEMS_SHOWN - shown, err, errlen);
+		if (!res)
+			return -1;
+		rows = db_rows_json(res);
+		shown += PQntuples(res);
+		PQclear(res);
+		while ((o = cJSON_DetachItemFromArray(rows, 0)))
+			cJSON_AddItemToArray(items, o);
+		cJSON_Delete(rows);
+	}
+	cJSON_AddNumberToObject(view, "items_count", (double)total);
+	cJSON_AddNumberToObject(view, "items_failed_count", (double)failed);
+	cJSON_AddBoolToObject(view, "items_capped", total > JOB_ITEMS_SHOWN);
+	cJSON_AddNumberToObject(view, "items_shown", (double)shown);
+	cJSON_AddNumberToObject(view, "items_from", (double)(shown ? offset + 1 : 0));
+	cJSON_AddNumberToObject(view, "items_to", (double)(offset + shown));
+	if (page > 1) {
+		snprintf(link, sizeof link, "/jobs/%s?items_page=%ld#job-items", sid, page - 1);
+		cJSON_AddStringToObject(view, "items_prev_link", link);
+	}
+	if (offset + shown < total && page < JOB_ITEMS_PAGES_MAX) {
+		snprintf(link, sizeof link, "/jobs/%s?items_page=%ld#job-items", sid, page + 1);
+		cJSON_AddStringToObject(view, "items_next_link", link);
+	}
 	return 0;
 }
 
@@ -404,10 +461,13 @@ void page_job(struct request *r)
 	cJSON_Delete(result);
 	cJSON_AddItemToObject(view, "job", job);
 	PQclear(res);
-	if (add_items(r, view, sid, err, sizeof err) < 0 || add_log(r, view, sid, err, sizeof err) < 0 ||
-	    add_undo(r, view, job, sid, err, sizeof err) < 0) {
+	int rc = add_items(r, view, sid, err, sizeof err);
+	if (rc < 0 || add_log(r, view, sid, err, sizeof err) < 0 || add_undo(r, view, job, sid, err, sizeof err) < 0) {
 		cJSON_Delete(view);
-		respond_db_error(r, err);
+		if (rc == -2)
+			respond_error(r, 422, err);
+		else
+			respond_db_error(r, err);
 		return;
 	}
 	snprintf(err, sizeof err, "Job %s", sid);

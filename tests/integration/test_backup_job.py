@@ -341,6 +341,22 @@ def test_listing_past_the_page_size_returns_every_object(tenant, testenv, many_c
     assert job["result"]["counts"]["configmaps"] == configmaps
     assert len([i for i in tenant.items(job_id) if i[1] == "configmaps"]) == configmaps
 
+    # the job page shows the results 200 a page, every one on exactly one page
+    total = len(tenant.items(job_id))
+    seen, page = [], 1
+    while True:
+        view = tenant.client.json(f"/jobs/{job_id}?items_page={page}").json()
+        assert view["items_count"] == total and len(view["items"]) <= 200
+        seen += [(i["type"], i["namespace"], i["name"]) for i in view["items"]]
+        if "items_next_link" not in view:
+            break
+        assert len(view["items"]) == 200 and view["items_next_link"].endswith(f"items_page={page + 1}#job-items")
+        page += 1
+    assert page == (total + 199) // 200 and len(seen) == len(set(seen)) == total
+    for bad in ("0", "x", "-1", "99999999"):
+        r = tenant.client.json(f"/jobs/{job_id}?items_page={bad}")
+        assert r.status_code == 422 and "Results page" in r.text, (bad, r.status_code, r.text[:300])
+
 
 def test_label_selector_limits_the_objects(tenant, testenv, many_configmaps):
     _, job_id = tenant.queue_backup([many_configmaps], selector="batch=a")
