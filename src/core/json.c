@@ -1,5 +1,7 @@
 #include "json.h"
 
+#include <string.h>
+
 const char *json_str(const cJSON *o, const char *name)
 {
 	const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, name));
@@ -12,4 +14,14 @@ double json_num(const cJSON *o, const char *name)
 	const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, name);
 
 	return cJSON_IsNumber(n) ? n->valuedouble : 0;
+}
+
+int json_array_has(const cJSON *arr, const char *s)
+{
+	const cJSON *v;
+
+	cJSON_ArrayForEach(v, arr)
+		if (cJSON_IsString(v) && strcmp(v->valuestring, s) == 0)
+			return 1;
+	return 0;
 }

@@ -8,5 +8,7 @@
 const char *json_str(const cJSON *o, const char *name);
 /* The number member name of o, or 0 when o has none or it is not a number. */
 double json_num(const cJSON *o, const char *name);
+/* 1 when the array arr holds the string s, else 0 (arr NULL or not an array: 0). */
+int json_array_has(const cJSON *arr, const char *s);
 
 #endif

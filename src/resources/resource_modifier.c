@@ -1,6 +1,7 @@
 #include "resource_modifier.h"
 #include "yaml_json.h"
 #include "strbuf.h"
+#include "json.h"
 
 #include <fnmatch.h>
 #include <regex.h>
@@ -262,16 +263,6 @@ static const char *meta_str(const cJSON *obj, const char *field)
 	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), field));
 }
 
-static int in_strings(const cJSON *arr, const char *s)
-{
-	const cJSON *v;
-
-	cJSON_ArrayForEach(v, arr)
-		if (cJSON_IsString(v) && strcmp(v->valuestring, s) == 0)
-			return 1;
-	return 0;
-}
-
 static int labels_match(const struct modifier_rule *r, const cJSON *obj)
 {
 	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "labels");
@@ -287,8 +278,8 @@ static int labels_match(const struct modifier_rule *r, const cJSON *obj)
 		const char *op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "operator"));
 		const cJSON *values = cJSON_GetObjectItemCaseSensitive(e, "values");
 		const char *have = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(labels, key));
-		int ok = strcmp(op, "In") == 0 ? have && in_strings(values, have)
-			: strcmp(op, "NotIn") == 0 ? !have || !in_strings(values, have)
+		int ok = strcmp(op, "In") == 0 ? have && json_array_has(values, have)
+			: strcmp(op, "NotIn") == 0 ? !have || !json_array_has(values, have)
 			: strcmp(op, "Exists") == 0 ? have != NULL
 			: have == NULL;		/* DoesNotExist */
 		if (!ok)
@@ -312,7 +303,7 @@ static int rule_matches(const struct modifier_rule *r, const char *group, const 
 	strbuf_release(&gr);
 	if (!ok || (r->has_regex && (!name || regexec(&r->name_regex, name, 0, NULL, 0) != 0)))
 		return 0;
-	if (r->namespaces && (!*ns || !in_strings(r->namespaces, ns)))
+	if (r->namespaces && (!*ns || !json_array_has(r->namespaces, ns)))
 		return 0;
 	if ((r->match_labels || r->match_expressions) && !labels_match(r, obj))
 		return 0;
@@ -735,4 +726,96 @@ fail:
 	cJSON_Delete(doc);
 	resource_modifiers_free(m);
 	return NULL;
+}
+
+/* ---- what a rule changed ---- */
+
+static void diff_text(cJSON *change, const char *key, const cJSON *v)
+{
+	char *text = v ? cJSON_PrintUnformatted(v) : NULL;
+
+	if (text && strlen(text) > RESOURCE_DIFF_VALUE_MAX)
+		strcpy(text + RESOURCE_DIFF_VALUE_MAX - 3, "...");
+	cJSON_AddStringToObject(change, key, text ? text : "");
+	free(text);
+}
+
+static void diff_add(struct strbuf *path, const cJSON *before, const cJSON *after, cJSON *changes, int max)
+{
+	cJSON *c;
+
+	if (cJSON_GetArraySize(changes) >= max)
+		return;
+	c = cJSON_CreateObject();
+	cJSON_AddStringToObject(c, "path", path->len ? path->buf : "/");
+	diff_text(c, "before", before);
+	diff_text(c, "after", after);
+	cJSON_AddItemToArray(changes, c);
+}
+
+static void path_cut(struct strbuf *path, size_t len)
+{
+	path->len = len;
+	if (path->buf)
+		path->buf[len] = '\0';
+}
+
+/* A reference token onto path, escaped as RFC 6901 says ('~' as ~0, '/' as ~1). */
+static void path_push(struct strbuf *path, const char *tok)
+{
+	strbuf_addch(path, '/');
+	for (; *tok; tok++) {
+		if (*tok == '~')
+			strbuf_addstr(path, "~0");
+		else if (*tok == '/')
+			strbuf_addstr(path, "~1");
+		else
+			strbuf_addch(path, *tok);
+	}
+}
+
+static void diff_walk(struct strbuf *path, const cJSON *a, const cJSON *b, cJSON *changes, int max)
+{
+	size_t keep = path->len;
+	const cJSON *x;
+
+	if (cJSON_GetArraySize(changes) >= max || (a && b && cJSON_Compare(a, b, 1)))
+		return;
+	if (cJSON_IsObject(a) && cJSON_IsObject(b)) {
+		cJSON_ArrayForEach(x, a) {
+			path_push(path, x->string ? x->string : "");
+			diff_walk(path, x, cJSON_GetObjectItemCaseSensitive(b, x->string ? x->string : ""), changes, max);
+			path_cut(path, keep);
+		}
+		cJSON_ArrayForEach(x, b) {
+			if (cJSON_GetObjectItemCaseSensitive(a, x->string ? x->string : ""))
+				continue;
+			path_push(path, x->string ? x->string : "");
+			diff_add(path, NULL, x, changes, max);
+			path_cut(path, keep);
+		}
+		return;
+	}
+	if (cJSON_IsArray(a) && cJSON_IsArray(b) && cJSON_GetArraySize(a) == cJSON_GetArraySize(b)) {
+		int i = 0;
+		for (const cJSON *y = b->child, *z = a->child; z && y; z = z->next, y = y->next, i++) {
+			char n[16];
+			snprintf(n, sizeof n, "%d", i);
+			path_push(path, n);
+			diff_walk(path, z, y, changes, max);
+			path_cut(path, keep);
+		}
+		return;
+	}
+	diff_add(path, a, b, changes, max);
+}
+
+int resource_modifiers_diff(const cJSON *before, const cJSON *after, cJSON *changes, int max)
+{
+	struct strbuf path = STRBUF_INIT;
+	int had = cJSON_GetArraySize(changes);
+
+	diff_walk(&path, before, after, changes, max);
+	strbuf_release(&path);
+	return cJSON_GetArraySize(changes) - had;
 }

@@ -44,4 +44,11 @@ size_t resource_modifiers_count(const struct resource_modifiers *m);
 int resource_modifiers_apply(const struct resource_modifiers *m, const char *group, const char *resource,
 			     const char *ns, cJSON *obj, char *err, size_t errlen);
 
+/* What changed from before to after, for a preview: appends {path (JSON Pointer), before, after}
+ * (the values as compact JSON text cut to RESOURCE_DIFF_VALUE_MAX bytes, "" when absent) to
+ * changes, at most max of them. Objects are compared key by key, arrays of the same length
+ * element by element, anything else as a whole. Returns how many it appended. */
+#define RESOURCE_DIFF_VALUE_MAX 300
+int resource_modifiers_diff(const cJSON *before, const cJSON *after, cJSON *changes, int max);
+
 #endif

@@ -184,8 +184,43 @@ static void test_bad_rules_are_refused_in_words(void)
 	resource_modifiers_free(m);
 }
 
+/* The preview's diff names each changed field by its pointer, with the values before and after. */
+static void test_diff_names_what_a_rule_changed(void)
+{
+	char err[256];
+	struct resource_modifiers *m = parse("version: v1\nresourceModifierRules:\n- conditions: {groupResource: deployments.apps}\n"
+					     "  imageRewrites: [{from: docker.io/library/, to: reg.example/m/}]\n"
+					     "  mergePatches: [{patchData: '{\"metadata\": {\"annotations\": {\"team\": null, \"a/b\": \"x\"}}}'}]\n",
+					     err, sizeof err);
+	cJSON *before = deployment(), *after = cJSON_Duplicate(before, 1), *changes = cJSON_CreateArray();
+
+	CHECK(m != NULL);
+	CHECK(resource_modifiers_apply(m, "apps", "deployments", "shop", after, err, sizeof err) == 1);
+	CHECK(resource_modifiers_diff(before, after, changes, 50) == 4);
+	char *text = cJSON_PrintUnformatted(changes);
+	CHECK(strstr(text, "{\"path\":\"/metadata/annotations/team\",\"before\":\"\\\"a\\\"\",\"after\":\"\"}") != NULL);
+	CHECK(strstr(text, "\"path\":\"/metadata/annotations/a~1b\",\"before\":\"\"") != NULL);
+	CHECK(strstr(text, "{\"path\":\"/spec/template/spec/containers/0/image\",\"before\":\"\\\"docker.io/library/nginx:1.25\\\"\","
+			   "\"after\":\"\\\"reg.example/m/nginx:1.25\\\"\"}") != NULL);
+	CHECK(strstr(text, "initContainers/0/image") != NULL);
+	CHECK(strstr(text, "containers/1") == NULL);	/* quay.io is left alone */
+	free(text);
+	/* bounded, and nothing when nothing changed */
+	cJSON_Delete(changes);
+	changes = cJSON_CreateArray();
+	CHECK(resource_modifiers_diff(before, after, changes, 2) == 2);
+	cJSON_Delete(changes);
+	changes = cJSON_CreateArray();
+	CHECK(resource_modifiers_diff(before, before, changes, 50) == 0);
+	cJSON_Delete(changes);
+	cJSON_Delete(before);
+	cJSON_Delete(after);
+	resource_modifiers_free(m);
+}
+
 int main(void)
 {
+	RUN(test_diff_names_what_a_rule_changed);
 	RUN(test_velero_shaped_rules_apply);
 	RUN(test_a_patch_that_cannot_apply_fails_the_object);
 	RUN(test_pointer_escapes_and_arrays);

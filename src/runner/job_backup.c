@@ -70,6 +70,7 @@ struct backup_run {
 	/* what the objects tell us */
 	cJSON *counts;			/* {"configmaps": 3, "deployments.apps": 1} */
 	cJSON *resource_list;		/* {"apps/v1/Deployment": ["ns/web"]} */
+	cJSON *resource_types;		/* {"apps/v1/Deployment": {"resource", "group", "namespaced"}} */
 	cJSON *volumes;			/* [{"namespace", "claim", "volume", "storage_class", "method"}] */
 	cJSON *volume_data;		/* what job_backup_volumes saved: <name>-volumes.json */
 	cJSON *pv_names;		/* volumes bound to the claims backed up */
@@ -495,6 +496,11 @@ static void resource_list_add(struct backup_run *r, const struct k8s_resource_ty
 	if (!list) {
 		list = cJSON_CreateArray();
 		cJSON_AddItemToObject(r->resource_list, key, list);
+		/* what a restore's selection names the type by (sql/023 backups.resource_types) */
+		cJSON *type = cJSON_AddObjectToObject(r->resource_types, key);
+		cJSON_AddStringToObject(type, "resource", t->plural);
+		cJSON_AddStringToObject(type, "group", t->group);
+		cJSON_AddBoolToObject(type, "namespaced", t->namespaced);
 	}
 	cJSON_AddItemToArray(list, cJSON_CreateString(entry));
 }
@@ -1107,7 +1113,7 @@ static void catalog_text_free(const char **p)
 static int backup_finalize(struct backup_run *r, const char *state)
 {
 	char id[24], count[24], bytes[24];
-	const char *params[8] = { id, state, count, bytes };
+	const char *params[9] = { id, state, count, bytes };
 	char *doc;
 	PGresult *res;
 	int rc;
@@ -1122,11 +1128,15 @@ static int backup_finalize(struct backup_run *r, const char *state)
 	snprintf(count, sizeof count, "%ld", r->objects);
 	snprintf(bytes, sizeof bytes, "%lld", (long long)r->bytes);
 	catalog_text(r, params + 4);
+	char *types = cJSON_PrintUnformatted(r->resource_types);
+	params[8] = types;
 	res = job_query(r->job, "UPDATE backups SET state = $2, resource_count = $3, bytes = $4, completed_at = now(), "
 			"resource_list = $5::jsonb, volumes = $6::jsonb, hooks = $7::jsonb, cluster_name = $8, "
+			"resource_types = $9::jsonb, "
 			"bytes_new = $4::bigint + coalesce((SELECT sum((v->>'bytes_new')::bigint) FROM jsonb_array_elements($6::jsonb) v), 0) "
-			"WHERE id = $1 AND state = 'running' RETURNING id", 8, params, r->err, r->errlen);
+			"WHERE id = $1 AND state = 'running' RETURNING id", 9, params, r->err, r->errlen);
 	catalog_text_free(params + 4);
+	free(types);
 	if (res && PQntuples(res) != 1)
 		snprintf(r->err, r->errlen, "backup %s was marked failed while it was being written (did this runner "
 			 "stop heart-beating?)", r->name);
@@ -1270,6 +1280,7 @@ static void backup_close(struct backup_run *r)
 	free(r->type_found);
 	cJSON_Delete(r->counts);
 	cJSON_Delete(r->resource_list);
+	cJSON_Delete(r->resource_types);
 	cJSON_Delete(r->volumes);
 	cJSON_Delete(r->volume_data);
 	cJSON_Delete(r->pv_names);
@@ -1316,6 +1327,7 @@ static const char *backup_execute(struct backup_run *r, int plan_loaded)
 
 	r->counts = cJSON_CreateObject();
 	r->resource_list = cJSON_CreateObject();
+	r->resource_types = cJSON_CreateObject();
 	r->volumes = cJSON_CreateArray();
 	r->pv_names = cJSON_CreateArray();
 	r->storage_classes = cJSON_CreateArray();

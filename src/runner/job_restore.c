@@ -18,6 +18,7 @@
 #include "migrate_workloads.h"
 #include "job_hooks.h"
 #include "job_volumes.h"
+#include "json.h"
 #include "backup_reader.h"
 #include "config.h"
 #include "label_selector.h"
@@ -342,16 +343,6 @@ static void restore_plan_free(struct restore_plan *p)
 
 /* ---- restoring part of a backup ---- */
 
-static int string_listed(const cJSON *list, const char *s)
-{
-	const cJSON *e;
-
-	cJSON_ArrayForEach(e, list)
-		if (cJSON_IsString(e) && strcmp(e->valuestring, s) == 0)
-			return 1;
-	return 0;
-}
-
 /* The plan's selection, {"include_types": ["configmaps", "deployments.apps"], "exclude_types": [...],
  * "label_selector": "app=shop", "objects": ["configmaps/shop/settings", "persistentvolumeclaims/shop/data"]}:
  * why the object is left out, or NULL. A type is resource[.group], an object type/namespace/name
@@ -371,15 +362,15 @@ static const char *restore_selection_skip(struct restore_run *run, struct restor
 		return NULL;
 	strbuf_addf(&type, "%s%s%s", it->src->resource, *it->src->group ? "." : "", it->src->group);
 	int namespace_object = strcmp(type.buf, "namespaces") == 0;
-	if (string_listed(exclude, type.buf)) {
+	if (json_array_has(exclude, type.buf)) {
 		snprintf(it->message, sizeof it->message, "not chosen: the plan excludes %s", type.buf);
 		why = it->message;
-	} else if (!namespace_object && cJSON_GetArraySize(include) > 0 && !string_listed(include, type.buf)) {
+	} else if (!namespace_object && cJSON_GetArraySize(include) > 0 && !json_array_has(include, type.buf)) {
 		snprintf(it->message, sizeof it->message, "not chosen: %s is not among the types the plan restores", type.buf);
 		why = it->message;
 	} else if (!namespace_object && cJSON_GetArraySize(objects) > 0) {
 		strbuf_addf(&key, "%s/%s/%s", type.buf, it->src->ns, it->src->name);
-		if (!string_listed(objects, key.buf)) {
+		if (!json_array_has(objects, key.buf)) {
 			snprintf(it->message, sizeof it->message, "not chosen: the plan restores named objects only");
 			why = it->message;
 		}

@@ -15,6 +15,7 @@
 #include "lua_k8s.h"
 #include "migrate_precheck.h"
 #include "repository.h"
+#include "resource_modifier.h"
 #include "yaml_json.h"
 #include "s3_client.h"
 #include "strbuf.h"
@@ -36,6 +37,8 @@
 #define OBJECT_ARCHIVE_MAX (64u << 20)
 #define OBJECT_YAML_MAX (512u << 10)
 #define SECRET_MASK "********"
+#define PREVIEW_OBJECTS_MAX 100		/* objects a modifiers preview applies the rules to */
+#define PREVIEW_CHANGES_MAX 20		/* fields it shows of each */
 /* A dry run is a preview: much tighter than a job's hook limits. */
 static const struct lua_sandbox_limits dry_run_limits = { 16 << 20, 20000000, 10000 };
 
@@ -472,39 +475,51 @@ static int object_has_type(const cJSON *obj, const char *type)
 	return *api && *kind && strncmp(type, api, n) == 0 && type[n] == '/' && strcmp(type + n + 1, kind) == 0;
 }
 
+/* A finished backup's archive, read and parsed into arc (bounded by OBJECT_ARCHIVE_MAX); name
+ * gets the backup's name. 0, or -1 with the reason in err. */
+static int archive_load(const struct runner_request *q, struct backup_archive *arc, char *name, size_t namelen,
+			char *err, size_t errlen)
+{
+	struct strbuf plain = STRBUF_INIT;
+	struct repository repo = { 0 };
+	char sid[24];
+	const char *params[] = { sid };
+	PGresult *res = NULL;
+	int opened = -1, rc = -1;
+
+	snprintf(sid, sizeof sid, "%lld", num(q->params, "backup_id"));
+	if (db_tenant_begin(q->db, q->org_id, 0, err, errlen) == 0) {
+		res = db_exec(q->db, "SELECT name, repository_id FROM backups WHERE id = $1 "
+			      "AND state IN ('completed', 'partially_failed')", 1, params, err, errlen);
+		if (res && PQntuples(res) == 1) {
+			snprintf(name, namelen, "%s", PQgetvalue(res, 0, 0));
+			opened = repository_open(q->db, q->org_id, &q->ctx->keyring, q->allow,
+						 strtoll(PQgetvalue(res, 0, 1), NULL, 10), &repo, err, errlen);
+		} else if (res) {
+			snprintf(err, errlen, "the backup is gone, or not a finished one");
+		}
+		PQclear(res);
+		db_rollback(q->db);	/* read only, and over before the network */
+	}
+	if (opened < 0)
+		return -1;
+	if (repository_read_archive(&repo, q->ctx->master_key, name, OBJECT_ARCHIVE_MAX, &plain, err, errlen) == 0 &&
+	    backup_reader_read_memory(plain.buf ? plain.buf : "", plain.len, NULL, arc, err, errlen) == 0)
+		rc = 0;
+	strbuf_release(&plain);
+	repository_close(&repo);
+	return rc;
+}
+
 /* params: {backup_id, type, object ("ns/name", or "name" when cluster-scoped)};
  * result: {yaml, secret_masked}. */
 static void backup_object(const struct runner_request *q, struct answer *a)
 {
 	const char *type = json_str(q->params, "type"), *object = json_str(q->params, "object"), *slash = strchr(object, '/');
 	struct backup_archive arc = { 0 };
-	struct strbuf plain = STRBUF_INIT;
-	struct repository repo = { 0 };
-	char sid[24], err[600], name[256] = "", *yaml = NULL;
-	const char *params[] = { sid };
-	PGresult *res = NULL;
-	int opened = -1;
+	char err[600], name[256] = "", *yaml = NULL;
 
-	snprintf(sid, sizeof sid, "%lld", num(q->params, "backup_id"));
-	if (db_tenant_begin(q->db, q->org_id, 0, err, sizeof err) == 0) {
-		res = db_exec(q->db, "SELECT name, repository_id FROM backups WHERE id = $1 "
-			      "AND state IN ('completed', 'partially_failed')", 1, params, err, sizeof err);
-		if (res && PQntuples(res) == 1) {
-			snprintf(name, sizeof name, "%s", PQgetvalue(res, 0, 0));
-			opened = repository_open(q->db, q->org_id, &q->ctx->keyring, q->allow,
-						 strtoll(PQgetvalue(res, 0, 1), NULL, 10), &repo, err, sizeof err);
-		} else if (res) {
-			snprintf(err, sizeof err, "the backup is gone, or not a finished one");
-		}
-		PQclear(res);
-		db_rollback(q->db);	/* read only, and over before the network */
-	}
-	if (opened < 0) {
-		snprintf(a->error, sizeof a->error, "%s", err);
-		return;
-	}
-	if (repository_read_archive(&repo, q->ctx->master_key, name, OBJECT_ARCHIVE_MAX, &plain, err, sizeof err) < 0 ||
-	    backup_reader_read_memory(plain.buf ? plain.buf : "", plain.len, NULL, &arc, err, sizeof err) < 0) {
+	if (archive_load(q, &arc, name, sizeof name, err, sizeof err) < 0) {
 		snprintf(a->error, sizeof a->error, "%s", err);
 		goto out;
 	}
@@ -532,8 +547,70 @@ static void backup_object(const struct runner_request *q, struct answer *a)
 out:
 	free(yaml);
 	backup_archive_free(&arc);
-	strbuf_release(&plain);
-	repository_close(&repo);
+}
+
+/* ---- resource modifiers previewed against a backup's objects ---- */
+
+/* params: {backup_id, rules (the modifiers' text), objects: ["type/ns/name", ...] (the plan's
+ * chosen objects; empty: the archive's first PREVIEW_OBJECTS_MAX)}; result: {examined, changed:
+ * [{type, object, rules, error, changes: [{path, before, after}]}]}. Secrets are compared masked:
+ * their values never leave the runner. */
+static void modifier_preview(const struct runner_request *q, struct answer *a)
+{
+	const char *rules = json_str(q->params, "rules");
+	const cJSON *objects = cJSON_GetObjectItemCaseSensitive(q->params, "objects");
+	struct backup_archive arc = { 0 };
+	struct resource_modifiers *m = NULL;
+	char err[600], name[256] = "";
+	int examined = 0, wanted = cJSON_GetArraySize(objects);
+
+	if (!(m = resource_modifiers_parse(rules, strlen(rules), err, sizeof err)) ||
+	    archive_load(q, &arc, name, sizeof name, err, sizeof err) < 0) {
+		snprintf(a->error, sizeof a->error, "%s", err);
+		goto out;
+	}
+	a->result = cJSON_CreateObject();
+	cJSON *changed = cJSON_AddArrayToObject(a->result, "changed");
+	for (size_t i = 0; i < arc.n && examined < PREVIEW_OBJECTS_MAX; i++) {
+		struct backup_object *o = &arc.objects[i];
+		struct strbuf key = STRBUF_INIT;
+		strbuf_addf(&key, "%s%s%s/%s/%s", o->resource, *o->group ? "." : "", o->group, o->ns, o->name);
+		const cJSON *e;
+		int listed = wanted == 0;
+		cJSON_ArrayForEach(e, objects)
+			listed |= cJSON_IsString(e) && strcmp(e->valuestring, key.buf) == 0;
+		if (!listed) {
+			strbuf_release(&key);
+			continue;
+		}
+		examined++;
+		cJSON *after = cJSON_Duplicate(o->obj, 1);
+		int n = resource_modifiers_apply(m, o->group, o->resource, o->ns, after, err, sizeof err);
+		if (n != 0) {
+			int secret = !*o->group && strcmp(o->resource, "secrets") == 0;
+			if (secret) {
+				secret_mask(o->obj);
+				secret_mask(after);
+			}
+			cJSON *c = cJSON_CreateObject();
+			char *slash = strchr(key.buf, '/');
+			*slash = '\0';
+			cJSON_AddStringToObject(c, "type", key.buf);
+			cJSON_AddStringToObject(c, "object", slash + 1);
+			cJSON_AddNumberToObject(c, "rules", n < 0 ? 0 : n);
+			cJSON_AddStringToObject(c, "error", n < 0 ? err : "");
+			cJSON *changes = cJSON_AddArrayToObject(c, "changes");
+			if (n > 0)
+				resource_modifiers_diff(o->obj, after, changes, PREVIEW_CHANGES_MAX);
+			cJSON_AddItemToArray(changed, c);
+		}
+		cJSON_Delete(after);
+		strbuf_release(&key);
+	}
+	cJSON_AddNumberToObject(a->result, "examined", examined);
+out:
+	resource_modifiers_free(m);
+	backup_archive_free(&arc);
 }
 
 /* ---- the lane ---- */
@@ -690,6 +767,8 @@ static void request_answer(const struct runner_context *ctx, PGconn *db, long lo
 		hook_dry_run(&q, &a);
 	else if (strcmp(kind, "backup_object") == 0)
 		backup_object(&q, &a);
+	else if (strcmp(kind, "modifier_preview") == 0)
+		modifier_preview(&q, &a);
 	else if (strcmp(kind, "sso_discovery") == 0)
 		a.result = runner_sso_discovery(&q);
 	else if (strcmp(kind, "sso_exchange") == 0)

@@ -9,6 +9,7 @@
 #include "label_selector.h"
 #include "resource_modifier.h"
 #include "names.h"
+#include "restore_picker.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -234,6 +235,10 @@ static void step3_check(struct request *r, const struct wizard *w, struct form_v
 	char err[400];
 	cJSON *sel = restore_selection(v->value[S3_INCLUDE], v->value[S3_EXCLUDE], v->value[S3_SELECTOR],
 				       v->value[S3_OBJECTS], v, err, sizeof err);
+	char missing[300];
+	if (sel && restore_objects_missing(r, v->value[0], cJSON_GetObjectItemCaseSensitive(sel, "objects"), missing,
+					   sizeof missing, err, sizeof err) == 1)
+		form_fail(v, step3_fields, "objects", "Only these objects: %s is not in this backup", missing);
 	cJSON_Delete(sel);
 }
 
@@ -265,14 +270,40 @@ static void add_rows(struct request *r, cJSON *view, const char *key, const char
 	PQclear(res);
 }
 
+/* Step 3's object picker (its textarea keeps the chosen objects the page does not show) and
+ * step 4's modifiers preview (asked with ?preview=1). raw: the posted or queried fields. */
+static void restore_objects_view(struct request *r, struct wizard *w, size_t shown, cJSON *view, const char *base,
+				 const struct kv_list *raw)
+{
+	char action[120];
+	const char *filter = raw ? kv_get(raw, "object_filter") : NULL, *page = raw ? kv_get(raw, "object_page") : NULL;
+
+	if (shown == 3) {
+		snprintf(action, sizeof action, "%s?step=3", base);
+		char *rest = restore_picker_add(r, view, wizard_value(w, 3, "backup_id"), wizard_value(w, 3, "objects"),
+						filter ? filter : kv_get(&r->query, "object_filter"),
+						page ? page : kv_get(&r->query, "object_page"), action);
+		cJSON *field = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(view, "fields"), "objects");
+		if (field)
+			cJSON_ReplaceItemInObjectCaseSensitive(field, "value", cJSON_CreateString(rest));
+		free(rest);
+	} else if (shown == 4) {
+		snprintf(action, sizeof action, "%s?step=4&preview=1", base);
+		cJSON_AddStringToObject(view, "preview_action", action);
+		const char *want = kv_get(&r->query, "preview");
+		if (want && strcmp(want, "1") == 0)
+			restore_preview_add(r, view, wizard_value(w, 3, "backup_id"), wizard_value(w, 3, "objects"),
+					    wizard_value(w, 4, "resource_modifiers"), action);
+	}
+}
+
 static void restore_wizard_respond(struct request *r, struct wizard *w, size_t shown, int with_errors, cJSON *checks,
-				   const struct runner_answer *checking, long long id)
+				   const struct runner_answer *checking, long long id, const struct kv_list *raw)
 {
 	static const char *const option_cols[] = { "id", "name", NULL };
 	static const char *const plan_cols[] = { "id", "name", "cluster", "namespaces", NULL };
 	static const char *const backup_cols[] = { "id", "name", "time", "namespaces", "size", "objects", "state", NULL };
 	cJSON *view = wizard_view(w, shown, with_errors);
-	web_hooks_add_library(r, view);
 	web_hooks_add_library(r, view);
 	char next[80], base[64];
 
@@ -302,6 +333,8 @@ static void restore_wizard_respond(struct request *r, struct wizard *w, size_t s
 	else
 		snprintf(base, sizeof base, "/restore-plans/new");
 	cJSON_AddStringToObject(view, "action_base", base);
+	if (!checking)
+		restore_objects_view(r, w, shown, view, base, raw);
 	if (shown == RESTORE_STEPS && id)
 		snprintf(next, sizeof next, "/restore-plans/%lld", id);
 	else if (shown == RESTORE_STEPS)
@@ -323,11 +356,14 @@ static void restore_wizard_respond(struct request *r, struct wizard *w, size_t s
 		respond_page(r, 200, "restore_plan_wizard", view);
 }
 
+/* The wizard's fields of a post or query: the picker's boxes and lines merged into `objects`. */
 static void restore_input(const struct kv_list *in, struct kv_list *out)
 {
 	for (size_t k = 0; k < in->count; k++)
-		if (strcmp(in->items[k].key, "step") != 0)
+		if (strcmp(in->items[k].key, "step") != 0 && strcmp(in->items[k].key, "preview") != 0 &&
+		    !restore_objects_key(in->items[k].key))
 			kv_add(out, in->items[k].key, in->items[k].value, in->items[k].value_len);
+	restore_objects_input(in, out);
 }
 
 static void restore_wizard_step(struct request *r, const struct kv_list *raw, long long id)
@@ -340,7 +376,7 @@ static void restore_wizard_step(struct request *r, const struct kv_list *raw, lo
 	if (input.count == 0)
 		kv_add(&input, "existing_policy", "skip", 4);
 	shown = wizard_run(r, &w, restore_steps, RESTORE_STEPS, &input, want);
-	restore_wizard_respond(r, &w, shown, shown != want, NULL, NULL, id);
+	restore_wizard_respond(r, &w, shown, shown != want, NULL, NULL, id, raw);
 	wizard_free(&w);
 	kv_list_free(&input);
 }
@@ -452,7 +488,7 @@ static void restore_plan_finish(struct request *r, long long id)
 	shown = wizard_run(r, &w, restore_steps, RESTORE_STEPS, &input, RESTORE_STEPS + 1);
 	kv_list_free(&input);
 	if (shown <= RESTORE_STEPS) {
-		restore_wizard_respond(r, &w, shown, 1, NULL, NULL, id);
+		restore_wizard_respond(r, &w, shown, 1, NULL, NULL, id, NULL);
 		goto out;
 	}
 	scmap = parse_map(wizard_value(&w, 1, "storage_class_map"), "StorageClass mapping", 1, err, sizeof err);
@@ -462,13 +498,13 @@ static void restore_plan_finish(struct request *r, long long id)
 	if (failed < 0) {
 		cJSON_Delete(scmap);
 		cJSON_Delete(checks);
-		restore_wizard_respond(r, &w, RESTORE_STEPS, 0, NULL, &checking, id);
+		restore_wizard_respond(r, &w, RESTORE_STEPS, 0, NULL, &checking, id, NULL);
 		runner_answer_free(&checking);
 		goto out;
 	}
 	if (failed) {
 		cJSON_Delete(scmap);
-		restore_wizard_respond(r, &w, RESTORE_STEPS, 1, checks, NULL, id);
+		restore_wizard_respond(r, &w, RESTORE_STEPS, 1, checks, NULL, id, NULL);
 		goto out;
 	}
 	char sid[24];
@@ -507,7 +543,7 @@ static void restore_plan_finish(struct request *r, long long id)
 		cJSON_Delete(checks);
 		if (strcmp(db_last_sqlstate(), "23505") == 0) {
 			wizard_error(&w, 1, "name", "Name: a restore plan of that name already exists");
-			restore_wizard_respond(r, &w, 1, 1, NULL, NULL, id);
+			restore_wizard_respond(r, &w, 1, 1, NULL, NULL, id, NULL);
 		} else {
 			respond_db_error(r, err);
 		}
@@ -633,7 +669,7 @@ void page_restore_plan_edit(struct request *r)
 		return;
 	}
 	wizard_run(r, &w, restore_steps, RESTORE_STEPS, &input, 1);
-	restore_wizard_respond(r, &w, 1, 0, NULL, NULL, id);
+	restore_wizard_respond(r, &w, 1, 0, NULL, NULL, id, NULL);
 	wizard_free(&w);
 	kv_list_free(&input);
 }

@@ -233,6 +233,8 @@ static const char *pending_words(const char *kind)
 		return "Dry run: a runner runs the hook against the cluster, recording its writes…";
 	if (strcmp(kind, "backup_object") == 0)
 		return "Reading the object: a runner reads the backup's archive…";
+	if (strcmp(kind, "modifier_preview") == 0)
+		return "Previewing the modifiers: a runner applies them to the backup's objects…";
 	if (strcmp(kind, "sso_discovery") == 0)
 		return "Reading the provider: a runner fetches its discovery document and keys…";
 	return "Testing the connection: a runner is reading the cluster…";

@@ -31,8 +31,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (int i = 0; i < 2; i++) {
 			if (!objs[i])
 				continue;
+			cJSON *before = cJSON_Duplicate(objs[i], 1), *changes = cJSON_CreateArray();
 			resource_modifiers_apply(m, "apps", "deployments", "shop", objs[i], err, sizeof err);
 			resource_modifiers_apply(m, "", "pods", "", objs[i], err, sizeof err);
+			resource_modifiers_diff(before, objs[i], changes, 20);	/* the wizard's preview */
+			cJSON_Delete(changes);
+			cJSON_Delete(before);
 			cJSON_Delete(objs[i]);
 		}
 	}

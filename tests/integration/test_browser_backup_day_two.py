@@ -1,6 +1,8 @@
 """In Chromium (screenshots): a backup's object opened from its page, "reading…" until a runner
 has read it, then its YAML with the Secret's values masked; Download leading to the job whose
-page links the decrypted archive; a restore plan's Edit opening the wizard with its values."""
+page links the decrypted archive; a restore plan's Edit opening the wizard with its values; the
+restore wizard's object picker: the backup's objects as boxes, one ticked and carried to the
+next step."""
 import json
 
 from selenium.webdriver.common.by import By
@@ -23,7 +25,7 @@ def test_an_object_a_download_and_an_edit_in_chromium(stack, testenv, browser):
          "data": {"colour": "blue"}},
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "token", "namespace": ns},
          "stringData": {"token": "s3cr3t-in-chromium"}}]}))
-    _, job_id = tenant.queue_backup([ns])
+    plan, job_id = tenant.queue_backup([ns])
     job = tenant.wait_job(job_id)
     assert job["state"] == "succeeded", job["error"]
     backup_id = job["backup_id"]
@@ -66,3 +68,30 @@ def test_an_object_a_download_and_an_edit_in_chromium(stack, testenv, browser):
     assert browser.find_element(By.NAME, "name").get_attribute("value") == "shop-copy"
     assert browser.find_element(By.NAME, "namespace_map").get_attribute("value") == f"{ns}:{ns}-copy"
     screenshot(browser, "restore-plan-edit")
+
+    # the wizard's backup step offers the backup's objects as boxes, the cluster-scoped apart
+    backup_plan_id = tenant.sql_one("SELECT id FROM stowage.backup_plans WHERE name = %s", (plan,))[0]
+    browser.get(stack.url + f"/restore-plans/new?step=3&name=pick-one&target_cluster_id={tenant.cluster_id}"
+                f"&existing_policy=skip&backup_plan_id={backup_plan_id}&backup_id={backup_id}")
+    box = browser.find_element(By.CSS_SELECTOR, f'input[name="object"][value="configmaps/{ns}/settings"]')
+    assert not box.is_selected()
+    box.click()
+    groups = browser.find_elements(By.CSS_SELECTOR, "#object-picker .cluster-scoped legend")
+    assert any("namespaces" in g.text for g in groups), [g.text for g in groups]
+    browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(By.ID, "object-picker"))
+    screenshot(browser, "restore-object-picker")
+    # the filter works without JavaScript: the step's own button posts it
+    fill_filter = browser.find_element(By.NAME, "object_filter")
+    fill_filter.send_keys("token")
+    listed = browser.find_element(By.ID, "object-list")
+    listed.click()
+    WebDriverWait(browser, 15).until(gone(listed))
+    values = [b.get_attribute("value") for b in browser.find_elements(By.CSS_SELECTOR, 'input[name="object"]')]
+    assert values == [f"secrets/{ns}/token"], values
+    # the ticked ConfigMap, no longer on the page, stays chosen
+    assert browser.find_element(By.NAME, "objects").get_attribute("value") == f"configmaps/{ns}/settings"
+    next_button = browser.find_element(By.CSS_SELECTOR, ".wizard-buttons button[type=submit]")
+    next_button.click()
+    WebDriverWait(browser, 15).until(gone(next_button))
+    carried = browser.find_element(By.CSS_SELECTOR, 'input[type=hidden][name="objects"]').get_attribute("value")
+    assert carried == f"configmaps/{ns}/settings"
