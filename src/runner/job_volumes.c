@@ -1075,10 +1075,6 @@ int job_backup_volumes(struct job *job, struct k8s_client *k, long long cluster_
 		cJSON_Delete(claims.items);
 		return -1;
 	}
-	if (mover_target_open(job, cluster_id, repo, &t, err, errlen) < 0) {
-		cJSON_Delete(claims.items);
-		return -1;
-	}
 	snprintf(cluster, sizeof cluster, "%lld", job->cluster_id);
 	for (size_t i = 0; i < n; i++) {
 		struct k8s_error ke;
@@ -1089,11 +1085,16 @@ int job_backup_volumes(struct job *job, struct k8s_client *k, long long cluster_
 			snprintf(what, sizeof what, "listing the claims of namespace %s", namespaces[i]);
 			describe(what, &ke, err, errlen);
 			cJSON_Delete(claims.items);
-			mover_target_close(&t);
 			return -1;
 		}
 	}
 	p.volumes_total = cJSON_GetArraySize(claims.items);
+	/* no claim, no mover: a namespace without volumes backs up on a runner that moves no data */
+	memset(&t, 0, sizeof t);
+	if (p.volumes_total && mover_target_open(job, cluster_id, repo, &t, err, errlen) < 0) {
+		cJSON_Delete(claims.items);
+		return -1;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &p.start);
 	job_progress(job, JOB_VOLUMES_PHASE, 0, p.volumes_total, 0, 0);
 	cJSON_ArrayForEach(pvc, claims.items) {

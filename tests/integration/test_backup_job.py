@@ -485,3 +485,14 @@ def test_runner_killed_mid_backup_is_never_offered(testenv, many_configmaps):
         assert row["state"] == "failed" and row["completed_at"] is None
         keys = backup_objects(testenv, t, row["name"])
         assert f"{t.prefix}backups/{row['name']}/velero-backup.json" not in keys
+
+
+def test_a_namespace_without_claims_backs_up_on_a_runner_that_moves_no_data(testenv, many_configmaps):
+    """A runner with no mover_launch (a hosted one before pods are configured) still backs up a
+    namespace that has no claim: the data mover is only asked for when there is data to move."""
+    with own_stack("nomover", {"STOWAGE_MOVER_LOCAL_ROOT": None}) as s:
+        t = Tenant(s, testenv, prefix="nomover")
+        _, job_id = t.queue_backup([many_configmaps])
+        job = t.wait_job(job_id)
+        assert job["state"] == "succeeded", job["error"]
+        assert t.backup_row(job["backup_id"])["state"] == "completed"
