@@ -352,7 +352,7 @@ def print_table(kind, words, size, rows, tools):
 
 
 def fs_type(path):
-    return subprocess.run(["stat", "-f", "-c", "%T", path], capture_output=True, text=True).stdout.strip()
+    return subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "-T", path], capture_output=True, text=True).stdout.strip()
 
 
 if __name__ == "__main__":
