@@ -145,8 +145,6 @@ def main():
         restorer = Restorer(stack, client, env, "bench", add_cluster, add_repo)
         if VELERO:
             velero = Velero(env, os.path.join(root, "velero"), free_port)
-            velero.start("source")
-            velero.start("target")
         rows = []
         for n in SIZES:
             ns = f"bench-{n}"
@@ -162,8 +160,12 @@ def main():
             r_s, r_count = time_restore(restorer, backup_id, ns, f"{ns}-stowage")
             row = {"n": n, "backup": (b_s, b_count), "bytes": b_bytes, "kubectl": (k_s, k_count), "restore": (r_s, r_count)}
             if velero:
+                velero.start("source")
                 row["velero_backup"] = velero.backup(f"{ns}-b", ns)[:2]
+                velero.stop("source")
+                velero.start("target")
                 row["velero_restore"] = velero.restore(f"{ns}-r", f"{ns}-b")[:2]
+                velero.stop("target")
             rows.append(row)
         print(f"\n{'N':>6} {'what':28s} {'objects':>8} {'seconds':>8} {'obj/s':>8} {'Stowage vs peer':>16}")
         for row in rows:

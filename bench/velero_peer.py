@@ -8,6 +8,7 @@ burst 30, as `velero install` leaves them): the peer as users get it."""
 import json
 import os
 import subprocess
+import sys
 import time
 
 import boto3
@@ -69,13 +70,21 @@ class Velero:
         self.kubectl(cluster, "apply", "--server-side", "-f", "-", stdin=crds)
         self.kubectl(cluster, "wait", "--for=condition=Established", "--timeout=120s",
                      "crd/backupstoragelocations.velero.io", "crd/backups.velero.io", "crd/restores.velero.io")
-        self.kubectl(cluster, "create", "namespace", "velero")
+        self.kubectl(cluster, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "Namespace",
+                                                                     "metadata": {"name": "velero"}}))
         self.kubectl(cluster, "apply", "-f", "-", stdin=json.dumps({
             "apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
             "metadata": {"name": "default", "namespace": "velero"},
             "spec": {"provider": "aws", "default": True, "objectStorage": {"bucket": self.bucket},
                      "config": {"region": self.env["S3_REGION"], "s3ForcePathStyle": "true",
                                 "s3Url": self.env["S3_ENDPOINT"]}}}))
+        # the restore controller reads its own Deployment (for the restore helper's image): one
+        # of 0 replicas stands for the server that runs here as a local process
+        self.kubectl(cluster, "apply", "-f", "-", stdin=json.dumps({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "velero", "namespace": "velero"},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "velero"}},
+                     "template": {"metadata": {"labels": {"app": "velero"}},
+                                  "spec": {"containers": [{"name": "velero", "image": "velero/velero:v1.17.2"}]}}}}))
         log = open(os.path.join(self.root, f"velero-{cluster}.log"), "w")
         self.servers[cluster] = subprocess.Popen(
             [self.velero, "server", f"--kubeconfig={self.kubeconfig(cluster)}", "--namespace=velero",
@@ -96,8 +105,12 @@ class Velero:
         raise SystemExit(f"velero server of {cluster} never made its storage location Available; see "
                          f"{os.path.join(self.root, f'velero-{cluster}.log')}")
 
-    def stop(self):
-        for p in self.servers.values():
+    def stop(self, cluster=None):
+        """Stops the server of cluster, or every one. One runs at a time: velero v1.17's manager
+        binds its controller-runtime metrics to :8080 whatever --metrics-address says, so a
+        second server on the same machine fails to start."""
+        for name in [cluster] if cluster else list(self.servers):
+            p = self.servers.pop(name)
             p.terminate()
             try:
                 p.wait(30)
@@ -130,4 +143,7 @@ class Velero:
         self.run("target", "restore", "create", name, f"--from-backup={backup}", "--wait", timeout=timeout)
         secs = time.monotonic() - t0
         st = self.status("target", "restores.velero.io", name)
+        if st.get("phase") != "Completed":
+            print(f"velero restore {name}: {json.dumps(st)}", file=sys.stderr)
+            print(self.run("target", "restore", "logs", name)[-4000:], file=sys.stderr)
         return secs, st.get("progress", {}).get("itemsRestored", 0), st.get("phase")
