@@ -19,6 +19,12 @@
 
 /* Entries in flight between the walk and the tree writer; bounds memory with the queues. */
 #define WINDOW 64
+/* A reader reads this much of a file at once into one of its two buffers; the chunks cut from
+ * one are hashed and stored by whichever threads are free (the reader included) while it reads
+ * the next, so one large file keeps every thread busy. */
+#define BATCH (8u * 1024 * 1024)
+#define BATCH_TASKS (BATCH / CHUNK_MIN + 1)
+#define PUT_QUEUE (16 * 2 * BATCH_TASKS)	/* threads (at most 16) x batches x tasks */
 /* How long a backup waits for a running prune before it gives up (exit 4). */
 #define PRUNE_WAIT_SECONDS 600
 
@@ -39,6 +45,29 @@ static int64_t ts_sec(const struct timespec *t)
 
 /* ---- backup ---- */
 
+struct batch;
+
+/* One chunk to hash and store: the bytes stay in their batch's buffer until it is done. */
+struct put_task {
+	struct batch *batch;
+	const uint8_t *data;
+	size_t len;
+	uint8_t id[CHUNK_ID_LEN];
+	int rc;
+	char err[256];
+};
+
+struct batch {
+	uint8_t *buf;
+	struct put_task tasks[BATCH_TASKS];
+	size_t ntasks, pending;		/* pending under the backup's mu */
+};
+
+/* A reader's two buffers. */
+struct reader {
+	struct batch bt[2];
+};
+
 struct backup_slot {
 	struct manifest_entry e;
 	int done;
@@ -52,12 +81,17 @@ struct backup {
 	int root_fd;
 	struct repo_lock *lock;
 
+	/* Two conditions, so an entry that needs no reading wakes nobody: "work" wakes the
+	 * readers (a job queued, stop, failure), "cond" the main thread (a read finished). */
 	pthread_mutex_t mu;
-	pthread_cond_t cond;
+	pthread_cond_t cond, work;
 	struct backup_slot slots[WINDOW];
 	uint64_t head, tail;		/* slots [head, tail) are in use */
 	uint64_t jobs[WINDOW];
 	uint64_t jobs_head, jobs_tail;
+	struct put_task *puts[PUT_QUEUE];	/* chunks waiting for a thread; they wake "work" */
+	uint64_t puts_head, puts_tail;
+	pthread_cond_t put_done;		/* a chunk stored */
 	int stop, failed, fail_rc;
 	char err[1024];
 
@@ -67,7 +101,8 @@ struct backup {
 	struct manifest_entry pe;
 	int pe_valid;
 
-	struct volume_progress prog;
+	struct volume_progress prog;	/* under mu */
+	int scanned;			/* the totals in prog are complete; under mu */
 	time_t last_progress;
 };
 
@@ -80,6 +115,7 @@ static void backup_fail_locked(struct backup *b, int rc, const char *msg)
 		snprintf(b->err, sizeof b->err, "%s", msg);
 	}
 	pthread_cond_broadcast(&b->cond);
+	pthread_cond_broadcast(&b->work);
 }
 
 static void backup_fail(struct backup *b, int rc, const char *msg)
@@ -115,52 +151,120 @@ static void add_hole(struct manifest_entry *e, size_t *cap, uint64_t offset, uin
 	e->holes[e->nholes++].len = len;
 }
 
+/* Caller holds mu; mu is released while the chunk is stored. */
+static void put_run_locked(struct backup *b, struct put_task *t)
+{
+	int rc;
+
+	pthread_mutex_unlock(&b->mu);
+	rc = chunk_store_put(b->cs, CHUNK_DATA, t->data, t->len, t->id, t->err, sizeof t->err);
+	pthread_mutex_lock(&b->mu);
+	t->rc = rc;
+	t->batch->pending--;
+	pthread_cond_broadcast(&b->put_done);
+}
+
+/* Waits until every chunk of bt is stored, storing queued ones (anyone's) meanwhile, then
+ * appends their ids to e in order. Even after a failure: other threads may be reading bt. */
+static int batch_finish(struct backup *b, struct batch *bt, struct manifest_entry *e, size_t *chunk_cap,
+			char *err, size_t errlen)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&b->mu);
+	while (bt->pending) {
+		if (b->puts_head != b->puts_tail)
+			put_run_locked(b, b->puts[b->puts_head++ % PUT_QUEUE]);
+		else
+			pthread_cond_wait(&b->put_done, &b->mu);
+	}
+	pthread_mutex_unlock(&b->mu);
+	for (size_t i = 0; i < bt->ntasks; i++) {
+		if (bt->tasks[i].rc < 0 && rc == 0) {
+			set_err_path(err, errlen, "backup", e->path, bt->tasks[i].err);
+			rc = -1;
+		}
+		if (rc == 0)
+			add_chunk(e, chunk_cap, bt->tasks[i].id, bt->tasks[i].len);
+	}
+	bt->ntasks = 0;
+	return rc;
+}
+
+/* Hands the chunks cut from bt to the threads; a single last chunk (a small file) is stored
+ * right here, without waking anyone. */
+static void batch_submit(struct backup *b, struct batch *bt, int alone)
+{
+	if (alone && bt->ntasks == 1) {
+		struct put_task *t = &bt->tasks[0];
+		t->rc = chunk_store_put(b->cs, CHUNK_DATA, t->data, t->len, t->id, t->err, sizeof t->err);
+		return;
+	}
+	pthread_mutex_lock(&b->mu);
+	for (size_t i = 0; i < bt->ntasks; i++)
+		b->puts[b->puts_tail++ % PUT_QUEUE] = &bt->tasks[i];
+	bt->pending = bt->ntasks;
+	if (bt->ntasks)
+		pthread_cond_broadcast(&b->work);
+	pthread_mutex_unlock(&b->mu);
+}
+
 /* Chunks [start, end) of fd; returns the offset reached (short when the file shrank) or -1. */
 static int64_t backup_region(struct backup *b, int fd, struct manifest_entry *e, size_t *chunk_cap,
-			     uint64_t start, uint64_t end, uint8_t *buf, char *err, size_t errlen)
+			     uint64_t start, uint64_t end, struct reader *rd, char *err, size_t errlen)
 {
-	uint64_t pos = start;	/* file offset of buf[0] */
-	char why[512];
-	size_t have = 0;
-	int eof = 0;
+	uint64_t pos = start, cut = start;	/* read up to pos; chunks cut up to cut */
+	size_t have = 0;			/* bytes in the current buffer */
+	int cur = 0, eof = 0, rc = 0;
 
-	while (pos < end) {
-		size_t n;
-		uint8_t id[CHUNK_ID_LEN];
+	while (rc == 0) {
+		struct batch *bt = &rd->bt[cur], *older = &rd->bt[!cur];
+		size_t off = 0;
+		int last;
 
-		while (!eof && have < CHUNK_MAX && pos + have < end) {
-			size_t want = CHUNK_MAX - have;
+		while (!eof && have < BATCH && pos < end) {
+			size_t want = BATCH - have;
 			ssize_t r;
 
-			if (want > end - pos - have)
-				want = (size_t)(end - pos - have);
-			r = pread(fd, buf + have, want, (off_t)(pos + have));
+			if (want > end - pos)
+				want = (size_t)(end - pos);
+			r = pread(fd, bt->buf + have, want, (off_t)pos);
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r < 0) {
 				set_err_path(err, errlen, "backup", e->path, strerror(errno));
-				return -1;
+				rc = -1;
+				break;
 			}
 			if (r == 0)
 				eof = 1;
 			have += (size_t)r;
+			pos += (uint64_t)r;
 		}
-		if (have == 0)
+		if (rc < 0 || have == 0)
 			break;
-		n = chunker_cut(chunk_store_chunker(b->cs), buf, have);
-		if (chunk_store_put(b->cs, CHUNK_DATA, buf, n, id, why, sizeof why) < 0) {
-			set_err_path(err, errlen, "backup", e->path, why);
-			return -1;
+		last = eof || pos == end;
+		while (have - off >= CHUNK_MAX || (last && off < have)) {
+			size_t n = chunker_cut(chunk_store_chunker(b->cs), bt->buf + off, have - off);
+
+			bt->tasks[bt->ntasks++] = (struct put_task){ .batch = bt, .data = bt->buf + off, .len = n };
+			off += n;
 		}
-		add_chunk(e, chunk_cap, id, n);
+		cut += off;
 		pthread_mutex_lock(&b->mu);
-		b->prog.bytes_done += n;
+		b->prog.bytes_done += off;
 		pthread_mutex_unlock(&b->mu);
-		memmove(buf, buf + n, have - n);
-		have -= n;
-		pos += n;
+		batch_submit(b, bt, last && older->ntasks == 0);
+		rc = batch_finish(b, older, e, chunk_cap, err, errlen);
+		memcpy(older->buf, bt->buf + off, have - off);	/* the start of the next chunk */
+		have -= off;
+		cur = !cur;
+		if (last && have == 0)
+			break;
 	}
-	return (int64_t)pos;
+	if (batch_finish(b, &rd->bt[!cur], e, chunk_cap, err, errlen) < 0 || rc < 0)
+		return -1;
+	return (int64_t)cut;
 }
 
 /* Opens path beneath the volume without following any symlink on the way: the walk saw a
@@ -180,7 +284,7 @@ static int open_for_reading(int root_fd, const char *path)
 
 /* Reads a regular file into chunks, skipping the holes SEEK_DATA/SEEK_HOLE report. Returns 1
  * when the file is gone: a live volume loses temporary files all the time. */
-static int backup_file(struct backup *b, struct manifest_entry *e, uint8_t *buf, char *err, size_t errlen)
+static int backup_file(struct backup *b, struct manifest_entry *e, struct reader *rd, char *err, size_t errlen)
 {
 	size_t chunk_cap = 0, hole_cap = 0;
 	struct stat st;
@@ -225,7 +329,7 @@ static int backup_file(struct backup *b, struct manifest_entry *e, uint8_t *buf,
 		hole = lseek(fd, data, SEEK_HOLE);
 		if (hole < 0 || (uint64_t)hole > size)
 			hole = (off_t)size;
-		reached = backup_region(b, fd, e, &chunk_cap, (uint64_t)data, (uint64_t)hole, buf, err, errlen);
+		reached = backup_region(b, fd, e, &chunk_cap, (uint64_t)data, (uint64_t)hole, rd, err, errlen);
 		if (reached < 0) {
 			close(fd);
 			return -1;
@@ -254,30 +358,38 @@ static int backup_file(struct backup *b, struct manifest_entry *e, uint8_t *buf,
 static void *backup_worker(void *arg)
 {
 	struct backup *b = arg;
-	uint8_t *buf = xmalloc(CHUNK_MAX);
+	struct reader *rd = xcalloc(1, sizeof *rd);
 	char err[1024];
 
+	rd->bt[0].buf = xmalloc(BATCH);
+	rd->bt[1].buf = xmalloc(BATCH);
 	pthread_mutex_lock(&b->mu);
 	for (;;) {
 		struct backup_slot *s;
 		int rc;
 
-		while (b->jobs_head == b->jobs_tail && !b->stop && !b->failed)
-			pthread_cond_wait(&b->cond, &b->mu);
+		while (b->jobs_head == b->jobs_tail && b->puts_head == b->puts_tail && !b->stop && !b->failed)
+			pthread_cond_wait(&b->work, &b->mu);
+		if (b->puts_head != b->puts_tail) {	/* first: a reader waits for them */
+			put_run_locked(b, b->puts[b->puts_head++ % PUT_QUEUE]);
+			continue;
+		}
 		if (b->failed || b->jobs_head == b->jobs_tail)
 			break;
 		s = &b->slots[b->jobs[b->jobs_head++ % WINDOW] % WINDOW];
 		pthread_mutex_unlock(&b->mu);
-		rc = backup_file(b, &s->e, buf, err, sizeof err);
+		rc = backup_file(b, &s->e, rd, err, sizeof err);
 		pthread_mutex_lock(&b->mu);
 		s->done = 1;
 		s->vanished = rc == 1;
 		if (rc < 0)
 			backup_fail_locked(b, rc, err);
-		pthread_cond_broadcast(&b->cond);
+		pthread_cond_signal(&b->cond);
 	}
 	pthread_mutex_unlock(&b->mu);
-	free(buf);
+	free(rd->bt[0].buf);
+	free(rd->bt[1].buf);
+	free(rd);
 	return NULL;
 }
 
@@ -295,6 +407,10 @@ static void backup_tick(struct backup *b, int final)
 	b->last_progress = now;
 	pthread_mutex_lock(&b->mu);
 	p = b->prog;
+	if (!b->scanned) {	/* the totals are still being counted: never below what is done */
+		p.files_total = p.files_total > p.files_done ? p.files_total : p.files_done;
+		p.bytes_total = p.bytes_total > p.bytes_done ? p.bytes_total : p.bytes_done;
+	}
 	pthread_mutex_unlock(&b->mu);
 	b->opt->progress(&p, b->opt->progress_arg);
 }
@@ -336,7 +452,6 @@ static int backup_emit_ready(struct backup *b)
 		b->head++;
 		if (e.type == ENTRY_FILE)
 			b->prog.files_done++;
-		pthread_cond_broadcast(&b->cond);
 		pthread_mutex_unlock(&b->mu);
 
 		if (vanished) {
@@ -383,10 +498,11 @@ static int backup_push(struct backup *b, struct manifest_entry *e, int needs_rea
 	s->done = !needs_read;
 	if (e->type == ENTRY_FILE && !needs_read)
 		b->prog.bytes_done += e->size;
-	if (needs_read)
+	if (needs_read) {
 		b->jobs[b->jobs_tail++ % WINDOW] = b->tail;
+		pthread_cond_signal(&b->work);
+	}
 	b->tail++;
-	pthread_cond_broadcast(&b->cond);
 	pthread_mutex_unlock(&b->mu);
 	memset(e, 0, sizeof *e);
 	return 0;
@@ -560,8 +676,10 @@ static int backup_walk(struct backup *b, int dirfd, struct strbuf *path, int sca
 			continue;	/* removed since the directory was read */
 		if (scan_only) {
 			if (S_ISREG(st.st_mode)) {
+				pthread_mutex_lock(&b->mu);
 				b->prog.files_total++;
 				b->prog.bytes_total += (uint64_t)st.st_size;
+				pthread_mutex_unlock(&b->mu);
 			}
 		} else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode)) {
 			entry_from_stat(&e, path->buf, &st);
@@ -597,6 +715,26 @@ static int backup_walk(struct backup *b, int dirfd, struct strbuf *path, int sca
 		path->buf[base] = '\0';
 	free_names(names, n);
 	return rc;
+}
+
+/* Counts the totals for progress beside the backup's own walk, on a core the walk leaves idle
+ * when little changed, instead of a second full walk before it. */
+static void *backup_scan(void *arg)
+{
+	struct backup *b = arg;
+	struct strbuf path = STRBUF_INIT;
+	/* its own open directory: read_names' duplicate shares the offset with the one it copies */
+	int fd = openat(b->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		backup_walk(b, fd, &path, 1);
+		close(fd);
+	}
+	strbuf_release(&path);
+	pthread_mutex_lock(&b->mu);
+	b->scanned = 1;
+	pthread_mutex_unlock(&b->mu);
+	return NULL;
 }
 
 static int tags_equal(const struct manifest_tag *a, size_t na, const struct manifest_tag *b, size_t nb)
@@ -657,16 +795,16 @@ static int backup_run(struct backup *b, char *err, size_t errlen)
 	struct strbuf path = STRBUF_INIT;
 	struct manifest_entry root;
 	struct stat st;
-	pthread_t threads[16];
+	pthread_t threads[16], scan;
 	unsigned nthreads = b->opt->threads ? b->opt->threads : 2, started = 0;
-	int rc;
+	int rc, scanning;
 
 	if (nthreads > 16)
 		nthreads = 16;
 	backup_open_parent(b);
-	if (backup_walk(b, b->root_fd, &path, 1) < 0)
-		goto fail;
-	backup_tick(b, 1);
+	scanning = pthread_create(&scan, NULL, backup_scan, b) == 0;
+	if (!scanning)
+		backup_scan(b);
 	b->tw = tree_writer_new(b->cs);
 	for (; started < nthreads; started++)
 		if (pthread_create(&threads[started], NULL, backup_worker, b) != 0) {
@@ -680,10 +818,12 @@ static int backup_run(struct backup *b, char *err, size_t errlen)
 	}
 	pthread_mutex_lock(&b->mu);
 	b->stop = 1;
-	pthread_cond_broadcast(&b->cond);
+	pthread_cond_broadcast(&b->work);
 	pthread_mutex_unlock(&b->mu);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
+	if (scanning)
+		pthread_join(scan, NULL);
 	strbuf_release(&path);
 	if (b->failed) {
 		tree_writer_free(b->tw);
@@ -746,6 +886,8 @@ int volume_backup(struct chunk_store *cs, const struct volume_backup_options *op
 	}
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_cond_init(&b->cond, NULL);
+	pthread_cond_init(&b->work, NULL);
+	pthread_cond_init(&b->put_done, NULL);
 	rc = repo_lock_acquire(cs, REPO_LOCK_BACKUP, opt->lock_stale ? opt->lock_stale : REPO_LOCK_STALE_DEFAULT,
 			       PRUNE_WAIT_SECONDS, &b->lock, NULL, err, errlen);
 	if (rc == 0)
@@ -760,6 +902,8 @@ int volume_backup(struct chunk_store *cs, const struct volume_backup_options *op
 	manifest_header_free(&b->parent_h);
 	pthread_mutex_destroy(&b->mu);
 	pthread_cond_destroy(&b->cond);
+	pthread_cond_destroy(&b->work);
+	pthread_cond_destroy(&b->put_done);
 	close(b->root_fd);
 	free(b);
 	return rc;
@@ -775,11 +919,12 @@ struct restore {
 	struct volume_restore_result res;	/* under mu */
 	time_t last_progress;
 
+	/* "work" wakes the writers (a file queued, stop, failure); "cond" the main thread (room
+	 * in the full queue) */
 	pthread_mutex_t mu;
-	pthread_cond_t cond;
+	pthread_cond_t cond, work;
 	struct manifest_entry queue[WINDOW];
 	uint64_t head, tail;
-	unsigned busy;
 	int stop, failed, fail_rc;
 	char err[1024];
 };
@@ -808,6 +953,7 @@ static void restore_fail(struct restore *r, int rc, const char *msg)
 		snprintf(r->err, sizeof r->err, "%s", msg);
 	}
 	pthread_cond_broadcast(&r->cond);
+	pthread_cond_broadcast(&r->work);
 	pthread_mutex_unlock(&r->mu);
 }
 
@@ -1101,12 +1247,12 @@ static void *restore_worker(void *arg)
 		int rc;
 
 		while (r->head == r->tail && !r->stop && !r->failed)
-			pthread_cond_wait(&r->cond, &r->mu);
+			pthread_cond_wait(&r->work, &r->mu);
 		if (r->failed || r->head == r->tail)
 			break;
+		if (r->tail - r->head == WINDOW)
+			pthread_cond_signal(&r->cond);
 		e = r->queue[r->head++ % WINDOW];
-		r->busy++;
-		pthread_cond_broadcast(&r->cond);
 		pthread_mutex_unlock(&r->mu);
 		rc = restore_file(r, reader, &e, err, sizeof err);
 		if (rc >= 0) {
@@ -1127,8 +1273,6 @@ static void *restore_worker(void *arg)
 		if (rc < 0)
 			restore_fail(r, rc, err);
 		pthread_mutex_lock(&r->mu);
-		r->busy--;
-		pthread_cond_broadcast(&r->cond);
 	}
 	pthread_mutex_unlock(&r->mu);
 	chunk_reader_free(reader);
@@ -1221,7 +1365,7 @@ static int restore_queue_file(struct restore *r, struct manifest_entry *e)
 	}
 	r->queue[r->tail++ % WINDOW] = *e;
 	memset(e, 0, sizeof *e);
-	pthread_cond_broadcast(&r->cond);
+	pthread_cond_signal(&r->work);
 	pthread_mutex_unlock(&r->mu);
 	return 0;
 }
@@ -1420,9 +1564,11 @@ int volume_restore(struct chunk_store *cs, const struct volume_restore_options *
 	}
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cond, NULL);
+	pthread_cond_init(&r->work, NULL);
 	if (opt->mirror && (rc = mirror_prepare(r, &h, err, errlen)) < 0) {
 		pthread_mutex_destroy(&r->mu);
 		pthread_cond_destroy(&r->cond);
+		pthread_cond_destroy(&r->work);
 		close(r->root_fd);
 		free(r);
 		manifest_header_free(&h);
@@ -1438,7 +1584,7 @@ int volume_restore(struct chunk_store *cs, const struct volume_restore_options *
 	restore_pass(r, &h, 1);
 	pthread_mutex_lock(&r->mu);
 	r->stop = 1;
-	pthread_cond_broadcast(&r->cond);
+	pthread_cond_broadcast(&r->work);
 	pthread_mutex_unlock(&r->mu);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
@@ -1455,6 +1601,7 @@ int volume_restore(struct chunk_store *cs, const struct volume_restore_options *
 		manifest_entry_free(&r->queue[r->head++ % WINDOW]);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cond);
+	pthread_cond_destroy(&r->work);
 	close(r->root_fd);
 	free(r);
 	manifest_header_free(&h);

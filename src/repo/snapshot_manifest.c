@@ -1,4 +1,5 @@
 #include "snapshot_manifest.h"
+#include "hex.h"
 #include "strbuf.h"
 
 #include <math.h>
@@ -19,32 +20,21 @@
 
 static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static char *b64_encode(const uint8_t *p, size_t n)
-{
-	struct strbuf sb = STRBUF_INIT;
-
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
-			     (i + 2 < n ? p[i + 2] : 0);
-		strbuf_addch(&sb, b64_alphabet[v >> 18 & 63]);
-		strbuf_addch(&sb, b64_alphabet[v >> 12 & 63]);
-		strbuf_addch(&sb, i + 1 < n ? b64_alphabet[v >> 6 & 63] : '=');
-		strbuf_addch(&sb, i + 2 < n ? b64_alphabet[v & 63] : '=');
-	}
-	return strbuf_take(&sb);
-}
-
 static int b64_value(char c)
 {
-	const char *p = c ? strchr(b64_alphabet, c) : NULL;
-
-	return p ? (int)(p - b64_alphabet) : -1;
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
 }
 
 /* Strict: padded, canonical, no whitespace. Returns a NUL-terminated buffer or NULL. */
-static char *b64_decode(const char *s, size_t *outlen)
+static char *b64_decode(const char *s, size_t n, size_t *outlen)
 {
-	size_t n = strlen(s), o = 0;
+	size_t o = 0;
 	char *out;
 
 	if (n == 0 || n % 4)
@@ -180,15 +170,6 @@ static int path_valid(const char *p, size_t n)
 
 /* ---- writing ---- */
 
-static cJSON *time_pair(int64_t sec, uint32_t nsec)
-{
-	cJSON *a = cJSON_CreateArray();
-
-	cJSON_AddItemToArray(a, cJSON_CreateNumber((double)sec));
-	cJSON_AddItemToArray(a, cJSON_CreateNumber(nsec));
-	return a;
-}
-
 static cJSON *chunk_list(const struct manifest_chunk *c, size_t n)
 {
 	cJSON *a = cJSON_CreateArray();
@@ -217,42 +198,104 @@ static char *json_take(cJSON *o)
 	return copy;
 }
 
+static void add_uint(struct strbuf *sb, uint64_t u)
+{
+	char digits[24], *p = digits + sizeof digits;
+
+	do
+		*--p = (char)('0' + u % 10);
+	while (u /= 10);
+	strbuf_add(sb, p, (size_t)(digits + sizeof digits - p));
+}
+
+/* The numbers of a manifest are integers below 10^15 in magnitude: plain decimal, as cJSON
+ * prints them. */
+static void add_int(struct strbuf *sb, int64_t v)
+{
+	if (v < 0)
+		strbuf_addch(sb, '-');
+	add_uint(sb, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+}
+
+static void add_b64_field(struct strbuf *sb, const char *key, const char *value)
+{
+	const uint8_t *p = (const uint8_t *)value;
+	size_t n = strlen(value);
+
+	strbuf_addstr(sb, key);
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+			     (i + 2 < n ? p[i + 2] : 0);
+		char q[4] = { b64_alphabet[v >> 18 & 63], b64_alphabet[v >> 12 & 63],
+			      i + 1 < n ? b64_alphabet[v >> 6 & 63] : '=', i + 2 < n ? b64_alphabet[v & 63] : '=' };
+		strbuf_add(sb, q, 4);
+	}
+	strbuf_addch(sb, '"');
+}
+
+static void add_time_field(struct strbuf *sb, const char *key, int64_t sec, uint32_t nsec)
+{
+	strbuf_addstr(sb, key);
+	add_int(sb, sec);
+	strbuf_addch(sb, ',');
+	add_int(sb, nsec);
+	strbuf_addch(sb, ']');
+}
+
+/* Written by hand, byte for byte what cJSON printed (so unchanged trees still deduplicate
+ * against snapshots written before): this runs once per file of every backup. */
+void manifest_entry_json_add(struct strbuf *sb, const struct manifest_entry *e)
+{
+	static const char *const types[] = { "{\"type\":\"file\"", "{\"type\":\"dir\"", "{\"type\":\"symlink\"" };
+
+	strbuf_addstr(sb, types[e->type]);
+	add_b64_field(sb, ",\"path\":\"", e->path);
+	strbuf_addstr(sb, ",\"mode\":");
+	add_int(sb, e->mode);
+	strbuf_addstr(sb, ",\"uid\":");
+	add_int(sb, e->uid);
+	strbuf_addstr(sb, ",\"gid\":");
+	add_int(sb, e->gid);
+	add_time_field(sb, ",\"mtime\":[", e->mtime_sec, e->mtime_nsec);
+	if (e->type == ENTRY_SYMLINK)
+		add_b64_field(sb, ",\"target\":\"", e->target);
+	if (e->type == ENTRY_FILE) {
+		strbuf_addstr(sb, ",\"size\":");
+		add_int(sb, (int64_t)e->size);
+		strbuf_addstr(sb, ",\"ino\":\"");
+		add_uint(sb, e->ino);	/* a string: 64 bits do not fit a JSON number */
+		strbuf_addch(sb, '"');
+		add_time_field(sb, ",\"ctime\":[", e->ctime_sec, e->ctime_nsec);
+		strbuf_addstr(sb, ",\"chunks\":[");
+		for (size_t i = 0; i < e->nchunks; i++) {
+			char hex[CHUNK_ID_HEX];
+
+			chunk_id_hex(e->chunks[i].id, hex);
+			strbuf_addstr(sb, i ? ",[\"" : "[\"");
+			strbuf_add(sb, hex, CHUNK_ID_HEX - 1);
+			strbuf_addstr(sb, "\",");
+			add_int(sb, e->chunks[i].len);
+			strbuf_addch(sb, ']');
+		}
+		strbuf_addstr(sb, "],\"holes\":[");
+		for (size_t i = 0; i < e->nholes; i++) {
+			strbuf_addstr(sb, i ? ",[" : "[");
+			add_int(sb, (int64_t)e->holes[i].offset);
+			strbuf_addch(sb, ',');
+			add_int(sb, (int64_t)e->holes[i].len);
+			strbuf_addch(sb, ']');
+		}
+		strbuf_addch(sb, ']');
+	}
+	strbuf_addch(sb, '}');
+}
+
 char *manifest_entry_json(const struct manifest_entry *e)
 {
-	static const char *const types[] = { "file", "dir", "symlink" };
-	cJSON *o = cJSON_CreateObject();
-	char *b64, ino[24];
+	struct strbuf sb = STRBUF_INIT;
 
-	cJSON_AddStringToObject(o, "type", types[e->type]);
-	b64 = b64_encode((const uint8_t *)e->path, strlen(e->path));
-	cJSON_AddStringToObject(o, "path", b64);
-	free(b64);
-	cJSON_AddNumberToObject(o, "mode", e->mode);
-	cJSON_AddNumberToObject(o, "uid", e->uid);
-	cJSON_AddNumberToObject(o, "gid", e->gid);
-	cJSON_AddItemToObject(o, "mtime", time_pair(e->mtime_sec, e->mtime_nsec));
-	if (e->type == ENTRY_SYMLINK) {
-		b64 = b64_encode((const uint8_t *)e->target, strlen(e->target));
-		cJSON_AddStringToObject(o, "target", b64);
-		free(b64);
-	}
-	if (e->type == ENTRY_FILE) {
-		cJSON *holes = cJSON_CreateArray();
-
-		cJSON_AddNumberToObject(o, "size", (double)e->size);
-		snprintf(ino, sizeof ino, "%llu", (unsigned long long)e->ino);
-		cJSON_AddStringToObject(o, "ino", ino);
-		cJSON_AddItemToObject(o, "ctime", time_pair(e->ctime_sec, e->ctime_nsec));
-		cJSON_AddItemToObject(o, "chunks", chunk_list(e->chunks, e->nchunks));
-		for (size_t i = 0; i < e->nholes; i++) {
-			cJSON *pair = cJSON_CreateArray();
-			cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)e->holes[i].offset));
-			cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)e->holes[i].len));
-			cJSON_AddItemToArray(holes, pair);
-		}
-		cJSON_AddItemToObject(o, "holes", holes);
-	}
-	return json_take(o);
+	manifest_entry_json_add(&sb, e);
+	return strbuf_take(&sb);
 }
 
 char *manifest_header_json(const struct manifest_header *h)
@@ -412,20 +455,15 @@ static int get_holes(const cJSON *o, struct manifest_entry *e, uint64_t *hole_by
 	return 0;
 }
 
-static char *get_b64_path(const cJSON *o, const char *name, const char *what, char *err, size_t errlen)
+/* NULL unless s (len bytes) is base64 of a path an entry may have. */
+static char *decode_path(const char *s, size_t len)
 {
-	const char *s = get_string(o, name, what, err, errlen);
 	size_t n;
-	char *p;
+	char *p = b64_decode(s, len, &n);
 
-	if (!s)
-		return NULL;
-	p = b64_decode(s, &n);
 	if (p && n == 1 && p[0] == '.')
-		return p;	/* the volume's root directory; entry_parse_obj allows it for dirs only */
+		return p;	/* the volume's root directory; allowed for dirs only */
 	if (!p || !path_valid(p, n) || p[0] == '/') {
-		snprintf(err, errlen, "%s: field \"%s\" must be base64 of a relative path without empty, \".\" or \"..\" parts",
-			 what, name);
 		free(p);
 		return NULL;
 	}
@@ -433,20 +471,36 @@ static char *get_b64_path(const cJSON *o, const char *name, const char *what, ch
 }
 
 /* Symlink targets may be absolute or hold "..": they are stored, never followed on restore. */
-static char *get_b64_target(const cJSON *o, const char *what, char *err, size_t errlen)
+static char *decode_target(const char *s, size_t len)
 {
-	const char *s = get_string(o, "target", what, err, errlen);
 	size_t n;
-	char *p;
+	char *p = b64_decode(s, len, &n);
 
-	if (!s)
-		return NULL;
-	p = b64_decode(s, &n);
 	if (!p || n == 0 || n > MANIFEST_PATH_MAX || memchr(p, '\0', n)) {
-		snprintf(err, errlen, "%s: field \"target\" must be base64 of 1 to %d bytes without NUL", what, MANIFEST_PATH_MAX);
 		free(p);
 		return NULL;
 	}
+	return p;
+}
+
+static char *get_b64_path(const cJSON *o, const char *name, const char *what, char *err, size_t errlen)
+{
+	const char *s = get_string(o, name, what, err, errlen);
+	char *p = s ? decode_path(s, strlen(s)) : NULL;
+
+	if (s && !p)
+		snprintf(err, errlen, "%s: field \"%s\" must be base64 of a relative path without empty, \".\" or \"..\" parts",
+			 what, name);
+	return p;
+}
+
+static char *get_b64_target(const cJSON *o, const char *what, char *err, size_t errlen)
+{
+	const char *s = get_string(o, "target", what, err, errlen);
+	char *p = s ? decode_target(s, strlen(s)) : NULL;
+
+	if (s && !p)
+		snprintf(err, errlen, "%s: field \"target\" must be base64 of 1 to %d bytes without NUL", what, MANIFEST_PATH_MAX);
 	return p;
 }
 
@@ -520,12 +574,201 @@ static int entry_parse_obj(const cJSON *o, struct manifest_entry *e, char *err, 
 	return 0;
 }
 
+/* ---- the fast path: a line exactly as manifest_entry_json_add writes it ----
+ * Every tree line of every backup and restore is parsed: cJSON's doubles and allocations cost
+ * more than the rest of an unchanged file's work. This reads only the canonical spelling
+ * (fields in the writer's order, plain integers of at most 15 digits, strings without
+ * escapes) and applies the checks of entry_parse_obj; anything else, valid or not, is left to
+ * the general parser below, so the two accept exactly the same lines and errors read alike. */
+
+struct cursor {
+	const char *p, *end;
+};
+
+static int take(struct cursor *c, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	if ((size_t)(c->end - c->p) < n || memcmp(c->p, lit, n) != 0)
+		return 0;
+	c->p += n;
+	return 1;
+}
+
+/* A plain integer in [min, max]: an optional '-', 1 to 15 digits, no leading zero. */
+static int take_int(struct cursor *c, int64_t min, int64_t max, int64_t *out)
+{
+	int neg = c->p < c->end && *c->p == '-';
+	const char *d = c->p + neg;
+	int64_t v = 0;
+	size_t n = 0;
+
+	while (d + n < c->end && d[n] >= '0' && d[n] <= '9' && n <= 15)
+		v = v * 10 + (d[n++] - '0');
+	if (n == 0 || n > 15 || (n > 1 && d[0] == '0'))
+		return 0;
+	v = neg ? -v : v;
+	if (v < min || v > max)
+		return 0;
+	c->p = d + n;
+	*out = v;
+	return 1;
+}
+
+/* The bytes of a string without escapes or control characters, its opening quote taken. */
+static int take_str(struct cursor *c, const char **s, size_t *n)
+{
+	const char *q = c->p;
+
+	while (q < c->end && *q != '"') {
+		if (*q == '\\' || (unsigned char)*q < 0x20)
+			return 0;
+		q++;
+	}
+	if (q == c->end)
+		return 0;
+	*s = c->p;
+	*n = (size_t)(q - c->p);
+	c->p = q + 1;
+	return 1;
+}
+
+static int take_time(struct cursor *c, int64_t *sec, uint32_t *nsec)
+{
+	int64_t s, ns;
+
+	if (!take_int(c, -(int64_t)JSON_INT_MAX, (int64_t)JSON_INT_MAX, &s) || !take(c, ",") ||
+	    !take_int(c, 0, 999999999, &ns) || !take(c, "]"))
+		return 0;
+	*sec = s;
+	*nsec = (uint32_t)ns;
+	return 1;
+}
+
+static int take_chunks(struct cursor *c, struct manifest_entry *e, uint64_t *bytes)
+{
+	size_t cap = 1;
+
+	e->chunks = xmalloc(cap * sizeof *e->chunks);
+	if (take(c, "]"))
+		return 1;
+	do {
+		const char *hex;
+		size_t n;
+		int64_t len;
+
+		if (e->nchunks == ENTRY_CHUNKS_MAX)
+			return 0;
+		if (e->nchunks == cap) {
+			cap *= 2;
+			e->chunks = xrealloc(e->chunks, cap * sizeof *e->chunks);
+		}
+		if (!take(c, "[\"") || !take_str(c, &hex, &n) || n != CHUNK_ID_HEX - 1 ||
+		    strspn(hex, "0123456789abcdef") < n || hex_decode(hex, CHUNK_ID_LEN, e->chunks[e->nchunks].id) < 0 ||
+		    !take(c, ",") || !take_int(c, 1, CHUNK_MAX, &len) || !take(c, "]"))
+			return 0;
+		e->chunks[e->nchunks++].len = (uint32_t)len;
+		*bytes += (uint64_t)len;
+	} while (take(c, ","));
+	return take(c, "]");
+}
+
+static int take_holes(struct cursor *c, struct manifest_entry *e, uint64_t *bytes)
+{
+	size_t cap = 1;
+	uint64_t end = 0;
+
+	e->holes = xmalloc(cap * sizeof *e->holes);
+	if (take(c, "]"))
+		return 1;
+	do {
+		int64_t off, len;
+
+		if (e->nholes == ENTRY_HOLES_MAX)
+			return 0;
+		if (e->nholes == cap) {
+			cap *= 2;
+			e->holes = xrealloc(e->holes, cap * sizeof *e->holes);
+		}
+		if (!take(c, "[") || !take_int(c, 0, (int64_t)JSON_INT_MAX, &off) || !take(c, ",") ||
+		    !take_int(c, 1, (int64_t)JSON_INT_MAX, &len) || !take(c, "]") || (uint64_t)off < end ||
+		    (uint64_t)(off + len) > e->size)
+			return 0;
+		e->holes[e->nholes].offset = (uint64_t)off;
+		e->holes[e->nholes++].len = (uint64_t)len;
+		end = (uint64_t)(off + len);
+		*bytes += (uint64_t)len;
+	} while (take(c, ","));
+	return take(c, "]");
+}
+
+/* 1 with e filled in; 0 (e freed) when the line is not canonical or not valid. */
+static int entry_parse_fast(const char *line, size_t len, struct manifest_entry *e)
+{
+	struct cursor c = { line, line + len };
+	const char *s;
+	size_t n;
+	int64_t v;
+	uint64_t chunk_bytes = 0, hole_bytes = 0;
+
+	if (take(&c, "{\"type\":\"file\""))
+		e->type = ENTRY_FILE;
+	else if (take(&c, "{\"type\":\"dir\""))
+		e->type = ENTRY_DIR;
+	else if (take(&c, "{\"type\":\"symlink\""))
+		e->type = ENTRY_SYMLINK;
+	else
+		return 0;
+	if (!take(&c, ",\"path\":\"") || !take_str(&c, &s, &n) || !(e->path = decode_path(s, n)) ||
+	    (strcmp(e->path, ".") == 0 && e->type != ENTRY_DIR))
+		goto no;
+	if (!take(&c, ",\"mode\":") || !take_int(&c, 0, 07777, &v))
+		goto no;
+	e->mode = (uint32_t)v;
+	if (!take(&c, ",\"uid\":") || !take_int(&c, 0, UINT32_MAX, &v))
+		goto no;
+	e->uid = (uint32_t)v;
+	if (!take(&c, ",\"gid\":") || !take_int(&c, 0, UINT32_MAX, &v))
+		goto no;
+	e->gid = (uint32_t)v;
+	if (!take(&c, ",\"mtime\":[") || !take_time(&c, &e->mtime_sec, &e->mtime_nsec))
+		goto no;
+	if (e->type == ENTRY_SYMLINK &&
+	    (!take(&c, ",\"target\":\"") || !take_str(&c, &s, &n) || !(e->target = decode_target(s, n))))
+		goto no;
+	if (e->type == ENTRY_FILE) {
+		char ino[21], *end;
+
+		if (!take(&c, ",\"size\":") || !take_int(&c, 0, (int64_t)JSON_INT_MAX, &v))
+			goto no;
+		e->size = (uint64_t)v;
+		if (!take(&c, ",\"ino\":\"") || !take_str(&c, &s, &n) || n == 0 || n > 20 ||
+		    strspn(s, "0123456789") < n)
+			goto no;
+		memcpy(ino, s, n);
+		ino[n] = '\0';
+		e->ino = strtoull(ino, &end, 10);
+		if (!take(&c, ",\"ctime\":[") || !take_time(&c, &e->ctime_sec, &e->ctime_nsec) ||
+		    !take(&c, ",\"chunks\":[") || !take_chunks(&c, e, &chunk_bytes) ||
+		    !take(&c, ",\"holes\":[") || !take_holes(&c, e, &hole_bytes) || chunk_bytes + hole_bytes != e->size)
+			goto no;
+	}
+	if (take(&c, "}") && c.p == c.end)
+		return 1;
+no:
+	manifest_entry_free(e);
+	return 0;
+}
+
 int manifest_entry_parse(const char *line, size_t len, struct manifest_entry *e, char *err, size_t errlen)
 {
-	cJSON *o = cJSON_ParseWithLength(line, len);
+	cJSON *o;
 	int rc;
 
 	memset(e, 0, sizeof *e);
+	if (entry_parse_fast(line, len, e))
+		return 0;
+	o = cJSON_ParseWithLength(line, len);
 	if (!o) {
 		snprintf(err, errlen, "manifest entry: not valid JSON");
 		return -1;

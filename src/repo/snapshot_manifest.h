@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "chunk_store.h"
+#include "strbuf.h"
 
 #define MANIFEST_VERSION 1
 /* "20261125T124019Z-" and 16 hex digits */
@@ -66,8 +67,9 @@ int snapshot_id_new(char id[SNAPSHOT_ID_LEN + 1]);
 /* Tag keys: 1..63 of [A-Za-z0-9._/-]; values: up to 256 bytes, no control characters. */
 int manifest_tag_valid(const char *key, const char *value, char *err, size_t errlen);
 
-/* One compact JSON line (no newline). */
+/* One compact JSON line (no newline), returned or appended to sb. */
 char *manifest_entry_json(const struct manifest_entry *e);
+void manifest_entry_json_add(struct strbuf *sb, const struct manifest_entry *e);
 int manifest_entry_parse(const char *line, size_t len, struct manifest_entry *e, char *err, size_t errlen);
 void manifest_entry_free(struct manifest_entry *e);
 

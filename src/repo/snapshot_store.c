@@ -146,11 +146,8 @@ static int tree_writer_cut(struct tree_writer *tw, int final, char *err, size_t 
 
 int tree_writer_add(struct tree_writer *tw, const struct manifest_entry *e, char *err, size_t errlen)
 {
-	char *line = manifest_entry_json(e);
-
-	strbuf_addstr(&tw->buf, line);
+	manifest_entry_json_add(&tw->buf, e);
 	strbuf_addch(&tw->buf, '\n');
-	free(line);
 	return tree_writer_cut(tw, 0, err, errlen);
 }
 
