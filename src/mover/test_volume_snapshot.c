@@ -19,6 +19,7 @@ static const uint8_t master[AEAD_KEY_LEN] = "fedcba9876543210fedcba9876543210";
 static char base[64], src[128], repo[128];
 
 static uint64_t rng = 88172645463325252ull;
+static unsigned nthreads = 2;	/* what the runner passes; tests try others */
 
 static void random_fill(uint8_t *p, size_t n)
 {
@@ -274,7 +275,7 @@ static int backup(const char *repo_id, const struct chunk_store_options *opt, st
 	struct object_store *os;
 	struct chunk_store *cs = open_repo(&os, repo_id, opt);
 	struct progress_seen ps = { { 0, 0, 0, 0 }, 0 };
-	struct volume_backup_options bo = { .source = src, .tags = tags, .ntags = 1, .threads = 2,
+	struct volume_backup_options bo = { .source = src, .tags = tags, .ntags = 1, .threads = nthreads,
 					    .progress = on_progress, .progress_arg = &ps };
 	int rc;
 
@@ -296,7 +297,7 @@ static int restore_into(const char *repo_id, const char *id, const char *target,
 	struct object_store *os;
 	struct chunk_store *cs = open_repo(&os, repo_id, NULL);
 	struct progress_seen ps = { { 0, 0, 0, 0 }, 0 };
-	struct volume_restore_options ro = { .snapshot_id = id, .target = target, .threads = 2,
+	struct volume_restore_options ro = { .snapshot_id = id, .target = target, .threads = nthreads,
 					     .progress = on_progress, .progress_arg = &ps, .mirror = mirror };
 	int rc = cs ? volume_restore(cs, &ro, res, err, errlen) : -1;
 
@@ -432,6 +433,68 @@ static void test_one_mib_changed_writes_few_chunks(void)
 	CHECK_INTEQ(restore("vol", res.id, target, err, sizeof err), 0);
 	CHECK(trees_equal(src, target));
 	rm_rf(target);
+}
+
+/* Same size, same mtime (put back after the write), new content: only the ctime tells, and
+ * the file must be read again rather than taken from the parent. */
+static void test_new_ctime_alone_means_read_again(void)
+{
+	struct volume_backup_result res;
+	char err[1024] = "", path[512], target[256];
+	struct stat before, after;
+
+	snprintf(path, sizeof path, "%s/dir05/file010", src);
+	CHECK_INTEQ(stat(path, &before), 0);
+	usleep(20000);	/* past the file system's clock tick */
+	pwrite_random(path, 0, (size_t)before.st_size);
+	set_mtime(path, before.st_mtim.tv_sec, before.st_mtim.tv_nsec);
+	CHECK_INTEQ(stat(path, &after), 0);
+	CHECK_INTEQ(after.st_size, before.st_size);
+	CHECK(after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+	CHECK(after.st_ctim.tv_sec != before.st_ctim.tv_sec || after.st_ctim.tv_nsec != before.st_ctim.tv_nsec);
+	sleep(1);	/* snapshot ids order by the second: the parent must be the latest */
+	CHECK_INTEQ(backup("vol", NULL, &res, err, sizeof err), 0);
+	CHECK_STREQ(res.parent, latest_id);
+	CHECK_INTEQ(res.files - res.files_unchanged, 1);
+	CHECK_INTEQ(res.bytes_read, before.st_size);
+	strcpy(latest_id, res.id);
+	snprintf(target, sizeof target, "%s/restore3", base);
+	CHECK_INTEQ(restore("vol", res.id, target, err, sizeof err), 0);
+	CHECK(trees_equal(src, target));
+	rm_rf(target);
+}
+
+/* A large file's chunks are stored by every thread and files are restored several at a time:
+ * whatever the thread count, the same snapshot and the same tree (modes, times, symlinks,
+ * holes) come back. */
+static void test_any_thread_count_gives_the_same_tree(void)
+{
+	static const unsigned counts[] = { 1, 4, 2 };
+	struct volume_backup_result res;
+	char err[1024] = "", path[512], target[256];
+	struct stat st;
+
+	for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+		nthreads = counts[i];
+		snprintf(path, sizeof path, "%s/big.img", src);
+		set_mtime(path, 1700000000 + (time_t)i, 0);	/* read it again: 32 MiB over several batches */
+		sleep(1);
+		CHECK_INTEQ(backup("vol", NULL, &res, err, sizeof err), 0);
+		CHECK_STREQ(err, "");
+		CHECK_STREQ(res.parent, latest_id);
+		CHECK_INTEQ(res.files - res.files_unchanged, 1);
+		CHECK_INTEQ(res.bytes_read, 32 * MIB);
+		CHECK(res.store.chunks_new <= 2);	/* the same chunks: only the tree is new */
+		strcpy(latest_id, res.id);
+		snprintf(target, sizeof target, "%s/restore-threads", base);
+		CHECK_INTEQ(restore("vol", res.id, target, err, sizeof err), 0);
+		CHECK(trees_equal(src, target));
+		snprintf(path, sizeof path, "%s/big.img", target);
+		CHECK_INTEQ(stat(path, &st), 0);
+		CHECK((uint64_t)st.st_blocks * 512 < 64 * MIB);	/* still sparse */
+		rm_rf(target);
+	}
+	nthreads = 2;
 }
 
 static int list_ids_cb(const char *id, const struct object_info *info, void *arg)
@@ -724,6 +787,8 @@ int main(void)
 	RUN(test_round_trip_of_a_whole_volume);
 	RUN(test_second_backup_of_unchanged_tree_writes_almost_nothing);
 	RUN(test_one_mib_changed_writes_few_chunks);
+	RUN(test_new_ctime_alone_means_read_again);
+	RUN(test_any_thread_count_gives_the_same_tree);
 	RUN(test_mirror_writes_only_what_changed);
 	RUN(test_interrupted_backup_then_prune);
 	RUN(test_tampered_and_missing_data_name_the_file);

@@ -1070,7 +1070,8 @@ static int restore_chunk(struct restore *r, struct chunk_reader *reader, int fd,
 		done += n;
 		at.pos += n;
 	}
-	restore_advance(r, data->len, 0, 0);
+	if (e->nchunks > 1)	/* a file of one chunk is counted once done, with one lock */
+		restore_advance(r, data->len, 0, 0);
 	return 0;
 }
 
@@ -1189,39 +1190,74 @@ static int unchanged(const struct restore *r, int pfd, const char *base, const s
 	       (!r->as_root || (st.st_uid == e->uid && st.st_gid == e->gid));
 }
 
+/* A writer's last directory, open: files come in walk order, so most share it. The
+ * descriptor was opened beneath the target without following symlinks and stays that
+ * directory whatever happens to its name. */
+struct dir_cache {
+	char *dir;
+	int fd;
+};
+
+static void dir_cache_clear(struct dir_cache *dc)
+{
+	if (dc->dir)
+		close(dc->fd);
+	free(dc->dir);
+	dc->dir = NULL;
+}
+
+/* open_parent through the cache; the descriptor belongs to the cache. */
+static int open_parent_cached(struct restore *r, struct dir_cache *dc, const char *path, const char **base)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 1;
+	const char *dir = slash ? path : ".";
+	int fd;
+
+	if (dc->dir && strlen(dc->dir) == n && memcmp(dc->dir, dir, n) == 0) {
+		*base = slash ? slash + 1 : path;
+		return dc->fd;
+	}
+	dir_cache_clear(dc);
+	fd = open_parent(r->root_fd, path, base);
+	if (fd >= 0) {
+		dc->dir = xstrndup(dir, n);
+		dc->fd = fd;
+	}
+	return fd;
+}
+
 /* 0 written, 1 left as it was (mirror), -1 with err. */
-static int restore_file(struct restore *r, struct chunk_reader *reader, const struct manifest_entry *e,
-			char *err, size_t errlen)
+static int restore_file(struct restore *r, struct chunk_reader *reader, struct dir_cache *dc,
+			const struct manifest_entry *e, char *err, size_t errlen)
 {
 	const char *base;
 	struct timespec times[2] = { { 0, UTIME_OMIT }, { (time_t)e->mtime_sec, e->mtime_nsec } };
-	int pfd = open_parent(r->root_fd, e->path, &base), fd, rc;
+	int pfd = open_parent_cached(r, dc, e->path, &base), fd, rc;
 
 	if (pfd < 0) {
 		set_err_path(err, errlen, "restore", e->path, "its directory is missing or is a symlink");
 		return -1;
 	}
-	if (unchanged(r, pfd, base, e)) {
-		close(pfd);
+	if (unchanged(r, pfd, base, e))
 		return 1;
-	}
 	/* Create first, replace only what exists: an unlink of a name that is not there still
 	 * locks the directory against the other threads' creates. */
 	fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 && errno == EEXIST) {
 		if (unlinkat(pfd, base, 0) < 0 && errno != ENOENT && errno != EISDIR) {
 			set_err_path(err, errlen, "restore", e->path, strerror(errno));
-			close(pfd);
 			return -1;
 		}
 		fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	}
-	close(pfd);
 	if (fd < 0) {
 		set_err_path(err, errlen, "restore", e->path, strerror(errno));
 		return -1;
 	}
-	rc = ftruncate(fd, (off_t)e->size) < 0 ? -1 : 0;
+	/* the file is new and empty: the writes give it its size, unless it has holes (one
+	 * may end it) */
+	rc = e->nholes && ftruncate(fd, (off_t)e->size) < 0 ? -1 : 0;
 	if (rc < 0)
 		set_err_path(err, errlen, "restore", e->path, strerror(errno));
 	else
@@ -1239,6 +1275,7 @@ static void *restore_worker(void *arg)
 {
 	struct restore *r = arg;
 	struct chunk_reader *reader = chunk_reader_new();
+	struct dir_cache dc = { NULL, -1 };
 	char err[1024];
 
 	pthread_mutex_lock(&r->mu);
@@ -1254,7 +1291,7 @@ static void *restore_worker(void *arg)
 			pthread_cond_signal(&r->cond);
 		e = r->queue[r->head++ % WINDOW];
 		pthread_mutex_unlock(&r->mu);
-		rc = restore_file(r, reader, &e, err, sizeof err);
+		rc = restore_file(r, reader, &dc, &e, err, sizeof err);
 		if (rc >= 0) {
 			uint64_t holes = 0;
 			for (size_t i = 0; i < e.nholes; i++)
@@ -1267,7 +1304,7 @@ static void *restore_worker(void *arg)
 				r->res.bytes_written += e.size - holes;
 			}
 			pthread_mutex_unlock(&r->mu);
-			restore_advance(r, rc == 1 ? e.size : holes, 1, 0);
+			restore_advance(r, rc == 1 ? e.size : e.nchunks == 1 ? e.size : holes, 1, 0);
 		}
 		manifest_entry_free(&e);
 		if (rc < 0)
@@ -1275,6 +1312,7 @@ static void *restore_worker(void *arg)
 		pthread_mutex_lock(&r->mu);
 	}
 	pthread_mutex_unlock(&r->mu);
+	dir_cache_clear(&dc);
 	chunk_reader_free(reader);
 	return NULL;
 }

@@ -83,6 +83,65 @@ static void test_entry_rejects_what_could_escape_or_lie(void)
 	CHECK_STREQ(err, "manifest entry: not valid JSON");
 }
 
+/* Lines are written by hand and read by a fast path for exactly that spelling; any other
+ * spelling of the same JSON goes through cJSON and must mean the same, and a canonical line
+ * with a bad value must be refused with the same words. */
+static void test_entry_lines_read_alike_in_any_spelling(void)
+{
+	struct manifest_chunk chunks[1] = { { { 0xab }, 10 } };
+	struct manifest_hole holes[1] = { { 10, 1000000000000 } };
+	struct manifest_entry e = { .type = ENTRY_FILE, .path = "a", .mode = 0644, .uid = 1, .gid = 2,
+				    .mtime_sec = 1700000000, .mtime_nsec = 5, .ctime_sec = -3, .ctime_nsec = 0,
+				    .ino = 42, .size = 1000000000010, .chunks = chunks, .nchunks = 1,
+				    .holes = holes, .nholes = 1 };
+	struct manifest_entry back;
+	const char *odd = "{ \"path\" : \"YQ\\u003d\\u003d\", \"type\":\"file\",\"mode\":420.0,\"uid\":1,\"gid\":2e0,"
+			  "\"mtime\":[1.7e9,5],\"size\":1000000000010,\"ino\":\"42\",\"ctime\":[-3,0],"
+			  "\"chunks\":[[\"ab000000000000000000000000000000000000000000000000000000000000000\",10]],"
+			  "\"holes\":[[10,1e12]]}";
+	char *json = manifest_entry_json(&e), err[256];
+
+	/* byte for byte what cJSON printed, so trees written before still deduplicate */
+	CHECK_STREQ(json, "{\"type\":\"file\",\"path\":\"YQ==\",\"mode\":420,\"uid\":1,\"gid\":2,"
+			  "\"mtime\":[1700000000,5],\"size\":1000000000010,\"ino\":\"42\",\"ctime\":[-3,0],"
+			  "\"chunks\":[[\"ab00000000000000000000000000000000000000000000000000000000000000\",10]],"
+			  "\"holes\":[[10,1000000000000]]}");
+	/* the same entry spelled otherwise (one id digit too many: refused as the id) */
+	CHECK_INTEQ(entry_ok(odd, err, sizeof err), -1);
+	CHECK(strstr(err, "chunks[0] must be") != NULL);
+	{
+		char fixed[600];
+		const char *bad = strstr(odd, "0\",10]");
+
+		snprintf(fixed, sizeof fixed, "%.*s%s", (int)(bad - odd), odd, bad + 1);
+		CHECK_INTEQ(manifest_entry_parse(fixed, strlen(fixed), &back, err, sizeof err), 0);
+		CHECK_STREQ(back.path, "a");
+		CHECK_INTEQ(back.mode, 0644);
+		CHECK_INTEQ(back.gid, 2);
+		CHECK_INTEQ(back.mtime_sec, 1700000000);
+		CHECK_INTEQ(back.ctime_sec, -3);
+		CHECK(back.size == 1000000000010ull);
+		CHECK(back.ino == 42);
+		CHECK_INTEQ(back.nchunks, 1);
+		CHECK(memcmp(back.chunks, chunks, sizeof chunks) == 0);
+		CHECK(back.holes[0].len == 1000000000000ull);
+		manifest_entry_free(&back);
+	}
+	/* canonical spelling, values out of range: the general parser's words */
+	CHECK_INTEQ(entry_ok("{\"type\":\"dir\",\"path\":\"YQ==\",\"mode\":4096,\"uid\":0,\"gid\":0,\"mtime\":[1,0]}", err, sizeof err), -1);
+	CHECK_STREQ(err, "manifest entry: field \"mode\" must be a whole number from 0 to 4095");
+	CHECK_INTEQ(entry_ok("{\"type\":\"dir\",\"path\":\"YQ==\",\"mode\":1,\"uid\":4294967296,\"gid\":0,\"mtime\":[1,0]}", err, sizeof err), -1);
+	CHECK_INTEQ(entry_ok("{\"type\":\"dir\",\"path\":\"YQ==\",\"mode\":1,\"uid\":0,\"gid\":0,\"mtime\":[1,1000000000]}", err, sizeof err), -1);
+	CHECK_STREQ(err, "manifest entry: field \"mtime\" must be [seconds, nanoseconds]");
+	CHECK_INTEQ(entry_ok("{\"type\":\"dir\",\"path\":\"YQ==\",\"mode\":1,\"uid\":0,\"gid\":0,\"mtime\":[1000000000000000,0]}", err, sizeof err), -1);
+	CHECK_INTEQ(entry_ok("{\"type\":\"file\",\"path\":\"YQ==\",\"mode\":420,\"uid\":0,\"gid\":0,\"mtime\":[1,0],\"size\":1,\"ino\":\"5\",\"ctime\":[1,0],\"chunks\":[[\"" ID64 "\",0]],\"holes\":[]}", err, sizeof err), -1);
+	CHECK_INTEQ(entry_ok("{\"type\":\"file\",\"path\":\"YQ==\",\"mode\":420,\"uid\":0,\"gid\":0,\"mtime\":[1,0],\"size\":1,\"ino\":\"5x\",\"ctime\":[1,0],\"chunks\":[[\"" ID64 "\",1]],\"holes\":[]}", err, sizeof err), -1);
+	CHECK_STREQ(err, "manifest entry: field \"ino\" must be a decimal number");
+	/* upper-case hex is another spelling of an id: refused either way */
+	CHECK_INTEQ(entry_ok("{\"type\":\"file\",\"path\":\"YQ==\",\"mode\":420,\"uid\":0,\"gid\":0,\"mtime\":[1,0],\"size\":1,\"ino\":\"5\",\"ctime\":[1,0],\"chunks\":[[\"AB112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\",1]],\"holes\":[]}", err, sizeof err), -1);
+	free(json);
+}
+
 static void test_header_round_trip_and_checks(void)
 {
 	struct manifest_chunk tree[1] = { { { 9 }, 77 } };
@@ -134,6 +193,7 @@ int main(void)
 {
 	RUN(test_entry_round_trip_keeps_odd_bytes);
 	RUN(test_entry_rejects_what_could_escape_or_lie);
+	RUN(test_entry_lines_read_alike_in_any_spelling);
 	RUN(test_header_round_trip_and_checks);
 	RUN(test_walk_order);
 	return check_done();
