@@ -12,9 +12,9 @@ claim list chooses the attack:
   anything else: one claim "data" bound to PV "pv-<namespace>", whose hostPath is
   hostpaths[namespace] (e.g. "/", "<root>/../../etc").
 PushbackAPIServer (HTTPS): in front of a real API server (each request passed on as it came,
-token and all), it refuses every create of a ConfigMap with 429 Too Many Requests and a
-Retry-After taken in turn from retry_afters (a day, 1e9 seconds, garbage): a server that
-pushes back forever and asks to be left alone forever.
+token and all), it refuses every create of a ConfigMap, and the first list_refusals lists of
+ConfigMaps, with 429 Too Many Requests and a Retry-After taken in turn from retry_afters (a day,
+1e9 seconds, garbage): a server that pushes back and asks to be left alone forever.
 HostileS3Server (HTTP): the bucket chooses the attack:
   trickle  a listing that arrives 4 KiB a second, forever (over any low-speed limit)
   endless  a listing truncated forever with the same continuation token
@@ -127,10 +127,15 @@ class _PushbackHandler(_Base):
     def forward(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
-        if self.command == "POST" and re.fullmatch(r"/api/v1/namespaces/[^/]+/configmaps", urllib.parse.urlsplit(self.path).path):
-            with self.server.lock:
+        configmaps = re.fullmatch(r"/api/v1/namespaces/[^/]+/configmaps", urllib.parse.urlsplit(self.path).path)
+        with self.server.lock:
+            refuse = configmaps and (self.command == "POST" or (self.command == "GET" and self.server.list_refusals > 0))
+            if refuse:
                 after = self.server.retry_afters[self.server.refused % len(self.server.retry_afters)]
                 self.server.refused += 1
+                if self.command == "GET":
+                    self.server.list_refusals -= 1
+        if refuse:
             data = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "TooManyRequests",
                                "code": 429, "message": "too many requests, please try again later"}).encode()
             self.send_response(429)
@@ -227,6 +232,7 @@ class PushbackAPIServer(_Running):
         server.upstream_ctx = ssl.create_default_context(cafile=upstream_ca_file)
         server.retry_afters = retry_afters
         server.refused = 0
+        server.list_refusals = 0
         server.lock = threading.Lock()
         super().__init__(server)
         self.url = f"https://127.0.0.1:{self.port}"

@@ -9,7 +9,8 @@ an API server that pushes back (issue 14):
   429 and a Retry-After of a day, of 1e9 seconds, or garbage: the restore waits each out within
   the cap, gives each object up after a bounded number of attempts (or once the server has
   accepted nothing for a minute), and ends with those objects failed in words;
-  a cancel ends such a restore while it waits.
+  a cancel ends such a restore while it waits. A backup's LIST pages refused more often than a
+  failing server is retried, one of them asking a day, are waited out within the cap.
 
 Run: cd tests/integration && STOWAGE_BUILD=../../build/asan /usr/bin/python3 -m pytest test_restore_pushback.py
 """
@@ -146,3 +147,26 @@ def test_a_restore_waiting_on_a_push_back_is_cancelled_at_once(restorer, hostile
     assert state == "cancelled", (state, error)
     # the waits ended with the cancel: far fewer attempts than the bound
     assert hostile.server.refused - before < 3 * PUSHBACK_ATTEMPTS
+
+
+def test_a_backup_waits_out_pushed_back_list_pages_within_the_cap(restorer, testenv, hostile):
+    ns = unique("pb-backup")
+    kubectl(testenv, "target", "create", "namespace", ns)
+    kubectl(testenv, "target", "create", "configmap", "kept", "-n", ns, "--from-literal=a=b")
+    before = hostile.server.refused
+    hostile.server.list_refusals = 6	# one more than the attempts a failing server gets; one asks a day
+    plan = restorer.one("INSERT INTO stowage.backup_plans (org_id, name, cluster_id, repository_id, namespaces) "
+                        "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                        (restorer.org, unique("pb-plan-"), restorer.cluster["target-pushback"], restorer.repo, [ns]))[0]
+    job = restorer.one("INSERT INTO stowage.jobs (org_id, kind, backup_plan_id, cluster_id) VALUES (%s, 'backup', %s, %s) "
+                       "RETURNING id", (restorer.org, plan, restorer.cluster["target-pushback"]))[0]
+    deadline = time.time() + 300
+    while (state := restorer.one("SELECT state FROM stowage.jobs WHERE id = %s", (job,))[0]) in ("queued", "running"):
+        assert time.time() < deadline, f"backup job {job} still {state}"
+        time.sleep(0.5)
+    error = restorer.one("SELECT error FROM stowage.jobs WHERE id = %s", (job,))[0]
+    assert state == "succeeded", (state, error)
+    assert hostile.server.refused - before == 6 and hostile.server.list_refusals == 0
+    names = [n for (n,) in restorer.all("SELECT name FROM stowage.job_items WHERE job_id = %s AND resource = 'configmaps'",
+                                        (job,))]
+    assert "kept" in names, names
