@@ -8,8 +8,9 @@
  *   create     tier by tier: the objects of one tier are created in parallel by a small pool
  *              of threads, each with its own Kubernetes client (a client is one curl handle),
  *              at the pace the API server accepts (restore_pace) and, when the operator set
- *              restore_rate_limit, under one token bucket per cluster. After the CRDs, wait until each is
- *              Established and its resource served before custom resources are created;
+ *              restore_rate_limit, under one token bucket per cluster. After the CRDs, wait
+ *              until each is Established and its resource served before custom resources are
+ *              created;
  *   hooks      the post-restore hook point (the Lua hooks run here once they exist);
  *   finalize   counts per action and per type into job.result.
  *
@@ -117,9 +118,9 @@ static void rate_take(struct rate_bucket *b)
  * number in flight is halved (once per round of requests), the refused request waits out the
  * Retry-After (capped at K8S_RETRY_AFTER_MAX_MS, however long a hostile server asks; without
  * one, a doubling backoff) and is tried again, RESTORE_PUSHBACK_ATTEMPTS times in all, and each
- * success lets the window grow back by one request a window. A server
- * that has accepted nothing for RESTORE_PUSHBACK_GIVEUP_MS gets no more retries (each object
- * then fails at its first refusal), so that one pushing back forever cannot hold the job for
+ * success lets the window grow back by one request a window. A server that has answered
+ * nothing but push backs for RESTORE_PUSHBACK_GIVEUP_MS gets no more retries (each object then
+ * fails at its first refusal), so that one pushing back forever cannot hold the job for
  * objects x attempts x waits. A cancel ends every wait at once. */
 struct restore_pace {
 	pthread_mutex_t mu;
@@ -129,7 +130,7 @@ struct restore_pace {
 	int max, inflight, stop;
 	long waits_end_ms;	/* when the latest wait for a push back ends (http_retry_now_ms) */
 	long cut_ms;		/* when the window was last halved */
-	long ok_ms;		/* when the server last accepted a request (or the pace began) */
+	long ok_ms;		/* when the server last answered other than a push back (or the tier began) */
 	long pushbacks, waited_ms;
 };
 
