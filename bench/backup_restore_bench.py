@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from conftest import Client, Stack, free_port  # noqa: E402
 from fixtures_testenv import SCRIPTS, kubectl, read_env  # noqa: E402
-from restore_bench import set_settings  # noqa: E402
+from benchlib import set_settings  # noqa: E402
 from test_backup_job import s3_client  # noqa: E402
 from test_clusters_repositories import add_cluster, add_repo  # noqa: E402
 from test_restore_job import Restorer  # noqa: E402
