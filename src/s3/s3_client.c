@@ -21,6 +21,7 @@
 #define S3_OPERATION_MAX_MS (15L * 60 * 1000)	/* one request, whatever it carries */
 #define S3_LOW_SPEED_BYTES 1024L		/* per second, averaged over the client's timeout */
 #define S3_LIST_PAGES_MAX 20000			/* at 1000 keys a page: twenty million objects */
+#define S3_RECV_BUFFER (512L << 10)
 
 struct s3_client {
 	char *bucket, *region, *access_key, *secret_key, *ca_pem;
@@ -419,6 +420,8 @@ static void s3_setup(const struct s3_client *c, CURL *h, const struct s3_req *q,
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, s3_on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
 	net_allow_pin(h, c->resolve, c->ca_pem);
+	if (q->range)	/* a part of a large object: fewer, larger reads than curl's 16 KiB */
+		curl_easy_setopt(h, CURLOPT_BUFFERSIZE, S3_RECV_BUFFER);
 	if (strcmp(q->method, "HEAD") == 0) {
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 	} else if (strcmp(q->method, "GET") != 0) {
