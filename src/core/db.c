@@ -19,6 +19,9 @@ static struct {
 	char *sql[DB_PREPARED_MAX];
 } prepared;
 
+/* The connection whose READ ONLY transaction's COMMIT was sent and not yet answered. */
+static PGconn *commit_unread;
+
 static void db_set_error(PGconn *conn, const PGresult *res, char *err, size_t errlen)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -34,6 +37,22 @@ static void db_set_error(PGconn *conn, const PGresult *res, char *err, size_t er
 const char *db_last_sqlstate(void)
 {
 	return db_sqlstate;
+}
+
+/* Reads the answer to a COMMIT sent by db_commit_read_only: it came while the caller answered its
+ * client, so this waits for nothing. */
+static void commit_settle(PGconn *conn)
+{
+	PGresult *res;
+
+	if (conn != commit_unread)
+		return;
+	commit_unread = NULL;
+	while ((res = PQgetResult(conn))) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			log_warn("database: COMMIT of a read-only transaction: %s", PQresultErrorMessage(res));
+		PQclear(res);
+	}
 }
 
 PGconn *db_connect(const char *conninfo, const char *application_name, char *err, size_t errlen)
@@ -53,6 +72,7 @@ PGconn *db_connect(const char *conninfo, const char *application_name, char *err
 
 int db_ensure(PGconn *conn, char *err, size_t errlen)
 {
+	commit_settle(conn);
 	if (PQstatus(conn) == CONNECTION_OK)
 		return 0;
 	PQreset(conn);
@@ -134,8 +154,10 @@ PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const 
 {
 	char buf[16];
 	PGresult *res = NULL;
-	const char *name = prepared_name(conn, sql, nparams, buf, &res);
+	const char *name;
 
+	commit_settle(conn);
+	name = prepared_name(conn, sql, nparams, buf, &res);
 	if (name)
 		res = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
 	else if (!res)
@@ -164,13 +186,16 @@ int db_run(PGconn *conn, const char *sql, int nparams, const char *const *params
 
 /* BEGIN and sql in one round trip (libpq's pipeline mode): the results come as BEGIN's, NULL,
  * sql's, NULL, then the sync's. */
-PGresult *db_begin_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
+PGresult *db_begin_exec(PGconn *conn, int read_only, const char *sql, int nparams, const char *const *params,
 			char *err, size_t errlen)
 {
 	PGresult *res = NULL, *out = NULL;
 	int failed = 0, ends = 0;
 	char buf[16];
-	const char *name = prepared_name(conn, sql, nparams, buf, &res);
+	const char *name;
+
+	commit_settle(conn);
+	name = prepared_name(conn, sql, nparams, buf, &res);
 
 	if (!name && res) {
 		note_failure(conn, res, err, errlen);
@@ -178,7 +203,7 @@ PGresult *db_begin_exec(PGconn *conn, const char *sql, int nparams, const char *
 		return NULL;
 	}
 	if (!PQenterPipelineMode(conn) ||
-	    !PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ||
+	    !PQsendQueryParams(conn, read_only ? "BEGIN READ ONLY" : "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ||
 	    !(name ? PQsendQueryPrepared(conn, name, nparams, params, NULL, NULL, 0)
 		   : PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)) ||
 	    !PQpipelineSync(conn)) {
@@ -235,7 +260,7 @@ int db_tenant_begin(PGconn *conn, long long org_id, long long user_id, char *err
 		params[0] = "";
 	if (user_id <= 0)
 		params[1] = "";
-	res = db_begin_exec(conn, "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)",
+	res = db_begin_exec(conn, 0, "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)",
 			    2, params, err, errlen);
 	if (!res)
 		return -1;
@@ -248,9 +273,23 @@ int db_commit(PGconn *conn, char *err, size_t errlen)
 	return db_run(conn, "COMMIT", 0, NULL, err, errlen);
 }
 
+int db_commit_read_only(PGconn *conn, char *err, size_t errlen)
+{
+	commit_settle(conn);
+	if (!PQsendQuery(conn, "COMMIT")) {
+		db_set_error(conn, NULL, err, errlen);
+		return -1;
+	}
+	commit_unread = conn;
+	return 0;
+}
+
 void db_rollback(PGconn *conn)
 {
-	PGresult *res = PQexec(conn, "ROLLBACK");
+	PGresult *res;
+
+	commit_settle(conn);
+	res = PQexec(conn, "ROLLBACK");
 
 	PQclear(res);
 }

@@ -28,11 +28,16 @@ const char *db_last_sqlstate(void);
 /* BEGIN, then bind the transaction to an organisation and user (row-level security reads them).
  * org_id 0 means "no tenant" (sign-up, sign-in). */
 int db_tenant_begin(PGconn *conn, long long org_id, long long user_id, char *err, size_t errlen);
-/* BEGIN and one statement in a single round trip: the statement's result (caller PQclear()s it)
- * with the transaction left open, or NULL with the message in err and the transaction rolled back. */
-PGresult *db_begin_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
+/* BEGIN (READ ONLY when read_only: PostgreSQL then refuses any write) and one statement in a
+ * single round trip: the statement's result (caller PQclear()s it) with the transaction left
+ * open, or NULL with the message in err and the transaction rolled back. */
+PGresult *db_begin_exec(PGconn *conn, int read_only, const char *sql, int nparams, const char *const *params,
 			char *err, size_t errlen);
 int db_commit(PGconn *conn, char *err, size_t errlen);
+/* Ends a READ ONLY transaction without waiting for the answer: COMMIT is sent now and its answer
+ * read by the next call on conn (a failure is logged; a read-only transaction has nothing to lose).
+ * 0, or -1 when it could not be sent. */
+int db_commit_read_only(PGconn *conn, char *err, size_t errlen);
 void db_rollback(PGconn *conn);
 
 /* Row i of res as a JSON object keyed by its columns' names (name them with AS in the query):

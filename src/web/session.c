@@ -53,29 +53,28 @@ static void copy_field(char *dst, size_t size, const char *src)
 	snprintf(dst, size, "%s", src ? src : "");
 }
 
-/* Opens the request's transaction bound to its session's tenant, or to none without a valid
- * session, in one round trip (session_begin, sql/009_session_begin.sql). */
-int session_begin(struct request *r)
+/* Opens the request's transaction (READ ONLY when read_only) bound to its session's tenant, or to
+ * none without a valid session, in one round trip (session_begin, sql/009_session_begin.sql; a
+ * missing or malformed cookie asks with NULL, which finds no session). */
+int session_begin(struct request *r, int read_only)
 {
 	const char *token = request_cookie(r, SESSION_COOKIE);
 	char hash[67], err[512];
-	const char *params[] = { hash };
+	const char *params[] = { NULL };
 	PGresult *res;
 
 	memset(&r->session, 0, sizeof r->session);
-	if (!token || strlen(token) != TOKEN_TEXT_LEN) {
-		if (db_tenant_begin(r->db, 0, 0, err, sizeof err) == 0)
-			return 0;
-		log_error("opening a transaction: %s", err);
-		return -1;
+	if (token && strlen(token) == TOKEN_TEXT_LEN) {
+		web_token_hash_param(token, hash);
+		params[0] = hash;
 	}
-	web_token_hash_param(token, hash);
-	res = db_begin_exec(r->db, "SELECT user_id, org_id, role, csrf_token, email, display_name, org_name "
+	res = db_begin_exec(r->db, read_only, "SELECT user_id, org_id, role, csrf_token, email, display_name, org_name "
 			    "FROM session_begin($1)", 1, params, err, sizeof err);
 	if (!res) {
 		log_error("session lookup: %s", err);
 		return -1;
 	}
+	r->read_only = read_only;
 	if (PQntuples(res) == 1) {
 		struct session *s = &r->session;
 		s->user_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
