@@ -149,6 +149,20 @@ static void note_failure(PGconn *conn, const PGresult *res, char *err, size_t er
 		prepared.stale = 1;
 }
 
+/* The result of a db_begin_exec's then_sql, kept for the db_exec of the same statement in the
+ * same transaction; dropped when the transaction ends. */
+static struct {
+	PGconn *conn;
+	const char *sql;
+	PGresult *res;
+} kept;
+
+static void kept_drop(void)
+{
+	PQclear(kept.res);
+	kept.res = NULL;
+}
+
 PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
 		  char *err, size_t errlen)
 {
@@ -157,6 +171,12 @@ PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const 
 	const char *name;
 
 	commit_settle(conn);
+	if (conn == kept.conn && kept.res && nparams == 0 && strcmp(sql, kept.sql) == 0) {
+		res = kept.res;
+		kept.res = NULL;
+		db_sqlstate[0] = '\0';
+		return res;
+	}
 	name = prepared_name(conn, sql, nparams, buf, &res);
 	if (name)
 		res = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
@@ -184,20 +204,22 @@ int db_run(PGconn *conn, const char *sql, int nparams, const char *const *params
 	return 0;
 }
 
-/* BEGIN and sql in one round trip (libpq's pipeline mode): the results come as BEGIN's, NULL,
- * sql's, NULL, then the sync's. */
+/* BEGIN, sql and then_sql in one round trip (libpq's pipeline mode): the results come as
+ * BEGIN's, NULL, sql's, NULL, then_sql's, NULL, then the sync's. */
 PGresult *db_begin_exec(PGconn *conn, int read_only, const char *sql, int nparams, const char *const *params,
-			char *err, size_t errlen)
+			const char *then_sql, char *err, size_t errlen)
 {
-	PGresult *res = NULL, *out = NULL;
-	int failed = 0, ends = 0;
-	char buf[16];
-	const char *name;
+	PGresult *res = NULL, *out = NULL, *then = NULL;
+	int failed = 0, failed_at = 0, ends = 0, last = then_sql ? 2 : 1;
+	char buf[16], then_buf[16];
+	const char *name, *then_name = NULL;
 
 	commit_settle(conn);
+	kept_drop();
 	name = prepared_name(conn, sql, nparams, buf, &res);
-
-	if (!name && res) {
+	if (!res && then_sql)
+		then_name = prepared_name(conn, then_sql, 0, then_buf, &res);
+	if (res) {
 		note_failure(conn, res, err, errlen);
 		PQclear(res);
 		return NULL;
@@ -206,11 +228,13 @@ PGresult *db_begin_exec(PGconn *conn, int read_only, const char *sql, int nparam
 	    !PQsendQueryParams(conn, read_only ? "BEGIN READ ONLY" : "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ||
 	    !(name ? PQsendQueryPrepared(conn, name, nparams, params, NULL, NULL, 0)
 		   : PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)) ||
+	    (then_sql && !(then_name ? PQsendQueryPrepared(conn, then_name, 0, NULL, NULL, NULL, 0)
+				     : PQsendQueryParams(conn, then_sql, 0, NULL, NULL, NULL, NULL, 0))) ||
 	    !PQpipelineSync(conn)) {
 		db_set_error(conn, NULL, err, errlen);
 		failed = 1;
 	}
-	while (PQpipelineStatus(conn) != PQ_PIPELINE_OFF && PQstatus(conn) == CONNECTION_OK && ends <= 2) {
+	while (PQpipelineStatus(conn) != PQ_PIPELINE_OFF && PQstatus(conn) == CONNECTION_OK && ends <= last + 1) {
 		res = PQgetResult(conn);
 		if (!res) {
 			ends++;
@@ -224,12 +248,16 @@ PGresult *db_begin_exec(PGconn *conn, int read_only, const char *sql, int nparam
 		if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
 			if (ends == 1 && !out)
 				out = res;
+			else if (ends == 2 && !then)
+				then = res;
 			else
 				PQclear(res);
 			continue;
 		}
-		if (!failed)
+		if (!failed) {
 			note_failure(conn, res, err, errlen);
+			failed_at = ends;
+		}
 		failed = 1;
 		PQclear(res);
 	}
@@ -237,12 +265,21 @@ PGresult *db_begin_exec(PGconn *conn, int read_only, const char *sql, int nparam
 		db_set_error(conn, NULL, err, errlen);
 		failed = 1;
 	}
-	if (failed || !out) {
+	if (failed || !out || (then_sql && !then)) {
+		PQclear(out);
+		PQclear(then);
+		db_rollback(conn);
+		/* then_sql alone failed: the request is opened again without it (its db_exec reports) */
+		if (failed && failed_at == 2)
+			return db_begin_exec(conn, read_only, sql, nparams, params, NULL, err, errlen);
 		if (!failed)
 			snprintf(err, errlen, "database: no answer to %s", sql);
-		PQclear(out);
-		db_rollback(conn);
 		return NULL;
+	}
+	if (then) {
+		kept.conn = conn;
+		kept.sql = then_sql;
+		kept.res = then;
 	}
 	db_sqlstate[0] = '\0';
 	return out;
@@ -261,7 +298,7 @@ int db_tenant_begin(PGconn *conn, long long org_id, long long user_id, char *err
 	if (user_id <= 0)
 		params[1] = "";
 	res = db_begin_exec(conn, 0, "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)",
-			    2, params, err, errlen);
+			    2, params, NULL, err, errlen);
 	if (!res)
 		return -1;
 	PQclear(res);
@@ -270,12 +307,14 @@ int db_tenant_begin(PGconn *conn, long long org_id, long long user_id, char *err
 
 int db_commit(PGconn *conn, char *err, size_t errlen)
 {
+	kept_drop();
 	return db_run(conn, "COMMIT", 0, NULL, err, errlen);
 }
 
 int db_commit_read_only(PGconn *conn, char *err, size_t errlen)
 {
 	commit_settle(conn);
+	kept_drop();
 	if (!PQsendQuery(conn, "COMMIT")) {
 		db_set_error(conn, NULL, err, errlen);
 		return -1;
@@ -289,6 +328,7 @@ void db_rollback(PGconn *conn)
 	PGresult *res;
 
 	commit_settle(conn);
+	kept_drop();
 	res = PQexec(conn, "ROLLBACK");
 
 	PQclear(res);

@@ -30,9 +30,12 @@ const char *db_last_sqlstate(void);
 int db_tenant_begin(PGconn *conn, long long org_id, long long user_id, char *err, size_t errlen);
 /* BEGIN (READ ONLY when read_only: PostgreSQL then refuses any write) and one statement in a
  * single round trip: the statement's result (caller PQclear()s it) with the transaction left
- * open, or NULL with the message in err and the transaction rolled back. */
+ * open, or NULL with the message in err and the transaction rolled back. With then_sql (a
+ * statement without parameters, NULL for none) it goes in the same round trip too, and its
+ * result answers the first db_exec of then_sql in this transaction (a page's query sent before
+ * the page asks; if it fails, the transaction is opened again without it). */
 PGresult *db_begin_exec(PGconn *conn, int read_only, const char *sql, int nparams, const char *const *params,
-			char *err, size_t errlen);
+			const char *then_sql, char *err, size_t errlen);
 int db_commit(PGconn *conn, char *err, size_t errlen);
 /* Ends a READ ONLY transaction without waiting for the answer: COMMIT is sent now and its answer
  * read by the next call on conn (a failure is logged; a read-only transaction has nothing to lose).

@@ -200,6 +200,23 @@ static int role_allows(const struct route *rt, enum role role)
 	return role >= ROLE_VIEWER;
 }
 
+const char *route_query(const struct route *rt)
+{
+	static const struct {
+		void (*handler)(struct request *r);
+		const char *query;
+	} queries[] = {
+		{ page_clusters, page_clusters_query },
+	};
+
+	if (!(rt->flags & ROUTE_READ_ONLY))
+		return NULL;
+	for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++)
+		if (queries[i].handler == rt->handler)
+			return queries[i].query;
+	return NULL;
+}
+
 /* Runs the handler in the request's open transaction: commits what it did, or rolls back. */
 static void run_handler(struct request *r, const struct route *rt)
 {
@@ -274,8 +291,9 @@ static int request_allowed(struct request *r, const struct route *rt)
 }
 
 /* A request with a session cookie (or none) costs three round trips to PostgreSQL: BEGIN with
- * session_begin, the page's query, COMMIT; on a ROUTE_READ_ONLY page the COMMIT's answer is not
- * waited for (docs/performance.md). */
+ * session_begin, the page's query, COMMIT. A ROUTE_READ_ONLY page does not wait for its COMMIT's
+ * answer, and one with a route query has it answered in the first round trip: one round trip
+ * waited for in all (docs/performance.md). */
 void web_dispatch(struct request *r)
 {
 	const struct route *rt;
@@ -299,7 +317,7 @@ void web_dispatch(struct request *r)
 			respond_db_error(r, err);
 			return;
 		}
-	} else if (session_begin(r, (rt->flags & ROUTE_READ_ONLY) != 0) < 0) {
+	} else if (session_begin(r, rt) < 0) {
 		respond_error(r, 503, "The database is not reachable; try again in a moment.");
 		return;
 	}

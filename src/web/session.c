@@ -53,11 +53,12 @@ static void copy_field(char *dst, size_t size, const char *src)
 	snprintf(dst, size, "%s", src ? src : "");
 }
 
-/* Opens the request's transaction (READ ONLY when read_only) bound to its session's tenant, or to
- * none without a valid session, in one round trip (session_begin, sql/009_session_begin.sql; a
- * missing or malformed cookie asks with NULL, which finds no session). */
-int session_begin(struct request *r, int read_only)
+/* Opens the request's transaction bound to its session's tenant, or to none without a valid
+ * session, in one round trip (session_begin, sql/009_session_begin.sql; a missing or malformed
+ * cookie asks with NULL, which finds no session); a read-only route's query rides along. */
+int session_begin(struct request *r, const struct route *rt)
 {
+	int read_only = (rt->flags & ROUTE_READ_ONLY) != 0;
 	const char *token = request_cookie(r, SESSION_COOKIE);
 	char hash[67], err[512];
 	const char *params[] = { NULL };
@@ -69,7 +70,7 @@ int session_begin(struct request *r, int read_only)
 		params[0] = hash;
 	}
 	res = db_begin_exec(r->db, read_only, "SELECT user_id, org_id, role, csrf_token, email, display_name, org_name "
-			    "FROM session_begin($1)", 1, params, err, sizeof err);
+			    "FROM session_begin($1)", 1, params, route_query(rt), err, sizeof err);
 	if (!res) {
 		log_error("session lookup: %s", err);
 		return -1;

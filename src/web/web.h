@@ -122,10 +122,15 @@ void respond_text(struct request *r, const char *filename, const char *text, siz
 void respond_file(struct request *r, const char *content_type, const char *filename, const void *data, size_t len);
 
 /* session.c */
-/* BEGINs the request's transaction (READ ONLY when read_only, then r->read_only is set), bound
- * to the tenant of its session cookie (r->session) or, without a valid one, to no tenant. 0, or
- * -1 on a database error (nothing left open). */
-int session_begin(struct request *r, int read_only);
+/* BEGINs the request's transaction for route rt (READ ONLY for a ROUTE_READ_ONLY route, then
+ * r->read_only is set; with its route_query in the same round trip), bound to the tenant of its
+ * session cookie (r->session) or, without a valid one, to no tenant. 0, or -1 on a database
+ * error (nothing left open). */
+int session_begin(struct request *r, const struct route *rt);
+/* routes.c: a ROUTE_READ_ONLY page's first query when it takes no parameters, or NULL: sent in
+ * the round trip that opens the request (after session_begin, so bound to the same tenant, or to
+ * none) and handed to the handler's db_exec of it. */
+const char *route_query(const struct route *rt);
 /* The request's Authorization header when it is one, else NULL. */
 const char *request_authorization(const struct request *r);
 /* Loads the identity of the request's bearer token: 1 when it is valid, 0 when it is not (the
@@ -374,6 +379,7 @@ void page_migration_delete(struct request *r);
 int schedule_expression(const char *kind, const char *cron, const char *at, const char *weekday,
 			char *out, size_t outlen, char *err, size_t errlen);
 void page_clusters(struct request *r);
+extern const char page_clusters_query[];
 void page_cluster_new(struct request *r);
 void page_cluster_import_form(struct request *r);
 void page_cluster_import(struct request *r);
