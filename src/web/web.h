@@ -171,8 +171,13 @@ int account_mail_link(struct request *r, const char *to, const char *subject, co
 const char *role_name(enum role role);
 enum role role_parse(const char *name);
 
-/* web_delete.c: a page's "Delete" button. sql deletes by $1 (the route's id) and returns the
- * row's name; done is a format with one %s for that name. */
+/* web_row.c: one of the tenant's rows by the route's id. web_row runs query with $1 = id (under
+ * row-level security) and returns its one row; otherwise (no such id, or another organisation's)
+ * it answers 404 "There is no such <noun>." (500 when the database failed) and returns NULL. */
+PGresult *web_row(struct request *r, const char *query, long long id, const char *noun);
+
+/* A page's "Delete" button. sql deletes by $1 (the route's id) and returns the row's name; done
+ * is a format with one %s for that name. */
 struct delete_action {
 	const char *sql;
 	const char *audit_action;
