@@ -297,8 +297,7 @@ int db_tenant_begin(PGconn *conn, long long org_id, long long user_id, char *err
 		params[0] = "";
 	if (user_id <= 0)
 		params[1] = "";
-	res = db_begin_exec(conn, 0, "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)",
-			    2, params, NULL, err, errlen);
+	res = db_begin_exec(conn, 0, DB_TENANT_BIND_SQL, 2, params, NULL, err, errlen);
 	if (!res)
 		return -1;
 	PQclear(res);

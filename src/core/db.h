@@ -25,6 +25,9 @@ int db_run(PGconn *conn, const char *sql, int nparams, const char *const *params
  * violation), "" when it succeeded. */
 const char *db_last_sqlstate(void);
 
+/* Binds the transaction it runs in to organisation $1 and user $2 ("" for none); row-level
+ * security reads them. */
+#define DB_TENANT_BIND_SQL "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)"
 /* BEGIN, then bind the transaction to an organisation and user (row-level security reads them).
  * org_id 0 means "no tenant" (sign-up, sign-in). */
 int db_tenant_begin(PGconn *conn, long long org_id, long long user_id, char *err, size_t errlen);

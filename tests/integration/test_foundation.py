@@ -275,7 +275,7 @@ def test_session_begin_binds_only_its_own_transaction(stack, admin):
     cur.execute("SELECT current_setting('app.org_id'), (SELECT count(*) FROM stowage.orgs)")
     assert cur.fetchone() == ("", 0)
     conn.rollback()
-    # no cookie at all asks with NULL (src/web/session.c): no row, no tenant, even over a bound one
+    # NULL (no hash at all) finds no session and unbinds, even over a bound transaction
     cur.execute("SELECT set_config('app.org_id', %s, true)", (str(org_id),))
     cur.execute("SELECT count(*) FROM stowage.session_begin(NULL)")
     assert cur.fetchone()[0] == 0
