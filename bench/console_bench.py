@@ -27,24 +27,7 @@ sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 import psycopg2  # noqa: E402
 
 import conftest  # noqa: E402
-
-
-def children(pid_file):
-    with open(pid_file) as f:
-        parent = f.read().strip()
-    out = subprocess.run(["pgrep", "-P", parent], capture_output=True, text=True).stdout
-    return out.split()
-
-
-def stack_processes(stack):
-    """The processes a console request runs in: web workers, their PostgreSQL backends, nginx."""
-    conn = psycopg2.connect(host=os.path.join(stack.root, "pg"), port=stack.pg_port, user="postgres", dbname="stowage")
-    with conn, conn.cursor() as cur:
-        cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'stowage-web'")
-        backends = [str(r[0]) for r in cur.fetchall()]
-    conn.close()
-    return {"web": children(os.path.join(stack.root, "run", "web.pid")), "pg": backends,
-            "nginx": children(os.path.join(stack.root, "nginx", "nginx.pid"))}
+from benchlib import stack_processes  # noqa: E402
 
 
 def wrk(url, seconds, connections, threads, headers=(), processes=None):

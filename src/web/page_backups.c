@@ -20,7 +20,7 @@
 #define STOWAGE_STR(x) STOWAGE_STR_(x)
 
 #define BACKUPS_PAGE_SIZE 50
-#define NAMES_SHOWN_PER_TYPE 500
+#define NAMES_SHOWN_PER_TYPE 500	/* as many as sql/028 keeps in backups.resource_summary */
 #define LOG_LINES_SHOWN 200
 
 static const char *const state_choices[] = { "running", "completed", "partially_failed", "failed", "deleting", NULL };
@@ -229,16 +229,16 @@ static cJSON *backup_load(struct request *r, char *sid, size_t sidlen)
 
 static void object_link(struct strbuf *out, const char *sid, const char *type, const char *object);
 
-/* The resource list by type: [{type, count, names: [...], objects: [{name, link}]}]. */
+/* The resource list by type: [{type, count, names: [...], objects: [{name, link}]}], from the
+ * summary made when the list was written (sql/028: its first 500 names a type, sorted). */
 static int add_resources(struct request *r, cJSON *view, const char *sid, char *err, size_t errlen)
 {
 	const char *params[] = { sid };
 	PGresult *res = db_exec(r->db,
-		"SELECT t.key, jsonb_array_length(t.value), "
-		"(SELECT string_agg(n, E'\\n' ORDER BY n) FROM (SELECT jsonb_array_elements_text(t.value) AS n "
+		"SELECT t.key, (t.value->>'count')::bigint, "
+		"(SELECT string_agg(n, E'\\n' ORDER BY n) FROM (SELECT jsonb_array_elements_text(t.value->'names') AS n "
 		"  LIMIT " STOWAGE_STR(NAMES_SHOWN_PER_TYPE) ") s) "
-		"FROM backups b, jsonb_each(b.resource_list) t WHERE b.id = $1 AND jsonb_typeof(t.value) = 'array' "
-		"ORDER BY t.key", 1, params, err, errlen);
+		"FROM backups b, jsonb_each(b.resource_summary) t WHERE b.id = $1 ORDER BY t.key", 1, params, err, errlen);
 	cJSON *types;
 
 	if (!res)
