@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 import boto3  # noqa: E402
 
 import conftest  # noqa: E402
+from benchlib import set_settings  # noqa: E402
 from fixtures_testenv import kubectl, read_env  # noqa: E402
 from test_clusters_repositories import add_cluster, add_repo  # noqa: E402
 from test_restore_job import Restorer, archive  # noqa: E402
@@ -70,14 +71,6 @@ def configmaps(ns, n):
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": f"cm-{i:05d}", "namespace": ns, "labels": {"app": "bench", "index": str(i)}},
         "data": {"config.yaml": "x" * 512, "index": str(i)}} for i in range(n)}
-
-
-def set_settings(conf, parallelism, rate):
-    with open(conf) as f:
-        lines = [line for line in f if not line.startswith(("restore_parallelism", "restore_rate_limit"))]
-    lines += [f"restore_parallelism = {parallelism}\n", f"restore_rate_limit = {rate}\n"]
-    with open(conf, "w") as f:
-        f.writelines(lines)
 
 
 def restore_run(restorer, backup_id, src_ns, dst_ns, n):

@@ -29,14 +29,18 @@
 
 struct sealed_column {
 	const char *table;
+	const char *row_key;	/* the column that names one row */
 	const char *column;
 	const char *purpose;
 };
 
+/* Every sealed column of the schema (sql/): a column left out here stays under the old key and
+ * stops opening once that key is destroyed. */
 static const struct sealed_column sealed_columns[] = {
-	{ "clusters", "token_enc", "cluster.token" },
-	{ "repositories", "secret_key_enc", "repository.secret_key" },
-	{ "notification_settings", "webhook_secret_enc", "notification.webhook_secret" },
+	{ "clusters", "id", "token_enc", "cluster.token" },
+	{ "repositories", "id", "secret_key_enc", "repository.secret_key" },
+	{ "notification_settings", "id", "webhook_secret_enc", "notification.webhook_secret" },
+	{ "org_sso", "org_id", "client_secret_enc", "sso.client_secret" },
 };
 
 static int generate(const char *path)
@@ -68,14 +72,15 @@ static long reseal_column(PGconn *db, const struct sealed_column *col, const str
 	long n = 0;
 
 	/* Table and column names come from the constant table above, never from input. */
-	snprintf(sql, sizeof sql, "SELECT id, org_id, %s, key_id FROM stowage.%s WHERE %s IS NOT NULL FOR UPDATE",
-		 col->column, col->table, col->column);
+	snprintf(sql, sizeof sql, "SELECT %s, org_id, %s, key_id FROM stowage.%s WHERE %s IS NOT NULL FOR UPDATE",
+		 col->row_key, col->column, col->table, col->column);
 	res = db_exec(db, sql, 0, NULL, err, sizeof err);
 	if (!res) {
 		log_error("%s", err);
 		return -1;
 	}
-	snprintf(sql, sizeof sql, "UPDATE stowage.%s SET %s = $1, key_id = $2 WHERE id = $3", col->table, col->column);
+	snprintf(sql, sizeof sql, "UPDATE stowage.%s SET %s = $1, key_id = $2 WHERE %s = $3", col->table, col->column,
+		 col->row_key);
 	for (int i = 0; i < PQntuples(res); i++) {
 		const char *id = PQgetvalue(res, i, 0);
 		long long org = strtoll(PQgetvalue(res, i, 1), NULL, 10);

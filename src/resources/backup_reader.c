@@ -306,10 +306,17 @@ static int backup_object_read(struct backup_read *r, const char *path, const str
 		out->cap = out->cap ? out->cap * 2 : 64;
 		out->objects = xrealloc(out->objects, out->cap * sizeof *out->objects);
 	}
-	out->objects[out->n++] = (struct backup_object){
-		xstrdup(mp->group), xstrdup(mp->resource), xstrdup(mp->ns), xstrdup(mp->name), obj
-	};
+	struct backup_object *o = &out->objects[out->n];
+	*o = (struct backup_object){ xstrdup(mp->group), xstrdup(mp->resource), xstrdup(mp->ns), xstrdup(mp->name), obj, 0 };
+	out->n++;
 	out->bytes += r->data.len;
+	if (r->lim->each) {
+		int rc = r->lim->each(o, r->data.buf, r->data.len, r->lim->each_ud, err, errlen);
+		cJSON_Delete(o->obj);
+		o->obj = NULL;
+		if (rc)
+			return -1;
+	}
 	return 0;
 }
 

@@ -1,4 +1,4 @@
-/* Reads a backup archive in Velero's layout (a tar.gz) into memory:
+/* Reads a backup archive in Velero's layout (a tar.gz), into memory or one object at a time:
  *
  *   metadata/version                                         format version, "1" or "1.x.y"
  *   resources/<resource>[.<group>]/namespaces/<ns>/<name>.json
@@ -23,6 +23,15 @@
 #define BACKUP_INFLATED_MAX_DEFAULT (2ull << 30)
 #define BACKUP_ENTRIES_MAX_DEFAULT 1000000u
 
+struct backup_object {
+	char *group;		/* "" for the core group */
+	char *resource;		/* plural */
+	char *ns;		/* "" for a cluster-scoped object */
+	char *name;
+	cJSON *obj;		/* NULL when the read was given an each */
+	size_t mark;		/* each's own (e.g. where it put the object); 0 otherwise */
+};
+
 /* An archive comes back from a tenant's repository: hostile. Fields left 0 take the defaults. */
 struct backup_limits {
 	size_t member_max;	/* bytes of one member, uncompressed */
@@ -32,14 +41,12 @@ struct backup_limits {
 	size_t entries_max;	/* members of any kind: directories and skipped ones too */
 	int (*cancelled)(void *ud);	/* asked between members and chunks: nonzero stops the read */
 	void *cancel_ud;
-};
-
-struct backup_object {
-	char *group;		/* "" for the core group */
-	char *resource;		/* plural */
-	char *ns;		/* "" for a cluster-scoped object */
-	char *name;
-	cJSON *obj;
+	/* When set, called with each object as it is read (checked) and its JSON text; the reader
+	 * then keeps only the object's names and the mark each sets (obj is freed when each
+	 * returns). Nonzero stops the read (err is each's to fill). A restore keeps 100,000
+	 * objects' names this way, not their bodies. */
+	int (*each)(struct backup_object *o, const char *json, size_t len, void *ud, char *err, size_t errlen);
+	void *each_ud;
 };
 
 struct backup_archive {

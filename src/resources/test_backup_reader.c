@@ -269,8 +269,67 @@ static void test_skipped_members_entries_and_cancel_are_bounded(void)
 	free(huge);
 }
 
+/* each: what a restore keeps of 100,000 objects: their names and its mark, no bodies. */
+struct seen {
+	size_t calls, bytes;
+	int stop_at;
+};
+
+static int each_object(struct backup_object *o, const char *json, size_t len, void *ud, char *err, size_t errlen)
+{
+	struct seen *s = ud;
+
+	if (!cJSON_IsObject(o->obj) || strlen(json) != len)
+		return -1;
+	o->mark = 100 + s->calls++;
+	s->bytes += len;
+	if ((int)s->calls == s->stop_at) {
+		snprintf(err, errlen, "stopped by each");
+		return 1;
+	}
+	return 0;
+}
+
+static void test_each_keeps_names_not_bodies(void)
+{
+	const char *dep = "{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"metadata\":{\"name\":\"web\",\"namespace\":\"shop\"}}";
+	struct member m[] = {
+		{ "metadata/version", "1" },
+		{ "resources/deployments.apps/namespaces/shop/web.json", dep },
+		{ "resources/configmaps/namespaces/shop/c1.json", CM },
+	};
+	struct seen seen = { 0 };
+	struct backup_limits lim = { .each = each_object, .each_ud = &seen };
+	struct backup_archive a;
+	char err[512] = "";
+
+	CHECK_INTEQ(read_members(m, 3, &lim, &a, err, sizeof err), 0);
+	CHECK_INTEQ(seen.calls, 2);
+	CHECK_INTEQ(seen.bytes, strlen(dep) + strlen(CM));
+	CHECK_INTEQ(a.n, 2);
+	/* sorted as ever; each mark follows its object */
+	CHECK_STREQ(a.objects[0].name, "c1");
+	CHECK_INTEQ(a.objects[0].mark, 101);
+	CHECK_STREQ(a.objects[1].name, "web");
+	CHECK_INTEQ(a.objects[1].mark, 100);
+	CHECK(a.objects[0].obj == NULL && a.objects[1].obj == NULL);
+	backup_archive_free(&a);
+
+	seen = (struct seen){ .stop_at = 1 };
+	CHECK_INTEQ(read_members(m, 3, &lim, &a, err, sizeof err), -1);
+	CHECK_STREQ(err, "stopped by each");
+	CHECK_INTEQ(a.n, 0);
+
+	struct member twice[] = { { "metadata/version", "1" }, { "resources/configmaps/namespaces/shop/c1.json", CM },
+				  { "resources/configmaps/namespaces/shop/c1.json", CM } };
+	seen = (struct seen){ 0 };
+	CHECK_INTEQ(read_members(twice, 3, &lim, &a, err, sizeof err), -1);
+	CHECK(strstr(err, "twice") != NULL);
+}
+
 int main(void)
 {
+	RUN(test_each_keeps_names_not_bodies);
 	RUN(test_skipped_members_entries_and_cancel_are_bounded);
 	RUN(test_reads_velero_layout);
 	RUN(test_rejects_paths_that_escape);

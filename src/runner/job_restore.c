@@ -2,10 +2,14 @@
  *
  * Phases, each recorded in job.result.phases with its duration:
  *   download   the backup's archive from its repository into the work directory;
- *   prepare    read and check every object (backup_reader), leave out what the cluster or an
- *              owner recreates, transform the rest for the target (restore_transform), order
- *              them (restore_order);
- *   create     tier by tier: the objects of one tier are created in parallel by a small pool
+ *   prepare    read and check every object (backup_reader) in one pass, leave out what the
+ *              cluster or an owner recreates, and keep of each only a small index entry (its
+ *              names, tier, why it is left out) while its JSON goes to an unlinked work file;
+ *              order the entries (restore_order). Memory grows with the index, never with
+ *              the objects' bodies;
+ *   create     tier by tier, RESTORE_BATCH objects at a time read back from the work file and
+ *              transformed for the target (restore_transform, the plan's modifiers) just
+ *              before they are created: the objects of a batch are created in parallel by a small pool
  *              of threads, each with its own Kubernetes client (a client is one curl handle),
  *              under one token bucket per cluster. After the CRDs, wait until each is
  *              Established and its resource served before custom resources are created;
@@ -45,6 +49,7 @@
 #define RESTORE_CRD_WAIT_MS 60000
 #define RESTORE_FAILED_LISTED 200		/* failed objects named in job.result */
 #define RESTORE_UPDATE_ATTEMPTS 3
+#define RESTORE_BATCH 500			/* objects read back, transformed and created at a time */
 
 /* ---- the per-cluster token bucket ---- */
 
@@ -122,6 +127,18 @@ struct restore_item {
 	char uid[65];			/* created: the uid the server gave it (an undo deletes only that) */
 };
 
+/* What the prepare pass keeps of one object of the archive (or a Namespace it lacks): the
+ * object's names stay in its backup_object, whose mark is the entry's index. */
+struct restore_entry {
+	long long offset;		/* its JSON in run->bodies (when neither skipped nor refused) */
+	size_t length;
+	char *version;
+	const char *skip;		/* why it is left out, or NULL */
+	const char *refused;		/* why it is refused before any request, or NULL */
+	char *note;			/* the text of skip or refused when made for this object */
+	enum restore_tier tier;
+};
+
 struct restore_plan {
 	long long cluster_id;
 	cJSON *namespace_map, *storage_class_map, *hooks;
@@ -148,12 +165,24 @@ struct restore_run {
 	struct rate_bucket *bucket;
 	struct k8s_client **clients;	/* parallelism of them; clients[0] is the job thread's too */
 	struct k8s_resource_list types;
-	struct backup_archive archive;
+	struct backup_archive archive;	/* the objects' names only (their bodies are in bodies) */
 	struct backup_object *extra;	/* Namespace objects the backup lacks */
 	size_t nextra;
-	struct restore_item *items;
+	struct restore_entry *entries;	/* indexed by backup_object.mark */
+	size_t nentries, entries_cap;
+	FILE *bodies;			/* the JSON of the objects to create, one after another (unlinked) */
+	long long bodies_len;
+	char restore_id[24];
+	struct restore_transform t;
+	struct restore_names uids, pv_names;	/* the restored objects' uids, PersistentVolumes' names */
+	struct restore_names ns_have, ns_want;	/* target namespaces with a Namespace object, with objects */
+	struct restore_names crds;	/* CRDs created (or there already): waited for */
+	struct restore_item *items;	/* the batch being created */
 	size_t n, done;
 	struct job_items_batch recorded;	/* results not yet written to job_items */
+	cJSON *counts, *type_counts, *failed;	/* job.result's, tallied as each object is recorded */
+	long nfailed, attempted;
+	struct strbuf failed_words;
 	cJSON *cluster_class_map;
 	unsigned char node_ports[65536 / 8];
 	long warnings;
@@ -688,35 +717,6 @@ static char *restore_version_of(const cJSON *obj)
 	return xstrdup(slash ? slash + 1 : api ? api : "v1");
 }
 
-/* A Namespace object for each target namespace the backup holds objects of but no Namespace
- * object for, so that its objects have somewhere to go. */
-static void restore_missing_namespaces(struct restore_run *run, const struct restore_transform *t)
-{
-	struct restore_names have = { 0 }, want = { 0 };
-	struct backup_archive *a = &run->archive;
-
-	for (size_t i = 0; i < a->n; i++) {
-		if (strcmp(a->objects[i].group, "") == 0 && strcmp(a->objects[i].resource, "namespaces") == 0)
-			restore_names_add(&have, restore_namespace_target(t, a->objects[i].name));
-		else if (*a->objects[i].ns && !restore_names_has(&want, restore_namespace_target(t, a->objects[i].ns)))
-			restore_names_add(&want, restore_namespace_target(t, a->objects[i].ns));
-	}
-	restore_names_seal(&have);
-	run->extra = xcalloc(want.n ? want.n : 1, sizeof *run->extra);
-	for (size_t i = 0; i < want.n; i++) {
-		if (restore_names_has(&have, want.v[i]))
-			continue;
-		cJSON *ns = cJSON_CreateObject();
-		cJSON_AddStringToObject(ns, "apiVersion", "v1");
-		cJSON_AddStringToObject(ns, "kind", "Namespace");
-		cJSON_AddStringToObject(cJSON_AddObjectToObject(ns, "metadata"), "name", want.v[i]);
-		run->extra[run->nextra++] = (struct backup_object){ xstrdup(""), xstrdup("namespaces"), xstrdup(""),
-								     xstrdup(want.v[i]), ns };
-	}
-	restore_names_free(&have);
-	restore_names_free(&want);
-}
-
 static int restore_archive_cancelled(void *ud)
 {
 	return job_cancel_requested(ud);
@@ -850,97 +850,253 @@ static void restore_hold_workload(struct restore_run *run, struct restore_item *
 	cJSON_AddNumberToObject(spec, "replicas", 0);
 }
 
+/* The entry of a new object; o->mark names it. */
+static struct restore_entry *restore_entry_new(struct restore_run *run, struct backup_object *o)
+{
+	if (run->nentries == run->entries_cap) {
+		run->entries_cap = run->entries_cap ? run->entries_cap * 2 : 256;
+		run->entries = xrealloc(run->entries, run->entries_cap * sizeof *run->entries);
+	}
+	o->mark = run->nentries;
+	memset(&run->entries[run->nentries], 0, sizeof *run->entries);
+	return &run->entries[run->nentries++];
+}
+
+static struct backup_object *restore_object(struct restore_run *run, size_t i)
+{
+	return i < run->archive.n ? &run->archive.objects[i] : &run->extra[i - run->archive.n];
+}
+
+static int restore_is_namespace(const struct backup_object *o)
+{
+	return strcmp(o->group, "") == 0 && strcmp(o->resource, "namespaces") == 0;
+}
+
+static void restore_names_add_once(struct restore_names *s, const char *name)
+{
+	if (!restore_names_has(s, name))
+		restore_names_add(s, name);
+}
+
+/* Appends json to the work file: where the create pass reads the object back. */
+static int restore_body_write(struct restore_run *run, struct restore_entry *e, const char *json, size_t len,
+			      char *err, size_t errlen)
+{
+	if (fwrite(json, 1, len, run->bodies) != len) {
+		snprintf(err, errlen, "work directory %s: cannot write: %s", run->job->ctx->work_dir, strerror(errno));
+		return -1;
+	}
+	e->offset = run->bodies_len;
+	e->length = len;
+	run->bodies_len += (long long)len;
+	return 0;
+}
+
+/* A claim the plan's selection leaves out: its data is not restored, and no one waits for it
+ * to be Bound. */
+static void restore_volume_unchoose(struct restore_run *run, const struct backup_object *o)
+{
+	for (int i = 0; i < cJSON_GetArraySize(run->volumes);) {
+		const cJSON *v = cJSON_GetArrayItem(run->volumes, i);
+		const char *ns = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "namespace"));
+		const char *pvc = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "pvc"));
+		if (ns && pvc && strcmp(ns, o->ns) == 0 && strcmp(pvc, o->name) == 0)
+			cJSON_DeleteItemFromArray(run->volumes, i);
+		else
+			i++;
+	}
+}
+
+/* Why it->src is left out (it->skip) or refused before any request (it->refused). */
+static void restore_classify(struct restore_run *run, struct restore_item *it)
+{
+	const struct restore_transform *t = &run->t;
+
+	it->skip = restore_skip_reason(it->src->group, it->src->resource, it->src->obj);
+	if (!it->skip)
+		it->skip = restore_selection_skip(run, it);
+	if (!it->skip && run->plan.namespaced_only && !*it->src->ns && !restore_is_namespace(it->src))
+		it->skip = "not restored: a test restore restores namespaced objects only (a cluster-scoped one "
+			   "would outlive its temporary namespaces)";
+	if (!it->skip && strcmp(it->src->group, "") == 0 && strcmp(it->src->resource, "persistentvolumes") == 0) {
+		if (!run->plan.reattach_volumes)
+			it->skip = "not recreated: its claim gets a new volume in the target, which the restore fills "
+				   "from the backup's data (the plan does not ask to reattach the original volumes)";
+		else
+			it->refused = restore_reattach_refusal(run, t, it);
+	}
+	if (!it->skip && !run->plan.restore_completed_jobs) {
+		const char *finished = restore_job_finished(it->src->group, it->src->resource, it->src->obj);
+		if (finished) {
+			snprintf(it->message, sizeof it->message, "not recreated: the Job had finished (%s) when backed up, "
+				 "and recreating it would run it again (the plan's restore_completed_jobs option does)", finished);
+			it->skip = it->message;
+		}
+	}
+	if (!it->skip && strcmp(it->src->group, "storage.k8s.io") == 0 && strcmp(it->src->resource, "storageclasses") == 0)
+		it->skip = restore_storage_class_skip(run, t, it);
+	if (!it->skip && strcmp(it->src->group, "rbac.authorization.k8s.io") == 0 &&
+	    strcmp(it->src->resource, "clusterrolebindings") == 0)
+		it->skip = restore_binding_skip(run, t, it);
+}
+
+/* The prepare pass, called by the archive reader with each object as it is read: classify it,
+ * note what the transformation of the others needs (uids, volumes, namespaces), keep a small
+ * entry, and put the object's JSON in the work file when it is to be created. */
+static int restore_index_object(struct backup_object *o, const char *json, size_t len, void *ud, char *err,
+				size_t errlen)
+{
+	struct restore_run *run = ud;
+	struct restore_entry *e = restore_entry_new(run, o);
+	struct restore_item it = { .src = o };
+
+	restore_classify(run, &it);
+	e->version = restore_version_of(o->obj);
+	e->tier = restore_tier_of(o->group, o->resource);
+	if (it.skip == it.message || it.refused == it.message)
+		e->note = xstrdup(it.message);
+	e->skip = it.skip == it.message ? e->note : it.skip;
+	e->refused = it.refused == it.message ? e->note : it.refused;
+	if (restore_is_namespace(o))
+		restore_names_add_once(&run->ns_have, restore_namespace_target(&run->t, o->name));
+	else if (*o->ns)
+		restore_names_add_once(&run->ns_want, restore_namespace_target(&run->t, o->ns));
+	if (e->skip && run->volumes && strncmp(e->skip, "not chosen", 10) == 0 && strcmp(o->group, "") == 0 &&
+	    strcmp(o->resource, "persistentvolumeclaims") == 0)
+		restore_volume_unchoose(run, o);
+	if (e->skip || e->refused)
+		return 0;
+	if (*restore_meta_str(o->obj, "uid"))
+		restore_names_add(&run->uids, restore_meta_str(o->obj, "uid"));
+	if (strcmp(o->group, "") == 0 && strcmp(o->resource, "persistentvolumes") == 0)
+		restore_names_add(&run->pv_names, o->name);
+	return restore_body_write(run, e, json, len, err, errlen);
+}
+
+/* A Namespace object for each target namespace the backup holds objects of but no Namespace
+ * object for, so that its objects have somewhere to go. */
+static int restore_missing_namespaces(struct restore_run *run, char *err, size_t errlen)
+{
+	restore_names_seal(&run->ns_have);
+	restore_names_seal(&run->ns_want);
+	run->extra = xcalloc(run->ns_want.n ? run->ns_want.n : 1, sizeof *run->extra);
+	for (size_t i = 0; i < run->ns_want.n; i++) {
+		const char *name = run->ns_want.v[i];
+		if (restore_names_has(&run->ns_have, name))
+			continue;
+		struct backup_object *o = &run->extra[run->nextra++];
+		*o = (struct backup_object){ xstrdup(""), xstrdup("namespaces"), xstrdup(""), xstrdup(name), NULL, 0 };
+		struct restore_entry *e = restore_entry_new(run, o);
+		cJSON *ns = cJSON_CreateObject();
+		cJSON_AddStringToObject(ns, "apiVersion", "v1");
+		cJSON_AddStringToObject(ns, "kind", "Namespace");
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(ns, "metadata"), "name", name);
+		char *json = cJSON_PrintUnformatted(ns);
+		e->version = xstrdup("v1");
+		e->tier = restore_tier_of("", "namespaces");
+		int rc = restore_body_write(run, e, json, strlen(json), err, errlen);
+		cJSON_free(json);
+		cJSON_Delete(ns);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int restore_prepare(struct restore_run *run, char *err, size_t errlen)
 {
 	struct job *job = run->job;
-	struct restore_names uids = { 0 }, volumes = { 0 };
 	/* the archive is the tenant's, from its repository: the default caps, and a cancel stops the read */
-	struct backup_limits lim = { .cancelled = restore_archive_cancelled, .cancel_ud = job };
-	char restore_id[24];
-	size_t total;
+	struct backup_limits lim = { .cancelled = restore_archive_cancelled, .cancel_ud = job,
+				     .each = restore_index_object, .each_ud = run };
+	char path[4200];
+	int fd;
 
-	if (backup_reader_read_file(run->archive_path, &lim, &run->archive, err, errlen) < 0)
-		return -1;
-	job_log(job, "info", "backup %s holds %zu objects (format %s, %llu bytes)", run->plan.backup_name,
-		run->archive.n, run->archive.version, (unsigned long long)run->archive.bytes);
 	if (restore_target_survey(run, err, errlen) < 0)
 		return -1;
-	snprintf(restore_id, sizeof restore_id, "%lld", job->id);
-	struct restore_transform t = {
+	snprintf(run->restore_id, sizeof run->restore_id, "%lld", job->id);
+	run->t = (struct restore_transform){
 		.namespace_map = run->plan.namespace_map, .storage_class_map = run->plan.storage_class_map,
 		.cluster_class_map = run->cluster_class_map, .claim_class_map = run->plan.claim_class_map,
 		.claim_volume_map = run->plan.volume_map, .keep_default_class = run->plan.keep_default_class,
 		.backup_name = run->plan.backup_name,
-		.restore_id = restore_id, .restored_uids = &uids, .restored_volumes = &volumes,
+		.restore_id = run->restore_id, .restored_uids = &run->uids, .restored_volumes = &run->pv_names,
 		.node_port_take = restore_node_port_take, .node_port_ud = run,
 		.warn = restore_warning, .warn_ud = run,
 	};
-	restore_missing_namespaces(run, &t);
-	total = run->archive.n + run->nextra;
-	run->items = xcalloc(total ? total : 1, sizeof *run->items);
-	for (size_t i = 0; i < total; i++) {
-		struct restore_item *it = &run->items[run->n++];
-		it->src = i < run->archive.n ? &run->archive.objects[i] : &run->extra[i - run->archive.n];
-		it->skip = restore_skip_reason(it->src->group, it->src->resource, it->src->obj);
-		if (!it->skip)
-			it->skip = restore_selection_skip(run, it);
-		if (!it->skip && run->plan.namespaced_only && !*it->src->ns &&
-		    !(strcmp(it->src->group, "") == 0 && strcmp(it->src->resource, "namespaces") == 0))
-			it->skip = "not restored: a test restore restores namespaced objects only (a cluster-scoped one "
-				   "would outlive its temporary namespaces)";
-		if (!it->skip && strcmp(it->src->group, "") == 0 && strcmp(it->src->resource, "persistentvolumes") == 0) {
-			if (!run->plan.reattach_volumes)
-				it->skip = "not recreated: its claim gets a new volume in the target, which the restore fills "
-					   "from the backup's data (the plan does not ask to reattach the original volumes)";
-			else
-				it->refused = restore_reattach_refusal(run, &t, it);
-		}
-		if (!it->skip && !run->plan.restore_completed_jobs) {
-			const char *finished = restore_job_finished(it->src->group, it->src->resource, it->src->obj);
-			if (finished) {
-				snprintf(it->message, sizeof it->message, "not recreated: the Job had finished (%s) when backed up, "
-					 "and recreating it would run it again (the plan's restore_completed_jobs option does)", finished);
-				it->skip = it->message;
-			}
-		}
-		if (!it->skip && strcmp(it->src->group, "storage.k8s.io") == 0 && strcmp(it->src->resource, "storageclasses") == 0)
-			it->skip = restore_storage_class_skip(run, &t, it);
-		if (!it->skip && strcmp(it->src->group, "rbac.authorization.k8s.io") == 0 &&
-		    strcmp(it->src->resource, "clusterrolebindings") == 0)
-			it->skip = restore_binding_skip(run, &t, it);
-		if (it->skip || it->refused)
-			continue;
-		if (*restore_meta_str(it->src->obj, "uid"))
-			restore_names_add(&uids, restore_meta_str(it->src->obj, "uid"));
-		if (strcmp(it->src->group, "") == 0 && strcmp(it->src->resource, "persistentvolumes") == 0)
-			restore_names_add(&volumes, it->src->name);
+	snprintf(path, sizeof path, "%s/restore-%lld-objects-XXXXXX", job->ctx->work_dir, job->id);
+	fd = mkstemp(path);
+	if (fd >= 0)
+		unlink(path);	/* gone with the job, however it ends */
+	if (fd < 0 || !(run->bodies = fdopen(fd, "w+"))) {
+		snprintf(err, errlen, "work directory %s: cannot create a file: %s", job->ctx->work_dir, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
 	}
-	restore_names_seal(&uids);
-	restore_names_seal(&volumes);
-	for (size_t i = 0; i < run->n; i++) {
-		struct restore_item *it = &run->items[i];
-		it->ns = xstrdup(restore_namespace_target(&t, it->src->ns));
-		if (!it->skip && strcmp(it->src->group, "") == 0 && strcmp(it->src->resource, "persistentvolumeclaims") == 0)
-			restore_claim_volume_note(run, it, &volumes);
-		if (!it->skip)
-			restore_transform_apply(&t, it->src->group, it->src->resource, it->src->obj);
-		if (!it->skip && !it->refused && run->plan.modifiers &&
-		    resource_modifiers_apply(run->plan.modifiers, it->src->group, it->src->resource, it->src->ns,
-					     it->src->obj, it->message, sizeof it->message) < 0)
-			it->refused = it->message;
-		if (!it->skip && run->volumes && strcmp(it->src->group, "") == 0 &&
-		    strcmp(it->src->resource, "persistentvolumeclaims") == 0)
-			restore_claim_source(run, it);
-		if (!it->skip && !it->refused && run->plan.start_later)
-			restore_hold_workload(run, it);
-		it->name = xstrdup(it->skip ? it->src->name : restore_meta_str(it->src->obj, "name"));
-		it->version = restore_version_of(it->src->obj);
-		it->tier = restore_tier_of(it->src->group, it->src->resource);
+	if (backup_reader_read_file(run->archive_path, &lim, &run->archive, err, errlen) < 0)
+		return -1;
+	job_log(job, "info", "backup %s holds %zu objects (format %s, %llu bytes)", run->plan.backup_name,
+		run->archive.n, run->archive.version, (unsigned long long)run->archive.bytes);
+	if (restore_missing_namespaces(run, err, errlen) < 0)
+		return -1;
+	if (fflush(run->bodies) != 0) {
+		snprintf(err, errlen, "work directory %s: %s", job->ctx->work_dir, strerror(errno));
+		return -1;
 	}
-	restore_names_free(&uids);
-	restore_names_free(&volumes);
-	restore_names_seal(&run->reattached);
+	restore_names_seal(&run->uids);
+	restore_names_seal(&run->pv_names);
+	run->n = run->archive.n + run->nextra;
 	return 0;
+}
+
+/* Reads object i back from the work file and transforms it for the target, as the prepare
+ * step did for every object at once before: it->src->obj holds it until restore_batch_free. */
+static void restore_item_load(struct restore_run *run, size_t i, struct restore_item *it)
+{
+	struct backup_object *o = restore_object(run, i);
+	const struct restore_entry *e = &run->entries[o->mark];
+	char *buf = xmalloc(e->length ? e->length : 1);
+
+	memset(it, 0, sizeof *it);
+	it->src = o;
+	it->ns = xstrdup(restore_namespace_target(&run->t, o->ns));
+	it->tier = e->tier;
+	if (pread(fileno(run->bodies), buf, e->length, e->offset) == (ssize_t)e->length)
+		o->obj = cJSON_ParseWithLength(buf, e->length);
+	free(buf);
+	if (!o->obj) {
+		it->name = xstrdup(o->name);
+		it->version = xstrdup(e->version);
+		snprintf(it->message, sizeof it->message, "the object could not be read back from the work directory");
+		it->refused = it->message;
+		return;
+	}
+	if (strcmp(o->group, "") == 0 && strcmp(o->resource, "persistentvolumeclaims") == 0)
+		restore_claim_volume_note(run, it, &run->pv_names);
+	restore_transform_apply(&run->t, o->group, o->resource, o->obj);
+	if (run->plan.modifiers &&
+	    resource_modifiers_apply(run->plan.modifiers, o->group, o->resource, o->ns, o->obj, it->message,
+				     sizeof it->message) < 0)
+		it->refused = it->message;
+	if (run->volumes && strcmp(o->group, "") == 0 && strcmp(o->resource, "persistentvolumeclaims") == 0)
+		restore_claim_source(run, it);
+	if (!it->refused && run->plan.start_later)
+		restore_hold_workload(run, it);
+	it->name = xstrdup(restore_meta_str(o->obj, "name"));
+	it->version = restore_version_of(o->obj);
+}
+
+static void restore_batch_free(struct restore_run *run, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct restore_item *it = &run->items[i];
+		cJSON_Delete(it->src->obj);
+		it->src->obj = NULL;
+		free(it->ns);
+		free(it->name);
+		free(it->version);
+	}
 }
 
 /* ---- creating one object ---- */
@@ -1124,11 +1280,53 @@ static void *restore_worker_loop(void *arg)
 	return NULL;
 }
 
+static void restore_count(cJSON *counts, const char *key)
+{
+	cJSON *c = cJSON_GetObjectItemCaseSensitive(counts, key);
+
+	if (!c)
+		cJSON_AddNumberToObject(counts, key, 1);
+	else
+		cJSON_SetNumberValue(c, c->valuedouble + 1);
+}
+
+/* job.result's counts per action and per type and its failed objects, as each is recorded. */
+static void restore_tally(struct restore_run *run, const struct restore_item *it)
+{
+	char type[400];
+
+	if (!run->counts) {
+		run->counts = cJSON_CreateObject();
+		run->type_counts = cJSON_CreateObject();
+		run->failed = cJSON_CreateArray();
+	}
+	snprintf(type, sizeof type, "%s%s%s", it->src->resource, *it->src->group ? "." : "", it->src->group);
+	restore_count(run->counts, it->action);
+	cJSON *per = cJSON_GetObjectItemCaseSensitive(run->type_counts, type);
+	if (!per)
+		per = cJSON_AddObjectToObject(run->type_counts, type);
+	restore_count(per, it->action);
+	if (!it->skip)
+		run->attempted++;
+	if (it->tier == RESTORE_TIER_CRDS && !it->skip && strcmp(it->action, "failed") != 0)
+		restore_names_add(&run->crds, it->name);
+	if (strcmp(it->action, "failed") != 0)
+		return;
+	if (run->nfailed < RESTORE_FAILED_LISTED) {
+		char line[1200];
+		snprintf(line, sizeof line, "%s %s%s%s: %s", type, it->ns, *it->ns ? "/" : "", it->name, it->message);
+		cJSON_AddItemToArray(run->failed, cJSON_CreateString(line));
+		strbuf_addf(&run->failed_words, "%s%s", run->nfailed ? "; " : "", line);
+	}
+	run->nfailed++;
+}
+
 static void restore_record(struct restore_run *run, struct restore_item *it)
 {
 	run->recorded.job = run->job;
 	job_items_batch_add(&run->recorded, it->action, it->src->group, it->version ? it->version : "", it->src->resource,
 			    it->ns, it->name, it->message, it->uid);
+	restore_tally(run, it);
 	run->done++;
 }
 
@@ -1233,14 +1431,12 @@ static int restore_crds_wait(struct restore_run *run, char *err, size_t errlen)
 	char words[520];
 	int waiting = 0;
 
-	for (size_t i = 0; i < run->n; i++) {
-		struct restore_item *it = &run->items[i];
-		if (it->tier != RESTORE_TIER_CRDS || it->skip || !it->action || strcmp(it->action, "failed") == 0)
-			continue;
-		char *path = k8s_resource_path("apiextensions.k8s.io", "v1", "customresourcedefinitions", NULL, it->name);
+	for (size_t i = 0; i < run->crds.n; i++) {
+		const char *name = run->crds.v[i];
+		char *path = k8s_resource_path("apiextensions.k8s.io", "v1", "customresourcedefinitions", NULL, name);
 		if (k8s_wait(run->clients[0], path, restore_crd_established, NULL, RESTORE_CRD_WAIT_MS, &ke) < 0) {
 			k8s_error_describe(&ke, words, sizeof words);
-			job_log(run->job, "warning", "CRD %s is not Established: %s; its custom resources may fail", it->name, words);
+			job_log(run->job, "warning", "CRD %s is not Established: %s; its custom resources may fail", name, words);
 		}
 		free(path);
 		waiting++;
@@ -1252,9 +1448,9 @@ static int restore_crds_wait(struct restore_run *run, char *err, size_t errlen)
 		if (restore_rediscover(run, err, errlen) < 0)
 			return -1;
 		for (size_t i = 0; i < run->n; i++) {
-			const struct restore_item *it = &run->items[i];
-			if (it->tier == RESTORE_TIER_REST && !it->skip &&
-			    !k8s_resource_find(&run->types, it->src->group, it->src->resource))
+			const struct backup_object *o = restore_object(run, i);
+			const struct restore_entry *e = &run->entries[o->mark];
+			if (e->tier == RESTORE_TIER_REST && !e->skip && !k8s_resource_find(&run->types, o->group, o->resource))
 				missing++;
 		}
 		if (!missing || now_seconds() > deadline)
@@ -1265,72 +1461,119 @@ static int restore_crds_wait(struct restore_run *run, char *err, size_t errlen)
 
 /* ---- the tiers ---- */
 
-static int restore_create_all(struct restore_run *run, char *err, size_t errlen)
+/* The entry's object named for a record, without reading it back (skipped or refused). */
+static void restore_item_named(struct restore_run *run, size_t i, struct restore_item *it, const char *action,
+			       const char *message)
 {
-	struct restore_order_key *keys = xcalloc(run->n ? run->n : 1, sizeof *keys);
-	size_t *order = xcalloc(run->n ? run->n : 1, sizeof *order), *tier = xcalloc(run->n ? run->n : 1, sizeof *tier);
-	int rc = 0;
+	struct backup_object *o = restore_object(run, i);
 
-	for (size_t i = 0; i < run->n; i++) {
-		keys[i] = (struct restore_order_key){ run->items[i].src->group, run->items[i].src->resource,
-						      run->items[i].ns, run->items[i].name };
-		order[i] = i;
-	}
-	restore_order_sort(keys, order, run->n);
-	/* what is left out is recorded first: the cluster or an owner recreates it */
-	for (size_t i = 0; i < run->n; i++) {
-		struct restore_item *it = &run->items[i];
-		if (!it->skip)
-			continue;
-		it->action = "skipped";
-		if (it->skip != it->message)
-			snprintf(it->message, sizeof it->message, "%s", it->skip);
-		restore_record(run, it);
-	}
-	for (size_t pos = 0; pos < run->n && rc == 0;) {
-		enum restore_tier t = run->items[order[pos]].tier;
-		struct job_phase started = job_phase_start(NULL);
-		char phase[64];
-		size_t n = 0;
+	memset(it, 0, sizeof *it);
+	it->src = o;
+	it->ns = xstrdup(restore_namespace_target(&run->t, o->ns));
+	it->name = xstrdup(restore_is_namespace(o) ? restore_namespace_target(&run->t, o->name) : o->name);
+	it->version = xstrdup(run->entries[o->mark].version);
+	it->tier = run->entries[o->mark].tier;
+	it->skip = run->entries[o->mark].skip;
+	it->action = action;
+	snprintf(it->message, sizeof it->message, "%s", message);
+}
 
-		for (; pos < run->n && run->items[order[pos]].tier == t; pos++) {
-			struct restore_item *it = &run->items[order[pos]];
-			if (it->skip)
+/* Reads back, transforms and creates the objects order[*pos..) of tier t, RESTORE_BATCH at a
+ * time; counts what the tier created and failed. 1 when cancelled. */
+static int restore_tier_batches(struct restore_run *run, const size_t *order, size_t *pos, enum restore_tier t,
+				const char *phase, size_t *n, size_t *created, size_t *failed)
+{
+	size_t batch[RESTORE_BATCH];
+	int cancelled = 0;
+
+	while (!cancelled && *pos < run->n && run->entries[restore_object(run, order[*pos])->mark].tier == t) {
+		size_t nb = 0, nrun = 0;
+
+		for (; *pos < run->n && nb < RESTORE_BATCH; ++*pos) {
+			const struct restore_entry *e = &run->entries[restore_object(run, order[*pos])->mark];
+			if (e->tier != t)
+				break;
+			if (e->skip)
 				continue;
-			if (it->refused) {
-				it->action = "failed";
+			struct restore_item *it = &run->items[nb++];
+			if (e->refused) {
+				restore_item_named(run, order[*pos], it, "failed", e->refused);
 				restore_record(run, it);
 				continue;
 			}
-			if (restore_type_check(run, it) < 0)
+			restore_item_load(run, order[*pos], it);
+			if (it->refused) {
+				it->action = "failed";
 				restore_record(run, it);
-			else
-				tier[n++] = order[pos];
+			} else if (restore_type_check(run, it) < 0) {
+				restore_record(run, it);
+			} else {
+				batch[nrun++] = nb - 1;
+			}
 		}
-		snprintf(phase, sizeof phase, "create %s", restore_tier_name(t));
-		if (n == 0)
+		if (nrun)
+			cancelled = restore_tier_run(run, batch, nrun, phase);
+		for (size_t i = 0; i < nrun; i++) {
+			const char *action = run->items[batch[i]].action;
+			*failed += action && strcmp(action, "failed") == 0;
+			*created += action && strcmp(action, "created") == 0;
+		}
+		*n += nrun;
+		restore_batch_free(run, nb);
+	}
+	return cancelled;
+}
+
+static int restore_create_all(struct restore_run *run, char *err, size_t errlen)
+{
+	struct restore_order_key *keys = xcalloc(run->n ? run->n : 1, sizeof *keys);
+	size_t *order = xcalloc(run->n ? run->n : 1, sizeof *order);
+	int rc = 0;
+
+	for (size_t i = 0; i < run->n; i++) {
+		const struct backup_object *o = restore_object(run, i);
+		keys[i] = (struct restore_order_key){ o->group, o->resource, restore_namespace_target(&run->t, o->ns),
+						      restore_is_namespace(o) ? restore_namespace_target(&run->t, o->name) : o->name };
+		order[i] = i;
+	}
+	restore_order_sort(keys, order, run->n);
+	free(keys);
+	run->items = xcalloc(RESTORE_BATCH, sizeof *run->items);
+	/* what is left out is recorded first: the cluster or an owner recreates it */
+	for (size_t i = 0; i < run->n; i++) {
+		const struct restore_entry *e = &run->entries[restore_object(run, i)->mark];
+		if (!e->skip)
 			continue;
-		if (restore_tier_run(run, tier, n, phase)) {
+		restore_item_named(run, i, &run->items[0], "skipped", e->skip);
+		restore_record(run, &run->items[0]);
+		restore_batch_free(run, 1);
+	}
+	for (size_t pos = 0; pos < run->n && rc == 0;) {
+		enum restore_tier t = run->entries[restore_object(run, order[pos])->mark].tier;
+		struct job_phase started = job_phase_start(NULL);
+		size_t n = 0, created = 0, failed = 0;
+		char phase[64];
+
+		snprintf(phase, sizeof phase, "create %s", restore_tier_name(t));
+		int cancelled = restore_tier_batches(run, order, &pos, t, phase, &n, &created, &failed);
+		if (cancelled) {
 			restore_phase(run, phase, &started, "cancelled", (long)n);
 			rc = 1;
 			break;
 		}
-		size_t failed = 0;
-		for (size_t i = 0; i < n; i++)
-			failed += run->items[tier[i]].action && strcmp(run->items[tier[i]].action, "failed") == 0;
+		if (n == 0)
+			continue;
 		restore_phase(run, phase, &started, failed == n ? "failed" : failed ? "partially_failed" : "succeeded", (long)n);
-		size_t created = 0;
-		for (size_t i = 0; i < n; i++)
-			created += run->items[tier[i]].action && strcmp(run->items[tier[i]].action, "created") == 0;
 		job_log(run->job, failed ? "warning" : "info", "%s: %zu of %zu objects created, %zu failed, %zu already there (skipped or updated), "
 			"in %.1f s", phase, created, n, failed, n - created - failed, job_phase_seconds(&started));
-		if (t == RESTORE_TIER_CRDS && restore_crds_wait(run, err, errlen) < 0)
-			rc = -1;
+		if (t == RESTORE_TIER_CRDS) {
+			restore_names_seal(&run->crds);
+			if (restore_crds_wait(run, err, errlen) < 0)
+				rc = -1;
+		}
 	}
 	job_items_batch_flush(&run->recorded);
-	free(keys);
 	free(order);
-	free(tier);
 	return rc;
 }
 
@@ -1353,17 +1596,8 @@ static const char *restore_hooks(struct restore_run *run, const char *phase, cha
 	if (!any)
 		return "none";
 	targets = cJSON_CreateArray();
-	for (size_t i = 0; i < run->n; i++) {
-		const char *ns = run->items[i].ns;
-		const cJSON *t;
-		int seen = 0;
-		if (!ns || !*ns)
-			continue;
-		cJSON_ArrayForEach(t, targets)
-			seen |= strcmp(t->valuestring, ns) == 0;
-		if (!seen)
-			cJSON_AddItemToArray(targets, cJSON_CreateString(ns));
-	}
+	for (size_t i = 0; i < run->ns_want.n; i++)
+		cJSON_AddItemToArray(targets, cJSON_CreateString(run->ns_want.v[i]));
 	if (cJSON_GetArraySize(targets) == 0) {
 		cJSON_Delete(targets);
 		job_log(run->job, "warning", "%s hooks not run: the restore has no namespaced object", phase);
@@ -1378,54 +1612,20 @@ static const char *restore_hooks(struct restore_run *run, const char *phase, cha
 	return rc < 0 ? NULL : "succeeded";
 }
 
-static void restore_count(cJSON *counts, const char *key)
-{
-	cJSON *c = cJSON_GetObjectItemCaseSensitive(counts, key);
-
-	if (!c)
-		cJSON_AddNumberToObject(counts, key, 1);
-	else
-		cJSON_SetNumberValue(c, c->valuedouble + 1);
-}
-
 /* job.result: counts per action and per type, the failed objects, the phases. Returns failures. */
 static long restore_result(struct restore_run *run, double create_seconds, char *err, size_t errlen)
 {
-	cJSON *result = run->job->result, *counts = cJSON_CreateObject(), *types = cJSON_CreateObject();
-	cJSON *failed = cJSON_CreateArray();
-	struct strbuf words = STRBUF_INIT;
-	long nfailed = 0, attempted = 0;
+	cJSON *result = run->job->result;
+	long nfailed = run->nfailed, attempted = run->attempted;
 
-	for (size_t i = 0; i < run->n; i++) {
-		const struct restore_item *it = &run->items[i];
-		char type[400];
-		if (!it->action)
-			continue;
-		snprintf(type, sizeof type, "%s%s%s", it->src->resource, *it->src->group ? "." : "", it->src->group);
-		restore_count(counts, it->action);
-		cJSON *per = cJSON_GetObjectItemCaseSensitive(types, type);
-		if (!per)
-			per = cJSON_AddObjectToObject(types, type);
-		restore_count(per, it->action);
-		if (!it->skip)
-			attempted++;
-		if (strcmp(it->action, "failed") != 0)
-			continue;
-		char line[1200];
-		snprintf(line, sizeof line, "%s %s%s%s: %s", type, it->ns, *it->ns ? "/" : "", it->name, it->message);
-		if (nfailed < RESTORE_FAILED_LISTED)
-			cJSON_AddItemToArray(failed, cJSON_CreateString(line));
-		if (nfailed < RESTORE_FAILED_LISTED)
-			strbuf_addf(&words, "%s%s", nfailed ? "; " : "", line);
-		nfailed++;
-	}
 	cJSON_DeleteItemFromObjectCaseSensitive(result, "counts");
 	cJSON_DeleteItemFromObjectCaseSensitive(result, "types");
 	cJSON_DeleteItemFromObjectCaseSensitive(result, "failed");
 	cJSON_DeleteItemFromObjectCaseSensitive(result, "create");
-	cJSON_AddItemToObject(result, "counts", counts);
-	cJSON_AddItemToObject(result, "types", types);
-	cJSON_AddItemToObject(result, "failed", failed);
+	cJSON_AddItemToObject(result, "counts", run->counts ? run->counts : cJSON_CreateObject());
+	cJSON_AddItemToObject(result, "types", run->type_counts ? run->type_counts : cJSON_CreateObject());
+	cJSON_AddItemToObject(result, "failed", run->failed ? run->failed : cJSON_CreateArray());
+	run->counts = run->type_counts = run->failed = NULL;
 	cJSON *create = cJSON_AddObjectToObject(result, "create");
 	cJSON_AddNumberToObject(create, "objects", (double)attempted);
 	cJSON_AddNumberToObject(create, "seconds", (double)(long)(create_seconds * 1000) / 1000);
@@ -1434,8 +1634,7 @@ static long restore_result(struct restore_run *run, double create_seconds, char 
 	cJSON_AddNumberToObject(create, "parallelism", (double)run->parallelism);
 	cJSON_AddNumberToObject(create, "rate_limit", run->rate);
 	if (nfailed)
-		snprintf(err, errlen, "%ld of %ld objects failed: %s", nfailed, attempted, words.buf);
-	strbuf_release(&words);
+		snprintf(err, errlen, "%ld of %ld objects failed: %s", nfailed, attempted, run->failed_words.buf);
 	return nfailed == attempted && nfailed ? -1 : nfailed;
 }
 
@@ -1475,42 +1674,32 @@ static void restore_leave_reattached(struct restore_run *run)
 	}
 }
 
-/* The volume record without the claims the plan's selection leaves out: their data is not
- * restored, and no one waits for them to be Bound. */
-static void restore_leave_unchosen(struct restore_run *run)
-{
-	for (size_t k = 0; run->volumes && k < run->n; k++) {
-		const struct restore_item *it = &run->items[k];
-		if (!it->skip || strncmp(it->skip, "not chosen", 10) != 0 || strcmp(it->src->group, "") != 0 ||
-		    strcmp(it->src->resource, "persistentvolumeclaims") != 0)
-			continue;
-		for (int i = 0; i < cJSON_GetArraySize(run->volumes);) {
-			const cJSON *v = cJSON_GetArrayItem(run->volumes, i);
-			const char *ns = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "namespace"));
-			const char *pvc = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "pvc"));
-			if (ns && pvc && strcmp(ns, it->src->ns) == 0 && strcmp(pvc, it->src->name) == 0)
-				cJSON_DeleteItemFromArray(run->volumes, i);
-			else
-				i++;
-		}
-	}
-}
-
 static void restore_run_free(struct restore_run *run)
 {
 	for (long i = 0; run->clients && i < run->parallelism; i++)
 		k8s_client_free(run->clients[i]);
 	free(run->clients);
 	k8s_resource_list_free(&run->types);
-	for (size_t i = 0; i < run->n; i++) {
-		free(run->items[i].ns);
-		free(run->items[i].name);
-		free(run->items[i].version);
-	}
 	free(run->items);
+	for (size_t i = 0; i < run->nentries; i++) {
+		free(run->entries[i].version);
+		free(run->entries[i].note);
+	}
+	free(run->entries);
+	if (run->bodies)
+		fclose(run->bodies);
 	struct backup_archive extra = { .objects = run->extra, .n = run->nextra };
 	backup_archive_free(&extra);
 	backup_archive_free(&run->archive);
+	restore_names_free(&run->uids);
+	restore_names_free(&run->pv_names);
+	restore_names_free(&run->ns_have);
+	restore_names_free(&run->ns_want);
+	restore_names_free(&run->crds);
+	cJSON_Delete(run->counts);
+	cJSON_Delete(run->type_counts);
+	cJSON_Delete(run->failed);
+	strbuf_release(&run->failed_words);
 	cJSON_Delete(run->cluster_class_map);
 	cJSON_Delete(run->volumes);
 	cJSON_Delete(run->recorded.rows);
@@ -1590,7 +1779,6 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 	started = job_phase_start(NULL);
 	char volume_err[1024] = "";
 	restore_leave_reattached(&run);
-	restore_leave_unchosen(&run);
 	if (cJSON_GetArraySize(run.volumes) > 0) {
 		struct job_repository repo;
 		int vrc = job_repository_open(job, run.plan.repository_id, &repo, volume_err, sizeof volume_err);

@@ -903,11 +903,11 @@ void page_backup_plan_edit(struct request *r)
 void page_backup_plan_edit_step(struct request *r)
 {
 	long long id = request_param_id(r, "id");
+	PGresult *res = web_row(r, "SELECT 1 FROM backup_plans WHERE id = $1", id, "backup plan");
 
-	if (!id || !db_exists(r->db, "SELECT 1 FROM backup_plans WHERE id = $1", 1, (const char *const[]){ kv_get(&r->params, "id") })) {
-		respond_error(r, 404, "There is no such backup plan.");
+	if (!res)
 		return;
-	}
+	PQclear(res);
 	plan_wizard_step(r, &r->form, id);
 }
 
@@ -948,19 +948,12 @@ void page_backup_plans(struct request *r)
 void page_backup_plan_run(struct request *r)
 {
 	long long id = request_param_id(r, "id");
-	char sid[24], err[512];
-	const char *params[] = { sid };
 	const char *confirm = kv_get(&r->form, "confirm");
-	PGresult *res;
+	PGresult *res = web_row(r, "SELECT p.name, array_to_string(p.namespaces, ', '), c.name, p.cluster_id FROM backup_plans p "
+				"JOIN clusters c ON c.id = p.cluster_id WHERE p.id = $1", id, "backup plan");
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "SELECT p.name, array_to_string(p.namespaces, ', '), c.name, p.cluster_id FROM backup_plans p "
-			   "JOIN clusters c ON c.id = p.cluster_id WHERE p.id = $1", 1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		respond_error(r, 404, "There is no such backup plan.");
+	if (!res)
 		return;
-	}
 	if (!confirm || strcmp(confirm, "yes") != 0) {
 		cJSON *view = cJSON_CreateObject();
 		cJSON_AddStringToObject(view, "title", "Run a backup");

@@ -20,7 +20,7 @@
 #define STOWAGE_STR(x) STOWAGE_STR_(x)
 
 #define BACKUPS_PAGE_SIZE 50
-#define NAMES_SHOWN_PER_TYPE 500
+#define NAMES_SHOWN_PER_TYPE 500	/* as many as sql/028 keeps in backups.resource_summary */
 #define LOG_LINES_SHOWN 200
 
 static const char *const state_choices[] = { "running", "completed", "partially_failed", "failed", "deleting", NULL };
@@ -212,22 +212,16 @@ void page_backups(struct request *r)
 static cJSON *backup_load(struct request *r, char *sid, size_t sidlen)
 {
 	long long id = request_param_id(r, "id");
-	const char *params[] = { sid };
-	char err[512];
-	PGresult *res;
+	PGresult *res = web_row(r, "SELECT " BACKUP_COLUMNS ", coalesce(rp.name, '') AS repository, "
+				"coalesce(to_char(b.completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '') AS completed_at "
+				"FROM backups b LEFT JOIN clusters c ON c.id = b.cluster_id "
+				"LEFT JOIN backup_plans p ON p.id = b.plan_id LEFT JOIN repositories rp ON rp.id = b.repository_id "
+				"WHERE b.id = $1", id, "backup");
 	cJSON *b;
 
 	snprintf(sid, sidlen, "%lld", id);
-	res = id ? db_exec(r->db, "SELECT " BACKUP_COLUMNS ", coalesce(rp.name, '') AS repository, "
-			   "coalesce(to_char(b.completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '') AS completed_at "
-			   "FROM backups b LEFT JOIN clusters c ON c.id = b.cluster_id "
-			   "LEFT JOIN backup_plans p ON p.id = b.plan_id LEFT JOIN repositories rp ON rp.id = b.repository_id "
-			   "WHERE b.id = $1", 1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		respond_error(r, 404, "There is no such backup.");
+	if (!res)
 		return NULL;
-	}
 	b = backup_json(res, 0);
 	PQclear(res);
 	return b;
@@ -235,16 +229,16 @@ static cJSON *backup_load(struct request *r, char *sid, size_t sidlen)
 
 static void object_link(struct strbuf *out, const char *sid, const char *type, const char *object);
 
-/* The resource list by type: [{type, count, names: [...], objects: [{name, link}]}]. */
+/* The resource list by type: [{type, count, names: [...], objects: [{name, link}]}], from the
+ * summary made when the list was written (sql/028: its first 500 names a type, sorted). */
 static int add_resources(struct request *r, cJSON *view, const char *sid, char *err, size_t errlen)
 {
 	const char *params[] = { sid };
 	PGresult *res = db_exec(r->db,
-		"SELECT t.key, jsonb_array_length(t.value), "
-		"(SELECT string_agg(n, E'\\n' ORDER BY n) FROM (SELECT jsonb_array_elements_text(t.value) AS n "
+		"SELECT t.key, (t.value->>'count')::bigint, "
+		"(SELECT string_agg(n, E'\\n' ORDER BY n) FROM (SELECT jsonb_array_elements_text(t.value->'names') AS n "
 		"  LIMIT " STOWAGE_STR(NAMES_SHOWN_PER_TYPE) ") s) "
-		"FROM backups b, jsonb_each(b.resource_list) t WHERE b.id = $1 AND jsonb_typeof(t.value) = 'array' "
-		"ORDER BY t.key", 1, params, err, errlen);
+		"FROM backups b, jsonb_each(b.resource_summary) t WHERE b.id = $1 ORDER BY t.key", 1, params, err, errlen);
 	cJSON *types;
 
 	if (!res)
@@ -648,17 +642,11 @@ void page_backup_verify(struct request *r)
 void page_repository_sync(struct request *r)
 {
 	long long id = request_param_id(r, "id");
-	char sid[24], err[512], loc[64];
-	const char *params[] = { sid };
-	PGresult *res;
+	char loc[64];
+	PGresult *res = web_row(r, "SELECT name FROM repositories WHERE id = $1", id, "repository");
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "SELECT name FROM repositories WHERE id = $1", 1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		respond_error(r, 404, "There is no such repository.");
+	if (!res)
 		return;
-	}
 	struct web_job q = {
 		.spec = { .kind = "sync", .repository_id = id },
 		.audit_action = "repository.sync", .audit_name = PQgetvalue(res, 0, 0),

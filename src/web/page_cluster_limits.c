@@ -43,21 +43,15 @@ static void limits_respond(struct request *r, int status, long long id, const ch
 /* The cluster's name, or NULL after answering 404. */
 static char *cluster_name(struct request *r, long long id, char **time_zone, char **concurrency)
 {
-	char sid[24], err[512];
-	const char *params[] = { sid };
-	PGresult *res;
-	char *name = NULL;
+	PGresult *res = web_row(r, "SELECT name, time_zone, coalesce(concurrency::text, '') FROM clusters WHERE id = $1",
+				id, "cluster");
+	char *name;
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "SELECT name, time_zone, coalesce(concurrency::text, '') FROM clusters WHERE id = $1",
-			   1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		respond_error(r, 404, "There is no such cluster.");
-	} else {
-		name = xstrdup(PQgetvalue(res, 0, 0));
-		*time_zone = xstrdup(PQgetvalue(res, 0, 1));
-		*concurrency = xstrdup(PQgetvalue(res, 0, 2));
-	}
+	if (!res)
+		return NULL;
+	name = xstrdup(PQgetvalue(res, 0, 0));
+	*time_zone = xstrdup(PQgetvalue(res, 0, 1));
+	*concurrency = xstrdup(PQgetvalue(res, 0, 2));
 	PQclear(res);
 	return name;
 }

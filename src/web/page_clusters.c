@@ -40,13 +40,16 @@ static void cluster_form_respond(struct request *r, int status, cJSON *view, lon
 	web_connection_form(r, status, view, id, &cluster_saved);
 }
 
+/* The route's query (routes.c): sent with the request's BEGIN. */
+const char page_clusters_query[] =
+	"SELECT id, name, api_url, k8s_version, status, status = 'connected' AS connected, status_message, "
+	"coalesce(to_char(last_checked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '') AS last_checked "
+	"FROM clusters ORDER BY name";
+
 void page_clusters(struct request *r)
 {
 	char err[512];
-	PGresult *res = db_exec(r->db,
-		"SELECT id, name, api_url, k8s_version, status, status = 'connected' AS connected, status_message, "
-		"coalesce(to_char(last_checked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '') AS last_checked "
-		"FROM clusters ORDER BY name", 0, NULL, err, sizeof err);
+	PGresult *res = db_exec(r->db, page_clusters_query, 0, NULL, err, sizeof err);
 	cJSON *view;
 
 	if (!res) {
@@ -144,21 +147,15 @@ static int same_pem(const char *a, const char *b)
  * all three); NULL after answering. The web never opens it: the runner does, for the test. */
 static char *cluster_stored_token(struct request *r, long long id, char **url, char **ca)
 {
-	char sid[24], err[512];
-	const char *params[] = { sid };
-	PGresult *res;
-	char *token = NULL;
+	PGresult *res = web_row(r, "SELECT token_enc, api_url, coalesce(ca_pem, '') FROM clusters WHERE id = $1", id,
+				"cluster");
+	char *token;
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = db_exec(r->db, "SELECT token_enc, api_url, coalesce(ca_pem, '') FROM clusters WHERE id = $1",
-		      1, params, err, sizeof err);
-	if (!res || PQntuples(res) != 1) {
-		respond_error(r, 404, "There is no such cluster.");
-	} else {
-		token = xstrdup(PQgetvalue(res, 0, 0));
-		*url = xstrdup(PQgetvalue(res, 0, 1));
-		*ca = xstrdup(PQgetvalue(res, 0, 2));
-	}
+	if (!res)
+		return NULL;
+	token = xstrdup(PQgetvalue(res, 0, 0));
+	*url = xstrdup(PQgetvalue(res, 0, 1));
+	*ca = xstrdup(PQgetvalue(res, 0, 2));
 	PQclear(res);
 	return token;
 }
@@ -316,19 +313,12 @@ void page_cluster_update(struct request *r)
 void page_cluster_edit(struct request *r)
 {
 	long long id = request_param_id(r, "id");
-	char sid[24], err[512];
-	const char *params[] = { sid };
-	PGresult *res;
+	PGresult *res = web_row(r, "SELECT name, api_url, coalesce(ca_pem, ''), status, status_message, k8s_version "
+				"FROM clusters WHERE id = $1", id, "cluster");
 	cJSON *view, *fields;
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "SELECT name, api_url, coalesce(ca_pem, ''), status, status_message, k8s_version "
-			   "FROM clusters WHERE id = $1", 1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		respond_error(r, 404, "There is no such cluster.");
+	if (!res)
 		return;
-	}
 	view = cJSON_CreateObject();
 	fields = cJSON_AddObjectToObject(view, "fields");
 	const char *names[] = { "name", "api_url", "ca_pem" };
@@ -345,21 +335,14 @@ void page_cluster_edit(struct request *r)
 void page_cluster_test(struct request *r)
 {
 	long long id = request_param_id(r, "id");
-	char sid[24], err[512];
-	const char *params[] = { sid };
 	PGresult *res;
 	cJSON *p;
 
 	if (web_org_rate_limit(r) <= 0)
 		return;
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "SELECT name, api_url, coalesce(ca_pem, ''), token_enc FROM clusters WHERE id = $1",
-			   1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		respond_error(r, 404, "There is no such cluster.");
+	res = web_row(r, "SELECT name, api_url, coalesce(ca_pem, ''), token_enc FROM clusters WHERE id = $1", id, "cluster");
+	if (!res)
 		return;
-	}
 	p = cJSON_CreateObject();
 	cJSON_AddStringToObject(p, "purpose", "cluster_test");
 	cJSON_AddNumberToObject(p, "cluster_id", (double)id);

@@ -14,18 +14,12 @@
 static long long job_exists(struct request *r, char *sid, size_t sidlen)
 {
 	long long id = request_param_id(r, "id");
-	const char *params[] = { sid };
-	char err[256];
-	PGresult *res;
-	int found;
+	PGresult *res = web_row(r, "SELECT 1 FROM jobs WHERE id = $1", id, "job");
+	long long found = res ? id : 0;
 
 	snprintf(sid, sidlen, "%lld", id);
-	res = id ? db_exec(r->db, "SELECT 1 FROM jobs WHERE id = $1", 1, params, err, sizeof err) : NULL;
-	found = res && PQntuples(res) == 1;
 	PQclear(res);
-	if (!found)
-		respond_error(r, 404, "There is no such job.");
-	return found ? id : 0;
+	return found;
 }
 
 void page_job_diagnostics(struct request *r)

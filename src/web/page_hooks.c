@@ -319,18 +319,11 @@ void page_hook_check(struct request *r)
 
 void page_hook_delete(struct request *r)
 {
-	long long id = request_param_id(r, "id");
-	char sid[24], err[512], msg[128];
-	const char *params[] = { sid };
-	PGresult *res;
+	char msg[128];
+	PGresult *res = web_row(r, "DELETE FROM hooks WHERE id = $1 RETURNING name", request_param_id(r, "id"), "hook");
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "DELETE FROM hooks WHERE id = $1 RETURNING name", 1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		hook_not_found(r);
+	if (!res)
 		return;
-	}
 	if (hook_audit(r, "hook.delete", PQgetvalue(res, 0, 0), 0) == 0) {
 		snprintf(msg, sizeof msg, "Hook %s deleted.", PQgetvalue(res, 0, 0));
 		response_flash(r, msg);

@@ -13,6 +13,7 @@
 #include "json.h"
 
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -300,69 +301,84 @@ static void add_result(cJSON *job, const char *result_json)
 
 static const struct form_field items_fields[] = {
 	{ .name = "items_page", .label = "Results page", .kind = FORM_INT, .min = 1, .max = JOB_ITEMS_PAGES_MAX },
+	{ .name = "items_after_failed", .label = "Results after", .kind = FORM_INT, .min = 1, .max = LONG_MAX },
+	{ .name = "items_after", .label = "Results after", .kind = FORM_INT, .min = 1, .max = LONG_MAX },
 };
 
-/* One page of rows of one kind of result (failed or not), oldest first: an index scan of
- * sql/026's indexes, however many objects the job records. */
-static PGresult *items_rows(struct request *r, const char *sid, int failed, long offset, long limit, char *err,
-			    size_t errlen)
+/* Up to limit rows of one kind of result (failed or not) after job_items id after, skipping
+ * offset: an index scan of sql/026's indexes from the cursor, however many objects the job
+ * records. The Next link carries the cursor (offset 0); only a page asked for by number alone
+ * (Previous, a typed URL) counts its way there. */
+static PGresult *items_rows(struct request *r, const char *sid, int failed, long after, long offset, long limit,
+			    char *err, size_t errlen)
 {
-	char off[24], lim[24];
-	const char *params[] = { sid, off, lim };
+	char aft[24], off[24], lim[24];
+	const char *params[] = { sid, aft, off, lim };
 
+	snprintf(aft, sizeof aft, "%ld", after);
 	snprintf(off, sizeof off, "%ld", offset);
 	snprintf(lim, sizeof lim, "%ld", limit);
 	return db_exec(r->db, failed ?
-		"SELECT resource || CASE WHEN api_group <> '' THEN '.' || api_group ELSE '' END AS type, namespace, name, "
-		"action, true AS failed, message FROM job_items WHERE job_id = $1 AND action = 'failed' "
-		"ORDER BY id LIMIT $3::bigint OFFSET $2::bigint" :
-		"SELECT resource || CASE WHEN api_group <> '' THEN '.' || api_group ELSE '' END AS type, namespace, name, "
-		"action, false AS failed, message FROM job_items WHERE job_id = $1 AND action <> 'failed' "
-		"ORDER BY id LIMIT $3::bigint OFFSET $2::bigint", 3, params, err, errlen);
+		"SELECT id AS item_id, resource || CASE WHEN api_group <> '' THEN '.' || api_group ELSE '' END AS type, "
+		"namespace, name, action, true AS failed, message FROM job_items WHERE job_id = $1 AND action = 'failed' "
+		"AND id > $2::bigint ORDER BY id LIMIT $4::bigint OFFSET $3::bigint" :
+		"SELECT id AS item_id, resource || CASE WHEN api_group <> '' THEN '.' || api_group ELSE '' END AS type, "
+		"namespace, name, action, false AS failed, message FROM job_items WHERE job_id = $1 AND action <> 'failed' "
+		"AND id > $2::bigint ORDER BY id LIMIT $4::bigint OFFSET $3::bigint", 4, params, err, errlen);
 }
 
-/* The per-object results, JOB_ITEMS_SHOWN a page, failures first; ?items_page=N pages on.
- * -2 (err says why) for a malformed items_page. */
+/* The per-object results, JOB_ITEMS_SHOWN a page, failures first; ?items_page=N pages on, with
+ * the cursor of the page before (items_after_failed or items_after: the last id it showed).
+ * The counts come from the job row (sql/028), not from counting the items.
+ * -2 (err says why) for a malformed parameter. */
 static int add_items(struct request *r, cJSON *view, const char *sid, char *err, size_t errlen)
 {
 	const char *params[] = { sid };
 	struct form_values v;
 	PGresult *res;
 	cJSON *items;
-	long total, failed, page, offset, shown = 0;
-	char link[96];
+	long total, failed, page, offset, shown = 0, after_failed, after;
+	long long last_id = 0;
+	int cursor, last_failed = 0;
+	char link[160];
 
-	form_validate(items_fields, 1, &r->query, &v);
+	form_validate(items_fields, 3, &r->query, &v);
 	if (v.errors) {
 		snprintf(err, errlen, "%s", form_first_error(&v));
 		form_values_free(&v);
 		return -2;
 	}
 	page = v.value[0] ? atol(v.value[0]) : 1;
+	after_failed = v.value[1] ? atol(v.value[1]) : 0;
+	after = v.value[2] ? atol(v.value[2]) : 0;
+	cursor = after_failed || after;
 	form_values_free(&v);
-	res = db_exec(r->db, "SELECT count(*), count(*) FILTER (WHERE action = 'failed') FROM job_items WHERE job_id = $1",
-		      1, params, err, errlen);
+	res = db_exec(r->db, "SELECT items_recorded, items_recorded_failed FROM jobs WHERE id = $1", 1, params, err, errlen);
 	if (!res)
 		return -1;
-	total = atol(PQgetvalue(res, 0, 0));
-	failed = atol(PQgetvalue(res, 0, 1));
+	total = PQntuples(res) ? atol(PQgetvalue(res, 0, 0)) : 0;
+	failed = PQntuples(res) ? atol(PQgetvalue(res, 0, 1)) : 0;
 	PQclear(res);
 	items = cJSON_AddArrayToObject(view, "items");
 	offset = (page - 1) * JOB_ITEMS_SHOWN;
 	for (int f = 1; f >= 0 && shown < JOB_ITEMS_SHOWN; f--) {
-		long from = f ? offset : offset > failed ? offset - failed : 0;
+		long from = cursor ? 0 : f ? offset : offset > failed ? offset - failed : 0;
 		cJSON *rows, *o;
 
-		if (f && offset >= failed)
+		if (f && (cursor ? after != 0 : offset >= failed))
 			continue;
-		res = items_rows(r, sid, f, from, JOB_ITEMS_SHOWN - shown, err, errlen);
+		res = items_rows(r, sid, f, f ? after_failed : after, from, JOB_ITEMS_SHOWN - shown, err, errlen);
 		if (!res)
 			return -1;
 		rows = db_rows_json(res);
 		shown += PQntuples(res);
 		PQclear(res);
-		while ((o = cJSON_DetachItemFromArray(rows, 0)))
+		while ((o = cJSON_DetachItemFromArray(rows, 0))) {
+			last_id = (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "item_id"));
+			last_failed = f;
+			cJSON_DeleteItemFromObject(o, "item_id");
 			cJSON_AddItemToArray(items, o);
+		}
 		cJSON_Delete(rows);
 	}
 	cJSON_AddNumberToObject(view, "items_count", (double)total);
@@ -375,8 +391,9 @@ static int add_items(struct request *r, cJSON *view, const char *sid, char *err,
 		snprintf(link, sizeof link, "/jobs/%s?items_page=%ld#job-items", sid, page - 1);
 		cJSON_AddStringToObject(view, "items_prev_link", link);
 	}
-	if (offset + shown < total && page < JOB_ITEMS_PAGES_MAX) {
-		snprintf(link, sizeof link, "/jobs/%s?items_page=%ld#job-items", sid, page + 1);
+	if (last_id && offset + shown < total && page < JOB_ITEMS_PAGES_MAX) {
+		snprintf(link, sizeof link, "/jobs/%s?%s=%lld&items_page=%ld#job-items", sid,
+			 last_failed ? "items_after_failed" : "items_after", last_id, page + 1);
 		cJSON_AddStringToObject(view, "items_next_link", link);
 	}
 	return 0;

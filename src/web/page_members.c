@@ -160,22 +160,13 @@ void page_members_invite(struct request *r)
 /* The member's email, or NULL after answering 404. Caller frees. */
 static char *member_email(struct request *r, long long id)
 {
-	char sid[24], err[512];
-	const char *params[] = { sid };
-	PGresult *res;
-	char *email = NULL;
+	PGresult *res = web_row(r, "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id "
+				"WHERE m.user_id = $1", id, "member in this organisation");
+	char *email;
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = db_exec(r->db, "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id "
-		      "WHERE m.user_id = $1", 1, params, err, sizeof err);
-	if (!res) {
-		respond_db_error(r, err);
+	if (!res)
 		return NULL;
-	}
-	if (PQntuples(res) == 1)
-		email = xstrdup(PQgetvalue(res, 0, 0));
-	else
-		respond_error(r, 404, "There is no such member in this organisation.");
+	email = xstrdup(PQgetvalue(res, 0, 0));
 	PQclear(res);
 	return email;
 }

@@ -401,19 +401,13 @@ void page_migration_create(struct request *r)
  * running; 1 when it may be edited. */
 static int migration_editable(struct request *r, long long id)
 {
-	char sid[24], err[256], msg[300];
-	const char *params[] = { sid };
-	PGresult *res;
+	char msg[300];
+	PGresult *res = web_row(r, "SELECT (SELECT j.id FROM jobs j WHERE j.migration_plan_id = m.id "
+				"AND j.state IN ('queued', 'running') ORDER BY j.id LIMIT 1) FROM migration_plans m WHERE m.id = $1",
+				id, "migration plan");
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "SELECT (SELECT j.id FROM jobs j WHERE j.migration_plan_id = m.id "
-			   "AND j.state IN ('queued', 'running') ORDER BY j.id LIMIT 1) FROM migration_plans m WHERE m.id = $1",
-			   1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		respond_error(r, 404, "There is no such migration plan.");
+	if (!res)
 		return 0;
-	}
 	if (!PQgetisnull(res, 0, 0)) {
 		snprintf(msg, sizeof msg, "This migration plan has a job queued or running (job #%s): it cannot be edited "
 			 "until that job ends (or is cancelled).", PQgetvalue(res, 0, 0));
@@ -486,23 +480,14 @@ void page_migration_update(struct request *r)
 static PGresult *plan_row(struct request *r, char *sid, size_t sidlen)
 {
 	long long id = request_param_id(r, "id");
-	char err[512];
-	const char *params[] = { sid };
-	PGresult *res;
 
 	snprintf(sid, sidlen, "%lld", id);
-	res = id ? db_exec(r->db, "SELECT m.name, m.source_cluster_id, m.target_cluster_id, s.name, t.name, "
-			   "array_to_json(m.namespaces)::text, m.storage_classes::text, m.keep_source_running, p.name, "
-			   "m.ready_timeout_seconds "
-			   "FROM migration_plans m JOIN clusters s ON s.id = m.source_cluster_id "
-			   "JOIN clusters t ON t.id = m.target_cluster_id JOIN repositories p ON p.id = m.repository_id "
-			   "WHERE m.id = $1", 1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		respond_error(r, 404, "There is no such migration plan.");
-		return NULL;
-	}
-	return res;
+	return web_row(r, "SELECT m.name, m.source_cluster_id, m.target_cluster_id, s.name, t.name, "
+		       "array_to_json(m.namespaces)::text, m.storage_classes::text, m.keep_source_running, p.name, "
+		       "m.ready_timeout_seconds "
+		       "FROM migration_plans m JOIN clusters s ON s.id = m.source_cluster_id "
+		       "JOIN clusters t ON t.id = m.target_cluster_id JOIN repositories p ON p.id = m.repository_id "
+		       "WHERE m.id = $1", id, "migration plan");
 }
 
 /* The pre-check, run by a runner on both clusters: 1 with conflicts (an array) filled, 0 while

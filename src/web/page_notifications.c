@@ -174,23 +174,15 @@ static void notify_respond(struct request *r, const struct notify_scope *sc, int
 static int scope_for(struct request *r, struct notify_scope *sc, const char *column, const char *table,
 		     const char *path, const char *what)
 {
-	char sid[24], sql[128], err[512];
-	const char *params[] = { sid };
+	char sql[128];
 	PGresult *res;
 
 	*sc = (struct notify_scope){ column, table, path, what, request_param_id(r, "id"), "" };
 	if (!column)
 		return 0;
-	snprintf(sid, sizeof sid, "%lld", sc->plan_id);
 	snprintf(sql, sizeof sql, "SELECT name FROM %s WHERE id = $1", table);
-	res = sc->plan_id ? db_exec(r->db, sql, 1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		char msg[96];
-		snprintf(msg, sizeof msg, "There is no such %s in this organisation.", what);
-		respond_error(r, 404, msg);
+	if (!(res = web_row(r, sql, sc->plan_id, what)))
 		return -1;
-	}
 	snprintf(sc->plan_name, sizeof sc->plan_name, "%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
 	return 0;

@@ -118,16 +118,14 @@ void page_repository_new(struct request *r)
 
 /* The sealed secret key stored for repository id, or NULL after answering. The web never opens
  * it: the runner does, for the probe. */
-static char *repo_stored_secret(struct request *r, const char *sid)
+static char *repo_stored_secret(struct request *r, long long id)
 {
-	const char *params[] = { sid };
-	char err[512], *secret = NULL;
-	PGresult *res = db_exec(r->db, "SELECT secret_key_enc FROM repositories WHERE id = $1", 1, params, err, sizeof err);
+	PGresult *res = web_row(r, "SELECT secret_key_enc FROM repositories WHERE id = $1", id, "repository");
+	char *secret;
 
-	if (!res || PQntuples(res) != 1)
-		respond_error(r, 404, "There is no such repository.");
-	else
-		secret = xstrdup(PQgetvalue(res, 0, 0));
+	if (!res)
+		return NULL;
+	secret = xstrdup(PQgetvalue(res, 0, 0));
 	PQclear(res);
 	return secret;
 }
@@ -160,7 +158,7 @@ static void repo_save(struct request *r, long long id)
 			respond_db_error(r, "sealing the secret key failed");
 			goto out;
 		}
-	} else if (!(sealed = repo_stored_secret(r, sid))) {
+	} else if (!(sealed = repo_stored_secret(r, id))) {
 		goto out;
 	}
 	if (web_org_rate_limit(r) <= 0)
@@ -220,20 +218,15 @@ void page_repository_update(struct request *r)
 void page_repository_edit(struct request *r)
 {
 	long long id = request_param_id(r, "id");
-	char sid[24], err[512];
-	const char *params[] = { sid };
+	char sid[24];
 	static const char *const names[] = { "name", "kind", "bucket", "region", "endpoint", "prefix", "access_key" };
-	PGresult *res;
+	PGresult *res = web_row(r, "SELECT name, kind, bucket, region, coalesce(endpoint, ''), prefix, access_key, "
+				"status, status_message FROM repositories WHERE id = $1", id, "repository");
 	cJSON *view, *fields;
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "SELECT name, kind, bucket, region, coalesce(endpoint, ''), prefix, access_key, "
-			   "status, status_message FROM repositories WHERE id = $1", 1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		respond_error(r, 404, "There is no such repository.");
+	if (!res)
 		return;
-	}
+	snprintf(sid, sizeof sid, "%lld", id);
 	view = cJSON_CreateObject();
 	fields = cJSON_AddObjectToObject(view, "fields");
 	for (int i = 0; i < 7; i++)
@@ -251,21 +244,15 @@ void page_repository_edit(struct request *r)
 void page_repository_test(struct request *r)
 {
 	long long id = request_param_id(r, "id");
-	char sid[24], err[512];
-	const char *params[] = { sid };
 	PGresult *res;
 	cJSON *p;
 
 	if (web_org_rate_limit(r) <= 0)
 		return;
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "SELECT kind, bucket, region, coalesce(endpoint, ''), access_key, secret_key_enc "
-			   "FROM repositories WHERE id = $1", 1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		respond_error(r, 404, "There is no such repository.");
+	res = web_row(r, "SELECT kind, bucket, region, coalesce(endpoint, ''), access_key, secret_key_enc "
+		      "FROM repositories WHERE id = $1", id, "repository");
+	if (!res)
 		return;
-	}
 	p = cJSON_CreateObject();
 	cJSON_AddStringToObject(p, "purpose", "repository_test");
 	cJSON_AddNumberToObject(p, "repository_id", (double)id);

@@ -642,14 +642,11 @@ static int refuse_running(struct request *r, long long id)
 
 static int restore_plan_exists(struct request *r, long long id)
 {
-	char sid[24];
-	const char *params[] = { sid };
+	PGresult *res = web_row(r, "SELECT 1 FROM restore_plans WHERE id = $1", id, "restore plan");
+	int found = res != NULL;
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	if (id && db_exists(r->db, "SELECT 1 FROM restore_plans WHERE id = $1", 1, params))
-		return 1;
-	respond_error(r, 404, "There is no such restore plan.");
-	return 0;
+	PQclear(res);
+	return found;
 }
 
 /* GET /restore-plans/:id/edit: the wizard with the plan's values. */
@@ -724,25 +721,18 @@ void page_restore_plans(struct request *r)
 void page_restore_plan_activate(struct request *r)
 {
 	long long id = request_param_id(r, "id");
-	char sid[24], err[512];
-	const char *params[] = { sid };
 	const char *confirm = kv_get(&r->form, "confirm");
-	PGresult *res;
+	PGresult *res = web_row(r, "SELECT p.name, c.name, coalesce(b.name, ''), coalesce(b." RESTORABLE ", false), "
+				"coalesce(to_char(b.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), ''), "
+				"coalesce(array_to_string(b.namespaces, ', '), ''), "
+				"coalesce((SELECT string_agg(key || ' → ' || value, ', ') FROM jsonb_each_text(p.namespace_map)), ''), "
+				"coalesce((SELECT string_agg(key || ' → ' || value, ', ') FROM jsonb_each_text(p.storage_class_map)), ''), "
+				"CASE WHEN p.reattach_volumes THEN 'yes' ELSE '' END, p.backup_id, p.target_cluster_id "
+				"FROM restore_plans p JOIN clusters c ON c.id = p.target_cluster_id "
+				"LEFT JOIN backups b ON b.id = p.backup_id WHERE p.id = $1", id, "restore plan");
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "SELECT p.name, c.name, coalesce(b.name, ''), coalesce(b." RESTORABLE ", false), "
-			   "coalesce(to_char(b.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), ''), "
-			   "coalesce(array_to_string(b.namespaces, ', '), ''), "
-			   "coalesce((SELECT string_agg(key || ' → ' || value, ', ') FROM jsonb_each_text(p.namespace_map)), ''), "
-			   "coalesce((SELECT string_agg(key || ' → ' || value, ', ') FROM jsonb_each_text(p.storage_class_map)), ''), "
-			   "CASE WHEN p.reattach_volumes THEN 'yes' ELSE '' END, p.backup_id, p.target_cluster_id "
-			   "FROM restore_plans p JOIN clusters c ON c.id = p.target_cluster_id "
-			   "LEFT JOIN backups b ON b.id = p.backup_id WHERE p.id = $1", 1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		respond_error(r, 404, "There is no such restore plan.");
+	if (!res)
 		return;
-	}
 	if (strcmp(PQgetvalue(res, 0, 3), "t") != 0) {
 		PQclear(res);
 		respond_error(r, 409, "The plan's backup is gone or not complete; create a restore plan from another backup.");

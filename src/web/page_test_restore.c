@@ -104,19 +104,12 @@ static const struct form_field run_fields[] = {
 void page_backup_test_restore(struct request *r)
 {
 	long long id = request_param_id(r, "id");
-	char sid[24], err[512];
-	const char *params[] = { sid };
 	struct form_values v;
-	PGresult *res;
+	PGresult *res = web_row(r, "SELECT name, state IN ('completed', 'partially_failed'), coalesce(plan_id, 0) "
+				"FROM backups WHERE id = $1", id, "backup");
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "SELECT name, state IN ('completed', 'partially_failed'), coalesce(plan_id, 0) "
-			   "FROM backups WHERE id = $1", 1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		respond_error(r, 404, "There is no such backup.");
+	if (!res)
 		return;
-	}
 	if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
 		PQclear(res);
 		respond_error(r, 409, "Only a finished backup can be test-restored.");
@@ -184,18 +177,13 @@ void page_backup_plan_test_restore_save(struct request *r)
 {
 	long long id = request_param_id(r, "id");
 	char sid[24], err[512], loc[64], cluster_s[24];
-	const char *params[] = { sid };
 	struct form_values v;
 	struct cron_spec spec;
-	PGresult *res;
+	PGresult *res = web_row(r, "SELECT name FROM backup_plans WHERE id = $1", id, "backup plan");
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	res = id ? db_exec(r->db, "SELECT name FROM backup_plans WHERE id = $1", 1, params, err, sizeof err) : NULL;
-	if (!res || PQntuples(res) != 1) {
-		PQclear(res);
-		respond_error(r, 404, "There is no such backup plan.");
+	if (!res)
 		return;
-	}
+	snprintf(sid, sizeof sid, "%lld", id);
 	char *name = xstrdup(PQgetvalue(res, 0, 0));
 	PQclear(res);
 	form_validate(plan_fields, T_N, &r->form, &v);

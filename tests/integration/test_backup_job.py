@@ -342,20 +342,27 @@ def test_listing_past_the_page_size_returns_every_object(tenant, testenv, many_c
     assert len([i for i in tenant.items(job_id) if i[1] == "configmaps"]) == configmaps
 
     # the job page shows the results 200 a page, every one on exactly one page
+    # following Next (a keyset cursor) or asking by page number (counted) gives the same pages
     total = len(tenant.items(job_id))
-    seen, page = [], 1
+    seen, page, link = [], 1, f"/jobs/{job_id}"
     while True:
-        view = tenant.client.json(f"/jobs/{job_id}?items_page={page}").json()
+        view = tenant.client.json(link.split("#")[0]).json()
         assert view["items_count"] == total and len(view["items"]) <= 200
+        by_number = tenant.client.json(f"/jobs/{job_id}?items_page={page}").json()
+        assert by_number["items"] == view["items"] and by_number["items_from"] == view["items_from"]
         seen += [(i["type"], i["namespace"], i["name"]) for i in view["items"]]
         if "items_next_link" not in view:
             break
-        assert len(view["items"]) == 200 and view["items_next_link"].endswith(f"items_page={page + 1}#job-items")
+        link = view["items_next_link"]
+        assert len(view["items"]) == 200 and link.endswith(f"items_page={page + 1}#job-items") and "items_after" in link
         page += 1
     assert page == (total + 199) // 200 and len(seen) == len(set(seen)) == total
     for bad in ("0", "x", "-1", "99999999"):
         r = tenant.client.json(f"/jobs/{job_id}?items_page={bad}")
         assert r.status_code == 422 and "Results page" in r.text, (bad, r.status_code, r.text[:300])
+    for bad in ("items_after=x", "items_after=0", "items_after_failed=-5", "items_after=1e3"):
+        r = tenant.client.json(f"/jobs/{job_id}?{bad}")
+        assert r.status_code == 422 and "Results after" in r.text, (bad, r.status_code, r.text[:300])
 
 
 def test_label_selector_limits_the_objects(tenant, testenv, many_configmaps):

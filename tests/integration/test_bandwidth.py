@@ -23,6 +23,7 @@ from fixtures_testenv import kubectl
 from test_mover_pod import mover_image, vols  # noqa: F401 (fixtures)
 from test_mover_volume import MOVER, common, create_bucket, keyfile  # noqa: F401 (fixture)
 from test_real_node import real_pod, run_pod
+from test_clusters_repositories import add_cluster as console_add_cluster
 
 pytest_plugins = ["fixtures_testenv"]
 MB = 1000 * 1000
@@ -37,14 +38,11 @@ def org_of(stack, client):
     return org
 
 
-def add_cluster(stack, org, name="prod"):
-    conn = psycopg2.connect(stack.pg_dsn_owner)
-    with conn, conn.cursor() as cur:
-        cur.execute("INSERT INTO stowage.clusters (org_id, name, api_url, token_enc, key_id) "
-                    "VALUES (%s, %s, 'https://203.0.113.1', '\\x00', 'k1') RETURNING id", (org, name))
-        cid = cur.fetchone()[0]
-    conn.close()
-    return cid
+def add_cluster(client, testenv, name="prod"):
+    """A cluster added through the console (its token sealed as the product seals it), its id."""
+    r = console_add_cluster(client, testenv, name)
+    assert r.status_code == 303, r.text[:500]
+    return [c["id"] for c in client.json("/clusters").json()["clusters"] if c["name"] == name][0]
 
 
 def owner_rows(stack, sql, params=()):
@@ -58,8 +56,8 @@ def owner_rows(stack, sql, params=()):
 
 # ---- the Limits page ----
 
-def test_limits_page_saves_windows_zone_and_concurrency_and_audits(stack, admin):
-    cid = add_cluster(stack, org_of(stack, admin))
+def test_limits_page_saves_windows_zone_and_concurrency_and_audits(stack, admin, testenv):
+    cid = add_cluster(admin, testenv)
     page = admin.get(f"/clusters/{cid}")
     assert f"/clusters/{cid}/limits" in page.text
     r = admin.post(f"/clusters/{cid}/limits", {
@@ -101,8 +99,8 @@ def test_limits_page_saves_windows_zone_and_concurrency_and_audits(stack, admin)
     ("concurrency", "65", "Jobs at once: a whole number from 1 to 64"),
     ("concurrency", "1; DROP TABLE x", "Jobs at once"),
 ])
-def test_limits_refuse_bad_input_naming_the_field_and_write_nothing(stack, admin, field, value, words):
-    cid = add_cluster(stack, org_of(stack, admin))
+def test_limits_refuse_bad_input_naming_the_field_and_write_nothing(stack, admin, testenv, field, value, words):
+    cid = add_cluster(admin, testenv)
     form = {"time_zone": "UTC", "concurrency": "2", "bandwidth": "both 5MB/s daily 00:00-24:00", field: value}
     assert admin.post(f"/clusters/{cid}/limits", {"time_zone": "Asia/Tokyo", "concurrency": "3",
                                                   "bandwidth": "upload 1MB/s daily 01:00-02:00"}).status_code == 303
@@ -116,8 +114,8 @@ def test_limits_refuse_bad_input_naming_the_field_and_write_nothing(stack, admin
                       "WHERE cluster_id = %s", (cid,)) == [("upload", 1000000)]
 
 
-def test_another_organisations_cluster_limits_are_not_found(stack, admin, client):
-    theirs = add_cluster(stack, org_of(stack, admin), "theirs")
+def test_another_organisations_cluster_limits_are_not_found(stack, admin, client, testenv):
+    theirs = add_cluster(admin, testenv, "theirs")
     client.org = unique("Other ")
     client.email = unique("other") + "@example.test"
     client.signup(client.org, client.email)
@@ -143,9 +141,9 @@ def test_another_organisations_cluster_limits_are_not_found(stack, admin, client
 
 # ---- the claim ----
 
-def test_a_cluster_with_concurrency_1_holds_its_second_job_while_another_clusters_runs(stack, admin):
+def test_a_cluster_with_concurrency_1_holds_its_second_job_while_another_clusters_runs(stack, admin, testenv):
     org = org_of(stack, admin)
-    one, other = add_cluster(stack, org, "one"), add_cluster(stack, org, "other")
+    one, other = add_cluster(admin, testenv, "one"), add_cluster(admin, testenv, "other")
     conn = psycopg2.connect(stack.pg_dsn_app.replace("user=stowage_app", "user=stowage_runner"))
     try:
         with conn.cursor() as cur:
@@ -262,6 +260,8 @@ def test_a_mover_pod_is_paced_by_the_window_open_now_in_the_clusters_time_zone(v
     later = local + timedelta(hours=3)
     conn = psycopg2.connect(vols.stack.pg_dsn_owner)
     conn.autocommit = True
+    # the row only holds the windows (itest_volumes gets the token from its environment); its
+    # made-up token would stop a key rotation of the shared stack, so it is removed afterwards
     with conn.cursor() as cur:
         cur.execute("INSERT INTO stowage.clusters (org_id, name, api_url, token_enc, key_id, time_zone) "
                     "VALUES (%s, %s, 'https://203.0.113.1', '\\x00', 'k1', %s) RETURNING id",
@@ -298,3 +298,6 @@ def test_a_mover_pod_is_paced_by_the_window_open_now_in_the_clusters_time_zone(v
         assert not any("1KB/s" in m for m in logs), logs
     finally:
         vols.cluster_id = 1
+        with conn.cursor() as cur:
+            cur.execute("DELETE FROM stowage.clusters WHERE id = %s", (cid,))
+        conn.close()

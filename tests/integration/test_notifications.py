@@ -241,22 +241,15 @@ def test_a_failed_backup_is_mailed_and_posted_signed_and_retried(hosted, opted, 
 def test_key_rotation_reseals_the_webhook_secret(hosted, opted, receiver, tmp_path):
     """stowage-keys rotate re-seals the webhook secret with the other secrets (and passes over
     settings without a webhook); rotated and back, the runner signs with the same secret."""
-    keys = os.path.join(BUILD, "stowage-keys")
     before = owner_query(hosted, "SELECT webhook_secret_enc FROM stowage.notification_settings WHERE backup_plan_id = %s",
                          (opted.plan_id,))[0][0]
     new_key = str(tmp_path / "new.key")
-    subprocess.run([keys, "generate", new_key], check=True)
-    out = subprocess.run([keys, "rotate", "-c", hosted.conf, new_key], capture_output=True, text=True)
+    out = hosted.rotate_key(new_key)
     assert out.returncode == 0, out.stderr
     assert opted.webhook_secret not in out.stdout + out.stderr
     assert owner_query(hosted, "SELECT webhook_secret_enc FROM stowage.notification_settings WHERE backup_plan_id = %s",
                        (opted.plan_id,))[0][0] != before
-    conf_new = str(tmp_path / "new.conf")
-    old_key = [l.split("=", 1)[1].strip() for l in open(hosted.conf) if l.startswith("master_key_file")][0]
-    with open(hosted.conf) as src, open(conf_new, "w") as dst:
-        for line in src:
-            dst.write(f"master_key_file = {new_key}\n" if line.startswith("master_key_file") else line)
-    back = subprocess.run([keys, "rotate", "-c", conf_new, old_key], capture_output=True, text=True)
+    back = hosted.rotate_key_back(new_key, str(tmp_path / "new.conf"))
     assert back.returncode == 0, back.stderr
     seen = len(receiver.requests)
     r = opted.post(f"/backup-plans/{opted.plan_id}/backup", {"confirm": "yes"})

@@ -39,8 +39,11 @@ USERS = {
     "u-frank": {"ID": "u-frank", "Username": "frank", "Password": "frank-secret-1", "FirstName": "Frank",
                 "LastName": "Other", "Email": "frank.sso@example.test", "EmailVerified": True,
                 "PreferredLanguage": "en"},
+    "u-grace": {"ID": "u-grace", "Username": "grace", "Password": "grace-secret-1", "FirstName": "Grace",
+                "LastName": "Rotated", "Email": "grace.sso@example.test", "EmailVerified": True,
+                "PreferredLanguage": "en"},
 }
-ROLE_MAP = "carol=operator\ndave=viewer\nfrank=viewer\n"
+ROLE_MAP = "carol=operator\ndave=viewer\nfrank=viewer\ngrace=viewer\n"
 
 
 def wait_port(port, timeout=30):
@@ -279,3 +282,24 @@ def test_settings_are_admin_only_and_validated(stack, provider, admin):
     r = admin.post("/settings/sso", {"issuer": provider.replace("localhost", "127.0.0.1"), "client_id": "web",
                                      "client_secret": "s", "role_claim": "groups", "role_map": ""})
     assert r.status_code == 422 and "must be identical" in r.text, r.text[:800]
+
+
+def test_key_rotation_reseals_the_client_secret(stack, provider, admin, tmp_path):
+    """stowage-keys rotate re-seals the provider's client secret with the other secrets (before, it
+    stayed under the old key and stopped opening once that key was destroyed); rotated and back,
+    the runner opens it for a sign-in."""
+    configure(admin, provider, "web")
+    query = ("SELECT client_secret_enc, key_id FROM stowage.org_sso o JOIN stowage.orgs g ON g.id = o.org_id "
+             "WHERE g.name = %s")
+    sealed, key_id = owner_sql(stack, query, (admin.org,))[0]
+    new_key = str(tmp_path / "new.key")
+    out = stack.rotate_key(new_key)
+    assert out.returncode == 0, out.stderr
+    resealed, new_id = owner_sql(stack, query, (admin.org,))[0]
+    assert new_id != key_id and bytes(resealed) != bytes(sealed)
+    back = stack.rotate_key_back(new_key, str(tmp_path / "new.conf"))
+    assert back.returncode == 0, back.stderr
+    assert owner_sql(stack, query, (admin.org,))[0][1] == key_id
+    grace = Client(stack)  # a person of her own: an account belongs to the organisation it first joined
+    r = finish(grace, provider_login(grace.http, start_sso(grace, admin.org), "grace", "grace-secret-1"))
+    assert r.status_code == 303 and r.headers["Location"] == "/", r.text[:500]

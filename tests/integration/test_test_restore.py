@@ -180,3 +180,47 @@ def test_refused_in_words(tenant, app):
         assert r.status_code == 409 and "Only a finished backup can be test-restored" in r.text, r.text[:300]
     finally:
         tenant.sql("UPDATE stowage.backups SET state = 'completed' WHERE id = %s", (backup_id,))
+
+
+def test_another_organisations_backup_plan_and_cluster_are_refused_and_nothing_is_made(tenant, stack, testenv, app):
+    """Another organisation posting this one's backup or plan to the test-restore forms: 404 in
+    the words of an id nobody has; this organisation naming the other's cluster: the field's
+    "no such cluster", as for an id nobody has. Neither answer names the other organisation's
+    rows; no job is queued, no setting changes, nothing is audited."""
+    ns, plan_id = app
+    other = Tenant(stack, testenv, prefix="trother")
+    finished = tenant.sql("SELECT id FROM stowage.backups WHERE plan_id = %s AND state = 'completed' "
+                          "ORDER BY id LIMIT 1", (plan_id,))
+    backup_id = finished[0][0] if finished else backup_now(tenant, plan_id)
+    backup_name, plan_name = tenant.sql_one("SELECT b.name, p.name FROM stowage.backups b JOIN stowage.backup_plans p "
+                                            "ON p.id = b.plan_id WHERE b.id = %s", (backup_id,))
+    their_org, my_org = (tenant.sql_one("SELECT name FROM stowage.orgs WHERE id = %s", (t.org_id,))[0]
+                         for t in (other, tenant))
+
+    def state():
+        return (tenant.sql("SELECT org_id, kind, count(*) FROM stowage.jobs WHERE org_id IN (%s, %s) "
+                           "GROUP BY 1, 2 ORDER BY 1, 2", (tenant.org_id, other.org_id)),
+                tenant.sql("SELECT test_restore_cron, test_restore_cluster_id, test_restore_hooks::text "
+                           "FROM stowage.backup_plans WHERE id = %s", (plan_id,)),
+                tenant.sql("SELECT count(*) FROM stowage.audit_log WHERE org_id IN (%s, %s)",
+                           (tenant.org_id, other.org_id)))
+
+    before = state()
+    settings = {"schedule": "* * * * *", "hook_script": "error('not mine')"}
+    nobody = 999999999
+    # the other organisation, with its own (real) cluster, at this one's backup and plan
+    for path, mine, data, words in (("/backups/{}/test-restore", backup_id, {}, "There is no such backup."),
+                                    ("/backup-plans/{}/test-restore", plan_id, settings, "There is no such backup plan.")):
+        for row in (mine, nobody):
+            r = other.client.post(path.format(row), dict(data, cluster_id=str(other.cluster_id)))
+            assert r.status_code == 404 and words in r.text, (path, row, r.status_code, r.text[:300])
+            for name in (backup_name, plan_name, my_org):
+                assert name not in r.text, (path, name)
+    # this organisation naming the other's cluster: as a cluster nobody has
+    for path, data in (("/backups/{}/test-restore".format(backup_id), {}),
+                       ("/backup-plans/{}/test-restore".format(plan_id), settings)):
+        answers = [tenant.client.post(path, dict(data, cluster_id=str(cid))) for cid in (other.cluster_id, nobody)]
+        for r in answers:
+            assert r.status_code == 422 and "Cluster: no such cluster in your organisation" in r.text, r.text[:300]
+            assert their_org not in r.text
+    assert state() == before
