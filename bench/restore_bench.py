@@ -97,7 +97,7 @@ def kubectl_run(env, ns, objs, workdir, server):
     t0 = time.time()
     res = subprocess.run([env["KUBECTL"], f"--kubeconfig={env['TARGET_KUBECONFIG']}", f"--server={server}",
                           "create", "-f", path],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, timeout=900)  # a stall behind the relay fails, not hangs
     secs = time.time() - t0
     assert res.returncode == 0, res.stderr[-2000:]
     return secs
