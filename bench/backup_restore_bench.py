@@ -10,7 +10,8 @@ replicas, plus what controllers derive from them), then measures
   - kubectl get <every namespaced type with list, events left out> -n NS -o json, the same
     reads a backup makes, written to /dev/null;
   - (best of BENCH_RUNS (3) each) then a Stowage restore job of that backup into the target
-    cluster (restore_parallelism BENCH_PARALLELISM, 16);
+    cluster, with the shipped defaults (BENCH_PARALLELISM=N sets restore_parallelism, and the
+    rows say so);
   - Velero (velero_peer.py; BENCH_VELERO=0 leaves it out): `velero backup create --wait` of the
     namespace, and `velero restore create --wait` of that backup into the target cluster, with
     a velero server per cluster and the backup in the same MinIO;
@@ -34,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from conftest import Client, Stack, free_port  # noqa: E402
 from fixtures_testenv import SCRIPTS, kubectl, read_env  # noqa: E402
-from restore_bench import set_settings  # noqa: E402
+from benchlib import set_settings  # noqa: E402
 from test_backup_job import s3_client  # noqa: E402
 from test_clusters_repositories import add_cluster, add_repo  # noqa: E402
 from test_restore_job import Restorer  # noqa: E402
@@ -42,7 +43,7 @@ from velero_peer import Velero  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 SIZES = [int(n) for n in os.environ.get("BENCH_SIZES", "1000,10000").split(",")]
-PARALLELISM = int(os.environ.get("BENCH_PARALLELISM", "16"))
+PARALLELISM = int(os.environ["BENCH_PARALLELISM"]) if os.environ.get("BENCH_PARALLELISM") else None
 VELERO = os.environ.get("BENCH_VELERO", "1") != "0"
 VELERO_VERSION = read_env(os.path.join(SCRIPTS, "versions.env"))["VELERO_VERSION"]
 
@@ -138,7 +139,7 @@ def main():
     try:
         env = read_env(os.path.join(env_root, "env"))
         stack.start()
-        set_settings(stack.conf, PARALLELISM, 100000)  # read by each restore job
+        set_settings(stack.conf, parallelism=PARALLELISM)  # read by each restore job; None: shipped defaults
         client = Client(stack)
         client.signup("Bench Org", "bench@example.test")
         s3_client(env).create_bucket(Bucket="bench")
@@ -177,12 +178,13 @@ def main():
             if "velero_backup" in row:
                 line(f"velero {VELERO_VERSION} backup", row["velero_backup"],
                      f"{row['velero_backup'][0] / row['backup'][0]:.2f}x")
-            line("stowage restore", row["restore"])
+            line("stowage restore" + (f" (parallelism {PARALLELISM})" if PARALLELISM else ""), row["restore"])
             if "velero_restore" in row:
                 line(f"velero {VELERO_VERSION} restore", row["velero_restore"],
                      f"{row['velero_restore'][0] / row['restore'][0]:.2f}x")
         print("Stowage: jobs from the runner's claim to the end (backup: list, tar.gz, upload to MinIO, job items, "
-              f"best of {RUNS}; restore: download, create with {PARALLELISM} clients, job items); kubectl: get every "
+              f"best of {RUNS}; restore: download, create "
+              f"{f'with restore_parallelism = {PARALLELISM}' if PARALLELISM else 'with the shipped defaults'}, job items); kubectl: get every "
               "namespaced type -o json; velero: `velero backup|restore create --wait` wall time against its local "
               "servers (defaults: client QPS 20, burst 30), one run; ratio: peer seconds / Stowage seconds")
     finally:

@@ -26,11 +26,13 @@ def stack_processes(stack):
             "nginx": children(os.path.join(stack.root, "nginx", "nginx.pid"))}
 
 
-def set_settings(conf, parallelism, rate):
+def set_settings(conf, parallelism=None, rate=None):
     """restore_parallelism and restore_rate_limit in the stack's configuration (read by each
-    restore job): a bench row that sets them is not the shipped defaults, and says so."""
+    restore job); None leaves one at its shipped default. A bench row that sets one is not the
+    shipped defaults, and says so."""
     with open(conf) as f:
         lines = [line for line in f if not line.startswith(("restore_parallelism", "restore_rate_limit"))]
-    lines += [f"restore_parallelism = {parallelism}\n", f"restore_rate_limit = {rate}\n"]
+    lines += [f"restore_parallelism = {parallelism}\n"] if parallelism is not None else []
+    lines += [f"restore_rate_limit = {rate}\n"] if rate is not None else []
     with open(conf, "w") as f:
         f.writelines(lines)

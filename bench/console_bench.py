@@ -9,8 +9,9 @@ Rows: a signed-in list page (/clusters with 20 clusters) as HTML and as JSON, th
 running job as JSON (what job.js polls), the sign-in page (no session), and a static file.
 Prints requests/s, p50 and p99 latency and each row's ratio to nginx's static file, and, with
 perf (Debian's linux-perf), the CPU time per request of the stack's web workers, their
-PostgreSQL backends and nginx's workers (perf stat while wrk runs): on a shared machine
-throughput is noise, CPU per request much less so (docs/performance.md). Starts its own
+PostgreSQL backends and nginx's workers, and their context switches per request (each round trip
+between them costs some), from perf stat while wrk runs: on a shared machine throughput is noise,
+CPU per request much less so (docs/performance.md). Starts its own
 PostgreSQL, workers and nginx on free loopback ports (scripts/stack) and stops them."""
 import argparse
 import os
@@ -30,7 +31,8 @@ from benchlib import stack_processes  # noqa: E402
 
 
 def wrk(url, seconds, connections, threads, headers=(), processes=None):
-    """requests/s, p50 and p99 in ms, and {group: CPU µs per request} when processes are given."""
+    """requests/s, p50 and p99 in ms, and {group: CPU µs per request, "switches": context switches
+    per request of all the groups} when processes are given."""
     args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     for h in headers:
         args += ["-H", h]
@@ -38,7 +40,7 @@ def wrk(url, seconds, connections, threads, headers=(), processes=None):
     for group, pids in (processes or {}).items():
         fd, path = tempfile.mkstemp(prefix=f"console-bench-{group}-")
         os.close(fd)
-        stats[group] = (path, subprocess.Popen(["perf", "stat", "-x,", "-e", "task-clock", "-o", path,
+        stats[group] = (path, subprocess.Popen(["perf", "stat", "-x,", "-e", "task-clock,context-switches", "-o", path,
                                                 "-p", ",".join(pids), "--", "sleep", str(seconds)]))
     out = subprocess.run(args + [url], check=True, capture_output=True, text=True).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))
@@ -46,10 +48,13 @@ def wrk(url, seconds, connections, threads, headers=(), processes=None):
     for group, (path, proc) in stats.items():
         proc.wait()
         with open(path) as f:
-            counted = re.search(r"^([\d.]+),msec,task-clock", f.read(), re.M)  # else "<not counted>": idle
+            text = f.read()
+        counted = re.search(r"^([\d.]+),msec,task-clock", text, re.M)  # else "<not counted>": idle
+        switches = re.search(r"^(\d+),,context-switches", text, re.M)
         ms = float(counted.group(1)) if counted else 0.0
         os.unlink(path)
         cpu[group] = ms * 1000 / requests
+        cpu["switches"] = cpu.get("switches", 0.0) + (int(switches.group(1)) if switches else 0) / requests
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {}
     for pct, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
@@ -107,10 +112,10 @@ def main():
         static = rows[0][1]
         print(f"\nconsole pages through nginx, {args.connections} connections, {args.threads} wrk threads, "
               f"{args.seconds} s each, {os.cpu_count()} cores, same run:")
-        cpu_head = "   CPU µs/request: web     pg  nginx" if processes else ""
+        cpu_head = "   CPU µs/request: web     pg  nginx  switches/request" if processes else ""
         print(f"{'':36s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'vs static':>10s}{cpu_head}")
         for name, rps, p50, p99, cpu in rows:
-            cpu_cols = "".join(f" {cpu[g]:6.0f}" for g in ("web", "pg", "nginx")) if cpu else ""
+            cpu_cols = "".join(f" {cpu[g]:6.0f}" for g in ("web", "pg", "nginx")) + f" {cpu['switches']:17.1f}" if cpu else ""
             print(f"{name:36s} {rps:9.0f} {p50:8.2f} {p99:8.2f} {rps / static:9.3f}x{' ' * 16 if cpu else ''}{cpu_cols}")
     finally:
         stack.stop()

@@ -9,12 +9,16 @@ against boto3's transfer manager (the named peer, Debian's python3-boto3, defaul
 Rows: one large object uploaded from a file and downloaded into a file (Stowage with its shipped
 defaults: 4 upload threads, 4 download threads, 8 MiB parts); --small objects put and got with
 --threads clients on each side. Each measurement runs twice, alternating which side goes first;
-the better of the two is printed. Starts its own MinIO (from scripts/testenv/build) on a free
-loopback port and stops it at the end."""
+the better of the two is printed. Beside the seconds, the CPU seconds each side cost, its own
+and MinIO's together (the load average is printed too): on a machine busy with other work the
+CPU is the steadier figure, and on 2 cores shared with MinIO it is what bounds the speed.
+Starts its own MinIO (from scripts/testenv/build) on a free loopback port and stops it at the
+end."""
 import argparse
 import concurrent.futures
 import filecmp
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -57,6 +61,24 @@ def start_minio(root):
         sys.exit("s3_bench: MinIO did not start")
     return proc, {"S3_ENDPOINT": url, "S3_REGION": "us-east-1", "S3_ACCESS_KEY": "bench",
                   "S3_SECRET_KEY": env["MINIO_ROOT_PASSWORD"], "BUCKET": "bench"}
+
+
+def cpu_seconds(who):
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
+def server_cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(server_pid, who, fn):
+    """(seconds, CPU seconds of the client and the server together) of fn."""
+    c0, s0 = cpu_seconds(who), server_cpu_seconds(server_pid)
+    secs = fn()
+    return secs, cpu_seconds(who) - c0 + server_cpu_seconds(server_pid) - s0
 
 
 def stowage(build, env, *args):
@@ -106,14 +128,14 @@ def main():
                 list(ex.map(lambda i: s3.get_object(Bucket="bench", Key=f"{prefix}/{i:06d}")["Body"].read(),
                             range(args.small)))
 
-        rows = []
+        rows = []	# the big objects are written over in the second round: the disk holds 5 copies, not 7
         for name, ours, peer, nbytes in [
             (f"upload one {args.big_mib} MiB object",
-             lambda r: stowage(build, env, "put-file", f"stowage-big-{r}", src),
-             lambda r: timed(lambda: s3.upload_file(src, "bench", f"boto-big-{r}", Config=tc)), big),
+             lambda r: stowage(build, env, "put-file", "stowage-big", src),
+             lambda r: timed(lambda: s3.upload_file(src, "bench", "boto-big", Config=tc)), big),
             (f"download one {args.big_mib} MiB object",
-             lambda r: stowage(build, env, "get-file", f"stowage-big-{r}", os.path.join(root, "down-s")),
-             lambda r: timed(lambda: s3.download_file("bench", f"boto-big-{r}", os.path.join(root, "down-b"),
+             lambda r: stowage(build, env, "get-file", "stowage-big", os.path.join(root, "down-s")),
+             lambda r: timed(lambda: s3.download_file("bench", "boto-big", os.path.join(root, "down-b"),
                                                       Config=tc)), big),
             (f"put {args.small} objects of {args.small_bytes} B, {args.threads} clients",
              lambda r: stowage(build, env, "put-many", f"stowage-small-{r}", args.small, args.small_bytes,
@@ -125,21 +147,22 @@ def main():
         ]:
             a, b = [], []
             for r in range(2):	# alternate who goes first
-                if r == 0:
-                    a.append(ours(r))
-                    b.append(peer(r))
-                else:
-                    b.append(peer(r))
-                    a.append(ours(r))
-            rows.append((name, min(a), min(b), nbytes))
+                sides = [(a, resource.RUSAGE_CHILDREN, ours), (b, resource.RUSAGE_SELF, peer)]
+                for out, who, fn in sides if r == 0 else reversed(sides):
+                    out.append(measured(proc.pid, who, lambda: fn(r)))
+            rows.append((name, tuple(map(min, zip(*a))), tuple(map(min, zip(*b))), nbytes))
         if not filecmp.cmp(src, os.path.join(root, "down-s"), shallow=False):
             sys.exit("s3_bench: the downloaded object differs from the uploaded file")
 
-        print("\nS3 transfers against one MinIO on loopback (data on disk), same run, best of 2:")
-        print(f"{'':52s} {'stowage s':>10s} {'MB/s':>8s} {'boto3 s':>9s} {'MB/s':>8s} {'ratio':>6s}")
-        for name, a, b, nbytes in rows:
-            print(f"{name:52s} {a:10.2f} {nbytes / a / 1e6:8.1f} {b:9.2f} {nbytes / b / 1e6:8.1f} {b / a:5.2f}x")
-        print("(ratio: boto3's time over Stowage's; above 1 is Stowage faster)")
+        print("\nS3 transfers against one MinIO on loopback (data on disk), same run, best of 2, "
+              f"load average {os.getloadavg()[0]:.2f} at the end:")
+        print(f"{'':52s} {'stowage s':>10s} {'MB/s':>8s} {'boto3 s':>9s} {'MB/s':>8s} {'ratio':>6s}"
+              f" {'CPU s: stowage':>15s} {'boto3':>6s} {'ratio':>6s}")
+        for name, (a, a_cpu), (b, b_cpu), nbytes in rows:
+            print(f"{name:52s} {a:10.2f} {nbytes / a / 1e6:8.1f} {b:9.2f} {nbytes / b / 1e6:8.1f} {b / a:5.2f}x"
+                  f" {a_cpu:15.2f} {b_cpu:6.2f} {b_cpu / a_cpu:5.2f}x")
+        print("(ratio: boto3's over Stowage's; above 1 is Stowage faster or cheaper. CPU s: the client's and "
+              "MinIO's together)")
     finally:
         proc.terminate()
         proc.wait()

@@ -14,9 +14,9 @@ Deployment). Then it runs a backup job of the namespace and a restore job of tha
 the target cluster, and prints for each: objects, seconds, objects/s; the peak RSS (VmHWM of
 /proc/<pid>/status) of the runner and of the largest web worker; and the latency of the job's
 page and of the backup's page (HTML, an authenticated session through nginx), sampled while the
-job records its objects. The headline rows run with the shipped defaults (restore_parallelism 8,
-restore_rate_limit 50 a second: a restore of 100,000 objects then takes about 35 minutes, which
---skip-restore leaves out); --restore-parallelism/--restore-rate change them, and the rows say so.
+job records its objects. The headline rows run with the shipped defaults (restore_parallelism 8
+in flight, no fixed rate, backing off when the API server pushes back; --skip-restore leaves the
+restore out); --restore-parallelism/--restore-rate change them, and the rows say so.
 --index-objects restores uploaded archives of those sizes with a selection that matches nothing:
 the runner reads and indexes every object and creates none, so its peak is the restore's index.
 The fill reports the CPU seconds each server of the source cluster spent per 1,000 objects.
@@ -291,9 +291,9 @@ def main():
         stack.start()
         settings = "shipped defaults"
         if args.restore_parallelism or args.restore_rate:
-            set_settings(stack.conf, args.restore_parallelism or 8, args.restore_rate or 50)
-            settings = (f"NOT the defaults: restore_parallelism {args.restore_parallelism or 8}, "
-                        f"restore_rate_limit {args.restore_rate or 50}")
+            set_settings(stack.conf, args.restore_parallelism, args.restore_rate)
+            settings = (f"NOT the defaults: restore_parallelism {args.restore_parallelism or 'default'}, "
+                        f"restore_rate_limit {args.restore_rate or 'default (none)'}")
         client = conftest.Client(stack)
         client.signup("Scale Org", "scale@example.test")
         boto3.client("s3", endpoint_url=env["S3_ENDPOINT"], region_name=env["S3_REGION"],

@@ -19,6 +19,9 @@ static struct {
 	char *sql[DB_PREPARED_MAX];
 } prepared;
 
+/* The connection whose READ ONLY transaction's COMMIT was sent and not yet answered. */
+static PGconn *commit_unread;
+
 static void db_set_error(PGconn *conn, const PGresult *res, char *err, size_t errlen)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -34,6 +37,22 @@ static void db_set_error(PGconn *conn, const PGresult *res, char *err, size_t er
 const char *db_last_sqlstate(void)
 {
 	return db_sqlstate;
+}
+
+/* Reads the answer to a COMMIT sent by db_commit_read_only: it came while the caller answered its
+ * client, so this waits for nothing. */
+static void commit_settle(PGconn *conn)
+{
+	PGresult *res;
+
+	if (conn != commit_unread)
+		return;
+	commit_unread = NULL;
+	while ((res = PQgetResult(conn))) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			log_warn("database: COMMIT of a read-only transaction: %s", PQresultErrorMessage(res));
+		PQclear(res);
+	}
 }
 
 PGconn *db_connect(const char *conninfo, const char *application_name, char *err, size_t errlen)
@@ -53,6 +72,7 @@ PGconn *db_connect(const char *conninfo, const char *application_name, char *err
 
 int db_ensure(PGconn *conn, char *err, size_t errlen)
 {
+	commit_settle(conn);
 	if (PQstatus(conn) == CONNECTION_OK)
 		return 0;
 	PQreset(conn);
@@ -129,13 +149,35 @@ static void note_failure(PGconn *conn, const PGresult *res, char *err, size_t er
 		prepared.stale = 1;
 }
 
+/* The result of a db_begin_exec's then_sql, kept for the db_exec of the same statement in the
+ * same transaction; dropped when the transaction ends. */
+static struct {
+	PGconn *conn;
+	const char *sql;
+	PGresult *res;
+} kept;
+
+static void kept_drop(void)
+{
+	PQclear(kept.res);
+	kept.res = NULL;
+}
+
 PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
 		  char *err, size_t errlen)
 {
 	char buf[16];
 	PGresult *res = NULL;
-	const char *name = prepared_name(conn, sql, nparams, buf, &res);
+	const char *name;
 
+	commit_settle(conn);
+	if (conn == kept.conn && kept.res && nparams == 0 && strcmp(sql, kept.sql) == 0) {
+		res = kept.res;
+		kept.res = NULL;
+		db_sqlstate[0] = '\0';
+		return res;
+	}
+	name = prepared_name(conn, sql, nparams, buf, &res);
 	if (name)
 		res = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
 	else if (!res)
@@ -162,30 +204,37 @@ int db_run(PGconn *conn, const char *sql, int nparams, const char *const *params
 	return 0;
 }
 
-/* BEGIN and sql in one round trip (libpq's pipeline mode): the results come as BEGIN's, NULL,
- * sql's, NULL, then the sync's. */
-PGresult *db_begin_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
-			char *err, size_t errlen)
+/* BEGIN, sql and then_sql in one round trip (libpq's pipeline mode): the results come as
+ * BEGIN's, NULL, sql's, NULL, then_sql's, NULL, then the sync's. */
+PGresult *db_begin_exec(PGconn *conn, int read_only, const char *sql, int nparams, const char *const *params,
+			const char *then_sql, char *err, size_t errlen)
 {
-	PGresult *res = NULL, *out = NULL;
-	int failed = 0, ends = 0;
-	char buf[16];
-	const char *name = prepared_name(conn, sql, nparams, buf, &res);
+	PGresult *res = NULL, *out = NULL, *then = NULL;
+	int failed = 0, failed_at = 0, ends = 0, last = then_sql ? 2 : 1;
+	char buf[16], then_buf[16];
+	const char *name, *then_name = NULL;
 
-	if (!name && res) {
+	commit_settle(conn);
+	kept_drop();
+	name = prepared_name(conn, sql, nparams, buf, &res);
+	if (!res && then_sql)
+		then_name = prepared_name(conn, then_sql, 0, then_buf, &res);
+	if (res) {
 		note_failure(conn, res, err, errlen);
 		PQclear(res);
 		return NULL;
 	}
 	if (!PQenterPipelineMode(conn) ||
-	    !PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ||
+	    !PQsendQueryParams(conn, read_only ? "BEGIN READ ONLY" : "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ||
 	    !(name ? PQsendQueryPrepared(conn, name, nparams, params, NULL, NULL, 0)
 		   : PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)) ||
+	    (then_sql && !(then_name ? PQsendQueryPrepared(conn, then_name, 0, NULL, NULL, NULL, 0)
+				     : PQsendQueryParams(conn, then_sql, 0, NULL, NULL, NULL, NULL, 0))) ||
 	    !PQpipelineSync(conn)) {
 		db_set_error(conn, NULL, err, errlen);
 		failed = 1;
 	}
-	while (PQpipelineStatus(conn) != PQ_PIPELINE_OFF && PQstatus(conn) == CONNECTION_OK && ends <= 2) {
+	while (PQpipelineStatus(conn) != PQ_PIPELINE_OFF && PQstatus(conn) == CONNECTION_OK && ends <= last + 1) {
 		res = PQgetResult(conn);
 		if (!res) {
 			ends++;
@@ -199,12 +248,16 @@ PGresult *db_begin_exec(PGconn *conn, const char *sql, int nparams, const char *
 		if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
 			if (ends == 1 && !out)
 				out = res;
+			else if (ends == 2 && !then)
+				then = res;
 			else
 				PQclear(res);
 			continue;
 		}
-		if (!failed)
+		if (!failed) {
 			note_failure(conn, res, err, errlen);
+			failed_at = ends;
+		}
 		failed = 1;
 		PQclear(res);
 	}
@@ -212,12 +265,21 @@ PGresult *db_begin_exec(PGconn *conn, const char *sql, int nparams, const char *
 		db_set_error(conn, NULL, err, errlen);
 		failed = 1;
 	}
-	if (failed || !out) {
+	if (failed || !out || (then_sql && !then)) {
+		PQclear(out);
+		PQclear(then);
+		db_rollback(conn);
+		/* then_sql alone failed: the request is opened again without it (its db_exec reports) */
+		if (failed && failed_at == 2)
+			return db_begin_exec(conn, read_only, sql, nparams, params, NULL, err, errlen);
 		if (!failed)
 			snprintf(err, errlen, "database: no answer to %s", sql);
-		PQclear(out);
-		db_rollback(conn);
 		return NULL;
+	}
+	if (then) {
+		kept.conn = conn;
+		kept.sql = then_sql;
+		kept.res = then;
 	}
 	db_sqlstate[0] = '\0';
 	return out;
@@ -235,8 +297,7 @@ int db_tenant_begin(PGconn *conn, long long org_id, long long user_id, char *err
 		params[0] = "";
 	if (user_id <= 0)
 		params[1] = "";
-	res = db_begin_exec(conn, "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)",
-			    2, params, err, errlen);
+	res = db_begin_exec(conn, 0, DB_TENANT_BIND_SQL, 2, params, NULL, err, errlen);
 	if (!res)
 		return -1;
 	PQclear(res);
@@ -245,12 +306,29 @@ int db_tenant_begin(PGconn *conn, long long org_id, long long user_id, char *err
 
 int db_commit(PGconn *conn, char *err, size_t errlen)
 {
+	kept_drop();
 	return db_run(conn, "COMMIT", 0, NULL, err, errlen);
+}
+
+int db_commit_read_only(PGconn *conn, char *err, size_t errlen)
+{
+	commit_settle(conn);
+	kept_drop();
+	if (!PQsendQuery(conn, "COMMIT")) {
+		db_set_error(conn, NULL, err, errlen);
+		return -1;
+	}
+	commit_unread = conn;
+	return 0;
 }
 
 void db_rollback(PGconn *conn)
 {
-	PGresult *res = PQexec(conn, "ROLLBACK");
+	PGresult *res;
+
+	commit_settle(conn);
+	kept_drop();
+	res = PQexec(conn, "ROLLBACK");
 
 	PQclear(res);
 }

@@ -25,14 +25,25 @@ int db_run(PGconn *conn, const char *sql, int nparams, const char *const *params
  * violation), "" when it succeeded. */
 const char *db_last_sqlstate(void);
 
+/* Binds the transaction it runs in to organisation $1 and user $2 ("" for none); row-level
+ * security reads them. */
+#define DB_TENANT_BIND_SQL "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)"
 /* BEGIN, then bind the transaction to an organisation and user (row-level security reads them).
  * org_id 0 means "no tenant" (sign-up, sign-in). */
 int db_tenant_begin(PGconn *conn, long long org_id, long long user_id, char *err, size_t errlen);
-/* BEGIN and one statement in a single round trip: the statement's result (caller PQclear()s it)
- * with the transaction left open, or NULL with the message in err and the transaction rolled back. */
-PGresult *db_begin_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
-			char *err, size_t errlen);
+/* BEGIN (READ ONLY when read_only: PostgreSQL then refuses any write) and one statement in a
+ * single round trip: the statement's result (caller PQclear()s it) with the transaction left
+ * open, or NULL with the message in err and the transaction rolled back. With then_sql (a
+ * statement without parameters, NULL for none) it goes in the same round trip too, and its
+ * result answers the first db_exec of then_sql in this transaction (a page's query sent before
+ * the page asks; if it fails, the transaction is opened again without it). */
+PGresult *db_begin_exec(PGconn *conn, int read_only, const char *sql, int nparams, const char *const *params,
+			const char *then_sql, char *err, size_t errlen);
 int db_commit(PGconn *conn, char *err, size_t errlen);
+/* Ends a READ ONLY transaction without waiting for the answer: COMMIT is sent now and its answer
+ * read by the next call on conn (a failure is logged; a read-only transaction has nothing to lose).
+ * 0, or -1 when it could not be sent. */
+int db_commit_read_only(PGconn *conn, char *err, size_t errlen);
 void db_rollback(PGconn *conn);
 
 /* Row i of res as a JSON object keyed by its columns' names (name them with AS in the query):

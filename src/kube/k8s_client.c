@@ -31,6 +31,7 @@ struct k8s_client {
 	int insecure;
 	long timeout_ms;
 	long deadline_ms;	/* 0: none */
+	int return_pushback;	/* k8s_client_return_pushback */
 	struct curl_slist *resolve;
 	CURL *curl;
 };
@@ -45,9 +46,19 @@ struct k8s_reply {
 	int depth, in_string, escaped, too_deep;
 };
 
+/* A server that pushes back (429) is waited out more patiently than a failing one: as many
+ * attempts as client-go makes (10), each wait within K8S_RETRY_AFTER_MAX_MS, 2 minutes in all. */
+static const struct http_retry_policy k8s_pushback_policy = {
+	.max_attempts = 10,
+	.base_ms = 200,
+	.max_delay_ms = K8S_RETRY_AFTER_MAX_MS,
+	.max_total_ms = 120000,
+};
+
 static void k8s_set_error(struct k8s_error *err, const char *reason, const char *message)
 {
 	memset(err, 0, sizeof *err);
+	err->retry_after_ms = -1;
 	snprintf(err->reason, sizeof err->reason, "%s", reason);
 	snprintf(err->message, sizeof err->message, "%s", message);
 }
@@ -126,6 +137,16 @@ void k8s_client_free(struct k8s_client *c)
 void k8s_client_set_deadline(struct k8s_client *c, long deadline_ms)
 {
 	c->deadline_ms = deadline_ms;
+}
+
+void k8s_client_return_pushback(struct k8s_client *c, int on)
+{
+	c->return_pushback = on;
+}
+
+int k8s_error_pushback(const struct k8s_error *err)
+{
+	return err->http_status == 429 || err->http_status == 503 || strcmp(err->reason, "TooManyRequests") == 0;
 }
 
 /* The timeout of the next request: the client's, cut short by the deadline. */
@@ -243,8 +264,11 @@ static void k8s_error_from_reply(const struct k8s_reply *r, struct k8s_error *er
 	const char *reason = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "reason"));
 	const char *message = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "message"));
 
+	long retry_after = http_retry_after_ms(r->retry_after, time(NULL));
+
 	memset(err, 0, sizeof *err);
 	err->http_status = r->status;
+	err->retry_after_ms = retry_after > K8S_RETRY_AFTER_MAX_MS ? K8S_RETRY_AFTER_MAX_MS : retry_after;
 	if (!reason || !*reason)
 		reason = r->status == 401 ? "Unauthorized" : r->status == 403 ? "Forbidden" :
 			 r->status == 404 ? "NotFound" : r->status == 409 ? "Conflict" :
@@ -319,11 +343,13 @@ static int k8s_request(struct k8s_client *c, const char *method, const char *pat
 	int rc = -1;
 
 	memset(err, 0, sizeof *err);
+	err->retry_after_ms = -1;
 	strbuf_addf(&url, "%s%s", c->api_url, path_query);
 	for (int attempt = 1;; attempt++) {
 		struct curl_slist *headers = k8s_headers(c, content_type, accept);
 		CURLcode cc;
-		long delay;
+		long delay, retry_after;
+		const struct http_retry_policy *policy = &http_retry_default;
 
 		if (c->deadline_ms && http_retry_now_ms() >= c->deadline_ms) {
 			k8s_set_error(err, "Timeout", "no time left for the request");
@@ -360,18 +386,23 @@ static int k8s_request(struct k8s_client *c, const char *method, const char *pat
 		}
 		if (cc != CURLE_OK) {
 			memset(err, 0, sizeof *err);
+			err->retry_after_ms = -1;
 			err->curl_code = cc;
 			http_error_curl_words(cc, url.buf, errbuf, c->timeout_ms, err->message, sizeof err->message);
 			if (!http_retry_curl(cc, k8s_idempotent(method)))
 				break;
 		} else {
 			k8s_error_from_reply(r, err);
-			if (!http_retry_status(r->status))
+			if (!http_retry_status(r->status) || (c->return_pushback && k8s_error_pushback(err)))
 				break;
 		}
-		delay = http_retry_delay_ms(&http_retry_default, attempt + 1,
-					    http_retry_after_ms(r->retry_after, time(NULL)),
-					    http_retry_now_ms() - start, http_retry_random());
+		retry_after = http_retry_after_ms(r->retry_after, time(NULL));
+		if (r->status == 429) {	/* pushed back: wait, within a cap, however long it asks */
+			policy = &k8s_pushback_policy;
+			retry_after = err->retry_after_ms;
+		}
+		delay = http_retry_delay_ms(policy, attempt + 1, retry_after, http_retry_now_ms() - start,
+					    http_retry_random());
 		if (delay < 0 || (c->deadline_ms && http_retry_now_ms() + delay >= c->deadline_ms))
 			break;
 		http_retry_sleep_ms(delay);

@@ -22,7 +22,11 @@ struct k8s_error {
 	char reason[64];		/* Status.reason: Forbidden, NotFound, AlreadyExists, Conflict, ... */
 	char message[512];		/* Status.message, or the transport failure in words */
 	int curl_code;
+	long retry_after_ms;		/* a refusal's Retry-After, capped at K8S_RETRY_AFTER_MAX_MS; -1 none */
 };
+
+/* The longest a server's Retry-After is honoured: a larger (hostile) one is cut to this. */
+#define K8S_RETRY_AFTER_MAX_MS 10000L
 
 enum k8s_verb {
 	K8S_VERB_GET = 1 << 0,
@@ -76,6 +80,11 @@ void k8s_client_free(struct k8s_client *c);
  * timeout ends by then, no retry starts past it, and past it a request fails with reason
  * "Timeout" at once. 0 removes the bound. Hooks use it to keep calls within their time limit. */
 void k8s_client_set_deadline(struct k8s_client *c, long deadline_ms);
+/* on: a push back (k8s_error_pushback) comes back to the caller at once, with its Retry-After
+ * in err->retry_after_ms, instead of being waited out here: for a caller that paces many
+ * clients together and can be cancelled while it waits (the restore). Off by default: the
+ * client waits out 429s itself, each wait capped at K8S_RETRY_AFTER_MAX_MS. */
+void k8s_client_return_pushback(struct k8s_client *c, int on);
 /* For what the client does not speak itself (exec over WebSocket, k8s_exec.c): sets the curl
  * easy handle h up with the client's TLS verification and pinned address, and returns the API
  * server's URL (no trailing slash). *auth_header receives the "Authorization: Bearer ..." line,
@@ -121,6 +130,10 @@ int k8s_delete_uid(struct k8s_client *c, const char *path, const char *uid, stru
 /* Polls path with backoff until cond says done; reason "Timeout" after timeout_ms. */
 int k8s_wait(struct k8s_client *c, const char *path, k8s_condition_fn cond, void *ud,
 	     long timeout_ms, struct k8s_error *err);
+
+/* 1 when the API server pushed back (too many requests: 429, or 503 Service Unavailable, as
+ * API Priority and Fairness and max-requests-inflight answer): worth a retry, later, slower. */
+int k8s_error_pushback(const struct k8s_error *err);
 
 /* The error in the words a user needs: "token rejected (401 Unauthorized)", ... */
 void k8s_error_describe(const struct k8s_error *err, char *buf, size_t buflen);

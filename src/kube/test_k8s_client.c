@@ -545,9 +545,56 @@ static void test_discovery_legacy(void)
 	stop(c);
 }
 
+/* A push back (429) with a hostile Retry-After: a caller that paces itself gets it at once,
+ * the wait it asks cut to K8S_RETRY_AFTER_MAX_MS (a garbage one: none named); the client on
+ * its own retries it. */
+static const char *pushback_after;
+static int pushback_seen;
+
+static void answer_pushback(const struct loopback_request *rq, struct strbuf *out, void *ud)
+{
+	char head[128];
+
+	(void)ud;
+	remember(rq);
+	snprintf(head, sizeof head, "Content-Type: application/json\r\nRetry-After: %s\r\n", pushback_after);
+	if (pushback_seen++ < 1 || strcmp(pushback_after, "0") != 0)
+		loopback_reply(out, 429, head, "{\"kind\":\"Status\",\"reason\":\"TooManyRequests\",\"message\":\"slow down\"}", 66);
+	else
+		json_reply(out, 200, "{\"kind\":\"ConfigMap\"}");
+}
+
+static void test_pushback(void)
+{
+	struct k8s_client *c = start(answer_pushback);
+	struct k8s_error e;
+	cJSON *obj = NULL;
+
+	k8s_client_return_pushback(c, 1);
+	pushback_after = "86400";
+	pushback_seen = 0;
+	CHECK_INTEQ(k8s_get(c, "/api/v1/namespaces/a/configmaps/b", &obj, &e), -1);
+	CHECK_INTEQ(pushback_seen, 1);
+	CHECK(k8s_error_pushback(&e));
+	CHECK_INTEQ(e.http_status, 429);
+	CHECK_INTEQ(e.retry_after_ms, K8S_RETRY_AFTER_MAX_MS);
+	pushback_after = "1e9 or so";
+	CHECK_INTEQ(k8s_get(c, "/api/v1/namespaces/a/configmaps/b", &obj, &e), -1);
+	CHECK_INTEQ(e.retry_after_ms, -1);
+	/* on its own, the client waits it out */
+	k8s_client_return_pushback(c, 0);
+	pushback_after = "0";
+	pushback_seen = 0;
+	CHECK_INTEQ(k8s_get(c, "/api/v1/namespaces/a/configmaps/b", &obj, &e), 0);
+	CHECK_INTEQ(pushback_seen, 2);
+	cJSON_Delete(obj);
+	stop(c);
+}
+
 int main(void)
 {
 	RUN(test_client_new_refuses_bad_settings);
+	RUN(test_pushback);
 	RUN(test_resource_path_escapes_every_segment);
 	RUN(test_error_describe_words);
 	RUN(test_delete_refuses_unknown_propagation);

@@ -11,8 +11,10 @@
  *              transformed for the target (restore_transform, the plan's modifiers) just
  *              before they are created: the objects of a batch are created in parallel by a small pool
  *              of threads, each with its own Kubernetes client (a client is one curl handle),
- *              under one token bucket per cluster. After the CRDs, wait until each is
- *              Established and its resource served before custom resources are created;
+ *              at the pace the API server accepts (restore_pace) and, when the operator set
+ *              restore_rate_limit, under one token bucket per cluster. After the CRDs, wait
+ *              until each is Established and its resource served before custom resources are
+ *              created;
  *   hooks      the post-restore hook point (the Lua hooks run here once they exist);
  *   finalize   counts per action and per type into job.result.
  *
@@ -25,6 +27,7 @@
 #include "json.h"
 #include "backup_reader.h"
 #include "config.h"
+#include "http_retry.h"
 #include "label_selector.h"
 #include "log.h"
 #include "repo_seal.h"
@@ -44,7 +47,10 @@
 
 #define RESTORE_PARALLELISM_DEFAULT 8
 #define RESTORE_PARALLELISM_MAX 64
-#define RESTORE_RATE_DEFAULT 50
+#define RESTORE_RATE_DEFAULT 0		/* no fixed rate: the API server's push back sets the pace */
+#define RESTORE_PUSHBACK_ATTEMPTS 8	/* tries of one request the server keeps pushing back */
+#define RESTORE_PUSHBACK_BASE_MS 250	/* first wait after a push back without a Retry-After */
+#define RESTORE_PUSHBACK_GIVEUP_MS 60000	/* a server that accepted nothing this long: no more retries */
 #define RESTORE_ARCHIVE_MAX (8LL << 30)		/* compressed bytes we agree to download */
 #define RESTORE_CRD_WAIT_MS 60000
 #define RESTORE_FAILED_LISTED 200		/* failed objects named in job.result */
@@ -109,6 +115,139 @@ static void rate_take(struct rate_bucket *b)
 	}
 }
 
+/* ---- the pace: requests in flight, fewer while the API server pushes back ---- */
+
+/* No fixed rate by default: at most restore_parallelism requests in flight, and the API
+ * server's own protection (API Priority and Fairness, max-requests-inflight) says when that is
+ * too many, with a 429 (or 503) and a Retry-After. Then, as TCP does with its window: the
+ * number in flight is halved (once per round of requests), the refused request waits out the
+ * Retry-After (capped at K8S_RETRY_AFTER_MAX_MS, however long a hostile server asks; without
+ * one, a doubling backoff) and is tried again, RESTORE_PUSHBACK_ATTEMPTS times in all, and each
+ * success lets the window grow back by one request a window. A server that has answered
+ * nothing but push backs for RESTORE_PUSHBACK_GIVEUP_MS gets no more retries (each object then
+ * fails at its first refusal), so that one pushing back forever cannot hold the job for
+ * objects x attempts x waits. A cancel ends every wait at once. */
+struct restore_pace {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	double window;		/* requests allowed in flight: 1 .. max */
+	double smallest;	/* the smallest window it came to */
+	int max, inflight, stop;
+	long waits_end_ms;	/* when the latest wait for a push back ends (http_retry_now_ms) */
+	long cut_ms;		/* when the window was last halved */
+	long ok_ms;		/* when the server last answered other than a push back (or the tier began) */
+	long pushbacks, waited_ms;
+};
+
+static void pace_init(struct restore_pace *p, int max)
+{
+	*p = (struct restore_pace){ .window = max, .smallest = max, .max = max, .ok_ms = http_retry_now_ms() };
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+}
+
+static void pace_destroy(struct restore_pace *p)
+{
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+}
+
+/* Waits on the pace's condition for ms at most (the caller holds p->mu). */
+static void pace_wait(struct restore_pace *p, long ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&p->cv, &p->mu, &until);
+}
+
+/* Waits for room in the window; -1 when the restore is cancelled. */
+static int pace_enter(struct restore_pace *p)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&p->mu);
+	while (!p->stop && p->inflight >= (int)p->window)
+		pace_wait(p, 1000);
+	if (p->stop)
+		rc = -1;
+	else
+		p->inflight++;
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+/* Sleeps ms, the wait a push back asked for; -1 at once when the restore is cancelled. */
+static int pace_sleep(struct restore_pace *p, long ms)
+{
+	long end = http_retry_now_ms() + ms, now;
+	int stop;
+
+	pthread_mutex_lock(&p->mu);
+	while (!p->stop && (now = http_retry_now_ms()) < end)
+		pace_wait(p, end - now);
+	stop = p->stop;
+	pthread_mutex_unlock(&p->mu);
+	return stop ? -1 : 0;
+}
+
+/* A request that began at started_ms has ended; pushed: the server pushed it back, asking
+ * retry_after_ms (-1: it named no time). Returns how long to wait before this attempt
+ * number's retry, -1 when the server has accepted nothing for RESTORE_PUSHBACK_GIVEUP_MS
+ * (retry no more), 0 when not pushed back. */
+static long pace_leave(struct restore_pace *p, long started_ms, int pushed, long retry_after_ms, int attempt)
+{
+	long now = http_retry_now_ms(), wait = 0;
+
+	pthread_mutex_lock(&p->mu);
+	p->inflight--;
+	if (pushed) {
+		long backoff = RESTORE_PUSHBACK_BASE_MS << (attempt < 6 ? attempt - 1 : 5);
+
+		if (backoff > K8S_RETRY_AFTER_MAX_MS)
+			backoff = K8S_RETRY_AFTER_MAX_MS;
+		wait = backoff / 2 + (long)(http_retry_random() % (unsigned)(backoff / 2 + 1));
+		if (retry_after_ms > wait)
+			wait = retry_after_ms > K8S_RETRY_AFTER_MAX_MS ? K8S_RETRY_AFTER_MAX_MS : retry_after_ms;
+		p->pushbacks++;
+		if (started_ms >= p->cut_ms) {	/* once per round: the others were sent at the old window */
+			p->window = p->window / 2 < 1 ? 1 : p->window / 2;
+			p->cut_ms = now;
+			if (p->window < p->smallest)
+				p->smallest = p->window;
+		}
+		if (now - p->ok_ms >= RESTORE_PUSHBACK_GIVEUP_MS)
+			wait = -1;
+		else if (now + wait > p->waits_end_ms) {	/* counted once however many wait at a time */
+			p->waited_ms += now + wait - (p->waits_end_ms > now ? p->waits_end_ms : now);
+			p->waits_end_ms = now + wait;
+		}
+	} else {
+		p->ok_ms = now;
+		if (p->window < p->max)
+			p->window += 1 / p->window;
+		if (p->window > p->max)
+			p->window = p->max;
+	}
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return wait;
+}
+
+static void pace_stop(struct restore_pace *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
 /* ---- the restore's state ---- */
 
 /* A backup's volume record is small: one entry per claim. */
@@ -161,8 +300,9 @@ struct restore_run {
 	struct job *job;
 	struct restore_plan plan;
 	long parallelism;
-	double rate;
-	struct rate_bucket *bucket;
+	double rate;			/* restore_rate_limit: 0 none */
+	struct rate_bucket *bucket;	/* NULL without a rate limit */
+	struct restore_pace pace;
 	struct k8s_client **clients;	/* parallelism of them; clients[0] is the job thread's too */
 	struct k8s_resource_list types;
 	struct backup_archive archive;	/* the objects' names only (their bodies are in bodies) */
@@ -430,7 +570,7 @@ static int restore_settings_load(struct restore_run *run, char *err, size_t errl
 	rc = config_get_int(&cfg, "restore_parallelism", RESTORE_PARALLELISM_DEFAULT, 1, RESTORE_PARALLELISM_MAX,
 			    &run->parallelism, err, errlen);
 	if (rc == 0)
-		rc = config_get_int(&cfg, "restore_rate_limit", RESTORE_RATE_DEFAULT, 1, 100000, &rate, err, errlen);
+		rc = config_get_int(&cfg, "restore_rate_limit", RESTORE_RATE_DEFAULT, 0, 100000, &rate, err, errlen);
 	config_free(&cfg);
 	run->rate = (double)rate;
 	return rc;
@@ -1110,6 +1250,52 @@ static void restore_fail(struct restore_item *it, const char *what, const struct
 	snprintf(it->message, sizeof it->message, "%s%s", what, words);
 }
 
+enum restore_verb { RESTORE_GET, RESTORE_CREATE, RESTORE_REPLACE };
+
+static int restore_cancelled(struct k8s_error *ke)
+{
+	memset(ke, 0, sizeof *ke);
+	ke->retry_after_ms = -1;
+	snprintf(ke->message, sizeof ke->message, "not sent: the restore was cancelled");
+	return -1;
+}
+
+/* One request at the restore's pace, tried again while the server pushes it back. */
+static int restore_request(struct restore_run *run, struct k8s_client *c, enum restore_verb verb, const char *path,
+			   const cJSON *obj, cJSON **out, struct k8s_error *ke)
+{
+	for (int attempt = 1;; attempt++) {
+		long started;
+		int rc, pushed;
+		long wait;
+
+		if (pace_enter(&run->pace) < 0)
+			return restore_cancelled(ke);
+		if (run->bucket)
+			rate_take(run->bucket);
+		started = http_retry_now_ms();
+		rc = verb == RESTORE_GET ? k8s_get(c, path, out, ke) :
+		     verb == RESTORE_CREATE ? k8s_create(c, path, obj, out, ke) : k8s_replace(c, path, obj, out, ke);
+		pushed = rc < 0 && k8s_error_pushback(ke);
+		wait = pace_leave(&run->pace, started, pushed, ke->retry_after_ms, attempt);
+		if (!pushed)
+			return rc;
+		if (attempt == RESTORE_PUSHBACK_ATTEMPTS || wait < 0) {
+			char words[sizeof ke->message];
+			snprintf(words, sizeof words, "%s", ke->message);
+			if (wait < 0)
+				snprintf(ke->message, sizeof ke->message, "the API server has accepted no request for %d s "
+					 "and pushed this one back; not tried again: %.400s", RESTORE_PUSHBACK_GIVEUP_MS / 1000, words);
+			else
+				snprintf(ke->message, sizeof ke->message, "the API server pushed back all %d attempts: %.400s",
+					 RESTORE_PUSHBACK_ATTEMPTS, words);
+			return rc;
+		}
+		if (pace_sleep(&run->pace, wait) < 0)
+			return restore_cancelled(ke);
+	}
+}
+
 /* existing_policy 'update': replace the live object, at its resourceVersion. */
 static void restore_replace(struct restore_run *run, struct k8s_client *c, struct restore_item *it)
 {
@@ -1120,16 +1306,14 @@ static void restore_replace(struct restore_run *run, struct k8s_client *c, struc
 	for (int attempt = 1;; attempt++) {
 		cJSON *live = NULL;
 
-		rate_take(run->bucket);
-		if (k8s_get(c, path, &live, &ke) < 0) {
+		if (restore_request(run, c, RESTORE_GET, path, NULL, &live, &ke) < 0) {
 			restore_fail(it, "reading the existing object: ", &ke);
 			break;
 		}
 		cJSON_DeleteItemFromObjectCaseSensitive(meta, "resourceVersion");
 		cJSON_AddStringToObject(meta, "resourceVersion", restore_meta_str(live, "resourceVersion"));
 		cJSON_Delete(live);
-		rate_take(run->bucket);
-		if (k8s_replace(c, path, it->src->obj, NULL, &ke) == 0) {
+		if (restore_request(run, c, RESTORE_REPLACE, path, it->src->obj, NULL, &ke) == 0) {
 			it->action = "updated";
 			break;
 		}
@@ -1150,8 +1334,7 @@ static void restore_create(struct restore_run *run, struct k8s_client *c, struct
 
 	cJSON *made = NULL;
 
-	rate_take(run->bucket);
-	if (k8s_create(c, path, it->src->obj, &made, &ke) == 0) {
+	if (restore_request(run, c, RESTORE_CREATE, path, it->src->obj, &made, &ke) == 0) {
 		const char *uid = restore_meta_str(made, "uid");
 		it->action = "created";
 		if (strlen(uid) < sizeof it->uid && strspn(uid, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == strlen(uid))
@@ -1344,6 +1527,8 @@ static int restore_tier_run(struct restore_run *run, const size_t *order, size_t
 	pthread_cond_init(&p.cv, NULL);
 	threads = xcalloc((size_t)(nthreads ? nthreads : 1), sizeof *threads);
 	w = xcalloc((size_t)(nthreads ? nthreads : 1), sizeof *w);
+	for (int i = 0; i < (nthreads ? nthreads : 1); i++)	/* push backs come to restore_request */
+		k8s_client_return_pushback(run->clients[i], 1);
 	pthread_mutex_lock(&p.mu);
 	for (int i = 0; i < nthreads; i++) {
 		w[i] = (struct restore_worker){ &p, run->clients[i] };
@@ -1360,8 +1545,12 @@ static int restore_tier_run(struct restore_run *run, const size_t *order, size_t
 		int left;
 
 		pthread_mutex_lock(&p.mu);
-		while (p.nfinished == 0 && p.workers_left > 0)
-			pthread_cond_wait(&p.cv, &p.mu);
+		if (p.nfinished == 0 && p.workers_left > 0) {	/* a second at most: a cancel ends waits */
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec++;
+			pthread_cond_timedwait(&p.cv, &p.mu, &until);
+		}
 		nbatch = p.nfinished;
 		memcpy(batch, p.finished, nbatch * sizeof *batch);
 		p.nfinished = 0;
@@ -1375,12 +1564,15 @@ static int restore_tier_run(struct restore_run *run, const size_t *order, size_t
 			pthread_mutex_lock(&p.mu);
 			p.stop = 1;
 			pthread_mutex_unlock(&p.mu);
+			pace_stop(&run->pace);
 		}
 		if (left <= 0 && nbatch == 0)
 			break;
 	}
 	for (int i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
+	for (int i = 0; i < (nthreads ? nthreads : 1); i++)
+		k8s_client_return_pushback(run->clients[i], 0);
 	job_items_batch_flush(&run->recorded);
 	pthread_mutex_destroy(&p.mu);
 	pthread_cond_destroy(&p.cv);
@@ -1555,7 +1747,14 @@ static int restore_create_all(struct restore_run *run, char *err, size_t errlen)
 		char phase[64];
 
 		snprintf(phase, sizeof phase, "create %s", restore_tier_name(t));
+		long pushbacks = run->pace.pushbacks, waited_ms = run->pace.waited_ms;
+		run->pace.ok_ms = http_retry_now_ms();	/* each tier gets RESTORE_PUSHBACK_GIVEUP_MS */
 		int cancelled = restore_tier_batches(run, order, &pos, t, phase, &n, &created, &failed);
+		if (run->pace.pushbacks > pushbacks)
+			job_log(run->job, "info", "%s: slowed down by the API server, which pushed back %ld requests (too many "
+				"requests): down to %.0f of %d requests in flight, %.1f s waited as it asked", phase,
+				run->pace.pushbacks - pushbacks, run->pace.smallest, run->pace.max,
+				(double)(run->pace.waited_ms - waited_ms) / 1000);
 		if (cancelled) {
 			restore_phase(run, phase, &started, "cancelled", (long)n);
 			rc = 1;
@@ -1633,6 +1832,10 @@ static long restore_result(struct restore_run *run, double create_seconds, char 
 				create_seconds > 0 ? (double)(long)(attempted / create_seconds * 10) / 10 : 0);
 	cJSON_AddNumberToObject(create, "parallelism", (double)run->parallelism);
 	cJSON_AddNumberToObject(create, "rate_limit", run->rate);
+	/* how much the API server slowed the restore down (API Priority and Fairness, 429) */
+	cJSON_AddNumberToObject(create, "pushbacks", (double)run->pace.pushbacks);
+	cJSON_AddNumberToObject(create, "pushback_wait_seconds", (double)(run->pace.waited_ms / 100) / 10);
+	cJSON_AddNumberToObject(create, "smallest_in_flight", (double)(long)run->pace.smallest);
 	if (nfailed)
 		snprintf(err, errlen, "%ld of %ld objects failed: %s", nfailed, attempted, run->failed_words.buf);
 	return nfailed == attempted && nfailed ? -1 : nfailed;
@@ -1707,6 +1910,7 @@ static void restore_run_free(struct restore_run *run)
 	restore_names_free(&run->versions_served);
 	restore_names_free(&run->versions_unserved);
 	restore_plan_free(&run->plan);
+	pace_destroy(&run->pace);
 	if (run->archive_path[0])
 		unlink(run->archive_path);
 }
@@ -1733,9 +1937,12 @@ const char *job_restore_execute(struct job *job, const struct restore_spec *spec
 	run.phases = cJSON_CreateArray();
 	cJSON_DeleteItemFromObjectCaseSensitive(job->result, "phases");
 	cJSON_AddItemToObject(job->result, "phases", run.phases);
+	pace_init(&run.pace, 1);
 	if (restore_settings_load(&run, err, errlen) < 0 || restore_plan_load(&run, spec, err, errlen) < 0)
 		goto out;
-	run.bucket = rate_bucket_for(run.plan.cluster_id, run.rate);
+	run.pace.window = run.pace.smallest = run.pace.max = (int)run.parallelism;
+	if (run.rate > 0)
+		run.bucket = rate_bucket_for(run.plan.cluster_id, run.rate);
 
 	started = job_phase_start(NULL);
 	job_progress(job, "download", 0, 0, 0, 0);

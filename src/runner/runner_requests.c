@@ -475,11 +475,14 @@ static int object_has_type(const cJSON *obj, const char *type)
 	return *api && *kind && strncmp(type, api, n) == 0 && type[n] == '/' && strcmp(type + n + 1, kind) == 0;
 }
 
-/* A finished backup's archive, read and parsed into arc (bounded by OBJECT_ARCHIVE_MAX); name
- * gets the backup's name. 0, or -1 with the reason in err. */
-static int archive_load(const struct runner_request *q, struct backup_archive *arc, char *name, size_t namelen,
+/* A finished backup's archive (bounded by OBJECT_ARCHIVE_MAX), read object by object: each
+ * (lim->each) sees every object, and arc keeps only their names, never the namespace's bodies
+ * (100,000 objects would be the whole namespace in this shared process). name gets the
+ * backup's name. 0, or -1 with the reason in err. */
+static int archive_read(const struct runner_request *q, const struct backup_limits *lim, char *name, size_t namelen,
 			char *err, size_t errlen)
 {
+	struct backup_archive arc = { 0 };
 	struct strbuf plain = STRBUF_INIT;
 	struct repository repo = { 0 };
 	char sid[24];
@@ -504,113 +507,143 @@ static int archive_load(const struct runner_request *q, struct backup_archive *a
 	if (opened < 0)
 		return -1;
 	if (repository_read_archive(&repo, q->ctx->master_key, name, OBJECT_ARCHIVE_MAX, &plain, err, errlen) == 0 &&
-	    backup_reader_read_memory(plain.buf ? plain.buf : "", plain.len, NULL, arc, err, errlen) == 0)
+	    backup_reader_read_memory(plain.buf ? plain.buf : "", plain.len, lim, &arc, err, errlen) == 0)
 		rc = 0;
+	backup_archive_free(&arc);
 	strbuf_release(&plain);
 	repository_close(&repo);
 	return rc;
+}
+
+/* The one object a view asks for, kept when the read passes it. */
+struct object_wanted {
+	const char *type, *object, *slash;	/* "ns/name" (slash into it), or "name" */
+	cJSON *found;
+};
+
+static int object_pick(struct backup_object *o, const char *json, size_t len, void *ud, char *err, size_t errlen)
+{
+	struct object_wanted *w = ud;
+	size_t nslen = w->slash ? (size_t)(w->slash - w->object) : 0;
+
+	(void)json, (void)len, (void)err, (void)errlen;
+	if (!w->found && strcmp(o->name, w->slash ? w->slash + 1 : w->object) == 0 && strlen(o->ns) == nslen &&
+	    strncmp(o->ns, w->object, nslen) == 0 && object_has_type(o->obj, w->type)) {
+		w->found = o->obj;	/* taken: the reader frees what it still holds */
+		o->obj = NULL;
+	}
+	return 0;
 }
 
 /* params: {backup_id, type, object ("ns/name", or "name" when cluster-scoped)};
  * result: {yaml, secret_masked}. */
 static void backup_object(const struct runner_request *q, struct answer *a)
 {
-	const char *type = json_str(q->params, "type"), *object = json_str(q->params, "object"), *slash = strchr(object, '/');
-	struct backup_archive arc = { 0 };
+	struct object_wanted w = { json_str(q->params, "type"), json_str(q->params, "object"), NULL, NULL };
+	struct backup_limits lim = { .each = object_pick, .each_ud = &w };
 	char err[600], name[256] = "", *yaml = NULL;
 
-	if (archive_load(q, &arc, name, sizeof name, err, sizeof err) < 0) {
+	w.slash = strchr(w.object, '/');
+	if (archive_read(q, &lim, name, sizeof name, err, sizeof err) < 0) {
 		snprintf(a->error, sizeof a->error, "%s", err);
 		goto out;
 	}
-	for (size_t i = 0; i < arc.n; i++) {
-		struct backup_object *o = &arc.objects[i];
-		size_t nslen = slash ? (size_t)(slash - object) : 0;
-		if (strcmp(o->name, slash ? slash + 1 : object) != 0 || strlen(o->ns) != nslen ||
-		    strncmp(o->ns, object, nslen) != 0 || !object_has_type(o->obj, type))
-			continue;
-		int secret = strcmp(type, "v1/Secret") == 0;
-		if (secret)
-			secret_mask(o->obj);
-		int rc = yaml_json_print(o->obj, OBJECT_YAML_MAX, &yaml, err, sizeof err);
-		if (rc < 0) {
-			snprintf(a->error, sizeof a->error, rc == -2 ? "%s %s is more than %u bytes as YAML: download the "
-				 "backup to read it" : "%s %s cannot be written as YAML", type, object, OBJECT_YAML_MAX);
-			goto out;
-		}
-		a->result = cJSON_CreateObject();
-		cJSON_AddStringToObject(a->result, "yaml", yaml);
-		cJSON_AddBoolToObject(a->result, "secret_masked", secret);
+	if (!w.found) {
+		snprintf(a->error, sizeof a->error, "%s %s is not in the archive of backup %s", w.type, w.object, name);
 		goto out;
 	}
-	snprintf(a->error, sizeof a->error, "%s %s is not in the archive of backup %s", type, object, name);
+	int secret = strcmp(w.type, "v1/Secret") == 0;
+	if (secret)
+		secret_mask(w.found);
+	int rc = yaml_json_print(w.found, OBJECT_YAML_MAX, &yaml, err, sizeof err);
+	if (rc < 0) {
+		snprintf(a->error, sizeof a->error, rc == -2 ? "%s %s is more than %u bytes as YAML: download the "
+			 "backup to read it" : "%s %s cannot be written as YAML", w.type, w.object, OBJECT_YAML_MAX);
+		goto out;
+	}
+	a->result = cJSON_CreateObject();
+	cJSON_AddStringToObject(a->result, "yaml", yaml);
+	cJSON_AddBoolToObject(a->result, "secret_masked", secret);
 out:
 	free(yaml);
-	backup_archive_free(&arc);
+	cJSON_Delete(w.found);
 }
 
 /* ---- resource modifiers previewed against a backup's objects ---- */
 
+struct preview {
+	struct resource_modifiers *m;
+	const cJSON *objects;		/* the plan's chosen objects; empty: any */
+	cJSON *changed;
+	int examined;
+};
+
+/* Applies the rules to one object the read passes, while fewer than PREVIEW_OBJECTS_MAX were. */
+static int preview_object(struct backup_object *o, const char *json, size_t len, void *ud, char *e, size_t elen)
+{
+	struct preview *p = ud;
+	struct strbuf key = STRBUF_INIT;
+	const cJSON *it;
+	char err[600];
+	int listed = cJSON_GetArraySize(p->objects) == 0;
+
+	(void)json, (void)len, (void)e, (void)elen;
+	if (p->examined >= PREVIEW_OBJECTS_MAX)
+		return 0;
+	strbuf_addf(&key, "%s%s%s/%s/%s", o->resource, *o->group ? "." : "", o->group, o->ns, o->name);
+	cJSON_ArrayForEach(it, p->objects)
+		listed |= cJSON_IsString(it) && strcmp(it->valuestring, key.buf) == 0;
+	if (!listed) {
+		strbuf_release(&key);
+		return 0;
+	}
+	p->examined++;
+	cJSON *after = cJSON_Duplicate(o->obj, 1);
+	int n = resource_modifiers_apply(p->m, o->group, o->resource, o->ns, after, err, sizeof err);
+	if (n != 0) {
+		int secret = !*o->group && strcmp(o->resource, "secrets") == 0;
+		if (secret) {
+			secret_mask(o->obj);
+			secret_mask(after);
+		}
+		cJSON *c = cJSON_CreateObject();
+		char *slash = strchr(key.buf, '/');
+		*slash = '\0';
+		cJSON_AddStringToObject(c, "type", key.buf);
+		cJSON_AddStringToObject(c, "object", slash + 1);
+		cJSON_AddNumberToObject(c, "rules", n < 0 ? 0 : n);
+		cJSON_AddStringToObject(c, "error", n < 0 ? err : "");
+		cJSON *changes = cJSON_AddArrayToObject(c, "changes");
+		if (n > 0)
+			resource_modifiers_diff(o->obj, after, changes, PREVIEW_CHANGES_MAX);
+		cJSON_AddItemToArray(p->changed, c);
+	}
+	cJSON_Delete(after);
+	strbuf_release(&key);
+	return 0;
+}
+
 /* params: {backup_id, rules (the modifiers' text), objects: ["type/ns/name", ...] (the plan's
- * chosen objects; empty: the archive's first PREVIEW_OBJECTS_MAX)}; result: {examined, changed:
- * [{type, object, rules, error, changes: [{path, before, after}]}]}. Secrets are compared masked:
- * their values never leave the runner. */
+ * chosen objects; empty: the archive's first PREVIEW_OBJECTS_MAX, in the archive's order)};
+ * result: {examined, changed: [{type, object, rules, error, changes: [{path, before, after}]}]}.
+ * Secrets are compared masked: their values never leave the runner. */
 static void modifier_preview(const struct runner_request *q, struct answer *a)
 {
 	const char *rules = json_str(q->params, "rules");
-	const cJSON *objects = cJSON_GetObjectItemCaseSensitive(q->params, "objects");
-	struct backup_archive arc = { 0 };
-	struct resource_modifiers *m = NULL;
+	struct preview p = { .objects = cJSON_GetObjectItemCaseSensitive(q->params, "objects"), .changed = cJSON_CreateArray() };
+	struct backup_limits lim = { .each = preview_object, .each_ud = &p };
 	char err[600], name[256] = "";
-	int examined = 0, wanted = cJSON_GetArraySize(objects);
 
-	if (!(m = resource_modifiers_parse(rules, strlen(rules), err, sizeof err)) ||
-	    archive_load(q, &arc, name, sizeof name, err, sizeof err) < 0) {
+	if (!(p.m = resource_modifiers_parse(rules, strlen(rules), err, sizeof err)) ||
+	    archive_read(q, &lim, name, sizeof name, err, sizeof err) < 0) {
 		snprintf(a->error, sizeof a->error, "%s", err);
-		goto out;
+		cJSON_Delete(p.changed);
+	} else {
+		a->result = cJSON_CreateObject();
+		cJSON_AddItemToObject(a->result, "changed", p.changed);
+		cJSON_AddNumberToObject(a->result, "examined", p.examined);
 	}
-	a->result = cJSON_CreateObject();
-	cJSON *changed = cJSON_AddArrayToObject(a->result, "changed");
-	for (size_t i = 0; i < arc.n && examined < PREVIEW_OBJECTS_MAX; i++) {
-		struct backup_object *o = &arc.objects[i];
-		struct strbuf key = STRBUF_INIT;
-		strbuf_addf(&key, "%s%s%s/%s/%s", o->resource, *o->group ? "." : "", o->group, o->ns, o->name);
-		const cJSON *e;
-		int listed = wanted == 0;
-		cJSON_ArrayForEach(e, objects)
-			listed |= cJSON_IsString(e) && strcmp(e->valuestring, key.buf) == 0;
-		if (!listed) {
-			strbuf_release(&key);
-			continue;
-		}
-		examined++;
-		cJSON *after = cJSON_Duplicate(o->obj, 1);
-		int n = resource_modifiers_apply(m, o->group, o->resource, o->ns, after, err, sizeof err);
-		if (n != 0) {
-			int secret = !*o->group && strcmp(o->resource, "secrets") == 0;
-			if (secret) {
-				secret_mask(o->obj);
-				secret_mask(after);
-			}
-			cJSON *c = cJSON_CreateObject();
-			char *slash = strchr(key.buf, '/');
-			*slash = '\0';
-			cJSON_AddStringToObject(c, "type", key.buf);
-			cJSON_AddStringToObject(c, "object", slash + 1);
-			cJSON_AddNumberToObject(c, "rules", n < 0 ? 0 : n);
-			cJSON_AddStringToObject(c, "error", n < 0 ? err : "");
-			cJSON *changes = cJSON_AddArrayToObject(c, "changes");
-			if (n > 0)
-				resource_modifiers_diff(o->obj, after, changes, PREVIEW_CHANGES_MAX);
-			cJSON_AddItemToArray(changed, c);
-		}
-		cJSON_Delete(after);
-		strbuf_release(&key);
-	}
-	cJSON_AddNumberToObject(a->result, "examined", examined);
-out:
-	resource_modifiers_free(m);
-	backup_archive_free(&arc);
+	resource_modifiers_free(p.m);
 }
 
 /* ---- the lane ---- */

@@ -1,5 +1,6 @@
 /* An S3 client (AWS and S3-compatible stores such as MinIO) over libcurl, signed with SigV4.
- * Every payload is signed by its SHA-256 and sent with its Content-MD5; large uploads go in
+ * Every payload is signed by its SHA-256, which the server checks against the bytes it
+ * receives (no Content-MD5 beside it: it would check the same thing, slower); large uploads go in
  * parallel multipart parts with memory bounded by (threads + 1) * part size; any failure
  * aborts the upload so no partial object becomes visible. Retryable failures (5xx, SlowDown,
  * a reset connection) are retried with the shared backoff policy (http_retry.h). */

@@ -3,6 +3,7 @@
  * multipart uploads that fail), against a scripted HTTP endpoint on loopback
  * (tests/loopback_server.h): the replies are the test's input. */
 #include "s3_client.h"
+#include "sigv4.h"
 #include "strbuf.h"
 #include "check.h"
 #include "loopback_server.h"
@@ -319,8 +320,6 @@ static void test_requests_are_addressed_and_signed(void)
 	struct s3_client *c;
 	struct s3_error e;
 	char header[512], want[100];
-	unsigned char md[16];
-	unsigned int n;
 
 	/* path style: the bucket in the path; every byte of the key outside [A-Za-z0-9-._~/]
 	 * percent-encoded */
@@ -335,13 +334,10 @@ static void test_requests_are_addressed_and_signed(void)
 	CHECK(strncmp(header, "AWS4-HMAC-SHA256 Credential=AKIDTEST/", 37) == 0);
 	CHECK(strstr(header, "/eu-west-1/s3/aws4_request") != NULL);
 	CHECK(strstr(header, "secret-key-1") == NULL);
-	/* the payload is named by its SHA-256 and its MD5 */
+	/* the payload is named by its SHA-256 (which the server checks), and by nothing slower */
 	CHECK_INTEQ(loopback_header(&last, "x-amz-content-sha256", header, sizeof header), 0);
 	CHECK_STREQ(header, "239f59ed55e737c77147cf55ad0c1b030b6d7ee748a7426952f9b852d5a935e5");
-	EVP_Digest("payload", 7, md, &n, EVP_md5(), NULL);
-	EVP_EncodeBlock((unsigned char *)want, md, 16);
-	CHECK_INTEQ(loopback_header(&last, "Content-MD5", header, sizeof header), 0);
-	CHECK_STREQ(header, want);
+	CHECK_INTEQ(loopback_header(&last, "Content-MD5", header, sizeof header), -1);
 	/* a retryable failure is retried */
 	script = 1;
 	calls = 0;
@@ -548,8 +544,22 @@ static void test_listing_follows_tokens_and_refuses_hostile_ones(void)
 /* ---- multipart uploads ---- */
 
 static int part_without_etag;
+static int part_refused;		/* answer part 2 like S3 does a body that is not what was signed */
+static int part_fails_once;		/* answer part 2 once with a 500 */
+static int parts_unsigned;		/* parts whose x-amz-content-sha256 did not name their body */
 static struct strbuf completed = STRBUF_INIT;
 static size_t part_bytes;
+
+/* What S3 checks of every payload: x-amz-content-sha256 is the SHA-256 of the body. */
+static int payload_hash_matches(const struct loopback_request *rq)
+{
+	char header[100], want[65];
+
+	if (loopback_header(rq, "x-amz-content-sha256", header, sizeof header) < 0)
+		return 0;
+	sigv4_sha256_hex(rq->body.buf ? rq->body.buf : "", rq->body.len, want);
+	return strcmp(header, want) == 0;
+}
 
 static void answer_multipart(const struct loopback_request *rq, struct strbuf *out, void *ud)
 {
@@ -563,7 +573,14 @@ static void answer_multipart(const struct loopback_request *rq, struct strbuf *o
 		char etag[64];
 
 		part_bytes += rq->body.len;
-		if (part_without_etag && number == 2) {
+		parts_unsigned += !payload_hash_matches(rq);
+		if (part_refused && number == 2) {
+			xml_reply(out, 400, "<Error><Code>XAmzContentSHA256Mismatch</Code><Message>The provided "
+				  "'x-amz-content-sha256' header does not match what was computed.</Message></Error>");
+		} else if (part_fails_once && number == 2) {
+			part_fails_once = 0;
+			xml_reply(out, 500, "<Error><Code>InternalError</Code><Message>try again</Message></Error>");
+		} else if (part_without_etag && number == 2) {
 			loopback_reply(out, 200, NULL, "", 0);
 		} else {
 			snprintf(etag, sizeof etag, "ETag: \"part-%d\"\r\n", number);
@@ -615,18 +632,46 @@ static void test_uploads_in_parts_and_aborts_on_failure(void)
 	CHECK_INTEQ(s3_put_stream(c, "small", read_source, &src, -1, &e), -1);
 	CHECK_STREQ(e.code, "ReadError");
 
-	/* one byte over a part: two parts, completed in order with their ETags */
+	/* one byte over a part: two parts (the second of one byte), each named by its own
+	 * SHA-256, completed in order with their ETags */
 	src = (struct source){ (size_t)S3_PART_SIZE_MIN + 1, 0 };
 	strbuf_reset(&seen);
 	part_bytes = 0;
+	parts_unsigned = 0;
 	CHECK_INTEQ(s3_put_stream(c, "big", read_source, &src, -1, &e), 0);
 	CHECK_INTEQ(part_bytes, (size_t)S3_PART_SIZE_MIN + 1);
+	CHECK_INTEQ(parts_unsigned, 0);
 	CHECK(strstr(seen.buf, "POST /bkt/big?uploads=\n") != NULL);
 	CHECK(strstr(seen.buf, "PUT /bkt/big?partNumber=1&uploadId=up-1\n") != NULL);
 	CHECK(strstr(seen.buf, "PUT /bkt/big?partNumber=2&uploadId=up-1\n") != NULL);
 	CHECK(strstr(seen.buf, "DELETE") == NULL);
 	CHECK_STREQ(completed.buf, "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"part-1\"</ETag></Part>"
 		    "<Part><PartNumber>2</PartNumber><ETag>\"part-2\"</ETag></Part></CompleteMultipartUpload>");
+
+	/* a part the server fails once is sent again, whole, and the upload completes */
+	src = (struct source){ (size_t)S3_PART_SIZE_MIN * 2 + 5, 0 };
+	strbuf_reset(&seen);
+	strbuf_reset(&completed);
+	part_bytes = 0;
+	part_fails_once = 1;
+	CHECK_INTEQ(s3_put_stream(c, "big", read_source, &src, -1, &e), 0);
+	CHECK_INTEQ(part_fails_once, 0);
+	CHECK_INTEQ(part_bytes, (size_t)S3_PART_SIZE_MIN * 3 + 5);
+	CHECK_INTEQ(parts_unsigned, 0);
+	CHECK(strstr(strstr(seen.buf, "PUT /bkt/big?partNumber=2&") + 1, "PUT /bkt/big?partNumber=2&") != NULL);
+	CHECK(strstr(completed.buf, "<PartNumber>3</PartNumber><ETag>\"part-3\"</ETag>") != NULL);
+
+	/* a part whose bytes the server finds are not the ones signed fails the upload: it is
+	 * aborted, never completed */
+	src = (struct source){ (size_t)S3_PART_SIZE_MIN + 1, 0 };
+	strbuf_reset(&seen);
+	strbuf_reset(&completed);
+	part_refused = 1;
+	CHECK_INTEQ(s3_put_stream(c, "big", read_source, &src, -1, &e), -1);
+	part_refused = 0;
+	CHECK_STREQ(e.code, "XAmzContentSHA256Mismatch");
+	CHECK(strstr(seen.buf, "DELETE /bkt/big?uploadId=up-1\n") != NULL);
+	CHECK_INTEQ(completed.len, 0);
 
 	/* a part that comes back without an ETag fails the upload, and the upload is aborted
 	 * so that no part of it stays behind */

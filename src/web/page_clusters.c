@@ -40,13 +40,16 @@ static void cluster_form_respond(struct request *r, int status, cJSON *view, lon
 	web_connection_form(r, status, view, id, &cluster_saved);
 }
 
+/* The route's query (routes.c): sent with the request's BEGIN. */
+const char page_clusters_query[] =
+	"SELECT id, name, api_url, k8s_version, status, status = 'connected' AS connected, status_message, "
+	"coalesce(to_char(last_checked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '') AS last_checked "
+	"FROM clusters ORDER BY name";
+
 void page_clusters(struct request *r)
 {
 	char err[512];
-	PGresult *res = db_exec(r->db,
-		"SELECT id, name, api_url, k8s_version, status, status = 'connected' AS connected, status_message, "
-		"coalesce(to_char(last_checked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '') AS last_checked "
-		"FROM clusters ORDER BY name", 0, NULL, err, sizeof err);
+	PGresult *res = db_exec(r->db, page_clusters_query, 0, NULL, err, sizeof err);
 	cJSON *view;
 
 	if (!res) {

@@ -8,9 +8,9 @@
 #include <string.h>
 
 const struct route web_routes[] = {
-	{ "GET", "/signup", page_signup_form, ROUTE_PUBLIC },
+	{ "GET", "/signup", page_signup_form, ROUTE_PUBLIC | ROUTE_READ_ONLY },
 	{ "POST", "/signup", page_signup_post, ROUTE_PUBLIC },
-	{ "GET", "/signin", page_signin_form, ROUTE_PUBLIC },
+	{ "GET", "/signin", page_signin_form, ROUTE_PUBLIC | ROUTE_READ_ONLY },
 	{ "POST", "/signin", page_signin_post, ROUTE_PUBLIC },
 	{ "POST", "/signin/sso", page_sso_start, ROUTE_PUBLIC },
 	{ "GET", "/sso/callback", page_sso_callback, ROUTE_PUBLIC },
@@ -29,12 +29,12 @@ const struct route web_routes[] = {
 	{ "GET", "/password/reset/:token", page_password_reset_form, ROUTE_PUBLIC },
 	{ "POST", "/password/reset/:token", page_password_reset, ROUTE_PUBLIC },
 	{ "POST", "/invitations/:token", page_invitation_accept, ROUTE_PUBLIC },
-	{ "GET", "/", page_home, 0 },
-	{ "GET", "/members", page_members, 0 },
+	{ "GET", "/", page_home, ROUTE_READ_ONLY },
+	{ "GET", "/members", page_members, ROUTE_READ_ONLY },
 	{ "POST", "/members", page_members_invite, ROUTE_ADMIN },
 	{ "POST", "/members/:id/role", page_members_role, ROUTE_ADMIN },
 	{ "POST", "/members/:id/remove", page_members_remove, ROUTE_ADMIN },
-	{ "GET", "/audit", page_audit, 0 },
+	{ "GET", "/audit", page_audit, ROUTE_READ_ONLY },
 	{ "GET", "/tokens", page_tokens, ROUTE_ADMIN | ROUTE_PERSON },
 	{ "POST", "/tokens", page_token_create, ROUTE_ADMIN | ROUTE_PERSON },
 	{ "POST", "/tokens/:id/revoke", page_token_revoke, ROUTE_ADMIN | ROUTE_PERSON },
@@ -47,7 +47,7 @@ const struct route web_routes[] = {
 	{ "GET", "/migrations/:id/notifications", page_migration_plan_notifications, 0 },
 	{ "POST", "/migrations/:id/notifications", page_migration_plan_notifications_save, ROUTE_OPERATOR },
 	{ "GET", "/schedule/preview", page_schedule_preview, 0 },
-	{ "GET", "/migrations", page_migrations, 0 },
+	{ "GET", "/migrations", page_migrations, ROUTE_READ_ONLY },
 	{ "GET", "/migrations/new", page_migration_new, ROUTE_OPERATOR },
 	{ "POST", "/migrations/new", page_migration_step, ROUTE_OPERATOR },
 	{ "POST", "/migrations", page_migration_create, ROUTE_OPERATOR },
@@ -61,7 +61,7 @@ const struct route web_routes[] = {
 	{ "POST", "/migrations/:id/cutover", page_migration_cutover, ROUTE_OPERATOR },
 	{ "POST", "/migrations/:id/test", page_migration_test, ROUTE_OPERATOR },
 	{ "POST", "/migrations/:id/delete", page_migration_delete, ROUTE_OPERATOR },
-	{ "GET", "/clusters", page_clusters, 0 },
+	{ "GET", "/clusters", page_clusters, ROUTE_READ_ONLY },
 	{ "GET", "/clusters/new", page_cluster_new, ROUTE_OPERATOR },
 	{ "GET", "/clusters/import", page_cluster_import_form, ROUTE_OPERATOR },
 	{ "POST", "/clusters/import", page_cluster_import, ROUTE_OPERATOR },
@@ -72,7 +72,7 @@ const struct route web_routes[] = {
 	{ "GET", "/clusters/:id/limits", page_cluster_limits, 0 },
 	{ "POST", "/clusters/:id/limits", page_cluster_limits_save, ROUTE_OPERATOR },
 	{ "POST", "/clusters/:id/delete", page_cluster_delete, ROUTE_OPERATOR },
-	{ "GET", "/repositories", page_repositories, 0 },
+	{ "GET", "/repositories", page_repositories, ROUTE_READ_ONLY },
 	{ "GET", "/repositories/new", page_repository_new, ROUTE_OPERATOR },
 	{ "POST", "/repositories", page_repository_create, ROUTE_OPERATOR },
 	{ "GET", "/repositories/:id", page_repository_edit, 0 },
@@ -80,7 +80,7 @@ const struct route web_routes[] = {
 	{ "POST", "/repositories/:id/test", page_repository_test, ROUTE_OPERATOR },
 	{ "POST", "/repositories/:id/delete", page_repository_delete, ROUTE_OPERATOR },
 	{ "POST", "/repositories/:id/sync", page_repository_sync, ROUTE_OPERATOR },
-	{ "GET", "/backup-plans", page_backup_plans, 0 },
+	{ "GET", "/backup-plans", page_backup_plans, ROUTE_READ_ONLY },
 	{ "GET", "/backup-plans/new", page_backup_plan_new, ROUTE_OPERATOR },
 	{ "POST", "/backup-plans/new", page_backup_plan_wizard_post, ROUTE_OPERATOR },
 	{ "POST", "/backup-plans", page_backup_plan_create, ROUTE_OPERATOR },
@@ -91,7 +91,7 @@ const struct route web_routes[] = {
 	{ "POST", "/backup-plans/:id/test-restore", page_backup_plan_test_restore_save, ROUTE_OPERATOR },
 	{ "POST", "/backup-plans/:id/delete", page_backup_plan_delete, ROUTE_OPERATOR },
 	{ "GET", "/backup-plans/:id/jobs", page_backup_plan_jobs, 0 },
-	{ "GET", "/restore-plans", page_restore_plans, 0 },
+	{ "GET", "/restore-plans", page_restore_plans, ROUTE_READ_ONLY },
 	{ "GET", "/restore-plans/new", page_restore_plan_new, ROUTE_OPERATOR },
 	{ "POST", "/restore-plans/new", page_restore_plan_wizard_post, ROUTE_OPERATOR },
 	{ "POST", "/restore-plans", page_restore_plan_create, ROUTE_OPERATOR },
@@ -103,22 +103,22 @@ const struct route web_routes[] = {
 	{ "GET", "/restore-plans/:id/jobs", page_restore_plan_jobs, 0 },
 	{ "GET", "/requests/:id", page_runner_request, 0 },
 	{ "GET", "/requests/:id/state", page_runner_request_state, 0 },
-	{ "GET", "/jobs", page_jobs, 0 },
-	{ "GET", "/backups", page_backups, 0 },
+	{ "GET", "/jobs", page_jobs, ROUTE_READ_ONLY },
+	{ "GET", "/backups", page_backups, ROUTE_READ_ONLY },
 	{ "GET", "/backups/:id", page_backup, 0 },
 	{ "POST", "/backups/:id/delete", page_backup_delete, ROUTE_OPERATOR },
 	{ "POST", "/backups/:id/verify", page_backup_verify, ROUTE_OPERATOR },
 	{ "POST", "/backups/:id/test-restore", page_backup_test_restore, ROUTE_OPERATOR },
 	{ "GET", "/backups/:id/object", page_backup_object, 0 },
 	{ "POST", "/backups/:id/download", page_backup_download, ROUTE_OPERATOR },
-	{ "GET", "/jobs/:id", page_job, 0 },
+	{ "GET", "/jobs/:id", page_job, ROUTE_READ_ONLY },
 	{ "GET", "/jobs/:id/log.txt", page_job_log, 0 },
 	{ "POST", "/jobs/:id/cancel", page_job_cancel, ROUTE_OPERATOR },
 	{ "POST", "/jobs/:id/diagnostics", page_job_diagnostics, ROUTE_OPERATOR },
 	{ "GET", "/jobs/:id/diagnostics.tar.gz", page_job_diagnostics_download, 0 },
 	{ "GET", "/jobs/:id/archive.tar.gz", page_job_archive_download, ROUTE_OPERATOR },
 	{ "POST", "/jobs/:id/undo", page_job_undo, ROUTE_OPERATOR },
-	{ "GET", "/hooks", page_hooks, 0 },
+	{ "GET", "/hooks", page_hooks, ROUTE_READ_ONLY },
 	{ "GET", "/hooks/new", page_hook_new, ROUTE_OPERATOR },
 	{ "POST", "/hooks", page_hook_create, ROUTE_OPERATOR },
 	{ "POST", "/hooks/check", page_hook_check, 0 },
@@ -200,6 +200,23 @@ static int role_allows(const struct route *rt, enum role role)
 	return role >= ROLE_VIEWER;
 }
 
+const char *route_query(const struct route *rt)
+{
+	static const struct {
+		void (*handler)(struct request *r);
+		const char *query;
+	} queries[] = {
+		{ page_clusters, page_clusters_query },
+	};
+
+	if (!(rt->flags & ROUTE_READ_ONLY))
+		return NULL;
+	for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++)
+		if (queries[i].handler == rt->handler)
+			return queries[i].query;
+	return NULL;
+}
+
 /* Runs the handler in the request's open transaction: commits what it did, or rolls back. */
 static void run_handler(struct request *r, const struct route *rt)
 {
@@ -212,7 +229,7 @@ static void run_handler(struct request *r, const struct route *rt)
 			respond_error(r, 500, "The page gave no answer.");
 		return;
 	}
-	if (db_commit(r->db, err, sizeof err) < 0) {
+	if ((r->read_only ? db_commit_read_only(r->db, err, sizeof err) : db_commit(r->db, err, sizeof err)) < 0) {
 		r->responded = 0;
 		strbuf_reset(&r->headers);
 		strbuf_reset(&r->body);
@@ -274,7 +291,9 @@ static int request_allowed(struct request *r, const struct route *rt)
 }
 
 /* A request with a session cookie (or none) costs three round trips to PostgreSQL: BEGIN with
- * session_begin, the page's query, COMMIT (docs/performance.md). */
+ * session_begin, the page's query, COMMIT. A ROUTE_READ_ONLY page does not wait for its COMMIT's
+ * answer, and one with a route query has it answered in the first round trip: one round trip
+ * waited for in all (docs/performance.md). */
 void web_dispatch(struct request *r)
 {
 	const struct route *rt;
@@ -298,7 +317,7 @@ void web_dispatch(struct request *r)
 			respond_db_error(r, err);
 			return;
 		}
-	} else if (session_begin(r) < 0) {
+	} else if (session_begin(r, rt) < 0) {
 		respond_error(r, 503, "The database is not reachable; try again in a moment.");
 		return;
 	}

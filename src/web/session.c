@@ -54,29 +54,33 @@ static void copy_field(char *dst, size_t size, const char *src)
 }
 
 /* Opens the request's transaction bound to its session's tenant, or to none without a valid
- * session, in one round trip (session_begin, sql/009_session_begin.sql). */
-int session_begin(struct request *r)
+ * session, in one round trip (session_begin, sql/009_session_begin.sql; without a well-formed
+ * cookie, the binding to no tenant alone, which costs PostgreSQL less); a read-only route's
+ * query rides along. */
+int session_begin(struct request *r, const struct route *rt)
 {
+	int read_only = (rt->flags & ROUTE_READ_ONLY) != 0;
 	const char *token = request_cookie(r, SESSION_COOKIE);
 	char hash[67], err[512];
 	const char *params[] = { hash };
+	static const char *const no_tenant[] = { "", "" };
+	int looked_up = token && strlen(token) == TOKEN_TEXT_LEN;
 	PGresult *res;
 
 	memset(&r->session, 0, sizeof r->session);
-	if (!token || strlen(token) != TOKEN_TEXT_LEN) {
-		if (db_tenant_begin(r->db, 0, 0, err, sizeof err) == 0)
-			return 0;
-		log_error("opening a transaction: %s", err);
-		return -1;
+	if (looked_up) {
+		web_token_hash_param(token, hash);
+		res = db_begin_exec(r->db, read_only, "SELECT user_id, org_id, role, csrf_token, email, display_name, "
+				    "org_name FROM session_begin($1)", 1, params, route_query(rt), err, sizeof err);
+	} else {
+		res = db_begin_exec(r->db, read_only, DB_TENANT_BIND_SQL, 2, no_tenant, route_query(rt), err, sizeof err);
 	}
-	web_token_hash_param(token, hash);
-	res = db_begin_exec(r->db, "SELECT user_id, org_id, role, csrf_token, email, display_name, org_name "
-			    "FROM session_begin($1)", 1, params, err, sizeof err);
 	if (!res) {
 		log_error("session lookup: %s", err);
 		return -1;
 	}
-	if (PQntuples(res) == 1) {
+	r->read_only = read_only;
+	if (looked_up && PQntuples(res) == 1) {
 		struct session *s = &r->session;
 		s->user_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		s->org_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
@@ -162,8 +166,7 @@ int session_create(struct request *r, long long user_id, long long org_id, char 
 	snprintf(org, sizeof org, "%lld", org_id);
 	snprintf(user, sizeof user, "%lld", user_id);
 	web_token_hash_param(token, hash);
-	if (db_run(r->db, "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)",
-		   2, bind, err, errlen) < 0)
+	if (db_run(r->db, DB_TENANT_BIND_SQL, 2, bind, err, errlen) < 0)
 		return -1;
 	if (db_run(r->db, "INSERT INTO sessions (token_hash, csrf_token, org_id, user_id, expires_at) "
 		   "VALUES ($1, $2, current_org(), current_app_user(), now() + interval '12 hours')",

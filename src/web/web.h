@@ -65,6 +65,8 @@ struct request {
 	struct session session;
 	/* A handler sets this when its change failed and the transaction must not commit. */
 	int rollback;
+	/* The transaction is READ ONLY (a ROUTE_READ_ONLY page): it commits without a wait. */
+	int read_only;
 	/* The response, written by exactly one respond_* call. */
 	int responded;
 	int status;
@@ -83,6 +85,9 @@ struct route {
 #define ROUTE_OPERATOR 2u	/* operators and admins only */
 #define ROUTE_ADMIN 4u		/* admins only */
 #define ROUTE_PERSON 8u		/* a signed-in person only, never an API token (tokens, password, sign-out) */
+/* A GET that only reads: its transaction is READ ONLY (PostgreSQL refuses a write in it) and is
+ * committed while the page goes out, not waited for (docs/performance.md). */
+#define ROUTE_READ_ONLY 16u
 
 extern const struct route web_routes[];
 extern const size_t web_routes_count;
@@ -117,9 +122,15 @@ void respond_text(struct request *r, const char *filename, const char *text, siz
 void respond_file(struct request *r, const char *content_type, const char *filename, const void *data, size_t len);
 
 /* session.c */
-/* BEGINs the request's transaction, bound to the tenant of its session cookie (r->session) or,
- * without a valid one, to no tenant. 0, or -1 on a database error (nothing left open). */
-int session_begin(struct request *r);
+/* BEGINs the request's transaction for route rt (READ ONLY for a ROUTE_READ_ONLY route, then
+ * r->read_only is set; with its route_query in the same round trip), bound to the tenant of its
+ * session cookie (r->session) or, without a valid one, to no tenant. 0, or -1 on a database
+ * error (nothing left open). */
+int session_begin(struct request *r, const struct route *rt);
+/* routes.c: a ROUTE_READ_ONLY page's first query when it takes no parameters, or NULL: sent in
+ * the round trip that opens the request (after session_begin, so bound to the same tenant, or to
+ * none) and handed to the handler's db_exec of it. */
+const char *route_query(const struct route *rt);
 /* The request's Authorization header when it is one, else NULL. */
 const char *request_authorization(const struct request *r);
 /* Loads the identity of the request's bearer token: 1 when it is valid, 0 when it is not (the
@@ -373,6 +384,7 @@ void page_migration_delete(struct request *r);
 int schedule_expression(const char *kind, const char *cron, const char *at, const char *weekday,
 			char *out, size_t outlen, char *err, size_t errlen);
 void page_clusters(struct request *r);
+extern const char page_clusters_query[];
 void page_cluster_new(struct request *r);
 void page_cluster_import_form(struct request *r);
 void page_cluster_import(struct request *r);

@@ -11,11 +11,16 @@ claim list chooses the attack:
   trickle  a reply that arrives one byte a second
   anything else: one claim "data" bound to PV "pv-<namespace>", whose hostPath is
   hostpaths[namespace] (e.g. "/", "<root>/../../etc").
+PushbackAPIServer (HTTPS): in front of a real API server (each request passed on as it came,
+token and all), it refuses every create of a ConfigMap, and the first list_refusals lists of
+ConfigMaps, with 429 Too Many Requests and a Retry-After taken in turn from retry_afters (a day,
+1e9 seconds, garbage): a server that pushes back and asks to be left alone forever.
 HostileS3Server (HTTP): the bucket chooses the attack:
   trickle  a listing that arrives 4 KiB a second, forever (over any low-speed limit)
   endless  a listing truncated forever with the same continuation token
   giant    a listing reply of hundreds of MiB
 """
+import http.client
 import http.server
 import json
 import os
@@ -118,6 +123,46 @@ class _APIHandler(_Base):
                                     "metadata": {}, "items": [claim]}))
 
 
+class _PushbackHandler(_Base):
+    def forward(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        configmaps = re.fullmatch(r"/api/v1/namespaces/[^/]+/configmaps", urllib.parse.urlsplit(self.path).path)
+        with self.server.lock:
+            refuse = configmaps and (self.command == "POST" or (self.command == "GET" and self.server.list_refusals > 0))
+            if refuse:
+                after = self.server.retry_afters[self.server.refused % len(self.server.retry_afters)]
+                self.server.refused += 1
+                if self.command == "GET":
+                    self.server.list_refusals -= 1
+        if refuse:
+            data = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "TooManyRequests",
+                               "code": 429, "message": "too many requests, please try again later"}).encode()
+            self.send_response(429)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Retry-After", after)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        conn = http.client.HTTPSConnection(self.server.upstream_host, self.server.upstream_port,
+                                           context=self.server.upstream_ctx, timeout=30)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "accept-encoding")}
+        conn.request(self.command, self.path, body=body, headers=headers)
+        res = conn.getresponse()
+        data = res.read()
+        conn.close()
+        self.send_response(res.status)
+        for k, v in res.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection", "content-length", "content-encoding"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = forward
+
+
 class _S3Handler(_Base):
     def do_GET(self):
         url = urllib.parse.urlsplit(self.path)
@@ -158,18 +203,37 @@ class _Running:
         self.server.server_close()
 
 
+def _tls_server(tmpdir, stem, handler):
+    """An HTTPS server on a free loopback port with a self-signed certificate: (server, cert file)."""
+    cert_file, key = os.path.join(tmpdir, f"{stem}.crt"), os.path.join(tmpdir, f"{stem}.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", key, "-out", cert_file, "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    server = _Server(("127.0.0.1", 0), handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert_file, key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    return server, cert_file
+
+
 class HostileAPIServer(_Running):
     def __init__(self, tmpdir, hostpaths):
-        self.cert_file = os.path.join(tmpdir, "hostile-api.crt")
-        key = os.path.join(tmpdir, "hostile-api.key")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                        "-nodes", "-keyout", key, "-out", self.cert_file, "-days", "1", "-subj", "/CN=127.0.0.1",
-                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
-        server = _Server(("127.0.0.1", 0), _APIHandler)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(self.cert_file, key)
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        server, self.cert_file = _tls_server(tmpdir, "hostile-api", _APIHandler)
         server.hostpaths = hostpaths
+        super().__init__(server)
+        self.url = f"https://127.0.0.1:{self.port}"
+
+
+class PushbackAPIServer(_Running):
+    def __init__(self, tmpdir, upstream_url, upstream_ca_file, retry_afters):
+        server, self.cert_file = _tls_server(tmpdir, "pushback-api", _PushbackHandler)
+        up = urllib.parse.urlsplit(upstream_url)
+        server.upstream_host, server.upstream_port = up.hostname, up.port
+        server.upstream_ctx = ssl.create_default_context(cafile=upstream_ca_file)
+        server.retry_afters = retry_afters
+        server.refused = 0
+        server.list_refusals = 0
+        server.lock = threading.Lock()
         super().__init__(server)
         self.url = f"https://127.0.0.1:{self.port}"
 

@@ -9,6 +9,7 @@ import tempfile
 import time
 
 import psycopg2
+import psycopg2.errors
 import pytest
 import requests
 
@@ -189,6 +190,13 @@ def test_workers_reusing_prepared_statements_keep_tenants_apart(stack, admin):
                         (c.cluster, c.email))
     forged = Client(stack)
     forged.http.cookies.set("stowage_session", "A" * 43)
+    # a real session of the other organisation, expired: its cookie is valid, its row too old
+    expired = Client(stack)
+    expired.email = unique("expired") + "@x.test"
+    expired.signup(unique("Expired "), expired.email)
+    with owner, owner.cursor() as cur:
+        cur.execute("UPDATE stowage.sessions SET expires_at = now() - interval '1 second' WHERE user_id = "
+                    "(SELECT id FROM stowage.users WHERE email = %s)", (expired.email,))
     try:
         for _ in range(20):
             for c in (admin, other):
@@ -196,12 +204,55 @@ def test_workers_reusing_prepared_statements_keep_tenants_apart(stack, admin):
                 assert r.status_code == 200
                 assert [k["name"] for k in r.json()["clusters"]] == [c.cluster]
             assert forged.json("/clusters").status_code == 401
+            assert expired.json("/clusters").status_code == 401
             assert Client(stack).json("/clusters").status_code == 401
+            for c in (forged, expired):
+                page = c.get("/clusters")
+                assert page.status_code == 303 and page.headers["Location"].startswith("/signin")
+                assert admin.cluster not in page.text and other.cluster not in page.text
     finally:
         # made-up tokens would stop a key rotation of the shared stack
         with owner, owner.cursor() as cur:
             cur.execute("DELETE FROM stowage.clusters WHERE name = ANY(%s)", ([admin.cluster, other.cluster],))
         owner.close()
+
+
+def test_read_only_pages_commit_and_refuse_writes(stack, admin):
+    """A ROUTE_READ_ONLY page (/clusters) runs in a READ ONLY transaction whose COMMIT is sent
+    while the page goes out and read by the worker's next request: no web connection is left in
+    a transaction, and its worker's next request, a write, commits as before."""
+    for _ in range(6):  # every worker (3) answers at least one
+        assert admin.json("/clusters").status_code == 200
+    # the superuser sees every backend's state (another role sees NULL, which would prove nothing)
+    conn = psycopg2.connect(host=os.path.join(stack.root, "pg"), port=stack.pg_port, user="postgres", dbname="stowage")
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'stowage-web' AND state = 'idle'")
+    assert cur.fetchone()[0] >= 1
+    deadline = time.time() + 10
+    while True:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'stowage-web' "
+                    "AND state <> 'idle'")
+        if cur.fetchone()[0] == 0:
+            break
+        assert time.time() < deadline, "a web worker's connection stayed in its transaction"
+        time.sleep(0.1)
+    name = unique("after-read-only-")
+    cur.execute("SELECT count(*) FROM stowage.audit_log")
+    before = cur.fetchone()[0]
+    email = unique("written") + "@x.test"
+    admin.post("/members", {"email": email, "display_name": name, "role": "viewer"})
+    cur.execute("SELECT count(*) FROM stowage.audit_log")
+    assert cur.fetchone()[0] > before
+    # the database itself refuses a write in such a transaction (what the flag promises)
+    app = psycopg2.connect(stack.pg_dsn_app)
+    acur = app.cursor()
+    acur.execute("BEGIN READ ONLY")
+    with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
+        acur.execute("DELETE FROM stowage.sessions")
+    app.rollback()
+    app.close()
+    conn.close()
 
 
 def test_session_begin_binds_only_its_own_transaction(stack, admin):
@@ -220,6 +271,13 @@ def test_session_begin_binds_only_its_own_transaction(stack, admin):
     assert cur.fetchone() == ("", 0)
     cur.execute("SELECT set_config('app.org_id', %s, true)", (str(org_id),))
     cur.execute("SELECT count(*) FROM stowage.session_begin(sha256(convert_to(%s, 'UTF8')))", ("B" * 43,))
+    assert cur.fetchone()[0] == 0
+    cur.execute("SELECT current_setting('app.org_id'), (SELECT count(*) FROM stowage.orgs)")
+    assert cur.fetchone() == ("", 0)
+    conn.rollback()
+    # NULL (no hash at all) finds no session and unbinds, even over a bound transaction
+    cur.execute("SELECT set_config('app.org_id', %s, true)", (str(org_id),))
+    cur.execute("SELECT count(*) FROM stowage.session_begin(NULL)")
     assert cur.fetchone()[0] == 0
     cur.execute("SELECT current_setting('app.org_id'), (SELECT count(*) FROM stowage.orgs)")
     assert cur.fetchone() == ("", 0)
