@@ -101,12 +101,16 @@ int snapshot_id_valid(const char *id)
 int snapshot_id_new(char id[SNAPSHOT_ID_LEN + 1])
 {
 	uint8_t r[8];
-	time_t now = time(NULL);
+	struct timespec now;
 	struct tm tm;
 	size_t n;
 
-	if (RAND_bytes(r, sizeof r) != 1 || !gmtime_r(&now, &tm))
+	/* the first two bytes are the fraction of the second, in 65,536ths: two backups in one
+	 * second sort in the order they began (a backup's parent is the greatest id) */
+	if (clock_gettime(CLOCK_REALTIME, &now) < 0 || RAND_bytes(r + 2, sizeof r - 2) != 1 || !gmtime_r(&now.tv_sec, &tm))
 		return -1;
+	r[0] = (uint8_t)(((uint64_t)now.tv_nsec << 16) / 1000000000 >> 8);
+	r[1] = (uint8_t)(((uint64_t)now.tv_nsec << 16) / 1000000000);
 	n = strftime(id, SNAPSHOT_ID_LEN + 1, "%Y%m%dT%H%M%SZ-", &tm);
 	for (int i = 0; i < 8; i++)
 		snprintf(id + n + 2 * i, 3, "%02x", r[i]);

@@ -62,7 +62,8 @@ struct manifest_header {
 };
 
 int snapshot_id_valid(const char *id);
-/* A new id: the UTC time now and 64 random bits, so ids sort by time. */
+/* A new id: the UTC time now to the second, the fraction of the second in 16 bits and 48 random
+ * bits, so ids sort by time, also within a second. */
 int snapshot_id_new(char id[SNAPSHOT_ID_LEN + 1]);
 /* Tag keys: 1..63 of [A-Za-z0-9._/-]; values: up to 256 bytes, no control characters. */
 int manifest_tag_valid(const char *key, const char *value, char *err, size_t errlen);

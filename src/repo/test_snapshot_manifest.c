@@ -2,6 +2,8 @@
 #include "check.h"
 
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #define ID64 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
@@ -189,6 +191,22 @@ static void test_walk_order(void)
 	CHECK_INTEQ(manifest_path_cmp("a/b", "a/b"), 0);
 }
 
+/* A backup's parent is the greatest id: two backups in one second must sort as they began. */
+static void test_ids_made_in_one_second_sort_in_order(void)
+{
+	char a[SNAPSHOT_ID_LEN + 1], b[SNAPSHOT_ID_LEN + 1];
+	const struct timespec ms = { 0, 1000000 };
+
+	for (int i = 0; i < 20; i++) {
+		CHECK_INTEQ(snapshot_id_new(a), 0);
+		nanosleep(&ms, NULL);
+		CHECK_INTEQ(snapshot_id_new(b), 0);
+		CHECK(snapshot_id_valid(a) && snapshot_id_valid(b));
+		CHECK(strcmp(a, b) < 0);
+		CHECK(strcmp(a + 21, b + 21) != 0);	/* the random part differs */
+	}
+}
+
 int main(void)
 {
 	RUN(test_entry_round_trip_keeps_odd_bytes);
@@ -196,5 +214,6 @@ int main(void)
 	RUN(test_entry_lines_read_alike_in_any_spelling);
 	RUN(test_header_round_trip_and_checks);
 	RUN(test_walk_order);
+	RUN(test_ids_made_in_one_second_sort_in_order);
 	return check_done();
 }
