@@ -1076,7 +1076,11 @@ static int restore_chunk(struct restore *r, struct chunk_reader *reader, int fd,
 }
 
 /* One file's chunks shared by several threads: a large file is not restored at the speed of
- * one request after another. Chunk i goes to thread i % nthreads. */
+ * one request after another. The chunks go out in runs of RESTORE_RUN_CHUNKS, run b to thread
+ * b % nthreads: a file's chunks lie side by side in its packs, so one thread's reader fetches a
+ * run with one ranged read (its window) instead of a request per chunk, and no two threads
+ * fetch the same bytes. */
+#define RESTORE_RUN_CHUNKS 8
 struct file_job {
 	struct restore *r;
 	int fd;
@@ -1101,7 +1105,8 @@ static void *restore_part(void *arg)
 	struct strbuf data = STRBUF_INIT;
 	char err[1024];
 
-	for (size_t i = part->k; i < j->e->nchunks; i += j->nthreads) {
+	for (size_t i = part->k * RESTORE_RUN_CHUNKS; i < j->e->nchunks;
+	     i += i % RESTORE_RUN_CHUNKS == RESTORE_RUN_CHUNKS - 1 ? (j->nthreads - 1) * RESTORE_RUN_CHUNKS + 1 : 1) {
 		int rc;
 
 		pthread_mutex_lock(&j->mu);
