@@ -145,7 +145,7 @@ def big_claim(testenv, ns, parts=6):
     kubectl(testenv, "source", "apply", "-f", "-", stdin=json.dumps({
         "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": ns},
         "spec": {"storageClassName": "local-path", "accessModes": ["ReadWriteOnce"],
-                 "resources": {"requests": {"storage": "1Gi"}}}}))
+                 "resources": {"requests": {"storage": f"{parts * 64 // 1024 + 1}Gi"}}}}))
     writer = real_pod(testenv, ns, "writer", ["sh", "-c", f"for i in $(seq {parts}); do head -c 67108864 /dev/urandom "
                                               "> /data/part$i.bin; done; echo written"],
                       volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
@@ -239,7 +239,11 @@ def test_a_mover_pod_killed_mid_backup_fails_the_job_in_words_and_the_next_backu
     bounded time naming the claim and the pod, no snapshot of that run exists (a snapshot is
     its manifest, written last), and the next backup of the same claim succeeds."""
     ns = unique("podkill")
-    big_claim(testenv, ns)
+    # 1.5 GiB: a force-deleted pod's container is killed by its kubelet a moment after the API
+    # object is gone, and the mover must still be copying then (384 MiB it finished first, and
+    # wrote its snapshot after the job had failed)
+    parts = 24
+    big_claim(testenv, ns, parts)
     before = snapshot_manifests(vols)
     p = start_backup(vols, testenv, ns)
     try:
@@ -259,6 +263,6 @@ def test_a_mover_pod_killed_mid_backup_fails_the_job_in_words_and_the_next_backu
     # the next backup of the claim succeeds and is restorable
     res = vols.run("source", vols.new_job("backup"), "backup", unique("bk"), ns, json.dumps({f"{ns}/data": "filesystem"}))
     [volume] = json.loads(res.stdout)
-    assert volume["files"] == 6 and volume["bytes"] == 6 * (64 << 20), volume
+    assert volume["files"] == parts and volume["bytes"] == parts * (64 << 20), volume
     assert len(snapshot_manifests(vols)) == len(before) + 1
     kubectl(testenv, "source", "delete", "namespace", ns, "--wait=false")
