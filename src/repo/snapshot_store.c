@@ -281,6 +281,7 @@ int tree_writer_finish(struct tree_writer *tw, struct manifest_chunk **chunks, s
 
 struct tree_reader {
 	struct chunk_store *cs;
+	struct chunk_reader *reader;	/* a tree's chunks lie in order in its packs: one read serves many */
 	const struct manifest_header *h;
 	size_t next_chunk;
 	struct strbuf buf;
@@ -293,6 +294,7 @@ struct tree_reader *tree_reader_new(struct chunk_store *cs, const struct manifes
 	struct tree_reader *tr = xcalloc(1, sizeof *tr);
 
 	tr->cs = cs;
+	tr->reader = chunk_reader_new();
 	tr->h = h;
 	strbuf_grow(&tr->buf, 1);
 	return tr;
@@ -321,7 +323,7 @@ int tree_reader_next(struct tree_reader *tr, struct manifest_entry *e, char *err
 		memmove(tr->buf.buf, tr->buf.buf + tr->pos, tr->buf.len - tr->pos);
 		tr->buf.len -= tr->pos;
 		tr->pos = 0;
-		rc = chunk_store_get(tr->cs, c->id, &tr->buf, why, sizeof why);
+		rc = chunk_store_read(tr->cs, tr->reader, c->id, &tr->buf, why, sizeof why);
 		if (rc < 0) {
 			snprintf(err, errlen, "snapshot %s: tree: %s", tr->h->id, why);
 			return rc;
@@ -349,6 +351,7 @@ void tree_reader_free(struct tree_reader *tr)
 {
 	if (!tr)
 		return;
+	chunk_reader_free(tr->reader);
 	strbuf_release(&tr->buf);
 	free(tr->last_path);
 	free(tr);
