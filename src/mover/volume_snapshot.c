@@ -1411,7 +1411,9 @@ static int restore_dir_meta(struct restore *r, const struct manifest_entry *e, c
 
 static int restore_queue_file(struct restore *r, struct manifest_entry *e)
 {
-	if (e->nchunks)	/* the writers reach it later: its window is read ahead meanwhile */
+	/* the writers reach it later: its window is read ahead meanwhile (not for --mirror, which
+	 * leaves most files as they are and reads only the others) */
+	if (e->nchunks && !r->opt->mirror)
 		chunk_reader_hint(r->reader, e->chunks[0].id);
 	pthread_mutex_lock(&r->mu);
 	while (r->tail - r->head == WINDOW && !r->failed)

@@ -48,6 +48,7 @@ struct pack_ref {
 #define READ_WINDOW (8u * 1024 * 1024)
 #define READ_CACHE 8		/* windows kept (more only while threads are reading from them) */
 #define READ_AHEAD 2
+#define READ_STALE 256		/* reads after which a window read ahead and never asked for is let go */
 #define READ_QUEUE 32
 #define READ_DONE 64		/* windows served whole lately: a late hint does not fetch them again */
 
@@ -925,8 +926,15 @@ static void window_drop(struct chunk_reader *r, struct read_window *w)
 	free(w);
 }
 
-/* A new window, loading. The least recently used idle one makes room, one read ahead and not
- * asked for yet only when no other is idle. */
+/* Read ahead, not asked for yet, and not given up on (a hint can be wrong: a file left as it
+ * was, or a restore that stopped). */
+static int window_waiting(const struct chunk_reader *r, const struct read_window *w)
+{
+	return !w->asked && r->clock - w->last_use < READ_STALE;
+}
+
+/* A new window, loading. The least recently used idle one makes room, one that is waiting
+ * only when no other is idle. */
 static struct read_window *window_add(struct chunk_reader *r, uint32_t pack, uint64_t k, uint64_t start,
 				      uint64_t end, size_t blobs)
 {
@@ -936,7 +944,8 @@ static struct read_window *window_add(struct chunk_reader *r, uint32_t pack, uin
 		struct read_window *c = r->win[i];
 
 		if (!c->loading && !c->refs &&
-		    (!victim || c->asked > victim->asked || (c->asked == victim->asked && c->last_use < victim->last_use)))
+		    (!victim || window_waiting(r, victim) > window_waiting(r, c) ||
+		     (window_waiting(r, victim) == window_waiting(r, c) && c->last_use < victim->last_use)))
 			victim = c;
 	}
 	if (victim)
@@ -1011,7 +1020,7 @@ static void *read_ahead(void *arg)
 		size_t blobs;
 
 		for (size_t i = 0; i < r->nwin; i++)
-			pending += !r->win[i]->asked;
+			pending += window_waiting(r, r->win[i]);
 		if (!r->qlen || pending >= READ_AHEAD) {
 			pthread_cond_wait(&r->wake, &r->mu);
 			continue;
