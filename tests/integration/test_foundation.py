@@ -407,3 +407,36 @@ def test_route_query_failure_opens_the_request_again_without_it():
             assert r.status_code == 200 and sorted(k["name"] for k in r.json()["clusters"]) == sorted(names)
         finally:
             owner.close()
+
+
+def test_a_request_answered_before_its_body_is_read_ends_cleanly(stack, admin):
+    """A worker closes nginx's connection as soon as it has answered, once it has read the rest
+    of the request (web_main.c): a POST refused before its body is read (a malformed query) still
+    gets its 400, not nginx's 502 for a connection closed under its upload, and the next requests
+    on the same workers get their own answers, a forged session none of the rows."""
+    admin.cluster = unique("cluster-")
+    owner = psycopg2.connect(stack.pg_dsn_owner)
+    with owner, owner.cursor() as cur:
+        cur.execute("INSERT INTO stowage.clusters (org_id, name, api_url, token_enc, key_id) "
+                    "SELECT m.org_id, %s, 'https://k8s.example.com:6443', '\\x00', 'test' "
+                    "FROM stowage.memberships m JOIN stowage.users u ON u.id = m.user_id WHERE u.email = %s",
+                    (admin.cluster, admin.email))
+    forged = Client(stack)
+    forged.http.cookies.set("stowage_session", "C" * 43)
+    try:
+        for _ in range(6):  # every worker (3) gets such a request
+            conn = http.client.HTTPConnection("127.0.0.1", stack.http_port)
+            conn.request("POST", "/members?q=%zz", body=b"a=" + b"x" * (1024 * 1024),
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+            resp = conn.getresponse()
+            assert resp.status == 400, resp.read()
+            resp.read()
+            conn.close()
+            r = admin.json("/clusters")
+            assert r.status_code == 200 and admin.cluster in [k["name"] for k in r.json()["clusters"]]
+            page = forged.get("/clusters")
+            assert page.status_code == 303 and admin.cluster not in page.text
+    finally:
+        with owner, owner.cursor() as cur:
+            cur.execute("DELETE FROM stowage.clusters WHERE name = %s", (admin.cluster,))
+        owner.close()
