@@ -48,6 +48,7 @@ static void commit_settle(PGconn *conn)
 	if (conn != commit_unread)
 		return;
 	commit_unread = NULL;
+	PQconsumeInput(conn); /* one read of what is there: PQgetResult then has no need to poll first */
 	while ((res = PQgetResult(conn))) {
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
 			log_warn("database: COMMIT of a read-only transaction: %s", PQresultErrorMessage(res));
