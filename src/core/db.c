@@ -48,6 +48,7 @@ static void commit_settle(PGconn *conn)
 	if (conn != commit_unread)
 		return;
 	commit_unread = NULL;
+	PQconsumeInput(conn); /* one read of what is there: PQgetResult then has no need to poll first */
 	while ((res = PQgetResult(conn))) {
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
 			log_warn("database: COMMIT of a read-only transaction: %s", PQresultErrorMessage(res));
@@ -211,12 +212,14 @@ PGresult *db_begin_exec(PGconn *conn, int read_only, const char *sql, int nparam
 {
 	PGresult *res = NULL, *out = NULL, *then = NULL;
 	int failed = 0, failed_at = 0, ends = 0, last = then_sql ? 2 : 1;
-	char buf[16], then_buf[16];
-	const char *name, *then_name = NULL;
+	char buf[16], then_buf[16], begin_buf[16];
+	const char *begin = read_only ? "BEGIN READ ONLY" : "BEGIN", *name, *then_name = NULL, *begin_name;
 
 	commit_settle(conn);
 	kept_drop();
-	name = prepared_name(conn, sql, nparams, buf, &res);
+	/* BEGIN prepared too: PostgreSQL parses it once per connection instead of per request */
+	begin_name = prepared_name(conn, begin, 0, begin_buf, &res);
+	name = res ? NULL : prepared_name(conn, sql, nparams, buf, &res);
 	if (!res && then_sql)
 		then_name = prepared_name(conn, then_sql, 0, then_buf, &res);
 	if (res) {
@@ -225,7 +228,8 @@ PGresult *db_begin_exec(PGconn *conn, int read_only, const char *sql, int nparam
 		return NULL;
 	}
 	if (!PQenterPipelineMode(conn) ||
-	    !PQsendQueryParams(conn, read_only ? "BEGIN READ ONLY" : "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ||
+	    !(begin_name ? PQsendQueryPrepared(conn, begin_name, 0, NULL, NULL, NULL, 0)
+			 : PQsendQueryParams(conn, begin, 0, NULL, NULL, NULL, NULL, 0)) ||
 	    !(name ? PQsendQueryPrepared(conn, name, nparams, params, NULL, NULL, 0)
 		   : PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)) ||
 	    (then_sql && !(then_name ? PQsendQueryPrepared(conn, then_name, 0, NULL, NULL, NULL, 0)
@@ -270,8 +274,10 @@ PGresult *db_begin_exec(PGconn *conn, int read_only, const char *sql, int nparam
 		PQclear(then);
 		db_rollback(conn);
 		/* then_sql alone failed: the request is opened again without it (its db_exec reports) */
-		if (failed && failed_at == 2)
+		if (failed && failed_at == 2) {
+			log_warn("%s (a request's first query, sent with its BEGIN; opened again without it)", err);
 			return db_begin_exec(conn, read_only, sql, nparams, params, NULL, err, errlen);
+		}
 		if (!failed)
 			snprintf(err, errlen, "database: no answer to %s", sql);
 		return NULL;
@@ -312,9 +318,19 @@ int db_commit(PGconn *conn, char *err, size_t errlen)
 
 int db_commit_read_only(PGconn *conn, char *err, size_t errlen)
 {
+	PGresult *res = NULL;
+	char buf[16];
+	const char *name;
+
 	commit_settle(conn);
 	kept_drop();
-	if (!PQsendQuery(conn, "COMMIT")) {
+	name = prepared_name(conn, "COMMIT", 0, buf, &res);
+	if (res) {
+		note_failure(conn, res, err, errlen);
+		PQclear(res);
+		return -1;
+	}
+	if (!(name ? PQsendQueryPrepared(conn, name, 0, NULL, NULL, NULL, 0) : PQsendQuery(conn, "COMMIT"))) {
 		db_set_error(conn, NULL, err, errlen);
 		return -1;
 	}

@@ -641,6 +641,46 @@ static void test_tampered_and_missing_data_name_the_file(void)
 	rm_rf(target);
 }
 
+/* A pack cut short after the backup (a hostile or broken bucket): the restore, whose reader
+ * fetches windows of several chunks, fails naming the file and the truncation, and writes
+ * nothing beside its target. */
+static void test_truncated_pack_fails_in_words(void)
+{
+	struct volume_backup_result res;
+	char err[1024] = "", path[600], target[256], saved_src[128];
+	struct stat st;
+	DIR *d;
+	struct dirent *de;
+	int entries = 0;
+
+	strcpy(saved_src, src);
+	snprintf(src, sizeof src, "%s/cut", base);
+	mkdir(src, 0755);
+	snprintf(path, sizeof path, "%s/several chunks", src);
+	write_file(path, "", 0, 0644);
+	pwrite_random(path, 0, 12 * MIB);
+	CHECK_INTEQ(backup("cut", NULL, &res, err, sizeof err), 0);
+	strcpy(src, saved_src);
+
+	data_pack_of_file("cut", res.id, "several chunks", path, sizeof path);
+	CHECK_INTEQ(stat(path, &st), 0);
+	CHECK_INTEQ(truncate(path, st.st_size / 2), 0);
+	snprintf(target, sizeof target, "%s/cut-restore/inside", base);
+	snprintf(path, sizeof path, "%s/cut-restore", base);
+	CHECK_INTEQ(mkdir(path, 0755), 0);
+	CHECK_INTEQ(restore("cut", res.id, target, err, sizeof err), CHUNK_STORE_CORRUPT);
+	printf("# %s\n", err);
+	CHECK(strncmp(err, "restore several chunks: chunk ", 30) == 0);
+	CHECK(strstr(err, "is truncated") != NULL);
+	d = opendir(path);
+	while (d && (de = readdir(d)))
+		entries += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	if (d)
+		closedir(d);
+	CHECK_INTEQ(entries, 1);	/* the target alone */
+	rm_rf(path);
+}
+
 /* A migration's cutover: the target already holds an earlier copy (and some strays, one a
  * symlink out of the volume where the snapshot has a directory); --mirror makes it the
  * snapshot exactly, writing only the files that changed and never following the symlink. */
@@ -792,6 +832,7 @@ int main(void)
 	RUN(test_mirror_writes_only_what_changed);
 	RUN(test_interrupted_backup_then_prune);
 	RUN(test_tampered_and_missing_data_name_the_file);
+	RUN(test_truncated_pack_fails_in_words);
 	RUN(test_manifest_is_bound_to_its_id);
 	RUN(test_prune_spares_what_a_running_backup_may_reuse);
 	rm_rf(base);

@@ -913,6 +913,7 @@ int volume_backup(struct chunk_store *cs, const struct volume_backup_options *op
 
 struct restore {
 	struct chunk_store *cs;
+	struct chunk_reader *reader;	/* shared by the threads: each byte of a pack fetched once */
 	const struct volume_restore_options *opt;
 	int root_fd, as_root;
 	struct volume_progress prog;	/* under mu */
@@ -1036,15 +1037,15 @@ static struct chunk_place *chunk_places(const struct manifest_entry *e)
 }
 
 /* Reads, checks and writes chunk i at its place. */
-static int restore_chunk(struct restore *r, struct chunk_reader *reader, int fd, const struct manifest_entry *e,
-			 size_t i, struct chunk_place at, struct strbuf *data, char *err, size_t errlen)
+static int restore_chunk(struct restore *r, int fd, const struct manifest_entry *e, size_t i,
+			 struct chunk_place at, struct strbuf *data, char *err, size_t errlen)
 {
 	char why[512];
 	size_t done = 0;
 	int rc;
 
 	strbuf_reset(data);
-	rc = chunk_store_read(r->cs, reader, e->chunks[i].id, data, why, sizeof why);
+	rc = chunk_store_read(r->cs, r->reader, e->chunks[i].id, data, why, sizeof why);
 	if (rc == 0 && data->len != e->chunks[i].len) {
 		snprintf(why, sizeof why, "chunk length differs from the manifest");
 		rc = CHUNK_STORE_CORRUPT;
@@ -1076,16 +1077,18 @@ static int restore_chunk(struct restore *r, struct chunk_reader *reader, int fd,
 }
 
 /* One file's chunks shared by several threads: a large file is not restored at the speed of
- * one request after another. The chunks go out in runs of RESTORE_RUN_CHUNKS, run b to thread
- * b % nthreads: a file's chunks lie side by side in its packs, so one thread's reader fetches a
- * run with one ranged read (its window) instead of a request per chunk, and no two threads
- * fetch the same bytes. */
-#define RESTORE_RUN_CHUNKS 8
+ * one request after another. The chunks go out in runs, one run per window of the reader (the
+ * chunks one ranged read fetches: a file's chunks lie side by side in its packs), run b to
+ * thread b % nthreads: every window is read by one thread, and no two threads wait for the same
+ * bytes. A thread starting a run hints the first chunk of its next one, so that window is read
+ * ahead meanwhile. */
 struct file_job {
 	struct restore *r;
 	int fd;
 	const struct manifest_entry *e;
 	const struct chunk_place *places;
+	const size_t *runs;		/* where each run starts; runs[nruns] = nchunks */
+	size_t nruns;
 	unsigned nthreads;
 	pthread_mutex_t mu;
 	int rc;
@@ -1094,7 +1097,6 @@ struct file_job {
 
 struct file_part {
 	struct file_job *job;
-	struct chunk_reader *reader;
 	unsigned k;
 };
 
@@ -1104,25 +1106,29 @@ static void *restore_part(void *arg)
 	struct file_job *j = part->job;
 	struct strbuf data = STRBUF_INIT;
 	char err[1024];
+	int rc = 0;
 
-	for (size_t i = part->k * RESTORE_RUN_CHUNKS; i < j->e->nchunks;
-	     i += i % RESTORE_RUN_CHUNKS == RESTORE_RUN_CHUNKS - 1 ? (j->nthreads - 1) * RESTORE_RUN_CHUNKS + 1 : 1) {
-		int rc;
-
-		pthread_mutex_lock(&j->mu);
-		rc = j->rc;
-		pthread_mutex_unlock(&j->mu);
-		if (rc < 0 || r_failed(j->r))
-			break;
-		rc = restore_chunk(j->r, part->reader, j->fd, j->e, i, j->places[i], &data, err, sizeof err);
-		if (rc < 0) {
+	for (size_t b = part->k; b < j->nruns && rc == 0; b += j->nthreads) {
+		if (b + j->nthreads < j->nruns)
+			chunk_reader_hint(j->r->reader, j->e->chunks[j->runs[b + j->nthreads]].id);
+		for (size_t i = j->runs[b]; i < j->runs[b + 1]; i++) {
 			pthread_mutex_lock(&j->mu);
-			if (j->rc == 0) {
-				j->rc = rc;
-				snprintf(j->err, sizeof j->err, "%s", err);
-			}
+			rc = j->rc;
 			pthread_mutex_unlock(&j->mu);
-			break;
+			if (rc < 0 || r_failed(j->r)) {
+				rc = -1;
+				break;
+			}
+			rc = restore_chunk(j->r, j->fd, j->e, i, j->places[i], &data, err, sizeof err);
+			if (rc < 0) {
+				pthread_mutex_lock(&j->mu);
+				if (j->rc == 0) {
+					j->rc = rc;
+					snprintf(j->err, sizeof j->err, "%s", err);
+				}
+				pthread_mutex_unlock(&j->mu);
+				break;
+			}
 		}
 	}
 	strbuf_release(&data);
@@ -1132,13 +1138,14 @@ static void *restore_part(void *arg)
 /* Files of at least this many chunks are split over the restore's threads. */
 #define RESTORE_SPLIT_CHUNKS 8
 
-static int restore_data(struct restore *r, struct chunk_reader *reader, int fd, const struct manifest_entry *e,
-			char *err, size_t errlen)
+static int restore_data(struct restore *r, int fd, const struct manifest_entry *e, char *err, size_t errlen)
 {
 	unsigned nthreads = r->opt->threads ? r->opt->threads : 2;
 	struct chunk_place *places = chunk_places(e);
 	struct file_job j = { .r = r, .fd = fd, .e = e, .places = places };
 	struct file_part parts[16];
+	size_t *runs;
+	uint64_t last = 0;
 	pthread_t tids[16];
 	unsigned started = 0;
 	int rc = 0;
@@ -1149,18 +1156,27 @@ static int restore_data(struct restore *r, struct chunk_reader *reader, int fd, 
 		struct strbuf data = STRBUF_INIT;
 
 		for (size_t i = 0; i < e->nchunks && rc == 0; i++)
-			rc = restore_chunk(r, reader, fd, e, i, places[i], &data, err, errlen);
+			rc = restore_chunk(r, fd, e, i, places[i], &data, err, errlen);
 		strbuf_release(&data);
 		free(places);
 		return rc;
 	}
+	runs = xmalloc((e->nchunks + 1) * sizeof *runs);
+	for (size_t i = 0; i < e->nchunks; i++) {
+		uint64_t w = chunk_reader_window(r->reader, e->chunks[i].id);
+
+		if (i == 0 || w != last)
+			runs[j.nruns++] = i;
+		last = w;
+	}
+	runs[j.nruns] = e->nchunks;
+	j.runs = runs;
 	j.nthreads = nthreads;
 	pthread_mutex_init(&j.mu, NULL);
-	parts[0] = (struct file_part){ &j, reader, 0 };
+	parts[0] = (struct file_part){ &j, 0 };
 	for (unsigned k = 1; k < nthreads; k++) {
-		parts[k] = (struct file_part){ &j, chunk_reader_new(), k };
+		parts[k] = (struct file_part){ &j, k };
 		if (pthread_create(&tids[k], NULL, restore_part, &parts[k]) != 0) {
-			chunk_reader_free(parts[k].reader);
 			pthread_mutex_lock(&j.mu);
 			j.rc = -1;	/* the others stop; nobody covers this stride */
 			snprintf(j.err, sizeof j.err, "restore: cannot start a thread");
@@ -1170,14 +1186,13 @@ static int restore_data(struct restore *r, struct chunk_reader *reader, int fd, 
 		started = k;
 	}
 	restore_part(&parts[0]);
-	for (unsigned k = 1; k <= started; k++) {
+	for (unsigned k = 1; k <= started; k++)
 		pthread_join(tids[k], NULL);
-		chunk_reader_free(parts[k].reader);
-	}
 	rc = j.rc;
 	if (rc < 0)
 		snprintf(err, errlen, "%s", j.err);
 	pthread_mutex_destroy(&j.mu);
+	free(runs);
 	free(places);
 	return rc;
 }
@@ -1233,8 +1248,8 @@ static int open_parent_cached(struct restore *r, struct dir_cache *dc, const cha
 }
 
 /* 0 written, 1 left as it was (mirror), -1 with err. */
-static int restore_file(struct restore *r, struct chunk_reader *reader, struct dir_cache *dc,
-			const struct manifest_entry *e, char *err, size_t errlen)
+static int restore_file(struct restore *r, struct dir_cache *dc, const struct manifest_entry *e, char *err,
+			size_t errlen)
 {
 	const char *base;
 	struct timespec times[2] = { { 0, UTIME_OMIT }, { (time_t)e->mtime_sec, e->mtime_nsec } };
@@ -1266,7 +1281,7 @@ static int restore_file(struct restore *r, struct chunk_reader *reader, struct d
 	if (rc < 0)
 		set_err_path(err, errlen, "restore", e->path, strerror(errno));
 	else
-		rc = restore_data(r, reader, fd, e, err, errlen);
+		rc = restore_data(r, fd, e, err, errlen);
 	if (rc == 0 && ((r->as_root && fchown(fd, e->uid, e->gid) < 0) || fchmod(fd, e->mode) < 0 ||
 			futimens(fd, times) < 0)) {
 		set_err_path(err, errlen, "restore", e->path, strerror(errno));
@@ -1279,7 +1294,6 @@ static int restore_file(struct restore *r, struct chunk_reader *reader, struct d
 static void *restore_worker(void *arg)
 {
 	struct restore *r = arg;
-	struct chunk_reader *reader = chunk_reader_new();
 	struct dir_cache dc = { NULL, -1 };
 	char err[1024];
 
@@ -1296,7 +1310,7 @@ static void *restore_worker(void *arg)
 			pthread_cond_signal(&r->cond);
 		e = r->queue[r->head++ % WINDOW];
 		pthread_mutex_unlock(&r->mu);
-		rc = restore_file(r, reader, &dc, &e, err, sizeof err);
+		rc = restore_file(r, &dc, &e, err, sizeof err);
 		if (rc >= 0) {
 			uint64_t holes = 0;
 			for (size_t i = 0; i < e.nholes; i++)
@@ -1318,7 +1332,6 @@ static void *restore_worker(void *arg)
 	}
 	pthread_mutex_unlock(&r->mu);
 	dir_cache_clear(&dc);
-	chunk_reader_free(reader);
 	return NULL;
 }
 
@@ -1398,6 +1411,10 @@ static int restore_dir_meta(struct restore *r, const struct manifest_entry *e, c
 
 static int restore_queue_file(struct restore *r, struct manifest_entry *e)
 {
+	/* the writers reach it later: its window is read ahead meanwhile (not for --mirror, which
+	 * leaves most files as they are and reads only the others) */
+	if (e->nchunks && !r->opt->mirror)
+		chunk_reader_hint(r->reader, e->chunks[0].id);
 	pthread_mutex_lock(&r->mu);
 	while (r->tail - r->head == WINDOW && !r->failed)
 		pthread_cond_wait(&r->cond, &r->mu);
@@ -1594,6 +1611,7 @@ int volume_restore(struct chunk_store *cs, const struct volume_restore_options *
 	}
 	r = xcalloc(1, sizeof *r);
 	r->cs = cs;
+	r->reader = chunk_reader_new(cs);
 	r->opt = opt;
 	r->prog.files_total = h.files;
 	r->prog.bytes_total = h.bytes;
@@ -1602,6 +1620,7 @@ int volume_restore(struct chunk_store *cs, const struct volume_restore_options *
 	if (r->root_fd < 0) {
 		set_err_path(err, errlen, "restore target", target, strerror(errno));
 		manifest_header_free(&h);
+		chunk_reader_free(r->reader);
 		free(r);
 		return -1;
 	}
@@ -1613,6 +1632,7 @@ int volume_restore(struct chunk_store *cs, const struct volume_restore_options *
 		pthread_cond_destroy(&r->cond);
 		pthread_cond_destroy(&r->work);
 		close(r->root_fd);
+		chunk_reader_free(r->reader);
 		free(r);
 		manifest_header_free(&h);
 		return rc;
@@ -1646,6 +1666,7 @@ int volume_restore(struct chunk_store *cs, const struct volume_restore_options *
 	pthread_cond_destroy(&r->cond);
 	pthread_cond_destroy(&r->work);
 	close(r->root_fd);
+	chunk_reader_free(r->reader);
 	free(r);
 	manifest_header_free(&h);
 	return rc;

@@ -40,18 +40,51 @@ struct index_slot {
 struct pack_ref {
 	uint8_t id[CHUNK_ID_LEN];
 	int durable;		/* pack and index are in the store */
-	uint64_t end;		/* where its last blob ends, by its index */
 };
 
-/* Restores read chunks in roughly the order backups wrote them: one ranged read of a window
- * serves the chunks that follow, instead of a round trip each (a large file's run of 8 chunks
- * of 1 MiB on average, see restore_part in volume_snapshot.c, or many small files' chunks). */
+/* Restores read chunks in roughly the order backups wrote them, with several threads. A reader
+ * is shared by all of them and fetches packs in windows of whole blobs: window k of a pack holds
+ * the blobs that start in [k * READ_WINDOW, (k + 1) * READ_WINDOW), so one ranged read serves
+ * the neighbouring chunks (a large file's run of chunks, many small files), every byte of a pack
+ * is fetched once whichever thread asks first, and a thread asking for a window on its way waits
+ * for it. A thread of the reader reads ahead: the window after each one asked for, and those of
+ * chunks announced by chunk_reader_hint, at most READ_AHEAD windows not asked for yet. */
 #define READ_WINDOW (8u * 1024 * 1024)
+#define READ_CACHE 8		/* windows kept (more only while threads are reading from them) */
+#define READ_AHEAD 2
+#define READ_STALE 256		/* reads after which a window read ahead and never asked for is let go */
+#define READ_QUEUE 32
+#define READ_DONE 64		/* windows served whole lately: a late hint does not fetch them again */
+
+struct blob_loc {
+	uint32_t pack, len;
+	uint64_t offset;
+};
+
+struct read_window {
+	uint32_t pack;
+	uint64_t k, start, end;
+	struct strbuf data;
+	int loading, failed, asked;
+	unsigned refs;
+	size_t blobs, served;		/* a window whose every blob was served is dropped */
+	uint64_t last_use;
+};
 
 struct chunk_reader {
-	uint32_t pack;
-	uint64_t start;
-	struct strbuf data;
+	struct chunk_store *cs;
+	pthread_mutex_t mu;
+	pthread_cond_t loaded, wake;	/* a window arrived; the read-ahead thread has work */
+	struct blob_loc *locs;		/* every durable blob by pack and offset, built once */
+	size_t nlocs;
+	int have_locs;
+	struct read_window **win;
+	size_t nwin, wincap;
+	uint64_t clock;
+	struct window_ref { uint32_t pack; uint64_t k; } queue[READ_QUEUE], done[READ_DONE];
+	unsigned qhead, qlen, ndone;
+	pthread_t thread;
+	int started, stop;
 };
 
 struct pack_entry {
@@ -312,13 +345,8 @@ static int index_parse(struct chunk_store *cs, const uint8_t pack_id[CHUNK_ID_LE
 	slot = pack_add(cs, pack_id, 1);
 	for (uint64_t i = 0; i < n; i++) {
 		const uint8_t *e = p + 12 + i * INDEX_ENTRY_LEN;
-		uint64_t end = get_le(e + 32, 8) + get_le(e + 40, 4);
 		int inserted;
-		struct index_slot *s;
-
-		if (end > cs->packs[slot].end)
-			cs->packs[slot].end = end;
-		s = table_reserve(cs, e, &inserted);
+		struct index_slot *s = table_reserve(cs, e, &inserted);
 
 		if (!inserted)
 			continue;	/* the same chunk in two packs (concurrent backups): keep the first */
@@ -600,7 +628,6 @@ static int pack_finish(struct chunk_store *cs, enum chunk_kind kind, char *err, 
 	SHA256((uint8_t *)p->data.buf, p->data.len, digest);
 	pthread_mutex_lock(&cs->index_lock);
 	memcpy(cs->packs[p->slot].id, digest, CHUNK_ID_LEN);
-	cs->packs[p->slot].end = p->data.len;
 	for (size_t i = 0; i < p->n; i++) {
 		struct index_slot *s = table_find(cs->table, cs->table_cap, p->entries[i].id);
 		s->pack = p->slot;
@@ -839,46 +866,243 @@ void chunk_store_close(struct chunk_store *cs)
 
 /* ---- reading chunks ---- */
 
-/* Opens one blob and checks it against its id; the plaintext is appended to out. */
+/* Opens one blob; the plaintext is appended to out. The seal authenticates the blob and the id
+ * it was sealed for (the id is in its associated data): a blob that opens is what a holder of
+ * the repository's key stored under that id, and moving it to another id's place fails. So a
+ * read trusts the seal; only a check (check_id) also recomputes the id from the plaintext,
+ * which catches what the seal cannot: a writer that stored wrong bytes under an id. */
 static int blob_open(struct chunk_store *cs, const uint8_t id[CHUNK_ID_LEN], const uint8_t *blob,
-		     size_t blob_len, uint32_t raw_len, struct strbuf *out, const char **why)
+		     size_t blob_len, uint32_t raw_len, struct strbuf *out, int check_id, const char **why)
 {
-	uint8_t *plain = xmalloc(blob_len), aad[16 + CHUNK_ID_LEN], check[CHUNK_ID_LEN];
+	uint8_t aad[16 + CHUNK_ID_LEN], check[CHUNK_ID_LEN], *plain;
 	size_t plain_len = blob_len - AEAD_OVERHEAD, start = out->len;
-	int rc = CHUNK_STORE_CORRUPT;
 
 	chunk_aad(aad, id);
 	*why = "authentication failed (the pack is corrupt or was tampered with)";
-	if (blob_len <= AEAD_OVERHEAD || aead_open(cs->data_key, aad, sizeof aad, blob, blob_len, plain) < 0)
-		goto out;
+	if (blob_len <= AEAD_OVERHEAD)
+		return CHUNK_STORE_CORRUPT;
+	/* decrypted into out past room for the chunk: no buffer of its own per blob */
+	strbuf_grow(out, (size_t)raw_len + plain_len);
+	plain = (uint8_t *)out->buf + start + raw_len;
+	if (aead_open(cs->data_key, aad, sizeof aad, blob, blob_len, plain) < 0)
+		return CHUNK_STORE_CORRUPT;
 	*why = "bad compressed data";
-	strbuf_grow(out, raw_len);
 	if (plain[0] == BLOB_RAW && plain_len - 1 == raw_len) {
 		memcpy(out->buf + start, plain + 1, raw_len);
 	} else if (plain[0] == BLOB_ZSTD) {
 		size_t n = ZSTD_decompress(out->buf + start, raw_len, plain + 1, plain_len - 1);
 		if (ZSTD_isError(n) || n != raw_len)
-			goto out;
+			return CHUNK_STORE_CORRUPT;
 	} else {
-		goto out;
+		return CHUNK_STORE_CORRUPT;
 	}
-	chunk_id_compute(cs, out->buf + start, raw_len, check);
-	*why = "content does not match its id";
-	if (CRYPTO_memcmp(check, id, CHUNK_ID_LEN) != 0)
-		goto out;
+	if (check_id) {
+		chunk_id_compute(cs, out->buf + start, raw_len, check);
+		*why = "content does not match its id";
+		if (CRYPTO_memcmp(check, id, CHUNK_ID_LEN) != 0)
+			return CHUNK_STORE_CORRUPT;
+	}
 	out->len = start + raw_len;
 	out->buf[out->len] = '\0';
-	rc = 0;
-out:
-	free(plain);
-	return rc;
+	return 0;
 }
 
-struct chunk_reader *chunk_reader_new(void)
+static int loc_cmp(const void *a, const void *b)
+{
+	const struct blob_loc *x = a, *y = b;
+
+	if (x->pack != y->pack)
+		return x->pack < y->pack ? -1 : 1;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Caller holds r->mu. Where every durable blob lies, once: restores read a finished repository. */
+static void reader_locs(struct chunk_reader *r)
+{
+	struct chunk_store *cs = r->cs;
+	size_t n = 0;
+
+	if (r->have_locs)
+		return;
+	pthread_mutex_lock(&cs->index_lock);
+	r->locs = xmalloc((cs->table_used ? cs->table_used : 1) * sizeof *r->locs);
+	for (size_t i = 0; i < cs->table_cap; i++) {
+		const struct index_slot *t = &cs->table[i];
+
+		if (t->used && t->pack != PACK_PENDING && cs->packs[t->pack].durable)
+			r->locs[n++] = (struct blob_loc){ t->pack, t->stored_len, t->offset };
+	}
+	pthread_mutex_unlock(&cs->index_lock);
+	qsort(r->locs, n, sizeof *r->locs, loc_cmp);
+	r->nlocs = n;
+	r->have_locs = 1;
+}
+
+/* The bytes of window k of a pack and how many blobs it holds; 0 when none. */
+static size_t window_bounds(const struct chunk_reader *r, uint32_t pack, uint64_t k, uint64_t *start,
+			    uint64_t *end)
+{
+	uint64_t from = k * READ_WINDOW, limit = from + READ_WINDOW;
+	size_t lo = 0, hi = r->nlocs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (r->locs[mid].pack < pack || (r->locs[mid].pack == pack && r->locs[mid].offset < from))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == r->nlocs || r->locs[lo].pack != pack || r->locs[lo].offset >= limit)
+		return 0;
+	*start = r->locs[lo].offset;
+	*end = 0;
+	for (hi = lo; hi < r->nlocs && r->locs[hi].pack == pack && r->locs[hi].offset < limit; hi++)
+		if (r->locs[hi].offset + r->locs[hi].len > *end)
+			*end = r->locs[hi].offset + r->locs[hi].len;
+	return hi - lo;
+}
+
+/* The window functions below: caller holds r->mu. */
+static struct read_window *window_find(struct chunk_reader *r, uint32_t pack, uint64_t k)
+{
+	for (size_t i = 0; i < r->nwin; i++)
+		if (r->win[i]->pack == pack && r->win[i]->k == k)
+			return r->win[i];
+	return NULL;
+}
+
+static void window_drop(struct chunk_reader *r, struct read_window *w)
+{
+	for (size_t i = 0; i < r->nwin; i++)
+		if (r->win[i] == w) {
+			r->win[i] = r->win[--r->nwin];
+			break;
+		}
+	strbuf_release(&w->data);
+	free(w);
+}
+
+/* Read ahead, not asked for yet, and not given up on (a hint can be wrong: a file left as it
+ * was, or a restore that stopped). */
+static int window_waiting(const struct chunk_reader *r, const struct read_window *w)
+{
+	return !w->asked && r->clock - w->last_use < READ_STALE;
+}
+
+/* A new window, loading. The least recently used idle one makes room, one that is waiting
+ * only when no other is idle. */
+static struct read_window *window_add(struct chunk_reader *r, uint32_t pack, uint64_t k, uint64_t start,
+				      uint64_t end, size_t blobs)
+{
+	struct read_window *w, *victim = NULL;
+
+	for (size_t i = 0; r->nwin >= READ_CACHE && i < r->nwin; i++) {
+		struct read_window *c = r->win[i];
+
+		if (!c->loading && !c->refs &&
+		    (!victim || window_waiting(r, victim) > window_waiting(r, c) ||
+		     (window_waiting(r, victim) == window_waiting(r, c) && c->last_use < victim->last_use)))
+			victim = c;
+	}
+	if (victim)
+		window_drop(r, victim);
+	if (r->nwin == r->wincap) {
+		r->wincap = r->wincap ? r->wincap * 2 : 2 * READ_CACHE;
+		r->win = xrealloc(r->win, r->wincap * sizeof *r->win);
+	}
+	w = xcalloc(1, sizeof *w);
+	w->pack = pack;
+	w->k = k;
+	w->start = start;
+	w->end = end;
+	w->loading = 1;
+	w->blobs = blobs;
+	w->last_use = ++r->clock;
+	r->win[r->nwin++] = w;
+	return w;
+}
+
+/* Fetches a loading window without holding r->mu meanwhile. A failure is not reported here:
+ * the chunks of a failed window are read alone, and that read says what is wrong. */
+static void window_fetch(struct chunk_reader *r, struct read_window *w)
+{
+	struct strbuf key = STRBUF_INIT;
+	char packhex[CHUNK_ID_HEX], err[512];
+	int rc;
+
+	pthread_mutex_lock(&r->cs->index_lock);
+	chunk_id_hex(r->cs->packs[w->pack].id, packhex);
+	pthread_mutex_unlock(&r->cs->index_lock);
+	pack_key(r->cs, &key, packhex);
+	pthread_mutex_unlock(&r->mu);
+	rc = object_get(r->cs->os, key.buf, w->start, w->end - w->start, &w->data, err, sizeof err);
+	pthread_mutex_lock(&r->mu);
+	w->loading = 0;
+	w->failed = rc < 0;
+	pthread_cond_broadcast(&r->loaded);
+	strbuf_release(&key);
+}
+
+static int window_done(const struct chunk_reader *r, uint32_t pack, uint64_t k)
+{
+	for (unsigned i = 0; i < r->ndone && i < READ_DONE; i++)
+		if (r->done[i].pack == pack && r->done[i].k == k)
+			return 1;
+	return 0;
+}
+
+static void ahead_push(struct chunk_reader *r, uint32_t pack, uint64_t k)
+{
+	if (!r->started || r->qlen == READ_QUEUE || window_find(r, pack, k) || window_done(r, pack, k))
+		return;
+	for (unsigned i = 0; i < r->qlen; i++)
+		if (r->queue[(r->qhead + i) % READ_QUEUE].pack == pack && r->queue[(r->qhead + i) % READ_QUEUE].k == k)
+			return;
+	r->queue[(r->qhead + r->qlen) % READ_QUEUE].pack = pack;
+	r->queue[(r->qhead + r->qlen) % READ_QUEUE].k = k;
+	r->qlen++;
+	pthread_cond_signal(&r->wake);
+}
+
+static void *read_ahead(void *arg)
+{
+	struct chunk_reader *r = arg;
+
+	pthread_mutex_lock(&r->mu);
+	while (!r->stop) {
+		unsigned pending = 0;
+		uint64_t k, start, end;
+		uint32_t pack;
+		size_t blobs;
+
+		for (size_t i = 0; i < r->nwin; i++)
+			pending += window_waiting(r, r->win[i]);
+		if (!r->qlen || pending >= READ_AHEAD) {
+			pthread_cond_wait(&r->wake, &r->mu);
+			continue;
+		}
+		pack = r->queue[r->qhead].pack;
+		k = r->queue[r->qhead].k;
+		r->qhead = (r->qhead + 1) % READ_QUEUE;
+		r->qlen--;
+		reader_locs(r);
+		if (!window_find(r, pack, k) && !window_done(r, pack, k) && (blobs = window_bounds(r, pack, k, &start, &end)))
+			window_fetch(r, window_add(r, pack, k, start, end, blobs));
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+struct chunk_reader *chunk_reader_new(struct chunk_store *cs)
 {
 	struct chunk_reader *r = xcalloc(1, sizeof *r);
 
-	r->pack = PACK_PENDING;
+	r->cs = cs;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->loaded, NULL);
+	pthread_cond_init(&r->wake, NULL);
+	r->started = pthread_create(&r->thread, NULL, read_ahead, r) == 0;	/* else no read-ahead */
 	return r;
 }
 
@@ -886,8 +1110,100 @@ void chunk_reader_free(struct chunk_reader *r)
 {
 	if (!r)
 		return;
-	strbuf_release(&r->data);
+	if (r->started) {
+		pthread_mutex_lock(&r->mu);
+		r->stop = 1;
+		pthread_cond_signal(&r->wake);
+		pthread_mutex_unlock(&r->mu);
+		pthread_join(r->thread, NULL);
+	}
+	while (r->nwin)
+		window_drop(r, r->win[0]);
+	free(r->win);
+	free(r->locs);
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->loaded);
+	pthread_cond_destroy(&r->wake);
 	free(r);
+}
+
+uint64_t chunk_reader_window(struct chunk_reader *r, const uint8_t id[CHUNK_ID_LEN])
+{
+	struct chunk_store *cs = r->cs;
+	struct index_slot s;
+
+	pthread_mutex_lock(&cs->index_lock);
+	s = *table_find(cs->table, cs->table_cap, id);
+	pthread_mutex_unlock(&cs->index_lock);
+	return s.used ? (uint64_t)s.pack << 40 ^ s.offset / READ_WINDOW : UINT64_MAX;
+}
+
+void chunk_reader_hint(struct chunk_reader *r, const uint8_t id[CHUNK_ID_LEN])
+{
+	struct chunk_store *cs = r->cs;
+	struct index_slot s;
+
+	pthread_mutex_lock(&cs->index_lock);
+	s = *table_find(cs->table, cs->table_cap, id);
+	pthread_mutex_unlock(&cs->index_lock);
+	if (!s.used || s.pack == PACK_PENDING)
+		return;
+	pthread_mutex_lock(&r->mu);
+	ahead_push(r, s.pack, s.offset / READ_WINDOW);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* 0 or an error when a window served the chunk; 1 when it is to be read alone: its window
+ * failed, or it lies in none (a pack that became durable after the reader started). */
+static int reader_read(struct chunk_reader *r, const struct index_slot *s, const uint8_t id[CHUNK_ID_LEN],
+		       const char *idhex, const char *packhex, struct strbuf *out, char *err, size_t errlen)
+{
+	uint64_t k = s->offset / READ_WINDOW, start, end;
+	struct read_window *w;
+	const char *why;
+	size_t blobs;
+	int rc = 1;
+
+	pthread_mutex_lock(&r->mu);
+	reader_locs(r);
+	w = window_find(r, s->pack, k);
+	if (!w) {
+		if (!(blobs = window_bounds(r, s->pack, k, &start, &end)) || s->offset < start ||
+		    s->offset + s->stored_len > end) {
+			pthread_mutex_unlock(&r->mu);
+			return 1;
+		}
+		w = window_add(r, s->pack, k, start, end, blobs);
+		w->asked = 1;
+		w->refs++;
+		ahead_push(r, s->pack, k + 1);
+		window_fetch(r, w);
+	} else {
+		w->refs++;
+		if (!w->asked) {
+			w->asked = 1;
+			ahead_push(r, s->pack, k + 1);
+			pthread_cond_signal(&r->wake);
+		}
+		while (w->loading)
+			pthread_cond_wait(&r->loaded, &r->mu);
+	}
+	w->last_use = ++r->clock;
+	if (!w->failed && s->offset >= w->start && s->offset + s->stored_len <= w->start + w->data.len) {
+		pthread_mutex_unlock(&r->mu);
+		rc = blob_open(r->cs, id, (uint8_t *)w->data.buf + (s->offset - w->start), s->stored_len,
+			       s->raw_len, out, 0, &why);
+		if (rc)
+			snprintf(err, errlen, "chunk %.16s in pack %.16s: %s", idhex, packhex, why);
+		pthread_mutex_lock(&r->mu);
+		w->served++;
+	}
+	if (--w->refs == 0 && !w->failed && w->served >= w->blobs)
+		r->done[r->ndone++ % READ_DONE] = (struct window_ref){ w->pack, w->k };
+	if (!w->refs && (w->failed || w->served >= w->blobs))
+		window_drop(r, w);
+	pthread_mutex_unlock(&r->mu);
+	return rc;
 }
 
 int chunk_store_get(struct chunk_store *cs, const uint8_t id[CHUNK_ID_LEN], struct strbuf *out,
@@ -903,52 +1219,28 @@ int chunk_store_read(struct chunk_store *cs, struct chunk_reader *r, const uint8
 	struct strbuf key = STRBUF_INIT, blob = STRBUF_INIT;
 	char idhex[CHUNK_ID_HEX], packhex[CHUNK_ID_HEX];
 	const char *why;
-	uint64_t pack_end = 0, want;
 	int rc, durable;
 
 	chunk_id_hex(id, idhex);
 	pthread_mutex_lock(&cs->index_lock);
 	s = *table_find(cs->table, cs->table_cap, id);
 	durable = s.used && s.pack != PACK_PENDING && cs->packs[s.pack].durable;
-	if (durable) {
+	if (durable)
 		chunk_id_hex(cs->packs[s.pack].id, packhex);
-		pack_end = cs->packs[s.pack].end;
-	}
 	pthread_mutex_unlock(&cs->index_lock);
 	if (!durable) {
 		snprintf(err, errlen, "chunk %.16s: missing (no pack index lists it)", idhex);
 		return CHUNK_STORE_CORRUPT;
 	}
-	if (r && r->pack == s.pack && s.offset >= r->start &&
-	    s.offset + s.stored_len <= r->start + r->data.len) {
-		rc = blob_open(cs, id, (uint8_t *)r->data.buf + (s.offset - r->start), s.stored_len,
-			       s.raw_len, out, &why);
-		if (rc)
-			snprintf(err, errlen, "chunk %.16s in pack %.16s: %s", idhex, packhex, why);
+	if (r && (rc = reader_read(r, &s, id, idhex, packhex, out, err, errlen)) != 1)
 		return rc;
-	}
-	want = s.stored_len;
-	if (r && want < READ_WINDOW)
-		want = pack_end > s.offset + READ_WINDOW ? READ_WINDOW :
-		       pack_end > s.offset + want ? pack_end - s.offset : want;
 	pack_key(cs, &key, packhex);
-	rc = object_get(cs->os, key.buf, s.offset, want, &blob, err, errlen);
-	if (rc < 0 && rc != OBJECT_STORE_NOT_FOUND && want > s.stored_len) {
-		strbuf_reset(&blob);	/* the window failed: the chunk alone may still be there */
-		want = s.stored_len;
-		rc = object_get(cs->os, key.buf, s.offset, want, &blob, err, errlen);
-	}
-	if (rc == 0 && r) {
-		r->pack = s.pack;
-		r->start = s.offset;
-		strbuf_reset(&r->data);
-		strbuf_add(&r->data, blob.buf, blob.len);
-	}
+	rc = object_get(cs->os, key.buf, s.offset, s.stored_len, &blob, err, errlen);
 	if (rc == OBJECT_STORE_NOT_FOUND) {
 		snprintf(err, errlen, "chunk %.16s: its pack %.16s is missing", idhex, packhex);
 		rc = CHUNK_STORE_CORRUPT;
 	} else if (rc == 0) {
-		rc = blob_open(cs, id, (uint8_t *)blob.buf, s.stored_len, s.raw_len, out, &why);
+		rc = blob_open(cs, id, (uint8_t *)blob.buf, s.stored_len, s.raw_len, out, 0, &why);
 		if (rc)
 			snprintf(err, errlen, "chunk %.16s in pack %.16s: %s", idhex, packhex, why);
 	} else {
@@ -1068,7 +1360,7 @@ long chunk_store_verify_all(struct chunk_store *cs, chunk_store_bad_cb bad, void
 				why = "its pack is truncated";
 			strbuf_reset(&plain);
 			if (!why && blob_open(cs, s->id, (uint8_t *)pack.buf + s->offset, s->stored_len,
-					      s->raw_len, &plain, &why) == 0)
+					      s->raw_len, &plain, 1, &why) == 0)
 				continue;
 			failures++;
 			bad(s->id, p, why, arg);

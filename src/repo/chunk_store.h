@@ -65,12 +65,16 @@ int chunk_store_flush(struct chunk_store *cs, char *err, size_t errlen);
  * data returns CHUNK_STORE_CORRUPT with a message naming the chunk and pack. */
 int chunk_store_get(struct chunk_store *cs, const uint8_t id[CHUNK_ID_LEN], struct strbuf *out,
 		    char *err, size_t errlen);
-/* The same through a reader that keeps the last window of a pack it read: chunks written
- * one after another (the small files of one directory) come in one ranged read. One reader
- * per thread. */
+/* The same through a reader shared by a restore's threads: it fetches packs in windows of
+ * whole blobs, each byte once, the chunks written one after another (a large file's, the small
+ * files of a directory) in one ranged read, and reads ahead on a thread of its own: the next
+ * window of a pack, and the window of each chunk hinted as wanted soon. */
 struct chunk_reader;
-struct chunk_reader *chunk_reader_new(void);
+struct chunk_reader *chunk_reader_new(struct chunk_store *cs);
 void chunk_reader_free(struct chunk_reader *r);
+void chunk_reader_hint(struct chunk_reader *r, const uint8_t id[CHUNK_ID_LEN]);
+/* Which window holds a chunk, as a number equal for the chunks of one window. */
+uint64_t chunk_reader_window(struct chunk_reader *r, const uint8_t id[CHUNK_ID_LEN]);
 int chunk_store_read(struct chunk_store *cs, struct chunk_reader *r, const uint8_t id[CHUNK_ID_LEN],
 		     struct strbuf *out, char *err, size_t errlen);
 /* 1 when a pack of the repository (or one being written) holds the chunk. */

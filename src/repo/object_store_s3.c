@@ -121,6 +121,8 @@ static int s3s_get(struct object_store *os, const char *key, uint64_t offset, ui
 
 	if (!(c = borrow_for(ss, key, &k, err, errlen)))
 		return -1;
+	if (len)	/* one allocation, not a copy at every doubling */
+		strbuf_grow(out, len);
 	rc = s3_get_stream(c, k, (int64_t)offset, len ? (int64_t)len : -1, append_to_strbuf, out, &e);
 	give_back(ss, c);
 	free(k);

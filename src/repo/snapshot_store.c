@@ -294,7 +294,7 @@ struct tree_reader *tree_reader_new(struct chunk_store *cs, const struct manifes
 	struct tree_reader *tr = xcalloc(1, sizeof *tr);
 
 	tr->cs = cs;
-	tr->reader = chunk_reader_new();
+	tr->reader = chunk_reader_new(cs);
 	tr->h = h;
 	strbuf_grow(&tr->buf, 1);
 	return tr;

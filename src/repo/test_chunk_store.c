@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -260,6 +261,8 @@ struct counting_store {
 	struct object_store base;
 	struct object_store *below;
 	int gets;
+	uint64_t bytes;		/* read by the gets */
+	pthread_mutex_t mu;	/* a reader's read-ahead thread gets too */
 };
 
 static int cnt_put(struct object_store *os, const char *key, const void *data, size_t len, char *err, size_t errlen)
@@ -271,9 +274,14 @@ static int cnt_get(struct object_store *os, const char *key, uint64_t off, uint6
 		   char *err, size_t errlen)
 {
 	struct counting_store *c = (struct counting_store *)os;
+	size_t before = out->len;
+	int rc = object_get(c->below, key, off, len, out, err, errlen);
 
+	pthread_mutex_lock(&c->mu);
 	c->gets++;
-	return object_get(c->below, key, off, len, out, err, errlen);
+	c->bytes += out->len - before;
+	pthread_mutex_unlock(&c->mu);
+	return rc;
 }
 
 static int cnt_head(struct object_store *os, const char *key, struct object_info *info, char *err, size_t errlen)
@@ -302,9 +310,10 @@ static const struct object_store_ops counting_ops = { cnt_put, cnt_get, cnt_head
 static void test_reader_serves_neighbouring_chunks_from_one_read(void)
 {
 	char *dir = make_tmpdir(), err[256] = "";
-	struct counting_store cnt = { { &counting_ops }, object_store_dir_open(dir, err, sizeof err), 0 };
+	struct counting_store cnt = { { &counting_ops }, object_store_dir_open(dir, err, sizeof err), 0, 0,
+				      PTHREAD_MUTEX_INITIALIZER };
 	struct chunk_store *cs;
-	struct chunk_reader *r = chunk_reader_new();
+	struct chunk_reader *r;
 	static uint8_t ids[200][CHUNK_ID_LEN];
 	uint8_t data[3000];
 	struct strbuf out = STRBUF_INIT;
@@ -316,6 +325,7 @@ static void test_reader_serves_neighbouring_chunks_from_one_read(void)
 		CHECK_INTEQ(chunk_store_put(cs, CHUNK_DATA, data, sizeof data, ids[i], err, sizeof err), 0);
 	}
 	CHECK_INTEQ(chunk_store_flush(cs, err, sizeof err), 0);
+	r = chunk_reader_new(cs);
 	gets_before = cnt.gets;
 	for (int i = 0; i < 200; i++) {
 		fill(data, sizeof data, (uint32_t)i + 1000);
@@ -324,13 +334,97 @@ static void test_reader_serves_neighbouring_chunks_from_one_read(void)
 		      out.len == sizeof data && memcmp(out.buf, data, sizeof data) == 0;
 	}
 	CHECK(ok);
-	/* 200 chunks of ~3 KB, 600 KB in all: one window of 1 MiB */
+	/* 200 chunks of ~3 KB, 600 KB in all: one window */
 	CHECK_INTEQ(cnt.gets - gets_before, 1);
 	/* without a reader, one get each */
 	CHECK_INTEQ(chunk_store_get(cs, ids[7], &out, err, sizeof err), 0);
 	CHECK_INTEQ(cnt.gets - gets_before, 2);
 	chunk_reader_free(r);
 	strbuf_release(&out);
+	chunk_store_close(cs);
+	object_store_close(cnt.below);
+	remove_tmpdir(dir);
+}
+
+/* Three threads reading one repository through one reader, each every third chunk (a
+ * restore's writers sharing a directory's small files): right bytes, and each byte of a pack
+ * fetched once, however the threads interleave. */
+#define SHARED_CHUNKS 96
+#define SHARED_CHUNK_LEN (200 * 1024)
+struct shared_read {
+	struct chunk_store *cs;
+	struct chunk_reader *r;
+	uint8_t (*ids)[CHUNK_ID_LEN];
+	unsigned t;
+	int ok;
+};
+
+static void *shared_reader_thread(void *arg)
+{
+	struct shared_read *sr = arg;
+	uint8_t *want = malloc(SHARED_CHUNK_LEN);
+	struct strbuf out = STRBUF_INIT;
+	char err[256];
+
+	sr->ok = 1;
+	for (unsigned i = sr->t; i < SHARED_CHUNKS; i += 3) {
+		if (i + 3 < SHARED_CHUNKS)
+			chunk_reader_hint(sr->r, sr->ids[i + 3]);
+		fill(want, SHARED_CHUNK_LEN, i + 7);
+		strbuf_reset(&out);
+		sr->ok &= chunk_store_read(sr->cs, sr->r, sr->ids[i], &out, err, sizeof err) == 0 &&
+			  out.len == SHARED_CHUNK_LEN && memcmp(out.buf, want, SHARED_CHUNK_LEN) == 0;
+	}
+	strbuf_release(&out);
+	free(want);
+	return NULL;
+}
+
+static int add_size(const char *key, const struct object_info *info, void *arg)
+{
+	(void)key;
+	*(uint64_t *)arg += info->size;
+	return 0;
+}
+
+static void test_shared_reader_fetches_each_byte_once(void)
+{
+	char *dir = make_tmpdir(), err[256] = "";
+	struct counting_store cnt = { { &counting_ops }, object_store_dir_open(dir, err, sizeof err), 0, 0,
+				      PTHREAD_MUTEX_INITIALIZER };
+	struct chunk_store_options opt = { .pack_target = 12u << 20 };	/* 2 packs, one of 2 windows */
+	static uint8_t ids[SHARED_CHUNKS][CHUNK_ID_LEN];
+	uint8_t *data = malloc(SHARED_CHUNK_LEN);
+	struct shared_read sr[3];
+	pthread_t tid[3];
+	struct chunk_store *cs;
+	uint64_t packs = 0;
+
+	CHECK_INTEQ(chunk_store_open(&cs, &cnt.base, "r", master, &opt, err, sizeof err), 0);
+	for (unsigned i = 0; i < SHARED_CHUNKS; i++) {
+		fill(data, SHARED_CHUNK_LEN, i + 7);
+		CHECK_INTEQ(chunk_store_put(cs, CHUNK_DATA, data, SHARED_CHUNK_LEN, ids[i], err, sizeof err), 0);
+	}
+	CHECK_INTEQ(chunk_store_flush(cs, err, sizeof err), 0);
+	CHECK_INTEQ(object_list(cnt.below, "r/data/packs/", add_size, &packs, err, sizeof err), 0);
+	cnt.bytes = 0;
+	for (unsigned t = 0; t < 3; t++) {
+		sr[t] = (struct shared_read){ cs, NULL, ids, t, 0 };
+		if (t == 0)
+			sr[0].r = chunk_reader_new(cs);
+		sr[t].r = sr[0].r;
+		CHECK_INTEQ(pthread_create(&tid[t], NULL, shared_reader_thread, &sr[t]), 0);
+	}
+	for (unsigned t = 0; t < 3; t++) {
+		pthread_join(tid[t], NULL);
+		CHECK(sr[t].ok);
+	}
+	chunk_reader_free(sr[0].r);
+	printf("# %llu bytes fetched of %llu in packs\n", (unsigned long long)cnt.bytes, (unsigned long long)packs);
+	CHECK(packs > SHARED_CHUNKS * (uint64_t)SHARED_CHUNK_LEN / 2);
+	CHECK(cnt.bytes <= packs);
+	CHECK(cnt.bytes >= packs / 2);
+	free(data);
 	chunk_store_close(cs);
 	object_store_close(cnt.below);
 	remove_tmpdir(dir);
@@ -392,6 +486,7 @@ int main(void)
 	RUN(test_tampered_and_missing_chunks_are_reported);
 	RUN(test_wrong_key_is_refused);
 	RUN(test_reader_serves_neighbouring_chunks_from_one_read);
+	RUN(test_shared_reader_fetches_each_byte_once);
 	RUN(test_small_chunks_of_both_kinds_round_trip);
 	return check_done();
 }

@@ -486,8 +486,13 @@ def test_access_log_never_holds_a_live_one_time_link(stack):
     email = unique("logcheck") + "@x.test"
     c.signup(unique("Log Org "), email)
     token = stack.mail.link(email, "/confirm/").rsplit("/", 1)[1]
-    time.sleep(0.5)
-    with open(os.path.join(stack.root, "nginx", "access.log")) as f:
-        log = f.read()
+    # nginx buffers its access log and writes it out within a second (nginx/stowage.conf.in)
+    deadline = time.time() + 10
+    while True:
+        with open(os.path.join(stack.root, "nginx", "access.log")) as f:
+            log = f.read()
+        if "/confirm/[token]" in log or time.time() > deadline:
+            break
+        time.sleep(0.2)
     assert "/confirm/[token]" in log
     assert token not in log

@@ -13,7 +13,7 @@ import psycopg2.errors
 import pytest
 import requests
 
-from conftest import BUILD, TOP, Client, unique
+from conftest import BUILD, TOP, Client, own_stack, unique
 
 
 def test_signup_lands_signed_in_on_the_overview(admin):
@@ -360,3 +360,83 @@ def test_web_workers_stop_cleanly_on_sigterm(stack):
         assert p.wait(timeout=10) == 0
         assert not os.path.exists(sock)
         assert "stopped" in p.stderr.read()
+
+
+def test_route_query_failure_opens_the_request_again_without_it():
+    """/clusters' query rides in the pipeline that opens the request (route_query in routes.c).
+    When it fails there, the request is opened again without it and the page runs it itself: a
+    migration that changes the type of a column it returns fails each worker's prepared plan once
+    ("cached plan must not change result type"), and the page still answers with its rows; a
+    query the database refuses (SELECT revoked) is the page's own error (500), with no rows."""
+    with own_stack("route-query") as s:
+        c = Client(s)
+        c.email = unique("route") + "@x.test"
+        c.signup(unique("Route Org "), c.email)
+        owner = psycopg2.connect(s.pg_dsn_owner)
+        names = [unique("route-cluster-") for _ in range(2)]
+        with owner, owner.cursor() as cur:
+            for name in names:
+                cur.execute("INSERT INTO stowage.clusters (org_id, name, api_url, token_enc, key_id) "
+                            "SELECT org_id, %s, 'https://k8s.example.com:6443', '\\x00', 'test' "
+                            "FROM stowage.memberships", (name,))
+        try:
+            for _ in range(12):  # every worker (3) has prepared the page's query
+                r = c.json("/clusters")
+                assert r.status_code == 200 and sorted(k["name"] for k in r.json()["clusters"]) == sorted(names)
+            with owner, owner.cursor() as cur:
+                cur.execute("ALTER TABLE stowage.clusters ALTER COLUMN status_message TYPE varchar(4000)")
+            for i in range(12):
+                r = c.json("/clusters") if i % 2 else c.get("/clusters")
+                assert r.status_code == 200, r.text
+                assert all(name in r.text for name in names)
+            with open(os.path.join(s.root, "logs", "web.log")) as f:
+                log = f.read()
+            assert "cached plan must not change result type (a request's first query" in log
+            with owner, owner.cursor() as cur:
+                cur.execute("REVOKE SELECT ON stowage.clusters FROM stowage_app")
+            for i in range(6):
+                r = c.json("/clusters") if i % 2 else c.get("/clusters")
+                assert r.status_code == 500
+                assert "The database refused" in r.text and not any(name in r.text for name in names)
+            with open(os.path.join(s.root, "logs", "web.log")) as f:
+                log = f.read()
+            assert "GET /clusters: database: permission denied for table clusters" in log
+            with owner, owner.cursor() as cur:
+                cur.execute("GRANT SELECT ON stowage.clusters TO stowage_app")
+            r = c.json("/clusters")
+            assert r.status_code == 200 and sorted(k["name"] for k in r.json()["clusters"]) == sorted(names)
+        finally:
+            owner.close()
+
+
+def test_a_request_answered_before_its_body_is_read_ends_cleanly(stack, admin):
+    """A worker closes nginx's connection as soon as it has answered, once it has read the rest
+    of the request (web_main.c): a POST refused before its body is read (a malformed query) still
+    gets its 400, not nginx's 502 for a connection closed under its upload, and the next requests
+    on the same workers get their own answers, a forged session none of the rows."""
+    admin.cluster = unique("cluster-")
+    owner = psycopg2.connect(stack.pg_dsn_owner)
+    with owner, owner.cursor() as cur:
+        cur.execute("INSERT INTO stowage.clusters (org_id, name, api_url, token_enc, key_id) "
+                    "SELECT m.org_id, %s, 'https://k8s.example.com:6443', '\\x00', 'test' "
+                    "FROM stowage.memberships m JOIN stowage.users u ON u.id = m.user_id WHERE u.email = %s",
+                    (admin.cluster, admin.email))
+    forged = Client(stack)
+    forged.http.cookies.set("stowage_session", "C" * 43)
+    try:
+        for _ in range(6):  # every worker (3) gets such a request
+            conn = http.client.HTTPConnection("127.0.0.1", stack.http_port)
+            conn.request("POST", "/members?q=%zz", body=b"a=" + b"x" * (1024 * 1024),
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+            resp = conn.getresponse()
+            assert resp.status == 400, resp.read()
+            resp.read()
+            conn.close()
+            r = admin.json("/clusters")
+            assert r.status_code == 200 and admin.cluster in [k["name"] for k in r.json()["clusters"]]
+            page = forged.get("/clusters")
+            assert page.status_code == 303 and admin.cluster not in page.text
+    finally:
+        with owner, owner.cursor() as cur:
+            cur.execute("DELETE FROM stowage.clusters WHERE name = %s", (admin.cluster,))
+        owner.close()
