@@ -5,7 +5,11 @@ into the same MinIO: restic v0.18.1 and kopia v0.21.1 built from the Go module p
 
     bench/mover_bench.py [--small 20000] [--big-mib 1536] [--tree 200000] [--work /var/tmp]
                          [--pod-rows auto|0|1] [--tools stowage,restic-0.18,kopia-0.21,restic-0.14]
+                         [--sets mixed,tree] [--rows first,unchanged,changed,restore]
                          [--build build/release]
+
+--sets and --rows run a part (say --sets tree --rows first,unchanged,changed: kopia restores the
+tree in about 10 minutes); the first backup always runs, the others need it.
 
 Data sets: "mixed", one --big-mib MiB file of random data and --small files of 1-64 KiB (half
 random, half text); "tree", --tree files of 512 B-8 KiB in 1,000 directories. Rows per data set:
@@ -271,9 +275,16 @@ def main():
     ap.add_argument("--work", default="/var/tmp")
     ap.add_argument("--pod-rows", default="auto", choices=("auto", "0", "1"))
     ap.add_argument("--tools", default="stowage,restic-0.18,kopia-0.21,restic-0.14")
+    ap.add_argument("--sets", default="mixed,tree")
+    ap.add_argument("--rows", default="first,unchanged,changed,restore")
     ap.add_argument("--build", default=os.environ.get("STOWAGE_BUILD", os.path.join(TOP, "build", "release")))
     args = ap.parse_args()
     args.mover = os.path.join(args.build, "stowage-mover")
+    set_names = args.sets.split(",")
+    row_names = dict(zip(("first", "unchanged", "changed", "restore"), ROWS))
+    if any(n not in ("mixed", "tree") for n in set_names) or any(r not in row_names for r in args.rows.split(",")):
+        sys.exit("mover_bench: --sets names only mixed, tree; --rows only first, unchanged, changed, restore")
+    rows_run = [row_names[r] for r in row_names if r in args.rows.split(",") or r == "first"]
     if not os.access(args.mover, os.X_OK):
         sys.exit(f"mover_bench: no {args.mover}: scripts/build first")
     peers = subprocess.run([os.path.join(TOP, "bench", "build-peers")], check=True, capture_output=True,
@@ -291,9 +302,9 @@ def main():
             subprocess.run(["curl", "-sf", "-X", "PUT", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user",
                             f"{s3['S3_ACCESS_KEY']}:{s3['S3_SECRET_KEY']}", f"{s3['S3_ENDPOINT']}/{bucket}"],
                            check=True)
-        sets = [("mixed", f"one {args.big_mib} MiB random file and {args.small} files of 1-64 KiB")]
-        if args.tree:
-            sets.append(("tree", f"{args.tree} files of 512 B-8 KiB in 1,000 directories"))
+        sets = [(kind, words) for kind, words in
+                (("mixed", f"one {args.big_mib} MiB random file and {args.small} files of 1-64 KiB"),
+                 ("tree", f"{args.tree} files of 512 B-8 KiB in 1,000 directories")) if kind in set_names]
         pods = None
         print(f"stowage-mover against its peers, same run, same MinIO on loopback, {os.cpu_count()} cores; "
               f"restores onto {args.work} ({fs_type(args.work)})", flush=True)
@@ -306,7 +317,7 @@ def main():
             rows = {t.name: {} for t in tools}
             for t in tools:
                 t.init(kind)
-            for row in ROWS[:3]:
+            for row in [r for r in rows_run if r != "restore"]:
                 if row == "1% changed":
                     change(data)
                     warm(data)
@@ -315,7 +326,7 @@ def main():
                     s, rss = t.backup(data)
                     rows[t.name][row] = (s, rss, t.stored(os.path.join(work, "minio")) - before)
                     print(f"{kind} {row} {t.name}: {s:.2f} s", file=sys.stderr)
-            for t in tools:
+            for t in tools if "restore" in rows_run else []:
                 target = os.path.join(work, "restore", kind, t.name)
                 os.makedirs(target)
                 s, rss, where = t.restore(data, target)
@@ -324,7 +335,7 @@ def main():
                 if not same_tree(data, where):
                     sys.exit(f"mover_bench: {t.name}'s restore of {kind} differs from the data set")
                 shutil.rmtree(target)
-            print_table(kind, words, size, rows, tools)
+            print_table(kind, words, size, rows, tools, rows_run)
             if kind == "mixed" and (args.pod_rows == "1" or (args.pod_rows == "auto" and os.geteuid() == 0)):
                 pods = (size, *pod_rows(args, work, s3, data))
             shutil.rmtree(data)
@@ -340,11 +351,11 @@ def main():
               f"{restore_s:.2f} s ({size / 1e6 / restore_s:.1f} MB/s)")
 
 
-def print_table(kind, words, size, rows, tools):
+def print_table(kind, words, size, rows, tools, rows_run):
     print(f"\n{kind}: {words}, {size / 1048576:.0f} MiB")
     print(f"{'row':<12} {'tool':<12} {'seconds':>8} {'MB/s':>8} {'peak RSS MiB':>13} {'added MiB':>10} {'vs best':>8}"
           f" {'vs 0.14':>8}")
-    for row in ROWS:
+    for row in rows_run:
         mover = rows["stowage"][row][0]
         peers = [rows[t.name][row][0] for t in tools if t.name in BEST_OF]
         old = [rows[t.name][row][0] for t in tools if t.name == "restic-0.14"]

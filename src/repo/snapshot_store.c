@@ -1,6 +1,7 @@
 #include "snapshot_store.h"
 #include "strbuf.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,61 +111,165 @@ int snapshot_delete(struct chunk_store *cs, const char *id, char *err, size_t er
 
 /* ---- tree stream ---- */
 
+/* The walk only formats lines; a thread of the writer's own cuts them into chunks and stores
+ * them (hash, compress, seal: in a 1% re-backup every tree chunk is new), so that work runs
+ * beside the walk instead of stopping it. The walk hands over its buffer whenever a chunker
+ * window is full and the thread has taken the one before: at most three windows in memory. */
 struct tree_writer {
 	struct chunk_store *cs;
-	struct strbuf buf;
-	struct manifest_chunk *chunks;
+	struct strbuf buf;		/* the walk's lines not handed over yet */
+	pthread_t thread;
+	int started;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct strbuf in;		/* handed over, not yet taken by the thread; under mu */
+	int final, stop, done, failed;	/* under mu; stop: give up, store nothing more */
+	char err[512];			/* the thread's failure, set before failed */
+
+	struct strbuf pend;		/* the thread's own: lines taken, not yet cut */
+	struct manifest_chunk *chunks;	/* the thread's until done */
 	size_t n, cap;
 };
+
+/* Stores chunks of pend while at least a full chunker window is left (all of it when final). */
+static int tree_writer_cut(struct tree_writer *tw, int final, char *err, size_t errlen)
+{
+	size_t off = 0;
+	int rc = 0;
+
+	while (tw->pend.len - off >= CHUNK_MAX || (final && off < tw->pend.len)) {
+		const char *p = tw->pend.buf + off;
+		size_t n = chunker_cut(chunk_store_chunker(tw->cs), (const uint8_t *)p, tw->pend.len - off);
+
+		if (tw->n == tw->cap) {
+			tw->cap = tw->cap ? tw->cap * 2 : 16;
+			tw->chunks = xrealloc(tw->chunks, tw->cap * sizeof *tw->chunks);
+		}
+		if ((rc = chunk_store_put(tw->cs, CHUNK_TREE, p, n, tw->chunks[tw->n].id, err, errlen)) < 0)
+			break;
+		tw->chunks[tw->n++].len = (uint32_t)n;
+		off += n;
+	}
+	memmove(tw->pend.buf, tw->pend.buf + off, tw->pend.len - off);
+	tw->pend.len -= off;
+	return rc;
+}
+
+static void *tree_writer_main(void *arg)
+{
+	struct tree_writer *tw = arg;
+	char err[512];
+
+	pthread_mutex_lock(&tw->mu);
+	for (;;) {
+		int final;
+
+		while (!tw->in.len && !tw->final)
+			pthread_cond_wait(&tw->cond, &tw->mu);
+		if (tw->stop)
+			break;
+		final = tw->final;
+		strbuf_add(&tw->pend, tw->in.buf, tw->in.len);
+		strbuf_reset(&tw->in);
+		pthread_cond_broadcast(&tw->cond);
+		pthread_mutex_unlock(&tw->mu);
+		if (tree_writer_cut(tw, final, err, sizeof err) < 0) {
+			pthread_mutex_lock(&tw->mu);
+			snprintf(tw->err, sizeof tw->err, "%s", err);
+			tw->failed = 1;
+			break;
+		}
+		pthread_mutex_lock(&tw->mu);
+		if (final)
+			break;
+	}
+	tw->done = 1;
+	pthread_cond_broadcast(&tw->cond);
+	pthread_mutex_unlock(&tw->mu);
+	return NULL;
+}
 
 struct tree_writer *tree_writer_new(struct chunk_store *cs)
 {
 	struct tree_writer *tw = xcalloc(1, sizeof *tw);
 
 	tw->cs = cs;
+	pthread_mutex_init(&tw->mu, NULL);
+	pthread_cond_init(&tw->cond, NULL);
+	tw->started = pthread_create(&tw->thread, NULL, tree_writer_main, tw) == 0;
 	return tw;
 }
 
-/* Stores chunks while at least a full chunker window is buffered (all of it when final). */
-static int tree_writer_cut(struct tree_writer *tw, int final, char *err, size_t errlen)
+/* Hands the walk's buffer to the thread (or, without one, cuts it right here). */
+static int tree_writer_hand(struct tree_writer *tw, int final, char *err, size_t errlen)
 {
-	while (tw->buf.len >= CHUNK_MAX || (final && tw->buf.len)) {
-		size_t n = chunker_cut(chunk_store_chunker(tw->cs), (uint8_t *)tw->buf.buf, tw->buf.len);
+	int rc = 0;
 
-		if (tw->n == tw->cap) {
-			tw->cap = tw->cap ? tw->cap * 2 : 16;
-			tw->chunks = xrealloc(tw->chunks, tw->cap * sizeof *tw->chunks);
-		}
-		if (chunk_store_put(tw->cs, CHUNK_TREE, tw->buf.buf, n, tw->chunks[tw->n].id, err, errlen) < 0)
-			return -1;
-		tw->chunks[tw->n++].len = (uint32_t)n;
-		memmove(tw->buf.buf, tw->buf.buf + n, tw->buf.len - n);
-		tw->buf.len -= n;
+	if (!tw->started) {
+		strbuf_add(&tw->pend, tw->buf.buf, tw->buf.len);
+		strbuf_reset(&tw->buf);
+		return tree_writer_cut(tw, final, err, errlen);
 	}
-	return 0;
+	pthread_mutex_lock(&tw->mu);
+	while (tw->in.len && !tw->done)
+		pthread_cond_wait(&tw->cond, &tw->mu);
+	if (tw->failed) {
+		snprintf(err, errlen, "%s", tw->err);
+		rc = -1;
+	} else {
+		struct strbuf t = tw->in;
+
+		tw->in = tw->buf;
+		tw->buf = t;
+		tw->final = final;
+		pthread_cond_broadcast(&tw->cond);
+	}
+	pthread_mutex_unlock(&tw->mu);
+	return rc;
 }
 
 int tree_writer_add(struct tree_writer *tw, const struct manifest_entry *e, char *err, size_t errlen)
 {
 	manifest_entry_json_add(&tw->buf, e);
 	strbuf_addch(&tw->buf, '\n');
-	return tree_writer_cut(tw, 0, err, errlen);
+	return tw->buf.len >= CHUNK_MAX ? tree_writer_hand(tw, 0, err, errlen) : 0;
 }
 
+/* Stops the thread (after it stored what it was given) and frees everything. */
 void tree_writer_free(struct tree_writer *tw)
 {
+	if (tw->started) {
+		pthread_mutex_lock(&tw->mu);
+		tw->final = tw->stop = 1;
+		pthread_cond_broadcast(&tw->cond);
+		pthread_mutex_unlock(&tw->mu);
+		pthread_join(tw->thread, NULL);
+	}
+	pthread_mutex_destroy(&tw->mu);
+	pthread_cond_destroy(&tw->cond);
 	free(tw->chunks);
 	strbuf_release(&tw->buf);
+	strbuf_release(&tw->in);
+	strbuf_release(&tw->pend);
 	free(tw);
 }
 
 int tree_writer_finish(struct tree_writer *tw, struct manifest_chunk **chunks, size_t *n,
 		       char *err, size_t errlen)
 {
-	int rc = tree_writer_cut(tw, 1, err, errlen);
+	int rc = tree_writer_hand(tw, 1, err, errlen);
 
 	*chunks = NULL;
 	*n = 0;
+	if (tw->started) {
+		pthread_join(tw->thread, NULL);
+		tw->started = 0;
+		if (rc == 0 && tw->failed) {
+			snprintf(err, errlen, "%s", tw->err);
+			rc = -1;
+		}
+	}
 	if (rc == 0) {
 		*chunks = tw->chunks;
 		*n = tw->n;
@@ -176,6 +281,7 @@ int tree_writer_finish(struct tree_writer *tw, struct manifest_chunk **chunks, s
 
 struct tree_reader {
 	struct chunk_store *cs;
+	struct chunk_reader *reader;	/* a tree's chunks lie in order in its packs: one read serves many */
 	const struct manifest_header *h;
 	size_t next_chunk;
 	struct strbuf buf;
@@ -188,6 +294,7 @@ struct tree_reader *tree_reader_new(struct chunk_store *cs, const struct manifes
 	struct tree_reader *tr = xcalloc(1, sizeof *tr);
 
 	tr->cs = cs;
+	tr->reader = chunk_reader_new(cs);
 	tr->h = h;
 	strbuf_grow(&tr->buf, 1);
 	return tr;
@@ -216,7 +323,7 @@ int tree_reader_next(struct tree_reader *tr, struct manifest_entry *e, char *err
 		memmove(tr->buf.buf, tr->buf.buf + tr->pos, tr->buf.len - tr->pos);
 		tr->buf.len -= tr->pos;
 		tr->pos = 0;
-		rc = chunk_store_get(tr->cs, c->id, &tr->buf, why, sizeof why);
+		rc = chunk_store_read(tr->cs, tr->reader, c->id, &tr->buf, why, sizeof why);
 		if (rc < 0) {
 			snprintf(err, errlen, "snapshot %s: tree: %s", tr->h->id, why);
 			return rc;
@@ -244,6 +351,7 @@ void tree_reader_free(struct tree_reader *tr)
 {
 	if (!tr)
 		return;
+	chunk_reader_free(tr->reader);
 	strbuf_release(&tr->buf);
 	free(tr->last_path);
 	free(tr);

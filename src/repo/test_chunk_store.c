@@ -430,6 +430,54 @@ static void test_shared_reader_fetches_each_byte_once(void)
 	remove_tmpdir(dir);
 }
 
+/* chunk_store_put keeps its compression context and buffers between calls: small chunks that
+ * compress and chunks that do not (stored raw), of both kinds and any size order, each come
+ * back exactly, none carrying bytes of the one before. */
+static void test_small_chunks_of_both_kinds_round_trip(void)
+{
+	char *dir = make_tmpdir(), err[256] = "";
+	struct object_store *os = object_store_dir_open(dir, err, sizeof err);
+	static const size_t sizes[] = { 8192, 1, 4096, 600, 8000, 3, 512, 7777 };
+	enum { N = 2 * sizeof sizes / sizeof sizes[0] };
+	uint8_t data[N][8192], ids[N][CHUNK_ID_LEN];
+	uint64_t raw = 0, random_raw = 0;
+	struct chunk_store_stats st;
+	struct strbuf out = STRBUF_INIT;
+	struct chunk_store *cs;
+
+	CHECK_INTEQ(chunk_store_open(&cs, os, "r", master, NULL, err, sizeof err), 0);
+	for (size_t i = 0; i < N; i++) {
+		size_t len = sizes[i / 2];
+		if (i % 2) {
+			fill(data[i], len, (uint32_t)i + 7);	/* incompressible */
+			random_raw += len;
+		} else {
+			for (size_t j = 0; j < len; j++)
+				data[i][j] = (uint8_t)"stowage volume "[(j + i) % 15];
+		}
+		raw += len;
+		CHECK_INTEQ(chunk_store_put(cs, i % 4 < 2 ? CHUNK_DATA : CHUNK_TREE, data[i], len, ids[i], err,
+					    sizeof err), 0);
+	}
+	CHECK_INTEQ(chunk_store_flush(cs, err, sizeof err), 0);
+	chunk_store_get_stats(cs, &st);
+	/* the text shrank; the random data was not grown beyond its framing */
+	CHECK(st.bytes_written < raw);
+	CHECK(st.bytes_written > random_raw);
+	chunk_store_close(cs);
+	CHECK_INTEQ(chunk_store_open(&cs, os, "r", master, NULL, err, sizeof err), 0);
+	for (size_t i = 0; i < N; i++) {
+		strbuf_reset(&out);
+		CHECK_INTEQ(chunk_store_get(cs, ids[i], &out, err, sizeof err), 0);
+		CHECK_INTEQ(out.len, sizes[i / 2]);
+		CHECK(memcmp(out.buf, data[i], sizes[i / 2]) == 0);
+	}
+	strbuf_release(&out);
+	chunk_store_close(cs);
+	object_store_close(os);
+	remove_tmpdir(dir);
+}
+
 int main(void)
 {
 	RUN(test_object_store_dir_basics);
@@ -439,5 +487,6 @@ int main(void)
 	RUN(test_wrong_key_is_refused);
 	RUN(test_reader_serves_neighbouring_chunks_from_one_read);
 	RUN(test_shared_reader_fetches_each_byte_once);
+	RUN(test_small_chunks_of_both_kinds_round_trip);
 	return check_done();
 }
