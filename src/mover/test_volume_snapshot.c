@@ -814,6 +814,40 @@ static void test_prune_spares_what_a_running_backup_may_reuse(void)
 	CHECK_INTEQ(check_repo("gc", 1), 0);
 }
 
+/* Files are created with their permission bits and chmod'ed only when the umask would take
+ * some or they carry set-id or sticky bits: each of those must still come back exact. */
+static void test_modes_the_umask_takes_and_set_id_bits_come_back(void)
+{
+	static const mode_t modes[] = { 0666, 0777, 04755, 02750, 01644, 0640, 0444 };
+	char saved[sizeof src], path[512], target[256], err[1024] = "";
+	struct volume_backup_result res;
+	mode_t old = umask(022);
+
+	memcpy(saved, src, sizeof src);
+	snprintf(src, sizeof src, "%s/modes-src", base);
+	mkdir(src, 0755);
+	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+		snprintf(path, sizeof path, "%s/m%04o", src, (unsigned)modes[i]);
+		write_file(path, "mode", 4, modes[i]);
+		chmod(path, modes[i]);	/* the umask does not touch an explicit chmod */
+	}
+	CHECK_INTEQ(backup("modes", NULL, &res, err, sizeof err), 0);
+	snprintf(target, sizeof target, "%s/modes-restore", base);
+	CHECK_INTEQ(restore("modes", res.id, target, err, sizeof err), 0);
+	CHECK_STREQ(err, "");
+	CHECK(trees_equal(src, target));
+	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+		struct stat st;
+		snprintf(path, sizeof path, "%s/m%04o", target, (unsigned)modes[i]);
+		CHECK_INTEQ(stat(path, &st), 0);
+		CHECK_INTEQ(st.st_mode & 07777, modes[i]);
+	}
+	rm_rf(target);
+	rm_rf(src);
+	memcpy(src, saved, sizeof src);
+	umask(old);
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/stowage-vol-XXXXXX";
@@ -829,6 +863,7 @@ int main(void)
 	RUN(test_one_mib_changed_writes_few_chunks);
 	RUN(test_new_ctime_alone_means_read_again);
 	RUN(test_any_thread_count_gives_the_same_tree);
+	RUN(test_modes_the_umask_takes_and_set_id_bits_come_back);
 	RUN(test_mirror_writes_only_what_changed);
 	RUN(test_interrupted_backup_then_prune);
 	RUN(test_tampered_and_missing_data_name_the_file);

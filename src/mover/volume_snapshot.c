@@ -916,6 +916,7 @@ struct restore {
 	struct chunk_reader *reader;	/* shared by the threads: each byte of a pack fetched once */
 	const struct volume_restore_options *opt;
 	int root_fd, as_root;
+	mode_t umask;	/* the process's, read once before the threads start */
 	struct volume_progress prog;	/* under mu */
 	struct volume_restore_result res;	/* under mu */
 	time_t last_progress;
@@ -1253,6 +1254,11 @@ static int restore_file(struct restore *r, struct dir_cache *dc, const struct ma
 {
 	const char *base;
 	struct timespec times[2] = { { 0, UTIME_OMIT }, { (time_t)e->mtime_sec, e->mtime_nsec } };
+	/* Created with its permission bits, which then need no fchmod of their own unless the
+	 * umask takes some away or it has set-id or sticky bits (a write, or a chown, clears
+	 * those: they are set last). Its content is the volume's own, readable as it will be. */
+	mode_t create_mode = (mode_t)e->mode & 0777;
+	int chmod_after = ((mode_t)e->mode & 07777) != (create_mode & ~r->umask);
 	int pfd = open_parent_cached(r, dc, e->path, &base), fd, rc;
 
 	if (pfd < 0) {
@@ -1263,13 +1269,13 @@ static int restore_file(struct restore *r, struct dir_cache *dc, const struct ma
 		return 1;
 	/* Create first, replace only what exists: an unlink of a name that is not there still
 	 * locks the directory against the other threads' creates. */
-	fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, create_mode);
 	if (fd < 0 && errno == EEXIST) {
 		if (unlinkat(pfd, base, 0) < 0 && errno != ENOENT && errno != EISDIR) {
 			set_err_path(err, errlen, "restore", e->path, strerror(errno));
 			return -1;
 		}
-		fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, create_mode);
 	}
 	if (fd < 0) {
 		set_err_path(err, errlen, "restore", e->path, strerror(errno));
@@ -1282,7 +1288,7 @@ static int restore_file(struct restore *r, struct dir_cache *dc, const struct ma
 		set_err_path(err, errlen, "restore", e->path, strerror(errno));
 	else
 		rc = restore_data(r, fd, e, err, errlen);
-	if (rc == 0 && ((r->as_root && fchown(fd, e->uid, e->gid) < 0) || fchmod(fd, e->mode) < 0 ||
+	if (rc == 0 && ((r->as_root && fchown(fd, e->uid, e->gid) < 0) || (chmod_after && fchmod(fd, e->mode) < 0) ||
 			futimens(fd, times) < 0)) {
 		set_err_path(err, errlen, "restore", e->path, strerror(errno));
 		rc = -1;
@@ -1616,6 +1622,8 @@ int volume_restore(struct chunk_store *cs, const struct volume_restore_options *
 	r->prog.files_total = h.files;
 	r->prog.bytes_total = h.bytes;
 	r->as_root = geteuid() == 0;
+	r->umask = umask(0);
+	umask(r->umask);
 	r->root_fd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->root_fd < 0) {
 		set_err_path(err, errlen, "restore target", target, strerror(errno));
