@@ -545,15 +545,18 @@ static int pack_upload(struct chunk_store *cs, struct open_pack *p, int with_ind
 {
 	struct strbuf key = STRBUF_INIT;
 	char hex[CHUNK_ID_HEX], aad[96];
-	uint8_t *index;
+	uint8_t *index, id[CHUNK_ID_LEN];
 	size_t index_len;
 	int rc;
 
 	pthread_mutex_lock(&cs->index_lock);
-	chunk_id_hex(cs->packs[p->slot].id, hex);
+	memcpy(id, cs->packs[p->slot].id, CHUNK_ID_LEN);
 	pthread_mutex_unlock(&cs->index_lock);
+	chunk_id_hex(id, hex);
 	pack_key(cs, &key, hex);
-	rc = object_put(cs->os, key.buf, p->data.buf, p->data.len, err, errlen);
+	/* a pack is named by its SHA-256, which is also the payload hash an S3 PUT signs: hashed
+	 * once (pack_finish), not again by the store */
+	rc = object_put_hashed(cs->os, key.buf, p->data.buf, p->data.len, id, err, errlen);
 	if (rc < 0 || !with_index)
 		goto out;
 	strbuf_reset(&key);

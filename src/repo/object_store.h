@@ -28,8 +28,10 @@ typedef int (*object_store_list_cb)(const char *key, const struct object_info *i
 #define OBJECT_STORE_NOT_FOUND (-2)
 
 struct object_store_ops {
+	/* sha256: the SHA-256 of data when the caller has it already (an S3 store signs it as
+	 * the payload's hash instead of hashing data again), or NULL */
 	int (*put)(struct object_store *os, const char *key, const void *data, size_t len,
-		   char *err, size_t errlen);
+		   const uint8_t *sha256, char *err, size_t errlen);
 	/* Appends bytes [offset, offset+len) to out; len 0 means to the end of the object. */
 	int (*get)(struct object_store *os, const char *key, uint64_t offset, uint64_t len,
 		   struct strbuf *out, char *err, size_t errlen);
@@ -68,7 +70,14 @@ int object_key_valid(const char *key);
 static inline int object_put(struct object_store *os, const char *key, const void *data, size_t len,
 			     char *err, size_t errlen)
 {
-	return os->ops->put(os, key, data, len, err, errlen);
+	return os->ops->put(os, key, data, len, NULL, err, errlen);
+}
+
+/* object_put of data whose SHA-256 the caller has computed (a pack, named by it). */
+static inline int object_put_hashed(struct object_store *os, const char *key, const void *data, size_t len,
+				    const uint8_t sha256[32], char *err, size_t errlen)
+{
+	return os->ops->put(os, key, data, len, sha256, err, errlen);
 }
 
 static inline int object_get(struct object_store *os, const char *key, uint64_t offset, uint64_t len,

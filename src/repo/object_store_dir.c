@@ -84,8 +84,9 @@ static int fsync_parent(char *path)
 }
 
 static int dir_put(struct object_store *os, const char *key, const void *data, size_t len,
-		   char *err, size_t errlen)
+		   const uint8_t *sha256, char *err, size_t errlen)
 {
+	(void)sha256;
 	struct dir_store *ds = (struct dir_store *)os;
 	char *path, *slash;
 	struct strbuf tmp = STRBUF_INIT;

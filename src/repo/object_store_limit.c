@@ -35,10 +35,11 @@ static struct limited_store *limited(struct object_store *os)
 	return (struct limited_store *)os;
 }
 
-static int lim_put(struct object_store *os, const char *key, const void *data, size_t len, char *err, size_t errlen)
+static int lim_put(struct object_store *os, const char *key, const void *data, size_t len, const uint8_t *sha256,
+		   char *err, size_t errlen)
 {
 	token_bucket_take(&limited(os)->up_bucket, len);
-	return object_put(limited(os)->inner, key, data, len, err, errlen);
+	return limited(os)->inner->ops->put(limited(os)->inner, key, data, len, sha256, err, errlen);
 }
 
 static int lim_get(struct object_store *os, const char *key, uint64_t offset, uint64_t len, struct strbuf *out,

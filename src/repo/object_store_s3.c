@@ -5,6 +5,7 @@
  * safe to share, so each call borrows one from a pool that grows to the number of threads. */
 #include "object_store.h"
 #include "s3_client.h"
+#include "sigv4.h"
 #include "strbuf.h"
 
 #include <pthread.h>
@@ -85,17 +86,19 @@ static int fail(const char *verb, const char *key, const struct s3_error *e, cha
 }
 
 static int s3s_put(struct object_store *os, const char *key, const void *data, size_t len,
-		   char *err, size_t errlen)
+		   const uint8_t *sha256, char *err, size_t errlen)
 {
 	struct s3_store *ss = (struct s3_store *)os;
 	struct s3_error e = { 0 };
 	struct s3_client *c;
-	char *k;
+	char *k, hex[65];
 	int rc;
 
 	if (!(c = borrow_for(ss, key, &k, err, errlen)))
 		return -1;
-	rc = s3_put_mem(c, k, data, len, &e);
+	if (sha256)
+		sigv4_hex(sha256, 32, hex);
+	rc = s3_put_mem_hashed(c, k, data, len, sha256 ? hex : NULL, &e);
 	give_back(ss, c);
 	if (rc < 0)
 		fail("put", key, &e, err, errlen);

@@ -265,9 +265,11 @@ struct counting_store {
 	pthread_mutex_t mu;	/* a reader's read-ahead thread gets too */
 };
 
-static int cnt_put(struct object_store *os, const char *key, const void *data, size_t len, char *err, size_t errlen)
+static int cnt_put(struct object_store *os, const char *key, const void *data, size_t len, const uint8_t *sha256,
+		   char *err, size_t errlen)
 {
-	return object_put(((struct counting_store *)os)->below, key, data, len, err, errlen);
+	return ((struct counting_store *)os)->below->ops->put(((struct counting_store *)os)->below, key, data, len,
+							      sha256, err, errlen);
 }
 
 static int cnt_get(struct object_store *os, const char *key, uint64_t off, uint64_t len, struct strbuf *out,

@@ -52,6 +52,7 @@ struct s3_req {
 	s3_write_fn write;
 	void *write_ud;
 	int check_md5;				/* compare a whole-object body with its ETag */
+	const char *body_sha256;		/* the body's SHA-256 in hex, if the caller has it */
 };
 
 struct s3_resp {
@@ -524,7 +525,10 @@ static int s3_perform(const struct s3_client *c, CURL *h, const struct s3_req *q
 		return -1;
 	}
 	s3_url(c, q, &path, &url);
-	sigv4_sha256_hex(q->body ? q->body : "", q->body_len, payload_hash);
+	if (q->body_sha256 && strlen(q->body_sha256) == 64)
+		memcpy(payload_hash, q->body_sha256, 65);
+	else
+		sigv4_sha256_hex(q->body ? q->body : "", q->body_len, payload_hash);
 	for (int attempt = 1;; attempt++) {
 		struct curl_slist *headers = s3_headers(c, q, path.buf, payload_hash, err);
 		CURLcode cc;
@@ -818,7 +822,14 @@ int s3_get_stream(struct s3_client *c, const char *key, int64_t offset, int64_t 
 int s3_put_mem(struct s3_client *c, const char *key, const void *data, size_t len,
 	       struct s3_error *err)
 {
-	struct s3_req q = { .method = "PUT", .key = key, .body = data ? data : "", .body_len = len };
+	return s3_put_mem_hashed(c, key, data, len, NULL, err);
+}
+
+int s3_put_mem_hashed(struct s3_client *c, const char *key, const void *data, size_t len,
+		      const char *sha256_hex, struct s3_error *err)
+{
+	struct s3_req q = { .method = "PUT", .key = key, .body = data ? data : "", .body_len = len,
+			    .body_sha256 = sha256_hex };
 	struct s3_resp r;
 	int rc = s3_do(c, &q, &r, err);
 

@@ -77,6 +77,10 @@ int s3_get_stream(struct s3_client *c, const char *key, int64_t offset, int64_t 
 		  s3_write_fn fn, void *ud, struct s3_error *err);
 int s3_put_mem(struct s3_client *c, const char *key, const void *data, size_t len,
 	       struct s3_error *err);
+/* s3_put_mem with the data's SHA-256 in hex already computed (NULL: computed here); it is
+ * signed as x-amz-content-sha256, which the server checks against the bytes it receives. */
+int s3_put_mem_hashed(struct s3_client *c, const char *key, const void *data, size_t len,
+		      const char *sha256_hex, struct s3_error *err);
 /* Reads fn to its end; multipart when the data is larger than one part. size_hint (-1 when
  * unknown) only chooses the part size: 8 MiB, larger for objects over 80 GB, 64 MiB at most. */
 int s3_put_stream(struct s3_client *c, const char *key, s3_read_fn fn, void *ud,

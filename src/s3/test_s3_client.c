@@ -338,6 +338,12 @@ static void test_requests_are_addressed_and_signed(void)
 	CHECK_INTEQ(loopback_header(&last, "x-amz-content-sha256", header, sizeof header), 0);
 	CHECK_STREQ(header, "239f59ed55e737c77147cf55ad0c1b030b6d7ee748a7426952f9b852d5a935e5");
 	CHECK_INTEQ(loopback_header(&last, "Content-MD5", header, sizeof header), -1);
+	/* a caller that has the body's SHA-256 already (a pack, named by it) has it signed as it
+	 * is, not computed again: the server's check of it is what catches a wrong one */
+	CHECK_INTEQ(s3_put_mem_hashed(c, "pack", "payload", 7,
+				      "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", &e), 0);
+	CHECK_INTEQ(loopback_header(&last, "x-amz-content-sha256", header, sizeof header), 0);
+	CHECK_STREQ(header, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
 	/* a retryable failure is retried */
 	script = 1;
 	calls = 0;
