@@ -129,8 +129,8 @@ struct chunk_store {
 	unsigned nthreads;
 	unsigned verify_part, verify_parts;	/* chunk_store_verify_share */
 
-	pthread_mutex_t scratch_lock;	/* the free scratch areas of chunk_store_put */
-	struct put_scratch *scratch;
+	pthread_mutex_t scratch_lock;	/* the free scratch areas (struct scratch) */
+	struct scratch *scratch;
 };
 
 int repo_id_valid(const char *id)
@@ -667,25 +667,34 @@ static void chunk_id_compute(struct chunk_store *cs, const void *data, size_t le
 	HMAC(EVP_sha256(), cs->id_key, AEAD_KEY_LEN, data, len, id, &n);
 }
 
-/* What one chunk_store_put needs besides the chunk: a compression context and two buffers,
- * kept between calls (a context made per call cost as much as compressing a 4 KiB chunk). */
-struct put_scratch {
+/* Kept between calls and shared by the threads: chunk_store_put's compression context and two
+ * buffers (a context made per call cost as much as compressing a 4 KiB chunk), and a read's
+ * decompression context (ZSTD_decompress makes and frees one, some 160 KiB, per call, which for
+ * a restore of small files cost more than decompressing them). Each part is made when first
+ * needed. */
+struct scratch {
 	ZSTD_CCtx *cctx;
+	ZSTD_DCtx *dctx;
 	uint8_t *plain, *blob;
-	struct put_scratch *next;
+	struct scratch *next;
 };
 
-static struct put_scratch *scratch_take(struct chunk_store *cs)
+static struct scratch *scratch_take(struct chunk_store *cs)
 {
-	struct put_scratch *sc;
+	struct scratch *sc;
 
 	pthread_mutex_lock(&cs->scratch_lock);
 	sc = cs->scratch;
 	if (sc)
 		cs->scratch = sc->next;
 	pthread_mutex_unlock(&cs->scratch_lock);
-	if (!sc) {
-		sc = xcalloc(1, sizeof *sc);
+	return sc ? sc : xcalloc(1, sizeof *sc);
+}
+
+/* sc with what a put needs */
+static struct scratch *scratch_for_put(struct scratch *sc)
+{
+	if (!sc->plain) {
 		sc->cctx = ZSTD_createCCtx();
 		sc->plain = xmalloc(1 + ZSTD_compressBound(CHUNK_MAX));
 		sc->blob = xmalloc(BLOB_MAX);
@@ -693,7 +702,7 @@ static struct put_scratch *scratch_take(struct chunk_store *cs)
 	return sc;
 }
 
-static void scratch_give(struct chunk_store *cs, struct put_scratch *sc)
+static void scratch_give(struct chunk_store *cs, struct scratch *sc)
 {
 	pthread_mutex_lock(&cs->scratch_lock);
 	sc->next = cs->scratch;
@@ -704,9 +713,10 @@ static void scratch_give(struct chunk_store *cs, struct put_scratch *sc)
 static void scratch_free_all(struct chunk_store *cs)
 {
 	while (cs->scratch) {
-		struct put_scratch *sc = cs->scratch;
+		struct scratch *sc = cs->scratch;
 		cs->scratch = sc->next;
 		ZSTD_freeCCtx(sc->cctx);
+		ZSTD_freeDCtx(sc->dctx);
 		free(sc->plain);
 		free(sc->blob);
 		free(sc);
@@ -714,7 +724,7 @@ static void scratch_free_all(struct chunk_store *cs)
 }
 
 /* sc->blob = seal(kind byte | payload), payload zstd when that is smaller. */
-static size_t blob_build(struct chunk_store *cs, struct put_scratch *sc, enum chunk_kind kind,
+static size_t blob_build(struct chunk_store *cs, struct scratch *sc, enum chunk_kind kind,
 			 const uint8_t id[CHUNK_ID_LEN], const void *data, size_t len)
 {
 	uint8_t *plain = sc->plain, aad[16 + CHUNK_ID_LEN];
@@ -752,7 +762,7 @@ static int store_failed(struct chunk_store *cs, char *err, size_t errlen)
 int chunk_store_put(struct chunk_store *cs, enum chunk_kind kind, const void *data, size_t len,
 		    uint8_t id[CHUNK_ID_LEN], char *err, size_t errlen)
 {
-	struct put_scratch *sc;
+	struct scratch *sc;
 	size_t blob_len;
 	struct open_pack *p;
 	int inserted, rc = 0;
@@ -776,7 +786,7 @@ int chunk_store_put(struct chunk_store *cs, enum chunk_kind kind, const void *da
 	if (!inserted)
 		return 0;
 
-	sc = scratch_take(cs);
+	sc = scratch_for_put(scratch_take(cs));
 	blob_len = blob_build(cs, sc, kind, id, data, len);
 	if (!blob_len) {
 		/* another thread may already count on this chunk: the whole store has failed */
@@ -893,7 +903,14 @@ static int blob_open(struct chunk_store *cs, const uint8_t id[CHUNK_ID_LEN], con
 	if (plain[0] == BLOB_RAW && plain_len - 1 == raw_len) {
 		memcpy(out->buf + start, plain + 1, raw_len);
 	} else if (plain[0] == BLOB_ZSTD) {
-		size_t n = ZSTD_decompress(out->buf + start, raw_len, plain + 1, plain_len - 1);
+		struct scratch *sc = scratch_take(cs);
+		size_t n;
+
+		if (!sc->dctx)
+			sc->dctx = ZSTD_createDCtx();
+		n = sc->dctx ? ZSTD_decompressDCtx(sc->dctx, out->buf + start, raw_len, plain + 1, plain_len - 1)
+			     : ZSTD_decompress(out->buf + start, raw_len, plain + 1, plain_len - 1);
+		scratch_give(cs, sc);
 		if (ZSTD_isError(n) || n != raw_len)
 			return CHUNK_STORE_CORRUPT;
 	} else {
