@@ -1147,25 +1147,28 @@ void chunk_reader_free(struct chunk_reader *r)
 	free(r);
 }
 
-uint64_t chunk_reader_window(struct chunk_reader *r, const uint8_t id[CHUNK_ID_LEN])
+/* A copy of id's index slot (used 0 when the index lacks it), taken under index_lock. */
+static struct index_slot slot_of(struct chunk_store *cs, const uint8_t id[CHUNK_ID_LEN])
 {
-	struct chunk_store *cs = r->cs;
 	struct index_slot s;
 
 	pthread_mutex_lock(&cs->index_lock);
 	s = *table_find(cs->table, cs->table_cap, id);
 	pthread_mutex_unlock(&cs->index_lock);
+	return s;
+}
+
+uint64_t chunk_reader_window(struct chunk_reader *r, const uint8_t id[CHUNK_ID_LEN])
+{
+	struct index_slot s = slot_of(r->cs, id);
+
 	return s.used ? (uint64_t)s.pack << 40 ^ s.offset / READ_WINDOW : UINT64_MAX;
 }
 
 void chunk_reader_hint(struct chunk_reader *r, const uint8_t id[CHUNK_ID_LEN])
 {
-	struct chunk_store *cs = r->cs;
-	struct index_slot s;
+	struct index_slot s = slot_of(r->cs, id);
 
-	pthread_mutex_lock(&cs->index_lock);
-	s = *table_find(cs->table, cs->table_cap, id);
-	pthread_mutex_unlock(&cs->index_lock);
 	if (!s.used || s.pack == PACK_PENDING)
 		return;
 	pthread_mutex_lock(&r->mu);
@@ -1279,12 +1282,7 @@ int chunk_store_read(struct chunk_store *cs, struct chunk_reader *r, const uint8
 
 int chunk_store_has(struct chunk_store *cs, const uint8_t id[CHUNK_ID_LEN])
 {
-	int found;
-
-	pthread_mutex_lock(&cs->index_lock);
-	found = table_find(cs->table, cs->table_cap, id)->used;
-	pthread_mutex_unlock(&cs->index_lock);
-	return found;
+	return slot_of(cs, id).used;
 }
 
 void chunk_store_get_stats(struct chunk_store *cs, struct chunk_store_stats *st)
