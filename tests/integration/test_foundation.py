@@ -16,6 +16,15 @@ import requests
 from conftest import BUILD, TOP, Client, own_stack, unique
 
 
+def add_cluster_row(cur, name, email):
+    """A cluster row straight in the database (as the owner), in the organisation of the user
+    with this email: a page's rows without registering a cluster."""
+    cur.execute("INSERT INTO stowage.clusters (org_id, name, api_url, token_enc, key_id) "
+                "SELECT m.org_id, %s, 'https://k8s.example.com:6443', '\\x00', 'test' "
+                "FROM stowage.memberships m JOIN stowage.users u ON u.id = m.user_id WHERE u.email = %s",
+                (name, email))
+
+
 def test_signup_lands_signed_in_on_the_overview(admin):
     r = admin.get("/")
     assert r.status_code == 200
@@ -184,10 +193,7 @@ def test_workers_reusing_prepared_statements_keep_tenants_apart(stack, admin):
     with owner, owner.cursor() as cur:
         for c in (admin, other):
             c.cluster = unique("cluster-")
-            cur.execute("INSERT INTO stowage.clusters (org_id, name, api_url, token_enc, key_id) "
-                        "SELECT m.org_id, %s, 'https://k8s.example.com:6443', '\\x00', 'test' "
-                        "FROM stowage.memberships m JOIN stowage.users u ON u.id = m.user_id WHERE u.email = %s",
-                        (c.cluster, c.email))
+            add_cluster_row(cur, c.cluster, c.email)
     forged = Client(stack)
     forged.http.cookies.set("stowage_session", "A" * 43)
     # a real session of the other organisation, expired: its cookie is valid, its row too old
@@ -376,9 +382,7 @@ def test_route_query_failure_opens_the_request_again_without_it():
         names = [unique("route-cluster-") for _ in range(2)]
         with owner, owner.cursor() as cur:
             for name in names:
-                cur.execute("INSERT INTO stowage.clusters (org_id, name, api_url, token_enc, key_id) "
-                            "SELECT org_id, %s, 'https://k8s.example.com:6443', '\\x00', 'test' "
-                            "FROM stowage.memberships", (name,))
+                add_cluster_row(cur, name, c.email)
         try:
             for _ in range(12):  # every worker (3) has prepared the page's query
                 r = c.json("/clusters")
@@ -417,10 +421,7 @@ def test_a_request_answered_before_its_body_is_read_ends_cleanly(stack, admin):
     admin.cluster = unique("cluster-")
     owner = psycopg2.connect(stack.pg_dsn_owner)
     with owner, owner.cursor() as cur:
-        cur.execute("INSERT INTO stowage.clusters (org_id, name, api_url, token_enc, key_id) "
-                    "SELECT m.org_id, %s, 'https://k8s.example.com:6443', '\\x00', 'test' "
-                    "FROM stowage.memberships m JOIN stowage.users u ON u.id = m.user_id WHERE u.email = %s",
-                    (admin.cluster, admin.email))
+        add_cluster_row(cur, admin.cluster, admin.email)
     forged = Client(stack)
     forged.http.cookies.set("stowage_session", "C" * 43)
     try:
