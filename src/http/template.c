@@ -470,14 +470,14 @@ struct template_set *template_set_open(const char *dir, char *err, size_t errlen
 
 struct render {
 	const struct template_set *set;
-	struct strbuf out;
+	struct strbuf *out;	/* appended to */
+	size_t out_start;	/* out's length before this render: the output limit counts from there */
 	const cJSON *stack[TEMPLATE_MAX_NESTING + 1];	/* the view, then one entry per open section */
 	size_t depth;
 	int nesting;		/* sections and partials open */
 	int partials;		/* partials open */
 	size_t steps;
-	const char *content;	/* the page, inside a layout */
-	size_t content_len;
+	const struct template *page;	/* rendered where a layout says {{> @content}}; NULL: nothing */
 	char *err;
 	size_t errlen;
 };
@@ -490,7 +490,7 @@ static int render_error(struct render *r, const struct template *t, const struct
 
 static int check_output(struct render *r, const struct template *t, const struct tnode *n)
 {
-	if (r->out.len <= TEMPLATE_MAX_OUTPUT)
+	if (r->out->len - r->out_start <= TEMPLATE_MAX_OUTPUT)
 		return 0;
 	return render_error(r, t, n, "output larger than 16 MiB");
 }
@@ -500,7 +500,7 @@ static const cJSON *object_get(const cJSON *obj, const char *key, size_t len)
 	if (!cJSON_IsObject(obj))
 		return NULL;
 	for (const cJSON *c = obj->child; c; c = c->next)
-		if (c->string && strncmp(c->string, key, len) == 0 && c->string[len] == '\0')
+		if (c->string && c->string[0] == key[0] && strncmp(c->string, key, len) == 0 && c->string[len] == '\0')
 			return c;
 	return NULL;
 }
@@ -597,15 +597,37 @@ static int render_section(struct render *r, const struct template *t, size_t i)
 	return 0;
 }
 
+/* The page where the layout says {{> @content}}, straight into the same output: it sees the view
+ * as it was given (not the layout's open sections) and has the nesting limits to itself. */
+static int render_content(struct render *r)
+{
+	const struct template *page = r->page;
+	const cJSON *stack[TEMPLATE_MAX_NESTING + 1];
+	size_t depth = r->depth;
+	int nesting = r->nesting, partials = r->partials, rc;
+
+	if (!page)
+		return 0;
+	memcpy(stack, r->stack, depth * sizeof stack[0]);
+	r->page = NULL;		/* a page's own {{> @content}} is empty */
+	r->depth = 1;
+	r->nesting = r->partials = 0;
+	rc = render_range(r, page, 0, page->count);
+	memcpy(r->stack, stack, depth * sizeof stack[0]);
+	r->depth = depth;
+	r->nesting = nesting;
+	r->partials = partials;
+	r->page = page;
+	return rc;
+}
+
 static int render_partial(struct render *r, const struct template *t, const struct tnode *n)
 {
 	const struct template *p;
 	int rc;
 
-	if (n->partial == PARTIAL_CONTENT) {
-		strbuf_add(&r->out, r->content, r->content_len);
-		return check_output(r, t, n);
-	}
+	if (n->partial == PARTIAL_CONTENT)
+		return render_content(r);
 	if (r->partials == TEMPLATE_MAX_PARTIAL_DEPTH)
 		return render_error(r, t, n, "partial recursion deeper than 16");
 	if (r->nesting == TEMPLATE_MAX_NESTING)
@@ -631,18 +653,18 @@ static int render_range(struct render *r, const struct template *t, size_t from,
 			return render_error(r, t, n, "rendering takes more than 8388608 steps");
 		switch (n->kind) {
 		case T_TEXT:
-			strbuf_add(&r->out, n->text, n->len);
+			strbuf_add(r->out, n->text, n->len);
 			break;
 		case T_VAR:
 			s = scalar_text(lookup(r, n->name), num, sizeof num);
-			html_escape(&r->out, s, strlen(s));
+			html_escape(r->out, s, strlen(s));
 			break;
 		case T_URL:
 			s = scalar_text(lookup(r, n->name), num, sizeof num);
-			url_escape(&r->out, s, strlen(s));
+			url_escape(r->out, s, strlen(s));
 			break;
 		case T_RAW:
-			strbuf_addstr(&r->out, scalar_text(lookup(r, n->name), num, sizeof num));
+			strbuf_addstr(r->out, scalar_text(lookup(r, n->name), num, sizeof num));
 			break;
 		case T_SECTION:
 		case T_INVERTED:
@@ -661,40 +683,47 @@ static int render_range(struct render *r, const struct template *t, size_t from,
 	return 0;
 }
 
-static char *render_with_content(const struct template_set *set, const char *name, const cJSON *view,
-				 const char *content, size_t content_len, char *err, size_t errlen)
+static int render_into(const struct template_set *set, const char *name, const struct template *page,
+		       const cJSON *view, struct strbuf *out, char *err, size_t errlen)
 {
-	struct render r = { .set = set, .depth = 1, .content = content, .content_len = content_len,
+	struct render r = { .set = set, .out = out, .out_start = out->len, .depth = 1, .page = page,
 			    .err = err, .errlen = errlen };
 	const struct template *t = set_find(set, name, NULL);
 
 	if (!t) {
 		err_set(err, errlen, "unknown template %s", name);
-		return NULL;
+		return -1;
 	}
 	r.stack[0] = view;
-	if (render_range(&r, t, 0, t->count) < 0) {
-		strbuf_release(&r.out);
-		return NULL;
-	}
-	return strbuf_take(&r.out);
+	return render_range(&r, t, 0, t->count);
 }
 
 char *template_render(const struct template_set *set, const char *name, const cJSON *view,
 		      char *err, size_t errlen)
 {
-	return render_with_content(set, name, view, "", 0, err, errlen);
+	struct strbuf out = STRBUF_INIT;
+
+	if (render_into(set, name, NULL, view, &out, err, errlen) < 0) {
+		strbuf_release(&out);
+		return NULL;
+	}
+	return strbuf_take(&out);
 }
 
-char *template_render_in_layout(const struct template_set *set, const char *layout, const char *page,
-				const cJSON *view, char *err, size_t errlen)
+int template_render_in_layout(const struct template_set *set, const char *layout, const char *page,
+			      const cJSON *view, struct strbuf *out, char *err, size_t errlen)
 {
-	char *content = template_render(set, page, view, err, errlen);
-	char *html;
+	const struct template *p = set_find(set, page, NULL);
+	size_t start = out->len;
 
-	if (!content)
-		return NULL;
-	html = render_with_content(set, layout, view, content, strlen(content), err, errlen);
-	free(content);
-	return html;
+	if (!p) {
+		err_set(err, errlen, "unknown template %s", page);
+		return -1;
+	}
+	if (render_into(set, layout, p, view, out, err, errlen) < 0) {
+		if (out->buf)
+			out->buf[out->len = start] = '\0';
+		return -1;
+	}
+	return 0;
 }

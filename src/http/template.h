@@ -31,9 +31,10 @@ void template_set_free(struct template_set *set);
  * with the reason in err. */
 char *template_render(const struct template_set *set, const char *name, const cJSON *view,
 		      char *err, size_t errlen);
-/* Renders `page`, then `layout` with the rendered page inserted where the layout says {{> @content}}. */
-char *template_render_in_layout(const struct template_set *set, const char *layout, const char *page,
-				const cJSON *view, char *err, size_t errlen);
+/* Renders `layout` with `page` where the layout says {{> @content}}, appending to out: 0, or -1 with
+ * the reason in err and out as it was. */
+int template_render_in_layout(const struct template_set *set, const char *layout, const char *page,
+			      const cJSON *view, struct strbuf *out, char *err, size_t errlen);
 
 /* Escapes & < > " ' ` = as entities: safe in text and in quoted attributes. */
 void html_escape(struct strbuf *out, const char *s, size_t len);

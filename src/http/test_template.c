@@ -129,6 +129,7 @@ static void test_partials_and_layout(void)
 	};
 	struct template_set *set = template_set_from_strings(names, sources, 4, err, sizeof err);
 	cJSON *view = cJSON_Parse("{\"title\":\"T&C\",\"user\":\"<u>\",\"rows\":[{\"name\":\"a\"},{\"name\":\"b\"}]}");
+	struct strbuf page = STRBUF_INIT;
 	char *out;
 
 	CHECK(set != NULL);
@@ -137,17 +138,47 @@ static void test_partials_and_layout(void)
 	out = template_render(set, "page", view, err, sizeof err);
 	CHECK_STREQ(out, "<h1>T&amp;C</h1><ul><li>a</li><li>b</li></ul>");
 	free(out);
-	out = template_render_in_layout(set, "layout", "page", view, err, sizeof err);
-	CHECK_STREQ(out, "<html><nav>&lt;u&gt;</nav><main><h1>T&amp;C</h1><ul><li>a</li><li>b</li></ul></main></html>");
-	free(out);
+	strbuf_addstr(&page, "<!-- kept -->");
+	CHECK_INTEQ(template_render_in_layout(set, "layout", "page", view, &page, err, sizeof err), 0);
+	CHECK_STREQ(page.buf, "<!-- kept --><html><nav>&lt;u&gt;</nav><main><h1>T&amp;C</h1><ul><li>a</li><li>b</li></ul></main></html>");
 	/* Outside a layout, @content is empty. */
 	out = template_render(set, "layout", view, err, sizeof err);
 	CHECK_STREQ(out, "<html><nav>&lt;u&gt;</nav><main></main></html>");
 	free(out);
 	CHECK(template_render(set, "nope", view, err, sizeof err) == NULL);
 	CHECK_STREQ(err, "unknown template nope");
-	CHECK(template_render_in_layout(set, "layout", "nope", view, err, sizeof err) == NULL);
+	CHECK_INTEQ(template_render_in_layout(set, "layout", "nope", view, &page, err, sizeof err), -1);
 	CHECK_STREQ(err, "unknown template nope");
+	CHECK_STREQ(page.buf, "<!-- kept --><html><nav>&lt;u&gt;</nav><main><h1>T&amp;C</h1><ul><li>a</li><li>b</li></ul></main></html>");
+	strbuf_release(&page);
+	cJSON_Delete(view);
+	template_set_free(set);
+}
+
+/* The page is rendered straight into the layout's output: it sees the view as given, not the
+ * section the layout has open around {{> @content}}, and that section is intact after it. A page
+ * that fails half-way leaves the caller's buffer as it was. */
+static void test_layout_page_sees_the_view_and_a_failed_page_leaves_nothing(void)
+{
+	const char *names[] = { "layout", "page", "loop" };
+	const char *sources[] = {
+		"{{#sec}}[{{> @content}}|{{x}}]{{/sec}}",
+		"{{x}}{{#o}}{{x}}{{/o}}{{> @content}}",
+		"deep{{> loop}}",
+	};
+	struct template_set *set = template_set_from_strings(names, sources, 3, err, sizeof err);
+	cJSON *view = cJSON_Parse("{\"x\":\"root\",\"o\":{\"x\":\"o\"},\"sec\":{\"x\":\"inner\"}}");
+	struct strbuf out = STRBUF_INIT;
+
+	CHECK(set != NULL);
+	if (!set)
+		return;
+	CHECK_INTEQ(template_render_in_layout(set, "layout", "page", view, &out, err, sizeof err), 0);
+	CHECK_STREQ(out.buf, "[rooto|inner]");
+	CHECK_INTEQ(template_render_in_layout(set, "layout", "loop", view, &out, err, sizeof err), -1);
+	CHECK(strstr(err, "partial recursion deeper than 16") != NULL);
+	CHECK_STREQ(out.buf, "[rooto|inner]");
+	strbuf_release(&out);
 	cJSON_Delete(view);
 	template_set_free(set);
 }
@@ -307,6 +338,7 @@ int main(void)
 	RUN(test_inverted_sections);
 	RUN(test_dotted_names_and_context_stack);
 	RUN(test_partials_and_layout);
+	RUN(test_layout_page_sees_the_view_and_a_failed_page_leaves_nothing);
 	RUN(test_standalone_lines_are_removed);
 	RUN(test_syntax_errors_have_line_numbers);
 	RUN(test_nesting_and_recursion_are_bounded);
