@@ -346,26 +346,57 @@ def test_migrations_apply_once(stack):
     assert again.returncode == 0 and "applied" not in again.stderr
 
 
+def start_own_web(stack, d, env=None):
+    """A second stowage-web with the stack's configuration but a socket and counters of its own (a
+    second web would otherwise replace the stack's live counters file), 2 workers; returns the
+    process and its socket once it listens."""
+    sock = os.path.join(d, "w.sock")
+    conf = os.path.join(d, "web.conf")
+    with open(stack.conf) as src, open(conf, "w") as dst:
+        for line in src:
+            if not line.startswith(("fcgi_socket", "web_workers", "web_metrics_file")):
+                dst.write(line)
+        dst.write(f"fcgi_socket = {sock}\nweb_workers = 2\n")
+    p = subprocess.Popen([os.path.join(BUILD, "stowage-web"), "-c", conf], stderr=subprocess.PIPE, text=True, env=env)
+    for _ in range(100):
+        if os.path.exists(sock):
+            break
+        time.sleep(0.05)
+    assert os.path.exists(sock)
+    return p, sock
+
+
 def test_web_workers_stop_cleanly_on_sigterm(stack):
     with tempfile.TemporaryDirectory() as d:
-        sock = os.path.join(d, "w.sock")
-        conf = os.path.join(d, "web.conf")
-        with open(stack.conf) as src, open(conf, "w") as dst:
-            for line in src:
-                # its own socket and counters: a second web would replace the stack's live counters file
-                if not line.startswith(("fcgi_socket", "web_workers", "web_metrics_file")):
-                    dst.write(line)
-            dst.write(f"fcgi_socket = {sock}\nweb_workers = 2\n")
-        p = subprocess.Popen([os.path.join(BUILD, "stowage-web"), "-c", conf], stderr=subprocess.PIPE, text=True)
-        for _ in range(100):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.05)
-        assert os.path.exists(sock)
+        p, sock = start_own_web(stack, d)
         p.send_signal(signal.SIGTERM)
         assert p.wait(timeout=10) == 0
         assert not os.path.exists(sock)
         assert "stopped" in p.stderr.read()
+
+
+def test_web_runs_with_a_deep_malloc_cache_unless_the_operator_set_one(stack):
+    """stowage-web starts itself again once with glibc.malloc.tcache_count (web_main.c) ahead of the
+    tunables an operator set, in the parent and so in every worker; an operator's own count stays.
+    (/proc/PID/environ shows the first tunable only: glibc parses the variable in place.)"""
+    for given, seen in [("glibc.malloc.trim_threshold=262144", b"glibc.malloc.tcache_count=4096"),
+                        ("glibc.malloc.tcache_count=100", b"glibc.malloc.tcache_count=100")]:
+        with tempfile.TemporaryDirectory() as d:
+            p, _ = start_own_web(stack, d, dict(os.environ, GLIBC_TUNABLES=given))
+            try:
+                for _ in range(100):
+                    workers = open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()
+                    if len(workers) == 2:
+                        break
+                    time.sleep(0.05)
+                assert len(workers) == 2
+                for pid in [p.pid] + [int(w) for w in workers]:
+                    with open(f"/proc/{pid}/environ", "rb") as f:
+                        environ = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
+                    assert environ[b"GLIBC_TUNABLES"] == seen, (given, pid)
+            finally:
+                p.send_signal(signal.SIGTERM)
+                assert p.wait(timeout=10) == 0
 
 
 def test_route_query_failure_opens_the_request_again_without_it():
