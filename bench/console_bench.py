@@ -6,7 +6,9 @@ defaults (scripts/stack: its worker count, its nginx configuration).
     bench/console_bench.py [--seconds 10] [--connections 16] [--threads 2] [--build build/release]
 
 Rows: a signed-in list page (/clusters with 20 clusters) as HTML and as JSON, the page of a
-running job as JSON (what job.js polls), the sign-in page (no session), and a static file.
+running job as JSON (what job.js polls), the sign-in page (no session), the sign-in page with a
+session (answered 303 after the request's one round trip to PostgreSQL and nothing else: the
+floor under every signed-in page), and a static file.
 Prints requests/s, p50 and p99 latency and each row's ratio to nginx's static file, and, with
 perf (Debian's linux-perf), the CPU time per request of the stack's web workers, their
 PostgreSQL backends and nginx's workers, and their context switches per request (each round trip
@@ -103,6 +105,7 @@ def main():
         for name, path, headers in [
             ("nginx: static file (peer)", "/static/stowage.css", []),
             ("/signin, no session", "/signin", []),
+            ("/signin signed in: 303, session only", "/signin", auth),
             ("/clusters, 20 rows, HTML", "/clusters", auth),
             ("/clusters, 20 rows, JSON", "/clusters", auth + json_accept),
             ("/jobs/ID of a running job, JSON", f"/jobs/{job}", auth + json_accept),
