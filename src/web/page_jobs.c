@@ -186,7 +186,8 @@ void page_restore_plan_jobs(struct request *r)
 
 /* ---- one job ---- */
 
-/* The job row of the route's :id, or NULL after answering 404. */
+/* The job row of the route's :id (with the result counts sql/028 keeps, for add_items), or NULL
+ * after answering 404. */
 static PGresult *job_load(struct request *r, char *sid, size_t sidlen)
 {
 	long long id = request_param_id(r, "id");
@@ -196,7 +197,7 @@ static PGresult *job_load(struct request *r, char *sid, size_t sidlen)
 
 	snprintf(sid, sidlen, "%lld", id);
 	res = id ? db_exec(r->db, "SELECT " JOB_COLUMNS ", j.result, coalesce(bp.name, '') AS backup_plan, "
-			   "coalesce(rp.name, '') AS restore_plan FROM jobs j "
+			   "coalesce(rp.name, '') AS restore_plan, j.items_recorded, j.items_recorded_failed FROM jobs j "
 			   "LEFT JOIN backup_plans bp ON bp.id = j.backup_plan_id "
 			   "LEFT JOIN restore_plans rp ON rp.id = j.restore_plan_id WHERE j.id = $1",
 			   1, params, err, sizeof err) : NULL;
@@ -329,15 +330,14 @@ static PGresult *items_rows(struct request *r, const char *sid, int failed, long
 
 /* The per-object results, JOB_ITEMS_SHOWN a page, failures first; ?items_page=N pages on, with
  * the cursor of the page before (items_after_failed or items_after: the last id it showed).
- * The counts come from the job row (sql/028), not from counting the items.
+ * total and failed are the job row's counts (sql/028), not a count of the items.
  * -2 (err says why) for a malformed parameter. */
-static int add_items(struct request *r, cJSON *view, const char *sid, char *err, size_t errlen)
+static int add_items(struct request *r, cJSON *view, const char *sid, long total, long failed, char *err, size_t errlen)
 {
-	const char *params[] = { sid };
 	struct form_values v;
 	PGresult *res;
 	cJSON *items;
-	long total, failed, page, offset, shown = 0, after_failed, after;
+	long page, offset, shown = 0, after_failed, after;
 	long long last_id = 0;
 	int cursor, last_failed = 0;
 	char link[160];
@@ -353,12 +353,6 @@ static int add_items(struct request *r, cJSON *view, const char *sid, char *err,
 	after = v.value[2] ? atol(v.value[2]) : 0;
 	cursor = after_failed || after;
 	form_values_free(&v);
-	res = db_exec(r->db, "SELECT items_recorded, items_recorded_failed FROM jobs WHERE id = $1", 1, params, err, errlen);
-	if (!res)
-		return -1;
-	total = PQntuples(res) ? atol(PQgetvalue(res, 0, 0)) : 0;
-	failed = PQntuples(res) ? atol(PQgetvalue(res, 0, 1)) : 0;
-	PQclear(res);
 	items = cJSON_AddArrayToObject(view, "items");
 	offset = (page - 1) * JOB_ITEMS_SHOWN;
 	for (int f = 1; f >= 0 && shown < JOB_ITEMS_SHOWN; f--) {
@@ -493,14 +487,19 @@ void page_job(struct request *r)
 
 	if (!res)
 		return;
+	long total = atol(PQgetvalue(res, 0, PQfnumber(res, "items_recorded")));
+	long failed = atol(PQgetvalue(res, 0, PQfnumber(res, "items_recorded_failed")));
+
 	view = cJSON_CreateObject();
 	job = job_json(res, 0);
+	cJSON_DeleteItemFromObject(job, "items_recorded");
+	cJSON_DeleteItemFromObject(job, "items_recorded_failed");
 	result = cJSON_DetachItemFromObject(job, "result");
 	add_result(job, cJSON_GetStringValue(result));
 	cJSON_Delete(result);
 	cJSON_AddItemToObject(view, "job", job);
 	PQclear(res);
-	int rc = add_items(r, view, sid, err, sizeof err);
+	int rc = add_items(r, view, sid, total, failed, err, sizeof err);
 	if (rc < 0 || add_log(r, view, sid, err, sizeof err) < 0 || add_undo(r, view, job, sid, err, sizeof err) < 0) {
 		cJSON_Delete(view);
 		if (rc == -2)
