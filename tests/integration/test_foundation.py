@@ -181,6 +181,59 @@ def test_row_level_security_hides_every_tenant_row_without_a_tenant(stack, admin
     conn.close()
 
 
+def test_every_table_sits_behind_row_level_security(stack):
+    """The catalog, not a list kept by hand: a migration that adds a table without row-level
+    security, a tenant table whose policy does not bind it to the request's organisation, a view
+    (which reads as its owner, past the policies), a role the processes connect as that could
+    skip the policies, or a definer function anyone may call, fails here."""
+    conn = psycopg2.connect(stack.pg_dsn_owner)
+    cur = conn.cursor()
+    cur.execute("SELECT c.relname, c.relkind, c.relrowsecurity, pg_get_userbyid(c.relowner), "
+                "EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id' "
+                "AND NOT a.attisdropped) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'stowage' AND c.relkind IN ('r', 'p', 'v', 'm', 'f')")
+    relations = cur.fetchall()
+    assert len(relations) >= 25  # the schema is there, so the checks below mean something
+    for name, kind, rls, owner, has_org in relations:
+        assert kind in ("r", "p"), f"{name}: a view or foreign table in the tenant schema ({kind})"
+        assert rls, f"{name}: row-level security is off"
+        assert owner == "stowage_owner", f"{name}: owned by {owner}"
+    tenant_tables = {name for name, _, _, _, has_org in relations if has_org}
+    assert {"clusters", "repositories", "backups", "jobs", "job_items", "sessions"} <= tenant_tables
+    cur.execute("SELECT c.relname, p.polname, pg_get_expr(p.polqual, p.polrelid), "
+                "pg_get_expr(p.polwithcheck, p.polrelid), p.polcmd FROM pg_policy p "
+                "JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'stowage'")
+    policies = cur.fetchall()
+    assert len(policies) >= 20
+    for table, policy, using, check, command in policies:
+        for expr in (using, check):
+            assert expr is None or "current_org()" in expr, f"{table}.{policy}: {expr} does not bind the tenant"
+        assert using is not None or command == "a", f"{table}.{policy}: no USING, so every tenant's rows"
+    # The roles the processes connect as: no superuser, no policy bypass, no table of their own,
+    # and not members of the owner.
+    cur.execute("SELECT r.rolname, r.rolsuper, r.rolbypassrls, pg_has_role(r.oid, 'stowage_owner', 'USAGE'), "
+                "(SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid) FROM pg_roles r "
+                "WHERE r.rolname IN ('stowage_app', 'stowage_runner', 'stowage_scheduler', 'stowage_metrics')")
+    roles = cur.fetchall()
+    assert len(roles) == 4
+    for role, superuser, bypass, owner_member, owns in roles:
+        assert not superuser and not bypass and not owner_member and owns == 0, role
+    # A definer function runs as the owner, past the policies: its search_path is pinned and only
+    # the roles it was granted to may call it.
+    cur.execute("SELECT p.proname, pg_get_userbyid(p.proowner), coalesce(array_to_string(p.proconfig, ','), ''), "
+                "p.proacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0) "
+                "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                "WHERE n.nspname = 'stowage' AND p.prosecdef")
+    definers = cur.fetchall()
+    assert len(definers) >= 30
+    for name, owner, config, public in definers:
+        assert owner == "stowage_owner", f"{name}: owned by {owner}"
+        assert "search_path=stowage, pg_temp" in config, f"{name}: search_path not pinned ({config})"
+        assert not public, f"{name}: PUBLIC may execute it"
+    conn.close()
+
+
 def test_workers_reusing_prepared_statements_keep_tenants_apart(stack, admin):
     """A web worker prepares each statement once and runs it for every tenant after (generic
     plans after five runs): interleaved requests of two organisations, a forged session and no
