@@ -1,11 +1,12 @@
-// The job page follows its job: while it is queued or running, ask for the job as JSON every
-// second and update the state, bar and counters in place; at the end, reload once so that the
-// results and the log are complete. Without JavaScript the page offers a "Refresh" link.
+// The job page follows its job: while it is queued or running, ask for the job's row as JSON
+// every second (/jobs/ID/progress, not the page's results and log) and update the state, bar
+// and counters in place; at the end, reload once so that the results and the log are complete.
+// Without JavaScript the page offers a "Refresh" link.
 (function () {
   "use strict";
   var box = document.getElementById("job");
   if (!box || box.getAttribute("data-active") !== "true") return;
-  var url = "/jobs/" + encodeURIComponent(box.getAttribute("data-id"));
+  var url = "/jobs/" + encodeURIComponent(box.getAttribute("data-id")) + "/progress";
   var refresh = document.getElementById("job-refresh");
   if (refresh) refresh.parentNode.hidden = true;
 

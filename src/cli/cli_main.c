@@ -299,12 +299,13 @@ static void job_progress_line(struct strbuf *out, const cJSON *job)
 		strbuf_addf(out, ", number %.0f in the cluster's queue", job_number(job, "queue_position"));
 }
 
-/* GET /jobs/:id's job object; NULL after saying why. Caller deletes *root. */
-static const cJSON *job_fetch(long long id, cJSON **root)
+/* The job object of GET /jobs/:id, or with progress of GET /jobs/:id/progress (the job's row
+ * alone: what a poll needs); NULL after saying why. Caller deletes *root. */
+static const cJSON *job_fetch(long long id, int progress, cJSON **root)
 {
 	char path[64];
 
-	snprintf(path, sizeof path, "/jobs/%lld", id);
+	snprintf(path, sizeof path, "/jobs/%lld%s", id, progress ? "/progress" : "");
 	*root = api("GET", path, NULL, 200, NULL);
 	return *root ? cJSON_GetObjectItemCaseSensitive(*root, "job") : NULL;
 }
@@ -324,7 +325,7 @@ static int job_wait(const struct options *o, long long id)
 
 	for (;;) {
 		cJSON *root;
-		const cJSON *job = job_fetch(id, &root);
+		const cJSON *job = job_fetch(id, 1, &root);
 		if (!job) {
 			cJSON_Delete(root);
 			break;
@@ -353,8 +354,16 @@ static int job_wait(const struct options *o, long long id)
 			if (rc)
 				fprintf(stderr, "Run `stowage job logs %lld` for its log.\n", id);
 			strbuf_release(&end);
-			if (o->json)
-				print_json(job);
+			if (o->json) {
+				/* the whole job, with its phases and counts, as `job get` prints it */
+				cJSON *whole;
+				const cJSON *full = job_fetch(id, 0, &whole);
+				if (full)
+					print_json(full);
+				else
+					rc = 1;
+				cJSON_Delete(whole);
+			}
 			cJSON_Delete(root);
 			break;
 		}
@@ -641,7 +650,7 @@ static int cmd_job_get(const struct options *o)
 
 	if (!id)
 		return usage_error("job get: %s is not a job id", o->positional[0]);
-	if (!(job = job_fetch(id, &root))) {
+	if (!(job = job_fetch(id, 0, &root))) {
 		cJSON_Delete(root);
 		return 1;
 	}
@@ -695,7 +704,7 @@ static int cmd_job_logs(const struct options *o)
 		if (o->follow) {
 			/* the state before the log: a job that ends in between shows its last lines */
 			cJSON *root;
-			const cJSON *job = job_fetch(id, &root);
+			const cJSON *job = job_fetch(id, 1, &root);
 			if (!job) {
 				cJSON_Delete(root);
 				return 1;

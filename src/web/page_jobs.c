@@ -515,6 +515,28 @@ void page_job(struct request *r)
 	respond_page(r, 200, "job", view);
 }
 
+/* GET /jobs/:id/progress: the job row alone, always JSON, for what follows a running job (job.js
+ * every second, the command line's wait): not its results, log and undo, which the job page reads
+ * and a poll would read again every second for nothing. */
+void page_job_progress(struct request *r)
+{
+	char sid[24];
+	PGresult *res;
+	cJSON *view, *job;
+
+	r->wants_json = 1;
+	if (!(res = job_load(r, sid, sizeof sid)))
+		return;
+	job = job_json(res, 0);
+	PQclear(res);
+	cJSON_DeleteItemFromObject(job, "result");
+	cJSON_DeleteItemFromObject(job, "items_recorded");
+	cJSON_DeleteItemFromObject(job, "items_recorded_failed");
+	view = cJSON_CreateObject();
+	cJSON_AddItemToObject(view, "job", job);
+	respond_page(r, 200, "job", view);
+}
+
 void page_job_log(struct request *r)
 {
 	char sid[24], err[512], filename[48];

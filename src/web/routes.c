@@ -112,6 +112,7 @@ const struct route web_routes[] = {
 	{ "GET", "/backups/:id/object", page_backup_object, 0 },
 	{ "POST", "/backups/:id/download", page_backup_download, ROUTE_OPERATOR },
 	{ "GET", "/jobs/:id", page_job, ROUTE_READ_ONLY },
+	{ "GET", "/jobs/:id/progress", page_job_progress, ROUTE_READ_ONLY },
 	{ "GET", "/jobs/:id/log.txt", page_job_log, 0 },
 	{ "POST", "/jobs/:id/cancel", page_job_cancel, ROUTE_OPERATOR },
 	{ "POST", "/jobs/:id/diagnostics", page_job_diagnostics, ROUTE_OPERATOR },

@@ -441,6 +441,7 @@ void page_backup_object(struct request *r);
 void page_backup_download(struct request *r);
 void page_job_archive_download(struct request *r);
 void page_job(struct request *r);
+void page_job_progress(struct request *r);
 void page_job_log(struct request *r);
 void page_job_cancel(struct request *r);
 void page_job_diagnostics(struct request *r);

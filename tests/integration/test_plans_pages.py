@@ -357,6 +357,13 @@ def test_queue_position_and_cancel(org, shop, stack):
         a, b = org.json(f"/jobs/{first}").json()["job"], org.json(f"/jobs/{second}").json()["job"]
         assert a["state"] == "queued" and a["queue_ahead"] == 2 and a["queue_position"] == 3
         assert b["state"] == "queued" and b["queue_ahead"] == 3
+        # what job.js polls: the job's row alone, as JSON whatever the Accept header says
+        r = org.get(f"/jobs/{second}/progress")
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/json")
+        polled = r.json()
+        assert polled["job"]["queue_ahead"] == 3 and polled["job"]["state"] == "queued"
+        assert polled["job"]["queue_position"] == 4 and polled["job"]["active"]
+        assert not {"items", "log", "undo"} & set(polled) and not {"phases", "result"} & set(polled["job"])
         page = page_text(org.get(f"/jobs/{second}"))
         assert "3 jobs ahead of it on this cluster" in page and 'id="job-refresh"' in page
         rows = {j["id"]: j for j in org.json(f"/backup-plans/{plan['id']}/jobs").json()["jobs"]}
@@ -428,6 +435,13 @@ def test_job_page_shows_phases_counts_items_and_log(org, shop, stack):
     assert "the last 500 of 600 lines" in page and "Refresh" not in page
     log = org.get(f"/jobs/{job_id}/log.txt").text.splitlines()
     assert len(log) == 600 and log[0].endswith("info    line 0") and "UTC" in log[0]
+    # the poll reads the job's row, not its 250 results and 600 lines
+    polled = org.get(f"/jobs/{job_id}/progress").json()
+    assert {k: polled["job"][k] for k in ("state", "items_done", "items_failed", "error", "duration", "active")} == {
+        "state": "partially_failed", "items_done": 250, "items_failed": 1, "error": "1 of 250 objects failed",
+        "duration": view["job"]["duration"], "active": False}
+    assert not {"items", "log", "items_count"} & set(polled)
+    assert not {"phases", "counts", "result", "items_recorded"} & set(polled["job"])
 
 
 # ---- roles and tenants ----
@@ -458,8 +472,9 @@ def test_tenants_do_not_see_each_others_plans_or_jobs(stack, org, shop, testenv)
     own_cluster = add_cluster(other, testenv, "mine")
     assert other.json("/backup-plans").json()["plans"] == []
     for path in (f"/backup-plans/{plan['id']}/jobs", f"/backup-plans/{plan['id']}/edit", f"/jobs/{job_id}",
-                 f"/jobs/{job_id}/log.txt"):
+                 f"/jobs/{job_id}/log.txt", f"/jobs/{job_id}/progress"):
         assert other.get(path).status_code == 404, path
+    assert "job" not in other.get(f"/jobs/{job_id}/progress").json()
     for path in (f"/backup-plans/{plan['id']}/backup", f"/backup-plans/{plan['id']}/delete", f"/jobs/{job_id}/cancel"):
         assert other.post(path, {"confirm": "yes"}).status_code == 404, path
     # the other tenant's cluster and repository ids are not choices
