@@ -6,7 +6,8 @@ defaults (scripts/stack: its worker count, its nginx configuration).
     bench/console_bench.py [--seconds 10] [--connections 16] [--threads 2] [--build build/release]
 
 Rows: a signed-in list page (/clusters with 20 clusters) as HTML and as JSON, the page of a
-running job as JSON (what job.js polls), the sign-in page (no session), the sign-in page with a
+running job as JSON and its progress (the job's row alone: what job.js polls every second), the
+sign-in page (no session), the sign-in page with a
 session (answered 303 after the request's one round trip to PostgreSQL and nothing else: the
 floor under every signed-in page), a path no route has (the worker's 404, which asks PostgreSQL
 nothing: the cost of the FastCGI hop alone), and a static file.
@@ -99,6 +100,13 @@ def main():
                         "now() + interval '1 day', 'volumes', 42, 420, 1000, 123456789, 300000000) RETURNING id",
                         (org,))
             job = cur.fetchone()[0]
+            # what it has recorded so far, as a runner records it: its 420 objects and a log
+            cur.execute("INSERT INTO stowage.job_items (org_id, job_id, resource, namespace, name, action) "
+                        "SELECT %s, %s, 'configmaps', 'shop', 'cm-' || g, 'backed_up' FROM generate_series(1, 420) g",
+                        (org, job))
+            cur.execute("INSERT INTO stowage.job_logs (org_id, job_id, level, message) "
+                        "SELECT %s, %s, 'info', 'backed up configmaps/shop/cm-' || g FROM generate_series(1, 200) g",
+                        (org, job))
         conn.close()
         auth = [f"Cookie: {cookie}"]
         json_accept = ["Accept: application/json"]
@@ -112,6 +120,7 @@ def main():
             ("/clusters, 20 rows, HTML", "/clusters", auth),
             ("/clusters, 20 rows, JSON", "/clusters", auth + json_accept),
             ("/jobs/ID of a running job, JSON", f"/jobs/{job}", auth + json_accept),
+            ("/jobs/ID/progress: what job.js polls", f"/jobs/{job}/progress", auth),
         ]:
             rows.append((name,) + wrk(stack.url + path, args.seconds, args.connections, args.threads, headers,
                                       processes, answered_404=path == "/no-such-page"))
