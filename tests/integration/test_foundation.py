@@ -183,7 +183,8 @@ def test_row_level_security_hides_every_tenant_row_without_a_tenant(stack, admin
 
 def test_every_table_sits_behind_row_level_security(stack):
     """The catalog, not a list kept by hand: a migration that adds a table without row-level
-    security, a tenant table whose policy does not bind it to the request's organisation, a view
+    security, a tenant table whose policy does not bind it to the request's organisation, a
+    reference between tenant tables without org_id in it, a view
     (which reads as its owner, past the policies), a role the processes connect as that could
     skip the policies, or a definer function anyone may call, fails here."""
     conn = psycopg2.connect(stack.pg_dsn_owner)
@@ -210,6 +211,18 @@ def test_every_table_sits_behind_row_level_security(stack):
         for expr in (using, check):
             assert expr is None or "current_org()" in expr, f"{table}.{policy}: {expr} does not bind the tenant"
         assert using is not None or command == "a", f"{table}.{policy}: no USING, so every tenant's rows"
+    # A reference from one tenant table to another carries org_id with it, so that a row cannot
+    # point at another organisation's (a plain (job_id) key beside an (org_id, job_id) one is fine).
+    cur.execute("WITH fk AS (SELECT con.conname, con.conrelid, con.confrelid, ARRAY(SELECT a.attname FROM "
+                "unnest(con.conkey) k JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k) AS cols "
+                "FROM pg_constraint con WHERE con.contype = 'f' AND con.connamespace = 'stowage'::regnamespace) "
+                "SELECT f.conrelid::regclass::text, f.conname, f.confrelid::regclass::text FROM fk f "
+                "WHERE f.confrelid <> f.conrelid AND NOT 'org_id' = ANY (f.cols) AND NOT EXISTS (SELECT 1 FROM fk g "
+                "WHERE g.conrelid = f.conrelid AND g.confrelid = f.confrelid AND 'org_id' = ANY (g.cols) "
+                "AND g.cols @> f.cols)")
+    unbound = [(a, c, b) for a, c, b in cur.fetchall()
+               if a.split(".")[-1] in tenant_tables and b.split(".")[-1] in tenant_tables]
+    assert unbound == [], f"references between tenants' rows without org_id: {unbound}"
     # The roles the processes connect as: no superuser, no policy bypass, no table of their own,
     # and not members of the owner.
     cur.execute("SELECT r.rolname, r.rolsuper, r.rolbypassrls, pg_has_role(r.oid, 'stowage_owner', 'USAGE'), "
