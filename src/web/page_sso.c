@@ -299,7 +299,9 @@ void page_sso_start(struct request *r)
 		form_values_free(&v);
 		return;
 	}
-	if (web_rate_limit(r, "sso", "single sign-on attempts", form_value(&v, start_fields, "org")) <= 0) {
+	/* Counted per client as a sign-in attempt, never per organisation: a count per organisation
+	 * would let anyone who knows its name spend its members' sign-ins. */
+	if (web_rate_limit(r, "signin", "sign-in attempts", NULL) <= 0) {
 		form_values_free(&v);
 		return;
 	}
@@ -519,8 +521,11 @@ void page_sso_finish(struct request *r)
 	PQclear(res);
 	const char *email = claim_str(claims, "email");
 	const cJSON *verified = cJSON_GetObjectItemCaseSensitive(claims, "email_verified");
-	if (email && cJSON_IsFalse(verified))
-		email = NULL;	/* an unverified address names nobody */
+	/* An address the provider does not vouch for names nobody: email_verified false, "false" or
+	 * anything but true. A provider that sends no email_verified at all vouches by sending it. */
+	if (email && verified && !cJSON_IsTrue(verified) &&
+	    !(cJSON_IsString(verified) && strcmp(verified->valuestring, "true") == 0))
+		email = NULL;
 	const char *name = claim_str(claims, "name");
 	const char *sp[] = { login, browser_hash, claim_str(claims, "sub"), email, name ? name : "", role_name(role) };
 	res = db_exec(r->db, "SELECT user_id, refused FROM sso_signin($1, $2, $3, $4, $5, $6)", 6, sp, err, sizeof err);

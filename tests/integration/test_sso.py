@@ -224,6 +224,64 @@ def test_require_sso_refuses_password_sign_in(stack, provider, admin):
     assert r.status_code == 422 and "requires single sign-on" not in r.text
 
 
+def test_a_provider_makes_accounts_of_its_own_organisation_only(stack, provider, admin):
+    """An organisation's provider names whatever address it likes: the account it makes exists in
+    that organisation alone, and the address's owner signs up, signs in and resets as if it were
+    not there (before, the provider's account took the address and locked its owner out)."""
+    configure(admin, provider, "web", default_role="viewer")
+    erin = Client(stack)
+    r = finish(erin, provider_login(erin.http, start_sso(erin, admin.org), "erin", "erin-secret-1"))
+    assert r.status_code == 303, r.text[:500]
+    assert erin.json("/").json()["me"]["email"] == "erin.sso@example.test"
+    # the address's owner signs up (the confirmation mail comes), and their password leads to
+    # their organisation, also once the provider's organisation requires single sign-on
+    owner = Client(stack)
+    own_org = unique("Erin's Own ")
+    owner.signup(own_org, "erin.sso@example.test", password="erin own password")
+    configure(admin, provider, "web", require=True, default_role="viewer")
+    c = Client(stack)
+    c.signin("erin.sso@example.test", password="erin own password")
+    assert c.json("/").json()["org"]["name"] == own_org
+    before = len(stack.mail.links_to("erin.sso@example.test", "/password/reset/"))
+    assert Client(stack).post("/password/forgot", {"email": "erin.sso@example.test"}).status_code == 200
+    reset = stack.mail.link("erin.sso@example.test", "/password/reset/", before + 1)
+    page = Client(stack).get(reset)
+    assert page.status_code == 200, page.text[:300]
+    # the provider still signs in its own account, into its organisation only
+    again = Client(stack)
+    r = finish(again, provider_login(again.http, start_sso(again, admin.org), "erin", "erin-secret-1"))
+    assert r.status_code == 303, r.text[:500]
+    assert again.json("/").json()["org"]["name"] == admin.org
+    accounts = owner_sql(stack, "SELECT u.sso_org_id IS NULL, array_agg(o.name) FROM stowage.users u "
+                                "JOIN stowage.memberships m ON m.user_id = u.id JOIN stowage.orgs o ON o.id = m.org_id "
+                                "WHERE lower(u.email) = 'erin.sso@example.test' AND (u.sso_org_id IS NULL OR "
+                                "o.name = %s) GROUP BY u.id, u.sso_org_id ORDER BY 1", (admin.org,))
+    assert accounts == [(False, [admin.org]), (True, [own_org])], accounts
+
+
+def test_an_organisation_requiring_sso_does_not_shut_its_members_out_of_another(stack, provider, admin):
+    email = unique("both") + "@example.test"
+    member = admin.invite(email, "viewer", password="both password")  # a new account, in admin's first
+    other = Client(stack)
+    other.org = unique("Other Org ")
+    other.signup(other.org, unique("other") + "@example.test")
+    assert other.post("/members", {"email": email, "display_name": "Both", "role": "operator"}).status_code == 303
+    link = stack.mail.link(email, "/invitations/", 2)  # the second: the first was admin's
+    assert member.post(link, {}).status_code == 303
+    configure(admin, provider, "web", require=True)
+    c = Client(stack)
+    c.signin(email, password="both password")
+    assert c.json("/").json()["org"]["name"] == other.org
+
+
+def test_single_sign_on_is_counted_per_client_not_per_organisation(stack, provider, admin):
+    """Anyone may type an organisation's name: a count per name let six starts an hour from
+    anywhere shut the organisation's single sign-on (stack's per-address limit: 5)."""
+    configure(admin, provider, "web")
+    for _ in range(7):
+        assert start_sso(Client(stack), admin.org).startswith(provider.rstrip("/"))
+
+
 def test_token_of_another_organisations_client_does_not_sign_in(stack, provider, admin):
     configure(admin, provider, "web")
     other = Client(stack)
@@ -300,6 +358,6 @@ def test_key_rotation_reseals_the_client_secret(stack, provider, admin, tmp_path
     back = stack.rotate_key_back(new_key, str(tmp_path / "new.conf"))
     assert back.returncode == 0, back.stderr
     assert owner_sql(stack, query, (admin.org,))[0][1] == key_id
-    grace = Client(stack)  # a person of her own: an account belongs to the organisation it first joined
+    grace = Client(stack)
     r = finish(grace, provider_login(grace.http, start_sso(grace, admin.org), "grace", "grace-secret-1"))
     assert r.status_code == 303 and r.headers["Location"] == "/", r.text[:500]
