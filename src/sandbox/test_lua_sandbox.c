@@ -356,6 +356,41 @@ static void test_lua_sandbox_syntax_check(void)
 	CHECK(strstr(msg, "bytecode is not accepted") != NULL);
 }
 
+/* A script that Lua's parser takes long over: every reference to q walks the locals of 180
+ * enclosing functions of 190 locals each (2 MiB of it took 47 s to compile). A check stops at
+ * its time and says so; a long script without the trick, and an error past the first chunk the
+ * parser is given, still come out right. */
+static void test_lua_sandbox_syntax_check_has_a_time_limit(void)
+{
+	struct strbuf slow = STRBUF_INIT, plain = STRBUF_INIT;
+	int line, column;
+	char msg[256];
+
+	for (int f = 0; f < 180; f++) {
+		strbuf_addf(&slow, "local function f%d() local a1", f);
+		for (int a = 2; a <= 190; a++)
+			strbuf_addf(&slow, ",a%d", a);
+		strbuf_addstr(&slow, "\n");
+	}
+	while (slow.len < 2 * 1024 * 1024)
+		strbuf_addstr(&slow, "q=q ");
+	for (int f = 0; f < 180; f++)
+		strbuf_addstr(&slow, " end");
+	CHECK_INTEQ(lua_sandbox_check_syntax("hook.lua", slow.buf, slow.len, &line, &column, msg, sizeof msg), -1);
+	CHECK(strstr(msg, "took more than 250 ms to compile") != NULL);
+
+	for (int i = 0; i < 20000; i++)
+		strbuf_addf(&plain, "x%d = %d\n", i % 50, i);
+	CHECK(plain.len > 200 * 1024);
+	CHECK_INTEQ(lua_sandbox_check_syntax("hook.lua", plain.buf, plain.len, &line, &column, msg, sizeof msg), 0);
+	strbuf_addstr(&plain, "local = 1\n");
+	CHECK_INTEQ(lua_sandbox_check_syntax("hook.lua", plain.buf, plain.len, &line, &column, msg, sizeof msg), -1);
+	CHECK_INTEQ(line, 20001);
+	CHECK_STREQ(msg, "<name> expected near '='");
+	strbuf_release(&slow);
+	strbuf_release(&plain);
+}
+
 /* A C function that returns only at the deadline, as a slow API call would. */
 static int clock_spin(lua_State *L)
 {
@@ -420,6 +455,7 @@ int main(void)
 	RUN(test_lua_sandbox_library_and_context);
 	RUN(test_lua_sandbox_on_failure);
 	RUN(test_lua_sandbox_syntax_check);
+	RUN(test_lua_sandbox_syntax_check_has_a_time_limit);
 	RUN(test_lua_sandbox_deadline_between_hooks);
 	RUN(test_lua_sandbox_rejects_bad_limits);
 	RUN(test_lua_sandbox_api_outside_sandbox);

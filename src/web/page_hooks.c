@@ -305,14 +305,15 @@ void page_hook_check(struct request *r)
 	char *syntax;
 
 	form_validate(hook_fields, HOOK_N, &r->form, &v);
-	const char *source = kv_get(&r->form, "source");
-	syntax = hook_syntax_error(source ? source : "");
 	view = form_view(&v, hook_fields);
-	if (syntax)
-		cJSON_AddStringToObject(view, "check_error", syntax);
+	/* only a script the form accepts is compiled (its size is what bounds the compile) */
+	const char *refused = form_error(&v, hook_fields, "source");
+	syntax = refused ? NULL : hook_syntax_error(form_value(&v, hook_fields, "source"));
+	if (refused || syntax)
+		cJSON_AddStringToObject(view, "check_error", refused ? refused : syntax);
 	else
 		cJSON_AddStringToObject(view, "check_ok", "Syntax OK: the script compiles.");
-	hook_form_respond(r, syntax ? 422 : 200, view, id > 0 ? id : 0);
+	hook_form_respond(r, refused || syntax ? 422 : 200, view, id > 0 ? id : 0);
 	free(syntax);
 	form_values_free(&v);
 }

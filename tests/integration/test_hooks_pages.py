@@ -66,6 +66,21 @@ def test_check_shows_line_and_column(admin):
     assert admin.json("/hooks").json()["hooks"] == []
 
 
+def test_check_compiles_only_what_the_form_accepts(admin):
+    """Check compiles in a web worker's request: a script over the form's 256 KiB is refused
+    unread (it used to be compiled whole, up to the 2 MiB of a request body, whose compile a
+    crafted script makes last 47 s), and a crafted one inside the limit stops at the check's time."""
+    big = "x = 1\n" * 50000  # 300 KB of valid Lua
+    r = admin.post("/hooks/check", {"name": "big", "source": big})
+    assert r.status_code == 422 and "Syntax OK" not in r.text
+    assert "Script" in html.unescape(r.text) and "262144" in r.text, r.text[-2000:]
+    slow = "".join(f"local function f{f}() local " + ",".join(f"a{a}" for a in range(128)) + "\n"
+                   for f in range(128))
+    slow += "q=q " * ((250000 - len(slow)) // 4) + " end" * 128
+    r = admin.post("/hooks/check", {"name": "slow", "source": slow})
+    assert r.status_code == 422 and "took more than 250 ms to compile" in r.text, r.text[-2000:]
+
+
 def test_dry_run_lists_writes_and_changes_nothing(admin, testenv):
     with open(testenv["SOURCE_CA_FILE"]) as f:
         ca = f.read()
