@@ -43,4 +43,31 @@ void __wrap_cJSON_DeleteItemFromArray(cJSON *array, int which)
 	__real_cJSON_DeleteItemFromArray(array, which);
 }
 
+/* the links walked to the member found, or all of them */
+cJSON *__real_cJSON_GetObjectItemCaseSensitive(const cJSON *object, const char *string);
+cJSON *__wrap_cJSON_GetObjectItemCaseSensitive(const cJSON *object, const char *string);
+
+cJSON *__wrap_cJSON_GetObjectItemCaseSensitive(const cJSON *object, const char *string)
+{
+	cJSON *found = __real_cJSON_GetObjectItemCaseSensitive(object, string);
+
+	for (const cJSON *x = object ? object->child : NULL; x && x != found; x = x->next)
+		cjson_steps++;
+	return found;
+}
+
+/* on two objects each member of one is looked up by name in the other (counted for the top
+ * level only); on two arrays a walk of both */
+cJSON_bool __real_cJSON_Compare(const cJSON *a, const cJSON *b, cJSON_bool case_sensitive);
+cJSON_bool __wrap_cJSON_Compare(const cJSON *a, const cJSON *b, cJSON_bool case_sensitive);
+
+cJSON_bool __wrap_cJSON_Compare(const cJSON *a, const cJSON *b, cJSON_bool case_sensitive)
+{
+	if (cJSON_IsObject(a) && cJSON_IsObject(b))
+		cjson_steps += (long)__real_cJSON_GetArraySize(a) * __real_cJSON_GetArraySize(b);
+	else if (cJSON_IsArray(a) && cJSON_IsArray(b))
+		cjson_steps += __real_cJSON_GetArraySize(a);
+	return __real_cJSON_Compare(a, b, case_sensitive);
+}
+
 #endif
