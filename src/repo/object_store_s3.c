@@ -106,9 +106,28 @@ static int s3s_put(struct object_store *os, const char *key, const void *data, s
 	return rc < 0 ? -1 : 0;
 }
 
-static int append_to_strbuf(const void *data, size_t len, void *ud)
+/* The most a read of a whole object keeps. The largest object a repository writes is a pack
+ * (16 MiB and one blob past it) or its index (48 bytes a blob, ~33 MiB at worst); the endpoint is
+ * the tenant's, and one that sends more or never ends must fail the read, not grow the mover. */
+#define S3_STORE_WHOLE_MAX (64u << 20)
+
+struct bounded_sink {
+	struct strbuf *out;
+	size_t left;		/* what may still come */
+	int over;
+};
+
+/* Stops the transfer at the first byte past the bound, not after it has all been kept. */
+static int append_bounded(const void *data, size_t len, void *ud)
 {
-	strbuf_add(ud, data, len);
+	struct bounded_sink *s = ud;
+
+	if (len > s->left) {
+		s->over = 1;
+		return 1;
+	}
+	strbuf_add(s->out, data, len);
+	s->left -= len;
 	return 0;
 }
 
@@ -119,6 +138,7 @@ static int s3s_get(struct object_store *os, const char *key, uint64_t offset, ui
 	struct s3_error e = { 0 };
 	struct s3_client *c;
 	size_t start = out->len;
+	struct bounded_sink sink = { out, len ? len : S3_STORE_WHOLE_MAX, 0 };
 	char *k;
 	int rc;
 
@@ -126,11 +146,21 @@ static int s3s_get(struct object_store *os, const char *key, uint64_t offset, ui
 		return -1;
 	if (len)	/* one allocation, not a copy at every doubling */
 		strbuf_grow(out, len);
-	rc = s3_get_stream(c, k, (int64_t)offset, len ? (int64_t)len : -1, append_to_strbuf, out, &e);
+	rc = s3_get_stream(c, k, (int64_t)offset, len ? (int64_t)len : -1, append_bounded, &sink, &e);
 	give_back(ss, c);
 	free(k);
 	if (rc < 0) {
 		out->len = start;
+		if (sink.over && len) {
+			snprintf(err, errlen, "object %s: the endpoint sent more than the %llu bytes asked for",
+				 key, (unsigned long long)len);
+			return -1;
+		}
+		if (sink.over) {
+			snprintf(err, errlen, "object %s: larger than %u MiB, more than a repository writes",
+				 key, S3_STORE_WHOLE_MAX >> 20);
+			return -1;
+		}
 		if (not_found(&e)) {
 			snprintf(err, errlen, "object %s: not found", key);
 			return OBJECT_STORE_NOT_FOUND;
@@ -138,6 +168,7 @@ static int s3s_get(struct object_store *os, const char *key, uint64_t offset, ui
 		return fail("get", key, &e, err, errlen);
 	}
 	if (len && out->len - start != len) {
+		out->len = start;
 		snprintf(err, errlen, "object %s: range %llu+%llu is outside the object",
 			 key, (unsigned long long)offset, (unsigned long long)len);
 		return -1;

@@ -516,17 +516,29 @@ static void answer_s3(const struct loopback_request *rq, struct strbuf *out, voi
 		"<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><IsTruncated>false</IsTruncated>"
 		"<Contents><Key>pre/fix/data/a1</Key><Size>11</Size><LastModified>2026-11-25T12:57:32.000Z</LastModified></Contents>"
 		"<Contents><Key>pre/fix/data/../../x</Key><Size>1</Size></Contents>"
-		"<Contents><Key>pre/fix/</Key><Size>0</Size></Contents>"
-		"<Contents><Key>pre/fiy/data/a2</Key><Size>2</Size></Contents>"
-		"<Contents><Key>other</Key><Size>3</Size></Contents>"
 		"<Contents><Key>pre/fix/data/b2</Key><Size>22</Size><LastModified>garbage</LastModified></Contents>"
 		"</ListBucketResult>";
+	/* a key outside the prefix asked for: the callers cut the prefix off (strrchr(key, '/') + 1) */
+	static const char outside[] = "<ListBucketResult><Contents><Key>pre/fix/foo</Key><Size>1</Size></Contents></ListBucketResult>";
 	static const char no_key[] = "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>";
 
 	(void)ud;
 	strbuf_addf(&s3_seen, "%s %s\n", rq->method, rq->target);
 	if (strcmp(rq->method, "PUT") == 0)
 		loopback_reply(out, 200, "ETag: \"d41d8cd98f00b204e9800998ecf8427e\"\r\n", "", 0);
+	else if (strcmp(rq->method, "HEAD") == 0 && strstr(rq->target, "/data/endless"))
+		loopback_reply(out, 200, NULL, "", 0);
+	else if (strstr(rq->target, "/data/endless")) {
+		/* whatever was asked (a range, or a whole object it called empty), more than a
+		 * repository ever writes */
+		size_t n = (64u << 20) + 1;
+		char *body = xmalloc(n);
+		memset(body, 'x', n);
+		loopback_reply(out, 200, NULL, body, n);
+		free(body);
+	}
+	else if (strncmp(rq->target, "/bucket?list-type=2", 19) == 0 && strstr(rq->target, "prefix=pre%2Ffix%2Fdata%2Findex%2F"))
+		loopback_reply(out, 200, "Content-Type: application/xml\r\n", outside, sizeof outside - 1);
 	else if (strncmp(rq->target, "/bucket?list-type=2", 19) == 0)
 		loopback_reply(out, 200, "Content-Type: application/xml\r\n", listing, sizeof listing - 1);
 	else
@@ -576,6 +588,18 @@ static void test_s3_store_maps_keys_under_its_prefix(void)
 	CHECK_INTEQ(object_list(os, "data/", collect_times, &l, err, sizeof err), 0);
 	CHECK_STREQ(l.keys.buf, "data/a1=11@1795611452 data/b2=22@0 ");
 	CHECK(strstr(s3_seen.buf, "prefix=pre%2Ffix%2Fdata%2F") != NULL);
+	strbuf_reset(&l.keys);
+	CHECK_INTEQ(object_list(os, "data/index/", collect_times, &l, err, sizeof err), -1);
+	CHECK(strstr(err, "\"pre/fix/foo\", a key outside it") != NULL);
+	CHECK(!l.keys.len);
+	/* a reply past the range asked for, or past what a whole object may be, fails the read as
+	 * it comes, not after it has all been kept */
+	strbuf_addstr(&out, "kept");
+	CHECK_INTEQ(object_get(os, "data/endless", 0, 4, &out, err, sizeof err), -1);
+	CHECK_STREQ(err, "object data/endless: the endpoint sent more than the 4 bytes asked for");
+	CHECK_INTEQ(object_get(os, "data/endless", 0, 0, &out, err, sizeof err), -1);
+	CHECK_STREQ(err, "object data/endless: larger than 64 MiB, more than a repository writes");
+	CHECK_INTEQ(out.len, 4);
 	/* invalid keys are refused before any request */
 	before = atomic_load(&srv.requests);
 	CHECK_INTEQ(object_put(os, "../up", "x", 1, err, sizeof err), -1);

@@ -224,18 +224,18 @@ static void restore_strip_metadata(cJSON *obj)
 
 static void restore_owner_references(const struct restore_transform *t, cJSON *meta)
 {
-	cJSON *refs = restore_get(meta, "ownerReferences");
-	int i = 0;
+	cJSON *refs = restore_get(meta, "ownerReferences"), *ref, *next;
 
 	if (!cJSON_IsArray(refs))
 		return;
-	while (i < cJSON_GetArraySize(refs)) {
-		if (restore_names_has(t->restored_uids, restore_str(cJSON_GetArrayItem(refs, i), "uid")))
-			cJSON_DeleteItemFromArray(refs, i);
-		else
-			i++;
+	/* by pointer, never by index: cJSON reaches item i by walking i links, and the list is the
+	 * tenant's (millions of "{}" fit in one object) */
+	for (ref = refs->child; ref; ref = next) {
+		next = ref->next;
+		if (restore_names_has(t->restored_uids, restore_str(ref, "uid")))
+			cJSON_Delete(cJSON_DetachItemViaPointer(refs, ref));
 	}
-	if (cJSON_GetArraySize(refs) == 0)
+	if (!refs->child)
 		cJSON_DeleteItemFromObjectCaseSensitive(meta, "ownerReferences");
 }
 

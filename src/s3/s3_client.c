@@ -875,6 +875,8 @@ struct s3_listing {
 	int64_t size;
 	int truncated;
 	char *next;
+	const char *prefix;	/* the one asked for: every key must start with it */
+	int outside;		/* stopped at a key that does not (in key) */
 };
 
 static int s3_listing_field(const char *path, const char *text, void *ud)
@@ -902,6 +904,13 @@ static int s3_listing_field(const char *path, const char *text, void *ud)
 		free(l->next);
 		l->next = xstrdup(text);
 	} else if (strcmp(f, "Contents") == 0) {
+		/* The endpoint is the tenant's: an entry without a key, or with one outside the prefix,
+		 * fails the listing rather than being skipped, since the server that sent it is broken or
+		 * hostile and the rest of its answer is no better (callers cut the prefix off a key). */
+		if (!l->key.len || strncmp(l->key.buf, l->prefix, strlen(l->prefix)) != 0) {
+			l->outside = 1;
+			return 1;
+		}
 		struct s3_object_info o = {
 			l->key.buf ? l->key.buf : "", l->size, l->etag.buf ? l->etag.buf : "",
 			l->modified.buf ? l->modified.buf : "",
@@ -920,7 +929,8 @@ static int s3_listing_field(const char *path, const char *text, void *ud)
 int s3_list(struct s3_client *c, const char *prefix, int page_size, s3_list_fn fn, void *ud,
 	    struct s3_error *err)
 {
-	struct s3_listing l = { .fn = fn, .ud = ud, .key = STRBUF_INIT, .etag = STRBUF_INIT, .modified = STRBUF_INIT };
+	struct s3_listing l = { .fn = fn, .ud = ud, .key = STRBUF_INIT, .etag = STRBUF_INIT, .modified = STRBUF_INIT,
+				.prefix = prefix ? prefix : "" };
 	char max_keys[16], xmlerr[160];
 	int rc = 0, pages = 0;
 
@@ -953,7 +963,12 @@ int s3_list(struct s3_client *c, const char *prefix, int page_size, s3_list_fn f
 		if (rc == 0) {
 			walk = s3_xml_walk(r.reply.buf ? r.reply.buf : "", r.reply.len, s3_listing_field, &l,
 					   xmlerr, sizeof xmlerr);
-			if (walk > 0)
+			if (walk > 0 && l.outside && !l.key.len)
+				s3_set_error(err, "MalformedReply", "listing of \"%s\" names an object without a key", l.prefix);
+			else if (walk > 0 && l.outside)
+				s3_set_error(err, "MalformedReply", "listing of \"%s\" names \"%.200s\", a key outside it",
+					     l.prefix, l.key.buf);
+			else if (walk > 0)
 				s3_set_error(err, "Stopped", "%s", "listing stopped by the caller");
 			else if (walk < 0)
 				s3_set_error(err, "MalformedReply", "listing: %s", xmlerr);

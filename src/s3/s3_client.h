@@ -90,7 +90,8 @@ int s3_create_bucket(struct s3_client *c, struct s3_error *err);
 /* Deleting a missing key succeeds (S3 semantics). */
 int s3_delete(struct s3_client *c, const char *key, struct s3_error *err);
 /* ListObjectsV2 under prefix, page_size keys a request (1..1000), following continuation
- * tokens until the end. */
+ * tokens until the end. fn sees only keys that start with prefix and are not empty: another
+ * fails the listing ("MalformedReply", naming the key). */
 int s3_list(struct s3_client *c, const char *prefix, int page_size, s3_list_fn fn, void *ud,
 	    struct s3_error *err);
 

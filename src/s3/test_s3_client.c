@@ -476,6 +476,13 @@ static void answer_list(const struct loopback_request *rq, struct strbuf *out, v
 		xml_reply(out, 200, "<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>");
 	} else if (strstr(rq->target, "prefix=broken")) {
 		xml_reply(out, 200, "<ListBucketResult><Contents><Key>a</Key></Contents");
+	} else if (strstr(rq->target, "prefix=p%2Fdata%2Findex%2F")) {
+		/* a key outside the prefix asked for, after one inside it */
+		xml_reply(out, 200, "<ListBucketResult><Contents><Key>p/data/index/ab</Key></Contents>"
+			  "<Contents><Key>p/foo</Key></Contents><Contents><Key>p/data/index/cd</Key></Contents>"
+			  "</ListBucketResult>");
+	} else if (strstr(rq->target, "prefix=nokey")) {
+		xml_reply(out, 200, "<ListBucketResult><Contents><Size>1</Size></Contents></ListBucketResult>");
 	} else if (strstr(rq->target, "prefix=denied")) {
 		xml_reply(out, 403, "<Error><Code>AccessDenied</Code><Message>no listing</Message></Error>");
 	} else if (!strstr(rq->target, "continuation-token=")) {
@@ -534,6 +541,17 @@ static void test_listing_follows_tokens_and_refuses_hostile_ones(void)
 	CHECK_STREQ(e.code, "MalformedReply");
 	CHECK_INTEQ(s3_list(c, "broken", 1000, collect, &k, &e), -1);
 	CHECK_STREQ(e.code, "MalformedReply");
+	/* keys outside the prefix or none at all: the callers cut the prefix off every key */
+	strbuf_reset(&k.text);
+	CHECK_INTEQ(s3_list(c, "p/data/index/", 1000, collect, &k, &e), -1);
+	CHECK_STREQ(e.code, "MalformedReply");
+	CHECK_STREQ(e.message, "listing of \"p/data/index/\" names \"p/foo\", a key outside it");
+	CHECK_STREQ(k.text.buf, "p/data/index/ab|0||;");
+	strbuf_reset(&k.text);
+	CHECK_INTEQ(s3_list(c, "nokey", 1000, collect, &k, &e), -1);
+	CHECK_STREQ(e.code, "MalformedReply");
+	CHECK_STREQ(e.message, "listing of \"nokey\" names an object without a key");
+	CHECK(!k.text.len);
 	CHECK_INTEQ(s3_list(c, "denied", 1000, collect, &k, &e), -1);
 	CHECK_STREQ(e.code, "AccessDenied");
 	CHECK_INTEQ(e.http_status, 403);
