@@ -6,6 +6,7 @@ HostileAPIServer (HTTPS, its own self-signed certificate in cert_file): the name
 claim list chooses the attack:
   giant    a list page that never stops growing (hundreds of MiB)
   deep     JSON nested a hundred thousand levels
+  many     a list page of 5 Mi zeros, "0," each: 10 MiB inflated, 10 KiB gzipped on the wire
   endless  a list whose continue token is new on every page, forever
   repeat   a list whose continue token is always the same
   trickle  a reply that arrives one byte a second
@@ -20,6 +21,7 @@ HostileS3Server (HTTP): the bucket chooses the attack:
   endless  a listing truncated forever with the same continuation token
   giant    a listing reply of hundreds of MiB
 """
+import gzip
 import http.client
 import http.server
 import json
@@ -50,10 +52,12 @@ class _Base(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def reply(self, code, body, ctype="application/json"):
+    def reply(self, code, body, ctype="application/json", encoding=None):
         data = body.encode() if isinstance(body, str) else body
         self.send_response(code)
         self.send_header("Content-Type", ctype)
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -107,6 +111,9 @@ class _APIHandler(_Base):
             return self.stream(b'{"kind":"PersistentVolumeClaimList","items":[', pad.encode() * 4096, 600 << 20)
         if ns == "deep":
             return self.stream(b'{"kind":"PersistentVolumeClaimList","items":', b"[" * 65536, 100000)
+        if ns == "many":
+            body = b'{"kind":"PersistentVolumeClaimList","items":[' + b"0," * (5 << 20) + b"0]}"
+            return self.reply(200, gzip.compress(body), encoding="gzip")
         if ns == "trickle":
             return self.stream(b'{"kind":"PersistentVolumeClaimList","items":[', b" ", 3600, delay=1.0)
         if ns in ("endless", "repeat"):

@@ -84,6 +84,7 @@ def backup(stack, org, api, s3, volume_root, tmp_path, ns, timeout_ms=None):
 @pytest.mark.parametrize("ns, words", [
     ("giant", "the API server's reply is larger than 128 MiB (one list page); stopped reading"),
     ("deep", "the API server's reply nests deeper than 128 levels; stopped reading"),
+    ("many", "the API server's reply holds more than 4194304 JSON values (one list page); stopped reading"),
     ("endless", "the API server's list did not end after 2000 pages (its continue token never ran out); stopped"),
     ("repeat", "the API server's list repeats its continue token; stopped"),
 ])
