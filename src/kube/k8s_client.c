@@ -147,6 +147,11 @@ void k8s_client_set_deadline(struct k8s_client *c, long deadline_ms)
 	c->deadline_ms = deadline_ms;
 }
 
+long k8s_client_deadline(const struct k8s_client *c)
+{
+	return c->deadline_ms;
+}
+
 void k8s_client_return_pushback(struct k8s_client *c, int on)
 {
 	c->return_pushback = on;

@@ -12,6 +12,10 @@ claim list chooses the attack:
   trickle  a reply that arrives one byte a second
   anything else: one claim "data" bound to PV "pv-<namespace>", whose hostPath is
   hostpaths[namespace] (e.g. "/", "<root>/../../etc").
+An exec in any pod is upgraded to a WebSocket (v4.channel.k8s.io) and the pod's name chooses
+what follows, for a minute (then the connection is closed, never with the command's status):
+  frames   empty continuation frames, 2 bytes each: bytes that never make a message
+  pings    empty pings, each asking for a pong
 PushbackAPIServer (HTTPS): in front of a real API server (each request passed on as it came,
 token and all), it refuses every create of a ConfigMap, and the first list_refusals lists of
 ConfigMaps, with 429 Too Many Requests and a Retry-After taken in turn from retry_afters (a day,
@@ -21,7 +25,9 @@ HostileS3Server (HTTP): the bucket chooses the attack:
   endless  a listing truncated forever with the same continuation token
   giant    a listing reply of hundreds of MiB
 """
+import base64
 import gzip
+import hashlib
 import http.client
 import http.server
 import json
@@ -91,6 +97,9 @@ class _APIHandler(_Base):
         m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/persistentvolumeclaims", url.path)
         if m:
             return self.claims(m.group(1), q)
+        m = re.fullmatch(r"/api/v1/namespaces/[^/]+/pods/([^/]+)/exec", url.path)
+        if m:
+            return self.exec_flood(m.group(1))
         m = re.fullmatch(r"/api/v1/persistentvolumes/pv-([^/]+)", url.path)
         if m and m.group(1) in self.server.hostpaths:
             ns = m.group(1)
@@ -104,6 +113,25 @@ class _APIHandler(_Base):
             return self.reply(200, json.dumps({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": []}))
         self.reply(404, json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                                     "reason": "NotFound", "code": 404, "message": "not here"}))
+
+    def exec_flood(self, pod):
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept.decode())
+        self.send_header("Sec-WebSocket-Protocol", "v4.channel.k8s.io")
+        self.end_headers()
+        self.close_connection = True
+        chunk = (b"\x89\x00" if pod == "pings" else b"\x00\x00") * 8192
+        end = time.monotonic() + 60
+        try:
+            while time.monotonic() < end:
+                self.wfile.write(chunk)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            pass
+        self.server.streams_cut += 1
 
     def claims(self, ns, q):
         if ns == "giant":
