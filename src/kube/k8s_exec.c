@@ -151,6 +151,7 @@ struct exec_conn {
 	curl_socket_t fd;
 	long deadline;
 	struct k8s_error *err;
+	char errbuf[CURL_ERROR_SIZE];	/* curl writes here on any failure of h: as long-lived as h */
 };
 
 static void exec_fail(struct exec_conn *x, const char *reason, const char *message)
@@ -233,7 +234,6 @@ static long exec_recv(struct exec_conn *x, void *buf, size_t len)
 
 static int exec_connect(struct exec_conn *x, struct k8s_client *c, const char **api_url, const char **auth)
 {
-	char errbuf[CURL_ERROR_SIZE] = "";
 	long timeout = x->deadline - http_retry_now_ms();
 	CURLcode cc;
 
@@ -249,13 +249,13 @@ static int exec_connect(struct exec_conn *x, struct k8s_client *c, const char **
 	curl_easy_setopt(x->h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(x->h, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(x->h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(x->h, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(x->h, CURLOPT_CONNECTTIMEOUT_MS, timeout);
 	cc = curl_easy_perform(x->h);
 	if (cc != CURLE_OK) {
 		memset(x->err, 0, sizeof *x->err);
 		x->err->curl_code = cc;
-		http_error_curl_words(cc, *api_url, errbuf, timeout, x->err->message, sizeof x->err->message);
+		http_error_curl_words(cc, *api_url, x->errbuf, timeout, x->err->message, sizeof x->err->message);
 		return -1;
 	}
 	if (curl_easy_getinfo(x->h, CURLINFO_ACTIVESOCKET, &x->fd) != CURLE_OK || x->fd == CURL_SOCKET_BAD) {

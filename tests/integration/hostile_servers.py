@@ -16,6 +16,7 @@ An exec in any pod is upgraded to a WebSocket (v4.channel.k8s.io) and the pod's 
 what follows, for a minute (then the connection is closed, never with the command's status):
   frames   empty continuation frames, 2 bytes each: bytes that never make a message
   pings    empty pings, each asking for a pong
+  reset    half a frame, then the connection reset (RST): the client's read fails
 PushbackAPIServer (HTTPS): in front of a real API server (each request passed on as it came,
 token and all), it refuses every create of a ConfigMap, and the first list_refusals lists of
 ConfigMaps, with 429 Too Many Requests and a Retry-After taken in turn from retry_afters (a day,
@@ -35,6 +36,7 @@ import os
 import re
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -124,6 +126,11 @@ class _APIHandler(_Base):
         self.send_header("Sec-WebSocket-Protocol", "v4.channel.k8s.io")
         self.end_headers()
         self.close_connection = True
+        if pod == "reset":
+            self.wfile.write(b"\x82\x7e")
+            self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.request.close()
+            return
         chunk = (b"\x89\x00" if pod == "pings" else b"\x00\x00") * 8192
         end = time.monotonic() + 60
         try:

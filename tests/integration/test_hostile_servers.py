@@ -109,19 +109,31 @@ def test_a_trickling_api_server_meets_the_request_deadline(stack, org, api, s3, 
     print(f"trickle: refused after {res.seconds:.1f} s")
 
 
-@pytest.mark.parametrize("pod", ["frames", "pings"])
-def test_an_exec_flooded_after_its_upgrade_ends_at_its_deadline(api, pod):
-    """Bytes that keep coming are no reason to wait past the deadline: the exec (2 s) fails in
-    words at it, long before the server would stop (a minute, with no status: an exec that ran
-    on would fail otherwise)."""
+def hostile_exec(api, pod):
     env = dict(os.environ, API_URL=api.url, TOKEN="hostile", CA_FILE=api.cert_file)
     res = subprocess.run([ITEST_EXEC, "default", pod, "-", "2000", "1024", "true"], env=env,
                          capture_output=True, text=True, timeout=300)
     assert not any(s in res.stderr for s in SANITIZER), res.stderr
     assert res.returncode == 0, res.stderr
-    out = json.loads(res.stdout)
+    return json.loads(res.stdout)
+
+
+@pytest.mark.parametrize("pod", ["frames", "pings"])
+def test_an_exec_flooded_after_its_upgrade_ends_at_its_deadline(api, pod):
+    """Bytes that keep coming are no reason to wait past the deadline: the exec (2 s) fails in
+    words at it, long before the server would stop (a minute, with no status: an exec that ran
+    on would fail otherwise)."""
+    out = hostile_exec(api, pod)
     assert out["rc"] == -1 and out["reason"] == "Timeout", out
     assert out["message"] == "Timeout: the command did not finish within its time limit", out
+    assert api.alive()
+
+
+def test_an_exec_whose_server_resets_the_connection_fails_in_words(api):
+    """curl writes why a read failed into the exec's error buffer: it must still be there."""
+    out = hostile_exec(api, "reset")
+    assert out == {"rc": -1, "reason": "ConnectionLost",
+                   "message": "ConnectionLost: Failure when receiving data from the peer"}, out
     assert api.alive()
 
 
