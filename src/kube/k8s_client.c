@@ -11,10 +11,17 @@
 #include <time.h>
 
 /* What a (possibly hostile) API server may send, enforced while reading: the bytes of one
- * reply (inflated: gzip is undone before the count), how deep its JSON nests, and how many
- * pages one list may take. etcd keeps objects under 1.5 MiB. */
+ * reply (inflated: gzip is undone before the count), how many JSON values it holds, how deep
+ * its JSON nests, and how many pages one list may take. etcd keeps objects under 1.5 MiB. */
 #define K8S_OBJECT_REPLY_MAX (8L << 20)	/* one object */
 #define K8S_LIST_REPLY_MAX (128L << 20)	/* one list page, a log */
+/* cJSON spends a 64-byte node (72 with malloc's header) on each value, however short: "0," is
+ * 2 bytes, so a reply within the byte cap (and 1000 times smaller gzipped) could take 5 GB
+ * parsed. Kubernetes' JSON spends 20 (a pod, managedFields and all) to 90 (a CRD's schema)
+ * bytes a value, and a real page of 500 stays far below the byte cap (pods: 5-15 MiB), so one
+ * value per 32 bytes of the cap (256 Ki an object, 4 Mi a list page, about 300 MB parsed) is
+ * only ever reached by padding. */
+#define K8S_BYTES_PER_VALUE 32
 #define K8S_JSON_DEPTH_MAX 128
 #define K8S_LIST_PAGES_MAX 2000		/* at the default 500 a page: a million objects */
 #define K8S_STR_(x) #x
@@ -42,8 +49,9 @@ struct k8s_reply {
 	char retry_after[64];
 	int too_big;
 	size_t cap;		/* bytes the body may have: K8S_OBJECT_REPLY_MAX or K8S_LIST_REPLY_MAX */
-	int json;		/* count the nesting of the body as it arrives */
-	int depth, in_string, escaped, too_deep;
+	int json;		/* count the nesting and the values of the body as it arrives */
+	int depth, in_string, escaped, too_deep, too_many;
+	size_t values;		/* '{', '[' and ',' outside strings: each opens a value */
 };
 
 /* A server that pushes back (429) is waited out more patiently than a failing one: as many
@@ -139,6 +147,11 @@ void k8s_client_set_deadline(struct k8s_client *c, long deadline_ms)
 	c->deadline_ms = deadline_ms;
 }
 
+long k8s_client_deadline(const struct k8s_client *c)
+{
+	return c->deadline_ms;
+}
+
 void k8s_client_return_pushback(struct k8s_client *c, int on)
 {
 	c->return_pushback = on;
@@ -217,7 +230,8 @@ static size_t k8s_on_body(char *data, size_t size, size_t n, void *ud)
 		r->too_big = 1;
 		return 0;
 	}
-	/* brackets outside strings: refused at the first level too deep, before it is parsed */
+	/* brackets and commas outside strings: refused at the first level too deep, or the first
+	 * value past the cap, before it is parsed */
 	for (size_t i = 0; r->json && i < len; i++) {
 		char ch = data[i];
 
@@ -230,8 +244,12 @@ static size_t k8s_on_body(char *data, size_t size, size_t n, void *ud)
 				r->in_string = 0;
 		} else if (ch == '"') {
 			r->in_string = 1;
-		} else if (ch == '{' || ch == '[') {
-			if (++r->depth > K8S_JSON_DEPTH_MAX) {
+		} else if (ch == '{' || ch == '[' || ch == ',') {
+			if (++r->values > r->cap / K8S_BYTES_PER_VALUE) {
+				r->too_many = 1;
+				return 0;
+			}
+			if (ch != ',' && ++r->depth > K8S_JSON_DEPTH_MAX) {
 				r->too_deep = 1;
 				return 0;
 			}
@@ -359,7 +377,8 @@ static int k8s_request(struct k8s_client *c, const char *method, const char *pat
 		strbuf_addstr(&r->body, "");
 		r->status = 0;
 		r->retry_after[0] = '\0';
-		r->too_big = r->too_deep = r->depth = r->in_string = r->escaped = 0;
+		r->too_big = r->too_deep = r->too_many = r->depth = r->in_string = r->escaped = 0;
+		r->values = 0;
 		if (!r->cap)
 			r->cap = K8S_OBJECT_REPLY_MAX;
 		errbuf[0] = '\0';
@@ -371,12 +390,17 @@ static int k8s_request(struct k8s_client *c, const char *method, const char *pat
 			rc = 0;
 			break;
 		}
-		if (r->too_big) {
+		if (r->too_big || r->too_many) {
+			const char *what = r->cap == (size_t)K8S_OBJECT_REPLY_MAX ? "one object" : "one list page";
 			char words[128];
 
-			snprintf(words, sizeof words, "the API server's reply is larger than %zu MiB (%s); stopped reading",
-				 r->cap >> 20, r->cap == (size_t)K8S_OBJECT_REPLY_MAX ? "one object" : "one list page");
-			k8s_set_error(err, "TooLarge", words);
+			if (r->too_big)
+				snprintf(words, sizeof words, "the API server's reply is larger than %zu MiB (%s); "
+					 "stopped reading", r->cap >> 20, what);
+			else
+				snprintf(words, sizeof words, "the API server's reply holds more than %zu JSON values "
+					 "(%s); stopped reading", r->cap / K8S_BYTES_PER_VALUE, what);
+			k8s_set_error(err, r->too_big ? "TooLarge" : "TooManyValues", words);
 			break;
 		}
 		if (r->too_deep) {
@@ -415,8 +439,9 @@ static int k8s_request_json(struct k8s_client *c, const char *method, const char
 			    const char *content_type, const char *body, const char *accept,
 			    cJSON **out, struct k8s_error *err)
 {
+	const char *limit = strstr(path_query, "?limit=");
 	struct k8s_reply r = { .body = STRBUF_INIT, .json = 1,
-			       .cap = strstr(path_query, "?limit=") ? K8S_LIST_REPLY_MAX : K8S_OBJECT_REPLY_MAX };
+			       .cap = limit ? K8S_LIST_REPLY_MAX : K8S_OBJECT_REPLY_MAX };
 	int rc = k8s_request(c, method, path_query, content_type, body, accept, &r, err);
 
 	if (out)
@@ -426,6 +451,23 @@ static int k8s_request_json(struct k8s_client *c, const char *method, const char
 		if (!*out) {
 			k8s_set_error(err, "MalformedReply", "the API server's reply is not JSON");
 			err->http_status = r.status;
+			rc = -1;
+		}
+	}
+	/* a page of more items than asked for is not a page (each item is also handed on, and
+	 * gets its kind and apiVersion added): refused before anyone walks it */
+	if (rc == 0 && out && limit) {
+		int n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(*out, "items"));
+		long asked = strtol(limit + strlen("?limit="), NULL, 10);
+
+		if (n > asked) {
+			char words[160];
+
+			snprintf(words, sizeof words, "the API server's list page holds %d items, more than the %ld "
+				 "asked for; stopped", n, asked);
+			k8s_set_error(err, "TooManyItems", words);
+			cJSON_Delete(*out);
+			*out = NULL;
 			rc = -1;
 		}
 	}

@@ -80,6 +80,9 @@ void k8s_client_free(struct k8s_client *c);
  * timeout ends by then, no retry starts past it, and past it a request fails with reason
  * "Timeout" at once. 0 removes the bound. Hooks use it to keep calls within their time limit. */
 void k8s_client_set_deadline(struct k8s_client *c, long deadline_ms);
+/* The bound set by k8s_client_set_deadline, 0 for none: for what the client does not speak
+ * itself (k8s_exec) to keep it too. */
+long k8s_client_deadline(const struct k8s_client *c);
 /* on: a push back (k8s_error_pushback) comes back to the caller at once, with its Retry-After
  * in err->retry_after_ms, instead of being waited out here: for a caller that paces many
  * clients together and can be cancelled while it waits (the restore). Off by default: the

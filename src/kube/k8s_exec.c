@@ -151,6 +151,7 @@ struct exec_conn {
 	curl_socket_t fd;
 	long deadline;
 	struct k8s_error *err;
+	char errbuf[CURL_ERROR_SIZE];	/* curl writes here on any failure of h: as long-lived as h */
 };
 
 static void exec_fail(struct exec_conn *x, const char *reason, const char *message)
@@ -158,6 +159,12 @@ static void exec_fail(struct exec_conn *x, const char *reason, const char *messa
 	memset(x->err, 0, sizeof *x->err);
 	snprintf(x->err->reason, sizeof x->err->reason, "%s", reason);
 	snprintf(x->err->message, sizeof x->err->message, "%s", message);
+}
+
+static int exec_timeout(struct exec_conn *x)
+{
+	exec_fail(x, "Timeout", "the command did not finish within its time limit");
+	return -1;
 }
 
 /* Waits until the socket is ready for events; -1 (with err) when the deadline passed. */
@@ -168,10 +175,8 @@ static int exec_wait(struct exec_conn *x, short events)
 		struct pollfd p = { .fd = x->fd, .events = events };
 		int rc;
 
-		if (left <= 0) {
-			exec_fail(x, "Timeout", "the command did not finish within its time limit");
-			return -1;
-		}
+		if (left <= 0)
+			return exec_timeout(x);
 		rc = poll(&p, 1, (int)(left > 1000 ? 1000 : left));
 		if (rc > 0)
 			return 0;
@@ -201,12 +206,18 @@ static int exec_send(struct exec_conn *x, const void *data, size_t len)
 	return 0;
 }
 
-/* Reads what is there (at least one byte); 0 at the end of the stream, -1 on failure. */
+/* Reads what is there (at least one byte); 0 at the end of the stream, -1 on failure. Every
+ * loop reading the server comes here, so a server that never stops sending (empty frames,
+ * pings, a header or body without end) meets the deadline too, not only a silent one. */
 static long exec_recv(struct exec_conn *x, void *buf, size_t len)
 {
 	for (;;) {
 		size_t got = 0;
-		CURLcode cc = curl_easy_recv(x->h, buf, len, &got);
+		CURLcode cc;
+
+		if (http_retry_now_ms() >= x->deadline)
+			return exec_timeout(x);
+		cc = curl_easy_recv(x->h, buf, len, &got);
 
 		if (cc == CURLE_AGAIN) {
 			if (exec_wait(x, POLLIN) < 0)
@@ -223,7 +234,6 @@ static long exec_recv(struct exec_conn *x, void *buf, size_t len)
 
 static int exec_connect(struct exec_conn *x, struct k8s_client *c, const char **api_url, const char **auth)
 {
-	char errbuf[CURL_ERROR_SIZE] = "";
 	long timeout = x->deadline - http_retry_now_ms();
 	CURLcode cc;
 
@@ -239,13 +249,13 @@ static int exec_connect(struct exec_conn *x, struct k8s_client *c, const char **
 	curl_easy_setopt(x->h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(x->h, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(x->h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(x->h, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(x->h, CURLOPT_CONNECTTIMEOUT_MS, timeout);
 	cc = curl_easy_perform(x->h);
 	if (cc != CURLE_OK) {
 		memset(x->err, 0, sizeof *x->err);
 		x->err->curl_code = cc;
-		http_error_curl_words(cc, *api_url, errbuf, timeout, x->err->message, sizeof x->err->message);
+		http_error_curl_words(cc, *api_url, x->errbuf, timeout, x->err->message, sizeof x->err->message);
 		return -1;
 	}
 	if (curl_easy_getinfo(x->h, CURLINFO_ACTIVESOCKET, &x->fd) != CURLE_OK || x->fd == CURL_SOCKET_BAD) {
@@ -449,11 +459,14 @@ static int exec_stream(struct exec_conn *x, struct strbuf *in, size_t output_max
 		data = f.payload;
 		n = f.len;
 		if (f.opcode == WS_CLOSE) {
-			exec_send_control(x, WS_CLOSE, f.payload, f.len < 2 ? f.len : 2);
+			/* the answer is whole: a server already gone cannot take our close, and that
+			 * changes nothing of it */
+			if (exec_send_control(x, WS_CLOSE, f.payload, f.len < 2 ? f.len : 2) < 0)
+				memset(x->err, 0, sizeof *x->err);
 			return 0;
 		}
-		if (f.opcode == WS_PING)
-			exec_send_control(x, WS_PONG, f.payload, f.len);
+		if (f.opcode == WS_PING && exec_send_control(x, WS_PONG, f.payload, f.len) < 0)
+			return -1;
 		if (f.opcode == WS_BINARY || f.opcode == WS_TEXT) {
 			channel = n ? data[0] : 0;
 			data++;
@@ -477,6 +490,7 @@ int k8s_exec(struct k8s_client *c, const char *ns, const char *pod, const char *
 	     struct k8s_exec_result *out, struct k8s_error *err)
 {
 	struct exec_conn x = { .deadline = http_retry_now_ms() + timeout_ms, .err = err };
+	long client_deadline = k8s_client_deadline(c);
 	struct strbuf req = STRBUF_INIT, in = STRBUF_INIT, status = STRBUF_INIT;
 	unsigned char nonce[16];
 	char key[32], message[512];
@@ -492,6 +506,9 @@ int k8s_exec(struct k8s_client *c, const char *ns, const char *pod, const char *
 		exec_fail(&x, "Invalid", "exec needs a command");
 		return -1;
 	}
+	/* within the client's deadline too: a hook's call ends with the hook's time */
+	if (client_deadline && client_deadline < x.deadline)
+		x.deadline = client_deadline;
 	RAND_bytes(nonce, sizeof nonce);
 	EVP_EncodeBlock((unsigned char *)key, nonce, sizeof nonce);
 	if (exec_connect(&x, c, &api_url, &auth) == 0) {

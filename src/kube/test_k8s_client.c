@@ -295,6 +295,52 @@ static void test_depth_limit(void)
 	stop(c);
 }
 
+static size_t many_values;
+
+/* [0,0,...] of many_values zeros: 2 bytes a value, far within the byte cap */
+static void answer_many_values(const struct loopback_request *rq, struct strbuf *out, void *ud)
+{
+	struct strbuf body = STRBUF_INIT;
+
+	(void)ud;
+	remember(rq);
+	strbuf_addch(&body, '[');
+	for (size_t i = 0; i < many_values; i++)
+		strbuf_addstr(&body, i ? ",0" : "0");
+	strbuf_addch(&body, ']');
+	json_reply(out, 200, body.buf);
+	strbuf_release(&body);
+}
+
+static void test_value_count_limit(void)
+{
+	struct k8s_client *c = start(answer_many_values);
+	struct k8s_error e;
+	cJSON *obj = NULL;
+
+	/* one object: 256 Ki values ('[' and 256 Ki - 1 commas) pass, one more does not */
+	many_values = 256u << 10;
+	CHECK_INTEQ(k8s_get(c, "/api/v1/namespaces/a/configmaps/b", &obj, &e), 0);
+	CHECK_INTEQ(cJSON_GetArraySize(obj), 256 << 10);
+	cJSON_Delete(obj);
+	obj = NULL;
+	many_values++;
+	CHECK_INTEQ(k8s_get(c, "/api/v1/namespaces/a/configmaps/b", &obj, &e), -1);
+	CHECK_STREQ(e.reason, "TooManyValues");
+	CHECK_STREQ(e.message, "the API server's reply holds more than 262144 JSON values (one object); stopped reading");
+	CHECK(obj == NULL);
+	/* a list page may hold 16 times as many */
+	CHECK_INTEQ(k8s_get(c, "/api/v1/namespaces?limit=500", &obj, &e), 0);
+	cJSON_Delete(obj);
+	obj = NULL;
+	many_values = (4u << 20) + 1;
+	CHECK_INTEQ(k8s_get(c, "/api/v1/namespaces?limit=500", &obj, &e), -1);
+	CHECK_STREQ(e.reason, "TooManyValues");
+	CHECK_STREQ(e.message, "the API server's reply holds more than 4194304 JSON values (one list page); stopped reading");
+	CHECK(obj == NULL);
+	stop(c);
+}
+
 /* ---- lists ---- */
 
 static int expire_tokens;	/* how many requests with a continue token answer 410 */
@@ -431,6 +477,13 @@ static void test_list_refuses_hostile_pages(void)
 	CHECK_STREQ(e.reason, "Stopped");
 	CHECK_STREQ(s.names.buf, "a:ConfigMap:v1 ");
 	CHECK_INTEQ(atomic_load(&srv.requests) - before, 1);
+	/* a page of two when one was asked for: nothing of it is handed on */
+	strbuf_reset(&s.names);
+	s.stop_at = 0;
+	CHECK_INTEQ(k8s_list(c, &configmaps, "ns1", NULL, 1, collect, &s, &e), -1);
+	CHECK_STREQ(e.reason, "TooManyItems");
+	CHECK_STREQ(e.message, "the API server's list page holds 2 items, more than the 1 asked for; stopped");
+	CHECK_STREQ(s.names.buf, "");
 	strbuf_release(&s.names);
 	stop(c);
 }
@@ -601,6 +654,7 @@ int main(void)
 	RUN(test_status_replies_become_errors);
 	RUN(test_object_reply_size_limit);
 	RUN(test_depth_limit);
+	RUN(test_value_count_limit);
 	RUN(test_list_follows_continue_tokens);
 	RUN(test_list_restarts_when_its_token_expires);
 	RUN(test_list_refuses_hostile_pages);

@@ -1000,6 +1000,8 @@ static int serve_exec(struct lua_k8s *k, const cJSON *req, cJSON **reply, struct
 	}
 	if (argc == 0)
 		return serve_fail(err, 400, "BadRequest", "%s", "an exec call's command is empty");
+	/* within the hook's time left too: lua_k8s_serve made it the client's deadline, which
+	 * k8s_exec keeps */
 	if (k8s_exec(k->client, ns, pod, container, argv, argc, serve_number(req, "timeout_ms", 1, 86400000, 1),
 		     (size_t)serve_number(req, "out_max", 0, LUA_K8S_EXEC_OUTPUT_MAX, 0), &res, err) < 0) {
 		k8s_exec_result_free(&res);

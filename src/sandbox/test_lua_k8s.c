@@ -1,11 +1,15 @@
 /* The hook API without a cluster: argument checks, the namespace scope, dry-run records made
- * without any network, a client pointed at a closed port failing in words; and the WebSocket
- * frames and exec statuses of k8s_exec on byte vectors (RFC 6455's own examples). */
+ * without any network, a client pointed at a closed port failing in words; the WebSocket
+ * frames and exec statuses of k8s_exec on byte vectors (RFC 6455's own examples); and an exec
+ * against a scripted server (tests/loopback_server.h) bounded by the client's deadline. */
 #include "check.h"
+#include "http_retry.h"
 #include "k8s_exec.h"
+#include "loopback_server.h"
 #include "lua_k8s.h"
 #include "strbuf.h"
 
+#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,6 +254,77 @@ static void test_exec_status(void)
 	CHECK_STREQ(msg, "the command's status is not JSON");
 }
 
+/* Discovery with nothing in it, and an exec that prints "hi" and succeeds. */
+static void answer_exec(const struct loopback_request *rq, struct strbuf *out, void *ud)
+{
+	static const char frames[] = "\x82\x04\x01hi\n" "\x82\x15\x03{\"status\":\"Success\"}" "\x88\x00";
+	unsigned char digest[SHA_DIGEST_LENGTH];
+	char key[128], accept[64];
+	struct strbuf k = STRBUF_INIT;
+
+	(void)ud;
+	if (!strstr(rq->target, "/exec?") || loopback_header(rq, "Sec-WebSocket-Key", key, sizeof key) < 0) {
+		const char *empty = "{\"kind\":\"APIGroupDiscoveryList\",\"items\":[]}";
+
+		loopback_reply(out, 200, "Content-Type: application/json\r\n", empty, strlen(empty));
+		return;
+	}
+	strbuf_addf(&k, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
+	SHA1((const unsigned char *)k.buf, k.len, digest);
+	EVP_EncodeBlock((unsigned char *)accept, digest, sizeof digest);
+	strbuf_release(&k);
+	strbuf_addf(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+		    "Sec-WebSocket-Accept: %s\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n", accept);
+	strbuf_add(out, frames, sizeof frames - 1);
+}
+
+static void test_exec_keeps_the_clients_deadline(void)
+{
+	struct loopback_server srv;
+	struct k8s_cluster_conf conf = { .token = "t" };
+	const char *argv[] = { "true" };
+	struct k8s_exec_result res;
+	struct k8s_error e;
+	struct k8s_client *c;
+	struct lua_k8s *k;
+	cJSON *req, *reply = NULL;
+	char err[256];
+
+	CHECK_INTEQ(loopback_server_start(&srv, 1, answer_exec, NULL), 0);
+	conf.api_url = srv.url;
+	conf.ca_pem = srv.ca_pem;
+	c = k8s_client_new(&conf, NULL, err, sizeof err);
+	CHECK(c != NULL);
+	CHECK_INTEQ(k8s_exec(c, "shop", "db-0", NULL, argv, 1, 10000, 1024, &res, &e), 0);
+	CHECK_STREQ(res.out, "hi\n");
+	CHECK_INTEQ(res.exit_code, 0);
+	k8s_exec_result_free(&res);
+	/* a deadline of the client's, here already past, ends an exec that asked for a day */
+	k8s_client_set_deadline(c, http_retry_now_ms() - 1);
+	CHECK_INTEQ(k8s_exec(c, "shop", "db-0", NULL, argv, 1, 86400000, 1024, &res, &e), -1);
+	CHECK_STREQ(e.reason, "Timeout");
+	CHECK_INTEQ(atomic_load(&srv.requests), 1);
+	k8s_exec_result_free(&res);
+	k8s_client_set_deadline(c, 0);
+
+	/* a hook's exec: the time the hook has left (left_ms, the runner's count) bounds it */
+	k = lua_k8s_new(&(struct lua_k8s_scope){ .client = c, .namespace = "shop" });
+	req = cJSON_Parse("{\"op\":\"exec\",\"namespace\":\"shop\",\"pod\":\"db-0\",\"argv\":[\"true\"],"
+			  "\"timeout_ms\":86400000,\"left_ms\":10000}");
+	CHECK_INTEQ(lua_k8s_serve(k, req, &reply, &e), 0);
+	CHECK_INTEQ(cJSON_GetNumberValue(cJSON_GetObjectItem(reply, "exit_code")), 0);
+	cJSON_Delete(reply);
+	reply = NULL;
+	cJSON_SetNumberValue(cJSON_GetObjectItem(req, "left_ms"), 0);
+	CHECK_INTEQ(lua_k8s_serve(k, req, &reply, &e), -1);
+	CHECK_STREQ(e.reason, "Timeout");
+	CHECK(reply == NULL);
+	cJSON_Delete(req);
+	lua_k8s_free(k);
+	k8s_client_free(c);
+	loopback_server_stop(&srv);
+}
+
 int main(void)
 {
 	RUN(test_wrong_argument_types);
@@ -259,5 +334,6 @@ int main(void)
 	RUN(test_time_limit_stops_calls);
 	RUN(test_frame_vectors);
 	RUN(test_exec_status);
+	RUN(test_exec_keeps_the_clients_deadline);
 	return check_done();
 }

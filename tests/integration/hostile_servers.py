@@ -6,11 +6,17 @@ HostileAPIServer (HTTPS, its own self-signed certificate in cert_file): the name
 claim list chooses the attack:
   giant    a list page that never stops growing (hundreds of MiB)
   deep     JSON nested a hundred thousand levels
+  many     a list page of 5 Mi zeros, "0," each: 10 MiB inflated, 10 KiB gzipped on the wire
   endless  a list whose continue token is new on every page, forever
   repeat   a list whose continue token is always the same
   trickle  a reply that arrives one byte a second
   anything else: one claim "data" bound to PV "pv-<namespace>", whose hostPath is
   hostpaths[namespace] (e.g. "/", "<root>/../../etc").
+An exec in any pod is upgraded to a WebSocket (v4.channel.k8s.io) and the pod's name chooses
+what follows, for a minute (then the connection is closed, never with the command's status):
+  frames   empty continuation frames, 2 bytes each: bytes that never make a message
+  pings    empty pings, each asking for a pong
+  reset    half a frame, then the connection reset (RST): the client's read fails
 PushbackAPIServer (HTTPS): in front of a real API server (each request passed on as it came,
 token and all), it refuses every create of a ConfigMap, and the first list_refusals lists of
 ConfigMaps, with 429 Too Many Requests and a Retry-After taken in turn from retry_afters (a day,
@@ -20,6 +26,9 @@ HostileS3Server (HTTP): the bucket chooses the attack:
   endless  a listing truncated forever with the same continuation token
   giant    a listing reply of hundreds of MiB
 """
+import base64
+import gzip
+import hashlib
 import http.client
 import http.server
 import json
@@ -27,6 +36,7 @@ import os
 import re
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -50,10 +60,12 @@ class _Base(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def reply(self, code, body, ctype="application/json"):
+    def reply(self, code, body, ctype="application/json", encoding=None):
         data = body.encode() if isinstance(body, str) else body
         self.send_response(code)
         self.send_header("Content-Type", ctype)
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -87,6 +99,9 @@ class _APIHandler(_Base):
         m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/persistentvolumeclaims", url.path)
         if m:
             return self.claims(m.group(1), q)
+        m = re.fullmatch(r"/api/v1/namespaces/[^/]+/pods/([^/]+)/exec", url.path)
+        if m:
+            return self.exec_flood(m.group(1))
         m = re.fullmatch(r"/api/v1/persistentvolumes/pv-([^/]+)", url.path)
         if m and m.group(1) in self.server.hostpaths:
             ns = m.group(1)
@@ -101,12 +116,39 @@ class _APIHandler(_Base):
         self.reply(404, json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                                     "reason": "NotFound", "code": 404, "message": "not here"}))
 
+    def exec_flood(self, pod):
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept.decode())
+        self.send_header("Sec-WebSocket-Protocol", "v4.channel.k8s.io")
+        self.end_headers()
+        self.close_connection = True
+        if pod == "reset":
+            self.wfile.write(b"\x82\x7e")
+            self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.request.close()
+            return
+        chunk = (b"\x89\x00" if pod == "pings" else b"\x00\x00") * 8192
+        end = time.monotonic() + 60
+        try:
+            while time.monotonic() < end:
+                self.wfile.write(chunk)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            pass
+        self.server.streams_cut += 1
+
     def claims(self, ns, q):
         if ns == "giant":
             pad = json.dumps({"metadata": {"name": "x" * 200}}) + ","
             return self.stream(b'{"kind":"PersistentVolumeClaimList","items":[', pad.encode() * 4096, 600 << 20)
         if ns == "deep":
             return self.stream(b'{"kind":"PersistentVolumeClaimList","items":', b"[" * 65536, 100000)
+        if ns == "many":
+            body = b'{"kind":"PersistentVolumeClaimList","items":[' + b"0," * (5 << 20) + b"0]}"
+            return self.reply(200, gzip.compress(body), encoding="gzip")
         if ns == "trickle":
             return self.stream(b'{"kind":"PersistentVolumeClaimList","items":[', b" ", 3600, delay=1.0)
         if ns in ("endless", "repeat"):

@@ -4,7 +4,8 @@ the attacked process ends on its own with an error (no crash, no sanitizer repor
 hostile server is still there afterwards.
 
 The runner's side runs through tests/integration/c/itest_volumes (job_backup_volumes with a
-job of the real database), the mover's side through stowage-mover itself.
+job of the real database) and itest_exec (k8s_exec, a hook's exec), the mover's side through
+stowage-mover itself.
 
 Run: cd tests/integration && STOWAGE_BUILD=../../build/asan /usr/bin/python3 -m pytest test_hostile_servers.py
 """
@@ -22,6 +23,7 @@ from hostile_servers import HostileAPIServer, HostileS3Server
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("STOWAGE_BUILD", REPO)
 ITEST = os.path.join(BUILD, "tests", "integration", "c", "itest_volumes")
+ITEST_EXEC = os.path.join(BUILD, "tests", "integration", "c", "itest_exec")
 MOVER = os.path.join(BUILD, "stowage-mover")
 SANITIZER = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
 
@@ -84,6 +86,7 @@ def backup(stack, org, api, s3, volume_root, tmp_path, ns, timeout_ms=None):
 @pytest.mark.parametrize("ns, words", [
     ("giant", "the API server's reply is larger than 128 MiB (one list page); stopped reading"),
     ("deep", "the API server's reply nests deeper than 128 levels; stopped reading"),
+    ("many", "the API server's reply holds more than 4194304 JSON values (one list page); stopped reading"),
     ("endless", "the API server's list did not end after 2000 pages (its continue token never ran out); stopped"),
     ("repeat", "the API server's list repeats its continue token; stopped"),
 ])
@@ -104,6 +107,34 @@ def test_a_trickling_api_server_meets_the_request_deadline(stack, org, api, s3, 
     assert res.seconds < 60, res.seconds
     assert api.alive()
     print(f"trickle: refused after {res.seconds:.1f} s")
+
+
+def hostile_exec(api, pod):
+    env = dict(os.environ, API_URL=api.url, TOKEN="hostile", CA_FILE=api.cert_file)
+    res = subprocess.run([ITEST_EXEC, "default", pod, "-", "2000", "1024", "true"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert not any(s in res.stderr for s in SANITIZER), res.stderr
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+@pytest.mark.parametrize("pod", ["frames", "pings"])
+def test_an_exec_flooded_after_its_upgrade_ends_at_its_deadline(api, pod):
+    """Bytes that keep coming are no reason to wait past the deadline: the exec (2 s) fails in
+    words at it, long before the server would stop (a minute, with no status: an exec that ran
+    on would fail otherwise)."""
+    out = hostile_exec(api, pod)
+    assert out["rc"] == -1 and out["reason"] == "Timeout", out
+    assert out["message"] == "Timeout: the command did not finish within its time limit", out
+    assert api.alive()
+
+
+def test_an_exec_whose_server_resets_the_connection_fails_in_words(api):
+    """curl writes why a read failed into the exec's error buffer: it must still be there."""
+    out = hostile_exec(api, "reset")
+    assert out == {"rc": -1, "reason": "ConnectionLost",
+                   "message": "ConnectionLost: Failure when receiving data from the peer"}, out
+    assert api.alive()
 
 
 @pytest.mark.parametrize("ns, why", [
