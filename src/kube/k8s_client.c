@@ -454,23 +454,6 @@ static int k8s_request_json(struct k8s_client *c, const char *method, const char
 			rc = -1;
 		}
 	}
-	/* a page of more items than asked for is not a page (each item is also handed on, and
-	 * gets its kind and apiVersion added): refused before anyone walks it */
-	if (rc == 0 && out && limit) {
-		int n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(*out, "items"));
-		long asked = strtol(limit + strlen("?limit="), NULL, 10);
-
-		if (n > asked) {
-			char words[160];
-
-			snprintf(words, sizeof words, "the API server's list page holds %d items, more than the %ld "
-				 "asked for; stopped", n, asked);
-			k8s_set_error(err, "TooManyItems", words);
-			cJSON_Delete(*out);
-			*out = NULL;
-			rc = -1;
-		}
-	}
 	strbuf_release(&r.body);
 	return rc;
 }
