@@ -1032,6 +1032,11 @@ int lua_k8s_serve(struct lua_k8s *k, const cJSON *req, cJSON **reply, struct k8s
 	*reply = NULL;
 	if (!op)
 		return serve_fail(err, 400, "BadRequest", "%s", "a call names no operation");
+	/* The hook process's library records a dry run's writes instead of sending them, but a
+	 * process that broke out of Lua sends what it likes: the runner refuses them on its own. */
+	if (k->dry_run && (strcmp(op, "create") == 0 || strcmp(op, "patch") == 0 || strcmp(op, "delete") == 0 ||
+			   strcmp(op, "exec") == 0))
+		return serve_fail(err, 403, "Forbidden", "%s", "a dry run makes no writes");
 	if (serve_discovery(k, err) < 0)
 		return -1;
 	if (k->client)
