@@ -132,7 +132,7 @@ static int k8s_call(lua_State *L, struct lua_k8s *k, cJSON *req, cJSON **reply, 
 	}
 	msg = cJSON_CreateObject();
 	cJSON_AddItemToObject(msg, "call", req);
-	rc = hook_link_send(k->link[1], msg);
+	rc = hook_link_send(k->link[1], msg, 0);
 	cJSON_Delete(msg);
 	if (rc == 0)
 		rc = hook_link_recv(k->link[0], HOOK_LINK_MAX_TO_HOOK, 0, &msg, why, sizeof why);
