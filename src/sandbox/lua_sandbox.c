@@ -555,8 +555,9 @@ static int pattern_repetitions(const char *p, size_t m, int *q)
 }
 
 /* Worst-case steps of matching pattern p against n bytes: about n^e / e! with e the number of
- * repetitions (plus one for the start positions of an unanchored search). */
-static double pattern_cost(const char *p, size_t m, size_t n, int plain)
+ * repetitions (plus one for the start positions of an unanchored search). anchors: 0 for
+ * gmatch, where a leading '^' is a literal and every start position is still tried. */
+static double pattern_cost(const char *p, size_t m, size_t n, int plain, int anchors)
 {
 	int q, k, e;
 	double cost;
@@ -564,7 +565,7 @@ static double pattern_cost(const char *p, size_t m, size_t n, int plain)
 	if (plain)	/* memchr and memcmp: far cheaper per byte than the matcher */
 		return (double)n * (double)m / 64;
 	k = pattern_repetitions(p, m, &q);
-	e = k + (m == 0 || p[0] != '^');
+	e = k + (!anchors || m == 0 || p[0] != '^');
 	cost = k == 0 ? (double)m + 1 : 1;
 	for (int i = 1; i <= e; i++)
 		cost *= (double)(n + 1) / i;
@@ -581,7 +582,7 @@ static int pattern_has_specials(const char *p, size_t m)
 	return 0;
 }
 
-static int sandbox_pattern_call(lua_State *L, const char *fn, int find)
+static int sandbox_pattern_call(lua_State *L, const char *fn, int find, int anchors)
 {
 	size_t n, m;
 	const char *p;
@@ -594,7 +595,7 @@ static int sandbox_pattern_call(lua_State *L, const char *fn, int find)
 	if (!plain && m > PATTERN_MAX_LEN)
 		return luaL_error(L, "%s: patterns longer than %d bytes are not available in hooks", fn,
 				  PATTERN_MAX_LEN);
-	cost = pattern_cost(p, m, n, plain);
+	cost = pattern_cost(p, m, n, plain, anchors);
 	if (cost > PATTERN_STEP_LIMIT)
 		return sandbox_errorf(L, "%s: this pattern on %zu bytes could take %.0e steps (at most %.0e "
 				  "in hooks); shorten the text or use fewer repetitions", fn, n, cost,
@@ -602,10 +603,10 @@ static int sandbox_pattern_call(lua_State *L, const char *fn, int find)
 	return call_original(L);
 }
 
-static int sandbox_string_find(lua_State *L) { return sandbox_pattern_call(L, "string.find", 1); }
-static int sandbox_string_match(lua_State *L) { return sandbox_pattern_call(L, "string.match", 0); }
-static int sandbox_string_gmatch(lua_State *L) { return sandbox_pattern_call(L, "string.gmatch", 0); }
-static int sandbox_string_gsub(lua_State *L) { return sandbox_pattern_call(L, "string.gsub", 0); }
+static int sandbox_string_find(lua_State *L) { return sandbox_pattern_call(L, "string.find", 1, 1); }
+static int sandbox_string_match(lua_State *L) { return sandbox_pattern_call(L, "string.match", 0, 1); }
+static int sandbox_string_gmatch(lua_State *L) { return sandbox_pattern_call(L, "string.gmatch", 0, 0); }
+static int sandbox_string_gsub(lua_State *L) { return sandbox_pattern_call(L, "string.gsub", 0, 1); }
 
 /* table.insert, remove, sort and concat loop in C over a length a __len metamethod may make
  * up; they get no more elements than the table really holds. */

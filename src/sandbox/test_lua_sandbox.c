@@ -94,6 +94,8 @@ static const struct escape_case {
 	{ "string.gsub(string.rep('a', 20000), '(.-)b', 'x')", "could take" },
 	{ "string.match(string.rep('a', 40), string.rep('a?', 40) .. string.rep('a', 40))", "could take" },
 	{ "string.find('x', string.rep('%a', 300))", "patterns longer than 256 bytes" },
+	/* in gmatch a leading '^' is a literal, not an anchor: every start position is tried */
+	{ "for _ in ('^'):rep(20000):gmatch('^%^-x') do end", "string.gmatch: this pattern on 20000 bytes could take" },
 	{ "local s = ('x'):rep(1e7) return s:find(('x'):rep(1e5) .. 'y', 1, true)", "string.find: this pattern on 10000000 bytes could take" },
 	{ "local t = {} setmetatable(t, {__index = t}) return t.x", "chain too long" },
 	{ "string.format('%099999d', 1)", "invalid conversion" },
