@@ -619,16 +619,76 @@ static void table_check_range(lua_State *L, const char *fn, lua_Integer first, l
 			   (long long)first, (long long)last, (unsigned long long)raw);
 }
 
-static int sandbox_table_length_bounded(lua_State *L, const char *fn)
+/* #t of the table argument, checked; with the deadline check call_original would make. */
+static lua_Integer table_checked_length(lua_State *L, const char *fn)
 {
-	if (lua_type(L, 1) == LUA_TTABLE)
-		table_check_range(L, fn, 1, luaL_len(L, 1));
-	return call_original(L);
+	lua_Integer n;
+
+	lua_sandbox_check_limits(L);
+	n = luaL_len(L, 1);
+	table_check_range(L, fn, 1, n);
+	return n;
 }
 
-static int sandbox_table_insert(lua_State *L) { return sandbox_table_length_bounded(L, "table.insert"); }
-static int sandbox_table_remove(lua_State *L) { return sandbox_table_length_bounded(L, "table.remove"); }
-static int sandbox_table_sort(lua_State *L) { return sandbox_table_length_bounded(L, "table.sort"); }
+/* table.insert and remove as Lua 5.4 has them (ltablib.c), over the length checked here: the
+ * originals would ask __len again, and a second answer larger than the first would have them
+ * move elements in C for as long as it says (2^62 times). */
+static int sandbox_table_insert(lua_State *L)
+{
+	lua_Integer e, pos;
+
+	if (lua_type(L, 1) != LUA_TTABLE)
+		return call_original(L);
+	e = luaL_intop(+, table_checked_length(L, "table.insert"), 1);	/* the first empty element */
+	switch (lua_gettop(L)) {
+	case 2:
+		pos = e;
+		break;
+	case 3:
+		pos = luaL_checkinteger(L, 2);
+		luaL_argcheck(L, (lua_Unsigned)pos - 1u < (lua_Unsigned)e, 2, "position out of bounds");
+		for (lua_Integer i = e; i > pos; i--) {
+			lua_geti(L, 1, i - 1);
+			lua_seti(L, 1, i);
+		}
+		break;
+	default:
+		return luaL_error(L, "wrong number of arguments to 'insert'");
+	}
+	lua_seti(L, 1, pos);
+	return 0;
+}
+
+static int sandbox_table_remove(lua_State *L)
+{
+	lua_Integer size, pos;
+
+	if (lua_type(L, 1) != LUA_TTABLE)
+		return call_original(L);
+	size = table_checked_length(L, "table.remove");
+	pos = luaL_optinteger(L, 2, size);
+	if (pos != size)
+		luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 2, "position out of bounds");
+	lua_geti(L, 1, pos);
+	for (; pos < size; pos++) {
+		lua_geti(L, 1, pos + 1);
+		lua_seti(L, 1, pos);
+	}
+	lua_pushnil(L);
+	lua_seti(L, 1, pos);
+	return 1;
+}
+
+/* The original sort asks __len itself: a length checked here could be followed by a second,
+ * larger answer, and with a C comparator (rawequal) sort would scan 2^31 elements in C. So a
+ * table whose length a metamethod makes up is refused; without one the length is what the
+ * table holds. Hooks sort plain arrays. */
+static int sandbox_table_sort(lua_State *L)
+{
+	if (lua_type(L, 1) == LUA_TTABLE && luaL_getmetafield(L, 1, "__len") != LUA_TNIL)
+		return luaL_error(L, "table.sort: tables with a __len metamethod cannot be sorted in hooks");
+	return call_original(L);
+}
 
 static int sandbox_table_concat(lua_State *L)
 {
@@ -637,6 +697,10 @@ static int sandbox_table_concat(lua_State *L)
 		lua_Integer last = lua_isnoneornil(L, 4) ? luaL_len(L, 1) : luaL_checkinteger(L, 4);
 
 		table_check_range(L, "table.concat", first, last);
+		/* the range checked: the original reads __len again and would take its answer */
+		lua_settop(L, 4);
+		lua_pushinteger(L, last);
+		lua_replace(L, 4);
 	}
 	return call_original(L);
 }
