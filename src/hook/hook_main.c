@@ -25,7 +25,7 @@ static void hook_log(void *ctx, const char *line)
 
 	(void)ctx;
 	cJSON_AddStringToObject(msg, "log", line);
-	hook_link_send(hook_fds[1], msg);
+	hook_link_send(hook_fds[1], msg, 0);
 	cJSON_Delete(msg);
 }
 
@@ -88,7 +88,7 @@ int main(int argc, char **argv)
 	cJSON_AddNumberToObject(result, "instructions", (double)res.instructions);
 	cJSON_AddNumberToObject(result, "elapsed_ms", (double)res.elapsed_ms);
 	cJSON_AddItemToObject(msg, "writes", cJSON_Duplicate(lua_k8s_writes(k), 1));
-	hook_link_send(hook_fds[1], msg);
+	hook_link_send(hook_fds[1], msg, 0);
 	cJSON_Delete(msg);
 	lua_k8s_free(k);
 	cJSON_Delete(init);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -77,9 +78,47 @@ static void try_raise_nofile(void)
 	_exit(8);
 }
 
+static pid_t victim;	/* stands in for the runner: another process of the same uid */
+
+static void try_kill_victim(void)
+{
+	syscall(SYS_tgkill, victim, victim, SIGKILL);
+	_exit(9);
+}
+
+static void try_raise(void)
+{
+	raise(SIGUSR1);
+	_exit(10);
+}
+
+static void try_abort(void)
+{
+	abort();
+}
+
 static void test_allowed_work_runs(void)
 {
 	CHECK_INTEQ(confined(try_nothing), 0);
+	/* signals to itself, as abort() and raise() send them */
+	CHECK_INTEQ(confined(try_raise), 1000 + SIGUSR1);
+	CHECK_INTEQ(confined(try_abort), 1000 + SIGABRT);
+}
+
+/* A hook that broke out of Lua signals the runner (same uid): it is killed, the runner lives. */
+static void test_signal_to_another_process_kills(void)
+{
+	int status;
+
+	victim = fork();
+	if (victim == 0) {
+		pause();
+		_exit(0);
+	}
+	CHECK_INTEQ(confined(try_kill_victim), 1000 + SIGSYS);
+	CHECK_INTEQ(waitpid(victim, &status, WNOHANG), 0);
+	kill(victim, SIGKILL);
+	waitpid(victim, &status, 0);
 }
 
 static void test_forbidden_calls_kill(void)
@@ -95,5 +134,6 @@ int main(void)
 {
 	RUN(test_allowed_work_runs);
 	RUN(test_forbidden_calls_kill);
+	RUN(test_signal_to_another_process_kills);
 	return check_done();
 }

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int write_all(int fd, const char *p, size_t n)
+static int write_all(int fd, const char *p, size_t n, long deadline_ms)
 {
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
@@ -20,8 +20,13 @@ static int write_all(int fd, const char *p, size_t n)
 			continue;
 		if (w < 0 && errno == EAGAIN) {
 			struct pollfd pfd = { fd, POLLOUT, 0 };
+			long left = deadline_ms ? deadline_ms - http_retry_now_ms() : 1000;
 
-			poll(&pfd, 1, 1000);
+			if (left <= 0) {
+				errno = ETIMEDOUT;
+				return -1;
+			}
+			poll(&pfd, 1, (int)(left > 1000 ? 1000 : left));
 			continue;
 		}
 		if (w <= 0)
@@ -32,7 +37,7 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-int hook_link_send(int fd, const cJSON *msg)
+int hook_link_send(int fd, const cJSON *msg, long deadline_ms)
 {
 	char *text = cJSON_PrintUnformatted(msg);
 	size_t n = text ? strlen(text) : 0;
@@ -44,7 +49,7 @@ int hook_link_send(int fd, const cJSON *msg)
 		errno = ENOMEM;
 		return -1;
 	}
-	rc = write_all(fd, (const char *)head, 4) < 0 || write_all(fd, text, n) < 0 ? -1 : 0;
+	rc = write_all(fd, (const char *)head, 4, deadline_ms) < 0 || write_all(fd, text, n, deadline_ms) < 0 ? -1 : 0;
 	free(text);
 	return rc;
 }

@@ -13,8 +13,10 @@
 #define HOOK_LINK_MAX_FROM_HOOK (16u << 20)	/* what the runner reads from a hook process */
 #define HOOK_LINK_MAX_TO_HOOK (256u << 20)	/* what a hook process reads from the runner */
 
-/* 0, or -1 with errno. */
-int hook_link_send(int fd, const cJSON *msg);
+/* Writes one message. deadline_ms: as for hook_link_recv; past it the send gives up, -1 with
+ * errno ETIMEDOUT (the runner's end is non-blocking: a hook process that stops reading cannot
+ * hold it). 0, or -1 with errno. */
+int hook_link_send(int fd, const cJSON *msg, long deadline_ms);
 /* Reads one message of at most max bytes. deadline_ms: a CLOCK_MONOTONIC time in ms after which
  * the read gives up (0: none; fd must then be blocking). 0, or -1 with err in words
  * ("the hook process closed its pipe", "... sent a message of N bytes", ...). */

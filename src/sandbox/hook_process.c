@@ -37,11 +37,12 @@ static char **hook_env(void)
 	return env;
 }
 
-/* hook_link_send to the hook process. A write to a pipe whose reader is gone raises SIGPIPE,
- * which would end the whole runner or web worker for one hook process that died early: it is
- * blocked in this thread while writing, and a SIGPIPE the write caused is taken back before it
- * is unblocked, so the send just fails (EPIPE) and the hook fails in words. */
-static int hook_send(int fd, const cJSON *msg)
+/* hook_link_send to the hook process, giving up at deadline (ETIMEDOUT). A write to a pipe
+ * whose reader is gone raises SIGPIPE, which would end the whole runner or web worker for one
+ * hook process that died early: it is blocked in this thread while writing, and a SIGPIPE the
+ * write caused is taken back before it is unblocked, so the send just fails (EPIPE) and the
+ * hook fails in words. */
+static int hook_send(int fd, const cJSON *msg, long deadline)
 {
 	static const struct timespec now = { 0, 0 };
 	sigset_t pipe_only, old, pending;
@@ -52,7 +53,7 @@ static int hook_send(int fd, const cJSON *msg)
 	pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
 	sigpending(&pending);
 	was_pending = sigismember(&pending, SIGPIPE);
-	rc = hook_link_send(fd, msg);
+	rc = hook_link_send(fd, msg, deadline);
 	saved = errno;
 	if (rc < 0 && saved == EPIPE && !was_pending)
 		sigtimedwait(&pipe_only, NULL, &now);
@@ -104,7 +105,10 @@ static pid_t hook_spawn(const char *hook_path, const struct lua_sandbox_limits *
 	}
 	*to = in[1];
 	*from = out[0];
+	/* both ends non-blocking: a process that stops writing or stops reading holds the runner
+	 * only until the hook's deadline */
 	fcntl(*from, F_SETFL, O_NONBLOCK);
+	fcntl(*to, F_SETFL, O_NONBLOCK);
 	return pid;
 }
 
@@ -192,8 +196,9 @@ int hook_process_run(const char *hook_path, struct lua_k8s *served, const struct
 		cJSON_Delete(init);
 		return -1;
 	}
-	if (hook_send(to, init) < 0) {
+	if (hook_send(to, init, deadline) < 0) {
 		gone = errno == EPIPE;
+		timed_out = errno == ETIMEDOUT;
 		snprintf(why, sizeof why, "it did not take the script: %s", strerror(errno));
 	}
 	cJSON_Delete(init);
@@ -221,8 +226,10 @@ int hook_process_run(const char *hook_path, struct lua_k8s *served, const struct
 			else
 				cJSON_AddItemToObject(answer, "error", hook_link_error_json(&err));
 			cJSON_Delete(req);
-			if (hook_send(to, answer) < 0)
+			if (hook_send(to, answer, deadline) < 0) {
+				timed_out = errno == ETIMEDOUT;
 				snprintf(why, sizeof why, "it stopped reading its answers");
+			}
 			cJSON_Delete(answer);
 		} else if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(msg, "result"))) {
 			hook_read_result(cJSON_GetObjectItemCaseSensitive(msg, "result"), out);

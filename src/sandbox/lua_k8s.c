@@ -132,7 +132,7 @@ static int k8s_call(lua_State *L, struct lua_k8s *k, cJSON *req, cJSON **reply, 
 	}
 	msg = cJSON_CreateObject();
 	cJSON_AddItemToObject(msg, "call", req);
-	rc = hook_link_send(k->link[1], msg);
+	rc = hook_link_send(k->link[1], msg, 0);
 	cJSON_Delete(msg);
 	if (rc == 0)
 		rc = hook_link_recv(k->link[0], HOOK_LINK_MAX_TO_HOOK, 0, &msg, why, sizeof why);
@@ -1034,6 +1034,11 @@ int lua_k8s_serve(struct lua_k8s *k, const cJSON *req, cJSON **reply, struct k8s
 	*reply = NULL;
 	if (!op)
 		return serve_fail(err, 400, "BadRequest", "%s", "a call names no operation");
+	/* The hook process's library records a dry run's writes instead of sending them, but a
+	 * process that broke out of Lua sends what it likes: the runner refuses them on its own. */
+	if (k->dry_run && (strcmp(op, "create") == 0 || strcmp(op, "patch") == 0 || strcmp(op, "delete") == 0 ||
+			   strcmp(op, "exec") == 0))
+		return serve_fail(err, 403, "Forbidden", "%s", "a dry run makes no writes");
 	if (serve_discovery(k, err) < 0)
 		return -1;
 	if (k->client)

@@ -35,7 +35,8 @@ const cJSON *lua_k8s_writes(const struct lua_k8s *k);
 
 /* Makes one call of the library on the cluster: req as the hook library builds it
  * ({"op": "get", "group", "version", "plural", "namespace", "name", ...}), checked again here
- * against the cluster's discovery and the scope, as the runner does for a hook process.
+ * against the cluster's discovery and the scope, as the runner does for a hook process. In a
+ * dry run create, patch, delete and exec are refused (403) before anything is asked.
  * 0 with *reply, or -1 with err. */
 int lua_k8s_serve(struct lua_k8s *k, const cJSON *req, cJSON **reply, struct k8s_error *err);
 

@@ -557,8 +557,9 @@ static int pattern_repetitions(const char *p, size_t m, int *q)
 }
 
 /* Worst-case steps of matching pattern p against n bytes: about n^e / e! with e the number of
- * repetitions (plus one for the start positions of an unanchored search). */
-static double pattern_cost(const char *p, size_t m, size_t n, int plain)
+ * repetitions (plus one for the start positions of an unanchored search). anchors: 0 for
+ * gmatch, where a leading '^' is a literal and every start position is still tried. */
+static double pattern_cost(const char *p, size_t m, size_t n, int plain, int anchors)
 {
 	int q, k, e;
 	double cost;
@@ -566,7 +567,7 @@ static double pattern_cost(const char *p, size_t m, size_t n, int plain)
 	if (plain)	/* memchr and memcmp: far cheaper per byte than the matcher */
 		return (double)n * (double)m / 64;
 	k = pattern_repetitions(p, m, &q);
-	e = k + (m == 0 || p[0] != '^');
+	e = k + (!anchors || m == 0 || p[0] != '^');
 	cost = k == 0 ? (double)m + 1 : 1;
 	for (int i = 1; i <= e; i++)
 		cost *= (double)(n + 1) / i;
@@ -583,7 +584,7 @@ static int pattern_has_specials(const char *p, size_t m)
 	return 0;
 }
 
-static int sandbox_pattern_call(lua_State *L, const char *fn, int find)
+static int sandbox_pattern_call(lua_State *L, const char *fn, int find, int anchors)
 {
 	size_t n, m;
 	const char *p;
@@ -596,7 +597,7 @@ static int sandbox_pattern_call(lua_State *L, const char *fn, int find)
 	if (!plain && m > PATTERN_MAX_LEN)
 		return luaL_error(L, "%s: patterns longer than %d bytes are not available in hooks", fn,
 				  PATTERN_MAX_LEN);
-	cost = pattern_cost(p, m, n, plain);
+	cost = pattern_cost(p, m, n, plain, anchors);
 	if (cost > PATTERN_STEP_LIMIT)
 		return sandbox_errorf(L, "%s: this pattern on %zu bytes could take %.0e steps (at most %.0e "
 				  "in hooks); shorten the text or use fewer repetitions", fn, n, cost,
@@ -604,10 +605,10 @@ static int sandbox_pattern_call(lua_State *L, const char *fn, int find)
 	return call_original(L);
 }
 
-static int sandbox_string_find(lua_State *L) { return sandbox_pattern_call(L, "string.find", 1); }
-static int sandbox_string_match(lua_State *L) { return sandbox_pattern_call(L, "string.match", 0); }
-static int sandbox_string_gmatch(lua_State *L) { return sandbox_pattern_call(L, "string.gmatch", 0); }
-static int sandbox_string_gsub(lua_State *L) { return sandbox_pattern_call(L, "string.gsub", 0); }
+static int sandbox_string_find(lua_State *L) { return sandbox_pattern_call(L, "string.find", 1, 1); }
+static int sandbox_string_match(lua_State *L) { return sandbox_pattern_call(L, "string.match", 0, 1); }
+static int sandbox_string_gmatch(lua_State *L) { return sandbox_pattern_call(L, "string.gmatch", 0, 0); }
+static int sandbox_string_gsub(lua_State *L) { return sandbox_pattern_call(L, "string.gsub", 0, 1); }
 
 /* table.insert, remove, sort and concat loop in C over a length a __len metamethod may make
  * up; they get no more elements than the table really holds. */
@@ -620,16 +621,76 @@ static void table_check_range(lua_State *L, const char *fn, lua_Integer first, l
 			   (long long)first, (long long)last, (unsigned long long)raw);
 }
 
-static int sandbox_table_length_bounded(lua_State *L, const char *fn)
+/* #t of the table argument, checked; with the deadline check call_original would make. */
+static lua_Integer table_checked_length(lua_State *L, const char *fn)
 {
-	if (lua_type(L, 1) == LUA_TTABLE)
-		table_check_range(L, fn, 1, luaL_len(L, 1));
-	return call_original(L);
+	lua_Integer n;
+
+	lua_sandbox_check_limits(L);
+	n = luaL_len(L, 1);
+	table_check_range(L, fn, 1, n);
+	return n;
 }
 
-static int sandbox_table_insert(lua_State *L) { return sandbox_table_length_bounded(L, "table.insert"); }
-static int sandbox_table_remove(lua_State *L) { return sandbox_table_length_bounded(L, "table.remove"); }
-static int sandbox_table_sort(lua_State *L) { return sandbox_table_length_bounded(L, "table.sort"); }
+/* table.insert and remove as Lua 5.4 has them (ltablib.c), over the length checked here: the
+ * originals would ask __len again, and a second answer larger than the first would have them
+ * move elements in C for as long as it says (2^62 times). */
+static int sandbox_table_insert(lua_State *L)
+{
+	lua_Integer e, pos;
+
+	if (lua_type(L, 1) != LUA_TTABLE)
+		return call_original(L);
+	e = luaL_intop(+, table_checked_length(L, "table.insert"), 1);	/* the first empty element */
+	switch (lua_gettop(L)) {
+	case 2:
+		pos = e;
+		break;
+	case 3:
+		pos = luaL_checkinteger(L, 2);
+		luaL_argcheck(L, (lua_Unsigned)pos - 1u < (lua_Unsigned)e, 2, "position out of bounds");
+		for (lua_Integer i = e; i > pos; i--) {
+			lua_geti(L, 1, i - 1);
+			lua_seti(L, 1, i);
+		}
+		break;
+	default:
+		return luaL_error(L, "wrong number of arguments to 'insert'");
+	}
+	lua_seti(L, 1, pos);
+	return 0;
+}
+
+static int sandbox_table_remove(lua_State *L)
+{
+	lua_Integer size, pos;
+
+	if (lua_type(L, 1) != LUA_TTABLE)
+		return call_original(L);
+	size = table_checked_length(L, "table.remove");
+	pos = luaL_optinteger(L, 2, size);
+	if (pos != size)
+		luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 2, "position out of bounds");
+	lua_geti(L, 1, pos);
+	for (; pos < size; pos++) {
+		lua_geti(L, 1, pos + 1);
+		lua_seti(L, 1, pos);
+	}
+	lua_pushnil(L);
+	lua_seti(L, 1, pos);
+	return 1;
+}
+
+/* The original sort asks __len itself: a length checked here could be followed by a second,
+ * larger answer, and with a C comparator (rawequal) sort would scan 2^31 elements in C. So a
+ * table whose length a metamethod makes up is refused; without one the length is what the
+ * table holds. Hooks sort plain arrays. */
+static int sandbox_table_sort(lua_State *L)
+{
+	if (lua_type(L, 1) == LUA_TTABLE && luaL_getmetafield(L, 1, "__len") != LUA_TNIL)
+		return luaL_error(L, "table.sort: tables with a __len metamethod cannot be sorted in hooks");
+	return call_original(L);
+}
 
 static int sandbox_table_concat(lua_State *L)
 {
@@ -638,6 +699,10 @@ static int sandbox_table_concat(lua_State *L)
 		lua_Integer last = lua_isnoneornil(L, 4) ? luaL_len(L, 1) : luaL_checkinteger(L, 4);
 
 		table_check_range(L, "table.concat", first, last);
+		/* the range checked: the original reads __len again and would take its answer */
+		lua_settop(L, 4);
+		lua_pushinteger(L, last);
+		lua_replace(L, 4);
 	}
 	return call_original(L);
 }

@@ -5,7 +5,11 @@
 #include "strbuf.h"
 
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const struct lua_sandbox_limits limits = { 8 << 20, 10000000, 300 };
 
@@ -72,11 +76,45 @@ static void test_broken_hook_processes(void)
 	strbuf_release(&log);
 }
 
+/* A process that asks and stops reading: answers fill the pipe (64 KiB), and a runner that
+ * waited on the pipe without a deadline would wait forever. Both the script (more than a pipe
+ * holds, to a process that never reads it) and the answers must end at the time limit. */
+static void test_hook_process_that_stops_reading(void)
+{
+	/* 3000 calls of 21 bytes; each answer (no cluster to ask) is about 80 bytes */
+	static const char script[] = "#!/bin/sh\n"
+				     "i=0\n"
+				     "while [ $i -lt 3000 ]; do printf '\\000\\000\\000\\025{\"call\":{\"op\":\"get\"}}'; "
+				     "i=$((i + 1)); done\n"
+				     "exec sleep 60\n";
+	char path[] = "/tmp/stowage-test-hook-XXXXXX";
+	struct strbuf log = STRBUF_INIT, big = STRBUF_INIT;
+	struct lua_sandbox_result res;
+	int fd = mkstemp(path);
+
+	CHECK(fd >= 0 && write(fd, script, sizeof script - 1) == (ssize_t)(sizeof script - 1));
+	CHECK(fchmod(fd, 0700) == 0);
+	close(fd);
+	CHECK_INTEQ(run(path, "", &log, &res), -1);
+	CHECK_STREQ(res.error, "limit: the hook process did not finish within its time limit and was stopped");
+	unlink(path);
+
+	for (int i = 0; i < 20000; i++)
+		strbuf_addstr(&big, "-- padding\n");
+	CHECK_INTEQ(run("/bin/sleep", big.buf, &log, &res), -1);
+	CHECK_STREQ(res.error, "limit: the hook process did not finish within its time limit and was stopped");
+	strbuf_release(&big);
+	strbuf_release(&log);
+}
+
 int main(void)
 {
 	/* as the runner does: a hook process that dies before reading is an EPIPE, not our end */
 	signal(SIGPIPE, SIG_IGN);
+	/* a runner stuck on a hook process would hang this test: end it instead */
+	alarm(120);
 	RUN(test_real_hook_process);
 	RUN(test_broken_hook_processes);
+	RUN(test_hook_process_that_stops_reading);
 	return check_done();
 }

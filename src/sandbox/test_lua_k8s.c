@@ -9,9 +9,15 @@
 #include "lua_k8s.h"
 #include "strbuf.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <openssl/sha.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static const struct lua_sandbox_limits limits = { 8 << 20, 10000000, 10000 };
 
@@ -153,6 +159,74 @@ static void test_dry_run_records_writes_without_network(void)
 	/* Too many writes: the run fails rather than growing without bound. */
 	expect_error_after("for i = 1, 2000 do k8s.delete('v1', 'ConfigMap', 'x' .. i) end",
 			   "k8s.delete: a dry run records at most 1000 writes", 1000);
+}
+
+/* A listening socket on a free loopback port, its URL in url: a connection it takes is a
+ * request the client began. */
+static int listen_loopback(char *url, size_t urllen)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof a;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 16) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &alen) < 0)
+		return -1;
+	snprintf(url, urllen, "https://127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+	return fd;
+}
+
+static int connections_taken(int fd)
+{
+	int n = 0, c;
+
+	while ((c = accept(fd, NULL, NULL)) >= 0) {
+		close(c);
+		n++;
+	}
+	return n;
+}
+
+/* What the runner serves a hook process in a dry run: the library there records writes, but a
+ * process that broke out of Lua sends its own calls. The runner refuses every write before it
+ * asks the cluster anything (discovery included); reads still go out. */
+static void test_dry_run_serve_refuses_writes(void)
+{
+	static const char *const calls[] = {
+		"{\"op\":\"delete\",\"group\":\"\",\"version\":\"v1\",\"plural\":\"configmaps\",\"namespace\":\"shop\",\"name\":\"victim\"}",
+		"{\"op\":\"patch\",\"group\":\"\",\"version\":\"v1\",\"plural\":\"configmaps\",\"namespace\":\"shop\",\"name\":\"victim\","
+		"\"body\":{\"data\":{\"pwned\":\"1\"}}}",
+		"{\"op\":\"create\",\"group\":\"\",\"version\":\"v1\",\"plural\":\"configmaps\",\"namespace\":\"shop\","
+		"\"body\":{\"metadata\":{\"name\":\"victim\"}}}",
+		"{\"op\":\"exec\",\"namespace\":\"shop\",\"pod\":\"db-0\",\"argv\":[\"sh\",\"-c\",\"rm -rf /data\"]}",
+	};
+	char url[64], err_text[256];
+	int fd = listen_loopback(url, sizeof url);
+	struct k8s_cluster_conf conf = { .api_url = url, .token = "t", .timeout_ms = 500 };
+	struct k8s_client *c = k8s_client_new(&conf, NULL, err_text, sizeof err_text);
+	struct lua_k8s_scope scope = { .client = c, .namespace = "shop", .dry_run = 1 };
+	struct lua_k8s *k = lua_k8s_new(&scope);
+	struct k8s_error err;
+	cJSON *req, *reply;
+
+	CHECK(fd >= 0 && c != NULL);
+	for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+		req = cJSON_Parse(calls[i]);
+		CHECK_INTEQ(lua_k8s_serve(k, req, &reply, &err), -1);
+		CHECK(reply == NULL);
+		CHECK_INTEQ(err.http_status, 403);
+		CHECK_STREQ(err.message, "a dry run makes no writes");
+		cJSON_Delete(req);
+	}
+	CHECK_INTEQ(connections_taken(fd), 0);
+	/* the listener does see a request: a read goes out (and fails, nobody answers TLS) */
+	req = cJSON_Parse("{\"op\":\"discover\",\"left_ms\":200}");
+	CHECK_INTEQ(lua_k8s_serve(k, req, &reply, &err), -1);
+	CHECK(connections_taken(fd) >= 1);
+	cJSON_Delete(req);
+	lua_k8s_free(k);
+	k8s_client_free(c);
+	close(fd);
 }
 
 static void test_closed_port_fails_in_words(void)
@@ -330,6 +404,7 @@ int main(void)
 	RUN(test_wrong_argument_types);
 	RUN(test_other_namespace_refused);
 	RUN(test_dry_run_records_writes_without_network);
+	RUN(test_dry_run_serve_refuses_writes);
 	RUN(test_closed_port_fails_in_words);
 	RUN(test_time_limit_stops_calls);
 	RUN(test_frame_vectors);

@@ -94,12 +94,15 @@ static const struct escape_case {
 	{ "string.gsub(string.rep('a', 20000), '(.-)b', 'x')", "could take" },
 	{ "string.match(string.rep('a', 40), string.rep('a?', 40) .. string.rep('a', 40))", "could take" },
 	{ "string.find('x', string.rep('%a', 300))", "patterns longer than 256 bytes" },
+	/* in gmatch a leading '^' is a literal, not an anchor: every start position is tried */
+	{ "for _ in ('^'):rep(20000):gmatch('^%^-x') do end", "string.gmatch: this pattern on 20000 bytes could take" },
 	{ "local s = ('x'):rep(1e7) return s:find(('x'):rep(1e5) .. 'y', 1, true)", "string.find: this pattern on 10000000 bytes could take" },
 	{ "local t = {} setmetatable(t, {__index = t}) return t.x", "chain too long" },
 	{ "string.format('%099999d', 1)", "invalid conversion" },
 	{ "string.format('%p', {})", "%p is not available" },
 	{ "table.insert(setmetatable({}, {__len = function() return 1e15 end}), 1, 'x')", "longer than the table" },
-	{ "table.sort(setmetatable({}, {__len = function() return 2^31 end, __index = type}))", "longer than the table" },
+	{ "table.sort(setmetatable({}, {__len = function() return 2^31 end, __index = type}))", "__len metamethod cannot be sorted" },
+	{ "table.sort(setmetatable({}, {__len = function() return 0 end}), rawequal)", "__len metamethod cannot be sorted" },
 	{ "table.concat({}, '', 1, 1e12)", "longer than the table" },
 	/* finalizers would run inside lua_close, where no hook runs */
 	{ "setmetatable({}, {__gc = function() while true do end end})", "__gc metamethods are not available" },
@@ -163,6 +166,51 @@ static void test_lua_sandbox_escapes_fail(void)
 {
 	check_rows(escape_cases, sizeof escape_cases / sizeof escape_cases[0], &test_limits);
 	check_rows(clock_cases, sizeof clock_cases / sizeof clock_cases[0], &time_limits);
+}
+
+/* table.insert and remove read the length once, concat uses the length it checked, and sort
+ * refuses a made-up length: a __len that answers 0 and then a huge length (the reviewer's
+ * len.lua) would otherwise have the originals loop in C (insert and remove 2^62 times, sort
+ * with rawequal as its comparator 2^31), out of the count hook's reach. The scripts whose
+ * second answer is small show it without hanging. */
+static void test_lua_sandbox_table_length_read_once(void)
+{
+	static const char *const scripts[] = {
+		"local n = 0\n"
+		"local t = setmetatable({}, {__len = function() n = n + 1 return n == 1 and 0 or 3 end})\n"
+		"table.insert(t, 1, 'x')\n"
+		"assert(n == 1, 'insert read __len ' .. n .. ' times')\n"
+		"assert(t[1] == 'x' and rawlen(t) == 1)\n",
+
+		"local n = 0\n"
+		"local t = setmetatable({'a'}, {__len = function() n = n + 1 return n == 1 and 0 or 3 end})\n"
+		"assert(table.remove(t, 1) == 'a')\n"
+		"assert(n == 1, 'remove read __len ' .. n .. ' times')\n"
+		"assert(t[1] == nil)\n",
+
+		"local n = 0\n"
+		"local t = setmetatable({'a'}, {__len = function() n = n + 1 return n == 1 and 1 or 3 end,\n"
+		"                               __index = function() return 'z' end})\n"
+		"local s = table.concat(t)\n"
+		"assert(s == 'a', 'concat went by a second __len: ' .. s)\n",
+
+		"local n = 0\n"
+		"local t = setmetatable({}, {__len = function() n = n + 1 return n == 1 and 0 or 3 end})\n"
+		"pcall(table.sort, t, rawequal)\n"
+		"assert(n == 0, 'sort read __len ' .. n .. ' times')\n",
+
+		"local n = 0\n"
+		"local t = setmetatable({}, {__len = function() n = n + 1 return n == 1 and 0 or math.maxinteger // 2 end})\n"
+		"table.insert(t, 1, 'x')\n"
+		"n = 0 table.remove(t, 1)\n"
+		"n = 0 pcall(table.sort, t, rawequal)\n",
+	};
+	struct lua_sandbox_result res;
+
+	for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {
+		CHECK_INTEQ(run_script(scripts[i], &res, NULL), 0);
+		CHECK_STREQ(res.error, "");
+	}
 }
 
 static void test_lua_sandbox_bytecode_refused(void)
@@ -446,6 +494,7 @@ static void test_lua_sandbox_api_outside_sandbox(void)
 int main(void)
 {
 	RUN(test_lua_sandbox_escapes_fail);
+	RUN(test_lua_sandbox_table_length_read_once);
 	RUN(test_lua_sandbox_bytecode_refused);
 	RUN(test_lua_sandbox_late_gc_never_runs);
 	RUN(test_lua_sandbox_within_limits_completes);
