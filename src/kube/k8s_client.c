@@ -1,6 +1,7 @@
 #include "k8s_client.h"
 #include "http_error.h"
 #include "http_retry.h"
+#include "json_shape.h"
 #include "strbuf.h"
 
 #include <curl/curl.h>
@@ -50,8 +51,8 @@ struct k8s_reply {
 	int too_big;
 	size_t cap;		/* bytes the body may have: K8S_OBJECT_REPLY_MAX or K8S_LIST_REPLY_MAX */
 	int json;		/* count the nesting and the values of the body as it arrives */
-	int depth, in_string, escaped, too_deep, too_many;
-	size_t values;		/* '{', '[' and ',' outside strings: each opens a value */
+	struct json_shape shape;
+	int too_deep, too_many;
 };
 
 /* A server that pushes back (429) is waited out more patiently than a failing one: as many
@@ -230,32 +231,14 @@ static size_t k8s_on_body(char *data, size_t size, size_t n, void *ud)
 		r->too_big = 1;
 		return 0;
 	}
-	/* brackets and commas outside strings: refused at the first level too deep, or the first
-	 * value past the cap, before it is parsed */
-	for (size_t i = 0; r->json && i < len; i++) {
-		char ch = data[i];
-
-		if (r->in_string) {
-			if (r->escaped)
-				r->escaped = 0;
-			else if (ch == '\\')
-				r->escaped = 1;
-			else if (ch == '"')
-				r->in_string = 0;
-		} else if (ch == '"') {
-			r->in_string = 1;
-		} else if (ch == '{' || ch == '[' || ch == ',') {
-			if (++r->values > r->cap / K8S_BYTES_PER_VALUE) {
-				r->too_many = 1;
-				return 0;
-			}
-			if (ch != ',' && ++r->depth > K8S_JSON_DEPTH_MAX) {
-				r->too_deep = 1;
-				return 0;
-			}
-		} else if (ch == '}' || ch == ']') {
-			r->depth--;
-		}
+	/* refused at the first piece that nests too deep or passes the values' cap, before it is
+	 * parsed (curl hands a reply over in pieces of at most 16 KiB) */
+	if (r->json) {
+		json_shape_feed(&r->shape, data, len);
+		r->too_many = r->shape.values > r->cap / K8S_BYTES_PER_VALUE;
+		r->too_deep = r->shape.max_depth > K8S_JSON_DEPTH_MAX;
+		if (r->too_many || r->too_deep)
+			return 0;
 	}
 	strbuf_add(&r->body, data, len);
 	return len;
@@ -377,8 +360,8 @@ static int k8s_request(struct k8s_client *c, const char *method, const char *pat
 		strbuf_addstr(&r->body, "");
 		r->status = 0;
 		r->retry_after[0] = '\0';
-		r->too_big = r->too_deep = r->too_many = r->depth = r->in_string = r->escaped = 0;
-		r->values = 0;
+		r->too_big = r->too_deep = r->too_many = 0;
+		memset(&r->shape, 0, sizeof r->shape);
 		if (!r->cap)
 			r->cap = K8S_OBJECT_REPLY_MAX;
 		errbuf[0] = '\0';

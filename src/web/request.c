@@ -1,6 +1,7 @@
 /* Turning a FastCGI request into a struct request: headers, path, query, cookies and body, each
  * bounded and validated before any handler sees them. */
 #include "web.h"
+#include "json_shape.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -68,34 +69,14 @@ static int read_body(struct request *r, struct strbuf *body, char *err, size_t e
 
 /* A JSON API body is a flat object; its members become form fields so that one validator
  * serves HTML forms and API clients alike. */
-/* The values of a JSON text, counted without parsing it: cJSON makes a node of 72 bytes for each,
- * and a 2 MiB body of "0," is a million of them. */
-static size_t json_values(const struct strbuf *body)
-{
-	size_t values = 1;
-	int in_string = 0;
-
-	for (size_t i = 0; i < body->len; i++) {
-		char c = body->buf[i];
-
-		if (in_string) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_string = 0;
-		} else if (c == '"') {
-			in_string = 1;
-		} else if (c == ',' || c == '[' || c == '{') {
-			values++;
-		}
-	}
-	return values;
-}
-
 static int json_body_to_form(struct request *r, const struct strbuf *body, char *err, size_t errlen)
 {
-	/* a form's fields, a list's items each counted as a field, with room for the brackets */
-	if (json_values(body) > 4 * MAX_FORM_FIELDS) {
+	/* counted before cJSON makes a node of 72 bytes for each value (a 2 MiB body of "0," is a
+	 * million): a form's fields, a list's items each counted as a field, with room for brackets */
+	struct json_shape shape = { 0 };
+
+	json_shape_feed(&shape, body->buf, body->len);
+	if (shape.values > 4 * MAX_FORM_FIELDS) {
 		snprintf(err, errlen, "more than %d fields", MAX_FORM_FIELDS);
 		return -1;
 	}
