@@ -414,6 +414,8 @@ static int k8s_request(struct k8s_client *c, const char *method, const char *pat
 			break;
 		http_retry_sleep_ms(delay);
 	}
+	/* curl may write the buffer until it is unset or the handle cleaned up; it is this frame's */
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
 	strbuf_release(&url);
 	return rc;
 }

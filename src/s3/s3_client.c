@@ -586,6 +586,8 @@ static int s3_perform(const struct s3_client *c, CURL *h, const struct s3_req *q
 			break;
 		http_retry_sleep_ms(delay);
 	}
+	/* curl may write the buffer until it is unset or the handle cleaned up; it is this frame's */
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 	if (rc == 0 && q->check_md5 && !s3_md5_matches_etag(r)) {
 		s3_set_error(err, "BadDigest", "%s: the data read does not match its ETag (MD5)", q->key);
 		rc = -1;
