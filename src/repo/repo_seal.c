@@ -229,6 +229,8 @@ void repo_unsealer_release(struct repo_unsealer *u)
 	strbuf_release(&u->in);
 }
 
+#define UNSEAL_MEM_PIECE (64u << 10)
+
 static int mem_sink(const void *data, size_t len, void *ud)
 {
 	strbuf_add(ud, data, len);
@@ -242,7 +244,14 @@ int repo_unseal_mem(const uint8_t key[AEAD_KEY_LEN], const char *object, const v
 	int rc;
 
 	repo_unsealer_init(&u, key, object, mem_sink, out);
-	rc = repo_unsealer_feed(&u, sealed, len) < 0 || repo_unsealer_finish(&u) < 0 ? -1 : 0;
+	/* in pieces, as a stream arrives: fed whole, the object would be copied once more, and each
+	 * segment opened would move all the rest of it to the front */
+	rc = 0;
+	for (size_t at = 0; rc == 0 && at < len; at += UNSEAL_MEM_PIECE)
+		rc = repo_unsealer_feed(&u, (const char *)sealed + at,
+					len - at < UNSEAL_MEM_PIECE ? len - at : UNSEAL_MEM_PIECE);
+	if (rc == 0)
+		rc = repo_unsealer_finish(&u);
 	if (rc < 0)
 		snprintf(err, errlen, "%s: %s", object, u.error);
 	repo_unsealer_release(&u);
