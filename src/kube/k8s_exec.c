@@ -433,11 +433,12 @@ static int exec_stream(struct exec_conn *x, struct strbuf *in, size_t output_max
 		       struct k8s_exec_result *out, struct strbuf *status)
 {
 	int channel = 0;
+	size_t pos = 0;		/* frames before it are handled; the bytes are dropped before a read */
 
 	for (;;) {
 		struct ws_frame f;
 		const char *why = NULL;
-		long used = ws_frame_decode((uint8_t *)in->buf, in->len, &f, &why);
+		long used = ws_frame_decode((uint8_t *)in->buf + pos, in->len - pos, &f, &why);
 		const uint8_t *data;
 		size_t n;
 
@@ -447,7 +448,13 @@ static int exec_stream(struct exec_conn *x, struct strbuf *in, size_t output_max
 		}
 		if (used == 0) {
 			char buf[16384];
-			long got = exec_recv(x, buf, sizeof buf);
+			long got;
+
+			/* once per read, not per frame: a read of 16 KiB can hold 8192 empty frames */
+			memmove(in->buf, in->buf + pos, in->len - pos);
+			in->len -= pos;
+			pos = 0;
+			got = exec_recv(x, buf, sizeof buf);
 
 			if (got < 0)
 				return -1;
@@ -480,8 +487,7 @@ static int exec_stream(struct exec_conn *x, struct strbuf *in, size_t output_max
 			else if (channel == CHANNEL_ERROR && status->len + n <= EXEC_STATUS_MAX)
 				strbuf_add(status, data, n);
 		}
-		memmove(in->buf, in->buf + used, in->len - (size_t)used);
-		in->len -= (size_t)used;
+		pos += (size_t)used;
 	}
 }
 

@@ -328,10 +328,11 @@ static void test_exec_status(void)
 	CHECK_STREQ(msg, "the command's status is not JSON");
 }
 
-/* Discovery with nothing in it, and an exec that prints "hi" and succeeds. */
+/* Discovery with nothing in it, and an exec that prints "hi" and succeeds: "h", then 10000
+ * empty continuations (20 KB: more than one read of 16 KiB), then the rest. */
 static void answer_exec(const struct loopback_request *rq, struct strbuf *out, void *ud)
 {
-	static const char frames[] = "\x82\x04\x01hi\n" "\x82\x15\x03{\"status\":\"Success\"}" "\x88\x00";
+	static const char frames[] = "\x82\x15\x03{\"status\":\"Success\"}" "\x88\x00";
 	unsigned char digest[SHA_DIGEST_LENGTH];
 	char key[128], accept[64];
 	struct strbuf k = STRBUF_INIT;
@@ -349,6 +350,10 @@ static void answer_exec(const struct loopback_request *rq, struct strbuf *out, v
 	strbuf_release(&k);
 	strbuf_addf(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
 		    "Sec-WebSocket-Accept: %s\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n", accept);
+	strbuf_add(out, "\x02\x02\x01h", 4);
+	for (int i = 0; i < 10000; i++)
+		strbuf_add(out, "\x00\x00", 2);
+	strbuf_add(out, "\x80\x02i\n", 4);
 	strbuf_add(out, frames, sizeof frames - 1);
 }
 
