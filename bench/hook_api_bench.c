@@ -10,6 +10,7 @@
 #include "k8s_client.h"
 #include "lua_k8s.h"
 #include "strbuf.h"
+#include "itest_env.h"
 
 #include <curl/curl.h>
 #include <lualib.h>
@@ -30,35 +31,6 @@ static double now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static char *need_env(const char *name)
-{
-	char *v = getenv(name);
-
-	if (!v || !*v) {
-		fprintf(stderr, "hook_api_bench: %s is not set (source scripts/testenv's env file)\n", name);
-		exit(1);
-	}
-	return v;
-}
-
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	struct strbuf sb = STRBUF_INIT;
-	char buf[4096];
-	size_t n;
-
-	if (!f) {
-		fprintf(stderr, "hook_api_bench: cannot read %s\n", path);
-		exit(1);
-	}
-	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-		strbuf_add(&sb, buf, n);
-	fclose(f);
-	strbuf_addstr(&sb, "");
-	return strbuf_take(&sb);
 }
 
 static double hook_run_us(struct k8s_client *c)

@@ -741,24 +741,19 @@ static int cmd_job_logs(const struct options *o)
 
 static int cmd_hooks_check(const struct options *o)
 {
-	FILE *f = fopen(o->positional[0], "rb");
 	struct strbuf source = STRBUF_INIT, shown = STRBUF_INIT;
-	char chunk[8192];
-	size_t n;
 	struct cli_reply reply;
 	char err[512];
 	cJSON *body, *root;
-	int rc = 1;
+	int rc = 1, loaded;
 
-	if (!f) {
-		fprintf(stderr, "stowage: %s: %s\n", o->positional[0], strerror(errno));
-		return 1;
-	}
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && source.len <= HOOK_FILE_MAX)
-		strbuf_add(&source, chunk, n);
-	fclose(f);
 	cli_escape_terminal(&shown, o->positional[0], 200);
-	if (source.len > HOOK_FILE_MAX || memchr(source.buf ? source.buf : "", '\0', source.len)) {
+	loaded = strbuf_read_file(&source, o->positional[0], HOOK_FILE_MAX);
+	if (loaded < 0 && errno != EFBIG) {
+		fprintf(stderr, "stowage: %s: %s\n", shown.buf, strerror(errno));
+		goto out;
+	}
+	if (loaded < 0 || memchr(source.buf, '\0', source.len)) {
 		fprintf(stderr, "stowage: %s: not a hook (larger than 1 MiB, or binary)\n", shown.buf);
 		goto out;
 	}

@@ -1,5 +1,6 @@
 #include "strbuf.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -68,6 +69,29 @@ void strbuf_grow(struct strbuf *sb, size_t extra)
 	sb->buf = xrealloc(sb->buf, cap);
 	sb->cap = cap;
 	sb->buf[sb->len] = '\0';	/* "always NUL-terminated" holds for a buffer only grown, too */
+}
+
+int strbuf_read_file(struct strbuf *sb, const char *path, size_t max)
+{
+	FILE *f = fopen(path, "rbe");
+	size_t start = sb->len, n;
+	char chunk[8192];
+	int saved;
+
+	if (!f)
+		return -1;
+	strbuf_grow(sb, 0);
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && sb->len - start <= max)
+		strbuf_add(sb, chunk, n);
+	saved = ferror(f) ? (errno ? errno : EIO) : sb->len - start > max ? EFBIG : 0;
+	fclose(f);
+	if (saved) {
+		sb->len = start;
+		sb->buf[start] = '\0';
+		errno = saved;
+		return -1;
+	}
+	return 0;
 }
 
 void strbuf_add(struct strbuf *sb, const void *data, size_t len)

@@ -22,6 +22,9 @@ void strbuf_reset(struct strbuf *sb);
 /* Hands the string to the caller (never NULL) and leaves sb empty. */
 char *strbuf_take(struct strbuf *sb);
 void strbuf_release(struct strbuf *sb);
+/* Appends the whole of the file at path, at most max bytes of it (SIZE_MAX: all). 0, or -1 with
+ * errno (the open's or the read's; EFBIG when the file holds more than max) and sb as it was. */
+int strbuf_read_file(struct strbuf *sb, const char *path, size_t max);
 
 /* Allocation helpers that abort on failure. */
 void *xmalloc(size_t n);

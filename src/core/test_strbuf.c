@@ -1,7 +1,11 @@
 #include "strbuf.h"
 #include "check.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 static void test_strbuf_grows_and_formats(void)
 {
@@ -38,8 +42,39 @@ static void test_strbuf_binary_data(void)
 	strbuf_release(&sb);
 }
 
+static void test_strbuf_read_file_appends_within_its_bound(void)
+{
+	char path[] = "/tmp/stowage-test-strbuf-XXXXXX";
+	struct strbuf sb = STRBUF_INIT;
+	static char data[20000];
+	int fd = mkstemp(path);
+
+	for (size_t i = 0; i < sizeof data; i++)
+		data[i] = (char)(i * 7);
+	CHECK(fd >= 0 && write(fd, data, sizeof data) == (ssize_t)sizeof data);
+	close(fd);
+	strbuf_addstr(&sb, "kept");
+	CHECK_INTEQ(strbuf_read_file(&sb, path, SIZE_MAX), 0);
+	CHECK(sb.len == 4 + sizeof data && memcmp(sb.buf + 4, data, sizeof data) == 0 && !sb.buf[sb.len]);
+	strbuf_reset(&sb);
+	CHECK_INTEQ(strbuf_read_file(&sb, path, sizeof data), 0);
+	CHECK(sb.len == sizeof data);
+	/* one byte over the bound: refused, and what the buffer held before is all it holds */
+	strbuf_reset(&sb);
+	strbuf_addstr(&sb, "kept");
+	CHECK_INTEQ(strbuf_read_file(&sb, path, sizeof data - 1), -1);
+	CHECK_INTEQ(errno, EFBIG);
+	CHECK_STREQ(sb.buf, "kept");
+	unlink(path);
+	CHECK_INTEQ(strbuf_read_file(&sb, path, SIZE_MAX), -1);
+	CHECK_INTEQ(errno, ENOENT);
+	CHECK_STREQ(sb.buf, "kept");
+	strbuf_release(&sb);
+}
+
 int main(void)
 {
+	RUN(test_strbuf_read_file_appends_within_its_bound);
 	RUN(test_strbuf_grows_and_formats);
 	RUN(test_strbuf_take_of_empty_is_empty_string);
 	RUN(test_strbuf_binary_data);

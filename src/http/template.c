@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -378,21 +379,15 @@ struct template_set *template_set_from_strings(const char *const *names, const c
 
 static char *read_file(const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
 	struct strbuf sb = STRBUF_INIT;
-	char chunk[8192];
-	size_t n;
 
-	if (!f) {
+	if (strbuf_read_file(&sb, path, SIZE_MAX) < 0) {
 		err_set(err, errlen, "%s: %s", path, strerror(errno));
+		strbuf_release(&sb);
 		return NULL;
 	}
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		strbuf_add(&sb, chunk, n);
-	int failed = ferror(f);
-	fclose(f);
-	if (failed || memchr(sb.buf ? sb.buf : "", '\0', sb.len)) {
-		err_set(err, errlen, "%s: %s", path, failed ? "read error" : "contains a NUL byte");
+	if (memchr(sb.buf, '\0', sb.len)) {
+		err_set(err, errlen, "%s: contains a NUL byte", path);
 		strbuf_release(&sb);
 		return NULL;
 	}

@@ -1,6 +1,7 @@
 #include "kubeconfig.h"
 #include "strbuf.h"
 
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -93,24 +94,16 @@ static yaml_node_t *kc_find_named(struct kc *k, const yaml_node_t *root, const c
 
 static char *kc_read_file(struct kc *k, const yaml_node_t *at, const char *what, const char *path)
 {
-	FILE *f = fopen(path, "rb");
 	struct strbuf sb = STRBUF_INIT;
-	char buf[8192];
-	size_t n;
 
-	if (!f) {
-		kc_fail(k, at, "cannot read %s file \"%s\"", what, path);
-		return NULL;
-	}
-	while ((n = fread(buf, 1, sizeof buf, f)) > 0 && sb.len <= (size_t)KUBECONFIG_MAX_BYTES)
-		strbuf_add(&sb, buf, n);
-	fclose(f);
-	if (sb.len > (size_t)KUBECONFIG_MAX_BYTES) {
+	if (strbuf_read_file(&sb, path, KUBECONFIG_MAX_BYTES) < 0) {
+		if (errno == EFBIG)
+			kc_fail(k, at, "%s file \"%s\" is larger than 1 MiB", what, path);
+		else
+			kc_fail(k, at, "cannot read %s file \"%s\"", what, path);
 		strbuf_release(&sb);
-		kc_fail(k, at, "%s file \"%s\" is larger than 1 MiB", what, path);
 		return NULL;
 	}
-	strbuf_addstr(&sb, "");
 	return strbuf_take(&sb);
 }
 

@@ -123,6 +123,11 @@ static void test_ca_file_only_when_allowed(void)
 	/* Allowed, the file is read, and checked to be a certificate. */
 	CHECK_INTEQ(parse(doc, NULL, 1, &conf, err, sizeof err), -1);
 	CHECK_STREQ(err, "kubeconfig line 8: cluster \"c\": its certificate authority is not a PEM certificate");
+	/* A file past 1 MiB is refused for its size, not read to its end. */
+	CHECK_INTEQ(truncate(path, (1 << 20) + 1), 0);
+	CHECK_INTEQ(parse(doc, NULL, 1, &conf, err, sizeof err), -1);
+	CHECK(strstr(err, "certificate-authority file \"/tmp/test_kubeconfig_ca") != NULL);
+	CHECK(strstr(err, "\" is larger than 1 MiB") != NULL);
 	unlink(path);
 	CHECK_INTEQ(parse(doc, NULL, 1, &conf, err, sizeof err), -1);
 	CHECK(strstr(err, "cannot read certificate-authority file") != NULL);

@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,16 +58,10 @@ static char **list_migrations(const char *dir, size_t *count)
 
 static char *read_file(const char *path)
 {
-	FILE *f = fopen(path, "r");
 	struct strbuf sb = STRBUF_INIT;
-	char buf[8192];
-	size_t n;
 
-	if (!f)
+	if (strbuf_read_file(&sb, path, SIZE_MAX) < 0)
 		log_fatal("%s: %s", path, strerror(errno));
-	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-		strbuf_add(&sb, buf, n);
-	fclose(f);
 	return strbuf_take(&sb);
 }
 

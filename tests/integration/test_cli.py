@@ -154,6 +154,15 @@ def test_hooks_check(world, home, tmp_path):
     assert r.returncode == 0 and "Syntax OK" in r.stdout
     r = cli(home, "hooks", "check", str(bad))
     assert r.returncode == 1 and "line 3" in r.stderr
+    # the file is read here, within 1 MiB and as text, before anything is sent
+    big, binary = tmp_path / "big.lua", tmp_path / "binary.lua"
+    big.write_text("-" * (1024 * 1024 + 1))
+    binary.write_bytes(b"log('a')\0")
+    for path in (big, binary):
+        r = cli(home, "hooks", "check", str(path))
+        assert r.returncode == 1 and f"{path}: not a hook (larger than 1 MiB, or binary)" in r.stderr, r.stderr
+    r = cli(home, "hooks", "check", str(tmp_path / "missing.lua"))
+    assert r.returncode == 1 and "missing.lua: No such file or directory" in r.stderr, r.stderr
 
 
 def test_viewer_token_cannot_run_and_wrong_token_is_refused(world, home):

@@ -8,40 +8,12 @@
 #include "k8s_client.h"
 #include "k8s_exec.h"
 #include "strbuf.h"
+#include "itest_env.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static char *need_env(const char *name)
-{
-	char *v = getenv(name);
-
-	if (!v || !*v) {
-		fprintf(stderr, "itest_exec: %s is not set\n", name);
-		exit(2);
-	}
-	return v;
-}
-
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	struct strbuf sb = STRBUF_INIT;
-	char buf[4096];
-	size_t n;
-
-	if (!f) {
-		fprintf(stderr, "itest_exec: cannot read %s\n", path);
-		exit(2);
-	}
-	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-		strbuf_add(&sb, buf, n);
-	fclose(f);
-	strbuf_addstr(&sb, "");
-	return strbuf_take(&sb);
-}
 
 int main(int argc, char **argv)
 {

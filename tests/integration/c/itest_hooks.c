@@ -8,6 +8,7 @@
 #include "k8s_client.h"
 #include "lua_k8s.h"
 #include "strbuf.h"
+#include "itest_env.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,35 +17,6 @@
 static struct k8s_client *client;
 static const char *ns, *exec_dir, *lua_dir;
 static const struct lua_sandbox_limits limits = { 32 << 20, 50000000, 120000 };
-
-static char *need_env(const char *name)
-{
-	char *v = getenv(name);
-
-	if (!v || !*v) {
-		printf("Bail out! %s is not set\n", name);
-		exit(1);
-	}
-	return v;
-}
-
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	struct strbuf sb = STRBUF_INIT;
-	char buf[4096];
-	size_t n;
-
-	if (!f) {
-		printf("Bail out! cannot read %s\n", path);
-		exit(1);
-	}
-	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-		strbuf_add(&sb, buf, n);
-	fclose(f);
-	strbuf_addstr(&sb, "");
-	return strbuf_take(&sb);
-}
 
 static void print_log(void *ctx, const char *line)
 {

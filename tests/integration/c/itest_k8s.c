@@ -5,41 +5,13 @@
 #include "kubeconfig.h"
 #include "strbuf.h"
 #include "check.h"
+#include "itest_env.h"
 
 #include <openssl/rand.h>
 #include <stdlib.h>
 
 static struct k8s_cluster_conf conf;
 static char ns[64];
-
-static char *need_env(const char *name)
-{
-	char *v = getenv(name);
-
-	if (!v || !*v) {
-		printf("Bail out! %s is not set\n", name);
-		exit(1);
-	}
-	return v;
-}
-
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	struct strbuf sb = STRBUF_INIT;
-	char buf[4096];
-	size_t n;
-
-	if (!f) {
-		printf("Bail out! cannot read %s\n", path);
-		exit(1);
-	}
-	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-		strbuf_add(&sb, buf, n);
-	fclose(f);
-	strbuf_addstr(&sb, "");
-	return strbuf_take(&sb);
-}
 
 static struct k8s_client *client(const struct k8s_cluster_conf *c)
 {

@@ -3,6 +3,7 @@
 #include "s3_client.h"
 #include "sigv4.h"
 #include "check.h"
+#include "itest_env.h"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -11,17 +12,6 @@
 
 static struct s3_conf conf;
 static char bucket[64];
-
-static char *need_env(const char *name)
-{
-	char *v = getenv(name);
-
-	if (!v || !*v) {
-		printf("Bail out! %s is not set\n", name);
-		exit(1);
-	}
-	return v;
-}
 
 static struct s3_client *client(const struct s3_conf *c)
 {

@@ -20,39 +20,11 @@
 #include "volume_snapshot_csi.h"
 #include "db.h"
 #include "strbuf.h"
+#include "itest_env.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char *need_env(const char *name)
-{
-	const char *v = getenv(name);
-
-	if (!v) {
-		fprintf(stderr, "itest_volumes: %s is not set\n", name);
-		exit(2);
-	}
-	return v;
-}
-
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	struct strbuf sb = STRBUF_INIT;
-	char buf[4096];
-	size_t n;
-
-	if (!f) {
-		fprintf(stderr, "itest_volumes: cannot read %s\n", path);
-		exit(2);
-	}
-	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-		strbuf_add(&sb, buf, n);
-	fclose(f);
-	strbuf_addstr(&sb, "");
-	return strbuf_take(&sb);
-}
 
 static cJSON *parse(const char *what, const char *text)
 {
@@ -71,8 +43,8 @@ static struct k8s_client *cluster(void)
 	struct k8s_client *k;
 	char err[512];
 
-	conf.api_url = (char *)need_env("API_URL");
-	conf.token = (char *)need_env("TOKEN");
+	conf.api_url = need_env("API_URL");
+	conf.token = need_env("TOKEN");
 	conf.ca_pem = slurp(need_env("CA_FILE"));
 	if (getenv("K8S_TIMEOUT_MS"))
 		conf.timeout_ms = atol(getenv("K8S_TIMEOUT_MS"));
@@ -90,11 +62,11 @@ static void repository(struct job_repository *repo)
 	struct s3_conf conf = { 0 };
 	char err[512];
 
-	conf.endpoint = (char *)need_env("S3_ENDPOINT");
-	conf.region = (char *)need_env("S3_REGION");
-	conf.bucket = (char *)need_env("S3_BUCKET");
-	conf.access_key = (char *)need_env("S3_ACCESS_KEY");
-	conf.secret_key = (char *)need_env("S3_SECRET_KEY");
+	conf.endpoint = need_env("S3_ENDPOINT");
+	conf.region = need_env("S3_REGION");
+	conf.bucket = need_env("S3_BUCKET");
+	conf.access_key = need_env("S3_ACCESS_KEY");
+	conf.secret_key = need_env("S3_SECRET_KEY");
 	conf.path_style = 1;
 	memset(repo, 0, sizeof *repo);
 	repo->s3 = s3_client_new(&conf, NULL, err, sizeof err);
@@ -104,7 +76,7 @@ static void repository(struct job_repository *repo)
 	}
 	repo->id = atoll(need_env("REPO_ID"));
 	repo->bucket = xstrdup(conf.bucket);
-	repo->prefix = xstrdup(need_env("REPO_PREFIX"));
+	repo->prefix = xstrdup(getenv("REPO_PREFIX") ? getenv("REPO_PREFIX") : "");	/* may be empty */
 }
 
 static void master_key(uint8_t key[AEAD_KEY_LEN])
