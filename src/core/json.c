@@ -25,3 +25,13 @@ int json_array_has(const cJSON *arr, const char *s)
 			return 1;
 	return 0;
 }
+
+void json_array_truncate(cJSON *arr, int n)
+{
+	cJSON *e = cJSON_GetArrayItem(arr, n), *next;
+
+	for (; e; e = next) {
+		next = e->next;
+		cJSON_Delete(cJSON_DetachItemViaPointer(arr, e));
+	}
+}

@@ -10,5 +10,8 @@ const char *json_str(const cJSON *o, const char *name);
 double json_num(const cJSON *o, const char *name);
 /* 1 when the array arr holds the string s, else 0 (arr NULL or not an array: 0). */
 int json_array_has(const cJSON *arr, const char *s);
+/* Drops the items of arr from index n on, in one walk (a loop of cJSON_DeleteItemFromArray,
+ * asking the size each time, walks the whole list per item). */
+void json_array_truncate(cJSON *arr, int n);
 
 #endif

@@ -1,4 +1,5 @@
 #include "migrate_precheck.h"
+#include "json.h"
 #include "strbuf.h"
 
 #include <stdio.h>
@@ -59,8 +60,7 @@ static int check_pvc(cJSON *pvc, void *ud)
 	char key[512];
 
 	if (!pvc) {	/* the list starts over: what it found so far will be found again */
-		while (cJSON_GetArraySize(ps->conflicts) > ps->first)
-			cJSON_DeleteItemFromArray(ps->conflicts, ps->first);
+		json_array_truncate(ps->conflicts, ps->first);
 		cJSON_Delete(ps->checked_classes);
 		ps->checked_classes = cJSON_CreateObject();
 		return 0;
