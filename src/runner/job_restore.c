@@ -331,6 +331,8 @@ struct restore_run {
 	cJSON *volumes;			/* the backup's volume record, or NULL */
 	struct restore_names reattached;	/* "<source-ns>/<claim>" bound again to its original volume */
 	struct restore_names versions_served, versions_unserved;	/* "group/version" asked of the target */
+	struct restore_names chosen;	/* the selection's objects (type/ns/name), sorted at first use */
+	int chosen_ready;
 };
 
 static void restore_phase(struct restore_run *run, const char *name, const struct job_phase *started,
@@ -538,8 +540,17 @@ static const char *restore_selection_skip(struct restore_run *run, struct restor
 		snprintf(it->message, sizeof it->message, "not chosen: %s is not among the types the plan restores", type.buf);
 		why = it->message;
 	} else if (!namespace_object && cJSON_GetArraySize(objects) > 0) {
+		if (!run->chosen_ready) {	/* a set: asked once for each of the backup's objects */
+			const cJSON *o;
+
+			cJSON_ArrayForEach(o, objects)
+				if (cJSON_IsString(o))
+					restore_names_add(&run->chosen, o->valuestring);
+			restore_names_seal(&run->chosen);
+			run->chosen_ready = 1;
+		}
 		strbuf_addf(&key, "%s/%s/%s", type.buf, it->src->ns, it->src->name);
-		if (!json_array_has(objects, key.buf)) {
+		if (!restore_names_has(&run->chosen, key.buf)) {
 			snprintf(it->message, sizeof it->message, "not chosen: the plan restores named objects only");
 			why = it->message;
 		}
@@ -1036,14 +1047,17 @@ static int restore_body_write(struct restore_run *run, struct restore_entry *e, 
  * to be Bound. */
 static void restore_volume_unchoose(struct restore_run *run, const struct backup_object *o)
 {
-	for (int i = 0; i < cJSON_GetArraySize(run->volumes);) {
-		const cJSON *v = cJSON_GetArrayItem(run->volumes, i);
+	cJSON *v, *next;
+
+	/* along the list: by index, each step walked the list again (a backup's volume record can
+	 * name tens of thousands of claims, and this runs for every claim left out) */
+	for (v = run->volumes->child; v; v = next) {
 		const char *ns = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "namespace"));
 		const char *pvc = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "pvc"));
+
+		next = v->next;
 		if (ns && pvc && strcmp(ns, o->ns) == 0 && strcmp(pvc, o->name) == 0)
-			cJSON_DeleteItemFromArray(run->volumes, i);
-		else
-			i++;
+			cJSON_Delete(cJSON_DetachItemViaPointer(run->volumes, v));
 	}
 }
 
@@ -1858,21 +1872,20 @@ static int restore_clients_open(struct restore_run *run, char *err, size_t errle
  * they hold; the backup's copy is written only into new volumes. */
 static void restore_leave_reattached(struct restore_run *run)
 {
-	int i = 0;
+	cJSON *v, *next;
 
-	while (i < cJSON_GetArraySize(run->volumes)) {
-		const cJSON *v = cJSON_GetArrayItem(run->volumes, i);
+	restore_names_seal(&run->reattached);
+	for (v = run->volumes ? run->volumes->child : NULL; v; v = next) {
 		const char *ns = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "namespace"));
 		const char *pvc = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "pvc"));
 		char key[600];
 
+		next = v->next;
 		snprintf(key, sizeof key, "%s/%s", ns ? ns : "", pvc ? pvc : "");
 		if (ns && pvc && restore_names_has(&run->reattached, key)) {
 			job_log(run->job, "info", "claim %s: reattached to its original volume, which keeps its data; the "
 				"backup's copy is not written over it", key);
-			cJSON_DeleteItemFromArray(run->volumes, i);
-		} else {
-			i++;
+			cJSON_Delete(cJSON_DetachItemViaPointer(run->volumes, v));
 		}
 	}
 }
@@ -1898,6 +1911,7 @@ static void restore_run_free(struct restore_run *run)
 	restore_names_free(&run->pv_names);
 	restore_names_free(&run->ns_have);
 	restore_names_free(&run->ns_want);
+	restore_names_free(&run->chosen);
 	restore_names_free(&run->crds);
 	cJSON_Delete(run->counts);
 	cJSON_Delete(run->type_counts);
