@@ -1,5 +1,7 @@
 #include "json.h"
+#include "strbuf.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 const char *json_str(const cJSON *o, const char *name)
@@ -34,4 +36,42 @@ void json_array_truncate(cJSON *arr, int n)
 		next = e->next;
 		cJSON_Delete(cJSON_DetachItemViaPointer(arr, e));
 	}
+}
+
+struct json_place {
+	cJSON *item;
+	size_t at;
+};
+
+static int json_place_cmp(const void *a, const void *b)
+{
+	const struct json_place *x = a, *y = b;
+	int c = strcmp(x->item->valuestring, y->item->valuestring);
+
+	return c ? c : (x->at > y->at) - (x->at < y->at);
+}
+
+void json_array_unique(cJSON *arr)
+{
+	size_t n = 0, at = 0;
+	struct json_place *v;
+	cJSON *e;
+
+	cJSON_ArrayForEach(e, arr)
+		n += cJSON_IsString(e);
+	if (n < 2)
+		return;
+	v = xmalloc(n * sizeof *v);
+	n = 0;
+	cJSON_ArrayForEach(e, arr)
+		if (cJSON_IsString(e))
+			v[n++] = (struct json_place){ e, at++ };
+	qsort(v, n, sizeof *v, json_place_cmp);
+	for (size_t i = 1, first = 0; i < n; i++) {	/* the first of each run of equal strings stays */
+		if (strcmp(v[first].item->valuestring, v[i].item->valuestring) == 0)
+			cJSON_Delete(cJSON_DetachItemViaPointer(arr, v[i].item));
+		else
+			first = i;
+	}
+	free(v);
 }

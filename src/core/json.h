@@ -13,5 +13,8 @@ int json_array_has(const cJSON *arr, const char *s);
 /* Drops the items of arr from index n on, in one walk (a loop of cJSON_DeleteItemFromArray,
  * asking the size each time, walks the whole list per item). */
 void json_array_truncate(cJSON *arr, int n);
+/* Drops every string item of arr that repeats one before it; the rest keep their order. By
+ * sorting: n log n however many there are. */
+void json_array_unique(cJSON *arr);
 
 #endif

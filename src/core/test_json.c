@@ -1,6 +1,8 @@
 #include "json.h"
 #include "check.h"
 
+#include <stdlib.h>
+
 static void test_truncate_keeps_the_first_items(void)
 {
 	cJSON *a = cJSON_Parse("[\"a\",\"b\",\"c\",\"d\"]");
@@ -20,8 +22,23 @@ static void test_truncate_keeps_the_first_items(void)
 	cJSON_Delete(a);
 }
 
+static void test_unique_keeps_the_first_of_each_in_order(void)
+{
+	cJSON *a = cJSON_Parse("[\"b\",\"a\",\"b\",1,\"c\",\"a\",\"a\",\"d\",\"b\"]");
+	char *text;
+
+	json_array_unique(a);
+	text = cJSON_PrintUnformatted(a);
+	CHECK_STREQ(text, "[\"b\",\"a\",1,\"c\",\"d\"]");
+	free(text);
+	cJSON_AddItemToArray(a, cJSON_CreateString("e"));
+	CHECK_INTEQ(cJSON_GetArraySize(a), 6);
+	cJSON_Delete(a);
+}
+
 int main(void)
 {
+	RUN(test_unique_keeps_the_first_of_each_in_order);
 	RUN(test_truncate_keeps_the_first_items);
 	return check_done();
 }

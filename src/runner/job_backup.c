@@ -14,6 +14,7 @@
 #include "job.h"
 #include "job_hooks.h"
 #include "job_volumes.h"
+#include "json.h"
 #include "backup_archive.h"
 #include "log.h"
 #include "repo_seal.h"
@@ -91,7 +92,7 @@ static void rfc3339(time_t t, char *out, size_t len)
 	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static const char *json_str(const cJSON *obj, const char *a, const char *b)
+static const char *string_at(const cJSON *obj, const char *a, const char *b)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, a);
 
@@ -108,19 +109,11 @@ static void json_set(cJSON *obj, const char *key, cJSON *value)
 		cJSON_AddItemToObject(obj, key, value);
 }
 
-static int json_array_has(const cJSON *arr, const char *s)
+/* Names to back up, repeats and all: json_array_unique drops those once, before they are read
+ * (asking at each add walked the list, quadratic in a cluster's claims or bindings). */
+static void names_add(cJSON *arr, const char *s)
 {
-	const cJSON *v;
-
-	cJSON_ArrayForEach(v, arr)
-		if (cJSON_IsString(v) && strcmp(v->valuestring, s) == 0)
-			return 1;
-	return 0;
-}
-
-static void json_array_add_unique(cJSON *arr, const char *s)
-{
-	if (s && *s && !json_array_has(arr, s))
+	if (s && *s)
 		cJSON_AddItemToArray(arr, cJSON_CreateString(s));
 }
 
@@ -513,19 +506,19 @@ static void note_priority_class(struct backup_run *r, const cJSON *obj)
 	const cJSON *job = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "jobTemplate"), "spec");
 	const cJSON *job_pod = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(job, "template"), "spec");
 
-	json_array_add_unique(r->priority_classes, json_str(spec, "priorityClassName", NULL));
-	json_array_add_unique(r->priority_classes, json_str(pod, "priorityClassName", NULL));
-	json_array_add_unique(r->priority_classes, json_str(job_pod, "priorityClassName", NULL));
+	names_add(r->priority_classes, string_at(spec, "priorityClassName", NULL));
+	names_add(r->priority_classes, string_at(pod, "priorityClassName", NULL));
+	names_add(r->priority_classes, string_at(job_pod, "priorityClassName", NULL));
 }
 
 /* The ClusterRole a binding grants (a RoleBinding may grant one within its namespace). */
 static void note_cluster_role(struct backup_run *r, const cJSON *binding)
 {
 	const cJSON *ref = cJSON_GetObjectItemCaseSensitive(binding, "roleRef");
-	const char *kind = json_str(ref, "kind", NULL);
+	const char *kind = string_at(ref, "kind", NULL);
 
 	if (kind && strcmp(kind, "ClusterRole") == 0)
-		json_array_add_unique(r->cluster_roles, json_str(ref, "name", NULL));
+		names_add(r->cluster_roles, string_at(ref, "name", NULL));
 }
 
 /* What the volumes phase and the cluster-scoped additions need from an object: a claim's
@@ -541,23 +534,23 @@ static void note_dependencies(struct backup_run *r, const struct k8s_resource_ty
 		return;
 	if (strcmp(t->plural, "persistentvolumeclaims") == 0) {
 		char key[600];
-		const char *volume = json_str(obj, "spec", "volumeName");
-		const char *sc = json_str(obj, "spec", "storageClassName");
+		const char *volume = string_at(obj, "spec", "volumeName");
+		const char *sc = string_at(obj, "spec", "storageClassName");
 		const char *method;
 		cJSON *v = cJSON_CreateObject();
 
 		snprintf(key, sizeof key, "%s/%s", ns, name);
-		method = json_str(r->plan.volume_methods, key, NULL);
+		method = string_at(r->plan.volume_methods, key, NULL);
 		cJSON_AddStringToObject(v, "namespace", ns);
 		cJSON_AddStringToObject(v, "claim", name);
 		cJSON_AddStringToObject(v, "volume", volume ? volume : "");
 		cJSON_AddStringToObject(v, "storage_class", sc ? sc : "");
 		cJSON_AddStringToObject(v, "method", method ? method : "none");
 		cJSON_AddItemToArray(r->volumes, v);
-		json_array_add_unique(r->pv_names, volume);
-		json_array_add_unique(r->storage_classes, sc);
+		names_add(r->pv_names, volume);
+		names_add(r->storage_classes, sc);
 	} else if (strcmp(t->plural, "persistentvolumes") == 0) {
-		json_array_add_unique(r->storage_classes, json_str(obj, "spec", "storageClassName"));
+		names_add(r->storage_classes, string_at(obj, "spec", "storageClassName"));
 	}
 }
 
@@ -565,8 +558,8 @@ static void note_dependencies(struct backup_run *r, const struct k8s_resource_ty
  * when the backup must stop (r->err, or r->cancelled). */
 static int write_object(struct backup_run *r, const struct k8s_resource_type *t, const char *ns, const cJSON *obj)
 {
-	const char *name = json_str(obj, "metadata", "name");
-	const char *obj_ns = json_str(obj, "metadata", "namespace");
+	const char *name = string_at(obj, "metadata", "name");
+	const char *obj_ns = string_at(obj, "metadata", "namespace");
 	char *json;
 	int rc;
 
@@ -620,7 +613,7 @@ static int listing_write(cJSON *obj, void *ud)
 		l->restarted = 1;
 		return 0;
 	}
-	name = json_str(obj, "metadata", "name");
+	name = string_at(obj, "metadata", "name");
 	if (l->restarted && name && strcmp(name, l->last) <= 0)
 		return 0;
 	if (l->keep && !l->keep(l->r, obj))
@@ -715,7 +708,7 @@ static int binding_names_our_accounts(const struct backup_run *r, const cJSON *b
 	const cJSON *subject;
 
 	cJSON_ArrayForEach(subject, cJSON_GetObjectItemCaseSensitive(binding, "subjects")) {
-		const char *kind = json_str(subject, "kind", NULL), *ns = json_str(subject, "namespace", NULL);
+		const char *kind = string_at(subject, "kind", NULL), *ns = string_at(subject, "namespace", NULL);
 		if (kind && ns && strcmp(kind, "ServiceAccount") == 0 && json_array_has(r->plan.namespaces, ns))
 			return 1;
 	}
@@ -780,15 +773,21 @@ static int backup_dependencies(struct backup_run *r)
 	}
 	if (backup_cluster_bindings(r) < 0)
 		return -1;
+	/* each list made unique just before it is read: reading one can add to the next (a volume
+	 * names its class) */
+	json_array_unique(r->cluster_roles);
 	cJSON_ArrayForEach(v, r->cluster_roles)
 		if (backup_cluster_object(r, "rbac.authorization.k8s.io", "clusterroles", v->valuestring, 1) < 0)
 			return -1;
+	json_array_unique(r->pv_names);
 	cJSON_ArrayForEach(v, r->pv_names)
 		if (backup_cluster_object(r, "", "persistentvolumes", v->valuestring, 0) < 0)
 			return -1;
+	json_array_unique(r->storage_classes);
 	cJSON_ArrayForEach(v, r->storage_classes)
 		if (backup_cluster_object(r, "storage.k8s.io", "storageclasses", v->valuestring, 1) < 0)
 			return -1;
+	json_array_unique(r->priority_classes);
 	cJSON_ArrayForEach(v, r->priority_classes)
 		if (strncmp(v->valuestring, "system-", 7) != 0 &&
 		    backup_cluster_object(r, "scheduling.k8s.io", "priorityclasses", v->valuestring, 1) < 0)
@@ -1189,12 +1188,11 @@ static void backup_delete_uploads(struct backup_run *r)
 static int namespace_collect(cJSON *obj, void *ud)
 {
 	cJSON *names = ud;
-	const char *name = json_str(obj, "metadata", "name"), *phase = json_str(obj, "status", "phase");
+	const char *name = string_at(obj, "metadata", "name"), *phase = string_at(obj, "status", "phase");
 	static const char *const system[] = { "kube-system", "kube-public", "kube-node-lease" };
 
 	if (!obj) {
-		while (cJSON_GetArraySize(names) > 0)
-			cJSON_DeleteItemFromArray(names, 0);
+		json_array_truncate(names, 0);
 		return 0;
 	}
 	/* a name no API server would give (a hostile one's) is no namespace to back up */
@@ -1203,7 +1201,7 @@ static int namespace_collect(cJSON *obj, void *ud)
 	for (size_t i = 0; i < sizeof system / sizeof system[0]; i++)
 		if (strcmp(name, system[i]) == 0)
 			return 0;
-	json_array_add_unique(names, name);
+	names_add(names, name);
 	return 0;
 }
 
@@ -1225,7 +1223,8 @@ static int whole_cluster_namespaces(struct backup_run *r)
 	}
 	cJSON_ArrayForEach(ns, r->plan.namespaces)
 		if (cJSON_IsString(ns))
-			json_array_add_unique(names, ns->valuestring);
+			names_add(names, ns->valuestring);
+	json_array_unique(names);
 	cJSON_Delete(r->plan.namespaces);
 	r->plan.namespaces = names;
 	if (cJSON_GetArraySize(names) == 0) {

@@ -44,42 +44,13 @@ static void trim(char *s)
 		s[--n] = '\0';
 }
 
-struct line {
-	const char *s;
-	size_t at;		/* its place: the list's items first, then the lines of the text */
-};
-
-static int line_cmp(const void *a, const void *b)
-{
-	const struct line *x = a, *y = b;
-	int c = strcmp(x->s, y->s);
-
-	return c ? c : (x->at > y->at) - (x->at < y->at);
-}
-
-static void lines_push(struct line **v, size_t *n, size_t *cap, const char *s)
-{
-	if (*n == *cap)
-		*v = xrealloc(*v, (*cap *= 2) * sizeof **v);
-	(*v)[*n] = (struct line){ s, *n };
-	(*n)++;
-}
-
 /* The lines of text, trimmed, without empty ones and repeats (of each other or of what list
- * holds), onto list in their order. Repeats are found by sorting: a post carries up to 2 MiB of
- * lines, and comparing each with all before it took minutes of a worker for 150,000 of them. */
+ * holds), onto list in their order. A post carries up to 2 MiB of lines: comparing each with all
+ * before it took minutes of a worker for 150,000 of them, so repeats go in one sort at the end. */
 static void lines_add(cJSON *list, const char *text)
 {
 	char *copy = xstrdup(text ? text : "");
-	size_t n = 0, cap = 64, held;
-	struct line *v = xmalloc(cap * sizeof *v);
-	const char **at;
-	unsigned char *keep;
-	const cJSON *e;
 
-	cJSON_ArrayForEach(e, list)
-		lines_push(&v, &n, &cap, cJSON_IsString(e) ? e->valuestring : "");
-	held = n;
 	for (char *p = copy; *p;) {
 		char *line = p, *a;
 
@@ -89,22 +60,10 @@ static void lines_add(cJSON *list, const char *text)
 		a = line + strspn(line, " \t");
 		trim(a);
 		if (*a)
-			lines_push(&v, &n, &cap, a);
+			cJSON_AddItemToArray(list, cJSON_CreateString(a));
 	}
-	at = xcalloc(n, sizeof *at);
-	keep = xcalloc(n, 1);
-	for (size_t i = held; i < n; i++)
-		at[i] = v[i].s;
-	qsort(v, n, sizeof *v, line_cmp);
-	for (size_t i = 0; i < n; i++)	/* the first of each run of equal lines, if the list lacks it */
-		keep[v[i].at] = v[i].at >= held && (i == 0 || strcmp(v[i - 1].s, v[i].s) != 0);
-	for (size_t i = held; i < n; i++)
-		if (keep[i])
-			cJSON_AddItemToArray(list, cJSON_CreateString(at[i]));
-	free(keep);
-	free(at);
-	free(v);
 	free(copy);
+	json_array_unique(list);
 }
 
 void restore_objects_input(const struct kv_list *in, struct kv_list *out)
