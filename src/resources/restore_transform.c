@@ -25,8 +25,17 @@ static int restore_names_cmp(const void *a, const void *b)
 
 void restore_names_seal(struct restore_names *s)
 {
+	size_t kept = s->n ? 1 : 0;
+
 	if (s->n > 1)
 		qsort(s->v, s->n, sizeof *s->v, restore_names_cmp);
+	for (size_t i = 1; i < s->n; i++) {
+		if (strcmp(s->v[kept - 1], s->v[i]) == 0)
+			free(s->v[i]);
+		else
+			s->v[kept++] = s->v[i];
+	}
+	s->n = kept;
 	s->sorted = 1;
 }
 

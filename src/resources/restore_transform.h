@@ -34,7 +34,8 @@ struct restore_names {
 };
 
 void restore_names_add(struct restore_names *s, const char *name);
-/* Sorts the set; call once after the last add, before lookups. */
+/* Sorts the set and drops repeats (so adding is cheap: a name may be added many times); call
+ * after the last add, before lookups or walking v. */
 void restore_names_seal(struct restore_names *s);
 int restore_names_has(const struct restore_names *s, const char *name);
 void restore_names_free(struct restore_names *s);

@@ -553,8 +553,28 @@ static void test_plan_maps_checked(void)
 	cJSON_Delete(array);
 }
 
+static void test_names_seal_drops_repeats(void)
+{
+	struct restore_names s = { 0 };
+
+	for (int round = 0; round < 3; round++) {
+		restore_names_add(&s, "shop");
+		restore_names_add(&s, "blog");
+		restore_names_add(&s, "shop");
+	}
+	restore_names_seal(&s);
+	CHECK_INTEQ((int)s.n, 2);
+	CHECK_STREQ(s.v[0], "blog");
+	CHECK_STREQ(s.v[1], "shop");
+	CHECK(restore_names_has(&s, "shop") && !restore_names_has(&s, "cart"));
+	restore_names_free(&s);
+	restore_names_seal(&s);	/* an empty set too */
+	CHECK_INTEQ((int)s.n, 0);
+}
+
 int main(void)
 {
+	RUN(test_names_seal_drops_repeats);
 	RUN(test_strips_server_fields);
 	RUN(test_claim_class_choice_wins);
 	RUN(test_claim_bound_to_the_volume_the_plan_names);

@@ -1023,12 +1023,6 @@ static int restore_is_namespace(const struct backup_object *o)
 	return strcmp(o->group, "") == 0 && strcmp(o->resource, "namespaces") == 0;
 }
 
-static void restore_names_add_once(struct restore_names *s, const char *name)
-{
-	if (!restore_names_has(s, name))
-		restore_names_add(s, name);
-}
-
 /* Appends json to the work file: where the create pass reads the object back. */
 static int restore_body_write(struct restore_run *run, struct restore_entry *e, const char *json, size_t len,
 			      char *err, size_t errlen)
@@ -1112,9 +1106,9 @@ static int restore_index_object(struct backup_object *o, const char *json, size_
 	e->skip = it.skip == it.message ? e->note : it.skip;
 	e->refused = it.refused == it.message ? e->note : it.refused;
 	if (restore_is_namespace(o))
-		restore_names_add_once(&run->ns_have, restore_namespace_target(&run->t, o->name));
+		restore_names_add(&run->ns_have, restore_namespace_target(&run->t, o->name));
 	else if (*o->ns)
-		restore_names_add_once(&run->ns_want, restore_namespace_target(&run->t, o->ns));
+		restore_names_add(&run->ns_want, restore_namespace_target(&run->t, o->ns));
 	if (e->skip && run->volumes && strncmp(e->skip, "not chosen", 10) == 0 && strcmp(o->group, "") == 0 &&
 	    strcmp(o->resource, "persistentvolumeclaims") == 0)
 		restore_volume_unchoose(run, o);
