@@ -32,6 +32,7 @@
 #define REQUEST_TIMEOUT_MS 10000
 #define REQUEST_READS_MAX 120
 #define LIVE_LIST_LIMIT 500
+#define ANSWER_MAX (8 << 20)		/* bytes of an answer kept for the web */
 #define DRY_LOG_LINES 200
 /* One object of a backup shown as YAML: the archive read for it, and the text answered, bounded. */
 #define OBJECT_ARCHIVE_MAX (64u << 20)
@@ -167,13 +168,24 @@ static int read_fail(cJSON *out, const struct k8s_error *kerr)
 	return -1;
 }
 
+/* The items of a list page read for a form: at most LIVE_LIST_LIMIT, the page size asked for. A
+ * server may send more (an aggregated one ignores limit; a tenant's can pad a page to 128 MiB),
+ * and the answer goes to the database and to every page that shows it: one page stays one page. */
+static cJSON *live_items(cJSON *list)
+{
+	cJSON *items = cJSON_GetObjectItemCaseSensitive(list, "items");
+
+	json_array_truncate(items, LIVE_LIST_LIMIT);
+	return items;
+}
+
 static int read_namespaces(struct k8s_client *c, cJSON *data, struct k8s_error *kerr)
 {
 	cJSON *list = NULL, *item;
 
 	if (k8s_get(c, "/api/v1/namespaces?limit=500", &list, kerr) < 0)
 		return -1;
-	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(list, "items")) {
+	cJSON_ArrayForEach(item, live_items(list)) {
 		const char *name = json_path_str(cJSON_GetObjectItemCaseSensitive(item, "metadata"), "name", NULL);
 		if (*name)
 			cJSON_AddItemToArray(data, cJSON_CreateString(name));
@@ -212,7 +224,7 @@ static int read_claims(struct k8s_client *c, const cJSON *r, cJSON *data, struct
 	}
 	if (exists == 1 && k8s_get(c, url.buf, &list, kerr) < 0)
 		rc = -1;
-	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(list, "items")) {
+	cJSON_ArrayForEach(item, live_items(list)) {
 		cJSON *o = cJSON_CreateObject();
 		const cJSON *spec = cJSON_GetObjectItemCaseSensitive(item, "spec");
 		cJSON_AddStringToObject(o, "name", json_path_str(item, "metadata", "name"));
@@ -238,7 +250,7 @@ static int read_storage_classes(struct k8s_client *c, cJSON *data, struct k8s_er
 
 	if (k8s_get(c, "/apis/storage.k8s.io/v1/storageclasses?limit=500", &list, kerr) < 0)
 		return -1;
-	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(list, "items")) {
+	cJSON_ArrayForEach(item, live_items(list)) {
 		const cJSON *meta = cJSON_GetObjectItemCaseSensitive(item, "metadata");
 		const char *name = json_path_str(meta, "name", NULL);
 		if (!*name)
@@ -269,7 +281,7 @@ static int read_snapshot_classes(struct k8s_client *c, cJSON *data, struct k8s_e
 				continue;
 			return -1;
 		}
-		cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(list, "items")) {
+		cJSON_ArrayForEach(item, live_items(list)) {
 			const char *name = json_path_str(item, "metadata", "name");
 			if (strcmp(json_path_str(item, "deletionPolicy", NULL), "Retain") == 0 && !*retained)
 				retained = name;
@@ -821,6 +833,13 @@ static void request_answer(const struct runner_context *ctx, PGconn *db, long lo
 			goto out;
 	}
 	result = a.result ? cJSON_PrintUnformatted(a.result) : NULL;
+	if (result && strlen(result) > ANSWER_MAX) {	/* every page that shows it parses it again */
+		log_error("request %lld (%s): its answer is %zu bytes, more than %d", id, kind, strlen(result), ANSWER_MAX);
+		snprintf(a.error, sizeof a.error, "The cluster's answer is larger than %d MiB; nothing of it is kept.",
+			 ANSWER_MAX >> 20);
+		free(result);
+		result = NULL;
+	}
 	const char *params[] = { sid, result, a.error, applied ? "t" : "f" };
 	if (db_run(db, "UPDATE runner_requests SET state = 'answered', result = $2::jsonb, error = $3, "
 		   "answered_at = now(), applied_at = CASE WHEN $4::boolean THEN now() END WHERE id = $1",

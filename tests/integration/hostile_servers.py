@@ -111,6 +111,14 @@ class _APIHandler(_Base):
                          "hostPath": {"path": self.server.hostpaths[ns]},
                          "claimRef": {"namespace": ns, "name": "data"}},
                 "status": {"phase": "Bound"}}))
+        if url.path == "/version":
+            return self.reply(200, json.dumps({"major": "1", "minor": "33", "gitVersion": "v1.33.0-hostile"}))
+        if url.path == "/api/v1/namespaces":  # 10,000 whatever the limit asked (a padded page)
+            huge = self.headers.get("Authorization", "").startswith("Bearer huge")  # 600 names of 20 KB
+            items = [{"metadata": {"name": f"ns-{i:05d}" + ("x" * 20000 if huge else "")}}
+                     for i in range(600 if huge else 10000)]
+            return self.reply(200, json.dumps({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {},
+                                               "items": items}))
         if re.fullmatch(r"/api/v1/namespaces/[^/]+/pods", url.path):
             return self.reply(200, json.dumps({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": []}))
         self.reply(404, json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure",

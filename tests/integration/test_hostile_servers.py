@@ -17,7 +17,7 @@ import time
 import psycopg2
 import pytest
 
-from conftest import unique
+from conftest import Client, unique
 from hostile_servers import HostileAPIServer, HostileS3Server
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -199,3 +199,46 @@ def test_a_deployment_that_opts_nothing_in_refuses_loopback_clusters_and_reposit
                                      "access_key": testenv["S3_ACCESS_KEY"], "secret_key": testenv["S3_SECRET_KEY"]})
         assert r.status_code == 422, r.text[:500]
         assert "loopback (127.0.0.0/8), which is always refused" in r.text, r.text[:2000]
+
+
+def cluster_read(stack, api, token, reads):
+    """A tenant with a cluster at the hostile server (token picks its behaviour) asks a runner for
+    reads, as the web does; the answer as stored: (result, error)."""
+    c = Client(stack)
+    c.signup(unique("Padded Org "), unique("padded") + "@example.test")
+    with open(api.cert_file) as f:
+        r = c.post("/clusters", {"name": "padded", "api_url": api.url, "token": token, "ca_pem": f.read()})
+    assert r.status_code == 303, r.text[:500]
+    cluster_id = c.json("/clusters").json()["clusters"][0]["id"]
+    conn = psycopg2.connect(stack.pg_dsn_owner)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("SELECT org_id FROM stowage.clusters WHERE id = %s", (cluster_id,))
+    org_id = cur.fetchone()[0]
+    cur.execute("INSERT INTO stowage.runner_requests (org_id, kind, params) VALUES (%s, 'cluster_read', %s) "
+                "RETURNING id", (org_id, json.dumps({"reads": [dict(r, cluster_id=cluster_id) for r in reads]})))
+    rid = cur.fetchone()[0]
+    deadline = time.time() + 60
+    while True:
+        cur.execute("SELECT state, result::text, error FROM stowage.runner_requests WHERE id = %s", (rid,))
+        state, result, error = cur.fetchone()
+        if state == "answered" or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    conn.close()
+    assert state == "answered", state
+    return (json.loads(result) if result else None), error
+
+
+def test_a_list_page_padded_past_its_limit_reaches_the_web_as_one_page(stack, api):
+    """A form's live list (the backup wizard's namespaces) asks for a page of 500; the tenant's
+    server sends 10,000 (an aggregated server may ignore limit; a hostile one pads up to the
+    128 MiB a page may hold). The runner keeps the page it asked for: the answer every wizard
+    page parses again holds 500 names, not all that came. An answer still over 8 MiB (names of
+    20,000 bytes) is not kept at all, and says so."""
+    result, error = cluster_read(stack, api, "hostile-padded-token", [{"read": "namespaces"}])
+    one = result["results"][0]
+    assert error == "" and one["ok"], (error, one)
+    assert one["data"] == [f"ns-{i:05d}" for i in range(500)]
+    result, error = cluster_read(stack, api, "huge-names-token", [{"read": "namespaces"}])
+    assert result is None and error == "The cluster's answer is larger than 8 MiB; nothing of it is kept.", error
