@@ -734,6 +734,12 @@ static int store_save(PGconn *db, const cJSON *p, cJSON *result, int cluster, ch
 			id ? 13 : 12, params, err, errlen);
 	}
 	if (!res) {
+		if (strcmp(db_last_sqlstate(), "SWQ01") == 0 && strncmp(err, "database: ", 10) == 0) {
+			/* the organisation's quota (sql/031): the page says it as why nothing was saved */
+			cJSON_DeleteItemFromObjectCaseSensitive(result, "message");
+			cJSON_AddStringToObject(result, "message", err + 10);
+			return db_run(db, "ROLLBACK TO SAVEPOINT store", 0, NULL, err, errlen);
+		}
 		if (strcmp(db_last_sqlstate(), "23505") != 0)
 			return -1;
 		cJSON_AddBoolToObject(result, "name_taken", 1);

@@ -1,6 +1,7 @@
 /* Writing responses: one page renderer that answers HTML or JSON from the same view model,
  * redirects, errors and cookies. */
 #include "web.h"
+#include "db.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -185,6 +186,11 @@ void respond_error(struct request *r, int status, const char *message)
 
 void respond_db_error(struct request *r, const char *err)
 {
+	/* an organisation's quota (sql/031): the sentence is the database's, naming the bound */
+	if (strcmp(db_last_sqlstate(), "SWQ01") == 0 && strncmp(err, "database: ", 10) == 0) {
+		respond_error(r, 409, err + 10);
+		return;
+	}
 	log_error("%s %s: %s", r->method, r->path, err);
 	respond_error(r, 500, "The database refused the change; nothing was saved.");
 }

@@ -329,6 +329,19 @@ class Client:
         return r
 
 
+def owner_query(s, sql, args=()):
+    """sql as the database's owner (past row-level security), in a connection of its own: what the
+    operator, or a test setting the scene, does. The rows, if it returns any."""
+    conn = psycopg2.connect(s.pg_dsn_owner)
+    conn.autocommit = True
+    try:
+        cur = conn.cursor()
+        cur.execute(sql, args)
+        return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
 _counter = [0]
 
 

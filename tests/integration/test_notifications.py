@@ -14,10 +14,9 @@ import threading
 import time
 
 import boto3
-import psycopg2
 import pytest
 
-from conftest import BUILD, Client, own_stack, free_port, unique
+from conftest import BUILD, Client, own_stack, free_port, unique, owner_query
 
 pytest_plugins = ["fixtures_testenv"]
 
@@ -28,17 +27,6 @@ def hosted(testenv):
     retries after 1 s (doubling) so that the retry is seen soon."""
     with own_stack("notify", {"STOWAGE_ALLOWED_PRIVATE_NETWORKS": "", "STOWAGE_NOTIFICATION_RETRY_SECONDS": "1"}) as s:
         yield s
-
-
-def owner_query(s, sql, args=()):
-    conn = psycopg2.connect(s.pg_dsn_owner)
-    conn.autocommit = True
-    try:
-        cur = conn.cursor()
-        cur.execute(sql, args)
-        return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
 
 
 def signup(s):

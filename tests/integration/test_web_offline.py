@@ -25,7 +25,7 @@ import boto3
 import psycopg2
 import pytest
 
-from conftest import TOP, Client, own_stack, unique
+from conftest import TOP, Client, own_stack, unique, owner_query
 
 
 @pytest.fixture(scope="module")
@@ -57,17 +57,6 @@ def signup(s, org):
     assert c.follow(link).status_code == 303
     c.org_id = owner_query(s, "SELECT id FROM stowage.orgs WHERE name = %s", (org,))[0][0]
     return c
-
-
-def owner_query(s, sql, args=()):
-    conn = psycopg2.connect(s.pg_dsn_owner)
-    conn.autocommit = True
-    try:
-        cur = conn.cursor()
-        cur.execute(sql, args)
-        return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
 
 
 def opt_in_loopback(s, org_id):
