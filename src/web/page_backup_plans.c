@@ -789,7 +789,8 @@ static void plan_finish(struct request *r, long long id)
 		if (strcmp(db_last_sqlstate(), "23505") == 0) {
 			wizard_error(&w, 1, "name", "Name: a backup plan of that name already exists");
 			cJSON_Delete(checks);
-			plan_wizard_respond(r, &w, 1, 1, id, NULL, NULL);
+			if (web_transaction_restart(r) == 0)	/* the form's lists are read again */
+				plan_wizard_respond(r, &w, 1, 1, id, NULL, NULL);
 		} else {
 			cJSON_Delete(checks);
 			if (strstr(err, "no such"))

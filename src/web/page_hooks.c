@@ -180,10 +180,10 @@ void page_hook_create(struct request *r)
 		      "INSERT INTO hook_versions (hook_id, version, source) SELECT id, 1, $3 FROM h RETURNING hook_id",
 		      3, params, err, sizeof err);
 	if (!res) {
-		if (strcmp(db_last_sqlstate(), "23505") == 0)
-			hook_name_taken(r, &v, 0);
-		else
+		if (strcmp(db_last_sqlstate(), "23505") != 0)
 			respond_db_error(r, err);
+		else if (web_transaction_restart(r) == 0)
+			hook_name_taken(r, &v, 0);
 		form_values_free(&v);
 		return;
 	}
@@ -223,10 +223,10 @@ void page_hook_update(struct request *r)
 		"WHERE id = $1 AND EXISTS (SELECT 1 FROM cur) RETURNING current_version",
 		4, params, err, sizeof err);
 	if (!res) {
-		if (strcmp(db_last_sqlstate(), "23505") == 0)
-			hook_name_taken(r, &v, id);
-		else
+		if (strcmp(db_last_sqlstate(), "23505") != 0)
 			respond_db_error(r, err);
+		else if (web_transaction_restart(r) == 0)
+			hook_name_taken(r, &v, id);
 		form_values_free(&v);
 		return;
 	}

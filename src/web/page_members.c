@@ -111,12 +111,10 @@ void page_members_invite(struct request *r)
 		if (strcmp(db_last_sqlstate(), "23505") == 0) {
 			cJSON *view = form_view(&v, invite_fields);
 			cJSON_AddStringToObject(view, "form_error", "Email: that person is already a member of this organisation.");
-			/* The failed statement aborted the transaction: start a fresh one to list members. */
-			db_rollback(r->db);
-			if (db_tenant_begin(r->db, r->session.org_id, r->session.user_id, err, sizeof err) < 0) {
+			/* The failed statement aborted the transaction: a fresh one to list members. */
+			if (web_transaction_restart(r) < 0) {
 				cJSON_Delete(view);
 				form_values_free(&v);
-				respond_db_error(r, err);
 				return;
 			}
 			members_respond(r, 422, view);

@@ -364,7 +364,10 @@ static void migration_save(struct request *r, long long id)
 		if (strcmp(db_last_sqlstate(), "23505") == 0) {
 			cJSON *view = form_view(&v, migration_fields);
 			cJSON_AddStringToObject(view, "form_error", "Name: a migration of that name already exists.");
-			form_respond(r, 422, "migration_form", view, &v, id, classes);
+			if (web_transaction_restart(r) == 0)	/* the form's lists are read again */
+				form_respond(r, 422, "migration_form", view, &v, id, classes);
+			else
+				cJSON_Delete(view);
 		} else {
 			respond_db_error(r, err);
 		}

@@ -543,7 +543,8 @@ static void restore_plan_finish(struct request *r, long long id)
 		cJSON_Delete(checks);
 		if (strcmp(db_last_sqlstate(), "23505") == 0) {
 			wizard_error(&w, 1, "name", "Name: a restore plan of that name already exists");
-			restore_wizard_respond(r, &w, 1, 1, NULL, NULL, id, NULL);
+			if (web_transaction_restart(r) == 0)	/* the form's lists are read again */
+				restore_wizard_respond(r, &w, 1, 1, NULL, NULL, id, NULL);
 		} else {
 			respond_db_error(r, err);
 		}

@@ -295,6 +295,17 @@ static int request_allowed(struct request *r, const struct route *rt)
  * session_begin, the page's query, COMMIT. A ROUTE_READ_ONLY page does not wait for its COMMIT's
  * answer, and one with a route query has it answered in the first round trip: one round trip
  * waited for in all (docs/performance.md). */
+int web_transaction_restart(struct request *r)
+{
+	char err[512];
+
+	db_rollback(r->db);
+	if (db_tenant_begin(r->db, r->session.org_id, r->session.user_id, err, sizeof err) == 0)
+		return 0;
+	respond_db_error(r, err);
+	return -1;
+}
+
 void web_dispatch(struct request *r)
 {
 	const struct route *rt;

@@ -94,6 +94,10 @@ extern const size_t web_routes_count;
 
 /* routes.c: the whole life of one request. */
 void web_dispatch(struct request *r);
+/* After a statement that failed as the page expected (a name taken), the request's transaction
+ * is aborted and every read of it would fail: this starts a fresh one under the same tenant so
+ * that the page can still show its form. 0, or -1 when it could not (answered 500). */
+int web_transaction_restart(struct request *r);
 
 /* request.c */
 int request_read(struct request *r, FCGX_Request *fcgi, const struct web_context *ctx, char *err, size_t errlen);

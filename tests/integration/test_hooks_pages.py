@@ -114,6 +114,17 @@ def test_dry_run_lists_writes_and_changes_nothing(admin, testenv):
     assert "outside this hook&#39;s scope" in r.text or "outside this hook's scope" in r.text, r.text[:2000]
 
 
+def test_a_name_taken_is_said_on_the_form(admin):
+    """The failed insert aborts the request's transaction; the form, read again in a fresh one,
+    says why (it answered 500 when its lists were read in the aborted one)."""
+    first = hook_id(new_hook(admin, "taken", SCRIPT_V1))
+    for r in (new_hook(admin, "taken", SCRIPT_V2),
+              admin.post(f"/hooks/{hook_id(new_hook(admin, 'other', SCRIPT_V1))}", {"name": "taken", "source": SCRIPT_V2})):
+        assert r.status_code == 422 and "Name: a hook of that name already exists." in html.unescape(r.text), \
+            (r.status_code, r.text[:300])
+    assert admin.json(f"/hooks/{first}").json()["fields"]["source"]["value"] == SCRIPT_V1
+
+
 def test_viewer_cannot_edit(stack, admin):
     hid = hook_id(new_hook(admin, "guarded", SCRIPT_V1))
     email = unique("v") + "@x.test"

@@ -273,6 +273,10 @@ def test_finish_checks_saves_and_audits(org, shop, stack):
     # the same name again is refused on step 1
     r = org.post("/backup-plans", data)
     assert r.status_code == 422 and "Name: a backup plan of that name already exists" in page_text(r)
+    # the form shown again still offers the organisation's clusters (read in a fresh transaction)
+    r = org.http.post(org.stack.url + "/backup-plans", data=dict(data, _csrf=org.csrf()), allow_redirects=False,
+                      headers={"Accept": "application/json"})
+    assert r.status_code == 422 and r.json()["clusters"], r.text[:500]
     # edit: the wizard starts with the plan's values; a weekly cron survives the round trip
     r = org.json(f"/backup-plans/{plan['id']}/edit")
     assert r.json()["fields"]["name"]["value"] == "shop-daily" and r.json()["fields"]["at_time"]["value"] == "02:30"
