@@ -6,6 +6,7 @@
 #include <string.h>
 
 static char db_sqlstate[6];
+#define DB_ERROR_PREFIX "database: "	/* what db_set_error puts before the message */
 
 /* The statements prepared on the one connection that asked (db_prepare_statements; a web
  * worker's, single-threaded): parsed, analysed and planned once per connection instead of once
@@ -30,13 +31,20 @@ static void db_set_error(PGconn *conn, const PGresult *res, char *err, size_t er
 	snprintf(db_sqlstate, sizeof db_sqlstate, "%s", state ? state : "XX000");
 	if (!msg)
 		msg = PQerrorMessage(conn);
-	snprintf(err, errlen, "database: %s", msg);
+	snprintf(err, errlen, DB_ERROR_PREFIX "%s", msg);
 	err[strcspn(err, "\n")] = '\0';
 }
 
 const char *db_last_sqlstate(void)
 {
 	return db_sqlstate;
+}
+
+const char *db_quota_refusal(const char *err)
+{
+	size_t n = strlen(DB_ERROR_PREFIX);
+
+	return strcmp(db_sqlstate, "SWQ01") == 0 && strncmp(err, DB_ERROR_PREFIX, n) == 0 ? err + n : NULL;
 }
 
 /* Reads the answer to a COMMIT sent by db_commit_read_only: it came while the caller answered its

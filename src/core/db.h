@@ -24,6 +24,9 @@ int db_run(PGconn *conn, const char *sql, int nparams, const char *const *params
 /* The SQLSTATE of the last failed db_exec/db_run in this process ("23505" for a unique
  * violation), "" when it succeeded. */
 const char *db_last_sqlstate(void);
+/* When the last failed statement was refused by an organisation's quota (SQLSTATE SWQ01,
+ * sql/031), the database's sentence naming the bound, taken from err; else NULL. */
+const char *db_quota_refusal(const char *err);
 
 /* Binds the transaction it runs in to organisation $1 and user $2 ("" for none); row-level
  * security reads them. */

@@ -331,8 +331,7 @@ struct restore_run {
 	cJSON *volumes;			/* the backup's volume record, or NULL */
 	struct restore_names reattached;	/* "<source-ns>/<claim>" bound again to its original volume */
 	struct restore_names versions_served, versions_unserved;	/* "group/version" asked of the target */
-	struct restore_names chosen;	/* the selection's objects (type/ns/name), sorted at first use */
-	int chosen_ready;
+	struct restore_names chosen;	/* the selection's objects (type/ns/name), sealed at first use */
 };
 
 static void restore_phase(struct restore_run *run, const char *name, const struct job_phase *started,
@@ -540,14 +539,13 @@ static const char *restore_selection_skip(struct restore_run *run, struct restor
 		snprintf(it->message, sizeof it->message, "not chosen: %s is not among the types the plan restores", type.buf);
 		why = it->message;
 	} else if (!namespace_object && cJSON_GetArraySize(objects) > 0) {
-		if (!run->chosen_ready) {	/* a set: asked once for each of the backup's objects */
+		if (!run->chosen.sorted) {	/* a set: asked once for each of the backup's objects */
 			const cJSON *o;
 
 			cJSON_ArrayForEach(o, objects)
 				if (cJSON_IsString(o))
 					restore_names_add(&run->chosen, o->valuestring);
 			restore_names_seal(&run->chosen);
-			run->chosen_ready = 1;
 		}
 		strbuf_addf(&key, "%s/%s/%s", type.buf, it->src->ns, it->src->name);
 		if (!restore_names_has(&run->chosen, key.buf)) {

@@ -734,10 +734,11 @@ static int store_save(PGconn *db, const cJSON *p, cJSON *result, int cluster, ch
 			id ? 13 : 12, params, err, errlen);
 	}
 	if (!res) {
-		if (strcmp(db_last_sqlstate(), "SWQ01") == 0 && strncmp(err, "database: ", 10) == 0) {
-			/* the organisation's quota (sql/031): the page says it as why nothing was saved */
+		const char *quota = db_quota_refusal(err);
+
+		if (quota) {	/* the page says it as why nothing was saved */
 			cJSON_DeleteItemFromObjectCaseSensitive(result, "message");
-			cJSON_AddStringToObject(result, "message", err + 10);
+			cJSON_AddStringToObject(result, "message", quota);
 			return db_run(db, "ROLLBACK TO SAVEPOINT store", 0, NULL, err, errlen);
 		}
 		if (strcmp(db_last_sqlstate(), "23505") != 0)
@@ -839,8 +840,10 @@ static void request_answer(const struct runner_context *ctx, PGconn *db, long lo
 			goto out;
 	}
 	result = a.result ? cJSON_PrintUnformatted(a.result) : NULL;
-	if (result && strlen(result) > ANSWER_MAX) {	/* every page that shows it parses it again */
-		log_error("request %lld (%s): its answer is %zu bytes, more than %d", id, kind, strlen(result), ANSWER_MAX);
+	size_t result_len = result ? strlen(result) : 0;
+
+	if (result_len > ANSWER_MAX) {	/* every page that shows it parses it again */
+		log_error("request %lld (%s): its answer is %zu bytes, more than %d", id, kind, result_len, ANSWER_MAX);
 		snprintf(a.error, sizeof a.error, "The cluster's answer is larger than %d MiB; nothing of it is kept.",
 			 ANSWER_MAX >> 20);
 		free(result);

@@ -186,9 +186,10 @@ void respond_error(struct request *r, int status, const char *message)
 
 void respond_db_error(struct request *r, const char *err)
 {
-	/* an organisation's quota (sql/031): the sentence is the database's, naming the bound */
-	if (strcmp(db_last_sqlstate(), "SWQ01") == 0 && strncmp(err, "database: ", 10) == 0) {
-		respond_error(r, 409, err + 10);
+	const char *quota = db_quota_refusal(err);
+
+	if (quota) {	/* an organisation's quota: the database's sentence names the bound */
+		respond_error(r, 409, quota);
 		return;
 	}
 	log_error("%s %s: %s", r->method, r->path, err);

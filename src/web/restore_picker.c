@@ -69,16 +69,20 @@ static void lines_add(cJSON *list, const char *text)
 void restore_objects_input(const struct kv_list *in, struct kv_list *out)
 {
 	cJSON *list = cJSON_CreateArray(), *e;
-	struct strbuf text = STRBUF_INIT;
+	struct strbuf posted = STRBUF_INIT, text = STRBUF_INIT;
 	int any = 0;
 
+	/* every field's lines in one text, so that repeats are dropped once (by one sort) */
 	for (size_t k = 0; k < in->count; k++) {
 		const char *key = in->items[k].key;
 		if (strcmp(key, "objects") == 0 || strcmp(key, "object") == 0) {
-			lines_add(list, in->items[k].value);
+			strbuf_addstr(&posted, in->items[k].value);
+			strbuf_addch(&posted, '\n');
 			any = 1;
 		}
 	}
+	lines_add(list, posted.buf);
+	strbuf_release(&posted);
 	cJSON_ArrayForEach(e, list)
 		strbuf_addf(&text, "%s%s", text.len ? "\n" : "", e->valuestring);
 	if (any)
